@@ -4,3 +4,5 @@ Importing this package registers every built-in kernel.
 """
 
 from devices.kernels import registry  # noqa: F401
+from devices.kernels import base  # noqa: F401,E402
+from devices.kernels import array, math  # noqa: F401,E402

@@ -1,0 +1,112 @@
+"""Session configuration with the field names TensorFlow users know: `ConfigProto`,
+`GPUOptions`, `GraphOptions`, `RunOptions`, `RunMetadata`.
+
+    config = af.ConfigProto(device_count={"CPU": 2}, log_device_placement=True)
+    with af.Session(config=config) as s: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scheduler.config import RuntimeConfig
+
+
+@dataclass
+class GPUOptions:
+    per_process_gpu_memory_fraction: float = 0.0
+    allow_growth: bool = True
+    memory_limit_bytes: int | None = None
+
+
+@dataclass
+class OptimizerOptions:
+    do_common_subexpression_elimination: bool = True
+    do_constant_folding: bool = True
+
+
+@dataclass
+class GraphOptions:
+    optimizer_options: OptimizerOptions = field(default_factory=OptimizerOptions)
+    enable_recv_scheduling: bool = False
+    enable_bfloat16_sendrecv: bool = False
+
+
+@dataclass
+class ConfigProto:
+    """A session's configuration (one typed object; nothing comes from the environment)."""
+
+    device_count: dict[str, int] = field(default_factory=dict)
+    allow_soft_placement: bool = False
+    log_device_placement: bool = False
+    inter_op_parallelism_threads: int = 0
+    intra_op_parallelism_threads: int = 0
+    gpu_options: GPUOptions = field(default_factory=GPUOptions)
+    graph_options: GraphOptions = field(default_factory=GraphOptions)
+    memory_limit_bytes: dict[str, int] = field(default_factory=dict)  # by device name or kind
+    operation_timeout_in_ms: int = 0
+
+    def to_runtime(self) -> RuntimeConfig:
+        counts = {"CPU": 1, **self.device_count}
+        limits = dict(self.memory_limit_bytes)
+        if self.gpu_options.memory_limit_bytes is not None:
+            limits.setdefault("GPU", self.gpu_options.memory_limit_bytes)
+        opt = self.graph_options.optimizer_options
+        return RuntimeConfig(
+            device_count=counts,
+            memory_limit_bytes=limits,
+            allow_soft_placement=self.allow_soft_placement,
+            log_device_placement=self.log_device_placement,
+            lossy_transfers=self.graph_options.enable_bfloat16_sendrecv,
+            schedule_recvs_alap=self.graph_options.enable_recv_scheduling,
+            common_subexpression_elimination=opt.do_common_subexpression_elimination,
+            constant_folding=opt.do_constant_folding,
+            worker_threads=self.inter_op_parallelism_threads or 2,
+        )
+
+
+class RunOptions:
+    NO_TRACE = 0
+    SOFTWARE_TRACE = 1
+    HARDWARE_TRACE = 2
+    FULL_TRACE = 3
+
+    def __init__(self, trace_level: int = 0, timeout_in_ms: int = 0):
+        self.trace_level = trace_level
+        self.timeout_in_ms = timeout_in_ms
+
+
+@dataclass(frozen=True)
+class NodeExecStats:
+    node_name: str
+    device: str
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass
+class StepStats:
+    nodes: list[NodeExecStats] = field(default_factory=list)
+
+    def by_device(self) -> dict[str, list[NodeExecStats]]:
+        out: dict[str, list[NodeExecStats]] = {}
+        for n in self.nodes:
+            out.setdefault(n.device, []).append(n)
+        return out
+
+    def node_names(self) -> set[str]:
+        return {n.node_name for n in self.nodes}
+
+
+@dataclass
+class RunMetadata:
+    """Filled by `Session.run(..., run_metadata=md)`: per node its device, start and end."""
+
+    step_stats: StepStats = field(default_factory=StepStats)
+    partition_graphs: list[Any] = field(default_factory=list)
+    placement: dict[str, str] = field(default_factory=dict)

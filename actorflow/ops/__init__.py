@@ -1,0 +1,1 @@
+"""Op definitions and the builder functions users call; kernels live in `devices.kernels`."""

@@ -1,0 +1,368 @@
+"""Sessions: run fetches of a graph on the local runtime, from plain Python or from trio.
+
+Design
+------
+`Session.run(fetches, feed_dict)` looks up a `_Plan` for the *signature* of the call — the
+fetch structure and the fed tensors — and compiles one on a miss (export the graph, then
+`scheduler.master.compile_step`: prune, rewrite, place, partition, compile). A plan knows how
+to convert feeds (dtype and shape checked against each fed tensor), and how to rebuild the
+nested fetch structure from the step's flat results. Plans are cached per session; the graph
+may grow meanwhile (existing plans stay valid, as TF's Extend).
+
+One executor, two front doors: the sync API hosts the device actors on a thread of their own and
+blocks on each step; the async API hosts them in the caller's trio nursery:
+
+    with af.Session() as s:                       # sync
+        s.run(train_op, {x: batch})
+    async with af.Session() as s:                 # trio
+        await s.run(train_op, {x: batch})
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import trio
+
+from actorflow import shapes
+from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions
+from actorflow.graph import Graph, Operation, Tensor, get_default_graph
+from devices.errors import FailedPreconditionError, InvalidArgumentError
+from scheduler import master
+from scheduler.graphdef import GraphDef, NodeDef
+from scheduler.runtime import LocalRuntime
+
+_default_session: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "af_default_session", default=None)
+
+
+def get_default_session() -> Session:
+    s = _default_session.get()
+    if s is None:
+        raise FailedPreconditionError(
+            "no default session: use 'with af.Session() as s:' or pass session= explicitly")
+    return s
+
+
+class _Plan:
+    """How to run one call signature: the compiled step, feed checks and result layout."""
+
+    __slots__ = ("step", "feed_checks", "build", "placement")
+
+    def __init__(self, step: master.CompiledStep,
+                 feed_checks: list[tuple[Tensor, np.dtype, shapes.Shape]],
+                 build: Callable[[list[Any]], Any]):
+        self.step = step
+        self.feed_checks = feed_checks
+        self.build = build
+
+
+class Session:
+    """A connection to the runtime for one graph. Closing it stops its devices."""
+
+    def __init__(self, target: str = "", graph: Graph | None = None,
+                 config: ConfigProto | None = None):
+        if target:
+            raise InvalidArgumentError(
+                f"target {target!r}: remote sessions need a cluster ('af://host:port'), which "
+                f"this build does not run yet; use af.Session() for the local runtime")
+        self.graph = graph or get_default_graph()
+        self.config = config or ConfigProto()
+        self._runtime = LocalRuntime(self.config.to_runtime())
+        self._plans: dict[Any, _Plan] = {}
+        self._compile_lock = threading.Lock()
+        self._exported: tuple[int, GraphDef, dict[str, NodeDef]] | None = None
+        self._started = False
+        self._mode: str | None = None
+        self._token: contextvars.Token | None = None
+        self._nursery_cm: Any = None
+        self.closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> Session:
+        self._ensure_thread()
+        self._token = _default_session.set(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._token is not None:
+            _default_session.reset(self._token)
+            self._token = None
+        self.close()
+
+    def as_default(self) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():  # type: ignore[no-untyped-def]
+            token = _default_session.set(self)
+            try:
+                yield self
+            finally:
+                _default_session.reset(token)
+        return cm()
+
+    def _ensure_thread(self) -> None:
+        if self._started:
+            return
+        with self._compile_lock:
+            if not self._started:
+                self._runtime.start_in_thread()
+                self._mode = "sync"
+                self._started = True
+
+    async def __aenter__(self) -> AsyncSession:
+        if self._started:
+            raise FailedPreconditionError("this session is already running; a Session is used "
+                                          "either with 'with' or with 'async with', once")
+        self._nursery_cm = trio.open_nursery()
+        nursery = await self._nursery_cm.__aenter__()
+        await nursery.start(self._runtime.serve)
+        self._mode = "async"
+        self._started = True
+        return AsyncSession(self)
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        self.closed = True
+        self._runtime.closed = True
+        if self._runtime._cancel is not None:
+            self._runtime._cancel.cancel()
+        return await self._nursery_cm.__aexit__(*exc)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._runtime.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_mode", None) == "sync" and not getattr(self, "closed", True):
+            self._runtime.close()
+
+    @property
+    def devices(self) -> list[Any]:
+        return list(self._runtime.devices)
+
+    def list_devices(self) -> list[str]:
+        return [d.name for d in self._runtime.devices]
+
+    def statistics(self) -> list[Any]:
+        """Per-device statistics (mailbox depth, pool bytes, hits and misses)."""
+        return [d.statistics() for d in self._runtime.devices]
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, fetches: Any, feed_dict: dict | None = None, options: RunOptions | None = None,
+            run_metadata: RunMetadata | None = None) -> Any:
+        """Run the graph to compute `fetches` (a tensor, an op, a name, or nested lists,
+        tuples and dicts of them), with `feed_dict` replacing tensor values."""
+        if self.closed:
+            raise FailedPreconditionError(
+                "attempted to use a closed session; create a new af.Session()")
+        if not self._started:
+            self._ensure_thread()
+        elif self._mode == "async":
+            raise FailedPreconditionError(
+                "this session runs inside trio ('async with'): use 'await s.run(...)' on the "
+                "object 'async with' gave you")
+        plan, args = self._prepare(fetches, feed_dict)
+        trace = [] if run_metadata is not None else None
+        rets = self._runtime.run(plan.step, args, trace)
+        if run_metadata is not None:
+            _fill_metadata(run_metadata, trace, plan)
+        return plan.build(rets)
+
+    def _prepare(self, fetches: Any, feed_dict: dict | None) -> tuple[_Plan, list[Any]]:
+        feed_dict = feed_dict or {}
+        fkey = _structure_key(fetches)
+        key = (fkey, tuple(feed_dict))
+        plan = self._plans.get(key)
+        if plan is None:
+            with self._compile_lock:
+                plan = self._plans.get(key) or self._compile(fetches, feed_dict, key)
+        args = [_convert_feed(v, t, dt, shp)
+                for (t, dt, shp), v in zip(plan.feed_checks, feed_dict.values(), strict=True)]
+        return plan, args
+
+    def _compile(self, fetches: Any, feed_dict: dict, key: Any) -> _Plan:
+        g = self.graph
+        flat: list[Tensor] = []
+        targets: list[Operation] = []
+        build = _make_builder(fetches, g, flat, targets)
+        checks: list[tuple[Tensor, np.dtype, shapes.Shape]] = []
+        for k in feed_dict:
+            t = _feed_tensor(k, g)
+            if t.dtype.is_resource:
+                raise InvalidArgumentError(f"cannot feed resource tensor '{t.name}'")
+            checks.append((t, t.dtype.np, t._shape))
+        gd, by_name = self._export()
+        log = _print if self.config.log_device_placement else None
+        step = master.compile_step(
+            gd, feeds=[t.name for t, _, _ in checks], fetches=[t.name for t in flat],
+            targets=[op.name for op in targets], devices=self._runtime.devices,
+            config=self._runtime.config, by_name=by_name, log=log)
+        plan = _Plan(step, checks, build)
+        self._plans[key] = plan
+        return plan
+
+    def _export(self) -> tuple[GraphDef, dict[str, NodeDef]]:
+        ex = self._exported
+        if ex is None or ex[0] != self.graph.version:
+            gd = self.graph.as_graph_def()
+            ex = (self.graph.version, gd, gd.by_name())
+            self._exported = ex
+        return ex[1], ex[2]
+
+    def make_callable(self, fetches: Any, feed_list: list[Any] | None = None) -> Callable[..., Any]:
+        """A function running `fetches` with positional feeds, skipping per-call lookups."""
+        feed_list = list(feed_list or [])
+
+        def call(*values: Any) -> Any:
+            return self.run(fetches, dict(zip(feed_list, values, strict=True)))
+        return call
+
+
+class AsyncSession:
+    """The trio face of a Session: the same plans and executor, awaited in the caller's loop."""
+
+    def __init__(self, session: Session):
+        self._s = session
+
+    @property
+    def graph(self) -> Graph:
+        return self._s.graph
+
+    @property
+    def session(self) -> Session:
+        return self._s
+
+    def statistics(self) -> list[Any]:
+        return self._s.statistics()
+
+    async def run(self, fetches: Any, feed_dict: dict | None = None,
+                  options: RunOptions | None = None,
+                  run_metadata: RunMetadata | None = None) -> Any:
+        s = self._s
+        if s.closed:
+            raise FailedPreconditionError("attempted to use a closed session")
+        plan, args = s._prepare(fetches, feed_dict)
+        trace = [] if run_metadata is not None else None
+        rets = await s._runtime.arun(plan.step, args, trace)
+        if run_metadata is not None:
+            _fill_metadata(run_metadata, trace, plan)
+        return plan.build(rets)
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _fill_metadata(md: RunMetadata, trace: list | None, plan: _Plan) -> None:
+    md.step_stats.nodes = [NodeExecStats(n, d, a, b) for n, d, a, b in trace or ()]
+    md.placement = dict(plan.step.placement)
+
+
+# ------------------------------------------------------------------------------------------
+# Fetch structures and feeds
+# ------------------------------------------------------------------------------------------
+def _structure_key(fetches: Any) -> Any:
+    t = type(fetches)
+    if t is Tensor or t is Operation:
+        return fetches
+    if t is list or t is tuple:
+        return (t, *(_structure_key(f) for f in fetches))
+    if isinstance(fetches, dict):
+        return (dict, *((k, _structure_key(v)) for k, v in fetches.items()))
+    if isinstance(fetches, str):
+        return ("name", fetches)
+    return fetches  # variables and other graph elements hash by identity
+
+
+def _make_builder(fetches: Any, g: Graph, flat: list[Tensor],
+                  targets: list[Operation]) -> Callable[[list[Any]], Any]:
+    """Flatten `fetches` into `flat`/`targets`; return the function rebuilding the structure."""
+    if isinstance(fetches, list | tuple):
+        parts = [_make_builder(f, g, flat, targets) for f in fetches]
+        kind = type(fetches)
+        if kind is list or kind is tuple:
+            return lambda rets: kind(p(rets) for p in parts)
+        return lambda rets: kind(*(p(rets) for p in parts))  # namedtuple
+    if isinstance(fetches, dict):
+        items = [(k, _make_builder(v, g, flat, targets)) for k, v in fetches.items()]
+        kind = type(fetches)
+        return lambda rets: kind((k, p(rets)) for k, p in items)
+    if fetches is None:
+        raise InvalidArgumentError("fetch argument None is not a tensor or operation")
+    el = g.as_graph_element(fetches)
+    if isinstance(el, Operation):
+        if el not in targets:
+            targets.append(el)
+        return lambda rets: None
+    if el.dtype.is_resource:
+        raise InvalidArgumentError(f"cannot fetch resource handle '{el.name}'; fetch the "
+                                   f"variable's value instead")
+    for i, t in enumerate(flat):
+        if t is el:
+            return lambda rets, i=i: _to_host(rets[i])
+    flat.append(el)
+    i = len(flat) - 1
+    return lambda rets: _to_host(rets[i])
+
+
+def _to_host(v: Any) -> Any:
+    if type(v) is np.ndarray or isinstance(v, np.generic):
+        return v
+    get = getattr(v, "get", None)  # a CuPy array: copy to the host
+    if get is not None and not isinstance(v, dict):
+        return get()
+    return np.asarray(v)
+
+
+def _feed_tensor(key: Any, g: Graph) -> Tensor:
+    if isinstance(key, str):
+        el = g.as_graph_element(key)
+    else:
+        if hasattr(key, "_as_graph_element"):
+            key = key._as_graph_element()
+        el = key
+    if not isinstance(el, Tensor):
+        raise InvalidArgumentError(f"cannot feed {key!r}: feed_dict keys must be tensors "
+                                   f"(or tensor names like 'x:0')")
+    if el.graph is not g:
+        raise InvalidArgumentError(f"cannot feed tensor '{el.name}': it belongs to another "
+                                   f"graph than this session's")
+    return el
+
+
+def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> np.ndarray:
+    if type(value) is np.ndarray:
+        if value.dtype != dt:
+            if not np.can_cast(value.dtype, dt, casting="same_kind") and not (
+                    value.dtype.kind in "iu" and dt.kind in "iuf"):
+                raise InvalidArgumentError(
+                    f"cannot feed a {value.dtype} array to tensor '{t.name}' of dtype "
+                    f"{t.dtype.name}; convert it first (e.g. value.astype(np.{dt}))",
+                    node=t.op.name)
+            value = value.astype(dt)
+    else:
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as e:
+            raise InvalidArgumentError(
+                f"cannot feed {value!r} to tensor '{t.name}': {e}", node=t.op.name) from None
+        if arr.dtype.hasobject or (arr.dtype.kind == "f" and dt.kind in "iub") or (
+                arr.dtype.kind in "iuf" and dt.kind == "b"):
+            raise InvalidArgumentError(
+                f"cannot feed {value!r} ({arr.dtype}) to tensor '{t.name}' of dtype "
+                f"{t.dtype.name}", node=t.op.name)
+        value = arr.astype(dt, copy=False)
+    if shape is not None:
+        vs = value.shape
+        if len(vs) != len(shape) or any(d is not None and d != v for d, v in
+                                        zip(shape, vs, strict=True)):
+            raise InvalidArgumentError(
+                f"cannot feed value of shape {tuple(vs)} for tensor '{t.name}', which has "
+                f"shape {shapes.fmt(shape)}", node=t.op.name)
+    return value

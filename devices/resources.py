@@ -1,0 +1,102 @@
+"""Resources a device holds across steps: variables (and later queues, accumulators), kept in
+named *containers* that outlive sessions until the container is reset.
+
+A `ResourceVariable` stores one array. Reads return that array itself (no copy); updates are
+in place *unless* someone else still holds the array (a read snapshot being consumed, a fetched
+result), in which case the update copies first — so a read is a consistent snapshot that no
+later update changes under its consumer. `sys.getrefcount` tells the two cases apart exactly.
+
+State is owned by the device actor; kernels touch it only from the actor's task (or from a
+worker thread the actor is awaiting), so there are no locks.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from devices.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+
+# Refcount of a value held only by a variable: the attribute, the local name, getrefcount's arg.
+_SOLE_REFS = 3
+
+
+class ResourceVariable:
+    """A mutable tensor living on a device. `value` is None until first assigned."""
+
+    __slots__ = ("name", "dtype", "shape", "value", "device")
+
+    def __init__(self, name: str, dtype: np.dtype, shape: tuple | None, device: str):
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.value: Any = None
+        self.device = device
+
+    def read(self) -> Any:
+        value = self.value
+        if value is None:
+            raise FailedPreconditionError(
+                f"attempting to use uninitialized variable '{self.name}'; run its initializer "
+                f"first (af.global_variables_initializer())", device=self.device)
+        return value
+
+    def assign(self, new: Any) -> None:
+        if self.shape is not None and tuple(new.shape) != tuple(self.shape) and \
+                not _compatible(self.shape, new.shape):
+            raise InvalidArgumentError(
+                f"cannot assign a value of shape {tuple(new.shape)} to variable '{self.name}' "
+                f"of shape {tuple(self.shape)}", device=self.device)
+        if new.dtype != self.dtype:
+            new = new.astype(self.dtype)
+        self.value = new
+
+    def writable(self) -> Any:
+        """The current value, safe to update in place: copied if anyone else holds it."""
+        value = self.read()
+        if sys.getrefcount(value) > _SOLE_REFS + 1 or not value.flags.writeable:
+            value = value.copy()
+            self.value = value
+        return value
+
+
+def _compatible(want: tuple, got: tuple) -> bool:
+    return len(want) == len(got) and all(w is None or w == g for w, g in zip(want, got, strict=True))
+
+
+class ResourceMgr:
+    """Containers of named resources on one device."""
+
+    DEFAULT = ""
+
+    def __init__(self, device: str):
+        self.device = device
+        self._containers: dict[str, dict[str, Any]] = {}
+
+    def lookup_or_create(self, container: str, name: str, create: Callable[[], Any]) -> Any:
+        c = self._containers.setdefault(container, {})
+        r = c.get(name)
+        if r is None:
+            r = c[name] = create()
+        return r
+
+    def lookup(self, container: str, name: str) -> Any:
+        try:
+            return self._containers[container][name]
+        except KeyError:
+            raise NotFoundError(f"resource '{name}' not found in container "
+                                f"'{container or '<default>'}'", device=self.device) from None
+
+    def reset(self, container: str | None = None) -> list[str]:
+        """Drop one container (or all); returns the names of the containers reset."""
+        if container is None:
+            names = list(self._containers)
+            self._containers.clear()
+            return names
+        return [container] if self._containers.pop(container, None) is not None else []
+
+    def names(self) -> dict[str, list[str]]:
+        return {c: sorted(r) for c, r in self._containers.items()}

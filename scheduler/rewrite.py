@@ -1,0 +1,148 @@
+"""Graph rewrites before placement: common-subexpression elimination and constant folding.
+
+CSE (WP §5.1) merges nodes of the same op, device, attributes and inputs (after earlier merges)
+into the first of them; constant folding (OSDI §5) evaluates nodes whose inputs are all
+constants, with the CPU kernel, and replaces them by `Const` nodes. Neither touches stateful
+ops (variables, random numbers), asynchronous kernels, feeds or fetches.
+
+    g = optimize(pruned_graph)        # both rewrites, in one pass each
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from devices.errors import OpError
+from devices.kernels import registry
+from scheduler.graphdef import GraphDef, NodeDef, parse_input
+
+_NEVER = {"_Arg", "_Retval", "_Send", "_Recv", "Placeholder", "Const", "NoOp"}
+_MAX_FOLD_ELEMENTS = 1 << 16
+
+
+def optimize(graph: GraphDef, *, cse: bool = True, fold: bool = True) -> GraphDef:
+    if cse:
+        graph = eliminate_common_subexpressions(graph)
+    if fold:
+        graph = fold_constants(graph)
+    return graph
+
+
+def _rewritable(nd: NodeDef) -> bool:
+    if nd.op in _NEVER or "resource" in nd.out_dtypes:
+        return False
+    kdefs = [registry.lookup(nd.op, d) for d in registry.device_types_for(nd.op)]
+    return bool(kdefs) and not any(k.stateful or k.is_async for k in kdefs)
+
+
+def _attr_key(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        if v.size > 64:
+            return ("array", id(v))
+        return ("array", v.dtype.str, v.shape, v.tobytes())
+    if isinstance(v, list | tuple):
+        return tuple(_attr_key(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _attr_key(x)) for k, x in v.items()))
+    return v
+
+
+def eliminate_common_subexpressions(graph: GraphDef) -> GraphDef:
+    rename: dict[str, str] = {}
+    seen: dict[Any, str] = {}
+    out: list[NodeDef] = []
+    for nd in _topological(graph):
+        ins = [_renamed(s, rename) for s in nd.inputs]
+        if ins != nd.inputs:
+            nd = NodeDef(nd.name, nd.op, ins, nd.device, nd.attrs, nd.out_dtypes, nd.out_shapes)
+        if _rewritable(nd) or nd.op == "Const":
+            data = tuple(s for s in ins if not s.startswith("^"))
+            ctrl = tuple(sorted(s for s in ins if s.startswith("^")))
+            key = (nd.op, nd.device, data, ctrl, _attr_key(nd.attrs))
+            first = seen.get(key)
+            if first is not None:
+                rename[nd.name] = first
+                continue
+            seen[key] = nd.name
+        out.append(nd)
+    return GraphDef(out, graph.version)
+
+
+def _renamed(spec: str, rename: dict[str, str]) -> str:
+    if spec.startswith("^"):
+        return "^" + rename.get(spec[1:], spec[1:])
+    name, port = parse_input(spec)
+    return f"{rename.get(name, name)}:{port}" if name in rename else spec
+
+
+def fold_constants(graph: GraphDef) -> GraphDef:
+    from devices.device import CpuDevice  # a scratch device: no actor, no state
+
+    scratch = None
+    consts: dict[str, np.ndarray] = {
+        nd.name: nd.attrs["value"] for nd in graph.nodes if nd.op == "Const"}
+    out: list[NodeDef] = []
+    for nd in _topological(graph):
+        if (nd.op not in _NEVER and len(nd.out_dtypes) == 1 and nd.inputs
+                and all(not s.startswith("^") and parse_input(s)[1] == 0
+                        and parse_input(s)[0] in consts for s in nd.inputs)
+                and _rewritable(nd)):
+            scratch = scratch or CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0")
+            value = _evaluate(nd, graph, consts, scratch)
+            if value is not None:
+                consts[nd.name] = value
+                nd = NodeDef(nd.name, "Const", [], nd.device, {"value": value,
+                             "dtype": nd.out_dtypes[0]}, nd.out_dtypes,
+                             [tuple(value.shape)])
+        out.append(nd)
+    return GraphDef(out, graph.version)
+
+
+def _evaluate(nd: NodeDef, graph: GraphDef, consts: dict[str, np.ndarray],
+              device: Any) -> np.ndarray | None:
+    from scheduler.executor import _kernel_context
+    try:
+        kdef = registry.lookup(nd.op, "CPU")
+        index = {n.name: i for i, n in enumerate(graph.nodes)}
+        pairs = [(index[parse_input(s)[0]], 0) for s in nd.inputs]
+        fn = kdef.factory(_kernel_context(nd, graph.nodes, index, pairs, device))
+        if getattr(fn, "needs_step", False):
+            return None
+        (value,) = fn(*[consts[parse_input(s)[0]] for s in nd.inputs])
+    except (OpError, ValueError, TypeError, KeyError):
+        return None  # leave it to run time, where the error names the step
+    value = np.asarray(value)
+    if value.size > _MAX_FOLD_ELEMENTS or value.dtype.hasobject:
+        return None
+    value = np.array(value)  # own the memory: kernels may return views of their inputs
+    value.setflags(write=False)
+    return value
+
+
+def _topological(graph: GraphDef) -> list[NodeDef]:
+    """Nodes in an order where inputs come first (graph order if already so)."""
+    by_name = graph.by_name()
+    order: list[NodeDef] = []
+    state: dict[str, int] = {}
+    for root in graph.nodes:
+        if root.name in state:
+            continue
+        stack = [(root, False)]
+        while stack:
+            nd, done = stack.pop()
+            if done:
+                state[nd.name] = 2
+                order.append(nd)
+                continue
+            if state.get(nd.name):
+                continue
+            state[nd.name] = 1
+            stack.append((nd, True))
+            for spec in reversed(nd.inputs):
+                name = spec[1:] if spec.startswith("^") else parse_input(spec)[0]
+                dep = by_name.get(name)
+                if dep is not None and not state.get(name):
+                    stack.append((dep, False))
+    return order

@@ -1,0 +1,170 @@
+"""The local runtime: hosts a process's device actors and runs compiled steps on them.
+
+Design
+------
+The device actors live in one trio loop. A sync user gets that loop on a thread of its own
+(`start_in_thread`); a trio user hosts it in their own nursery (`serve`), so the async API
+needs no thread hop. Either way a step is the same: make a `StepContext` (feeds, result slots,
+the step's rendezvous), submit one `StepRun` per partition to its device's mailbox, and wait
+for the last partition to report. The sync `run` is a thin wrapper: it posts the submission
+to the loop (`run_sync_soon`) and blocks on a lock the step's done-callback releases.
+
+    rt = LocalRuntime(RuntimeConfig())
+    rt.start_in_thread()
+    rets = rt.run(compiled_step, [feed_value])
+    rt.close()
+"""
+
+from __future__ import annotations
+
+import _thread
+import itertools
+import threading
+from typing import Any
+
+import trio
+
+from devices.device import CpuDevice, Device
+from devices.errors import CancelledError, FailedPreconditionError, OpError, UnavailableError
+from scheduler.config import RuntimeConfig
+from scheduler.executor import StepContext, StepRun
+from scheduler.master import CompiledStep
+from scheduler.rendezvous import Rendezvous
+
+_step_ids = itertools.count(1)
+
+
+class LocalRuntime:
+    """The device actors of one process and the machinery to run steps on them."""
+
+    def __init__(self, config: RuntimeConfig | None = None, devices: list[Device] | None = None):
+        self.config = config or RuntimeConfig()
+        if devices is None:
+            devices = []
+            prefix = f"/job:{self.config.job}/replica:0/task:{self.config.task}"
+            for i in range(max(1, self.config.device_count.get("CPU", 1))):
+                name = f"{prefix}/device:CPU:{i}"
+                devices.append(CpuDevice(name, memory_limit=self.config.memory_limit_for(
+                    name, "CPU"), worker_threads=self.config.worker_threads,
+                    thread_threshold_us=self.config.thread_threshold_us))
+        self.devices: list[Device] = devices
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._cancel: trio.CancelScope | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        self.closed = False
+
+    # -- hosting ---------------------------------------------------------------------------
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run every device actor in the current trio loop until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._cancel = nursery.cancel_scope
+            for d in self.devices:
+                await nursery.start(d.serve)
+            self._token = trio.lowlevel.current_trio_token()
+            task_status.started(self)
+            await trio.sleep_forever()
+
+    def start_in_thread(self) -> None:
+        """Host the device actors on a daemon thread of their own (for sync callers)."""
+        started = threading.Event()
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.serve)
+                started.set()
+
+        def thread_main() -> None:
+            try:
+                trio.run(main)
+            except BaseException as e:  # noqa: BLE001 - reported to the next caller
+                self._thread_error = e
+            finally:
+                started.set()
+
+        self._thread = threading.Thread(target=thread_main, name="actorflow-devices",
+                                        daemon=True)
+        self._thread.start()
+        started.wait()
+        if self._thread_error is not None:
+            raise self._thread_error
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._token is not None and self._cancel is not None:
+            try:
+                self._token.run_sync_soon(self._cancel.cancel)
+            except trio.RunFinishedError:
+                pass
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    @property
+    def in_own_thread(self) -> bool:
+        return self._thread is not None
+
+    # -- steps -----------------------------------------------------------------------------
+    def _start(self, step: CompiledStep, ctx: StepContext) -> None:
+        for dev, exe in step.parts:
+            dev.submit(StepRun(exe, ctx))
+
+    def _new_ctx(self, step: CompiledStep, args: list[Any], done: Any,
+                 trace: list | None) -> StepContext:
+        step_id = next(_step_ids)
+        rdv = Rendezvous(step_id) if len(step.parts) > 1 else None
+        return StepContext(step_id, args, step.n_rets, len(step.parts), done, rdv, trace)
+
+    def run(self, step: CompiledStep, args: list[Any], trace: list | None = None) -> list[Any]:
+        """Run one step from a thread other than the runtime's; blocks until it is done."""
+        self._check_open()
+        if self._thread is None:
+            raise FailedPreconditionError(
+                "this session runs in a trio program: use 'await session.run(...)' inside "
+                "'async with af.Session() as session'")
+        if not step.parts:
+            return [None] * step.n_rets
+        lock = _thread.allocate_lock()
+        lock.acquire()
+        box: list[OpError | None] = []
+
+        def done(error: OpError | None) -> None:
+            box.append(error)
+            lock.release()
+
+        ctx = self._new_ctx(step, args, done, trace)
+        assert self._token is not None
+        try:
+            self._token.run_sync_soon(self._start, step, ctx)
+        except trio.RunFinishedError:
+            raise UnavailableError("the session's devices have shut down") from None
+        lock.acquire()
+        if box[0] is not None:
+            raise box[0]
+        return ctx.rets
+
+    async def arun(self, step: CompiledStep, args: list[Any],
+                   trace: list | None = None) -> list[Any]:
+        """Run one step from a task of the runtime's own trio loop."""
+        self._check_open()
+        if not step.parts:
+            return [None] * step.n_rets
+        finished = trio.Event()
+        ctx = self._new_ctx(step, args, lambda error: finished.set(), trace)
+        self._start(step, ctx)
+        try:
+            await finished.wait()
+        except trio.Cancelled:
+            ctx.abort(CancelledError(f"step {ctx.step_id} was cancelled by its caller"))
+            raise
+        if ctx.error is not None:
+            raise ctx.error
+        return ctx.rets
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise FailedPreconditionError(
+                "attempted to use a closed session; create a new af.Session()")
+        if self._thread_error is not None:
+            raise UnavailableError(f"the device thread failed: {self._thread_error!r}")

@@ -1,0 +1,10 @@
+"""Bytes between processes: the msgpack+ndarray codec, trio<->ZeroMQ sockets, RPC framing.
+
+- `transport.codec`: a message is a msgpack header frame plus raw tensor frames (zero copy),
+  checked against an allowlist and `Limits` on the way in; errors travel by canonical code.
+- `transport.zsocket`: `ZSocket`, one ZeroMQ socket driven by one trio pump task.
+- `transport.rpc`: `RpcServer` (ROUTER) and `RpcClient` (DEALER) with deadlines and
+  application-level heartbeats, configured by one `RpcConfig`.
+
+This layer imports only `devices`; it knows nothing about graphs.
+"""
