@@ -3,8 +3,14 @@
 Design
 ------
 A `Device` is driven by one task, `serve()`, that takes *work items* from a bounded mailbox
-(a trio memory channel) and runs them one at a time. Only that task touches the device's state
-(pool, resources, kernels), so nothing needs a lock. A work item is any object with
+(a trio memory channel) and runs them one at a time. Only the actor touches the device's state
+(pool, resources, kernels), so kernels need no locks.
+
+The actor's identity is its *baton* (`baton`, a lock): whoever holds it is the actor for that
+moment. Normally that is the serve task, which takes it around every work item. A synchronous
+caller may take it too and run a step that needs no waiting inline on its own thread (the
+same executor code), which saves two thread wake-ups per step (~100 us on a small VM); the
+moment that step would wait (an asynchronous kernel), it hands the step to the serve task. A work item is any object with
 ``async def run(device)``; the scheduler's executor supplies them (a step to start, the
 continuation of a step after an asynchronous kernel finished). A work item never blocks on
 other devices: it runs what is ready, parks what waits (a Recv, a worker-thread kernel) as a
@@ -26,6 +32,7 @@ State (owned by the serve task):
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +73,7 @@ class Device:
         self._items_run = 0
         self._waiting = 0
         self._closed = False
+        self.baton = threading.Lock()
 
     # -- the actor --------------------------------------------------------------------------
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -77,10 +85,21 @@ class Device:
             try:
                 async for item in self._recv:
                     self._items_run += 1
-                    await item.run(self)
+                    await self._take_baton()
+                    try:
+                        await item.run(self)
+                    finally:
+                        self.baton.release()
             finally:
                 self._closed = True
                 nursery.cancel_scope.cancel()
+
+    async def _take_baton(self) -> None:
+        """Wait (without blocking the trio loop) while a sync caller is running inline."""
+        delay = 2e-5
+        while not self.baton.acquire(blocking=False):
+            await trio.sleep(delay)
+            delay = min(delay * 2, 1e-3)
 
     def submit(self, item: Any) -> None:
         """Queue a work item; call from the device's trio thread."""

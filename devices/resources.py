@@ -20,7 +20,9 @@ import numpy as np
 
 from devices.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
-# Refcount of a value held only by a variable: the attribute, the local name, getrefcount's arg.
+# Refcount of a value held only by a variable, seen from inside `writable`: the attribute, the
+# local name, getrefcount's argument. One more holder (a snapshot being consumed, a view of it,
+# a fetched result) means the value is shared and an update must copy first.
 _SOLE_REFS = 3
 
 
@@ -57,10 +59,27 @@ class ResourceVariable:
     def writable(self) -> Any:
         """The current value, safe to update in place: copied if anyone else holds it."""
         value = self.read()
-        if sys.getrefcount(value) > _SOLE_REFS + 1 or not value.flags.writeable:
+        if sys.getrefcount(value) > _SOLE_REFS or not _writeable(value):
             value = value.copy()
             self.value = value
         return value
+
+    def assign_copy(self, new: Any, xp: Any = np) -> Any:
+        """Store a copy of `new` in a buffer the variable owns (reusing the current buffer in
+        place when nobody else holds it and the shape agrees); returns the stored value."""
+        value = self.value
+        if (value is not None and value.shape == new.shape and _writeable(value)
+                and sys.getrefcount(value) <= _SOLE_REFS):
+            value[...] = new
+            return value
+        del value
+        self.assign(xp.array(new, dtype=self.dtype, copy=True))
+        return self.value
+
+
+def _writeable(value: Any) -> bool:
+    flags = getattr(value, "flags", None)
+    return flags is None or getattr(flags, "writeable", True)
 
 
 def _compatible(want: tuple, got: tuple) -> bool:
@@ -75,6 +94,8 @@ class ResourceMgr:
     def __init__(self, device: str):
         self.device = device
         self._containers: dict[str, dict[str, Any]] = {}
+        # Bumped by every reset: kernels that cache a resource check it before reusing one.
+        self.generation = 0
 
     def lookup_or_create(self, container: str, name: str, create: Callable[[], Any]) -> Any:
         c = self._containers.setdefault(container, {})
@@ -92,6 +113,7 @@ class ResourceMgr:
 
     def reset(self, container: str | None = None) -> list[str]:
         """Drop one container (or all); returns the names of the containers reset."""
+        self.generation += 1
         if container is None:
             names = list(self._containers)
             self._containers.clear()

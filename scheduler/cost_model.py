@@ -171,13 +171,15 @@ class CostModel:
         return r.launch_s + max(flops / r.flops_per_s, nbytes / r.bytes_per_s)
 
     def compute_time(self, node: NodeDef, device: DeviceSpec | str,
-                     in_shapes: Sequence[Shape] = (), in_bytes: int | None = None) -> float:
-        """Seconds `node` takes on `device`: a measured average if any, else the heuristic."""
+                     in_shapes: Sequence[Shape] = (), in_bytes: int | None = None,
+                     out_bytes: Sequence[int] | None = None) -> float:
+        """Seconds `node` takes on `device`: a measured average if any, else the heuristic
+        (the optional arguments as for `work`)."""
         spec = DeviceSpec.from_any(device)
         measured = self.measured(node.name, spec)
         if measured is not None:
             return measured
-        flops, nbytes = self.work(node, in_shapes, in_bytes)
+        flops, nbytes = self.work(node, in_shapes, in_bytes, out_bytes)
         return self.time_for_work(flops, nbytes, spec.device_type)
 
     # -- measurements -----------------------------------------------------------------------

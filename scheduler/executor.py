@@ -124,87 +124,127 @@ class StepContext:
 
 
 class IterState:
-    """Pending counts and values of one (frame, iteration)."""
+    """Pending counts, values and ready nodes of one (frame, iteration)."""
 
-    __slots__ = ("pending", "values", "refs")
+    __slots__ = ("pending", "values", "refs", "ready")
 
     def __init__(self, exe: Executable):
         self.pending = exe.pending0.copy()
         self.values: list[Any] = [None] * exe.n_slots
         self.refs = exe.refs0.copy()
+        self.ready: list[int] = []
 
 
 class StepRun:
-    """One step of one Executable on its device: a work item for the device actor."""
+    """One step of one Executable on its device: a work item for the device actor.
 
-    __slots__ = ("exe", "ctx", "root", "ready", "waiting", "finished")
+    `active` lists the IterStates that have ready nodes (just the root without control flow).
+    """
+
+    __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "handoff")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
         self.ctx = ctx
         self.root = IterState(exe)
-        self.ready: list[tuple[int, IterState]] = [(i, self.root) for i in exe.roots]
+        self.root.ready = exe.roots.copy()
+        self.active: list[IterState] = [self.root]
         self.waiting = 0
         self.finished = False
+        self.handoff = False
 
     async def run(self, device: Any) -> None:
         await self._drain(device)
 
-    async def _drain(self, device: Any) -> None:
+    def run_inline(self, device: Any) -> bool:
+        """Run on the caller's thread (holding the device's baton) as far as possible without
+        waiting. Returns True if the step must be handed to the device actor to go on."""
+        coro = self._drain(device, inline=True)
+        try:
+            coro.send(None)
+        except StopIteration:
+            return self.handoff
+        coro.close()
+        raise InternalError("the inline executor tried to wait")
+
+    async def _drain(self, device: Any, inline: bool = False) -> None:
         exe = self.exe
         fns, kinds, in_slots, out_slots, succ = (
             exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ)
         ctx = self.ctx
-        ready = self.ready
         release = device.pool.release
         trace = ctx.trace
         clock = time.perf_counter
+        ndarray = np.ndarray
         deadline = clock() + _CHECKPOINT_EVERY
         count = 0
-        # ---- the loop: pop a ready node, run it, hand its outputs on, wake its successors ----
-        while ready:
-            if ctx.error is not None:
-                break
-            i, st = ready.pop()
-            values = st.values
-            slots = in_slots[i]
-            args = [values[s] for s in slots] if slots else ()
-            kind = kinds[i]
-            try:
-                if trace is not None:
-                    t0 = clock()
-                if kind == INLINE:
-                    outs = fns[i](*args)
-                elif kind == ARG:
-                    outs = (ctx.args[fns[i]],)
-                elif kind == RETVAL:
-                    ctx.rets[fns[i]] = args[0]
-                    outs = ()
-                elif kind == STEP:
-                    outs = fns[i](ctx, *args)
-                else:
-                    self.waiting += 1
-                    device.start_soon(self._run_async, device, i, st, args)
-                    args = None
-                    continue
-                if trace is not None:
-                    trace.append((exe.names[i], device.name, t0, clock()))
-            except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
-                ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, args))
-                break
-            self._propagate(i, st, outs, slots, release)
-            count += 1
-            if not (count & 63) and clock() > deadline:
-                await trio.lowlevel.checkpoint()
-                deadline = clock() + _CHECKPOINT_EVERY
+        active = self.active
+        while active and ctx.error is None:
+            st = active.pop()
+            ready, values, refs, pending = st.ready, st.values, st.refs, st.pending
+            # ---- the loop: pop a ready node, run it, pass its outputs on, wake successors ----
+            while ready:
+                i = ready.pop()
+                slots = in_slots[i]
+                args = [values[s] for s in slots] if slots else ()
+                kind = kinds[i]
+                try:
+                    if trace is not None:
+                        t0 = clock()
+                    if kind == INLINE:
+                        outs = fns[i](*args)
+                    elif kind == ARG:
+                        outs = (ctx.args[fns[i]],)
+                    elif kind == RETVAL:
+                        ctx.rets[fns[i]] = args[0]
+                        outs = ()
+                    elif kind == STEP:
+                        outs = fns[i](ctx, *args)
+                    elif inline:  # waiting needs the actor: hand the step over
+                        ready.append(i)
+                        active.append(st)
+                        self.handoff = True
+                        return
+                    else:  # ASYNC or THREAD: continue when it is done (see _Resume)
+                        self.waiting += 1
+                        device.start_soon(self._run_async, device, i, st, args)
+                        continue
+                    if trace is not None:
+                        trace.append((exe.names[i], device.name, t0, clock()))
+                except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
+                    ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, args))
+                    break
+                for port, s in out_slots[i]:
+                    values[s] = outs[port]
+                for s in slots:
+                    r = refs[s] - 1
+                    refs[s] = r
+                    if r == 0:
+                        v = values[s]
+                        values[s] = None
+                        if type(v) is ndarray:
+                            release(v)
+                for j in succ[i]:
+                    p = pending[j] - 1
+                    pending[j] = p
+                    if p == 0:
+                        ready.append(j)
+                count += 1
+                if not (count & 63) and not inline and clock() > deadline:
+                    if ready:
+                        active.append(st)
+                    await trio.lowlevel.checkpoint()
+                    deadline = clock() + _CHECKPOINT_EVERY
+                    break
         self._maybe_finish()
 
-    def _propagate(self, i: int, st: IterState, outs: Any, slots: tuple[int, ...],
-                   release: Callable[[Any], None]) -> None:
+    def _propagate(self, i: int, st: IterState, outs: Any) -> None:
+        """Hand the outputs of node i (finished asynchronously) on, as the loop does."""
         values, refs, pending = st.values, st.refs, st.pending
         for port, s in self.exe.out_slots[i]:
             values[s] = outs[port]
-        for s in slots:
+        release = self.exe.device.pool.release
+        for s in self.exe.in_slots[i]:
             r = refs[s] - 1
             refs[s] = r
             if r == 0:
@@ -212,12 +252,13 @@ class StepRun:
                 values[s] = None
                 if type(v) is np.ndarray:
                     release(v)
-        ready = self.ready
         for j in self.exe.succ[i]:
             p = pending[j] - 1
             pending[j] = p
             if p == 0:
-                ready.append((j, st))
+                st.ready.append(j)
+        if st.ready and st not in self.active:
+            self.active.append(st)
 
     async def _run_async(self, device: Any, i: int, st: IterState, args: list[Any]) -> None:
         exe, ctx = self.exe, self.ctx
@@ -235,10 +276,12 @@ class StepRun:
         device.submit(_Resume(self, i, st, outs))
 
     def _maybe_finish(self) -> None:
-        if self.finished or self.waiting or (self.ready and self.ctx.error is None):
+        if self.finished or self.waiting:
+            return
+        if self.ctx.error is None and any(st.ready for st in self.active):
             return
         self.finished = True
-        self.ready = []
+        self.active = []
         self.ctx.part_done()
 
 
@@ -254,7 +297,7 @@ class _Resume:
         r = self.run_
         r.waiting -= 1
         if self.outs is not None and r.ctx.error is None:
-            r._propagate(self.i, self.st, self.outs, r.exe.in_slots[self.i], device.pool.release)
+            r._propagate(self.i, self.st, self.outs)
             await r._drain(device)
         else:
             r._maybe_finish()

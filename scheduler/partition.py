@@ -85,7 +85,7 @@ def partition(graph: GraphDef, placement: Mapping[str, str], *,
             if spec.startswith("^"):
                 continue
             src, port = parse_input(spec)
-            if _device(placement, src, node, spec) != dst:
+            if _device(by_name, placement, src, node, spec) != dst:
                 b.data_pair(src, port, dst, node.name)
     # Pass 2: copy the nodes with rewritten inputs; control edges reuse data pairs if any.
     for node in nodes:
@@ -94,7 +94,7 @@ def partition(graph: GraphDef, placement: Mapping[str, str], *,
         for spec in node.inputs:
             if spec.startswith("^"):
                 src = spec[1:]
-                if _device(placement, src, node, spec) != dst:
+                if _device(by_name, placement, src, node, spec) != dst:
                     spec = "^" + b.control_pair(src, dst, node.name)
             else:
                 src, port = parse_input(spec)
@@ -106,17 +106,17 @@ def partition(graph: GraphDef, placement: Mapping[str, str], *,
                        list(node.out_dtypes), list(node.out_shapes)))
     parts = b.parts
     if schedule_recvs_alap and b.recvs and not any(n.op in CONTROL_FLOW_OPS for n in nodes):
-        schedule_recvs(parts, cost_model if cost_model is not None else CostModel())
+        _schedule_recvs(parts, cost_model if cost_model is not None else CostModel())
     return {dev: GraphDef(part, graph.version) for dev, part in parts.items()}
 
 
-def _device(placement: Mapping[str, str], src: str, node: NodeDef, spec: str) -> str:
-    dev = placement.get(src)
-    if dev is None:
+def _device(by_name: dict[str, NodeDef], placement: Mapping[str, str], src: str,
+            node: NodeDef, spec: str) -> str:
+    if src not in by_name:
         raise InvalidArgumentError(
-            f"node '{node.name}' (op {node.op}) has input '{spec}', but no node '{src}' is in "
-            "the placement; the graph must contain every input of every node", node=node.name)
-    return dev
+            f"node '{node.name}' (op {node.op}) has input '{spec}', but the graph has no node "
+            f"named '{src}'; the graph must contain every input of every node", node=node.name)
+    return placement[src]
 
 
 class _Builder:
@@ -235,7 +235,7 @@ class _Builder:
 
 # -- Recv scheduling (WP §5.2) -------------------------------------------------------------------
 
-def schedule_recvs(parts: dict[str, list[NodeDef]], cm: CostModel) -> int:
+def _schedule_recvs(parts: dict[str, list[NodeDef]], cm: CostModel) -> int:
     """Add ALAP control inputs to the `_Recv` nodes of `parts` in place (see the module doc);
     returns how many were added. The parts must hold no control-flow primitives."""
     nodes = [n for part in parts.values() for n in part]
@@ -249,8 +249,10 @@ def schedule_recvs(parts: dict[str, list[NodeDef]], cm: CostModel) -> int:
     preds: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     succs: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     cost = [0.0] * n
+    default_bytes = cm.elements(None) * 4
     for i, node in enumerate(nodes):
         shapes = []
+        in_bytes = 0
         for spec in node.inputs:
             name, port = (spec[1:], -1) if spec.startswith("^") else parse_input(spec)
             j = index[name]
@@ -259,17 +261,18 @@ def schedule_recvs(parts: dict[str, list[NodeDef]], cm: CostModel) -> int:
             if port >= 0:
                 src = nodes[j]
                 shapes.append(src.out_shapes[port] if port < len(src.out_shapes) else None)
+                in_bytes += out_bytes[j][port] if port < len(out_bytes[j]) else default_bytes
         if node.op == "_Recv":
             j = send_of_key.get(node.attrs["key"])
             if j is not None:
                 sent = nodes[j].inputs[0]
                 src_name, port = parse_input(sent)
                 sizes = out_bytes[index[src_name]]
-                nbytes = sizes[port] if port < len(sizes) else cm.elements(None) * 4
+                nbytes = sizes[port] if port < len(sizes) else default_bytes
                 delay = cm.transfer_time(nbytes, specs[nodes[j].device], specs[node.device])
                 preds[i].append((j, delay))
                 succs[j].append((i, delay))
-        cost[i] = cm.compute_time(node, specs[node.device], shapes)
+        cost[i] = cm.compute_time(node, specs[node.device], shapes, in_bytes, out_bytes[i])
 
     order = _kahn(n, preds, succs)
     if len(order) < n:
@@ -301,30 +304,37 @@ def schedule_recvs(parts: dict[str, list[NodeDef]], cm: CostModel) -> int:
                 lf = t
         latest_start[i] = lf - cost[i]
 
-    # Candidate anchors per device, sorted by ASAP finish.
-    anchors: dict[str, tuple[list[float], list[int]]] = {}
-    for i in sorted(range(n), key=finish.__getitem__):
+    # Per device, sweep the Recvs by the position of their first consumer (`limit`) while
+    # inserting the candidate anchors (non-Recv nodes) in `order`; `fins` then holds, sorted,
+    # the ASAP finish times of exactly the nodes before `limit`, and the anchor is the one
+    # finishing last no later than `target`.
+    anchors: dict[str, list[int]] = {}
+    recvs: dict[str, list[tuple[int, int]]] = {}
+    for i in order:
         if nodes[i].op != "_Recv":
-            fins, ids = anchors.setdefault(devs[i], ([], []))
-            fins.append(finish[i])
-            ids.append(i)
+            anchors.setdefault(devs[i], []).append(i)
+        elif succs[i]:
+            recvs.setdefault(devs[i], []).append((min(pos[k] for k, _ in succs[i]), i))
     added = 0
-    for r, node in enumerate(nodes):
-        if node.op != "_Recv" or not succs[r]:
-            continue
-        limit = min(pos[k] for k, _ in succs[r])  # the Recv's first consumer in `order`
-        transfer = max((d for _, d in preds[r]), default=0.0)
-        target = latest_start[r] - transfer
-        sent = max((finish[j] for j, _ in preds[r]), default=0.0)  # the Send's ASAP finish
-        fins, ids = anchors.get(devs[r], ([], []))
-        k = bisect.bisect_right(fins, target) - 1
-        while k >= 0 and fins[k] > sent:  # an anchor finishing earlier would delay nothing
-            a = ids[k]
-            if pos[a] < limit:
-                node.inputs.append("^" + nodes[a].name)
+    for dev, pending in recvs.items():
+        candidates = anchors.get(dev, [])
+        fins: list[float] = []
+        ids: list[int] = []
+        p = 0
+        for limit, r in sorted(pending):
+            while p < len(candidates) and pos[candidates[p]] < limit:
+                a = candidates[p]
+                k = bisect.bisect_right(fins, finish[a])
+                fins.insert(k, finish[a])
+                ids.insert(k, a)
+                p += 1
+            transfer = max((d for _, d in preds[r]), default=0.0)
+            target = latest_start[r] - transfer
+            sent = max((finish[j] for j, _ in preds[r]), default=0.0)  # the Send's ASAP finish
+            k = bisect.bisect_right(fins, target) - 1
+            if k >= 0 and fins[k] > sent:  # an anchor done before the Send delays nothing
+                nodes[r].inputs.append("^" + nodes[ids[k]].name)
                 added += 1
-                break
-            k -= 1
     return added
 
 

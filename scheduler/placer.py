@@ -5,7 +5,7 @@
 1. **Hard constraints.** Each `NodeDef.device` is parsed once into a `DeviceSpec`; a partial
    spec ("/job:ps", "/device:GPU:*") matches a set of the available devices. Feed and fetch
    nodes (ops ``_Arg`` / ``_Retval``, or names starting ``_arg_`` / ``_retval_``) are pinned to
-   the client device.
+   the client device, whatever their op's kernels.
 2. **Kernel feasibility.** A node may go only to devices whose kind has a kernel for its op
    (`device_types_for`, injectable; the kernel registry's by default). Executor primitives
    (`EXECUTOR_OPS`: feeds, fetches, Send/Recv, NoOp and the control-flow primitives) run on
@@ -25,11 +25,15 @@
    visited, on the feasible device where that member would *finish earliest*: ``max(device
    free, inputs arrived) + compute``, inputs arriving after the cost model's transfer time.
    Ties go to the first device in the given order, so a graph that fits one device stays there.
+   A source node whose consumers all sit in one group pinned to a single device goes there too
+   (TF's generator heuristic: an initial value is made on the parameter server, not shipped).
 
 State (all local to one `place` call; the inner loop works on ints and lists, not strings):
-node index i -> `inputs[i]` ((src index, bytes) per data input), `controls[i]`, `root[i]` (its
-colocation group), `feasible[root]` (device indices), `dev_of[i]`, `finish[i]`; device index
-d -> `avail[d]`; and the cost model's ``lat[s][d]`` / ``per_byte[s][d]`` link matrices.
+`_IndexedGraph` holds node index i -> `inputs[i]` ((src index, bytes) per data input),
+`controls[i]`, `root[i]` (its colocation group); `_Constraints` turns requests and kernel
+kinds into bitmasks over device indices (cached per op and per request string) and each group
+into `feasible[root]` (device indices); `_simulate` keeps `avail[d]`, `finish[i]`, `dev_of[i]`
+and the cost model's ``lat[s][d]`` / ``per_byte[s][d]`` link matrices.
 
     >>> g = GraphDef([NodeDef("x", "Placeholder", out_dtypes=["float32"], out_shapes=[(4,)]),
     ...               NodeDef("y", "Neg", ["x"], out_dtypes=["float32"], out_shapes=[(4,)])])
@@ -83,93 +87,127 @@ def place(graph: GraphDef, devices: Sequence[DeviceSpec | str], *,
     """
     cm = cost_model if cost_model is not None else CostModel()
     specs = _available(devices)
-    ndev = len(specs)
-    dev_strs = [s.to_string() for s in specs]
     client = _client_index(specs, client_device)
-    nodes = graph.nodes
-    n = len(nodes)
-    index: dict[str, int] = {}
-    for i, node in enumerate(nodes):
-        if index.setdefault(node.name, i) != i:
-            raise InvalidArgumentError(
-                f"the graph has two nodes named '{node.name}'; node names must be unique",
-                node=node.name)
+    g = _IndexedGraph(graph.nodes, cm)
+    constraints = _Constraints(g.nodes, specs, client, device_types_for)
+    feasible = {r: constraints.feasible(group, allow_soft_placement)
+                for r, group in g.groups().items()}
+    _follow_consumers(g, feasible)
+    dev_of = _simulate(g, specs, feasible, cm)
+    dev_strs = [s.to_string() for s in specs]
+    result = {node.name: dev_strs[dev_of[i]] for i, node in enumerate(g.nodes)}
+    if log is not None:
+        for name, dev in result.items():
+            log(f"{name} -> {dev}")
+    return result
 
-    # -- edges: ints from here on -------------------------------------------------------------
-    out_bytes = [cm.output_bytes(node) for node in nodes]
-    default_bytes = cm.elements(None) * 4
-    inputs: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    in_shapes: list[list] = [[] for _ in range(n)]
-    controls: list[list[int]] = [[] for _ in range(n)]
-    parent = list(range(n))
-    for i, node in enumerate(nodes):
-        ins, shapes = inputs[i], in_shapes[i]
-        for spec in node.inputs:
-            if spec.startswith("^"):
-                controls[i].append(_lookup(index, spec[1:], node, spec))
-                continue
-            src_name, port = parse_input(spec)
-            j = _lookup(index, src_name, node, spec)
-            src = nodes[j]
-            sizes = out_bytes[j]
-            ins.append((j, sizes[port] if port < len(sizes) else default_bytes))
-            shapes.append(src.out_shapes[port] if port < len(src.out_shapes) else None)
-            if port < len(src.out_dtypes) and src.out_dtypes[port] == "resource":
+
+class _IndexedGraph:
+    """The graph as ints: node i's data inputs `inputs[i]` ((src index, bytes) pairs), their
+    static shapes `in_shapes[i]`, control inputs `controls[i]`, output sizes `out_bytes[i]`,
+    and colocation group `root[i]` (the union-find root: the group's first member)."""
+
+    def __init__(self, nodes: list[NodeDef], cm: CostModel) -> None:
+        n = len(nodes)
+        self.nodes = nodes
+        index: dict[str, int] = {}
+        for i, node in enumerate(nodes):
+            if index.setdefault(node.name, i) != i:
+                raise InvalidArgumentError(
+                    f"the graph has two nodes named '{node.name}'; node names must be unique",
+                    node=node.name)
+        self.out_bytes = out_bytes = [cm.output_bytes(node) for node in nodes]
+        default_bytes = cm.elements(None) * 4
+        self.inputs: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        self.in_shapes: list[list] = [[] for _ in range(n)]
+        self.controls: list[list[int]] = [[] for _ in range(n)]
+        parent = list(range(n))
+        for i, node in enumerate(nodes):
+            ins, shapes = self.inputs[i], self.in_shapes[i]
+            for spec in node.inputs:
+                if spec.startswith("^"):
+                    self.controls[i].append(_lookup(index, spec[1:], node, spec))
+                    continue
+                src_name, port = parse_input(spec)
+                j = _lookup(index, src_name, node, spec)
+                src = nodes[j]
+                sizes = out_bytes[j]
+                ins.append((j, sizes[port] if port < len(sizes) else default_bytes))
+                shapes.append(src.out_shapes[port] if port < len(src.out_shapes) else None)
+                if port < len(src.out_dtypes) and src.out_dtypes[port] == "resource":
+                    _union(parent, i, j)  # a stateful consumer lives with its resource
+            for j in _colocation_targets(node, index):
                 _union(parent, i, j)
-        for j in _colocation_targets(node, index):
-            _union(parent, i, j)
-    root = [_find(parent, i) for i in range(n)]
+        self.root = [_find(parent, i) for i in range(n)]
 
-    # -- feasible device sets, as bitmasks over device indices ----------------------------------
-    all_mask = (1 << ndev) - 1
-    kind_mask: dict[str, int] = {}
-    for d, s in enumerate(specs):
-        kind_mask[s.device_type] = kind_mask.get(s.device_type, 0) | (1 << d)
-    op_mask: dict[str, int] = {}
-    request_cache: dict[str, tuple[DeviceSpec, int]] = {}
+    def groups(self) -> dict[int, list[int]]:
+        """Colocation groups: root -> member indices in graph order."""
+        members: dict[int, list[int]] = {}
+        for i, r in enumerate(self.root):
+            members.setdefault(r, []).append(i)
+        return members
 
-    def kernel_mask(op: str) -> int:
-        mask = op_mask.get(op)
+
+class _Constraints:
+    """Feasible device sets as bitmasks over the available devices (bit d = device d), with
+    caches per op (kernel kinds) and per requested device string (parsed once)."""
+
+    def __init__(self, nodes: list[NodeDef], specs: list[DeviceSpec], client: int,
+                 device_types_for: DeviceTypesFor) -> None:
+        self.nodes = nodes
+        self.specs = specs
+        self.client = client
+        self.device_types_for = device_types_for
+        self.all_mask = (1 << len(specs)) - 1
+        self.kind_mask: dict[str | None, int] = {}
+        for d, s in enumerate(specs):
+            self.kind_mask[s.device_type] = self.kind_mask.get(s.device_type, 0) | (1 << d)
+        self.op_mask: dict[str, int] = {}
+        self.request_cache: dict[str, tuple[DeviceSpec, int]] = {}
+        self.mask_devices: dict[int, list[int]] = {}  # bitmask -> device indices (shared)
+        self.errors = _Errors(nodes, [s.to_string() for s in specs], device_types_for,
+                              self.request)
+
+    def kernel_mask(self, node: NodeDef) -> int:
+        if is_feed_or_fetch(node):
+            return self.all_mask
+        mask = self.op_mask.get(node.op)
         if mask is None:
-            if op in EXECUTOR_OPS:
-                mask = all_mask
+            if node.op in EXECUTOR_OPS:
+                mask = self.all_mask
             else:
                 mask = 0
-                for kind in device_types_for(op):
-                    mask |= kind_mask.get(kind.upper(), 0)
-            op_mask[op] = mask
+                for kind in self.device_types_for(node.op):
+                    mask |= self.kind_mask.get(kind.upper(), 0)
+            self.op_mask[node.op] = mask
         return mask
 
-    def request(node: NodeDef) -> tuple[DeviceSpec, int] | None:
+    def request(self, node: NodeDef) -> tuple[DeviceSpec, int] | None:
+        """The node's device request and the mask of devices matching it, or None."""
         if is_feed_or_fetch(node):
-            return specs[client], 1 << client
+            return self.specs[self.client], 1 << self.client
         if not node.device:
             return None
-        found = request_cache.get(node.device)
+        found = self.request_cache.get(node.device)
         if found is None:
             try:
                 spec = DeviceSpec.parse(node.device)
             except InvalidArgumentError as e:
                 raise InvalidArgumentError(f"node '{node.name}' (op {node.op}): {e.message}",
                                            node=node.name, device=node.device) from None
-            found = (spec, _mask_of(spec, specs))
-            request_cache[node.device] = found
+            found = (spec, _mask_of(spec, self.specs))
+            self.request_cache[node.device] = found
         return found
 
-    members: dict[int, list[int]] = {}
-    for i, r in enumerate(root):
-        members.setdefault(r, []).append(i)
-    ctx = _Context(nodes, dev_strs, device_types_for, request)
-    feasible: dict[int, list[int]] = {}
-    mask_devices: dict[int, list[int]] = {}  # bitmask -> device indices, shared lists
-    for r, group in members.items():
-        kmask, rmask, merged, conflict = all_mask, all_mask, None, False
+    def feasible(self, group: list[int], allow_soft_placement: bool) -> list[int]:
+        """The device indices a colocation group may go to, or the error that says why none."""
+        kmask, rmask, merged, conflict = self.all_mask, self.all_mask, None, False
         for m in group:
-            km = kernel_mask(nodes[m].op)
+            km = self.kernel_mask(self.nodes[m])
             if km == 0:
-                raise ctx.no_kernel_error(m)
+                raise self.errors.no_kernel(m)
             kmask &= km
-            req = request(nodes[m])
+            req = self.request(self.nodes[m])
             if req is not None:
                 rmask &= req[1]
                 if merged is None:
@@ -181,20 +219,54 @@ def place(graph: GraphDef, devices: Sequence[DeviceSpec | str], *,
         mask = rmask & kmask
         if conflict or mask == 0:
             if kmask == 0:
-                raise ctx.group_error(group, "no available device has a kernel for every op of "
-                                      "these colocated nodes", soft_helps=False)
+                raise self.errors.group(group, "no available device has a kernel for every op "
+                                        "of these colocated nodes", soft_helps=False)
             if not allow_soft_placement:
-                raise ctx.constraint_error(group, conflict, rmask)
-            mask = 0 if conflict or merged is None else _mask_of(merged.task_spec(), specs)
+                raise self.errors.constraint(group, conflict, rmask)
+            # Soft placement: stay in the requested task if possible, else anywhere feasible.
+            mask = 0 if conflict or merged is None else _mask_of(merged.task_spec(), self.specs)
             mask &= kmask
             if mask == 0:
                 mask = kmask
-        devs = mask_devices.get(mask)
+        devs = self.mask_devices.get(mask)
         if devs is None:
-            devs = mask_devices[mask] = [d for d in range(ndev) if mask >> d & 1]
-        feasible[r] = devs
+            devs = [d for d in range(len(self.specs)) if mask >> d & 1]
+            self.mask_devices[mask] = devs
+        return devs
 
-    # -- greedy earliest-finish simulation in topological order ----------------------------------
+
+def _follow_consumers(g: _IndexedGraph, feasible: dict[int, list[int]]) -> None:
+    """TF's generator heuristic: a source node (no inputs, alone in its group, no request)
+    whose consumers all sit in one group pinned to a single device goes to that device too,
+    so a constant feeding a pinned op (an initial value into an Assign on a parameter server)
+    is made there instead of shipped there. (Joining an unpinned group instead would let the
+    cheap source decide the whole group's device.)"""
+    size: dict[int, int] = {}
+    for r in g.root:
+        size[r] = size.get(r, 0) + 1
+    consumers: dict[int, set[int]] = {}
+    for i, ins in enumerate(g.inputs):
+        for j, _ in ins:
+            if not g.nodes[j].inputs:
+                consumers.setdefault(j, set()).add(g.root[i])
+    for j, roots in consumers.items():
+        node = g.nodes[j]
+        if len(roots) != 1 or size[g.root[j]] != 1 or node.device or is_feed_or_fetch(node):
+            continue
+        (r,) = roots
+        if len(feasible[r]) == 1 and feasible[r][0] in feasible[g.root[j]]:
+            feasible[g.root[j]] = feasible[r]
+
+
+def _simulate(g: _IndexedGraph, specs: list[DeviceSpec], feasible: dict[int, list[int]],
+              cm: CostModel) -> list[int]:
+    """The greedy earliest-finish simulation (WP §3.2.1): node index -> device index.
+
+    State: `avail[d]`, when device d is next free; `finish[i]` and `dev_of[i]`, when and where
+    node i finishes (set once, when it is visited); `group_dev[root]`, the device of a group
+    whose first member was visited.
+    """
+    ndev = len(specs)
     lat = [[0.0] * ndev for _ in range(ndev)]
     per_byte = [[0.0] * ndev for _ in range(ndev)]
     for s in range(ndev):
@@ -202,21 +274,21 @@ def place(graph: GraphDef, devices: Sequence[DeviceSpec | str], *,
             lat[s][d], per_byte[s][d] = cm.link(specs[s], specs[d])
     rates = [cm.rates(s.device_type) for s in specs]
     measured = cm.has_measurements()
-    order = _topological_order(nodes, inputs, controls)
+    nodes, inputs, controls, root = g.nodes, g.inputs, g.controls, g.root
     avail = [0.0] * ndev
-    finish = [0.0] * n
-    dev_of = [-1] * n
+    finish = [0.0] * len(nodes)
+    dev_of = [-1] * len(nodes)
     group_dev: dict[int, int] = {}
     inf = float("inf")
-    for i in order:
+    for i in _topological_order(nodes, inputs, controls):
         node = nodes[i]
-        r = root[i]
-        placed = group_dev.get(r)
-        candidates = feasible[r] if placed is None else (placed,)
-        flops, nbytes = cm.work(node, in_shapes[i], sum(b for _, b in inputs[i]), out_bytes[i])
+        placed = group_dev.get(root[i])
+        candidates = feasible[root[i]] if placed is None else (placed,)
+        flops, nbytes = cm.work(node, g.in_shapes[i], sum(b for _, b in inputs[i]),
+                                g.out_bytes[i])
         best, best_finish = candidates[0], inf
         for d in candidates:
-            ready = 0.0
+            ready = 0.0  # when every input could be on device d
             for j, nb in inputs[i]:
                 t = finish[j]
                 sd = dev_of[j]
@@ -236,18 +308,13 @@ def place(graph: GraphDef, devices: Sequence[DeviceSpec | str], *,
             if cost is None:
                 rt = rates[d]
                 cost = rt.launch_s + max(flops / rt.flops_per_s, nbytes / rt.bytes_per_s)
-            if start + cost < best_finish:
+            if start + cost < best_finish:  # strict: ties keep the earlier device
                 best, best_finish = d, start + cost
         dev_of[i] = best
         finish[i] = best_finish
         avail[best] = best_finish
-        group_dev[r] = best
-
-    result = {node.name: dev_strs[dev_of[i]] for i, node in enumerate(nodes)}
-    if log is not None:
-        for name, dev in result.items():
-            log(f"{name} -> {dev}")
-    return result
+        group_dev[root[i]] = best
+    return dev_of
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -332,26 +399,10 @@ def _union(parent: list[int], a: int, b: int) -> None:
 
 
 def colocation_groups(graph: GraphDef) -> list[list[str]]:
-    """The colocation groups of `graph` (``_class`` loc:@ and resource edges), as name lists
-    in graph order, singletons included; the placer uses the same union-find."""
-    nodes = graph.nodes
-    index = {node.name: i for i, node in enumerate(nodes)}
-    parent = list(range(len(nodes)))
-    for i, node in enumerate(nodes):
-        for spec in node.inputs:
-            if spec.startswith("^"):
-                continue
-            src, port = parse_input(spec)
-            j = index.get(src)
-            if j is not None and port < len(nodes[j].out_dtypes) \
-                    and nodes[j].out_dtypes[port] == "resource":
-                _union(parent, i, j)
-        for j in _colocation_targets(node, index):
-            _union(parent, i, j)
-    groups: dict[int, list[str]] = {}
-    for i, node in enumerate(nodes):
-        groups.setdefault(_find(parent, i), []).append(node.name)
-    return list(groups.values())
+    """The colocation groups of `graph` (``_class`` loc:@ entries and resource edges) as name
+    lists in graph order, singletons included: the placer's own union-find."""
+    g = _IndexedGraph(graph.nodes, CostModel())
+    return [[graph.nodes[m].name for m in group] for group in g.groups().values()]
 
 
 def _topological_order(nodes: list[NodeDef], inputs: list[list[tuple[int, int]]],
@@ -386,7 +437,7 @@ def _topological_order(nodes: list[NodeDef], inputs: list[list[tuple[int, int]]]
     return order
 
 
-class _Context:
+class _Errors:
     """Builds the placer's error messages: each names the nodes, what they asked for, where
     their kernels exist and the available devices, and says what to do."""
 
@@ -418,7 +469,7 @@ class _Context:
             asked = f"asked for '{node.device}'"
         return f"'{node.name}' (op {node.op}, {asked}, kernels for: {self.kernels(node.op)})"
 
-    def no_kernel_error(self, i: int) -> InvalidArgumentError:
+    def no_kernel(self, i: int) -> InvalidArgumentError:
         node = self.nodes[i]
         kinds = self.kernels(node.op)
         if kinds == "none":
@@ -431,7 +482,7 @@ class _Context:
             f"cannot place node '{node.name}': {why}, and no available device has one; "
             f"{self.available()}; {fix}", node=node.name, device=node.device or None)
 
-    def group_error(self, group: list[int], why: str, soft_helps: bool) -> InvalidArgumentError:
+    def group(self, group: list[int], why: str, soft_helps: bool) -> InvalidArgumentError:
         listed = [self.describe(m) for m in group[:_MAX_LISTED]]
         if len(group) > _MAX_LISTED:
             listed.append(f"... and {len(group) - _MAX_LISTED} more")
@@ -448,7 +499,7 @@ class _Context:
             f"cannot place {subject} {'; '.join(listed)}: {why}; {self.available()}; {fix}",
             node=self.nodes[first].name, device=self.nodes[first].device or None)
 
-    def constraint_error(self, group: list[int], conflict: bool,
+    def constraint(self, group: list[int], conflict: bool,
                          rmask: int) -> InvalidArgumentError:
         if conflict:
             why = "their device requests conflict"
@@ -458,4 +509,4 @@ class _Context:
         else:
             why = "no requested device has a kernel for " + (
                 "its op" if len(group) == 1 else "every op of the group")
-        return self.group_error(group, why, soft_helps=True)
+        return self.group(group, why, soft_helps=True)

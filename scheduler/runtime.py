@@ -6,7 +6,8 @@ The device actors live in one trio loop. A sync user gets that loop on a thread 
 (`start_in_thread`); a trio user hosts it in their own nursery (`serve`), so the async API
 needs no thread hop. Either way a step is the same: make a `StepContext` (feeds, result slots,
 the step's rendezvous), submit one `StepRun` per partition to its device's mailbox, and wait
-for the last partition to report. The sync `run` is a thin wrapper: it posts the submission
+for the last partition to report. A single-partition step whose device is idle runs inline on
+the caller (holding the device's baton, see `devices.device`) until it would have to wait. The sync `run` is a thin wrapper: it posts the submission
 to the loop (`run_sync_soon`) and blocks on a lock the step's done-callback releases.
 
     rt = LocalRuntime(RuntimeConfig())
@@ -135,10 +136,20 @@ class LocalRuntime:
 
         ctx = self._new_ctx(step, args, done, trace)
         assert self._token is not None
-        try:
-            self._token.run_sync_soon(self._start, step, ctx)
-        except trio.RunFinishedError:
-            raise UnavailableError("the session's devices have shut down") from None
+        if len(step.parts) == 1 and step.parts[0][0].baton.acquire(blocking=False):
+            dev, exe = step.parts[0]
+            run = StepRun(exe, ctx)
+            try:
+                handoff = run.run_inline(dev)
+            finally:
+                dev.baton.release()
+            if handoff:
+                dev.submit_threadsafe(run)
+        else:
+            try:
+                self._token.run_sync_soon(self._start, step, ctx)
+            except trio.RunFinishedError:
+                raise UnavailableError("the session's devices have shut down") from None
         lock.acquire()
         if box[0] is not None:
             raise box[0]
@@ -150,14 +161,26 @@ class LocalRuntime:
         self._check_open()
         if not step.parts:
             return [None] * step.n_rets
-        finished = trio.Event()
-        ctx = self._new_ctx(step, args, lambda error: finished.set(), trace)
-        self._start(step, ctx)
-        try:
-            await finished.wait()
-        except trio.Cancelled:
-            ctx.abort(CancelledError(f"step {ctx.step_id} was cancelled by its caller"))
-            raise
+        waiter = _Waiter()
+        ctx = self._new_ctx(step, args, waiter, trace)
+        if len(step.parts) == 1 and step.parts[0][0].baton.acquire(blocking=False):
+            dev, exe = step.parts[0]
+            run = StepRun(exe, ctx)
+            try:
+                handoff = run.run_inline(dev)
+            finally:
+                dev.baton.release()
+            if handoff:
+                dev.submit(run)
+        else:
+            self._start(step, ctx)
+        if not waiter.done:
+            waiter.event = trio.Event()
+            try:
+                await waiter.event.wait()
+            except trio.Cancelled:
+                ctx.abort(CancelledError(f"step {ctx.step_id} was cancelled by its caller"))
+                raise
         if ctx.error is not None:
             raise ctx.error
         return ctx.rets
@@ -168,3 +191,18 @@ class LocalRuntime:
                 "attempted to use a closed session; create a new af.Session()")
         if self._thread_error is not None:
             raise UnavailableError(f"the device thread failed: {self._thread_error!r}")
+
+
+class _Waiter:
+    """The done-callback of an async step; makes its trio.Event only if someone must wait."""
+
+    __slots__ = ("done", "event")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.event: trio.Event | None = None
+
+    def __call__(self, error: OpError | None) -> None:
+        self.done = True
+        if self.event is not None:
+            self.event.set()
