@@ -91,7 +91,7 @@ class StepContext:
     """
 
     __slots__ = ("step_id", "args", "rets", "rendezvous", "trace", "done", "error",
-                 "_remaining", "on_abort", "options")
+                 "_remaining", "on_abort", "options", "bytes_moved")
 
     def __init__(self, step_id: int, args: list[Any], n_rets: int, n_parts: int,
                  done: Callable[[OpError | None], None], rendezvous: Any = None,
@@ -106,6 +106,7 @@ class StepContext:
         self._remaining = n_parts
         self.on_abort: list[Callable[[OpError], None]] = []
         self.options = options
+        self.bytes_moved = 0  # bytes put into the rendezvous by this step's Sends
 
     def abort(self, error: OpError) -> None:
         """First error wins: remember it and wake everything waiting for this step."""

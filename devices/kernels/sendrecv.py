@@ -1,0 +1,77 @@
+"""Send and Recv (OSDI §3.3): the ends of a cross-device edge, meeting in the step's
+rendezvous under the edge's key.
+
+`_Send` never blocks: it puts its input into the step's rendezvous (``ctx.rendezvous``, which
+may forward it to another process). `_Recv` is asynchronous: it waits for its key, then copies
+the value into its own device's memory (its pool; on a GPU a host-to-device copy), so each
+device owns what it computes on and a late Recv (the ALAP option) really delays the memory.
+
+With ``lossy`` (WP §5.5), float32 values travel as their upper 16 bits (bfloat16 truncation)
+and the receiver zero-fills the low mantissa bits: half the bytes, relative error < 2**-8.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from devices.kernels.registry import KernelContext, register_kernel
+
+
+def truncate_to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> uint16 holding the upper half of each value (sign, exponent, 7 mantissa)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return (x.view(np.uint32) >> 16).astype(np.uint16)
+
+
+def expand_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
+    """uint16 upper halves -> float32 with the low 16 bits zero."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _host(value: Any) -> Any:
+    get = getattr(value, "get", None)  # CuPy -> NumPy
+    return get() if get is not None and not isinstance(value, np.ndarray) else value
+
+
+@register_kernel("_Send")
+def _send(k: KernelContext) -> Any:
+    key = k.attrs["key"]
+    lossy = bool(k.attrs.get("lossy"))
+
+    def compute(ctx: Any, x: Any) -> tuple:
+        if lossy and getattr(x, "dtype", None) == np.float32:
+            x = truncate_to_bfloat16_bits(_host(x))
+        ctx.rendezvous.send(key, x)
+        ctx.bytes_moved += getattr(x, "nbytes", 0)
+        return ()
+
+    compute.needs_step = True  # type: ignore[attr-defined]
+    return compute
+
+
+@register_kernel("_Recv", is_async=True)
+def _recv(k: KernelContext) -> Any:
+    key = k.attrs["key"]
+    lossy = bool(k.attrs.get("lossy"))
+    dev = k.device
+    xp = dev.xp
+    pool = dev.pool
+    name = k.name
+
+    async def compute(ctx: Any) -> tuple:
+        value = await ctx.rendezvous.recv(key)
+        if lossy and getattr(value, "dtype", None) == np.uint16:
+            value = expand_bfloat16_bits(value)
+        if isinstance(value, np.ndarray) and xp is np:
+            if value.nbytes >= pool.min_bytes:
+                out = pool.empty(value.shape, value.dtype, name)
+                np.copyto(out, value)
+                return (out,)
+            return (value,)
+        if xp is not np:
+            return (dev.to_device(value),)
+        return (xp.asarray(_host(value)),)
+
+    return compute
