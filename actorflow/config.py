@@ -48,7 +48,7 @@ class ConfigProto:
     operation_timeout_in_ms: int = 0
 
     def to_runtime(self) -> RuntimeConfig:
-        counts = {"CPU": 1, **self.device_count}
+        counts = {"CPU": 1, **{k.upper(): v for k, v in self.device_count.items()}}
         limits = dict(self.memory_limit_bytes)
         if self.gpu_options.memory_limit_bytes is not None:
             limits.setdefault("GPU", self.gpu_options.memory_limit_bytes)
@@ -110,3 +110,4 @@ class RunMetadata:
     step_stats: StepStats = field(default_factory=StepStats)
     partition_graphs: list[Any] = field(default_factory=list)
     placement: dict[str, str] = field(default_factory=dict)
+    bytes_moved: int = 0  # bytes this step's Sends put into the rendezvous

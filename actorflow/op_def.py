@@ -161,13 +161,13 @@ def constant(value: Any, dtype: Any = None, shape: Any = None, name: str = "Cons
                 f"constant of {arr.size} elements cannot take shape {shapes.fmt(shp)}")
     if arr.dtype.hasobject:
         raise InvalidArgumentError(f"cannot make a constant of {value!r}: not numeric")
-    arr = np.ascontiguousarray(arr)
+    arr = np.array(arr, order="C")  # own, contiguous copy (keeps 0-d arrays 0-d)
     arr.setflags(write=False)
     return apply_op("Const", [], {"value": arr, "dtype": dt}, name=name)[0]
 
 
 def _safe_cast(value: Any, arr: np.ndarray) -> bool:
-    if isinstance(value, np.ndarray) or not arr.dtype.kind in "iub":
+    if isinstance(value, np.ndarray) or arr.dtype.kind not in "iub":
         return True
     try:
         ref = np.asarray(value)

@@ -168,10 +168,12 @@ class Session:
                 "this session runs inside trio ('async with'): use 'await s.run(...)' on the "
                 "object 'async with' gave you")
         plan, args = self._prepare(fetches, feed_dict)
-        trace = [] if run_metadata is not None else None
-        rets = self._runtime.run(plan.step, args, trace)
+        trace = stats = None
         if run_metadata is not None:
-            _fill_metadata(run_metadata, trace, plan)
+            trace, stats = [], {}
+        rets = self._runtime.run(plan.step, args, trace, stats)
+        if run_metadata is not None:
+            _fill_metadata(run_metadata, trace, stats, plan)
         return plan.build(rets)
 
     def _prepare(self, fetches: Any, feed_dict: dict | None) -> tuple[_Plan, list[Any]]:
@@ -248,10 +250,12 @@ class AsyncSession:
         if s.closed:
             raise FailedPreconditionError("attempted to use a closed session")
         plan, args = s._prepare(fetches, feed_dict)
-        trace = [] if run_metadata is not None else None
-        rets = await s._runtime.arun(plan.step, args, trace)
+        trace = stats = None
         if run_metadata is not None:
-            _fill_metadata(run_metadata, trace, plan)
+            trace, stats = [], {}
+        rets = await s._runtime.arun(plan.step, args, trace, stats)
+        if run_metadata is not None:
+            _fill_metadata(run_metadata, trace, stats, plan)
         return plan.build(rets)
 
 
@@ -259,9 +263,11 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
-def _fill_metadata(md: RunMetadata, trace: list | None, plan: _Plan) -> None:
+def _fill_metadata(md: RunMetadata, trace: list | None, stats: dict | None,
+                   plan: _Plan) -> None:
     md.step_stats.nodes = [NodeExecStats(n, d, a, b) for n, d, a, b in trace or ()]
     md.placement = dict(plan.step.placement)
+    md.bytes_moved = (stats or {}).get("bytes_moved", 0)
 
 
 # ------------------------------------------------------------------------------------------

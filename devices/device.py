@@ -130,6 +130,9 @@ class Device:
         finally:
             self._waiting -= 1
 
+    def activate(self) -> None:
+        """Make this device current on the calling thread (a GPU sets its stream)."""
+
     def statistics(self) -> DeviceStatistics:
         return DeviceStatistics(self.name, self._send.statistics().current_buffer_used,
                                 self._items_run, self._waiting, self.pool.statistics())

@@ -180,6 +180,7 @@ class StepRun:
         deadline = clock() + _CHECKPOINT_EVERY
         count = 0
         active = self.active
+        device.activate()
         while active and ctx.error is None:
             st = active.pop()
             ready, values, refs, pending = st.ready, st.values, st.refs, st.pending
@@ -235,6 +236,7 @@ class StepRun:
                     if ready:
                         active.append(st)
                     await trio.lowlevel.checkpoint()
+                    device.activate()
                     deadline = clock() + _CHECKPOINT_EVERY
                     break
         self._maybe_finish()

@@ -97,7 +97,18 @@ def fold_constants(graph: GraphDef) -> GraphDef:
                              "dtype": nd.out_dtypes[0]}, nd.out_dtypes,
                              [tuple(value.shape)])
         out.append(nd)
+    # constants whose every consumer was folded away have nothing left to do
+    read = {s[1:] if s.startswith("^") else parse_input(s)[0] for nd in out for s in nd.inputs}
+    out = [nd for nd in out if nd.op != "Const" or nd.name in read
+           or nd.name not in consts or nd.name in _originally_unread(graph)]
     return GraphDef(out, graph.version)
+
+
+def _originally_unread(graph: GraphDef) -> set[str]:
+    """Consts nobody read before folding: targets of the step, kept."""
+    read = {s[1:] if s.startswith("^") else parse_input(s)[0]
+            for nd in graph.nodes for s in nd.inputs}
+    return {nd.name for nd in graph.nodes if nd.op == "Const" and nd.name not in read}
 
 
 def _evaluate(nd: NodeDef, graph: GraphDef, consts: dict[str, np.ndarray],

@@ -41,13 +41,7 @@ class LocalRuntime:
     def __init__(self, config: RuntimeConfig | None = None, devices: list[Device] | None = None):
         self.config = config or RuntimeConfig()
         if devices is None:
-            devices = []
-            prefix = f"/job:{self.config.job}/replica:0/task:{self.config.task}"
-            for i in range(max(1, self.config.device_count.get("CPU", 1))):
-                name = f"{prefix}/device:CPU:{i}"
-                devices.append(CpuDevice(name, memory_limit=self.config.memory_limit_for(
-                    name, "CPU"), worker_threads=self.config.worker_threads,
-                    thread_threshold_us=self.config.thread_threshold_us))
+            devices = discover_devices(self.config)
         self.devices: list[Device] = devices
         self._token: trio.lowlevel.TrioToken | None = None
         self._cancel: trio.CancelScope | None = None
@@ -117,7 +111,8 @@ class LocalRuntime:
         rdv = Rendezvous(step_id) if len(step.parts) > 1 else None
         return StepContext(step_id, args, step.n_rets, len(step.parts), done, rdv, trace)
 
-    def run(self, step: CompiledStep, args: list[Any], trace: list | None = None) -> list[Any]:
+    def run(self, step: CompiledStep, args: list[Any], trace: list | None = None,
+            stats: dict | None = None) -> list[Any]:
         """Run one step from a thread other than the runtime's; blocks until it is done."""
         self._check_open()
         if self._thread is None:
@@ -151,12 +146,14 @@ class LocalRuntime:
             except trio.RunFinishedError:
                 raise UnavailableError("the session's devices have shut down") from None
         lock.acquire()
+        if stats is not None:
+            stats["bytes_moved"] = ctx.bytes_moved
         if box[0] is not None:
             raise box[0]
         return ctx.rets
 
     async def arun(self, step: CompiledStep, args: list[Any],
-                   trace: list | None = None) -> list[Any]:
+                   trace: list | None = None, stats: dict | None = None) -> list[Any]:
         """Run one step from a task of the runtime's own trio loop."""
         self._check_open()
         if not step.parts:
@@ -181,6 +178,8 @@ class LocalRuntime:
             except trio.Cancelled:
                 ctx.abort(CancelledError(f"step {ctx.step_id} was cancelled by its caller"))
                 raise
+        if stats is not None:
+            stats["bytes_moved"] = ctx.bytes_moved
         if ctx.error is not None:
             raise ctx.error
         return ctx.rets
@@ -191,6 +190,28 @@ class LocalRuntime:
                 "attempted to use a closed session; create a new af.Session()")
         if self._thread_error is not None:
             raise UnavailableError(f"the device thread failed: {self._thread_error!r}")
+
+
+def discover_devices(config: RuntimeConfig) -> list[Device]:
+    """The devices of this process: `device_count` CPUs (default 1) and GPUs (default: every
+    GPU CuPy can see; none on a machine without one)."""
+    prefix = f"/job:{config.job}/replica:0/task:{config.task}"
+    out: list[Device] = []
+    for i in range(max(1, config.device_count.get("CPU", 1))):
+        name = f"{prefix}/device:CPU:{i}"
+        out.append(CpuDevice(name, memory_limit=config.memory_limit_for(name, "CPU"),
+                             worker_threads=config.worker_threads,
+                             thread_threshold_us=config.thread_threshold_us))
+    wanted = config.device_count.get("GPU")
+    if wanted is None or wanted > 0:
+        from devices.gpu import GpuDevice, gpu_count
+        n = gpu_count() if wanted is None else min(wanted, gpu_count())
+        for i in range(n):
+            name = f"{prefix}/device:GPU:{i}"
+            out.append(GpuDevice(name, i, memory_limit=config.memory_limit_for(name, "GPU"),
+                                 worker_threads=config.worker_threads,
+                                 thread_threshold_us=config.thread_threshold_us))
+    return out
 
 
 class _Waiter:

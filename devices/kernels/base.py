@@ -31,7 +31,7 @@ def _identity_factory(k: KernelContext) -> Any:
     return lambda x: (x,)
 
 
-for _op in ("Identity", "StopGradient", "PreventGradient", "Snapshot"):
+for _op in ("Identity", "StopGradient", "PreventGradient", "Snapshot", "PlaceholderWithDefault"):
     register_kernel(_op)(_identity_factory)
 
 

@@ -30,6 +30,16 @@ def expand_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
+class OnDevice:
+    """A GPU value in a rendezvous, with the CUDA event after which it is complete."""
+
+    __slots__ = ("array", "event")
+
+    def __init__(self, array: Any, event: Any):
+        self.array = array
+        self.event = event
+
+
 def _host(value: Any) -> Any:
     get = getattr(value, "get", None)  # CuPy -> NumPy
     return get() if get is not None and not isinstance(value, np.ndarray) else value
@@ -39,12 +49,18 @@ def _host(value: Any) -> Any:
 def _send(k: KernelContext) -> Any:
     key = k.attrs["key"]
     lossy = bool(k.attrs.get("lossy"))
+    dev = k.device
+    on_gpu = dev.device_type == "GPU"
 
     def compute(ctx: Any, x: Any) -> tuple:
         if lossy and getattr(x, "dtype", None) == np.float32:
             x = truncate_to_bfloat16_bits(_host(x))
+        elif on_gpu:
+            event = dev.xp.cuda.Event(disable_timing=True)
+            event.record(dev.stream)
+            x = OnDevice(x, event)
         ctx.rendezvous.send(key, x)
-        ctx.bytes_moved += getattr(x, "nbytes", 0)
+        ctx.bytes_moved += getattr(getattr(x, "array", x), "nbytes", 0)
         return ()
 
     compute.needs_step = True  # type: ignore[attr-defined]
@@ -62,6 +78,11 @@ def _recv(k: KernelContext) -> Any:
 
     async def compute(ctx: Any) -> tuple:
         value = await ctx.rendezvous.recv(key)
+        if isinstance(value, OnDevice):
+            from devices.gpu import wait_event
+
+            await wait_event(value.event)
+            value = value.array if xp is not np else value.array.get()
         if lossy and getattr(value, "dtype", None) == np.uint16:
             value = expand_bfloat16_bits(value)
         if isinstance(value, np.ndarray) and xp is np:
@@ -71,7 +92,7 @@ def _recv(k: KernelContext) -> Any:
                 return (out,)
             return (value,)
         if xp is not np:
-            return (dev.to_device(value),)
+            return (dev.to_device(_host(value)),)
         return (xp.asarray(_host(value)),)
 
     return compute
