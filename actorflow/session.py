@@ -33,6 +33,7 @@ from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions
 from actorflow.graph import Graph, Operation, Tensor, get_default_graph
 from devices.errors import FailedPreconditionError, InvalidArgumentError
 from scheduler import master
+from scheduler.cost_model import CostModel
 from scheduler.graphdef import GraphDef, NodeDef
 from scheduler.runtime import LocalRuntime
 
@@ -74,6 +75,7 @@ class Session:
         self.config = config or ConfigProto()
         self._runtime = LocalRuntime(self.config.to_runtime())
         self._plans: dict[Any, _Plan] = {}
+        self._cost_model = CostModel()  # refined by the timings of traced runs
         self._compile_lock = threading.Lock()
         self._exported: tuple[int, GraphDef, dict[str, NodeDef]] | None = None
         self._started = False
@@ -174,6 +176,7 @@ class Session:
         rets = self._runtime.run(plan.step, args, trace, stats)
         if run_metadata is not None:
             _fill_metadata(run_metadata, trace, stats, plan)
+            self._record_costs(trace)
         return plan.build(rets)
 
     def _prepare(self, fetches: Any, feed_dict: dict | None) -> tuple[_Plan, list[Any]]:
@@ -204,10 +207,15 @@ class Session:
         step = master.compile_step(
             gd, feeds=[t.name for t, _, _ in checks], fetches=[t.name for t in flat],
             targets=[op.name for op in targets], devices=self._runtime.devices,
-            config=self._runtime.config, by_name=by_name, log=log)
+            config=self._runtime.config, by_name=by_name, log=log,
+            cost_model=self._cost_model)
         plan = _Plan(step, checks, build)
         self._plans[key] = plan
         return plan
+
+    def _record_costs(self, trace: list | None) -> None:
+        for node, device, start, end in trace or ():
+            self._cost_model.record(node, device, end - start)
 
     def _export(self) -> tuple[GraphDef, dict[str, NodeDef]]:
         ex = self._exported
@@ -256,6 +264,7 @@ class AsyncSession:
         rets = await s._runtime.arun(plan.step, args, trace, stats)
         if run_metadata is not None:
             _fill_metadata(run_metadata, trace, stats, plan)
+            s._record_costs(trace)
         return plan.build(rets)
 
 

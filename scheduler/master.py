@@ -33,7 +33,10 @@ class CompiledStep:
 def compile_step(graph: GraphDef, *, feeds: Sequence[str], fetches: Sequence[str],
                  targets: Sequence[str], devices: Sequence[Any], config: RuntimeConfig,
                  by_name: dict[str, NodeDef] | None = None,
-                 log: Callable[[str], None] | None = None) -> CompiledStep:
+                 log: Callable[[str], None] | None = None,
+                 cost_model: Any = None) -> CompiledStep:
+    """Compile one step signature. `cost_model` (a `scheduler.cost_model.CostModel`) carries
+    what earlier runs measured into placement."""
     pruned = prune.prune(graph, list(feeds), list(fetches), list(targets), by_name)
     optimized = rewrite.optimize(pruned, cse=config.common_subexpression_elimination,
                                  fold=config.constant_folding)
@@ -43,9 +46,9 @@ def compile_step(graph: GraphDef, *, feeds: Sequence[str], fetches: Sequence[str
         parts = {dev.name: optimized}
         if log is not None:
             for nd in optimized.nodes:
-                log(f"{nd.name}: ({nd.op}): {dev.name}")
+                log(f"{nd.name} -> {dev.name}")
     else:
-        placement, parts = _place_and_partition(optimized, devices, config, log)
+        placement, parts = _place_and_partition(optimized, devices, config, log, cost_model)
     by_dev = {d.name: d for d in devices}
     compiled = tuple((by_dev[name], executor.compile_partition(g, by_dev[name]))
                      for name, g in parts.items() if g.nodes)
@@ -53,16 +56,16 @@ def compile_step(graph: GraphDef, *, feeds: Sequence[str], fetches: Sequence[str
 
 
 def _place_and_partition(graph: GraphDef, devices: Sequence[Any], config: RuntimeConfig,
-                         log: Callable[[str], None] | None,
+                         log: Callable[[str], None] | None, cost_model: Any,
                          ) -> tuple[dict[str, str], dict[str, GraphDef]]:
     from scheduler import partition as partition_mod
     from scheduler import placer
 
     names = [d.name for d in devices]
     placement = placer.place(graph, names, allow_soft_placement=config.allow_soft_placement,
-                             client_device=names[0],
+                             client_device=names[0], cost_model=cost_model,
                              log=log if config.log_device_placement else None)
     parts = partition_mod.partition(graph, placement,
                                     schedule_recvs_alap=config.schedule_recvs_alap,
-                                    lossy=config.lossy_transfers)
+                                    lossy=config.lossy_transfers, cost_model=cost_model)
     return placement, parts

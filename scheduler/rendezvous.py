@@ -46,6 +46,12 @@ class Rendezvous:
             raise self._error
         return self._values.pop(key)
 
+    def try_recv(self, key: str) -> Any:
+        """The value for `key` if it is already here (taking it), else None."""
+        if self._error is not None:
+            raise self._error
+        return self._values.pop(key, None)
+
     def abort(self, error: OpError) -> None:
         if self._error is not None:
             return

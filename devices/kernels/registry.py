@@ -11,7 +11,8 @@ returns the *compute* function the executor calls on every step:
 
 Flags on the registration tell the layers above what they may do with the op:
 - ``stateful``: touches state or randomness; never merged by CSE nor constant-folded.
-- ``is_async``: compute is an ``async def``; the executor runs it as a continuation.
+- ``is_async``: compute is an ``async def``; the executor runs it as a continuation. Its
+  ``compute.poll(ctx, *inputs)`` returns the outputs if they are ready now, else None.
 - ``cost``: estimated microseconds for a node (a function of the KernelContext); kernels well
   over the executor's threshold run on a worker thread so independent branches overlap.
 - ``device_types``: where it can run; kernels written against ``k.xp`` serve CPU and GPU.
@@ -72,7 +73,8 @@ def register_kernel(op: str, *, device_types: tuple[str, ...] = ("CPU", "GPU"),
 
     def deco(factory: Factory) -> Factory:
         per_device = _KERNELS.setdefault(op, {})
-        kdef = KernelDef(op, factory, frozenset(device_types), stateful, is_async, cost)
+        kdef = KernelDef(op, factory, frozenset(device_types), stateful, is_async,
+                         cost or getattr(factory, "default_cost", None))
         for dt in device_types:
             if dt in per_device:
                 raise AlreadyExistsError(f"a {dt} kernel for op '{op}' is already registered")
