@@ -61,7 +61,7 @@ class Device:
     xp: Any = np
 
     def __init__(self, name: str, *, memory_limit: int | None = None, mailbox_size: int = 4096,
-                 worker_threads: int = 2, thread_threshold_us: float = 2000.0):
+                 worker_threads: int = 2, thread_threshold_us: float = 1000.0):
         self.name = name
         self._thread_threshold_us = thread_threshold_us
         self.pool = HostPool(limit=memory_limit, name=name)

@@ -17,7 +17,7 @@ class RuntimeConfig:
     schedule_recvs_alap: bool = False
     common_subexpression_elimination: bool = True
     constant_folding: bool = True
-    thread_threshold_us: float = 2000.0
+    thread_threshold_us: float = 1000.0  # kernels estimated above this go to a worker thread
     worker_threads: int = 2
     job: str = "localhost"
     task: int = 0
