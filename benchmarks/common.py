@@ -108,31 +108,57 @@ def measure(
     runs before timing and, with ``disable_gc``, the collector is off while timing.
     Pass ``number=0`` to pick ``number`` automatically (samples of about 10 ms).
     """
+    return measure_interleaved(
+        {"fn": fn}, warmup=warmup, repeat=repeat, number=number, disable_gc=disable_gc
+    )["fn"]
+
+
+def measure_interleaved(
+    fns: Mapping[str, Callable[[], object]],
+    *,
+    warmup: int = 3,
+    repeat: int = 20,
+    number: int = 1,
+    disable_gc: bool = True,
+) -> dict[str, Stats]:
+    """Like ``measure`` for several functions, alternating their samples round-robin.
+
+    Use this when the figures will be compared with each other: slow drifts of the
+    machine (other tenants, frequency changes) then hit every function alike.
+    ``number=0`` calibrates each function separately.
+    """
     if repeat < 1:
         raise ValueError("repeat must be >= 1")
-    for _ in range(warmup):
-        fn()
-    if number <= 0:
-        number = calibrate(fn)
-    samples = np.empty(repeat, dtype=np.float64)
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    numbers = {n: (calibrate(fns[n]) if number <= 0 else number) for n in names}
+    samples = {n: np.empty(repeat, dtype=np.float64) for n in names}
     gc.collect()
     gc_was_enabled = gc.isenabled()
     if disable_gc:
         gc.disable()
     try:
         clock = time.perf_counter
-        rng = range(number)
         for r in range(repeat):
-            t0 = clock()
-            for _ in rng:
-                fn()
-            samples[r] = clock() - t0
+            for name in names:
+                fn = fns[name]
+                t0 = clock()
+                for _ in range(numbers[name]):
+                    fn()
+                samples[name][r] = clock() - t0
     finally:
         if disable_gc and gc_was_enabled:
             gc.enable()
-    samples /= number
-    p10, median, p90 = np.percentile(samples, [10.0, 50.0, 90.0])
-    return Stats(float(median), float(p10), float(p90), float(samples.mean()), repeat, number)
+    out = {}
+    for name in names:
+        s = samples[name] / numbers[name]
+        p10, median, p90 = np.percentile(s, [10.0, 50.0, 90.0])
+        out[name] = Stats(
+            float(median), float(p10), float(p90), float(s.mean()), repeat, numbers[name]
+        )
+    return out
 
 
 def tfenv_available() -> bool:

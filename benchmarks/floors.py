@@ -335,3 +335,83 @@ def two_branch_tanh_threads(
     t.start()
     tanh_chain(a, layers, out_a)
     t.join()
+
+
+# ------------------------------------------------------------------------- CLI
+
+
+def _main() -> None:
+    """Print the floors' timings for the standard benchmark sizes."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.common import measure, measure_interleaved, print_table
+
+    rows: list[dict[str, object]] = []
+    for sizes, batch in (([64, 128, 10], 64), ([784, 1024, 1024, 10], 256)):
+        data = make_mlp_data(batch, sizes, 0)
+        mlp = NumpyMLP(sizes, 0.01, 0)
+        st = measure(lambda m=mlp, d=data: m.step(d.x, d.labels), warmup=5, repeat=30, number=0)
+        rows.append(
+            {
+                "floor": f"mlp_step {sizes} b{batch}",
+                "median": st.median * 1e3,
+                "p10": st.p10 * 1e3,
+                "p90": st.p90 * 1e3,
+                "unit": "ms/step",
+            }
+        )
+    x, w, h0 = make_rnn_data(100, 32, 64, 0)
+    for label, fn in (("rnn forward", rnn_forward), ("rnn fwd+bwd", rnn_forward_backward)):
+        st = measure(lambda f=fn: f(x, w, h0), repeat=30, number=0)
+        rows.append(
+            {
+                "floor": f"{label} T100 H64 b32",
+                "median": st.median * 1e3,
+                "p10": st.p10 * 1e3,
+                "p90": st.p90 * 1e3,
+                "unit": "ms",
+            }
+        )
+    n = 100_000
+    st = measure(lambda: python_while_scalar(n), warmup=1, repeat=9)
+    rows.append(
+        {
+            "floor": f"python while_scalar n={n}",
+            "median": n / st.median / 1e6,
+            "p10": n / st.p90 / 1e6,
+            "p90": n / st.p10 / 1e6,
+            "unit": "M iter/s",
+        }
+    )
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(2_000_000, dtype=np.float32)
+    b = rng.standard_normal(2_000_000, dtype=np.float32)
+    oa, ob = np.empty_like(a), np.empty_like(b)
+    sts = measure_interleaved(
+        {
+            "threads": lambda: two_branch_tanh_threads(a, b, 10, oa, ob),
+            "sequential": lambda: two_branch_tanh_threads(a, b, 10, oa, ob, parallel=False),
+        },
+        warmup=1,
+        repeat=9,
+    )
+    for label, st in sts.items():
+        rows.append(
+            {
+                "floor": f"two_branch_tanh 2M x10 {label}",
+                "median": st.median * 1e3,
+                "p10": st.p10 * 1e3,
+                "p90": st.p90 * 1e3,
+                "unit": "ms",
+            }
+        )
+    print_table(rows)
+    print(
+        f"two_branch_tanh thread speedup: {sts['sequential'].median / sts['threads'].median:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    _main()

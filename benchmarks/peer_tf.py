@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from benchmarks import floors  # noqa: E402
-from benchmarks.common import Stats, measure  # noqa: E402
+from benchmarks.common import Stats, measure, measure_interleaved  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -177,6 +177,18 @@ def _time(fn: Callable[[], object], params: Params, *, number: int = 0) -> Stats
     )
 
 
+def _time_many(
+    fns: dict[str, Callable[[], object]], params: Params, *, number: int = 0
+) -> dict[str, Stats]:
+    """Interleaved timing of variants that are compared with each other."""
+    return measure_interleaved(
+        fns,
+        warmup=int(params.get("warmup", 3)),
+        repeat=int(params.get("repeat", 30)),
+        number=number,
+    )
+
+
 # ----------------------------------------------------------------- benchmarks
 
 
@@ -198,12 +210,18 @@ def bench_noop(name: str, params: Params) -> Result:
         single = v1.no_op(name="single")
     cfg = session_config(rewrites=params["rewrites"])
     with v1.Session(graph=g, config=cfg) as sess:
-        st = _time(lambda: sess.run(target), params)
-        st_one = _time(lambda: sess.run(single), params)
         call = sess.make_callable(target)
         call_one = sess.make_callable(single)
-        st_call = _time(call, params)
-        st_call_one = _time(call_one, params)
+        sts = _time_many(
+            {
+                "run": lambda: sess.run(target),
+                "run_one": lambda: sess.run(single),
+                "call": call,
+                "call_one": call_one,
+            },
+            params,
+        )
+    st, st_one, st_call, st_call_one = sts["run"], sts["run_one"], sts["call"], sts["call_one"]
     nodes = n if name == "noop_chain" else n + 1
     return _result(
         name,
@@ -229,18 +247,34 @@ def bench_noop(name: str, params: Params) -> Result:
 
 
 def bench_run_fixed_cost(name: str, params: Params) -> Result:
-    """Fetch ``identity(p)`` of a fed float32 scalar: the fixed cost of one run."""
+    """Fetch ``identity(p)`` of a fed float32 scalar: the fixed cost of one run.
+
+    Also times ``Session.run`` and ``make_callable`` of ``identity(v)`` of a scalar
+    variable (no feed); a fetch-only callable is TF's fastest way to run a step.
+    """
     g = v1.Graph()
     with g.as_default():
         p = v1.placeholder(tf.float32, shape=(), name="p")
         out = tf.identity(p, name="out")
+        nofeed = tf.identity(v1.Variable(1.5, name="v"), name="out_nofeed")
+        init = v1.global_variables_initializer()
     cfg = session_config(rewrites=params["rewrites"])
     value = np.float32(1.5)
     with v1.Session(graph=g, config=cfg) as sess:
-        st = _time(lambda: sess.run(out, feed_dict={p: value}), params)
-        call = sess.make_callable(out, feed_list=[p])
-        st_call = _time(lambda: call(value), params)
+        sess.run(init)
         assert float(sess.run(out, feed_dict={p: value})) == 1.5
+        # make_callable with a feed_list is only a wrapper around Session.run; the fast
+        # C path (TF_SessionRunCallable) exists for fetch-only callables.
+        call_nofeed = sess.make_callable(nofeed)
+        sts = _time_many(
+            {
+                "run": lambda: sess.run(out, feed_dict={p: value}),
+                "run_no_feed": lambda: sess.run(nofeed),
+                "callable_no_feed": call_nofeed,
+            },
+            params,
+        )
+    st = sts["run"]
     return _result(
         name,
         params,
@@ -248,9 +282,14 @@ def bench_run_fixed_cost(name: str, params: Params) -> Result:
         config={"rewrites": params["rewrites"]},
         figures={
             "us_per_run": st.median * 1e6,
-            "us_per_run_callable": st_call.median * 1e6,
+            "us_per_run_no_feed": sts["run_no_feed"].median * 1e6,
+            "us_per_run_callable_no_feed": sts["callable_no_feed"].median * 1e6,
         },
-        stats={"session_run": _stats_dict(st), "callable": _stats_dict(st_call)},
+        stats={
+            "session_run": _stats_dict(st),
+            "run_no_feed": _stats_dict(sts["run_no_feed"]),
+            "callable_no_feed": _stats_dict(sts["callable_no_feed"]),
+        },
     )
 
 
@@ -299,18 +338,13 @@ def bench_mlp_step(name: str, params: Params) -> Result:
             for tw, nw in ((tw, nw), (tb, nb))
         )
         st = _time(lambda: sess.run([train, loss], feed_dict=feed), params)
-        call = sess.make_callable([train, loss], feed_list=[x, y])
-        st_call = _time(lambda: call(data.x, data.onehot), params)
     return _result(
         name,
         params,
         st,
         config={"rewrites": params["rewrites"]},
-        figures={
-            "ms_per_step": st.median * 1e3,
-            "ms_per_step_callable": st_call.median * 1e3,
-        },
-        stats={"session_run": _stats_dict(st), "callable": _stats_dict(st_call)},
+        figures={"ms_per_step": st.median * 1e3},
+        stats={"session_run": _stats_dict(st)},
         check={
             "first_step_loss_tf": float(tf_loss),
             "first_step_loss_numpy": float(np_loss),
@@ -407,7 +441,13 @@ def bench_rnn(name: str, params: Params) -> Result:
 
 
 def bench_two_branch_tanh(name: str, params: Params) -> Result:
-    """Two independent tanh chains on /cpu:0 and /cpu:1 vs the same work as one chain."""
+    """Two independent tanh chains on /cpu:0 and /cpu:1 vs the same work as one chain.
+
+    ``speedup`` = one chain of ``2 * layers`` on /cpu:0 over the two branches on two
+    devices; ``ideal_speedup`` uses a single branch (half the work) instead.  Defaults:
+    ``intra_op=1`` (each op single-threaded, so parallelism comes from the executor),
+    ``inter_op=2``.
+    """
     n = int(params.setdefault("n", 2_000_000))
     layers = int(params.setdefault("layers", 10))
     intra = int(params.setdefault("intra_op", 1))
@@ -435,15 +475,24 @@ def bench_two_branch_tanh(name: str, params: Params) -> Result:
             b = v1.Variable(b_np, name="b")
             branch_b = chain(b, layers)
         two_devices = [branch_a, branch_b]
+        one_branch = [branch_a]  # half the work: the ideal time for two_devices
         one_device_two_chains = [branch_a, branch_b_same]
         init = v1.global_variables_initializer()
     cfg = session_config(rewrites=params["rewrites"], inter_op=inter, intra_op=intra, cpus=2)
-    params.setdefault("repeat", 15)
+    params.setdefault("repeat", 31)
     with v1.Session(graph=g, config=cfg) as sess:
         sess.run(init)
-        st_two = _time(lambda: sess.run(two_devices), params, number=1)
-        st_one = _time(lambda: sess.run(one_chain), params, number=1)
-        st_same = _time(lambda: sess.run(one_device_two_chains), params, number=1)
+        sts = _time_many(
+            {
+                "two": lambda: sess.run(two_devices),
+                "one": lambda: sess.run(one_chain),
+                "same": lambda: sess.run(one_device_two_chains),
+                "half": lambda: sess.run(one_branch),
+            },
+            params,
+            number=1,
+        )
+    st_two, st_one, st_same, st_half = sts["two"], sts["one"], sts["same"], sts["half"]
     return _result(
         name,
         params,
@@ -458,13 +507,17 @@ def bench_two_branch_tanh(name: str, params: Params) -> Result:
             "two_devices_ms": st_two.median * 1e3,
             "one_chain_ms": st_one.median * 1e3,
             "two_chains_one_device_ms": st_same.median * 1e3,
+            "one_branch_ms": st_half.median * 1e3,
             "speedup": st_one.median / st_two.median,
+            "speedup_p10": st_one.p10 / st_two.p10,
+            "ideal_speedup": st_one.median / st_half.median,
             "speedup_two_chains_one_device": st_one.median / st_same.median,
         },
         stats={
             "two_devices": _stats_dict(st_two),
             "one_chain": _stats_dict(st_one),
             "two_chains_one_device": _stats_dict(st_same),
+            "one_branch": _stats_dict(st_half),
         },
     )
 
@@ -527,6 +580,10 @@ class _Children:
         self.procs.clear()
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _null_cluster(ps_ports: list[int], worker_ports: list[int]) -> dict[str, list[str]]:
     return {
         "ps": [f"127.0.0.1:{p}" for p in ps_ports],
@@ -545,8 +602,11 @@ def _ps_task(params: Params) -> None:
     server.join()
 
 
-def _build_null_models(task: int) -> dict[str, Any]:
-    """Variables on the PS tasks; per model one step op (read, trivial compute, update)."""
+def _build_null_models(task: int) -> tuple[dict[str, Any], Any]:
+    """Variables on the PS tasks; per model one step op (read, trivial compute, update).
+
+    Returns the step ops by model name and the scalar model's variable.
+    """
     ps = ["/job:ps/task:0", "/job:ps/task:1"]
     wk = f"/job:worker/task:{task}"
     steps: dict[str, Any] = {}
@@ -597,12 +657,17 @@ def _build_null_models(task: int) -> dict[str, Any]:
         with tf.device(dev):
             updates.append(v1.scatter_add(tables[k], local[k], delta).op)
     steps["sparse"] = tf.group(*updates)
-    return steps
+    return steps, s
 
 
 def _ps_worker(params: Params) -> None:
-    """Child: one worker task.  Prints READY, then per model waits for a GO line on stdin,
-    times steps for ``duration`` seconds and prints one JSON line."""
+    """Child: one worker task.
+
+    Prints READY once its session is up (task 0 first initialises the variables), then
+    obeys stdin commands: ``GO MODEL`` (warm up, time steps for ``duration`` seconds,
+    print one JSON line of step times), ``CHECK`` (print the scalar model's value) and
+    ``QUIT``.
+    """
     task = int(params["task"])
     cluster = v1.train.ClusterSpec(params["cluster"])
     server_cfg = session_config(inter_op=2, intra_op=1)
@@ -611,8 +676,9 @@ def _ps_worker(params: Params) -> None:
     )
     g = v1.Graph()
     with g.as_default():
-        steps = _build_null_models(task)
+        steps, scalar = _build_null_models(task)
         init = v1.global_variables_initializer()
+        scalar_value = scalar.read_value()
     cfg = session_config(
         rewrites=params["rewrites"],
         inter_op=2,
@@ -623,11 +689,14 @@ def _ps_worker(params: Params) -> None:
         if task == 0:
             sess.run(init)
         print("READY", flush=True)
-        for model in params["models"]:
-            line = sys.stdin.readline()
-            if line.strip() != "GO":
-                return
-            op = steps[model]
+        for line in sys.stdin:
+            cmd = line.split()
+            if not cmd or cmd[0] == "QUIT":
+                break
+            if cmd[0] == "CHECK":
+                print(json.dumps({"scalar": float(sess.run(scalar_value))}), flush=True)
+                continue
+            op = steps[cmd[1]]
             for _ in range(int(params["warmup"])):
                 sess.run(op)
             times = []
@@ -640,7 +709,7 @@ def _ps_worker(params: Params) -> None:
                 times.append(t1 - t0)
                 if t1 >= deadline:
                     break
-            print(json.dumps({"model": model, "task": task, "times": times}), flush=True)
+            print(json.dumps({"model": cmd[1], "task": task, "times": times}), flush=True)
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -669,12 +738,26 @@ def bench_nullmodel_ps(name: str, params: Params) -> Result:
         if m not in NULL_MODELS:
             raise ValueError(f"unknown null model {m!r}")
     children = _Children()
+    # SIGTERM/SIGINT -> SystemExit, so the finally below kills the children; SIGKILL of
+    # this process is covered by PR_SET_PDEATHSIG in the children.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     table: dict[str, dict[str, Any]] = {m: {} for m in models}
     all_stats: dict[str, Any] = {}
+    checks: dict[str, Any] = {}
     try:
         for nw in workers_list:
             ports = _free_ports(2 + nw)
             cluster = _null_cluster(ports[:2], ports[2:])
+            wparams = {
+                "cluster": cluster,
+                "duration": params["duration"],
+                "warmup": params["warmup"],
+                "rewrites": params["rewrites"],
+                "control_flow": params["control_flow"],
+            }
+            # Start everything at once: worker sessions wait for the PS tasks, and no
+            # worker steps before GO, which is sent only after task 0 has initialised.
             ps_procs = [
                 children.spawn(
                     ["_ps_task", "--params", json.dumps({"cluster": cluster, "task": k})],
@@ -682,40 +765,35 @@ def bench_nullmodel_ps(name: str, params: Params) -> Result:
                 )
                 for k in range(2)
             ]
-            for p in ps_procs:
-                assert _read_line(p, 120).strip() == "READY"
-            wparams = {
-                "cluster": cluster,
-                "models": models,
-                "duration": params["duration"],
-                "warmup": params["warmup"],
-                "rewrites": params["rewrites"],
-                "control_flow": params["control_flow"],
-            }
-            wprocs = []
-            for k in range(nw):
-                # start task 0 (the initializer) first so others never see uninitialised vars
-                wprocs.append(
-                    children.spawn(
-                        ["_ps_worker", "--params", json.dumps({**wparams, "task": k})],
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                    )
+            wprocs = [
+                children.spawn(
+                    ["_ps_worker", "--params", json.dumps({**wparams, "task": k})],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
                 )
-                if k == 0:
-                    assert _read_line(wprocs[0], 180).strip() == "READY"
-            for p in wprocs[1:]:
-                assert _read_line(p, 180).strip() == "READY"
+                for k in range(nw)
+            ]
+            for p in ps_procs + wprocs:
+                line = _read_line(p, 300).strip()
+                if line != "READY":
+                    raise RuntimeError(f"child {p.args[2]} said {line!r}, not READY")
+
+            def send(proc: subprocess.Popen[str], text: str) -> None:
+                assert proc.stdin is not None
+                proc.stdin.write(text + "\n")
+                proc.stdin.flush()
+
+            scalar_steps = 0
             for model in models:
                 for p in wprocs:
-                    assert p.stdin is not None
-                    p.stdin.write("GO\n")
-                    p.stdin.flush()
+                    send(p, f"GO {model}")
                 per_worker = []
                 for p in wprocs:
                     rec = json.loads(_read_line(p, 120 + 4 * float(params["duration"])))
                     per_worker.append(np.asarray(rec["times"]))
                 times = np.concatenate(per_worker)
+                if model == "scalar":
+                    scalar_steps = int(times.size) + nw * int(params["warmup"])
                 p10, med, p90 = np.percentile(times, [10, 50, 90])
                 steps_per_s = sum(len(t) / t.sum() for t in per_worker)
                 table[model][str(nw)] = {
@@ -728,6 +806,11 @@ def bench_nullmodel_ps(name: str, params: Params) -> Result:
                 all_stats[f"{model}/{nw}"] = Stats(
                     float(med), float(p10), float(p90), float(times.mean()), int(times.size), 1
                 ).as_dict()
+            send(wprocs[0], "CHECK")
+            value = json.loads(_read_line(wprocs[0], 60))["scalar"]
+            checks[f"w{nw}"] = {"scalar_value": value, "scalar_updates_sent": scalar_steps}
+            for p in wprocs:
+                send(p, "QUIT")
             children.kill_all()
     finally:
         children.kill_all()
@@ -743,6 +826,7 @@ def bench_nullmodel_ps(name: str, params: Params) -> Result:
         "figures": {f"{m}_ms_w{nw}": table[m][nw]["median_ms"] for m in models for nw in table[m]},
         "table": table,
         "stats": all_stats,
+        "check": checks,
     }
 
 
