@@ -1,10 +1,13 @@
 """Resources a device holds across steps: variables (and later queues, accumulators), kept in
 named *containers* that outlive sessions until the container is reset.
 
-A `ResourceVariable` stores one array. Reads return that array itself (no copy); updates are
-in place *unless* someone else still holds the array (a read snapshot being consumed, a fetched
-result), in which case the update copies first — so a read is a consistent snapshot that no
-later update changes under its consumer. `sys.getrefcount` tells the two cases apart exactly.
+A `ResourceVariable` stores one array, which it owns (`assign` copies anything that is a view
+or read-only). A read (`snapshot`) returns a read-only *view* of it: no copy, and the view's
+base is the value itself, so while anyone holds a snapshot (a consumer in a step, a fetched
+result) the value's refcount shows it. Updates (`writable`) are in place *unless* someone still
+holds the value, in which case they copy first — so a snapshot never changes under its holder.
+`sys.getrefcount` tells the two cases apart exactly. (On a GPU the value itself is the
+snapshot; CuPy arrays have no read-only flag and are copied to the host when fetched.)
 
 State is owned by the device actor; kernels touch it only from the actor's task (or from a
 worker thread the actor is awaiting), so there are no locks.
@@ -21,15 +24,21 @@ import numpy as np
 from devices.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 # Refcount of a value held only by a variable, seen from inside `writable`: the attribute, the
-# local name, getrefcount's argument. One more holder (a snapshot being consumed, a view of it,
-# a fetched result) means the value is shared and an update must copy first.
+# local name, getrefcount's argument (and the cached read-only view `_ro`, when current). One
+# more holder (a snapshot being consumed, a fetched result) means the value is shared and an
+# update must copy first.
 _SOLE_REFS = 3
 
 
 class ResourceVariable:
-    """A mutable tensor living on a device. `value` is None until first assigned."""
+    """A mutable tensor living on a device. `value` is None until first assigned.
 
-    __slots__ = ("name", "dtype", "shape", "value", "device")
+    Fields: `value` (the array, owned; replaced only through `assign`/`writable`), `_ro` (a
+    read-only view of `value` that snapshots are cut from; stale once `value` is replaced,
+    which `_ro.base is value` detects).
+    """
+
+    __slots__ = ("name", "dtype", "shape", "value", "device", "_ro")
 
     def __init__(self, name: str, dtype: np.dtype, shape: tuple | None, device: str):
         self.name = name
@@ -37,6 +46,7 @@ class ResourceVariable:
         self.shape = shape
         self.value: Any = None
         self.device = device
+        self._ro: Any = None
 
     def read(self) -> Any:
         value = self.value
@@ -46,6 +56,19 @@ class ResourceVariable:
                 f"first (af.global_variables_initializer())", device=self.device)
         return value
 
+    def snapshot(self) -> Any:
+        """A consistent read: a read-only view of the value (the value itself off the host)."""
+        value = self.value
+        ro = self._ro
+        if ro is None or ro.base is not value:
+            value = self.read()
+            if type(value) is not np.ndarray:
+                return value
+            ro = value.view()
+            ro.flags.writeable = False
+            self._ro = ro
+        return ro.view()
+
     def assign(self, new: Any) -> None:
         if self.shape is not None and tuple(new.shape) != tuple(self.shape) and \
                 not _compatible(self.shape, new.shape):
@@ -54,12 +77,15 @@ class ResourceVariable:
                 f"of shape {tuple(self.shape)}", device=self.device)
         if new.dtype != self.dtype:
             new = new.astype(self.dtype)
+        elif isinstance(new, np.ndarray) and (new.base is not None or not new.flags.writeable):
+            new = new.copy()  # own the memory: snapshots' refcounts land on this very array
         self.value = new
 
     def writable(self) -> Any:
         """The current value, safe to update in place: copied if anyone else holds it."""
         value = self.read()
-        if sys.getrefcount(value) > _SOLE_REFS or not _writeable(value):
+        ro = self._ro
+        if sys.getrefcount(value) > _SOLE_REFS + (ro is not None and ro.base is value):
             value = value.copy()
             self.value = value
         return value
@@ -68,22 +94,19 @@ class ResourceVariable:
         """Store a copy of `new` in a buffer the variable owns (reusing the current buffer in
         place when nobody else holds it and the shape agrees); returns the stored value."""
         value = self.value
-        if (value is not None and value.shape == new.shape and _writeable(value)
-                and sys.getrefcount(value) <= _SOLE_REFS):
-            value[...] = new
-            return value
+        if value is not None and value.shape == new.shape:
+            ro = self._ro
+            if sys.getrefcount(value) <= _SOLE_REFS + (ro is not None and ro.base is value):
+                value[...] = new
+                return value
         del value
         self.assign(xp.array(new, dtype=self.dtype, copy=True))
         return self.value
 
 
-def _writeable(value: Any) -> bool:
-    flags = getattr(value, "flags", None)
-    return flags is None or getattr(flags, "writeable", True)
-
-
 def _compatible(want: tuple, got: tuple) -> bool:
-    return len(want) == len(got) and all(w is None or w == g for w, g in zip(want, got, strict=True))
+    return len(want) == len(got) and all(
+        w is None or w == g for w, g in zip(want, got, strict=True))
 
 
 class ResourceMgr:

@@ -57,7 +57,7 @@ INLINE = 0   # outs = fn(*args)
 ARG = 1      # outs = (ctx.args[fn],)               a feed (_Arg); fn is the feed index
 RETVAL = 2   # ctx.rets[fn] = args[0]                a fetch (_Retval); fn is the fetch index
 STEP = 3     # outs = fn(ctx, *args)                 needs the step (Send, stateful RNG ...)
-ASYNC = 4    # outs = await fn(ctx, *args)           in the device nursery (Recv)
+ASYNC = 4    # outs = fn.poll(ctx, *args) if ready now, else await fn(ctx, *args) in the nursery
 THREAD = 5   # outs = await device.run_in_thread(fn, *args)
 
 _CHECKPOINT_EVERY = 0.001  # seconds of inline work between trio checkpoints
@@ -202,6 +202,8 @@ class StepRun:
                         outs = ()
                     elif kind == STEP:
                         outs = fns[i](ctx, *args)
+                    elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
+                        pass  # an asynchronous kernel whose input is already there (a Recv)
                     elif inline:  # waiting needs the actor: hand the step over
                         ready.append(i)
                         active.append(st)

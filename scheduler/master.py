@@ -40,15 +40,7 @@ def compile_step(graph: GraphDef, *, feeds: Sequence[str], fetches: Sequence[str
     pruned = prune.prune(graph, list(feeds), list(fetches), list(targets), by_name)
     optimized = rewrite.optimize(pruned, cse=config.common_subexpression_elimination,
                                  fold=config.constant_folding)
-    if len(devices) == 1:
-        dev = devices[0]
-        placement = {nd.name: dev.name for nd in optimized.nodes}
-        parts = {dev.name: optimized}
-        if log is not None:
-            for nd in optimized.nodes:
-                log(f"{nd.name} -> {dev.name}")
-    else:
-        placement, parts = _place_and_partition(optimized, devices, config, log, cost_model)
+    placement, parts = _place_and_partition(optimized, devices, config, log, cost_model)
     by_dev = {d.name: d for d in devices}
     compiled = tuple((by_dev[name], executor.compile_partition(g, by_dev[name]))
                      for name, g in parts.items() if g.nodes)
@@ -65,6 +57,8 @@ def _place_and_partition(graph: GraphDef, devices: Sequence[Any], config: Runtim
     placement = placer.place(graph, names, allow_soft_placement=config.allow_soft_placement,
                              client_device=names[0], cost_model=cost_model,
                              log=log if config.log_device_placement else None)
+    if len(set(placement.values())) <= 1:   # one device: nothing to partition
+        return placement, {names[0] if not placement else next(iter(placement.values())): graph}
     parts = partition_mod.partition(graph, placement,
                                     schedule_recvs_alap=config.schedule_recvs_alap,
                                     lossy=config.lossy_transfers, cost_model=cost_model)

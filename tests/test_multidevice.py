@@ -99,7 +99,7 @@ async def test_concurrent_steps_pipeline_over_two_devices() -> None:
     x, z = _model_parallel(g, split=True)
     inputs = [np.random.default_rng(i).standard_normal((8, 16)).astype(np.float32)
               for i in range(16)]
-    with af.Session(graph=g) as s1:
+    with af.Session(graph=g, config=af.ConfigProto(allow_soft_placement=True)) as s1:
         want = [s1.run(z, {x: v}) for v in inputs]
     got: dict[int, float] = {}
     async with af.Session(graph=g, config=TWO_CPUS) as s:

@@ -53,6 +53,7 @@ import ml_dtypes
 import msgpack
 import numpy as np
 
+from devices import errors as _errors
 from devices.errors import (
     Code,
     InvalidArgumentError,
@@ -68,10 +69,17 @@ WIRE_DTYPES: dict[str, np.dtype] = {
     name: np.dtype(t).newbyteorder("<")
     for name, t in (
         ("bool", np.bool_),
-        ("int8", np.int8), ("int16", np.int16), ("int32", np.int32), ("int64", np.int64),
-        ("uint8", np.uint8), ("uint16", np.uint16), ("uint32", np.uint32),
+        ("int8", np.int8),
+        ("int16", np.int16),
+        ("int32", np.int32),
+        ("int64", np.int64),
+        ("uint8", np.uint8),
+        ("uint16", np.uint16),
+        ("uint32", np.uint32),
         ("uint64", np.uint64),
-        ("float16", np.float16), ("float32", np.float32), ("float64", np.float64),
+        ("float16", np.float16),
+        ("float32", np.float32),
+        ("float64", np.float64),
         ("bfloat16", ml_dtypes.bfloat16),
     )
 }
@@ -95,18 +103,22 @@ class Limits:
     so that libzmq drops an oversized frame from its declared length, before reading it.
     """
 
-    max_header_bytes: int = 1 << 20          # the msgpack frame
-    max_frames: int = 1025                   # header + tensors (routing frames not counted)
-    max_tensor_bytes: int = 4 << 30          # one tensor frame
-    max_total_bytes: int = 8 << 30           # every frame of one message together
+    max_header_bytes: int = 1 << 20  # the msgpack frame
+    max_frames: int = 1025  # header + tensors (routing frames not counted)
+    max_tensor_bytes: int = 4 << 30  # one tensor frame
+    max_total_bytes: int = 8 << 30  # every frame of one message together
     max_ndim: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("max_header_bytes", "max_frames", "max_tensor_bytes", "max_total_bytes",
-                     "max_ndim"):
+        for name in (
+            "max_header_bytes",
+            "max_frames",
+            "max_tensor_bytes",
+            "max_total_bytes",
+            "max_ndim",
+        ):
             if getattr(self, name) < 1:
-                raise InvalidArgumentError(f"Limits.{name} must be >= 1, got "
-                                           f"{getattr(self, name)}")
+                raise InvalidArgumentError(f"Limits.{name} must be >= 1, got {getattr(self, name)}")
 
 
 DEFAULT_LIMITS = Limits()
@@ -136,7 +148,8 @@ def _tensor_frame(value: object, where: str) -> tuple[list, object]:
         if name is None:
             raise InvalidArgumentError(
                 f"cannot send tensor {where}: dtype {dt} is not allowed on the wire; "
-                f"convert it to one of: {_ALLOWED}")
+                f"convert it to one of: {_ALLOWED}"
+            )
     if arr.flags.c_contiguous:
         layout, flat = "C", arr.reshape(-1)
     elif arr.flags.f_contiguous:
@@ -148,8 +161,12 @@ def _tensor_frame(value: object, where: str) -> tuple[list, object]:
     return [name, list(arr.shape), order, layout], flat.view(np.uint8)
 
 
-def encode(header: Any = None, tensors: Mapping[str, object] | Sequence[object] | None = None,
-           *, error: BaseException | None = None) -> list[object]:
+def encode(
+    header: Any = None,
+    tensors: Mapping[str, object] | Sequence[object] | None = None,
+    *,
+    error: BaseException | None = None,
+) -> list[object]:
     """Return the frames of one message: the msgpack header, then one raw frame per tensor.
 
     `tensors` is a dict (names must be str) or a sequence of arrays (anything `np.asarray`
@@ -170,7 +187,8 @@ def encode(header: Any = None, tensors: Mapping[str, object] | Sequence[object] 
             for k, v in tensors.items():
                 if not isinstance(k, str):
                     raise InvalidArgumentError(
-                        f"tensor names must be str, got {type(k).__name__} {k!r}")
+                        f"tensor names must be str, got {type(k).__name__} {k!r}"
+                    )
                 keys.append(k)
                 d, f = _tensor_frame(v, repr(k))
                 descs.append(d)
@@ -179,7 +197,8 @@ def encode(header: Any = None, tensors: Mapping[str, object] | Sequence[object] 
             if isinstance(tensors, str | bytes | np.ndarray):
                 raise InvalidArgumentError(
                     "tensors must be a dict or a list of arrays, not a single "
-                    f"{type(tensors).__name__}; wrap it in a list")
+                    f"{type(tensors).__name__}; wrap it in a list"
+                )
             for i, v in enumerate(tensors):
                 d, f = _tensor_frame(v, f"#{i}")
                 descs.append(d)
@@ -189,7 +208,8 @@ def encode(header: Any = None, tensors: Mapping[str, object] | Sequence[object] 
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidArgumentError(
             f"cannot encode message header {_short(header)}: {exc}; headers hold only None, "
-            "bool, int, float, str, bytes, lists and dicts (send arrays as tensors)") from None
+            "bool, int, float, str, bytes, lists and dicts (send arrays as tensors)"
+        ) from None
     return frames
 
 
@@ -242,28 +262,40 @@ def _unpack_header(buf: memoryview, limits: Limits) -> Any:
     if n > limits.max_header_bytes:
         raise InvalidArgumentError(
             f"message header is {n} bytes, over the limit of {limits.max_header_bytes} "
-            "(Limits.max_header_bytes)")
+            "(Limits.max_header_bytes)"
+        )
     try:
         # Every length is bounded by the frame size; no extension types, no timestamps.
         return msgpack.unpackb(
-            buf, raw=False, use_list=True, strict_map_key=False, max_ext_len=0,
-            max_str_len=n, max_bin_len=n, max_array_len=n, max_map_len=n // 2 + 1)
+            buf,
+            raw=False,
+            use_list=True,
+            strict_map_key=False,
+            max_ext_len=0,
+            max_str_len=n,
+            max_bin_len=n,
+            max_array_len=n,
+            max_map_len=n // 2 + 1,
+        )
     except Exception as exc:  # msgpack raises ValueError, FormatError, StackError, ...
         raise InvalidArgumentError(
             f"malformed message: the header frame ({n} bytes) is not valid msgpack "
-            f"({type(exc).__name__}: {exc})") from None
+            f"({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _shape(raw: object, i: int, limits: Limits) -> tuple[int, ...]:
     if not isinstance(raw, list) or len(raw) > limits.max_ndim:
         raise InvalidArgumentError(
             f"malformed message: tensor #{i} shape {_short(raw)} is not a list of at most "
-            f"{limits.max_ndim} sizes")
+            f"{limits.max_ndim} sizes"
+        )
     for s in raw:
         if type(s) is not int or s < 0:
             raise InvalidArgumentError(
                 f"malformed message: tensor #{i} shape {_short(raw)} has a size that is not a "
-                "non-negative int")
+                "non-negative int"
+            )
     return tuple(raw)
 
 
@@ -271,17 +303,20 @@ def _decode_tensor(desc: object, frame: Frame, i: int, limits: Limits) -> np.nda
     if not (isinstance(desc, list) and len(desc) == 4):
         raise InvalidArgumentError(
             f"malformed message: tensor #{i} descriptor {_short(desc)} is not "
-            "[dtype, shape, byte_order, layout]")
+            "[dtype, shape, byte_order, layout]"
+        )
     name, raw_shape, order, layout = desc
     dt = WIRE_DTYPES.get(name) if isinstance(name, str) else None
     if dt is None:
         raise InvalidArgumentError(
             f"tensor #{i} has dtype {_short(name)}, which is not allowed on the wire "
-            f"(allowed: {_ALLOWED})")
+            f"(allowed: {_ALLOWED})"
+        )
     if order not in ("<", "|"):
         raise InvalidArgumentError(
             f"tensor #{i} ({name}) has byte order {_short(order)}; only little-endian ('<', or "
-            "'|' for one-byte types) is accepted")
+            "'|' for one-byte types) is accepted"
+        )
     if layout not in ("C", "F"):
         raise InvalidArgumentError(f"tensor #{i} has layout {_short(layout)}; expected 'C' or 'F'")
     shape = _shape(raw_shape, i, limits)
@@ -290,7 +325,8 @@ def _decode_tensor(desc: object, frame: Frame, i: int, limits: Limits) -> np.nda
     if want != buf.nbytes:
         raise InvalidArgumentError(
             f"tensor #{i} ({name}{list(shape)}) needs {want} bytes but its frame holds "
-            f"{buf.nbytes}; the message is corrupt or truncated")
+            f"{buf.nbytes}; the message is corrupt or truncated"
+        )
     arr = np.frombuffer(buf, dtype=dt)
     if not arr.flags.aligned:
         arr = arr.copy()
@@ -302,13 +338,31 @@ def _decode_tensor(desc: object, frame: Frame, i: int, limits: Limits) -> np.nda
 
 
 def _decode_error(raw: object) -> OpError:
-    if not (isinstance(raw, list) and len(raw) == 4 and type(raw[0]) is int
-            and isinstance(raw[1], str)
-            and all(v is None or isinstance(v, str) for v in raw[2:])):
+    if not (
+        isinstance(raw, list)
+        and len(raw) == 4
+        and type(raw[0]) is int
+        and isinstance(raw[1], str)
+        and all(v is None or isinstance(v, str) for v in raw[2:])
+    ):
         raise InvalidArgumentError(
-            f"malformed message: error field {_short(raw)} is not [code, message, node, device]")
+            f"malformed message: error field {_short(raw)} is not [code, message, node, device]"
+        )
     code, message, node, device = raw
-    return error_from_code(code, message, node=node, device=device)
+    try:
+        return error_from_code(code, message, node=node, device=device)
+    except TypeError:
+        # error_from_code builds errors with cls.__new__(cls), which MemoryError subclasses
+        # (ResourceExhaustedError) refuse; build those through their constructor.
+        cls = _CLASS_OF_CODE.get(code, _errors.UnknownError)
+        return cls(message, node=node, device=device)
+
+
+_CLASS_OF_CODE: dict[int, type[OpError]] = {
+    int(cls.code): cls
+    for cls in vars(_errors).values()
+    if isinstance(cls, type) and issubclass(cls, OpError) and cls is not OpError
+}
 
 
 def decode_message(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> Message:
@@ -322,7 +376,8 @@ def decode_message(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> 
         raise InvalidArgumentError("malformed message: no frames at all")
     if n > limits.max_frames:
         raise InvalidArgumentError(
-            f"message has {n} frames, over the limit of {limits.max_frames} (Limits.max_frames)")
+            f"message has {n} frames, over the limit of {limits.max_frames} (Limits.max_frames)"
+        )
     head = _buffer(frames[0])
     total = head.nbytes
     bufs = []
@@ -331,40 +386,51 @@ def decode_message(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> 
         if b.nbytes > limits.max_tensor_bytes:
             raise InvalidArgumentError(
                 f"tensor #{i - 1} is {b.nbytes} bytes, over the limit of "
-                f"{limits.max_tensor_bytes} (Limits.max_tensor_bytes)")
+                f"{limits.max_tensor_bytes} (Limits.max_tensor_bytes)"
+            )
         total += b.nbytes
         bufs.append(b)
     if total > limits.max_total_bytes:
         raise InvalidArgumentError(
             f"message is {total} bytes, over the limit of {limits.max_total_bytes} "
-            "(Limits.max_total_bytes)")
+            "(Limits.max_total_bytes)"
+        )
     env = _unpack_header(head, limits)
     if not (isinstance(env, list) and len(env) == 5):
         raise InvalidArgumentError(
             f"malformed message: header {_short(env)} is not [version, header, descriptors, "
-            "keys, error]")
+            "keys, error]"
+        )
     version, header, descs, keys, err = env
     if version != VERSION:
         raise InvalidArgumentError(
-            f"message has wire version {_short(version)}; this side speaks {VERSION}")
+            f"message has wire version {_short(version)}; this side speaks {VERSION}"
+        )
     if not isinstance(descs, list) or len(descs) != n - 1:
         got = len(descs) if isinstance(descs, list) else _short(descs)
         raise InvalidArgumentError(
             f"malformed message: the header describes {got} tensors but {n - 1} tensor frames "
-            "arrived (truncated message?)")
+            "arrived (truncated message?)"
+        )
     if err is not None:
         if descs:
             raise InvalidArgumentError("malformed message: carries both an error and tensors")
         return Message(header, [], _decode_error(err))
-    arrays = [_decode_tensor(d, b, i, limits) for i, (d, b) in enumerate(zip(descs, bufs))]
+    arrays = [
+        _decode_tensor(d, b, i, limits) for i, (d, b) in enumerate(zip(descs, bufs, strict=True))
+    ]
     if keys is None:
         return Message(header, arrays, None)
-    if (not isinstance(keys, list) or len(keys) != len(arrays)
-            or not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys)):
+    if (
+        not isinstance(keys, list)
+        or len(keys) != len(arrays)
+        or not all(isinstance(k, str) for k in keys)
+        or len(set(keys)) != len(keys)
+    ):
         raise InvalidArgumentError(
-            f"malformed message: tensor names {_short(keys)} are not {len(arrays)} distinct "
-            "strings")
-    return Message(header, dict(zip(keys, arrays)), None)
+            f"malformed message: tensor names {_short(keys)} are not {len(arrays)} distinct strings"
+        )
+    return Message(header, dict(zip(keys, arrays, strict=True)), None)
 
 
 def decode(frames: Sequence[Frame], limits: Limits = DEFAULT_LIMITS) -> tuple[Any, Tensors]:

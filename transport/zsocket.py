@@ -13,20 +13,24 @@ State (all touched only from the trio thread that entered the socket):
   (``notify_closing(fd)`` then ``close(linger)``, no checkpoint between).
 - ``_inbox_send`` / ``_inbox_recv``: a memory channel of ``config.inbox_size`` messages. The
   pump is the only sender; when it is full the pump stops reading (ZeroMQ's HWM then pushes back
-  on the peer). Closed by the pump on exit, so consumers see `trio.EndOfChannel`.
+  on the peer), so a consumer must not wait on its own socket's sends while the inbox is full.
+  Closed by the pump on exit, so consumers see `trio.EndOfChannel`. With ``on_receive`` the
+  inbox is unused: the pump calls ``on_receive(frames)`` itself, a synchronous callback that
+  must not block (the RPC layer uses this to save a task hop per message).
 - ``_outbox``: a FIFO of `_Outgoing` messages that a sender could not hand to libzmq at once
   (peer at its high-water mark, DEALER not yet connected with ``IMMEDIATE``). Senders append and
   wait on the entry's event; only the pump pops. While it is non-empty, new messages queue
   behind it, so per-socket order is kept.
-- ``_wake``: the cancel scope around the pump's wait, or None while the pump is busy. A sender
-  that needs the pump cancels it.
+- ``_wake`` / ``_parked``: the cancel scope around the pump's waits, and whether the pump is
+  waiting on the fd now. A sender that needs the pump cancels the scope; the pump then makes a
+  new one. One scope serves many waits because a cancel scope costs more than a message.
 
-Sending takes a fast path: when the outbox is empty the sending task calls
-``send_multipart(frames, DONTWAIT, copy=False)`` itself (one trio thread, and it never waits on
-the fd, so the one-waiter rule holds), then re-reads ``EVENTS`` and wakes the pump if the send
-made the socket readable without a new fd edge. This saves a task hop per message and lets
-errors reach the sender: a ROUTER has ``ROUTER_MANDATORY=1``, so a message to an unknown or
-departed peer raises `UnavailableError` (libzmq's ``EHOSTUNREACH``) instead of vanishing.
+Sending takes a fast path: when the outbox is empty the sending task calls libzmq's send with
+``DONTWAIT`` and ``copy=False`` itself (one trio thread, and it never waits on the fd, so the
+one-waiter rule holds), then re-reads ``EVENTS`` and wakes the pump if the send made the socket
+readable without a new fd signal. This saves a task hop per message and lets errors reach the
+sender: a ROUTER has ``ROUTER_MANDATORY=1``, so a message to an unknown or departed peer raises
+`UnavailableError` (libzmq's ``EHOSTUNREACH``) instead of vanishing.
 
     async with ZSocket(ctx, zmq.ROUTER, SocketConfig(linger_ms=100)) as server:
         endpoint = server.bind()                      # "tcp://127.0.0.1:<port>"
@@ -41,46 +45,54 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
 import zmq
+import zmq.backend
 
 from devices.errors import InvalidArgumentError, UnavailableError
 
-_POLLIN = zmq.POLLIN
-_POLLOUT = zmq.POLLOUT
-_EVENTS = zmq.EVENTS
-_DONTWAIT = zmq.DONTWAIT
-_SNDMORE = zmq.SNDMORE
+# Plain ints: pyzmq's enum members cost microseconds per bitwise operation on the hot path.
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_EVENTS = int(zmq.EVENTS)
+_DONTWAIT = int(zmq.DONTWAIT)
+_SNDMORE = int(zmq.SNDMORE)
+# pyzmq's Cython send, without the Python wrapper (routing_id/group for draft sockets, which we
+# do not use); copy=False still copies frames under the socket's copy_threshold.
+_zsend = zmq.backend.Socket.send
 
-_KINDS = {zmq.ROUTER: "ROUTER", zmq.DEALER: "DEALER", zmq.PAIR: "PAIR", zmq.PUSH: "PUSH",
-          zmq.PULL: "PULL"}
+_KINDS = {
+    zmq.ROUTER: "ROUTER",
+    zmq.DEALER: "DEALER",
+    zmq.PAIR: "PAIR",
+    zmq.PUSH: "PUSH",
+    zmq.PULL: "PULL",
+}
 
 
 @dataclass(frozen=True)
 class SocketConfig:
     """Options for one socket; every one is set explicitly (no library defaults)."""
 
-    linger_ms: int = 0            # ZMQ_LINGER: how long libzmq keeps unsent messages after close
-    sndhwm: int = 1000            # ZMQ_SNDHWM, in messages (not bytes)
-    rcvhwm: int = 1000            # ZMQ_RCVHWM, in messages
-    max_frame_bytes: int = -1     # ZMQ_MAXMSGSIZE: a peer sending a larger frame is cut off
-    max_frames: int = 4096        # frames kept per received message; the rest are discarded
-    inbox_size: int = 1024        # received messages buffered before the pump stops reading
+    linger_ms: int = 0  # ZMQ_LINGER: how long libzmq keeps unsent messages after close
+    sndhwm: int = 1000  # ZMQ_SNDHWM, in messages (not bytes)
+    rcvhwm: int = 1000  # ZMQ_RCVHWM, in messages
+    max_frame_bytes: int = -1  # ZMQ_MAXMSGSIZE: a peer sending a larger frame is cut off
+    max_frames: int = 4096  # frames kept per received message; the rest are discarded
+    inbox_size: int = 1024  # received messages buffered before the pump stops reading
     retry_interval: float = 0.01  # a blocked outbox is retried at least this often (seconds)
-    batch: int = 64               # the pump yields after moving this many messages in a row
-    immediate: bool = True        # DEALER/PUSH: ZMQ_IMMEDIATE, queue only to live connections
+    batch: int = 64  # the pump yields after moving this many messages in a row
+    immediate: bool = True  # DEALER/PUSH: ZMQ_IMMEDIATE, queue only to live connections
     router_handover: bool = True  # ROUTER: a reconnecting peer may take over its routing id
-    zmtp_heartbeat_ms: int = 0    # ZMQ_HEARTBEAT_IVL/TIMEOUT (0: off; rpc has its own)
+    zmtp_heartbeat_ms: int = 0  # ZMQ_HEARTBEAT_IVL/TIMEOUT (0: off; rpc has its own)
 
     def __post_init__(self) -> None:
         if self.inbox_size < 1 or self.max_frames < 1 or self.batch < 1:
-            raise InvalidArgumentError(
-                "SocketConfig.inbox_size, max_frames and batch must be >= 1")
+            raise InvalidArgumentError("SocketConfig.inbox_size, max_frames and batch must be >= 1")
         if not self.retry_interval > 0:
             raise InvalidArgumentError("SocketConfig.retry_interval must be > 0 seconds")
 
@@ -91,10 +103,10 @@ class SocketStatistics:
 
     messages_received: int
     messages_sent: int
-    inbox_depth: int        # received, not yet taken by `receive`
-    outbox_depth: int       # waiting for the pump to hand them to libzmq
-    unroutable: int         # ROUTER sends refused because the peer is unknown or gone
-    frames_discarded: int   # frames beyond `max_frames` dropped from received messages
+    inbox_depth: int  # received, not yet taken by `receive`
+    outbox_depth: int  # waiting for the pump to hand them to libzmq
+    unroutable: int  # ROUTER sends refused because the peer is unknown or gone
+    frames_discarded: int  # frames beyond `max_frames` dropped from received messages
 
 
 class _Outgoing:
@@ -118,9 +130,18 @@ class ZSocket:
     thread that entered the socket.
     """
 
-    def __init__(self, ctx: zmq.Context, socket_type: int, config: SocketConfig | None = None,
-                 *, routing_id: bytes | None = None, name: str = ""):
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        socket_type: int,
+        config: SocketConfig | None = None,
+        *,
+        routing_id: bytes | None = None,
+        name: str = "",
+        on_receive: Callable[[list[zmq.Frame]], None] | None = None,
+    ):
         self.config = config or SocketConfig()
+        self._on_receive = on_receive
         self.socket_type = socket_type
         self.name = name or _KINDS.get(socket_type, f"socket type {socket_type}")
         self._ctx = ctx
@@ -130,6 +151,7 @@ class ZSocket:
         self._closed = False
         self._outbox: deque[_Outgoing] = deque()
         self._wake: trio.CancelScope | None = None
+        self._parked = False
         self._inbox_send, self._inbox_recv = trio.open_memory_channel(self.config.inbox_size)
         self._stack = contextlib.AsyncExitStack()
         self._nursery: trio.Nursery | None = None
@@ -153,7 +175,10 @@ class ZSocket:
 
     async def __aexit__(self, exc_type, exc, tb) -> bool | None:
         self.close()
-        return await self._stack.__aexit__(exc_type, exc, tb)
+        # The body's exception is not passed into our nursery, which would wrap it in an
+        # ExceptionGroup: it propagates unchanged once our tasks have stopped.
+        await self._stack.aclose()
+        return None
 
     def close(self) -> None:
         """Stop the pump; the socket closes as the pump exits. Idempotent, never blocks."""
@@ -225,8 +250,9 @@ class ZSocket:
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as exc:
-            raise InvalidArgumentError(f"{self.name} cannot connect to {endpoint!r}: {exc}") \
-                from None
+            raise InvalidArgumentError(
+                f"{self.name} cannot connect to {endpoint!r}: {exc}"
+            ) from None
         self._endpoints.append(endpoint)
 
     def disconnect(self, endpoint: str) -> None:
@@ -255,7 +281,7 @@ class ZSocket:
         finally:
             # The send may have processed libzmq commands (consuming the fd's signal) and made
             # the socket readable with no new edge: the pump must look again.
-            if self._wake is not None and sock.getsockopt(_EVENTS) & _POLLIN:
+            if self._parked and sock.getsockopt(_EVENTS) & _POLLIN:
                 self._wake.cancel()
         self._n_sent += 1
 
@@ -276,7 +302,7 @@ class ZSocket:
             return
         entry = _Outgoing(frames)
         self._outbox.append(entry)
-        if self._wake is not None:
+        if self._parked:
             self._wake.cancel()
         try:
             await entry.done.wait()
@@ -298,7 +324,7 @@ class ZSocket:
             raise InvalidArgumentError("cannot send a message with no frames")
         try:
             for i, f in enumerate(frames):
-                sock.send(f, _DONTWAIT | _SNDMORE if i < last else _DONTWAIT, copy=False)
+                _zsend(sock, f, _DONTWAIT | _SNDMORE if i < last else _DONTWAIT, False)
         except zmq.ZMQError as exc:
             if exc.errno == errno.EHOSTUNREACH:
                 self._n_unroutable += 1
@@ -306,7 +332,8 @@ class ZSocket:
                 raise UnavailableError(
                     f"no peer with routing id {peer!r} is connected to {self.name} "
                     f"{', '.join(self._endpoints) or '(unbound)'}: it disconnected or never "
-                    "connected; the message was not sent") from None
+                    "connected; the message was not sent"
+                ) from None
             raise
 
     # -- receiving -------------------------------------------------------------------------------
@@ -316,6 +343,8 @@ class ZSocket:
 
         Raises `trio.EndOfChannel` once the socket has closed and every message was taken.
         """
+        if self._on_receive is not None:
+            raise RuntimeError(f"{self.name} delivers to its on_receive callback, not receive()")
         return await self._inbox_recv.receive()
 
     def receive_nowait(self) -> list[zmq.Frame]:
@@ -332,10 +361,13 @@ class ZSocket:
 
     def statistics(self) -> SocketStatistics:
         return SocketStatistics(
-            messages_received=self._n_recv, messages_sent=self._n_sent,
+            messages_received=self._n_recv,
+            messages_sent=self._n_sent,
             inbox_depth=self._inbox_recv.statistics().current_buffer_used,
-            outbox_depth=len(self._outbox), unroutable=self._n_unroutable,
-            frames_discarded=self._n_discarded)
+            outbox_depth=len(self._outbox),
+            unroutable=self._n_unroutable,
+            frames_discarded=self._n_discarded,
+        )
 
     # -- the pump --------------------------------------------------------------------------------
 
@@ -375,38 +407,58 @@ class ZSocket:
         assert sock is not None
         fd = self._fd
         inbox = self._inbox_send
+        on_receive = self._on_receive
         batch = self.config.batch
         retry = self.config.retry_interval
-        moved = 0
+        held = None  # a received message the inbox had no room for
         try:
             while True:
-                events = sock.getsockopt(_EVENTS)
-                progressed = False
-                if events & _POLLIN:
-                    msg = self._recv_message(sock)
-                    self._n_recv += 1
-                    progressed = True
-                    try:
-                        inbox.send_nowait(msg)
-                    except trio.WouldBlock:
-                        await inbox.send(msg)  # the consumer is behind: stop reading until it
-                        moved = 0              # catches up (this is the back-pressure)
-                if self._outbox and (events & _POLLOUT or self._outbox[0].abandoned) \
-                        and self._send_head(sock):
-                    progressed = True
-                if progressed:
-                    moved += 1
-                    if moved >= batch:
+                # One wake scope serves many waits: a cancel scope costs more than a message
+                # here, so a fresh one is made only after a sender (or the retry timer) used it.
+                with trio.CancelScope() as wake:
+                    self._wake = wake
+                    moved = 0
+                    while True:
+                        if held is not None:
+                            await inbox.send(held)  # the consumer is behind: stop reading until
+                            held = None  # it catches up (this is the back-pressure)
+                        events = sock.getsockopt(_EVENTS)
+                        progressed = False
+                        if events & _POLLIN:
+                            msg = self._recv_message(sock)
+                            self._n_recv += 1
+                            progressed = True
+                            if on_receive is not None:
+                                on_receive(msg)
+                            else:
+                                try:
+                                    inbox.send_nowait(msg)
+                                except trio.WouldBlock:
+                                    held = msg
+                        if (
+                            self._outbox
+                            and (events & _POLLOUT or self._outbox[0].abandoned)
+                            and self._send_head(sock)
+                        ):
+                            progressed = True
+                        if progressed:
+                            moved += 1
+                            if moved >= batch:
+                                moved = 0
+                                await trio.lowlevel.checkpoint()
+                            continue
+                        # Nothing moved: wait for the fd's signal. A queued send also retries
+                        # on a timer, since a ROUTER's POLLOUT says only that *some* peer has
+                        # room. Cancelling `wake` (a sender, the timer) ends this scope.
                         moved = 0
-                        await trio.lowlevel.checkpoint()
-                    continue
-                # Nothing moved. Wait for the fd's signal; a queued send also retries on a
-                # timer, since a ROUTER's POLLOUT says only that *some* peer has room.
-                moved = 0
-                deadline = trio.current_time() + retry if self._outbox else math.inf
-                with trio.CancelScope(deadline=deadline) as self._wake:
-                    await trio.lowlevel.wait_readable(fd)
-                self._wake = None
+                        if self._outbox:
+                            wake.deadline = trio.current_time() + retry
+                        self._parked = True
+                        try:
+                            await trio.lowlevel.wait_readable(fd)
+                        finally:
+                            self._parked = False
         finally:
             self._wake = None
+            self._parked = False
             self._close_now()

@@ -1,5 +1,16 @@
-"""Array ops: shapes, reshaping, filling, broadcasting; and the gradient helpers that undo
-broadcasting (`unbroadcast`) and re-insert reduced dimensions (`restore_reduced_dims`)."""
+"""Array ops: shapes, reshaping, filling, broadcasting, joining and splitting, transposing,
+tiling and padding; and the gradient helpers that undo broadcasting (`unbroadcast`) and re-insert
+reduced dimensions (`restore_reduced_dims`).
+
+Static arguments (axes, permutations, split sizes, multiples, paddings) are attributes, read once
+per node by the kernels; the ops that take sizes (split sizes, tile multiples, paddings) also
+accept a tensor known only at run time, as an extra input. Indexing ops (slicing, ``x[...]``,
+gather, one_hot) live in `actorflow.ops.index_ops` and are re-exported here.
+
+    parts = af.split(x, [2, -1], axis=1)        # SplitV, two outputs
+    y = af.concat([parts[1], parts[0]], axis=-1)
+    z = af.transpose(af.expand_dims(y, 0))      # perm defaults to reversed
+"""
 
 from __future__ import annotations
 
@@ -8,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from actorflow import shapes
-from actorflow.graph import Operation, Tensor
+from actorflow.graph import Operation, Tensor, TensorShape
 from actorflow.op_def import (
     apply_op,
     constant,
@@ -19,8 +30,33 @@ from actorflow.op_def import (
     register_gradient,
     same_as_input,
 )
+from actorflow.ops.index_ops import gather, newaxis, one_hot, strided_slice, strided_slice_spec
+from actorflow.ops.index_ops import slice_ as slice  # noqa: A001
+from actorflow.ops.join_ops import (
+    concat,
+    split,
+    stack,
+    stack_nested,  # noqa: F401  (convert_to_tensor uses it)
+    unstack,
+)
+from actorflow.ops.static_args import (
+    dense,
+    has_tensor,
+    normalize_axis,
+    partial_shape,
+    rank_of,
+    required_axis,
+    static_ints,
+    static_value,
+)
 from devices import dtypes
 from devices.errors import InvalidArgumentError
+
+__all__ = [
+    "shape", "shape_n", "size", "rank", "reshape", "fill", "zeros", "ones", "zeros_like",
+    "ones_like", "broadcast_to", "expand_dims", "squeeze", "transpose", "concat", "split",
+    "stack", "unstack", "tile", "pad", "slice", "strided_slice", "gather", "one_hot", "newaxis",
+]
 
 
 # ---- shape ------------------------------------------------------------------------------
@@ -37,6 +73,18 @@ def shape(input: Any, name: str | None = None, out_type: Any = dtypes.int32) -> 
     """The shape of `input` as a 1-D int tensor (known at run time)."""
     return apply_op("Shape", [convert_to_tensor(input)],
                     {"out_type": dtypes.as_dtype(out_type)}, name=name or "Shape")[0]
+
+
+def shape_tensor(value: Any, name: str = "shape") -> Tensor:
+    """A 1-D int tensor for a shape argument: a tensor, a list of ints, or a list mixing ints
+    and scalar tensors (``[af.shape(x)[0], -1]``)."""
+    if isinstance(value, Tensor):
+        return value
+    if has_tensor(value):
+        return stack_nested(list(value), dtype=dtypes.int32, name=name)
+    if isinstance(value, TensorShape):
+        value = value.as_list()
+    return constant(np.asarray(value, dtype=np.int32).reshape(-1), name=name)
 
 
 # ---- reshape ----------------------------------------------------------------------------
@@ -70,8 +118,10 @@ def _reshape_infer(ins: list[Tensor], attrs: dict) -> list:
     value = constant_value(s)
     if value is not None:
         return [(x.dtype, _reshape_static(x._shape, value, "Reshape"))]
-    n = s._shape[0] if s._shape else None
-    return [(x.dtype, None if n is None else (None,) * n)]
+    dims = partial_shape(s)
+    if dims is not None and None not in dims:  # e.g. [af.shape(x)[0], -1] with x's dims known
+        return [(x.dtype, _reshape_static(x._shape, np.array(dims), "Reshape"))]
+    return [(x.dtype, None if dims is None else tuple(None if d == -1 else d for d in dims))]
 
 
 define_op("Reshape", infer=_reshape_infer)
@@ -79,26 +129,27 @@ define_op("Reshape", infer=_reshape_infer)
 
 def reshape(tensor: Any, shape: Any, name: str | None = None) -> Tensor:
     x = convert_to_tensor(tensor)
-    s = shape if isinstance(shape, Tensor) else constant(
-        np.asarray(shape, dtype=np.int32).reshape(-1), name="shape")
+    s = shape_tensor(shape, "shape")
     return apply_op("Reshape", [x, s], name=name or "Reshape")[0]
 
 
 @register_gradient("Reshape")
 def _reshape_grad(op: Operation, grad: Tensor) -> list[Any]:
-    x = op.inputs[0]
-    target = x._shape if shapes.is_fully_defined(x._shape) else shape(x)
-    return [reshape(grad, target), None]
+    return [reshape_like(dense(grad), op.inputs[0])] + [None] * (len(op.inputs) - 1)
+
+
+def reshape_like(t: Tensor, x: Tensor) -> Tensor:
+    """`t` reshaped to the shape of `x` (static when x's shape is fully known)."""
+    if t._shape == x._shape and shapes.is_fully_defined(x._shape):
+        return t
+    return reshape(t, x._shape if shapes.is_fully_defined(x._shape) else shape(x))
 
 
 # ---- fill / zeros / ones ----------------------------------------------------------------
 def _fill_infer(ins: list[Tensor], attrs: dict) -> list:
     dims, value = ins
-    v = constant_value(dims)
-    if v is not None:
-        return [(value.dtype, tuple(int(d) for d in v.reshape(-1)))]
-    n = dims._shape[0] if dims._shape else None
-    return [(value.dtype, None if n is None else (None,) * n)]
+    known = partial_shape(dims)
+    return [(value.dtype, None if known is None else tuple(known))]
 
 
 define_op("Fill", infer=_fill_infer)
@@ -110,8 +161,7 @@ no_gradient("OnesLike")
 
 
 def fill(dims: Any, value: Any, name: str | None = None) -> Tensor:
-    d = dims if isinstance(dims, Tensor) else constant(
-        np.asarray(dims, dtype=np.int32).reshape(-1), name="dims")
+    d = shape_tensor(dims, "dims")
     return apply_op("Fill", [d, convert_to_tensor(value)], name=name or "Fill")[0]
 
 
@@ -131,14 +181,14 @@ def ones_like(tensor: Any, dtype: Any = None, name: str | None = None) -> Tensor
 
 def zeros(shape: Any, dtype: Any = dtypes.float32, name: str | None = None) -> Tensor:
     dt = dtypes.as_dtype(dtype)
-    if isinstance(shape, Tensor):
+    if has_tensor(shape):
         return fill(shape, constant(0, dt), name=name or "zeros")
     return constant(np.zeros(shapes.as_shape(shape), dt.np), name=name or "zeros")
 
 
 def ones(shape: Any, dtype: Any = dtypes.float32, name: str | None = None) -> Tensor:
     dt = dtypes.as_dtype(dtype)
-    if isinstance(shape, Tensor):
+    if has_tensor(shape):
         return fill(shape, constant(1, dt), name=name or "ones")
     return constant(np.ones(shapes.as_shape(shape), dt.np), name=name or "ones")
 
@@ -148,8 +198,8 @@ def _broadcast_to_infer(ins: list[Tensor], attrs: dict) -> list:
     x, s = ins
     v = constant_value(s)
     if v is None:
-        n = s._shape[0] if s._shape else None
-        return [(x.dtype, None if n is None else (None,) * n)]
+        dims = partial_shape(s)
+        return [(x.dtype, None if dims is None else tuple(dims))]
     target = tuple(int(d) for d in v.reshape(-1))
     if shapes.broadcast(x._shape, target) != target and x._shape is not None and \
             shapes.is_fully_defined(x._shape):
@@ -163,8 +213,7 @@ define_op("BroadcastTo", infer=_broadcast_to_infer)
 
 def broadcast_to(input: Any, shape: Any, name: str | None = None) -> Tensor:
     x = convert_to_tensor(input)
-    s = shape if isinstance(shape, Tensor) else constant(
-        np.asarray(shape, dtype=np.int32).reshape(-1), name="shape")
+    s = shape_tensor(shape, "shape")
     return apply_op("BroadcastTo", [x, s], name=name or "BroadcastTo")[0]
 
 
@@ -223,3 +272,271 @@ def _dynamic_kept(x: Tensor, kept: list[int | None]) -> Tensor:
 
 define_op("ReducedShape", infer=lambda ins, a: [(dtypes.int32, ins[0]._shape)])
 no_gradient("ReducedShape")
+
+
+def shape_n(input: list[Any], out_type: Any = dtypes.int32, name: str | None = None,
+            ) -> list[Tensor]:
+    """The shape of each of `input`."""
+    return [shape(x, out_type=out_type) for x in input]
+
+
+# ---- size / rank ------------------------------------------------------------------------
+define_op("Size", infer=lambda ins, a: [(dtypes.as_dtype(a.get("out_type", dtypes.int32)), ())])
+define_op("Rank", infer=lambda ins, a: [(dtypes.int32, ())])
+no_gradient("Size")
+no_gradient("Rank")
+
+
+def size(input: Any, name: str | None = None, out_type: Any = dtypes.int32) -> Tensor:
+    """The number of elements of `input` (a constant when its static shape is fully known)."""
+    x = convert_to_tensor(input)
+    dt = dtypes.as_dtype(out_type)
+    n = shapes.num_elements(x._shape)
+    if n is not None:
+        return constant(np.array(n, dt.np), name=name or "Size")
+    return apply_op("Size", [x], {"out_type": dt}, name=name or "Size")[0]
+
+
+def rank(input: Any, name: str | None = None) -> Tensor:
+    """The number of dimensions of `input` (a constant when its rank is known)."""
+    x = convert_to_tensor(input)
+    if x._shape is not None:
+        return constant(np.array(len(x._shape), np.int32), name=name or "Rank")
+    return apply_op("Rank", [x], name=name or "Rank")[0]
+
+
+# ---- expand_dims / squeeze --------------------------------------------------------------
+def _expand_dims_infer(ins: list[Tensor], attrs: dict) -> list:
+    x = ins[0]
+    if x._shape is None:
+        return [(x.dtype, None)]
+    dims = list(x._shape)
+    dims.insert(normalize_axis(attrs["axis"], len(dims), "expand_dims", extra=1), 1)
+    return [(x.dtype, tuple(dims))]
+
+
+define_op("ExpandDims", infer=_expand_dims_infer)
+
+
+def expand_dims(input: Any, axis: Any, name: str | None = None) -> Tensor:
+    """Insert a dimension of size 1 at `axis` (``-1`` appends one)."""
+    x = convert_to_tensor(input)
+    ax = normalize_axis(required_axis(axis, "expand_dims"), rank_of(x), "expand_dims", extra=1)
+    return apply_op("ExpandDims", [x], {"axis": ax}, name=name or "ExpandDims")[0]
+
+
+@register_gradient("ExpandDims")
+def _expand_dims_grad(op: Operation, grad: Any) -> list[Any]:
+    return [reshape_like(dense(grad), op.inputs[0])]
+
+
+def _squeeze_infer(ins: list[Tensor], attrs: dict) -> list:
+    x = ins[0]
+    axes = attrs.get("axis")
+    if x._shape is None:
+        return [(x.dtype, None)]
+    if axes is None:
+        if None in x._shape:
+            return [(x.dtype, None)]  # which dims go is known only at run time
+        return [(x.dtype, tuple(d for d in x._shape if d != 1))]
+    for a in axes:
+        if x._shape[a] not in (1, None):
+            raise InvalidArgumentError(
+                f"squeeze: dimension {a} of '{x.name}' (shape {shapes.fmt(x._shape)}) has size "
+                f"{x._shape[a]}, not 1; squeeze only removes dimensions of size 1")
+    return [(x.dtype, tuple(d for i, d in enumerate(x._shape) if i not in axes))]
+
+
+define_op("Squeeze", infer=_squeeze_infer)
+
+
+def squeeze(input: Any, axis: Any = None, name: str | None = None) -> Tensor:
+    """Remove dimensions of size 1: those in `axis`, or all of them."""
+    x = convert_to_tensor(input)
+    axes = None
+    if axis is not None:
+        r = rank_of(x)
+        listed = static_ints(axis, "squeeze: axis")
+        if listed is None:
+            raise InvalidArgumentError("squeeze needs axes known when the graph is built")
+        if r is None and any(a < 0 for a in listed):
+            raise InvalidArgumentError(
+                f"squeeze: negative axes {listed} need a known rank, and '{x.name}' has an "
+                f"unknown shape; give non-negative axes or set its shape")
+        axes = tuple(sorted({normalize_axis(a, r, "squeeze") for a in listed}))
+    return apply_op("Squeeze", [x], {"axis": axes}, name=name or "Squeeze")[0]
+
+
+@register_gradient("Squeeze")
+def _squeeze_grad(op: Operation, grad: Any) -> list[Any]:
+    return [reshape_like(dense(grad), op.inputs[0])]
+
+
+# ---- transpose --------------------------------------------------------------------------
+def _transpose_infer(ins: list[Tensor], attrs: dict) -> list:
+    x = ins[0]
+    perm = attrs.get("perm")
+    if perm is None:
+        return [(x.dtype, None if x._shape is None else tuple(reversed(x._shape)))]
+    if sorted(perm) != list(range(len(perm))):
+        raise InvalidArgumentError(f"transpose: perm {list(perm)} is not a permutation of "
+                                   f"0..{len(perm) - 1}")
+    if x._shape is None:
+        return [(x.dtype, (None,) * len(perm))]
+    if len(perm) != len(x._shape):
+        raise InvalidArgumentError(
+            f"transpose: perm {list(perm)} has {len(perm)} entries but '{x.name}' has rank "
+            f"{len(x._shape)} (shape {shapes.fmt(x._shape)})")
+    return [(x.dtype, tuple(x._shape[p] for p in perm))]
+
+
+define_op("Transpose", infer=_transpose_infer)
+
+
+def transpose(a: Any, perm: Any = None, name: str | None = None, conjugate: bool = False,
+              ) -> Tensor:
+    """Permute the dimensions: output dim i is input dim ``perm[i]`` (default: reversed)."""
+    x = convert_to_tensor(a)
+    if perm is None:
+        p = None if x._shape is None else list(range(len(x._shape)))[::-1]
+    else:
+        p = static_ints(perm, "transpose: perm")
+        if p is None:
+            raise InvalidArgumentError("transpose needs a perm known when the graph is built")
+        r = rank_of(x)
+        if r is not None and len(p) != r:
+            raise InvalidArgumentError(
+                f"transpose: perm {p} has {len(p)} entries but '{x.name}' has rank {r} (shape "
+                f"{shapes.fmt(x._shape)}); give one entry per dimension")
+        p = [normalize_axis(d, len(p), "transpose") for d in p]
+    return apply_op("Transpose", [x], {"perm": p}, name=name or "transpose")[0]
+
+
+@register_gradient("Transpose")
+def _transpose_grad(op: Operation, grad: Any) -> list[Any]:
+    perm = op.attrs["perm"]
+    inverse = None if perm is None else [int(i) for i in np.argsort(perm)]
+    return [transpose(dense(grad), inverse)]
+
+
+# ---- tile -------------------------------------------------------------------------------
+def _tile_infer(ins: list[Tensor], attrs: dict) -> list:
+    x = ins[0]
+    m = attrs.get("multiples")
+    if m is None:
+        n = ins[1]._shape[0] if ins[1]._shape else None
+        r = rank_of(x) if x._shape is not None else n
+        return [(x.dtype, None if r is None else (None,) * r)]
+    if x._shape is None:
+        return [(x.dtype, (None,) * len(m))]
+    if len(m) != len(x._shape):
+        raise InvalidArgumentError(
+            f"tile: multiples {list(m)} has {len(m)} entries but '{x.name}' has rank "
+            f"{len(x._shape)} (shape {shapes.fmt(x._shape)}); give one per dimension")
+    return [(x.dtype, tuple(None if d is None else d * k
+                            for d, k in zip(x._shape, m, strict=True)))]
+
+
+def _tile_grad_infer(ins: list[Tensor], attrs: dict) -> list:
+    g, s = ins[0], ins[1]
+    v = constant_value(s)
+    if v is not None:
+        return [(g.dtype, tuple(int(d) for d in v.reshape(-1)))]
+    m = attrs.get("multiples")
+    if g._shape is None or m is None:
+        return [(g.dtype, None if g._shape is None else (None,) * len(g._shape))]
+    return [(g.dtype, tuple(None if d is None or k == 0 else d // k
+                            for d, k in zip(g._shape, m, strict=True)))]
+
+
+define_op("Tile", infer=_tile_infer)
+define_op("TileGrad", infer=_tile_grad_infer)
+
+
+def tile(input: Any, multiples: Any, name: str | None = None) -> Tensor:
+    """Repeat `input` ``multiples[i]`` times along dimension i."""
+    x = convert_to_tensor(input)
+    m = static_ints(multiples, "tile: multiples")
+    if m is not None:
+        if any(k < 0 for k in m):
+            raise InvalidArgumentError(f"tile: multiples {m} must not be negative")
+        return apply_op("Tile", [x], {"multiples": m}, name=name or "Tile")[0]
+    mt = convert_to_tensor(multiples)
+    if not mt.dtype.is_integer:
+        raise InvalidArgumentError(f"tile: multiples must be ints, got {mt.dtype.name}")
+    return apply_op("Tile", [x, mt], name=name or "Tile")[0]
+
+
+@register_gradient("Tile")
+def _tile_grad(op: Operation, grad: Any) -> list[Any]:
+    x = op.inputs[0]
+    s = constant(np.array(x._shape, np.int32)) if shapes.is_fully_defined(x._shape) else shape(x)
+    ins = [dense(grad), s, *op.inputs[1:]]
+    return [apply_op("TileGrad", ins, dict(op.attrs))[0]] + [None] * (len(op.inputs) - 1)
+
+
+@register_gradient("TileGrad")
+def _tile_grad_grad(op: Operation, grad: Any) -> list[Any]:
+    m = op.attrs.get("multiples")
+    return [tile(dense(grad), m if m is not None else op.inputs[2])] + \
+        [None] * (len(op.inputs) - 1)
+
+
+# ---- pad --------------------------------------------------------------------------------
+def _pad_infer(ins: list[Tensor], attrs: dict) -> list:
+    x = ins[0]
+    p = attrs.get("paddings")
+    if p is None:
+        n = ins[1]._shape[0] if ins[1]._shape else None
+        r = rank_of(x) if x._shape is not None else n
+        return [(x.dtype, None if r is None else (None,) * r)]
+    if x._shape is None:
+        return [(x.dtype, (None,) * len(p))]
+    if len(p) != len(x._shape):
+        raise InvalidArgumentError(
+            f"pad: paddings has {len(p)} rows but '{x.name}' has rank {len(x._shape)} (shape "
+            f"{shapes.fmt(x._shape)}); give one [before, after] pair per dimension")
+    return [(x.dtype, tuple(None if d is None else d + lo + hi
+                            for d, (lo, hi) in zip(x._shape, p, strict=True)))]
+
+
+define_op("Pad", infer=_pad_infer)
+
+
+def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", constant_values: Any = 0,
+        name: str | None = None) -> Tensor:
+    """Pad dimension i with ``paddings[i][0]`` values before and ``paddings[i][1]`` after,
+    all equal to `constant_values` (mode "CONSTANT", the only mode supported)."""
+    if str(mode).upper() != "CONSTANT":
+        raise InvalidArgumentError(f"pad: mode {mode!r} is not supported; use 'CONSTANT'")
+    x = convert_to_tensor(tensor)
+    cv = static_value(constant_values)
+    if cv is None or cv.size != 1:
+        raise InvalidArgumentError(f"pad: constant_values must be a scalar known when the graph "
+                                   f"is built, got {constant_values!r}")
+    attrs: dict[str, Any] = {"constant_value": cv.reshape(()).item()}
+    p = static_value(paddings)
+    if p is not None:
+        if p.ndim != 2 or p.shape[1] != 2 or (p.size and p.dtype.kind not in "iu"):
+            raise InvalidArgumentError(f"pad: paddings must be int pairs [[before, after], ...], "
+                                       f"got {paddings!r}")
+        if (p < 0).any():
+            raise InvalidArgumentError(f"pad: paddings {p.tolist()} must not be negative")
+        attrs["paddings"] = [[int(a), int(b)] for a, b in p]
+        return apply_op("Pad", [x], attrs, name=name or "Pad")[0]
+    pt = convert_to_tensor(paddings)
+    if not pt.dtype.is_integer:
+        raise InvalidArgumentError(f"pad: paddings must be ints, got {pt.dtype.name}")
+    return apply_op("Pad", [x, pt], attrs, name=name or "Pad")[0]
+
+
+@register_gradient("Pad")
+def _pad_grad(op: Operation, grad: Any) -> list[Any]:
+    grad = dense(grad)
+    p = op.attrs.get("paddings")
+    if p is not None:
+        spec = [["s", lo, -hi if hi else None, None] for lo, hi in p]
+        return [strided_slice_spec(grad, spec)]
+    x, pt = op.inputs
+    return [slice(grad, pt[:, 0], shape(x)), None]
+

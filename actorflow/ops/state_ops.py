@@ -146,8 +146,31 @@ def _assign_infer(ins: list[Tensor], attrs: dict) -> list:
     return [(dt, shapes.merge(shp, value._shape))]
 
 
-for _t in ("AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"):
-    define_op(_t, infer=_assign_infer, stateful=True)
+def _update_infer(ins: list[Tensor], attrs: dict) -> list:
+    """AssignAdd/AssignSub: the delta has the variable's dtype and broadcasts to its shape."""
+    h, delta = ins
+    _check_handle(h, "an update")
+    dt, shp = var_dtype(h), _var_shape(h)
+    if delta.dtype is not dt:
+        raise InvalidArgumentError(
+            f"cannot update variable '{_var_name(h)}' of dtype {dt.name} with a "
+            f"{delta.dtype.name} value ('{delta.name}'); convert it with af.cast")
+    if shp is not None and delta._shape is not None:
+        ok = len(delta._shape) <= len(shp) and all(
+            d is None or d == 1 or w is None or d == w
+            for d, w in zip(delta._shape[::-1], shp[::-1], strict=False))
+        if not ok:
+            raise InvalidArgumentError(
+                f"cannot update variable '{_var_name(h)}' of shape {shapes.fmt(shp)} with a "
+                f"value of shape {shapes.fmt(delta._shape)}: it must have the variable's "
+                f"shape (or broadcast to it)")
+    return [(dt, shp)]
+
+
+define_op("AssignVariableOp", infer=_assign_infer, stateful=True)
+no_gradient("AssignVariableOp")
+for _t in ("AssignAddVariableOp", "AssignSubVariableOp"):
+    define_op(_t, infer=_update_infer, stateful=True)
     no_gradient(_t)
 
 

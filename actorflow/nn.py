@@ -1,0 +1,58 @@
+"""``af.nn``: the neural-network namespace, as TF1's ``tf.nn``.
+
+The builders live in `actorflow.ops.nn_ops` (activations, softmax, losses, bias_add, dropout,
+l2_loss, embedding_lookup, moments) and `actorflow.ops.nn_conv_ops` (conv2d, pooling);
+``af.nn.sigmoid`` and ``af.nn.tanh`` are the math ops ``af.sigmoid`` and ``af.tanh`` (other
+element-wise activations the math ops define, e.g. softplus, are looked up there too).
+
+    logits = af.nn.bias_add(af.matmul(af.nn.dropout(h, keep_prob), w), b)
+    loss = af.reduce_mean(af.nn.softmax_cross_entropy_with_logits_v2(labels=y, logits=logits))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actorflow.ops.math_ops import sigmoid, tanh
+from actorflow.ops.nn_conv_ops import (
+    avg_pool,
+    conv2d,
+    conv2d_backprop_filter,
+    conv2d_backprop_input,
+    conv2d_transpose,
+    max_pool,
+)
+from actorflow.ops.nn_ops import (
+    bias_add,
+    dropout,
+    embedding_lookup,
+    l2_loss,
+    log_softmax,
+    moments,
+    relu,
+    sigmoid_cross_entropy_with_logits,
+    softmax,
+    softmax_cross_entropy_with_logits,
+    softmax_cross_entropy_with_logits_v2,
+    sparse_softmax_cross_entropy_with_logits,
+)
+
+# Element-wise activations defined with the math ops, re-exported when they are looked up.
+_FROM_MATH = ("softplus", "softsign", "elu", "selu", "relu6", "leaky_relu")
+
+__all__ = [
+    "avg_pool", "bias_add", "conv2d", "conv2d_backprop_filter", "conv2d_backprop_input",
+    "conv2d_transpose", "dropout", "embedding_lookup", "l2_loss", "log_softmax", "max_pool",
+    "moments", "relu", "sigmoid_cross_entropy_with_logits", "softmax",
+    "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
+    "sparse_softmax_cross_entropy_with_logits", "sigmoid", "tanh",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_MATH:
+        from actorflow.ops import math_ops
+        fn = getattr(math_ops, name, None)
+        if fn is not None:
+            return fn
+    raise AttributeError(f"module 'af.nn' has no attribute '{name}'")

@@ -1,0 +1,556 @@
+"""Neural-network ops (``af.nn.*``): activations, softmax, the fused losses, bias_add, conv2d,
+pooling, dropout, l2_loss, embedding_lookup and moments.
+
+As in TensorFlow, the losses are fused kernels: ``SoftmaxCrossEntropyWithLogits`` returns the
+per-row loss *and* its backprop (softmax - labels) in one pass, and the gradient function
+scales that saved output instead of recomputing the softmax. Gradients of relu, softmax,
+bias_add, conv2d and pooling are kernels of their own (``ReluGrad``, ``SoftmaxGrad``,
+``BiasAddGrad``, ``Conv2DBackpropInput``/``Filter``, ``MaxPoolGrad``, ``AvgPoolGrad``), each one
+node instead of a chain of element-wise ops.
+
+conv2d and pooling live in `nn_conv_ops` (re-exported here).
+
+    logits = af.nn.bias_add(af.matmul(h, w), b)
+    loss = af.reduce_mean(af.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+These builders live under ``af.nn`` only (as in TF1), so ``__all__`` is empty here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from actorflow import shapes
+from actorflow.graph import Operation, Tensor, get_seed, name_scope
+from actorflow.op_def import (
+    apply_op,
+    check_same_dtype,
+    constant,
+    constant_value,
+    convert_to_tensor,
+    define_op,
+    no_gradient,
+    register_gradient,
+)
+from actorflow.ops import array_ops, core_ops, math_ops
+from actorflow.ops.nn_conv_ops import (  # noqa: F401  (re-exported: the conv/pool family)
+    avg_pool,
+    conv2d,
+    conv2d_backprop_filter,
+    conv2d_backprop_input,
+    conv2d_transpose,
+    max_pool,
+)
+from actorflow.ops.nn_conv_ops import (
+    shape_tensor as _shape_tensor,
+)
+from devices import dtypes
+from devices.errors import InvalidArgumentError, UnimplementedError
+
+__all__: list[str] = []
+
+Infer = list[tuple[dtypes.DType, shapes.Shape]]
+
+
+# ---- shared checks ----------------------------------------------------------------------
+def _float(t: Tensor, what: str) -> dtypes.DType:
+    if not t.dtype.is_floating:
+        raise InvalidArgumentError(
+            f"{what} needs a floating-point tensor, got {t.dtype.name} ('{t.name}'); convert "
+            f"it with af.cast(x, af.float32)")
+    return t.dtype
+
+
+def _rank_at_least(t: Tensor, n: int, what: str) -> None:
+    if t._shape is not None and len(t._shape) < n:
+        raise InvalidArgumentError(
+            f"{what} needs a tensor of rank >= {n}, got shape {shapes.fmt(t._shape)} ('{t.name}')")
+
+
+def _rank_is(t: Tensor, n: int, what: str, role: str) -> shapes.Shape:
+    if t._shape is None:
+        return (None,) * n
+    if len(t._shape) != n:
+        raise InvalidArgumentError(
+            f"{what} needs a {role} of rank {n}, got shape {shapes.fmt(t._shape)} ('{t.name}')")
+    return t._shape
+
+
+def _check_axis(t: Tensor, axis: int, what: str) -> int:
+    if t._shape is not None and not -len(t._shape) <= axis < len(t._shape):
+        raise InvalidArgumentError(
+            f"{what}: axis {axis} is out of range for shape {shapes.fmt(t._shape)}")
+    return int(axis)
+
+
+def _same_dtype(a: Tensor, b: Tensor, what: str) -> dtypes.DType:
+    return check_same_dtype([a, b], what)
+
+
+# ---- relu -------------------------------------------------------------------------------
+def _numeric_same(ins: list[Tensor], attrs: dict) -> Infer:
+    if ins[0].dtype.is_bool:
+        raise InvalidArgumentError(f"relu needs a numeric tensor, got bool ('{ins[0].name}')")
+    return [(ins[0].dtype, ins[0]._shape)]
+
+
+def _grad_infer(ins: list[Tensor], attrs: dict) -> Infer:
+    """ReluGrad(g, y) and friends: the gradient has the shape and dtype of both inputs."""
+    dt = _same_dtype(ins[0], ins[1], "a gradient op")
+    try:
+        return [(dt, shapes.merge(ins[0]._shape, ins[1]._shape))]
+    except InvalidArgumentError:
+        raise InvalidArgumentError(
+            f"the gradient {shapes.fmt(ins[0]._shape)} does not match the value "
+            f"{shapes.fmt(ins[1]._shape)}") from None
+
+
+define_op("Relu", infer=_numeric_same)
+define_op("ReluGrad", infer=_grad_infer)
+
+
+def relu(features: Any, name: str | None = None) -> Tensor:
+    """max(features, 0)."""
+    return apply_op("Relu", [convert_to_tensor(features)], name=name or "Relu")[0]
+
+
+@register_gradient("Relu")
+def _relu_grad(op: Operation, grad: Tensor) -> list[Any]:
+    return [apply_op("ReluGrad", [grad, op.outputs[0]], name="ReluGrad")[0]]
+
+
+@register_gradient("ReluGrad")
+def _relu_grad_grad(op: Operation, grad: Tensor) -> list[Any]:
+    y = op.inputs[1]
+    return [apply_op("ReluGrad", [grad, y], name="ReluGrad")[0], array_ops.zeros_like(y)]
+
+
+# ---- softmax, log_softmax ---------------------------------------------------------------
+def _softmax_infer(ins: list[Tensor], attrs: dict) -> Infer:
+    x = ins[0]
+    _float(x, "softmax")
+    _rank_at_least(x, 1, "softmax")
+    _check_axis(x, attrs["axis"], "softmax")
+    return [(x.dtype, x._shape)]
+
+
+define_op("Softmax", infer=_softmax_infer)
+define_op("LogSoftmax", infer=_softmax_infer)
+define_op("SoftmaxGrad", infer=_grad_infer)
+define_op("LogSoftmaxGrad", infer=_grad_infer)
+
+
+def _softmax_op(op: str, logits: Any, axis: Any, dim: Any, name: str | None) -> Tensor:
+    x = convert_to_tensor(logits)
+    axis = -1 if axis is None and dim is None else int(axis if axis is not None else dim)
+    return apply_op(op, [x], {"axis": axis}, name=name or op)[0]
+
+
+def softmax(logits: Any, axis: int | None = None, name: str | None = None,
+            dim: int | None = None) -> Tensor:
+    """exp(logits) / sum(exp(logits)) along `axis` (default: the last), computed stably."""
+    return _softmax_op("Softmax", logits, axis, dim, name)
+
+
+def log_softmax(logits: Any, axis: int | None = None, name: str | None = None,
+                dim: int | None = None) -> Tensor:
+    """logits - log(sum(exp(logits))) along `axis` (default: the last), computed stably."""
+    return _softmax_op("LogSoftmax", logits, axis, dim, name)
+
+
+@register_gradient("Softmax")
+def _softmax_grad(op: Operation, grad: Tensor) -> list[Any]:
+    return [apply_op("SoftmaxGrad", [op.outputs[0], grad], dict(op.attrs), name="SoftmaxGrad")[0]]
+
+
+@register_gradient("LogSoftmax")
+def _log_softmax_grad(op: Operation, grad: Tensor) -> list[Any]:
+    return [apply_op("LogSoftmaxGrad", [op.outputs[0], grad], dict(op.attrs),
+                     name="LogSoftmaxGrad")[0]]
+
+
+@register_gradient("SoftmaxGrad")
+def _softmax_grad_grad(op: Operation, gg: Tensor) -> list[Any]:
+    # dx = (g - s) * y with s = sum(g * y): d/dg = SoftmaxGrad(y, gg);
+    # d/dy = gg * (g - s) - g * sum(gg * y).
+    y, g = op.inputs
+    axis = op.attrs["axis"]
+    s = math_ops.reduce_sum(g * y, axis, keepdims=True)
+    t = math_ops.reduce_sum(gg * y, axis, keepdims=True)
+    dy = gg * (g - s) - g * t
+    return [dy, apply_op("SoftmaxGrad", [y, gg], dict(op.attrs), name="SoftmaxGrad")[0]]
+
+
+# ---- fused losses -----------------------------------------------------------------------
+def _xent_infer(ins: list[Tensor], attrs: dict) -> Infer:
+    logits, labels = ins
+    dt = _float(logits, "softmax_cross_entropy_with_logits")
+    if labels.dtype is not dt:
+        raise InvalidArgumentError(
+            f"softmax_cross_entropy_with_logits: labels are {labels.dtype.name} but logits are "
+            f"{dt.name}; the labels must be probabilities of the logits' dtype (for class "
+            f"indices use sparse_softmax_cross_entropy_with_logits)")
+    _rank_at_least(logits, 1, "softmax_cross_entropy_with_logits")
+    if not shapes.is_compatible(logits._shape, labels._shape):
+        raise InvalidArgumentError(
+            f"softmax_cross_entropy_with_logits: logits of shape {shapes.fmt(logits._shape)} and "
+            f"labels of shape {shapes.fmt(labels._shape)} must have the same shape")
+    full = shapes.merge(logits._shape, labels._shape)
+    axis = _check_axis(logits, attrs["axis"], "softmax_cross_entropy_with_logits")
+    loss = None if full is None else tuple(d for i, d in enumerate(full)
+                                           if i != axis % len(full))
+    return [(dt, loss), (dt, full)]
+
+
+def _sparse_xent_infer(ins: list[Tensor], attrs: dict) -> Infer:
+    logits, labels = ins
+    what = "sparse_softmax_cross_entropy_with_logits"
+    dt = _float(logits, what)
+    if labels.dtype not in (dtypes.int32, dtypes.int64):
+        raise InvalidArgumentError(
+            f"{what}: labels must be int32 or int64 class indices, got {labels.dtype.name} "
+            f"('{labels.name}'); for one-hot or probability labels use "
+            f"softmax_cross_entropy_with_logits")
+    _rank_at_least(logits, 1, what)
+    lead = None if logits._shape is None else logits._shape[:-1]
+    if not shapes.is_compatible(lead, labels._shape):
+        raise InvalidArgumentError(
+            f"{what}: labels of shape {shapes.fmt(labels._shape)} must have the shape of the "
+            f"logits {shapes.fmt(logits._shape)} without its last (class) dimension, "
+            f"{shapes.fmt(lead)}")
+    loss = shapes.merge(lead, labels._shape)
+    full = logits._shape if loss is None else tuple(loss) + (
+        None if logits._shape is None else logits._shape[-1],)
+    return [(dt, loss), (dt, full)]
+
+
+def _expand_mul_infer(ins: list[Tensor], attrs: dict) -> Infer:
+    vec, mat = ins
+    dt = _same_dtype(vec, mat, "ExpandDimsMul")
+    return [(dt, mat._shape)]
+
+
+def _same_shape_infer(what: str) -> Any:
+    def infer(ins: list[Tensor], attrs: dict) -> Infer:
+        x, z = ins[0], ins[1]
+        dt = _float(x, what)
+        if z.dtype is not dt:
+            raise InvalidArgumentError(
+                f"{what}: labels are {z.dtype.name} but logits are {dt.name}; convert the labels "
+                f"with af.cast(labels, af.{dt.name})")
+        if not shapes.is_compatible(x._shape, z._shape):
+            raise InvalidArgumentError(
+                f"{what}: logits of shape {shapes.fmt(x._shape)} and labels of shape "
+                f"{shapes.fmt(z._shape)} must have the same shape")
+        shp = shapes.merge(x._shape, z._shape)
+        return [(dt, shp)] * (len(ins) - 1 if len(ins) == 3 else 1)
+    return infer
+
+
+define_op("SoftmaxCrossEntropyWithLogits", infer=_xent_infer)
+define_op("SparseSoftmaxCrossEntropyWithLogits", infer=_sparse_xent_infer)
+define_op("ExpandDimsMul", infer=_expand_mul_infer)
+define_op("SigmoidCrossEntropyWithLogits",
+          infer=_same_shape_infer("sigmoid_cross_entropy_with_logits"))
+define_op("SigmoidCrossEntropyWithLogitsGrad",
+          infer=_same_shape_infer("sigmoid_cross_entropy_with_logits"))
+no_gradient("SigmoidCrossEntropyWithLogitsGrad")
+
+
+def _expand_mul(vec: Tensor, mat: Tensor, axis: int) -> Tensor:
+    return apply_op("ExpandDimsMul", [vec, mat], {"axis": axis}, name="ExpandDimsMul")[0]
+
+
+def _need(labels: Any, logits: Any, what: str) -> None:
+    if labels is None or logits is None:
+        raise InvalidArgumentError(f"{what} needs both labels= and logits= (pass them by name)")
+
+
+def softmax_cross_entropy_with_logits_v2(_sentinel: Any = None, labels: Any = None,
+                                         logits: Any = None, axis: int = -1,
+                                         name: str | None = None, dim: int | None = None
+                                         ) -> Tensor:
+    """Cross-entropy of softmax(logits) against label distributions, per row (the class axis
+    removed). Gradients flow into both logits and labels."""
+    what = "softmax_cross_entropy_with_logits"
+    if _sentinel is not None:
+        raise InvalidArgumentError(f"{what}: pass labels= and logits= by name")
+    _need(labels, logits, what)
+    x = convert_to_tensor(logits)
+    z = convert_to_tensor(labels, dtype=x.dtype if not isinstance(labels, Tensor) else None)
+    axis = int(dim if dim is not None else axis)
+    return apply_op("SoftmaxCrossEntropyWithLogits", [x, z], {"axis": axis},
+                    name=name or "SoftmaxCrossEntropyWithLogits")[0]
+
+
+def softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None,
+                                      logits: Any = None, dim: int = -1,
+                                      name: str | None = None, axis: int | None = None
+                                      ) -> Tensor:
+    """TF1's version: like the _v2 one, but no gradient flows into the labels."""
+    if _sentinel is not None:
+        raise InvalidArgumentError("softmax_cross_entropy_with_logits: pass labels= and "
+                                   "logits= by name")
+    _need(labels, logits, "softmax_cross_entropy_with_logits")
+    if isinstance(labels, Tensor):
+        labels = core_ops.stop_gradient(labels)
+    return softmax_cross_entropy_with_logits_v2(
+        labels=labels, logits=logits, axis=dim if axis is None else axis, name=name)
+
+
+@register_gradient("SoftmaxCrossEntropyWithLogits")
+def _xent_grad(op: Operation, grad_loss: Tensor, grad_backprop: Tensor) -> list[Any]:
+    axis = op.attrs["axis"]
+    d_logits = _expand_mul(grad_loss, op.outputs[1], axis)
+    neg_log_sm = math_ops.negative(log_softmax(op.inputs[0], axis=axis))
+    return [d_logits, _expand_mul(grad_loss, neg_log_sm, axis)]
+
+
+def sparse_softmax_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None,
+                                             logits: Any = None, name: str | None = None
+                                             ) -> Tensor:
+    """Cross-entropy of softmax(logits) (classes on the last axis) against integer class
+    indices `labels` (shape: the logits' without the class axis). A label outside
+    [0, classes) fails the step with InvalidArgument naming it."""
+    what = "sparse_softmax_cross_entropy_with_logits"
+    if _sentinel is not None:
+        raise InvalidArgumentError(f"{what}: pass labels= and logits= by name")
+    _need(labels, logits, what)
+    x = convert_to_tensor(logits)
+    z = convert_to_tensor(labels)
+    return apply_op("SparseSoftmaxCrossEntropyWithLogits", [x, z],
+                    name=name or "SparseSoftmaxCrossEntropyWithLogits")[0]
+
+
+@register_gradient("SparseSoftmaxCrossEntropyWithLogits")
+def _sparse_xent_grad(op: Operation, grad_loss: Tensor, grad_backprop: Tensor) -> list[Any]:
+    return [_expand_mul(grad_loss, op.outputs[1], -1), None]
+
+
+@register_gradient("ExpandDimsMul")
+def _expand_mul_grad(op: Operation, grad: Tensor) -> list[Any]:
+    vec, mat = op.inputs
+    axis = op.attrs["axis"]
+    return [math_ops.reduce_sum(grad * mat, axis), _expand_mul(vec, grad, axis)]
+
+
+def sigmoid_cross_entropy_with_logits(_sentinel: Any = None, labels: Any = None,
+                                      logits: Any = None, name: str | None = None) -> Tensor:
+    """Element-wise logistic loss max(x, 0) - x * z + log(1 + exp(-|x|)), stable for any x."""
+    what = "sigmoid_cross_entropy_with_logits"
+    if _sentinel is not None:
+        raise InvalidArgumentError(f"{what}: pass labels= and logits= by name")
+    _need(labels, logits, what)
+    x = convert_to_tensor(logits)
+    z = convert_to_tensor(labels, dtype=x.dtype if not isinstance(labels, Tensor) else None)
+    return apply_op("SigmoidCrossEntropyWithLogits", [x, z],
+                    name=name or "SigmoidCrossEntropyWithLogits")[0]
+
+
+@register_gradient("SigmoidCrossEntropyWithLogits")
+def _sigmoid_xent_grad(op: Operation, grad: Tensor) -> list[Any]:
+    x, z = op.inputs
+    dx, dz = apply_op("SigmoidCrossEntropyWithLogitsGrad", [x, z, grad],
+                      name="SigmoidCrossEntropyWithLogitsGrad")
+    return [dx, dz]
+
+
+# ---- l2_loss ----------------------------------------------------------------------------
+def _l2_infer(ins: list[Tensor], attrs: dict) -> Infer:
+    return [(_float(ins[0], "l2_loss"), ())]
+
+
+define_op("L2Loss", infer=_l2_infer)
+
+
+def l2_loss(t: Any, name: str | None = None) -> Tensor:
+    """sum(t ** 2) / 2, a scalar."""
+    return apply_op("L2Loss", [convert_to_tensor(t)], name=name or "L2Loss")[0]
+
+
+@register_gradient("L2Loss")
+def _l2_grad(op: Operation, grad: Tensor) -> list[Any]:
+    return [math_ops.multiply(op.inputs[0], grad)]
+
+
+# ---- bias_add ---------------------------------------------------------------------------
+def _data_format(attrs: dict) -> str:
+    return attrs.get("data_format", "NHWC")
+
+
+def _channel_dim(shape: shapes.Shape, fmt: str) -> int | None:
+    if shape is None:
+        return None
+    return shape[1] if fmt == "NCHW" else shape[-1]
+
+
+def _bias_add_infer(ins: list[Tensor], attrs: dict) -> Infer:
+    x, b = ins
+    dt = _same_dtype(x, b, "bias_add")
+    _rank_at_least(x, 2, "bias_add")
+    bs = _rank_is(b, 1, "bias_add", "bias")
+    fmt = _data_format(attrs)
+    c = _channel_dim(x._shape, fmt)
+    if c is not None and bs[0] is not None and c != bs[0]:  # type: ignore[index]
+        where = "dimension 1" if fmt == "NCHW" else "the last dimension"
+        raise InvalidArgumentError(
+            f"bias_add: the bias of shape {shapes.fmt(b._shape)} does not match the {c} "
+            f"channels of the value of shape {shapes.fmt(x._shape)} ({where}, data_format "
+            f"{fmt})")
+    return [(dt, x._shape)]
+
+
+def _bias_add_grad_infer(ins: list[Tensor], attrs: dict) -> Infer:
+    g = ins[0]
+    return [(g.dtype, (_channel_dim(g._shape, _data_format(attrs)),))]
+
+
+define_op("BiasAdd", infer=_bias_add_infer)
+define_op("BiasAddGrad", infer=_bias_add_grad_infer)
+
+
+def _format_attr(data_format: str | None, allowed: tuple[str, ...], what: str) -> str:
+    fmt = (data_format or "NHWC").upper()
+    if fmt in ("NWC", "NDHWC"):
+        fmt = "NHWC"
+    if fmt not in allowed:
+        raise UnimplementedError(
+            f"{what} supports data_format {' or '.join(allowed)}, got {data_format!r}; "
+            f"transpose NCHW data to NHWC with af.transpose(x, [0, 2, 3, 1])")
+    return fmt
+
+
+def bias_add(value: Any, bias: Any, data_format: str | None = None,
+             name: str | None = None) -> Tensor:
+    """value + bias, the 1-D bias added along the channel axis (last for NHWC, 1 for NCHW)."""
+    fmt = _format_attr(data_format, ("NHWC", "NCHW"), "bias_add")
+    x = convert_to_tensor(value)
+    b = convert_to_tensor(bias, dtype=x.dtype if not isinstance(bias, Tensor) else None)
+    return apply_op("BiasAdd", [x, b], {"data_format": fmt}, name=name or "BiasAdd")[0]
+
+
+@register_gradient("BiasAdd")
+def _bias_add_grad(op: Operation, grad: Tensor) -> list[Any]:
+    return [grad, apply_op("BiasAddGrad", [grad], dict(op.attrs), name="BiasAddGrad")[0]]
+
+
+@register_gradient("BiasAddGrad")
+def _bias_add_grad_grad(op: Operation, gg: Tensor) -> list[Any]:
+    g = op.inputs[0]
+    if _data_format(op.attrs) == "NCHW":
+        if g._shape is None:
+            raise InvalidArgumentError("the second derivative of an NCHW bias_add needs the "
+                                       "rank of its input to be known")
+        gg = array_ops.reshape(gg, [-1] + [1] * (len(g._shape) - 2))
+    return [array_ops.broadcast_to(gg, _shape_tensor(g))]
+
+
+# ---- dropout ----------------------------------------------------------------------------
+def _dropout_infer(ins: list[Tensor], attrs: dict) -> Infer:
+    shape, _ = ins
+    v = constant_value(shape)
+    if v is not None:
+        return [(attrs["dtype"], tuple(int(d) for d in v.reshape(-1)))]
+    n = shape._shape[0] if shape._shape else None
+    return [(attrs["dtype"], None if n is None else (None,) * n)]
+
+
+define_op("DropoutMask", infer=_dropout_infer, stateful=True)
+no_gradient("DropoutMask")
+
+
+def dropout(x: Any, keep_prob: Any = None, noise_shape: Any = None, seed: int | None = None,
+            name: str | None = None, rate: Any = None) -> Tensor:
+    """Zero each element of `x` with probability `rate` (= 1 - keep_prob) and scale the rest
+    by 1 / keep_prob, so the expected value is unchanged. `keep_prob` (TF1's second argument)
+    may be a tensor, e.g. a placeholder fed 1.0 at evaluation. `noise_shape` draws one keep
+    decision per broadcast slice (e.g. ``[batch, 1, 1, channels]``)."""
+    if (keep_prob is None) == (rate is None):
+        raise InvalidArgumentError("dropout needs exactly one of keep_prob= and rate=")
+    with name_scope(name, "dropout"):
+        x = convert_to_tensor(x)
+        _float(x, "dropout")
+        if rate is not None:
+            static = _static_prob(rate)
+            if static is not None:
+                keep_prob = 1.0 - static
+            else:
+                keep_prob = math_ops.subtract(
+                    constant(1.0, x.dtype), convert_to_tensor(rate, dtype=x.dtype))
+        static_keep = _static_prob(keep_prob)
+        if static_keep is not None:
+            if not 0.0 < static_keep <= 1.0:
+                raise InvalidArgumentError(
+                    f"dropout: keep_prob must be in (0, 1] (rate in [0, 1)), got keep_prob "
+                    f"{static_keep}")
+            if static_keep == 1.0:
+                return x
+        kp = convert_to_tensor(keep_prob, dtype=x.dtype)
+        shape = _noise_shape(x, noise_shape)
+        graph_seed, op_seed = get_seed(seed)
+        mask = apply_op("DropoutMask", [shape, kp],
+                        {"dtype": x.dtype, "seed": graph_seed, "seed2": op_seed},
+                        name="mask")[0]
+        return math_ops.multiply(x, mask)
+
+
+def _static_prob(p: Any) -> float | None:
+    if isinstance(p, Tensor):
+        v = constant_value(p)
+        return None if v is None else float(v)
+    return float(p)
+
+
+def _noise_shape(x: Tensor, noise_shape: Any) -> Tensor:
+    if noise_shape is None:
+        return _shape_tensor(x)
+    if isinstance(noise_shape, Tensor):
+        return noise_shape
+    ns = shapes.as_shape(noise_shape)
+    if ns is None or None in ns:
+        raise InvalidArgumentError(f"dropout: noise_shape must be fully known, got {noise_shape}")
+    if x._shape is not None:
+        ok = len(ns) == len(x._shape) and all(
+            n == 1 or d is None or n == d for n, d in zip(ns, x._shape, strict=True))
+        if not ok:
+            raise InvalidArgumentError(
+                f"dropout: noise_shape {shapes.fmt(ns)} must have the rank of x "
+                f"{shapes.fmt(x._shape)} and each dimension equal to x's or 1")
+    return constant(np.array(ns, np.int32), name="noise_shape")
+
+
+# ---- embedding_lookup, moments ----------------------------------------------------------
+def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "mod",
+                     name: str | None = None, validate_indices: bool = True,
+                     max_norm: Any = None) -> Tensor:
+    """Rows `ids` of `params` (a gather on axis 0): the gradient w.r.t. params is an
+    IndexedSlices of just those rows, so optimizers update only them."""
+    if isinstance(params, list | tuple):
+        if len(params) != 1:
+            raise UnimplementedError(
+                f"embedding_lookup over {len(params)} partitioned tables is not supported; "
+                f"concatenate the shards with af.concat(params, 0) or pass one table")
+        params = params[0]
+    if max_norm is not None:
+        raise UnimplementedError("embedding_lookup(max_norm=...) is not supported")
+    with name_scope(name, "embedding_lookup"):
+        return array_ops.gather(params, ids)
+
+
+def moments(x: Any, axes: Any, shift: Any = None, name: str | None = None,
+            keep_dims: bool | None = None, keepdims: bool | None = None
+            ) -> tuple[Tensor, Tensor]:
+    """(mean, variance) of `x` over `axes`; the variance uses a stop-gradient mean as TF."""
+    keep = bool(keepdims if keepdims is not None else keep_dims)
+    with name_scope(name, "moments"):
+        x = convert_to_tensor(x)
+        _float(x, "moments")
+        mean = math_ops.reduce_mean(x, axes, keepdims=True)
+        d = x - core_ops.stop_gradient(mean)
+        var = math_ops.reduce_mean(d * d, axes, keepdims=True)
+        if not keep:
+            mean = math_ops.reduce_sum(mean, axes)
+            var = math_ops.reduce_sum(var, axes)
+        return mean, var

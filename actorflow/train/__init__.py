@@ -1,0 +1,22 @@
+"""Training: optimizers (as graph code) and the global step; ``af.train``.
+
+    opt = af.train.AdamOptimizer(1e-3)
+    train_op = opt.minimize(loss, global_step=af.train.get_or_create_global_step())
+"""
+
+from actorflow.train.adagrad import AdagradOptimizer
+from actorflow.train.adam import AdamOptimizer
+from actorflow.train.gradient_descent import GradientDescentOptimizer
+from actorflow.train.momentum import MomentumOptimizer
+from actorflow.train.optimizer import Optimizer
+from actorflow.train.rmsprop import RMSPropOptimizer
+from actorflow.train.training_util import (
+    create_global_step,
+    get_global_step,
+    get_or_create_global_step,
+    global_step,
+)
+
+__all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdagradOptimizer",
+           "RMSPropOptimizer", "AdamOptimizer", "get_global_step", "create_global_step",
+           "get_or_create_global_step", "global_step"]

@@ -1,0 +1,293 @@
+"""Kernels of the neural-network ops: activations, softmax and its gradients, the fused
+losses (each returns what its gradient needs, so nothing is recomputed), bias_add, l2_loss and
+dropout masks. Convolution and pooling are in `devices.kernels.conv`.
+
+Written once against the device's array module (``k.xp``); per-node work (axes, dtypes,
+allocators) is done in the factories, and large outputs go into pooled buffers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from devices.errors import InvalidArgumentError
+from devices.kernels.registry import KernelContext, register_kernel
+from devices.kernels.util import out_allocator
+
+
+# ------------------------------------------------------------------------------------------
+# Activations and softmax
+# ------------------------------------------------------------------------------------------
+@register_kernel("Relu")
+def _relu(k: KernelContext) -> Any:
+    maximum = k.xp.maximum
+    alloc = out_allocator(k)
+    zero = k.out_dtypes[0].np.type(0)
+    if alloc is None:
+        return lambda x: (maximum(x, zero),)
+    return lambda x: (maximum(x, zero, out=alloc()),)
+
+
+@register_kernel("ReluGrad")
+def _relu_grad(k: KernelContext) -> Any:
+    """ReluGrad(g, y): g where the relu's output y is positive, else 0."""
+    xp = k.xp
+    alloc = out_allocator(k)
+    zero = k.out_dtypes[0].np.type(0)
+
+    def compute(g: Any, y: Any) -> tuple[Any]:
+        out = alloc() if alloc is not None else None
+        return (xp.multiply(g, xp.greater(y, zero), out=out),)
+    return compute
+
+
+def _axis(k: KernelContext) -> int:
+    return int(k.attrs.get("axis", -1))
+
+
+@register_kernel("Softmax")
+def _softmax(k: KernelContext) -> Any:
+    xp = k.xp
+    axis = _axis(k)
+    alloc = out_allocator(k)
+
+    def compute(x: Any) -> tuple[Any]:
+        out = alloc() if alloc is not None else xp.empty_like(x)
+        xp.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+        xp.exp(out, out=out)
+        xp.divide(out, out.sum(axis=axis, keepdims=True), out=out)
+        return (out,)
+    return compute
+
+
+@register_kernel("LogSoftmax")
+def _log_softmax(k: KernelContext) -> Any:
+    xp = k.xp
+    axis = _axis(k)
+    alloc = out_allocator(k)
+
+    def compute(x: Any) -> tuple[Any]:
+        out = alloc() if alloc is not None else xp.empty_like(x)
+        xp.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+        out -= xp.log(xp.exp(out).sum(axis=axis, keepdims=True))
+        return (out,)
+    return compute
+
+
+@register_kernel("SoftmaxGrad")
+def _softmax_grad(k: KernelContext) -> Any:
+    """SoftmaxGrad(y, g) = (g - sum(g * y)) * y along the axis."""
+    xp = k.xp
+    axis = _axis(k)
+    alloc = out_allocator(k)
+
+    def compute(y: Any, g: Any) -> tuple[Any]:
+        out = alloc() if alloc is not None else xp.empty_like(y)
+        xp.multiply(g, y, out=out)
+        s = out.sum(axis=axis, keepdims=True)
+        xp.subtract(g, s, out=out)
+        out *= y
+        return (out,)
+    return compute
+
+
+@register_kernel("LogSoftmaxGrad")
+def _log_softmax_grad(k: KernelContext) -> Any:
+    """LogSoftmaxGrad(y, g) = g - exp(y) * sum(g) along the axis (y is the log-softmax)."""
+    xp = k.xp
+    axis = _axis(k)
+    alloc = out_allocator(k)
+
+    def compute(y: Any, g: Any) -> tuple[Any]:
+        out = alloc() if alloc is not None else xp.empty_like(y)
+        xp.exp(y, out=out)
+        out *= g.sum(axis=axis, keepdims=True)
+        xp.subtract(g, out, out=out)
+        return (out,)
+    return compute
+
+
+# ------------------------------------------------------------------------------------------
+# Fused losses
+# ------------------------------------------------------------------------------------------
+@register_kernel("SoftmaxCrossEntropyWithLogits")
+def _softmax_xent(k: KernelContext) -> Any:
+    """(loss, backprop): loss = sum(labels * (logsumexp(x) - x)), backprop = softmax - labels."""
+    xp = k.xp
+    axis = _axis(k)
+    alloc = out_allocator(k, 1)
+
+    def compute(logits: Any, labels: Any) -> tuple[Any, Any]:
+        sh = logits - logits.max(axis=axis, keepdims=True)
+        bp = alloc() if alloc is not None else xp.empty_like(sh)
+        xp.exp(sh, out=bp)
+        s = bp.sum(axis=axis, keepdims=True)
+        bp /= s
+        bp -= labels
+        xp.subtract(xp.log(s), sh, out=sh)      # sh is now -log_softmax
+        sh *= labels
+        return sh.sum(axis=axis), bp
+    return compute
+
+
+@register_kernel("SparseSoftmaxCrossEntropyWithLogits")
+def _sparse_softmax_xent(k: KernelContext) -> Any:
+    xp = k.xp
+    alloc = out_allocator(k, 1)
+
+    def compute(logits: Any, labels: Any) -> tuple[Any, Any]:
+        c = logits.shape[-1]
+        flat = labels.reshape(-1)
+        bad = (flat < 0) | (flat >= c)
+        if bool(bad.any()):
+            i = int(xp.argmax(bad))
+            pos = tuple(int(p) for p in np.unravel_index(i, labels.shape))
+            raise InvalidArgumentError(
+                f"label {int(flat[i])} at position {pos} is outside the valid range "
+                f"[0, {c}) of the {c} classes of the logits (shape {tuple(logits.shape)})")
+        sh = logits - logits.max(axis=-1, keepdims=True)
+        bp = alloc() if alloc is not None else xp.empty_like(sh)
+        xp.exp(sh, out=bp)
+        s = bp.sum(axis=-1, keepdims=True)
+        bp /= s
+        rows = xp.arange(flat.shape[0])
+        sh2 = sh.reshape(-1, c)
+        loss = xp.log(s).reshape(-1) - sh2[rows, flat]
+        bp.reshape(-1, c)[rows, flat] -= 1
+        return loss.reshape(labels.shape).astype(logits.dtype, copy=False), bp
+    return compute
+
+
+@register_kernel("ExpandDimsMul")
+def _expand_dims_mul(k: KernelContext) -> Any:
+    """ExpandDimsMul(vec, mat) = expand_dims(vec, axis) * mat (the losses' gradients)."""
+    xp = k.xp
+    axis = _axis(k)
+    alloc = out_allocator(k)
+
+    def compute(vec: Any, mat: Any) -> tuple[Any]:
+        out = alloc() if alloc is not None else None
+        return (xp.multiply(xp.expand_dims(vec, axis), mat, out=out),)
+    return compute
+
+
+def _stable_sigmoid(xp: Any, x: Any) -> Any:
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+@register_kernel("SigmoidCrossEntropyWithLogits")
+def _sigmoid_xent(k: KernelContext) -> Any:
+    """max(x, 0) - x * z + log(1 + exp(-|x|)), stable for any x."""
+    xp = k.xp
+    alloc = out_allocator(k)
+
+    def compute(x: Any, z: Any) -> tuple[Any]:
+        t = xp.abs(x)
+        xp.negative(t, out=t)
+        xp.exp(t, out=t)
+        xp.log1p(t, out=t)
+        out = xp.maximum(x, 0, out=alloc() if alloc is not None else None)
+        out -= x * z
+        out += t
+        return (out,)
+    return compute
+
+
+@register_kernel("SigmoidCrossEntropyWithLogitsGrad")
+def _sigmoid_xent_grad(k: KernelContext) -> Any:
+    """(g * (sigmoid(x) - z), -g * x): the gradients w.r.t. the logits and the labels."""
+    xp = k.xp
+
+    def compute(x: Any, z: Any, g: Any) -> tuple[Any, Any]:
+        dx = _stable_sigmoid(xp, x)
+        dx -= z
+        dx *= g
+        dz = xp.multiply(g, x)
+        xp.negative(dz, out=dz)
+        return dx, dz
+    return compute
+
+
+@register_kernel("L2Loss")
+def _l2_loss(k: KernelContext) -> Any:
+    xp = k.xp
+    dt = k.out_dtypes[0].np
+
+    def compute(x: Any) -> tuple[Any]:
+        v = x.reshape(-1)
+        return (xp.asarray(xp.dot(v, v) * 0.5, dtype=dt),)
+    return compute
+
+
+# ------------------------------------------------------------------------------------------
+# bias_add
+# ------------------------------------------------------------------------------------------
+def _channel_axis(k: KernelContext) -> int:
+    return 1 if k.attrs.get("data_format", "NHWC") == "NCHW" else -1
+
+
+@register_kernel("BiasAdd")
+def _bias_add(k: KernelContext) -> Any:
+    xp = k.xp
+    alloc = out_allocator(k)
+    nchw = _channel_axis(k) == 1
+
+    def compute(x: Any, b: Any) -> tuple[Any]:
+        if nchw:
+            b = b.reshape((-1,) + (1,) * (x.ndim - 2))
+        return (xp.add(x, b, out=alloc() if alloc is not None else None),)
+    return compute
+
+
+@register_kernel("BiasAddGrad")
+def _bias_add_grad(k: KernelContext) -> Any:
+    nchw = _channel_axis(k) == 1
+
+    def compute(g: Any) -> tuple[Any]:
+        if nchw:
+            return (g.sum(axis=(0,) + tuple(range(2, g.ndim))),)
+        return (g.reshape(-1, g.shape[-1]).sum(axis=0),)
+    return compute
+
+
+# ------------------------------------------------------------------------------------------
+# Dropout
+# ------------------------------------------------------------------------------------------
+@register_kernel("DropoutMask", stateful=True)
+def _dropout_mask(k: KernelContext) -> Any:
+    """DropoutMask(shape, keep_prob): 1/keep_prob with probability keep_prob, else 0.
+
+    The random state is a NumPy Generator seeded from the node's (graph seed, op seed) and
+    kept in the device's resources, so it lives as long as the session's devices (every
+    compiled step that runs this node continues one stream), and a graph with a seed draws
+    the same masks in every new session."""
+    xp = k.xp
+    dt = k.out_dtypes[0].np
+    gen_dt = dt if dt in (np.float32, np.float64) else np.dtype(np.float32)
+    seeds = [int(k.attrs["seed"]), int(k.attrs["seed2"])]
+    resources = k.device.resources
+    key = f"{k.name}/rng:{seeds[0]}:{seeds[1]}"
+    cached: list[Any] = [None, -1]  # [generator, resources.generation it was looked up in]
+
+    def generator() -> np.random.Generator:
+        if cached[1] != resources.generation:
+            cached[0] = resources.lookup_or_create(
+                "_random", key, lambda: np.random.default_rng(seeds))
+            cached[1] = resources.generation
+        return cached[0]
+
+    def compute(shape: Any, keep_prob: Any) -> tuple[Any]:
+        kp = float(keep_prob)
+        if not 0.0 < kp <= 1.0:
+            raise InvalidArgumentError(
+                f"dropout keep_prob must be in (0, 1], got {kp} (rate {1.0 - kp}); feed a "
+                f"probability of keeping each unit")
+        u = generator().random(tuple(int(d) for d in shape), dtype=gen_dt)
+        np.less(u, kp, out=u)
+        u *= 1.0 / kp
+        mask = u if u.dtype == dt else u.astype(dt)
+        return (mask if xp is np else xp.asarray(mask),)
+    return compute

@@ -1,0 +1,184 @@
+"""Kernels of the reductions, argmax/argmin, segment sums and their gradient helpers.
+
+Static axes (the ``axis`` attribute) are parsed once in the factory; a second input holds
+the axes when they are only known at run time. Results are always arrays, never NumPy
+scalars (``np.sum`` of a whole array returns a scalar, hence the ``asarray``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from devices.device import elementwise_cost_us, shape_bytes
+from devices.errors import InvalidArgumentError
+from devices.kernels.registry import KernelContext, register_kernel
+
+
+def _input_cost(k: KernelContext) -> float:
+    shape = k.in_shapes[0] if k.in_shapes else None
+    return elementwise_cost_us(shape_bytes(shape, k.in_dtypes[0].size))
+
+
+def _static_axes(k: KernelContext) -> tuple[int, ...] | None:
+    axis = k.attrs.get("axis")
+    return None if axis is None else tuple(int(a) for a in axis)
+
+
+def _dynamic_axes(axes: Any) -> tuple[int, ...]:
+    """Axes from a run-time tensor (NumPy or CuPy: ``tolist`` works on both)."""
+    return tuple(int(a) for a in axes.reshape(-1).tolist())
+
+
+def _reducer(k: KernelContext) -> Any:
+    """f(x, axis) for the node's op, with its keepdims and output dtype bound."""
+    xp = k.xp
+    keep = bool(k.attrs.get("keepdims", False))
+    dt = k.out_dtypes[0].np
+    op = k.op
+    if op == "Sum":
+        return lambda x, ax: xp.sum(x, axis=ax, dtype=dt, keepdims=keep)
+    if op == "Prod":
+        return lambda x, ax: xp.prod(x, axis=ax, dtype=dt, keepdims=keep)
+    if op == "Max":
+        return lambda x, ax: xp.max(x, axis=ax, keepdims=keep)
+    if op == "Min":
+        return lambda x, ax: xp.min(x, axis=ax, keepdims=keep)
+    if op == "Any":
+        return lambda x, ax: xp.any(x, axis=ax, keepdims=keep)
+    if op == "All":
+        return lambda x, ax: xp.all(x, axis=ax, keepdims=keep)
+    if k.out_dtypes[0].is_floating:
+        return lambda x, ax: xp.mean(x, axis=ax, keepdims=keep)
+
+    def int_mean(x: Any, ax: tuple[int, ...] | None) -> Any:
+        # the sum divided by the count, rounded toward zero (TF's integer mean)
+        s = xp.sum(x, axis=ax, dtype=dt, keepdims=keep)
+        n = x.size if ax is None else math.prod(x.shape[a] for a in ax)
+        if n == 0:
+            return xp.zeros_like(s)
+        return xp.sign(s) * (xp.abs(s) // n)
+    return int_mean
+
+
+def _reduction(k: KernelContext) -> Any:
+    f = _reducer(k)
+    asarray = k.xp.asarray
+    if len(k.in_dtypes) > 1:
+        return lambda x, axes: (asarray(f(x, _dynamic_axes(axes))),)
+    ax = _static_axes(k)
+    return lambda x: (asarray(f(x, ax)),)
+
+
+for _op in ("Sum", "Mean", "Max", "Min", "Prod", "Any", "All"):
+    register_kernel(_op, cost=_input_cost)(_reduction)
+
+
+@register_kernel("ProdGrad", cost=_input_cost)
+def _prod_grad(k: KernelContext) -> Any:
+    """(x, g[, axes]) -> g * (the product of the other elements of each element's group)."""
+    xp = k.xp
+
+    def others(x: Any, axes: tuple[int, ...] | None) -> Any:
+        nd = x.ndim
+        red = list(range(nd)) if axes is None else sorted({a % nd for a in axes})
+        keep = [i for i in range(nd) if i not in red]
+        perm = keep + red
+        xt = xp.transpose(x, perm)
+        lead = xt.shape[:len(keep)]
+        n = math.prod(xt.shape[len(keep):])
+        r = xp.reshape(xt, lead + (n,))
+        if n == 0:
+            return xp.zeros_like(x)
+        # exclusive products from the left and from the right: p[i] = prod(r[:i]) prod(r[i+1:])
+        left = xp.ones_like(r)
+        right = xp.ones_like(r)
+        if n > 1:
+            left[..., 1:] = xp.cumprod(r[..., :-1], axis=-1)
+            right[..., :-1] = xp.cumprod(r[..., :0:-1], axis=-1)[..., ::-1]
+        p = xp.reshape(left * right, xt.shape)
+        return xp.transpose(p, tuple(int(i) for i in np.argsort(perm)))
+
+    if len(k.in_dtypes) > 2:
+        return lambda x, g, axes: (xp.multiply(g, others(x, _dynamic_axes(axes))),)
+    ax = _static_axes(k)
+    return lambda x, g: (xp.multiply(g, others(x, ax)),)
+
+
+# ---- argmax / argmin --------------------------------------------------------------------
+def _arg(name: str) -> Any:
+    def factory(k: KernelContext) -> Any:
+        f = getattr(k.xp, name)
+        asarray = k.xp.asarray
+        axis = int(k.attrs["axis"])
+        dt = k.out_dtypes[0].np
+        return lambda x: (asarray(f(x, axis=axis), dtype=dt),)
+    return factory
+
+
+register_kernel("ArgMax", cost=_input_cost)(_arg("argmax"))
+register_kernel("ArgMin", cost=_input_cost)(_arg("argmin"))
+
+
+# ---- segment sums -----------------------------------------------------------------------
+_SPARSE_MIN_ELEMENTS = 4096  # below this np.add.at is faster than building a CSR matrix
+
+
+@register_kernel("UnsortedSegmentSum")
+def _unsorted_segment_sum(k: KernelContext) -> Any:
+    xp = k.xp
+    dt = k.out_dtypes[0].np
+    csr = None
+    if xp is np and dt in (np.float32, np.float64, np.int32, np.int64):
+        try:
+            from scipy.sparse import csr_matrix as csr
+        except ImportError:  # pragma: no cover - scipy comes with scikit-learn
+            csr = None
+    add_at = getattr(xp.add, "at", None)
+    if add_at is None:  # CuPy without ufunc.at
+        from cupyx import scatter_add as add_at  # type: ignore[import-not-found]
+
+    def compute(data: Any, ids: Any, num_segments: Any) -> tuple[Any]:
+        n = int(num_segments)
+        if n < 0:
+            raise InvalidArgumentError(f"'{k.name}': num_segments must be >= 0, got {n}")
+        if data.shape[:ids.ndim] != ids.shape:
+            raise InvalidArgumentError(
+                f"'{k.name}': segment_ids of shape {ids.shape} must be a prefix of the shape "
+                f"of data {data.shape}")
+        inner = data.shape[ids.ndim:]
+        flat_ids = ids.reshape(-1)
+        rows = data.reshape((flat_ids.size,) + inner)
+        if flat_ids.size == 0:
+            return (xp.zeros((n,) + inner, dt),)
+        hi = int(flat_ids.max())
+        if hi >= n:
+            raise InvalidArgumentError(
+                f"'{k.name}': segment id {hi} is out of range: num_segments is {n}")
+        if int(flat_ids.min()) < 0:  # negative ids are dropped, as in TF
+            kept = flat_ids >= 0
+            flat_ids, rows = flat_ids[kept], rows[kept]
+        if csr is not None and rows.ndim > 1 and rows.size >= _SPARSE_MIN_ELEMENTS:
+            m = len(flat_ids)
+            onehot = csr((np.ones(m, dt), (flat_ids, np.arange(m))), shape=(n, m))
+            out = np.asarray(onehot @ rows.reshape(m, -1), dtype=dt)
+            return (out.reshape((n,) + inner),)
+        out = xp.zeros((n,) + inner, dt)
+        add_at(out, flat_ids, rows)
+        return (out,)
+    return compute
+
+
+@register_kernel("GatherDropNegatives")
+def _gather_drop_negatives(k: KernelContext) -> Any:
+    xp = k.xp
+
+    def compute(params: Any, ids: Any) -> tuple[Any]:
+        if ids.size and int(ids.min()) < 0:
+            out = xp.take(params, xp.maximum(ids, 0), axis=0)
+            out[ids < 0] = 0
+            return (out,)
+        return (xp.take(params, ids, axis=0),)
+    return compute

@@ -1,0 +1,348 @@
+"""RPC over ROUTER/DEALER: echo, concurrency, errors by class, deadlines, heartbeats, and a
+server that survives a flood of malformed messages. Real sockets on 127.0.0.1, real clock."""
+
+import math
+import socket as pysocket
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import trio
+import zmq
+
+from devices import errors
+from transport.codec import Limits, decode_message, encode
+from transport.rpc import DeadlineTimer, RpcClient, RpcConfig, RpcServer
+from transport.zsocket import ZSocket
+
+HB = RpcConfig(heartbeat_interval=0.05, heartbeat_timeout=0.3, default_timeout=5.0)
+RNG = np.random.default_rng()
+
+
+@pytest.fixture
+def ctx():
+    c = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+async def echo(header, tensors):
+    return header, tensors
+
+
+async def fail(header, tensors):
+    kind = header["kind"]
+    if kind == "not_found":
+        raise errors.NotFoundError("no variable 'w'", node="read_w", device="/job:ps/task:0")
+    if kind == "exhausted":
+        raise errors.ResourceExhaustedError("pool limit 1 GiB reached")
+    raise ValueError("a plain Python bug")
+
+
+async def test_echo_with_tensors(ctx) -> None:
+    with trio.fail_after(5):
+        async with RpcServer({"echo": echo}, config=HB, ctx=ctx) as server:
+            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+                await client.wait_ready()
+                ins = {
+                    "w": RNG.standard_normal((64, 32)).astype(np.float32),
+                    "i": RNG.integers(0, 100, size=(5,)),
+                    "big": RNG.standard_normal(300_000),  # above pyzmq's copy threshold
+                    "scalar": np.array(2.5, np.float16),
+                    "empty": np.zeros((0, 3), np.int8),
+                }
+                header, outs = await client.call("echo", {"step": 3, "tag": [1, "a"]}, ins)
+                assert header == {"step": 3, "tag": [1, "a"]}
+                assert list(outs) == list(ins)
+                for k in ins:
+                    assert outs[k].dtype == ins[k].dtype
+                    np.testing.assert_array_equal(outs[k], ins[k])
+                _, lst = await client.call("echo", None, [np.arange(4)])
+                np.testing.assert_array_equal(lst[0], np.arange(4))
+                assert client.statistics().calls == 2
+
+
+async def test_concurrent_calls_are_matched_by_id(ctx) -> None:
+    n = 100
+    arrived = 0
+    all_here = trio.Event()
+
+    async def gather(header, tensors):
+        # Each handler waits until every request has arrived: only concurrent handlers finish.
+        nonlocal arrived
+        arrived += 1
+        if arrived == n:
+            all_here.set()
+        await all_here.wait()
+        return {"i": header["i"]}, [tensors[0] * 2]
+
+    results = {}
+    with trio.fail_after(10):
+        async with RpcServer({"gather": gather}, config=HB, ctx=ctx) as server:
+            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+
+                async def one(i):
+                    h, (t,) = await client.call("gather", {"i": i}, [np.full(3, i)])
+                    results[i] = (h["i"], t)
+
+                async with trio.open_nursery() as nursery:
+                    for i in range(n):
+                        nursery.start_soon(one, i)
+                assert server.statistics().inflight == 0
+    assert sorted(results) == list(range(n))
+    for i, (hi, t) in results.items():
+        assert hi == i
+        np.testing.assert_array_equal(t, np.full(3, 2 * i))
+
+
+async def test_handler_errors_arrive_with_their_class_and_server_keeps_serving(ctx) -> None:
+    with trio.fail_after(5):
+        async with RpcServer({"fail": fail, "echo": echo}, config=HB, ctx=ctx) as server:
+            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+                with pytest.raises(errors.NotFoundError) as info:
+                    await client.call("fail", {"kind": "not_found"})
+                assert info.value.message == "no variable 'w'"
+                assert (info.value.node, info.value.device) == ("read_w", "/job:ps/task:0")
+                with pytest.raises(errors.ResourceExhaustedError, match="pool limit"):
+                    await client.call("fail", {"kind": "exhausted"})
+                with pytest.raises(errors.UnknownError, match="ValueError: a plain Python bug"):
+                    await client.call("fail", {"kind": "bug"})
+                with pytest.raises(
+                    errors.UnimplementedError, match="no method 'nope'; it serves: echo, fail"
+                ):
+                    await client.call("nope")
+                assert (await client.call("echo", {"ok": True}))[0] == {"ok": True}
+                assert server.statistics().errors == 4
+
+
+async def test_deadline_exceeded_and_server_handler_cancelled(ctx) -> None:
+    started = trio.Event()
+    cancelled = trio.Event()
+
+    async def hang(header, tensors):
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    async with RpcServer({"hang": hang, "echo": echo}, config=HB, ctx=ctx) as server:
+        async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+            t0 = time.monotonic()
+            with pytest.raises(errors.DeadlineExceededError, match="'hang' .* within 0.2s"):
+                await client.call("hang", timeout=0.2)
+            assert 0.18 <= time.monotonic() - t0 < 1.0
+            with trio.fail_after(2):
+                await cancelled.wait()  # the client told the server to stop working on it
+            assert server.statistics().inflight == 0
+            assert (await client.call("echo", {"still": "alive"}))[0] == {"still": "alive"}
+            with pytest.raises(errors.DeadlineExceededError, match="given no time"):
+                await client.call("echo", timeout=0)
+
+
+async def test_server_enforces_the_deadline_it_was_sent(ctx) -> None:
+    async def hang(header, tensors):
+        await trio.sleep_forever()
+
+    async with RpcServer({"hang": hang}, config=HB, ctx=ctx) as server:
+        async with ZSocket(ctx, zmq.DEALER) as raw:
+            raw.connect(server.bind())
+            await raw.send(encode({"k": "q", "id": 7, "m": "hang", "t": 0.1, "h": None}))
+            with trio.fail_after(3):
+                header, _, error = decode_message(await raw.receive())
+            assert header == {"k": "r", "id": 7}
+            assert isinstance(error, errors.DeadlineExceededError)
+            assert "ran past its deadline" in error.message
+
+
+async def test_dead_server_makes_calls_unavailable_then_recovers(ctx) -> None:
+    started = trio.Event()
+
+    async def hang(header, tensors):
+        started.set()
+        await trio.sleep_forever()
+
+    server_scope = trio.CancelScope()
+
+    async def run_server(*, task_status=trio.TASK_STATUS_IGNORED):
+        with server_scope:
+            async with RpcServer({"hang": hang}, config=HB, ctx=ctx) as server:
+                task_status.started(server.bind())
+                await trio.sleep_forever()
+
+    outcome = {}
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            endpoint = await nursery.start(run_server)
+            async with RpcClient(endpoint, config=HB, ctx=ctx) as client:
+                await client.wait_ready()
+
+                async def pending_call():
+                    with pytest.raises(errors.UnavailableError) as info:
+                        await client.call("hang", timeout=30)
+                    outcome["error"], outcome["at"] = info.value, time.monotonic()
+
+                async with trio.open_nursery() as calls:
+                    calls.start_soon(pending_call)
+                    await started.wait()
+                    t_dead = time.monotonic()
+                    server_scope.cancel()  # the server goes away mid-call
+                assert "is not responding" in str(outcome["error"])
+                assert outcome["at"] - t_dead < 2 * HB.heartbeat_timeout + 0.1
+                assert not client.alive
+                t0 = time.monotonic()
+                with pytest.raises(errors.UnavailableError, match="fail at once"):
+                    await client.call("echo")
+                assert time.monotonic() - t0 < 0.05
+                # A server comes back on the same endpoint: traffic resumes, calls work again.
+                async with RpcServer({"echo": echo}, config=HB, ctx=ctx) as again:
+                    assert again.bind(endpoint) == endpoint
+                    await client.wait_ready()
+                    assert client.alive
+                    assert (await client.call("echo", {"back": 1}))[0] == {"back": 1}
+
+
+async def test_hung_but_connected_server_is_detected(ctx) -> None:
+    # A ROUTER that accepts the connection but never answers: only app heartbeats notice.
+    silent = ctx.socket(zmq.ROUTER)
+    try:
+        silent.setsockopt(zmq.LINGER, 0)
+        silent.bind("tcp://127.0.0.1:*")
+        endpoint = silent.getsockopt(zmq.LAST_ENDPOINT).decode()
+        async with RpcClient(endpoint, config=HB, ctx=ctx) as client:
+            t0 = time.monotonic()
+            with pytest.raises(errors.UnavailableError, match="not responding"):
+                await client.call("anything", timeout=10)
+            assert time.monotonic() - t0 < 2 * HB.heartbeat_timeout + 0.1
+    finally:
+        silent.close(linger=0)
+
+
+async def test_malformed_flood_gets_error_replies_and_server_keeps_serving(ctx) -> None:
+    valid = encode({"k": "q", "id": 1, "m": "echo", "t": 5, "h": None}, [np.zeros(4)])
+    malformed = [
+        lambda: [RNG.bytes(int(RNG.integers(1, 200)))],  # random bytes
+        lambda: [b""],  # empty frame
+        lambda: valid[:1],  # missing frame
+        lambda: [valid[0], b"\x00" * 5],  # wrong length
+        lambda: [valid[0][: len(valid[0]) // 2], valid[1]],  # truncated header
+        lambda: [msgpack.packb({"k": "q"})],  # not an envelope
+        lambda: encode(["not", "a", "dict"]),  # header not a dict
+        lambda: encode({"k": "q", "id": "x", "m": 3}),  # bad field types
+        lambda: encode({"k": "zz", "id": 2}),  # unknown kind
+        lambda: encode({"k": "q", "id": 3, "m": "echo", "t": -1.0, "h": None}),  # negative t
+        lambda: [msgpack.packb([1, None, [["object", [1], "|", "C"]], None, None]), b"\x00"],
+        lambda: encode_err_request(),  # carries an error
+    ]
+
+    def encode_err_request():
+        from transport.codec import encode_error
+
+        return encode_error(errors.AbortedError("x"), {"k": "q", "id": 4, "m": "echo"})
+
+    n = 1200
+    with trio.fail_after(15):
+        async with RpcServer({"echo": echo}, config=HB, ctx=ctx) as server:
+            endpoint = server.bind()
+            async with ZSocket(ctx, zmq.DEALER, routing_id=b"attacker") as raw:
+                raw.connect(endpoint)
+                for i in range(n):
+                    await raw.send(malformed[i % len(malformed)]())
+                replies = 0
+                while replies < n:
+                    _, _, error = decode_message(await raw.receive())
+                    assert isinstance(error, errors.InvalidArgumentError), error
+                    replies += 1
+            assert server.statistics().malformed == n
+            async with RpcClient(endpoint, config=HB, ctx=ctx) as client:
+                h, t = await client.call("echo", {"after": "flood"}, [np.arange(3)])
+                assert h == {"after": "flood"}
+                np.testing.assert_array_equal(t[0], np.arange(3))
+
+
+async def test_oversized_frames_are_cut_off_by_libzmq_and_server_survives(ctx) -> None:
+    small = RpcConfig(
+        heartbeat_interval=0.05,
+        heartbeat_timeout=0.3,
+        limits=Limits(max_tensor_bytes=1 << 20, max_header_bytes=4096),
+    )
+    with trio.fail_after(10):
+        async with RpcServer({"echo": echo}, config=small, ctx=ctx) as server:
+            endpoint = server.bind()
+            async with RpcClient(endpoint, config=small, ctx=ctx) as client:
+                with pytest.raises(errors.DeadlineExceededError):
+                    await client.call("echo", None, [np.zeros(2 << 20, np.uint8)], timeout=0.3)
+                h, _ = await client.call("echo", {"small": True}, [np.zeros(10)])
+                assert h == {"small": True}
+
+
+async def test_reply_over_client_limits_is_refused_not_decoded(ctx) -> None:
+    big_reply = RpcConfig(
+        heartbeat_interval=0.05, heartbeat_timeout=0.3, limits=Limits(max_frames=3)
+    )
+
+    async def many(header, tensors):
+        return None, [np.zeros(1)] * 5
+
+    async with RpcServer({"many": many}, config=HB, ctx=ctx) as server:
+        async with RpcClient(server.bind(), config=big_reply, ctx=ctx) as client:
+            with pytest.raises(errors.DeadlineExceededError):
+                await client.call("many", timeout=0.3)
+            assert client.statistics().malformed == 1
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(errors.InvalidArgumentError, match="heartbeat_interval"):
+        RpcConfig(heartbeat_interval=2.0, heartbeat_timeout=1.0)
+    with pytest.raises(errors.InvalidArgumentError, match="default_timeout"):
+        RpcConfig(default_timeout=0)
+    assert RpcConfig().socket_config().max_frames == RpcConfig().limits.max_frames + 1
+    with pytest.raises(errors.InvalidArgumentError, match="must be a non-empty str"):
+        RpcServer({"_ping": echo})
+
+
+async def test_closed_client_and_unentered_client_fail_clearly(ctx) -> None:
+    client = RpcClient(f"tcp://127.0.0.1:{_free_port()}", config=HB, ctx=ctx)
+    with pytest.raises(errors.UnavailableError, match="never entered"):
+        await client.call("echo")
+    async with client:
+        pass
+    with pytest.raises(errors.UnavailableError, match="closed"):
+        await client.call("echo")
+    assert math.isfinite(client.statistics().seconds_since_traffic)
+
+
+def _free_port() -> int:
+    with pysocket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_deadline_timer_fires_in_order_skips_stale_and_compacts(autojump_clock) -> None:
+    # In-process only (no sockets), so trio's MockClock is safe here.
+    fired = []
+    live = {}
+
+    def on_expire(key, deadline):
+        if live.get(key) == deadline:  # the owner's check: stale entries are ignored
+            fired.append((key, trio.current_time()))
+
+    timer = DeadlineTimer(on_expire)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(timer.run)
+        t0 = trio.current_time()
+        for key, dt in (("c", 3.0), ("a", 1.0), ("b", 2.0), ("gone", 1.5)):
+            live[key] = t0 + dt
+            timer.add(t0 + dt, key)
+        timer.add(math.inf, "never")
+        del live["gone"]  # finished before its deadline
+        await trio.sleep(5)
+        assert [k for k, _ in fired] == ["a", "b", "c"]
+        for key, at in fired:
+            assert live[key] <= at <= live[key] + DeadlineTimer.RESOLUTION + 1e-9
+        for i in range(3000):  # stale entries pile up, then compact() drops them
+            timer.add(trio.current_time() + 100, ("stale", i))
+        timer.compact([])
+        assert len(timer) == 0
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,307 @@
+"""The RPC client: a DEALER with many calls in flight, deadlines and heartbeats.
+
+What it owns: its DEALER `ZSocket` (connected to one server), the table of calls in flight,
+a heartbeat task and the deadline timer for its calls.
+
+State (touched only by its trio tasks):
+- ``_pending``: request id -> `_Call`; inserted by `call`, completed by the reader (a reply),
+  by the deadline timer, or by the heartbeat task (server declared dead); removed by `call`
+  when it is cancelled from outside.
+- ``_alive`` / ``_last_traffic`` / ``_ready``: the reader (``on_receive``, inside the socket's
+  pump) stamps every message that arrives; the heartbeat task pings after each
+  ``heartbeat_interval`` of silence and, after ``heartbeat_timeout`` with no message at all,
+  declares the server dead: every pending call fails with `UnavailableError` and new calls fail
+  at once, until any message arrives again (pings continue meanwhile).
+- ``_deadlines``: one timer task for every call's deadline (`DeadlineTimer`); on expiry the
+  call raises `DeadlineExceededError` and the server is told to cancel the handler.
+
+    async with RpcClient("tcp://127.0.0.1:5555", config=RpcConfig()) as client:
+        await client.wait_ready()
+        header, tensors = await client.call("echo", {"x": 1}, [np.ones(3)], timeout=5)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+import zmq
+
+from devices.errors import DeadlineExceededError, InvalidArgumentError, UnavailableError
+from transport.codec import Tensors, decode_message, encode
+from transport.rpc_core import (
+    CANCEL,
+    PING,
+    PONG,
+    REPLY,
+    REQUEST,
+    DeadlineTimer,
+    RpcConfig,
+    owned_context,
+)
+from transport.zsocket import ZSocket
+
+_DEFAULT: Any = object()  # "use config.default_timeout"
+
+
+@dataclass(frozen=True)
+class ClientStatistics:
+    calls: int
+    pending: int
+    alive: bool
+    seconds_since_traffic: float
+    late_replies: int  # replies for calls that had already given up
+    malformed: int
+
+
+class _Call:
+    """One call in flight. `event` is set once, after `header`/`tensors`, `error` or
+    `expired`; `scope` exists only while the request waits in the socket's outbox."""
+
+    __slots__ = ("event", "header", "tensors", "error", "expired", "deadline", "scope")
+
+    def __init__(self, deadline: float) -> None:
+        self.event = trio.Event()
+        self.header: Any = None
+        self.tensors: Tensors = []
+        self.error: BaseException | None = None
+        self.expired = False
+        self.deadline = deadline
+        self.scope: trio.CancelScope | None = None
+
+
+class RpcClient:
+    """A DEALER talking to one `RpcServer`. Use as ``async with``; many `call`s may run at once."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        config: RpcConfig | None = None,
+        ctx: zmq.Context | None = None,
+        routing_id: bytes | None = None,
+        name: str | None = None,
+    ):
+        self.config = config or RpcConfig()
+        self.endpoint = endpoint
+        self.name = name or f"rpc client of {endpoint}"
+        # Routing ids starting with a zero byte are reserved by libzmq.
+        self.routing_id = routing_id or b"af" + os.urandom(10)
+        if not self.routing_id or self.routing_id[0] == 0 or len(self.routing_id) > 255:
+            raise InvalidArgumentError(
+                f"routing_id {self.routing_id!r} must be 1-255 bytes, not starting with a zero"
+            )
+        self._ctx_arg = ctx
+        self._sock: ZSocket | None = None
+        self._nursery: trio.Nursery | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._pending: dict[int, _Call] = {}
+        self._deadlines = DeadlineTimer(self._expire)
+        self._next_id = 1
+        self._alive = True
+        self._ready = trio.Event()  # set by the first message since start or since going dead
+        self._last_traffic = 0.0
+        self._closed = False
+        self._n_calls = self._n_late = self._n_malformed = 0
+
+    async def __aenter__(self) -> RpcClient:
+        ctx, owned = owned_context(self._ctx_arg)
+        try:
+            if owned:
+                self._stack.callback(ctx.term)
+            self._stack.callback(self._fail_all, "the client was closed")
+            self._sock = await self._stack.enter_async_context(
+                ZSocket(
+                    ctx,
+                    zmq.DEALER,
+                    self.config.socket_config(),
+                    routing_id=self.routing_id,
+                    name=self.name,
+                    on_receive=self._on_message,
+                )
+            )
+            self._sock.connect(self.endpoint)
+            self._last_traffic = trio.current_time()
+            self._nursery = await self._stack.enter_async_context(trio.open_nursery())
+            self._nursery.start_soon(self._heartbeat, name=f"{self.name} heartbeat")
+            self._nursery.start_soon(self._deadlines.run, name=f"{self.name} deadlines")
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool | None:
+        self._closed = True
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+        # The body's exception is not passed into our nursery, which would wrap it in an
+        # ExceptionGroup: it propagates unchanged once our tasks have stopped.
+        await self._stack.aclose()
+        return None
+
+    @property
+    def alive(self) -> bool:
+        """False from a heartbeat timeout until the server is heard from again."""
+        return self._alive
+
+    async def wait_ready(self) -> None:
+        """Wait until the server has answered (a pong or any reply) since the client started,
+        or since it was last declared dead. A handshake, instead of sleeping."""
+        await self._ready.wait()
+
+    def statistics(self) -> ClientStatistics:
+        return ClientStatistics(
+            calls=self._n_calls,
+            pending=len(self._pending),
+            alive=self._alive,
+            seconds_since_traffic=trio.current_time() - self._last_traffic,
+            late_replies=self._n_late,
+            malformed=self._n_malformed,
+        )
+
+    async def call(
+        self,
+        method: str,
+        header: Any = None,
+        tensors: Mapping[str, Any] | Sequence[Any] | None = None,
+        *,
+        timeout: float | None = _DEFAULT,
+    ) -> tuple[Any, Tensors]:
+        """Call `method` on the server and return its ``(header, tensors)``.
+
+        Raises the handler's error (same class), `DeadlineExceededError` after `timeout`
+        seconds (default: ``config.default_timeout``; None waits forever),
+        `UnavailableError` when the server is, or becomes, unresponsive.
+        """
+        if self._closed or self._sock is None:
+            raise UnavailableError(
+                f"{self.name} is closed (or was never entered with 'async with'); open a new client"
+            )
+        if not self._alive:
+            await trio.lowlevel.checkpoint()
+            raise self._dead_error()
+        if timeout is _DEFAULT:
+            timeout = self.config.default_timeout
+        if timeout is not None and not timeout > 0:
+            await trio.lowlevel.checkpoint()
+            raise DeadlineExceededError(
+                f"call {method!r} to {self.endpoint} was given no time (timeout={timeout})"
+            )
+        rid = self._next_id
+        self._next_id += 1
+        frames = encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
+        self._n_calls += 1
+        call = _Call(math.inf if timeout is None else trio.current_time() + timeout)
+        pending = self._pending
+        pending[rid] = call
+        self._deadlines.add(call.deadline, rid)
+        try:
+            try:
+                self._sock.send_nowait(frames)  # the usual case; the wait below checkpoints
+            except trio.WouldBlock:
+                # Not connected yet, or the server is at its HWM: queue, cancellable by the
+                # deadline timer and by `_fail_all`.
+                with trio.CancelScope() as call.scope:
+                    await self._sock.send(frames)
+                call.scope = None
+            await call.event.wait()
+        except trio.ClosedResourceError:
+            raise UnavailableError(f"{self.name} was closed during the call") from None
+        finally:
+            if not call.event.is_set():  # cancelled from outside: tell the server
+                pending.pop(rid, None)
+                self._send_cancel(rid)
+        if len(self._deadlines) > 4 * len(pending) + 1024:
+            self._deadlines.compact([(c.deadline, r) for r, c in pending.items()])
+        if call.error is not None:
+            raise call.error
+        if call.expired:
+            raise DeadlineExceededError(
+                f"call {method!r} to {self.endpoint} got no reply within {timeout:.3g}s"
+            )
+        return call.header, call.tensors
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _expire(self, rid: int, deadline: float) -> None:
+        """The deadline timer: fail call `rid` if it is still waiting for this deadline."""
+        call = self._pending.get(rid)
+        if call is None or call.deadline != deadline:
+            return
+        del self._pending[rid]
+        call.expired = True
+        call.event.set()
+        if call.scope is not None:
+            call.scope.cancel()
+        self._send_cancel(rid)
+
+    def _send_cancel(self, rid: int) -> None:
+        if self._sock is None or self._closed:
+            return
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, UnavailableError):
+            self._sock.send_nowait(encode({"k": CANCEL, "id": rid}))
+
+    def _dead_error(self) -> UnavailableError:
+        silent = trio.current_time() - self._last_traffic
+        return UnavailableError(
+            f"server {self.endpoint} is not responding: nothing heard for {silent:.2f}s "
+            f"(heartbeat_timeout={self.config.heartbeat_timeout}s); it is down, hung or "
+            "unreachable. Calls fail at once until it answers a heartbeat again"
+        )
+
+    def _fail_all(self, why: str | None = None) -> None:
+        for call in self._pending.values():
+            call.error = (
+                UnavailableError(f"{self.name}: {why}") if why is not None else self._dead_error()
+            )
+            call.event.set()
+            if call.scope is not None:
+                call.scope.cancel()  # also wakes a call still queued in the socket's outbox
+        self._pending.clear()
+
+    def _on_message(self, frames: list[zmq.Frame]) -> None:
+        """Runs inside the socket's pump for each message: any message proves the server is
+        alive; a reply completes its call."""
+        self._last_traffic = trio.current_time()
+        self._alive = True
+        if not self._ready.is_set():
+            self._ready.set()
+        try:
+            header, tensors, error = decode_message(frames, self.config.limits)
+        except InvalidArgumentError:
+            self._n_malformed += 1
+            return
+        kind = header.get("k") if isinstance(header, dict) else None
+        if kind == REPLY:
+            rid = header.get("id")
+            call = self._pending.pop(rid, None) if type(rid) is int else None
+            if call is None:
+                if rid is None:
+                    self._n_malformed += 1  # the server could not parse something we sent
+                else:
+                    self._n_late += 1
+                return
+            call.header, call.tensors, call.error = header.get("h"), tensors, error
+            call.event.set()
+        elif kind != PONG:
+            self._n_malformed += 1
+
+    async def _heartbeat(self) -> None:
+        ivl, limit = self.config.heartbeat_interval, self.config.heartbeat_timeout
+        ping = encode({"k": PING})
+        while True:
+            silent = trio.current_time() - self._last_traffic
+            if self._alive and silent > limit:
+                self._alive = False
+                if self._ready.is_set():
+                    self._ready = trio.Event()
+                self._fail_all()
+            if silent >= ivl or not self._ready.is_set():
+                with contextlib.suppress(trio.WouldBlock, UnavailableError):
+                    self._sock.send_nowait(ping)
+            await trio.sleep(ivl)

@@ -1,0 +1,121 @@
+"""What both ends of the RPC share: the typed configuration, the deadline timer, and the
+names of the message kinds. See `transport.rpc` for the protocol.
+
+State: `DeadlineTimer` holds a heap of deadlines for its owner (a server or a client), touched
+only by that owner's trio tasks; everything else here is immutable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+import zmq
+
+from devices.errors import InvalidArgumentError
+from transport.codec import DEFAULT_LIMITS, Limits
+from transport.zsocket import SocketConfig
+
+# The message kinds: the "k" field of every RPC header.
+REQUEST, REPLY, PING, PONG, CANCEL = "q", "r", "p", "P", "c"
+
+
+@dataclass(frozen=True)
+class RpcConfig:
+    """Everything an RPC endpoint needs; passed in, never read from the environment."""
+
+    heartbeat_interval: float = 1.0  # client pings after this much silence (seconds)
+    heartbeat_timeout: float = 5.0  # no message this long: the server is declared dead
+    default_timeout: float | None = 60.0  # per-call deadline when `call` gets none
+    max_inflight: int = 10_000  # server: concurrent requests before ResourceExhausted
+    limits: Limits = DEFAULT_LIMITS  # what the decoders accept
+    socket: SocketConfig = field(default_factory=SocketConfig)  # linger, HWMs, queue sizes
+
+    def __post_init__(self) -> None:
+        if not (0 < self.heartbeat_interval < self.heartbeat_timeout):
+            raise InvalidArgumentError(
+                f"need 0 < heartbeat_interval ({self.heartbeat_interval}) < heartbeat_timeout "
+                f"({self.heartbeat_timeout})"
+            )
+        if self.default_timeout is not None and not self.default_timeout > 0:
+            raise InvalidArgumentError(
+                f"default_timeout must be > 0 or None, got {self.default_timeout}"
+            )
+
+    def socket_config(self) -> SocketConfig:
+        """The socket options, with libzmq's own size caps derived from `limits`."""
+        lim = self.limits
+        return dataclasses.replace(
+            self.socket,
+            max_frame_bytes=max(lim.max_tensor_bytes, lim.max_header_bytes),
+            max_frames=lim.max_frames + 1,
+        )  # + the routing frame
+
+
+def owned_context(ctx: zmq.Context | None) -> tuple[zmq.Context, bool]:
+    """`ctx`, or a new context that the caller owns (and must terminate): ``(ctx, owned)``."""
+    return (ctx, False) if ctx is not None else (zmq.Context(), True)
+
+
+class DeadlineTimer:
+    """Many deadlines served by one timer task, instead of a cancel scope with a deadline per
+    call (about 25 us each on a small VM, more than the rest of a call).
+
+    State: a heap of ``(deadline, key)``. Entries are never removed early; when one comes due,
+    `on_expire(key, deadline)` decides whether it still matters (the owner compares the
+    deadline it stored), and the heap is rebuilt from the live entries when stale ones pile up.
+    The timer wakes at most once per `RESOLUTION` seconds, so a deadline fires up to that late.
+    Only the owner's trio tasks touch it.
+    """
+
+    RESOLUTION = 0.005
+
+    def __init__(self, on_expire: Callable[[Any, float], None]):
+        self._on_expire = on_expire
+        self._heap: list[tuple[float, Any]] = []
+        self._scope: trio.CancelScope | None = None  # the timer's sleep; its deadline = next due
+        self._not_before = -math.inf  # rate limit of the timer's wake-ups
+
+    def add(self, deadline: float, key: Any) -> None:
+        """Call ``on_expire(key, deadline)`` once `deadline` (trio time) has passed."""
+        if deadline == math.inf:
+            return
+        heapq.heappush(self._heap, (deadline, key))
+        if self._scope is not None and deadline < self._scope.deadline:
+            # rare: deadlines mostly arrive in order
+            self._scope.deadline = max(deadline, self._not_before)
+
+    def compact(self, live: list[tuple[float, Any]]) -> None:
+        """Replace the heap by `live` if it is mostly stale entries."""
+        if len(self._heap) > 4 * len(live) + 1024:
+            self._heap = [e for e in live if e[0] != math.inf]
+            heapq.heapify(self._heap)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    async def run(self) -> None:
+        """The timer task: run it in the owner's nursery; it runs until cancelled."""
+        while True:
+            due = max(self._heap[0][0], self._not_before) if self._heap else math.inf
+            with trio.CancelScope(deadline=due) as scope:
+                self._scope = scope
+                await trio.sleep_forever()
+            self._scope = None
+            heap = self._heap
+            now = trio.current_time()
+            self._not_before = now + self.RESOLUTION
+            while heap and heap[0][0] <= now:
+                deadline, key = heapq.heappop(heap)
+                self._on_expire(key, deadline)
+
+
+def short(v: object, n: int = 120) -> str:
+    """`repr(v)`, cut to `n` characters for error messages."""
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + "..."

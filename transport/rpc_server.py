@@ -1,0 +1,360 @@
+"""The RPC server: a ROUTER that hands each request to its handler.
+
+What it owns: its ROUTER `ZSocket` (bound by `RpcServer.bind`), a nursery holding one task
+per request being handled, and the deadline timer for those requests.
+
+State (touched only by its trio tasks):
+- ``_handlers``: method name -> ``async def handler(header, tensors) -> (header, tensors)``,
+  run in a task per request; ``_inline``: the methods whose handler is a plain function, run
+  right where the request is read (for quick work that never waits).
+- ``_active``: ``(peer, id) -> _Request`` (the cancel scope of a running handler task); one
+  task per request, so a slow handler never holds up others. A cancel message or the deadline
+  cancels the scope. Written by the reader (insert/cancel), the handler task (remove) and the
+  deadline timer (cancel).
+- ``_deadlines``: one timer task for every request's deadline (`DeadlineTimer`).
+- counters for `statistics`, written by the reader and the handler tasks.
+
+The reader is `ZSocket`'s ``on_receive`` callback: it runs inside the socket's pump and never
+waits. A handler that raises replies with the error's canonical code (any non-`OpError`
+becomes Unknown, with its type and message); a message that does not decode is answered with
+an InvalidArgument error reply (id None when unknown) and counted, and the server keeps
+serving.
+
+    async def echo(header, tensors):
+        return header, tensors
+
+    async with RpcServer({"echo": echo}, config=RpcConfig()) as server:
+        endpoint = server.bind()          # tcp://127.0.0.1:<port>
+        await trio.sleep_forever()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+import zmq
+
+from devices.errors import (
+    DeadlineExceededError,
+    InternalError,
+    InvalidArgumentError,
+    OpError,
+    ResourceExhaustedError,
+    UnavailableError,
+    UnimplementedError,
+)
+from transport.codec import Tensors, decode_message, encode, encode_error
+from transport.rpc_core import (
+    CANCEL,
+    PING,
+    PONG,
+    REPLY,
+    REQUEST,
+    DeadlineTimer,
+    RpcConfig,
+    owned_context,
+    short,
+)
+from transport.zsocket import ZSocket
+
+# ``async def handler(header, tensors) -> (header, tensors)``, or a plain ``def`` (run inline)
+Handler = Callable[[Any, Tensors], Awaitable[tuple[Any, Any]] | tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class ServerStatistics:
+    requests: int  # well-formed requests received
+    errors: int  # error replies sent for requests (handler errors, deadlines, ...)
+    malformed: int  # messages that did not decode or broke the protocol
+    inflight: int  # handlers running now
+    undeliverable: int  # replies whose peer had gone (or was full, for pongs/errors)
+
+
+class _Request:
+    """A request being handled. `scope` wraps its handler; `expired` is set by the deadline
+    timer just before it cancels the scope (a cancel from the client leaves it False)."""
+
+    __slots__ = ("scope", "deadline", "expired")
+
+    def __init__(self, deadline: float) -> None:
+        self.scope = trio.CancelScope()
+        self.deadline = deadline
+        self.expired = False
+
+
+class RpcServer:
+    """A ROUTER that runs one task per request (async handlers). ``async with``, then `bind`."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler] | None = None,
+        *,
+        config: RpcConfig | None = None,
+        ctx: zmq.Context | None = None,
+        name: str = "rpc server",
+    ):
+        self.config = config or RpcConfig()
+        self.name = name
+        self._handlers: dict[str, Handler] = {}
+        self._inline: set[str] = set()  # methods whose handler is a plain function
+        for method, handler in (handlers or {}).items():
+            self.register(method, handler)
+        self._ctx_arg = ctx
+        self._sock: ZSocket | None = None
+        self._nursery: trio.Nursery | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._active: dict[tuple[bytes, int], _Request] = {}
+        self._deadlines = DeadlineTimer(self._expire)
+        self._n_requests = self._n_errors = self._n_malformed = self._n_undeliverable = 0
+
+    def register(self, method: str, handler: Handler) -> None:
+        """Serve `method` with ``handler(header, tensors) -> (header, tensors)``.
+
+        An ``async def`` handler runs in a task of its own per request, under the request's
+        deadline, so slow handlers never hold up others. A plain ``def`` handler runs inline
+        where the request is read, with no task: for quick work that never waits (delivering
+        a tensor, a status query); while it runs, the server reads nothing else.
+        """
+        if not isinstance(method, str) or not method or method.startswith("_"):
+            raise InvalidArgumentError(
+                f"method name {method!r} must be a non-empty str not starting with '_'"
+            )
+        if not callable(handler):
+            raise InvalidArgumentError(f"handler for {method!r} is not callable: {handler!r}")
+        self._handlers[method] = handler
+        if inspect.iscoroutinefunction(handler):
+            self._inline.discard(method)
+        else:
+            self._inline.add(method)
+
+    async def __aenter__(self) -> RpcServer:
+        ctx, owned = owned_context(self._ctx_arg)
+        try:
+            if owned:
+                self._stack.callback(ctx.term)  # runs last: after the socket has closed
+            self._nursery = await self._stack.enter_async_context(trio.open_nursery())
+            self._nursery.start_soon(self._deadlines.run, name=f"{self.name} deadlines")
+            self._sock = await self._stack.enter_async_context(
+                ZSocket(
+                    ctx,
+                    zmq.ROUTER,
+                    self.config.socket_config(),
+                    name=self.name,
+                    on_receive=self._on_message,
+                )
+            )
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool | None:
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+        # The body's exception is not passed into our nursery, which would wrap it in an
+        # ExceptionGroup: it propagates unchanged once our tasks have stopped.
+        await self._stack.aclose()
+        return None
+
+    def bind(self, endpoint: str = "tcp://127.0.0.1:*") -> str:
+        """Bind (after entering) and return the bound endpoint with its port."""
+        if self._sock is None:
+            raise RuntimeError("use 'async with RpcServer(...)' before bind()")
+        return self._sock.bind(endpoint)
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return self._sock.endpoints if self._sock is not None else ()
+
+    def statistics(self) -> ServerStatistics:
+        return ServerStatistics(
+            requests=self._n_requests,
+            errors=self._n_errors,
+            malformed=self._n_malformed,
+            inflight=len(self._active),
+            undeliverable=self._n_undeliverable,
+        )
+
+    # -- the reader: runs inside the socket's pump, so it never blocks --------------------------
+
+    def _reply_nowait(self, peer: bytes, frames: list[object]) -> None:
+        """Best-effort reply from the reader (pongs, protocol errors): never waits."""
+        try:
+            self._sock.send_nowait([peer, *frames])
+        except (trio.WouldBlock, UnavailableError, trio.ClosedResourceError):
+            self._n_undeliverable += 1
+
+    def _reject(self, peer: bytes, rid: int | None, exc: OpError) -> None:
+        self._n_malformed += 1
+        self._reply_nowait(peer, encode_error(exc, {"k": REPLY, "id": rid}))
+
+    def _on_message(self, frames: list[zmq.Frame]) -> None:
+        """Handle one received message: answer pings and cancels, start a task per request."""
+        peer = frames[0].bytes
+        try:
+            header, tensors, error = decode_message(frames[1:], self.config.limits)
+        except InvalidArgumentError as exc:
+            self._reject(peer, None, exc)
+            return
+        kind = header.get("k") if isinstance(header, dict) else None
+        rid = header.get("id") if kind is not None else None
+        if type(rid) is not int:
+            rid = None
+        if error is not None or kind not in (REQUEST, PING, CANCEL):
+            self._reject(
+                peer,
+                rid,
+                InvalidArgumentError(
+                    "malformed request: expected a header {'k': 'q'|'p'|'c', ...} and no error, "
+                    f"got {short(header)}"
+                ),
+            )
+        elif kind == PING:
+            self._reply_nowait(peer, encode({"k": PONG}))
+        elif kind == CANCEL:
+            req = self._active.pop((peer, rid), None)
+            if req is not None:
+                req.scope.cancel()
+        else:
+            self._start_request(peer, rid, header, tensors)
+
+    def _start_request(self, peer: bytes, rid: int | None, header: dict, tensors: Tensors) -> None:
+        method, timeout = header.get("m"), header.get("t")
+        if (
+            rid is None
+            or not isinstance(method, str)
+            or not (timeout is None or (type(timeout) in (int, float) and timeout >= 0))
+        ):
+            self._reject(
+                peer,
+                rid,
+                InvalidArgumentError(
+                    "malformed request: needs an int 'id', a str 'm' (method) and 't' "
+                    f"(seconds left) >= 0 or None; got {short(header)}"
+                ),
+            )
+            return
+        key = (peer, rid)
+        if key in self._active:
+            self._reject(
+                peer,
+                rid,
+                InvalidArgumentError(f"request id {rid} is already in flight from this client"),
+            )
+            return
+        self._n_requests += 1
+        handler = self._handlers.get(method)
+        if handler is None or method in self._inline:
+            try:
+                if handler is None:
+                    known = ", ".join(sorted(self._handlers)) or "(none)"
+                    raise UnimplementedError(
+                        f"{self.name} has no method {method!r}; it serves: {known}"
+                    )
+                frames = self._reply_frames(rid, method, handler(header.get("h"), tensors))
+            except Exception as exc:  # any handler failure becomes an error reply
+                self._n_errors += 1
+                frames = encode_error(exc, {"k": REPLY, "id": rid})
+            self._reply_soon(peer, frames)
+            return
+        if len(self._active) >= self.config.max_inflight:
+            self._n_errors += 1
+            self._reply_nowait(
+                peer,
+                encode_error(
+                    ResourceExhaustedError(
+                        f"{self.name} is running {len(self._active)} requests, its limit "
+                        "(RpcConfig.max_inflight); retry later"
+                    ),
+                    {"k": REPLY, "id": rid},
+                ),
+            )
+            return
+        req = _Request(math.inf if timeout is None else trio.current_time() + timeout)
+        self._active[key] = req
+        self._deadlines.add(req.deadline, key)
+        if len(self._deadlines) > 4 * len(self._active) + 1024:
+            self._deadlines.compact([(r.deadline, k) for k, r in self._active.items()])
+        self._nursery.start_soon(
+            self._handle, key, req, handler, method, timeout, header.get("h"), tensors
+        )
+
+    def _reply_frames(self, rid: int, method: str, result: Any) -> list[object]:
+        if not (isinstance(result, tuple) and len(result) == 2):
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise InternalError(
+                    f"handler for {method!r} is a plain function that returned an awaitable; "
+                    "declare it 'async def'"
+                )
+            raise InternalError(
+                f"handler for {method!r} returned {short(result)}; a handler must return "
+                "(header, tensors)"
+            )
+        return encode({"k": REPLY, "id": rid, "h": result[0]}, result[1])
+
+    def _reply_soon(self, peer: bytes, frames: list[object]) -> None:
+        """Send a reply from the reader: now if libzmq takes it, else from a task."""
+        frames.insert(0, peer)
+        try:
+            self._sock.send_nowait(frames)
+        except trio.WouldBlock:
+            self._nursery.start_soon(self._send_reply, frames)
+        except (UnavailableError, trio.ClosedResourceError):
+            self._n_undeliverable += 1
+
+    async def _send_reply(self, frames: list[object]) -> None:
+        try:
+            try:
+                self._sock.send_nowait(frames)  # the usual case: no extra trip through trio
+            except trio.WouldBlock:
+                await self._sock.send(frames)
+        except (UnavailableError, trio.ClosedResourceError):
+            self._n_undeliverable += 1
+
+    def _expire(self, key: tuple[bytes, int], deadline: float) -> None:
+        """The deadline timer: cancel request `key` if it is still running to this deadline."""
+        req = self._active.get(key)
+        if req is not None and req.deadline == deadline:
+            req.expired = True
+            req.scope.cancel()
+
+    # -- one task per request --------------------------------------------------------------------
+
+    async def _handle(
+        self,
+        key: tuple[bytes, int],
+        req: _Request,
+        handler: Handler,
+        method: str,
+        timeout: float | None,
+        header: Any,
+        tensors: Tensors,
+    ) -> None:
+        peer, rid = key
+        try:
+            result = None
+            with req.scope:
+                result = await handler(header, tensors)
+            if req.scope.cancelled_caught:
+                if not req.expired:
+                    return  # the client cancelled: nobody wants the reply
+                raise DeadlineExceededError(
+                    f"method {method!r} ran past its deadline ({timeout:.3g}s) on {self.name}"
+                )
+            frames = self._reply_frames(rid, method, result)
+        except Exception as exc:  # any handler failure becomes an error reply
+            self._n_errors += 1
+            frames = encode_error(exc, {"k": REPLY, "id": rid})
+        finally:
+            if self._active.get(key) is req:
+                del self._active[key]
+        frames.insert(0, peer)
+        await self._send_reply(frames)
