@@ -32,7 +32,6 @@ from actorflow import shapes
 from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions
 from actorflow.graph import Graph, Operation, Tensor, get_default_graph
 from devices.errors import FailedPreconditionError, InvalidArgumentError
-from scheduler import master
 from scheduler.cost_model import CostModel
 from scheduler.graphdef import GraphDef, NodeDef
 from scheduler.runtime import LocalRuntime
@@ -54,7 +53,7 @@ class _Plan:
 
     __slots__ = ("step", "feed_checks", "build", "placement")
 
-    def __init__(self, step: master.CompiledStep,
+    def __init__(self, step: Any,
                  feed_checks: list[tuple[Tensor, np.dtype, shapes.Shape]],
                  build: Callable[[list[Any]], Any]):
         self.step = step
@@ -204,10 +203,9 @@ class Session:
             checks.append((t, t.dtype.np, t._shape))
         gd, by_name = self._export()
         log = _print if self.config.log_device_placement else None
-        step = master.compile_step(
+        step = self._runtime.compile(
             gd, feeds=[t.name for t, _, _ in checks], fetches=[t.name for t in flat],
-            targets=[op.name for op in targets], devices=self._runtime.devices,
-            config=self._runtime.config, by_name=by_name, log=log,
+            targets=[op.name for op in targets], by_name=by_name, log=log,
             cost_model=self._cost_model)
         plan = _Plan(step, checks, build)
         self._plans[key] = plan

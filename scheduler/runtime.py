@@ -29,6 +29,7 @@ from devices.device import CpuDevice, Device
 from devices.errors import CancelledError, FailedPreconditionError, OpError, UnavailableError
 from scheduler.config import RuntimeConfig
 from scheduler.executor import StepContext, StepRun
+from scheduler import master
 from scheduler.master import CompiledStep
 from scheduler.rendezvous import Rendezvous
 
@@ -101,6 +102,14 @@ class LocalRuntime:
         return self._thread is not None
 
     # -- steps -----------------------------------------------------------------------------
+    def compile(self, graph: Any, *, feeds: list[str], fetches: list[str], targets: list[str],
+                by_name: dict | None = None, log: Any = None,
+                cost_model: Any = None) -> CompiledStep:
+        """Compile one step signature for this runtime's devices (see `scheduler.master`)."""
+        return master.compile_step(graph, feeds=feeds, fetches=fetches, targets=targets,
+                                   devices=self.devices, config=self.config, by_name=by_name,
+                                   log=log, cost_model=cost_model)
+
     def _start(self, step: CompiledStep, ctx: StepContext) -> None:
         for dev, exe in step.parts:
             dev.submit(StepRun(exe, ctx))

@@ -95,7 +95,7 @@ def test_digits_mlp_trains_on_gpu() -> None:
             model = mlp.build(optimizer="adam", learning_rate=0.01)
         with af.Session(graph=g, config=GPU) as s:
             s.run(af.global_variables_initializer())
-            for xb, yb in digits.batches(data.x_train, data.y_train, 64, epochs=30):
+            for xb, yb in digits.batches(data.train_x, data.train_y, 64, epochs=30):
                 s.run(model.train_op, {model.x: xb, model.y: yb})
-            acc = s.run(model.accuracy, {model.x: data.x_test, model.y: data.y_test})
+            acc = s.run(model.accuracy, {model.x: data.test_x, model.y: data.test_y})
     assert acc >= 0.95

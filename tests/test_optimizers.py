@@ -327,3 +327,20 @@ def test_slots_are_colocated_and_built_once():
         assert m in af.global_variables() and m not in af.trainable_variables()
         opt.minimize(af.reduce_sum(w * w))  # a second train op shares the slots
         assert len(opt.variables()) == 4
+
+
+def test_learning_rate_variable_and_gate_graph():
+    g = af.Graph()
+    with g.as_default():
+        w = af.Variable(np.ones(2), name="w")
+        lr = af.Variable(0.5, trainable=False, name="lr", dtype=af.float64)
+        opt = af.train.GradientDescentOptimizer(lr)
+        train = opt.minimize(af.reduce_sum(w * 2.0),
+                             gate_gradients=af.train.Optimizer.GATE_GRAPH)
+        decay = lr.assign(lr * 0.5)
+        with af.Session() as s:
+            s.run(af.global_variables_initializer())
+            s.run(train)      # w -= 0.5 * 2
+            s.run(decay)
+            s.run(train)      # w -= 0.25 * 2
+            np.testing.assert_allclose(s.run(w), [-0.5, -0.5])

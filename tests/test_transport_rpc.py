@@ -346,3 +346,54 @@ async def test_deadline_timer_fires_in_order_skips_stale_and_compacts(autojump_c
         timer.compact([])
         assert len(timer) == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_plain_function_handlers_run_inline(ctx) -> None:
+    def add_one(header, tensors):
+        return {"n": header["n"] + 1}, [tensors[0] + 1]
+
+    def broken(header, tensors):
+        raise errors.FailedPreconditionError("variable 'w' is not initialized", node="w")
+
+    def lies(header, tensors):  # a plain function returning a coroutine: refused, clearly
+        return echo(header, tensors)
+
+    handlers = {"add_one": add_one, "broken": broken, "lies": lies}
+    with trio.fail_after(5):
+        async with RpcServer(handlers, config=HB, ctx=ctx) as server:
+            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+                h, (t,) = await client.call("add_one", {"n": 1}, [np.arange(3)])
+                assert h == {"n": 2}
+                np.testing.assert_array_equal(t, np.arange(1, 4))
+                with pytest.raises(errors.FailedPreconditionError, match="not initialized"):
+                    await client.call("broken")
+                with pytest.raises(errors.InternalError, match="declare it 'async def'"):
+                    await client.call("lies", {})
+                assert server.statistics().errors == 2
+
+
+async def test_too_many_requests_in_flight_is_resource_exhausted(ctx) -> None:
+    one = RpcConfig(heartbeat_interval=0.05, heartbeat_timeout=0.3, max_inflight=1)
+    release = trio.Event()
+    started = trio.Event()
+
+    async def block(header, tensors):
+        started.set()
+        await release.wait()
+        return {"done": True}, None
+
+    with trio.fail_after(5):
+        async with RpcServer({"block": block}, config=one, ctx=ctx) as server:
+            async with RpcClient(server.bind(), config=one, ctx=ctx) as client:
+                async with trio.open_nursery() as nursery:
+                    first = {}
+
+                    async def first_call():
+                        first["h"] = (await client.call("block"))[0]
+
+                    nursery.start_soon(first_call)
+                    await started.wait()
+                    with pytest.raises(errors.ResourceExhaustedError, match="max_inflight"):
+                        await client.call("block")
+                    release.set()
+                assert first["h"] == {"done": True}

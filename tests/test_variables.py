@@ -387,3 +387,39 @@ def test_random_initializers_have_the_right_moments(graph):
     assert abs(nv.mean() - 1.0) < 0.1 and abs(nv.std() - 2.0) < 0.1
     assert np.abs(tv).max() <= 2.0 and abs(tv.std() - 0.88) < 0.05
     assert uv.min() >= -1 and uv.max() < 3 and abs(uv.mean() - 1.0) < 0.1
+
+
+# ---- the resource itself ---------------------------------------------------------------------
+def test_resource_variable_snapshots_and_copy_on_write():
+    from devices.resources import ResourceMgr, ResourceVariable
+
+    var = ResourceVariable("v", np.dtype(np.float64), (3,), "/cpu:0")
+    with pytest.raises(af.FailedPreconditionError, match="'v'"):
+        var.snapshot()
+    src = np.arange(6.0)[::2]  # a view: the variable must own its own copy
+    var.assign(src)
+    assert var.value.base is None and var.value is not src
+    snap = var.snapshot()
+    assert not snap.flags.writeable and snap.base is var.value
+    first = weakref.ref(var.value)
+    w = var.writable()  # a snapshot is held: copy first
+    assert w is not first() and first() is not None
+    w += 1
+    np.testing.assert_array_equal(snap, [0, 2, 4])
+    del snap, w
+    w = weakref.ref(var.writable())  # nobody holds it now: in place
+    assert w() is var.value
+    assert var.assign_copy(np.ones(3)) is w()  # in place as well
+    s2 = var.snapshot()
+    var.assign_copy(np.zeros(3))  # a new buffer: s2 keeps its value
+    np.testing.assert_array_equal(s2, np.ones(3))
+    with pytest.raises(af.InvalidArgumentError, match=r"shape \(4,\).*'v'"):
+        var.assign(np.zeros(4))
+
+    mgr = ResourceMgr("/cpu:0")
+    gen = mgr.generation
+    assert mgr.lookup_or_create("c", "v", lambda: var) is var
+    assert mgr.lookup_or_create("c", "v", lambda: None) is var
+    assert mgr.reset("c") == ["c"] and mgr.generation == gen + 1
+    with pytest.raises(af.NotFoundError, match="'v'"):
+        mgr.lookup("c", "v")

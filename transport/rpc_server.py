@@ -195,7 +195,18 @@ class RpcServer:
         self._reply_nowait(peer, encode_error(exc, {"k": REPLY, "id": rid}))
 
     def _on_message(self, frames: list[zmq.Frame]) -> None:
-        """Handle one received message: answer pings and cancels, start a task per request."""
+        """Handle one received message: answer pings and cancels, start a task per request.
+        Nothing a peer sends may stop the server, so even our own bug becomes an error reply."""
+        try:
+            self._dispatch(frames)
+        except Exception as exc:
+            self._reject(
+                frames[0].bytes,
+                None,
+                InternalError(f"{self.name} failed on a message: {type(exc).__name__}: {exc}"),
+            )
+
+    def _dispatch(self, frames: list[zmq.Frame]) -> None:
         peer = frames[0].bytes
         try:
             header, tensors, error = decode_message(frames[1:], self.config.limits)

@@ -439,9 +439,9 @@ def _tile_infer(ins: list[Tensor], attrs: dict) -> list:
 
 def _tile_grad_infer(ins: list[Tensor], attrs: dict) -> list:
     g, s = ins[0], ins[1]
-    v = constant_value(s)
-    if v is not None:
-        return [(g.dtype, tuple(int(d) for d in v.reshape(-1)))]
+    dims = partial_shape(s)
+    if dims is not None and None not in dims:
+        return [(g.dtype, tuple(dims))]
     m = attrs.get("multiples")
     if g._shape is None or m is None:
         return [(g.dtype, None if g._shape is None else (None,) * len(g._shape))]

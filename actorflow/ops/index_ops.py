@@ -43,6 +43,7 @@ from actorflow.op_def import (
 from actorflow.ops.static_args import (
     dense,
     normalize_axis,
+    partial_shape,
     rank_of,
     required_axis,
     static_int,
@@ -127,12 +128,8 @@ def _strided_slice_infer(ins: list[Tensor], attrs: dict) -> list:
 
 
 def _strided_slice_grad_infer(ins: list[Tensor], attrs: dict) -> list:
-    s, g = ins[0], ins[1]
-    v = constant_value(s)
-    if v is not None:
-        return [(g.dtype, tuple(int(d) for d in v.reshape(-1)))]
-    n = s._shape[0] if s._shape else None
-    return [(g.dtype, None if n is None else (None,) * n)]
+    dims = partial_shape(ins[0])
+    return [(ins[1].dtype, None if dims is None else tuple(dims))]
 
 
 define_op("StridedSlice", infer=_strided_slice_infer)
@@ -345,12 +342,8 @@ def _gather_infer(ins: list[Tensor], attrs: dict) -> list:
 
 
 def _gather_grad_infer(ins: list[Tensor], attrs: dict) -> list:
-    g, s = ins[0], ins[2]
-    v = constant_value(s)
-    if v is not None:
-        return [(g.dtype, tuple(int(d) for d in v.reshape(-1)))]
-    n = s._shape[0] if s._shape else None
-    return [(g.dtype, None if n is None else (None,) * n)]
+    dims = partial_shape(ins[2])
+    return [(ins[0].dtype, None if dims is None else tuple(dims))]
 
 
 define_op("GatherV2", infer=_gather_infer)

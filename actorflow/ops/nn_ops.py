@@ -232,7 +232,7 @@ def _expand_mul_infer(ins: list[Tensor], attrs: dict) -> Infer:
     return [(dt, mat._shape)]
 
 
-def _same_shape_infer(what: str) -> Any:
+def _same_shape_infer(what: str, n_out: int) -> Any:
     def infer(ins: list[Tensor], attrs: dict) -> Infer:
         x, z = ins[0], ins[1]
         dt = _float(x, what)
@@ -245,7 +245,7 @@ def _same_shape_infer(what: str) -> Any:
                 f"{what}: logits of shape {shapes.fmt(x._shape)} and labels of shape "
                 f"{shapes.fmt(z._shape)} must have the same shape")
         shp = shapes.merge(x._shape, z._shape)
-        return [(dt, shp)] * (len(ins) - 1 if len(ins) == 3 else 1)
+        return [(dt, shp)] * n_out
     return infer
 
 
@@ -253,9 +253,9 @@ define_op("SoftmaxCrossEntropyWithLogits", infer=_xent_infer)
 define_op("SparseSoftmaxCrossEntropyWithLogits", infer=_sparse_xent_infer)
 define_op("ExpandDimsMul", infer=_expand_mul_infer)
 define_op("SigmoidCrossEntropyWithLogits",
-          infer=_same_shape_infer("sigmoid_cross_entropy_with_logits"))
+          infer=_same_shape_infer("sigmoid_cross_entropy_with_logits", 1))
 define_op("SigmoidCrossEntropyWithLogitsGrad",
-          infer=_same_shape_infer("sigmoid_cross_entropy_with_logits"))
+          infer=_same_shape_infer("sigmoid_cross_entropy_with_logits", 2))
 no_gradient("SigmoidCrossEntropyWithLogitsGrad")
 
 
@@ -542,15 +542,15 @@ def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "mod",
 def moments(x: Any, axes: Any, shift: Any = None, name: str | None = None,
             keep_dims: bool | None = None, keepdims: bool | None = None
             ) -> tuple[Tensor, Tensor]:
-    """(mean, variance) of `x` over `axes`; the variance uses a stop-gradient mean as TF."""
+    """(mean, variance) of `x` over `axes`. As in TF, the variance is taken around a
+    stop-gradient copy of the mean (its derivative w.r.t. the mean is zero anyway)."""
     keep = bool(keepdims if keepdims is not None else keep_dims)
     with name_scope(name, "moments"):
         x = convert_to_tensor(x)
         _float(x, "moments")
         mean = math_ops.reduce_mean(x, axes, keepdims=True)
-        d = x - core_ops.stop_gradient(mean)
-        var = math_ops.reduce_mean(d * d, axes, keepdims=True)
+        var = math_ops.reduce_mean(math_ops.squared_difference(x, core_ops.stop_gradient(mean)),
+                                   axes, keepdims=True)
         if not keep:
-            mean = math_ops.reduce_sum(mean, axes)
-            var = math_ops.reduce_sum(var, axes)
+            mean, var = array_ops.squeeze(mean, axes), array_ops.squeeze(var, axes)
         return mean, var

@@ -224,7 +224,7 @@ def _pack(k: KernelContext) -> Any:
     xp = k.xp
     axis = int(k.attrs["axis"])
     out_shape = k.out_shapes[0]
-    if not _fully_known(out_shape):
+    if not _fully_known(out_shape) or not all(_fully_known(s) for s in k.in_shapes):
         return lambda *xs: (xp.stack(xs, axis=axis),)
     # Known shape: write each input into its slot (NumPy's stack is Python-level and slower).
     shape, dt = tuple(out_shape), k.out_dtypes[0].np

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.kernels.random import node_draws
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.kernels.util import out_allocator
 
@@ -260,24 +261,13 @@ def _bias_add_grad(k: KernelContext) -> Any:
 def _dropout_mask(k: KernelContext) -> Any:
     """DropoutMask(shape, keep_prob): 1/keep_prob with probability keep_prob, else 0.
 
-    The random state is a NumPy Generator seeded from the node's (graph seed, op seed) and
-    kept in the device's resources, so it lives as long as the session's devices (every
-    compiled step that runs this node continues one stream), and a graph with a seed draws
-    the same masks in every new session."""
+    The random stream is the node's generator in the device's resources (`node_draws`, as the
+    random ops): every compiled step that runs the node continues one stream, and a graph with
+    a seed draws the same masks in every new session."""
     xp = k.xp
     dt = k.out_dtypes[0].np
     gen_dt = dt if dt in (np.float32, np.float64) else np.dtype(np.float32)
-    seeds = [int(k.attrs["seed"]), int(k.attrs["seed2"])]
-    resources = k.device.resources
-    key = f"{k.name}/rng:{seeds[0]}:{seeds[1]}"
-    cached: list[Any] = [None, -1]  # [generator, resources.generation it was looked up in]
-
-    def generator() -> np.random.Generator:
-        if cached[1] != resources.generation:
-            cached[0] = resources.lookup_or_create(
-                "_random", key, lambda: np.random.default_rng(seeds))
-            cached[1] = resources.generation
-        return cached[0]
+    draws = node_draws(k)
 
     def compute(shape: Any, keep_prob: Any) -> tuple[Any]:
         kp = float(keep_prob)
@@ -285,9 +275,8 @@ def _dropout_mask(k: KernelContext) -> Any:
             raise InvalidArgumentError(
                 f"dropout keep_prob must be in (0, 1], got {kp} (rate {1.0 - kp}); feed a "
                 f"probability of keeping each unit")
-        u = generator().random(tuple(int(d) for d in shape), dtype=gen_dt)
-        np.less(u, kp, out=u)
+        u = draws().uniform(tuple(int(d) for d in shape), gen_dt)
+        xp.less(u, kp, out=u)
         u *= 1.0 / kp
-        mask = u if u.dtype == dt else u.astype(dt)
-        return (mask if xp is np else xp.asarray(mask),)
+        return (u if u.dtype == dt else u.astype(dt),)
     return compute

@@ -10,7 +10,8 @@ each restarting it. Resetting the container restarts the streams.
 On a CPU the generator is NumPy's PCG64 (`numpy.random.Generator`); on a GPU it is CuPy's
 ``RandomState``, which draws on the device. Float16 and bfloat16 values are drawn in float32
 and rounded. The kernels write into fresh buffers only (pooled when large), then scale and
-shift them in place.
+shift them in place; uniform floats are then clamped below maxval, which rounding of
+``r * (max - min) + min`` can reach.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def _float_kernel(kind: str) -> Any:
         static, _ = _shape_reader(k)
         alloc = out_allocator(k) if gen == dt else None
         uniform = kind == "uniform"
+        top = _below(offset + scale, dt, xp) if uniform and scale > 0 else None
 
         def compute(*ins: Any) -> tuple[Any]:
             shape = static if static is not None else tuple(int(d) for d in ins[0])
@@ -117,10 +119,20 @@ def _float_kernel(kind: str) -> Any:
                 out += offset
             if gen != dt:
                 out = out.astype(dt)
+            if top is not None:  # rounding may have reached maxval: keep [minval, maxval)
+                xp.minimum(out, top, out=out)
             return (out,)
         return compute
 
     return factory
+
+
+def _below(bound: float, dt: np.dtype, xp: Any) -> Any:
+    """The largest value of `dt` strictly below `bound`, as a 0-d array."""
+    b = np.array(bound, dtype=dt)
+    if float(b) >= bound:
+        b = np.nextafter(b, np.array(-np.inf, dtype=dt))
+    return xp.asarray(b)
 
 
 def _redraw_tails(xp: Any, draws: Draws, out: Any, dtype: np.dtype) -> None:

@@ -1,0 +1,85 @@
+"""The `actorflow` program: the top of the layers, so it may use the reference models.
+
+    actorflow demo                      train the digits MLP in this process (sync API)
+    actorflow train mlp [--ps 1 --workers 2 ...]   asynchronous PS training on a local cluster
+    actorflow worker ... / cluster ...  the daemons (forwarded to `actorflow.cli`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+import actorflow as af
+from models import digits, mlp
+
+
+def demo(epochs: int = 15, batch_size: int = 32, learning_rate: float = 0.01,
+         hidden: int = 64, optimizer: str = "adam", out=sys.stdout) -> float:  # type: ignore[no-untyped-def]
+    """Train an MLP on scikit-learn's digits through the runtime; returns test accuracy."""
+    data = digits.load()
+    g = af.Graph()
+    with g.as_default():
+        model = mlp.build(hidden=(hidden,), optimizer=optimizer, learning_rate=learning_rate)
+        init = af.global_variables_initializer()
+    with af.Session(graph=g) as s:
+        s.run(init)
+        steps, t0 = 0, time.perf_counter()
+        per_epoch = -(-len(data.train_x) // batch_size)
+        for epoch in range(epochs):
+            losses = []
+            for xb, yb in digits.batches(data.train_x, data.train_y, batch_size, seed=epoch):
+                _, loss = s.run([model.train_op, model.loss], {model.x: xb, model.y: yb})
+                losses.append(loss)
+                steps += 1
+            rate = steps / (time.perf_counter() - t0)
+            print(f"epoch {epoch + 1:2d}/{epochs}  loss {np.mean(losses):.4f}  "
+                  f"{rate:,.0f} steps/s ({per_epoch} steps/epoch)", file=out, flush=True)
+        acc = float(s.run(model.accuracy, {model.x: data.test_x, model.y: data.test_y}))
+        devs = ", ".join(s.list_devices())
+    print(f"test accuracy {acc:.2%} on {len(data.test_x)} held-out digits ({devs})", file=out)
+    return acc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("worker", "cluster"):
+        from actorflow import cli  # noqa: PLC0415 - the daemons live in the library
+        return cli.main(argv)
+    ap = argparse.ArgumentParser(prog="actorflow", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="train the digits MLP in this process")
+    d.add_argument("--epochs", type=int, default=15)
+    d.add_argument("--batch-size", type=int, default=32)
+    d.add_argument("--learning-rate", type=float, default=0.01)
+    d.add_argument("--optimizer", default="adam")
+    t = sub.add_parser("train", help="asynchronous parameter-server training on a local cluster")
+    t.add_argument("model", choices=["mlp"])
+    t.add_argument("--ps", type=int, default=1)
+    t.add_argument("--workers", type=int, default=2)
+    t.add_argument("--steps", type=int, default=None, help="steps per worker")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--learning-rate", type=float, default=None)
+    t.add_argument("--optimizer", default=None)
+    sub.add_parser("worker", help="run a worker daemon (see 'actorflow worker --help')")
+    sub.add_parser("cluster", help="run a local cluster (see 'actorflow cluster --help')")
+    args = ap.parse_args(argv)
+    if args.command == "demo":
+        acc = demo(args.epochs, args.batch_size, args.learning_rate, optimizer=args.optimizer)
+        return 0 if acc >= 0.9 else 1
+    from models import train_async  # noqa: PLC0415
+    kwargs = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
+                                ("learning_rate", args.learning_rate),
+                                ("optimizer", args.optimizer)) if v is not None}
+    result = train_async.train_mlp_async(ps=args.ps, workers=args.workers, **kwargs)
+    print(f"test accuracy {result['test_accuracy']:.2%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
