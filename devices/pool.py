@@ -7,7 +7,8 @@ value's last consumer; the block goes back to the free list only when nothing el
 it — no view, no variable, no fetched result — which `sys.getrefcount` tells exactly, so reuse
 never corrupts a live view.
 
-State (owned by the device actor; no locks):
+State (owned by the device actor; one lock, because kernels the actor moves to worker threads
+allocate their outputs here too):
   _live:     id(block) -> (block, size) for blocks handed out and possibly referenced
   _released: ids the executor released; checked for real freedom at the next allocation
   _free:     size -> [block] blocks nobody references, ready for reuse
@@ -21,6 +22,7 @@ State (owned by the device actor; no locks):
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,7 @@ class HostPool:
         self._peak = 0
         self._hits = 0
         self._misses = 0
+        self._lock = threading.Lock()
 
     def empty(self, shape: Any, dtype: Any, node: str | None = None) -> np.ndarray:
         """An uninitialised array of `shape` and `dtype`, pooled if large enough."""
@@ -70,29 +73,31 @@ class HostPool:
         nbytes = count * dt.itemsize
         if nbytes < self.min_bytes:
             return np.empty(shape, dt)
-        if self._released:
-            self._reclaim()
         size = -(-nbytes // _ALIGN) * _ALIGN
-        free = self._free.get(size)
-        if free:
-            block = free.pop()
-            self._cached -= size
-            self._hits += 1
-        else:
-            self._check_limit(size, node)
-            block = np.empty(size, np.uint8)
-            self._misses += 1
-        self._live[id(block)] = (block, size)
-        self._in_use += size
-        if self._in_use > self._peak:
-            self._peak = self._in_use
+        with self._lock:
+            if self._released:
+                self._reclaim()
+            free = self._free.get(size)
+            if free:
+                block = free.pop()
+                self._cached -= size
+                self._hits += 1
+            else:
+                self._check_limit(size, node)
+                block = np.empty(size, np.uint8)
+                self._misses += 1
+            self._live[id(block)] = (block, size)
+            self._in_use += size
+            if self._in_use > self._peak:
+                self._peak = self._in_use
         return block[:nbytes].view(dt).reshape(shape)
 
     def release(self, value: Any) -> None:
         """The executor is done with `value`; reuse its block once nothing refers to it."""
         base = getattr(value, "base", None)
         if base is not None and id(base) in self._live:
-            self._released.append(id(base))
+            with self._lock:
+                self._released.append(id(base))
 
     def _reclaim(self, everything: bool = False) -> None:
         ids = list(self._live) if everything else self._released
@@ -125,14 +130,17 @@ class HostPool:
                 f"limit (ConfigProto) or use smaller batches", node=node, device=self.name)
 
     def trim(self) -> None:
-        """Drop every cached free block."""
+        """Drop every cached free block (call with the lock held, or from the actor)."""
         self._free.clear()
         self._cached = 0
 
     def reset_peak(self) -> None:
-        self._peak = self._in_use
+        with self._lock:
+            self._reclaim(everything=True)
+            self._peak = self._in_use
 
     def statistics(self) -> PoolStatistics:
-        self._reclaim(everything=True)
-        return PoolStatistics(self._in_use, self._peak, self._cached, self.limit,
-                              self._hits, self._misses, len(self._live))
+        with self._lock:
+            self._reclaim(everything=True)
+            return PoolStatistics(self._in_use, self._peak, self._cached, self.limit,
+                                  self._hits, self._misses, len(self._live))
