@@ -132,6 +132,4 @@ def error_from_code(code: int, message: str, *, node: str | None = None,
         cls = _BY_CODE[Code(code)]
     except ValueError:
         cls = UnknownError
-    err = cls.__new__(cls)
-    OpError.__init__(err, message, node=node, device=device)
-    return err
+    return cls(message, node=node, device=device)

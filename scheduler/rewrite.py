@@ -84,8 +84,15 @@ def fold_constants(graph: GraphDef) -> GraphDef:
     consts: dict[str, np.ndarray] = {
         nd.name: nd.attrs["value"] for nd in graph.nodes if nd.op == "Const"}
     out: list[NodeDef] = []
+    by_name = graph.by_name()
     for nd in _topological(graph):
-        if (nd.op not in _NEVER and len(nd.out_dtypes) == 1 and nd.inputs
+        static = _static_shape_value(nd, by_name)
+        if static is not None:
+            consts[nd.name] = static
+            nd = NodeDef(nd.name, "Const", [s for s in nd.inputs if s.startswith("^")],
+                         nd.device, {"value": static, "dtype": nd.out_dtypes[0]},
+                         nd.out_dtypes, [tuple(static.shape)])
+        elif (nd.op not in _NEVER and len(nd.out_dtypes) == 1 and nd.inputs
                 and all(not s.startswith("^") and parse_input(s)[1] == 0
                         and parse_input(s)[0] in consts for s in nd.inputs)
                 and _rewritable(nd)):
@@ -109,6 +116,30 @@ def _originally_unread(graph: GraphDef) -> set[str]:
     read = {s[1:] if s.startswith("^") else parse_input(s)[0]
             for nd in graph.nodes for s in nd.inputs}
     return {nd.name for nd in graph.nodes if nd.op == "Const" and nd.name not in read}
+
+
+def _static_shape_value(nd: NodeDef, by_name: dict[str, NodeDef]) -> np.ndarray | None:
+    """Shape/Size/Rank of a tensor whose static shape is fully known: a constant."""
+    if nd.op not in ("Shape", "Size", "Rank") or not nd.inputs:
+        return None
+    name, port = parse_input(nd.inputs[0])
+    src = by_name.get(name)
+    if src is None or port >= len(src.out_shapes):
+        return None
+    shape = src.out_shapes[port]
+    if shape is None or any(d is None for d in shape):
+        return None
+    dt = np.dtype(nd.out_dtypes[0]) if nd.out_dtypes[0] != "bfloat16" else None
+    if dt is None:
+        return None
+    if nd.op == "Shape":
+        value = np.array(shape, dtype=dt)
+    elif nd.op == "Size":
+        value = np.array(int(np.prod(shape)), dtype=dt)
+    else:
+        value = np.array(len(shape), dtype=dt)
+    value.setflags(write=False)
+    return value
 
 
 def _evaluate(nd: NodeDef, graph: GraphDef, consts: dict[str, np.ndarray],

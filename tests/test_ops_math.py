@@ -468,15 +468,17 @@ def test_matmul_build_errors() -> None:
         assert af.matmul(u, af.placeholder(af.float32, (3, 7))).shape.as_list() == [None, 7]
 
 
-def test_matmul_cost_sends_big_products_to_a_thread() -> None:
-    kdef = lookup("MatMul", "CPU")
+def test_big_matmuls_stay_inline_and_big_elementwise_kernels_go_to_threads() -> None:
+    """BLAS spreads a product over every core itself: no worker-thread hop for MatMul. A
+    large single-threaded NumPy kernel (tanh of 2M floats) is worth one."""
+    assert lookup("MatMul", "CPU").cost is None
 
-    def ctx(m, k, n):
-        return KernelContext("m", "MatMul", {"transpose_a": False}, [af.float32], [(m, n)],
-                             [af.float32, af.float32], [(m, k), (k, n)])
-    assert kdef.cost(ctx(1000, 1000, 1000)) > 2000
-    assert kdef.cost(ctx(10, 10, 10)) < 10
-    assert kdef.cost(ctx(None, 10, 10)) == 0
+    def ctx(op, shape):
+        return KernelContext("t", op, {}, [af.float32], [shape], [af.float32], [shape])
+    tanh = lookup("Tanh", "CPU")
+    assert tanh.cost(ctx("Tanh", (2_000_000,))) > 1000
+    assert tanh.cost(ctx("Tanh", (10, 10))) < 10
+    assert tanh.cost(ctx("Tanh", (None, 10))) == 0
 
 
 # ---- reductions -------------------------------------------------------------------------

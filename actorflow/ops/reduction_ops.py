@@ -181,6 +181,8 @@ def _broadcast_to_input(g: Tensor, x: Tensor) -> Tensor:
 def _restore(grad: Tensor, op: Operation) -> Tensor:
     """`array_ops.restore_reduced_dims`, also when the input's rank is unknown at build time."""
     x = op.inputs[0]
+    if op.outputs[0]._shape == () and grad._shape == ():
+        return grad  # a full reduction: the scalar broadcasts against x as it is
     if len(op.inputs) == 1 and x._shape is None and not op.attrs.get("keepdims"):
         axes = op.attrs.get("axis")
         if axes is None:

@@ -20,3 +20,4 @@ from actorflow.train.training_util import (
 __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdagradOptimizer",
            "RMSPropOptimizer", "AdamOptimizer", "get_global_step", "create_global_step",
            "get_or_create_global_step", "global_step"]
+from actorflow.train.device_setter import *  # noqa: E402,F403  (replica_device_setter, strategies)

@@ -255,5 +255,8 @@ def _matmul_factory(k: KernelContext) -> Any:
     return compute
 
 
-register_kernel("MatMul", cost=_matmul_cost)(_matmul_factory)
-register_kernel("BatchMatMulV2", cost=_matmul_cost)(_matmul_factory)
+# No `cost=` (so never moved to a worker thread): BLAS already spreads one product over every
+# core, and two products at once on worker threads only oversubscribe them (measured: the
+# 784-1024-1024 MLP step took 1.9x longer with its matmuls on threads).
+register_kernel("MatMul")(_matmul_factory)
+register_kernel("BatchMatMulV2")(_matmul_factory)

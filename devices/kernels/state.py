@@ -176,9 +176,23 @@ def _apply_gd(k: KernelContext) -> Any:
 
     def compute(var: ResourceVariable, alpha: Any, delta: Any) -> tuple[()]:
         w = var.writable()
-        xp.subtract(w, alpha * delta, out=w)
+        if (xp is np and w.dtype == delta.dtype and w.dtype.char in "fd" and w.size > 4096
+                and w.flags.c_contiguous and delta.flags.c_contiguous):
+            axpy = _AXPY[w.dtype.char]  # w += (-alpha) * delta in one pass, in place
+            axpy(delta.reshape(-1), w.reshape(-1), a=-float(alpha))
+        else:
+            xp.subtract(w, alpha * delta, out=w)
         return ()
     return compute
+
+
+def _blas_axpy() -> dict[str, Any]:
+    from scipy.linalg import blas  # noqa: PLC0415 - scikit-learn's dependency, loaded once
+
+    return {"f": blas.saxpy, "d": blas.daxpy}
+
+
+_AXPY = _blas_axpy()
 
 
 @_state_kernel("ResourceApplyMomentum")
