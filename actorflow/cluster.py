@@ -443,12 +443,13 @@ def run_cluster(ps: int = 1, workers: int = 2, *, host: str = "127.0.0.1",
                 cluster_file: str | os.PathLike[str] | None = None,
                 log_dir: str | os.PathLike[str] | None = None,
                 daemon_args: Sequence[str] = (), out: IO[str] | None = None,
-                ready: threading.Event | None = None, stop: threading.Event | None = None
-                ) -> int:
+                ready: threading.Event | None = None, stop: threading.Event | None = None,
+                **cluster_options: Any) -> int:
     """Start a LocalCluster, print it, serve until SIGINT/SIGTERM (or `stop` is set), then stop
     every daemon. Returns 0, or 1 when every daemon died by itself.
 
-    `cluster_file` also writes the cluster JSON there, for clients and other launchers.
+    `cluster_file` also writes the cluster JSON there, for clients and other launchers;
+    `cluster_options` go to `LocalCluster` (e.g. ``start_timeout``).
     """
     out = out or sys.stdout
     stop = stop or threading.Event()
@@ -463,7 +464,8 @@ def run_cluster(ps: int = 1, workers: int = 2, *, host: str = "127.0.0.1",
             saved[sig] = signal.signal(sig, on_signal)
     try:
         with LocalCluster(ps, workers, host=host, device_count=device_count,
-                          daemon_args=daemon_args, log_dir=log_dir) as cluster:
+                          daemon_args=daemon_args, log_dir=log_dir,
+                          **cluster_options) as cluster:
             spec = cluster.as_dict()
             if cluster_file is not None:
                 Path(cluster_file).write_text(json.dumps(spec) + "\n")

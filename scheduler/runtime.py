@@ -161,14 +161,16 @@ class LocalRuntime:
             raise box[0]
         return ctx.rets
 
-    async def arun(self, step: CompiledStep, args: list[Any],
-                   trace: list | None = None, stats: dict | None = None) -> list[Any]:
-        """Run one step from a task of the runtime's own trio loop."""
+    def launch(self, step: CompiledStep, args: list[Any], trace: list | None = None
+               ) -> tuple[StepContext, _Waiter]:
+        """Start a step from a task of the runtime's own trio loop; it finishes inline when it
+        can (``waiter.done``), else ``await waiter.wait(ctx)``."""
         self._check_open()
-        if not step.parts:
-            return [None] * step.n_rets
         waiter = _Waiter()
         ctx = self._new_ctx(step, args, waiter, trace)
+        if not step.parts:
+            waiter.done = True
+            return ctx, waiter
         if len(step.parts) == 1 and step.parts[0][0].baton.acquire(blocking=False):
             dev, exe = step.parts[0]
             run = StepRun(exe, ctx)
@@ -180,18 +182,19 @@ class LocalRuntime:
                 dev.submit(run)
         else:
             self._start(step, ctx)
+        return ctx, waiter
+
+    async def arun(self, step: CompiledStep, args: list[Any],
+                   trace: list | None = None, stats: dict | None = None) -> list[Any]:
+        """Run one step from a task of the runtime's own trio loop."""
+        ctx, waiter = self.launch(step, args, trace)
         if not waiter.done:
-            waiter.event = trio.Event()
-            try:
-                await waiter.event.wait()
-            except trio.Cancelled:
-                ctx.abort(CancelledError(f"step {ctx.step_id} was cancelled by its caller"))
-                raise
+            await waiter.wait(ctx)
         if stats is not None:
             stats["bytes_moved"] = ctx.bytes_moved
         if ctx.error is not None:
             raise ctx.error
-        return ctx.rets
+        return ctx.rets if step.parts else [None] * step.n_rets
 
     def _check_open(self) -> None:
         if self.closed:
@@ -236,3 +239,11 @@ class _Waiter:
         self.done = True
         if self.event is not None:
             self.event.set()
+
+    async def wait(self, ctx: StepContext) -> None:
+        self.event = trio.Event()
+        try:
+            await self.event.wait()
+        except trio.Cancelled:
+            ctx.abort(CancelledError(f"step {ctx.step_id} was cancelled by its caller"))
+            raise
