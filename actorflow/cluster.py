@@ -62,7 +62,7 @@ _REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 _PR_SET_PDEATHSIG = 1
 
 __all__ = ["LocalCluster", "run_cluster", "add_cluster_subcommand", "run_cluster_from_args",
-           "free_ports", "kill_process_group", "child_env"]
+           "free_ports", "kill_process_group", "child_env", "spawn", "stop_processes"]
 
 
 # ---- process helpers (also used by the trainers and benchmarks that start processes) -------
@@ -201,6 +201,8 @@ class LocalCluster:
     """Worker daemons on loopback, one per task of `jobs` (default ``{"ps": ps, "worker":
     workers}``), started at construction unless ``start=False``.
 
+    `daemon_jobs` limits the daemons to those jobs: the other tasks get a port in the cluster
+    spec but are served by someone else (e.g. ``af.Server`` in a client process).
     `device_count` (e.g. ``{"CPU": 2}``) and `daemon_args` (more command-line flags) go to
     every daemon; `log_dir` keeps the daemons' stderr logs there (default: a temporary
     directory removed on close). Raises UnavailableError when a daemon exits before it is
@@ -208,7 +210,8 @@ class LocalCluster:
     """
 
     def __init__(self, ps: int = 1, workers: int = 2, *, jobs: Mapping[str, int] | None = None,
-                 host: str = "127.0.0.1", device_count: Mapping[str, int] | None = None,
+                 host: str = "127.0.0.1", daemon_jobs: Sequence[str] | None = None,
+                 device_count: Mapping[str, int] | None = None,
                  daemon_args: Sequence[str] = (), start_timeout: float = 60.0,
                  shutdown_timeout: float = 5.0, start_attempts: int = 3,
                  log_dir: str | os.PathLike[str] | None = None, python: str = sys.executable,
@@ -224,6 +227,11 @@ class LocalCluster:
         if not jobs:
             raise InvalidArgumentError("LocalCluster: a cluster needs at least one task")
         self.jobs: dict[str, int] = jobs
+        self.daemon_jobs: tuple[str, ...] = tuple(jobs if daemon_jobs is None else daemon_jobs)
+        for j in self.daemon_jobs:
+            if j not in jobs:
+                raise InvalidArgumentError(f"LocalCluster: daemon job {j!r} is not one of the "
+                                           f"cluster's jobs {sorted(jobs)}")
         self.host = host
         self.device_count = dict(device_count or {})
         self.daemon_args = list(daemon_args)
@@ -283,6 +291,8 @@ class LocalCluster:
         cluster_file.write_text(json.dumps(self._spec))
         env = child_env()
         for job, addrs in self._spec.items():
+            if job not in self.daemon_jobs:
+                continue
             for task, addr in enumerate(addrs):
                 log_path = self._dir / f"{job}-{task}.log"
                 args = [self.python, "-m", "actorflow", "worker", "--cluster", str(cluster_file),
@@ -403,11 +413,17 @@ class LocalCluster:
 
     def target(self, job: str = "worker", task: int = 0) -> str:
         """``"af://host:port"`` of a task, for ``af.Session(target)``."""
+        if job not in self.daemon_jobs and 0 <= task < len(self._spec.get(job, ())):
+            return f"af://{self._spec[job][task]}"  # served by someone else
         d = self._daemon(job, task)
         return d.target or f"af://{d.address}"
 
     def targets(self) -> dict[str, list[str]]:
         return {job: [self.target(job, i) for i in range(n)] for job, n in self.jobs.items()}
+
+    def daemon_tasks(self) -> list[tuple[str, int]]:
+        """(job, task) of every daemon this cluster started."""
+        return list(self._daemons)
 
     def pid(self, job: str, task: int) -> int:
         return self._daemon(job, task).proc.pid

@@ -21,8 +21,25 @@ State (one `StepRun` per step per device; owned by the device actor's task):
   refs      per-slot count of consumers that have not run yet
   ready     LIFO stack of runnable nodes (finishes chains first, bounding memory)
   waiting   number of asynchronous kernels in flight (Recv, worker-thread kernels)
-Frames: every (frame, iteration) of a loop gets its own pending/values/refs (`IterState`); a
-graph without control flow has one, the root. Ready entries are (node, IterState).
+Frames (WP §4.4, OSDI §3.4): every (frame, iteration) of a loop gets its own pending/values/
+refs and dead-input counts (`IterState`); a graph without control flow has one, the root, and
+runs in `_drain`, a loop that knows nothing of frames. A graph with Switch/Merge/Enter/Exit/
+NextIteration runs in `_drain_cf`: the same loop plus a dead-input check per node; the
+primitives and dead nodes go to `_special`. `scheduler.control_flow.analyze` works out the
+static part (each node's frame template, pending counts without back edges, initial values).
+  - Switch sends its input to the port its predicate picks; the other port's consumers get a
+    *dead* input. A node with a dead input is dead: it does not run, its consumers get dead
+    inputs (and it is not traced). Merge runs on its first live input and is dead only when
+    every data input is dead. A ControlTrigger is never dead.
+  - Enter (in the parent frame) delivers into iteration 0 of the child frame instance of its
+    parent iteration, created on first use; a constant Enter's value is a loop invariant,
+    delivered to every iteration (kept in the frame's templates for later ones). Exit delivers
+    into the parent iteration; a dead Exit is remembered and propagated, dead, when the frame
+    finishes. NextIteration delivers into the next iteration, which is created if fewer than
+    `parallel_iterations` are alive, else deferred until the oldest one finishes.
+  - An iteration is finished when it has nothing ready or running, no live child frame, the
+    previous iteration is finished (iteration 0: every Enter into the frame fired); it is then
+    freed. A frame is finished when its last iteration is, and is removed from its parent.
 
 The loop runs small kernels inline, a plain `while` over the ready stack, and checkpoints about
 once a millisecond so other actors and sockets get the CPU. Asynchronous kernels run as tasks in
@@ -50,6 +67,7 @@ from devices.errors import (
 )
 from devices.kernels import registry
 from devices.kernels.registry import KernelContext
+from scheduler.control_flow import CF_OPS, ControlFlowInfo, analyze
 from scheduler.graphdef import GraphDef, NodeDef, parse_input
 
 # Kernel kinds: how the loop calls fns[i].
@@ -59,6 +77,15 @@ RETVAL = 2   # ctx.rets[fn] = args[0]                a fetch (_Retval); fn is th
 STEP = 3     # outs = fn(ctx, *args)                 needs the step (Send, stateful RNG ...)
 ASYNC = 4    # outs = fn.poll(ctx, *args) if ready now, else await fn(ctx, *args) in the nursery
 THREAD = 5   # outs = await device.run_in_thread(fn, *args)
+# control-flow primitives, run by the executor itself (`StepRun._special`)
+SWITCH = 6
+MERGE = 7
+ENTER = 8
+EXIT = 9
+NEXTITER = 10
+CTRIG = 11
+_CF_KINDS = {"Switch": SWITCH, "Merge": MERGE, "Enter": ENTER, "Exit": EXIT,
+             "NextIteration": NEXTITER, "ControlTrigger": CTRIG}
 
 _CHECKPOINT_EVERY = 0.001  # seconds of inline work between trio checkpoints
 
@@ -82,6 +109,7 @@ class Executable:
     n_args: int = 0
     n_rets: int = 0
     index: dict[str, int] = field(default_factory=dict)
+    cf: ControlFlowInfo | None = None   # frames; None for a graph without control flow
 
 
 class StepContext:

@@ -204,3 +204,29 @@ def test_pool_reuses_buffers_across_steps() -> None:
     assert stats.hits >= 8          # after the first step every buffer comes from the pool
     assert stats.misses <= 3
     assert stats.peak_bytes_in_use >= 2 * 512 * 512 * 4
+
+
+def test_pool_reuses_buffers_in_a_training_loop() -> None:
+    """After the first steps, a training step's large buffers all come from the pool."""
+    rng = np.random.default_rng()
+    with af.Graph().as_default() as g:
+        x = af.placeholder(af.float32, (256, 128))
+        y = af.placeholder(af.int32, (256,))
+        w1 = af.Variable(rng.standard_normal((128, 256)).astype(np.float32) * 0.05)
+        w2 = af.Variable(rng.standard_normal((256, 10)).astype(np.float32) * 0.05)
+        h = af.nn.relu(af.matmul(x, w1))
+        loss = af.reduce_mean(af.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=af.matmul(h, w2)))
+        train = af.train.GradientDescentOptimizer(0.1).minimize(loss)
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            xv = rng.standard_normal((256, 128)).astype(np.float32)
+            yv = rng.integers(0, 10, 256).astype(np.int32)
+            losses = [s.run([train, loss], {x: xv, y: yv})[1] for _ in range(3)]
+            warm = s.statistics()[0].pool
+            for _ in range(10):
+                losses.append(s.run([train, loss], {x: xv, y: yv})[1])
+            after = s.statistics()[0].pool
+    assert losses[-1] < losses[0]                     # it trains
+    assert after.misses == warm.misses                # no new blocks after warm-up
+    assert after.hits - warm.hits >= 10 * 3           # >= 3 pooled buffers reused per step

@@ -1,0 +1,275 @@
+"""Compile-time analysis of dynamic control flow for the executor (WP §4.4, OSDI §3.4).
+
+A partition that contains Switch, Merge, Enter, Exit or NextIteration runs with *frames*: every
+node belongs statically to a frame *template* (the root, or one loop, nested in its parent
+loop), and at run time each template has instances (one per iteration of the enclosing frame)
+whose iterations each keep their own pending counts, values and dead-input counts. This module
+works out everything that does not change from step to step:
+
+    info = analyze(nodes, in_pairs, controls, slot_of, n_slots)
+
+* `frame_of[i]`: node i's template. An edge u -> v puts v in u's template, except that an
+  Enter's successors are in the child template named by its ``frame_name`` attribute and an
+  Exit's successors in the parent template. Every input of a node must agree (else the error
+  names the node and the two loops). NextIteration -> Merge edges (the back edges) are left
+  out of the topological order and of every pending count; they must stay in one template.
+* Inputless ``Const`` nodes *float*: a constant read inside a loop is put, once, into the
+  initial values of the reading template (nothing runs per iteration for it). Constant
+  folding may leave such constants behind, and `af.while_loop` builds them on purpose.
+* `pending0[i]`: incoming edges, less back edges and floating constants; a Merge counts only
+  its control inputs plus one for "a live data input arrived" (TF's scheme).
+* Per template: `values0`/`refs0` (initial values and reader counts per slot) and `roots`
+  (nodes ready when an iteration starts), the number of Enter nodes that feed one instance
+  (`n_enters`; iteration 0 is not finished before all of them fired) and
+  `parallel_iterations`.
+* `dead_succ[i]`: (successor, is a data edge into a Merge) pairs, for dead propagation; for
+  Switch nodes the successors split by port (`switch_ports`).
+
+Feeds, fetches, Send and Recv must stay in the root template: a fetch inside a loop would have
+one value per iteration, and a loop whose body spans devices needs per-partition loop control
+that this runtime does not build (af.while_loop keeps each loop on one device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from devices.errors import InvalidArgumentError
+from scheduler.graphdef import NodeDef
+
+CF_OPS = frozenset({"Switch", "Merge", "Enter", "Exit", "NextIteration", "ControlTrigger"})
+_ROOT_ONLY = frozenset({"_Arg", "_Retval", "_Send", "_Recv"})
+_NEVER_RELEASED = 1 << 40  # reader count of a floating constant's slot: never cleared
+
+
+@dataclass
+class FrameInfo:
+    """One frame template: the root (id 0) or a loop nested in `parent`."""
+
+    id: int
+    parent: int
+    name: str
+    parallel: int = 10
+    n_enters: int = 0
+    values0: list[Any] = field(default_factory=list)
+    refs0: list[int] = field(default_factory=list)
+    roots: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ControlFlowInfo:
+    """What the executor needs to run a partition with frames (immutable after analyze)."""
+
+    frames: list[FrameInfo]
+    frame_of: list[int]
+    pending0: list[int]
+    enter_child: list[int]                      # Enter -> child template, else -1
+    enter_const: list[bool]                     # Enter: a loop invariant
+    n_data_in: list[int]
+    dead_succ: list[tuple[tuple[int, bool], ...]]
+    # Switch -> (live succ port 0, live succ port 1, control succ, dead succ port 0,
+    #            dead succ port 1, slot of port 0, slot of port 1)
+    switch_ports: dict[int, tuple[Any, ...]]
+    merge_index: list[np.ndarray]               # value_index outputs of a Merge, as int32
+    input_names: list[str]                      # first data input of each node (messages)
+
+
+def analyze(nodes: list[NodeDef], in_pairs: list[list[tuple[int, int]]],
+            controls: list[list[int]], slot_of: dict[tuple[int, int], int],
+            n_slots: int) -> ControlFlowInfo:
+    """Frame templates, pending counts and per-template initial state (see the module doc).
+
+    Raises InvalidArgumentError for an ill-formed loop: a node reading from two frames, a back
+    edge that is not NextIteration -> Merge, an Exit outside any loop, a feed, fetch, Send or
+    Recv inside a loop, or a cycle that does not go through NextIteration.
+    """
+    n = len(nodes)
+    ops = [nd.op for nd in nodes]
+    floating = [op == "Const" and not nodes[i].inputs for i, op in enumerate(ops)]
+    back = [op == "NextIteration" for op in ops]
+    # incoming edges: (src, is_control, port)
+    incoming: list[list[tuple[int, bool, int]]] = [[] for _ in range(n)]
+    out_edges: list[list[tuple[int, bool, int]]] = [[] for _ in range(n)]
+    for j in range(n):
+        for src, port in in_pairs[j]:
+            incoming[j].append((src, False, port))
+            out_edges[src].append((j, False, port))
+        for src in controls[j]:
+            incoming[j].append((src, True, -1))
+            out_edges[src].append((j, True, -1))
+
+    order = _topological(n, incoming, back)
+    if len(order) < n:
+        from scheduler.executor import cycle_error
+        succ = [[j for j, _, _ in out_edges[i]] if not back[i] else [] for i in range(n)]
+        pend = [sum(1 for s, _, _ in incoming[j] if not back[s]) for j in range(n)]
+        raise cycle_error(nodes, succ, pend)
+
+    # -- frame templates ----------------------------------------------------------------------
+    frames = [FrameInfo(0, -1, "")]
+    child_of: dict[tuple[int, str], int] = {}
+    frame_of = [0] * n
+    enter_child = [-1] * n
+    enter_const = [False] * n
+
+    def out_frame(u: int) -> int:
+        if ops[u] == "Enter":
+            return enter_child[u]
+        if ops[u] == "Exit":
+            return frames[frame_of[u]].parent if frame_of[u] else -2
+        return frame_of[u]
+
+    for j in order:
+        implied = -1
+        via = -1
+        for src, _, _ in incoming[j]:
+            if back[src] or floating[src]:
+                continue
+            t = out_frame(src)
+            if implied == -1:
+                implied, via = t, src
+            elif t != implied:
+                raise InvalidArgumentError(
+                    f"node '{nodes[j].name}' ({ops[j]}) reads from '{nodes[via].name}' in "
+                    f"{_frame_desc(frames, implied)} and from '{nodes[src].name}' in "
+                    f"{_frame_desc(frames, t)}; a value made inside a while loop can only "
+                    f"leave it through the loop's outputs, and an outside value enters it "
+                    f"through an Enter (af.while_loop does both)", node=nodes[j].name)
+        if implied == -2:
+            raise InvalidArgumentError(
+                f"node '{nodes[via].name}' is an Exit outside any while loop; it must follow "
+                f"a loop's Switch", node=nodes[via].name)
+        frame_of[j] = max(implied, 0)
+        if ops[j] == "Enter":
+            name = str(nodes[j].attrs.get("frame_name", ""))
+            key = (frame_of[j], name)
+            c = child_of.get(key)
+            if c is None:
+                c = len(frames)
+                child_of[key] = c
+                frames.append(FrameInfo(c, frame_of[j], name,
+                                        max(1, int(nodes[j].attrs.get("parallel_iterations",
+                                                                      10)))))
+            enter_child[j] = c
+            enter_const[j] = bool(nodes[j].attrs.get("is_constant", False))
+            frames[c].n_enters += 1
+    for j in range(n):
+        if frame_of[j] and ops[j] in _ROOT_ONLY:
+            what = {"_Arg": "fed", "_Retval": "fetched"}.get(ops[j])
+            src = nodes[j].inputs[0] if ops[j] == "_Retval" and nodes[j].inputs else nodes[j].name
+            if what == "fetched":
+                msg = (f"cannot fetch '{src}': it is inside while loop "
+                       f"'{frames[frame_of[j]].name}' and has one value per iteration; fetch "
+                       f"the loop's outputs, or carry the value out in a loop variable")
+            elif what == "fed":
+                msg = (f"cannot feed a tensor read inside while loop "
+                       f"'{frames[frame_of[j]].name}' directly; feed a tensor outside the "
+                       f"loop and use it in the body")
+            else:
+                msg = (f"node '{nodes[j].name}' ({ops[j]}) is inside while loop "
+                       f"'{frames[frame_of[j]].name}': a loop's body must stay on one device; "
+                       f"place the whole loop with one af.device scope")
+            raise InvalidArgumentError(msg, node=nodes[j].name)
+        if ops[j] == "Exit" and frame_of[j] == 0:
+            raise InvalidArgumentError(
+                f"node '{nodes[j].name}' is an Exit outside any while loop; it must follow a "
+                f"loop's Switch", node=nodes[j].name)
+        if back[j]:
+            for dst, _, _ in out_edges[j]:
+                if ops[dst] != "Merge" or frame_of[dst] != frame_of[j]:
+                    raise InvalidArgumentError(
+                        f"NextIteration '{nodes[j].name}' feeds '{nodes[dst].name}' "
+                        f"({ops[dst]}); a NextIteration must feed the Merge of its own loop",
+                        node=nodes[j].name)
+
+    # -- pending counts, initial values and reader counts per template -----------------------
+    pending0 = [0] * n
+    n_data_in = [len(p) for p in in_pairs]
+    for f in frames:
+        f.values0 = [None] * n_slots
+        f.refs0 = [0] * n_slots
+    for j in range(n):
+        fj = frame_of[j]
+        ctrl = 0
+        for src, is_ctrl, port in incoming[j]:
+            if back[src]:
+                continue
+            if floating[src] and fj != frame_of[src]:
+                if ops[j] in ("Merge", "NextIteration", "Exit", "Enter"):
+                    raise InvalidArgumentError(
+                        f"constant '{nodes[src].name}' feeds '{nodes[j].name}' ({ops[j]}) "
+                        f"inside a loop directly; pass it through af.identity in the body",
+                        node=nodes[j].name)
+                if not is_ctrl:
+                    s = slot_of[(src, port)]
+                    frames[fj].values0[s] = nodes[src].attrs["value"]
+                    frames[fj].refs0[s] = _NEVER_RELEASED
+                continue
+            if is_ctrl:
+                ctrl += 1
+            else:
+                frames[fj].refs0[slot_of[(src, port)]] += 1
+            pending0[j] += 1
+        if ops[j] == "Merge":
+            pending0[j] = ctrl + 1
+    for j in range(n):
+        if pending0[j] == 0 and ops[j] != "Merge":
+            frames[frame_of[j]].roots.append(j)
+    # roots pop in graph order from a LIFO stack
+    for f in frames:
+        f.roots.reverse()
+
+    # -- dead propagation and Switch ports ---------------------------------------------------
+    is_merge = [op == "Merge" for op in ops]
+    dead_succ: list[tuple[tuple[int, bool], ...]] = []
+    switch_ports: dict[int, tuple[Any, ...]] = {}
+    for i in range(n):
+        edges = [(j, c, p) for j, c, p in out_edges[i]
+                 if not (floating[i] and frame_of[j] != frame_of[i])]
+        dead_succ.append(tuple((j, is_merge[j] and not c) for j, c, _ in edges))
+        if ops[i] == "Switch":
+            live0 = tuple(j for j, c, p in edges if not c and p == 0)
+            live1 = tuple(j for j, c, p in edges if not c and p == 1)
+            ctrl_s = tuple(j for j, c, p in edges if c)
+            dead0 = tuple((j, is_merge[j]) for j in live0)
+            dead1 = tuple((j, is_merge[j]) for j in live1)
+            switch_ports[i] = (live0, live1, ctrl_s, dead0, dead1,
+                               slot_of.get((i, 0)), slot_of.get((i, 1)))
+    merge_index = [np.array(k, np.int32) for k in range(max(n_data_in, default=0) + 1)]
+    for a in merge_index:
+        a.setflags(write=False)
+    input_names = [nd.inputs[0] if nd.inputs else "" for nd in nodes]
+    return ControlFlowInfo(frames, frame_of, pending0, enter_child, enter_const, n_data_in,
+                           dead_succ, switch_ports, merge_index, input_names)
+
+
+def _topological(n: int, incoming: list[list[tuple[int, bool, int]]],
+                 back: list[bool]) -> list[int]:
+    pend = [0] * n
+    succ: list[list[int]] = [[] for _ in range(n)]
+    for j in range(n):
+        for src, _, _ in incoming[j]:
+            if not back[src]:
+                pend[j] += 1
+                succ[src].append(j)
+    stack = [j for j in reversed(range(n)) if pend[j] == 0]
+    order = []
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        for j in succ[i]:
+            pend[j] -= 1
+            if pend[j] == 0:
+                stack.append(j)
+    return order
+
+
+def _frame_desc(frames: list[FrameInfo], t: int) -> str:
+    if t == -2:
+        return "no frame (an Exit outside any loop)"
+    if t == 0:
+        return "the top level (outside every loop)"
+    return f"while loop '{frames[t].name}'"

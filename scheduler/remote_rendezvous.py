@@ -1,0 +1,401 @@
+"""A step's rendezvous on one task of a cluster, and the bounded per-step state around it.
+
+What it owns
+------------
+- `TaskRendezvous`: the rendezvous of one step on one task. A key whose receiving device is on
+  this task behaves exactly as in `scheduler.rendezvous.Rendezvous`; a key whose receiving
+  device is on another task is *pushed* there (`PeerOutbox.push`): the tensor goes straight
+  into that task's rendezvous through its worker service's ``deliver`` method. Keys are
+  ``"src:port->RECV_DEVICE"`` (see `scheduler.partition`), so the receiving task is in the key.
+- `PeerOutbox`: routes keys to tasks (parsed once per key, cached) and pushes tensors, each
+  from a task of the service's nursery, over one `RpcClient` per peer task, opened on first
+  use. A push that fails fails the step here (`StepState.fail`), which aborts its rendezvous
+  and so wakes every pending Recv; the master hears of it from this task's ``run_graph`` reply.
+- `StepTable`: every step this task knows of, bounded. A step's state is created by whichever
+  comes first: its ``run_graph``, a delivery (a tensor may arrive before the step starts here),
+  or an ``abort``.
+
+State (all owned by the worker service's trio thread; nothing here takes locks)
+-----
+`StepState` (one per live step):
+  rdv           its `TaskRendezvous`; pushes in flight are counted in ``rdv.in_flight``
+  ctx           the `StepContext` once ``run_graph`` started the step here, else None (an
+                *orphan*: deliveries only)
+  parts_done    set by the ctx's done-callback; with no push in flight the step is retired
+  finished      a trio.Event set when the step is retired (``run_graph`` waits on it)
+`StepTable`:
+  _live         step id -> StepState, for steps running here or holding early deliveries
+  _orphans      the live states without a ctx, oldest first, with their bytes in
+                ``_orphan_bytes``; evicted beyond ``max_orphan_steps`` / ``max_orphan_bytes``
+                or after ``orphan_ttl`` seconds (`reap`), each leaving a ResourceExhausted
+                tombstone so that a late ``run_graph`` fails at once instead of waiting for
+                tensors that were dropped
+  _over         retired step ids -> their error (None: finished cleanly), the newest
+                ``remember_steps``: late deliveries for them are dropped, a late ``run_graph``
+                fails with the step's error
+Nothing is ever pickled; tensors travel as raw frames (`transport.codec`).
+
+    table = StepTable(outbox)
+    st = table.start(step_id)                 # run_graph; raises if over or already running
+    st = table.for_delivery(step_id)          # deliver; None: the step is over here, drop it
+    table.abort(step_id, error)               # abort: wakes every pending Recv of the step
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import trio
+import zmq
+
+from devices.device_spec import DeviceSpec
+from devices.errors import (
+    InternalError,
+    InvalidArgumentError,
+    OpError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from scheduler.rendezvous import Rendezvous
+from transport.rpc import RpcClient, RpcConfig
+
+TaskKey = tuple[str, int]  # (job, task index)
+_MAX_ROUTES = 100_000  # cached key routes; cleared beyond this (keys come from the wire too)
+
+
+def task_name(task: TaskKey) -> str:
+    return f"/job:{task[0]}/replica:0/task:{task[1]}"
+
+
+def endpoint_of(address: str) -> str:
+    """``"host:port"`` -> ``"tcp://host:port"``."""
+    return address if "://" in address else f"tcp://{address}"
+
+
+class TaskRendezvous(Rendezvous):
+    """The rendezvous of one step on one task: local keys meet here, remote ones are pushed.
+
+    ``in_flight`` counts pushes not yet acknowledged (written by `PeerOutbox`); ``state`` is
+    the step's `StepState` (set by `StepTable`), told when a push fails or completes.
+    """
+
+    def __init__(self, step_id: int, outbox: PeerOutbox):
+        super().__init__(step_id)
+        self._outbox = outbox
+        self.in_flight = 0
+        self.state: StepState | None = None
+
+    @property
+    def error(self) -> OpError | None:
+        return self._error
+
+    def send(self, key: str, value: Any) -> None:
+        peer = self._outbox.route(key)
+        if peer is None:
+            super().send(key, value)
+        elif self._error is None:
+            self._outbox.push(self, peer, key, value)
+
+
+class StepState:
+    """One step on this task (see the module docstring for each field's invariant)."""
+
+    __slots__ = ("step_id", "rdv", "ctx", "born", "orphan_bytes", "parts_done", "finished",
+                 "_table")
+
+    def __init__(self, step_id: int, rdv: TaskRendezvous, table: StepTable):
+        self.step_id = step_id
+        self.rdv = rdv
+        self.ctx: Any = None
+        self.born = trio.current_time()
+        self.orphan_bytes = 0
+        self.parts_done = False
+        self.finished = trio.Event()
+        self._table = table
+        rdv.state = self
+
+    @property
+    def error(self) -> OpError | None:
+        if self.ctx is not None and self.ctx.error is not None:
+            return self.ctx.error
+        return self.rdv.error
+
+    def fail(self, error: OpError) -> None:
+        """First error wins: abort the step here, waking every pending Recv."""
+        if self.ctx is not None:
+            self.ctx.abort(error)
+        else:
+            self.rdv.abort(error)
+        self._table.maybe_retire(self)
+
+    def push_done(self) -> None:
+        """A push of this step was acknowledged or failed."""
+        self._table.maybe_retire(self)
+
+    def on_parts_done(self, _error: OpError | None) -> None:
+        """The StepContext's done-callback: every partition of the step here has finished."""
+        self.parts_done = True
+        self._table.maybe_retire(self)
+
+
+@dataclass(frozen=True)
+class StepTableStatistics:
+    live: int  # steps running here or holding early deliveries
+    orphans: int  # of which: no run_graph yet
+    orphan_bytes: int
+    remembered: int  # retired step ids kept to drop late messages
+    evicted: int  # orphans dropped for age or size since start
+
+
+class StepTable:
+    """The steps this task knows of, bounded (see the module docstring)."""
+
+    def __init__(self, outbox: PeerOutbox, *, orphan_ttl: float = 60.0,
+                 max_orphan_steps: int = 4096, max_orphan_bytes: int = 1 << 30,
+                 remember_steps: int = 65536):
+        self.outbox = outbox
+        self.orphan_ttl = orphan_ttl
+        self.max_orphan_steps = max_orphan_steps
+        self.max_orphan_bytes = max_orphan_bytes
+        self.remember_steps = remember_steps
+        self._live: dict[int, StepState] = {}
+        self._orphans: OrderedDict[int, StepState] = OrderedDict()
+        self._orphan_bytes = 0
+        self._over: OrderedDict[int, OpError | None] = OrderedDict()
+        self._evicted = 0
+
+    def statistics(self) -> StepTableStatistics:
+        return StepTableStatistics(len(self._live), len(self._orphans), self._orphan_bytes,
+                                   len(self._over), self._evicted)
+
+    def _new(self, step_id: int) -> StepState:
+        st = StepState(step_id, TaskRendezvous(step_id, self.outbox), self)
+        self._live[step_id] = st
+        return st
+
+    def start(self, step_id: int) -> StepState:
+        """The state for ``run_graph`` of `step_id`; raises if the step cannot start here."""
+        if step_id in self._over:
+            error = self._over[step_id]
+            if error is not None:
+                raise error
+            raise InvalidArgumentError(
+                f"step {step_id} already ran on this task; every step needs a fresh id")
+        st = self._live.get(step_id)
+        if st is None:
+            return self._new(step_id)
+        if st.ctx is not None:
+            raise InvalidArgumentError(f"step {step_id} is already running on this task")
+        self._orphans.pop(step_id, None)
+        self._orphan_bytes -= st.orphan_bytes
+        st.orphan_bytes = 0
+        return st
+
+    def for_delivery(self, step_id: int) -> StepState | None:
+        """The state a delivery for `step_id` goes to, or None when the step is over here."""
+        st = self._live.get(step_id)
+        if st is not None:
+            return st
+        if step_id in self._over:
+            return None
+        st = self._new(step_id)
+        self._orphans[step_id] = st
+        if len(self._orphans) > self.max_orphan_steps:
+            self._evict_oldest("more than max_orphan_steps steps hold early deliveries")
+        return st
+
+    def add_orphan_bytes(self, st: StepState, nbytes: int) -> None:
+        """Count a delivery to a step that has not started here; evict the oldest over budget."""
+        if st.ctx is not None:
+            return
+        st.orphan_bytes += nbytes
+        self._orphan_bytes += nbytes
+        while self._orphan_bytes > self.max_orphan_bytes and self._orphans:
+            self._evict_oldest("early deliveries exceed max_orphan_bytes")
+
+    def abort(self, step_id: int, error: OpError) -> None:
+        st = self._live.get(step_id)
+        if st is not None:
+            st.fail(error)
+            if st.ctx is None:
+                self._retire(st, error)
+        elif step_id not in self._over:
+            self._remember(step_id, error)  # a run_graph arriving later fails at once
+
+    def maybe_retire(self, st: StepState) -> None:
+        ctx = st.ctx
+        if ctx is None or not st.parts_done or st.finished.is_set():
+            return
+        if st.rdv.in_flight == 0 or ctx.error is not None:
+            self._retire(st, ctx.error)
+
+    def _retire(self, st: StepState, error: OpError | None) -> None:
+        if self._live.get(st.step_id) is st:
+            del self._live[st.step_id]
+        if self._orphans.pop(st.step_id, None) is not None:
+            self._orphan_bytes -= st.orphan_bytes
+            st.orphan_bytes = 0
+        self._remember(st.step_id, error)
+        st.finished.set()
+
+    def _remember(self, step_id: int, error: OpError | None) -> None:
+        self._over[step_id] = error
+        while len(self._over) > self.remember_steps:
+            self._over.popitem(last=False)
+
+    def _evict_oldest(self, why: str) -> None:
+        step_id, st = next(iter(self._orphans.items()))
+        self._evicted += 1
+        err = ResourceExhaustedError(
+            f"step {step_id}: tensors delivered to this task before the step started here were "
+            f"dropped ({why}); the step must be run again")
+        st.rdv.abort(err)
+        self._retire(st, err)
+
+    def reap(self) -> int:
+        """Evict orphans older than ``orphan_ttl``; returns how many."""
+        limit = trio.current_time() - self.orphan_ttl
+        n = 0
+        while self._orphans:
+            st = next(iter(self._orphans.values()))
+            if st.born > limit:
+                break
+            self._evict_oldest(f"no run_graph within orphan_ttl={self.orphan_ttl}s")
+            n += 1
+        return n
+
+
+class PeerOutbox:
+    """Routes keys to the tasks holding their Recvs and pushes tensors there (``deliver``).
+
+    State: ``_routes`` (key -> peer task, or None for this task; filled on first use),
+    ``_clients`` (peer task -> its open `RpcClient`), ``_opening`` (peer task -> Event while its
+    client is being opened). The clients live in tasks of `nursery` until it is cancelled.
+    """
+
+    def __init__(self, job: str, task: int, cluster: Mapping[str, Mapping[int, str]],
+                 config: RpcConfig, zctx: zmq.Context, nursery: trio.Nursery | None = None):
+        self.me: TaskKey = (job, task)
+        self.cluster = cluster
+        self.config = config
+        self.zctx = zctx
+        self.nursery = nursery
+        self._routes: dict[str, TaskKey | None] = {}
+        self._clients: dict[TaskKey, RpcClient] = {}
+        self._opening: dict[TaskKey, trio.Event] = {}
+        self.pushed = 0
+        self.push_failures = 0
+
+    def route(self, key: str) -> TaskKey | None:
+        """The task that receives `key`, or None when it is this task."""
+        try:
+            return self._routes[key]
+        except KeyError:
+            pass
+        dev = key.rpartition("->")[2]
+        spec = DeviceSpec.parse(dev)
+        if spec.job is None or spec.task is None:
+            raise InvalidArgumentError(
+                f"rendezvous key '{key}' does not name a receiving task (expected "
+                "'tensor->/job:J/replica:0/task:T/device:KIND:N')")
+        peer: TaskKey | None = (spec.job, spec.task)
+        if peer == self.me:
+            peer = None
+        elif spec.task not in self.cluster.get(spec.job, {}):
+            raise InvalidArgumentError(
+                f"rendezvous key '{key}' sends to {task_name(peer)}, which is not in this "
+                f"task's cluster ({_describe(self.cluster)})")
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes[key] = peer
+        return peer
+
+    def push(self, rdv: TaskRendezvous, peer: TaskKey, key: str, value: Any) -> None:
+        """Send `value` to `peer`'s rendezvous for this step, from a task of the nursery."""
+        rdv.in_flight += 1
+        self.nursery.start_soon(self._push, rdv, peer, key, value)
+
+    async def _push(self, rdv: TaskRendezvous, peer: TaskKey, key: str, value: Any) -> None:
+        try:
+            value = await _to_wire(value, key)
+            client = self._clients.get(peer) or await self._open(peer)
+            if not client.alive:  # just (re)started peer: give it one heartbeat period
+                with trio.move_on_after(self.config.heartbeat_timeout):
+                    await client.wait_ready()
+            await client.call("deliver", {"step": rdv.step_id, "key": key}, [value],
+                              timeout=self.config.default_timeout)
+            self.pushed += 1
+        except OpError as e:
+            self.push_failures += 1
+            err = type(e)(f"sending '{key}' of step {rdv.step_id} to {task_name(peer)} "
+                          f"failed: {e.message}", node=e.node, device=e.device)
+            if rdv.state is not None:
+                rdv.state.fail(err)
+            else:
+                rdv.abort(err)
+        finally:
+            rdv.in_flight -= 1
+            if rdv.state is not None:
+                rdv.state.push_done()
+
+    async def _open(self, peer: TaskKey) -> RpcClient:
+        opening = self._opening.get(peer)
+        if opening is not None:
+            await opening.wait()
+        else:
+            self._opening[peer] = opening = trio.Event()
+            try:
+                await self.nursery.start(self._hold, peer)
+            finally:
+                opening.set()
+                del self._opening[peer]
+        client = self._clients.get(peer)
+        if client is None:
+            raise UnavailableError(f"could not open a connection to {task_name(peer)}")
+        return client
+
+    async def _hold(self, peer: TaskKey, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        address = self.cluster[peer[0]][peer[1]]
+        name = f"{task_name(self.me)} -> {task_name(peer)}"
+        try:
+            async with RpcClient(endpoint_of(address), config=self.config, ctx=self.zctx,
+                                 name=name) as client:
+                self._clients[peer] = client
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._clients.pop(peer, None)
+
+
+async def _to_wire(value: Any, key: str) -> np.ndarray:
+    """A value a Send produced, as a host array the codec can send."""
+    if type(value) is np.ndarray:
+        return value
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    array = getattr(value, "array", None)
+    event = getattr(value, "event", None)
+    if array is not None and event is not None:  # a GPU value (sendrecv.OnDevice)
+        from devices.gpu import wait_event
+
+        await wait_event(event)
+        value = array
+    get = getattr(value, "get", None)  # CuPy -> NumPy
+    if get is not None and not isinstance(value, dict):
+        with contextlib.suppress(TypeError):
+            host = get()
+            if isinstance(host, np.ndarray):
+                return host
+    if isinstance(value, np.ndarray):
+        return value
+    raise InternalError(f"a Send produced a {type(value).__name__} for '{key}'; only arrays "
+                        "can cross to another task")
+
+
+def _describe(cluster: Mapping[str, Mapping[int, str]]) -> str:
+    return ", ".join(f"{job}: tasks {sorted(tasks)}" for job, tasks in sorted(cluster.items()))

@@ -1,0 +1,453 @@
+"""The worker service: what every process that hosts devices runs for the cluster's masters.
+
+What it owns
+------------
+This task's device actors, an `RpcServer` (a ZeroMQ ROUTER bound to this task's port, on
+127.0.0.1 unless configured otherwise), the partitions registered with it, and the steps
+running on it (`scheduler.remote_rendezvous.StepTable`). Any number of masters (clients'
+sessions) use it at once; variables live in the devices' containers, so every client of the
+cluster shares them until a ``reset``.
+
+Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, never pickled)
+-------
+``status``          -> {job, task, devices: [[name, kind], ...], cluster: {job: [[i, "host:port"]]},
+                        steps, graphs}
+``register_graph``  {device} + [uint8 GraphDef bytes] -> {handle}. The partition is compiled
+                    once (`executor.compile_partition`); the same bytes for the same device give
+                    the same handle (idempotent). At most ``max_graphs`` are kept, least
+                    recently used dropped first.
+``run_graph``       {step, graphs: [handle...], args: [i...], n_args, rets: [i...], n_rets,
+                    trace} + one tensor per entry of ``args`` -> {bytes, trace} + one tensor per
+                    entry of ``rets``. Runs every listed partition as a `StepRun` on its device,
+                    sharing one `StepContext` whose rendezvous is this task's rendezvous for the
+                    step; replies when they have all finished and every tensor they pushed to
+                    other tasks was acknowledged, or with the step's first error (its class,
+                    node and device travel with it).
+``deliver``         {step, key} + [tensor]: a Send on another task puts the tensor into this
+                    task's rendezvous for the step. The key must be one a registered partition
+                    here receives, with that Recv's dtype. Early deliveries create the step's
+                    state; deliveries to a step that is over here are dropped.
+``abort``           {step, code, message}: fail the step here with that error (every pending
+                    Recv wakes); a step aborted before its run_graph arrives fails at once.
+``reset``           {containers: [name...] or None} -> {containers}: drop those resource
+                    containers (all when None) on every device of this task.
+
+State (owned by the service's trio thread): ``_graphs`` (handle -> `_Graph`, LRU order),
+``_handle_of`` ((device, sha256 of the bytes) -> handle), ``_expect`` (Recv key -> {dtype:
+count of registered partitions receiving it}), ``_table`` (the steps), ``_outbox`` (pushes to
+other tasks). Handlers that never wait (status, register_graph, deliver, abort) run inline in
+the socket's reader; run_graph and reset run as a task per request.
+
+    service = WorkerService(WorkerConfig(job="ps", task=0, cluster={"ps": {0: "127.0.0.1:2222"}}))
+    async with trio.open_nursery() as nursery:
+        endpoint = await nursery.start(service.serve)      # "tcp://127.0.0.1:2222"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import trio
+import zmq
+
+from devices import dtypes
+from devices.device import Device
+from devices.errors import (
+    CancelledError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    OpError,
+    error_from_code,
+)
+from scheduler import executor
+from scheduler.config import RuntimeConfig
+from scheduler.executor import Executable, StepContext, StepRun
+from scheduler.graphdef import GraphDef
+from scheduler.remote_rendezvous import PeerOutbox, StepTable, StepTableStatistics, task_name
+from scheduler.runtime import discover_devices
+from transport.rpc import RpcConfig, RpcServer
+
+_MAX_INDICES = 1 << 16  # feeds or fetches of one step
+_U64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """One task of a cluster: who it is, where everyone is, and its limits."""
+
+    job: str
+    task: int
+    cluster: Mapping[str, Mapping[int, str]]  # job -> {task index: "host:port"}
+    bind_host: str = "127.0.0.1"  # the interface the port is bound on
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)  # this task's devices
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    orphan_ttl: float = 60.0  # seconds early deliveries wait for their step's run_graph
+    max_orphan_steps: int = 4096
+    max_orphan_bytes: int = 1 << 30
+    remember_steps: int = 65536  # retired step ids kept to drop late messages
+    max_graphs: int = 4096  # registered partitions kept (least recently used dropped)
+
+    def __post_init__(self) -> None:
+        if self.task not in self.cluster.get(self.job, {}):
+            raise InvalidArgumentError(
+                f"task {task_name((self.job, self.task))} is not in the cluster "
+                f"{ {j: dict(t) for j, t in self.cluster.items()} }; pick a job and task index "
+                "from it")
+
+    @property
+    def address(self) -> str:
+        return self.cluster[self.job][self.task]
+
+
+@dataclass(frozen=True)
+class WorkerStatistics:
+    steps: StepTableStatistics
+    graphs: int
+    pushed: int  # tensors delivered to other tasks
+    push_failures: int
+    delivered: int  # tensors received from other tasks
+    dropped: int  # deliveries for steps that were over here
+
+
+class _Graph:
+    """A registered partition: its device, compiled form, and what it reads and receives."""
+
+    __slots__ = ("handle", "key", "exe", "args", "recv_keys")
+
+    def __init__(self, handle: int, key: tuple[str, bytes], exe: Executable,
+                 args: frozenset[int], recv_keys: list[tuple[str, np.dtype]]):
+        self.handle = handle
+        self.key = key
+        self.exe = exe
+        self.args = args
+        self.recv_keys = recv_keys
+
+
+class WorkerService:
+    """The RPC face of this task's devices (see the module docstring)."""
+
+    def __init__(self, config: WorkerConfig, devices: list[Device] | None = None):
+        self.config = config
+        if devices is None:
+            rt = dataclasses.replace(config.runtime, job=config.job, task=config.task)
+            devices = discover_devices(rt)
+        self.devices = devices
+        self._by_name = {d.name: d for d in devices}
+        self.cluster = {job: dict(tasks) for job, tasks in config.cluster.items()}
+        self.endpoint: str | None = None
+        self._graphs: OrderedDict[int, _Graph] = OrderedDict()
+        self._handle_of: dict[tuple[str, bytes], int] = {}
+        self._expect: dict[str, dict[np.dtype, int]] = {}
+        self._handles = itertools.count(1)
+        self._outbox: PeerOutbox | None = None
+        self._table: StepTable | None = None
+        self._delivered = self._dropped = 0
+
+    def handlers(self) -> dict[str, Any]:
+        return {
+            "status": self._status,
+            "register_graph": self._register_graph,
+            "run_graph": self._run_graph,
+            "deliver": self._deliver,
+            "abort": self._abort,
+            "reset": self._reset,
+        }
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the devices and answer RPCs until cancelled; ``started(endpoint)``."""
+        cfg = self.config
+        host, _, port = cfg.address.rpartition(":")
+        zctx = zmq.Context()
+        try:
+            async with trio.open_nursery() as nursery:
+                for d in self.devices:
+                    await nursery.start(d.serve)
+                self._outbox = PeerOutbox(cfg.job, cfg.task, self.cluster, cfg.rpc, zctx, nursery)
+                self._table = StepTable(
+                    self._outbox, orphan_ttl=cfg.orphan_ttl,
+                    max_orphan_steps=cfg.max_orphan_steps,
+                    max_orphan_bytes=cfg.max_orphan_bytes, remember_steps=cfg.remember_steps)
+                name = f"worker service {task_name((cfg.job, cfg.task))}"
+                async with RpcServer(self.handlers(), config=cfg.rpc, ctx=zctx,
+                                     name=name) as server:
+                    bind_port = "*" if port in ("", "0") else port
+                    self.endpoint = server.bind(f"tcp://{cfg.bind_host}:{bind_port}")
+                    # Advertise the port actually bound (port 0 asks for any free one).
+                    bound = self.endpoint.rpartition(":")[2]
+                    self.cluster[cfg.job][cfg.task] = f"{host or cfg.bind_host}:{bound}"
+                    nursery.start_soon(self._reap_forever)
+                    task_status.started(self.endpoint)
+                    await trio.sleep_forever()
+        finally:
+            zctx.destroy(linger=0)
+
+    async def _reap_forever(self) -> None:
+        period = max(0.05, min(self.config.orphan_ttl / 4, 5.0))
+        while True:
+            await trio.sleep(period)
+            self._table.reap()
+
+    def statistics(self) -> WorkerStatistics:
+        out = self._outbox
+        return WorkerStatistics(self._table.statistics(), len(self._graphs),
+                                out.pushed if out else 0, out.push_failures if out else 0,
+                                self._delivered, self._dropped)
+
+    # -- handlers ----------------------------------------------------------------------------
+    def _status(self, header: Any, tensors: Any) -> tuple[dict, list]:
+        stats = self._table.statistics()
+        return {
+            "job": self.config.job,
+            "task": self.config.task,
+            "devices": [[d.name, d.device_type] for d in self.devices],
+            "cluster": {job: [[i, a] for i, a in sorted(tasks.items())]
+                        for job, tasks in self.cluster.items()},
+            "steps": stats.live,
+            "graphs": len(self._graphs),
+        }, []
+
+    def _register_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:
+        h = _dict(header, "register_graph")
+        device_name = _str(h, "device")
+        dev = self._by_name.get(device_name)
+        if dev is None:
+            raise NotFoundError(
+                f"register_graph: device '{device_name}' is not on this task; its devices: "
+                + ", ".join(self._by_name))
+        if (not isinstance(tensors, list) or len(tensors) != 1
+                or tensors[0].dtype != np.uint8 or tensors[0].ndim != 1):
+            raise InvalidArgumentError(
+                "register_graph takes one tensor: the GraphDef's msgpack bytes as a 1-d uint8 "
+                "array")
+        raw = tensors[0].tobytes()
+        key = (device_name, hashlib.sha256(raw).digest())
+        handle = self._handle_of.get(key)
+        if handle is not None:
+            self._graphs.move_to_end(handle)
+            return {"handle": handle}, []
+        graph = GraphDef.from_bytes(raw)
+        exe = executor.compile_partition(graph, dev)
+        args, recv_keys = set(), []
+        for node in graph.nodes:
+            if node.op == "_Arg":
+                args.add(int(node.attrs["index"]))
+            elif node.op == "_Recv":
+                dt = dtypes.as_dtype(node.attrs.get("dtype") or node.out_dtypes[0])
+                wire = np.dtype(np.uint16) if node.attrs.get("lossy") and dt.name == "float32" \
+                    else np.dtype(dt.np)
+                recv_keys.append((str(node.attrs["key"]), wire))
+        handle = next(self._handles)
+        self._graphs[handle] = _Graph(handle, key, exe, frozenset(args), recv_keys)
+        self._handle_of[key] = handle
+        for k, wire in recv_keys:
+            counts = self._expect.setdefault(k, {})
+            counts[wire] = counts.get(wire, 0) + 1
+        while len(self._graphs) > self.config.max_graphs:
+            self._drop_graph(next(iter(self._graphs)))
+        return {"handle": handle}, []
+
+    def _drop_graph(self, handle: int) -> None:
+        g = self._graphs.pop(handle)
+        del self._handle_of[g.key]
+        for k, wire in g.recv_keys:
+            counts = self._expect[k]
+            counts[wire] -= 1
+            if not counts[wire]:
+                del counts[wire]
+                if not counts:
+                    del self._expect[k]
+
+    async def _run_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:
+        h = _dict(header, "run_graph")
+        step_id = _int(h, "step", _U64)
+        handles = _ints(h, "graphs", _U64)
+        n_args, n_rets = _int(h, "n_args", _MAX_INDICES), _int(h, "n_rets", _MAX_INDICES)
+        arg_idx, ret_idx = _ints(h, "args", n_args - 1), _ints(h, "rets", n_rets - 1)
+        if not isinstance(tensors, list) or len(tensors) != len(arg_idx):
+            raise InvalidArgumentError(
+                f"run_graph: {len(arg_idx)} feed indices but "
+                f"{len(tensors) if isinstance(tensors, list) else 'named'} tensors")
+        if not handles or len(set(handles)) != len(handles):
+            raise InvalidArgumentError(f"run_graph: graphs must be distinct handles: {handles}")
+        graphs = []
+        for hd in handles:
+            g = self._graphs.get(hd)
+            if g is None:
+                raise NotFoundError(
+                    f"graph handle {hd} is not registered on {task_name(self._me)} (the task "
+                    "restarted, or dropped it as least recently used); create a new session")
+            self._graphs.move_to_end(hd)
+            graphs.append(g)
+        fed = frozenset(arg_idx)
+        args: list[Any] = [None] * n_args
+        for i, t in zip(arg_idx, tensors, strict=True):
+            args[i] = t
+        for g in graphs:
+            if not g.args <= fed:
+                raise InvalidArgumentError(
+                    f"run_graph: partition {g.handle} reads feeds {sorted(g.args - fed)}, "
+                    "which were not sent")
+            if g.exe.n_rets > n_rets:
+                raise InvalidArgumentError(
+                    f"run_graph: partition {g.handle} writes fetch {g.exe.n_rets - 1}, but "
+                    f"n_rets is {n_rets}")
+        st = self._table.start(step_id)
+        trace = [] if h.get("trace") else None
+        ctx = StepContext(step_id, args, n_rets, len(graphs), st.on_parts_done, st.rdv, trace)
+        st.ctx = ctx
+        for g in graphs:
+            _start(g.exe.device, StepRun(g.exe, ctx))
+        try:
+            await st.finished.wait()
+        except trio.Cancelled:
+            st.fail(CancelledError(f"step {step_id}: run_graph on {task_name(self._me)} was "
+                                   "cancelled (the master gave up or its deadline passed)"))
+            raise
+        if ctx.error is not None:
+            raise ctx.error
+        rets = [_ret_to_wire(ctx.rets[i], i) for i in ret_idx]
+        reply: dict[str, Any] = {"bytes": ctx.bytes_moved}
+        if trace is not None:
+            reply["trace"] = [list(t) for t in trace]
+        return reply, rets
+
+    def _deliver(self, header: Any, tensors: Any) -> tuple[None, list]:
+        h = _dict(header, "deliver")
+        step_id = _int(h, "step", _U64)
+        key = _str(h, "key")
+        if not isinstance(tensors, list) or len(tensors) != 1:
+            raise InvalidArgumentError("deliver takes exactly one tensor")
+        value = tensors[0]
+        expected = self._expect.get(key)
+        if expected is None:
+            raise NotFoundError(
+                f"deliver: no partition registered on {task_name(self._me)} receives '{key}'")
+        if value.dtype not in expected:
+            raise InvalidArgumentError(
+                f"deliver: '{key}' carries {value.dtype}, but its Recv on "
+                f"{task_name(self._me)} expects {' or '.join(map(str, expected))}")
+        st = self._table.for_delivery(step_id)
+        if st is None:
+            self._dropped += 1  # the step is over here (finished or aborted)
+            return None, []
+        self._table.add_orphan_bytes(st, value.nbytes)
+        st.rdv.send(key, value)
+        self._delivered += 1
+        return None, []
+
+    def _abort(self, header: Any, tensors: Any) -> tuple[None, list]:
+        h = _dict(header, "abort")
+        step_id = _int(h, "step", _U64)
+        code = h.get("code")
+        message = h.get("message")
+        if type(code) is not int or not isinstance(message, str):
+            raise InvalidArgumentError("abort needs an int 'code' and a str 'message'")
+        self._table.abort(step_id, error_from_code(code, message[:16384]))
+        return None, []
+
+    async def _reset(self, header: Any, tensors: Any) -> tuple[dict, list]:
+        h = _dict(header, "reset")
+        containers = h.get("containers")
+        if containers is not None and not (
+                isinstance(containers, list) and all(isinstance(c, str) for c in containers)):
+            raise InvalidArgumentError("reset: 'containers' must be a list of names or None")
+        items = [_Reset(containers) for _ in self.devices]
+        for d, item in zip(self.devices, items, strict=True):
+            d.submit(item)
+        names: set[str] = set()
+        for item in items:
+            await item.done.wait()
+            names.update(item.names)
+        return {"containers": sorted(names)}, []
+
+    @property
+    def _me(self) -> tuple[str, int]:
+        return (self.config.job, self.config.task)
+
+
+class _Reset:
+    """A work item: reset containers on the device actor, between steps."""
+
+    def __init__(self, containers: list[str] | None):
+        self.containers = containers
+        self.names: list[str] = []
+        self.done = trio.Event()
+
+    async def run(self, device: Device) -> None:
+        try:
+            if self.containers is None:
+                self.names = device.resources.reset()
+            else:
+                for c in self.containers:
+                    self.names += device.resources.reset(c)
+        finally:
+            self.done.set()
+
+
+def _start(device: Device, run: StepRun) -> None:
+    """Run a partition inline when its device is idle (until it would wait), else queue it."""
+    if device.baton.acquire(blocking=False):
+        try:
+            handoff = run.run_inline(device)
+        finally:
+            device.baton.release()
+        if handoff:
+            device.submit(run)
+    else:
+        device.submit(run)
+
+
+def _ret_to_wire(value: Any, i: int) -> np.ndarray:
+    if type(value) is np.ndarray:
+        return value
+    if value is None:
+        raise InternalError(f"fetch {i} was not produced by this step")
+    get = getattr(value, "get", None)  # CuPy -> NumPy
+    if get is not None and not isinstance(value, np.generic):
+        value = get()
+    return np.asarray(value)
+
+
+# -- header validation: everything on the wire is checked before use -------------------------
+def _dict(h: Any, method: str) -> dict:
+    if not isinstance(h, dict):
+        raise InvalidArgumentError(f"{method} expects a header map, got {type(h).__name__}")
+    return h
+
+
+def _int(h: dict, name: str, hi: int) -> int:
+    v = h.get(name)
+    if type(v) is not int or not 0 <= v <= hi:
+        raise InvalidArgumentError(f"header field '{name}' must be an int in [0, {hi}], "
+                                   f"got {str(v)[:40]}")
+    return v
+
+
+def _ints(h: dict, name: str, hi: int) -> list[int]:
+    v = h.get(name)
+    if not isinstance(v, list) or len(v) > _MAX_INDICES or not all(
+            type(x) is int and 0 <= x <= hi for x in v):
+        raise InvalidArgumentError(f"header field '{name}' must be a list of ints in "
+                                   f"[0, {hi}], got {str(v)[:60]}")
+    return v
+
+
+def _str(h: dict, name: str) -> str:
+    v = h.get(name)
+    if not isinstance(v, str) or not v or len(v) > 4096:
+        raise InvalidArgumentError(f"header field '{name}' must be a non-empty str, "
+                                   f"got {str(v)[:40]}")
+    return v
+
+
+def error_header(step_id: int, error: OpError) -> dict:
+    """The header of an ``abort`` carrying `error`."""
+    return {"step": step_id, "code": int(error.code), "message": error.message}
