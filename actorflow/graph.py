@@ -33,7 +33,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from actorflow import shapes
-from devices import dtypes
 from devices.dtypes import DType
 from devices.errors import InvalidArgumentError, NotFoundError
 from scheduler.graphdef import GraphDef, NodeDef
@@ -252,7 +251,9 @@ class _Scopes:
     ignore_existing_device: bool = False
 
 
-_scopes: contextvars.ContextVar[_Scopes] = contextvars.ContextVar("af_scopes", default=_Scopes())
+_EMPTY_SCOPES = _Scopes()  # immutable (frozen), so sharing it as the default is safe
+_scopes: contextvars.ContextVar[_Scopes] = contextvars.ContextVar(
+    "af_scopes", default=_EMPTY_SCOPES)  # noqa: B039
 _VALID_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
 
 

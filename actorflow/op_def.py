@@ -185,7 +185,8 @@ def convert_to_tensor(value: Any, dtype: Any = None, name: str | None = None,
     if isinstance(value, Tensor):
         if dtype is not None and dtypes.as_dtype(dtype) is not value.dtype:
             raise InvalidArgumentError(
-                f"tensor '{value.name}' has dtype {value.dtype.name} where {dtypes.as_dtype(dtype).name}"
+                f"tensor '{value.name}' has dtype {value.dtype.name} where "
+                f"{dtypes.as_dtype(dtype).name}"
                 f" is required; convert it with af.cast")
         return value
     conv = getattr(value, "_as_tensor", None)
@@ -238,12 +239,15 @@ def check_same_dtype(inputs: Sequence[Tensor], opname: str) -> DType:
     return dt
 
 
-def broadcast_binary(inputs: list[Tensor], attrs: dict[str, Any]) -> list[tuple[DType, shapes.Shape]]:
+Outputs = list[tuple[DType, shapes.Shape]]
+
+
+def broadcast_binary(inputs: list[Tensor], attrs: dict[str, Any]) -> Outputs:
     dt = check_same_dtype(inputs, "a binary op")
     return [(dt, shapes.broadcast(inputs[0]._shape, inputs[1]._shape))]
 
 
-def broadcast_compare(inputs: list[Tensor], attrs: dict[str, Any]) -> list[tuple[DType, shapes.Shape]]:
+def broadcast_compare(inputs: list[Tensor], attrs: dict[str, Any]) -> Outputs:
     check_same_dtype(inputs, "a comparison")
     return [(dtypes.bool_, shapes.broadcast(inputs[0]._shape, inputs[1]._shape))]
 

@@ -23,7 +23,8 @@ def as_shape(value: object) -> Shape:
     try:
         dims = tuple(value)  # type: ignore[arg-type]
     except TypeError:
-        raise InvalidArgumentError(f"a shape must be a list of ints or None, got {value!r}") from None
+        raise InvalidArgumentError(
+            f"a shape must be a list of ints or None, got {value!r}") from None
     out = []
     for d in dims:
         if d is None or (isinstance(d, int) and d == -1):
@@ -105,4 +106,5 @@ def broadcast_all(shapes: Iterable[Shape], what: str = "") -> Shape:
 def fmt(shape: Shape) -> str:
     if shape is None:
         return "<unknown>"
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    dims = ", ".join("?" if d is None else str(d) for d in shape)
+    return f"({dims}{',' if len(shape) == 1 else ''})"

@@ -143,10 +143,12 @@ def main() -> None:
     fc = bench_fixed_cost(repeat)
     peer = tf("run_fixed_cost")
     tf_us = peer["figures"].get("us_per_run") if peer else None
-    rows.append({"benchmark": "Session.run fixed cost, sync", "actorflow": f"{fc['sync_us']:.1f} us",
+    rows.append({"benchmark": "Session.run fixed cost, sync",
+                 "actorflow": f"{fc['sync_us']:.1f} us",
                  "TF 2.21": f"{tf_us:.1f} us" if tf_us else "-", "target": "<= 80 us",
                  "detail": f"p90 {fc['sync_p90_us']:.1f} us"})
-    rows.append({"benchmark": "Session.run fixed cost, async", "actorflow": f"{fc['async_us']:.1f} us",
+    rows.append({"benchmark": "Session.run fixed cost, async",
+                 "actorflow": f"{fc['async_us']:.1f} us",
                  "TF 2.21": "-", "target": "< sync", "detail": f"p90 {fc['async_p90_us']:.1f} us"})
     for sizes, batch, target in (([64, 128, 10], 64, 3.0), ([784, 1024, 1024, 10], 256, 1.10)):
         m = bench_mlp(sizes, batch, repeat)

@@ -6,15 +6,17 @@ A `Device` is driven by one task, `serve()`, that takes *work items* from a boun
 (a trio memory channel) and runs them one at a time. Only the actor touches the device's state
 (pool, resources, kernels), so kernels need no locks.
 
+A work item is any object with ``async def run(device)``; the scheduler's executor supplies them
+(a step to start, the continuation of a step after an asynchronous kernel finished). A work item
+never blocks on other devices: it runs what is ready, parks what waits (a Recv, a worker-thread
+kernel) as a task in the device's nursery, and returns; that task posts a continuation when it
+is done.
+
 The actor's identity is its *baton* (`baton`, a lock): whoever holds it is the actor for that
 moment. Normally that is the serve task, which takes it around every work item. A synchronous
-caller may take it too and run a step that needs no waiting inline on its own thread (the
-same executor code), which saves two thread wake-ups per step (~100 us on a small VM); the
-moment that step would wait (an asynchronous kernel), it hands the step to the serve task. A work item is any object with
-``async def run(device)``; the scheduler's executor supplies them (a step to start, the
-continuation of a step after an asynchronous kernel finished). A work item never blocks on
-other devices: it runs what is ready, parks what waits (a Recv, a worker-thread kernel) as a
-task in the device's nursery, and returns; that task posts a continuation when it is done.
+caller may take it too and run a step that needs no waiting inline on its own thread (the same
+executor code), which saves two thread wake-ups per step (~100 us on a small VM); the moment
+that step would wait (an asynchronous kernel), it hands the step to the serve task.
 
 State (owned by the serve task):
   pool        the memory pool (`statistics()`, limit -> ResourceExhausted)

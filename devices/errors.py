@@ -107,7 +107,8 @@ class InternalError(OpError):
 
     def __init__(self, message: str, *, node: str | None = None, device: str | None = None):
         if "please report" not in message:
-            message += " (this is a bug in actorflow: please report it with the graph that caused it)"
+            message += (" (this is a bug in actorflow: please report it with the graph that "
+                        "caused it)")
         super().__init__(message, node=node, device=device)
 
 

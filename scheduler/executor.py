@@ -67,7 +67,7 @@ from devices.errors import (
 )
 from devices.kernels import registry
 from devices.kernels.registry import KernelContext
-from scheduler.control_flow import CF_OPS, ControlFlowInfo, analyze
+from scheduler.control_flow import ControlFlowInfo
 from scheduler.graphdef import GraphDef, NodeDef, parse_input
 
 # Kernel kinds: how the loop calls fns[i].
@@ -153,15 +153,69 @@ class StepContext:
 
 
 class IterState:
-    """Pending counts, values and ready nodes of one (frame, iteration)."""
+    """Pending counts, values and ready nodes of one (frame, iteration).
 
-    __slots__ = ("pending", "values", "refs", "ready")
+    Owned by the device actor. `pending`/`dead` are indexed by node, `values`/`refs` by slot;
+    `ready` is the LIFO stack of runnable nodes. With frames: `frame` and `iter` say which
+    iteration this is, `waiting` counts its asynchronous kernels in flight, `children` maps
+    child frame templates to live child frames, `queued` says it is in `StepRun.active`.
+    """
 
-    def __init__(self, exe: Executable):
-        self.pending = exe.pending0.copy()
-        self.values: list[Any] = [None] * exe.n_slots
-        self.refs = exe.refs0.copy()
-        self.ready: list[int] = []
+    __slots__ = ("pending", "values", "refs", "ready", "dead", "frame", "iter", "waiting",
+                 "children", "queued", "deleted")
+
+    def __init__(self, pending: list[int], values: list[Any], refs: list[int],
+                 ready: list[int], dead: list[int] | None = None, frame: Frame | None = None,
+                 iter_: int = 0):
+        self.pending = pending
+        self.values = values
+        self.refs = refs
+        self.ready = ready
+        self.dead = dead
+        self.frame = frame
+        self.iter = iter_
+        self.waiting = 0
+        self.children: dict[int, Frame] | None = None
+        self.queued = True
+        self.deleted = False
+
+
+class Frame:
+    """One instance of a frame template: a loop run for one iteration of its parent frame.
+
+    Owned by the device actor. Iterations `first`..`last` are alive in `iters`; `pend_t`,
+    `vals_t`, `dead_t`, `ready_t` are what a new iteration starts from (the template's, plus
+    the loop invariants that arrived); `deferred` holds NextIteration outputs waiting for room
+    under `parallel_iterations`; `dead_exits` the dead Exit nodes of the newest iteration.
+    """
+
+    __slots__ = ("info", "parent", "iters", "first", "last", "pending_enters", "deferred",
+                 "dead_exits", "pend_t", "vals_t", "dead_t", "ready_t")
+
+    def __init__(self, info: FrameInfo, parent: IterState | None, cf: ControlFlowInfo):
+        self.info = info
+        self.parent = parent
+        self.iters: dict[int, IterState] = {}
+        self.first = 0
+        self.last = -1
+        self.pending_enters = info.n_enters
+        self.deferred: list[tuple[int, Any]] = []
+        self.dead_exits: list[int] = []
+        self.pend_t = cf.pending0
+        self.vals_t = info.values0
+        self.dead_t: list[int] | None = None
+        self.ready_t = info.roots
+
+    def new_iteration(self) -> IterState:
+        k = self.last + 1
+        st = IterState(self.pend_t.copy(), self.vals_t.copy(), self.info.refs0.copy(),
+                       self.ready_t.copy(),
+                       self.dead_t.copy() if self.dead_t is not None else [0] * len(self.pend_t),
+                       self, k)
+        self.iters[k] = st
+        self.last = k
+        self.dead_exits = []
+        return st
 
 
 class StepRun:
@@ -170,17 +224,21 @@ class StepRun:
     `active` lists the IterStates that have ready nodes (just the root without control flow).
     """
 
-    __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "handoff")
+    __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "handoff", "current")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
         self.ctx = ctx
-        self.root = IterState(exe)
-        self.root.ready = exe.roots.copy()
+        if exe.cf is None:
+            self.root = IterState(exe.pending0.copy(), [None] * exe.n_slots, exe.refs0.copy(),
+                                  exe.roots.copy())
+        else:
+            self.root = Frame(exe.cf.frames[0], None, exe.cf).new_iteration()
         self.active: list[IterState] = [self.root]
         self.waiting = 0
         self.finished = False
         self.handoff = False
+        self.current: IterState | None = None  # the IterState `_drain_cf` is running
 
     async def run(self, device: Any) -> None:
         await self._drain(device)
@@ -197,6 +255,9 @@ class StepRun:
         raise InternalError("the inline executor tried to wait")
 
     async def _drain(self, device: Any, inline: bool = False) -> None:
+        if self.exe.cf is not None:
+            await self._drain_cf(device, inline)
+            return
         exe = self.exe
         fns, kinds, in_slots, out_slots, succ = (
             exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ)
@@ -271,6 +332,352 @@ class StepRun:
                     break
         self._maybe_finish()
 
+    async def _drain_cf(self, device: Any, inline: bool = False) -> None:
+        """`_drain` for a graph with frames: the same loop, plus a dead-input check per node;
+        control-flow primitives and dead nodes go to `_special`."""
+        exe = self.exe
+        fns, kinds, in_slots, out_slots, succ = (
+            exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ)
+        ctx = self.ctx
+        release = device.pool.release
+        trace = ctx.trace
+        clock = time.perf_counter
+        ndarray = np.ndarray
+        deadline = clock() + _CHECKPOINT_EVERY
+        count = 0
+        active = self.active
+        special = self._special
+        device.activate()
+        while active and ctx.error is None:
+            st = active.pop()  # st.queued stays True while it runs: deliveries into it only
+            self.current = st  # push onto `ready`
+            ready, values, refs, pending, dead = st.ready, st.values, st.refs, st.pending, st.dead
+            # ---- the loop: pop a ready node, run it, pass its outputs on, wake successors ----
+            while ready:
+                i = ready.pop()
+                kind = kinds[i]
+                if kind > THREAD or dead[i]:  # a primitive, or a dead node
+                    try:
+                        special(i, st, kind, device)
+                    except Exception as e:  # noqa: BLE001
+                        ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, None))
+                        break
+                    count += 1
+                    continue
+                slots = in_slots[i]
+                args = [values[s] for s in slots] if slots else ()
+                try:
+                    if trace is not None:
+                        t0 = clock()
+                    if kind == INLINE:
+                        outs = fns[i](*args)
+                    elif kind == ARG:
+                        outs = (ctx.args[fns[i]],)
+                    elif kind == RETVAL:
+                        ctx.rets[fns[i]] = args[0]
+                        outs = ()
+                    elif kind == STEP:
+                        outs = fns[i](ctx, *args)
+                    elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
+                        pass
+                    elif inline:  # waiting needs the actor: hand the step over
+                        ready.append(i)
+                        active.append(st)
+                        self.current = None
+                        self.handoff = True
+                        return
+                    else:  # ASYNC or THREAD: continue when it is done (see _Resume)
+                        self.waiting += 1
+                        st.waiting += 1
+                        device.start_soon(self._run_async, device, i, st, args)
+                        continue
+                    if trace is not None:
+                        trace.append((exe.names[i], device.name, t0, clock()))
+                except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
+                    ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, args))
+                    break
+                for port, s in out_slots[i]:
+                    values[s] = outs[port]
+                for s in slots:
+                    r = refs[s] - 1
+                    refs[s] = r
+                    if r == 0:
+                        v = values[s]
+                        values[s] = None
+                        if type(v) is ndarray:
+                            release(v)
+                for j in succ[i]:
+                    p = pending[j] - 1
+                    pending[j] = p
+                    if p == 0:
+                        ready.append(j)
+                count += 1
+                if not (count & 63) and not inline and clock() > deadline:
+                    if ready:
+                        break
+                    await trio.lowlevel.checkpoint()
+                    device.activate()
+                    deadline = clock() + _CHECKPOINT_EVERY
+            self.current = None
+            if ready:  # left for a checkpoint (or an error)
+                if ctx.error is None:
+                    active.append(st)
+                    await trio.lowlevel.checkpoint()
+                    device.activate()
+                    deadline = clock() + _CHECKPOINT_EVERY
+                continue
+            st.queued = False
+            if st.frame.parent is not None:
+                self._maybe_iter_done(st)
+        self._maybe_finish()
+
+    # -- control flow -------------------------------------------------------------------------
+    def _special(self, i: int, st: IterState, kind: int, device: Any) -> None:
+        """Run control-flow primitive or dead node i of iteration `st` (see the module doc)."""
+        exe = self.exe
+        cf = exe.cf
+        assert cf is not None
+        values = st.values
+        slots = exe.in_slots[i]
+        is_dead = st.dead[i] > 0
+        if kind == MERGE:
+            v = None
+            for k in range(cf.n_data_in[i]):
+                v = values[slots[k]]
+                if v is not None:
+                    break
+            if v is not None:
+                outs: Any = (v, cf.merge_index[k])
+                is_dead = False
+            else:
+                is_dead = True
+        elif kind == CTRIG:
+            is_dead = False
+            outs = ()
+        elif is_dead:
+            outs = None
+        elif kind == SWITCH:
+            outs = (values[slots[0]], values[slots[1]])
+        elif kind <= THREAD:
+            raise InternalError(f"live node {exe.names[i]} reached _special")
+        else:  # Enter, Exit, NextIteration forward their input
+            outs = (values[slots[0]],)
+        if not is_dead and self.ctx.trace is not None:
+            t = time.perf_counter()
+            self.ctx.trace.append((exe.names[i], device.name, t, t))
+        self._consume(st, slots)
+        if is_dead:
+            if kind == EXIT:
+                f = st.frame
+                if st.iter == f.last:
+                    f.dead_exits.append(i)
+            elif kind == NEXTITER:
+                pass  # stops here: a dead value starts no iteration
+            elif kind == ENTER:
+                self._enter(i, st, None)
+            elif kind == RETVAL:
+                raise InvalidArgumentError(
+                    f"fetched tensor '{cf.input_names[i]}' has no value in this step: it is on "
+                    f"the side of a cond that was not taken (its Switch sent it a dead value); "
+                    f"fetch the cond's outputs instead")
+            elif exe.ops[i] == "_Send":
+                raise InvalidArgumentError(
+                    f"a dead value (the untaken side of a cond) would cross devices at "
+                    f"'{exe.names[i]}'; keep the cond's branches on one device")
+            else:
+                self._deliver_dead(st, cf.dead_succ[i])
+            return
+        if kind == SWITCH:
+            data, pred = outs
+            if getattr(pred, "size", 1) != 1:
+                raise InvalidArgumentError(
+                    f"the predicate of Switch '{exe.names[i]}' must be a scalar bool, got shape "
+                    f"{tuple(pred.shape)}")
+            live0, live1, ctrl, dead0, dead1, s0, s1 = cf.switch_ports[i]
+            if pred:
+                if s1 is not None:
+                    values[s1] = data
+                self._wake(st, live1)
+                self._wake(st, ctrl)
+                self._deliver_dead(st, dead0)
+            else:
+                if s0 is not None:
+                    values[s0] = data
+                self._wake(st, live0)
+                self._wake(st, ctrl)
+                self._deliver_dead(st, dead1)
+        elif kind == ENTER:
+            self._enter(i, st, outs)
+        elif kind == EXIT:
+            self._deliver(st.frame.parent, i, outs)
+        elif kind == NEXTITER:
+            f = st.frame
+            k = st.iter + 1
+            nxt = f.iters.get(k)
+            if nxt is None:
+                if k - f.first >= f.info.parallel:
+                    f.deferred.append((i, outs))  # started when the oldest iteration ends
+                    return
+                nxt = self._new_iteration(f)
+            self._deliver(nxt, i, outs)
+        else:  # Merge, ControlTrigger
+            self._deliver(st, i, outs)
+
+    def _consume(self, st: IterState, slots: tuple[int, ...]) -> None:
+        values, refs = st.values, st.refs
+        release = self.exe.device.pool.release
+        for s in slots:
+            r = refs[s] - 1
+            refs[s] = r
+            if r == 0:
+                v = values[s]
+                values[s] = None
+                if type(v) is np.ndarray:
+                    release(v)
+
+    def _queue(self, st: IterState) -> None:
+        if not st.queued:
+            st.queued = True
+            self.active.append(st)
+
+    def _wake(self, st: IterState, nodes: tuple[int, ...]) -> None:
+        pending, ready = st.pending, st.ready
+        for j in nodes:
+            p = pending[j] - 1
+            pending[j] = p
+            if p == 0:
+                ready.append(j)
+        if ready and not st.queued:
+            st.queued = True
+            self.active.append(st)
+
+    def _deliver(self, st: IterState, i: int, outs: Any) -> None:
+        """Node i's live outputs into iteration `st`: values, pending counts, ready nodes."""
+        values = st.values
+        for port, s in self.exe.out_slots[i]:
+            values[s] = outs[port]
+        self._wake(st, self.exe.succ[i])
+
+    def _deliver_dead(self, st: IterState, edges: Any, from_enter: bool = False) -> None:
+        """A dead output along `edges` ((node, is data edge into a Merge) pairs) into `st`."""
+        cf = self.exe.cf
+        assert cf is not None
+        pending, dead, ready = st.pending, st.dead, st.ready
+        for j, merge in edges:
+            d = dead[j] + 1
+            dead[j] = d
+            if merge and d != cf.n_data_in[j] and not from_enter:
+                continue  # a Merge waits for a live input while one may come
+            p = pending[j] - 1
+            pending[j] = p
+            if p == 0:
+                ready.append(j)
+        if ready and not st.queued:
+            st.queued = True
+            self.active.append(st)
+
+    def _enter(self, i: int, st: IterState, outs: Any) -> None:
+        """Enter node i fired in `st` (dead if outs is None): into the child frame."""
+        cf = self.exe.cf
+        assert cf is not None
+        child = cf.enter_child[i]
+        children = st.children
+        if children is None:
+            children = st.children = {}
+        f = children.get(child)
+        if f is None:
+            f = children[child] = Frame(cf.frames[child], st, cf)
+            self._new_iteration(f)
+        if cf.enter_const[i]:  # a loop invariant: every iteration, now and later
+            self._add_invariant(f, i, outs)
+            for it in list(f.iters.values()):
+                if outs is None:
+                    self._deliver_dead(it, cf.dead_succ[i], True)
+                else:
+                    self._deliver(it, i, outs)
+        else:
+            it0 = f.iters.get(0)
+            if it0 is None:
+                raise InternalError(f"Enter '{self.exe.names[i]}' found its frame's first "
+                                    f"iteration gone (please report)")
+            if outs is None:
+                self._deliver_dead(it0, cf.dead_succ[i], True)
+            else:
+                self._deliver(it0, i, outs)
+        f.pending_enters -= 1
+        if f.pending_enters == 0:
+            first = f.iters.get(f.first)
+            if first is not None:
+                self._maybe_iter_done(first)
+
+    def _add_invariant(self, f: Frame, i: int, outs: Any) -> None:
+        """Record invariant Enter i in frame f's templates, for iterations still to come."""
+        exe, cf = self.exe, self.exe.cf
+        assert cf is not None
+        if f.pend_t is cf.pending0:
+            f.pend_t = cf.pending0.copy()
+            f.vals_t = f.info.values0.copy()
+            f.ready_t = f.info.roots.copy()
+        pend = f.pend_t
+        if outs is None:
+            if f.dead_t is None:
+                f.dead_t = [0] * len(pend)
+            for j, merge in cf.dead_succ[i]:
+                f.dead_t[j] += 1
+                pend[j] -= 1
+                if pend[j] == 0:
+                    f.ready_t.append(j)
+            return
+        for port, s in exe.out_slots[i]:
+            f.vals_t[s] = outs[port]
+        for j in exe.succ[i]:
+            pend[j] -= 1
+            if pend[j] == 0:
+                f.ready_t.append(j)
+
+    def _new_iteration(self, f: Frame) -> IterState:
+        st = f.new_iteration()
+        st.queued = False
+        if st.ready:
+            self._queue(st)
+        return st
+
+    def _maybe_iter_done(self, st: IterState) -> None:
+        """Free `st` if its iteration is finished, then whatever that finishes in turn: the
+        next iteration, the frame, the parent iteration (see the module doc)."""
+        while True:
+            f = st.frame
+            assert f is not None
+            if (f.parent is None or st.deleted or st.ready or st.waiting or st.children
+                    or st is self.current or st.iter != f.first
+                    or (st.iter == 0 and f.pending_enters)):
+                return
+            del f.iters[st.iter]
+            st.deleted = True
+            st.values = st.refs = st.pending = []  # type: ignore[assignment]
+            f.first = st.iter + 1
+            if f.deferred and f.last + 1 - f.first < f.info.parallel:
+                nxt = self._new_iteration(f)
+                deferred, f.deferred = f.deferred, []
+                for node, outs in deferred:
+                    self._deliver(nxt, node, outs)
+            nxt = f.iters.get(f.first)
+            if nxt is not None:
+                st = nxt
+                continue
+            if f.pending_enters or f.deferred:
+                return
+            parent = f.parent
+            assert parent.children is not None
+            del parent.children[f.info.id]
+            if not parent.children:
+                parent.children = None
+            cf = self.exe.cf
+            assert cf is not None
+            for x in f.dead_exits:
+                self._deliver_dead(parent, cf.dead_succ[x])
+            st = parent
+
     def _propagate(self, i: int, st: IterState, outs: Any) -> None:
         """Hand the outputs of node i (finished asynchronously) on, as the loop does."""
         values, refs, pending = st.values, st.refs, st.pending
@@ -290,7 +697,10 @@ class StepRun:
             pending[j] = p
             if p == 0:
                 st.ready.append(j)
-        if st.ready and st not in self.active:
+        if self.exe.cf is not None:
+            st.waiting -= 1
+            self._queue(st)  # the loop checks whether its iteration is finished
+        elif st.ready and st not in self.active:
             self.active.append(st)
 
     async def _run_async(self, device: Any, i: int, st: IterState, args: list[Any]) -> None:
@@ -315,6 +725,11 @@ class StepRun:
             return
         self.finished = True
         self.active = []
+        if self.ctx.error is None and self.exe.cf is not None and self.root.children:
+            names = ", ".join(f"'{f.info.name}'" for f in self.root.children.values())
+            self.ctx.abort(InternalError(
+                f"the step ended with while loop frame(s) {names} unfinished: a node in them "
+                f"waits for an input that never comes (please report)"))
         self.ctx.part_done()
 
 

@@ -7,8 +7,9 @@ The device actors live in one trio loop. A sync user gets that loop on a thread 
 needs no thread hop. Either way a step is the same: make a `StepContext` (feeds, result slots,
 the step's rendezvous), submit one `StepRun` per partition to its device's mailbox, and wait
 for the last partition to report. A single-partition step whose device is idle runs inline on
-the caller (holding the device's baton, see `devices.device`) until it would have to wait. The sync `run` is a thin wrapper: it posts the submission
-to the loop (`run_sync_soon`) and blocks on a lock the step's done-callback releases.
+the caller (holding the device's baton, see `devices.device`) until it would have to wait.
+Otherwise the sync `run` is a thin wrapper: it posts the submission to the loop
+(`run_sync_soon`) and blocks on a lock the step's done-callback releases.
 
     rt = LocalRuntime(RuntimeConfig())
     rt.start_in_thread()
@@ -27,9 +28,9 @@ import trio
 
 from devices.device import CpuDevice, Device
 from devices.errors import CancelledError, FailedPreconditionError, OpError, UnavailableError
+from scheduler import master
 from scheduler.config import RuntimeConfig
 from scheduler.executor import StepContext, StepRun
-from scheduler import master
 from scheduler.master import CompiledStep
 from scheduler.rendezvous import Rendezvous
 
@@ -140,16 +141,10 @@ class LocalRuntime:
 
         ctx = self._new_ctx(step, args, done, trace)
         assert self._token is not None
-        if len(step.parts) == 1 and step.parts[0][0].baton.acquire(blocking=False):
-            dev, exe = step.parts[0]
-            run = StepRun(exe, ctx)
-            try:
-                handoff = run.run_inline(dev)
-            finally:
-                dev.baton.release()
-            if handoff:
-                dev.submit_threadsafe(run)
-        else:
+        tried, rest = self._try_inline(step, ctx)
+        if rest is not None:
+            rest.exe.device.submit_threadsafe(rest)
+        elif not tried:
             try:
                 self._token.run_sync_soon(self._start, step, ctx)
             except trio.RunFinishedError:
@@ -171,18 +166,28 @@ class LocalRuntime:
         if not step.parts:
             waiter.done = True
             return ctx, waiter
-        if len(step.parts) == 1 and step.parts[0][0].baton.acquire(blocking=False):
-            dev, exe = step.parts[0]
-            run = StepRun(exe, ctx)
-            try:
-                handoff = run.run_inline(dev)
-            finally:
-                dev.baton.release()
-            if handoff:
-                dev.submit(run)
-        else:
+        tried, rest = self._try_inline(step, ctx)
+        if rest is not None:
+            rest.exe.device.submit(rest)
+        elif not tried:
             self._start(step, ctx)
         return ctx, waiter
+
+    @staticmethod
+    def _try_inline(step: CompiledStep, ctx: StepContext) -> tuple[bool, StepRun | None]:
+        """Run a one-partition step on the caller while its device is idle (holding the
+        device's baton). Returns (tried, the StepRun to hand to the actor or None)."""
+        if len(step.parts) != 1:
+            return False, None
+        dev, exe = step.parts[0]
+        if not dev.baton.acquire(blocking=False):
+            return False, None
+        run = StepRun(exe, ctx)
+        try:
+            handoff = run.run_inline(dev)
+        finally:
+            dev.baton.release()
+        return True, run if handoff else None
 
     async def arun(self, step: CompiledStep, args: list[Any],
                    trace: list | None = None, stats: dict | None = None) -> list[Any]:

@@ -72,7 +72,8 @@ def test_op_with_no_kernel() -> None:
     with af.Graph().as_default() as g:
         y = apply_op("TestOpWithoutKernel", [af.constant(1.0)], name="nokernel")[0]
         with af.Session(graph=g) as s, pytest.raises(
-                af.InvalidArgumentError, match="no kernel is registered for op .TestOpWithoutKernel.*available devices"):
+                af.InvalidArgumentError,
+                match="no kernel is registered for op .TestOpWithoutKernel.*available devices"):
             s.run(y)
 
 

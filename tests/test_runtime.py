@@ -25,7 +25,7 @@ def test_partial_execution_white_paper_figure_6() -> None:
         c = af.multiply(b, 2.0, name="c")
         d = af.add(c, 3.0, name="d")
         e = af.multiply(d, 4.0, name="e")
-        f = af.subtract(c, b, name="f")
+        af.subtract(c, b, name="f")
         with af.Session(graph=g, config=NO_REWRITES) as s:
             md = af.RunMetadata()
             value = s.run("f:0", {b: 5.0}, run_metadata=md)

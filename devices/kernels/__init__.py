@@ -3,12 +3,16 @@
 Importing this package registers every built-in kernel.
 """
 
-from devices.kernels import registry  # noqa: F401
-from devices.kernels import base  # noqa: F401,E402
-from devices.kernels import array, math  # noqa: F401,E402
-from devices.kernels import state  # noqa: F401,E402
-from devices.kernels import sendrecv  # noqa: F401,E402
-from devices.kernels import conv, nn  # noqa: F401,E402
-from devices.kernels import reduction  # noqa: F401,E402
-from devices.kernels import index  # noqa: F401,E402
-from devices.kernels import random  # noqa: F401,E402
+from devices.kernels import (  # noqa: F401,E402  # noqa: F401,E402
+    array,
+    base,  # noqa: F401,E402
+    conv,
+    index,  # noqa: F401,E402
+    math,
+    nn,
+    random,  # noqa: F401,E402
+    reduction,  # noqa: F401,E402
+    registry,  # noqa: F401
+    sendrecv,  # noqa: F401,E402
+    state,  # noqa: F401,E402
+)

@@ -1,0 +1,252 @@
+"""The papers' null-model parameter-server step (OSDI Figure 7), scaled to one machine.
+
+2 PS tasks (worker daemons started by `af.LocalCluster`), and 1, 2 and 4 worker client
+processes stepping asynchronously. Each worker step reads the parameters from the PS tasks,
+does a trivial computation on its own task, and sends an update:
+
+- scalar: one float32 on ps0: read, ``x * 0 + 1``, assign_add;
+- dense: 10 MiB as two float32 vectors, one per PS task: read both, ``x * 0 + 1e-3``,
+  assign_add both;
+- sparse: a 64 MiB table of 64-float rows, half on each PS task: 32 random rows (16 per
+  task) gathered on the PS, ``rows * 0 + 1e-3`` on the worker, scatter-added back.
+  (TensorFlow's graph draws 32 ids and splits them by parity with dynamic_partition, 16 per
+  task on average; actorflow has no dynamic_partition yet, so each task gets exactly 16.)
+
+Each worker process hosts its own worker task in-process (``af.Server``, as TF's worker
+processes do; ``--worker-daemons`` uses daemons instead and clients connect to them), builds the
+three models in one graph, and on ``GO MODEL`` warms up then times steps for ``--duration``
+seconds. The figure is the median step time over every step of every worker, side by side with
+TensorFlow 2.21's (``peer_tf("nullmodel_ps")``, the same graph) in the same run; the target is
+a ratio <= 0.7.
+
+    python benchmarks/bench_distributed.py [--workers 1 2 4] [--duration 3] [--no-tf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.common import peer_tf, print_table  # noqa: E402
+
+MODELS = ("scalar", "dense", "sparse")
+DENSE_BYTES = 10 * 2**20    # 10 MiB over the 2 PS tasks
+SPARSE_BYTES = 64 * 2**20   # 64 MiB table, half per PS task
+SPARSE_WIDTH = 64           # floats per row
+SPARSE_ROWS_PER_STEP = 32
+TF_MS = {  # TensorFlow 2.21 measured on this machine (the issue's figures), ms at 1/2/4
+    "scalar": {1: 1.77, 2: 2.98, 4: 9.16},
+    "dense": {1: 23.7, 2: 35.0, 4: 111.0},
+    "sparse": {1: 3.78, 2: 7.31, 4: 17.1},
+}
+
+
+# ---- the worker client process -------------------------------------------------------------
+def build_null_models(task: int) -> tuple[Any, dict[str, Any], Any, Any]:
+    """(graph, step op per model, scalar variable, init op) for worker `task`."""
+    import actorflow as af
+
+    ps = ["/job:ps/task:0", "/job:ps/task:1"]
+    wk = f"/job:worker/task:{task}"
+    g = af.Graph()
+    steps: dict[str, Any] = {}
+    with g.as_default():
+        with af.device(ps[0]):
+            s = af.Variable(np.float32(0), name="scalar")
+        with af.device(wk):
+            s_delta = s.value() * 0.0 + 1.0
+        steps["scalar"] = s.assign_add(s_delta).op
+
+        half = DENSE_BYTES // 4 // 2
+        updates = []
+        for k, dev in enumerate(ps):
+            with af.device(dev):
+                d = af.Variable(af.zeros((half,), af.float32), name=f"dense{k}")
+            with af.device(wk):
+                d_delta = d.value() * 0.0 + 1e-3
+            updates.append(d.assign_add(d_delta).op)
+        steps["dense"] = af.group(*updates)
+
+        rows_per_ps = SPARSE_BYTES // 4 // SPARSE_WIDTH // 2
+        per_ps = SPARSE_ROWS_PER_STEP // 2
+        updates = []
+        for k, dev in enumerate(ps):
+            with af.device(dev):
+                table = af.Variable(af.zeros((rows_per_ps, SPARSE_WIDTH), af.float32),
+                                    name=f"table{k}")
+            with af.device(wk):
+                ids = af.random_uniform([per_ps], 0, rows_per_ps, dtype=af.int64)
+            with af.device(dev):
+                rows = af.gather(table, ids)  # on the PS: only the rows travel
+            with af.device(wk):
+                delta = rows * 0.0 + 1e-3
+            updates.append(af.scatter_add(table.handle, ids, delta).op)
+        steps["sparse"] = af.group(*updates)
+        init = af.global_variables_initializer()
+    return g, steps, s, init
+
+
+def _worker(params: dict[str, Any]) -> int:
+    """Child: one worker task. READY once its session is up (task 0 initialises first), then
+    obeys stdin: ``GO MODEL`` (warm up, time steps for `duration` s, print the times as one
+    JSON line), ``CHECK`` (print the scalar's value), ``QUIT``."""
+    import actorflow as af
+
+    task = int(params["task"])
+    server = None
+    target = params["target"]
+    if params["inproc"]:
+        server = af.Server(af.ClusterSpec(params["cluster"]), "worker", task)
+        target = server.target
+    g, steps, scalar, init = build_null_models(task)
+    with g.as_default():
+        scalar_value = scalar.read_value()
+    try:
+        with af.Session(target, graph=g) as sess:
+            if task == 0:
+                sess.run(init)
+            print("READY", flush=True)
+            for line in sys.stdin:
+                cmd = line.split()
+                if not cmd or cmd[0] == "QUIT":
+                    break
+                if cmd[0] == "CHECK":
+                    print(json.dumps({"scalar": float(sess.run(scalar_value))}), flush=True)
+                    continue
+                op = steps[cmd[1]]
+                run = sess.make_callable(op)
+                for _ in range(int(params["warmup"])):
+                    run()
+                times = []
+                clock = time.perf_counter
+                deadline = clock() + float(params["duration"])
+                while True:
+                    t0 = clock()
+                    run()
+                    t1 = clock()
+                    times.append(t1 - t0)
+                    if t1 >= deadline:
+                        break
+                print(json.dumps({"model": cmd[1], "task": task, "times": times}), flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+# ---- the driver ----------------------------------------------------------------------------
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        timer.cancel()
+    if not line:
+        raise RuntimeError(f"worker {proc.args[-1][:80]} exited (rc={proc.poll()}) without "
+                           f"output")
+    return line
+
+
+def run_actorflow(workers_list: list[int], models: list[str], duration: float, warmup: int,
+                  inproc: bool) -> dict[str, dict[int, dict[str, float]]]:
+    from actorflow.cluster import LocalCluster, child_env, spawn, stop_processes
+
+    table: dict[str, dict[int, dict[str, float]]] = {m: {} for m in models}
+    for nw in workers_list:
+        daemon_jobs = ("ps",) if inproc else ("ps", "worker")
+        with LocalCluster(ps=2, workers=nw, daemon_jobs=daemon_jobs) as cluster:
+            spec = cluster.as_dict()
+            procs: list[subprocess.Popen[str]] = []
+            try:
+                env = child_env()
+                for k in range(nw):
+                    params = {"task": k, "cluster": spec, "target": cluster.target("worker", k),
+                              "inproc": inproc, "duration": duration, "warmup": warmup}
+                    procs.append(spawn([sys.executable, __file__, "_worker", json.dumps(params)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       env=env, text=True))
+                # All at once: a session waits for every task of the cluster; task 0
+                # initialises the variables before its READY, and nobody steps before GO.
+                for p in procs:
+                    if _read_line(p, 300).strip() != "READY":
+                        raise RuntimeError(f"worker {p.args} did not say READY")
+                for model in models:
+                    for p in procs:
+                        p.stdin.write(f"GO {model}\n")
+                        p.stdin.flush()
+                    per_worker = [np.asarray(json.loads(_read_line(p, 120 + 4 * duration))
+                                             ["times"]) for p in procs]
+                    times = np.concatenate(per_worker)
+                    p10, med, p90 = np.percentile(times, [10, 50, 90])
+                    table[model][nw] = {
+                        "median_ms": float(med) * 1e3, "p10_ms": float(p10) * 1e3,
+                        "p90_ms": float(p90) * 1e3, "steps": int(times.size),
+                        "steps_per_s": float(sum(len(t) / t.sum() for t in per_worker))}
+                    print(f"actorflow {model:6s} workers={nw}: median "
+                          f"{table[model][nw]['median_ms']:.3g} ms "
+                          f"({table[model][nw]['steps']} steps)", file=sys.stderr, flush=True)
+                for p in procs:
+                    p.stdin.write("QUIT\n")
+                    p.stdin.flush()
+                for p in procs:
+                    p.wait(timeout=30)
+            finally:
+                stop_processes(procs, timeout=2.0)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "_worker":
+        return _worker(json.loads(argv[1]))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    ap.add_argument("--duration", type=float, default=3.0, help="timed seconds per config")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--worker-daemons", action="store_true",
+                    help="worker tasks as daemons, clients in other processes")
+    ap.add_argument("--no-tf", action="store_true", help="skip the TensorFlow peer")
+    ap.add_argument("--json", help="also write the results to this file")
+    args = ap.parse_args(argv)
+
+    ours = run_actorflow(args.workers, args.models, args.duration, args.warmup,
+                         inproc=not args.worker_daemons)
+    tf = None if args.no_tf else peer_tf("nullmodel_ps", workers=args.workers,
+                                         models=args.models, duration=args.duration,
+                                         warmup=args.warmup)
+    rows = []
+    for m in args.models:
+        for nw in args.workers:
+            a = ours[m][nw]
+            t = tf["table"][m][str(nw)]["median_ms"] if tf else None
+            rows.append({"model": m, "workers": nw, "af_ms": a["median_ms"],
+                         "af_p10": a["p10_ms"], "af_p90": a["p90_ms"], "tf_ms": t,
+                         "ratio": a["median_ms"] / t if t else None,
+                         "tf_ref_ms": TF_MS[m].get(nw),
+                         "ratio_ref": a["median_ms"] / TF_MS[m][nw] if nw in TF_MS[m] else None,
+                         "af_steps_s": a["steps_per_s"]})
+    print("null-model PS step, 2 PS tasks, asynchronous workers; median ms per step "
+          "(ratio = actorflow / TensorFlow, target <= 0.7)")
+    print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "tf": tf}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
