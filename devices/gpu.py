@@ -107,6 +107,11 @@ class GpuDevice(Device):
             self.stream = cp.cuda.Stream(non_blocking=True)
         self.pool = CupyPool(ordinal, memory_limit, name)  # type: ignore[assignment]
 
+    def thread_threshold_us(self) -> float:
+        """Never: GPU kernels only enqueue work on the device's stream, which is current on
+        the actor's thread alone (a worker thread would launch on its default stream)."""
+        return float("inf")
+
     def activate(self) -> None:
         """Make this device and its stream current on the calling thread."""
         cp = _cupy()
