@@ -101,3 +101,5 @@ for _sub in ("nn", "train", "random"):
             raise
 
 __version__ = "0.1.0"
+
+from actorflow.server import ClusterSpec, RPCOptions, Server  # noqa: E402

@@ -107,14 +107,14 @@ def _die_with_parent() -> None:
 
 
 def spawn(args: Sequence[str], *, stdout: Any = subprocess.PIPE, stderr: Any = None,
-          stdin: Any = subprocess.DEVNULL, env: Mapping[str, str] | None = None
-          ) -> subprocess.Popen[bytes]:
+          stdin: Any = subprocess.DEVNULL, env: Mapping[str, str] | None = None,
+          text: bool = False) -> subprocess.Popen[Any]:
     """Start `args` as the leader of a new process group (so `kill_process_group` reaches its
     children), dying with this process when started from the main thread."""
     main = threading.current_thread() is threading.main_thread()
     return subprocess.Popen(list(args), stdin=stdin, stdout=stdout, stderr=stderr,
                             env=dict(env) if env is not None else child_env(),
-                            start_new_session=True,
+                            start_new_session=True, text=text,
                             preexec_fn=_die_with_parent if main else None)
 
 
@@ -454,7 +454,7 @@ class LocalCluster:
 
 
 # ---- `actorflow cluster` -----------------------------------------------------------------
-def run_cluster(ps: int = 1, workers: int = 2, *, host: str = "127.0.0.1",
+def run_cluster(ps: int | Sequence[str] = 1, workers: int = 2, *, host: str = "127.0.0.1",
                 device_count: Mapping[str, int] | None = None,
                 cluster_file: str | os.PathLike[str] | None = None,
                 log_dir: str | os.PathLike[str] | None = None,
@@ -465,8 +465,12 @@ def run_cluster(ps: int = 1, workers: int = 2, *, host: str = "127.0.0.1",
     every daemon. Returns 0, or 1 when every daemon died by itself.
 
     `cluster_file` also writes the cluster JSON there, for clients and other launchers;
-    `cluster_options` go to `LocalCluster` (e.g. ``start_timeout``).
+    `cluster_options` go to `LocalCluster` (e.g. ``start_timeout``). Given a list of strings
+    instead of `ps`, parses them as ``actorflow cluster``'s arguments (what `actorflow.cli`
+    passes).
     """
+    if not isinstance(ps, int):
+        return main(["cluster", *ps])
     out = out or sys.stdout
     stop = stop or threading.Event()
     in_main = threading.current_thread() is threading.main_thread()

@@ -66,13 +66,14 @@ class Session:
 
     def __init__(self, target: str = "", graph: Graph | None = None,
                  config: ConfigProto | None = None):
-        if target:
-            raise InvalidArgumentError(
-                f"target {target!r}: remote sessions need a cluster ('af://host:port'), which "
-                f"this build does not run yet; use af.Session() for the local runtime")
         self.graph = graph or get_default_graph()
         self.config = config or ConfigProto()
-        self._runtime = LocalRuntime(self.config.to_runtime())
+        if target:  # a cluster: the master runs here, the steps on its tasks
+            from actorflow.server import connect_runtime
+
+            self._runtime: Any = connect_runtime(target, self.config)
+        else:
+            self._runtime = LocalRuntime(self.config.to_runtime())
         self._plans: dict[Any, _Plan] = {}
         self._cost_model = CostModel()  # refined by the timings of traced runs
         self._compile_lock = threading.Lock()
@@ -122,7 +123,12 @@ class Session:
                                           "either with 'with' or with 'async with', once")
         self._nursery_cm = trio.open_nursery()
         nursery = await self._nursery_cm.__aenter__()
-        await nursery.start(self._runtime.serve)
+        try:
+            await nursery.start(self._runtime.serve)
+        except BaseException as e:
+            self._runtime.closed = True
+            await self._nursery_cm.__aexit__(type(e), e, e.__traceback__)
+            raise
         self._mode = "async"
         self._started = True
         return AsyncSession(self)
@@ -256,13 +262,17 @@ class AsyncSession:
         if s.closed:
             raise FailedPreconditionError("attempted to use a closed session")
         plan, args = s._prepare(fetches, feed_dict)
-        if run_metadata is None:  # the fast path: finish inline when the device is idle
-            ctx, waiter = s._runtime.launch(plan.step, args)
+        launch = getattr(s._runtime, "launch", None)  # a DistributedRuntime has none
+        if run_metadata is None and launch is not None:
+            # the fast path: finish inline when the device is idle
+            ctx, waiter = launch(plan.step, args)
             if not waiter.done:
                 await waiter.wait(ctx)
             if ctx.error is not None:
                 raise ctx.error
             return plan.build(ctx.rets)
+        if run_metadata is None:
+            return plan.build(await s._runtime.arun(plan.step, args))
         trace: list = []
         stats: dict = {}
         rets = await s._runtime.arun(plan.step, args, trace, stats)

@@ -76,7 +76,8 @@ def build_null_models(task: int) -> tuple[Any, dict[str, Any], Any, Any]:
             with af.device(wk):
                 d_delta = d.value() * 0.0 + 1e-3
             updates.append(d.assign_add(d_delta).op)
-        steps["dense"] = af.group(*updates)
+        with af.device(wk):  # where TF's session puts it (its client task), not on a PS
+            steps["dense"] = af.group(*updates)
 
         rows_per_ps = SPARSE_BYTES // 4 // SPARSE_WIDTH // 2
         per_ps = SPARSE_ROWS_PER_STEP // 2
@@ -92,7 +93,8 @@ def build_null_models(task: int) -> tuple[Any, dict[str, Any], Any, Any]:
             with af.device(wk):
                 delta = rows * 0.0 + 1e-3
             updates.append(af.scatter_add(table.handle, ids, delta).op)
-        steps["sparse"] = af.group(*updates)
+        with af.device(wk):
+            steps["sparse"] = af.group(*updates)
         init = af.global_variables_initializer()
     return g, steps, s, init
 
@@ -155,8 +157,12 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     finally:
         timer.cancel()
     if not line:
-        raise RuntimeError(f"worker {proc.args[-1][:80]} exited (rc={proc.poll()}) without "
-                           f"output")
+        try:
+            rc = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        raise RuntimeError(f"a worker process exited (status {rc}) without output; its "
+                           f"stderr is above")
     return line
 
 

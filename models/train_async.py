@@ -52,6 +52,9 @@ __all__ = ["train_mlp_async", "build_mlp_replica", "build_embedding_replica",
            "TrainerEvent", "Trainers", "ProgressBar"]
 
 DEFAULT_STEPS = 400  # per worker: 2 workers x 400 steps of 32 is about 18 epochs of digits
+# learning rates that reach >= 95% test accuracy with the defaults (checked: 96-99%)
+DEFAULT_LEARNING_RATES = {"adam": 0.01, "momentum": 0.05, "nesterov": 0.05, "sgd": 0.2,
+                          "adagrad": 0.1, "rmsprop": 0.003}
 
 
 # ---- the replicas each process builds ------------------------------------------------------
@@ -104,7 +107,12 @@ def build_embedding_replica(cluster_spec: Any, task: int, rows: int = 1000, dim:
 
 # ---- the trainer process -------------------------------------------------------------------
 def _session_config(params: dict[str, Any]) -> Any:
-    return af.ConfigProto(**params.get("config", {}))
+    """ConfigProto fields from ``params["config"]``; ``params["rpc"]`` (heartbeat_interval,
+    heartbeat_timeout, connect_timeout) becomes its `af.RPCOptions`."""
+    config = af.ConfigProto(**params.get("config", {}))
+    if params.get("rpc"):
+        config.rpc_options = af.RPCOptions(**params["rpc"])  # type: ignore[attr-defined]
+    return config
 
 
 def _emit(out: IO[str], *parts: Any) -> None:
@@ -363,20 +371,31 @@ def _trainer_error(trainers: Trainers, ev: TrainerEvent, what: str) -> af.OpErro
 
 
 def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
-                    batch_size: int = 32, learning_rate: float = 0.01,
+                    batch_size: int = 32, learning_rate: float | None = None,
                     optimizer: str = "adam", progress: bool = True, *, hidden: int = 64,
                     cluster: LocalCluster | None = None, timeout: float = 600.0,
                     out: IO[str] | None = None) -> dict[str, Any]:
     """Train the digits MLP asynchronously with `workers` trainer processes on a local cluster
     of `ps` PS tasks and `workers` worker tasks (`steps` steps each); returns
-    ``{"test_accuracy", "steps" (global step), "steps_per_sec", "loss", "seconds", ...}``.
+    ``{"test_accuracy", "test_loss", "steps" (the global step: every update of every
+    worker), "steps_per_sec" (all workers together), "seconds", "train_loss", ...}``.
 
-    Pass a running `cluster` to reuse it (it must have enough worker tasks); otherwise one
-    is started and stopped here.
+    `learning_rate` defaults by optimizer (`DEFAULT_LEARNING_RATES`). Pass a running
+    `cluster` to reuse it (it must have enough worker tasks); otherwise one is started and
+    stopped here.
     """
     if workers < 1 or ps < 1:
         raise af.InvalidArgumentError(f"need at least 1 ps and 1 worker task, got ps={ps}, "
                                       f"workers={workers}")
+    key = optimizer.lower()
+    if key not in DEFAULT_LEARNING_RATES:
+        raise af.InvalidArgumentError(f"unknown optimizer {optimizer!r}; choose one of "
+                                      f"{', '.join(DEFAULT_LEARNING_RATES)}")
+    if learning_rate is None:
+        learning_rate = DEFAULT_LEARNING_RATES[key]
+    if steps < 1 or batch_size < 1:
+        raise af.InvalidArgumentError(f"steps and batch_size must be >= 1, got steps={steps}, "
+                                      f"batch_size={batch_size}")
     own = cluster is None
     if cluster is None:
         cluster = LocalCluster(ps=ps, workers=workers)
@@ -385,7 +404,7 @@ def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
         if len(spec.get("worker", ())) < workers or not spec.get("ps"):
             raise af.InvalidArgumentError(
                 f"the cluster {spec} has too few tasks for {workers} workers")
-        g, model = build_mlp_replica(spec, 0, hidden=(hidden,), optimizer=optimizer,
+        g, model = build_mlp_replica(spec, 0, hidden=(hidden,), optimizer=key,
                                      learning_rate=learning_rate)
         with g.as_default():
             init = af.global_variables_initializer()
@@ -394,21 +413,21 @@ def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
         params = [{"kind": "mlp", "task": i, "workers": workers, "cluster": spec,
                    "target": cluster.target("worker", i), "steps": int(steps),
                    "batch_size": int(batch_size), "learning_rate": float(learning_rate),
-                   "optimizer": optimizer, "hidden": [hidden]} for i in range(workers)]
+                   "optimizer": key, "hidden": [hidden]} for i in range(workers)]
         bar = ProgressBar(workers * int(steps), out) if progress else None
         done = [0] * workers
         losses = [float("nan")] * workers
         results: dict[int, dict[str, Any]] = {}
-        t_first: float | None = None
+        first: tuple[float, int] | None = None  # (time, steps done) at the first report
         with Trainers(params) as trainers:
             for ev in trainers.events(timeout):
                 if ev.kind == "STEP":
                     done[ev.task], losses[ev.task] = ev.steps, ev.loss
-                    t_first = t_first if t_first is not None else ev.time
+                    first = first or (ev.time, sum(done))
                     if bar is not None:
-                        elapsed = max(1e-9, ev.time - t_first)
-                        bar.update(sum(done), float(np.nanmean(losses)), sum(done) / elapsed
-                                   if sum(done) > workers else 0.0)
+                        elapsed = ev.time - first[0]
+                        rate = (sum(done) - first[1]) / elapsed if elapsed > 0.05 else 0.0
+                        bar.update(sum(done), float(np.nanmean(losses)), rate)
                 elif ev.kind == "ERROR":
                     raise _trainer_error(trainers, ev, f"failed: {ev.error}: {ev.message}")
                 elif ev.kind == "DONE":
@@ -426,7 +445,8 @@ def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
         total = sum(r["steps"] for r in results.values())
         return {"test_accuracy": float(acc), "test_loss": float(loss), "steps": int(gstep),
                 "steps_per_sec": total / max(1e-9, end - start), "seconds": end - start,
-                "workers": workers, "ps": len(spec["ps"]),
+                "workers": workers, "ps": len(spec["ps"]), "optimizer": key,
+                "learning_rate": float(learning_rate),
                 "train_loss": float(np.mean([r["loss"] for r in results.values()]))}
     finally:
         if own:

@@ -70,11 +70,14 @@ class ControlFlowInfo:
     enter_const: list[bool]                     # Enter: a loop invariant
     n_data_in: list[int]
     dead_succ: list[tuple[tuple[int, bool], ...]]
-    # Switch -> (live succ port 0, live succ port 1, control succ, dead succ port 0,
-    #            dead succ port 1, slot of port 0, slot of port 1)
+    # Switch -> (live succ port 0 and control succ, live succ port 1 and control succ, dead
+    #            succ port 0, dead succ port 1, slot of port 0, slot of port 1, Exits reading
+    #            only port 0, Exits reading only port 1: dead at once when that port is)
     switch_ports: dict[int, tuple[Any, ...]]
     merge_index: list[np.ndarray]               # value_index outputs of a Merge, as int32
     input_names: list[str]                      # first data input of each node (messages)
+    succ: list[tuple[int, ...]]                 # successors, less floating constants' edges
+    zeros: list[int] = field(default_factory=list)  # dead counts of a new iteration
 
 
 def analyze(nodes: list[NodeDef], in_pairs: list[list[tuple[int, int]]],
@@ -106,7 +109,9 @@ def analyze(nodes: list[NodeDef], in_pairs: list[list[tuple[int, int]]],
         from scheduler.executor import cycle_error
         succ = [[j for j, _, _ in out_edges[i]] if not back[i] else [] for i in range(n)]
         pend = [sum(1 for s, _, _ in incoming[j] if not back[s]) for j in range(n)]
-        raise cycle_error(nodes, succ, pend)
+        error = cycle_error(nodes, succ, pend)
+        assert error is not None
+        raise error
 
     # -- frame templates ----------------------------------------------------------------------
     frames = [FrameInfo(0, -1, "")]
@@ -198,7 +203,7 @@ def analyze(nodes: list[NodeDef], in_pairs: list[list[tuple[int, int]]],
             if back[src]:
                 continue
             if floating[src] and fj != frame_of[src]:
-                if ops[j] in ("Merge", "NextIteration", "Exit", "Enter"):
+                if ops[j] in ("Merge", "NextIteration"):
                     raise InvalidArgumentError(
                         f"constant '{nodes[src].name}' feeds '{nodes[j].name}' ({ops[j]}) "
                         f"inside a loop directly; pass it through af.identity in the body",
@@ -215,8 +220,13 @@ def analyze(nodes: list[NodeDef], in_pairs: list[list[tuple[int, int]]],
             pending0[j] += 1
         if ops[j] == "Merge":
             pending0[j] = ctrl + 1
+    succ: list[tuple[int, ...]] = []
+    for i in range(n):
+        succ.append(tuple(j for j, _, _ in out_edges[i]
+                          if not (floating[i] and frame_of[j] != frame_of[i])))
     for j in range(n):
-        if pending0[j] == 0 and ops[j] != "Merge":
+        if pending0[j] == 0 and ops[j] != "Merge" and not (floating[j] and not succ[j]
+                                                           and out_edges[j]):
             frames[frame_of[j]].roots.append(j)
     # roots pop in graph order from a LIFO stack
     for f in frames:
@@ -234,16 +244,20 @@ def analyze(nodes: list[NodeDef], in_pairs: list[list[tuple[int, int]]],
             live0 = tuple(j for j, c, p in edges if not c and p == 0)
             live1 = tuple(j for j, c, p in edges if not c and p == 1)
             ctrl_s = tuple(j for j, c, p in edges if c)
-            dead0 = tuple((j, is_merge[j]) for j in live0)
-            dead1 = tuple((j, is_merge[j]) for j in live1)
-            switch_ports[i] = (live0, live1, ctrl_s, dead0, dead1,
-                               slot_of.get((i, 0)), slot_of.get((i, 1)))
+            # an Exit reading only this port is dead at once: recorded, never queued
+            direct = {j for j in live0 + live1 if ops[j] == "Exit" and len(incoming[j]) == 1}
+            dead0 = tuple((j, is_merge[j]) for j in live0 if j not in direct)
+            dead1 = tuple((j, is_merge[j]) for j in live1 if j not in direct)
+            exits0 = tuple(j for j in live0 if j in direct)
+            exits1 = tuple(j for j in live1 if j in direct)
+            switch_ports[i] = (live0 + ctrl_s, live1 + ctrl_s, dead0, dead1,
+                               slot_of.get((i, 0)), slot_of.get((i, 1)), exits0, exits1)
     merge_index = [np.array(k, np.int32) for k in range(max(n_data_in, default=0) + 1)]
     for a in merge_index:
         a.setflags(write=False)
     input_names = [nd.inputs[0] if nd.inputs else "" for nd in nodes]
     return ControlFlowInfo(frames, frame_of, pending0, enter_child, enter_const, n_data_in,
-                           dead_succ, switch_ports, merge_index, input_names)
+                           dead_succ, switch_ports, merge_index, input_names, succ, [0] * n)
 
 
 def _topological(n: int, incoming: list[list[tuple[int, bool, int]]],

@@ -38,6 +38,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import hashlib
+import inspect
 import os
 import random
 import threading
@@ -63,7 +64,7 @@ from scheduler import placer, prune, rewrite
 from scheduler.config import RuntimeConfig
 from scheduler.graphdef import GraphDef
 from scheduler.remote_rendezvous import TaskKey, endpoint_of, task_name
-from scheduler.worker_service import error_header
+from scheduler.worker_service import error_header, in_process_service
 from transport.rpc import RpcClient, RpcConfig
 
 
@@ -74,6 +75,9 @@ class MasterOptions:
     rpc: RpcConfig = field(default_factory=RpcConfig)  # heartbeats: dead-task detection
     step_timeout: float | None = None  # seconds per step (None: no deadline, heartbeats only)
     connect_timeout: float = 30.0  # how long to wait for every task to answer at start
+    # A sync master aimed at a task served by this very process runs in that task's trio loop
+    # and calls it directly (no socket, no thread hop), as TF's in-process master does.
+    in_process: bool = True
 
 
 @dataclass(frozen=True)
@@ -161,16 +165,19 @@ class DistributedRuntime:
         self._nursery: trio.Nursery | None = None
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
+        self._host: Any = None  # the in-process WorkerService whose loop hosts this master
+        self._hosted_stop: threading.Event | None = None
 
     # -- hosting -------------------------------------------------------------------------------
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Connect to the cluster and serve steps from this trio loop until cancelled."""
         zctx = zmq.Context()
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                async with trio.open_nursery() as nursery:
-                    self._cancel = nursery.cancel_scope
-                    self._nursery = nursery
+            async with trio.open_nursery() as nursery:
+                self._cancel = nursery.cancel_scope
+                self._nursery = nursery
+                # the clients close before the nursery (trio nurseries nest strictly)
+                async with contextlib.AsyncExitStack() as stack:
                     await self._connect(stack, zctx)
                     self._token = trio.lowlevel.current_trio_token()
                     task_status.started(self)
@@ -180,7 +187,12 @@ class DistributedRuntime:
             zctx.destroy(linger=0)
 
     def start_in_thread(self) -> None:
-        """Run the master's trio loop on a daemon thread of its own (for sync callers)."""
+        """Run the master's trio loop on a daemon thread of its own (for sync callers), or in
+        the loop of the in-process service it is aimed at."""
+        host = in_process_service(self.endpoint) if self.options.in_process else None
+        if host is not None:
+            self._start_in_host(host)
+            return
         started = threading.Event()
 
         async def main() -> None:
@@ -203,8 +215,31 @@ class DistributedRuntime:
         if self._thread_error is not None:
             raise self._thread_error
 
+    def _start_in_host(self, host: Any) -> None:
+        started, stopped = threading.Event(), threading.Event()
+        self._host, self._hosted_stop = host, stopped
+
+        async def hosted() -> None:
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.serve)
+                    started.set()
+            except BaseException as e:  # noqa: BLE001 - reported to the caller
+                if not isinstance(e, trio.Cancelled):
+                    self._thread_error = _unwrap(e)
+                if isinstance(e, trio.Cancelled | KeyboardInterrupt | SystemExit):
+                    raise
+            finally:
+                started.set()
+                stopped.set()
+
+        host.spawn_threadsafe(hosted)
+        started.wait()
+        if self._thread_error is not None:
+            raise self._thread_error
+
     def close(self) -> None:
-        if self.closed and self._thread is None:
+        if self.closed and self._thread is None and self._hosted_stop is None:
             return
         self.closed = True
         if self._token is not None and self._cancel is not None:
@@ -213,6 +248,10 @@ class DistributedRuntime:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
             self._thread = None
+        if self._hosted_stop is not None:
+            if self._host is None or self._host._token is not None:
+                self._hosted_stop.wait(timeout=10)
+            self._hosted_stop = None
 
     @property
     def in_own_thread(self) -> bool:
@@ -220,7 +259,10 @@ class DistributedRuntime:
 
     async def _connect(self, stack: contextlib.AsyncExitStack, zctx: zmq.Context) -> None:
         opts = self.options
-        target = await self._open_client(stack, zctx, self.endpoint, self.target)
+        if self._host is not None:
+            target: Any = _LocalClient(self._host)
+        else:
+            target = await self._open_client(stack, zctx, self.endpoint, self.target)
         header = None
         with trio.move_on_after(opts.connect_timeout):
             await target.wait_ready()
@@ -370,7 +412,7 @@ class DistributedRuntime:
             stats: dict | None = None) -> list[Any]:
         """Run one step from a thread other than the master's; blocks until it is done."""
         self._check_open()
-        if self._thread is None:
+        if self._thread is None and self._host is None:
             raise FailedPreconditionError(
                 "this session runs in a trio program: use 'await session.run(...)' inside "
                 "'async with af.Session(target) as session'")
@@ -474,6 +516,36 @@ class DistributedRuntime:
                 "attempted to use a closed session; create a new af.Session(target)")
         if self._thread_error is not None:
             raise UnavailableError(f"the master's thread failed: {self._thread_error!r}")
+
+
+class _LocalClient:
+    """An `RpcClient` stand-in for the task served by the master's own trio loop: calls its
+    handlers directly, passing tensors by reference (as the local runtime does)."""
+
+    alive = True
+
+    def __init__(self, service: Any):
+        self._service = service
+        self._handlers = service.handlers()
+        self._async = {m for m, h in self._handlers.items() if inspect.iscoroutinefunction(h)}
+
+    async def wait_ready(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def call(self, method: str, header: Any = None, tensors: Any = None, *,
+                   timeout: float | None = None) -> tuple[Any, list]:
+        if self._service._token is None:
+            raise UnavailableError("the in-process worker service has stopped")
+        handler = self._handlers[method]
+        tensors = list(tensors) if tensors is not None else []
+        if method not in self._async:
+            return handler(header, tensors)
+        if timeout is None:
+            return await handler(header, tensors)
+        with trio.move_on_after(timeout):
+            return await handler(header, tensors)
+        raise DeadlineExceededError(f"{method} on the in-process task ran past its deadline "
+                                    f"({timeout:.3g}s)")
 
 
 def _endpoint_of_target(target: str) -> str:

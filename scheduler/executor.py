@@ -67,7 +67,7 @@ from devices.errors import (
 )
 from devices.kernels import registry
 from devices.kernels.registry import KernelContext
-from scheduler.control_flow import ControlFlowInfo
+from scheduler.control_flow import CF_OPS, ControlFlowInfo, FrameInfo, analyze
 from scheduler.graphdef import GraphDef, NodeDef, parse_input
 
 # Kernel kinds: how the loop calls fns[i].
@@ -84,8 +84,10 @@ ENTER = 8
 EXIT = 9
 NEXTITER = 10
 CTRIG = 11
+IDENT = 12   # LoopCond and Identity in a graph with frames: forwarded by the loop itself
 _CF_KINDS = {"Switch": SWITCH, "Merge": MERGE, "Enter": ENTER, "Exit": EXIT,
              "NextIteration": NEXTITER, "ControlTrigger": CTRIG}
+_IDENT_OPS = frozenset({"LoopCond", "Identity", "StopGradient", "Snapshot"})
 
 _CHECKPOINT_EVERY = 0.001  # seconds of inline work between trio checkpoints
 
@@ -166,7 +168,7 @@ class IterState:
 
     def __init__(self, pending: list[int], values: list[Any], refs: list[int],
                  ready: list[int], dead: list[int] | None = None, frame: Frame | None = None,
-                 iter_: int = 0):
+                 iter_: int = 0, queued: bool = True):
         self.pending = pending
         self.values = values
         self.refs = refs
@@ -176,7 +178,7 @@ class IterState:
         self.iter = iter_
         self.waiting = 0
         self.children: dict[int, Frame] | None = None
-        self.queued = True
+        self.queued = queued
         self.deleted = False
 
 
@@ -203,15 +205,13 @@ class Frame:
         self.dead_exits: list[int] = []
         self.pend_t = cf.pending0
         self.vals_t = info.values0
-        self.dead_t: list[int] | None = None
+        self.dead_t: list[int] = cf.zeros
         self.ready_t = info.roots
 
-    def new_iteration(self) -> IterState:
+    def new_iteration(self, queued: bool = True) -> IterState:
         k = self.last + 1
         st = IterState(self.pend_t.copy(), self.vals_t.copy(), self.info.refs0.copy(),
-                       self.ready_t.copy(),
-                       self.dead_t.copy() if self.dead_t is not None else [0] * len(self.pend_t),
-                       self, k)
+                       self.ready_t.copy(), self.dead_t.copy(), self, k, queued)
         self.iters[k] = st
         self.last = k
         self.dead_exits = []
@@ -224,7 +224,8 @@ class StepRun:
     `active` lists the IterStates that have ready nodes (just the root without control flow).
     """
 
-    __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "handoff", "current")
+    __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "handoff", "current",
+                 "peak_iterations")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
@@ -239,6 +240,7 @@ class StepRun:
         self.finished = False
         self.handoff = False
         self.current: IterState | None = None  # the IterState `_drain_cf` is running
+        self.peak_iterations = 1  # most iterations of one frame alive at once (statistics)
 
     async def run(self, device: Any) -> None:
         await self._drain(device)
@@ -333,11 +335,15 @@ class StepRun:
         self._maybe_finish()
 
     async def _drain_cf(self, device: Any, inline: bool = False) -> None:
-        """`_drain` for a graph with frames: the same loop, plus a dead-input check per node;
-        control-flow primitives and dead nodes go to `_special`."""
+        """`_drain` for a graph with frames: the same loop, plus a dead-input check per node.
+        Merge, Switch and NextIteration run inline here (they are on every iteration's path);
+        the other primitives and dead nodes go to `_special`."""
         exe = self.exe
+        cf = exe.cf
+        assert cf is not None
         fns, kinds, in_slots, out_slots, succ = (
             exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ)
+        switch_ports, n_data_in, merge_index = cf.switch_ports, cf.n_data_in, cf.merge_index
         ctx = self.ctx
         release = device.pool.release
         trace = ctx.trace
@@ -353,51 +359,116 @@ class StepRun:
             self.current = st  # push onto `ready`
             ready, values, refs, pending, dead = st.ready, st.values, st.refs, st.pending, st.dead
             # ---- the loop: pop a ready node, run it, pass its outputs on, wake successors ----
+            pause = False
             while ready:
                 i = ready.pop()
                 kind = kinds[i]
+                slots = in_slots[i]
                 if kind > THREAD or dead[i]:  # a primitive, or a dead node
                     try:
-                        special(i, st, kind, device)
+                        if kind == IDENT and not dead[i]:  # LoopCond, Identity
+                            v = values[slots[0]]
+                            for _, s in out_slots[i]:
+                                values[s] = v
+                            nexts = succ[i]
+                        elif kind == MERGE:  # its first live input, or dead if none
+                            k = 0
+                            v = values[slots[0]]
+                            if v is None:
+                                for k in range(1, n_data_in[i]):
+                                    v = values[slots[k]]
+                                    if v is not None:
+                                        break
+                                else:
+                                    special(i, st, kind, device)
+                                    count += 1
+                                    continue
+                            for port, s in out_slots[i]:
+                                values[s] = v if port == 0 else merge_index[k]
+                            nexts = succ[i]
+                        elif kind == SWITCH and not dead[i]:  # one port live, the other dead
+                            v = values[slots[0]]
+                            live0, live1, dead0, dead1, s0, s1, exits0, exits1 = \
+                                switch_ports[i]
+                            if values[slots[1]]:
+                                if s1 is not None:
+                                    values[s1] = v
+                                nexts, dead_edges, dead_exits = live1, dead0, exits0
+                            else:
+                                if s0 is not None:
+                                    values[s0] = v
+                                nexts, dead_edges, dead_exits = live0, dead1, exits1
+                            if dead_edges:
+                                self._deliver_dead(st, dead_edges)
+                            if dead_exits and st.iter == st.frame.last:
+                                st.frame.dead_exits.extend(dead_exits)
+                        elif kind == NEXTITER and not dead[i]:  # into the next iteration
+                            v = values[slots[0]]
+                            f = st.frame
+                            k = st.iter + 1
+                            nxt = f.iters.get(k)
+                            if nxt is None and k - f.first < f.info.parallel:
+                                nxt = self._new_iteration(f)
+                            if nxt is None:  # started when the oldest iteration ends
+                                f.deferred.append((i, (v,)))
+                            else:
+                                nvalues, npending = nxt.values, nxt.pending
+                                for _, s in out_slots[i]:
+                                    nvalues[s] = v
+                                for j in succ[i]:
+                                    p = npending[j] - 1
+                                    npending[j] = p
+                                    if p == 0:
+                                        nxt.ready.append(j)
+                                if not nxt.queued and nxt.ready:
+                                    nxt.queued = True
+                                    active.append(nxt)
+                            nexts = ()
+                        else:
+                            special(i, st, kind, device)
+                            count += 1
+                            continue
                     except Exception as e:  # noqa: BLE001
                         ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, None))
                         break
-                    count += 1
-                    continue
-                slots = in_slots[i]
-                args = [values[s] for s in slots] if slots else ()
-                try:
                     if trace is not None:
                         t0 = clock()
-                    if kind == INLINE:
-                        outs = fns[i](*args)
-                    elif kind == ARG:
-                        outs = (ctx.args[fns[i]],)
-                    elif kind == RETVAL:
-                        ctx.rets[fns[i]] = args[0]
-                        outs = ()
-                    elif kind == STEP:
-                        outs = fns[i](ctx, *args)
-                    elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
-                        pass
-                    elif inline:  # waiting needs the actor: hand the step over
-                        ready.append(i)
-                        active.append(st)
-                        self.current = None
-                        self.handoff = True
-                        return
-                    else:  # ASYNC or THREAD: continue when it is done (see _Resume)
-                        self.waiting += 1
-                        st.waiting += 1
-                        device.start_soon(self._run_async, device, i, st, args)
-                        continue
-                    if trace is not None:
-                        trace.append((exe.names[i], device.name, t0, clock()))
-                except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
-                    ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, args))
-                    break
-                for port, s in out_slots[i]:
-                    values[s] = outs[port]
+                        trace.append((exe.names[i], device.name, t0, t0))
+                else:
+                    args = [values[s] for s in slots] if slots else ()
+                    try:
+                        if trace is not None:
+                            t0 = clock()
+                        if kind == INLINE:
+                            outs = fns[i](*args)
+                        elif kind == ARG:
+                            outs = (ctx.args[fns[i]],)
+                        elif kind == RETVAL:
+                            ctx.rets[fns[i]] = args[0]
+                            outs = ()
+                        elif kind == STEP:
+                            outs = fns[i](ctx, *args)
+                        elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
+                            pass
+                        elif inline:  # waiting needs the actor: hand the step over
+                            ready.append(i)
+                            active.append(st)
+                            self.current = None
+                            self.handoff = True
+                            return
+                        else:  # ASYNC or THREAD: continue when it is done (see _Resume)
+                            self.waiting += 1
+                            st.waiting += 1
+                            device.start_soon(self._run_async, device, i, st, args)
+                            continue
+                        if trace is not None:
+                            trace.append((exe.names[i], device.name, t0, clock()))
+                    except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
+                        ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, args))
+                        break
+                    for port, s in out_slots[i]:
+                        values[s] = outs[port]
+                    nexts = succ[i]
                 for s in slots:
                     r = refs[s] - 1
                     refs[s] = r
@@ -406,29 +477,28 @@ class StepRun:
                         values[s] = None
                         if type(v) is ndarray:
                             release(v)
-                for j in succ[i]:
+                for j in nexts:
                     p = pending[j] - 1
                     pending[j] = p
                     if p == 0:
                         ready.append(j)
                 count += 1
                 if not (count & 63) and not inline and clock() > deadline:
-                    if ready:
-                        break
-                    await trio.lowlevel.checkpoint()
-                    device.activate()
-                    deadline = clock() + _CHECKPOINT_EVERY
+                    pause = True
+                    break
             self.current = None
-            if ready:  # left for a checkpoint (or an error)
-                if ctx.error is None:
-                    active.append(st)
-                    await trio.lowlevel.checkpoint()
-                    device.activate()
-                    deadline = clock() + _CHECKPOINT_EVERY
-                continue
-            st.queued = False
-            if st.frame.parent is not None:
-                self._maybe_iter_done(st)
+            if ctx.error is not None:
+                break
+            if ready:
+                active.append(st)  # still queued
+            else:
+                st.queued = False
+                if st.frame.parent is not None:
+                    self._maybe_iter_done(st)
+            if pause:
+                await trio.lowlevel.checkpoint()
+                device.activate()
+                deadline = clock() + _CHECKPOINT_EVERY
         self._maybe_finish()
 
     # -- control flow -------------------------------------------------------------------------
@@ -460,7 +530,7 @@ class StepRun:
             outs = (values[slots[0]], values[slots[1]])
         elif kind <= THREAD:
             raise InternalError(f"live node {exe.names[i]} reached _special")
-        else:  # Enter, Exit, NextIteration forward their input
+        else:  # Enter, Exit, NextIteration, Identity forward their input
             outs = (values[slots[0]],)
         if not is_dead and self.ctx.trace is not None:
             t = time.perf_counter()
@@ -493,19 +563,22 @@ class StepRun:
                 raise InvalidArgumentError(
                     f"the predicate of Switch '{exe.names[i]}' must be a scalar bool, got shape "
                     f"{tuple(pred.shape)}")
-            live0, live1, ctrl, dead0, dead1, s0, s1 = cf.switch_ports[i]
+            live0, live1, dead0, dead1, s0, s1, exits0, exits1 = cf.switch_ports[i]
+            f = st.frame
             if pred:
                 if s1 is not None:
                     values[s1] = data
                 self._wake(st, live1)
-                self._wake(st, ctrl)
                 self._deliver_dead(st, dead0)
+                if exits0 and st.iter == f.last:
+                    f.dead_exits.extend(exits0)
             else:
                 if s0 is not None:
                     values[s0] = data
                 self._wake(st, live0)
-                self._wake(st, ctrl)
                 self._deliver_dead(st, dead1)
+                if exits1 and st.iter == f.last:
+                    f.dead_exits.extend(exits1)
         elif kind == ENTER:
             self._enter(i, st, outs)
         elif kind == EXIT:
@@ -520,7 +593,7 @@ class StepRun:
                     return
                 nxt = self._new_iteration(f)
             self._deliver(nxt, i, outs)
-        else:  # Merge, ControlTrigger
+        else:  # Merge, ControlTrigger, Identity
             self._deliver(st, i, outs)
 
     def _consume(self, st: IterState, slots: tuple[int, ...]) -> None:
@@ -620,9 +693,9 @@ class StepRun:
             f.ready_t = f.info.roots.copy()
         pend = f.pend_t
         if outs is None:
-            if f.dead_t is None:
-                f.dead_t = [0] * len(pend)
-            for j, merge in cf.dead_succ[i]:
+            if f.dead_t is cf.zeros:
+                f.dead_t = cf.zeros.copy()
+            for j, _ in cf.dead_succ[i]:
                 f.dead_t[j] += 1
                 pend[j] -= 1
                 if pend[j] == 0:
@@ -636,10 +709,12 @@ class StepRun:
                 f.ready_t.append(j)
 
     def _new_iteration(self, f: Frame) -> IterState:
-        st = f.new_iteration()
-        st.queued = False
+        st = f.new_iteration(False)
+        if st.iter - f.first >= self.peak_iterations:
+            self.peak_iterations = st.iter - f.first + 1
         if st.ready:
-            self._queue(st)
+            st.queued = True
+            self.active.append(st)
         return st
 
     def _maybe_iter_done(self, st: IterState) -> None:
@@ -787,13 +862,17 @@ def compile_partition(graph: GraphDef, device: Any, *,
     succ_lists: list[list[int]] = [[] for _ in range(n)]
     pending0 = [0] * n
     in_pairs: list[list[tuple[int, int]]] = []
+    controls: list[list[int]] = []
     for j, nd in enumerate(nodes):
         pairs = []
+        ctrl: list[int] = []
+        controls.append(ctrl)
         for spec in nd.inputs:
             if spec.startswith("^"):
                 src = _index_of(index, spec[1:], nd)
                 succ_lists[src].append(j)
                 pending0[j] += 1
+                ctrl.append(src)
                 continue
             name, port = parse_input(spec)
             src = _index_of(index, name, nd)
@@ -811,7 +890,11 @@ def compile_partition(graph: GraphDef, device: Any, *,
     out_slots: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     for (src, port), s in slot_of.items():
         out_slots[src].append((port, s))
-    _check_acyclic(nodes, succ_lists, pending0)
+    cf = None
+    if any(nd.op in CF_OPS for nd in nodes):
+        cf = analyze(nodes, in_pairs, controls, slot_of, len(slot_of))
+    else:
+        _check_acyclic(nodes, succ_lists, pending0)
 
     fns: list[Any] = []
     kinds: list[int] = []
@@ -827,6 +910,16 @@ def compile_partition(graph: GraphDef, device: Any, *,
             fns.append(int(nd.attrs["index"]))
             kinds.append(RETVAL)
             n_rets = max(n_rets, int(nd.attrs["index"]) + 1)
+            continue
+        if nd.op in _CF_KINDS:  # run by the executor itself
+            fns.append(None)
+            kinds.append(_CF_KINDS[nd.op] if cf is not None else INLINE)
+            if cf is None:  # a ControlTrigger in a graph without frames: a NoOp
+                fns[-1] = _noop
+            continue
+        if cf is not None and nd.op in _IDENT_OPS and len(in_pairs[j]) == 1:
+            fns.append(None)
+            kinds.append(IDENT)
             continue
         kdef = kernel_lookup(nd.op, device.device_type)
         kctx = _kernel_context(nd, nodes, index, in_pairs[j], device)
@@ -852,7 +945,7 @@ def compile_partition(graph: GraphDef, device: Any, *,
         kinds=kinds,
         in_slots=[tuple(slot_of[p] for p in pairs) for pairs in in_pairs],
         out_slots=[tuple(sorted(o)) for o in out_slots],
-        succ=[tuple(s) for s in succ_lists],
+        succ=cf.succ if cf is not None else [tuple(s) for s in succ_lists],
         pending0=pending0,
         refs0=refs0,
         # reversed so the LIFO stack pops roots in graph order (ties broken by build order)
@@ -861,7 +954,12 @@ def compile_partition(graph: GraphDef, device: Any, *,
         n_args=n_args,
         n_rets=n_rets,
         index=index,
+        cf=cf,
     )
+
+
+def _noop(*args: Any) -> tuple:
+    return ()
 
 
 def _index_of(index: dict[str, int], name: str, nd: NodeDef) -> int:
@@ -888,6 +986,15 @@ def _kernel_context(nd: NodeDef, nodes: list[NodeDef], index: dict[str, int],
 
 
 def _check_acyclic(nodes: list[NodeDef], succ: list[list[int]], pending0: list[int]) -> None:
+    error = cycle_error(nodes, succ, pending0)
+    if error is not None:
+        raise error
+
+
+def cycle_error(nodes: list[NodeDef], succ: list[list[int]],
+                pending0: list[int]) -> InvalidArgumentError | None:
+    """None if the graph (edges `succ`, in-degrees `pending0`) has no cycle, else the error
+    naming one."""
     pending = pending0.copy()
     stack = [i for i, p in enumerate(pending) if p == 0]
     seen = 0
@@ -899,11 +1006,11 @@ def _check_acyclic(nodes: list[NodeDef], succ: list[list[int]], pending0: list[i
             if pending[j] == 0:
                 stack.append(j)
     if seen == len(nodes):
-        return
+        return None
     stuck = [i for i, p in enumerate(pending) if p > 0]
     cycle = _find_cycle(stuck, succ, set(stuck))
     path = " -> ".join(nodes[i].name for i in cycle)
-    raise InvalidArgumentError(
+    return InvalidArgumentError(
         f"the graph has a cycle: {path}; a node cannot depend on its own output (use "
         f"af.while_loop for iteration)")
 

@@ -65,6 +65,7 @@ from devices.errors import (
     InvalidArgumentError,
     NotFoundError,
     OpError,
+    UnavailableError,
     error_from_code,
 )
 from scheduler import executor
@@ -77,6 +78,16 @@ from transport.rpc import RpcConfig, RpcServer
 
 _MAX_INDICES = 1 << 16  # feeds or fetches of one step
 _U64 = (1 << 64) - 1
+
+# Services serving in this process, by endpoint ("tcp://host:port"): a master aimed at one of
+# them runs in its trio loop and calls it directly (`scheduler.distributed`). Written by
+# `WorkerService.serve` on entry and exit.
+_IN_PROCESS: dict[str, WorkerService] = {}
+
+
+def in_process_service(endpoint: str) -> WorkerService | None:
+    """The service of this process bound to `endpoint`, if there is one."""
+    return _IN_PROCESS.get(endpoint)
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,8 @@ class WorkerService:
         self._outbox: PeerOutbox | None = None
         self._table: StepTable | None = None
         self._delivered = self._dropped = 0
+        self._token: trio.lowlevel.TrioToken | None = None  # set while serving
+        self._nursery: trio.Nursery | None = None
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -184,10 +197,26 @@ class WorkerService:
                     bound = self.endpoint.rpartition(":")[2]
                     self.cluster[cfg.job][cfg.task] = f"{host or cfg.bind_host}:{bound}"
                     nursery.start_soon(self._reap_forever)
-                    task_status.started(self.endpoint)
-                    await trio.sleep_forever()
+                    self._token = trio.lowlevel.current_trio_token()
+                    self._nursery = nursery
+                    names = {self.endpoint, "tcp://" + self.cluster[cfg.job][cfg.task]}
+                    try:
+                        _IN_PROCESS.update(dict.fromkeys(names, self))
+                        task_status.started(self.endpoint)
+                        await trio.sleep_forever()
+                    finally:
+                        for n in names:
+                            if _IN_PROCESS.get(n) is self:
+                                del _IN_PROCESS[n]
+                        self._token = None
         finally:
             zctx.destroy(linger=0)
+
+    def spawn_threadsafe(self, fn: Any) -> None:
+        """Start ``await fn()`` as a task of the service's loop, from any thread."""
+        if self._token is None:
+            raise UnavailableError("the worker service is not serving")
+        self._token.run_sync_soon(self._nursery.start_soon, fn)
 
     async def _reap_forever(self) -> None:
         period = max(0.05, min(self.config.orphan_ttl / 4, 5.0))

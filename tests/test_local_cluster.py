@@ -225,3 +225,21 @@ def test_bad_arguments() -> None:
     with pytest.raises(InvalidArgumentError, match="invalid job name"):
         LocalCluster(jobs={"a/b": 1}, start=False)
     assert os.environ.get("STANDIN_MODE") is None
+
+
+def test_tasks_served_elsewhere_get_a_port_but_no_daemon(standin: str) -> None:
+    with LocalCluster(ps=2, workers=2, daemon_jobs=["ps"], python=standin) as c:
+        spec = c.as_dict()
+        assert len(spec["worker"]) == 2 and len(set(spec["ps"] + spec["worker"])) == 4
+        assert c.daemon_tasks() == [("ps", 0), ("ps", 1)]
+        assert c.target("worker", 1) == f"af://{spec['worker'][1]}"
+        with pytest.raises(InvalidArgumentError, match="no task worker:1"):
+            c.pid("worker", 1)
+    with pytest.raises(InvalidArgumentError, match="daemon job 'chief' is not one"):
+        LocalCluster(daemon_jobs=["chief"], start=False)
+
+
+def test_run_cluster_takes_command_line_arguments(tmp_path: Path) -> None:
+    # what `actorflow.cli` passes: the arguments after "cluster"; bad ones exit with 2
+    assert run_cluster(["--ps", "-1"]) == 2
+    assert run_cluster(["--device-count", "CPU"]) == 2

@@ -16,3 +16,4 @@ from devices.kernels import (  # noqa: F401,E402  # noqa: F401,E402
     sendrecv,  # noqa: F401,E402
     state,  # noqa: F401,E402
 )
+from devices.kernels import control_flow  # noqa: F401,E402

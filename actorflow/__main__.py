@@ -1,0 +1,7 @@
+"""``python -m actorflow worker|cluster ...``: see `actorflow.cli`."""
+
+import sys
+
+from actorflow.cli import main
+
+sys.exit(main())

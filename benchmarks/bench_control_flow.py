@@ -1,0 +1,179 @@
+"""Dynamic control flow (issue: control flow): while loops through the executor's frames,
+measured side by side in one run with TensorFlow 2.21 (graph mode, TF1 control flow) when
+`.tfenv` exists and with hand-written NumPy floors.
+
+  (a) scalar loop ``while i < n: i, acc = i + 1, acc + i`` on int64 scalars: iterations per
+      second (target: at least 100,000; TF here about 280,000);
+  (b) while-loop RNN ``h = tanh(h @ W + x_t)``, T = 100, H = 64, batch 32, float32: forward,
+      and forward plus dL/dW (L = sum h_T), against TF and `floors.rnn_forward(_backward)`
+      (target: at most 1.5x TF's time);
+  (c) parallel iterations: a loop whose body waits 2 ms on an asynchronous kernel, with
+      parallel_iterations 1 and 10 (the speedup from overlapping iterations).
+
+    python benchmarks/bench_control_flow.py [--quick] [--no-tf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import trio  # noqa: E402
+
+import actorflow as af  # noqa: E402
+from actorflow.op_def import apply_op, define_op  # noqa: E402
+from benchmarks import floors  # noqa: E402
+from benchmarks.common import measure, measure_interleaved, peer_tf, print_table  # noqa: E402
+from devices.kernels.registry import register_kernel  # noqa: E402
+
+
+def bench_while_scalar(n: int, repeat: int) -> dict:
+    g = af.Graph()
+    with g.as_default():
+        limit = af.constant(n, af.int64)
+        i, acc = af.while_loop(lambda i, a: i < limit, lambda i, a: (i + 1, a + i),
+                               (af.constant(0, af.int64), af.constant(0, af.int64)))
+    with af.Session(graph=g) as s:
+        got = s.run([i, acc])
+        assert (int(got[0]), int(got[1])) == floors.python_while_scalar(n)
+        st = measure(lambda: s.run([i, acc]), warmup=1, repeat=repeat, number=1)
+    t0 = time.perf_counter()
+    floors.python_while_scalar(n)
+    py = time.perf_counter() - t0
+    return {"n": n, "iterations_per_s": n / st.median, "us_per_iteration": st.median / n * 1e6,
+            "p90_us_per_iteration": st.p90 / n * 1e6, "python_us_per_iteration": py / n * 1e6}
+
+
+def rnn_graph(x_np: np.ndarray, w_np: np.ndarray, h0_np: np.ndarray,
+              parallel: int = 10) -> tuple:
+    T = x_np.shape[0]
+    g = af.Graph()
+    with g.as_default():
+        x = af.Variable(x_np, name="x", trainable=False)
+        w = af.Variable(w_np, name="W")
+        h0 = af.constant(h0_np)
+
+        def body(t, h):
+            return t + 1, af.tanh(af.matmul(h, w) + af.gather(x, t))
+
+        _, h_t = af.while_loop(lambda t, h: t < T, body, (af.constant(0, af.int32), h0),
+                               parallel_iterations=parallel)
+        loss = af.reduce_sum(h_t)
+        (dw,) = af.gradients(loss, [w])
+        init = af.global_variables_initializer()
+    return g, h_t, loss, dw, init
+
+
+def bench_rnn(T: int, H: int, batch: int, repeat: int) -> dict:
+    x_np, w_np, h0_np = floors.make_rnn_data(T, batch, H, 0)
+    g, h_t, loss, dw, init = rnn_graph(x_np, w_np, h0_np)
+    with af.Session(graph=g) as s:
+        s.run(init)
+        h_v = s.run(h_t)
+        loss_v, dw_v = s.run([loss, dw])
+        check = {
+            "h_T_max_abs_diff": float(np.abs(h_v - floors.rnn_forward(x_np, w_np, h0_np)).max()),
+            "dW_max_abs_diff": float(np.abs(
+                dw_v - floors.rnn_forward_backward(x_np, w_np, h0_np)[1]).max()),
+        }
+        st = measure_interleaved({
+            "forward": lambda: s.run(h_t),
+            "forward_backward": lambda: s.run([loss, dw]),
+            "numpy_forward": lambda: floors.rnn_forward(x_np, w_np, h0_np),
+            "numpy_forward_backward": lambda: floors.rnn_forward_backward(x_np, w_np, h0_np),
+        }, repeat=repeat, number=0)
+    return {"forward_ms": st["forward"].median * 1e3,
+            "forward_backward_ms": st["forward_backward"].median * 1e3,
+            "numpy_forward_ms": st["numpy_forward"].median * 1e3,
+            "numpy_forward_backward_ms": st["numpy_forward_backward"].median * 1e3,
+            "check": check}
+
+
+# ---- (c) overlapping iterations -------------------------------------------------------------
+_WAIT_S = 0.002
+define_op("BenchAsyncWait", infer=lambda ins, a: [(ins[0].dtype, ins[0]._shape)],
+          stateful=True)
+
+
+@register_kernel("BenchAsyncWait", device_types=("CPU", "GPU"), stateful=True, is_async=True)
+def _bench_wait(k):  # an asynchronous kernel: 2 ms of waiting (an RPC, a device event)
+    async def compute(ctx, x):
+        await trio.sleep(_WAIT_S)
+        return (x,)
+    compute.poll = lambda ctx, x: None
+    return compute
+
+
+def bench_parallel_iterations(n: int, repeat: int) -> dict:
+    g = af.Graph()
+    loops = {}
+    with g.as_default():
+        for p in (1, 10):
+            def body(i, acc):
+                waited = apply_op("BenchAsyncWait", [af.cast(i, af.float32)])[0]
+                return i + 1, acc + waited
+            loops[p] = af.while_loop(lambda i, a: i < n, body, (0, 0.0),
+                                     parallel_iterations=p)[1]
+    with af.Session(graph=g) as s:
+        st = measure_interleaved({p: (lambda t=t: s.run(t)) for p, t in loops.items()},
+                                 warmup=1, repeat=repeat, number=1)
+    return {"iterations": n, "wait_ms": _WAIT_S * 1e3,
+            "parallel_1_ms": st[1].median * 1e3, "parallel_10_ms": st[10].median * 1e3,
+            "speedup": st[1].median / st[10].median}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--no-tf", action="store_true", help="skip the TensorFlow peer")
+    args = ap.parse_args()
+    repeat = 5 if args.quick else 15
+    n = 100_000
+
+    scalar = bench_while_scalar(n, 3 if args.quick else 7)
+    rnn = bench_rnn(100, 64, 32, repeat)
+    par = bench_parallel_iterations(40, 3 if args.quick else 7)
+    tf_scalar = tf_rnn = None
+    if not args.no_tf:
+        tf_scalar = peer_tf("while_scalar", n=n, repeat=3 if args.quick else 7)
+        tf_rnn = peer_tf("rnn", T=100, H=64, batch=32, repeat=repeat)
+
+    print("\n(a) scalar while loop, int64, n = 100,000")
+    row = {"system": "actorflow", "iterations_per_s": scalar["iterations_per_s"],
+           "us_per_iteration": scalar["us_per_iteration"]}
+    rows = [row]
+    if tf_scalar:
+        rows.append({"system": "tensorflow", **{k: tf_scalar["figures"][k] for k in
+                                                ("iterations_per_s", "us_per_iteration")}})
+    rows.append({"system": "pure python", "iterations_per_s":
+                 1e6 / scalar["python_us_per_iteration"],
+                 "us_per_iteration": scalar["python_us_per_iteration"]})
+    print_table(rows)
+    print(f"target >= 100,000 iterations/s: "
+          f"{'met' if scalar['iterations_per_s'] >= 1e5 else 'NOT met'}")
+
+    print("\n(b) while-loop RNN, T = 100, H = 64, batch 32 (ms per run)")
+    rows = [{"system": "actorflow", "forward_ms": rnn["forward_ms"],
+             "forward_backward_ms": rnn["forward_backward_ms"]},
+            {"system": "numpy floor", "forward_ms": rnn["numpy_forward_ms"],
+             "forward_backward_ms": rnn["numpy_forward_backward_ms"]}]
+    if tf_rnn:
+        rows.insert(1, {"system": "tensorflow", "forward_ms": tf_rnn["figures"]["forward_ms"],
+                        "forward_backward_ms": tf_rnn["figures"]["forward_backward_ms"]})
+        for key in ("forward_ms", "forward_backward_ms"):
+            ratio = rnn[key] / tf_rnn["figures"][key]
+            print(f"{key}: actorflow / tensorflow = {ratio:.2f} (target <= 1.5)")
+    print_table(rows)
+    print(f"agreement with NumPy: {rnn['check']}")
+
+    print("\n(c) overlapping iterations: each body waits 2 ms on an asynchronous kernel")
+    print_table([par])
+
+
+if __name__ == "__main__":
+    main()

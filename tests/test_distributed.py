@@ -1,0 +1,519 @@
+"""Distributed execution: real worker daemons (``python -m actorflow worker``) on 127.0.0.1,
+the master in this process (``af.Session("af://...")``), and the worker service's step
+bookkeeping driven directly over RPC.
+
+Daemons are started on free ports, waited for by their ``READY`` line (never by sleeping),
+and always killed by the fixture's finalizer, even when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import trio
+import zmq
+
+import actorflow as af
+from actorflow.cli import add_worker_arguments, worker_config
+from scheduler.graphdef import GraphDef, NodeDef
+from scheduler.worker_service import WorkerConfig, WorkerService
+from transport.codec import decode_message, encode
+from transport.rpc import RpcClient, RpcConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.2, 1.0
+FAST = af.RPCOptions(heartbeat_interval=HEARTBEAT_INTERVAL,
+                     heartbeat_timeout=HEARTBEAT_TIMEOUT, connect_timeout=20.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemons:
+    """Worker daemons of one cluster, started as subprocesses; `close` kills what is left."""
+
+    def __init__(self, tmp_path, spec: dict[str, int]):
+        self.cluster = {job: [f"127.0.0.1:{_free_port()}" for _ in range(n)]
+                        for job, n in spec.items()}
+        self.path = tmp_path / "cluster.json"
+        self.path.write_text(json.dumps(self.cluster))
+        self.procs: dict[tuple[str, int], subprocess.Popen] = {}
+
+    def start(self, timeout: float = 30.0) -> None:
+        flags = ["--heartbeat-interval", str(HEARTBEAT_INTERVAL),
+                 "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT)]
+        for job, tasks in self.cluster.items():
+            for i in range(len(tasks)):
+                self.procs[(job, i)] = subprocess.Popen(
+                    [sys.executable, "-m", "actorflow", "worker", "--cluster", str(self.path),
+                     "--job", job, "--task", str(i), *flags],
+                    stdout=subprocess.PIPE, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            for key, p in self.procs.items():
+                sel.register(p.stdout, selectors.EVENT_READ, key)
+            waiting = set(self.procs)
+            while waiting:
+                left = deadline - time.monotonic()
+                events = sel.select(max(left, 0)) if left > 0 else []
+                if not events:
+                    raise TimeoutError(f"daemons {sorted(waiting)} printed no READY line")
+                for k, _ in events:
+                    line = k.fileobj.readline().decode()
+                    job, i = k.data
+                    want = f"READY af://{self.cluster[job][i]}"
+                    assert line.strip() == want, f"{k.data}: {line!r}, expected {want!r}"
+                    sel.unregister(k.fileobj)
+                    waiting.discard(k.data)
+
+    def target(self, job: str, i: int) -> str:
+        return f"af://{self.cluster[job][i]}"
+
+    def kill(self, job: str, i: int) -> None:
+        p = self.procs[(job, i)]
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+
+    def close(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+        for p in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(10)
+            if p.stdout:
+                p.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Daemons]:
+    """One PS and two workers, shared by the tests that kill nothing."""
+    d = Daemons(tmp_path_factory.mktemp("cluster"), {"ps": 1, "worker": 2})
+    try:
+        d.start()
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture
+def own_cluster(tmp_path) -> Iterator[Daemons]:
+    """A PS and a worker for one test that may kill them."""
+    d = Daemons(tmp_path, {"ps": 1, "worker": 1})
+    try:
+        d.start()
+        yield d
+    finally:
+        d.close()
+
+
+def _config() -> af.ConfigProto:
+    c = af.ConfigProto()
+    c.rpc_options = FAST  # type: ignore[attr-defined]
+    return c
+
+
+def _split_model(rng: np.random.Generator, place: bool):
+    """Variables on the PS, one layer per worker, an update back on the PS."""
+    dev = af.device if place else (lambda _: contextlib.nullcontext())
+    w1v = rng.standard_normal((4, 5)).astype(np.float32)
+    w2v = rng.standard_normal((5, 2)).astype(np.float32)
+    g = af.Graph()
+    with g.as_default():
+        with dev("/job:ps/task:0"):
+            w1 = af.Variable(w1v, name="w1")
+            w2 = af.Variable(w2v, name="w2")
+        x = af.placeholder(af.float32, (None, 4), name="x")
+        with dev("/job:worker/task:0"):
+            h = af.tanh(af.matmul(x, w1))
+        with dev("/job:worker/task:1"):
+            y = af.reduce_sum(af.matmul(h, w2), axis=0)
+        with dev("/job:ps/task:0"):
+            upd = w2.assign_add(af.ones((5, 2)) * af.reduce_mean(y))
+        init = af.global_variables_initializer()
+    return g, init, x, h, y, upd, w2
+
+
+# -- real daemons --------------------------------------------------------------------------------
+@pytest.mark.multiprocess
+def test_split_graph_over_ps_and_two_workers_matches_one_process(cluster: Daemons) -> None:
+    seed = int(np.random.default_rng().integers(1 << 31))
+    xv = np.random.default_rng(seed + 1).standard_normal((3, 4)).astype(np.float32)
+    results = []
+    for target, place in (("", False), (cluster.target("worker", 0), True)):
+        g, init, x, h, y, upd, w2 = _split_model(np.random.default_rng(seed), place)
+        with af.Session(target, graph=g, config=_config()) as s:
+            s.run(init)
+            first = s.run([h, y], {x: xv})
+            s.run(upd, {x: xv})
+            results.append((first, s.run(w2)))
+            if place:
+                md = af.RunMetadata()
+                s.run(y, {x: xv}, run_metadata=md)
+                used = {d.split("/device")[0] for d in md.placement.values()}
+                assert used == {"/job:ps/replica:0/task:0", "/job:worker/replica:0/task:0",
+                                "/job:worker/replica:0/task:1"}
+                assert md.bytes_moved > 0
+    (local_hy, local_w2), (dist_hy, dist_w2) = results
+    for a, b in zip(local_hy + [local_w2], dist_hy + [dist_w2], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6, err_msg=f"seed {seed}")
+
+
+@pytest.mark.multiprocess
+def test_variables_are_shared_between_client_sessions(cluster: Daemons) -> None:
+    def build():
+        g = af.Graph()
+        with g.as_default(), af.device("/job:ps/task:0"):
+            v = af.Variable(np.zeros((3,), np.float64), name="shared_counter")
+            bump = v.assign_add(np.ones((3,)))
+        return g, v, bump
+
+    value = np.random.default_rng().standard_normal(3)
+    g1, v1, bump1 = build()
+    g2, v2, bump2 = build()
+    with af.Session(cluster.target("worker", 0), graph=g1, config=_config()) as s1, \
+            af.Session(cluster.target("worker", 1), graph=g2, config=_config()) as s2:
+        with g1.as_default():
+            s1.run(v1.assign(value))
+        np.testing.assert_array_equal(s2.run(v2), value)
+        s2.run(bump2)
+        np.testing.assert_array_equal(s1.run(v1), value + 1)
+        s1.run(bump1)
+        np.testing.assert_array_equal(s2.run(v2), value + 2)
+
+
+@pytest.mark.multiprocess
+def test_a_remote_op_error_arrives_with_its_class_and_node(cluster: Daemons) -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, None, name="x")
+        with af.device("/job:worker/task:1"):
+            bad = af.reshape(x * 2.0, [5], name="bad_reshape")
+            fine = af.identity(x * 2.0, name="fine")
+    with af.Session(cluster.target("worker", 0), graph=g, config=_config()) as s:
+        with pytest.raises(af.InvalidArgumentError) as info:
+            s.run(bad, {x: np.ones(3, np.float32)})
+        assert info.value.node == "bad_reshape"
+        assert "/job:worker/replica:0/task:1" in (info.value.device or "")
+        # the cluster is not wedged: the next steps run
+        np.testing.assert_array_equal(s.run(fine, {x: np.ones(3, np.float32)}), [2, 2, 2])
+        np.testing.assert_array_equal(s.run(bad, {x: np.ones(5, np.float32)}), [2] * 5)
+
+
+@pytest.mark.multiprocess
+def test_kill_9_of_a_task_fails_a_step_that_needs_it_with_unavailable(own_cluster) -> None:
+    g = af.Graph()
+    with g.as_default():
+        with af.device("/job:ps/task:0"):
+            v = af.Variable(np.float32(1.0), name="v")
+        with af.device("/job:worker/task:0"):
+            step = v.assign_add(v.read_value() * 0.0 + 1.0)
+            local = af.constant(3.0) * 2.0
+        init = af.global_variables_initializer()
+    with af.Session(own_cluster.target("worker", 0), graph=g, config=_config()) as s:
+        s.run(init)
+        assert s.run(step) == 2.0
+        own_cluster.kill("ps", 0)
+        t0 = time.monotonic()
+        with pytest.raises(af.UnavailableError) as info:
+            s.run(step)
+        took = time.monotonic() - t0
+        assert took < 2 * HEARTBEAT_TIMEOUT, f"took {took:.2f}s"
+        assert "/job:ps/replica:0/task:0" in str(info.value)
+        assert s.run(local) == 6.0  # steps that do not need the dead task still run
+        t0 = time.monotonic()
+        with pytest.raises(af.UnavailableError):  # and later steps needing it fail fast
+            s.run(step)
+        assert time.monotonic() - t0 < 2 * HEARTBEAT_TIMEOUT
+
+
+@pytest.mark.multiprocess
+def test_sigterm_stops_a_daemon_cleanly(own_cluster) -> None:
+    p = own_cluster.procs[("worker", 0)]
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(10) == 0
+    assert time.monotonic() - t0 < 3.0
+    p = own_cluster.procs[("ps", 0)]
+    p.send_signal(signal.SIGINT)
+    assert p.wait(10) == 0
+
+
+def _malformed(rng: np.random.Generator, i: int, recv_key: str) -> tuple[list, bool]:
+    """Message i of the fuzz: (frames, whether the daemon must answer it)."""
+    kind = i % 10
+    rid = 1_000_000 + i
+    if kind == 0:  # random bytes
+        return [rng.bytes(int(rng.integers(0, 200)))], True
+    if kind == 1:  # several random frames
+        return [rng.bytes(int(rng.integers(1, 50))) for _ in range(int(rng.integers(2, 5)))], True
+    if kind == 2:  # a request whose tensor frame is truncated
+        frames = encode({"k": "q", "id": rid, "m": "deliver", "t": 5.0,
+                         "h": {"step": 1, "key": recv_key}}, [np.ones(16, np.float32)])
+        return [frames[0], bytes(frames[1])[:int(rng.integers(0, 63))]], True
+    if kind == 3:  # headers that are not requests
+        bad = [None, 7, "q", [1, 2], {"k": "q"}, {"k": "q", "id": "x", "m": "status"},
+               {"k": "z", "id": rid}, {"k": "q", "id": rid, "m": 5, "t": None},
+               {"k": "q", "id": rid, "m": "status", "t": -1.0}, {"k": "r", "id": rid}]
+        return encode(bad[int(rng.integers(len(bad)))]), True
+    if kind == 4:  # unknown methods
+        return encode({"k": "q", "id": rid, "m": "nope_" + rng.bytes(4).hex(), "t": 5.0,
+                       "h": None}), True
+    if kind == 5:  # a known Recv key with the wrong dtype
+        dt = [np.int32, np.float64, np.uint8, np.bool_][int(rng.integers(4))]
+        return encode({"k": "q", "id": rid, "m": "deliver", "t": 5.0,
+                       "h": {"step": int(rng.integers(1 << 62)), "key": recv_key}},
+                      [np.zeros(3, dt)]), True
+    if kind == 6:  # register_graph with garbage
+        t = [np.frombuffer(rng.bytes(64), np.uint8), np.ones(4, np.float32)][i % 2]
+        dev = "/job:worker/replica:0/task:0/device:CPU:0"
+        return encode({"k": "q", "id": rid, "m": "register_graph", "t": 5.0,
+                       "h": {"device": dev}}, [t]), True
+    if kind == 7:  # run_graph with bogus fields
+        hs = [{"step": "x"}, {"step": 1, "graphs": [10**9], "args": [], "n_args": 0,
+                              "rets": [], "n_rets": 0},
+              {"step": 2, "graphs": [1, 1], "args": [0], "n_args": 1, "rets": [], "n_rets": 0},
+              {"step": -3}, None, [1, 2, 3]]
+        return encode({"k": "q", "id": rid, "m": "run_graph", "t": 5.0,
+                       "h": hs[int(rng.integers(len(hs)))]}, [np.ones(2)]), True
+    if kind == 8:  # deliver/abort/reset with wrong field types
+        hs = [("deliver", {"step": 1, "key": "no-such-key"}), ("deliver", {"step": 1.5}),
+              ("abort", {"step": 3, "code": "x", "message": 1}), ("reset", {"containers": 5}),
+              ("abort", {"step": -1, "code": 3, "message": "m"})]
+        m, h = hs[int(rng.integers(len(hs)))]
+        return encode({"k": "q", "id": rid, "m": m, "t": 5.0, "h": h}, [np.ones(1)]), True
+    # a valid header with a tensor descriptor that lies about its dtype or shape
+    frames = encode({"k": "q", "id": rid, "m": "deliver", "t": 5.0, "h": {"step": 1}},
+                    [np.ones((2, 3), np.float32)])
+    return [frames[0], rng.bytes(int(rng.integers(1, 30)))], True
+
+
+@pytest.mark.multiprocess
+def test_ten_thousand_malformed_messages_then_a_real_step(cluster: Daemons) -> None:
+    # a real step first, so the daemon has registered partitions (and a Recv key to target)
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, (3,), name="x")
+        with af.device("/job:worker/task:1"):
+            y = af.identity(x + 1.0, name="y")
+    target = cluster.target("worker", 0)  # feeds cross to worker 1: a Recv key there
+    with af.Session(target, graph=g, config=_config()) as s:
+        np.testing.assert_array_equal(s.run(y, {x: np.zeros(3, np.float32)}), [1, 1, 1])
+        (plan,) = s._plans.values()
+        recv_keys = [n.attrs["key"] for part in plan.step.tasks for _, raw in part.graphs
+                     for n in GraphDef.from_bytes(raw).nodes if n.op == "_Recv"]
+    (recv_key,) = [k for k in recv_keys if k.endswith("/job:worker/replica:0/task:1/device:CPU:0")]
+    seed = int(np.random.default_rng().integers(1 << 31))
+    rng = np.random.default_rng(seed)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect("tcp://" + cluster.cluster["worker"][1])
+    sent = expected = errors = wrong_dtype = 0
+    try:
+        for batch in range(20):
+            for i in range(batch * 500, (batch + 1) * 500):
+                frames, answered = _malformed(rng, i, recv_key)
+                sock.send_multipart(frames, copy=True)
+                sent += 1
+                expected += answered
+            while errors < expected:  # every reply must be an error reply
+                assert sock.poll(20_000), f"no reply after {errors}/{expected} (seed {seed})"
+                header, _, error = decode_message(sock.recv_multipart())
+                assert header.get("k") == "r" and error is not None, (header, seed)
+                errors += 1
+                rid = header.get("id")
+                if type(rid) is int and (rid - 1_000_000) % 10 == 5:
+                    assert isinstance(error, af.InvalidArgumentError), (error, seed)
+                    assert "expects float32" in str(error), (error, seed)
+                    wrong_dtype += 1
+    finally:
+        sock.close(0)
+        ctx.term()
+    assert sent == 10_000 and errors == expected and wrong_dtype == 1000
+    with af.Session(target, graph=g, config=_config()) as s:
+        np.testing.assert_array_equal(s.run(y, {x: np.ones(3, np.float32)}), [2, 2, 2])
+
+
+# -- in-process: af.Server, ClusterSpec, the CLI's configuration ---------------------------------
+def test_cluster_spec_as_tensorflow_users_know_it() -> None:
+    spec = af.ClusterSpec({"worker": ["a:1", "b:2"], "ps": {0: "c:3", 2: "d:4"}})
+    assert spec.jobs == ["ps", "worker"]
+    assert spec.num_tasks("ps") == 2 and spec.task_indices("ps") == [0, 2]
+    assert spec.task_address("worker", 1) == "b:2"
+    assert spec.job_tasks("ps") == ["c:3", None, "d:4"]
+    assert spec.as_dict() == {"worker": ["a:1", "b:2"], "ps": {0: "c:3", 2: "d:4"}}
+    assert af.ClusterSpec(spec) == spec
+    with pytest.raises(af.InvalidArgumentError, match="no job 'chief'.*ps, worker"):
+        spec.num_tasks("chief")
+    with pytest.raises(af.InvalidArgumentError, match="has no task 5"):
+        spec.task_address("worker", 5)
+    with pytest.raises(af.InvalidArgumentError, match="not 'host:port'"):
+        af.ClusterSpec({"ps": ["localhost"]})
+    with pytest.raises(af.InvalidArgumentError, match=r"write \['h:1'\]"):
+        af.ClusterSpec({"ps": "h:1"})
+
+
+def test_worker_flags_and_af_config() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_worker_arguments(p)
+    env = json.dumps({"cluster": {"ps": ["127.0.0.1:5000"], "worker": ["127.0.0.1:5001"]},
+                      "task": {"type": "worker", "index": 0}})
+    cfg = worker_config(p.parse_args(["--device-count", "CPU=2"]), env)
+    assert (cfg.job, cfg.task, cfg.address) == ("worker", 0, "127.0.0.1:5001")
+    assert cfg.bind_host == "127.0.0.1" and cfg.runtime.device_count["CPU"] == 2
+    cfg = worker_config(p.parse_args(["--job", "ps", "--task", "0", "--bind", "0.0.0.0"]), env)
+    assert (cfg.job, cfg.address, cfg.bind_host) == ("ps", "127.0.0.1:5000", "0.0.0.0")
+    with pytest.raises(ValueError, match="pass --cluster"):
+        worker_config(p.parse_args(["--job", "ps", "--task", "0"]), None)
+    with pytest.raises(af.InvalidArgumentError, match="has no task 3"):
+        worker_config(p.parse_args(["--job", "ps", "--task", "3"]), env)
+
+
+def test_in_process_servers_and_a_session() -> None:
+    cluster = af.ClusterSpec({"ps": [f"127.0.0.1:{_free_port()}"],
+                              "worker": [f"127.0.0.1:{_free_port()}"]})
+    with af.Server(cluster, "ps", 0, config=_config()), \
+            af.Server(cluster, "worker", 0, config=_config()) as worker:
+        assert worker.target == "af://" + cluster.task_address("worker", 0)
+        g = af.Graph()
+        with g.as_default():
+            with af.device("/job:ps/task:0"):
+                v = af.Variable(np.arange(3.0), name="v")
+            with af.device("/job:worker/task:0"):
+                y = v * 2.0
+            init = af.global_variables_initializer()
+        with af.Session(worker.target, graph=g, config=_config()) as s:
+            assert s.list_devices() == ["/job:worker/replica:0/task:0/device:CPU:0",
+                                        "/job:ps/replica:0/task:0/device:CPU:0"]
+            s.run(init)
+            np.testing.assert_array_equal(s.run(y), [0, 2, 4])
+    with af.Server.create_local_server() as local:
+        with af.Session(local.target, graph=g) as s:
+            with pytest.raises(af.InvalidArgumentError, match="/job:ps/task:0"):
+                s.run(y)  # no such task in this cluster: the placer says what there is
+
+
+def test_session_target_errors() -> None:
+    with pytest.raises(af.InvalidArgumentError, match="af://HOST:PORT"):
+        af.Session("grpc://localhost:2222")
+    config = af.ConfigProto()
+    config.rpc_options = af.RPCOptions(heartbeat_interval=0.05, heartbeat_timeout=0.2,
+                                       connect_timeout=0.3)
+    t0 = time.monotonic()
+    with pytest.raises(af.UnavailableError, match="did not answer"):
+        with af.Session(f"af://127.0.0.1:{_free_port()}", config=config):
+            pass
+    assert time.monotonic() - t0 < 3.0
+
+
+async def test_async_session_on_an_in_process_server() -> None:
+    server = af.Server.create_local_server(config=_config())
+    try:
+        g = af.Graph()
+        with g.as_default():
+            x = af.placeholder(af.float32, (2,))
+            y = x * 3.0
+        async with af.Session(server.target, graph=g, config=_config()) as s:
+            np.testing.assert_array_equal(await s.run(y, {x: np.ones(2, np.float32)}), [3, 3])
+    finally:
+        server.stop()
+
+
+# -- the worker service's step bookkeeping, over RPC ---------------------------------------------
+_DEV = "/job:w/replica:0/task:0/device:CPU:0"
+_KEY = "a:0->" + _DEV
+
+
+def _recv_graph() -> np.ndarray:
+    g = GraphDef([
+        NodeDef("recv", "_Recv", [], _DEV, {"key": _KEY, "send_device": "/job:w/task:1",
+                                             "recv_device": _DEV, "tensor_name": "a:0",
+                                             "dtype": "float32"}, ["float32"], [(3,)]),
+        NodeDef("out", "_Retval", ["recv"], _DEV, {"index": 0}),
+    ])
+    return np.frombuffer(g.to_bytes(), np.uint8)
+
+
+async def _service(nursery, **kw) -> tuple[WorkerService, RpcClient]:
+    cfg = WorkerConfig(job="w", task=0, cluster={"w": {0: "127.0.0.1:0", 1: "127.0.0.1:9"}},
+                       **kw)
+    service = WorkerService(cfg)
+    endpoint = await nursery.start(service.serve)
+    client = RpcClient(endpoint, config=RpcConfig())
+    await client.__aenter__()
+    return service, client
+
+
+def _run(step: int, handle: int) -> dict:
+    return {"step": step, "graphs": [handle], "args": [], "n_args": 0, "rets": [0],
+            "n_rets": 1, "trace": False}
+
+
+async def test_deliveries_before_the_step_abort_and_orphan_bounds() -> None:
+    async with trio.open_nursery() as nursery:
+        service, c = await _service(nursery, max_orphan_steps=2)
+        try:
+            h, _ = await c.call("register_graph", {"device": _DEV}, [_recv_graph()])
+            again, _ = await c.call("register_graph", {"device": _DEV}, [_recv_graph()])
+            assert again == h  # idempotent
+            handle = h["handle"]
+            value = np.random.default_rng().standard_normal(3).astype(np.float32)
+            # a tensor that arrives before its step starts waits for it
+            await c.call("deliver", {"step": 11, "key": _KEY}, [value])
+            _, rets = await c.call("run_graph", _run(11, handle))
+            np.testing.assert_array_equal(rets[0], value)
+            # the step is over: a late duplicate is dropped, a second run refused
+            await c.call("deliver", {"step": 11, "key": _KEY}, [value])
+            with pytest.raises(af.InvalidArgumentError, match="already ran"):
+                await c.call("run_graph", _run(11, handle))
+            # abort wakes a waiting Recv; an abort that comes first fails the run at once
+            async with trio.open_nursery() as inner:
+                got: list = []
+
+                async def waiting() -> None:
+                    with pytest.raises(af.AbortedError, match="stop 12"):
+                        await c.call("run_graph", _run(12, handle))
+                    got.append(True)
+                inner.start_soon(waiting)
+                while service.statistics().steps.live == 0:
+                    await trio.sleep(0.001)  # the run has started on the service's loop
+                await c.call("abort", {"step": 12, "code": 10, "message": "stop 12"})
+            assert got == [True]
+            await c.call("abort", {"step": 13, "code": 10, "message": "stop 13"})
+            with pytest.raises(af.AbortedError, match="stop 13"):
+                await c.call("run_graph", _run(13, handle))
+            # orphans are bounded: the oldest is evicted and its step fails when it comes
+            for step in (21, 22, 23):
+                await c.call("deliver", {"step": step, "key": _KEY}, [value])
+            assert service.statistics().steps.orphans == 2
+            with pytest.raises(af.ResourceExhaustedError, match="max_orphan_steps"):
+                await c.call("run_graph", _run(21, handle))
+            _, rets = await c.call("run_graph", _run(23, handle))
+            np.testing.assert_array_equal(rets[0], value)
+            # wrong dtypes and unknown keys are refused
+            with pytest.raises(af.InvalidArgumentError, match="expects float32"):
+                await c.call("deliver", {"step": 30, "key": _KEY}, [np.zeros(3, np.int32)])
+            with pytest.raises(af.NotFoundError, match="receives 'nope'"):
+                await c.call("deliver", {"step": 30, "key": "nope"}, [value])
+            header, _ = await c.call("reset", {"containers": None})
+            assert header == {"containers": []}
+        finally:
+            await c.__aexit__(None, None, None)
+            nursery.cancel_scope.cancel()
