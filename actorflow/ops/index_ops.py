@@ -360,6 +360,11 @@ def gather(params: Any, indices: Any, axis: Any = 0, batch_dims: int = 0,
     p = convert_to_tensor(params)
     i = convert_to_tensor(indices, preferred_dtype=dtypes.int32)
     ax = normalize_axis(required_axis(axis, "gather"), rank_of(p), "gather")
+    if p.op.type == "ReadVariableOp":
+        # Gather where the variable lives (OSDI §4.2): only the rows travel, not the table.
+        from actorflow.graph import colocate_with  # noqa: PLC0415
+        with colocate_with(p.op):
+            return apply_op("GatherV2", [p, i], {"axis": ax}, name=name or "GatherV2")[0]
     return apply_op("GatherV2", [p, i], {"axis": ax}, name=name or "GatherV2")[0]
 
 
