@@ -290,5 +290,7 @@ def connect_runtime(target: str, config: ConfigProto) -> DistributedRuntime:
     """The runtime behind ``af.Session("af://host:port", config=config)``."""
     opts = rpc_options_of(config)
     timeout = config.operation_timeout_in_ms / 1000 if config.operation_timeout_in_ms else None
+    filters = tuple(getattr(config, "device_filters", None) or ())
     return DistributedRuntime(target, config.to_runtime(), MasterOptions(
-        rpc=opts.to_rpc_config(), step_timeout=timeout, connect_timeout=opts.connect_timeout))
+        rpc=opts.to_rpc_config(), step_timeout=timeout, connect_timeout=opts.connect_timeout,
+        device_filters=filters))

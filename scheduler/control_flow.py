@@ -24,6 +24,8 @@ works out everything that does not change from step to step:
   `parallel_iterations`.
 * `dead_succ[i]`: (successor, is a data edge into a Merge) pairs, for dead propagation; for
   Switch nodes the successors split by port (`switch_ports`).
+* `plan_fused` (called once the kernels' kinds are known): a `FusedPlan` for each loop whose
+  body is only synchronous kernels, which the executor runs without pending counts.
 
 Feeds, fetches, Send and Recv must stay in the root template: a fetch inside a loop would have
 one value per iteration, and a loop whose body spans devices needs per-partition loop control
@@ -57,6 +59,31 @@ class FrameInfo:
     values0: list[Any] = field(default_factory=list)
     refs0: list[int] = field(default_factory=list)
     roots: list[int] = field(default_factory=list)
+    fused: FusedPlan | None = None  # set by plan_fused for a loop simple enough
+
+
+@dataclass
+class FusedPlan:
+    """How to run a simple loop (see `plan_fused`) iteration after iteration, without
+    pending counts: per loop variable k, the slot its Enter's value arrives in, its Merge's
+    output slot, the slot the body reads it from (Switch port 1), the slot its NextIteration
+    reads and its Exit node; the nodes computing the predicate and the body, in order."""
+
+    enter_slot: list[int]
+    merge_slot: list[int | None]
+    merge_index_slot: list[int | None]
+    body_slot: list[int | None]
+    exit_slot: list[int | None]
+    next_slot: list[int]
+    exits: list[int | None]
+    pred_slot: int
+    pred_nodes: list[int]
+    body_nodes: list[int]
+    pooled: list[bool]  # node -> its outputs may be pool buffers (release when overwritten)
+    # the executor's programs for the two parts: (node, kind, fn, input slots,
+    # (port, slot) outputs, pooled) per node, filled in when the kernels exist
+    pred_prog: list[tuple[Any, ...]] = field(default_factory=list)
+    body_prog: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 @dataclass
@@ -287,3 +314,135 @@ def _frame_desc(frames: list[FrameInfo], t: int) -> str:
     if t == 0:
         return "the top level (outside every loop)"
     return f"while loop '{frames[t].name}'"
+
+
+def plan_fused(info: ControlFlowInfo, nodes: list[NodeDef],
+               in_pairs: list[list[tuple[int, int]]], controls: list[list[int]],
+               slot_of: dict[tuple[int, int], int], plain: list[bool],
+               pooled: list[bool]) -> None:
+    """Give each loop template whose iterations need no scheduling a `FusedPlan`.
+
+    A loop qualifies when every node in it is a loop variable's Merge, Switch, Exit or
+    NextIteration (the pattern af.while_loop builds: Merge(Enter, NextIteration), Switch on
+    the one LoopCond, Exit on port 0) or a `plain` node (a synchronous kernel: no nested loop,
+    no cond, nothing asynchronous). Such a loop cannot gain from overlapping iterations; run
+    in order, each iteration is one pass over a fixed list of nodes.
+    """
+    n = len(nodes)
+    ops = [nd.op for nd in nodes]
+    members: dict[int, list[int]] = {}
+    for j, t in enumerate(info.frame_of):
+        if t:
+            members.setdefault(t, []).append(j)
+    consumers: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # (node, port read)
+    for j in range(n):
+        for src, port in in_pairs[j]:
+            consumers[src].append((j, port))
+    for t, nodes_t in members.items():
+        info.frames[t].fused = _plan(t, nodes_t, ops, info, in_pairs, controls, consumers,
+                                     slot_of, plain, pooled)
+
+
+def _plan(t: int, nodes_t: list[int], ops: list[str], info: ControlFlowInfo,
+          in_pairs: list[list[tuple[int, int]]], controls: list[list[int]],
+          consumers: list[list[tuple[int, int]]], slot_of: dict[tuple[int, int], int],
+          plain: list[bool], pooled: list[bool]) -> FusedPlan | None:
+    merges = [j for j in nodes_t if ops[j] == "Merge"]
+    if not merges:
+        return None
+    frame_of = info.frame_of
+    prims = set()
+    enter_slot, merge_slot, merge_index_slot, body_slot, exit_slot = [], [], [], [], []
+    next_slot, exits = [], []
+    pred_slot = None
+    switches = []
+    for m in merges:
+        ins = in_pairs[m]
+        if len(ins) != 2 or controls[m]:
+            return None
+        kinds = [ops[src] for src, _ in ins]
+        if sorted(kinds) != ["Enter", "NextIteration"]:
+            return None
+        e, nx = (ins[0][0], ins[1][0]) if kinds[0] == "Enter" else (ins[1][0], ins[0][0])
+        if info.enter_const[e] or info.enter_child[e] != t:
+            return None
+        sws = [j for j, port in consumers[m] if ops[j] == "Switch" and port == 0]
+        if len(sws) != 1 or in_pairs[sws[0]][0] != (m, 0):
+            return None
+        sw = sws[0]
+        ps = slot_of.get(in_pairs[sw][1])
+        if ps is None or (pred_slot is not None and ps != pred_slot):
+            return None
+        pred_slot = ps
+        xs = [j for j, port in consumers[sw] if port == 0]
+        if len(xs) > 1 or (xs and (ops[xs[0]] != "Exit" or len(in_pairs[xs[0]]) != 1
+                                   or controls[xs[0]])):
+            return None
+        x = xs[0] if xs else None
+        if not in_pairs[nx] or controls[nx]:
+            return None
+        prims.update((m, sw, nx) if x is None else (m, sw, nx, x))
+        switches.append(sw)
+        enter_slot.append(slot_of[(e, 0)])
+        merge_slot.append(slot_of.get((m, 0)))
+        merge_index_slot.append(slot_of.get((m, 1)))
+        body_slot.append(slot_of.get((sw, 1)))
+        exit_slot.append(slot_of.get((sw, 0)))
+        next_slot.append(slot_of[in_pairs[nx][0]])
+        exits.append(x)
+    rest = [j for j in nodes_t if j not in prims]
+    if any(not plain[j] for j in rest):
+        return None
+    for j in rest:  # a control edge from a Merge is met; from the others, not modelled
+        if any(c in prims and ops[c] != "Merge" for c in controls[j]):
+            return None
+    # body: what the Switches' port 1 (or their control edges) reach inside the frame
+    in_body = set()
+    stack = list(switches)
+    rest_set = set(rest)
+    while stack:
+        u = stack.pop()
+        for j, port in consumers[u]:
+            if j in rest_set and j not in in_body and not (u in switches and port == 0):
+                in_body.add(j)
+                stack.append(j)
+        if u not in switches:
+            for j in rest_set:
+                if u in controls[j] and j not in in_body:
+                    in_body.add(j)
+                    stack.append(j)
+    pred = [j for j in rest if j not in in_body]
+    for j in pred:  # the predicate's part may not wait on the body
+        if any(src in in_body for src, _ in in_pairs[j]) or any(c in in_body
+                                                               for c in controls[j]):
+            return None
+    order = _order(rest, in_pairs, controls, frame_of, t)
+    if order is None:
+        return None
+    return FusedPlan(enter_slot, merge_slot, merge_index_slot, body_slot, exit_slot,
+                     next_slot, exits, pred_slot,
+                     [j for j in order if j not in in_body],
+                     [j for j in order if j in in_body], pooled)
+
+
+def _order(nodes_t: list[int], in_pairs: list[list[tuple[int, int]]],
+           controls: list[list[int]], frame_of: list[int], t: int) -> list[int] | None:
+    """`nodes_t` in an order where every node comes after its inputs inside the set."""
+    inside = set(nodes_t)
+    pend = {j: 0 for j in nodes_t}
+    succ: dict[int, list[int]] = {j: [] for j in nodes_t}
+    for j in nodes_t:
+        for src in [s for s, _ in in_pairs[j]] + controls[j]:
+            if src in inside:
+                pend[j] += 1
+                succ[src].append(j)
+    stack = [j for j in reversed(nodes_t) if pend[j] == 0]
+    order = []
+    while stack:
+        u = stack.pop()
+        order.append(u)
+        for j in succ[u]:
+            pend[j] -= 1
+            if pend[j] == 0:
+                stack.append(j)
+    return order if len(order) == len(nodes_t) else None

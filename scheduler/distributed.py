@@ -78,6 +78,9 @@ class MasterOptions:
     # A sync master aimed at a task served by this very process runs in that task's trio loop
     # and calls it directly (no socket, no thread hop), as TF's in-process master does.
     in_process: bool = True
+    # Only the tasks matching one of these ("/job:ps", "/job:worker/task:1") are contacted and
+    # placed on (TF's ConfigProto.device_filters); the target task always is. Empty: all.
+    device_filters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -263,19 +266,20 @@ class DistributedRuntime:
             target: Any = _LocalClient(self._host)
         else:
             target = await self._open_client(stack, zctx, self.endpoint, self.target)
-        header = None
-        with trio.move_on_after(opts.connect_timeout):
-            await target.wait_ready()
-            header, _ = await target.call("status", None, timeout=opts.connect_timeout)
+        header = await _ask_status(target, opts.connect_timeout)
         if header is None:
             raise UnavailableError(
                 f"{self.target} did not answer within connect_timeout={opts.connect_timeout}s;"
                 " is a worker running there ('actorflow worker ...' prints 'READY af://...')?")
         cluster = _parse_cluster(header)
         self.me = (header["job"], header["task"])
+        filters = [DeviceSpec.parse(f) for f in opts.device_filters]
         for job in sorted(cluster, key=lambda j: (j != self.me[0], j)):
             for i, address in sorted(cluster[job].items()):
-                self._tasks[(job, i)] = _Task((job, i), address)
+                task = DeviceSpec(job=job, replica=0, task=i)
+                if (job, i) == self.me or not filters or any(
+                        f.task_spec().is_compatible_with(task) for f in filters):
+                    self._tasks[(job, i)] = _Task((job, i), address)
         me = self._tasks[self.me]
         me.client = target
         _set_devices(me, header)
@@ -304,17 +308,17 @@ class DistributedRuntime:
             RpcClient(endpoint, config=self.options.rpc, ctx=zctx, name=f"master -> {name}"))
 
     async def _status_of(self, t: _Task, missing: list[str]) -> None:
-        timeout = self.options.connect_timeout
         try:
-            with trio.fail_after(timeout):
-                await t.client.wait_ready()
-                header, _ = await t.client.call("status", None, timeout=timeout)
+            header = await _ask_status(t.client, self.options.connect_timeout)
+            if header is None:
+                missing.append(f"{t.name} at {t.address}: no answer")
+                return
             if (header.get("job"), header.get("task")) != t.key:
                 raise InvalidArgumentError(
                     f"{t.address} answered as {task_name((header.get('job'), header.get('task')))}"
                     f", not {t.name}: the cluster spec does not match the running tasks")
             _set_devices(t, header)
-        except (OpError, trio.TooSlowError) as e:
+        except OpError as e:
             missing.append(f"{t.name} at {t.address}: {e}")
 
     # -- compiling -----------------------------------------------------------------------------
@@ -460,11 +464,16 @@ class DistributedRuntime:
                                  None, ())
         else:
             outcome = _Outcome()
+            # This task runs one part itself, the others start when it first waits: a remote
+            # one, so that its request leaves before the in-process part runs (which would
+            # only wait for the tensors that request makes the other tasks send).
+            first = 1 if self._host is not None and parts[0].task.key == self.me else 0
             async with trio.open_nursery() as nursery:
-                for p in parts[1:]:
-                    nursery.start_soon(self._run_part, p, step_id, args, rets, trace, stats,
-                                       timeout, outcome, nursery.cancel_scope, parts)
-                await self._run_part(parts[0], step_id, args, rets, trace, stats, timeout,
+                for k, p in enumerate(parts):
+                    if k != first:
+                        nursery.start_soon(self._run_part, p, step_id, args, rets, trace,
+                                           stats, timeout, outcome, nursery.cancel_scope, parts)
+                await self._run_part(parts[first], step_id, args, rets, trace, stats, timeout,
                                      outcome, nursery.cancel_scope, parts)
         if outcome.error is not None:
             raise outcome.error
@@ -546,6 +555,20 @@ class _LocalClient:
             return await handler(header, tensors)
         raise DeadlineExceededError(f"{method} on the in-process task ran past its deadline "
                                     f"({timeout:.3g}s)")
+
+
+async def _ask_status(client: Any, timeout: float) -> Any:
+    """The task's ``status`` header, or None if it did not answer within `timeout` seconds.
+    A request waits in the socket until the connection is up; one that fails because the
+    client declared the task dead is retried once the task answers a heartbeat."""
+    with trio.move_on_after(timeout):
+        while True:
+            try:
+                header, _ = await client.call("status", None, timeout=None)
+                return header
+            except UnavailableError:
+                await client.wait_ready()
+    return None
 
 
 def _endpoint_of_target(target: str) -> str:

@@ -24,9 +24,10 @@ State (one `StepRun` per step per device; owned by the device actor's task):
 Frames (WP §4.4, OSDI §3.4): every (frame, iteration) of a loop gets its own pending/values/
 refs and dead-input counts (`IterState`); a graph without control flow has one, the root, and
 runs in `_drain`, a loop that knows nothing of frames. A graph with Switch/Merge/Enter/Exit/
-NextIteration runs in `_drain_cf`: the same loop plus a dead-input check per node; the
-primitives and dead nodes go to `_special`. `scheduler.control_flow.analyze` works out the
-static part (each node's frame template, pending counts without back edges, initial values).
+NextIteration runs in `_drain_cf` (`scheduler.frames`): the same loop plus a dead-input check
+per node; the primitives and dead nodes go to `_special`. `scheduler.control_flow.analyze`
+works out the static part (each node's frame template, pending counts without back edges,
+initial values).
   - Switch sends its input to the port its predicate picks; the other port's consumers get a
     *dead* input. A node with a dead input is dead: it does not run, its consumers get dead
     inputs (and it is not traced). Merge runs on its first live input and is dead only when
@@ -40,6 +41,11 @@ static part (each node's frame template, pending counts without back edges, init
   - An iteration is finished when it has nothing ready or running, no live child frame, the
     previous iteration is finished (iteration 0: every Enter into the frame fired); it is then
     freed. A frame is finished when its last iteration is, and is removed from its parent.
+  - Fused loops: a loop whose body is only synchronous kernels (no nested loop, no cond,
+    nothing asynchronous: `control_flow.plan_fused`) gains nothing from overlapping
+    iterations, since one actor runs them all anyway. Once every Enter has arrived,
+    `_run_fused` runs it iteration after iteration over a fixed list of nodes, with one value
+    per slot and no pending counts (a checkpoint every ~1 ms as usual), and delivers its Exits.
 
 The loop runs small kernels inline, a plain `while` over the ready stack, and checkpoints about
 once a millisecond so other actors and sockets get the CPU. Asynchronous kernels run as tasks in
@@ -59,37 +65,31 @@ import numpy as np
 import trio
 
 from devices import dtypes
-from devices.errors import (
-    CancelledError,
-    InternalError,
-    InvalidArgumentError,
-    OpError,
-)
+from devices.errors import InternalError, InvalidArgumentError, OpError
 from devices.kernels import registry
 from devices.kernels.registry import KernelContext
-from scheduler.control_flow import CF_OPS, ControlFlowInfo, FrameInfo, analyze
+from scheduler.control_flow import CF_OPS, ControlFlowInfo, analyze, plan_fused
+from scheduler.frames import Frame, FrameSteps, IterState
 from scheduler.graphdef import GraphDef, NodeDef, parse_input
-
-# Kernel kinds: how the loop calls fns[i].
-INLINE = 0   # outs = fn(*args)
-ARG = 1      # outs = (ctx.args[fn],)               a feed (_Arg); fn is the feed index
-RETVAL = 2   # ctx.rets[fn] = args[0]                a fetch (_Retval); fn is the fetch index
-STEP = 3     # outs = fn(ctx, *args)                 needs the step (Send, stateful RNG ...)
-ASYNC = 4    # outs = fn.poll(ctx, *args) if ready now, else await fn(ctx, *args) in the nursery
-THREAD = 5   # outs = await device.run_in_thread(fn, *args)
-# control-flow primitives, run by the executor itself (`StepRun._special`)
-SWITCH = 6
-MERGE = 7
-ENTER = 8
-EXIT = 9
-NEXTITER = 10
-CTRIG = 11
-IDENT = 12   # LoopCond and Identity in a graph with frames: forwarded by the loop itself
-_CF_KINDS = {"Switch": SWITCH, "Merge": MERGE, "Enter": ENTER, "Exit": EXIT,
-             "NextIteration": NEXTITER, "ControlTrigger": CTRIG}
-_IDENT_OPS = frozenset({"LoopCond", "Identity", "StopGradient", "Snapshot"})
-
-_CHECKPOINT_EVERY = 0.001  # seconds of inline work between trio checkpoints
+from scheduler.kinds import (  # noqa: F401  (the kinds are part of this module's interface)
+    _CF_KINDS,
+    _CHECKPOINT_EVERY,
+    _IDENT_OPS,
+    ARG,
+    ASYNC,
+    CTRIG,
+    ENTER,
+    EXIT,
+    IDENT,
+    INLINE,
+    MERGE,
+    NEXTITER,
+    RETVAL,
+    STEP,
+    SWITCH,
+    THREAD,
+)
+from scheduler.kinds import node_error as _node_error
 
 
 @dataclass
@@ -154,71 +154,7 @@ class StepContext:
             self.done(self.error)
 
 
-class IterState:
-    """Pending counts, values and ready nodes of one (frame, iteration).
-
-    Owned by the device actor. `pending`/`dead` are indexed by node, `values`/`refs` by slot;
-    `ready` is the LIFO stack of runnable nodes. With frames: `frame` and `iter` say which
-    iteration this is, `waiting` counts its asynchronous kernels in flight, `children` maps
-    child frame templates to live child frames, `queued` says it is in `StepRun.active`.
-    """
-
-    __slots__ = ("pending", "values", "refs", "ready", "dead", "frame", "iter", "waiting",
-                 "children", "queued", "deleted")
-
-    def __init__(self, pending: list[int], values: list[Any], refs: list[int],
-                 ready: list[int], dead: list[int] | None = None, frame: Frame | None = None,
-                 iter_: int = 0, queued: bool = True):
-        self.pending = pending
-        self.values = values
-        self.refs = refs
-        self.ready = ready
-        self.dead = dead
-        self.frame = frame
-        self.iter = iter_
-        self.waiting = 0
-        self.children: dict[int, Frame] | None = None
-        self.queued = queued
-        self.deleted = False
-
-
-class Frame:
-    """One instance of a frame template: a loop run for one iteration of its parent frame.
-
-    Owned by the device actor. Iterations `first`..`last` are alive in `iters`; `pend_t`,
-    `vals_t`, `dead_t`, `ready_t` are what a new iteration starts from (the template's, plus
-    the loop invariants that arrived); `deferred` holds NextIteration outputs waiting for room
-    under `parallel_iterations`; `dead_exits` the dead Exit nodes of the newest iteration.
-    """
-
-    __slots__ = ("info", "parent", "iters", "first", "last", "pending_enters", "deferred",
-                 "dead_exits", "pend_t", "vals_t", "dead_t", "ready_t")
-
-    def __init__(self, info: FrameInfo, parent: IterState | None, cf: ControlFlowInfo):
-        self.info = info
-        self.parent = parent
-        self.iters: dict[int, IterState] = {}
-        self.first = 0
-        self.last = -1
-        self.pending_enters = info.n_enters
-        self.deferred: list[tuple[int, Any]] = []
-        self.dead_exits: list[int] = []
-        self.pend_t = cf.pending0
-        self.vals_t = info.values0
-        self.dead_t: list[int] = cf.zeros
-        self.ready_t = info.roots
-
-    def new_iteration(self, queued: bool = True) -> IterState:
-        k = self.last + 1
-        st = IterState(self.pend_t.copy(), self.vals_t.copy(), self.info.refs0.copy(),
-                       self.ready_t.copy(), self.dead_t.copy(), self, k, queued)
-        self.iters[k] = st
-        self.last = k
-        self.dead_exits = []
-        return st
-
-
-class StepRun:
+class StepRun(FrameSteps):
     """One step of one Executable on its device: a work item for the device actor.
 
     `active` lists the IterStates that have ready nodes (just the root without control flow).
@@ -334,425 +270,6 @@ class StepRun:
                     break
         self._maybe_finish()
 
-    async def _drain_cf(self, device: Any, inline: bool = False) -> None:
-        """`_drain` for a graph with frames: the same loop, plus a dead-input check per node.
-        Merge, Switch and NextIteration run inline here (they are on every iteration's path);
-        the other primitives and dead nodes go to `_special`."""
-        exe = self.exe
-        cf = exe.cf
-        assert cf is not None
-        fns, kinds, in_slots, out_slots, succ = (
-            exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ)
-        switch_ports, n_data_in, merge_index = cf.switch_ports, cf.n_data_in, cf.merge_index
-        ctx = self.ctx
-        release = device.pool.release
-        trace = ctx.trace
-        clock = time.perf_counter
-        ndarray = np.ndarray
-        deadline = clock() + _CHECKPOINT_EVERY
-        count = 0
-        active = self.active
-        special = self._special
-        device.activate()
-        while active and ctx.error is None:
-            st = active.pop()  # st.queued stays True while it runs: deliveries into it only
-            self.current = st  # push onto `ready`
-            ready, values, refs, pending, dead = st.ready, st.values, st.refs, st.pending, st.dead
-            # ---- the loop: pop a ready node, run it, pass its outputs on, wake successors ----
-            pause = False
-            while ready:
-                i = ready.pop()
-                kind = kinds[i]
-                slots = in_slots[i]
-                if kind > THREAD or dead[i]:  # a primitive, or a dead node
-                    try:
-                        if kind == IDENT and not dead[i]:  # LoopCond, Identity
-                            v = values[slots[0]]
-                            for _, s in out_slots[i]:
-                                values[s] = v
-                            nexts = succ[i]
-                        elif kind == MERGE:  # its first live input, or dead if none
-                            k = 0
-                            v = values[slots[0]]
-                            if v is None:
-                                for k in range(1, n_data_in[i]):
-                                    v = values[slots[k]]
-                                    if v is not None:
-                                        break
-                                else:
-                                    special(i, st, kind, device)
-                                    count += 1
-                                    continue
-                            for port, s in out_slots[i]:
-                                values[s] = v if port == 0 else merge_index[k]
-                            nexts = succ[i]
-                        elif kind == SWITCH and not dead[i]:  # one port live, the other dead
-                            v = values[slots[0]]
-                            live0, live1, dead0, dead1, s0, s1, exits0, exits1 = \
-                                switch_ports[i]
-                            if values[slots[1]]:
-                                if s1 is not None:
-                                    values[s1] = v
-                                nexts, dead_edges, dead_exits = live1, dead0, exits0
-                            else:
-                                if s0 is not None:
-                                    values[s0] = v
-                                nexts, dead_edges, dead_exits = live0, dead1, exits1
-                            if dead_edges:
-                                self._deliver_dead(st, dead_edges)
-                            if dead_exits and st.iter == st.frame.last:
-                                st.frame.dead_exits.extend(dead_exits)
-                        elif kind == NEXTITER and not dead[i]:  # into the next iteration
-                            v = values[slots[0]]
-                            f = st.frame
-                            k = st.iter + 1
-                            nxt = f.iters.get(k)
-                            if nxt is None and k - f.first < f.info.parallel:
-                                nxt = self._new_iteration(f)
-                            if nxt is None:  # started when the oldest iteration ends
-                                f.deferred.append((i, (v,)))
-                            else:
-                                nvalues, npending = nxt.values, nxt.pending
-                                for _, s in out_slots[i]:
-                                    nvalues[s] = v
-                                for j in succ[i]:
-                                    p = npending[j] - 1
-                                    npending[j] = p
-                                    if p == 0:
-                                        nxt.ready.append(j)
-                                if not nxt.queued and nxt.ready:
-                                    nxt.queued = True
-                                    active.append(nxt)
-                            nexts = ()
-                        else:
-                            special(i, st, kind, device)
-                            count += 1
-                            continue
-                    except Exception as e:  # noqa: BLE001
-                        ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, None))
-                        break
-                    if trace is not None:
-                        t0 = clock()
-                        trace.append((exe.names[i], device.name, t0, t0))
-                else:
-                    args = [values[s] for s in slots] if slots else ()
-                    try:
-                        if trace is not None:
-                            t0 = clock()
-                        if kind == INLINE:
-                            outs = fns[i](*args)
-                        elif kind == ARG:
-                            outs = (ctx.args[fns[i]],)
-                        elif kind == RETVAL:
-                            ctx.rets[fns[i]] = args[0]
-                            outs = ()
-                        elif kind == STEP:
-                            outs = fns[i](ctx, *args)
-                        elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
-                            pass
-                        elif inline:  # waiting needs the actor: hand the step over
-                            ready.append(i)
-                            active.append(st)
-                            self.current = None
-                            self.handoff = True
-                            return
-                        else:  # ASYNC or THREAD: continue when it is done (see _Resume)
-                            self.waiting += 1
-                            st.waiting += 1
-                            device.start_soon(self._run_async, device, i, st, args)
-                            continue
-                        if trace is not None:
-                            trace.append((exe.names[i], device.name, t0, clock()))
-                    except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
-                        ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, args))
-                        break
-                    for port, s in out_slots[i]:
-                        values[s] = outs[port]
-                    nexts = succ[i]
-                for s in slots:
-                    r = refs[s] - 1
-                    refs[s] = r
-                    if r == 0:
-                        v = values[s]
-                        values[s] = None
-                        if type(v) is ndarray:
-                            release(v)
-                for j in nexts:
-                    p = pending[j] - 1
-                    pending[j] = p
-                    if p == 0:
-                        ready.append(j)
-                count += 1
-                if not (count & 63) and not inline and clock() > deadline:
-                    pause = True
-                    break
-            self.current = None
-            if ctx.error is not None:
-                break
-            if ready:
-                active.append(st)  # still queued
-            else:
-                st.queued = False
-                if st.frame.parent is not None:
-                    self._maybe_iter_done(st)
-            if pause:
-                await trio.lowlevel.checkpoint()
-                device.activate()
-                deadline = clock() + _CHECKPOINT_EVERY
-        self._maybe_finish()
-
-    # -- control flow -------------------------------------------------------------------------
-    def _special(self, i: int, st: IterState, kind: int, device: Any) -> None:
-        """Run control-flow primitive or dead node i of iteration `st` (see the module doc)."""
-        exe = self.exe
-        cf = exe.cf
-        assert cf is not None
-        values = st.values
-        slots = exe.in_slots[i]
-        is_dead = st.dead[i] > 0
-        if kind == MERGE:
-            v = None
-            for k in range(cf.n_data_in[i]):
-                v = values[slots[k]]
-                if v is not None:
-                    break
-            if v is not None:
-                outs: Any = (v, cf.merge_index[k])
-                is_dead = False
-            else:
-                is_dead = True
-        elif kind == CTRIG:
-            is_dead = False
-            outs = ()
-        elif is_dead:
-            outs = None
-        elif kind == SWITCH:
-            outs = (values[slots[0]], values[slots[1]])
-        elif kind <= THREAD:
-            raise InternalError(f"live node {exe.names[i]} reached _special")
-        else:  # Enter, Exit, NextIteration, Identity forward their input
-            outs = (values[slots[0]],)
-        if not is_dead and self.ctx.trace is not None:
-            t = time.perf_counter()
-            self.ctx.trace.append((exe.names[i], device.name, t, t))
-        self._consume(st, slots)
-        if is_dead:
-            if kind == EXIT:
-                f = st.frame
-                if st.iter == f.last:
-                    f.dead_exits.append(i)
-            elif kind == NEXTITER:
-                pass  # stops here: a dead value starts no iteration
-            elif kind == ENTER:
-                self._enter(i, st, None)
-            elif kind == RETVAL:
-                raise InvalidArgumentError(
-                    f"fetched tensor '{cf.input_names[i]}' has no value in this step: it is on "
-                    f"the side of a cond that was not taken (its Switch sent it a dead value); "
-                    f"fetch the cond's outputs instead")
-            elif exe.ops[i] == "_Send":
-                raise InvalidArgumentError(
-                    f"a dead value (the untaken side of a cond) would cross devices at "
-                    f"'{exe.names[i]}'; keep the cond's branches on one device")
-            else:
-                self._deliver_dead(st, cf.dead_succ[i])
-            return
-        if kind == SWITCH:
-            data, pred = outs
-            if getattr(pred, "size", 1) != 1:
-                raise InvalidArgumentError(
-                    f"the predicate of Switch '{exe.names[i]}' must be a scalar bool, got shape "
-                    f"{tuple(pred.shape)}")
-            live0, live1, dead0, dead1, s0, s1, exits0, exits1 = cf.switch_ports[i]
-            f = st.frame
-            if pred:
-                if s1 is not None:
-                    values[s1] = data
-                self._wake(st, live1)
-                self._deliver_dead(st, dead0)
-                if exits0 and st.iter == f.last:
-                    f.dead_exits.extend(exits0)
-            else:
-                if s0 is not None:
-                    values[s0] = data
-                self._wake(st, live0)
-                self._deliver_dead(st, dead1)
-                if exits1 and st.iter == f.last:
-                    f.dead_exits.extend(exits1)
-        elif kind == ENTER:
-            self._enter(i, st, outs)
-        elif kind == EXIT:
-            self._deliver(st.frame.parent, i, outs)
-        elif kind == NEXTITER:
-            f = st.frame
-            k = st.iter + 1
-            nxt = f.iters.get(k)
-            if nxt is None:
-                if k - f.first >= f.info.parallel:
-                    f.deferred.append((i, outs))  # started when the oldest iteration ends
-                    return
-                nxt = self._new_iteration(f)
-            self._deliver(nxt, i, outs)
-        else:  # Merge, ControlTrigger, Identity
-            self._deliver(st, i, outs)
-
-    def _consume(self, st: IterState, slots: tuple[int, ...]) -> None:
-        values, refs = st.values, st.refs
-        release = self.exe.device.pool.release
-        for s in slots:
-            r = refs[s] - 1
-            refs[s] = r
-            if r == 0:
-                v = values[s]
-                values[s] = None
-                if type(v) is np.ndarray:
-                    release(v)
-
-    def _queue(self, st: IterState) -> None:
-        if not st.queued:
-            st.queued = True
-            self.active.append(st)
-
-    def _wake(self, st: IterState, nodes: tuple[int, ...]) -> None:
-        pending, ready = st.pending, st.ready
-        for j in nodes:
-            p = pending[j] - 1
-            pending[j] = p
-            if p == 0:
-                ready.append(j)
-        if ready and not st.queued:
-            st.queued = True
-            self.active.append(st)
-
-    def _deliver(self, st: IterState, i: int, outs: Any) -> None:
-        """Node i's live outputs into iteration `st`: values, pending counts, ready nodes."""
-        values = st.values
-        for port, s in self.exe.out_slots[i]:
-            values[s] = outs[port]
-        self._wake(st, self.exe.succ[i])
-
-    def _deliver_dead(self, st: IterState, edges: Any, from_enter: bool = False) -> None:
-        """A dead output along `edges` ((node, is data edge into a Merge) pairs) into `st`."""
-        cf = self.exe.cf
-        assert cf is not None
-        pending, dead, ready = st.pending, st.dead, st.ready
-        for j, merge in edges:
-            d = dead[j] + 1
-            dead[j] = d
-            if merge and d != cf.n_data_in[j] and not from_enter:
-                continue  # a Merge waits for a live input while one may come
-            p = pending[j] - 1
-            pending[j] = p
-            if p == 0:
-                ready.append(j)
-        if ready and not st.queued:
-            st.queued = True
-            self.active.append(st)
-
-    def _enter(self, i: int, st: IterState, outs: Any) -> None:
-        """Enter node i fired in `st` (dead if outs is None): into the child frame."""
-        cf = self.exe.cf
-        assert cf is not None
-        child = cf.enter_child[i]
-        children = st.children
-        if children is None:
-            children = st.children = {}
-        f = children.get(child)
-        if f is None:
-            f = children[child] = Frame(cf.frames[child], st, cf)
-            self._new_iteration(f)
-        if cf.enter_const[i]:  # a loop invariant: every iteration, now and later
-            self._add_invariant(f, i, outs)
-            for it in list(f.iters.values()):
-                if outs is None:
-                    self._deliver_dead(it, cf.dead_succ[i], True)
-                else:
-                    self._deliver(it, i, outs)
-        else:
-            it0 = f.iters.get(0)
-            if it0 is None:
-                raise InternalError(f"Enter '{self.exe.names[i]}' found its frame's first "
-                                    f"iteration gone (please report)")
-            if outs is None:
-                self._deliver_dead(it0, cf.dead_succ[i], True)
-            else:
-                self._deliver(it0, i, outs)
-        f.pending_enters -= 1
-        if f.pending_enters == 0:
-            first = f.iters.get(f.first)
-            if first is not None:
-                self._maybe_iter_done(first)
-
-    def _add_invariant(self, f: Frame, i: int, outs: Any) -> None:
-        """Record invariant Enter i in frame f's templates, for iterations still to come."""
-        exe, cf = self.exe, self.exe.cf
-        assert cf is not None
-        if f.pend_t is cf.pending0:
-            f.pend_t = cf.pending0.copy()
-            f.vals_t = f.info.values0.copy()
-            f.ready_t = f.info.roots.copy()
-        pend = f.pend_t
-        if outs is None:
-            if f.dead_t is cf.zeros:
-                f.dead_t = cf.zeros.copy()
-            for j, _ in cf.dead_succ[i]:
-                f.dead_t[j] += 1
-                pend[j] -= 1
-                if pend[j] == 0:
-                    f.ready_t.append(j)
-            return
-        for port, s in exe.out_slots[i]:
-            f.vals_t[s] = outs[port]
-        for j in exe.succ[i]:
-            pend[j] -= 1
-            if pend[j] == 0:
-                f.ready_t.append(j)
-
-    def _new_iteration(self, f: Frame) -> IterState:
-        st = f.new_iteration(False)
-        if st.iter - f.first >= self.peak_iterations:
-            self.peak_iterations = st.iter - f.first + 1
-        if st.ready:
-            st.queued = True
-            self.active.append(st)
-        return st
-
-    def _maybe_iter_done(self, st: IterState) -> None:
-        """Free `st` if its iteration is finished, then whatever that finishes in turn: the
-        next iteration, the frame, the parent iteration (see the module doc)."""
-        while True:
-            f = st.frame
-            assert f is not None
-            if (f.parent is None or st.deleted or st.ready or st.waiting or st.children
-                    or st is self.current or st.iter != f.first
-                    or (st.iter == 0 and f.pending_enters)):
-                return
-            del f.iters[st.iter]
-            st.deleted = True
-            st.values = st.refs = st.pending = []  # type: ignore[assignment]
-            f.first = st.iter + 1
-            if f.deferred and f.last + 1 - f.first < f.info.parallel:
-                nxt = self._new_iteration(f)
-                deferred, f.deferred = f.deferred, []
-                for node, outs in deferred:
-                    self._deliver(nxt, node, outs)
-            nxt = f.iters.get(f.first)
-            if nxt is not None:
-                st = nxt
-                continue
-            if f.pending_enters or f.deferred:
-                return
-            parent = f.parent
-            assert parent.children is not None
-            del parent.children[f.info.id]
-            if not parent.children:
-                parent.children = None
-            cf = self.exe.cf
-            assert cf is not None
-            for x in f.dead_exits:
-                self._deliver_dead(parent, cf.dead_succ[x])
-            st = parent
-
     def _propagate(self, i: int, st: IterState, outs: Any) -> None:
         """Hand the outputs of node i (finished asynchronously) on, as the loop does."""
         values, refs, pending = st.values, st.refs, st.pending
@@ -824,24 +341,6 @@ class _Resume:
             await r._drain(device)
         else:
             r._maybe_finish()
-
-
-def _node_error(e: Exception, node: str, op: str, device: str, args: Any) -> OpError:
-    if isinstance(e, OpError):
-        return e.with_location(node=node, device=device)
-    if isinstance(e, trio.Cancelled):
-        return CancelledError("the step was cancelled", node=node, device=device)
-    shapes_ = ", ".join(
-        f"{getattr(a, 'dtype', type(a).__name__)}{list(getattr(a, 'shape', ()))}"
-        for a in (args or ()))
-    if isinstance(e, ValueError | TypeError | IndexError | ZeroDivisionError | FloatingPointError):
-        err: OpError = InvalidArgumentError(
-            f"{op} failed on inputs ({shapes_}): {e}", node=node, device=device)
-    else:
-        err = InternalError(f"{op} raised {type(e).__name__}: {e} on inputs ({shapes_})",
-                            node=node, device=device)
-    err.__cause__ = e
-    return err
 
 
 # ------------------------------------------------------------------------------------------
@@ -937,6 +436,21 @@ def compile_partition(graph: GraphDef, device: Any, *,
             kind = INLINE
         fns.append(fn)
         kinds.append(kind)
+    if cf is not None:
+        min_bytes = getattr(device.pool, "min_bytes", 0)
+        plain = [k in (INLINE, IDENT, STEP, CTRIG) for k in kinds]
+        pooled = [_may_pool(nd, min_bytes) for nd in nodes]
+        plan_fused(cf, nodes, in_pairs, controls, slot_of, plain, pooled)
+        in_slots_t = [tuple(slot_of[p] for p in pairs) for pairs in in_pairs]
+        out_slots_t = [tuple(sorted(o)) for o in out_slots]
+        for f in cf.frames:
+            if f.fused is not None:
+                f.fused.pred_prog = [_fused_step(i, kinds[i], fns[i], in_slots_t[i],
+                                                 out_slots_t[i], pooled[i])
+                                     for i in f.fused.pred_nodes]
+                f.fused.body_prog = [_fused_step(i, kinds[i], fns[i], in_slots_t[i],
+                                                 out_slots_t[i], pooled[i])
+                                     for i in f.fused.body_nodes]
     return Executable(
         device=device,
         names=[nd.name for nd in nodes],
@@ -960,6 +474,38 @@ def compile_partition(graph: GraphDef, device: Any, *,
 
 def _noop(*args: Any) -> tuple:
     return ()
+
+
+def _fused_step(i: int, kind: int, fn: Any, slots: tuple[int, ...],
+                outs: tuple[tuple[int, int], ...], pooled: bool) -> tuple[Any, ...]:
+    """One node of a fused loop's program: (code, node, fn, input slots, output) with code
+    0/1: a kernel of 1/2 inputs and one read output (slot `output`), 2: an identity (its
+    output slots), 3: a kernel whose outputs nobody reads, 9: anything else."""
+    if kind == IDENT:
+        return (2, i, fn, slots, tuple(s for _, s in outs))
+    if kind == INLINE and not pooled:
+        if len(outs) == 1 and outs[0][0] == 0 and len(slots) in (1, 2):
+            return (len(slots) - 1, i, fn, slots, outs[0][1])
+        if not outs:
+            return (3, i, fn, slots, None)
+    return (9, i, fn, slots, None)
+
+
+def _may_pool(nd: NodeDef, min_bytes: int) -> bool:
+    """True if a kernel of `nd` may return a pool buffer (an output of unknown or big size)."""
+    for dt, shape in zip(nd.out_dtypes, nd.out_shapes, strict=False):
+        if shape is None or any(d is None for d in shape):
+            return True
+        try:
+            size = dtypes.as_dtype(dt).size
+        except Exception:  # noqa: BLE001 - resources and the like: not pooled
+            continue
+        n = size
+        for d in shape:
+            n *= d
+        if n >= min_bytes:
+            return True
+    return False
 
 
 def _index_of(index: dict[str, int], name: str, nd: NodeDef) -> int:

@@ -23,6 +23,15 @@ def _ran(md: af.RunMetadata) -> set[str]:
     return md.step_stats.node_names()
 
 
+@pytest.fixture(autouse=True, params=["fused", "frames"])
+def loop_mode(request, monkeypatch):
+    """Every test twice: simple loops fused (the default), and every loop run iteration by
+    iteration through the executor's frames."""
+    if request.param == "frames":
+        monkeypatch.setattr("scheduler.executor.plan_fused", lambda *a, **k: None)
+    return request.param
+
+
 # ---- loops against plain Python ----------------------------------------------------------
 @pytest.mark.parametrize("config", CONFIGS)
 def test_sum_of_1_to_n(config) -> None:
@@ -497,3 +506,33 @@ def test_branches_of_constants_are_not_folded_into_live_values(config) -> None:
             for _ in range(3):
                 assert s.run([r, r2, w], {p: True}) == [4.0, 5, 8.0]
                 assert s.run([r, r2, w], {p: False}) == [-2.0, 6, 8.0]
+
+
+def test_a_loop_invariant_that_arrives_late_reaches_every_iteration() -> None:
+    from actorflow.op_def import apply_op
+    with af.Graph().as_default() as g:
+        x = af.placeholder(af.float32, ())
+        late = apply_op("TestAsyncSleep", [x])[0]  # ready only after the loop has started
+
+        def body(i, acc):
+            return i + 1, acc + late * af.cast(i, af.float32)
+
+        _, out = af.while_loop(lambda i, a: i < 6, body, (0, 0.0), parallel_iterations=4)
+        with af.Session(graph=g) as s:
+            assert s.run(out, {x: 2.0}) == 2.0 * sum(range(6))
+
+
+def test_a_kernel_error_inside_a_loop_names_the_node() -> None:
+    with af.Graph().as_default() as g:
+        table = af.constant(np.arange(4.0))
+
+        def body(i, acc):
+            return i + 1, acc + af.gather(table, i, name="lookup")
+
+        _, out = af.while_loop(lambda i, a: i < 6, body, (0, af.constant(0.0, af.float64)))
+        with af.Session(graph=g) as s:
+            with pytest.raises(af.InvalidArgumentError, match="out of range") as info:
+                s.run(out)
+            assert "lookup" in str(info.value)
+            ok = af.while_loop(lambda i: i < 3, lambda i: i + 1, [0])
+            assert s.run(ok) == 3  # the session still works

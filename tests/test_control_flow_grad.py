@@ -12,6 +12,15 @@ def _rng() -> np.random.Generator:
     return np.random.default_rng()
 
 
+@pytest.fixture(autouse=True, params=["fused", "frames"])
+def loop_mode(request, monkeypatch):
+    """Every test twice: simple loops fused (the default), and every loop run iteration by
+    iteration through the executor's frames."""
+    if request.param == "frames":
+        monkeypatch.setattr("scheduler.executor.plan_fused", lambda *a, **k: None)
+    return request.param
+
+
 # ---- cond ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("take", [True, False])
 def test_cond_gradient_on_each_branch(take: bool) -> None:
@@ -194,3 +203,19 @@ def test_gradient_of_a_tensor_array_written_in_a_loop() -> None:
         return ta.stack()
 
     check_gradient(build, [rng.standard_normal(3)])
+
+
+def test_two_gradients_of_one_loop_in_one_step() -> None:
+    rng = _rng()
+    x_v = rng.standard_normal(3)
+    with af.Graph().as_default() as g:
+        x = af.placeholder(af.float64, (3,))
+        _, y = af.while_loop(lambda i, z: i < 3, lambda i, z: (i + 1, af.sin(z) * x), (0, x))
+        (g1,) = af.gradients(af.reduce_sum(y), [x])
+        (g2,) = af.gradients(af.reduce_sum(y * y), [x])
+        with af.Session(graph=g) as s:
+            a1, a2 = s.run([g1, g2], {x: x_v})
+            b1, b2 = s.run(g1, {x: x_v}), s.run(g2, {x: x_v})
+    np.testing.assert_allclose(a1, b1)
+    np.testing.assert_allclose(a2, b2)
+    assert not np.allclose(a1, a2)

@@ -450,6 +450,7 @@ class WhileContext(Context):
         self.frame_name = scope[:-1]
         self.parallel = parallel
         self.forward = forward
+        self.back_prop = True  # False: gradients do not flow through this loop
         self.phase = "pred"
         self.enters: list[Operation] = []     # loop variables' Enters
         self.merges: list[Operation] = []

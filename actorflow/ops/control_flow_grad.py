@@ -103,6 +103,8 @@ def while_loop_grad(node: Any, out_grads: list[Any], wanted: list[bool]) -> list
     from actorflow.gradients import backprop
     from actorflow.ops import array_ops, math_ops
     w: cfc.WhileContext = node.ctx
+    if not w.back_prop:
+        return None
     g = get_default_graph()
     outer = cfc.current(g)
     exits = [x.outputs[0] for x in w.exits]

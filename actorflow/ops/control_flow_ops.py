@@ -286,8 +286,9 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: An
     values and TensorArrays; `body` returns the same structure with the same dtypes, and the
     same static shapes unless `shape_invariants` (same structure, shapes with None where a
     size changes) allows more. Up to `parallel_iterations` iterations run at once.
-    `maximum_iterations` stops the loop after that many iterations. As in TF1 a one-element
-    list of loop variables gives back the bare tensor unless `return_same_structure`.
+    `maximum_iterations` stops the loop after that many iterations. With `back_prop=False`
+    no gradient flows through the loop. As in TF1 a one-element list of loop variables gives
+    back its element unless `return_same_structure`.
     """
     cond = cfc.as_callable(cond, "af.while_loop's cond")
     body = cfc.as_callable(body, "af.while_loop's body")
@@ -348,9 +349,10 @@ def while_loop(cond: Callable[..., Any], body: Callable[..., Any], loop_vars: An
                 out = [math_ops.add(vals[0], 1), *out]
             return out
 
-        _, exits = build_loop(cond_flat, body_flat, tensors, invs, int(parallel_iterations),
+        w, exits = build_loop(cond_flat, body_flat, tensors, invs, int(parallel_iterations),
                               scope, names=(["iteration"] if counted else []) +
                               [f"{k}" for k in range(len(flat))])
+        w.back_prop = bool(back_prop)
         if counted:
             exits = exits[1:]
         result = rebuild(exits)

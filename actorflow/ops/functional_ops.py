@@ -96,12 +96,12 @@ def map_fn(fn: Callable[[Any], Any], elems: Any, dtype: Any = None,
 
         _, tas = while_loop(lambda i, tas: i < n, body, (0, out_tas),
                             parallel_iterations=parallel_iterations or 10,
-                            return_same_structure=True)
+                            back_prop=back_prop, return_same_structure=True)
         return nest.pack_sequence_as(out_struct, _stacked(tas, n_static))
 
 
 def _fold(fn: Callable[[Any, Any], Any], elems: Any, initializer: Any, reverse: bool,
-          parallel_iterations: int, name: str, what: str) -> Any:
+          parallel_iterations: int, name: str, what: str, back_prop: bool = True) -> Any:
     from actorflow.ops import math_ops
     from actorflow.ops.control_flow_ops import while_loop
     with name_scope(name):
@@ -125,7 +125,7 @@ def _fold(fn: Callable[[Any, Any], Any], elems: Any, initializer: Any, reverse: 
             return (i - 1 if reverse else i + 1), res
 
         _, out = while_loop(cond, body, (start, a), parallel_iterations=parallel_iterations,
-                            return_same_structure=True)
+                            back_prop=back_prop, return_same_structure=True)
         return out
 
 
@@ -135,7 +135,7 @@ def foldl(fn: Callable[[Any, Any], Any], elems: Any, initializer: Any = None,
     """``a = fn(a, e[i])`` for i = 0 .. n-1 from ``a = initializer`` (default e[0], then
     from i = 1); returns a."""
     return _fold(fn, elems, initializer, False, parallel_iterations, name or "foldl",
-                 "af.foldl")
+                 "af.foldl", back_prop)
 
 
 def foldr(fn: Callable[[Any, Any], Any], elems: Any, initializer: Any = None,
@@ -143,7 +143,7 @@ def foldr(fn: Callable[[Any, Any], Any], elems: Any, initializer: Any = None,
           name: str | None = None) -> Any:
     """`foldl` from the last element to the first."""
     return _fold(fn, elems, initializer, True, parallel_iterations, name or "foldr",
-                 "af.foldr")
+                 "af.foldr", back_prop)
 
 
 def scan(fn: Callable[[Any, Any], Any], elems: Any, initializer: Any = None,
@@ -190,7 +190,7 @@ def scan(fn: Callable[[Any, Any], Any], elems: Any, initializer: Any = None,
                 new_tas
 
         _, _, out = while_loop(cond, body, (start, a, out_tas),
-                               parallel_iterations=parallel_iterations,
+                               parallel_iterations=parallel_iterations, back_prop=back_prop,
                                return_same_structure=True)
         return nest.pack_sequence_as(struct, _stacked(out, n_static))
 

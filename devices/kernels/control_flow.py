@@ -7,7 +7,9 @@ values from a forward loop to its gradient loop, and TensorArrays.
   forwards its boolean: an ordinary kernel.
 * `_AccStack` makes a fresh `AccumulatorStore` per run; `_AccPush(store, value, index)` keeps a
   forward loop's value of iteration `index`; `_AccPop(store, index)` hands it to the gradient
-  loop (and forgets it). Keyed by iteration, so overlapping iterations may push in any order.
+  loop. Keyed by iteration, so overlapping iterations may push in any order; a value is read,
+  not removed, so two gradient loops built from one forward loop may both read it (the store
+  goes with the last of them).
 * TensorArrayV3 makes a fresh `TensorArrayStore` per run; writes, reads, stack and unstack go
   through its handle, ordered by the float `flow` scalar they pass along (TF's design). A
   gradient TensorArray (`TensorArrayGradV3`) belongs to its forward array: reading a slot
@@ -72,7 +74,7 @@ def _acc_push(k: KernelContext) -> Any:
 def _acc_pop(k: KernelContext) -> Any:
     def compute(store: AccumulatorStore, index: Any) -> tuple:
         try:
-            return (store.values.pop(int(index)),)
+            return (store.values[int(index)],)
         except KeyError:
             raise InternalError(
                 f"'{k.name}': no forward value saved for iteration {int(index)} in "
