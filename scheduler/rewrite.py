@@ -85,6 +85,9 @@ def fold_constants(graph: GraphDef) -> GraphDef:
         nd.name: nd.attrs["value"] for nd in graph.nodes if nd.op == "Const"}
     out: list[NodeDef] = []
     by_name = graph.by_name()
+    const_ctrl: dict[str, list[str]] = {
+        nd.name: [s for s in nd.inputs if s.startswith("^")] for nd in graph.nodes
+        if nd.op == "Const"}
     for nd in _topological(graph):
         static = _static_shape_value(nd, by_name)
         if static is not None:
@@ -100,9 +103,14 @@ def fold_constants(graph: GraphDef) -> GraphDef:
             value = _evaluate(nd, graph, consts, scratch)
             if value is not None:
                 consts[nd.name] = value
-                nd = NodeDef(nd.name, "Const", [], nd.device, {"value": value,
+                # the folded constant keeps its inputs' control edges (as TF does), so a
+                # constant gated by a predicate or a dependency stays gated
+                ctrl = sorted({c for s in nd.inputs for c in const_ctrl.get(parse_input(s)[0], ())})
+                nd = NodeDef(nd.name, "Const", ctrl, nd.device, {"value": value,
                              "dtype": nd.out_dtypes[0]}, nd.out_dtypes,
                              [tuple(value.shape)])
+        if nd.op == "Const":
+            const_ctrl[nd.name] = [s for s in nd.inputs if s.startswith("^")]
         out.append(nd)
     # constants whose every consumer was folded away have nothing left to do
     read = {s[1:] if s.startswith("^") else parse_input(s)[0] for nd in out for s in nd.inputs}

@@ -155,7 +155,16 @@ def _gather(k: KernelContext) -> Any:
         def take(p: Any, i: Any, axis: int) -> Any:
             return xp.asarray(xp.take(p, i, axis=axis))
 
+    scalar_rows = on_host and axis == 0 and k.in_shapes[1:2] == [()]
+
     def compute(p: Any, i: Any) -> tuple[Any]:
+        if scalar_rows and i.ndim == 0:  # one row: a view, ~0.3 us instead of take's ~6 us
+            r = int(i)
+            if not 0 <= r < p.shape[0]:
+                raise InvalidArgumentError(
+                    f"gather: index {r} is out of range [0, {p.shape[0]}) for dimension 0 of "
+                    f"params of shape {tuple(p.shape)}")
+            return (p[r],)
         if on_host and i.size:
             lo, hi = int(i.min()), int(i.max())
             n = p.shape[axis]
