@@ -10,10 +10,11 @@ task of the cluster:
 1. **Connect.** The target task's ``status`` names the cluster and the target itself; then every
    task's ``status`` lists its devices. The device list puts the target task first, and the
    target's CPU:0 is the *client device*: feeds (`_Arg`) and fetches (`_Retval`) live there.
-2. **Compile** (sync, no network): prune -> rewrite -> place over all devices -> partition with
-   Send/Recv -> group the partitions by task. The step signature's partitions are registered
-   with their tasks on its first run (``register_graph``; cached by task, device and the bytes'
-   digest, so identical partitions are registered once).
+2. **Compile** (sync, no network; `scheduler.distributed_plan`): prune -> rewrite -> place
+   over all devices -> partition with Send/Recv -> group the partitions by task. The step
+   signature's partitions are registered with their tasks on its first run
+   (``register_graph``; cached by task, device and the bytes' digest, so identical partitions
+   are registered once).
 3. **Run.** Each step gets a fresh random 63-bit id and one ``run_graph`` per participating task,
    concurrently: feeds go with the task hosting the `_Arg`s and fetches come back from it.
    Tasks exchange tensors directly (a Send pushes into the receiver's rendezvous). The first
@@ -22,8 +23,12 @@ task of the cluster:
    UnavailableError once heartbeats go unanswered for ``rpc.heartbeat_timeout``; a step given a
    deadline (``step_timeout``) fails with DeadlineExceededError. A step never hangs on a peer.
 
+**In-process.** A sync master aimed at a task this very process serves (``af.Server``) runs
+in that service's trio loop instead of a thread of its own, and calls its handlers directly
+(`_LocalClient`): no socket and no thread hop for its own task, as TF's in-process master.
+
 State (owned by the runtime's trio loop; `compile` runs on the caller's thread and reads only
-the immutable device list): ``_tasks`` (task -> `_Task`, its client), ``_handles`` ((task,
+the immutable device list): ``_tasks`` (task -> `Task`, with its client), ``_handles`` ((task,
 device, digest) -> handle), per `DistributedStep` its handles once registered.
 
     rt = DistributedRuntime("af://127.0.0.1:2222", RuntimeConfig())
@@ -59,9 +64,14 @@ from devices.errors import (
     OpError,
     UnavailableError,
 )
-from scheduler import partition as partition_mod
-from scheduler import placer, prune, rewrite
 from scheduler.config import RuntimeConfig
+from scheduler.distributed_plan import (
+    DistributedStep,
+    RemoteDevice,
+    Task,
+    TaskPart,
+    plan_step,
+)
 from scheduler.graphdef import GraphDef
 from scheduler.remote_rendezvous import TaskKey, endpoint_of, task_name
 from scheduler.worker_service import error_header, in_process_service
@@ -81,61 +91,9 @@ class MasterOptions:
     # Only the tasks matching one of these ("/job:ps", "/job:worker/task:1") are contacted and
     # placed on (TF's ConfigProto.device_filters); the target task always is. Empty: all.
     device_filters: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RemoteDevice:
-    """A device of some task of the cluster, as the master sees it."""
-
-    name: str
-    device_type: str
-    task: TaskKey
-
-
-class _Task:
-    """One task of the cluster and the master's client to it (opened in `serve`)."""
-
-    __slots__ = ("key", "address", "client", "devices")
-
-    def __init__(self, key: TaskKey, address: str):
-        self.key = key
-        self.address = address
-        self.client: RpcClient | None = None
-        self.devices: list[RemoteDevice] = []
-
-    @property
-    def name(self) -> str:
-        return task_name(self.key)
-
-
-class _TaskPart:
-    """What one task runs of one step signature: its partitions and its share of the feeds
-    and fetches. `handles` is filled by registration and never changes after."""
-
-    __slots__ = ("task", "graphs", "args", "rets", "handles", "header")
-
-    def __init__(self, task: _Task, graphs: list[tuple[str, bytes]], args: list[int],
-                 rets: list[int]):
-        self.task = task
-        self.graphs = graphs
-        self.args = args
-        self.rets = rets
-        self.handles: list[int] | None = None
-        self.header: dict[str, Any] = {}
-
-
-@dataclass
-class DistributedStep:
-    """One compiled step signature over the cluster; shared by every run of it."""
-
-    tasks: tuple[_TaskPart, ...]
-    feeds: tuple[str, ...]
-    fetches: tuple[str, ...]
-    n_rets: int
-    placement: dict[str, str]
-    registered: bool = False
-    _registering: trio.Event | None = None
-    _register_error: OpError | None = None
+    # Nodes that request no device run on the target task (TF's default device) rather than
+    # wherever the placer's simulation finds an idle device in the cluster.
+    default_to_target_task: bool = True
 
 
 class _Outcome:
@@ -159,8 +117,8 @@ class DistributedRuntime:
         self.devices: list[RemoteDevice] = []
         self.closed = False
         self.me: TaskKey | None = None
-        self._tasks: dict[TaskKey, _Task] = {}
-        self._device_task: dict[str, _Task] = {}
+        self._tasks: dict[TaskKey, Task] = {}
+        self._device_task: dict[str, Task] = {}
         self._handles: dict[tuple[TaskKey, str, bytes], int] = {}
         self._rng = random.Random(os.urandom(16))
         self._token: trio.lowlevel.TrioToken | None = None
@@ -169,6 +127,7 @@ class DistributedRuntime:
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
         self._host: Any = None  # the in-process WorkerService whose loop hosts this master
+        self._local: Any = None  # the _LocalClient to it
         self._hosted_stop: threading.Event | None = None
 
     # -- hosting -------------------------------------------------------------------------------
@@ -263,7 +222,8 @@ class DistributedRuntime:
     async def _connect(self, stack: contextlib.AsyncExitStack, zctx: zmq.Context) -> None:
         opts = self.options
         if self._host is not None:
-            target: Any = _LocalClient(self._host)
+            self._local = _LocalClient(self._host)
+            target: Any = self._local
         else:
             target = await self._open_client(stack, zctx, self.endpoint, self.target)
         header = await _ask_status(target, opts.connect_timeout)
@@ -279,7 +239,7 @@ class DistributedRuntime:
                 task = DeviceSpec(job=job, replica=0, task=i)
                 if (job, i) == self.me or not filters or any(
                         f.task_spec().is_compatible_with(task) for f in filters):
-                    self._tasks[(job, i)] = _Task((job, i), address)
+                    self._tasks[(job, i)] = Task((job, i), address)
         me = self._tasks[self.me]
         me.client = target
         _set_devices(me, header)
@@ -307,7 +267,7 @@ class DistributedRuntime:
         return await stack.enter_async_context(
             RpcClient(endpoint, config=self.options.rpc, ctx=zctx, name=f"master -> {name}"))
 
-    async def _status_of(self, t: _Task, missing: list[str]) -> None:
+    async def _status_of(self, t: Task, missing: list[str]) -> None:
         try:
             header = await _ask_status(t.client, self.options.connect_timeout)
             if header is None:
@@ -330,47 +290,12 @@ class DistributedRuntime:
         self._check_open()
         if not self.devices:
             raise FailedPreconditionError("the master is not connected; start it first")
-        cfg = self.config
-        pruned = prune.prune(graph, list(feeds), list(fetches), list(targets), by_name)
-        optimized = rewrite.optimize(pruned, cse=cfg.common_subexpression_elimination,
-                                     fold=cfg.constant_folding)
-        placement = placer.place(optimized, [d.name for d in self.devices],
-                                 allow_soft_placement=cfg.allow_soft_placement,
-                                 client_device=self._client_device, cost_model=cost_model,
-                                 log=log if cfg.log_device_placement else None)
-        used = set(placement.values())
-        if not used:
-            parts: dict[str, GraphDef] = {}
-        elif len(used) == 1:
-            parts = {next(iter(used)): optimized}
-        else:
-            parts = partition_mod.partition(optimized, placement,
-                                            schedule_recvs_alap=cfg.schedule_recvs_alap,
-                                            lossy=cfg.lossy_transfers, cost_model=cost_model)
-        by_task: dict[TaskKey, _TaskPart] = {}
-        for dev_name, g in parts.items():
-            if not g.nodes:
-                continue
-            task = self._device_task[DeviceSpec.parse(dev_name).to_string()]
-            part = by_task.get(task.key)
-            if part is None:
-                part = by_task[task.key] = _TaskPart(task, [], [], [])
-            part.graphs.append((dev_name, g.to_bytes()))
-            for node in g.nodes:
-                if node.op == "_Arg":
-                    part.args.append(int(node.attrs["index"]))
-                elif node.op == "_Retval":
-                    part.rets.append(int(node.attrs["index"]))
-        n_args = len(feeds)
-        for part in by_task.values():
-            part.args.sort()
-            part.rets.sort()
-            part.header = {"step": 0, "graphs": [], "args": part.args, "n_args": n_args,
-                           "rets": part.rets, "n_rets": len(fetches), "trace": False}
-        # the target task first: it carries the feeds and fetches
-        ordered = sorted(by_task.values(), key=lambda p: p.task.key != self.me)
-        return DistributedStep(tuple(ordered), tuple(feeds), tuple(fetches), len(fetches),
-                               placement)
+        return plan_step(graph, feeds=feeds, fetches=fetches, targets=targets,
+                         devices=self.devices, client_device=self._client_device,
+                         task_of=self._device_task, me=self.me, config=self.config,
+                         by_name=by_name, log=log, cost_model=cost_model,
+                         default_task=task_name(self.me)
+                         if self.options.default_to_target_task else None)
 
     async def _register(self, step: DistributedStep) -> None:
         if step._registering is not None:
@@ -391,7 +316,7 @@ class DistributedRuntime:
         finally:
             step._registering.set()
 
-    async def _register_part(self, part: _TaskPart, errors: list[OpError]) -> None:
+    async def _register_part(self, part: TaskPart, errors: list[OpError]) -> None:
         t = part.task
         handles = []
         try:
@@ -479,10 +404,13 @@ class DistributedRuntime:
             raise outcome.error
         return rets
 
-    async def _run_part(self, part: _TaskPart, step_id: int, args: list[Any],
+    async def _run_part(self, part: TaskPart, step_id: int, args: list[Any],
                         rets: list[Any], trace: list | None, stats: dict | None,
                         timeout: float | None, outcome: _Outcome,
-                        scope: trio.CancelScope | None, parts: Sequence[_TaskPart]) -> None:
+                        scope: trio.CancelScope | None, parts: Sequence[TaskPart]) -> None:
+        if part.task.client is self._local and len(parts) > 1:
+            # let the other parts' requests leave first: this part only waits for them
+            await trio.lowlevel.cancel_shielded_checkpoint()
         header = dict(part.header)
         header["step"] = step_id
         if trace is not None:
@@ -508,14 +436,14 @@ class DistributedRuntime:
         if trace is not None:
             trace.extend(tuple(e) for e in reply.get("trace") or ())
 
-    def _abort_others(self, step_id: int, error: OpError, parts: Sequence[_TaskPart],
-                      failed: _TaskPart) -> None:
+    def _abort_others(self, step_id: int, error: OpError, parts: Sequence[TaskPart],
+                      failed: TaskPart) -> None:
         header = error_header(step_id, error)
         for p in parts:
             if p is not failed:
                 self._nursery.start_soon(self._send_abort, p.task, header)
 
-    async def _send_abort(self, task: _Task, header: dict) -> None:
+    async def _send_abort(self, task: Task, header: dict) -> None:
         with contextlib.suppress(OpError):
             await task.client.call("abort", header, timeout=self.options.rpc.heartbeat_timeout)
 
@@ -589,12 +517,12 @@ def _parse_cluster(header: Any) -> dict[str, dict[int, str]]:
         raise InvalidArgumentError(f"malformed status reply: {str(header)[:200]}") from None
 
 
-def _set_devices(t: _Task, header: Any) -> None:
+def _set_devices(t: Task, header: Any) -> None:
     t.devices = [RemoteDevice(DeviceSpec.parse(str(name)).to_string(), str(kind), t.key)
                  for name, kind in header["devices"]]
 
 
-def _from_task(task: _Task, e: OpError, what: str) -> OpError:
+def _from_task(task: Task, e: OpError, what: str) -> OpError:
     """An error from a task, with the task named when the error does not say where it was."""
     if isinstance(e, UnavailableError | DeadlineExceededError) and e.device is None:
         err = type(e)(f"{what}: task {task.name} ({task.address}): {e.message}",

@@ -4,13 +4,12 @@ What it owns
 ------------
 - `TaskRendezvous`: the rendezvous of one step on one task. A key whose receiving device is on
   this task behaves exactly as in `scheduler.rendezvous.Rendezvous`; a key whose receiving
-  device is on another task is *pushed* there (`PeerOutbox.push`): the tensor goes straight
-  into that task's rendezvous through its worker service's ``deliver`` method. Keys are
-  ``"src:port->RECV_DEVICE"`` (see `scheduler.partition`), so the receiving task is in the key.
-- `PeerOutbox`: routes keys to tasks (parsed once per key, cached) and pushes tensors, each
-  from a task of the service's nursery, over one `RpcClient` per peer task, opened on first
-  use. A push that fails fails the step here (`StepState.fail`), which aborts its rendezvous
-  and so wakes every pending Recv; the master hears of it from this task's ``run_graph`` reply.
+  device is on another task is *pushed* there (`scheduler.peer_outbox.PeerOutbox`): the tensor
+  goes straight into that task's rendezvous through its worker service's ``deliver`` method.
+  Keys are ``"src:port->RECV_DEVICE"`` (see `scheduler.partition`), so the receiving task is in
+  the key. A push that fails fails the step here (`StepState.fail`), which aborts its
+  rendezvous and so wakes every pending Recv; the master hears of it from this task's
+  ``run_graph`` reply.
 - `StepTable`: every step this task knows of, bounded. A step's state is created by whichever
   comes first: its ``run_graph``, a delivery (a tensor may arrive before the step starts here),
   or an ``abort``.
@@ -18,7 +17,8 @@ What it owns
 State (all owned by the worker service's trio thread; nothing here takes locks)
 -----
 `StepState` (one per live step):
-  rdv           its `TaskRendezvous`; pushes in flight are counted in ``rdv.in_flight``
+  rdv           its `TaskRendezvous`; pushes not yet acknowledged are counted in
+                ``rdv.in_flight`` (written by the outbox)
   ctx           the `StepContext` once ``run_graph`` started the step here, else None (an
                 *orphan*: deliveries only)
   parts_done    set by the ctx's done-callback; with no push in flight the step is retired
@@ -43,29 +43,19 @@ Nothing is ever pickled; tensors travel as raw frames (`transport.codec`).
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import trio
-import zmq
 
-from devices.device_spec import DeviceSpec
-from devices.errors import (
-    InternalError,
-    InvalidArgumentError,
-    OpError,
-    ResourceExhaustedError,
-    UnavailableError,
-)
+from devices.errors import InvalidArgumentError, OpError, ResourceExhaustedError
 from scheduler.rendezvous import Rendezvous
-from transport.rpc import RpcClient, RpcConfig
+
+if TYPE_CHECKING:
+    from scheduler.peer_outbox import PeerOutbox
 
 TaskKey = tuple[str, int]  # (job, task index)
-_MAX_ROUTES = 100_000  # cached key routes; cleared beyond this (keys come from the wire too)
 
 
 def task_name(task: TaskKey) -> str:
@@ -268,134 +258,3 @@ class StepTable:
             self._evict_oldest(f"no run_graph within orphan_ttl={self.orphan_ttl}s")
             n += 1
         return n
-
-
-class PeerOutbox:
-    """Routes keys to the tasks holding their Recvs and pushes tensors there (``deliver``).
-
-    State: ``_routes`` (key -> peer task, or None for this task; filled on first use),
-    ``_clients`` (peer task -> its open `RpcClient`), ``_opening`` (peer task -> Event while its
-    client is being opened). The clients live in tasks of `nursery` until it is cancelled.
-    """
-
-    def __init__(self, job: str, task: int, cluster: Mapping[str, Mapping[int, str]],
-                 config: RpcConfig, zctx: zmq.Context, nursery: trio.Nursery | None = None):
-        self.me: TaskKey = (job, task)
-        self.cluster = cluster
-        self.config = config
-        self.zctx = zctx
-        self.nursery = nursery
-        self._routes: dict[str, TaskKey | None] = {}
-        self._clients: dict[TaskKey, RpcClient] = {}
-        self._opening: dict[TaskKey, trio.Event] = {}
-        self.pushed = 0
-        self.push_failures = 0
-
-    def route(self, key: str) -> TaskKey | None:
-        """The task that receives `key`, or None when it is this task."""
-        try:
-            return self._routes[key]
-        except KeyError:
-            pass
-        dev = key.rpartition("->")[2]
-        spec = DeviceSpec.parse(dev)
-        if spec.job is None or spec.task is None:
-            raise InvalidArgumentError(
-                f"rendezvous key '{key}' does not name a receiving task (expected "
-                "'tensor->/job:J/replica:0/task:T/device:KIND:N')")
-        peer: TaskKey | None = (spec.job, spec.task)
-        if peer == self.me:
-            peer = None
-        elif spec.task not in self.cluster.get(spec.job, {}):
-            raise InvalidArgumentError(
-                f"rendezvous key '{key}' sends to {task_name(peer)}, which is not in this "
-                f"task's cluster ({_describe(self.cluster)})")
-        if len(self._routes) >= _MAX_ROUTES:
-            self._routes.clear()
-        self._routes[key] = peer
-        return peer
-
-    def push(self, rdv: TaskRendezvous, peer: TaskKey, key: str, value: Any) -> None:
-        """Send `value` to `peer`'s rendezvous for this step, from a task of the nursery."""
-        rdv.in_flight += 1
-        self.nursery.start_soon(self._push, rdv, peer, key, value)
-
-    async def _push(self, rdv: TaskRendezvous, peer: TaskKey, key: str, value: Any) -> None:
-        try:
-            value = await _to_wire(value, key)
-            client = self._clients.get(peer) or await self._open(peer)
-            if not client.alive:  # just (re)started peer: give it one heartbeat period
-                with trio.move_on_after(self.config.heartbeat_timeout):
-                    await client.wait_ready()
-            await client.call("deliver", {"step": rdv.step_id, "key": key}, [value],
-                              timeout=self.config.default_timeout)
-            self.pushed += 1
-        except OpError as e:
-            self.push_failures += 1
-            err = type(e)(f"sending '{key}' of step {rdv.step_id} to {task_name(peer)} "
-                          f"failed: {e.message}", node=e.node, device=e.device)
-            if rdv.state is not None:
-                rdv.state.fail(err)
-            else:
-                rdv.abort(err)
-        finally:
-            rdv.in_flight -= 1
-            if rdv.state is not None:
-                rdv.state.push_done()
-
-    async def _open(self, peer: TaskKey) -> RpcClient:
-        opening = self._opening.get(peer)
-        if opening is not None:
-            await opening.wait()
-        else:
-            self._opening[peer] = opening = trio.Event()
-            try:
-                await self.nursery.start(self._hold, peer)
-            finally:
-                opening.set()
-                del self._opening[peer]
-        client = self._clients.get(peer)
-        if client is None:
-            raise UnavailableError(f"could not open a connection to {task_name(peer)}")
-        return client
-
-    async def _hold(self, peer: TaskKey, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        address = self.cluster[peer[0]][peer[1]]
-        name = f"{task_name(self.me)} -> {task_name(peer)}"
-        try:
-            async with RpcClient(endpoint_of(address), config=self.config, ctx=self.zctx,
-                                 name=name) as client:
-                self._clients[peer] = client
-                task_status.started()
-                await trio.sleep_forever()
-        finally:
-            self._clients.pop(peer, None)
-
-
-async def _to_wire(value: Any, key: str) -> np.ndarray:
-    """A value a Send produced, as a host array the codec can send."""
-    if type(value) is np.ndarray:
-        return value
-    if isinstance(value, np.generic):
-        return np.asarray(value)
-    array = getattr(value, "array", None)
-    event = getattr(value, "event", None)
-    if array is not None and event is not None:  # a GPU value (sendrecv.OnDevice)
-        from devices.gpu import wait_event
-
-        await wait_event(event)
-        value = array
-    get = getattr(value, "get", None)  # CuPy -> NumPy
-    if get is not None and not isinstance(value, dict):
-        with contextlib.suppress(TypeError):
-            host = get()
-            if isinstance(host, np.ndarray):
-                return host
-    if isinstance(value, np.ndarray):
-        return value
-    raise InternalError(f"a Send produced a {type(value).__name__} for '{key}'; only arrays "
-                        "can cross to another task")
-
-
-def _describe(cluster: Mapping[str, Mapping[int, str]]) -> str:
-    return ", ".join(f"{job}: tasks {sorted(tasks)}" for job, tasks in sorted(cluster.items()))

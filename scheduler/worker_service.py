@@ -72,7 +72,8 @@ from scheduler import executor
 from scheduler.config import RuntimeConfig
 from scheduler.executor import Executable, StepContext, StepRun
 from scheduler.graphdef import GraphDef
-from scheduler.remote_rendezvous import PeerOutbox, StepTable, StepTableStatistics, task_name
+from scheduler.peer_outbox import PeerOutbox
+from scheduler.remote_rendezvous import StepTable, StepTableStatistics, task_name
 from scheduler.runtime import discover_devices
 from transport.rpc import RpcConfig, RpcServer
 
@@ -219,10 +220,12 @@ class WorkerService:
         self._token.run_sync_soon(self._nursery.start_soon, fn)
 
     async def _reap_forever(self) -> None:
-        period = max(0.05, min(self.config.orphan_ttl / 4, 5.0))
+        cfg = self.config
+        period = max(0.05, min(cfg.orphan_ttl / 4, cfg.rpc.heartbeat_interval))
         while True:
             await trio.sleep(period)
             self._table.reap()
+            self._outbox.sweep()
 
     def statistics(self) -> WorkerStatistics:
         out = self._outbox

@@ -147,7 +147,7 @@ def _split_model(rng: np.random.Generator, place: bool):
         with dev("/job:worker/task:1"):
             y = af.reduce_sum(af.matmul(h, w2), axis=0)
         with dev("/job:ps/task:0"):
-            upd = w2.assign_add(af.ones((5, 2)) * af.reduce_mean(y))
+            upd = af.group(w2.assign_add(af.ones((5, 2)) * af.reduce_mean(y)), name="train")
         init = af.global_variables_initializer()
     return g, init, x, h, y, upd, w2
 
@@ -163,9 +163,12 @@ def test_split_graph_over_ps_and_two_workers_matches_one_process(cluster: Daemon
         with af.Session(target, graph=g, config=_config()) as s:
             s.run(init)
             first = s.run([h, y], {x: xv})
-            s.run(upd, {x: xv})
+            md = af.RunMetadata()
+            s.run(upd, {x: xv}, run_metadata=md)
             results.append((first, s.run(w2)))
             if place:
+                # a group target runs its members where they are: no NoOp, no extra hop
+                assert "train" not in md.placement
                 md = af.RunMetadata()
                 s.run(y, {x: xv}, run_metadata=md)
                 used = {d.split("/device")[0] for d in md.placement.values()}
@@ -403,11 +406,20 @@ def test_in_process_servers_and_a_session() -> None:
             with af.device("/job:worker/task:0"):
                 y = v * 2.0
             init = af.global_variables_initializer()
+            # independent work that asks for no device stays on the client's task
+            x = af.placeholder(af.float32, (256, 256))
+            total = af.add_n([af.matmul(x + float(i), x) for i in range(4)])
         with af.Session(worker.target, graph=g, config=_config()) as s:
             assert s.list_devices() == ["/job:worker/replica:0/task:0/device:CPU:0",
                                         "/job:ps/replica:0/task:0/device:CPU:0"]
             s.run(init)
             np.testing.assert_array_equal(s.run(y), [0, 2, 4])
+            md = af.RunMetadata()
+            xv = np.random.default_rng().standard_normal((256, 256)).astype(np.float32)
+            got = s.run(total, {x: xv}, run_metadata=md)
+            want = sum((xv + i) @ xv for i in range(4))
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+            assert set(md.placement.values()) == {"/job:worker/replica:0/task:0/device:CPU:0"}
     with af.Server.create_local_server() as local:
         with af.Session(local.target, graph=g) as s:
             with pytest.raises(af.InvalidArgumentError, match="/job:ps/task:0"):
@@ -533,6 +545,42 @@ async def test_deliveries_before_the_step_abort_and_orphan_bounds() -> None:
                 await c.call("deliver", {"step": 30, "key": "nope"}, [value])
             header, _ = await c.call("reset", {"containers": None})
             assert header == {"containers": []}
+            # a deadline cancels the step on the service, which then forgets it
+            live = service.statistics().steps.live  # orphan 22 is still waiting
+            with pytest.raises(af.DeadlineExceededError):
+                await c.call("run_graph", _run(40, handle), timeout=0.2)
+            with trio.fail_after(5):
+                while service.statistics().steps.live > live:
+                    await trio.sleep(0.005)
+            with pytest.raises(af.OpError):
+                await c.call("run_graph", _run(40, handle))
+        finally:
+            await c.__aexit__(None, None, None)
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_push_to_a_silent_task_fails_the_step_with_unavailable() -> None:
+    key = "c:0->/job:w/replica:0/task:1/device:CPU:0"  # task 1: nothing listens there
+    g = GraphDef([
+        NodeDef("c", "Const", [], _DEV, {"value": np.ones(3, np.float32), "dtype": "float32"},
+                ["float32"], [(3,)]),
+        NodeDef("send", "_Send", ["c"], _DEV, {"key": key, "send_device": _DEV,
+                                               "recv_device": key.split("->")[1],
+                                               "tensor_name": "c:0"}),
+    ])
+    async with trio.open_nursery() as nursery:
+        rpc = RpcConfig(heartbeat_interval=0.05, heartbeat_timeout=0.3)
+        service, c = await _service(nursery, rpc=rpc)
+        try:
+            h, _ = await c.call("register_graph", {"device": _DEV},
+                                [np.frombuffer(g.to_bytes(), np.uint8)])
+            header = {"step": 5, "graphs": [h["handle"]], "args": [], "n_args": 0, "rets": [],
+                      "n_rets": 0, "trace": False}
+            t0 = trio.current_time()
+            with pytest.raises(af.UnavailableError, match="task:1 failed: no answer"):
+                await c.call("run_graph", header)
+            assert trio.current_time() - t0 < 2 * rpc.heartbeat_timeout
+            assert service.statistics().push_failures == 1
         finally:
             await c.__aexit__(None, None, None)
             nursery.cancel_scope.cancel()
