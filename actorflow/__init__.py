@@ -102,6 +102,5 @@ for _sub in ("nn", "train", "random"):
 
 __version__ = "0.1.0"
 
-from actorflow.server import ClusterSpec, RPCOptions, Server  # noqa: E402
-
 from actorflow.cluster import LocalCluster  # noqa: E402
+from actorflow.server import ClusterSpec, RPCOptions, Server  # noqa: E402

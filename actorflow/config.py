@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.config import RuntimeConfig
+from transport.rpc import RpcConfig
 
 
 @dataclass
@@ -33,6 +34,25 @@ class GraphOptions:
     enable_bfloat16_sendrecv: bool = False
 
 
+@dataclass(frozen=True)
+class RPCOptions:
+    """How tasks and masters talk: heartbeats (dead-task detection) and connection waits.
+
+    A task silent for `heartbeat_timeout` seconds is declared unavailable: steps that need it
+    fail with UnavailableError within about that time. `connect_timeout` bounds how long a new
+    session waits for every task of the cluster to answer.
+    """
+
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 5.0
+    connect_timeout: float = 30.0
+
+    def to_rpc_config(self) -> RpcConfig:
+        return RpcConfig(heartbeat_interval=self.heartbeat_interval,
+                         heartbeat_timeout=self.heartbeat_timeout)
+
+
+
 @dataclass
 class ConfigProto:
     """A session's configuration (one typed object; nothing comes from the environment)."""
@@ -46,6 +66,8 @@ class ConfigProto:
     graph_options: GraphOptions = field(default_factory=GraphOptions)
     memory_limit_bytes: dict[str, int] = field(default_factory=dict)  # by device name or kind
     operation_timeout_in_ms: int = 0
+    rpc_options: RPCOptions = field(default_factory=RPCOptions)
+    device_filters: list[str] = field(default_factory=list)  # tasks a remote session uses
 
     def to_runtime(self) -> RuntimeConfig:
         counts = {"CPU": 1, **{k.upper(): v for k, v in self.device_count.items()}}

@@ -19,41 +19,20 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import trio
 
-from actorflow.config import ConfigProto
+from actorflow.config import ConfigProto, RPCOptions
 from devices.errors import InvalidArgumentError
 from scheduler.distributed import DistributedRuntime, MasterOptions
 from scheduler.worker_service import WorkerConfig, WorkerService
-from transport.rpc import RpcConfig
 
 __all__ = ["ClusterSpec", "RPCOptions", "Server"]
 
 
-@dataclass(frozen=True)
-class RPCOptions:
-    """How tasks and masters talk: heartbeats (dead-task detection) and connection waits.
-
-    A task silent for `heartbeat_timeout` seconds is declared unavailable: steps that need it
-    fail with UnavailableError within about that time. `connect_timeout` bounds how long a new
-    session waits for every task of the cluster to answer.
-    """
-
-    heartbeat_interval: float = 1.0
-    heartbeat_timeout: float = 5.0
-    connect_timeout: float = 30.0
-
-    def to_rpc_config(self) -> RpcConfig:
-        return RpcConfig(heartbeat_interval=self.heartbeat_interval,
-                         heartbeat_timeout=self.heartbeat_timeout)
-
-
 def rpc_options_of(config: ConfigProto | None) -> RPCOptions:
-    opts = getattr(config, "rpc_options", None)
-    return opts if isinstance(opts, RPCOptions) else RPCOptions()
+    return config.rpc_options if config is not None else RPCOptions()
 
 
 class ClusterSpec:
@@ -290,7 +269,7 @@ def connect_runtime(target: str, config: ConfigProto) -> DistributedRuntime:
     """The runtime behind ``af.Session("af://host:port", config=config)``."""
     opts = rpc_options_of(config)
     timeout = config.operation_timeout_in_ms / 1000 if config.operation_timeout_in_ms else None
-    filters = tuple(getattr(config, "device_filters", None) or ())
+    filters = tuple(config.device_filters) if config is not None else ()
     return DistributedRuntime(target, config.to_runtime(), MasterOptions(
         rpc=opts.to_rpc_config(), step_timeout=timeout, connect_timeout=opts.connect_timeout,
         device_filters=filters))

@@ -111,7 +111,7 @@ def _session_config(params: dict[str, Any]) -> Any:
     heartbeat_timeout, connect_timeout) becomes its `af.RPCOptions`."""
     config = af.ConfigProto(**params.get("config", {}))
     if params.get("rpc"):
-        config.rpc_options = af.RPCOptions(**params["rpc"])  # type: ignore[attr-defined]
+        config.rpc_options = af.RPCOptions(**params["rpc"])
     return config
 
 

@@ -6,6 +6,7 @@ Importing this package registers every built-in kernel.
 from devices.kernels import (  # noqa: F401,E402  # noqa: F401,E402
     array,
     base,  # noqa: F401,E402
+    control_flow,  # noqa: F401,E402
     conv,
     index,  # noqa: F401,E402
     math,
@@ -16,4 +17,3 @@ from devices.kernels import (  # noqa: F401,E402  # noqa: F401,E402
     sendrecv,  # noqa: F401,E402
     state,  # noqa: F401,E402
 )
-from devices.kernels import control_flow  # noqa: F401,E402
