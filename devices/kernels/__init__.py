@@ -3,17 +3,17 @@
 Importing this package registers every built-in kernel.
 """
 
-from devices.kernels import (  # noqa: F401,E402  # noqa: F401,E402
+from devices.kernels import (  # noqa: F401  (imported to register their kernels)
     array,
-    base,  # noqa: F401,E402
-    control_flow,  # noqa: F401,E402
+    base,
+    control_flow,
     conv,
-    index,  # noqa: F401,E402
+    index,
     math,
     nn,
-    random,  # noqa: F401,E402
-    reduction,  # noqa: F401,E402
-    registry,  # noqa: F401
-    sendrecv,  # noqa: F401,E402
-    state,  # noqa: F401,E402
+    random,
+    reduction,
+    registry,
+    sendrecv,
+    state,
 )
