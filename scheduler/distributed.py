@@ -74,6 +74,7 @@ from scheduler.distributed_plan import (
 )
 from scheduler.graphdef import GraphDef
 from scheduler.remote_rendezvous import TaskKey, endpoint_of, task_name
+from scheduler.runtime import start_loop_thread
 from scheduler.worker_service import error_header, in_process_service
 from transport.rpc import RpcClient, RpcConfig
 
@@ -155,27 +156,12 @@ class DistributedRuntime:
         if host is not None:
             self._start_in_host(host)
             return
-        started = threading.Event()
-
-        async def main() -> None:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.serve)
-                started.set()
-
-        def thread_main() -> None:
-            try:
-                trio.run(main)
-            except BaseException as e:  # noqa: BLE001 - reported to the caller
-                self._thread_error = _unwrap(e)
-            finally:
-                started.set()
-
-        self._thread = threading.Thread(target=thread_main, name="actorflow-master",
-                                        daemon=True)
-        self._thread.start()
-        started.wait()
+        self._thread = start_loop_thread(self.serve, "actorflow-master", self._set_error)
         if self._thread_error is not None:
             raise self._thread_error
+
+    def _set_error(self, error: BaseException) -> None:
+        self._thread_error = _unwrap(error)
 
     def _start_in_host(self, host: Any) -> None:
         started, stopped = threading.Event(), threading.Event()

@@ -112,6 +112,9 @@ class Executable:
     n_rets: int = 0
     index: dict[str, int] = field(default_factory=dict)
     cf: ControlFlowInfo | None = None   # frames; None for a graph without control flow
+    # Successors that update state (variables): pushed under the ready stack, so readers that
+    # are ready already run first and the update can stay in place (no copy-on-write).
+    succ_late: list[tuple[int, ...]] = field(default_factory=list)
 
 
 class StepContext:
@@ -197,8 +200,8 @@ class StepRun(FrameSteps):
             await self._drain_cf(device, inline)
             return
         exe = self.exe
-        fns, kinds, in_slots, out_slots, succ = (
-            exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ)
+        fns, kinds, in_slots, out_slots, succ, late = (
+            exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ, exe.succ_late)
         ctx = self.ctx
         release = device.pool.release
         trace = ctx.trace
@@ -260,6 +263,11 @@ class StepRun(FrameSteps):
                     pending[j] = p
                     if p == 0:
                         ready.append(j)
+                for j in late[i]:
+                    p = pending[j] - 1
+                    pending[j] = p
+                    if p == 0:
+                        ready.insert(0, j)
                 count += 1
                 if not (count & 63) and not inline and clock() > deadline:
                     if ready:
@@ -289,6 +297,11 @@ class StepRun(FrameSteps):
             pending[j] = p
             if p == 0:
                 st.ready.append(j)
+        for j in self.exe.succ_late[i]:
+            p = pending[j] - 1
+            pending[j] = p
+            if p == 0:
+                st.ready.insert(0, j)
         if self.exe.cf is not None:
             st.waiting -= 1
             self._queue(st)  # the loop checks whether its iteration is finished
@@ -399,6 +412,7 @@ def compile_partition(graph: GraphDef, device: Any, *,
     kinds: list[int] = []
     n_args = n_rets = 0
     threshold = device.thread_threshold_us()
+    updates: set[int] = set()   # ops that write a resource they are given
     for j, nd in enumerate(nodes):
         if nd.op == "_Arg":
             fns.append(int(nd.attrs["index"]))
@@ -436,6 +450,9 @@ def compile_partition(graph: GraphDef, device: Any, *,
             kind = INLINE
         fns.append(fn)
         kinds.append(kind)
+        if kdef.stateful and nd.op not in _READS and "resource" in (
+                nodes[src].out_dtypes[port] for src, port in in_pairs[j]):
+            updates.add(j)
     if cf is not None:
         min_bytes = getattr(device.pool, "min_bytes", 0)
         plain = [k in (INLINE, IDENT, STEP, CTRIG) for k in kinds]
@@ -459,7 +476,10 @@ def compile_partition(graph: GraphDef, device: Any, *,
         kinds=kinds,
         in_slots=[tuple(slot_of[p] for p in pairs) for pairs in in_pairs],
         out_slots=[tuple(sorted(o)) for o in out_slots],
-        succ=cf.succ if cf is not None else [tuple(s) for s in succ_lists],
+        succ=cf.succ if cf is not None else [
+            tuple(j for j in s if j not in updates) for s in succ_lists],
+        succ_late=[()] * n if cf is not None else [
+            tuple(j for j in s if j in updates) for s in succ_lists],
         pending0=pending0,
         refs0=refs0,
         # reversed so the LIFO stack pops roots in graph order (ties broken by build order)
@@ -470,6 +490,9 @@ def compile_partition(graph: GraphDef, device: Any, *,
         index=index,
         cf=cf,
     )
+
+
+_READS = frozenset({"ReadVariableOp", "VarIsInitializedOp", "VarHandleOp", "ResourceGather"})
 
 
 def _noop(*args: Any) -> tuple:

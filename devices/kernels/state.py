@@ -174,25 +174,26 @@ def _scatter_update(k: KernelContext) -> Any:
 def _apply_gd(k: KernelContext) -> Any:
     xp = k.xp
 
+    # w -= alpha * delta in blocks that fit in cache: the scaled block never reaches memory,
+    # so the update streams 12 bytes an element, as a hand-written `w -= dw` does, instead of
+    # 20. (NumPy only: SciPy's saxpy would be one pass, but its own OpenBLAS threads then
+    # spin against NumPy's during the matmuls, tripling a step's CPU time.)
+    block = 32768
+
     def compute(var: ResourceVariable, alpha: Any, delta: Any) -> tuple[()]:
         w = var.writable()
-        if (xp is np and w.dtype == delta.dtype and w.dtype.char in "fd" and w.size > 4096
-                and w.flags.c_contiguous and delta.flags.c_contiguous):
-            axpy = _AXPY[w.dtype.char]  # w += (-alpha) * delta in one pass, in place
-            axpy(delta.reshape(-1), w.reshape(-1), a=-float(alpha))
-        else:
-            xp.subtract(w, alpha * delta, out=w)
+        if xp is not np or w.size <= block or not (w.flags.c_contiguous and
+                                                   delta.flags.c_contiguous):
+            xp.subtract(w, xp.multiply(delta, alpha), out=w)
+            return ()
+        wf, df = w.reshape(-1), delta.reshape(-1)
+        tmp = np.empty(block, np.result_type(delta, alpha))
+        for lo in range(0, wf.size, block):
+            hi = min(lo + block, wf.size)
+            t = np.multiply(df[lo:hi], alpha, out=tmp[:hi - lo])
+            np.subtract(wf[lo:hi], t, out=wf[lo:hi])
         return ()
     return compute
-
-
-def _blas_axpy() -> dict[str, Any]:
-    from scipy.linalg import blas  # noqa: PLC0415 - scikit-learn's dependency, loaded once
-
-    return {"f": blas.saxpy, "d": blas.daxpy}
-
-
-_AXPY = _blas_axpy()
 
 
 @_state_kernel("ResourceApplyMomentum")
