@@ -27,7 +27,58 @@ def optimize(graph: GraphDef, *, cse: bool = True, fold: bool = True) -> GraphDe
         graph = eliminate_common_subexpressions(graph)
     if fold:
         graph = fold_constants(graph)
+        graph = fuse_matmul_bias(graph)
     return graph
+
+
+def fuse_matmul_bias(graph: GraphDef) -> GraphDef:
+    """MatMul -> Add/BiasAdd of a bias vector [-> Relu] becomes one `_FusedMatMul` node (TF's
+    remapper): the bias and the ReLU are applied in place on the product, so the layer writes
+    one buffer instead of three. Only where nothing else reads the intermediate results; the
+    fused node keeps the name of the last node it replaces, so its readers are unchanged."""
+    readers: dict[str, int] = {}
+    for nd in graph.nodes:
+        for s in nd.inputs:
+            key = s[1:] if s.startswith("^") else parse_input(s)[0]
+            readers[key] = readers.get(key, 0) + 1
+    by_name = graph.by_name()
+    replaced: dict[str, NodeDef] = {}
+    dropped: set[str] = set()
+    for nd in graph.nodes:
+        if nd.op not in ("Add", "AddV2", "BiasAdd") or len(nd.inputs) != 2 or nd.name in dropped:
+            continue
+        names = [parse_input(s) for s in nd.inputs]
+        for mm_at in (0, 1):
+            (mname, mport), (bname, bport) = names[mm_at], names[1 - mm_at]
+            mm = by_name.get(mname)
+            if (mm is None or mm.op != "MatMul" or mport != 0 or readers.get(mname) != 1
+                    or mm.device != nd.device or any(s.startswith("^") for s in mm.inputs)
+                    or mm.out_dtypes != nd.out_dtypes or mm.out_shapes[0] is None
+                    or mm.out_shapes != nd.out_shapes or nd.op == "BiasAdd" and mm_at != 0):
+                continue
+            bias = by_name.get(bname)
+            bshape = bias.out_shapes[bport] if bias is not None else None
+            if bshape is None or len(bshape) != 1 or bshape[0] != mm.out_shapes[0][-1]:
+                continue
+            last, relu = nd, False
+            consumers = [c for c in graph.nodes if any(
+                not s.startswith("^") and parse_input(s)[0] == nd.name for s in c.inputs)]
+            if (readers.get(nd.name) == 1 and len(consumers) == 1
+                    and consumers[0].op == "Relu" and consumers[0].device == nd.device
+                    and not any(s.startswith("^") for s in consumers[0].inputs)):
+                last, relu = consumers[0], True
+            fused = NodeDef(last.name, "_FusedMatMul",
+                            [*mm.inputs, nd.inputs[1 - mm_at]], nd.device,
+                            {"transpose_a": bool(mm.attrs.get("transpose_a")),
+                             "transpose_b": bool(mm.attrs.get("transpose_b")), "relu": relu},
+                            list(last.out_dtypes), list(last.out_shapes))
+            replaced[last.name] = fused
+            dropped.update({mm.name, nd.name} - {last.name})
+            break
+    if not replaced:
+        return graph
+    out = [replaced.get(nd.name, nd) for nd in graph.nodes if nd.name not in dropped]
+    return GraphDef(out, graph.version)
 
 
 def _rewritable(nd: NodeDef) -> bool:

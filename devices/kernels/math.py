@@ -255,6 +255,25 @@ def _matmul_factory(k: KernelContext) -> Any:
     return compute
 
 
+@register_kernel("_FusedMatMul")
+def _fused_matmul(k: KernelContext) -> Any:
+    """MatMul, then + bias and optionally ReLU in place on the product (see
+    `scheduler.rewrite.fuse_matmul_bias`)."""
+    xp = k.xp
+    ta, tb = bool(k.attrs.get("transpose_a")), bool(k.attrs.get("transpose_b"))
+    relu = bool(k.attrs.get("relu"))
+    alloc = out_allocator(k)
+
+    def compute(a: Any, b: Any, bias: Any) -> tuple[Any]:
+        out = xp.matmul(a.T if ta else a, b.T if tb else b,
+                        out=alloc() if alloc is not None else None)
+        out += bias
+        if relu:
+            xp.maximum(out, 0, out=out)
+        return (out,)
+    return compute
+
+
 # No `cost=` (so never moved to a worker thread): BLAS already spreads one product over every
 # core, and two products at once on worker threads only oversubscribe them (measured: the
 # 784-1024-1024 MLP step took 1.9x longer with its matmuls on threads).
