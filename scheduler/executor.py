@@ -210,6 +210,7 @@ class StepRun(FrameSteps):
         deadline = clock() + _CHECKPOINT_EVERY
         count = 0
         active = self.active
+        parked: list[tuple[int, IterState]] = []   # inline only: kernels that must wait
         device.activate()
         while active and ctx.error is None:
             st = active.pop()
@@ -234,11 +235,9 @@ class StepRun(FrameSteps):
                         outs = fns[i](ctx, *args)
                     elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
                         pass  # an asynchronous kernel whose input is already there (a Recv)
-                    elif inline:  # waiting needs the actor: hand the step over
-                        ready.append(i)
-                        active.append(st)
-                        self.handoff = True
-                        return
+                    elif inline:  # waiting needs the actor: park it, run what else is ready
+                        parked.append((i, st))  # (a Send a peer waits on goes out now)
+                        continue
                     else:  # ASYNC or THREAD: continue when it is done (see _Resume)
                         self.waiting += 1
                         device.start_soon(self._run_async, device, i, st, args)
@@ -276,6 +275,13 @@ class StepRun(FrameSteps):
                     device.activate()
                     deadline = clock() + _CHECKPOINT_EVERY
                     break
+        if parked and ctx.error is None:  # hand the step, parked kernels first, to the actor
+            for i, st in parked:
+                st.ready.append(i)
+                if st not in active:
+                    active.append(st)
+            self.handoff = True
+            return
         self._maybe_finish()
 
     def _propagate(self, i: int, st: IterState, outs: Any) -> None:
