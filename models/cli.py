@@ -69,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("worker", help="run a worker daemon (see 'actorflow worker --help')")
     sub.add_parser("cluster", help="run a local cluster (see 'actorflow cluster --help')")
     args = ap.parse_args(argv)
+    try:
+        return _run(args)
+    except af.OpError as e:  # a bad flag value or an unreachable cluster: say what, no traceback
+        print(f"actorflow {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         acc = demo(args.epochs, args.batch_size, args.learning_rate, optimizer=args.optimizer)
         return 0 if acc >= 0.9 else 1

@@ -20,3 +20,9 @@ def test_unknown_command_is_an_error(capsys) -> None:  # type: ignore[no-untyped
     except SystemExit as e:
         assert e.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_bad_flag_values_get_a_clear_error_not_a_traceback(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert cli.main(["train", "mlp", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "need at least 1 ps and 1 worker task" in err and "Traceback" not in err
