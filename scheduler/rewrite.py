@@ -36,11 +36,14 @@ def fuse_matmul_bias(graph: GraphDef) -> GraphDef:
     remapper): the bias and the ReLU are applied in place on the product, so the layer writes
     one buffer instead of three. Only where nothing else reads the intermediate results; the
     fused node keeps the name of the last node it replaces, so its readers are unchanged."""
-    readers: dict[str, int] = {}
+    readers: dict[str, int] = {}                 # edges (data and control) out of a node
+    data_readers: dict[str, list[NodeDef]] = {}  # nodes reading a node's data outputs
     for nd in graph.nodes:
         for s in nd.inputs:
             key = s[1:] if s.startswith("^") else parse_input(s)[0]
             readers[key] = readers.get(key, 0) + 1
+            if not s.startswith("^"):
+                data_readers.setdefault(key, []).append(nd)
     by_name = graph.by_name()
     replaced: dict[str, NodeDef] = {}
     dropped: set[str] = set()
@@ -61,8 +64,7 @@ def fuse_matmul_bias(graph: GraphDef) -> GraphDef:
             if bshape is None or len(bshape) != 1 or bshape[0] != mm.out_shapes[0][-1]:
                 continue
             last, relu = nd, False
-            consumers = [c for c in graph.nodes if any(
-                not s.startswith("^") and parse_input(s)[0] == nd.name for s in c.inputs)]
+            consumers = data_readers.get(nd.name, [])
             if (readers.get(nd.name) == 1 and len(consumers) == 1
                     and consumers[0].op == "Relu" and consumers[0].device == nd.device
                     and not any(s.startswith("^") for s in consumers[0].inputs)):
@@ -165,8 +167,9 @@ def fold_constants(graph: GraphDef) -> GraphDef:
         out.append(nd)
     # constants whose every consumer was folded away have nothing left to do
     read = {s[1:] if s.startswith("^") else parse_input(s)[0] for nd in out for s in nd.inputs}
+    targets = _originally_unread(graph)
     out = [nd for nd in out if nd.op != "Const" or nd.name in read
-           or nd.name not in consts or nd.name in _originally_unread(graph)]
+           or nd.name not in consts or nd.name in targets]
     return GraphDef(out, graph.version)
 
 
