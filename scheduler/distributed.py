@@ -42,8 +42,10 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import functools
 import hashlib
 import inspect
+import math
 import os
 import random
 import threading
@@ -57,6 +59,7 @@ import zmq
 
 from devices.device_spec import DeviceSpec
 from devices.errors import (
+    CancelledError,
     DeadlineExceededError,
     FailedPreconditionError,
     InternalError,
@@ -77,6 +80,7 @@ from scheduler.remote_rendezvous import TaskKey, endpoint_of, task_name
 from scheduler.runtime import start_loop_thread
 from scheduler.worker_service import error_header, in_process_service
 from transport.rpc import RpcClient, RpcConfig
+from transport.rpc_core import DeadlineTimer, Pending
 
 
 @dataclass(frozen=True)
@@ -95,15 +99,6 @@ class MasterOptions:
     # Nodes that request no device run on the target task (TF's default device) rather than
     # wherever the placer's simulation finds an idle device in the cluster.
     default_to_target_task: bool = True
-
-
-class _Outcome:
-    """The first error of a multi-task step (written by the part that failed first)."""
-
-    __slots__ = ("error",)
-
-    def __init__(self) -> None:
-        self.error: OpError | None = None
 
 
 class DistributedRuntime:
@@ -130,6 +125,8 @@ class DistributedRuntime:
         self._host: Any = None  # the in-process WorkerService whose loop hosts this master
         self._local: Any = None  # the _LocalClient to it
         self._hosted_stop: threading.Event | None = None
+        self._flights: set[_Flight] = set()  # steps in flight (their callbacks drive them)
+        self._deadlines = DeadlineTimer(self._expire)  # step_timeout of the flights
 
     # -- hosting -------------------------------------------------------------------------------
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -143,11 +140,27 @@ class DistributedRuntime:
                 async with contextlib.AsyncExitStack() as stack:
                     await self._connect(stack, zctx)
                     self._token = trio.lowlevel.current_trio_token()
+                    nursery.start_soon(self._deadlines.run)
                     task_status.started(self)
-                    await trio.sleep_forever()
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        self._fail_flights()
         finally:
             self.closed = True
+            self._fail_flights()
             zctx.destroy(linger=0)
+
+    def _fail_flights(self) -> None:
+        for flight in list(self._flights):
+            flight.fail(UnavailableError("the session was closed while the step ran"))
+
+    def _expire(self, key: tuple[int, _Flight], deadline: float) -> None:
+        flight = key[1]
+        if not flight.over:
+            flight.fail(DeadlineExceededError(
+                f"step {flight.step_id} ran past its deadline (step_timeout="
+                f"{self.options.step_timeout}s)"))
 
     def start_in_thread(self) -> None:
         """Run the master's trio loop on a daemon thread of its own (for sync callers), or in
@@ -333,101 +346,54 @@ class DistributedRuntime:
                 "'async with af.Session(target) as session'")
         lock = _thread.allocate_lock()
         lock.acquire()
-        box: list[Any] = []
-
-        async def body() -> None:
-            try:
-                box.append(await self.arun(step, args, trace, stats))
-            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-                box.append(_unwrap(e))
-            finally:
-                lock.release()
-
+        flight = _Flight(self, step, args, trace, stats, lock.release)
         try:
-            self._token.run_sync_soon(self._nursery.start_soon, body)
+            self._token.run_sync_soon(self._launch, flight)
         except trio.RunFinishedError:
             raise UnavailableError("the session's connection to the cluster has shut "
                                    "down") from None
         lock.acquire()
-        result = box[0]
-        if isinstance(result, BaseException):
-            if isinstance(result, trio.Cancelled):
-                raise UnavailableError("the session was closed while the step ran")
-            raise result
-        return result
+        return flight.result()
 
     async def arun(self, step: DistributedStep, args: list[Any], trace: list | None = None,
                    stats: dict | None = None) -> list[Any]:
         """Run one step from a task of the master's trio loop."""
         self._check_open()
-        parts = step.tasks
-        rets: list[Any] = [None] * step.n_rets
-        if not parts:
-            await trio.lowlevel.checkpoint()
-            return rets
         if not step.registered:
             await self._register(step)
-        step_id = self._rng.getrandbits(63) or 1
-        timeout = self.options.step_timeout
-        if len(parts) == 1:
-            outcome = _Outcome()
-            await self._run_part(parts[0], step_id, args, rets, trace, stats, timeout, outcome,
-                                 None, ())
-        else:
-            outcome = _Outcome()
-            # This task runs one part itself, the others start when it first waits: a remote
-            # one, so that its request leaves before the in-process part runs (which would
-            # only wait for the tensors that request makes the other tasks send).
-            first = 1 if self._host is not None and parts[0].task.key == self.me else 0
-            async with trio.open_nursery() as nursery:
-                for k, p in enumerate(parts):
-                    if k != first:
-                        nursery.start_soon(self._run_part, p, step_id, args, rets, trace,
-                                           stats, timeout, outcome, nursery.cancel_scope, parts)
-                await self._run_part(parts[first], step_id, args, rets, trace, stats, timeout,
-                                     outcome, nursery.cancel_scope, parts)
-        if outcome.error is not None:
-            raise outcome.error
-        return rets
-
-    async def _run_part(self, part: TaskPart, step_id: int, args: list[Any],
-                        rets: list[Any], trace: list | None, stats: dict | None,
-                        timeout: float | None, outcome: _Outcome,
-                        scope: trio.CancelScope | None, parts: Sequence[TaskPart]) -> None:
-        if part.task.client is self._local and len(parts) > 1:
-            # let the other parts' requests leave first: this part only waits for them
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        header = dict(part.header)
-        header["step"] = step_id
-        if trace is not None:
-            header["trace"] = True
-        feeds = [args[i] for i in part.args] if part.args else None
+        done = trio.Event()
+        flight = _Flight(self, step, args, trace, stats, done.set)
+        flight.start()
         try:
-            reply, tensors = await part.task.client.call("run_graph", header, feeds,
-                                                         timeout=timeout)
-        except Exception as e:  # noqa: BLE001 - every failure fails the step, first one wins
-            if outcome.error is not None:
-                return
-            err = e if isinstance(e, OpError) else InternalError(
-                f"run_graph on {part.task.name} raised {type(e).__name__}: {e}")
-            outcome.error = _from_task(part.task, err, f"step {step_id}")
-            if scope is not None:
-                scope.cancel()
-                self._abort_others(step_id, outcome.error, parts, part)
-            return
-        for i, t in zip(part.rets, tensors, strict=True):
-            rets[i] = t
-        if stats is not None:
-            stats["bytes_moved"] = stats.get("bytes_moved", 0) + int(reply.get("bytes", 0))
-        if trace is not None:
-            trace.extend(tuple(e) for e in reply.get("trace") or ())
+            await done.wait()
+        except BaseException:
+            flight.fail(CancelledError("the step was cancelled by its caller"))
+            raise
+        return flight.result()
 
-    def _abort_others(self, step_id: int, error: OpError, parts: Sequence[TaskPart],
-                      failed: TaskPart) -> None:
+    def _launch(self, flight: _Flight) -> None:
+        """Start a sync caller's step (in the master's loop): at once when its partitions are
+        registered, else after a task registers them."""
+        if flight.step.registered:
+            flight.start()
+        else:
+            self._nursery.start_soon(self._register_then_start, flight)
+
+    async def _register_then_start(self, flight: _Flight) -> None:
+        try:
+            await self._register(flight.step)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            flight.finish_early(_unwrap(e))
+            if not isinstance(e, Exception):
+                raise
+            return
+        flight.start()
+
+    def abort_on(self, parts: Sequence[TaskPart], step_id: int, error: OpError) -> None:
+        """Tell the tasks of `parts` to abort step `step_id` (from tasks: off the hot path)."""
         header = error_header(step_id, error)
         for p in parts:
-            if p is not failed:
-                self._nursery.start_soon(self._send_abort, p.task, header)
+            self._nursery.start_soon(self._send_abort, p.task, header)
 
     async def _send_abort(self, task: Task, header: dict) -> None:
         with contextlib.suppress(OpError):
@@ -441,6 +407,142 @@ class DistributedRuntime:
             raise UnavailableError(f"the master's thread failed: {self._thread_error!r}")
 
 
+class _Flight:
+    """One step in flight over its tasks, driven by callbacks: no task per step or per part.
+
+    `start` sends one ``run_graph`` per task (remote ones first: the in-process part would
+    only wait for the tensors their requests make the others send) and each call's ``then``
+    is `_part_done`, called from a socket's reader, a deadline or the in-process service. The
+    first error wins: the other calls are cancelled (their servers told to stop), the other
+    tasks are sent ``abort``, and the step ends at once with that error.
+
+    State (the master's trio thread): ``calls`` (part -> (client, call id)) for calls in
+    flight, ``error`` (the first error), ``rets`` (fetches as they arrive), ``on_done`` (called
+    once, when no call is left in flight).
+    """
+
+    __slots__ = ("rt", "step", "args", "trace", "stats", "on_done", "rets", "error", "calls",
+                 "step_id", "over", "starting", "deadline")
+
+    def __init__(self, rt: DistributedRuntime, step: DistributedStep, args: list[Any],
+                 trace: list | None, stats: dict | None, on_done: Any):
+        self.rt = rt
+        self.step = step
+        self.args = args
+        self.trace = trace
+        self.stats = stats
+        self.on_done = on_done
+        self.rets: list[Any] = [None] * step.n_rets
+        self.error: BaseException | None = None
+        self.calls: dict[int, tuple[Any, int]] = {}
+        self.step_id = 0
+        self.over = False
+        self.starting = False
+        self.deadline = math.inf
+
+    def start(self) -> None:
+        rt = self.rt
+        rt._flights.add(self)
+        self.starting = True
+        try:
+            self._start()
+        except BaseException as e:  # noqa: BLE001 - a bug here must reach the caller
+            self.fail(e if isinstance(e, OpError) else InternalError(
+                f"starting the step failed: {type(e).__name__}: {e}"))
+            if not isinstance(e, Exception):
+                raise
+        finally:
+            self.starting = False
+        if not self.calls:
+            self._finish()
+        elif rt.options.step_timeout is not None:
+            self.deadline = trio.current_time() + rt.options.step_timeout
+            rt._deadlines.add(self.deadline, (self.step_id, self))  # ids never tie: no flight
+            if len(rt._deadlines) > 4 * len(rt._flights) + 1024:  # is ever compared
+                rt._deadlines.compact([(f.deadline, (f.step_id, f)) for f in rt._flights])
+
+    def _start(self) -> None:
+        rt = self.rt
+        parts = self.step.tasks
+        if not parts:
+            return
+        self.step_id = rt._rng.getrandbits(63) or 1
+        timeout = rt.options.step_timeout
+        local = rt._local
+        order = [p for p in parts if p.task.client is not local]
+        order += [p for p in parts if p.task.client is local]
+        for k, part in enumerate(order):
+            if self.error is not None:
+                break
+            header = dict(part.header)
+            header["step"] = self.step_id
+            if self.trace is not None:
+                header["trace"] = True
+            feeds = [self.args[i] for i in part.args] if part.args else None
+            self.calls[k] = (part, 0)
+            rid = part.task.client.start_call("run_graph", header, feeds,
+                                              functools.partial(self._part_done, k),
+                                              timeout=timeout)
+            if k in self.calls:
+                self.calls[k] = (part, rid)
+
+    def _part_done(self, k: int, header: Any, tensors: list, error: BaseException | None
+                   ) -> None:
+        entry = self.calls.pop(k, None)
+        if entry is None:
+            return
+        part = entry[0]
+        if error is not None:
+            if self.error is None:
+                err = error if isinstance(error, OpError) else InternalError(
+                    f"run_graph on {part.task.name} raised {type(error).__name__}: {error}")
+                self._fail(_from_task(part.task, err, f"step {self.step_id}"))
+        elif self.error is None:
+            for i, t in zip(part.rets, tensors, strict=True):
+                self.rets[i] = t
+            if self.stats is not None:
+                self.stats["bytes_moved"] = (self.stats.get("bytes_moved", 0)
+                                             + int(header.get("bytes", 0)))
+            if self.trace is not None:
+                self.trace.extend(tuple(e) for e in header.get("trace") or ())
+        if not self.calls and not self.starting:
+            self._finish()
+
+    def fail(self, error: BaseException) -> None:
+        """End the step now with `error` (the caller gave up, or a bug)."""
+        if self.error is None and not self.over:
+            self._fail(error)
+        if not self.calls and not self.starting:
+            self._finish()
+
+    def _fail(self, error: BaseException) -> None:
+        self.error = error
+        others = list(self.calls.values())
+        self.calls.clear()
+        for part, rid in others:
+            part.task.client.cancel_call(rid)
+        if others and isinstance(error, OpError):
+            self.rt.abort_on([p for p, _ in others], self.step_id, error)
+
+    def finish_early(self, error: BaseException) -> None:
+        self.error = error
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self.over:
+            self.over = True
+            self.rt._flights.discard(self)
+            self.on_done()
+
+    def result(self) -> list[Any]:
+        error = self.error
+        if error is not None:
+            if isinstance(error, trio.Cancelled):
+                raise UnavailableError("the session was closed while the step ran")
+            raise error
+        return self.rets
+
+
 class _LocalClient:
     """An `RpcClient` stand-in for the task served by the master's own trio loop: calls its
     handlers directly, passing tensors by reference (as the local runtime does)."""
@@ -449,11 +551,45 @@ class _LocalClient:
 
     def __init__(self, service: Any):
         self._service = service
+        self._pending: dict[int, Pending] = {}
+        self._next = 1
         self._handlers = service.handlers()
         self._async = {m for m, h in self._handlers.items() if inspect.iscoroutinefunction(h)}
 
     async def wait_ready(self) -> None:
         await trio.lowlevel.checkpoint()
+
+    def start_call(self, method: str, header: Any, tensors: Any, then: Any, *,
+                   timeout: float | None = None) -> int:
+        """`RpcClient.start_call` for the in-process task: runs a plain handler right here.
+        `timeout` is the master's to enforce (the task's handler has no deadline here)."""
+        try:
+            if self._service._token is None:
+                raise UnavailableError("the in-process worker service has stopped")
+            if method in self._async:
+                raise InternalError(f"{method} is async; use call()")
+            result = self._handlers[method](header, list(tensors) if tensors else [])
+        except Exception as e:  # noqa: BLE001 - the handler's error is the call's outcome
+            then(None, [], e)
+            return 0
+        if type(result) is not Pending:
+            then(result[0], result[1], None)
+            return 0
+        rid = self._next
+        self._next += 1
+        self._pending[rid] = result
+
+        def settled(h: Any, t: list, error: BaseException | None) -> None:
+            if self._pending.pop(rid, None) is not None:
+                then(h, t, error)
+
+        result.then(settled)
+        return rid
+
+    def cancel_call(self, rid: int) -> None:
+        pending = self._pending.pop(rid, None)
+        if pending is not None:
+            pending.cancel(CancelledError("the master cancelled the call"))
 
     async def call(self, method: str, header: Any = None, tensors: Any = None, *,
                    timeout: float | None = None) -> tuple[Any, list]:
@@ -462,13 +598,37 @@ class _LocalClient:
         handler = self._handlers[method]
         tensors = list(tensors) if tensors is not None else []
         if method not in self._async:
-            return handler(header, tensors)
+            result = handler(header, tensors)
+            if type(result) is not Pending:
+                return result
+            return await _wait_pending(result, method, timeout)
         if timeout is None:
             return await handler(header, tensors)
         with trio.move_on_after(timeout):
             return await handler(header, tensors)
         raise DeadlineExceededError(f"{method} on the in-process task ran past its deadline "
                                     f"({timeout:.3g}s)")
+
+
+async def _wait_pending(pending: Pending, method: str, timeout: float | None
+                        ) -> tuple[Any, list]:
+    """The outcome of a handler's `Pending`, waiting at most `timeout` seconds."""
+    if pending.outcome is None:
+        ev = trio.Event()
+        pending.then(lambda *_: ev.set())
+        try:
+            with trio.move_on_after(math.inf if timeout is None else timeout):
+                await ev.wait()
+        except BaseException:
+            pending.cancel(CancelledError(f"{method} on the in-process task was cancelled"))
+            raise
+        if pending.outcome is None:
+            pending.cancel(DeadlineExceededError(f"{method} on the in-process task ran past its "
+                                                 f"deadline ({timeout:.3g}s)"))
+    header, tensors, error = pending.outcome
+    if error is not None:
+        raise error
+    return header, tensors
 
 
 async def _ask_status(client: Any, timeout: float) -> Any:

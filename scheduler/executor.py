@@ -163,8 +163,8 @@ class StepRun(FrameSteps):
     `active` lists the IterStates that have ready nodes (just the root without control flow).
     """
 
-    __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "handoff", "current",
-                 "peak_iterations")
+    __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "handoff", "queued",
+                 "current", "peak_iterations")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
@@ -178,22 +178,65 @@ class StepRun(FrameSteps):
         self.waiting = 0
         self.finished = False
         self.handoff = False
+        self.queued = False  # in its device's mailbox (so it is not queued twice)
         self.current: IterState | None = None  # the IterState `_drain_cf` is running
         self.peak_iterations = 1  # most iterations of one frame alive at once (statistics)
 
     async def run(self, device: Any) -> None:
+        self.queued = False
         await self._drain(device)
+
+    def submit_to(self, device: Any) -> None:
+        """Queue this step on its device actor (from the device's trio thread)."""
+        self.queued = True
+        device.submit(self)
 
     def run_inline(self, device: Any) -> bool:
         """Run on the caller's thread (holding the device's baton) as far as possible without
-        waiting. Returns True if the step must be handed to the device actor to go on."""
+        waiting. Returns True if the step must now be submitted to the device actor to go on
+        (and marks it queued: False when it is in the mailbox already)."""
+        self.handoff = False
         coro = self._drain(device, inline=True)
         try:
             coro.send(None)
         except StopIteration:
-            return self.handoff
+            if self.handoff and not self.queued:
+                self.queued = True
+                return True
+            return False
         coro.close()
         raise InternalError("the inline executor tried to wait")
+
+    def _on_value(self, device: Any, i: int, st: IterState, t0: float
+                  ) -> Callable[[Any, Exception | None, bool], None]:
+        """The callback a waiting Recv (node i) calls with its outputs: the step goes on right
+        there when the rendezvous says it may (``resume``: a tensor from the wire, read in the
+        worker service's reader) and the device is idle; else through the mailbox."""
+
+        def done(outs: Any, error: Exception | None, resume: bool) -> None:
+            ctx = self.ctx
+            if error is not None:
+                ctx.abort(_node_error(error, self.exe.names[i], self.exe.ops[i], device.name,
+                                      ()))
+                outs = None
+            elif ctx.trace is not None:
+                ctx.trace.append((self.exe.names[i], device.name, t0, time.perf_counter()))
+            if resume and device.baton.acquire(blocking=False):
+                try:
+                    self.waiting -= 1
+                    if outs is None or ctx.error is not None:
+                        self._maybe_finish()
+                        return
+                    self._propagate(i, st, outs)
+                    handoff = self.run_inline(device)
+                finally:
+                    device.baton.release()
+                if handoff:
+                    device.submit(self)  # run_inline marked it queued
+            else:
+                device.submit(_Resume(self, i, st, outs))
+
+        return done
 
     async def _drain(self, device: Any, inline: bool = False) -> None:
         if self.exe.cf is not None:
@@ -235,6 +278,10 @@ class StepRun(FrameSteps):
                         outs = fns[i](ctx, *args)
                     elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
                         pass  # an asynchronous kernel whose input is already there (a Recv)
+                    elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
+                        self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
+                        sub(ctx, self._on_value(device, i, st, clock()))
+                        continue
                     elif inline:  # waiting needs the actor: park it, run what else is ready
                         parked.append((i, st))  # (a Send a peer waits on goes out now)
                         continue

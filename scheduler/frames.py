@@ -245,6 +245,11 @@ class FrameSteps:
                             outs = fns[i](ctx, *args)
                         elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
                             pass
+                        elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
+                            self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
+                            st.waiting += 1
+                            sub(ctx, self._on_value(device, i, st, clock()))
+                            continue
                         elif inline:  # waiting needs the actor: hand the step over
                             ready.append(i)
                             active.append(st)

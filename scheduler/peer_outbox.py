@@ -5,25 +5,29 @@ What it owns
 `PeerOutbox` routes a rendezvous key to the task that receives it (the key ends with the
 receiving device, parsed once per key and cached) and keeps one `_PushChannel` per peer task,
 opened on first use: a DEALER `ZSocket` connected to the peer's worker service. A push is a
-``deliver`` request of the RPC wire protocol (`transport.rpc`): ``{"k": "q", "id", "m":
-"deliver", "h": {step, key}}`` plus the tensor as a raw frame, never pickled. It leaves from
-the Send kernel itself (no task, no extra trip through the scheduler), and its reply is
-handled in the socket's reader: success lets the step retire, an error reply (the receiver
-refused the tensor) fails the step here with the receiver's error class.
+*one-way* ``push`` message of the RPC wire protocol (`transport.rpc`): ``{"k": "s", "m":
+"push", "h": {step, key}}`` plus the tensor as a raw frame, never pickled. It leaves from the
+Send kernel itself (no task, no extra trip through the scheduler) and gets no reply: an
+acknowledgement would double the messages of a step, and its wake-ups are most of the cost of
+a small step on a small machine.
 
-Liveness: the peer's service answers a delivery from its reader, as it answers heartbeats, so
-a delivery unanswered for ``rpc.heartbeat_timeout`` seconds means the peer is down or hung:
-`sweep` (run periodically by the service) fails such pushes with UnavailableError. The master
-also detects the dead task through its own heartbeats and aborts the step everywhere.
+Why no acknowledgement is needed: every task that receives a key runs a partition of the
+step, so the master waits for it anyway. A push the receiver refuses (an unknown key, the
+wrong dtype) fails the step *there*, and the master hears of it from that task's
+``run_graph`` reply and aborts the step everywhere. A receiver that is down is found by the
+master's heartbeats. What only the sender can see is a push libzmq would not take (no
+connection to the peer, or the peer at its high-water mark): it waits in a task, counted in
+``rdv.in_flight`` so that the step does not retire here before it left, and `sweep` (run
+periodically by the service) fails it with UnavailableError after ``rpc.heartbeat_timeout``.
 
 State (owned by the service's trio thread): ``_routes`` (key -> peer task, or None for this
 task), ``_channels`` (peer -> open channel), ``_opening`` (peer -> Event while its socket is
-being opened); per channel ``_pending`` (request id -> (rendezvous, key, time sent)) until the
-reply comes, the push is swept, or the channel closes.
+being opened); per channel ``_queued`` (push number -> (rendezvous, key, time queued, cancel
+scope)) while a push waits for the socket.
 
     outbox = PeerOutbox("worker", 0, cluster, rpc_config, zctx, nursery)
     peer = outbox.route(key)            # None: the key is received on this task
-    outbox.push(rdv, peer, key, value)  # rdv.in_flight counts it until the reply
+    outbox.push(rdv, peer, key, value)  # gone to libzmq, or queued (rdv.in_flight counts it)
 """
 
 from __future__ import annotations
@@ -46,12 +50,13 @@ from devices.errors import (
     UnavailableError,
 )
 from scheduler.remote_rendezvous import TaskKey, TaskRendezvous, endpoint_of, task_name
-from transport.codec import decode_message, encode
+from transport.codec import encode
 from transport.rpc import RpcConfig
+from transport.rpc_core import ONEWAY
 from transport.zsocket import ZSocket
 
 _MAX_ROUTES = 100_000  # cached key routes; cleared beyond this (keys come from the wire too)
-_MAX_PENDING = 65_536  # unanswered pushes to one peer before new ones are refused
+_MAX_QUEUED = 65_536  # pushes waiting for one peer's connection before new ones are refused
 
 
 class PeerOutbox:
@@ -96,11 +101,15 @@ class PeerOutbox:
 
     def push(self, rdv: TaskRendezvous, peer: TaskKey, key: str, value: Any) -> None:
         """Send `value` to `peer`'s rendezvous for this step: now when the channel is open and
-        the value is a host array, else from a task (first push to a peer, GPU values)."""
+        the value is on the host, else from a task (first push to a peer, GPU values)."""
         channel = self._channels.get(peer)
-        if channel is not None and type(value) is np.ndarray:
-            channel.push(rdv, key, value)
-            return
+        if channel is not None:
+            if type(value) is np.ndarray:
+                channel.push(rdv, key, value)
+                return
+            if isinstance(value, np.generic):
+                channel.push(rdv, key, np.asarray(value))
+                return
         rdv.in_flight += 1  # held by the task until it hands the push to the channel
         self.nursery.start_soon(self._push_later, rdv, peer, key, value)
 
@@ -119,7 +128,7 @@ class PeerOutbox:
                 rdv.state.push_done()
 
     def sweep(self) -> None:
-        """Fail pushes unanswered for longer than the heartbeat timeout."""
+        """Fail pushes that could not be handed to libzmq within the heartbeat timeout."""
         limit = trio.current_time() - self.config.heartbeat_timeout
         for channel in list(self._channels.values()):
             channel.sweep(limit)
@@ -159,53 +168,60 @@ class PeerOutbox:
 
 
 class _PushChannel:
-    """Deliveries to one peer over one DEALER; see the module docstring."""
+    """Pushes to one peer over one DEALER; see the module docstring."""
 
     def __init__(self, outbox: PeerOutbox, peer: TaskKey):
         self.outbox = outbox
         self.peer = peer
         self.sock: ZSocket | None = None
-        self._pending: dict[int, tuple[TaskRendezvous, str, float]] = {}
-        self._next_id = 1
+        self._queued: dict[int, tuple[TaskRendezvous, str, float, trio.CancelScope]] = {}
+        self._next = 1
+        self.rejected = 0  # error replies from the peer (it could not route a push at all)
 
     def push(self, rdv: TaskRendezvous, key: str, value: np.ndarray) -> None:
-        if len(self._pending) >= _MAX_PENDING:
-            fail_push(rdv, self.peer, key, ResourceExhaustedError(
-                f"{len(self._pending)} deliveries to this peer are unanswered"))
-            return
-        rid = self._next_id
-        self._next_id += 1
-        frames = encode({"k": "q", "id": rid, "m": "deliver", "t": None,
-                         "h": {"step": rdv.step_id, "key": key}}, [value])
-        rdv.in_flight += 1
-        self._pending[rid] = (rdv, key, trio.current_time())
+        frames = encode({"k": ONEWAY, "m": "push", "h": {"step": rdv.step_id, "key": key}},
+                        [value])
         try:
             self.sock.send_nowait(frames)
         except trio.WouldBlock:  # not connected yet, or the peer is at its high-water mark
-            self.outbox.nursery.start_soon(self._send_later, rid, frames)
+            if len(self._queued) >= _MAX_QUEUED:
+                self.outbox.push_failures += 1
+                fail_push(rdv, self.peer, key, ResourceExhaustedError(
+                    f"{len(self._queued)} pushes to this peer are waiting for its connection"))
+                return
+            n = self._next
+            self._next += 1
+            scope = trio.CancelScope()
+            rdv.in_flight += 1
+            self._queued[n] = (rdv, key, trio.current_time(), scope)
+            self.outbox.nursery.start_soon(self._send_later, n, frames, scope)
         except (UnavailableError, trio.ClosedResourceError) as e:
-            self._complete(rid, UnavailableError(f"the connection is closed ({e})"))
+            self.outbox.push_failures += 1
+            fail_push(rdv, self.peer, key, UnavailableError(f"the connection is closed ({e})"))
+        else:
+            self.outbox.pushed += 1
 
-    async def _send_later(self, rid: int, frames: list) -> None:
-        try:
-            await self.sock.send(frames)
-        except (UnavailableError, trio.ClosedResourceError) as e:
-            self._complete(rid, UnavailableError(f"the connection is closed ({e})"))
+    async def _send_later(self, n: int, frames: list, scope: trio.CancelScope) -> None:
+        error: OpError | None = None
+        with scope:
+            try:
+                await self.sock.send(frames)
+            except (UnavailableError, trio.ClosedResourceError) as e:
+                error = UnavailableError(f"the connection is closed ({e})")
+        if not scope.cancelled_caught:
+            self._complete(n, error)
 
     def on_receive(self, frames: list) -> None:
-        """The socket's reader: a reply settles its push (anything else is ignored)."""
-        try:
-            header, _, error = decode_message(frames, self.outbox.config.limits)
-        except InvalidArgumentError:
-            return
-        if isinstance(header, dict) and header.get("k") == "r" and type(header.get("id")) is int:
-            self._complete(header["id"], error)
+        """The socket's reader: pushes get no replies; an error reply means the peer could not
+        route one at all (it is counted; the step fails on the peer's side or by deadline)."""
+        self.rejected += 1
 
-    def _complete(self, rid: int, error: OpError | None) -> None:
-        entry = self._pending.pop(rid, None)
+    def _complete(self, n: int, error: OpError | None) -> None:
+        entry = self._queued.pop(n, None)
         if entry is None:
             return
-        rdv, key, _ = entry
+        rdv, key, _, scope = entry
+        scope.cancel()
         if error is None:
             self.outbox.pushed += 1
         else:
@@ -217,17 +233,17 @@ class _PushChannel:
 
     def sweep(self, limit: float) -> None:
         timeout = self.outbox.config.heartbeat_timeout
-        while self._pending:
-            rid, (_, _, sent) = next(iter(self._pending.items()))
-            if sent > limit:
+        while self._queued:
+            n, (_, _, queued, _) = next(iter(self._queued.items()))
+            if queued > limit:
                 break
-            self._complete(rid, UnavailableError(
-                f"no answer for {timeout}s (heartbeat_timeout): the task is down, hung or "
+            self._complete(n, UnavailableError(
+                f"no connection for {timeout}s (heartbeat_timeout): the task is down, hung or "
                 "unreachable"))
 
     def close(self) -> None:
-        for rid in list(self._pending):
-            self._complete(rid, UnavailableError("this worker service is shutting down"))
+        for n in list(self._queued):
+            self._complete(n, UnavailableError("this worker service is shutting down"))
 
 
 def fail_push(rdv: TaskRendezvous, peer: TaskKey, key: str, e: OpError) -> None:

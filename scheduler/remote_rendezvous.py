@@ -17,12 +17,13 @@ What it owns
 State (all owned by the worker service's trio thread; nothing here takes locks)
 -----
 `StepState` (one per live step):
-  rdv           its `TaskRendezvous`; pushes not yet acknowledged are counted in
-                ``rdv.in_flight`` (written by the outbox)
+  rdv           its `TaskRendezvous`; pushes waiting for a connection (not yet handed to
+                libzmq) are counted in ``rdv.in_flight`` (written by the outbox)
   ctx           the `StepContext` once ``run_graph`` started the step here, else None (an
                 *orphan*: deliveries only)
   parts_done    set by the ctx's done-callback; with no push in flight the step is retired
-  finished      a trio.Event set when the step is retired (``run_graph`` waits on it)
+  finished      True once the step is retired here; ``on_finished`` (set by ``run_graph``)
+                is called then, once
 `StepTable`:
   _live         step id -> StepState, for steps running here or holding early deliveries
   _orphans      the live states without a ctx, oldest first, with their bytes in
@@ -44,6 +45,7 @@ Nothing is ever pickled; tensors travel as raw frames (`transport.codec`).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +72,7 @@ def endpoint_of(address: str) -> str:
 class TaskRendezvous(Rendezvous):
     """The rendezvous of one step on one task: local keys meet here, remote ones are pushed.
 
-    ``in_flight`` counts pushes not yet acknowledged (written by `PeerOutbox`); ``state`` is
+    ``in_flight`` counts pushes not yet handed to libzmq (written by `PeerOutbox`); ``state`` is
     the step's `StepState` (set by `StepTable`), told when a push fails or completes.
     """
 
@@ -84,19 +86,24 @@ class TaskRendezvous(Rendezvous):
     def error(self) -> OpError | None:
         return self._error
 
-    def send(self, key: str, value: Any) -> None:
+    def send(self, key: str, value: Any, *, resume: bool = False) -> None:
         peer = self._outbox.route(key)
         if peer is None:
-            super().send(key, value)
+            super().send(key, value, resume=resume)
         elif self._error is None:
             self._outbox.push(self, peer, key, value)
+
+    def deliver(self, key: str, value: Any) -> None:
+        """A tensor pushed here by another task (from the service's reader): the Recv waiting
+        for it may go on with the step right away (`Rendezvous.send` with ``resume``)."""
+        Rendezvous.send(self, key, value, resume=True)
 
 
 class StepState:
     """One step on this task (see the module docstring for each field's invariant)."""
 
     __slots__ = ("step_id", "rdv", "ctx", "born", "orphan_bytes", "parts_done", "finished",
-                 "_table")
+                 "on_finished", "_table")
 
     def __init__(self, step_id: int, rdv: TaskRendezvous, table: StepTable):
         self.step_id = step_id
@@ -105,7 +112,8 @@ class StepState:
         self.born = trio.current_time()
         self.orphan_bytes = 0
         self.parts_done = False
-        self.finished = trio.Event()
+        self.finished = False
+        self.on_finished: Callable[[], None] | None = None
         self._table = table
         rdv.state = self
 
@@ -124,7 +132,7 @@ class StepState:
         self._table.maybe_retire(self)
 
     def push_done(self) -> None:
-        """A push of this step was acknowledged or failed."""
+        """A queued push of this step left or failed."""
         self._table.maybe_retire(self)
 
     def on_parts_done(self, _error: OpError | None) -> None:
@@ -219,7 +227,7 @@ class StepTable:
 
     def maybe_retire(self, st: StepState) -> None:
         ctx = st.ctx
-        if ctx is None or not st.parts_done or st.finished.is_set():
+        if ctx is None or not st.parts_done or st.finished:
             return
         if st.rdv.in_flight == 0 or ctx.error is not None:
             self._retire(st, ctx.error)
@@ -231,7 +239,9 @@ class StepTable:
             self._orphan_bytes -= st.orphan_bytes
             st.orphan_bytes = 0
         self._remember(st.step_id, error)
-        st.finished.set()
+        st.finished = True
+        if st.on_finished is not None:
+            st.on_finished()
 
     def _remember(self, step_id: int, error: OpError | None) -> None:
         self._over[step_id] = error

@@ -1,46 +1,62 @@
 """The rendezvous where a step's Send and Recv meet (OSDI §3.3), keyed by edge key.
 
 A `Rendezvous` belongs to one step. `send(key, value)` never blocks; `await recv(key)` waits
-until the value for `key` is there. `abort(error)` makes every pending and later `recv` raise
-that error, so a failed step never leaves a Recv hanging. A remote transport delivers into it
-through the same `send`.
+until the value for `key` is there, and `subscribe(key, callback)` asks instead for a call
+when it is (the executor's Recv uses this: no task per Recv). `abort(error)` makes every
+pending and later `recv` raise that error and calls every subscriber, so a failed step never
+leaves a Recv hanging. A remote transport delivers into it through the same `send`, with
+``resume=True``: the subscriber may then go on with the step right there (the worker service
+calls it from its socket's reader, where nothing else of the step's device is running).
 
 State (owned by the trio thread of the step's devices):
   _values   key -> value sent but not yet received
-  _waiters  key -> trio.Event of a recv waiting for it
+  _waiters  key -> callback(resume: bool) of the one receiver waiting for it
   _error    the first error, once aborted
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
-from devices.errors import AlreadyExistsError, OpError
+from devices.errors import AlreadyExistsError, InternalError, OpError
 
 
 class Rendezvous:
     def __init__(self, step_id: int):
         self.step_id = step_id
         self._values: dict[str, Any] = {}
-        self._waiters: dict[str, trio.Event] = {}
+        self._waiters: dict[str, Callable[[bool], None]] = {}
         self._error: OpError | None = None
 
-    def send(self, key: str, value: Any) -> None:
+    def send(self, key: str, value: Any, *, resume: bool = False) -> None:
+        """Put `value` under `key`; a waiting receiver is told (`resume`: see the module)."""
         if self._error is not None:
             return
         if key in self._values:
             raise AlreadyExistsError(f"step {self.step_id}: a value was already sent for "
                                      f"'{key}'")
         self._values[key] = value
-        ev = self._waiters.pop(key, None)
-        if ev is not None:
-            ev.set()
+        cb = self._waiters.pop(key, None)
+        if cb is not None:
+            cb(resume)
+
+    def subscribe(self, key: str, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(resume)`` once `key` has a value or the step aborted (then
+        `try_recv` gives the value or raises); at once if that is so already."""
+        if key in self._values or self._error is not None:
+            callback(False)
+            return
+        if key in self._waiters:
+            raise InternalError(f"step {self.step_id}: two receivers wait for '{key}'")
+        self._waiters[key] = callback
 
     async def recv(self, key: str) -> Any:
         if key not in self._values and self._error is None:
-            ev = self._waiters.setdefault(key, trio.Event())
+            ev = trio.Event()
+            self.subscribe(key, lambda _resume: ev.set())
             await ev.wait()
         if self._error is not None:
             raise self._error
@@ -57,6 +73,7 @@ class Rendezvous:
             return
         self._error = error
         self._values.clear()
-        for ev in self._waiters.values():
-            ev.set()
+        waiters = list(self._waiters.values())
         self._waiters.clear()
+        for cb in waiters:
+            cb(False)

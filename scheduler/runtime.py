@@ -99,7 +99,7 @@ class LocalRuntime:
 
     def _start(self, step: CompiledStep, ctx: StepContext) -> None:
         for dev, exe in step.parts:
-            dev.submit(StepRun(exe, ctx))
+            StepRun(exe, ctx).submit_to(dev)
 
     def _new_ctx(self, step: CompiledStep, args: list[Any], done: Any,
                  trace: list | None) -> StepContext:

@@ -21,12 +21,16 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
                     entry of ``rets``. Runs every listed partition as a `StepRun` on its device,
                     sharing one `StepContext` whose rendezvous is this task's rendezvous for the
                     step; replies when they have all finished and every tensor they pushed to
-                    other tasks was acknowledged, or with the step's first error (its class,
+                    other tasks was handed to libzmq, or with the step's first error (its class,
                     node and device travel with it).
-``deliver``         {step, key} + [tensor]: a Send on another task puts the tensor into this
-                    task's rendezvous for the step. The key must be one a registered partition
-                    here receives, with that Recv's dtype. Early deliveries create the step's
-                    state; deliveries to a step that is over here are dropped.
+``push``            (one-way, no reply) {step, key} + [tensor]: a Send on another task puts the
+                    tensor into this task's rendezvous for the step. The key must be one a
+                    registered partition here receives, with that Recv's dtype; a push that
+                    breaks this fails its step here (the master hears of it from this task's
+                    ``run_graph``). Early pushes create the step's state; pushes to a step that
+                    is over here are dropped.
+``deliver``         {step, key} + [tensor] -> {}: ``push`` as a request: a refused tensor is
+                    answered with the error instead (and the step is left alone).
 ``abort``           {step, code, message}: fail the step here with that error (every pending
                     Recv wakes); a step aborted before its run_graph arrives fails at once.
 ``reset``           {containers: [name...] or None} -> {containers}: drop those resource
@@ -35,8 +39,10 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
 State (owned by the service's trio thread): ``_graphs`` (handle -> `_Graph`, LRU order),
 ``_handle_of`` ((device, sha256 of the bytes) -> handle), ``_expect`` (Recv key -> {dtype:
 count of registered partitions receiving it}), ``_table`` (the steps), ``_outbox`` (pushes to
-other tasks). Handlers that never wait (status, register_graph, deliver, abort) run inline in
-the socket's reader; run_graph and reset run as a task per request.
+other tasks). Every handler but reset runs inline in the socket's reader, with no task:
+run_graph starts its partitions there (each runs inline as far as it can without waiting) and
+returns a `Pending` that the step's end settles, from the callback where the last partition
+finished (typically the reader that got the last tensor it waited for).
 
     service = WorkerService(WorkerConfig(job="ps", task=0, cluster={"ps": {0: "127.0.0.1:2222"}}))
     async with trio.open_nursery() as nursery:
@@ -68,6 +74,7 @@ from devices.errors import (
     UnavailableError,
     error_from_code,
 )
+from devices.kernels.sendrecv import Landed
 from scheduler import executor
 from scheduler.config import RuntimeConfig
 from scheduler.executor import Executable, StepContext, StepRun
@@ -76,6 +83,7 @@ from scheduler.peer_outbox import PeerOutbox
 from scheduler.remote_rendezvous import StepTable, StepTableStatistics, task_name
 from scheduler.runtime import discover_devices
 from transport.rpc import RpcConfig, RpcServer
+from transport.rpc_core import Pending
 
 _MAX_INDICES = 1 << 16  # feeds or fetches of one step
 _U64 = (1 << 64) - 1
@@ -123,8 +131,8 @@ class WorkerConfig:
 class WorkerStatistics:
     steps: StepTableStatistics
     graphs: int
-    pushed: int  # tensors delivered to other tasks
-    push_failures: int
+    pushed: int  # tensors pushed to other tasks (handed to libzmq)
+    push_failures: int  # pushes that could not be sent (no connection, closed)
     delivered: int  # tensors received from other tasks
     dropped: int  # deliveries for steps that were over here
 
@@ -171,6 +179,7 @@ class WorkerService:
             "register_graph": self._register_graph,
             "run_graph": self._run_graph,
             "deliver": self._deliver,
+            "push": self._push,
             "abort": self._abort,
             "reset": self._reset,
         }
@@ -297,7 +306,7 @@ class WorkerService:
                 if not counts:
                     del self._expect[k]
 
-    async def _run_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:
+    def _run_graph(self, header: Any, tensors: Any) -> tuple[dict, list] | Pending:
         h = _dict(header, "run_graph")
         step_id = _int(h, "step", _U64)
         handles = _ints(h, "graphs", _U64)
@@ -337,12 +346,27 @@ class WorkerService:
         st.ctx = ctx
         for g in graphs:
             _start(g.exe.device, StepRun(g.exe, ctx))
-        try:
-            await st.finished.wait()
-        except trio.Cancelled:
+        if st.finished:  # it ran to the end inline
+            return self._step_reply(ctx, ret_idx, trace)
+        pending = Pending()
+
+        def finished() -> None:
+            try:
+                pending.resolve(*self._step_reply(ctx, ret_idx, trace))
+            except OpError as e:
+                pending.fail(e)
+
+        def cancelled(_why: BaseException) -> None:
             st.fail(CancelledError(f"step {step_id}: run_graph on {task_name(self._me)} was "
                                    "cancelled (the master gave up or its deadline passed)"))
-            raise
+
+        st.on_finished = finished
+        pending.on_cancel = cancelled
+        return pending
+
+    @staticmethod
+    def _step_reply(ctx: StepContext, ret_idx: list[int], trace: list | None
+                    ) -> tuple[dict, list]:
         if ctx.error is not None:
             raise ctx.error
         rets = [_ret_to_wire(ctx.rets[i], i) for i in ret_idx]
@@ -371,9 +395,20 @@ class WorkerService:
             self._dropped += 1  # the step is over here (finished or aborted)
             return None, []
         self._table.add_orphan_bytes(st, value.nbytes)
-        st.rdv.send(key, value)
+        st.rdv.deliver(key, Landed(value))
         self._delivered += 1
         return None, []
+
+    def _push(self, header: Any, tensors: Any) -> tuple[None, list]:
+        """One-way `_deliver`: nobody hears an error, so a refused tensor fails its step here."""
+        try:
+            return self._deliver(header, tensors)
+        except OpError as e:
+            step_id = header.get("step") if isinstance(header, dict) else None
+            if type(step_id) is int and 0 <= step_id <= _U64:
+                self._table.abort(step_id, type(e)(f"a tensor pushed to this task for step "
+                                                   f"{step_id} was refused: {e.message}"))
+            raise
 
     def _abort(self, header: Any, tensors: Any) -> tuple[None, list]:
         h = _dict(header, "abort")
@@ -432,9 +467,9 @@ def _start(device: Device, run: StepRun) -> None:
         finally:
             device.baton.release()
         if handoff:
-            device.submit(run)
+            device.submit(run)  # run_inline marked it queued
     else:
-        device.submit(run)
+        run.submit_to(device)
 
 
 def _ret_to_wire(value: Any, i: int) -> np.ndarray:

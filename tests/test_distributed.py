@@ -577,7 +577,7 @@ async def test_a_push_to_a_silent_task_fails_the_step_with_unavailable() -> None
             header = {"step": 5, "graphs": [h["handle"]], "args": [], "n_args": 0, "rets": [],
                       "n_rets": 0, "trace": False}
             t0 = trio.current_time()
-            with pytest.raises(af.UnavailableError, match="task:1 failed: no answer"):
+            with pytest.raises(af.UnavailableError, match="task:1 failed: no connection"):
                 await c.call("run_graph", header)
             assert trio.current_time() - t0 < 2 * rpc.heartbeat_timeout
             assert service.statistics().push_failures == 1

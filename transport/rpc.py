@@ -12,6 +12,11 @@ Wire (the codec header of each message; ``h`` is the caller's header, tensors ri
     request  {"k": "q", "id": int, "m": method, "t": seconds left or None, "h": header}
     reply    {"k": "r", "id": int or None, "h": header}      or the same with a codec error
     ping     {"k": "p"}   pong {"k": "P"}   cancel {"k": "c", "id": int}
+    one-way  {"k": "s", "m": method, "h": header}       (no reply; inline handlers only)
+
+A one-way message runs a plain-function handler and gets no answer, not even for a handler
+error (which the server counts): the sender must learn of failure some other way. The worker
+service pushes tensors this way; a bad push fails its step on the receiving task.
 
 The deadline travels as *time left* rather than a timestamp, so hosts need not agree on the
 clock; the server runs the handler under its own deadline from that.

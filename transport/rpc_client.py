@@ -4,9 +4,9 @@ What it owns: its DEALER `ZSocket` (connected to one server), the table of calls
 a heartbeat task and the deadline timer for its calls.
 
 State (touched only by its trio tasks):
-- ``_pending``: request id -> `_Call`; inserted by `call`, completed by the reader (a reply),
-  by the deadline timer, or by the heartbeat task (server declared dead); removed by `call`
-  when it is cancelled from outside.
+- ``_pending``: request id -> `_Call`; inserted by `call` or `start_call`, completed by the
+  reader (a reply), by the deadline timer, or by the heartbeat task (server declared dead);
+  removed by `call` when it is cancelled from outside, or by `cancel_call`.
 - ``_alive`` / ``_last_traffic`` / ``_ready``: the reader (``on_receive``, inside the socket's
   pump) stamps every message that arrives; the heartbeat task pings after each
   ``heartbeat_interval`` of silence and, after ``heartbeat_timeout`` with no message at all,
@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,13 +60,17 @@ class ClientStatistics:
 
 
 class _Call:
-    """One call in flight. `event` is set once, after `header`/`tensors`, `error` or
-    `expired`; `scope` exists only while the request waits in the socket's outbox."""
+    """One call in flight, settled once (`RpcClient._settle`) after `header`/`tensors`, `error`
+    or `expired` are set: by setting `event` (a `call`) or by calling `then` (a `start_call`).
+    `scope` exists only while the request waits in the socket's outbox."""
 
-    __slots__ = ("event", "header", "tensors", "error", "expired", "deadline", "scope")
+    __slots__ = ("event", "then", "method", "header", "tensors", "error", "expired", "deadline",
+                 "scope")
 
-    def __init__(self, deadline: float) -> None:
-        self.event = trio.Event()
+    def __init__(self, deadline: float, method: str, then: Any = None) -> None:
+        self.event = trio.Event() if then is None else None
+        self.then = then
+        self.method = method
         self.header: Any = None
         self.tensors: Tensors = []
         self.error: BaseException | None = None
@@ -196,7 +200,7 @@ class RpcClient:
         self._next_id += 1
         frames = encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
         self._n_calls += 1
-        call = _Call(math.inf if timeout is None else trio.current_time() + timeout)
+        call = _Call(math.inf if timeout is None else trio.current_time() + timeout, method)
         pending = self._pending
         pending[rid] = call
         self._deadlines.add(call.deadline, rid)
@@ -226,6 +230,79 @@ class RpcClient:
             )
         return call.header, call.tensors
 
+    def start_call(
+        self,
+        method: str,
+        header: Any,
+        tensors: Mapping[str, Any] | Sequence[Any] | None,
+        then: Callable[[Any, Tensors, BaseException | None], None],
+        *,
+        timeout: float | None = _DEFAULT,
+    ) -> int:
+        """`call` with no task waiting: the request leaves now, and ``then(header, tensors,
+        error)`` is called once, from the reader (the reply), the deadline timer or the
+        heartbeat (the server is dead), or at once when the call cannot start. Returns the
+        call's id, for `cancel_call`. Call from the client's trio thread."""
+        if timeout is _DEFAULT:
+            timeout = self.config.default_timeout
+        error: BaseException | None = None
+        if self._closed or self._sock is None:
+            error = UnavailableError(f"{self.name} is closed; open a new client")
+        elif not self._alive:
+            error = self._dead_error()
+        elif timeout is not None and not timeout > 0:
+            error = DeadlineExceededError(
+                f"call {method!r} to {self.endpoint} was given no time (timeout={timeout})")
+        if error is not None:
+            then(None, [], error)
+            return 0
+        rid = self._next_id
+        self._next_id += 1
+        frames = encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
+        self._n_calls += 1
+        call = _Call(math.inf if timeout is None else trio.current_time() + timeout, method, then)
+        self._pending[rid] = call
+        self._deadlines.add(call.deadline, rid)
+        try:
+            self._sock.send_nowait(frames)
+        except trio.WouldBlock:
+            call.scope = trio.CancelScope()
+            self._nursery.start_soon(self._send_queued, rid, call, frames)
+        except trio.ClosedResourceError:
+            del self._pending[rid]
+            call.error = UnavailableError(f"{self.name} was closed during the call")
+            self._settle(call)
+        return rid
+
+    def cancel_call(self, rid: int) -> None:
+        """Give up call `rid` of `start_call` (its ``then`` is not called); the server is
+        told to cancel its handler."""
+        call = self._pending.pop(rid, None)
+        if call is not None:
+            if call.scope is not None:
+                call.scope.cancel()
+            self._send_cancel(rid)
+
+    async def _send_queued(self, rid: int, call: _Call, frames: list) -> None:
+        with call.scope:
+            try:
+                await self._sock.send(frames)
+            except trio.ClosedResourceError:
+                if self._pending.pop(rid, None) is call:
+                    call.error = UnavailableError(f"{self.name} was closed during the call")
+                    self._settle(call)
+        call.scope = None
+
+    def _settle(self, call: _Call) -> None:
+        if call.then is None:
+            call.event.set()
+            return
+        error = call.error
+        if error is None and call.expired:
+            error = DeadlineExceededError(
+                f"call {call.method!r} to {self.endpoint} got no reply in time")
+        call.then(call.header, call.tensors, error)
+
     # -- internals -------------------------------------------------------------------------------
 
     def _expire(self, rid: int, deadline: float) -> None:
@@ -235,10 +312,10 @@ class RpcClient:
             return
         del self._pending[rid]
         call.expired = True
-        call.event.set()
         if call.scope is not None:
             call.scope.cancel()
         self._send_cancel(rid)
+        self._settle(call)
 
     def _send_cancel(self, rid: int) -> None:
         if self._sock is None or self._closed:
@@ -255,14 +332,15 @@ class RpcClient:
         )
 
     def _fail_all(self, why: str | None = None) -> None:
-        for call in self._pending.values():
+        calls = list(self._pending.values())
+        self._pending.clear()
+        for call in calls:
             call.error = (
                 UnavailableError(f"{self.name}: {why}") if why is not None else self._dead_error()
             )
-            call.event.set()
             if call.scope is not None:
                 call.scope.cancel()  # also wakes a call still queued in the socket's outbox
-        self._pending.clear()
+            self._settle(call)
 
     def _on_message(self, frames: list[zmq.Frame]) -> None:
         """Runs inside the socket's pump for each message: any message proves the server is
@@ -287,7 +365,7 @@ class RpcClient:
                     self._n_late += 1
                 return
             call.header, call.tensors, call.error = header.get("h"), tensors, error
-            call.event.set()
+            self._settle(call)
         elif kind != PONG:
             self._n_malformed += 1
 

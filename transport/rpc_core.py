@@ -21,8 +21,8 @@ from devices.errors import InvalidArgumentError
 from transport.codec import DEFAULT_LIMITS, Limits
 from transport.zsocket import SocketConfig
 
-# The message kinds: the "k" field of every RPC header.
-REQUEST, REPLY, PING, PONG, CANCEL = "q", "r", "p", "P", "c"
+# The message kinds: the "k" field of every RPC header. ONEWAY is a request that gets no reply.
+REQUEST, REPLY, PING, PONG, CANCEL, ONEWAY = "q", "r", "p", "P", "c", "s"
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,53 @@ class DeadlineTimer:
             while heap and heap[0][0] <= now:
                 deadline, key = heapq.heappop(heap)
                 self._on_expire(key, deadline)
+
+
+class Pending:
+    """A reply that a plain-function handler gives later, with no task waiting for it.
+
+    The handler returns it and keeps it; the handler's side settles it once with `resolve` or
+    `fail` (from the trio thread). The asking side (the `RpcServer`, or an in-process caller)
+    learns the outcome through `then`, and calls `cancel` when the client gave up or the
+    deadline passed: ``on_cancel`` (set by the handler) is told, and a later settle is ignored.
+
+    State: ``outcome`` is None until settled, then ``(header, tensors, error)``; ``_then`` is
+    the asking side's callback.
+    """
+
+    __slots__ = ("on_cancel", "outcome", "_then")
+
+    def __init__(self) -> None:
+        self.on_cancel: Callable[[BaseException], None] | None = None
+        self.outcome: tuple[Any, list, BaseException | None] | None = None
+        self._then: Callable[[Any, list, BaseException | None], None] | None = None
+
+    def resolve(self, header: Any, tensors: list | None = None) -> None:
+        self._settle((header, tensors if tensors is not None else [], None))
+
+    def fail(self, error: BaseException) -> None:
+        self._settle((None, [], error))
+
+    def _settle(self, outcome: tuple[Any, list, BaseException | None]) -> None:
+        if self.outcome is not None:
+            return
+        self.outcome = outcome
+        if self._then is not None:
+            self._then(*outcome)
+
+    def then(self, fn: Callable[[Any, list, BaseException | None], None]) -> None:
+        """Call ``fn(header, tensors, error)`` once settled (at once if it is already)."""
+        self._then = fn
+        if self.outcome is not None:
+            fn(*self.outcome)
+
+    def cancel(self, error: BaseException) -> None:
+        """The asker gave up: settle with `error` (without calling `then`), tell the handler."""
+        if self.outcome is not None:
+            return
+        self.outcome = (None, [], error)
+        if self.on_cancel is not None:
+            self.on_cancel(error)
 
 
 def short(v: object, n: int = 120) -> str:

@@ -41,6 +41,7 @@ import trio
 import zmq
 
 from devices.errors import (
+    CancelledError,
     DeadlineExceededError,
     InternalError,
     InvalidArgumentError,
@@ -52,11 +53,13 @@ from devices.errors import (
 from transport.codec import Tensors, decode_message, encode, encode_error
 from transport.rpc_core import (
     CANCEL,
+    ONEWAY,
     PING,
     PONG,
     REPLY,
     REQUEST,
     DeadlineTimer,
+    Pending,
     RpcConfig,
     owned_context,
     short,
@@ -69,23 +72,26 @@ Handler = Callable[[Any, Tensors], Awaitable[tuple[Any, Any]] | tuple[Any, Any]]
 
 @dataclass(frozen=True)
 class ServerStatistics:
-    requests: int  # well-formed requests received
-    errors: int  # error replies sent for requests (handler errors, deadlines, ...)
+    requests: int  # well-formed requests (and one-way messages) received
+    errors: int  # error replies sent for requests (handler errors, deadlines, ...), and
+    #              one-way messages whose handler failed
     malformed: int  # messages that did not decode or broke the protocol
     inflight: int  # handlers running now
     undeliverable: int  # replies whose peer had gone (or was full, for pongs/errors)
 
 
 class _Request:
-    """A request being handled. `scope` wraps its handler; `expired` is set by the deadline
-    timer just before it cancels the scope (a cancel from the client leaves it False)."""
+    """A request being handled: by a task (`scope` wraps its handler; `expired` is set by the
+    deadline timer just before it cancels the scope, a cancel from the client leaves it
+    False), or by a plain function that returned a `Pending` (`pending`; no task)."""
 
-    __slots__ = ("scope", "deadline", "expired")
+    __slots__ = ("scope", "deadline", "expired", "pending")
 
-    def __init__(self, deadline: float) -> None:
-        self.scope = trio.CancelScope()
+    def __init__(self, deadline: float, pending: Pending | None = None) -> None:
+        self.scope = trio.CancelScope() if pending is None else None
         self.deadline = deadline
         self.expired = False
+        self.pending = pending
 
 
 class RpcServer:
@@ -119,7 +125,9 @@ class RpcServer:
         An ``async def`` handler runs in a task of its own per request, under the request's
         deadline, so slow handlers never hold up others. A plain ``def`` handler runs inline
         where the request is read, with no task: for quick work that never waits (delivering
-        a tensor, a status query); while it runs, the server reads nothing else.
+        a tensor, a status query); while it runs, the server reads nothing else. It may return
+        a `Pending` instead of its result, to reply later with no task at all: the request is
+        then in flight (deadline, cancel) until the Pending is settled.
         """
         if not isinstance(method, str) or not method or method.startswith("_"):
             raise InvalidArgumentError(
@@ -217,23 +225,44 @@ class RpcServer:
         rid = header.get("id") if kind is not None else None
         if type(rid) is not int:
             rid = None
-        if error is not None or kind not in (REQUEST, PING, CANCEL):
+        if error is not None or kind not in (REQUEST, PING, CANCEL, ONEWAY):
             self._reject(
                 peer,
                 rid,
                 InvalidArgumentError(
-                    "malformed request: expected a header {'k': 'q'|'p'|'c', ...} and no error, "
-                    f"got {short(header)}"
+                    "malformed request: expected a header {'k': 'q'|'p'|'c'|'s', ...} and no "
+                    f"error, got {short(header)}"
                 ),
             )
+        elif kind == ONEWAY:
+            self._run_oneway(peer, header, tensors)
         elif kind == PING:
             self._reply_nowait(peer, encode({"k": PONG}))
         elif kind == CANCEL:
             req = self._active.pop((peer, rid), None)
             if req is not None:
-                req.scope.cancel()
+                if req.pending is not None:
+                    req.pending.cancel(CancelledError(f"the client cancelled request {rid}"))
+                else:
+                    req.scope.cancel()
         else:
             self._start_request(peer, rid, header, tensors)
+
+    def _run_oneway(self, peer: bytes, header: dict, tensors: Tensors) -> None:
+        """A message that wants no reply: run its inline handler, count (and drop) its error.
+        Only a message the server cannot route at all is answered, with an id-less error."""
+        method = header.get("m")
+        if not isinstance(method, str) or method not in self._inline:
+            what = "an async method" if method in self._handlers else "no such method"
+            self._reject(peer, None, InvalidArgumentError(
+                f"one-way message for {short(method)}: {what}; one-way messages go to the "
+                "plain-function methods of " + self.name))
+            return
+        self._n_requests += 1
+        try:
+            self._handlers[method](header.get("h"), tensors)
+        except Exception:  # noqa: BLE001 - nobody to tell; the handler reports its own way
+            self._n_errors += 1
 
     def _start_request(self, peer: bytes, rid: int | None, header: dict, tensors: Tensors) -> None:
         method, timeout = header.get("m"), header.get("t")
@@ -268,7 +297,11 @@ class RpcServer:
                     raise UnimplementedError(
                         f"{self.name} has no method {method!r}; it serves: {known}"
                     )
-                frames = self._reply_frames(rid, method, handler(header.get("h"), tensors))
+                result = handler(header.get("h"), tensors)
+                if type(result) is Pending:
+                    self._wait_for(key, result, timeout)
+                    return
+                frames = self._reply_frames(rid, method, result)
             except Exception as exc:  # any handler failure becomes an error reply
                 self._n_errors += 1
                 frames = encode_error(exc, {"k": REPLY, "id": rid})
@@ -295,6 +328,32 @@ class RpcServer:
         self._nursery.start_soon(
             self._handle, key, req, handler, method, timeout, header.get("h"), tensors
         )
+
+    def _wait_for(self, key: tuple[bytes, int], pending: Pending, timeout: float | None) -> None:
+        """A plain handler's `Pending`: in flight until settled, cancelled, or expired."""
+        if len(self._active) >= self.config.max_inflight and pending.outcome is None:
+            pending.cancel(ResourceExhaustedError(
+                f"{self.name} is running {len(self._active)} requests, its limit "
+                "(RpcConfig.max_inflight); retry later"))
+        req = _Request(math.inf if timeout is None else trio.current_time() + timeout, pending)
+        self._active[key] = req
+        self._deadlines.add(req.deadline, key)
+
+        def settled(header: Any, tensors: list, error: BaseException | None) -> None:
+            if self._active.get(key) is req:
+                del self._active[key]
+            peer, rid = key
+            if error is None:
+                try:
+                    frames = encode({"k": REPLY, "id": rid, "h": header}, tensors)
+                except Exception as exc:  # noqa: BLE001 - e.g. a tensor the codec refuses
+                    error = exc
+            if error is not None:
+                self._n_errors += 1
+                frames = encode_error(error, {"k": REPLY, "id": rid})
+            self._reply_soon(peer, frames)
+
+        pending.then(settled)
 
     def _reply_frames(self, rid: int, method: str, result: Any) -> list[object]:
         if not (isinstance(result, tuple) and len(result) == 2):
@@ -335,7 +394,14 @@ class RpcServer:
         req = self._active.get(key)
         if req is not None and req.deadline == deadline:
             req.expired = True
-            req.scope.cancel()
+            if req.pending is None:
+                req.scope.cancel()
+                return
+            del self._active[key]
+            err = DeadlineExceededError(f"a request ran past its deadline on {self.name}")
+            req.pending.cancel(err)
+            self._n_errors += 1
+            self._reply_soon(key[0], encode_error(err, {"k": REPLY, "id": key[1]}))
 
     # -- one task per request --------------------------------------------------------------------
 
