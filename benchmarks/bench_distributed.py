@@ -46,9 +46,9 @@ SPARSE_BYTES = 64 * 2**20   # 64 MiB table, half per PS task
 SPARSE_WIDTH = 64           # floats per row
 SPARSE_ROWS_PER_STEP = 32
 TF_MS = {  # TensorFlow 2.21 measured on this machine (the figures), ms at 1/2/4
-    "scalar": {1: 1.77, 2: 2.98, 4: 9.16},
-    "dense": {1: 23.7, 2: 35.0, 4: 111.0},
-    "sparse": {1: 3.78, 2: 7.31, 4: 17.1},
+    "scalar": {1: 1.20, 2: 1.85, 4: 4.07},
+    "dense": {1: 15.9, 2: 36.6, 4: 63.1},
+    "sparse": {1: 2.83, 2: 5.50, 4: 7.24},
 }
 
 

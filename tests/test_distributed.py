@@ -26,10 +26,12 @@ import zmq
 
 import actorflow as af
 from actorflow.cli import add_worker_arguments, worker_config
+from scheduler.distributed import DistributedRuntime, MasterOptions
 from scheduler.graphdef import GraphDef, NodeDef
 from scheduler.worker_service import WorkerConfig, WorkerService
 from transport.codec import decode_message, encode
 from transport.rpc import RpcClient, RpcConfig
+from transport.zsocket import ZSocket
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Short heartbeats only where a test kills a task; elsewhere a loaded machine (other test
@@ -584,3 +586,70 @@ async def test_a_push_to_a_silent_task_fails_the_step_with_unavailable() -> None
         finally:
             await c.__aexit__(None, None, None)
             nursery.cancel_scope.cancel()
+
+
+async def test_one_way_pushes_land_or_fail_their_step_on_the_receiver() -> None:
+    """Pushes get no reply: a good one feeds the step's Recv, a refused one (wrong dtype,
+    unknown key) fails that step here, and the service keeps serving."""
+    async with trio.open_nursery() as nursery:
+        service, c = await _service(nursery)
+        try:
+            h, _ = await c.call("register_graph", {"device": _DEV}, [_recv_graph()])
+            handle = h["handle"]
+            value = np.arange(3, dtype=np.float32)
+
+            def push(step: int, key: str, tensor: np.ndarray) -> list:
+                return encode({"k": "s", "m": "push", "h": {"step": step, "key": key}}, [tensor])
+
+            async with ZSocket(zmq.Context.instance(), zmq.DEALER, routing_id=b"pusher") as d:
+                d.connect(service.endpoint)
+                await d.send(push(50, _KEY, value))
+                await d.send(push(51, _KEY, np.zeros(3, np.int64)))
+                await d.send(push(52, "no-such-key", value))
+                with trio.fail_after(5):
+                    while service.statistics().delivered < 1:
+                        await trio.sleep(0.005)
+                _, rets = await c.call("run_graph", _run(50, handle))
+                np.testing.assert_array_equal(rets[0], value)
+                with pytest.raises(af.InvalidArgumentError, match="refused: .*expects float32"):
+                    await c.call("run_graph", _run(51, handle))
+                with pytest.raises(af.NotFoundError, match="refused: .*receives 'no-such-key'"):
+                    await c.call("run_graph", _run(52, handle))
+                with trio.move_on_after(0.2):  # no reply ever comes to a push
+                    await d.receive()
+                    pytest.fail("a one-way push was answered")
+        finally:
+            await c.__aexit__(None, None, None)
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.multiprocess
+def test_step_timeout_fails_a_step_on_a_hung_task_with_deadline_exceeded(
+        cluster: Daemons) -> None:
+    g = af.Graph()
+    with g.as_default():
+        with af.device("/job:ps/task:0"):
+            v = af.Variable(np.float32(1.0), name="hung_v")
+        with af.device("/job:worker/task:0"):
+            y = v.value() * 2.0
+    target = cluster.target("worker", 0)
+    with af.Session(target, graph=g) as sess:
+        sess.run(v.initializer)
+        assert float(sess.run(y)) == 2.0
+    rt = DistributedRuntime(target, options=MasterOptions(step_timeout=0.5))
+    rt.start_in_thread()
+    try:
+        step = rt.compile(g.as_graph_def(), feeds=[], fetches=[y.name], targets=[])
+        np.testing.assert_allclose(rt.run(step, [])[0], 2.0)
+        ps = cluster.procs[("ps", 0)]
+        ps.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(af.DeadlineExceededError, match="no reply in time|step_timeout=0.5"):
+                rt.run(step, [])
+            assert time.monotonic() - t0 < 2.0
+        finally:
+            ps.send_signal(signal.SIGCONT)
+        np.testing.assert_allclose(rt.run(step, [])[0], 2.0)  # the task is back
+    finally:
+        rt.close()

@@ -397,3 +397,113 @@ async def test_too_many_requests_in_flight_is_resource_exhausted(ctx) -> None:
                         await client.call("block")
                     release.set()
                 assert first["h"] == {"done": True}
+
+
+async def test_a_plain_handler_replies_later_through_a_pending(ctx) -> None:
+    """No task per request: the handler returns a Pending that something else settles; a
+    deadline or a client's cancel reaches the handler through on_cancel."""
+    from transport.rpc_core import Pending
+
+    held: dict[str, Pending] = {}
+    cancelled: list[str] = []
+
+    def later(header, tensors):
+        p = Pending()
+        p.on_cancel = lambda e: cancelled.append(f"{header['name']}: {type(e).__name__}")
+        held[header["name"]] = p
+        return p
+
+    with trio.fail_after(10):
+        async with RpcServer({"later": later}, config=HB, ctx=ctx) as server:
+            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+                await client.wait_ready()
+                async with trio.open_nursery() as nursery:
+                    got: dict = {}
+
+                    async def ask(name: str) -> None:
+                        try:
+                            got[name] = await client.call("later", {"name": name}, timeout=0.3
+                                                          if name == "slow" else 5)
+                        except errors.OpError as e:
+                            got[name] = e
+
+                    for name in ("ok", "bad", "slow"):
+                        nursery.start_soon(ask, name)
+                    while len(held) < 3:
+                        await trio.sleep(0.005)
+                    held["ok"].resolve({"v": 7}, [np.arange(3)])
+                    held["bad"].fail(errors.NotFoundError("no such thing"))
+                h, t = got.get("ok") or ({}, [])
+                assert h == {"v": 7}
+                np.testing.assert_array_equal(t[0], np.arange(3))
+                assert isinstance(got["bad"], errors.NotFoundError)
+                assert isinstance(got["slow"], errors.DeadlineExceededError)
+                assert cancelled == ["slow: DeadlineExceededError"]
+                held["slow"].resolve({"late": True})  # ignored: the request is over
+                # a client that gives up cancels the handler's Pending
+                with trio.move_on_after(0.1):
+                    await client.call("later", {"name": "gone"}, timeout=5)
+                with trio.fail_after(2):
+                    while len(cancelled) < 2:
+                        await trio.sleep(0.005)
+                assert cancelled[1] == "gone: CancelledError"
+                assert server.statistics().inflight == 0
+
+
+async def test_one_way_messages_and_callback_calls(ctx) -> None:
+    """One-way messages run a plain handler and get no reply (errors are counted);
+    start_call hands the reply, or the error, to a callback; cancel_call silences it."""
+    seen: list = []
+
+    def note(header, tensors):
+        if header.get("boom"):
+            raise errors.InvalidArgumentError("boom")
+        seen.append((header["i"], float(tensors[0][0])))
+        return None, []
+
+    async def slow(header, tensors):
+        await trio.sleep(10)
+        return None, []
+
+    with trio.fail_after(10):
+        async with RpcServer({"note": note, "echo": echo, "slow": slow}, config=HB,
+                             ctx=ctx) as server:
+            endpoint = server.bind()
+            async with ZSocket(ctx, zmq.DEALER, routing_id=b"oneway") as d:
+                d.connect(endpoint)
+                for i in range(3):
+                    await d.send(encode({"k": "s", "m": "note", "h": {"i": i}}, [np.full(1, i)]))
+                await d.send(encode({"k": "s", "m": "note", "h": {"boom": True}}))
+                await d.send(encode({"k": "s", "m": "slow", "h": {}}))  # async: refused
+                frames = await d.receive()
+                header, _, error = decode_message(frames)
+                assert header == {"k": "r", "id": None}
+                assert isinstance(error, errors.InvalidArgumentError)
+                assert "one-way" in error.message
+                with trio.move_on_after(0.1):
+                    await d.receive()
+                    pytest.fail("a one-way message was answered")
+            assert seen == [(0, 0.0), (1, 1.0), (2, 2.0)]
+            assert server.statistics().errors == 1
+            async with RpcClient(endpoint, config=HB, ctx=ctx) as client:
+                await client.wait_ready()
+                results: list = []
+                done = trio.Event()
+
+                def then(h, t, e):
+                    results.append((h, t, e))
+                    done.set()
+
+                client.start_call("echo", {"x": 1}, [np.ones(2)], then)
+                await done.wait()
+                (h, t, e), = results
+                assert h == {"x": 1} and e is None
+                np.testing.assert_array_equal(t[0], np.ones(2))
+                rid = client.start_call("slow", None, None, lambda *a: results.append(a))
+                client.cancel_call(rid)
+                done = trio.Event()
+                client.start_call("slow", None, None, then, timeout=0.1)
+                await done.wait()
+                assert len(results) == 2
+                assert isinstance(results[1][2], errors.DeadlineExceededError)
+                assert client.statistics().pending == 0
