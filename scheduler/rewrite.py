@@ -28,7 +28,49 @@ def optimize(graph: GraphDef, *, cse: bool = True, fold: bool = True) -> GraphDe
     if fold:
         graph = fold_constants(graph)
         graph = fuse_matmul_bias(graph)
+        graph = gather_from_variables(graph)
     return graph
+
+
+def gather_from_variables(graph: GraphDef) -> GraphDef:
+    """ReadVariableOp -> GatherV2 (axis 0) becomes one `ResourceGather` (TF's resource gather):
+    the rows are read when the indices arrive, so a step waiting for them (indices from
+    another task) holds no snapshot of the whole table, which would make every update to it
+    meanwhile copy the table. Only where the gather is the read's one reader; the fused node
+    keeps the gather's name and takes the read's device, colocation and control inputs."""
+    readers: dict[str, int] = {}
+    for nd in graph.nodes:
+        for s in nd.inputs:
+            key = s[1:] if s.startswith("^") else parse_input(s)[0]
+            readers[key] = readers.get(key, 0) + 1
+    by_name = graph.by_name()
+    replaced: dict[str, NodeDef] = {}
+    dropped: set[str] = set()
+    for nd in graph.nodes:
+        if nd.op != "GatherV2" or int(nd.attrs.get("axis", 0)) != 0:
+            continue
+        data = [s for s in nd.inputs if not s.startswith("^")]
+        if len(data) != 2:
+            continue
+        rname, rport = parse_input(data[0])
+        read = by_name.get(rname)
+        if (read is None or read.op != "ReadVariableOp" or rport != 0
+                or readers.get(rname) != 1 or (nd.device and read.device
+                                               and nd.device != read.device)):
+            continue
+        handle = [s for s in read.inputs if not s.startswith("^")]
+        controls = [s for s in (*read.inputs, *nd.inputs) if s.startswith("^")]
+        attrs = {"axis": 0}
+        if read.attrs and "_class" in read.attrs:
+            attrs["_class"] = read.attrs["_class"]
+        replaced[nd.name] = NodeDef(nd.name, "ResourceGather", [*handle, data[1], *controls],
+                                    read.device or nd.device, attrs, list(nd.out_dtypes),
+                                    list(nd.out_shapes))
+        dropped.add(rname)
+    if not replaced:
+        return graph
+    out = [replaced.get(nd.name, nd) for nd in graph.nodes if nd.name not in dropped]
+    return GraphDef(out, graph.version)
 
 
 def fuse_matmul_bias(graph: GraphDef) -> GraphDef:

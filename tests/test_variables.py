@@ -423,3 +423,33 @@ def test_resource_variable_snapshots_and_copy_on_write():
     assert mgr.reset("c") == ["c"] and mgr.generation == gen + 1
     with pytest.raises(af.NotFoundError, match="'v'"):
         mgr.lookup("c", "v")
+
+
+def test_a_gather_from_a_variable_reads_rows_late_and_holds_no_snapshot(graph):
+    """ReadVariableOp -> GatherV2 runs as one ResourceGather: rows match NumPy (a 0-d index
+    too, as a copy), and while a step waits for its indices the table is not held, so an
+    update from another step stays in place."""
+    from scheduler.prune import prune
+    from scheduler.rewrite import optimize
+
+    table0 = np.arange(40.0).reshape(10, 4)
+    v = af.Variable(table0, name="table")
+    ids = af.placeholder(af.int32, [None], name="ids")
+    one = af.placeholder(af.int32, [], name="one")
+    rows = af.gather(v, ids)
+    row = af.gather(v, one)
+    bump = v.assign_add(np.ones((10, 4)), read_value=False)
+    for t, feed in ((rows, ids), (row, one)):  # as a step compiles it: pruned, then rewritten
+        gd = optimize(prune(graph.as_graph_def(), [feed.name], [t.name], []))
+        assert {nd.name: nd.op for nd in gd.nodes}[t.op.name] == "ResourceGather"
+    with af.Session() as s:
+        s.run(v.initializer)
+        np.testing.assert_array_equal(s.run(rows, {ids: [3, 0, 3]}), table0[[3, 0, 3]])
+        got = s.run(row, {one: 7})
+        np.testing.assert_array_equal(got, table0[7])
+        var = s.devices[0].resources.lookup("", "table")
+        buf = weakref.ref(var.value)
+        s.run(bump)
+        assert buf() is var.value  # the fetched row is a copy: the update stayed in place
+        with pytest.raises(af.InvalidArgumentError, match="out of range"):
+            s.run(rows, {ids: [10]})

@@ -145,7 +145,8 @@ def _slice(k: KernelContext) -> Any:
 
 
 @register_kernel("GatherV2")
-def _gather(k: KernelContext) -> Any:
+def gather_factory(k: KernelContext) -> Any:
+    """GatherV2 (attr ``axis``; inputs params, indices); also used by ResourceGather."""
     xp = k.xp
     axis = int(k.attrs["axis"])
     on_host = xp is np  # CuPy's take wraps out-of-range indices instead of raising

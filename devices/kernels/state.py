@@ -66,6 +66,23 @@ def _read_variable(k: KernelContext) -> Any:
     return lambda h: (h.snapshot(),)
 
 
+@_state_kernel("ResourceGather")
+def _resource_gather(k: KernelContext) -> Any:
+    """Rows of a variable read when the indices are there (the rewrite of ReadVariableOp ->
+    GatherV2): a step waiting for its indices holds no snapshot of the table, so updates by
+    other steps meanwhile stay in place instead of copying the whole table."""
+    from devices.kernels.index import gather_factory
+
+    take = gather_factory(k)
+
+    def compute(h: ResourceVariable, indices: Any) -> tuple[Any]:
+        (rows,) = take(h.snapshot(), indices)
+        if rows.base is not None:  # a view of the table (one row): keep nothing of it
+            rows = rows.copy()
+        return (rows,)
+    return compute
+
+
 @_state_kernel("VarIsInitializedOp")
 def _var_is_initialized(k: KernelContext) -> Any:
     yes, no = np.array(True), np.array(False)
