@@ -5,9 +5,13 @@ A `ResourceVariable` stores one array, which it owns (`assign` copies anything t
 or read-only). A read (`snapshot`) returns a read-only *view* of it: no copy, and the view's
 base is the value itself, so while anyone holds a snapshot (a consumer in a step, a fetched
 result) the value's refcount shows it. Updates (`writable`) are in place *unless* someone still
-holds the value, in which case they copy first — so a snapshot never changes under its holder.
-`sys.getrefcount` tells the two cases apart exactly. (On a GPU the value itself is the
-snapshot; CuPy arrays have no read-only flag and are copied to the host when fetched.)
+holds the value, in which case they write a new buffer — so a snapshot never changes under its
+holder. `sys.getrefcount` tells the two cases apart exactly. The buffer a shared update left
+behind is kept as the variable's *spare* and written next time once its holders let go (a
+tensor in flight to another task is held until libzmq has sent it, so a parameter server's
+update after every read would otherwise allocate, and fault in, a fresh buffer each step).
+(On a GPU the value itself is the snapshot; CuPy arrays have no read-only flag and are copied
+to the host when fetched.)
 
 State is owned by the device actor; kernels touch it only from the actor's task (or from a
 worker thread the actor is awaiting), so there are no locks.
@@ -28,17 +32,20 @@ from devices.errors import FailedPreconditionError, InvalidArgumentError, NotFou
 # more holder (a snapshot being consumed, a fetched result) means the value is shared and an
 # update must copy first.
 _SOLE_REFS = 3
+_SPARE_REFS = 3  # the spare is free when only `_spare`, a local name and getrefcount's arg hold it
+_SPARE_MAX_BYTES = 256 << 20  # bigger values are not double-buffered (memory over speed)
 
 
 class ResourceVariable:
     """A mutable tensor living on a device. `value` is None until first assigned.
 
-    Fields: `value` (the array, owned; replaced only through `assign`/`writable`), `_ro` (a
-    read-only view of `value` that snapshots are cut from; stale once `value` is replaced,
-    which `_ro.base is value` detects).
+    Fields: `value` (the array, owned; replaced only through `assign`/`writable`/`update`),
+    `_ro` (a read-only view of `value` that snapshots are cut from; stale once `value` is
+    replaced, which `_ro.base is value` detects), `_spare` (the buffer a shared update left
+    behind, reused once nothing else holds it; host arrays only).
     """
 
-    __slots__ = ("name", "dtype", "shape", "value", "device", "_ro")
+    __slots__ = ("name", "dtype", "shape", "value", "device", "_ro", "_spare")
 
     def __init__(self, name: str, dtype: np.dtype, shape: tuple | None, device: str):
         self.name = name
@@ -47,6 +54,7 @@ class ResourceVariable:
         self.value: Any = None
         self.device = device
         self._ro: Any = None
+        self._spare: np.ndarray | None = None
 
     def read(self) -> Any:
         value = self.value
@@ -81,14 +89,47 @@ class ResourceVariable:
             new = new.copy()  # own the memory: snapshots' refcounts land on this very array
         self.value = new
 
+    def _shared(self, value: Any) -> bool:
+        ro = self._ro
+        return sys.getrefcount(value) > _SOLE_REFS + 1 + (ro is not None and ro.base is value)
+
     def writable(self) -> Any:
         """The current value, safe to update in place: copied if anyone else holds it."""
         value = self.read()
-        ro = self._ro
-        if sys.getrefcount(value) > _SOLE_REFS + (ro is not None and ro.base is value):
-            value = value.copy()
-            self.value = value
+        if self._shared(value):
+            value = self._replace(value, None)
         return value
+
+    def update(self, ufunc: Any, operand: Any) -> Any:
+        """``value = ufunc(value, operand)``, in place when nobody else holds the value, else
+        straight into another buffer (one pass, instead of a copy and then the update)."""
+        value = self.read()
+        if self._shared(value):
+            return self._replace(value, (ufunc, operand))
+        ufunc(value, operand, out=value)
+        return value
+
+    def _replace(self, old: Any, op: Any) -> Any:
+        """A new buffer for the value: the spare when it is free, else a new one; `old` (which
+        someone still holds) becomes the spare. Writes ``op`` of `old` into it, or a copy."""
+        if type(old) is not np.ndarray:  # on a GPU: no double-buffering
+            new = old.copy() if op is None else op[0](old, op[1])
+            self.value = new
+            return new
+        spare = self._spare
+        self._spare = None
+        if (spare is None or spare.shape != old.shape or spare.dtype != old.dtype
+                or sys.getrefcount(spare) > _SPARE_REFS - 1):
+            spare = np.empty_like(old)
+        if op is None:
+            np.copyto(spare, old)
+        else:
+            op[0](old, op[1], out=spare)
+        self.value = spare
+        self._ro = None
+        if old.nbytes <= _SPARE_MAX_BYTES:
+            self._spare = old
+        return spare
 
     def assign_copy(self, new: Any, xp: Any = np) -> Any:
         """Store a copy of `new` in a buffer the variable owns (reusing the current buffer in

@@ -453,3 +453,25 @@ def test_a_gather_from_a_variable_reads_rows_late_and_holds_no_snapshot(graph):
         assert buf() is var.value  # the fetched row is a copy: the update stayed in place
         with pytest.raises(af.InvalidArgumentError, match="out of range"):
             s.run(rows, {ids: [10]})
+
+
+def test_updates_while_a_snapshot_is_held_double_buffer(graph):
+    """An update while someone holds the value writes another buffer in one pass; the buffer it
+    left behind is reused by a later shared update once its holder let go."""
+    v = af.Variable(np.zeros(1000), name="v2")
+    inc = v.assign_add(1.0, read_value=False)
+    with af.Session() as s:
+        s.run(v.initializer)
+        var = s.devices[0].resources.lookup("", "v2")
+        first = id(var.value)
+        held = s.run(v)              # a snapshot of the first buffer
+        s.run(inc)                   # shared: the new value goes to a second buffer
+        second = id(var.value)
+        assert second != first
+        np.testing.assert_array_equal(held, np.zeros(1000))  # the snapshot did not change
+        held2 = s.run(v)             # now the second buffer is held, the first is free
+        del held
+        s.run(inc)
+        assert id(var.value) == first  # the spare was reused, not a fresh allocation
+        np.testing.assert_array_equal(held2, np.ones(1000))
+        np.testing.assert_array_equal(s.run(v), np.full(1000, 2.0))

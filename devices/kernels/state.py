@@ -4,7 +4,8 @@ updates to one variable must run one at a time on the device actor).
 
 Invariants they keep (see `devices.resources`):
 - a variable's value owns its memory (`AssignVariableOp` copies in; updates go through
-  `writable()`, which copies when anyone else still holds the value);
+  `writable()` or `update()`, which write another buffer when anyone else still holds the
+  value);
 - a read returns a read-only *view* of the value: zero-copy, and the view keeps the value's
   refcount up while a consumer or a fetched result holds it, so the next update copies
   instead of changing the snapshot under its holder. On a GPU the value itself is returned.
@@ -110,8 +111,7 @@ def _in_place(ufunc_name: str) -> Any:
         f = getattr(k.xp, ufunc_name)
 
         def compute(h: ResourceVariable, delta: Any) -> tuple[Any]:
-            buf = h.writable()
-            f(buf, delta, out=buf)
+            h.update(f, delta)
             return (h.snapshot(),)
         return compute
     return factory
