@@ -498,13 +498,19 @@ class _Flight:
                     f"run_graph on {part.task.name} raised {type(error).__name__}: {error}")
                 self._fail(_from_task(part.task, err, f"step {self.step_id}"))
         elif self.error is None:
-            for i, t in zip(part.rets, tensors, strict=True):
-                self.rets[i] = t
-            if self.stats is not None:
-                self.stats["bytes_moved"] = (self.stats.get("bytes_moved", 0)
-                                             + int(header.get("bytes", 0)))
-            if self.trace is not None:
-                self.trace.extend(tuple(e) for e in header.get("trace") or ())
+            try:
+                for i, t in zip(part.rets, tensors, strict=True):
+                    self.rets[i] = t
+                if self.stats is not None:
+                    self.stats["bytes_moved"] = (self.stats.get("bytes_moved", 0)
+                                                 + int(header.get("bytes", 0)))
+                if self.trace is not None:
+                    self.trace.extend(tuple(e) for e in header.get("trace") or ())
+            except (TypeError, ValueError, AttributeError) as e:
+                self._fail(InternalError(
+                    f"step {self.step_id}: {part.task.name} answered run_graph with "
+                    f"{len(tensors)} tensors for {len(part.rets)} fetches, or a malformed "
+                    f"header ({type(e).__name__}: {e})"))
         if not self.calls and not self.starting:
             self._finish()
 

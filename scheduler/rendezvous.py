@@ -75,5 +75,11 @@ class Rendezvous:
         self._values.clear()
         waiters = list(self._waiters.values())
         self._waiters.clear()
-        for cb in waiters:
-            cb(False)
+        failed: BaseException | None = None
+        for cb in waiters:  # every waiter hears of it, even if one of them fails
+            try:
+                cb(False)
+            except Exception as e:  # noqa: BLE001 - re-raised once all were told
+                failed = failed or e
+        if failed is not None:
+            raise failed

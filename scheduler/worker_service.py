@@ -353,7 +353,7 @@ class WorkerService:
         def finished() -> None:
             try:
                 pending.resolve(*self._step_reply(ctx, ret_idx, trace))
-            except OpError as e:
+            except Exception as e:  # noqa: BLE001 - the step's error, or a fetch gone wrong
                 pending.fail(e)
 
         def cancelled(_why: BaseException) -> None:
