@@ -45,6 +45,8 @@ from actorflow.ops.array_ops import *  # noqa: F403
 from actorflow.ops.core_ops import *  # noqa: F403
 from actorflow.ops.core_ops import tuple_ as tuple  # noqa: A001
 from actorflow.ops.math_ops import *  # noqa: F403
+from actorflow.ops.partition_ops import dynamic_partition, dynamic_stitch
+from actorflow.ops.partition_ops import range as range  # noqa: A004, PLC0414
 from actorflow.session import AsyncSession, Session, get_default_session
 from devices.dtypes import (
     DType,

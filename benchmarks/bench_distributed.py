@@ -7,10 +7,9 @@ does a trivial computation on its own task, and sends an update:
 - scalar: one float32 on ps0: read, ``x * 0 + 1``, assign_add;
 - dense: 10 MiB as two float32 vectors, one per PS task: read both, ``x * 0 + 1e-3``,
   assign_add both;
-- sparse: a 64 MiB table of 64-float rows, half on each PS task: 32 random rows (16 per
-  task) gathered on the PS, ``rows * 0 + 1e-3`` on the worker, scatter-added back.
-  (TensorFlow's graph draws 32 ids and splits them by parity with dynamic_partition, 16 per
-  task on average; actorflow has no dynamic_partition yet, so each task gets exactly 16.)
+- sparse: a 64 MiB table of 64-float rows, row r on PS task r % 2: 32 random ids split by
+  parity with dynamic_partition on the worker, the rows gathered on each PS, ``rows * 0 +
+  1e-3`` on the worker, scatter-added back (the same graph as TensorFlow's).
 
 Each worker process hosts its own worker task in-process (``af.Server``, as TF's worker
 processes do; ``--worker-daemons`` uses daemons instead and clients connect to them), builds the
@@ -79,20 +78,23 @@ def build_null_models(task: int) -> tuple[Any, dict[str, Any], Any, Any]:
         with af.device(wk):  # where TF's session puts it (its client task), not on a PS
             steps["dense"] = af.group(*updates)
 
-        rows_per_ps = SPARSE_BYTES // 4 // SPARSE_WIDTH // 2
-        per_ps = SPARSE_ROWS_PER_STEP // 2
+        rows_total = SPARSE_BYTES // 4 // SPARSE_WIDTH  # row r lives on ps r % 2, as in TF's
+        rows_per_ps = rows_total // 2
+        tables = []
+        for k, dev in enumerate(ps):
+            with af.device(dev):
+                tables.append(af.Variable(af.zeros((rows_per_ps, SPARSE_WIDTH), af.float32),
+                                          name=f"table{k}"))
+        with af.device(wk):
+            ids = af.random_uniform([SPARSE_ROWS_PER_STEP], 0, rows_total, dtype=af.int64)
+            local = af.dynamic_partition(ids // 2, af.cast(ids % 2, af.int32), 2)
         updates = []
         for k, dev in enumerate(ps):
             with af.device(dev):
-                table = af.Variable(af.zeros((rows_per_ps, SPARSE_WIDTH), af.float32),
-                                    name=f"table{k}")
-            with af.device(wk):
-                ids = af.random_uniform([per_ps], 0, rows_per_ps, dtype=af.int64)
-            with af.device(dev):
-                rows = af.gather(table, ids)  # on the PS: only the rows travel
+                rows = af.gather(tables[k], local[k])  # on the PS: only the rows travel
             with af.device(wk):
                 delta = rows * 0.0 + 1e-3
-            updates.append(af.scatter_add(table.handle, ids, delta).op)
+            updates.append(af.scatter_add(tables[k].handle, local[k], delta).op)
         with af.device(wk):
             steps["sparse"] = af.group(*updates)
         init = af.global_variables_initializer()

@@ -164,3 +164,42 @@ def test_actorflow_cluster_command_serves_until_sigterm(tmp_path) -> None:
         assert "stopped" in rest
     finally:
         stop_processes([proc])
+
+
+def test_a_table_sharded_over_two_ps_tasks_gathers_and_updates_on_each() -> None:
+    """embedding_lookup over shards on /job:ps/task:0 and :1 (Figure 3's Part/Gather/Stitch):
+    each shard's gather and sparse update run on its own PS task, only rows travel, and the
+    values are those of one table."""
+    rows, dim, lr = 20_000, 16, 0.1
+    rng = np.random.default_rng()
+    table = rng.standard_normal((rows, dim)).astype(np.float32)
+    g = af.Graph()
+    with g.as_default():
+        shards = []
+        for k in range(2):
+            with af.device(f"/job:ps/task:{k}"):
+                shards.append(af.Variable(table[k::2], name=f"emb{k}"))
+        with af.device("/job:worker/task:0"):
+            ids = af.placeholder(af.int64, [None], name="ids")
+            y = af.nn.embedding_lookup(shards, ids)  # "mod": id i in shard i % 2
+            loss = af.reduce_sum(y * y)
+            train = af.train.GradientDescentOptimizer(lr).minimize(loss)
+        gathers = [op for op in g.get_operations() if op.type == "GatherV2"
+                   and op.inputs[0].op.type == "ReadVariableOp"]
+        assert sorted(op.device for op in gathers) == ["/job:ps/task:0", "/job:ps/task:1"]
+        scatters = [op for op in g.get_operations() if "Scatter" in op.type]
+        assert sorted({op.device for op in scatters}) == ["/job:ps/task:0", "/job:ps/task:1"]
+        init = af.global_variables_initializer()
+    iv = rng.choice(rows, size=12, replace=False)
+    with LocalCluster(ps=2, workers=1, daemon_args=DAEMON_HEARTBEAT) as cluster, \
+            _chief_session(cluster, g) as s:
+        s.run(init)
+        np.testing.assert_allclose(s.run(y, {ids: iv}), table[iv], rtol=1e-6)
+        md = af.RunMetadata()
+        s.run(train, {ids: iv}, run_metadata=md)
+        assert 0 < md.bytes_moved < table.nbytes / 100, md.bytes_moved
+        after = np.empty_like(table)
+        after[0::2], after[1::2] = s.run(shards)
+    expect = table.copy()
+    expect[iv] *= 1 - 2 * lr
+    np.testing.assert_allclose(after, expect, rtol=1e-5)

@@ -526,17 +526,75 @@ def embedding_lookup(params: Any, ids: Any, partition_strategy: str = "mod",
                      name: str | None = None, validate_indices: bool = True,
                      max_norm: Any = None) -> Tensor:
     """Rows `ids` of `params` (a gather on axis 0): the gradient w.r.t. params is an
-    IndexedSlices of just those rows, so optimizers update only them."""
-    if isinstance(params, list | tuple):
-        if len(params) != 1:
-            raise UnimplementedError(
-                f"embedding_lookup over {len(params)} partitioned tables is not supported; "
-                f"concatenate the shards with af.concat(params, 0) or pass one table")
-        params = params[0]
+    IndexedSlices of just those rows, so optimizers update only them.
+
+    `params` may be a list of shards of one table (e.g. variables spread over parameter-server
+    tasks by `replica_device_setter`): id ``i`` lives in shard ``i % n`` at row ``i // n``
+    (``"mod"``), or in contiguous blocks, the first ``rows % n`` shards one row longer
+    (``"div"``, which needs the shards' row counts at build time). The ids are split by shard
+    (`dynamic_partition`), each shard gathers its rows where it lives, and `dynamic_stitch`
+    puts them back in the ids' order (OSDI §4.2, Figure 3)."""
     if max_norm is not None:
         raise UnimplementedError("embedding_lookup(max_norm=...) is not supported")
+    if partition_strategy not in ("mod", "div"):
+        raise InvalidArgumentError(
+            f"embedding_lookup: partition_strategy must be 'mod' or 'div', got "
+            f"{partition_strategy!r}")
+    shards = list(params) if isinstance(params, list | tuple) else [params]
+    if not shards:
+        raise InvalidArgumentError("embedding_lookup needs at least one table in params")
     with name_scope(name, "embedding_lookup"):
-        return array_ops.gather(params, ids)
+        if len(shards) == 1:
+            return array_ops.gather(shards[0], ids)
+        return _sharded_lookup(shards, ids, partition_strategy)
+
+
+def _sharded_lookup(shards: list[Any], ids: Any, strategy: str) -> Tensor:
+    from actorflow.ops import compare_ops, partition_ops
+
+    n = len(shards)
+    ids = convert_to_tensor(ids, preferred_dtype=dtypes.int64)
+    if not ids.dtype.is_integer:
+        raise InvalidArgumentError(f"embedding_lookup: ids must be integers, got "
+                                   f"{ids.dtype.name}")
+    flat = array_ops.reshape(ids, [-1])
+    if strategy == "mod":
+        part = math_ops.floormod(flat, n)
+        new_ids = math_ops.floordiv(flat, n)
+    else:
+        rows = [None if getattr(s, "shape", None) is None else _static_rows(s) for s in shards]
+        if any(r is None for r in rows):
+            raise InvalidArgumentError(
+                "embedding_lookup(partition_strategy='div') needs every shard's number of rows "
+                "at build time; give the shards static shapes or use 'mod'")
+        total = sum(rows)
+        per, extras = divmod(total, n)
+        if per == 0:
+            raise InvalidArgumentError(
+                f"embedding_lookup: {total} rows cannot be split over {n} shards with 'div'")
+        part = math_ops.maximum(math_ops.floordiv(flat, per + 1),
+                                math_ops.floordiv(flat - extras, per))
+        in_long = compare_ops.less(part, extras)
+        new_ids = compare_ops.where(in_long, math_ops.floormod(flat, per + 1),
+                                 math_ops.floormod(flat - extras, per))
+    part = compare_ops.cast(part, dtypes.int32)
+    ids_by_shard = partition_ops.dynamic_partition(new_ids, part, n)
+    where = partition_ops.dynamic_partition(
+        partition_ops.range(array_ops.size(flat)), part, n)
+    rows = [array_ops.gather(s, i) for s, i in zip(shards, ids_by_shard, strict=True)]
+    out = partition_ops.dynamic_stitch(where, rows)
+    inner = array_ops.shape(rows[0])[1:]
+    return array_ops.reshape(out, array_ops.concat([array_ops.shape(ids), inner], 0))
+
+
+def _static_rows(shard: Any) -> int | None:
+    shape = shard.shape
+    dims = getattr(shape, "dims", shape)
+    if dims is None or not len(dims):
+        return None
+    d = dims[0]
+    d = getattr(d, "value", d)
+    return None if d is None else int(d)
 
 
 def moments(x: Any, axes: Any, shift: Any = None, name: str | None = None,

@@ -11,6 +11,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     index,
     math,
     nn,
+    partition,
     random,
     reduction,
     registry,
