@@ -49,7 +49,10 @@ initial values).
 
 The loop runs small kernels inline, a plain `while` over the ready stack, and checkpoints about
 once a millisecond so other actors and sockets get the CPU. Asynchronous kernels run as tasks in
-the device's nursery and re-enter the step through the mailbox (`_Resume`). The first error
+the device's nursery and re-enter the step through the mailbox (`_Resume`). A Recv whose value
+is not there yet needs no task: it subscribes to the rendezvous (`_on_value`), and the step
+goes on from the callback, through the mailbox, or right there when the value came off the
+wire (the worker service's reader) and the device is idle (`run_inline`). The first error
 wins: it names the node and device, aborts the step (and its rendezvous, waking every pending
 Recv), and is reported through ctx.done(error).
 """

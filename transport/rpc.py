@@ -22,10 +22,12 @@ The deadline travels as *time left* rather than a timestamp, so hosts need not a
 clock; the server runs the handler under its own deadline from that.
 
 The pieces: `transport.rpc_server` (`RpcServer`: a ROUTER, one task per request for
-``async def`` handlers, plain-function handlers inline; errors go back with their canonical
-code), `transport.rpc_client` (`RpcClient`: a DEALER, many calls in flight matched by id,
-deadlines, heartbeats that fail calls fast with `UnavailableError` while the server is silent),
-`transport.rpc_core` (`RpcConfig`, the one typed configuration, and `DeadlineTimer`). Each
+``async def`` handlers, plain-function handlers inline, which may answer later through a
+`Pending` with no task; errors go back with their canonical code), `transport.rpc_client`
+(`RpcClient`: a DEALER, many calls in flight matched by id, awaited (`call`) or handed to a
+callback (`start_call`), deadlines, heartbeats that fail calls fast with `UnavailableError`
+while the server is silent), `transport.rpc_core` (`RpcConfig`, the one typed configuration,
+`DeadlineTimer`, `Pending`). Each
 module's docstring lists its state. This module re-exports the public names.
 
     async def echo(header, tensors):

@@ -1,16 +1,18 @@
 """The RPC server: a ROUTER that hands each request to its handler.
 
 What it owns: its ROUTER `ZSocket` (bound by `RpcServer.bind`), a nursery holding one task
-per request being handled, and the deadline timer for those requests.
+per request an ``async def`` handler is handling, the `Pending` replies of plain handlers that
+answer later, and the deadline timer for those requests.
 
 State (touched only by its trio tasks):
 - ``_handlers``: method name -> ``async def handler(header, tensors) -> (header, tensors)``,
   run in a task per request; ``_inline``: the methods whose handler is a plain function, run
   right where the request is read (for quick work that never waits).
-- ``_active``: ``(peer, id) -> _Request`` (the cancel scope of a running handler task); one
-  task per request, so a slow handler never holds up others. A cancel message or the deadline
-  cancels the scope. Written by the reader (insert/cancel), the handler task (remove) and the
-  deadline timer (cancel).
+- ``_active``: ``(peer, id) -> _Request``: the cancel scope of a running handler task (one
+  task per request, so a slow handler never holds up others), or the `Pending` a plain
+  handler returned. A cancel message or the deadline cancels the scope, or cancels the Pending
+  (its handler hears of it through ``on_cancel``). Written by the reader (insert/cancel), the
+  handler task or the Pending's settling (remove) and the deadline timer (cancel).
 - ``_deadlines``: one timer task for every request's deadline (`DeadlineTimer`).
 - counters for `statistics`, written by the reader and the handler tasks.
 
