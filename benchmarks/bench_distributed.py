@@ -231,11 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args(argv)
 
-    ours = run_actorflow(args.workers, args.models, args.duration, args.warmup,
-                         inproc=not args.worker_daemons)
-    tf = None if args.no_tf else peer_tf("nullmodel_ps", workers=args.workers,
-                                         models=args.models, duration=args.duration,
-                                         warmup=args.warmup)
+    # Each worker count: actorflow, then TensorFlow right after (the machine's speed drifts
+    # over minutes, so the two sides of a ratio are measured close together).
+    ours: dict[str, dict[int, dict[str, float]]] = {m: {} for m in args.models}
+    tf: dict[str, Any] | None = None if args.no_tf else {"table": {m: {} for m in args.models}}
+    for nw in args.workers:
+        part = run_actorflow([nw], args.models, args.duration, args.warmup,
+                             inproc=not args.worker_daemons)
+        for m in args.models:
+            ours[m].update(part[m])
+        if tf is not None:
+            got = peer_tf("nullmodel_ps", workers=[nw], models=args.models,
+                          duration=args.duration, warmup=args.warmup)
+            for m in args.models:
+                tf["table"][m].update(got["table"][m])
+            tf.setdefault("runs", []).append(got)
     rows = []
     for m in args.models:
         for nw in args.workers:
