@@ -10,7 +10,7 @@ headers and zero-copy frames, doing the minimum: no checks, no deadlines, no hea
 "ours" is `transport.rpc.RpcClient.call` against an `RpcServer` in a separate process.
 Both servers decode the tensor into a NumPy view and reply with its byte count.
 
-    python benchmarks/bench_transport.py [--rounds 5] [--pings 400] [--bulk 10]
+    python benchmarks/bench_transport.py [--rounds 6] [--pings 400] [--bulk 16]
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def main() -> None:
     ap.add_argument("--serve", choices=("raw", "ours"))
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--pings", type=int, default=400)
-    ap.add_argument("--bulk", type=int, default=8)
+    ap.add_argument("--bulk", type=int, default=16)
     args = ap.parse_args()
     if args.serve == "raw":
         serve_raw()
