@@ -653,3 +653,27 @@ def test_step_timeout_fails_a_step_on_a_hung_task_with_deadline_exceeded(
         np.testing.assert_allclose(rt.run(step, [])[0], 2.0)  # the task is back
     finally:
         rt.close()
+
+
+@pytest.mark.multiprocess
+async def test_cancelling_an_async_step_aborts_it_and_the_session_goes_on(
+        cluster: Daemons) -> None:
+    g = af.Graph()
+    with g.as_default():
+        with af.device("/job:ps/task:0"):
+            v = af.Variable(np.float32(5.0), name="cancel_v")
+        with af.device("/job:worker/task:1"):
+            y = v.value() + 1.0
+    async with af.Session(cluster.target("worker", 0), graph=g, config=_config()) as s:
+        await s.run(v.initializer)
+        assert float(await s.run(y)) == 6.0
+        ps = cluster.procs[("ps", 0)]
+        ps.send_signal(signal.SIGSTOP)
+        try:
+            with trio.move_on_after(0.3) as scope:
+                await s.run(y)
+            assert scope.cancelled_caught
+        finally:
+            ps.send_signal(signal.SIGCONT)
+        with trio.fail_after(10):
+            assert float(await s.run(y)) == 6.0
