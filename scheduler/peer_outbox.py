@@ -20,6 +20,12 @@ connection to the peer, or the peer at its high-water mark): it waits in a task,
 ``rdv.in_flight`` so that the step does not retire here before it left, and `sweep` (run
 periodically by the service) fails it with UnavailableError after ``rpc.heartbeat_timeout``.
 
+Same host: a tensor of at least ``shm_min_bytes`` pushed to a peer on a loopback address is
+copied into a shared-memory segment of the channel's `transport.shm.SegmentPool` and the push
+carries its descriptor instead of the frame; the receiver copies it out and sends back a
+one-way ``shm_free`` (`notify`), which makes the segment reusable. With no free segment and no
+room for one, the tensor goes over the socket as usual.
+
 State (owned by the service's trio thread): ``_routes`` (key -> peer task, or None for this
 task), ``_channels`` (peer -> open channel), ``_opening`` (peer -> Event while its socket is
 being opened); per channel ``_queued`` (push number -> (rendezvous, key, time queued, cancel
@@ -50,12 +56,14 @@ from devices.errors import (
     UnavailableError,
 )
 from scheduler.remote_rendezvous import TaskKey, TaskRendezvous, endpoint_of, task_name
+from transport import shm
 from transport.codec import encode
 from transport.rpc import RpcConfig
 from transport.rpc_core import ONEWAY
 from transport.zsocket import ZSocket
 
 _MAX_ROUTES = 100_000  # cached key routes; cleared beyond this (keys come from the wire too)
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _MAX_QUEUED = 65_536  # pushes waiting for one peer's connection before new ones are refused
 
 
@@ -63,8 +71,11 @@ class PeerOutbox:
     """Routes keys to the tasks holding their Recvs and pushes tensors there (module doc)."""
 
     def __init__(self, job: str, task: int, cluster: Mapping[str, Mapping[int, str]],
-                 config: RpcConfig, zctx: zmq.Context, nursery: trio.Nursery):
+                 config: RpcConfig, zctx: zmq.Context, nursery: trio.Nursery, *,
+                 shm_min_bytes: int = 0, shm_max_bytes: int = 256 << 20):
         self.me: TaskKey = (job, task)
+        self.shm_min_bytes = shm_min_bytes if shm.available() else 0
+        self.shm_max_bytes = shm_max_bytes
         self.cluster = cluster
         self.config = config
         self.zctx = zctx
@@ -127,6 +138,30 @@ class PeerOutbox:
             if rdv.state is not None:
                 rdv.state.push_done()
 
+    def notify(self, peer: TaskKey, method: str, header: dict) -> None:
+        """A one-way message to `peer`'s service, best effort (a notice lost is not an error:
+        the ones sent here only let the peer reuse a shared-memory segment sooner)."""
+        frames = encode({"k": ONEWAY, "m": method, "h": header})
+        channel = self._channels.get(peer)
+        if channel is None:
+            self.nursery.start_soon(self._notify_later, peer, frames)
+            return
+        with contextlib.suppress(trio.WouldBlock, UnavailableError, trio.ClosedResourceError):
+            channel.sock.send_nowait(frames)
+
+    async def _notify_later(self, peer: TaskKey, frames: list) -> None:
+        with contextlib.suppress(OpError, trio.ClosedResourceError):
+            channel = self._channels.get(peer) or await self._open(peer)
+            await channel.sock.send(frames)
+
+    def shm_free(self, peer: TaskKey, names: list[str]) -> int:
+        """`peer` copied these segments out: they may carry the next pushes. Returns how many
+        were ours and busy."""
+        channel = self._channels.get(peer)
+        if channel is None or channel.pool is None:
+            return 0
+        return sum(channel.pool.free(n) for n in names)
+
     def sweep(self) -> None:
         """Fail pushes that could not be handed to libzmq within the heartbeat timeout."""
         limit = trio.current_time() - self.config.heartbeat_timeout
@@ -174,13 +209,26 @@ class _PushChannel:
         self.outbox = outbox
         self.peer = peer
         self.sock: ZSocket | None = None
+        # Large tensors to a peer on this host go through shared memory (`transport.shm`).
+        address = outbox.cluster[peer[0]][peer[1]]
+        host = address.rpartition("://")[2].rpartition(":")[0].strip("[]")
+        self.pool = (shm.SegmentPool(outbox.shm_max_bytes)
+                     if outbox.shm_min_bytes and host in _LOOPBACK else None)
         self._queued: dict[int, tuple[TaskRendezvous, str, float, trio.CancelScope]] = {}
         self._next = 1
         self.rejected = 0  # error replies from the peer (it could not route a push at all)
 
     def push(self, rdv: TaskRendezvous, key: str, value: np.ndarray) -> None:
-        frames = encode({"k": ONEWAY, "m": "push", "h": {"step": rdv.step_id, "key": key}},
-                        [value])
+        header: dict[str, Any] = {"step": rdv.step_id, "key": key}
+        desc = None
+        if self.pool is not None and value.nbytes >= self.outbox.shm_min_bytes:
+            desc = self.pool.put(value)
+        if desc is not None:
+            header["shm"] = desc
+            header["from"] = list(self.outbox.me)
+            frames = encode({"k": ONEWAY, "m": "push", "h": header})
+        else:
+            frames = encode({"k": ONEWAY, "m": "push", "h": header}, [value])
         try:
             self.sock.send_nowait(frames)
         except trio.WouldBlock:  # not connected yet, or the peer is at its high-water mark
@@ -244,6 +292,8 @@ class _PushChannel:
     def close(self) -> None:
         for n in list(self._queued):
             self._complete(n, UnavailableError("this worker service is shutting down"))
+        if self.pool is not None:
+            self.pool.close()
 
 
 def fail_push(rdv: TaskRendezvous, peer: TaskKey, key: str, e: OpError) -> None:

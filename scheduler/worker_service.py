@@ -31,6 +31,11 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
                     is over here are dropped.
 ``deliver``         {step, key} + [tensor] -> {}: ``push`` as a request: a refused tensor is
                     answered with the error instead (and the step is left alone).
+                    A push from a task on this host may carry {shm: descriptor, from: [job,
+                    task]} instead of the frame: the tensor is copied out of that shared-memory
+                    segment (`transport.shm`) into the receiving device's pool, and the sender
+                    is sent ``shm_free`` so it can reuse the segment.
+``shm_free``        (one-way) {names, from}: segments this task pushed through were copied out.
 ``abort``           {step, code, message}: fail the step here with that error (every pending
                     Recv wakes); a step aborted before its run_graph arrives fails at once.
 ``reset``           {containers: [name...] or None} -> {containers}: drop those resource
@@ -82,6 +87,7 @@ from scheduler.graphdef import GraphDef
 from scheduler.peer_outbox import PeerOutbox
 from scheduler.remote_rendezvous import StepTable, StepTableStatistics, task_name
 from scheduler.runtime import discover_devices
+from transport import shm
 from transport.rpc import RpcConfig, RpcServer
 from transport.rpc_core import Pending
 
@@ -114,6 +120,10 @@ class WorkerConfig:
     max_orphan_bytes: int = 1 << 30
     remember_steps: int = 65536  # retired step ids kept to drop late messages
     max_graphs: int = 4096  # registered partitions kept (least recently used dropped)
+    # Tensors of at least this many bytes pushed to a task on this host (a loopback address)
+    # go through shared memory (`transport.shm`); 0 turns that off.
+    shm_min_bytes: int = 1 << 20
+    shm_max_bytes: int = 256 << 20  # shared-memory segments per peer, at most
 
     def __post_init__(self) -> None:
         if self.task not in self.cluster.get(self.job, {}):
@@ -135,6 +145,8 @@ class WorkerStatistics:
     push_failures: int  # pushes that could not be sent (no connection, closed)
     delivered: int  # tensors received from other tasks
     dropped: int  # deliveries for steps that were over here
+    shm_pushed: int  # of `pushed`: through shared memory (a peer on this host)
+    shm_busy: int  # shared-memory segments not yet copied out by their receiver
 
 
 class _Graph:
@@ -168,6 +180,7 @@ class WorkerService:
         self._expect: dict[str, dict[np.dtype, int]] = {}
         self._handles = itertools.count(1)
         self._outbox: PeerOutbox | None = None
+        self._shm = shm.SegmentReader()
         self._table: StepTable | None = None
         self._delivered = self._dropped = 0
         self._token: trio.lowlevel.TrioToken | None = None  # set while serving
@@ -180,6 +193,7 @@ class WorkerService:
             "run_graph": self._run_graph,
             "deliver": self._deliver,
             "push": self._push,
+            "shm_free": self._shm_free,
             "abort": self._abort,
             "reset": self._reset,
         }
@@ -193,7 +207,11 @@ class WorkerService:
             async with trio.open_nursery() as nursery:
                 for d in self.devices:
                     await nursery.start(d.serve)
-                self._outbox = PeerOutbox(cfg.job, cfg.task, self.cluster, cfg.rpc, zctx, nursery)
+                self._outbox = PeerOutbox(cfg.job, cfg.task, self.cluster, cfg.rpc, zctx, nursery,
+                                          shm_min_bytes=cfg.shm_min_bytes,
+                                          shm_max_bytes=cfg.shm_max_bytes)
+                if cfg.shm_min_bytes and shm.available():
+                    shm.reap_orphans()  # segments of tasks that died on this host
                 self._table = StepTable(
                     self._outbox, orphan_ttl=cfg.orphan_ttl,
                     max_orphan_steps=cfg.max_orphan_steps,
@@ -220,6 +238,7 @@ class WorkerService:
                                 del _IN_PROCESS[n]
                         self._token = None
         finally:
+            self._shm.close()
             zctx.destroy(linger=0)
 
     def spawn_threadsafe(self, fn: Any) -> None:
@@ -238,9 +257,11 @@ class WorkerService:
 
     def statistics(self) -> WorkerStatistics:
         out = self._outbox
+        pools = [c.pool for c in out._channels.values() if c.pool is not None] if out else []
         return WorkerStatistics(self._table.statistics(), len(self._graphs),
                                 out.pushed if out else 0, out.push_failures if out else 0,
-                                self._delivered, self._dropped)
+                                self._delivered, self._dropped,
+                                sum(p.puts for p in pools), sum(p.busy for p in pools))
 
     # -- handlers ----------------------------------------------------------------------------
     def _status(self, header: Any, tensors: Any) -> tuple[dict, list]:
@@ -379,24 +400,60 @@ class WorkerService:
         h = _dict(header, "deliver")
         step_id = _int(h, "step", _U64)
         key = _str(h, "key")
-        if not isinstance(tensors, list) or len(tensors) != 1:
-            raise InvalidArgumentError("deliver takes exactly one tensor")
-        value = tensors[0]
+        desc = h.get("shm")
+        if not isinstance(tensors, list) or len(tensors) != (0 if desc is not None else 1):
+            raise InvalidArgumentError("deliver takes exactly one tensor, as a frame or in "
+                                       "shared memory ('shm'), not both")
         expected = self._expect.get(key)
-        if expected is None:
-            raise NotFoundError(
-                f"deliver: no partition registered on {task_name(self._me)} receives '{key}'")
+        st = None
+        try:
+            if expected is None:
+                raise NotFoundError(f"deliver: no partition registered on "
+                                    f"{task_name(self._me)} receives '{key}'")
+            st = self._table.for_delivery(step_id)
+            if st is None:
+                self._dropped += 1  # the step is over here (finished or aborted)
+                return None, []
+            value = tensors[0] if desc is None else self._shm.take(
+                desc, self.config.rpc.limits, self._allocator(key))
+        finally:
+            if desc is not None:
+                self._release(h, desc)
         if value.dtype not in expected:
             raise InvalidArgumentError(
                 f"deliver: '{key}' carries {value.dtype}, but its Recv on "
                 f"{task_name(self._me)} expects {' or '.join(map(str, expected))}")
-        st = self._table.for_delivery(step_id)
-        if st is None:
-            self._dropped += 1  # the step is over here (finished or aborted)
-            return None, []
         self._table.add_orphan_bytes(st, value.nbytes)
         st.rdv.deliver(key, Landed(value))
         self._delivered += 1
+        return None, []
+
+    def _allocator(self, key: str) -> Any:
+        """Where a tensor from shared memory lands: the receiving CPU device's pool."""
+        dev = self._by_name.get(key.rpartition("->")[2])
+        if dev is not None and dev.device_type == "CPU":
+            return lambda shape, dtype: dev.pool.empty(shape, dtype, key)
+        return lambda shape, dtype: np.empty(shape, dtype)
+
+    def _release(self, h: dict, desc: Any) -> None:
+        """Tell the sender its segment was copied out (or will never be)."""
+        sender = h.get("from")
+        if (isinstance(sender, list) and len(sender) == 2 and isinstance(sender[0], str)
+                and type(sender[1]) is int and sender[1] in self.cluster.get(sender[0], {})
+                and isinstance(desc, list) and desc and isinstance(desc[0], str)):
+            self._outbox.notify((sender[0], sender[1]), "shm_free",
+                                {"names": [desc[0]], "from": list(self._me)})
+
+    def _shm_free(self, header: Any, tensors: Any) -> tuple[None, list]:
+        """One-way, from a task we pushed to: these segments were copied out."""
+        h = _dict(header, "shm_free")
+        names, sender = h.get("names"), h.get("from")
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)
+                and isinstance(sender, list) and len(sender) == 2
+                and isinstance(sender[0], str) and type(sender[1]) is int):
+            raise InvalidArgumentError("shm_free needs 'names' (a list of str) and 'from' "
+                                       "([job, task])")
+        self._outbox.shm_free((sender[0], sender[1]), names)
         return None, []
 
     def _push(self, header: Any, tensors: Any) -> tuple[None, list]:

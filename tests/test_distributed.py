@@ -677,3 +677,78 @@ async def test_cancelling_an_async_step_aborts_it_and_the_session_goes_on(
             ps.send_signal(signal.SIGCONT)
         with trio.fail_after(10):
             assert float(await s.run(y)) == 6.0
+
+
+async def test_large_pushes_to_a_task_on_this_host_go_through_shared_memory() -> None:
+    """Two services on 127.0.0.1: a 2 MiB tensor travels through a shared-memory segment (the
+    push carries its descriptor), lands intact, the receiver's shm_free makes the segment
+    reusable, and the next step reuses it; with shm_min_bytes=0 it goes as a frame."""
+    ports = [_free_port(), _free_port()]
+    cluster = {"w": {0: f"127.0.0.1:{ports[0]}", 1: f"127.0.0.1:{ports[1]}"}}
+    dev0, dev1 = "/job:w/replica:0/task:0/device:CPU:0", "/job:w/replica:0/task:1/device:CPU:0"
+    key = "c:0->" + dev0
+    n = 1 << 19  # float32: 2 MiB
+    recv = GraphDef([
+        NodeDef("recv", "_Recv", [], dev0, {"key": key, "send_device": dev1, "recv_device": dev0,
+                                             "tensor_name": "c:0", "dtype": "float32"},
+                ["float32"], [(n,)]),
+        NodeDef("out", "_Retval", ["recv"], dev0, {"index": 0}),
+    ])
+
+    def send_graph(value: np.ndarray) -> np.ndarray:
+        g = GraphDef([
+            NodeDef("c", "Const", [], dev1, {"value": value, "dtype": "float32"}, ["float32"],
+                    [(n,)]),
+            NodeDef("send", "_Send", ["c"], dev1, {"key": key, "send_device": dev1,
+                                                   "recv_device": dev0, "tensor_name": "c:0"}),
+        ])
+        return np.frombuffer(g.to_bytes(), np.uint8)
+
+    rng = np.random.default_rng()
+    for min_bytes in (1 << 20, 0):
+        async with trio.open_nursery() as nursery:
+            services, clients = [], []
+            for t in (0, 1):
+                s = WorkerService(WorkerConfig(job="w", task=t, cluster=cluster,
+                                               shm_min_bytes=min_bytes))
+                await nursery.start(s.serve)
+                c = RpcClient(s.endpoint, config=RpcConfig())
+                await c.__aenter__()
+                services.append(s)
+                clients.append(c)
+            try:
+                hr, _ = await clients[0].call("register_graph", {"device": dev0},
+                                              [np.frombuffer(recv.to_bytes(), np.uint8)])
+                for step in (1, 2):
+                    value = rng.standard_normal(n).astype(np.float32)
+                    hs, _ = await clients[1].call("register_graph", {"device": dev1},
+                                                  [send_graph(value)])
+                    got: list = []
+
+                    async def receive(step: int = step, c: RpcClient = clients[0],
+                                      handle: int = hr["handle"], out: list = got) -> None:
+                        _, rets = await c.call("run_graph", _run(step, handle))
+                        out.append(rets[0])
+
+                    nursery.start_soon(receive)
+                    await clients[1].call("run_graph", {
+                        "step": step, "graphs": [hs["handle"]], "args": [], "n_args": 0,
+                        "rets": [], "n_rets": 0, "trace": False})
+                    with trio.fail_after(5):
+                        while not got or services[1].statistics().shm_busy:
+                            await trio.sleep(0.005)
+                    np.testing.assert_array_equal(got[0], value)
+                stats = services[1].statistics()
+                assert stats.pushed == 2
+                assert stats.shm_pushed == (2 if min_bytes else 0)
+                pools = [c.pool for c in services[1]._outbox._channels.values()]
+                if min_bytes:
+                    assert len(pools[0]._segments) == 1  # the second step reused the segment
+                else:
+                    assert pools == [None]
+            finally:
+                for c in reversed(clients):  # their nurseries nest: last in, first out
+                    await c.__aexit__(None, None, None)
+                nursery.cancel_scope.cancel()
+    mine = [f for f in os.listdir("/dev/shm") if f.startswith(f"af{os.getpid()}x")]
+    assert mine == []  # closed pools unlink their segments
