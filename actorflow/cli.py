@@ -69,6 +69,9 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of silence before a peer is declared unavailable (default 5)")
     p.add_argument("--orphan-ttl", type=float, default=60.0,
                    help="seconds tensors sent ahead of a step wait for it (default 60)")
+    p.add_argument("--shm-min-bytes", type=int, default=1 << 20,
+                   help="tensors this large or larger go to tasks on this host through "
+                        "shared memory (/dev/shm); 0 turns that off (default 1 MiB)")
 
 
 def worker_config(args: argparse.Namespace, af_config: str | None) -> Any:
@@ -110,7 +113,7 @@ def worker_config(args: argparse.Namespace, af_config: str | None) -> Any:
                         bind_host=args.bind, runtime=runtime,
                         rpc=RpcConfig(heartbeat_interval=args.heartbeat_interval,
                                       heartbeat_timeout=args.heartbeat_timeout),
-                        orphan_ttl=args.orphan_ttl)
+                        orphan_ttl=args.orphan_ttl, shm_min_bytes=args.shm_min_bytes)
 
 
 def run_worker(config: Any) -> int:

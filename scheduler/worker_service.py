@@ -126,6 +126,9 @@ class WorkerConfig:
     shm_max_bytes: int = 256 << 20  # shared-memory segments per peer, at most
 
     def __post_init__(self) -> None:
+        if self.shm_min_bytes < 0 or self.shm_max_bytes < 0:
+            raise InvalidArgumentError("shm_min_bytes and shm_max_bytes must be >= 0 (0 turns "
+                                       "shared memory off)")
         if self.task not in self.cluster.get(self.job, {}):
             raise InvalidArgumentError(
                 f"task {task_name((self.job, self.task))} is not in the cluster "
