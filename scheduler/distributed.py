@@ -467,24 +467,49 @@ class _Flight:
         if not parts:
             return
         self.step_id = rt._rng.getrandbits(63) or 1
-        timeout = rt.options.step_timeout
         local = rt._local
-        order = [p for p in parts if p.task.client is not local]
-        order += [p for p in parts if p.task.client is local]
-        for k, part in enumerate(order):
+        remote = [p for p in parts if p.task.client is not local]
+        mine = [p for p in parts if p.task.client is local]
+        # The in-process part goes first when it sends to remote tasks before waiting for
+        # anything (ids for a sharded lookup): those tensors then ride on the requests. Else
+        # the remote requests leave first: the in-process part would only wait for them.
+        early = mine[0].early_sends & {p.task.key for p in remote} if mine else frozenset()
+        held: dict = {}
+        k = 0
+        if early:
+            held = self._call(k, mine[0], local.start_run, early)
+            k += 1
+        for part in remote:
             if self.error is not None:
-                break
-            header = dict(part.header)
-            header["step"] = self.step_id
-            if self.trace is not None:
-                header["trace"] = True
-            feeds = [self.args[i] for i in part.args] if part.args else None
-            self.calls[k] = (part, 0)
-            rid = part.task.client.start_call("run_graph", header, feeds,
-                                              functools.partial(self._part_done, k),
+                return
+            self._call(k, part, None, frozenset(), held.get(part.task.key))
+            k += 1
+        if mine and not early and self.error is None:
+            self._call(k, mine[0], None, frozenset())
+
+    def _call(self, k: int, part: TaskPart, run: Any, hold: frozenset,
+              riders: list | None = None) -> dict:
+        """Send part `k`'s run_graph (with `riders`: (key, tensor) pairs its task receives)."""
+        header = dict(part.header)
+        header["step"] = self.step_id
+        if self.trace is not None:
+            header["trace"] = True
+        feeds = [self.args[i] for i in part.args] if part.args else []
+        if riders:
+            header["pushed"] = [key for key, _ in riders]
+            feeds = feeds + [value for _, value in riders]
+        self.calls[k] = (part, 0)
+        then = functools.partial(self._part_done, k)
+        timeout = self.rt.options.step_timeout
+        held: dict = {}
+        if run is not None:
+            rid, held = run(header, feeds or None, then, hold)
+        else:
+            rid = part.task.client.start_call("run_graph", header, feeds or None, then,
                                               timeout=timeout)
-            if k in self.calls:
-                self.calls[k] = (part, rid)
+        if k in self.calls:
+            self.calls[k] = (part, rid)
+        return held
 
     def _part_done(self, k: int, header: Any, tensors: list, error: BaseException | None
                    ) -> None:
@@ -569,18 +594,29 @@ class _LocalClient:
                    timeout: float | None = None) -> int:
         """`RpcClient.start_call` for the in-process task: runs a plain handler right here.
         `timeout` is the master's to enforce (the task's handler has no deadline here)."""
+        return self.start_run(header, tensors, then, frozenset(), method)[0]
+
+    def start_run(self, header: Any, tensors: Any, then: Any, hold: frozenset,
+                  method: str = "run_graph") -> tuple[int, dict]:
+        """`start_call` of ``run_graph`` that also returns the tensors its partitions sent to
+        the tasks in `hold` while running inline (`WorkerService.run_graph_holding`)."""
+        held: dict = {}
         try:
             if self._service._token is None:
                 raise UnavailableError("the in-process worker service has stopped")
             if method in self._async:
                 raise InternalError(f"{method} is async; use call()")
-            result = self._handlers[method](header, list(tensors) if tensors else [])
+            feeds = list(tensors) if tensors else []
+            if method == "run_graph":
+                result, held = self._service.run_graph_holding(header, feeds, hold)
+            else:
+                result = self._handlers[method](header, feeds)
         except Exception as e:  # noqa: BLE001 - the handler's error is the call's outcome
             then(None, [], e)
-            return 0
+            return 0, held
         if type(result) is not Pending:
             then(result[0], result[1], None)
-            return 0
+            return 0, held
         rid = self._next
         self._next += 1
         self._pending[rid] = result
@@ -590,7 +626,7 @@ class _LocalClient:
                 then(h, t, error)
 
         result.then(settled)
-        return rid
+        return rid, held
 
     def cancel_call(self, rid: int) -> None:
         pending = self._pending.pop(rid, None)

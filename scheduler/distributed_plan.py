@@ -65,7 +65,7 @@ class TaskPart:
     """What one task runs of one step signature: its partitions and its share of the feeds
     and fetches. `handles` is filled by registration and never changes after."""
 
-    __slots__ = ("task", "graphs", "args", "rets", "handles", "header")
+    __slots__ = ("task", "graphs", "args", "rets", "handles", "header", "early_sends")
 
     def __init__(self, task: Task, graphs: list[tuple[str, bytes]], args: list[int],
                  rets: list[int]):
@@ -75,6 +75,10 @@ class TaskPart:
         self.rets = rets
         self.handles: list[int] | None = None
         self.header: dict[str, Any] = {}
+        # Tasks this part sends to before it waits for anything from another task (a Send
+        # with no Recv upstream, e.g. ids for a sharded lookup): run in-process, those tensors
+        # can ride on the tasks' run_graph requests instead of a message each.
+        self.early_sends: frozenset[TaskKey] = frozenset()
 
 
 @dataclass
@@ -128,6 +132,7 @@ def plan_step(graph: GraphDef, *, feeds: Sequence[str], fetches: Sequence[str],
         if part is None:
             part = by_task[task.key] = TaskPart(task, [], [], [])
         part.graphs.append((dev_name, g.to_bytes()))
+        part.early_sends |= _early_send_tasks(g, task.key)
         for node in g.nodes:
             if node.op == "_Arg":
                 part.args.append(int(node.attrs["index"]))
@@ -142,6 +147,28 @@ def plan_step(graph: GraphDef, *, feeds: Sequence[str], fetches: Sequence[str],
     ordered = sorted(by_task.values(), key=lambda p: p.task.key != me)
     return DistributedStep(tuple(ordered), tuple(feeds), tuple(fetches), len(fetches),
                            placement)
+
+
+def _early_send_tasks(g: GraphDef, me: TaskKey) -> frozenset[TaskKey]:
+    """The other tasks that Sends of partition `g` reach with no Recv upstream of them."""
+    consumers: dict[str, list[str]] = {}
+    for node in g.nodes:
+        for i in node.inputs:
+            consumers.setdefault(i.lstrip("^").partition(":")[0], []).append(node.name)
+    waiting = {node.name for node in g.nodes if node.op == "_Recv"}
+    stack = list(waiting)
+    while stack:  # everything downstream of a Recv waits for another task
+        for c in consumers.get(stack.pop(), ()):
+            if c not in waiting:
+                waiting.add(c)
+                stack.append(c)
+    out = set()
+    for node in g.nodes:
+        if node.op == "_Send" and node.name not in waiting:
+            spec = DeviceSpec.parse(str(node.attrs.get("recv_device", "")))
+            if spec.job is not None and spec.task is not None and (spec.job, spec.task) != me:
+                out.add((spec.job, spec.task))
+    return frozenset(out)
 
 
 def pin_unplaced(graph: GraphDef, device: str) -> GraphDef:

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import trio
 
 from devices.errors import InvalidArgumentError, OpError, ResourceExhaustedError
@@ -81,6 +82,9 @@ class TaskRendezvous(Rendezvous):
         self._outbox = outbox
         self.in_flight = 0
         self.state: StepState | None = None
+        # While not None, host tensors for other tasks wait here (task -> [(key, value)]) to
+        # ride on those tasks' run_graph requests instead of a push each (`take_held`).
+        self.held: dict[TaskKey, list[tuple[str, Any]]] | None = None
 
     @property
     def error(self) -> OpError | None:
@@ -91,7 +95,22 @@ class TaskRendezvous(Rendezvous):
         if peer is None:
             super().send(key, value, resume=resume)
         elif self._error is None:
+            if self.held is not None and isinstance(value, np.ndarray | np.generic):
+                self.held.setdefault(peer, []).append((key, np.asarray(value)))
+                return
             self._outbox.push(self, peer, key, value)
+
+    def take_held(self) -> dict[TaskKey, list[tuple[str, Any]]]:
+        """Stop holding; the tensors held so far, by task (the caller sends them)."""
+        held, self.held = self.held or {}, None
+        return held
+
+    def push_held(self, held: dict[TaskKey, list[tuple[str, Any]]]) -> None:
+        """Push tensors that were held but found no request to ride on."""
+        for peer, items in held.items():
+            for key, value in items:
+                if self._error is None:
+                    self._outbox.push(self, peer, key, value)
 
     def deliver(self, key: str, value: Any) -> None:
         """A tensor pushed here by another task (from the service's reader): the Recv waiting

@@ -17,12 +17,14 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
                     the same handle (idempotent). At most ``max_graphs`` are kept, least
                     recently used dropped first.
 ``run_graph``       {step, graphs: [handle...], args: [i...], n_args, rets: [i...], n_rets,
-                    trace} + one tensor per entry of ``args`` -> {bytes, trace} + one tensor per
-                    entry of ``rets``. Runs every listed partition as a `StepRun` on its device,
-                    sharing one `StepContext` whose rendezvous is this task's rendezvous for the
-                    step; replies when they have all finished and every tensor they pushed to
-                    other tasks was handed to libzmq, or with the step's first error (its class,
-                    node and device travel with it).
+                    trace, pushed: [key...] (optional)} + one tensor per entry of ``args``, then
+                    one per ``pushed`` key (tensors the master's task sent this task before its
+                    request left: they ride on it instead of a push each) -> {bytes, trace} +
+                    one tensor per entry of ``rets``. Runs every listed partition as a `StepRun`
+                    on its device, sharing one `StepContext` whose rendezvous is this task's
+                    rendezvous for the step; replies when they have all finished and every
+                    tensor they pushed to other tasks was handed to libzmq, or with the step's
+                    first error (its class, node and device travel with it).
 ``push``            (one-way, no reply) {step, key} + [tensor]: a Send on another task puts the
                     tensor into this task's rendezvous for the step. The key must be one a
                     registered partition here receives, with that Recv's dtype; a push that
@@ -331,15 +333,29 @@ class WorkerService:
                     del self._expect[k]
 
     def _run_graph(self, header: Any, tensors: Any) -> tuple[dict, list] | Pending:
+        return self.run_graph_holding(header, tensors, frozenset())[0]
+
+    def run_graph_holding(self, header: Any, tensors: Any, hold: frozenset
+                          ) -> tuple[tuple[dict, list] | Pending, dict]:
+        """``run_graph``, for an in-process master: tensors its partitions send to the tasks
+        in `hold` while they run inline are returned, by task, instead of pushed (the master
+        sends them along with those tasks' run_graph requests)."""
         h = _dict(header, "run_graph")
         step_id = _int(h, "step", _U64)
         handles = _ints(h, "graphs", _U64)
         n_args, n_rets = _int(h, "n_args", _MAX_INDICES), _int(h, "n_rets", _MAX_INDICES)
         arg_idx, ret_idx = _ints(h, "args", n_args - 1), _ints(h, "rets", n_rets - 1)
-        if not isinstance(tensors, list) or len(tensors) != len(arg_idx):
+        pushed = h.get("pushed") or []
+        if not isinstance(pushed, list) or len(pushed) > _MAX_INDICES or not all(
+                isinstance(k, str) and k for k in pushed):
+            raise InvalidArgumentError("run_graph: 'pushed' must be a list of rendezvous keys")
+        if not isinstance(tensors, list) or len(tensors) != len(arg_idx) + len(pushed):
             raise InvalidArgumentError(
-                f"run_graph: {len(arg_idx)} feed indices but "
+                f"run_graph: {len(arg_idx)} feed indices and {len(pushed)} pushed keys but "
                 f"{len(tensors) if isinstance(tensors, list) else 'named'} tensors")
+        tensors, riders = tensors[:len(arg_idx)], tensors[len(arg_idx):]
+        for key, value in zip(pushed, riders, strict=True):
+            self._check_delivery(key, value)
         if not handles or len(set(handles)) != len(handles):
             raise InvalidArgumentError(f"run_graph: graphs must be distinct handles: {handles}")
         graphs = []
@@ -365,13 +381,19 @@ class WorkerService:
                     f"run_graph: partition {g.handle} writes fetch {g.exe.n_rets - 1}, but "
                     f"n_rets is {n_rets}")
         st = self._table.start(step_id)
+        for key, value in zip(pushed, riders, strict=True):
+            st.rdv.send(key, Landed(value))
+            self._delivered += 1
         trace = [] if h.get("trace") else None
         ctx = StepContext(step_id, args, n_rets, len(graphs), st.on_parts_done, st.rdv, trace)
         st.ctx = ctx
+        if hold:
+            st.rdv.held = {task: [] for task in hold}
         for g in graphs:
             _start(g.exe.device, StepRun(g.exe, ctx))
+        held = st.rdv.take_held() if hold else {}
         if st.finished:  # it ran to the end inline
-            return self._step_reply(ctx, ret_idx, trace)
+            return self._step_reply(ctx, ret_idx, trace), held
         pending = Pending()
 
         def finished() -> None:
@@ -386,7 +408,7 @@ class WorkerService:
 
         st.on_finished = finished
         pending.on_cancel = cancelled
-        return pending
+        return pending, held
 
     @staticmethod
     def _step_reply(ctx: StepContext, ret_idx: list[int], trace: list | None
@@ -422,14 +444,23 @@ class WorkerService:
         finally:
             if desc is not None:
                 self._release(h, desc)
-        if value.dtype not in expected:
-            raise InvalidArgumentError(
-                f"deliver: '{key}' carries {value.dtype}, but its Recv on "
-                f"{task_name(self._me)} expects {' or '.join(map(str, expected))}")
+        self._check_delivery(key, value)
         self._table.add_orphan_bytes(st, value.nbytes)
         st.rdv.deliver(key, Landed(value))
         self._delivered += 1
         return None, []
+
+    def _check_delivery(self, key: str, value: Any) -> None:
+        """A tensor from another task for `key`: a Recv registered here takes it, this dtype."""
+        expected = self._expect.get(key)
+        if expected is None:
+            raise NotFoundError(
+                f"deliver: no partition registered on {task_name(self._me)} receives '{key}'")
+        if not isinstance(value, np.ndarray) or value.dtype not in expected:
+            raise InvalidArgumentError(
+                f"deliver: '{key}' carries {getattr(value, 'dtype', type(value).__name__)}, "
+                f"but its Recv on {task_name(self._me)} expects "
+                f"{' or '.join(map(str, expected))}")
 
     def _allocator(self, key: str) -> Any:
         """Where a tensor from shared memory lands: the receiving CPU device's pool."""

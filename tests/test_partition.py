@@ -255,3 +255,19 @@ def test_alap_never_creates_cycles_on_random_graphs(trial):
         names = {n.name for n in part.nodes}
         for r in ops(part, "_Recv"):
             assert all(s.startswith("^") and s[1:] in names for s in r.inputs), seed
+
+
+def test_sends_that_wait_for_no_recv_are_early() -> None:
+    from scheduler.distributed_plan import _early_send_tasks
+
+    me = "/job:w/replica:0/task:0/device:CPU:0"
+    ps0, ps1 = "/job:ps/replica:0/task:0/device:CPU:0", "/job:ps/replica:0/task:1/device:CPU:0"
+    g = GraphDef([
+        NodeDef("c", "Const", [], me, {"value": np.ones(2), "dtype": "float64"}),
+        NodeDef("early", "_Send", ["c"], me, {"key": "c:0->" + ps0, "recv_device": ps0}),
+        NodeDef("r", "_Recv", [], me, {"key": "x:0->" + me, "recv_device": me}),
+        NodeDef("late_in", "Identity", ["c", "^r"], me, {}),
+        NodeDef("late", "_Send", ["late_in"], me, {"key": "l:0->" + ps1, "recv_device": ps1}),
+        NodeDef("local", "_Send", ["c"], me, {"key": "c:0->" + me, "recv_device": me}),
+    ])
+    assert _early_send_tasks(g, ("w", 0)) == {("ps", 0)}

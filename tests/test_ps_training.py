@@ -203,3 +203,37 @@ def test_a_table_sharded_over_two_ps_tasks_gathers_and_updates_on_each() -> None
     expect = table.copy()
     expect[iv] *= 1 - 2 * lr
     np.testing.assert_allclose(after, expect, rtol=1e-5)
+
+
+def test_tensors_sent_before_waiting_ride_on_the_run_graph_requests() -> None:
+    """An in-process worker whose partition sends ids to the PS tasks before it waits for
+    anything: the ids travel inside the PS tasks' run_graph requests (no push of their own),
+    and the step computes what it should."""
+    from scheduler.worker_service import in_process_service
+
+    with LocalCluster(ps=2, workers=1, daemon_jobs=("ps",),
+                      daemon_args=DAEMON_HEARTBEAT) as cluster:
+        server = af.Server(cluster.cluster_spec, "worker", 0)
+        try:
+            table = np.arange(40, dtype=np.float32).reshape(20, 2)
+            g = af.Graph()
+            with g.as_default():
+                shards = []
+                for k in range(2):
+                    with af.device(f"/job:ps/task:{k}"):
+                        shards.append(af.Variable(table[k::2], name=f"t{k}"))
+                with af.device("/job:worker/task:0"):
+                    ids = af.placeholder(af.int64, [None])
+                    y = af.nn.embedding_lookup(shards, ids) * 2.0
+                init = af.global_variables_initializer()
+            with af.Session(server.target, graph=g) as s:
+                s.run(init)
+                service = in_process_service(server.target.replace("af://", "tcp://"))
+                before = service.statistics().pushed
+                iv = np.array([3, 8, 0, 19, 3])
+                for _ in range(5):
+                    np.testing.assert_array_equal(s.run(y, {ids: iv}), table[iv] * 2.0)
+                # the ids' partitions rode on the requests: nothing was pushed by this task
+                assert service.statistics().pushed == before
+        finally:
+            server.stop()
