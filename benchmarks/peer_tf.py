@@ -594,7 +594,8 @@ def _null_cluster(ps_ports: list[int], worker_ports: list[int]) -> dict[str, lis
 def _ps_task(params: Params) -> None:
     """Child: one PS task; serves until killed."""
     cluster = v1.train.ClusterSpec(params["cluster"])
-    cfg = session_config(inter_op=1, intra_op=1)
+    default = params.get("threads") == "default"
+    cfg = session_config(inter_op=0 if default else 1, intra_op=0 if default else 1)
     server = tf.distribute.Server(
         cluster, job_name="ps", task_index=int(params["task"]), config=cfg, start=True
     )
@@ -670,7 +671,9 @@ def _ps_worker(params: Params) -> None:
     """
     task = int(params["task"])
     cluster = v1.train.ClusterSpec(params["cluster"])
-    server_cfg = session_config(inter_op=2, intra_op=1)
+    default = params.get("threads") == "default"  # TF's own thread pools, sized to the CPUs
+    inter, intra = (0, 0) if default else (2, 1)
+    server_cfg = session_config(inter_op=inter, intra_op=intra)
     server = tf.distribute.Server(
         cluster, job_name="worker", task_index=task, config=server_cfg, start=True
     )
@@ -681,8 +684,8 @@ def _ps_worker(params: Params) -> None:
         scalar_value = scalar.read_value()
     cfg = session_config(
         rewrites=params["rewrites"],
-        inter_op=2,
-        intra_op=1,
+        inter_op=inter,
+        intra_op=intra,
         device_filters=["/job:ps", f"/job:worker/task:{task}"],
     )
     with v1.Session(server.target, graph=g, config=cfg) as sess:
@@ -755,12 +758,14 @@ def bench_nullmodel_ps(name: str, params: Params) -> Result:
                 "warmup": params["warmup"],
                 "rewrites": params["rewrites"],
                 "control_flow": params["control_flow"],
+                "threads": params.get("threads", "pinned"),
             }
             # Start everything at once: worker sessions wait for the PS tasks, and no
             # worker steps before GO, which is sent only after task 0 has initialised.
             ps_procs = [
                 children.spawn(
-                    ["_ps_task", "--params", json.dumps({"cluster": cluster, "task": k})],
+                    ["_ps_task", "--params", json.dumps({"cluster": cluster, "task": k,
+                                                         "threads": wparams["threads"]})],
                     stdout=subprocess.PIPE,
                 )
                 for k in range(2)
