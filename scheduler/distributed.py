@@ -79,6 +79,7 @@ from scheduler.graphdef import GraphDef
 from scheduler.remote_rendezvous import TaskKey, endpoint_of, task_name
 from scheduler.runtime import start_loop_thread
 from scheduler.worker_service import error_header, in_process_service
+from transport import local_ipc
 from transport.rpc import RpcClient, RpcConfig
 from transport.rpc_core import DeadlineTimer, Pending
 
@@ -263,6 +264,8 @@ class DistributedRuntime:
 
     async def _open_client(self, stack: contextlib.AsyncExitStack, zctx: zmq.Context,
                            endpoint: str, name: str) -> RpcClient:
+        endpoint = await local_ipc.prefer_ipc(  # a task on this host: a Unix-domain socket
+            zctx, endpoint, local_ipc.probe_timeout(self.options.rpc.heartbeat_timeout))
         return await stack.enter_async_context(
             RpcClient(endpoint, config=self.options.rpc, ctx=zctx, name=f"master -> {name}"))
 

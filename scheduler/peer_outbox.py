@@ -56,7 +56,7 @@ from devices.errors import (
     UnavailableError,
 )
 from scheduler.remote_rendezvous import TaskKey, TaskRendezvous, endpoint_of, task_name
-from transport import shm
+from transport import local_ipc, shm
 from transport.codec import encode
 from transport.rpc import RpcConfig
 from transport.rpc_core import ONEWAY
@@ -192,7 +192,9 @@ class PeerOutbox:
                                routing_id=b"afpush" + os.urandom(8),
                                name=f"{task_name(self.me)} -> {task_name(peer)}",
                                on_receive=channel.on_receive) as sock:
-                sock.connect(endpoint_of(self.cluster[peer[0]][peer[1]]))
+                endpoint = endpoint_of(self.cluster[peer[0]][peer[1]])
+                sock.connect(await local_ipc.prefer_ipc(
+                    self.zctx, endpoint, local_ipc.probe_timeout(self.config.heartbeat_timeout)))
                 channel.sock = sock
                 self._channels[peer] = channel
                 task_status.started()

@@ -58,6 +58,7 @@ finished (typically the reader that got the last tensor it waited for).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -89,7 +90,7 @@ from scheduler.graphdef import GraphDef
 from scheduler.peer_outbox import PeerOutbox
 from scheduler.remote_rendezvous import StepTable, StepTableStatistics, task_name
 from scheduler.runtime import discover_devices
-from transport import shm
+from transport import local_ipc, shm
 from transport.rpc import RpcConfig, RpcServer
 from transport.rpc_core import Pending
 
@@ -229,6 +230,11 @@ class WorkerService:
                     # Advertise the port actually bound (port 0 asks for any free one).
                     bound = self.endpoint.rpartition(":")[2]
                     self.cluster[cfg.job][cfg.task] = f"{host or cfg.bind_host}:{bound}"
+                    # Peers on this host reach us over a Unix-domain socket when they can.
+                    ipc = local_ipc.ipc_endpoint(f"tcp://127.0.0.1:{bound}")
+                    if ipc is not None:
+                        with contextlib.suppress(UnavailableError):
+                            server.bind(ipc)
                     nursery.start_soon(self._reap_forever)
                     self._token = trio.lowlevel.current_trio_token()
                     self._nursery = nursery
