@@ -157,7 +157,13 @@ class Session:
         return [d.name for d in self._runtime.devices]
 
     def statistics(self) -> list[Any]:
-        """Per-device statistics (mailbox depth, pool bytes, hits and misses)."""
+        """Per-device statistics (mailbox depth, pool bytes, hits and misses); for a session
+        on a cluster, every task's devices, asked of the tasks now."""
+        remote = getattr(self._runtime, "statistics", None)
+        if remote is not None:
+            if not self._started:
+                self._ensure_thread()
+            return remote()
         return [d.statistics() for d in self._runtime.devices]
 
     # -- running -----------------------------------------------------------------------------
@@ -253,6 +259,18 @@ class AsyncSession:
         return self._s
 
     def statistics(self) -> list[Any]:
+        """Per-device statistics of a local session (see `astatistics` for a cluster's)."""
+        if hasattr(self._s._runtime, "astatistics"):
+            raise FailedPreconditionError(
+                "statistics of a cluster's devices come over the network: use "
+                "'await session.astatistics()'")
+        return self._s.statistics()
+
+    async def astatistics(self) -> list[Any]:
+        """Per-device statistics; for a session on a cluster, asked of every task now."""
+        remote = getattr(self._s._runtime, "astatistics", None)
+        if remote is not None:
+            return await remote()
         return self._s.statistics()
 
     async def run(self, fetches: Any, feed_dict: dict | None = None,

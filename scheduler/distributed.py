@@ -57,6 +57,7 @@ import numpy as np
 import trio
 import zmq
 
+from devices.device import DeviceStatistics
 from devices.device_spec import DeviceSpec
 from devices.errors import (
     CancelledError,
@@ -67,6 +68,7 @@ from devices.errors import (
     OpError,
     UnavailableError,
 )
+from devices.pool import PoolStatistics
 from scheduler.config import RuntimeConfig
 from scheduler.distributed_plan import (
     DistributedStep,
@@ -401,6 +403,58 @@ class DistributedRuntime:
     async def _send_abort(self, task: Task, header: dict) -> None:
         with contextlib.suppress(OpError):
             await task.client.call("abort", header, timeout=self.options.rpc.heartbeat_timeout)
+
+    def statistics(self) -> list[DeviceStatistics]:
+        """Every device's statistics, asked of its task now (from a thread other than the
+        master's; a trio program uses `astatistics`)."""
+        self._check_open()
+        if self._thread is None and self._host is None:
+            raise FailedPreconditionError(
+                "this session runs in a trio program: use 'await session.astatistics()'")
+        lock = _thread.allocate_lock()
+        lock.acquire()
+        box: list[Any] = []
+
+        async def ask() -> None:
+            try:
+                box.append(await self.astatistics())
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                box.append(_unwrap(e))
+                if not isinstance(e, Exception):
+                    raise
+            finally:
+                lock.release()
+
+        try:
+            self._token.run_sync_soon(self._nursery.start_soon, ask)
+        except trio.RunFinishedError:
+            raise UnavailableError("the session's connection to the cluster has shut "
+                                   "down") from None
+        lock.acquire()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+    async def astatistics(self) -> list[DeviceStatistics]:
+        """Every device's statistics, in the order of `devices`, from its task's ``status``."""
+        self._check_open()
+        by_task: dict[TaskKey, Any] = {}
+
+        async def ask(t: Task) -> None:
+            header, _ = await t.client.call("status", None,
+                                            timeout=self.options.rpc.heartbeat_timeout)
+            by_task[t.key] = {d["name"]: d for d in header.get("device_stats") or ()}
+
+        async with trio.open_nursery() as nursery:
+            for t in self._tasks.values():
+                nursery.start_soon(ask, t)
+        out = []
+        for d in self.devices:
+            raw = by_task.get(d.task, {}).get(d.name)
+            if raw is None:
+                raise InternalError(f"{task_name(d.task)} reported no statistics for {d.name}")
+            out.append(DeviceStatistics(**{**raw, "pool": PoolStatistics(**raw["pool"])}))
+        return out
 
     def _check_open(self) -> None:
         if self.closed:

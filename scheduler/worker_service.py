@@ -11,7 +11,7 @@ cluster shares them until a ``reset``.
 Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, never pickled)
 -------
 ``status``          -> {job, task, devices: [[name, kind], ...], cluster: {job: [[i, "host:port"]]},
-                        steps, graphs}
+                        steps, graphs, device_stats: [each device's `DeviceStatistics` as a map]}
 ``register_graph``  {device} + [uint8 GraphDef bytes] -> {handle}. The partition is compiled
                     once (`executor.compile_partition`); the same bytes for the same device give
                     the same handle (idempotent). At most ``max_graphs`` are kept, least
@@ -285,6 +285,7 @@ class WorkerService:
                         for job, tasks in self.cluster.items()},
             "steps": stats.live,
             "graphs": len(self._graphs),
+            "device_stats": [dataclasses.asdict(d.statistics()) for d in self.devices],
         }, []
 
     def _register_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:

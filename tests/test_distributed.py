@@ -752,3 +752,27 @@ async def test_large_pushes_to_a_task_on_this_host_go_through_shared_memory() ->
                 nursery.cancel_scope.cancel()
     mine = [f for f in os.listdir("/dev/shm") if f.startswith(f"af{os.getpid()}x")]
     assert mine == []  # closed pools unlink their segments
+
+
+@pytest.mark.multiprocess
+async def test_statistics_of_a_cluster_come_from_every_task(cluster: Daemons) -> None:
+    from devices.device import DeviceStatistics
+
+    g = af.Graph()
+    with g.as_default():
+        with af.device("/job:worker/task:1"):
+            big = af.zeros((512, 512)) + 1.0  # 1 MiB from worker 1's pool
+            y = af.reduce_sum(big)
+    target = cluster.target("worker", 0)
+    with af.Session(target, graph=g, config=_config()) as s:
+        assert float(s.run(y)) == 512 * 512
+        stats = s.statistics()
+        assert [st.name for st in stats] == s.list_devices()
+        assert all(isinstance(st, DeviceStatistics) for st in stats)
+        w1 = next(st for st in stats if "/job:worker/replica:0/task:1/" in st.name)
+        assert w1.pool.peak_bytes_in_use >= 512 * 512 * 4
+    async with af.Session(target, graph=g, config=_config()) as a:
+        with pytest.raises(af.FailedPreconditionError, match="astatistics"):
+            a.statistics()
+        got = await a.astatistics()
+        assert [st.name for st in got] == [st.name for st in stats]
