@@ -247,7 +247,8 @@ class DistributedRuntime:
         _set_devices(me, header)
         others = [t for t in self._tasks.values() if t is not me]
         for t in others:
-            t.client = await self._open_client(stack, zctx, endpoint_of(t.address), t.name)
+            t.client = await self._open_client(stack, zctx, endpoint_of(t.address), t.name,
+                                               t.key)
         missing: list[str] = []
         async with trio.open_nursery() as nursery:
             for t in others:
@@ -265,9 +266,11 @@ class DistributedRuntime:
         self._client_device = (cpus or me.devices)[0].name
 
     async def _open_client(self, stack: contextlib.AsyncExitStack, zctx: zmq.Context,
-                           endpoint: str, name: str) -> RpcClient:
+                           endpoint: str, name: str, task: TaskKey | None = None
+                           ) -> RpcClient:
         endpoint = await local_ipc.prefer_ipc(  # a task on this host: a Unix-domain socket
-            zctx, endpoint, local_ipc.probe_timeout(self.options.rpc.heartbeat_timeout))
+            zctx, endpoint, local_ipc.probe_timeout(self.options.rpc.heartbeat_timeout),
+            task=task)
         return await stack.enter_async_context(
             RpcClient(endpoint, config=self.options.rpc, ctx=zctx, name=f"master -> {name}"))
 

@@ -194,7 +194,8 @@ class PeerOutbox:
                                on_receive=channel.on_receive) as sock:
                 endpoint = endpoint_of(self.cluster[peer[0]][peer[1]])
                 sock.connect(await local_ipc.prefer_ipc(
-                    self.zctx, endpoint, local_ipc.probe_timeout(self.config.heartbeat_timeout)))
+                    self.zctx, endpoint, local_ipc.probe_timeout(self.config.heartbeat_timeout),
+                    task=peer))
                 channel.sock = sock
                 self._channels[peer] = channel
                 task_status.started()

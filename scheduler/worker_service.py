@@ -94,7 +94,10 @@ from transport import local_ipc, shm
 from transport.rpc import RpcConfig, RpcServer
 from transport.rpc_core import Pending
 
-_MAX_INDICES = 1 << 16  # feeds or fetches of one step
+_MAX_INDICES = 1 << 16
+# the loopback address a service bound to each of these also answers on
+_LOOPBACK_OF = {"0.0.0.0": "127.0.0.1", "*": "127.0.0.1", "localhost": "127.0.0.1",
+                "::": "::1", "[::]": "::1", "[::1]": "::1"}  # feeds or fetches of one step
 _U64 = (1 << 64) - 1
 
 # Services serving in this process, by endpoint ("tcp://host:port"): a master aimed at one of
@@ -231,7 +234,8 @@ class WorkerService:
                     bound = self.endpoint.rpartition(":")[2]
                     self.cluster[cfg.job][cfg.task] = f"{host or cfg.bind_host}:{bound}"
                     # Peers on this host reach us over a Unix-domain socket when they can.
-                    ipc = local_ipc.ipc_endpoint(f"tcp://127.0.0.1:{bound}")
+                    ipc = local_ipc.ipc_endpoint(
+                        f"tcp://{_LOOPBACK_OF.get(cfg.bind_host, cfg.bind_host)}:{bound}")
                     if ipc is not None:
                         with contextlib.suppress(UnavailableError):
                             server.bind(ipc)
