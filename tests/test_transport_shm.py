@@ -83,3 +83,20 @@ def test_segments_of_dead_processes_are_reaped() -> None:
     assert os.path.exists(os.path.join(shm.SHM_DIR, name))
     assert shm.reap_orphans() >= 1
     assert not os.path.exists(os.path.join(shm.SHM_DIR, name))
+
+
+def test_a_full_shm_directory_means_the_socket_not_a_crash(monkeypatch) -> None:
+    """Reserving a segment's pages fails cleanly (ENOSPC), the half-made segment is removed,
+    and put() says "use the socket"."""
+    import errno
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    pool = shm.SegmentPool()
+    try:
+        assert pool.put(np.ones(1000)) is None
+        assert _mine() == []
+    finally:
+        pool.close()

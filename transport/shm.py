@@ -120,7 +120,12 @@ class SegmentPool:
         except OSError:
             return None
         try:
-            os.ftruncate(fd, size)
+            # Reserve the pages now: on a full /dev/shm (a container's 64 MB, say) this fails
+            # here with ENOSPC, where writing a sparse file's pages later would be a SIGBUS.
+            fallocate = getattr(os, "posix_fallocate", None)
+            if fallocate is None:  # no way to reserve the pages: use the socket
+                raise OSError("os.posix_fallocate is not available here")
+            fallocate(fd, 0, size)
             mm = mmap.mmap(fd, size)
         except OSError:
             with contextlib.suppress(OSError):
