@@ -100,3 +100,18 @@ def test_a_full_shm_directory_means_the_socket_not_a_crash(monkeypatch) -> None:
         assert _mine() == []
     finally:
         pool.close()
+
+
+def test_the_reader_unmaps_beyond_its_byte_budget() -> None:
+    pool, reader = shm.SegmentPool(), shm.SegmentReader(max_bytes=3 << 16)
+    try:
+        descs = [pool.put(np.full(1000, float(i))) for i in range(5)]  # a 64 KiB segment each
+        for i, d in enumerate(descs):
+            np.testing.assert_array_equal(reader.take(d, DEFAULT_LIMITS, np.empty),
+                                          np.full(1000, float(i)))
+        assert len(reader._open) == 3
+        np.testing.assert_array_equal(reader.take(descs[0], DEFAULT_LIMITS, np.empty),
+                                      np.zeros(1000))  # unmapped, then mapped again
+    finally:
+        pool.close()
+        reader.close()

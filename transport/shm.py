@@ -153,11 +153,15 @@ class SegmentPool:
 
 
 class SegmentReader:
-    """The receiver's mapped segments, by name (at most `max_open`, oldest unmapped first)."""
+    """The receiver's mapped segments, by name: at most `max_open` of them and `max_bytes`
+    together, the least recently used unmapped first (a mapping keeps a segment's memory
+    alive after its sender unlinked it)."""
 
-    def __init__(self, max_open: int = 256):
+    def __init__(self, max_open: int = 256, max_bytes: int = 1 << 30):
         self.max_open = max_open
+        self.max_bytes = max_bytes
         self._open: OrderedDict[str, mmap.mmap] = OrderedDict()
+        self._bytes = 0
 
     def take(self, desc: Any, limits: Limits,
              alloc: Callable[[tuple[int, ...], np.dtype], np.ndarray]) -> np.ndarray:
@@ -210,8 +214,11 @@ class SegmentReader:
         finally:
             os.close(fd)
         self._open[name] = mm
-        while len(self._open) > self.max_open:
+        self._bytes += size
+        while len(self._open) > 1 and (len(self._open) > self.max_open
+                                       or self._bytes > self.max_bytes):
             _, old = self._open.popitem(last=False)
+            self._bytes -= len(old)
             with contextlib.suppress(BufferError, ValueError):
                 old.close()
         return mm
@@ -221,6 +228,7 @@ class SegmentReader:
             with contextlib.suppress(BufferError, ValueError):
                 mm.close()
         self._open.clear()
+        self._bytes = 0
 
 
 def reap_orphans() -> int:
