@@ -95,8 +95,9 @@ class TaskRendezvous(Rendezvous):
         if peer is None:
             super().send(key, value, resume=resume)
         elif self._error is None:
-            if self.held is not None and isinstance(value, np.ndarray | np.generic):
-                self.held.setdefault(peer, []).append((key, np.asarray(value)))
+            riders = self.held.get(peer) if self.held is not None else None
+            if riders is not None and isinstance(value, np.ndarray | np.generic):
+                riders.append((key, np.asarray(value)))  # only for tasks the caller sends to
                 return
             self._outbox.push(self, peer, key, value)
 
@@ -104,13 +105,6 @@ class TaskRendezvous(Rendezvous):
         """Stop holding; the tensors held so far, by task (the caller sends them)."""
         held, self.held = self.held or {}, None
         return held
-
-    def push_held(self, held: dict[TaskKey, list[tuple[str, Any]]]) -> None:
-        """Push tensors that were held but found no request to ride on."""
-        for peer, items in held.items():
-            for key, value in items:
-                if self._error is None:
-                    self._outbox.push(self, peer, key, value)
 
     def deliver(self, key: str, value: Any) -> None:
         """A tensor pushed here by another task (from the service's reader): the Recv waiting

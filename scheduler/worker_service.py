@@ -366,7 +366,7 @@ class WorkerService:
                 f"{len(tensors) if isinstance(tensors, list) else 'named'} tensors")
         tensors, riders = tensors[:len(arg_idx)], tensors[len(arg_idx):]
         for key, value in zip(pushed, riders, strict=True):
-            self._check_delivery(key, value)
+            self._check_dtype(key, value, self._expected(key))
         if not handles or len(set(handles)) != len(handles):
             raise InvalidArgumentError(f"run_graph: graphs must be distinct handles: {handles}")
         graphs = []
@@ -440,12 +440,9 @@ class WorkerService:
         if not isinstance(tensors, list) or len(tensors) != (0 if desc is not None else 1):
             raise InvalidArgumentError("deliver takes exactly one tensor, as a frame or in "
                                        "shared memory ('shm'), not both")
-        expected = self._expect.get(key)
         st = None
         try:
-            if expected is None:
-                raise NotFoundError(f"deliver: no partition registered on "
-                                    f"{task_name(self._me)} receives '{key}'")
+            expected = self._expected(key)
             st = self._table.for_delivery(step_id)
             if st is None:
                 self._dropped += 1  # the step is over here (finished or aborted)
@@ -455,18 +452,21 @@ class WorkerService:
         finally:
             if desc is not None:
                 self._release(h, desc)
-        self._check_delivery(key, value)
+        self._check_dtype(key, value, expected)
         self._table.add_orphan_bytes(st, value.nbytes)
         st.rdv.deliver(key, Landed(value))
         self._delivered += 1
         return None, []
 
-    def _check_delivery(self, key: str, value: Any) -> None:
-        """A tensor from another task for `key`: a Recv registered here takes it, this dtype."""
+    def _expected(self, key: str) -> dict[np.dtype, int]:
+        """The dtypes the Recvs registered here for `key` take (NotFound if there are none)."""
         expected = self._expect.get(key)
         if expected is None:
             raise NotFoundError(
                 f"deliver: no partition registered on {task_name(self._me)} receives '{key}'")
+        return expected
+
+    def _check_dtype(self, key: str, value: Any, expected: dict[np.dtype, int]) -> None:
         if not isinstance(value, np.ndarray) or value.dtype not in expected:
             raise InvalidArgumentError(
                 f"deliver: '{key}' carries {getattr(value, 'dtype', type(value).__name__)}, "
@@ -505,12 +505,14 @@ class WorkerService:
         """One-way `_deliver`: nobody hears an error, so a refused tensor fails its step here."""
         try:
             return self._deliver(header, tensors)
-        except OpError as e:
+        except Exception as e:  # a bug here too must fail the step, not leave it waiting
+            if not isinstance(e, OpError):
+                e = InternalError(f"{type(e).__name__}: {e}")
             step_id = header.get("step") if isinstance(header, dict) else None
             if type(step_id) is int and 0 <= step_id <= _U64:
                 self._table.abort(step_id, type(e)(f"a tensor pushed to this task for step "
                                                    f"{step_id} was refused: {e.message}"))
-            raise
+            raise e from None
 
     def _abort(self, header: Any, tensors: Any) -> tuple[None, list]:
         h = _dict(header, "abort")

@@ -51,3 +51,31 @@ async def test_abort_wakes_subscribers_and_waiting_receivers() -> None:
     r.send("z", 1)  # after an abort, values are dropped
     with pytest.raises(AbortedError):
         r.try_recv("z")
+
+
+def test_a_task_rendezvous_holds_only_for_the_tasks_it_was_told() -> None:
+    from scheduler.remote_rendezvous import TaskRendezvous
+
+    class Outbox:  # records pushes; routes by the key's task
+        def __init__(self) -> None:
+            self.pushed: list = []
+
+        def route(self, key: str):
+            task = key.rpartition("task:")[2][0]
+            return None if task == "0" else ("ps", int(task))
+
+        def push(self, rdv, peer, key, value) -> None:
+            self.pushed.append((peer, key))
+
+    import numpy as np
+
+    out = Outbox()
+    r = TaskRendezvous(7, out)
+    r.held = {("ps", 1): []}
+    r.send("a->/job:ps/task:1", np.ones(2))
+    r.send("b->/job:ps/task:2", np.ones(2))  # not a task it holds for: pushed at once
+    held = r.take_held()
+    assert [k for k, _ in held[("ps", 1)]] == ["a->/job:ps/task:1"]
+    assert out.pushed == [(("ps", 2), "b->/job:ps/task:2")]
+    r.send("c->/job:ps/task:1", np.ones(2))  # no longer holding
+    assert out.pushed[-1] == (("ps", 1), "c->/job:ps/task:1")

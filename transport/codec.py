@@ -88,6 +88,11 @@ _NAME_OF: dict[np.dtype, str] = {np.dtype(dt.newbyteorder("=")): n for n, dt in 
 _NAME_OF.update({dt: n for n, dt in WIRE_DTYPES.items()})
 _ALLOWED = ", ".join(WIRE_DTYPES)
 
+
+def wire_name(dt: np.dtype) -> str | None:
+    """The wire name of a native-order dtype on the allowlist, else None."""
+    return _NAME_OF.get(dt)
+
 Tensors = dict[str, np.ndarray] | list[np.ndarray]
 Frame = Any  # bytes, memoryview, zmq.Frame, or anything exporting a contiguous buffer
 

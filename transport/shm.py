@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError, NotFoundError
-from transport.codec import WIRE_DTYPES, Limits
+from transport.codec import WIRE_DTYPES, Limits, wire_name
 
 SHM_DIR = "/dev/shm"
 _NAME = re.compile(r"af(\d{1,10})x[0-9a-f]{12}")
@@ -79,7 +79,7 @@ class SegmentPool:
     def put(self, array: np.ndarray) -> list | None:
         """Copy `array` into a free segment and return its descriptor, or None when there is
         none and no room for another (or the array's dtype cannot travel)."""
-        name_of = _dtype_name(array.dtype)
+        name_of = wire_name(array.dtype)
         if name_of is None:
             return None
         nbytes = array.nbytes
@@ -259,10 +259,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _dtype_name(dt: np.dtype) -> str | None:
-    for name, wire in WIRE_DTYPES.items():
-        if wire == dt:
-            return name
-    return None
