@@ -4,7 +4,8 @@ What it owns
 ------------
 `PeerOutbox` routes a rendezvous key to the task that receives it (the key ends with the
 receiving device, parsed once per key and cached) and keeps one `_PushChannel` per peer task,
-opened on first use: a DEALER `ZSocket` connected to the peer's worker service. A push is a
+opened on first use: a DEALER connected to the peer's worker service (a Unix-domain stream for
+a peer on this host, see `transport.local_ipc`; else ZeroMQ). A push is a
 *one-way* ``push`` message of the RPC wire protocol (`transport.rpc`): ``{"k": "s", "m":
 "push", "h": {step, key}}`` plus the tensor as a raw frame, never pickled. It leaves from the
 Send kernel itself (no task, no extra trip through the scheduler) and gets no reply: an
@@ -60,6 +61,7 @@ from transport import local_ipc, shm
 from transport.codec import encode
 from transport.rpc import RpcConfig
 from transport.rpc_core import ONEWAY
+from transport.unix_stream import StreamDealer
 from transport.zsocket import ZSocket
 
 _MAX_ROUTES = 100_000  # cached key routes; cleared beyond this (keys come from the wire too)
@@ -188,14 +190,14 @@ class PeerOutbox:
         """Own the socket to `peer` until the service stops."""
         channel = _PushChannel(self, peer)
         try:
-            async with ZSocket(self.zctx, zmq.DEALER, self.config.socket_config(),
-                               routing_id=b"afpush" + os.urandom(8),
-                               name=f"{task_name(self.me)} -> {task_name(peer)}",
-                               on_receive=channel.on_receive) as sock:
-                endpoint = endpoint_of(self.cluster[peer[0]][peer[1]])
-                sock.connect(await local_ipc.prefer_ipc(
-                    self.zctx, endpoint, local_ipc.probe_timeout(self.config.heartbeat_timeout),
-                    task=peer))
+            endpoint = await local_ipc.prefer_ipc(
+                self.zctx, endpoint_of(self.cluster[peer[0]][peer[1]]),
+                local_ipc.probe_timeout(self.config.heartbeat_timeout), task=peer)
+            async with local_ipc.dealer(self.zctx, endpoint, self.config.socket_config(),
+                                        routing_id=b"afpush" + os.urandom(8),
+                                        name=f"{task_name(self.me)} -> {task_name(peer)}",
+                                        on_receive=channel.on_receive) as sock:
+                sock.connect(endpoint)
                 channel.sock = sock
                 self._channels[peer] = channel
                 task_status.started()
@@ -211,7 +213,7 @@ class _PushChannel:
     def __init__(self, outbox: PeerOutbox, peer: TaskKey):
         self.outbox = outbox
         self.peer = peer
-        self.sock: ZSocket | None = None
+        self.sock: ZSocket | StreamDealer | None = None
         # Large tensors to a peer on this host go through shared memory (`transport.shm`).
         address = outbox.cluster[peer[0]][peer[1]]
         host = address.rpartition("://")[2].rpartition(":")[0].strip("[]")

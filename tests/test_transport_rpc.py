@@ -1,7 +1,11 @@
 """RPC over ROUTER/DEALER: echo, concurrency, errors by class, deadlines, heartbeats, and a
-server that survives a flood of malformed messages. Real sockets on 127.0.0.1, real clock."""
+server that survives a flood of malformed messages. Real sockets on 127.0.0.1, real clock.
+Tests taking `bind` run twice: over ZeroMQ on TCP, and over a Unix-domain stream (the way a
+peer on the same host is reached)."""
 
+import itertools
 import math
+import os
 import socket as pysocket
 import time
 
@@ -27,6 +31,20 @@ def ctx():
     c.destroy(linger=0)
 
 
+_names = itertools.count()
+
+
+@pytest.fixture(params=["tcp", "unix"])
+def bind(request):
+    """Binds a server where a remote peer (ZeroMQ, TCP) or a same-host peer (a Unix stream)
+    reaches it, and returns the endpoint."""
+    def bind_(server: RpcServer) -> str:
+        if request.param == "tcp":
+            return server.bind("tcp://127.0.0.1:*")
+        return server.bind(f"unix://@af-test-rpc-{os.getpid()}-{next(_names)}")
+    return bind_
+
+
 async def echo(header, tensors):
     return header, tensors
 
@@ -40,10 +58,10 @@ async def fail(header, tensors):
     raise ValueError("a plain Python bug")
 
 
-async def test_echo_with_tensors(ctx) -> None:
+async def test_echo_with_tensors(ctx, bind) -> None:
     with trio.fail_after(5):
         async with RpcServer({"echo": echo}, config=HB, ctx=ctx) as server:
-            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+            async with RpcClient(bind(server), config=HB, ctx=ctx) as client:
                 await client.wait_ready()
                 ins = {
                     "w": RNG.standard_normal((64, 32)).astype(np.float32),
@@ -63,7 +81,7 @@ async def test_echo_with_tensors(ctx) -> None:
                 assert client.statistics().calls == 2
 
 
-async def test_concurrent_calls_are_matched_by_id(ctx) -> None:
+async def test_concurrent_calls_are_matched_by_id(ctx, bind) -> None:
     n = 100
     arrived = 0
     all_here = trio.Event()
@@ -80,7 +98,7 @@ async def test_concurrent_calls_are_matched_by_id(ctx) -> None:
     results = {}
     with trio.fail_after(10):
         async with RpcServer({"gather": gather}, config=HB, ctx=ctx) as server:
-            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+            async with RpcClient(bind(server), config=HB, ctx=ctx) as client:
 
                 async def one(i):
                     h, (t,) = await client.call("gather", {"i": i}, [np.full(3, i)])
@@ -96,10 +114,10 @@ async def test_concurrent_calls_are_matched_by_id(ctx) -> None:
         np.testing.assert_array_equal(t, np.full(3, 2 * i))
 
 
-async def test_handler_errors_arrive_with_their_class_and_server_keeps_serving(ctx) -> None:
+async def test_handler_errors_arrive_with_their_class_and_server_keeps_serving(ctx, bind) -> None:
     with trio.fail_after(5):
         async with RpcServer({"fail": fail, "echo": echo}, config=HB, ctx=ctx) as server:
-            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+            async with RpcClient(bind(server), config=HB, ctx=ctx) as client:
                 with pytest.raises(errors.NotFoundError) as info:
                     await client.call("fail", {"kind": "not_found"})
                 assert info.value.message == "no variable 'w'"
@@ -116,7 +134,7 @@ async def test_handler_errors_arrive_with_their_class_and_server_keeps_serving(c
                 assert server.statistics().errors == 4
 
 
-async def test_deadline_exceeded_and_server_handler_cancelled(ctx) -> None:
+async def test_deadline_exceeded_and_server_handler_cancelled(ctx, bind) -> None:
     started = trio.Event()
     cancelled = trio.Event()
 
@@ -128,7 +146,7 @@ async def test_deadline_exceeded_and_server_handler_cancelled(ctx) -> None:
             cancelled.set()
 
     async with RpcServer({"hang": hang, "echo": echo}, config=HB, ctx=ctx) as server:
-        async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+        async with RpcClient(bind(server), config=HB, ctx=ctx) as client:
             t0 = time.monotonic()
             with pytest.raises(errors.DeadlineExceededError, match="'hang' .* within 0.2s"):
                 await client.call("hang", timeout=0.2)
@@ -156,7 +174,7 @@ async def test_server_enforces_the_deadline_it_was_sent(ctx) -> None:
             assert "ran past its deadline" in error.message
 
 
-async def test_dead_server_makes_calls_unavailable_then_recovers(ctx) -> None:
+async def test_dead_server_makes_calls_unavailable_then_recovers(ctx, bind) -> None:
     started = trio.Event()
 
     async def hang(header, tensors):
@@ -168,7 +186,7 @@ async def test_dead_server_makes_calls_unavailable_then_recovers(ctx) -> None:
     async def run_server(*, task_status=trio.TASK_STATUS_IGNORED):
         with server_scope:
             async with RpcServer({"hang": hang}, config=HB, ctx=ctx) as server:
-                task_status.started(server.bind())
+                task_status.started(bind(server))
                 await trio.sleep_forever()
 
     outcome = {}
@@ -348,7 +366,7 @@ async def test_deadline_timer_fires_in_order_skips_stale_and_compacts(autojump_c
         nursery.cancel_scope.cancel()
 
 
-async def test_plain_function_handlers_run_inline(ctx) -> None:
+async def test_plain_function_handlers_run_inline(ctx, bind) -> None:
     def add_one(header, tensors):
         return {"n": header["n"] + 1}, [tensors[0] + 1]
 
@@ -361,7 +379,7 @@ async def test_plain_function_handlers_run_inline(ctx) -> None:
     handlers = {"add_one": add_one, "broken": broken, "lies": lies}
     with trio.fail_after(5):
         async with RpcServer(handlers, config=HB, ctx=ctx) as server:
-            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+            async with RpcClient(bind(server), config=HB, ctx=ctx) as client:
                 h, (t,) = await client.call("add_one", {"n": 1}, [np.arange(3)])
                 assert h == {"n": 2}
                 np.testing.assert_array_equal(t, np.arange(1, 4))
@@ -372,7 +390,7 @@ async def test_plain_function_handlers_run_inline(ctx) -> None:
                 assert server.statistics().errors == 2
 
 
-async def test_too_many_requests_in_flight_is_resource_exhausted(ctx) -> None:
+async def test_too_many_requests_in_flight_is_resource_exhausted(ctx, bind) -> None:
     one = RpcConfig(heartbeat_interval=0.05, heartbeat_timeout=0.3, max_inflight=1)
     release = trio.Event()
     started = trio.Event()
@@ -384,7 +402,7 @@ async def test_too_many_requests_in_flight_is_resource_exhausted(ctx) -> None:
 
     with trio.fail_after(5):
         async with RpcServer({"block": block}, config=one, ctx=ctx) as server:
-            async with RpcClient(server.bind(), config=one, ctx=ctx) as client:
+            async with RpcClient(bind(server), config=one, ctx=ctx) as client:
                 async with trio.open_nursery() as nursery:
                     first = {}
 
@@ -399,7 +417,7 @@ async def test_too_many_requests_in_flight_is_resource_exhausted(ctx) -> None:
                 assert first["h"] == {"done": True}
 
 
-async def test_a_plain_handler_replies_later_through_a_pending(ctx) -> None:
+async def test_a_plain_handler_replies_later_through_a_pending(ctx, bind) -> None:
     """No task per request: the handler returns a Pending that something else settles; a
     deadline or a client's cancel reaches the handler through on_cancel."""
     from transport.rpc_core import Pending
@@ -415,7 +433,7 @@ async def test_a_plain_handler_replies_later_through_a_pending(ctx) -> None:
 
     with trio.fail_after(10):
         async with RpcServer({"later": later}, config=HB, ctx=ctx) as server:
-            async with RpcClient(server.bind(), config=HB, ctx=ctx) as client:
+            async with RpcClient(bind(server), config=HB, ctx=ctx) as client:
                 await client.wait_ready()
                 async with trio.open_nursery() as nursery:
                     got: dict = {}

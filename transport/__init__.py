@@ -3,6 +3,9 @@
 - `transport.codec`: a message is a msgpack header frame plus raw tensor frames (zero copy),
   checked against an allowlist and `Limits` on the way in; errors travel by canonical code.
 - `transport.zsocket`: `ZSocket`, one ZeroMQ socket driven by one trio pump task.
+- `transport.unix_stream`: `StreamRouter`/`StreamDealer`, the same messages over Unix-domain
+  streams read straight from trio, for peers on one host; `transport.local_ipc` picks them.
+- `transport.shm`: reusable shared-memory segments for large tensors between such peers.
 - `transport.rpc`: `RpcServer` (ROUTER) and `RpcClient` (DEALER) with deadlines and
   application-level heartbeats, configured by one `RpcConfig`.
 

@@ -1,6 +1,7 @@
 """The RPC client: a DEALER with many calls in flight, deadlines and heartbeats.
 
-What it owns: its DEALER `ZSocket` (connected to one server), the table of calls in flight,
+What it owns: its DEALER (a `ZSocket`, or a `StreamDealer` for a ``unix://`` endpoint: a server
+on this host) connected to one server, the table of calls in flight,
 a heartbeat task and the deadline timer for its calls.
 
 State (touched only by its trio tasks):
@@ -34,6 +35,7 @@ import zmq
 
 from devices.errors import DeadlineExceededError, InvalidArgumentError, UnavailableError
 from transport.codec import Tensors, decode_message, encode
+from transport.local_ipc import dealer
 from transport.rpc_core import (
     CANCEL,
     PING,
@@ -44,6 +46,7 @@ from transport.rpc_core import (
     RpcConfig,
     owned_context,
 )
+from transport.unix_stream import StreamDealer
 from transport.zsocket import ZSocket
 
 _DEFAULT: Any = object()  # "use config.default_timeout"
@@ -101,7 +104,7 @@ class RpcClient:
                 f"routing_id {self.routing_id!r} must be 1-255 bytes, not starting with a zero"
             )
         self._ctx_arg = ctx
-        self._sock: ZSocket | None = None
+        self._sock: ZSocket | StreamDealer | None = None
         self._nursery: trio.Nursery | None = None
         self._stack = contextlib.AsyncExitStack()
         self._pending: dict[int, _Call] = {}
@@ -120,15 +123,8 @@ class RpcClient:
                 self._stack.callback(ctx.term)
             self._stack.callback(self._fail_all, "the client was closed")
             self._sock = await self._stack.enter_async_context(
-                ZSocket(
-                    ctx,
-                    zmq.DEALER,
-                    self.config.socket_config(),
-                    routing_id=self.routing_id,
-                    name=self.name,
-                    on_receive=self._on_message,
-                )
-            )
+                dealer(ctx, self.endpoint, self.config.socket_config(),
+                       routing_id=self.routing_id, name=self.name, on_receive=self._on_message))
             self._sock.connect(self.endpoint)
             self._last_traffic = trio.current_time()
             self._nursery = await self._stack.enter_async_context(trio.open_nursery())

@@ -1,6 +1,8 @@
 """The RPC server: a ROUTER that hands each request to its handler.
 
-What it owns: its ROUTER `ZSocket` (bound by `RpcServer.bind`), a nursery holding one task
+What it owns: its ROUTER `ZSocket` and its `StreamRouter` for peers on this host (both bound by
+`RpcServer.bind`; peers are named by bytes on the first, by ints on the second, and replies go
+back the way their request came), a nursery holding one task
 per request an ``async def`` handler is handling, the `Pending` replies of plain handlers that
 answer later, and the deadline timer for those requests.
 
@@ -66,10 +68,17 @@ from transport.rpc_core import (
     owned_context,
     short,
 )
+from transport.unix_stream import SCHEME as UNIX_SCHEME
+from transport.unix_stream import StreamRouter
 from transport.zsocket import ZSocket
 
 # ``async def handler(header, tensors) -> (header, tensors)``, or a plain ``def`` (run inline)
 Handler = Callable[[Any, Tensors], Awaitable[tuple[Any, Any]] | tuple[Any, Any]]
+
+
+def _peer_of(frame: Any) -> bytes | int:
+    """The sender of a message: a ZeroMQ routing id frame, or a Unix-stream peer's int."""
+    return frame if type(frame) is int else frame.bytes
 
 
 @dataclass(frozen=True)
@@ -115,9 +124,10 @@ class RpcServer:
             self.register(method, handler)
         self._ctx_arg = ctx
         self._sock: ZSocket | None = None
+        self._local: StreamRouter | None = None  # peers on this host (``unix://`` endpoints)
         self._nursery: trio.Nursery | None = None
         self._stack = contextlib.AsyncExitStack()
-        self._active: dict[tuple[bytes, int], _Request] = {}
+        self._active: dict[tuple[bytes | int, int], _Request] = {}
         self._deadlines = DeadlineTimer(self._expire)
         self._n_requests = self._n_errors = self._n_malformed = self._n_undeliverable = 0
 
@@ -159,6 +169,9 @@ class RpcServer:
                     on_receive=self._on_message,
                 )
             )
+            self._local = await self._stack.enter_async_context(
+                StreamRouter(self.config.socket_config(), name=self.name,
+                             on_receive=self._on_message))
         except BaseException:
             await self._stack.aclose()
             raise
@@ -173,14 +186,24 @@ class RpcServer:
         return None
 
     def bind(self, endpoint: str = "tcp://127.0.0.1:*") -> str:
-        """Bind (after entering) and return the bound endpoint with its port."""
+        """Bind (after entering) and return the bound endpoint with its port. A
+        ``unix://`` endpoint is served by a Unix-domain stream (`transport.unix_stream`),
+        any other by the ZeroMQ ROUTER."""
         if self._sock is None:
             raise RuntimeError("use 'async with RpcServer(...)' before bind()")
+        if endpoint.startswith(UNIX_SCHEME):
+            return self._local.bind(endpoint)
         return self._sock.bind(endpoint)
 
     @property
     def endpoints(self) -> tuple[str, ...]:
-        return self._sock.endpoints if self._sock is not None else ()
+        if self._sock is None:
+            return ()
+        return self._sock.endpoints + self._local.endpoints
+
+    def _socket_for(self, peer: bytes | int) -> ZSocket | StreamRouter:
+        """ZeroMQ names its peers by bytes, the Unix-stream router by ints."""
+        return self._local if type(peer) is int else self._sock
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(
@@ -193,14 +216,14 @@ class RpcServer:
 
     # -- the reader: runs inside the socket's pump, so it never blocks --------------------------
 
-    def _reply_nowait(self, peer: bytes, frames: list[object]) -> None:
+    def _reply_nowait(self, peer: bytes | int, frames: list[object]) -> None:
         """Best-effort reply from the reader (pongs, protocol errors): never waits."""
         try:
-            self._sock.send_nowait([peer, *frames])
+            self._socket_for(peer).send_nowait([peer, *frames])
         except (trio.WouldBlock, UnavailableError, trio.ClosedResourceError):
             self._n_undeliverable += 1
 
-    def _reject(self, peer: bytes, rid: int | None, exc: OpError) -> None:
+    def _reject(self, peer: bytes | int, rid: int | None, exc: OpError) -> None:
         self._n_malformed += 1
         self._reply_nowait(peer, encode_error(exc, {"k": REPLY, "id": rid}))
 
@@ -211,13 +234,13 @@ class RpcServer:
             self._dispatch(frames)
         except Exception as exc:
             self._reject(
-                frames[0].bytes,
+                _peer_of(frames[0]),
                 None,
                 InternalError(f"{self.name} failed on a message: {type(exc).__name__}: {exc}"),
             )
 
     def _dispatch(self, frames: list[zmq.Frame]) -> None:
-        peer = frames[0].bytes
+        peer = _peer_of(frames[0])
         try:
             header, tensors, error = decode_message(frames[1:], self.config.limits)
         except InvalidArgumentError as exc:
@@ -250,7 +273,7 @@ class RpcServer:
         else:
             self._start_request(peer, rid, header, tensors)
 
-    def _run_oneway(self, peer: bytes, header: dict, tensors: Tensors) -> None:
+    def _run_oneway(self, peer: bytes | int, header: dict, tensors: Tensors) -> None:
         """A message that wants no reply: run its inline handler, count (and drop) its error.
         Only a message the server cannot route at all is answered, with an id-less error."""
         method = header.get("m")
@@ -266,7 +289,8 @@ class RpcServer:
         except Exception:  # noqa: BLE001 - nobody to tell; the handler reports its own way
             self._n_errors += 1
 
-    def _start_request(self, peer: bytes, rid: int | None, header: dict, tensors: Tensors) -> None:
+    def _start_request(self, peer: bytes | int, rid: int | None, header: dict,
+                       tensors: Tensors) -> None:
         method, timeout = header.get("m"), header.get("t")
         if (
             rid is None
@@ -331,7 +355,8 @@ class RpcServer:
             self._handle, key, req, handler, method, timeout, header.get("h"), tensors
         )
 
-    def _wait_for(self, key: tuple[bytes, int], pending: Pending, timeout: float | None) -> None:
+    def _wait_for(self, key: tuple[bytes | int, int], pending: Pending,
+                  timeout: float | None) -> None:
         """A plain handler's `Pending`: in flight until settled, cancelled, or expired."""
         if len(self._active) >= self.config.max_inflight and pending.outcome is None:
             pending.cancel(ResourceExhaustedError(
@@ -372,11 +397,11 @@ class RpcServer:
             )
         return encode({"k": REPLY, "id": rid, "h": result[0]}, result[1])
 
-    def _reply_soon(self, peer: bytes, frames: list[object]) -> None:
+    def _reply_soon(self, peer: bytes | int, frames: list[object]) -> None:
         """Send a reply from the reader: now if libzmq takes it, else from a task."""
         frames.insert(0, peer)
         try:
-            self._sock.send_nowait(frames)
+            self._socket_for(peer).send_nowait(frames)
         except trio.WouldBlock:
             self._nursery.start_soon(self._send_reply, frames)
         except (UnavailableError, trio.ClosedResourceError):
@@ -385,13 +410,14 @@ class RpcServer:
     async def _send_reply(self, frames: list[object]) -> None:
         try:
             try:
-                self._sock.send_nowait(frames)  # the usual case: no extra trip through trio
+                sock = self._socket_for(frames[0])
+                sock.send_nowait(frames)  # the usual case: no extra trip through trio
             except trio.WouldBlock:
-                await self._sock.send(frames)
+                await sock.send(frames)
         except (UnavailableError, trio.ClosedResourceError):
             self._n_undeliverable += 1
 
-    def _expire(self, key: tuple[bytes, int], deadline: float) -> None:
+    def _expire(self, key: tuple[bytes | int, int], deadline: float) -> None:
         """The deadline timer: cancel request `key` if it is still running to this deadline."""
         req = self._active.get(key)
         if req is not None and req.deadline == deadline:
@@ -409,7 +435,7 @@ class RpcServer:
 
     async def _handle(
         self,
-        key: tuple[bytes, int],
+        key: tuple[bytes | int, int],
         req: _Request,
         handler: Handler,
         method: str,
