@@ -53,6 +53,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import trio
 
 from devices.errors import InvalidArgumentError, UnavailableError
@@ -63,6 +64,8 @@ _BIG = 64 * 1024  # frames this large are received into a buffer of their own
 _BUF = 256 * 1024  # the shared receive buffer
 _IOV = 512  # views per sendmsg (the kernel's IOV_MAX is 1024)
 _COUNT = struct.Struct("<I")
+_PREFIX = [struct.Struct(f"<I{n}Q") for n in range(9)]  # count + lengths, for few frames
+_LENGTHS = [struct.Struct(f"<{n}Q") for n in range(9)]
 
 
 def address_of(endpoint: str) -> str:
@@ -121,20 +124,22 @@ class _Conn:
             raise UnavailableError("the connection is closed")
         if len(self.ends) >= self.owner.config.sndhwm:
             raise trio.WouldBlock
-        views = [memoryview(f).cast("B") for f in frames]
-        views.insert(0, memoryview(struct.pack(f"<I{len(views)}Q", len(views),
-                                                *(v.nbytes for v in views))))
+        sizes = [len(f) if type(f) is bytes else _nbytes(f) for f in frames]
+        prefix = _PREFIX[len(sizes)].pack(len(sizes), *sizes) if len(sizes) < len(_PREFIX) \
+            else struct.pack(f"<I{len(sizes)}Q", len(sizes), *sizes)
+        sent = 0
         if not self.out:
             try:
-                sent = self.sock.sendmsg(views) if len(views) <= _IOV else 0
+                if len(frames) < _IOV:
+                    sent = self.sock.sendmsg([prefix, *frames])
+                    if sent == len(prefix) + sum(sizes):
+                        return  # the usual case: the kernel took all of it
             except BlockingIOError:
-                sent = 0
+                pass
             except OSError as exc:
                 self.close()
                 raise UnavailableError(f"the connection broke: {exc}") from None
-            views = _skip(views, sent)
-            if not views:
-                return
+        views = _skip([memoryview(prefix), *(_view(f) for f in frames)], sent)
         self.out.extend(views)
         self.ends.append(len(views))
         if not self.writing:
@@ -189,91 +194,98 @@ class _Conn:
         max_frames = cfg.max_frames
         max_bytes = cfg.max_frame_bytes if cfg.max_frame_bytes > 0 else 1 << 62
         deliver = owner._deliver
+        recv_into = self.sock.recv_into
+        wait = trio.lowlevel.wait_readable
         buf = bytearray(_BUF)
         view = memoryview(buf)
         start = end = 0  # unparsed bytes are buf[start:end]
-        lengths: tuple[int, ...] | None = None  # the current message's frame lengths
-        frames: list[object] = []
+        lengths: tuple[int, ...] = ()  # the frame lengths of the message being cut out
+        frames: list[object] = []  # its frames so far; complete when as many as `lengths`
         big: bytearray | None = None  # a large frame being received into its own buffer
         filled = 0
         moved = 0
         try:
             while not self.closed:
+                # Receive. A short read means the socket is drained: wait before the next.
                 try:
                     if big is not None:
-                        n = self.sock.recv_into(memoryview(big)[filled:])
+                        want = len(big) - filled
+                        n = recv_into(memoryview(big)[filled:])
                     else:
                         if end == _BUF:  # compact: move the partial message to the front
                             view[:end - start] = view[start:end]
                             end -= start
                             start = 0
-                        n = self.sock.recv_into(view[end:])
+                        want = _BUF - end
+                        n = recv_into(view[end:])
                 except BlockingIOError:
-                    moved = 0
-                    try:
-                        await trio.lowlevel.wait_readable(self.sock)
-                    except trio.ClosedResourceError:
-                        return
-                    continue
+                    n = want = -1
                 except OSError:
                     return
                 if n == 0:
                     return  # the peer hung up
-                if big is not None:
-                    filled += n
-                    if filled < len(big):
-                        continue
-                    frames.append(big)
-                    big = None
-                else:
-                    end += n
-                # Cut out every complete message.
-                while True:
-                    if lengths is None:
-                        if end - start < 4:
+                if n > 0:
+                    if big is not None:
+                        filled += n
+                        if filled == len(big):
+                            frames.append(big)
+                            big = None
+                    else:
+                        end += n
+                    # Cut out every complete message.
+                    while big is None:
+                        if not lengths:
+                            if end - start < 12:  # a count and at least one length
+                                break
+                            (count,) = _COUNT.unpack_from(buf, start)
+                            if not 0 < count <= max_frames:
+                                owner._drop(self, f"a message of {count} frames (at most "
+                                                  f"{max_frames})")
+                                return
+                            need = 4 + 8 * count
+                            if end - start < need:
+                                break
+                            lengths = (_LENGTHS[count] if count < len(_LENGTHS)
+                                       else struct.Struct(f"<{count}Q")).unpack_from(buf, start + 4)
+                            if max(lengths) > max_bytes:
+                                owner._drop(self, f"a frame of {max(lengths)} bytes (at most "
+                                                  f"{max_bytes})")
+                                return
+                            start += need
+                        k = len(frames)
+                        while k < len(lengths):
+                            size = lengths[k]
+                            if end - start >= size:
+                                frames.append(view[start:start + size].tobytes())
+                                start += size
+                                k += 1
+                            elif size >= _BIG:  # the rest goes straight into its own buffer
+                                big = bytearray(size)
+                                filled = end - start
+                                big[:filled] = view[start:end]
+                                start = end = 0
+                                break
+                            else:
+                                break
+                        if k < len(lengths):
                             break
-                        (count,) = _COUNT.unpack_from(buf, start)
-                        if not 0 < count <= max_frames:
-                            owner._drop(self, f"a message of {count} frames (at most "
-                                              f"{max_frames})")
-                            return
-                        need = 4 + 8 * count
-                        if end - start < need:
-                            break
-                        lengths = struct.unpack_from(f"<{count}Q", buf, start + 4)
-                        if max(lengths) > max_bytes:
-                            owner._drop(self, f"a frame of {max(lengths)} bytes (at most "
-                                              f"{max_bytes})")
-                            return
-                        start += need
-                    while len(frames) < len(lengths):
-                        size = lengths[len(frames)]
-                        have = end - start
-                        if have >= size:
-                            frames.append(bytes(view[start:start + size]))
-                            start += size
-                        elif size >= _BIG:  # the rest goes straight into its own buffer
-                            big = bytearray(size)
-                            big[:have] = view[start:end]
-                            filled = have
-                            start = end = 0
-                            break
-                        else:
-                            break
-                    if len(frames) < len(lengths):
-                        if start == end:
-                            start = end = 0
-                        break
-                    lengths, msg, frames = None, frames, []
-                    deliver(self, msg)
-                    moved += 1
-                    if moved >= cfg.batch:
-                        moved = 0
-                        await trio.lowlevel.checkpoint()
-                        if self.closed:
-                            return
-                if start == end:
-                    start = end = 0
+                        msg, frames, lengths = frames, [], ()
+                        deliver(self, msg)
+                        moved += 1
+                        if moved >= cfg.batch:
+                            moved = 0
+                            await trio.lowlevel.checkpoint()
+                            if self.closed:
+                                return
+                    if start == end:
+                        start = end = 0
+                    if n == want:
+                        continue  # the buffer was filled: there may be more right now
+                moved = 0
+                try:
+                    await wait(self.sock)
+                except trio.ClosedResourceError:
+                    return
         finally:
             self.close()
 
@@ -286,6 +298,15 @@ class _Conn:
         trio.lowlevel.notify_closing(self.sock)
         self.sock.close()
         self.owner._closed_conn(self)
+
+
+def _nbytes(frame: object) -> int:
+    return frame.nbytes if type(frame) is np.ndarray else memoryview(frame).nbytes
+
+
+def _view(frame: object) -> memoryview:
+    v = memoryview(frame)
+    return v if v.format == "B" and v.ndim == 1 else v.cast("B")
 
 
 def _skip(views: list[memoryview], sent: int) -> list[memoryview]:
