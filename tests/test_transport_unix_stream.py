@@ -221,3 +221,60 @@ async def test_bad_endpoints_and_binds_fail_clearly() -> None:
             b.bind(name)
     with pytest.raises(InvalidArgumentError, match="on_receive"):
         StreamDealer()
+
+
+async def test_a_reply_into_a_broken_pipe_costs_that_connection_only() -> None:
+    """Regression: the callback replied to a peer that had hung up, which closed the
+    connection under its own reader; the reader then waited on the closed socket, and the
+    error took down the router (its listener and every other peer)."""
+    router: StreamRouter | None = None
+    inbox = Inbox()
+
+    def reply(frames: list) -> None:
+        inbox(frames)
+        if frames[1] != b"x":
+            return
+        with pytest.raises(UnavailableError):
+            for _ in range(64):  # until the kernel reports the broken pipe
+                router.send_nowait([frames[0], b"r" * 65536])
+
+    with trio.fail_after(5):
+        async with StreamRouter(on_receive=reply) as router:
+            endpoint = router.bind(fresh())
+            raw = socket.socket(socket.AF_UNIX)
+            raw.connect(address_of(endpoint))
+            one = struct.pack("<IQ", 1, 1) + b"x"
+            raw.sendall(one * 3)  # three messages, read in one go; the peer is gone by then
+            raw.close()
+            await inbox.wait_for(1)
+            while router.statistics().connections:
+                await trio.sleep(0.001)
+            assert listening(endpoint)
+            async with StreamDealer(on_receive=Inbox()) as d:
+                d.connect(endpoint)
+                await d.send([b"still serving"])
+                while inbox.messages[-1][1:] != [b"still serving"]:
+                    await inbox.wait_for(len(inbox.messages) + 1)
+
+
+async def test_a_callback_that_raises_drops_its_connection_and_the_router_serves_on() -> None:
+    inbox = Inbox()
+
+    def fragile(frames: list) -> None:
+        if frames[1] == b"boom":
+            raise RuntimeError("a bug in the callback")
+        inbox(frames)
+
+    with trio.fail_after(5):
+        async with StreamRouter(on_receive=fragile) as router:
+            endpoint = router.bind(fresh())
+            async with StreamDealer(on_receive=Inbox()) as bad:
+                bad.connect(endpoint)
+                await bad.send([b"boom"])
+                while not router.statistics().dropped_connections:
+                    await trio.sleep(0.001)
+            assert "RuntimeError: a bug in the callback" in router.last_drop
+            async with StreamDealer(on_receive=Inbox()) as good:
+                good.connect(endpoint)
+                await good.send([b"fine"])
+                assert (await inbox.wait_for(1))[0][1:] == [b"fine"]

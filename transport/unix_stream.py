@@ -98,7 +98,8 @@ class StreamStatistics:
     messages_received: int
     messages_sent: int
     connections: int
-    dropped_connections: int  # connections cut for breaking the framing or the limits
+    dropped_connections: int  # connections cut for breaking the framing or the limits, or
+    #                           after an error reading them (see `last_drop`)
 
 
 class _Conn:
@@ -271,6 +272,8 @@ class _Conn:
                             break
                         msg, frames, lengths = frames, [], ()
                         deliver(self, msg)
+                        if self.closed:  # the callback closed it (a reply hit a broken pipe)
+                            return
                         moved += 1
                         if moved >= cfg.batch:
                             moved = 0
@@ -282,6 +285,8 @@ class _Conn:
                     if n == want:
                         continue  # the buffer was filled: there may be more right now
                 moved = 0
+                if self.closed:
+                    return
                 try:
                     await wait(self.sock)
                 except trio.ClosedResourceError:
@@ -391,6 +396,17 @@ class _StreamSocket:
         self.last_drop = f"{self.name} dropped a connection that sent {why}"
         conn.close()
 
+    async def _read(self, conn: _Conn) -> None:
+        """Run a connection's reader. A failure in it (the callback's included) costs that
+        connection only, never the socket and its other peers: a daemon serves on."""
+        try:
+            await conn.read()
+        except Exception as exc:  # noqa: BLE001 - recorded in last_drop and counted
+            self._n_dropped += 1
+            self.last_drop = (f"{self.name} dropped a connection after an error reading it: "
+                              f"{type(exc).__name__}: {exc}")
+            conn.close()
+
     # overridden
     def send_nowait(self, frames: Sequence[object]) -> None:
         raise NotImplementedError
@@ -450,7 +466,7 @@ class StreamRouter(_StreamSocket):
                 self._next_peer += 1
                 conn = _Conn(self, sock, peer)
                 self._peers[peer] = conn
-                self._nursery.start_soon(conn.read)
+                self._nursery.start_soon(self._read, conn)
         finally:
             trio.lowlevel.notify_closing(listener)
             listener.close()
@@ -514,7 +530,7 @@ class StreamDealer(_StreamSocket):
                 continue
             conn = self._conn = _Conn(self, sock, None)
             self._changed_now()
-            await conn.read()
+            await self._read(conn)
             self._conn = None
             await trio.sleep(self.config.retry_interval)
 
