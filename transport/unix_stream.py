@@ -45,7 +45,6 @@ senders when a connection opens, drains or closes.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import socket
 import struct
@@ -457,11 +456,10 @@ class StreamRouter(_StreamSocket):
                     sock, _ = listener.accept()
                 except (BlockingIOError, ConnectionAbortedError):
                     continue
-                except OSError as exc:
-                    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                        await trio.sleep(self.config.retry_interval)  # out of fds: back off
-                        continue
-                    raise
+                except OSError as exc:  # out of fds or memory: back off, keep listening
+                    self.last_drop = f"{self.name} could not accept a connection: {exc}"
+                    await trio.sleep(self.config.retry_interval)
+                    continue
                 peer = self._next_peer
                 self._next_peer += 1
                 conn = _Conn(self, sock, peer)
