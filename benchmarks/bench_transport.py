@@ -7,7 +7,9 @@ Two measurements, each done by both systems in alternating rounds (these machine
 "raw" is plain blocking pyzmq: a DEALER in a thread of this process (so the trio loop of the
 "ours" client stays idle meanwhile) against a ROUTER in a separate process, with msgpack
 headers and zero-copy frames, doing the minimum: no checks, no deadlines, no heartbeats.
-"ours" is `transport.rpc.RpcClient.call` against an `RpcServer` in a separate process.
+"ours" is `transport.rpc.RpcClient.call` against an `RpcServer` in a separate process, over
+TCP (ZeroMQ, what the targets compare); "ours, same host" is the same client and server over
+the Unix-domain stream that tasks on one host use (`transport.unix_stream`), for reference.
 Both servers decode the tensor into a NumPy view and reply with its byte count.
 
     python benchmarks/bench_transport.py [--rounds 6] [--pings 400] [--bulk 16]
@@ -16,6 +18,7 @@ Both servers decode the tensor into a NumPy view and reply with its byte count.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -71,6 +74,7 @@ async def serve_ours() -> None:
     handlers = {"put": put, "ping": ping, "ping_inline": ping_inline}
     async with RpcServer(handlers, config=CONFIG) as server:
         print(server.bind(), flush=True)
+        print(server.bind(f"unix://@af-bench-transport-{os.getpid()}"), flush=True)
         await trio.to_thread.run_sync(sys.stdin.read)  # until the parent closes our stdin
 
 
@@ -133,6 +137,8 @@ def start_server(kind: str) -> tuple[subprocess.Popen, str]:
     if not endpoint.startswith("tcp://"):
         proc.kill()
         raise RuntimeError(f"{kind} server did not start (said {endpoint!r})")
+    if kind == "ours":
+        endpoint += " " + proc.stdout.readline().strip()  # and its same-host twin
     return proc, endpoint
 
 
@@ -143,13 +149,18 @@ def pct(xs: list[float], q: float) -> float:
 
 async def run(rounds: int, pings: int, bulks: int) -> None:
     raw_proc, raw_ep = start_server("raw")
-    ours_proc, ours_ep = start_server("ours")
+    ours_proc, both = start_server("ours")
+    ours_ep, local_ep = both.split()
     raw = RawClient(raw_ep)
     tensor = np.random.default_rng(0).standard_normal(BULK_BYTES // 4, dtype=np.float32)
     samples: dict[tuple[str, str], list[float]] = {}
     try:
-        async with RpcClient(ours_ep, config=CONFIG) as ours:
+        async with RpcClient(ours_ep, config=CONFIG) as ours, \
+                RpcClient(local_ep, config=CONFIG) as local:
             await ours.wait_ready()
+            await local.wait_ready()
+            await timed_ours(local, "ping_inline", [], 200)
+            await timed_ours(local, "put", [tensor], 3)
             # warm up both (connections, allocators, code paths)
             await trio.to_thread.run_sync(raw.timed, "ping", [], 200)
             await trio.to_thread.run_sync(raw.timed, "put", [tensor], 3)
@@ -167,6 +178,10 @@ async def run(rounds: int, pings: int, bulks: int) -> None:
                     if who == "ours":
                         xs = await timed_ours(ours, "ping_inline", [], pings)
                         samples.setdefault(("ours", "ping_inline"), []).extend(xs)
+                        for what, tensors, n in (("ping_inline", [], pings),
+                                                 ("put", [tensor], bulks)):
+                            xs = await timed_ours(local, what, tensors, n)
+                            samples.setdefault(("local", what), []).extend(xs)
     finally:
         raw.close()
         stop = zmq.Context.instance().socket(zmq.DEALER)
@@ -190,20 +205,22 @@ def report(samples: dict[tuple[str, str], list[float]]) -> None:
     )
     print("\n(a) 16 MiB float32 tensor, one way + ack          median     p10      p90   (GB/s)")
     gbps = {}
-    for who in ("raw", "ours"):
+    for who in ("raw", "ours", "local"):
         xs = [BULK_BYTES / t / 1e9 for t in samples[(who, "put")]]
         gbps[who] = statistics.median(xs)
         print(
             f"    {who:<5} {len(xs):>4} transfers {'':<25}{gbps[who]:7.2f} {pct(xs, 0.1):7.2f} "
             f"{pct(xs, 0.9):7.2f}"
         )
-    print(f"    throughput ratio ours/raw = {gbps['ours'] / gbps['raw']:.2f}  (target >= 0.8)")
+    print(f"    throughput ratio ours/raw = {gbps['ours'] / gbps['raw']:.2f}  (target >= 0.8); "
+          f"ours over the same-host stream: {gbps['local'] / gbps['raw']:.2f}")
     print("\n(b) small request/response round trip              median     p10      p90   (us)")
     lat = {}
     rows = (
         ("raw", "ping", "raw"),
         ("ours", "ping", "ours, async handler (task/request)"),
         ("ours", "ping_inline", "ours, plain-function handler (inline)"),
+        ("local", "ping_inline", "ours inline, same host (Unix stream)"),
     )
     for who, what, label in rows:
         xs = [t * 1e6 for t in samples[(who, what)]]
@@ -214,7 +231,8 @@ def report(samples: dict[tuple[str, str], list[float]]) -> None:
         )
     print(
         f"    latency ratio ours/raw = {lat['ping'] / lat['raw']:.2f} with an async handler, "
-        f"{lat['ping_inline'] / lat['raw']:.2f} inline  (target <= 2.0)"
+        f"{lat['ping_inline'] / lat['raw']:.2f} inline  (target <= 2.0); same host: "
+        f"{lat['local'] / lat['raw']:.2f}"
     )
 
 

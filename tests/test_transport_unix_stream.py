@@ -49,7 +49,7 @@ async def connected(dealer: StreamDealer) -> None:
 
 
 async def test_messages_cross_both_ways_intact_and_in_order() -> None:
-    big = np.random.default_rng(0).integers(0, 255, 3 * 2**20, dtype=np.uint8)  # > socket buffer
+    big = np.random.default_rng(0).integers(0, 255, 12 * 2**20, dtype=np.uint8)  # > SO_SNDBUF
     to_server, to_client = Inbox(), Inbox()
     with trio.fail_after(10):
         async with StreamRouter(on_receive=to_server) as router:
@@ -155,14 +155,14 @@ async def test_back_pressure_then_send_waits_until_the_kernel_takes_more() -> No
                 dealer.connect(name)
                 await connected(dealer)
                 peer, _ = listener.accept()
-                chunk = b"z" * 2**20
+                chunk = b"z" * 2**24  # more than the kernel holds (SO_SNDBUF, 4 MiB x 2)
                 for _ in range(2):
-                    dealer.send_nowait([chunk])  # more than the kernel's buffer: both queue
+                    dealer.send_nowait([chunk])  # the kernel takes part of the first: both queue
                 with pytest.raises(trio.WouldBlock):
                     dealer.send_nowait([chunk])
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(dealer.send, [b"last"])
-                    total, want = 0, 2 * (4 + 8 + 2**20) + 4 + 8 + 4
+                    total, want = 0, 2 * (4 + 8 + 2**24) + 4 + 8 + 4
                     peer.setblocking(False)
                     while total < want:  # reading drains the queue and lets "last" go
                         await trio.lowlevel.wait_readable(peer)

@@ -62,6 +62,8 @@ SCHEME = "unix://"
 _BIG = 64 * 1024  # frames this large are received into a buffer of their own
 _BUF = 256 * 1024  # the shared receive buffer
 _IOV = 512  # views per sendmsg (the kernel's IOV_MAX is 1024)
+_SNDBUF = 4 << 20  # bytes the kernel may hold unread per direction (its default, ~208 KiB,
+#                    makes a large tensor cross in ~200 KiB steps, each a pair of wake-ups)
 _COUNT = struct.Struct("<I")
 _PREFIX = [struct.Struct(f"<I{n}Q") for n in range(9)]  # count + lengths, for few frames
 _LENGTHS = [struct.Struct(f"<{n}Q") for n in range(9)]
@@ -106,6 +108,8 @@ class _Conn:
 
     def __init__(self, owner: _StreamSocket, sock: socket.socket, peer: int | None) -> None:
         sock.setblocking(False)
+        with contextlib.suppress(OSError):  # the kernel caps it (net.core.wmem_max)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
         self.owner = owner
         self.sock = sock
         self.fd = sock.fileno()
