@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -30,7 +32,9 @@ from scheduler.distributed import DistributedRuntime, MasterOptions
 from scheduler.graphdef import GraphDef, NodeDef
 from scheduler.worker_service import WorkerConfig, WorkerService
 from transport.codec import decode_message, encode
+from transport.local_ipc import ipc_endpoint
 from transport.rpc import RpcClient, RpcConfig
+from transport.unix_stream import address_of
 from transport.zsocket import ZSocket
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -311,8 +315,46 @@ def _malformed(rng: np.random.Generator, i: int, recv_key: str) -> tuple[list, b
     return [frames[0], rng.bytes(int(rng.integers(1, 30)))], True
 
 
+class _RawStream:
+    """A bare Unix-stream client speaking `transport.unix_stream`'s framing, blocking."""
+
+    def __init__(self, address: str):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(address)
+        self.buf = b""
+
+    def send_multipart(self, frames: list, copy: bool = True) -> None:
+        views = [memoryview(f).cast("B") for f in frames]
+        self.sock.sendall(struct.pack(f"<I{len(views)}Q", len(views), *(v.nbytes for v in views))
+                          + b"".join(bytes(v) for v in views))
+
+    def _need(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(1 << 16)
+            assert chunk, "the daemon hung up"
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def poll(self, timeout_ms: int) -> bool:
+        if self.buf:
+            return True
+        return bool(select.select([self.sock], [], [], timeout_ms / 1000)[0])
+
+    def recv_multipart(self) -> list[bytes]:
+        (count,) = struct.unpack("<I", self._need(4))
+        sizes = struct.unpack(f"<{count}Q", self._need(8 * count))
+        return [self._need(n) for n in sizes]
+
+    def close(self, linger: int = 0) -> None:
+        self.sock.close()
+
+
 @pytest.mark.multiprocess
-def test_ten_thousand_malformed_messages_then_a_real_step(cluster: Daemons) -> None:
+@pytest.mark.parametrize("path", ["tcp", "unix"])
+def test_ten_thousand_malformed_messages_then_a_real_step(cluster: Daemons, path: str) -> None:
+    """Over ZeroMQ (TCP), and over the Unix-stream twin the daemon also serves on this host
+    (where garbage connections are thrown in as well)."""
     # a real step first, so the daemon has registered partitions (and a Recv key to target)
     g = af.Graph()
     with g.as_default():
@@ -329,9 +371,18 @@ def test_ten_thousand_malformed_messages_then_a_real_step(cluster: Daemons) -> N
     seed = int(np.random.default_rng().integers(1 << 31))
     rng = np.random.default_rng(seed)
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect("tcp://" + cluster.cluster["worker"][1])
+    address = "tcp://" + cluster.cluster["worker"][1]
+    if path == "tcp":
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(address)
+    else:
+        twin = address_of(ipc_endpoint(address))
+        for _ in range(20):  # connections that send garbage and hang up
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as junk:
+                junk.connect(twin)
+                junk.sendall(rng.bytes(int(rng.integers(1, 3000))))
+        sock = _RawStream(twin)
     sent = expected = errors = wrong_dtype = 0
     try:
         for batch in range(20):
