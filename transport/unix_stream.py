@@ -44,6 +44,7 @@ senders when a connection opens, drains or closes.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import socket
@@ -329,7 +330,7 @@ def _skip(views: list[memoryview], sent: int) -> list[memoryview]:
     return rest
 
 
-class _StreamSocket:
+class _StreamSocket(abc.ABC):
     """What a router and a dealer share: the nursery, the callback, the counters."""
 
     def __init__(self, config: SocketConfig | None = None, *, name: str = "",
@@ -410,15 +411,17 @@ class _StreamSocket:
                               f"{type(exc).__name__}: {exc}")
             conn.close()
 
-    # overridden
+    @abc.abstractmethod
     def send_nowait(self, frames: Sequence[object]) -> None:
-        raise NotImplementedError
+        """Send one message now (a router's starts with the peer), or `trio.WouldBlock`."""
 
+    @abc.abstractmethod
     def _conns(self) -> list[_Conn]:
-        raise NotImplementedError
+        """The open connections."""
 
+    @abc.abstractmethod
     def _deliver(self, conn: _Conn, frames: list) -> None:
-        raise NotImplementedError
+        """Hand one message read off `conn` to the callback."""
 
     def _closed_conn(self, conn: _Conn) -> None:
         self._changed_now()
