@@ -269,8 +269,7 @@ class DistributedRuntime:
                            endpoint: str, name: str, task: TaskKey | None = None
                            ) -> RpcClient:
         endpoint = await local_ipc.prefer_ipc(  # a task on this host: a Unix-domain socket
-            zctx, endpoint, local_ipc.probe_timeout(self.options.rpc.heartbeat_timeout),
-            task=task)
+            endpoint, local_ipc.probe_timeout(self.options.rpc.heartbeat_timeout), task=task)
         return await stack.enter_async_context(
             RpcClient(endpoint, config=self.options.rpc, ctx=zctx, name=f"master -> {name}"))
 

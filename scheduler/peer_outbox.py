@@ -191,7 +191,7 @@ class PeerOutbox:
         channel = _PushChannel(self, peer)
         try:
             endpoint = await local_ipc.prefer_ipc(
-                self.zctx, endpoint_of(self.cluster[peer[0]][peer[1]]),
+                endpoint_of(self.cluster[peer[0]][peer[1]]),
                 local_ipc.probe_timeout(self.config.heartbeat_timeout), task=peer)
             async with local_ipc.dealer(self.zctx, endpoint, self.config.socket_config(),
                                         routing_id=b"afpush" + os.urandom(8),

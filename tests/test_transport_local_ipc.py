@@ -45,10 +45,10 @@ async def test_a_client_takes_the_twin_only_when_a_server_answers_there(ctx) -> 
         async with RpcServer({"echo": echo}, ctx=ctx) as server:
             tcp = server.bind("tcp://127.0.0.1:*")
             # no twin bound yet: stay on TCP (after a short probe)
-            assert await prefer_ipc(ctx, tcp, timeout=0.1) == tcp
+            assert await prefer_ipc(tcp, timeout=0.1) == tcp
             twin = ipc_endpoint(tcp)
             server.bind(twin)
-            chosen = await prefer_ipc(ctx, tcp, timeout=1.0)
+            chosen = await prefer_ipc(tcp, timeout=1.0)
             assert chosen == twin
             async with RpcClient(chosen, ctx=ctx) as client:
                 h, t = await client.call("echo", {"a": 1}, [np.arange(3)], timeout=5)
@@ -63,11 +63,11 @@ async def test_a_worker_service_answers_on_its_twin(ctx) -> None:
     async with trio.open_nursery() as nursery:
         endpoint = await nursery.start(service.serve)
         try:
-            chosen = await prefer_ipc(ctx, endpoint, timeout=1.0)
+            chosen = await prefer_ipc(endpoint, timeout=1.0)
             assert chosen == f"unix://@actorflow-4-{port}"
             # asked for the task it is, it answers; for another task, TCP is kept
-            assert await prefer_ipc(ctx, endpoint, timeout=1.0, task=("w", 0)) == chosen
-            assert await prefer_ipc(ctx, endpoint, timeout=1.0, task=("w", 1)) == endpoint
+            assert await prefer_ipc(endpoint, timeout=1.0, task=("w", 0)) == chosen
+            assert await prefer_ipc(endpoint, timeout=1.0, task=("w", 1)) == endpoint
             async with RpcClient(chosen, config=RpcConfig(), ctx=ctx) as client:
                 header, _ = await client.call("status", None, timeout=5)
                 assert header["job"] == "w" and header["task"] == 0

@@ -15,7 +15,7 @@ server answers, else over TCP as before, so a peer that could not bind the name 
 setup) still works. `dealer` makes the socket for either kind of endpoint. Nothing else
 changes: the same messages and heartbeats run over either.
 
-    endpoint = await prefer_ipc(ctx, "tcp://127.0.0.1:2222")   # "unix://@actorflow-4-2222"
+    endpoint = await prefer_ipc("tcp://127.0.0.1:2222")   # "unix://@actorflow-4-2222"
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def probe_timeout(heartbeat_timeout: float) -> float:
     return min(0.25, heartbeat_timeout / 4)
 
 
-async def prefer_ipc(ctx: zmq.Context, tcp_endpoint: str, timeout: float = 0.5,
+async def prefer_ipc(tcp_endpoint: str, timeout: float = 0.5,
                      task: tuple[str, int] | None = None) -> str:
     """`tcp_endpoint`'s Unix-domain twin if a server answers there within `timeout` seconds
     (with `task`: answers ``status`` as that job and task index, so a name some other server
