@@ -113,7 +113,6 @@ class _Conn:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
         self.owner = owner
         self.sock = sock
-        self.fd = sock.fileno()
         self.peer = peer  # the router's name for it; None on a dealer
         self.out: deque[memoryview] = deque()  # unsent views; message ends are in `ends`
         self.ends: deque[int] = deque()  # for each queued message: views left until its end
