@@ -18,6 +18,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -477,6 +478,60 @@ def test_in_process_servers_and_a_session() -> None:
         with af.Session(local.target, graph=g) as s:
             with pytest.raises(af.InvalidArgumentError, match="/job:ps/task:0"):
                 s.run(y)  # no such task in this cluster: the placer says what there is
+
+
+def test_sync_steps_send_their_requests_from_the_callers_threads(monkeypatch) -> None:
+    """A sync step's request to a same-host task leaves from the caller's own thread, before
+    the master's loop wakes; four threads stepping at once on one session all land, and an
+    error that comes back before the loop starts the step's own part still ends the step
+    with its class and node, the session going on."""
+    left_from = []
+    real = RpcClient.start_call_from_thread
+
+    def spy(self, *args, **kwargs):
+        rid = real(self, *args, **kwargs)
+        left_from.append((threading.current_thread(), rid))
+        return rid
+
+    monkeypatch.setattr(RpcClient, "start_call_from_thread", spy)
+    cluster = af.ClusterSpec({"ps": [f"127.0.0.1:{_free_port()}"],
+                              "worker": [f"127.0.0.1:{_free_port()}"]})
+    with af.Server(cluster, "ps", 0, config=_config()), \
+            af.Server(cluster, "worker", 0, config=_config()) as worker:
+        g = af.Graph()
+        with g.as_default():
+            with af.device("/job:ps/task:0"):
+                v = af.Variable(np.float64(0), name="v")
+                never = af.Variable(np.float64(0), name="never_initialized")
+            with af.device("/job:worker/task:0"):
+                one = v.value() * 0.0 + 1.0
+                bad = never.value() + 1.0
+            bump = v.assign_add(one)
+        with af.Session(worker.target, graph=g, config=_config()) as s:
+            s.run(v.initializer)
+            s.run(bump)
+            left_from.clear()
+            s.run(bump)
+            assert left_from == [(threading.current_thread(), left_from[0][1])]
+            assert left_from[0][1] > 0
+
+            def steps(n: int) -> None:
+                for _ in range(n):
+                    s.run(bump)
+
+            threads = [threading.Thread(target=steps, args=(150,)) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert s.run(v) == 2 + 4 * 150
+            assert {t for t, rid in left_from if rid} >= set(threads)
+            for _ in range(20):
+                with pytest.raises(af.FailedPreconditionError) as info:
+                    s.run(bad)
+                assert "never_initialized" in str(info.value)
+                assert s.run(bump) == s.run(v)
+            assert s.run(v) == 2 + 4 * 150 + 20
 
 
 def test_device_filters_leave_out_tasks_that_are_not_up() -> None:

@@ -7,6 +7,7 @@ import itertools
 import math
 import os
 import socket as pysocket
+import threading
 import time
 
 import msgpack
@@ -526,3 +527,94 @@ async def test_one_way_messages_and_callback_calls(ctx) -> None:
                 assert len(results) == 2
                 assert isinstance(results[1][2], errors.DeadlineExceededError)
                 assert client.statistics().pending == 0
+
+
+async def test_calls_started_from_other_threads_get_their_replies_on_the_loop(ctx, bind) -> None:
+    """`start_call_from_thread`: over a same-host stream, requests leave from the calling
+    threads (four at once, while the loop makes calls of its own) and each ``then`` runs once,
+    on the loop's thread, with its own reply. Over ZeroMQ it declines (0) and does nothing."""
+    loop_thread = threading.current_thread()
+    got: dict[tuple[int, int], tuple] = {}
+    done = trio.Event()
+    n_threads, n_calls = 4, 150
+
+    def then_for(key):
+        def then(header, tensors, error):
+            assert threading.current_thread() is loop_thread
+            assert key not in got
+            got[key] = (header, tensors, error)
+            if len(got) == n_threads * n_calls:
+                done.set()
+        return then
+
+    with trio.fail_after(20):
+        async with RpcServer({"echo": echo}, config=HB, ctx=ctx) as server:
+            endpoint = bind(server)
+            async with RpcClient(endpoint, config=HB, ctx=ctx) as client:
+                await client.wait_ready()
+                declined = []
+
+                def caller(t: int) -> None:
+                    for i in range(n_calls):
+                        rid = client.start_call_from_thread(
+                            "echo", {"t": t, "i": i}, [np.full(i % 5, t, np.int32)],
+                            then_for((t, i)))
+                        if not rid:
+                            declined.append((t, i))
+
+                async with trio.open_nursery() as nursery:
+                    for t in range(n_threads):
+                        nursery.start_soon(trio.to_thread.run_sync, caller, t)
+                    for i in range(50):
+                        assert (await client.call("echo", {"loop": i}))[0] == {"loop": i}
+                if endpoint.startswith("tcp://"):
+                    assert len(declined) == n_threads * n_calls and not got
+                    return
+                assert not declined
+                await done.wait()
+                for (t, i), (header, tensors, error) in got.items():
+                    assert error is None and header == {"t": t, "i": i}
+                    np.testing.assert_array_equal(tensors[0], np.full(i % 5, t, np.int32))
+                assert client.statistics().pending == 0
+
+
+async def test_calls_from_threads_fail_when_the_server_dies_and_decline_while_it_is_dead(
+        ctx) -> None:
+    started = trio.Event()
+
+    async def hang(header, tensors):
+        started.set()
+        await trio.sleep_forever()
+
+    server_scope = trio.CancelScope()
+
+    async def run_server(*, task_status=trio.TASK_STATUS_IGNORED):
+        with server_scope:
+            async with RpcServer({"hang": hang}, config=HB, ctx=ctx) as server:
+                task_status.started(server.bind(f"unix://@af-test-rpc-{os.getpid()}-dies"))
+                await trio.sleep_forever()
+
+    outcome = trio.Event()
+    errors_seen = []
+
+    def then(header, tensors, error):
+        errors_seen.append(error)
+        outcome.set()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            endpoint = await nursery.start(run_server)
+            async with RpcClient(endpoint, config=HB, ctx=ctx) as client:
+                await client.wait_ready()
+                rid = await trio.to_thread.run_sync(
+                    client.start_call_from_thread, "hang", None, None, then)
+                assert rid
+                await started.wait()
+                server_scope.cancel()
+                await outcome.wait()
+                assert isinstance(errors_seen[0], errors.UnavailableError)
+                assert "not responding" in str(errors_seen[0])
+                assert not client.alive
+                assert await trio.to_thread.run_sync(
+                    client.start_call_from_thread, "hang", None, None, then) == 0
+                assert errors_seen == errors_seen[:1] and client.statistics().pending == 0

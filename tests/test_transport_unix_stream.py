@@ -278,3 +278,64 @@ async def test_a_callback_that_raises_drops_its_connection_and_the_router_serves
                 good.connect(endpoint)
                 await good.send([b"fine"])
                 assert (await inbox.wait_for(1))[0][1:] == [b"fine"]
+
+
+async def test_sends_from_another_thread_and_from_the_loop_never_interleave() -> None:
+    """A thread sends with `send_from_thread` (falling back to the loop when it says no) while
+    a loop task sends too, large frames included (partial writes, the rest flushed by the
+    loop): every message arrives whole, each sender's in its order."""
+    inbox = Inbox()
+    n = 300
+    big = bytes(range(256)) * 8192  # 2 MiB: with both sending, the kernel takes them in parts
+
+    def message(who: bytes, i: int) -> list[bytes]:
+        body = big[: 2**20 + i] if i % 2 == 0 else who * (i % 97)
+        return [who, str(i).encode(), body]
+
+    with trio.fail_after(10):  # a corrupted stream is dropped: the messages never all come
+        async with StreamRouter(on_receive=inbox) as router:
+            endpoint = router.bind(fresh())
+            async with StreamDealer(on_receive=Inbox()) as dealer:
+                dealer.connect(endpoint)
+                await connected(dealer)
+                from_thread = []
+
+                def thread_sender() -> None:
+                    for i in range(n):
+                        ok = dealer.send_from_thread(message(b"T", i))
+                        if not ok:  # busy: the loop sends it, in order behind the queue
+                            trio.from_thread.run(dealer.send, message(b"T", i))
+                        from_thread.append(ok)
+
+                async def loop_sender() -> None:
+                    for i in range(n):
+                        await dealer.send(message(b"L", i))
+                        if i % 7 == 0:
+                            await trio.sleep(0)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(trio.to_thread.run_sync, thread_sender)
+                    nursery.start_soon(loop_sender)
+                got = await inbox.wait_for(2 * n)
+    assert sum(from_thread) > n // 2  # most left from the thread itself
+    for who in (b"T", b"L"):
+        mine = [m[1:] for m in got if m[1] == who]
+        assert mine == [message(who, i) for i in range(n)]
+    assert dealer.statistics().messages_sent == 2 * n
+
+
+async def test_send_from_thread_says_no_when_it_cannot_send_at_once() -> None:
+    endpoint = fresh()
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # listens, never reads
+    deaf.bind(address_of(endpoint))
+    deaf.listen(1)
+    with deaf, trio.fail_after(10):
+        async with StreamDealer(on_receive=Inbox()) as dealer:
+            assert not await trio.to_thread.run_sync(dealer.send_from_thread, [b"x"])  # not yet
+            dealer.connect(endpoint)
+            await connected(dealer)
+            assert await trio.to_thread.run_sync(dealer.send_from_thread, [b"x"])
+            dealer.send_nowait([b"y" * 2**25])  # more than the kernel holds: the rest queues
+            assert not await trio.to_thread.run_sync(dealer.send_from_thread, [b"z"])
+            assert dealer.statistics().messages_sent == 2
+        assert not dealer.send_from_thread([b"x"])  # closed

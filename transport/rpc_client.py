@@ -4,7 +4,8 @@ What it owns: its DEALER (a `ZSocket`, or a `StreamDealer` for a ``unix://`` end
 on this host) connected to one server, the table of calls in flight,
 a heartbeat task and the deadline timer for its calls.
 
-State (touched only by its trio tasks):
+State (touched only by its trio tasks, but for `start_call_from_thread`, which inserts into
+``_pending`` from another thread and then sends through `StreamDealer.send_from_thread`):
 - ``_pending``: request id -> `_Call`; inserted by `call` or `start_call`, completed by the
   reader (a reply), by the deadline timer, or by the heartbeat task (server declared dead);
   removed by `call` when it is cancelled from outside, or by `cancel_call`.
@@ -24,6 +25,7 @@ State (touched only by its trio tasks):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -109,7 +111,7 @@ class RpcClient:
         self._stack = contextlib.AsyncExitStack()
         self._pending: dict[int, _Call] = {}
         self._deadlines = DeadlineTimer(self._expire)
-        self._next_id = 1
+        self._ids = itertools.count(1)  # request ids; `next` is atomic, for other threads too
         self._alive = True
         self._ready = trio.Event()  # set by the first message since start or since going dead
         self._last_traffic = 0.0
@@ -192,8 +194,7 @@ class RpcClient:
             raise DeadlineExceededError(
                 f"call {method!r} to {self.endpoint} was given no time (timeout={timeout})"
             )
-        rid = self._next_id
-        self._next_id += 1
+        rid = next(self._ids)
         frames = encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
         self._n_calls += 1
         call = _Call(math.inf if timeout is None else trio.current_time() + timeout, method)
@@ -252,8 +253,7 @@ class RpcClient:
         if error is not None:
             then(None, [], error)
             return 0
-        rid = self._next_id
-        self._next_id += 1
+        rid = next(self._ids)
         frames = encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
         self._n_calls += 1
         call = _Call(math.inf if timeout is None else trio.current_time() + timeout, method, then)
@@ -269,6 +269,38 @@ class RpcClient:
             call.error = UnavailableError(f"{self.name} was closed during the call")
             self._settle(call)
         return rid
+
+    def start_call_from_thread(
+        self,
+        method: str,
+        header: Any,
+        tensors: Sequence[Any] | None,
+        then: Callable[[Any, Tensors, BaseException | None], None],
+        *,
+        timeout: float | None = None,
+    ) -> int:
+        """`start_call` from a thread other than the client's loop, sparing the hop into it:
+        the request leaves from the calling thread. Returns the call's id. Only over a
+        same-host stream, connected, with nothing queued ahead, to a live server; otherwise
+        returns 0, nothing was sent and `then` is never called: use `start_call` from the loop.
+        (Should the loop fail every call meanwhile, `then` gets that error and the id is
+        returned: the call has its outcome.) `timeout` only tells the server; the client
+        sets no deadline of its own here (the caller keeps one), while the heartbeat still
+        fails the call if the server dies. ``then`` runs on the loop's thread."""
+        sock = self._sock
+        if type(sock) is not StreamDealer:
+            return 0
+        rid = next(self._ids)
+        frames = encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
+        self._pending[rid] = _Call(math.inf, method, then)  # before the reply can come
+        # Checked after inserting: the loop marks the client dead or closed before failing
+        # every pending call, so either it fails this one too, or it is seen here.
+        if not self._closed and self._alive and sock.send_from_thread(frames):
+            self._n_calls += 1  # may miss a count if threads race; it is a statistic
+            return rid
+        if self._pending.pop(rid, None) is None:
+            return rid  # the loop failed every call meanwhile: `then` had the error
+        return 0
 
     def cancel_call(self, rid: int) -> None:
         """Give up call `rid` of `start_call` (its ``then`` is not called); the server is
@@ -328,8 +360,13 @@ class RpcClient:
         )
 
     def _fail_all(self, why: str | None = None) -> None:
-        calls = list(self._pending.values())
-        self._pending.clear()
+        # Emptied one entry at a time: `start_call_from_thread` may insert meanwhile, and
+        # relies on its call being failed here once it saw the client alive and open.
+        pending, calls = self._pending, []
+        while pending:
+            call = pending.pop(next(iter(pending)), None)
+            if call is not None:
+                calls.append(call)
         for call in calls:
             call.error = (
                 UnavailableError(f"{self.name}: {why}") if why is not None else self._dead_error()

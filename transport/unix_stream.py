@@ -30,10 +30,13 @@ Behaviour matched to the ZeroMQ sockets they stand in for:
 - ``send_nowait`` raises `trio.WouldBlock` while ``sndhwm`` messages are queued for the
   kernel on that connection; ``send`` waits instead.
 
-State (touched only from the trio thread that entered the socket): per connection
-(`_Conn`) the receive buffer and the partly parsed message, the queue of unsent views and
-how many messages it holds; per socket its connections and a `trio.Event` that wakes waiting
-senders when a connection opens, drains or closes.
+State (touched only from the trio thread that entered the socket, with one exception): per
+connection (`_Conn`) the receive buffer and the partly parsed message, the queue of unsent
+views and how many messages it holds; per socket its connections and a `trio.Event` that wakes
+waiting senders when a connection opens, drains or closes. The exception: a dealer's
+`send_from_thread` lets another thread send a message the kernel can take at once, so that a
+sync caller's request leaves without waiting for the loop to wake. Each connection's lock
+orders those sends with the loop's and with its closing.
 
     async with StreamRouter(SocketConfig(), on_receive=print) as server:
         endpoint = server.bind("unix://@demo")
@@ -49,6 +52,7 @@ import contextlib
 import os
 import socket
 import struct
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,8 +120,11 @@ class _Conn:
         self.peer = peer  # the router's name for it; None on a dealer
         self.out: deque[memoryview] = deque()  # unsent views; message ends are in `ends`
         self.ends: deque[int] = deque()  # for each queued message: views left until its end
-        self.writing = False  # a flush task is running
+        self.writing = False  # a flush task is running (or is about to)
         self.closed = False
+        # Orders the sends of the loop and of other threads (`send_from_thread`) on this
+        # socket, and its closing: the queue, `writing` and the fd change only holding it.
+        self.lock = threading.Lock()
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -128,6 +135,40 @@ class _Conn:
             raise UnavailableError("the connection is closed")
         if len(self.ends) >= self.owner.config.sndhwm:
             raise trio.WouldBlock
+        with self.lock:
+            try:
+                flush = self._send(frames)
+            except OSError as exc:
+                broken = exc
+            else:
+                broken = None
+                self.owner._n_sent += 1
+        if broken is not None:
+            self.close()
+            raise UnavailableError(f"the connection broke: {broken}") from None
+        if flush:
+            self.owner._nursery.start_soon(self._flush)
+
+    def send_from_thread(self, frames: Sequence[object], token: trio.lowlevel.TrioToken) -> bool:
+        """`send_nowait` from a thread other than the loop's, when nothing is queued ahead:
+        True once the message is the kernel's (what it did not take yet, the loop's flush
+        task sends). False, with nothing sent, when the connection is closed or busy."""
+        with self.lock:
+            if self.closed or self.out:
+                return False
+            try:
+                flush = self._send(frames)
+            except OSError:
+                return False  # broken: the loop's own send finds out and closes it
+            self.owner._n_sent += 1
+            if flush:
+                with contextlib.suppress(trio.RunFinishedError):  # the loop is gone: so is
+                    token.run_sync_soon(self.owner._nursery.start_soon, self._flush)  # all
+        return True
+
+    def _send(self, frames: Sequence[object]) -> bool:
+        """Hand one message to the kernel, queueing what it does not take (or all of it, behind
+        a queue); True when a flush task must start. Holding ``lock``."""
         sizes = [len(f) if type(f) is bytes else _nbytes(f) for f in frames]
         prefix = _PREFIX[len(sizes)].pack(len(sizes), *sizes) if len(sizes) < len(_PREFIX) \
             else struct.pack(f"<I{len(sizes)}Q", len(sizes), *sizes)
@@ -137,36 +178,42 @@ class _Conn:
                 if len(frames) < _IOV:
                     sent = self.sock.sendmsg([prefix, *frames])
                     if sent == len(prefix) + sum(sizes):
-                        return  # the usual case: the kernel took all of it
+                        return False  # the usual case: the kernel took all of it
             except BlockingIOError:
                 pass
-            except OSError as exc:
-                self.close()
-                raise UnavailableError(f"the connection broke: {exc}") from None
         views = _skip([memoryview(prefix), *(_view(f) for f in frames)], sent)
         self.out.extend(views)
         self.ends.append(len(views))
-        if not self.writing:
-            self.writing = True
-            self.owner._nursery.start_soon(self._flush)
+        if self.writing:
+            return False
+        self.writing = True
+        return True
 
     async def _flush(self) -> None:
         """Hand the queued views to the kernel as it takes them."""
         try:
-            while self.out and not self.closed:
+            while True:
+                with self.lock:
+                    if not self.out or self.closed:
+                        self.writing = False
+                        break
                 try:
                     await trio.lowlevel.wait_writable(self.sock)
                 except trio.ClosedResourceError:
                     return
-                views = [self.out[i] for i in range(min(len(self.out), _IOV))]
-                try:
-                    sent = self.sock.sendmsg(views)
-                except BlockingIOError:
-                    continue
-                except OSError:
+                with self.lock:
+                    views = [self.out[i] for i in range(min(len(self.out), _IOV))]
+                    try:
+                        sent = self.sock.sendmsg(views)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        sent = -1
+                    else:
+                        self._consume(sent)
+                if sent < 0:
                     self.close()
                     return
-                self._consume(sent)
         finally:
             self.writing = False
             self.owner._changed_now()
@@ -301,10 +348,11 @@ class _Conn:
         if self.closed:
             return
         self.closed = True
-        self.out.clear()
-        self.ends.clear()
-        trio.lowlevel.notify_closing(self.sock)
-        self.sock.close()
+        with self.lock:
+            self.out.clear()
+            self.ends.clear()
+            trio.lowlevel.notify_closing(self.sock)
+            self.sock.close()
         self.owner._closed_conn(self)
 
 
@@ -340,6 +388,7 @@ class _StreamSocket(abc.ABC):
         self.name = name or type(self).__name__
         self._on_receive = on_receive
         self._nursery: trio.Nursery | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
         self._stack = contextlib.AsyncExitStack()
         self._changed = trio.Event()
         self._endpoints: list[str] = []
@@ -349,6 +398,7 @@ class _StreamSocket(abc.ABC):
 
     async def __aenter__(self):
         self._nursery = await self._stack.enter_async_context(trio.open_nursery())
+        self._token = trio.lowlevel.current_trio_token()
         self._open = True
         return self
 
@@ -489,7 +539,6 @@ class StreamRouter(_StreamSocket):
                 f"{', '.join(self._endpoints) or '(unbound)'}: it disconnected or never "
                 "connected; the message was not sent")
         conn.send_nowait(frames[1:])
-        self._n_sent += 1
 
     def _conns(self) -> list[_Conn]:
         return list(self._peers.values())
@@ -550,7 +599,15 @@ class StreamDealer(_StreamSocket):
             conn.send_nowait(frames)
         except UnavailableError:
             raise trio.WouldBlock from None  # lost: reconnecting
-        self._n_sent += 1
+
+    def send_from_thread(self, frames: Sequence[object]) -> bool:
+        """Send one message from a thread other than the loop's, if it can go at once:
+        connected, with nothing queued ahead of it. False, with nothing sent, otherwise (send
+        it from the loop then). Messages sent this way and from the loop never interleave."""
+        conn = self._conn
+        if not self._open or conn is None or not frames:
+            return False
+        return conn.send_from_thread(frames, self._token)
 
     def _conns(self) -> list[_Conn]:
         return [self._conn] if self._conn is not None else []
