@@ -51,6 +51,7 @@ import math
 import os
 import random
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -490,7 +491,7 @@ class _Flight:
     """
 
     __slots__ = ("rt", "step", "args", "trace", "stats", "on_done", "rets", "error", "calls",
-                 "step_id", "over", "starting", "deadline", "ahead", "early")
+                 "step_id", "over", "starting", "deadline", "ahead", "early", "sent_at")
 
     def __init__(self, rt: DistributedRuntime, step: DistributedStep, args: list[Any],
                  trace: list | None, stats: dict | None, on_done: Any):
@@ -509,6 +510,7 @@ class _Flight:
         self.deadline = math.inf
         self.ahead: list[tuple[int, TaskPart, int]] = []  # (k, part, call id) sent ahead
         self.early: list[tuple] | None = []  # their outcomes that came before `start`
+        self.sent_at = 0.0  # when `send_ahead` sent (time.perf_counter)
 
     def send_ahead(self) -> None:
         """On a sync caller's thread, before it wakes the loop: send the remote tasks'
@@ -522,6 +524,7 @@ class _Flight:
             return  # the in-process part goes first: its tensors ride on the requests
         self.step_id = rt._rng.getrandbits(63) or 1
         timeout = rt.options.step_timeout
+        self.sent_at = time.perf_counter()
         for k, part in enumerate(parts):
             send = getattr(part.task.client, "start_call_from_thread", None)
             if send is not None:
@@ -560,6 +563,8 @@ class _Flight:
             self._finish()
         elif rt.options.step_timeout is not None:
             self.deadline = trio.current_time() + rt.options.step_timeout
+            if self.ahead:  # counted from when those requests left, as their servers count
+                self.deadline -= time.perf_counter() - self.sent_at
             rt._deadlines.add(self.deadline, (self.step_id, self))  # ids never tie: no flight
             if len(rt._deadlines) > 4 * len(rt._flights) + 1024:  # is ever compared
                 rt._deadlines.compact([(f.deadline, (f.step_id, f)) for f in rt._flights])
