@@ -357,13 +357,15 @@ class DistributedRuntime:
         lock = _thread.allocate_lock()
         lock.acquire()
         flight = _Flight(self, step, args, trace, stats, lock.release)
-        if step.registered:
-            flight.send_ahead()
         try:
-            self._token.run_sync_soon(self._launch, flight)
-        except trio.RunFinishedError:
-            raise UnavailableError("the session's connection to the cluster has shut "
-                                   "down") from None
+            if step.registered:
+                flight.send_ahead()
+        finally:  # interrupted or not, the loop sees to what left: runs the step, or aborts it
+            try:
+                self._token.run_sync_soon(self._launch, flight)
+            except trio.RunFinishedError:
+                raise UnavailableError("the session's connection to the cluster has shut "
+                                       "down") from None
         lock.acquire()
         return flight.result()
 
@@ -529,8 +531,11 @@ class _Flight:
             send = getattr(part.task.client, "start_call_from_thread", None)
             if send is not None:
                 header, feeds = self._request(part)
-                rid = send("run_graph", header, feeds or None,
-                           functools.partial(self._ahead_done, k), timeout=timeout)
+                try:
+                    rid = send("run_graph", header, feeds or None,
+                               functools.partial(self._ahead_done, k), timeout=timeout)
+                except Exception:  # noqa: BLE001 - e.g. a feed the codec refuses: the loop
+                    return  # meets it again in `start`, which fails the step and aborts these
                 if rid:
                     self.ahead.append((k, part, rid))
 

@@ -553,6 +553,44 @@ def test_sync_steps_send_their_requests_from_the_callers_threads(monkeypatch) ->
             assert s.run(v) == 2 + 4 * 150 + 20
 
 
+def test_a_failure_while_sending_ahead_leaves_the_step_to_the_loop(monkeypatch) -> None:
+    """If sending a request from the caller's thread fails (an error, or an interrupt such as
+    Ctrl-C), the master's loop still runs the step: an error there falls back to the loop's
+    own send, and an interrupted step runs to its end instead of leaving its tasks waiting."""
+    cluster = af.ClusterSpec({"ps": [f"127.0.0.1:{_free_port()}"],
+                              "worker": [f"127.0.0.1:{_free_port()}"]})
+    with af.Server(cluster, "ps", 0, config=_config()), \
+            af.Server(cluster, "worker", 0, config=_config()) as worker:
+        g = af.Graph()
+        with g.as_default():
+            with af.device("/job:ps/task:0"):
+                v = af.Variable(np.float64(0), name="v")
+            with af.device("/job:worker/task:0"):
+                one = v.value() * 0.0 + 1.0
+            bump = v.assign_add(one)
+        with af.Session(worker.target, graph=g, config=_config()) as s:
+            s.run(v.initializer)
+            assert s.run(bump) == 1.0
+            raised = []
+
+            def failing(self, *args, **kwargs):
+                raised.append(1)
+                raise raised_kind("sending from this thread failed")
+
+            monkeypatch.setattr(RpcClient, "start_call_from_thread", failing)
+            raised_kind = RuntimeError
+            assert s.run(bump) == 2.0 and raised == [1]
+            raised_kind = KeyboardInterrupt
+            with pytest.raises(KeyboardInterrupt):
+                s.run(bump)
+            monkeypatch.undo()
+            deadline = time.monotonic() + 10
+            while s.run(v) != 3.0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert s.run(v) == 3.0  # the interrupted step ran to its end
+            assert s.run(bump) == 4.0
+
+
 def test_device_filters_leave_out_tasks_that_are_not_up() -> None:
     cluster = af.ClusterSpec({"ps": [f"127.0.0.1:{_free_port()}"],
                               "worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]})

@@ -163,8 +163,13 @@ class _Conn:
             self.owner._n_sent += 1
             if flush:
                 with contextlib.suppress(trio.RunFinishedError):  # the loop is gone: so is
-                    token.run_sync_soon(self.owner._nursery.start_soon, self._flush)  # all
+                    token.run_sync_soon(self._start_flush)  # the connection
         return True
+
+    def _start_flush(self) -> None:
+        """(In the loop.) Start the flush task that a send from another thread asked for."""
+        with contextlib.suppress(RuntimeError):  # the socket closed meanwhile (and with it
+            self.owner._nursery.start_soon(self._flush)  # this connection): nothing to send
 
     def _send(self, frames: Sequence[object]) -> bool:
         """Hand one message to the kernel, queueing what it does not take (or all of it, behind
