@@ -174,10 +174,13 @@ async def test_back_pressure_then_send_waits_until_the_kernel_takes_more() -> No
 
 
 async def test_the_dealer_reconnects_to_a_router_that_comes_back() -> None:
+    """...and says each time its connection was lost (`on_lost`), not when it closes."""
     name = fresh()
     first, second, replies = Inbox(), Inbox(), Inbox()
+    lost = []
     with trio.fail_after(10):
-        async with StreamDealer(SocketConfig(retry_interval=0.005), on_receive=replies) as d:
+        async with StreamDealer(SocketConfig(retry_interval=0.005), on_receive=replies,
+                                on_lost=lambda: lost.append(1)) as d:
             d.connect(name)  # nothing listens yet: it keeps trying
             with pytest.raises(trio.WouldBlock):
                 d.send_nowait([b"early"])
@@ -186,6 +189,9 @@ async def test_the_dealer_reconnects_to_a_router_that_comes_back() -> None:
                 await d.send([b"one"])
                 assert (await first.wait_for(1))[0][1:] == [b"one"]
             assert not listening(name)  # the router closed: its name is free again
+            while not lost:
+                await trio.sleep(0.001)
+            assert lost == [1]
             async with StreamRouter(on_receive=second) as router:
                 router.bind(name)
                 await d.send([b"two"])
@@ -193,6 +199,17 @@ async def test_the_dealer_reconnects_to_a_router_that_comes_back() -> None:
                 assert msg[1:] == [b"two"]
                 router.send_nowait([msg[0], b"back"])
                 assert await replies.wait_for(1) == [[b"back"]]
+            while len(lost) < 2:
+                await trio.sleep(0.001)
+        assert lost == [1, 1]
+        # Closing a connected dealer is no loss.
+        async with StreamRouter(on_receive=Inbox()) as router:
+            router.bind(name)
+            async with StreamDealer(on_receive=Inbox(), on_lost=lambda: lost.append(2)) as d:
+                d.connect(name)
+                await connected(d)
+            await trio.sleep(0.01)
+        assert lost == [1, 1]
 
 
 async def test_a_file_path_endpoint_is_removed_on_close(tmp_path) -> None:

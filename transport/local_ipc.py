@@ -93,10 +93,12 @@ async def prefer_ipc(tcp_endpoint: str, timeout: float = 0.5,
 
 def dealer(ctx: zmq.Context, endpoint: str, config: SocketConfig, *,
            routing_id: bytes | None = None, name: str = "",
-           on_receive: Callable[[list], None]) -> ZSocket | StreamDealer:
+           on_receive: Callable[[list], None],
+           on_lost: Callable[[], None] | None = None) -> ZSocket | StreamDealer:
     """The calling socket for `endpoint` (enter it, then ``connect(endpoint)``): a
-    `StreamDealer` for ``unix://``, else a ZeroMQ DEALER."""
+    `StreamDealer` for ``unix://`` (`on_lost`: its connection broke), else a ZeroMQ DEALER
+    (which reconnects without a word: `on_lost` is never called)."""
     if endpoint.startswith(SCHEME):
-        return StreamDealer(config, name=name, on_receive=on_receive)
+        return StreamDealer(config, name=name, on_receive=on_receive, on_lost=on_lost)
     return ZSocket(ctx, zmq.DEALER, config, routing_id=routing_id, name=name,
                    on_receive=on_receive)

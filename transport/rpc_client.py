@@ -13,7 +13,8 @@ State (touched only by its trio tasks, but for `start_call_from_thread`, which i
   pump) stamps every message that arrives; the heartbeat task pings after each
   ``heartbeat_interval`` of silence and, after ``heartbeat_timeout`` with no message at all,
   declares the server dead: every pending call fails with `UnavailableError` and new calls fail
-  at once, until any message arrives again (pings continue meanwhile).
+  at once, until any message arrives again (pings continue meanwhile). A same-host stream
+  that breaks (``_lost``: the server exited or dropped us) declares it dead at once.
 - ``_deadlines``: one timer task for every call's deadline (`DeadlineTimer`); on expiry the
   call raises `DeadlineExceededError` and the server is told to cancel the handler.
 
@@ -113,6 +114,7 @@ class RpcClient:
         self._deadlines = DeadlineTimer(self._expire)
         self._ids = itertools.count(1)  # request ids; `next` is atomic, for other threads too
         self._alive = True
+        self._lost = False  # dead because the same-host stream broke (not a heartbeat timeout)
         self._ready = trio.Event()  # set by the first message since start or since going dead
         self._last_traffic = 0.0
         self._closed = False
@@ -126,7 +128,8 @@ class RpcClient:
             self._stack.callback(self._fail_all, "the client was closed")
             self._sock = await self._stack.enter_async_context(
                 dealer(ctx, self.endpoint, self.config.socket_config(),
-                       routing_id=self.routing_id, name=self.name, on_receive=self._on_message))
+                       routing_id=self.routing_id, name=self.name, on_receive=self._on_message,
+                       on_lost=self._connection_lost))
             self._sock.connect(self.endpoint)
             self._last_traffic = trio.current_time()
             self._nursery = await self._stack.enter_async_context(trio.open_nursery())
@@ -351,7 +354,24 @@ class RpcClient:
         with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, UnavailableError):
             self._sock.send_nowait(encode({"k": CANCEL, "id": rid}))
 
+    def _connection_lost(self) -> None:
+        """The same-host stream to the server broke: it exited or dropped this client, and the
+        calls in flight on it are lost. Fail them now, and new calls at once until the server
+        answers again (the heartbeat pings it as the stream reconnects)."""
+        if self._closed:
+            return
+        self._alive = False
+        self._lost = True
+        if self._ready.is_set():
+            self._ready = trio.Event()
+        self._fail_all()
+
     def _dead_error(self) -> UnavailableError:
+        if self._lost:
+            return UnavailableError(
+                f"server {self.endpoint} closed the connection (it exited, or dropped this "
+                "client); the calls in flight were lost. Calls fail at once until it answers "
+                "again")
         silent = trio.current_time() - self._last_traffic
         return UnavailableError(
             f"server {self.endpoint} is not responding: nothing heard for {silent:.2f}s "
@@ -380,6 +400,7 @@ class RpcClient:
         alive; a reply completes its call."""
         self._last_traffic = trio.current_time()
         self._alive = True
+        self._lost = False
         if not self._ready.is_set():
             self._ready.set()
         try:

@@ -26,7 +26,9 @@ Behaviour matched to the ZeroMQ sockets they stand in for:
   (``ROUTER_MANDATORY``);
 - a dealer connects in the background and reconnects every ``retry_interval`` after the
   connection is lost; until it is connected, ``send_nowait`` raises `trio.WouldBlock`
-  (``IMMEDIATE``); messages queued on a lost connection are dropped, as libzmq drops them;
+  (``IMMEDIATE``); messages queued on a lost connection are dropped, as libzmq drops them.
+  Unlike libzmq, it says so (``on_lost``): the RPC client fails the calls that were in flight
+  at once, where over ZeroMQ only the heartbeat finds out;
 - ``send_nowait`` raises `trio.WouldBlock` while ``sndhwm`` messages are queued for the
   kernel on that connection; ``send`` waits instead.
 
@@ -559,12 +561,16 @@ class StreamRouter(_StreamSocket):
 
 
 class StreamDealer(_StreamSocket):
-    """The calling end: one connection to a router, re-made after it is lost."""
+    """The calling end: one connection to a router, re-made after it is lost. `on_lost` is
+    called (in the loop) when an established connection breaks while the socket is open: the
+    router exited or dropped it, and what was sent on it and not answered is gone."""
 
     def __init__(self, config: SocketConfig | None = None, *, name: str = "",
-                 on_receive: Callable[[list], None] | None = None) -> None:
+                 on_receive: Callable[[list], None] | None = None,
+                 on_lost: Callable[[], None] | None = None) -> None:
         super().__init__(config, name=name, on_receive=on_receive)
         self._conn: _Conn | None = None
+        self._on_lost = on_lost
 
     def connect(self, endpoint: str) -> None:
         """Connect to `endpoint` in the background, and again whenever the link is lost."""
@@ -590,6 +596,8 @@ class StreamDealer(_StreamSocket):
             self._changed_now()
             await self._read(conn)
             self._conn = None
+            if self._open and self._on_lost is not None:
+                self._on_lost()
             await trio.sleep(self.config.retry_interval)
 
     def send_nowait(self, frames: Sequence[object]) -> None:
