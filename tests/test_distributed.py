@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -499,20 +500,11 @@ def test_in_process_servers_and_a_session() -> None:
                 s.run(y)  # no such task in this cluster: the placer says what there is
 
 
-def test_sync_steps_send_their_requests_from_the_callers_threads(monkeypatch) -> None:
-    """A sync step's request to a same-host task leaves from the caller's own thread, before
-    the master's loop wakes; four threads stepping at once on one session all land, and an
-    error that comes back before the loop starts the step's own part still ends the step
-    with its class and node, the session going on."""
-    left_from = []
-    real = RpcClient.start_call_from_thread
-
-    def spy(self, *args, **kwargs):
-        rid = real(self, *args, **kwargs)
-        left_from.append((threading.current_thread(), rid))
-        return rid
-
-    monkeypatch.setattr(RpcClient, "start_call_from_thread", spy)
+@contextlib.contextmanager
+def _bump_session() -> Iterator[tuple[af.Session, Any, Any, Any]]:
+    """In-process servers for ps0 and worker0 and a session on worker0: ``(session, v, bump,
+    bad)``, where `bump` adds 1 computed on the worker to `v` on ps0 (initialised to 0) and
+    `bad` reads a variable on ps0 that is never initialised."""
     cluster = af.ClusterSpec({"ps": [f"127.0.0.1:{_free_port()}"],
                               "worker": [f"127.0.0.1:{_free_port()}"]})
     with af.Server(cluster, "ps", 0, config=_config()), \
@@ -528,67 +520,73 @@ def test_sync_steps_send_their_requests_from_the_callers_threads(monkeypatch) ->
             bump = v.assign_add(one)
         with af.Session(worker.target, graph=g, config=_config()) as s:
             s.run(v.initializer)
-            s.run(bump)
-            left_from.clear()
-            s.run(bump)
-            assert left_from == [(threading.current_thread(), left_from[0][1])]
-            assert left_from[0][1] > 0
+            yield s, v, bump, bad
 
-            def steps(n: int) -> None:
-                for _ in range(n):
-                    s.run(bump)
 
-            threads = [threading.Thread(target=steps, args=(150,)) for _ in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
-            assert s.run(v) == 2 + 4 * 150
-            assert {t for t, rid in left_from if rid} >= set(threads)
-            for _ in range(20):
-                with pytest.raises(af.FailedPreconditionError) as info:
-                    s.run(bad)
-                assert "never_initialized" in str(info.value)
-                assert s.run(bump) == s.run(v)
-            assert s.run(v) == 2 + 4 * 150 + 20
+def test_sync_steps_send_their_requests_from_the_callers_threads(monkeypatch) -> None:
+    """A sync step's request to a same-host task leaves from the caller's own thread, before
+    the master's loop wakes; four threads stepping at once on one session all land, and an
+    error that comes back before the loop starts the step's own part still ends the step
+    with its class and node, the session going on."""
+    left_from = []
+    real = RpcClient.start_call_from_thread
+
+    def spy(self, *args, **kwargs):
+        rid = real(self, *args, **kwargs)
+        left_from.append((threading.current_thread(), rid))
+        return rid
+
+    monkeypatch.setattr(RpcClient, "start_call_from_thread", spy)
+    with _bump_session() as (s, v, bump, bad):
+        s.run(bump)
+        left_from.clear()
+        s.run(bump)
+        assert left_from == [(threading.current_thread(), left_from[0][1])]
+        assert left_from[0][1] > 0
+
+        def steps(n: int) -> None:
+            for _ in range(n):
+                s.run(bump)
+
+        threads = [threading.Thread(target=steps, args=(150,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert s.run(v) == 2 + 4 * 150
+        assert {t for t, rid in left_from if rid} >= set(threads)
+        for _ in range(20):
+            with pytest.raises(af.FailedPreconditionError) as info:
+                s.run(bad)
+            assert "never_initialized" in str(info.value)
+            assert s.run(bump) == s.run(v)
+        assert s.run(v) == 2 + 4 * 150 + 20
 
 
 def test_a_failure_while_sending_ahead_leaves_the_step_to_the_loop(monkeypatch) -> None:
     """If sending a request from the caller's thread fails (an error, or an interrupt such as
     Ctrl-C), the master's loop still runs the step: an error there falls back to the loop's
     own send, and an interrupted step runs to its end instead of leaving its tasks waiting."""
-    cluster = af.ClusterSpec({"ps": [f"127.0.0.1:{_free_port()}"],
-                              "worker": [f"127.0.0.1:{_free_port()}"]})
-    with af.Server(cluster, "ps", 0, config=_config()), \
-            af.Server(cluster, "worker", 0, config=_config()) as worker:
-        g = af.Graph()
-        with g.as_default():
-            with af.device("/job:ps/task:0"):
-                v = af.Variable(np.float64(0), name="v")
-            with af.device("/job:worker/task:0"):
-                one = v.value() * 0.0 + 1.0
-            bump = v.assign_add(one)
-        with af.Session(worker.target, graph=g, config=_config()) as s:
-            s.run(v.initializer)
-            assert s.run(bump) == 1.0
-            raised = []
+    with _bump_session() as (s, v, bump, _):
+        assert s.run(bump) == 1.0
+        raised = []
 
-            def failing(self, *args, **kwargs):
-                raised.append(1)
-                raise raised_kind("sending from this thread failed")
+        def failing(self, *args, **kwargs):
+            raised.append(1)
+            raise raised_kind("sending from this thread failed")
 
-            monkeypatch.setattr(RpcClient, "start_call_from_thread", failing)
-            raised_kind = RuntimeError
-            assert s.run(bump) == 2.0 and raised == [1]
-            raised_kind = KeyboardInterrupt
-            with pytest.raises(KeyboardInterrupt):
-                s.run(bump)
-            monkeypatch.undo()
-            deadline = time.monotonic() + 10
-            while s.run(v) != 3.0 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert s.run(v) == 3.0  # the interrupted step ran to its end
-            assert s.run(bump) == 4.0
+        monkeypatch.setattr(RpcClient, "start_call_from_thread", failing)
+        raised_kind = RuntimeError
+        assert s.run(bump) == 2.0 and raised == [1]
+        raised_kind = KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt):
+            s.run(bump)
+        monkeypatch.undo()
+        deadline = time.monotonic() + 10
+        while s.run(v) != 3.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.run(v) == 3.0  # the interrupted step ran to its end
+        assert s.run(bump) == 4.0
 
 
 def test_device_filters_leave_out_tasks_that_are_not_up() -> None:

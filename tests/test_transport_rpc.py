@@ -175,21 +175,28 @@ async def test_server_enforces_the_deadline_it_was_sent(ctx) -> None:
             assert "ran past its deadline" in error.message
 
 
-async def test_dead_server_makes_calls_unavailable_then_recovers(ctx, bind) -> None:
+def _hanging_server(ctx, bind_):
+    """A server whose ``hang`` handler never returns: (an event set once a call hangs, the
+    scope to cancel to kill the server, the task to start it with: it reports the endpoint)."""
     started = trio.Event()
 
     async def hang(header, tensors):
         started.set()
         await trio.sleep_forever()
 
-    server_scope = trio.CancelScope()
+    scope = trio.CancelScope()
 
     async def run_server(*, task_status=trio.TASK_STATUS_IGNORED):
-        with server_scope:
+        with scope:
             async with RpcServer({"hang": hang}, config=HB, ctx=ctx) as server:
-                task_status.started(bind(server))
+                task_status.started(bind_(server))
                 await trio.sleep_forever()
 
+    return started, scope, run_server
+
+
+async def test_dead_server_makes_calls_unavailable_then_recovers(ctx, bind) -> None:
+    started, server_scope, run_server = _hanging_server(ctx, bind)
     outcome = {}
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
@@ -584,20 +591,8 @@ async def test_calls_started_from_other_threads_get_their_replies_on_the_loop(ct
 
 async def test_calls_from_threads_fail_when_the_server_dies_and_decline_while_it_is_dead(
         ctx) -> None:
-    started = trio.Event()
-
-    async def hang(header, tensors):
-        started.set()
-        await trio.sleep_forever()
-
-    server_scope = trio.CancelScope()
-
-    async def run_server(*, task_status=trio.TASK_STATUS_IGNORED):
-        with server_scope:
-            async with RpcServer({"hang": hang}, config=HB, ctx=ctx) as server:
-                task_status.started(server.bind(f"unix://@af-test-rpc-{os.getpid()}-dies"))
-                await trio.sleep_forever()
-
+    started, server_scope, run_server = _hanging_server(
+        ctx, lambda server: server.bind(f"unix://@af-test-rpc-{os.getpid()}-dies"))
     outcome = trio.Event()
     errors_seen = []
 
