@@ -236,7 +236,8 @@ class Session:
         return ex[1], ex[2]
 
     def make_callable(self, fetches: Any, feed_list: list[Any] | None = None) -> Callable[..., Any]:
-        """A function running `fetches` with positional feeds, skipping per-call lookups."""
+        """A function running `fetches` with positional feeds (`feed_list` order). It runs
+        through `run`, whose plan cache makes the per-call lookup ~2 us."""
         feed_list = list(feed_list or [])
 
         def call(*values: Any) -> Any:
