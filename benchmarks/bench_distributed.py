@@ -19,6 +19,7 @@ TensorFlow 2.21's (``peer_tf("nullmodel_ps")``, the same graph) in the same run;
 a ratio <= 0.7.
 
     python benchmarks/bench_distributed.py [--workers 1 2 4] [--duration 3] [--no-tf]
+        [--repeat N]
 """
 
 from __future__ import annotations
@@ -216,6 +217,11 @@ def run_actorflow(workers_list: list[int], models: list[str], duration: float, w
     return table
 
 
+def _median_of(trials: list[dict[str, float]]) -> dict[str, float]:
+    """One figure from several trials of a configuration: each field's median over them."""
+    return {k: float(np.median([t[k] for t in trials])) for k in trials[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "_worker":
@@ -228,24 +234,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker-daemons", action="store_true",
                     help="worker tasks as daemons, clients in other processes")
     ap.add_argument("--no-tf", action="store_true", help="skip the TensorFlow peer")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="trials per worker count, actorflow and TensorFlow alternating; each "
+                         "figure is then the median of the trials' medians")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args(argv)
 
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     # Each worker count: actorflow, then TensorFlow right after (the machine's speed drifts
-    # over minutes, so the two sides of a ratio are measured close together).
+    # over minutes, so the two sides of a ratio are measured close together), `repeat` times.
     ours: dict[str, dict[int, dict[str, float]]] = {m: {} for m in args.models}
     tf: dict[str, Any] | None = None if args.no_tf else {"table": {m: {} for m in args.models}}
+    trials: dict[str, dict[int, list]] = {m: {nw: [] for nw in args.workers}
+                                          for m in args.models}
     for nw in args.workers:
-        part = run_actorflow([nw], args.models, args.duration, args.warmup,
-                             inproc=not args.worker_daemons)
-        for m in args.models:
-            ours[m].update(part[m])
-        if tf is not None:
-            got = peer_tf("nullmodel_ps", workers=[nw], models=args.models,
-                          duration=args.duration, warmup=args.warmup)
+        tf_trials: dict[str, list[float]] = {m: [] for m in args.models}
+        for _ in range(args.repeat):
+            part = run_actorflow([nw], args.models, args.duration, args.warmup,
+                                 inproc=not args.worker_daemons)
             for m in args.models:
-                tf["table"][m].update(got["table"][m])
-            tf.setdefault("runs", []).append(got)
+                trials[m][nw].append(part[m][nw])
+            if tf is not None:
+                got = peer_tf("nullmodel_ps", workers=[nw], models=args.models,
+                              duration=args.duration, warmup=args.warmup)
+                for m in args.models:
+                    tf_trials[m].append(got["table"][m][str(nw)]["median_ms"])
+                tf.setdefault("runs", []).append(got)
+        for m in args.models:
+            ours[m][nw] = _median_of(trials[m][nw])
+            if tf is not None:
+                tf["table"][m][str(nw)] = {"median_ms": float(np.median(tf_trials[m])),
+                                           "trials_ms": tf_trials[m]}
     rows = []
     for m in args.models:
         for nw in args.workers:
@@ -260,8 +280,18 @@ def main(argv: list[str] | None = None) -> int:
     print("null-model PS step, 2 PS tasks, asynchronous workers; median ms per step "
           "(ratio = actorflow / TensorFlow, target <= 0.7)")
     print_table(rows)
+    if args.repeat > 1:
+        print(f"(each figure: the median of {args.repeat} trials' medians; actorflow's trials "
+              "in ms:)")
+        for m in args.models:
+            for nw in args.workers:
+                got = ", ".join(f"{t['median_ms']:.3g}" for t in trials[m][nw])
+                theirs = (", ".join(f"{t:.3g}" for t in tf["table"][m][str(nw)]["trials_ms"])
+                          if tf else "")
+                print(f"  {m} {nw}: {got}" + (f"   TensorFlow: {theirs}" if theirs else ""))
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "tf": tf}, indent=1))
+        Path(args.json).write_text(json.dumps({"rows": rows, "tf": tf, "trials": trials},
+                                              indent=1))
     return 0
 
 
