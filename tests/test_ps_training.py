@@ -166,6 +166,16 @@ def test_actorflow_cluster_command_serves_until_sigterm(tmp_path) -> None:
         stop_processes([proc])
 
 
+def _sharded(table: np.ndarray, name: str) -> list[af.Variable]:
+    """`table` as variables on /job:ps/task:0 and :1, row r on task r % 2 (in the default
+    graph)."""
+    shards = []
+    for k in range(2):
+        with af.device(f"/job:ps/task:{k}"):
+            shards.append(af.Variable(table[k::2], name=f"{name}{k}"))
+    return shards
+
+
 def test_a_table_sharded_over_two_ps_tasks_gathers_and_updates_on_each() -> None:
     """embedding_lookup over shards on /job:ps/task:0 and :1 (Figure 3's Part/Gather/Stitch):
     each shard's gather and sparse update run on its own PS task, only rows travel, and the
@@ -175,10 +185,7 @@ def test_a_table_sharded_over_two_ps_tasks_gathers_and_updates_on_each() -> None
     table = rng.standard_normal((rows, dim)).astype(np.float32)
     g = af.Graph()
     with g.as_default():
-        shards = []
-        for k in range(2):
-            with af.device(f"/job:ps/task:{k}"):
-                shards.append(af.Variable(table[k::2], name=f"emb{k}"))
+        shards = _sharded(table, "emb")
         with af.device("/job:worker/task:0"):
             ids = af.placeholder(af.int64, [None], name="ids")
             y = af.nn.embedding_lookup(shards, ids)  # "mod": id i in shard i % 2
@@ -218,10 +225,7 @@ def test_tensors_sent_before_waiting_ride_on_the_run_graph_requests() -> None:
             table = np.arange(40, dtype=np.float32).reshape(20, 2)
             g = af.Graph()
             with g.as_default():
-                shards = []
-                for k in range(2):
-                    with af.device(f"/job:ps/task:{k}"):
-                        shards.append(af.Variable(table[k::2], name=f"t{k}"))
+                shards = _sharded(table, "t")
                 with af.device("/job:worker/task:0"):
                     ids = af.placeholder(af.int64, [None])
                     y = af.nn.embedding_lookup(shards, ids) * 2.0

@@ -27,7 +27,7 @@ import trio
 import zmq
 
 from transport.codec import decode_message, encode
-from transport.rpc_core import PING, PONG, REPLY, REQUEST
+from transport.rpc_core import PING, PONG, REPLY, request_frames
 from transport.unix_stream import SCHEME, StreamDealer, listening
 from transport.zsocket import SocketConfig, ZSocket
 
@@ -61,7 +61,7 @@ async def prefer_ipc(tcp_endpoint: str, timeout: float = 0.5,
     ipc = ipc_endpoint(tcp_endpoint)
     if ipc is None or not listening(ipc):
         return tcp_endpoint
-    ask = (encode({"k": REQUEST, "id": 1, "m": "status", "t": timeout, "h": None})
+    ask = (request_frames(1, "status", timeout, None)
            if task is not None else encode({"k": PING}))
     answers: list[list] = []
     heard = trio.Event()

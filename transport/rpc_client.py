@@ -44,10 +44,10 @@ from transport.rpc_core import (
     PING,
     PONG,
     REPLY,
-    REQUEST,
     DeadlineTimer,
     RpcConfig,
     owned_context,
+    request_frames,
 )
 from transport.unix_stream import StreamDealer
 from transport.zsocket import ZSocket
@@ -198,7 +198,7 @@ class RpcClient:
                 f"call {method!r} to {self.endpoint} was given no time (timeout={timeout})"
             )
         rid = next(self._ids)
-        frames = encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
+        frames = request_frames(rid, method, timeout, header, tensors)
         self._n_calls += 1
         call = _Call(math.inf if timeout is None else trio.current_time() + timeout, method)
         pending = self._pending
@@ -257,7 +257,7 @@ class RpcClient:
             then(None, [], error)
             return 0
         rid = next(self._ids)
-        frames = encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
+        frames = request_frames(rid, method, timeout, header, tensors)
         self._n_calls += 1
         call = _Call(math.inf if timeout is None else trio.current_time() + timeout, method, then)
         self._pending[rid] = call
@@ -294,7 +294,7 @@ class RpcClient:
         if type(sock) is not StreamDealer:
             return 0
         rid = next(self._ids)
-        frames = encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
+        frames = request_frames(rid, method, timeout, header, tensors)
         self._pending[rid] = _Call(math.inf, method, then)  # before the reply can come
         # Checked after inserting: the loop marks the client dead or closed before failing
         # every pending call, so either it fails this one too, or it is seen here.

@@ -18,11 +18,17 @@ import trio
 import zmq
 
 from devices.errors import InvalidArgumentError
-from transport.codec import DEFAULT_LIMITS, Limits
+from transport.codec import DEFAULT_LIMITS, Limits, encode
 from transport.zsocket import SocketConfig
 
 # The message kinds: the "k" field of every RPC header. ONEWAY is a request that gets no reply.
 REQUEST, REPLY, PING, PONG, CANCEL, ONEWAY = "q", "r", "p", "P", "c", "s"
+
+
+def request_frames(rid: int, method: str, timeout: float | None, header: Any,
+                   tensors: Any = None) -> list[object]:
+    """The frames of request `rid` for `method` (`timeout`: the seconds the server is given)."""
+    return encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
 
 
 @dataclass(frozen=True)
