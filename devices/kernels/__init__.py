@@ -12,6 +12,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     math,
     nn,
     partition,
+    queue,  # queues (issue 15)
     random,
     reduction,
     registry,
