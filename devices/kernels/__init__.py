@@ -4,6 +4,7 @@ Importing this package registers every built-in kernel.
 """
 
 from devices.kernels import (  # noqa: F401  (imported to register their kernels)
+    accumulator,  # accumulators (issue 15)
     array,
     base,
     control_flow,

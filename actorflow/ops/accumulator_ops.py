@@ -1,0 +1,157 @@
+"""Gradient accumulators with TF1's API: `af.ConditionalAccumulator` and
+`af.SparseConditionalAccumulator` (the aggregators of synchronous replication, OSDI §4.4).
+
+    acc = af.ConditionalAccumulator(af.float32, shape=(3,), shared_name="w/grad_accum")
+    apply = acc.apply_grad(grad, local_step=step)    # dropped (and counted) if stale
+    avg = acc.take_grad(num_required=2)              # blocks until 2 are in; step += 1
+
+An accumulator is a resource on its device (`devices.accumulators`), found by `shared_name`.
+A gradient whose `local_step` is older than the accumulator's global step is dropped and
+counted: `counters()` fetches [applied, dropped, taken, global_step], so a user can see how
+many gradients (a backup worker's, a late worker's) were not used. `take_grad` blocks
+asynchronously (the device goes on with other work) and is woken by the apply that completes
+the count, by `close()`, or by its step's deadline or cancellation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actorflow import shapes as shp
+from actorflow.graph import Operation, Tensor, colocate_with
+from actorflow.indexed_slices import IndexedSlices
+from actorflow.op_def import apply_op, apply_op_op, convert_to_tensor, define_op, no_gradient
+from devices import dtypes
+
+__all__ = ["ConditionalAccumulatorBase", "ConditionalAccumulator",
+           "SparseConditionalAccumulator"]
+
+_h = lambda i, a: [(dtypes.resource, ())]  # noqa: E731
+for _op, _inf in (
+        ("ConditionalAccumulatorV2", _h), ("SparseConditionalAccumulatorV2", _h),
+        ("AccumulatorApplyGradientV2", lambda i, a: [(dtypes.bool_, ())]),
+        ("SparseAccumulatorApplyGradientV2", lambda i, a: [(dtypes.bool_, ())]),
+        ("AccumulatorTakeGradientV2", lambda i, a: [(a["dtype"], a.get("shape"))]),
+        ("SparseAccumulatorTakeGradientV2", lambda i, a: [
+            (dtypes.int64, (None,)), (a["dtype"], None if a.get("shape") is None else
+                                      (None, *a["shape"][1:])), (dtypes.int64, (None,))]),
+        ("AccumulatorSetGlobalStepV2", lambda i, a: []),
+        ("AccumulatorNumAccumulatedV2", lambda i, a: [(dtypes.int32, ())]),
+        ("AccumulatorCountersV2", lambda i, a: [(dtypes.int64, (4,))]),
+        ("AccumulatorCloseV2", lambda i, a: [])):
+    define_op(_op, infer=_inf, stateful=True)
+    no_gradient(_op)
+
+
+class ConditionalAccumulatorBase:
+    _kind = "ConditionalAccumulatorV2"
+
+    def __init__(self, dtype: Any, shape: Any = None, shared_name: str | None = None,
+                 name: str = "conditional_accumulator", reduction_type: str = "MEAN"):
+        self._dtype = dtypes.as_dtype(dtype)
+        self._shape = shp.as_shape(shape)
+        if reduction_type not in ("MEAN", "SUM"):
+            raise ValueError(f"reduction_type must be 'MEAN' or 'SUM', got {reduction_type!r}")
+        self._handle = apply_op(self._kind, [], {
+            "dtype": self._dtype, "shape": self._shape, "container": "",
+            "shared_name": shared_name or "", "reduction_type": reduction_type}, name=name)[0]
+
+    @property
+    def accumulator_ref(self) -> Tensor:
+        return self._handle
+
+    @property
+    def name(self) -> str:
+        return self._handle.op.name
+
+    @property
+    def dtype(self) -> dtypes.DType:
+        return self._dtype
+
+    def _attrs(self) -> dict:
+        return {"dtype": self._dtype, "shape": self._shape}
+
+    def num_accumulated(self, name: str | None = None) -> Tensor:
+        with colocate_with(self._handle.op):
+            return apply_op("AccumulatorNumAccumulatedV2", [self._handle], {},
+                            name=name or "num_accumulated")[0]
+
+    def set_global_step(self, new_global_step: Any, name: str | None = None) -> Operation:
+        with colocate_with(self._handle.op):
+            return apply_op_op("AccumulatorSetGlobalStepV2", [
+                self._handle, convert_to_tensor(new_global_step, dtype=dtypes.int64)], {},
+                name=name or "set_global_step")
+
+    def counters(self, name: str | None = None) -> Tensor:
+        """int64 [applied, dropped (stale), taken, global_step] of this accumulator."""
+        with colocate_with(self._handle.op):
+            return apply_op("AccumulatorCountersV2", [self._handle], {},
+                            name=name or "counters")[0]
+
+    def close(self, name: str | None = None) -> Operation:
+        """Fail pending and later take_grad calls with OutOfRangeError (a clean shutdown)."""
+        with colocate_with(self._handle.op):
+            return apply_op_op("AccumulatorCloseV2", [self._handle], {}, name=name or "close")
+
+
+class ConditionalAccumulator(ConditionalAccumulatorBase):
+    """Averages dense gradients of one global step; stale ones are dropped and counted."""
+
+    def apply_grad(self, grad: Any, local_step: Any = 0, name: str | None = None) -> Operation:
+        """Add `grad` if `local_step` >= the accumulator's global step. The op's output (a bool
+        tensor) says whether the gradient was used."""
+        g = convert_to_tensor(grad, dtype=self._dtype)
+        with colocate_with(self._handle.op):
+            return apply_op_op("AccumulatorApplyGradientV2", [
+                self._handle, convert_to_tensor(local_step, dtype=dtypes.int64), g], {},
+                name=name or "apply_grad")
+
+    def take_grad(self, num_required: Any, name: str | None = None) -> Tensor:
+        """Block until `num_required` gradients are in; return their mean (or sum), reset, and
+        advance the global step by one."""
+        with colocate_with(self._handle.op):
+            return apply_op("AccumulatorTakeGradientV2", [
+                self._handle, convert_to_tensor(num_required, dtype=dtypes.int32)],
+                self._attrs(), name=name or "take_grad")[0]
+
+
+class SparseConditionalAccumulator(ConditionalAccumulatorBase):
+    """Aggregates IndexedSlices gradients: per row, the sum over the step's gradients divided
+    by their number (MEAN) or not (SUM)."""
+
+    _kind = "SparseConditionalAccumulatorV2"
+
+    def __init__(self, dtype: Any, shape: Any = None, shared_name: str | None = None,
+                 name: str = "sparse_conditional_accumulator", reduction_type: str = "MEAN"):
+        super().__init__(dtype, shape, shared_name, name, reduction_type)
+
+    def apply_indexed_slices_grad(self, grad: IndexedSlices, local_step: Any = 0,
+                                  name: str | None = None) -> Operation:
+        return self.apply_grad(grad.indices, grad.values, grad.dense_shape, local_step, name)
+
+    def apply_grad(self, grad_indices: Any, grad_values: Any, grad_shape: Any = None,
+                   local_step: Any = 0, name: str | None = None) -> Operation:
+        from actorflow.ops.array_ops import shape as shape_of
+
+        values = convert_to_tensor(grad_values, dtype=self._dtype)
+        if grad_shape is None:
+            grad_shape = (shape_of(values) if self._shape is None
+                          else convert_to_tensor(list(self._shape), dtype=dtypes.int64))
+        with colocate_with(self._handle.op):
+            return apply_op_op("SparseAccumulatorApplyGradientV2", [
+                self._handle, convert_to_tensor(local_step, dtype=dtypes.int64),
+                convert_to_tensor(grad_indices, dtype=dtypes.int64), values,
+                convert_to_tensor(grad_shape, dtype=dtypes.int64)], {},
+                name=name or "apply_grad")
+
+    def take_grad(self, num_required: Any, name: str | None = None) -> tuple:
+        """(indices, values, dense_shape) of the aggregated gradient (see take_grad)."""
+        with colocate_with(self._handle.op):
+            return apply_op("SparseAccumulatorTakeGradientV2", [
+                self._handle, convert_to_tensor(num_required, dtype=dtypes.int32)],
+                self._attrs(), name=name or "take_grad")
+
+    def take_indexed_slices_grad(self, num_required: Any, name: str | None = None
+                                 ) -> IndexedSlices:
+        indices, values, dense_shape = self.take_grad(num_required, name)
+        return IndexedSlices(values, indices, dense_shape)

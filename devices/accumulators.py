@@ -1,0 +1,196 @@
+"""Conditional accumulators (the gradient aggregators of synchronous replication, OSDI §4.4):
+device resources that average the gradients of one global step and drop stale ones.
+
+An accumulator has a `global_step`. ``apply(grad, local_step)`` adds `grad` to the sum if
+``local_step >= global_step``; otherwise the gradient is *stale*: dropped and counted
+(`dropped`). ``take(n)`` blocks (asynchronously: a `devices.waits.Waiter`) until at least `n`
+gradients are in, returns their mean (or sum), resets the sum and advances `global_step` by
+one, so every gradient computed for an older step is dropped from then on. `close()` fails
+pending and later takes with OutOfRange (a clean end for a shut-down job).
+
+The sparse accumulator takes (indices, values, dense_shape) gradients and returns an
+IndexedSlices-shaped triple: the unique indices, and per index the sum, or with MEAN the sum
+divided by the number of gradients in the step (TF's SparseConditionalAccumulator divides by
+the gradient count too).
+
+State (guarded by `_lock`; applied from the device's baton holder, takes completed from any
+thread): `global_step`, `count`, `_sum` (dense) or `_parts` (sparse), `_takes` (blocked takes,
+oldest first), counters `applied`, `dropped`, `taken`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from devices.errors import InvalidArgumentError, OpError, OutOfRangeError
+from devices.waits import Wait, Waiter
+
+
+class Accumulator:
+    kind = "ConditionalAccumulator"
+
+    def __init__(self, name: str, dtype: np.dtype, shape: tuple | None, reduction: str,
+                 device: str):
+        if reduction not in ("MEAN", "SUM"):
+            raise InvalidArgumentError(
+                f"reduction_type must be 'MEAN' or 'SUM', got {reduction!r}", device=device)
+        self.name = name
+        self.dtype = np.dtype(dtype)
+        self.shape = shape
+        self.reduction = reduction
+        self.device = device
+        self.global_step = 0
+        self.count = 0
+        self.closed = False
+        self._sum: Any = None
+        self._lock = threading.Lock()
+        self._takes: deque[Waiter] = deque()
+        self.applied = 0
+        self.dropped = 0
+        self.taken = 0
+
+    def describe(self) -> str:
+        return (f"{self.kind} '{self.name}' (step {self.global_step}, {self.count} "
+                f"gradients in)")
+
+    def check(self, kind: str, dtype: np.dtype) -> None:
+        if kind != self.kind or np.dtype(dtype) != self.dtype:
+            raise InvalidArgumentError(
+                f"shared accumulator '{self.name}' exists as a {self.kind} of {self.dtype}; "
+                f"this handle asks for a {kind} of {np.dtype(dtype)}: use another shared_name",
+                device=self.device)
+
+    # ---- operations ------------------------------------------------------------------------
+    def apply(self, grad: Any, local_step: int) -> bool:
+        """Add a gradient computed at `local_step`; False (and counted) if it is stale."""
+        with self._lock:
+            if int(local_step) < self.global_step:
+                self.dropped += 1
+                return False
+            self._add(grad)
+            self.count += 1
+            self.applied += 1
+            self._pump()
+            return True
+
+    def _add(self, grad: Any) -> None:
+        g = np.asarray(grad, dtype=self.dtype)
+        if self.shape is not None and (len(self.shape) != g.ndim or any(
+                w is not None and w != d for w, d in zip(self.shape, g.shape, strict=True))):
+            raise InvalidArgumentError(
+                f"gradient of shape {g.shape} does not match {self.describe()} of shape "
+                f"{self.shape}", device=self.device)
+        if self._sum is None:
+            self._sum = g.copy()
+        elif self._sum.shape != g.shape:
+            raise InvalidArgumentError(
+                f"gradient of shape {g.shape} does not match the shape {self._sum.shape} of "
+                f"the gradients already in {self.describe()}", device=self.device)
+        else:
+            self._sum += g
+
+    def try_take(self, n: int) -> Any:
+        with self._lock:
+            if self._takes:
+                return None
+            return self._serve(n)
+
+    def register(self, w: Waiter) -> None:
+        with self._lock:
+            self._takes.append(w)
+            self._pump()
+
+    def cancel(self, w: Waiter, error: OpError) -> None:
+        with self._lock:
+            try:
+                self._takes.remove(w)
+            except ValueError:
+                pass
+            w.fail(error)
+
+    def set_global_step(self, step: int) -> None:
+        """Move the accumulator to `step`; gradients already in for older steps are dropped."""
+        with self._lock:
+            step = int(step)
+            if step > self.global_step and self.count:
+                self.dropped += self.count
+                self._reset()
+            self.global_step = step
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            self._pump()
+
+    def waits(self) -> list[Wait]:
+        with self._lock:
+            return [w.record for w in self._takes]
+
+    # ---- state machine (under _lock) ---------------------------------------------------------
+    def _serve(self, n: int) -> Any:
+        if self.closed:
+            raise OutOfRangeError(f"{self.describe()} is closed", device=self.device)
+        if n < 1:
+            raise InvalidArgumentError(
+                f"take_grad needs num_required >= 1, got {n}", device=self.device)
+        if self.count < n:
+            return None
+        out = self._result()
+        self.taken += self.count
+        self._reset()
+        self.global_step += 1
+        return out
+
+    def _result(self) -> Any:
+        s = self._sum
+        return s / self.count if self.reduction == "MEAN" else s
+
+    def _reset(self) -> None:
+        self._sum = None
+        self.count = 0
+
+    def _pump(self) -> None:
+        while self._takes:
+            w = self._takes[0]
+            try:
+                out = self._serve(w.payload)
+            except OpError as e:
+                self._takes.popleft()
+                w.fail(e)
+                continue
+            if out is None:
+                return
+            self._takes.popleft()
+            w.finish(out)
+
+
+class SparseAccumulator(Accumulator):
+    kind = "SparseConditionalAccumulator"
+
+    def _add(self, grad: Any) -> None:
+        indices, values, dense_shape = grad
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        values = np.asarray(values, dtype=self.dtype)
+        if values.shape[:1] != indices.shape:
+            raise InvalidArgumentError(
+                f"a sparse gradient for {self.describe()} has {indices.shape[0]} indices but "
+                f"values of shape {values.shape}", device=self.device)
+        if self._sum is None:
+            self._sum = ([], [], np.asarray(dense_shape, dtype=np.int64))
+        self._sum[0].append(indices)
+        self._sum[1].append(values.copy())
+
+    def _result(self) -> Any:
+        idx_parts, val_parts, dense_shape = self._sum
+        indices = np.concatenate(idx_parts)
+        values = np.concatenate(val_parts)
+        uniq, inv = np.unique(indices, return_inverse=True)
+        out = np.zeros((len(uniq), *values.shape[1:]), dtype=self.dtype)
+        np.add.at(out, inv, values)
+        if self.reduction == "MEAN":
+            out /= self.count
+        return (uniq, out, dense_shape)
