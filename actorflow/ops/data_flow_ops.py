@@ -26,7 +26,8 @@ from actorflow.op_def import apply_op, apply_op_op, convert_to_tensor, define_op
 from devices import dtypes
 from devices.errors import InvalidArgumentError
 
-__all__ = ["QueueBase", "FIFOQueue", "PaddingFIFOQueue", "RandomShuffleQueue", "PriorityQueue"]
+__all__ = ["QueueBase", "FIFOQueue", "PaddingFIFOQueue", "RandomShuffleQueue", "PriorityQueue",
+           "count_up_to"]
 
 _KINDS = ("FIFOQueue", "PaddingFIFOQueue", "RandomShuffleQueue", "PriorityQueue")
 
@@ -265,3 +266,16 @@ class PriorityQueue(QueueBase):
 
 def _types(ts: Any) -> list:
     return [ts] if not isinstance(ts, (list, tuple)) else list(ts)
+
+
+define_op("ResourceCountUpTo", infer=lambda i, a: [(a["T"], ())], stateful=True)
+no_gradient("ResourceCountUpTo")
+
+
+def count_up_to(ref: Any, limit: int, name: str | None = None) -> Tensor:
+    """Increment the integer variable `ref` until it reaches `limit`; returns the old value
+    and raises OutOfRangeError once the limit is reached."""
+    h = ref.handle
+    with colocate_with(h.op):
+        return apply_op("ResourceCountUpTo", [h], {"limit": int(limit), "T": ref.dtype},
+                        name=name or "CountUpTo")[0]

@@ -151,3 +151,22 @@ def _size(k: KernelContext) -> Any:
 @register_kernel("QueueIsClosedV2", stateful=True, device_types=("CPU",))
 def _is_closed(k: KernelContext) -> Any:
     return lambda q: (np.bool_(q.closed),)
+
+
+@register_kernel("ResourceCountUpTo", stateful=True)
+def _count_up_to(k: KernelContext) -> Any:
+    """Increment an integer variable and return its old value; OutOfRange at `limit` (the
+    epoch counter of the input producers: `limit_epochs`)."""
+    from devices.errors import OutOfRangeError
+
+    limit = int(k.attrs["limit"])
+
+    def compute(h: Any) -> tuple:
+        value = h.writable()
+        old = value.item()
+        if old >= limit:
+            raise OutOfRangeError(f"reached limit of {limit} (variable '{h.name}')",
+                                  device=k.device.name)
+        value[...] = old + 1
+        return (np.asarray(old, dtype=value.dtype),)
+    return compute
