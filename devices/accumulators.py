@@ -194,3 +194,123 @@ class SparseAccumulator(Accumulator):
         if self.reduction == "MEAN":
             out /= self.count
         return (uniq, out, dense_shape)
+
+
+# Roles `SyncGate.arrive` hands out.
+STALE, CONTRIBUTOR, LEADER = 0, 1, 2
+
+
+class SyncGate:
+    """The step barrier of synchronous replication (no tokens, no chief thread).
+
+    `step` is the step the replicas are computing. A replica that finishes a gradient for
+    `local_step` *arrives*: if ``local_step < step`` or the step already has its `k`
+    contributions, it is STALE (its gradient must be dropped: the caller applies it with local
+    step -1, and `late` counts it); else it is a CONTRIBUTOR, and the k-th one the LEADER,
+    which aggregates the step (take_grad on every accumulator, the optimizer's update, then
+    `release`). `release` advances `step` and wakes every replica waiting for it (`wait_for`,
+    asynchronous: a `Waiter`). Nothing is consumed, so a replica that dies holds nothing
+    back: the others go on while `k` of them live. Membership: `live` replicas; `leave` (a
+    replica finished its data) and `close` end the job for everyone once fewer than `k` can
+    still contribute: waiters and later arrivals fail with OutOfRange, a clean end.
+
+    `wait_for(target)` (wake once ``step >= target``) is also the general "block until a
+    condition on shared state holds" of graph code: barriers and bounded staleness.
+    """
+
+    kind = "SyncGate"
+
+    def __init__(self, name: str, k: int, n: int, device: str):
+        self.name, self.k, self.live, self.device = name, int(k), int(n), device
+        self.step = 0
+        self.arrived = 0      # contributions to `step` so far
+        self.closed = False
+        self.late = 0         # gradients refused as stale or beyond the k of their step
+        self.steps_released = 0
+        self._lock = threading.Lock()
+        self._waiters: list[Waiter] = []
+
+    def describe(self) -> str:
+        return (f"SyncGate '{self.name}' (step {self.step}, {self.arrived} of {self.k} "
+                f"gradients, {self.live} replicas live)")
+
+    def check(self, k: int, n: int) -> None:
+        if int(k) != self.k:
+            raise InvalidArgumentError(
+                f"shared {self.describe()} aggregates {self.k} gradients per step; this "
+                f"replica asks for {k}: every replica must use the same replicas_to_aggregate",
+                device=self.device)
+
+    def _end(self, why: str) -> OutOfRangeError:
+        return OutOfRangeError(f"{self.describe()} has ended: {why}", device=self.device)
+
+    def arrive(self, local_step: int) -> int:
+        with self._lock:
+            if self.closed:
+                raise self._end("the job was stopped or too few replicas remain")
+            if local_step < self.step or local_step > self.step or self.arrived >= self.k:
+                self.late += 1
+                return STALE
+            self.arrived += 1
+            return LEADER if self.arrived == self.k else CONTRIBUTOR
+
+    def release(self) -> int:
+        """The leader applied `step`: move on and wake the waiters. Returns the new step."""
+        with self._lock:
+            self.step += 1
+            self.arrived = 0
+            self.steps_released += 1
+            self._pump()
+            return self.step
+
+    def set_step(self, step: int) -> None:
+        with self._lock:
+            self.step = int(step)
+            self.arrived = 0
+            self._pump()
+
+    def try_wait(self, target: int) -> int | None:
+        with self._lock:
+            if self.step >= target:
+                return self.step
+            if self.closed:
+                raise self._end("the job was stopped or too few replicas remain")
+            return None
+
+    def register(self, w: Waiter) -> None:
+        with self._lock:
+            self._waiters.append(w)
+            self._pump()
+
+    def cancel(self, w: Waiter, error: OpError) -> None:
+        with self._lock:
+            if w in self._waiters:
+                self._waiters.remove(w)
+            w.fail(error)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.live -= 1
+            if self.live < self.k:
+                self.closed = True
+            self._pump()
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            self._pump()
+
+    def waits(self) -> list[Wait]:
+        with self._lock:
+            return [w.record for w in self._waiters]
+
+    def _pump(self) -> None:
+        keep = []
+        for w in self._waiters:
+            if self.step >= w.payload:
+                w.finish(self.step)
+            elif self.closed:
+                w.fail(self._end("the job was stopped or too few replicas remain"))
+            else:
+                keep.append(w)
+        self._waiters = keep

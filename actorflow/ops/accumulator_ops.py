@@ -23,7 +23,7 @@ from actorflow.indexed_slices import IndexedSlices
 from actorflow.op_def import apply_op, apply_op_op, convert_to_tensor, define_op, no_gradient
 from devices import dtypes
 
-__all__ = ["ConditionalAccumulatorBase", "ConditionalAccumulator",
+__all__ = ["ConditionalAccumulatorBase", "ConditionalAccumulator", "SyncGate",
            "SparseConditionalAccumulator"]
 
 _h = lambda i, a: [(dtypes.resource, ())]  # noqa: E731
@@ -155,3 +155,78 @@ class SparseConditionalAccumulator(ConditionalAccumulatorBase):
                                  ) -> IndexedSlices:
         indices, values, dense_shape = self.take_grad(num_required, name)
         return IndexedSlices(values, indices, dense_shape)
+
+
+# ---- the sync gate (see devices.accumulators.SyncGate) ----------------------------------------
+for _op, _inf in (
+        ("SyncGateV2", _h),
+        ("SyncGateArrive", lambda i, a: [(dtypes.int32, ()), (dtypes.int64, ())]),
+        ("SyncGateWait", lambda i, a: [(dtypes.int64, ())]),
+        ("SyncGateWaitFor", lambda i, a: [(dtypes.int64, ())]),
+        ("SyncGateRelease", lambda i, a: [(dtypes.int64, ())]),
+        ("SyncGateSetStep", lambda i, a: []),
+        ("SyncGateLeave", lambda i, a: []),
+        ("SyncGateClose", lambda i, a: []),
+        ("SyncGateCounters", lambda i, a: [(dtypes.int64, (4,))])):
+    define_op(_op, infer=_inf, stateful=True)
+    no_gradient(_op)
+
+STALE, CONTRIBUTOR, LEADER = 0, 1, 2
+
+
+class SyncGate:
+    """The step barrier of synchronous replication, a resource found by `shared_name` on its
+    device: replicas `arrive` with the step their gradient is for and get a role (STALE,
+    CONTRIBUTOR, or LEADER for the k-th of the step); `release` (the leader, after the update)
+    advances the step and wakes the replicas waiting in `wait`. `wait_for(target)` blocks graph
+    code until the step reaches `target`: a barrier, or bounded staleness, without polling.
+    `leave` (a replica is done) and `close` end the job for everyone once fewer than k
+    replicas remain: waits fail with OutOfRangeError."""
+
+    def __init__(self, replicas_to_aggregate: int, total_num_replicas: int,
+                 shared_name: str | None = None, name: str = "sync_gate"):
+        self._handle = apply_op("SyncGateV2", [], {
+            "replicas_to_aggregate": int(replicas_to_aggregate),
+            "total_num_replicas": int(total_num_replicas), "shared_name": shared_name or ""},
+            name=name)[0]
+
+    @property
+    def handle(self) -> Tensor:
+        return self._handle
+
+    def _op(self, op: str, inputs: list, name: str, n_out: int = 1) -> Any:
+        with colocate_with(self._handle.op):
+            if n_out == 0:
+                return apply_op_op(op, [self._handle, *inputs], {}, name=name)
+            outs = apply_op(op, [self._handle, *inputs], {}, name=name)
+            return outs[0] if n_out == 1 else outs
+
+    def arrive(self, local_step: Any, name: str = "arrive") -> tuple[Tensor, Tensor]:
+        """(role, the local step to apply this replica's gradients with: -1 if stale)."""
+        return self._op("SyncGateArrive", [convert_to_tensor(local_step, dtype=dtypes.int64)],
+                        name, 2)
+
+    def wait(self, local_step: Any, role: Any, name: str = "wait") -> Tensor:
+        return self._op("SyncGateWait", [convert_to_tensor(local_step, dtype=dtypes.int64),
+                                         role], name)
+
+    def wait_for(self, target: Any, name: str = "wait_for") -> Tensor:
+        return self._op("SyncGateWaitFor", [convert_to_tensor(target, dtype=dtypes.int64)],
+                        name)
+
+    def release(self, name: str = "release") -> Tensor:
+        return self._op("SyncGateRelease", [], name)
+
+    def set_step(self, step: Any, name: str = "set_step") -> Operation:
+        return self._op("SyncGateSetStep", [convert_to_tensor(step, dtype=dtypes.int64)],
+                        name, 0)
+
+    def leave(self, name: str = "leave") -> Operation:
+        return self._op("SyncGateLeave", [], name, 0)
+
+    def close(self, name: str = "close") -> Operation:
+        return self._op("SyncGateClose", [], name, 0)
+
+    def counters(self, name: str = "counters") -> Tensor:
+        """int64 [step, late (dropped) gradients, steps released, live replicas]."""
+        return self._op("SyncGateCounters", [], name)

@@ -117,3 +117,116 @@ def _close(k: KernelContext) -> Any:
         acc.close()
         return ()
     return compute
+
+
+# ---- the sync gate (synchronous replication's step barrier) -------------------------------
+@register_kernel("SyncGateV2", stateful=True, device_types=_CPU)
+def _gate_handle(k: KernelContext) -> Any:
+    from devices.accumulators import SyncGate
+
+    name = k.attrs.get("shared_name") or k.name
+    agg, total = int(k.attrs["replicas_to_aggregate"]), int(k.attrs["total_num_replicas"])
+    mgr = k.device.resources
+    dev = k.device.name
+    cache: list[Any] = [-1, None]
+
+    def compute() -> tuple:
+        if cache[0] != mgr.generation:
+            gate = mgr.lookup_or_create("", name, lambda: SyncGate(name, agg, total, dev))
+            if not isinstance(gate, SyncGate):
+                raise InvalidArgumentError(f"resource '{name}' is a {type(gate).__name__}, "
+                                           f"not a SyncGate", node=k.name, device=dev)
+            gate.check(agg, total)
+            cache[:] = [mgr.generation, gate]
+        return (cache[1],)
+    return compute
+
+
+@register_kernel("SyncGateArrive", stateful=True, device_types=_CPU)
+def _gate_arrive(k: KernelContext) -> Any:
+    """-> (role int32, the local step to apply gradients with: -1 when stale)."""
+    def compute(gate: Any, local_step: Any) -> tuple:
+        role = gate.arrive(int(local_step))
+        return (np.int32(role), np.int64(int(local_step) if role else -1))
+    return compute
+
+
+@register_kernel("SyncGateRelease", stateful=True, device_types=_CPU)
+def _gate_release(k: KernelContext) -> Any:
+    return lambda gate: (np.int64(gate.release()),)
+
+
+@register_kernel("SyncGateSetStep", stateful=True, device_types=_CPU)
+def _gate_set(k: KernelContext) -> Any:
+    def compute(gate: Any, step: Any) -> tuple:
+        gate.set_step(int(step))
+        return ()
+    return compute
+
+
+@register_kernel("SyncGateLeave", stateful=True, device_types=_CPU)
+def _gate_leave(k: KernelContext) -> Any:
+    def compute(gate: Any) -> tuple:
+        gate.leave()
+        return ()
+    return compute
+
+
+@register_kernel("SyncGateClose", stateful=True, device_types=_CPU)
+def _gate_close(k: KernelContext) -> Any:
+    def compute(gate: Any) -> tuple:
+        gate.close()
+        return ()
+    return compute
+
+
+@register_kernel("SyncGateCounters", stateful=True, device_types=_CPU)
+def _gate_counters(k: KernelContext) -> Any:
+    """int64 [step, late (dropped) gradients, steps released, live replicas]."""
+    return lambda g: (np.array([g.step, g.late, g.steps_released, g.live], dtype=np.int64),)
+
+
+@register_kernel("SyncGateWait", is_async=True, stateful=True, device_types=_CPU)
+def _gate_wait(k: KernelContext) -> Any:
+    """After an arrival at `local_step` with `role`: a CONTRIBUTOR waits until the gate's step
+    passes `local_step`; the LEADER (which releases the step itself) goes on at once with
+    local_step + 1; a STALE replica catches up at once with the gate's step. Returns the step
+    the replica computes next."""
+    from devices.accumulators import LEADER, STALE
+
+    def target(local: Any, role: Any) -> tuple[int, int]:
+        return int(local) + 1, int(role)
+
+    def poll(ctx: Any, gate: Any, local: Any, role: Any) -> tuple | None:
+        want, r = target(local, role)
+        if r == LEADER:
+            return (np.int64(want),)
+        got = gate.try_wait(0 if r == STALE else want)
+        return None if got is None else (np.int64(got),)
+
+    async def compute(ctx: Any, gate: Any, local: Any, role: Any) -> tuple:
+        w = Waiter(Wait("wait_for_step", gate.describe(), k.name, k.device.name,
+                        ctx.step_id if ctx else -1), target(local, role)[0])
+        gate.register(w)
+        return (np.int64(await w.wait(ctx, gate.cancel)),)
+
+    compute.poll = poll  # type: ignore[attr-defined]
+    return compute
+
+
+@register_kernel("SyncGateWaitFor", is_async=True, stateful=True, device_types=_CPU)
+def _gate_wait_for(k: KernelContext) -> Any:
+    """Block until the gate's step >= `target` (a barrier / bounded staleness in graph code);
+    returns the step."""
+    def poll(ctx: Any, gate: Any, want: Any) -> tuple | None:
+        got = gate.try_wait(int(want))
+        return None if got is None else (np.int64(got),)
+
+    async def compute(ctx: Any, gate: Any, want: Any) -> tuple:
+        w = Waiter(Wait("wait_for_step", gate.describe(), k.name, k.device.name,
+                        ctx.step_id if ctx else -1), int(want))
+        gate.register(w)
+        return (np.int64(await w.wait(ctx, gate.cancel)),)
+
+    compute.poll = poll  # type: ignore[attr-defined]
+    return compute
