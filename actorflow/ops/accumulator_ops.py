@@ -43,6 +43,15 @@ for _op, _inf in (
     no_gradient(_op)
 
 
+def _int64(t: Any) -> Tensor:
+    """An index tensor as int64 (int32 ones are cast)."""
+    from actorflow.ops.compare_ops import cast
+
+    if isinstance(t, Tensor) and t.dtype is not dtypes.int64:
+        return cast(t, dtypes.int64)
+    return convert_to_tensor(t, dtype=dtypes.int64)
+
+
 class ConditionalAccumulatorBase:
     _kind = "ConditionalAccumulatorV2"
 
@@ -140,8 +149,7 @@ class SparseConditionalAccumulator(ConditionalAccumulatorBase):
         with colocate_with(self._handle.op):
             return apply_op_op("SparseAccumulatorApplyGradientV2", [
                 self._handle, convert_to_tensor(local_step, dtype=dtypes.int64),
-                convert_to_tensor(grad_indices, dtype=dtypes.int64), values,
-                convert_to_tensor(grad_shape, dtype=dtypes.int64)], {},
+                _int64(grad_indices), values, _int64(grad_shape)], {},
                 name=name or "apply_grad")
 
     def take_grad(self, num_required: Any, name: str | None = None) -> tuple:

@@ -144,7 +144,9 @@ class SyncReplicasOptimizer(Optimizer):
             local_init = state_ops.assign(local_step, global_step).op
             self.local_step_init_op = local_init if self.local_step_init_op is None else \
                 core_ops.group(self.local_step_init_op, local_init)
-            grads = [t for gr, _ in pairs
+            # (identities: a control edge straight from a fed placeholder would keep the
+            # placeholder node in the pruned step)
+            grads = [core_ops.identity(t) for gr, _ in pairs
                      for t in ((gr.values, gr.indices) if isinstance(gr, IndexedSlices)
                                else (gr,))]
             with control_dependencies(grads):
