@@ -9,6 +9,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     base,
     control_flow,
     conv,
+    dataset,  # af.data iterators (issue 15)
     index,
     math,
     nn,
