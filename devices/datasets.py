@@ -24,7 +24,9 @@ buffer, and waits (asynchronously: a `devices.waits.Waiter`) only when it is emp
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterator as PyIterator
@@ -103,12 +105,29 @@ def _parse(spec: str) -> tuple[str, int]:
 
 
 # ---- the chain of generators ------------------------------------------------------------------
-def build(desc: dict, device: Any, epoch: int = 0) -> PyIterator[tuple]:
+_INDEXABLE = ("shuffle", "repeat", "take", "skip")
+
+
+def _slice_source(desc: dict) -> list | None:
+    """The arrays of a chain of tensor_slices -> shuffle/repeat/take/skip: such a chain can
+    run on row *indices* (ints), and a batch then gathers its rows in one fancy index per
+    component instead of building and stacking one tuple per element."""
+    while desc["op"] in _INDEXABLE:
+        desc = desc["input"]
+    if desc["op"] == "tensor_slices" and not any(isinstance(a, dict) for a in desc["arrays"]):
+        return [np.asarray(a) for a in desc["arrays"]]
+    return None
+
+
+def build(desc: dict, device: Any, epoch: int = 0, rows: bool = False) -> PyIterator[Any]:
     """A fresh generator of the elements of `desc` (on `device`, for graph functions);
-    `epoch` varies reshuffling across the passes of a repeat."""
+    `epoch` varies reshuffling across the passes of a repeat. With `rows` (a chain that
+    `_slice_source` accepts) it yields the source row of each element instead."""
     op = desc["op"]
     if op == "tensor_slices":
         arrays = [np.asarray(a) for a in desc["arrays"]]
+        if rows:
+            return iter(range(len(arrays[0])))
         return (tuple(a[i] for a in arrays) for i in range(len(arrays[0])))
     if op == "tensors":
         return iter([tuple(np.asarray(a) for a in desc["arrays"])])
@@ -131,17 +150,17 @@ def build(desc: dict, device: Any, epoch: int = 0) -> PyIterator[tuple]:
     if op in ("flat_map", "interleave"):
         return _interleave(desc, device, epoch)
     if op == "shuffle":
-        return _shuffle(desc, device, epoch)
+        return _shuffle(desc, device, epoch, rows)
     if op in ("batch", "padded_batch"):
         return _batch(desc, device, epoch)
     if op == "repeat":
-        return _repeat(desc, device)
+        return _repeat(desc, device, rows)
     if op == "take":
         n = desc["count"]
-        it = build(src, device, epoch)
+        it = build(src, device, epoch, rows)
         return it if n < 0 else (e for _, e in zip(range(n), it, strict=False))
     if op == "skip":
-        it = build(src, device, epoch)
+        it = build(src, device, epoch, rows)
         for _ in range(desc["count"]):
             if next(it, _END) is _END:
                 break
@@ -221,28 +240,43 @@ def _bind(desc: Any, values: list) -> Any:
     return desc
 
 
-def _shuffle(desc: dict, device: Any, epoch: int) -> PyIterator[tuple]:
+def _shuffle(desc: dict, device: Any, epoch: int, rows: bool) -> PyIterator[Any]:
+    """A `buffer`-sized random window: each output is a uniformly drawn member of it (the
+    draws come from a seeded generator, 1,024 at a time)."""
     seed = desc.get("seed")
     if seed is not None and desc.get("reshuffle", True):
         seed = seed + 7919 * epoch
     rng = np.random.default_rng(seed)
-    buf: list[tuple] = []
+    draws: list[float] = []
+    buf: list[Any] = []
     size = max(1, desc["buffer"])
-    for e in build(desc["input"], device, epoch):
+
+    def pick() -> Any:
+        if not draws:
+            draws.extend(rng.random(1024).tolist())
+        i = int(draws.pop() * len(buf))
+        buf[i], buf[-1] = buf[-1], buf[i]
+        return buf.pop()
+
+    for e in build(desc["input"], device, epoch, rows):
         buf.append(e)
         if len(buf) >= size:
-            i = int(rng.integers(len(buf)))
-            buf[i], buf[-1] = buf[-1], buf[i]
-            yield buf.pop()
+            yield pick()
     while buf:
-        i = int(rng.integers(len(buf)))
-        buf[i], buf[-1] = buf[-1], buf[i]
-        yield buf.pop()
+        yield pick()
 
 
 def _batch(desc: dict, device: Any, epoch: int) -> PyIterator[tuple]:
     size, drop = desc["size"], desc["drop"]
     padded = desc["op"] == "padded_batch"
+    arrays = None if padded else _slice_source(desc["input"])
+    if arrays is not None:  # gather each batch's rows at once
+        it = build(desc["input"], device, epoch, rows=True)
+        while True:
+            idx = np.fromiter(itertools.islice(it, size), dtype=np.int64)
+            if len(idx) == 0 or (drop and len(idx) < size):
+                return
+            yield tuple(a[idx] for a in arrays)
     chunk: list[tuple] = []
     for e in build(desc["input"], device, epoch):
         chunk.append(e)
@@ -277,12 +311,12 @@ def _stack(chunk: list[tuple], padded: bool, desc: dict) -> tuple:
     return tuple(out)
 
 
-def _repeat(desc: dict, device: Any) -> PyIterator[tuple]:
+def _repeat(desc: dict, device: Any, rows: bool = False) -> PyIterator[Any]:
     count = desc["count"]
     epoch = 0
     while count < 0 or epoch < count:
         empty = True
-        for e in build(desc["input"], device, epoch):
+        for e in build(desc["input"], device, epoch, rows):
             empty = False
             yield e
         epoch += 1
@@ -397,6 +431,11 @@ class Iterator:
                     return None
             else:
                 item = next(it, _END)
+        if isinstance(it, _Prefetch):
+            # Let the producer refill the slot now: a consumer running Python steps inline
+            # would otherwise hold the GIL until the interpreter's switch interval, and the
+            # next get_next would find the buffer empty and take the slower waiting path.
+            time.sleep(0)
         if item is _END:
             raise OutOfRangeError(f"end of sequence (iterator '{self.name}')",
                                   device=self.device.name)
