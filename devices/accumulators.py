@@ -1,5 +1,6 @@
 """Conditional accumulators (the gradient aggregators of synchronous replication, OSDI §4.4):
-device resources that average the gradients of one global step and drop stale ones.
+device resources that average the gradients of one global step and drop stale ones; and the
+`SyncGate`, the step barrier that synchronous replication is built on (at the end).
 
 An accumulator has a `global_step`. ``apply(grad, local_step)`` adds `grad` to the sum if
 ``local_step >= global_step``; otherwise the gradient is *stale*: dropped and counted
