@@ -209,3 +209,17 @@ def test_sync_gate_wait_for_is_a_barrier() -> None:
         assert s.run(release) == 2
         t.join(10)
         assert out == [2]
+
+
+def test_hook_in_a_monitored_training_session() -> None:
+    """With the monitored sessions of issue 14 (skipped where they are not merged yet)."""
+    if not hasattr(af.train, "MonitoredTrainingSession"):
+        pytest.skip("af.train.MonitoredTrainingSession is not in this tree yet")
+    d = digits.load()
+    st = _Setup(k=1, n=1)
+    x, y, train = st.towers[0]
+    with af.train.MonitoredTrainingSession(
+            hooks=[st.hooks[0], af.train.StopAtStepHook(last_step=30)]) as sess:
+        while not sess.should_stop():
+            sess.run(train, {x: d.train_x[:32], y: d.train_y[:32]})
+    assert st.hooks[0].leaders == 30

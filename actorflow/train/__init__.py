@@ -24,7 +24,7 @@ from actorflow.train.device_setter import *  # noqa: E402,F403  (replica_device_
 
 # coordination (issue 15): queue runners, the coordinator, input pipelines, sync replicas
 __all__ += ["Coordinator", "LooperThread", "QueueRunner", "add_queue_runner",
-            "start_queue_runners", "SyncReplicasOptimizer", "SessionRunArgs"]
+            "start_queue_runners", "SyncReplicasOptimizer"]
 from actorflow.train.coordinator import Coordinator, LooperThread  # noqa: E402
 from actorflow.train.input import *  # noqa: E402,F403
 from actorflow.train.queue_runner import (  # noqa: E402
@@ -32,7 +32,4 @@ from actorflow.train.queue_runner import (  # noqa: E402
     add_queue_runner,
     start_queue_runners,
 )
-from actorflow.train.sync_replicas_optimizer import (  # noqa: E402
-    SessionRunArgs,
-    SyncReplicasOptimizer,
-)
+from actorflow.train.sync_replicas_optimizer import SyncReplicasOptimizer  # noqa: E402

@@ -75,9 +75,14 @@ from actorflow.variables import Variable
 from devices import dtypes
 from devices.errors import InvalidArgumentError, OutOfRangeError, UnimplementedError
 
-# The shape of TF's SessionRunArgs (fetches, feed_dict, options), for hooks' before_run.
-SessionRunArgs = namedtuple("SessionRunArgs", ["fetches", "feed_dict", "options"],
-                            defaults=(None, None))
+try:  # the monitored sessions' own (issue 14), when present
+    from actorflow.train.session_run_hook import SessionRunArgs
+except ModuleNotFoundError as _e:  # pragma: no cover - without checkpoints' hooks
+    if _e.name != "actorflow.train.session_run_hook":
+        raise
+    # The shape of TF's SessionRunArgs (fetches, feed_dict, options), for before_run.
+    SessionRunArgs = namedtuple(  # type: ignore[misc,no-redef]
+        "SessionRunArgs", ["fetches", "feed_dict", "options"], defaults=(None, None))
 
 
 class SyncReplicasOptimizer(Optimizer):
