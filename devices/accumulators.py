@@ -215,6 +215,9 @@ class SyncGate:
     replica finished its data) and `close` end the job for everyone once fewer than `k` can
     still contribute: waiters and later arrivals fail with OutOfRange, a clean end.
 
+    With fewer replicas than `k`, a contributor does not wait: it computes another gradient
+    for the same step (each replica contributes several, as in TF).
+
     `wait_for(target)` (wake once ``step >= target``) is also the general "block until a
     condition on shared state holds" of graph code: barriers and bounded staleness.
     """
@@ -223,6 +226,8 @@ class SyncGate:
 
     def __init__(self, name: str, k: int, n: int, device: str):
         self.name, self.k, self.live, self.device = name, int(k), int(n), device
+        # fewer replicas than gradients per step: each contributes several (TF's semantics)
+        self.several = int(n) < int(k)
         self.step = 0
         self.arrived = 0      # contributions to `step` so far
         self.closed = False
@@ -292,7 +297,7 @@ class SyncGate:
     def leave(self) -> None:
         with self._lock:
             self.live -= 1
-            if self.live < self.k:
+            if self.live < (1 if self.several else self.k):
                 self.closed = True
             self._pump()
 

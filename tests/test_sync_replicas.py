@@ -223,3 +223,14 @@ def test_hook_in_a_monitored_training_session() -> None:
         while not sess.should_stop():
             sess.run(train, {x: d.train_x[:32], y: d.train_y[:32]})
     assert st.hooks[0].leaders == 30
+
+
+def test_fewer_replicas_than_aggregated_contribute_several_each() -> None:
+    d = digits.load()
+    st = _Setup(k=3, n=1)
+    with _start(st) as s:
+        done, errors = _run_replicas(s, st, [9], d)
+        assert errors == [None] and done == [9]
+        assert int(s.run(st.step)) == 3  # every third gradient completes a step
+        applied, dropped, taken, astep = s.run(st.opt.counters()["accumulators"][0])
+        assert (applied, dropped, taken, astep) == (9, 0, 9, 3)

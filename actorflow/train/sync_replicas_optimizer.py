@@ -93,11 +93,12 @@ class SyncReplicasOptimizer(Optimizer):
         super().__init__(use_locking, name)
         if total_num_replicas is None:
             total_num_replicas = replicas_to_aggregate
-        if replicas_to_aggregate < 1 or total_num_replicas < replicas_to_aggregate:
+        if replicas_to_aggregate < 1 or total_num_replicas < 1:
             raise InvalidArgumentError(
-                f"SyncReplicasOptimizer needs 1 <= replicas_to_aggregate <= "
-                f"total_num_replicas, got {replicas_to_aggregate} and {total_num_replicas} "
-                f"(replicas beyond replicas_to_aggregate are backup workers)")
+                f"SyncReplicasOptimizer needs replicas_to_aggregate >= 1 and "
+                f"total_num_replicas >= 1, got {replicas_to_aggregate} and "
+                f"{total_num_replicas} (replicas beyond replicas_to_aggregate are backup "
+                f"workers; with fewer, each replica contributes several gradients per step)")
         if variable_averages is not None or variables_to_average is not None:
             raise UnimplementedError("SyncReplicasOptimizer(variable_averages=...) is not "
                                      "supported yet: average the variables after training")
