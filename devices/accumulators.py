@@ -22,12 +22,13 @@ oldest first), counters `applied`, `dropped`, `taken`.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any
 
 import numpy as np
 
-from devices.errors import InvalidArgumentError, OpError, OutOfRangeError
+from devices.errors import AbortedError, InvalidArgumentError, OpError, OutOfRangeError
 from devices.waits import Wait, Waiter
 
 
@@ -218,13 +219,19 @@ class SyncGate:
     With fewer replicas than `k`, a contributor does not wait: it computes another gradient
     for the same step (each replica contributes several, as in TF).
 
+    A leader that dies between its train step and its aggregation would stall its step: once
+    `leader_timeout` seconds have passed since it was elected, arrivals fail with AbortedError
+    naming the cause instead of going round as stale forever (waiters are bounded by their
+    step deadlines).
+
     `wait_for(target)` (wake once ``step >= target``) is also the general "block until a
     condition on shared state holds" of graph code: barriers and bounded staleness.
     """
 
     kind = "SyncGate"
 
-    def __init__(self, name: str, k: int, n: int, device: str):
+    def __init__(self, name: str, k: int, n: int, device: str,
+                 leader_timeout: float = 60.0):
         self.name, self.k, self.live, self.device = name, int(k), int(n), device
         # fewer replicas than gradients per step: each contributes several (TF's semantics)
         self.several = int(n) < int(k)
@@ -233,6 +240,8 @@ class SyncGate:
         self.closed = False
         self.late = 0         # gradients refused as stale or beyond the k of their step
         self.steps_released = 0
+        self.leader_timeout = float(leader_timeout)
+        self._elected_at = 0.0  # when the current step got its leader (monotonic clock)
         self._lock = threading.Lock()
         self._waiters: list[Waiter] = []
 
@@ -255,10 +264,21 @@ class SyncGate:
             if self.closed:
                 raise self._end("the job was stopped or too few replicas remain")
             if local_step < self.step or local_step > self.step or self.arrived >= self.k:
+                if (self.arrived >= self.k
+                        and time.monotonic() - self._elected_at > self.leader_timeout):
+                    raise AbortedError(
+                        f"{self.describe()}: the leader of step {self.step} has not released "
+                        f"it for {time.monotonic() - self._elected_at:.0f}s (leader_timeout="
+                        f"{self.leader_timeout:g}s); it most likely died between its train "
+                        f"step and its sync_op. Restart the job (from a checkpoint)",
+                        device=self.device)
                 self.late += 1
                 return STALE
             self.arrived += 1
-            return LEADER if self.arrived == self.k else CONTRIBUTOR
+            if self.arrived == self.k:
+                self._elected_at = time.monotonic()
+                return LEADER
+            return CONTRIBUTOR
 
     def release(self) -> int:
         """The leader applied `step`: move on and wake the waiters. Returns the new step."""

@@ -234,3 +234,48 @@ def test_fewer_replicas_than_aggregated_contribute_several_each() -> None:
         assert int(s.run(st.step)) == 3  # every third gradient completes a step
         applied, dropped, taken, astep = s.run(st.opt.counters()["accumulators"][0])
         assert (applied, dropped, taken, astep) == (9, 0, 9, 3)
+
+
+def test_a_leader_that_dies_before_its_sync_is_reported_not_a_silent_stall() -> None:
+    d = digits.load()
+    w = af.Variable(np.zeros((64, 10), np.float32))
+    step = af.train.get_or_create_global_step()
+    opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.1), 2, 3,
+                                         leader_timeout_secs=0.2)
+    towers = []
+    for _ in range(3):
+        x = af.placeholder(af.float32, (None, 64))
+        y = af.placeholder(af.int64, (None,))
+        loss = af.reduce_mean(af.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=af.matmul(x, w)))
+        op = opt.minimize(loss, global_step=step)
+        towers.append((x, y, op, opt.role_of(op)))
+    feed = lambda i: {towers[i][0]: d.train_x[:8], towers[i][1]: d.train_y[:8]}  # noqa: E731
+    with af.Session() as s:
+        s.run([af.global_variables_initializer(), af.local_variables_initializer()])
+        roles: dict[int, Any] = {}
+        errors: dict[int, Any] = {}
+
+        def step_without_sync(i: int) -> None:  # a replica that never runs sync_op
+            try:
+                roles[i] = int(s.run([towers[i][2], towers[i][3]], feed(i))[1])
+            except af.errors.OpError as e:
+                errors[i] = e
+        ts = [threading.Thread(target=step_without_sync, args=(i,), daemon=True)
+              for i in range(2)]
+        for t in ts:
+            t.start()
+        # one of them leads (and "dies": no sync), the other waits for a release
+        end = time.monotonic() + 10
+        while 2 not in roles.values():
+            assert time.monotonic() < end
+            time.sleep(0.002)
+        # the third replica's arrivals are stale, then past leader_timeout an error says why
+        with pytest.raises(af.errors.AbortedError, match="has not released"):
+            while time.monotonic() < end:
+                s.run(towers[2][2], feed(2))
+        s.run(opt.stop_op)  # shutdown wakes the waiting contributor
+        for t in ts:
+            t.join(10)
+        assert len(errors) == 1 and isinstance(next(iter(errors.values())),
+                                               af.errors.OutOfRangeError)

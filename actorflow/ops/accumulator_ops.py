@@ -192,11 +192,12 @@ class SyncGate:
     replicas remain: waits fail with OutOfRangeError."""
 
     def __init__(self, replicas_to_aggregate: int, total_num_replicas: int,
-                 shared_name: str | None = None, name: str = "sync_gate"):
+                 shared_name: str | None = None, name: str = "sync_gate",
+                 leader_timeout: float = 60.0):
         self._handle = apply_op("SyncGateV2", [], {
             "replicas_to_aggregate": int(replicas_to_aggregate),
-            "total_num_replicas": int(total_num_replicas), "shared_name": shared_name or ""},
-            name=name)[0]
+            "total_num_replicas": int(total_num_replicas), "shared_name": shared_name or "",
+            "leader_timeout": float(leader_timeout)}, name=name)[0]
 
     @property
     def handle(self) -> Tensor:

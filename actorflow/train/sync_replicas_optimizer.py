@@ -34,7 +34,9 @@ Guarantees (each tested in tests/test_sync_replicas*.py):
   OutOfRangeError, the signal to leave its loop;
 - dropped gradients are counted and visible (`counters()`).
 Known limit: a leader that dies between its train step and its `sync_op` (a window of one
-`Session.run` call) stalls that step; the others fail within their deadline.
+`Session.run` call) stalls that step: the waiting replicas fail within their step deadline,
+and once `leader_timeout_secs` have passed every arrival fails with AbortedError naming the
+cause (restart from a checkpoint); the step is never half-applied.
 
     opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.1),
                                          replicas_to_aggregate=2, total_num_replicas=3)
@@ -89,7 +91,7 @@ class SyncReplicasOptimizer(Optimizer):
     def __init__(self, opt: Optimizer, replicas_to_aggregate: int,
                  total_num_replicas: int | None = None, variable_averages: Any = None,
                  variables_to_average: Any = None, use_locking: bool = False,
-                 name: str = "sync_replicas"):
+                 name: str = "sync_replicas", leader_timeout_secs: float = 60.0):
         super().__init__(use_locking, name)
         if total_num_replicas is None:
             total_num_replicas = replicas_to_aggregate
@@ -105,6 +107,7 @@ class SyncReplicasOptimizer(Optimizer):
         self._opt = opt
         self._k = int(replicas_to_aggregate)
         self._n = int(total_num_replicas)
+        self._leader_timeout = float(leader_timeout_secs)
         self._uname: str | None = None
         self._gate: SyncGate | None = None
         self._accumulators: list[Any] = []
@@ -193,7 +196,8 @@ class SyncReplicasOptimizer(Optimizer):
                         acc = ConditionalAccumulator(v.dtype, shape, shared_name=shared)
                 self._accumulators.append(acc)
             with colocate_with(global_step.op):
-                self._gate = SyncGate(self._k, self._n, shared_name=f"{self._uname}/sync_gate")
+                self._gate = SyncGate(self._k, self._n, shared_name=f"{self._uname}/sync_gate",
+                                      leader_timeout=self._leader_timeout)
                 gstep = global_step.read_value()
             # the leader's aggregation: every average first, then every update, then release
             takes: list[Any] = []

@@ -126,13 +126,15 @@ def _gate_handle(k: KernelContext) -> Any:
 
     name = k.attrs.get("shared_name") or k.name
     agg, total = int(k.attrs["replicas_to_aggregate"]), int(k.attrs["total_num_replicas"])
+    leader_timeout = float(k.attrs.get("leader_timeout", 60.0))
     mgr = k.device.resources
     dev = k.device.name
     cache: list[Any] = [-1, None]
 
     def compute() -> tuple:
         if cache[0] != mgr.generation:
-            gate = mgr.lookup_or_create("", name, lambda: SyncGate(name, agg, total, dev))
+            gate = mgr.lookup_or_create("", name, lambda: SyncGate(name, agg, total, dev,
+                                                               leader_timeout))
             if not isinstance(gate, SyncGate):
                 raise InvalidArgumentError(f"resource '{name}' is a {type(gate).__name__}, "
                                            f"not a SyncGate", node=k.name, device=dev)
