@@ -11,6 +11,8 @@ step against the same step fed from memory.
   SyncReplicasOptimizer with the same model and shape (``peer_tf_coord.py``; bar <= 0.7x).
 * ``queue``: one producer thread and one consumer thread moving scalar float32 tensors
   through a FIFOQueue of capacity 100 in one Session: elements/s (bar: >= TF's).
+* ``queue2``: the same through two Sessions (producer, consumer) of one in-process server,
+  the queue shared by name (``af.Server`` / ``tf.distribute.Server``).
 * ``dataset``: the small MLP (64-64-10) on digits batches of 32, fed by
   ``Dataset...batch(32).repeat().prefetch(2)`` vs fed from memory by feed_dict (bar <= 1.1x).
 """
@@ -121,6 +123,39 @@ def queue_throughput(n: int) -> float:
             s.run(deq)
         t.join()
         return n / (time.perf_counter() - t0)
+
+
+def queue_two_sessions(n: int) -> float:
+    """Elements/s through a FIFOQueue shared by name between a producer Session and a
+    consumer Session of one in-process server (`af.Server`), as TF's peer does."""
+    server = af.Server.create_local_server()
+    sessions, ops = [], []
+    try:
+        for _ in range(2):
+            g = af.Graph()
+            with g.as_default():
+                q = af.FIFOQueue(100, [af.float32], shapes=[()], shared_name="bench_q")
+                ops.append((q.enqueue(af.constant(1.0)), q.dequeue()))
+            sessions.append(af.Session(server.target, graph=g))
+        prod, cons = sessions
+        for _ in range(50):
+            prod.run(ops[0][0])
+            cons.run(ops[1][1])
+
+        def produce() -> None:
+            for _ in range(n):
+                prod.run(ops[0][0])
+        t0 = time.perf_counter()
+        t = threading.Thread(target=produce)
+        t.start()
+        for _ in range(n):
+            cons.run(ops[1][1])
+        t.join()
+        return n / (time.perf_counter() - t0)
+    finally:
+        for s in sessions:
+            s.close()
+        server.stop()
 
 
 def _small_mlp(x: Any, y: Any) -> Any:
@@ -237,6 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         r = q / tfq["elements_per_s"]
         rows.append({"benchmark": "queue throughput (1 producer, 1 consumer)",
                      "ours": f"{q:.0f} elements/s", "tf": f"{tfq['elements_per_s']:.0f} "
+                     f"elements/s", "ratio": f"{r:.2f}x", "bar": ">= 1x", "ok": r >= 1.0})
+    q2 = queue_two_sessions(n // 2)
+    tfq2 = None if a.no_tf else peer("queue_two_sessions", elements=n // 2)
+    if tfq2 is not None:
+        r = q2 / tfq2["elements_per_s"]
+        rows.append({"benchmark": "queue throughput (2 sessions of one local server)",
+                     "ours": f"{q2:.0f} elements/s", "tf": f"{tfq2['elements_per_s']:.0f} "
                      f"elements/s", "ratio": f"{r:.2f}x", "bar": ">= 1x", "ok": r >= 1.0})
     dm = dataset_vs_memory(5 if a.quick else 15)
     r = dm["dataset"] / dm["memory"]

@@ -11,6 +11,8 @@ Benchmarks (``NAME``):
   seconds per global step.
 * ``queue_throughput``: one producer thread enqueuing scalar float32 tensors and one consumer
   thread dequeuing them through a FIFOQueue of capacity 100 in one Session; elements/s.
+* ``queue_two_sessions``: the same through two Sessions (producer, consumer) of one
+  in-process server, the queue shared by name.
 """
 
 from __future__ import annotations
@@ -122,12 +124,47 @@ def queue_throughput(params: dict) -> dict:
             "elements_per_s": n / dt}
 
 
+def queue_two_sessions(params: dict) -> dict:
+    """The same, with the producer and the consumer in two Sessions of one in-process
+    server (tf.distribute.Server.create_local_server), the queue shared by name."""
+    tf = _tf()
+    v1 = tf.compat.v1
+    n = int(params.get("elements", 2000))
+    server = v1.train.Server.create_local_server()
+    sessions, ops = [], []
+    for _ in range(2):
+        g = tf.Graph()
+        with g.as_default():
+            q = v1.FIFOQueue(100, [tf.float32], shapes=[()], shared_name="bench_q")
+            ops.append((q.enqueue([tf.constant(1.0)]), q.dequeue()))
+        sessions.append(v1.Session(server.target, graph=g))
+    prod, cons = sessions
+    for _ in range(50):
+        prod.run(ops[0][0])
+        cons.run(ops[1][1])
+
+    def produce() -> None:
+        for _ in range(n):
+            prod.run(ops[0][0])
+
+    t0 = time.perf_counter()
+    t = threading.Thread(target=produce)
+    t.start()
+    for _ in range(n):
+        cons.run(ops[1][1])
+    t.join()
+    dt = time.perf_counter() - t0
+    return {"name": "queue_two_sessions", "tf_version": tf.__version__, "params": params,
+            "elements_per_s": n / dt}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("name", choices=["sync_step", "queue_throughput"])
+    ap.add_argument("name", choices=["sync_step", "queue_throughput", "queue_two_sessions"])
     ap.add_argument("--params", default="{}")
     a = ap.parse_args()
-    fn = {"sync_step": sync_step, "queue_throughput": queue_throughput}[a.name]
+    fn = {"sync_step": sync_step, "queue_throughput": queue_throughput,
+          "queue_two_sessions": queue_two_sessions}[a.name]
     out = fn(json.loads(a.params))
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
