@@ -87,10 +87,10 @@ def sync_rate(n: int, k: int, delays: list[float], steps: int, warm: int = 10
     gate = np.zeros(4)
     try:
         while s.run(step) < warm:
-            time.sleep(0.002)
+            time.sleep(0.02)
         s0, t0 = int(s.run(step)), time.perf_counter()
         while s.run(step) < s0 + steps:
-            time.sleep(0.002)
+            time.sleep(0.02)
         s1, t1 = int(s.run(step)), time.perf_counter()
         gate = s.run(counters)
     finally:

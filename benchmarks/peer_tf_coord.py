@@ -80,10 +80,10 @@ def sync_step(params: dict) -> dict:
         for t in threads:
             t.start()
         while sess.run(step) < 20:  # warm up
-            time.sleep(0.01)
+            time.sleep(0.02)
         s0, t0 = sess.run(step), time.perf_counter()
         while sess.run(step) < s0 + steps:
-            time.sleep(0.005)
+            time.sleep(0.02)
         s1, t1 = sess.run(step), time.perf_counter()
         stop.set()
         coord.request_stop()
