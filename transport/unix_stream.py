@@ -62,7 +62,8 @@ from dataclasses import dataclass
 import numpy as np
 import trio
 
-from devices.errors import InvalidArgumentError, UnavailableError
+from devices.errors import InvalidArgumentError, OpError, UnavailableError
+from transport.runtime_dir import ensure_private_dir, is_private_dir, peer_allowed, peer_uid
 from transport.zsocket import SocketConfig
 
 SCHEME = "unix://"
@@ -251,6 +252,8 @@ class _Conn:
         cfg = owner.config
         max_frames = cfg.max_frames
         max_bytes = cfg.max_frame_bytes if cfg.max_frame_bytes > 0 else 1 << 62
+        max_total = cfg.max_message_bytes if cfg.max_message_bytes > 0 else 1 << 62
+        max_first = cfg.first_frame_bytes if cfg.first_frame_bytes > 0 else 1 << 62
         deliver = owner._deliver
         recv_into = self.sock.recv_into
         wait = trio.lowlevel.wait_readable
@@ -259,7 +262,7 @@ class _Conn:
         start = end = 0  # unparsed bytes are buf[start:end]
         lengths: tuple[int, ...] = ()  # the frame lengths of the message being cut out
         frames: list[object] = []  # its frames so far; complete when as many as `lengths`
-        big: bytearray | None = None  # a large frame being received into its own buffer
+        big: np.ndarray | None = None  # a large frame being received into its own buffer
         filled = 0
         moved = 0
         try:
@@ -268,7 +271,7 @@ class _Conn:
                 try:
                     if big is not None:
                         want = len(big) - filled
-                        n = recv_into(memoryview(big)[filled:])
+                        n = recv_into(big[filled:])
                     else:
                         if end == _BUF:  # compact: move the partial message to the front
                             view[:end - start] = view[start:end]
@@ -305,9 +308,15 @@ class _Conn:
                                 break
                             lengths = (_LENGTHS[count] if count < len(_LENGTHS)
                                        else struct.Struct(f"<{count}Q")).unpack_from(buf, start + 4)
+                            # Every declared size is checked before a byte is allocated.
                             if max(lengths) > max_bytes:
                                 owner._drop(self, f"a frame of {max(lengths)} bytes (at most "
                                                   f"{max_bytes})")
+                                return
+                            if lengths[0] > max_first or sum(lengths) > max_total:
+                                owner._drop(self, f"a message of {sum(lengths)} bytes, first "
+                                                  f"frame {lengths[0]} (at most {max_total}, "
+                                                  f"{max_first})")
                                 return
                             start += need
                         k = len(frames)
@@ -318,7 +327,9 @@ class _Conn:
                                 start += size
                                 k += 1
                             elif size >= _BIG:  # the rest goes straight into its own buffer
-                                big = bytearray(size)
+                                # np.empty, not bytearray: no zero fill, so the pages a peer
+                                # declares cost memory only once its bytes really arrive.
+                                big = np.empty(size, np.uint8)
                                 filled = end - start
                                 big[:filled] = view[start:end]
                                 start = end = 0
@@ -382,6 +393,31 @@ def _skip(views: list[memoryview], sent: int) -> list[memoryview]:
     if rest and sent:
         rest[0] = rest[0][sent:]
     return rest
+
+
+def _uid_of(sock: socket.socket) -> int:
+    try:
+        return peer_uid(sock)
+    except OSError:
+        return -1  # not told: refused
+
+
+def _prepare_path(path: str, name: str) -> None:
+    """Before binding a socket file: its directory must be private to this user (created
+    0700 if missing), and a socket file left there by a dead server is removed."""
+    parent = os.path.dirname(path) or "."
+    try:
+        if not os.path.exists(parent):
+            ensure_private_dir(parent)
+    except (OSError, OpError) as exc:
+        raise UnavailableError(f"{name} cannot make the directory {parent}: {exc}") from None
+    if not is_private_dir(parent):
+        raise UnavailableError(
+            f"{name} will not listen in {parent}: other users may enter it (or it is not this "
+            f"user's); use a directory of mode 0700 (chmod 700 {parent})")
+    if os.path.exists(path) and not listening(SCHEME + path):
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # left by a server that died: nobody listens there
 
 
 class _StreamSocket(abc.ABC):
@@ -497,6 +533,8 @@ class StreamRouter(_StreamSocket):
         """Listen on `endpoint` (``unix://@name`` or ``unix:///path``) and return it."""
         self._check_open()
         address = address_of(endpoint)
+        if not address.startswith("\0"):
+            _prepare_path(address, self.name)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(address)
@@ -522,6 +560,13 @@ class StreamRouter(_StreamSocket):
                 except OSError as exc:  # out of fds or memory: back off, keep listening
                     self.last_drop = f"{self.name} could not accept a connection: {exc}"
                     await trio.sleep(self.config.retry_interval)
+                    continue
+                uid = _uid_of(sock)
+                if not peer_allowed(uid):
+                    self._n_dropped += 1
+                    self.last_drop = (f"{self.name} refused a connection from uid {uid}: only "
+                                      f"this user ({os.getuid()}) may connect")
+                    sock.close()
                     continue
                 peer = self._next_peer
                 self._next_peer += 1
@@ -590,6 +635,14 @@ class StreamDealer(_StreamSocket):
                 #                        listener's backlog is full; try again later)
             except OSError:
                 sock.close()
+                await trio.sleep(self.config.retry_interval)
+                continue
+            uid = _uid_of(sock)
+            if not peer_allowed(uid):  # not our user's server: never talk to it
+                sock.close()
+                self._n_dropped += 1
+                self.last_drop = (f"{self.name}: the server at {self._endpoints[0]} runs as uid "
+                                  f"{uid}, not this user ({os.getuid()}); not connecting")
                 await trio.sleep(self.config.retry_interval)
                 continue
             conn = self._conn = _Conn(self, sock, None)
