@@ -285,6 +285,11 @@ class ZSocket:
             ) from None
         self._endpoints.append(endpoint)
 
+    def monitor(self, endpoint: str, events: int) -> None:
+        """Publish this socket's `events` (``zmq.EVENT_*``) on inproc `endpoint` (a PAIR of
+        the same context reads them; see `zmq.utils.monitor.parse_monitor_message`)."""
+        self._check_open().monitor(endpoint, events)
+
     def disconnect(self, endpoint: str) -> None:
         self._check_open().disconnect(endpoint)
         with contextlib.suppress(ValueError):
