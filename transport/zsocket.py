@@ -94,6 +94,7 @@ class SocketConfig:
     # its first frame (the codec header) before allocating anything (-1: no cap).
     max_message_bytes: int = -1
     first_frame_bytes: int = -1
+    max_connections: int = 1024  # a Unix-stream router's connections at once
     # CURVE (`transport.keys`): a ROUTER serves with the server keys and asks the ZAP handler
     # of its context (domain `zap_domain`) about every client; a DEALER/PUSH proves itself
     # with the client keys and checks the server's. None: plain TCP.
