@@ -297,3 +297,21 @@ def test_a_session_with_the_clusters_keys_trains_over_tcp_and_one_without_is_ref
             with af.Session(target, graph=g, config=bad) as s:
                 s.run(loss)
         assert cluster.alive("ps", 0) and cluster.alive("worker", 0)
+
+
+def test_af_server_takes_keys_from_its_config_and_refuses_a_public_bind_without(tmp_path) -> None:
+    with pytest.raises(FailedPreconditionError, match="refusing to serve"):
+        af.Server({"local": ["0.0.0.0:0"]}, "local", 0, bind="0.0.0.0")
+    create_key_dir(tmp_path / "k")
+    config = af.ConfigProto(rpc_options=af.RPCOptions(key_dir=str(tmp_path / "k"), **FAST))
+    with af.Server({"local": ["127.0.0.1:0"]}, "local", 0, config=config) as server:
+        endpoint = "tcp://" + server.target[len("af://"):]
+
+        async def ask(keys):
+            async with RpcClient(endpoint, config=RpcConfig(keys=keys, **FAST)) as client:
+                with trio.fail_after(10):
+                    return (await client.call("status", None, timeout=5))[0]
+
+        assert trio.run(ask, load_key_dir(tmp_path / "k"))["job"] == "local"
+        with pytest.raises(UnavailableError, match="requires CURVE keys"):
+            trio.run(ask, None)
