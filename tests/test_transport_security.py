@@ -315,3 +315,30 @@ def test_af_server_takes_keys_from_its_config_and_refuses_a_public_bind_without(
         assert trio.run(ask, load_key_dir(tmp_path / "k"))["job"] == "local"
         with pytest.raises(UnavailableError, match="requires CURVE keys"):
             trio.run(ask, None)
+
+
+async def test_a_client_key_is_authorized_and_revoked_without_a_restart(tmp_path) -> None:
+    import zmq.auth
+
+    d = create_key_dir(tmp_path / "k")
+    keys = load_key_dir(d)
+    zmq.auth.create_certificates(tmp_path, "alice")
+    alice_public, alice_secret = zmq.auth.load_certificate(tmp_path / "alice.key_secret")
+    alice = CurveKeys(keys.server_public, None, alice_public, alice_secret)
+
+    async with RpcServer({"echo": echo}, config=RpcConfig(keys=keys, **FAST)) as server:
+        endpoint = server.bind("tcp://127.0.0.1:*")
+
+        async def ask() -> object:
+            async with RpcClient(endpoint, config=RpcConfig(keys=alice, **FAST)) as client:
+                with trio.fail_after(10):
+                    return (await client.call("echo", {"me": "alice"}, timeout=5))[0]
+
+        with pytest.raises(UnavailableError, match="refused this client's key"):
+            await ask()
+        (d / "authorized" / "alice.key").write_bytes((tmp_path / "alice.key").read_bytes())
+        assert await ask() == {"me": "alice"}
+        (d / "authorized" / "alice.key").unlink()
+        with pytest.raises(UnavailableError, match="refused this client's key"):
+            await ask()
+        assert server.statistics().auth_denied == 2
