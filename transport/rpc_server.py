@@ -15,7 +15,16 @@ State (touched only by its trio tasks):
   handler returned. A cancel message or the deadline cancels the scope, or cancels the Pending
   (its handler hears of it through ``on_cancel``). Written by the reader (insert/cancel), the
   handler task or the Pending's settling (remove) and the deadline timer (cancel).
-- ``_deadlines``: one timer task for every request's deadline (`DeadlineTimer`).
+- ``_load``: peer -> its requests in ``_active`` plus its replies still waiting for room
+  to be sent; at ``RpcConfig.max_inflight_per_peer`` the peer's new requests are refused
+  with ResourceExhausted (so one connection cannot take the server's memory by asking and
+  never reading). Kept by `_add`/`_remove` and the reply senders.
+- ``_deadlines``: one timer task for every request's deadline (`DeadlineTimer`). A request's
+  ``t`` is checked first (`RpcConfig.check_timeout`: NaN, negative or not a number gets an
+  error reply; anything above ``max_timeout``, infinity included, is capped to it).
+- ``_zap``: with ``RpcConfig.keys``, the `ZapHandler` of the server's context: the ROUTER
+  is a CURVE server and only the keys it allows get in (SECURITY.md). `bind` refuses a TCP
+  address other than loopback without keys unless ``RpcConfig.insecure``.
 - counters for `statistics`, written by the reader and the handler tasks.
 
 The reader is `ZSocket`'s ``on_receive`` callback: it runs inside the socket's pump and never
