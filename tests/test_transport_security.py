@@ -342,3 +342,39 @@ async def test_a_client_key_is_authorized_and_revoked_without_a_restart(tmp_path
         with pytest.raises(UnavailableError, match="refused this client's key"):
             await ask()
         assert server.statistics().auth_denied == 2
+
+
+async def test_one_connection_cannot_hold_more_than_its_share_of_requests() -> None:
+    release = trio.Event()
+
+    async def slow(header, tensors):
+        await release.wait()
+        return header, tensors
+
+    config = RpcConfig(max_inflight_per_peer=3, **FAST)
+    async with RpcServer({"slow": slow}, config=config) as server:
+        endpoint = server.bind("tcp://127.0.0.1:*")
+        results: list = []
+        async with RpcClient(endpoint, config=config) as greedy, \
+                RpcClient(endpoint, config=config) as other:
+
+            async def call(client, i) -> None:
+                try:
+                    results.append(await client.call("slow", {"i": i}, timeout=10))
+                except af.OpError as e:
+                    results.append(e)
+
+            with trio.fail_after(10):
+                async with trio.open_nursery() as nursery:
+                    for i in range(5):
+                        nursery.start_soon(call, greedy, i)
+                    while server.statistics().refused < 2:
+                        await trio.sleep(0.01)
+                    nursery.start_soon(call, other, 99)  # another connection still gets in
+                    while server.statistics().inflight < 4:
+                        await trio.sleep(0.01)
+                    release.set()
+    refused = [r for r in results if isinstance(r, af.OpError)]
+    assert len(refused) == 2 and all("max_inflight_per_peer" in str(r) for r in refused)
+    served = sorted(r[0]["i"] for r in results if not isinstance(r, af.OpError))
+    assert len(served) == 4 and served[-1] == 99
