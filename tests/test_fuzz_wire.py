@@ -7,7 +7,8 @@ truncated or with bytes flipped, real requests whose header fields are replaced 
 msgpack values (deep nesting included), tensors whose descriptors declare huge shapes, and
 msgpack nested thousands deep. Each goes to the daemon over ZeroMQ/TCP (as an authorized CURVE
 client: the parsers behind the handshake are what a key holder reaches) and over the same-host
-Unix stream; the stream also gets framing-level garbage on fresh connections (random bytes,
+Unix stream; the stream (and the TCP port, below ZeroMQ's framing) also gets framing-level
+garbage on fresh connections (random bytes,
 huge declared frame counts and lengths, prefixes cut short, connections left hanging after
 declaring gigabytes).
 
@@ -208,7 +209,9 @@ class _Blaster:
         self.path = unix_path
         self.stream: socket.socket | None = None
         self.hanging: list[socket.socket] = []
-        self.sent = {"tcp": 0, "unix": 0, "raw": 0}
+        host, _, port = tcp[len("tcp://"):].rpartition(":")
+        self.tcp_address = (host, int(port))
+        self.sent = {"tcp": 0, "unix": 0, "raw": 0, "raw_tcp": 0}
         self.replies = {"tcp": 0, "unix": 0}
         self.stream_resets = 0
 
@@ -271,6 +274,12 @@ class _Blaster:
         else:
             s.close()
         self.sent["raw"] += 1
+        with socket.create_connection(self.tcp_address, timeout=5) as t:  # not even ZMTP
+            try:
+                t.sendall(data)
+            except OSError:
+                pass
+        self.sent["raw_tcp"] += 1
 
     def close(self) -> None:
         for s in [*self.hanging, *([self.stream] if self.stream else [])]:
@@ -350,6 +359,7 @@ def test_twenty_thousand_hostile_messages_leave_the_daemon_serving(daemon) -> No
     print(f"fuzz: sent {sent} ({total} messages) in {took:.1f}s; replies {blaster.replies}; "
           f"stream reconnects {blaster.stream_resets}")
     assert sent["tcp"] + sent["unix"] >= 20_000 and sent["raw"] >= 1_000
+    assert sent["raw_tcp"] == sent["raw"]
     assert blaster.replies["tcp"] >= sent["tcp"] // 2  # it answered garbage all along
     assert daemon.alive("worker", 0), daemon.log("worker", 0)
 
