@@ -336,12 +336,14 @@ async def test_a_client_key_is_authorized_and_revoked_without_a_restart(tmp_path
 
         with pytest.raises(UnavailableError, match="refused this client's key"):
             await ask()
+        assert server.statistics().requests == 0  # refused before any request was read
         (d / "authorized" / "alice.key").write_bytes((tmp_path / "alice.key").read_bytes())
         assert await ask() == {"me": "alice"}
         (d / "authorized" / "alice.key").unlink()
         with pytest.raises(UnavailableError, match="refused this client's key"):
             await ask()
         assert server.statistics().auth_denied == 2
+        assert server.statistics().requests == 1  # only while alice was authorized
 
 
 async def test_one_connection_cannot_hold_more_than_its_share_of_requests() -> None:
@@ -378,3 +380,22 @@ async def test_one_connection_cannot_hold_more_than_its_share_of_requests() -> N
     assert len(refused) == 2 and all("max_inflight_per_peer" in str(r) for r in refused)
     served = sorted(r[0]["i"] for r in results if not isinstance(r, af.OpError))
     assert len(served) == 4 and served[-1] == 99
+
+
+async def test_a_dealer_never_talks_to_a_same_host_server_of_another_uid(tmp_path,
+                                                                        monkeypatch) -> None:
+    import transport.unix_stream as us
+    from transport.unix_stream import StreamDealer
+
+    got: list = []
+    async with StreamRouter(SocketConfig(), on_receive=got.append) as router:
+        endpoint = router.bind(f"unix://{tmp_path}/s")
+        monkeypatch.setattr(us, "_uid_of", lambda sock: 4242)  # as if another user served it
+        async with StreamDealer(SocketConfig(retry_interval=0.01), on_receive=got.append) as d:
+            d.connect(endpoint)
+            with trio.fail_after(10):
+                while "runs as uid 4242" not in d.last_drop:
+                    await trio.sleep(0.01)
+            with pytest.raises(trio.WouldBlock):
+                d.send_nowait([b"secret"])  # never connected: nothing can be sent
+    assert got == []
