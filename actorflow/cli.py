@@ -39,11 +39,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from actorflow.cluster import run_cluster
 
         return int(run_cluster(argv[1:]) or 0)
+    if argv and argv[0] == "keys":  # issue 12: key directories (actorflow.security)
+        from actorflow.security import keys_main
+
+        return keys_main(argv[1:])
     parser = argparse.ArgumentParser(prog="actorflow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     add_worker_arguments(sub.add_parser("worker", help=WORKER_HELP, description=WORKER_HELP))
     sub.add_parser("cluster", help="run a local cluster on loopback (see 'cluster --help')")
+    sub.add_parser("keys", help="make a cluster's key directory (see 'keys --help')")
     args = parser.parse_args(argv)
     try:
         service_config = worker_config(args, os.environ.get("AF_CONFIG"))
@@ -72,6 +77,9 @@ def add_worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shm-min-bytes", type=int, default=1 << 20,
                    help="tensors this large or larger go to tasks on this host through "
                         "shared memory (/dev/shm); 0 turns that off (default 1 MiB)")
+    from actorflow.security import add_security_arguments  # issue 12: --keys, --insecure
+
+    add_security_arguments(p)
 
 
 def worker_config(args: argparse.Namespace, af_config: str | None) -> Any:
@@ -109,10 +117,14 @@ def worker_config(args: argparse.Namespace, af_config: str | None) -> Any:
                 raise ValueError(f"--device-count {part!r}: expected KIND=N, e.g. CPU=2")
             counts[kind.strip().upper()] = int(n)
     runtime = ConfigProto(device_count=counts).to_runtime()
+    from actorflow.security import keys_from_args  # issue 12: keys, or refuse to bind
+
+    keys, insecure = keys_from_args(args)
     return WorkerConfig(job=job, task=int(index), cluster=spec.as_task_map(),
                         bind_host=args.bind, runtime=runtime,
                         rpc=RpcConfig(heartbeat_interval=args.heartbeat_interval,
-                                      heartbeat_timeout=args.heartbeat_timeout),
+                                      heartbeat_timeout=args.heartbeat_timeout,
+                                      keys=keys, insecure=insecure),
                         orphan_ttl=args.orphan_ttl, shm_min_bytes=args.shm_min_bytes)
 
 

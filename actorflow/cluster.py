@@ -23,6 +23,12 @@ get SIGKILL from the kernel if this process dies without cleaning up (Linux
         with af.Session(cluster.target("worker", 0)) as s: ...
         cluster.kill("worker", 1)       # SIGKILL, for fault-injection tests
 
+Keys (issue 12): unless `daemon_args` name ``--keys`` or ``--insecure``, the cluster makes a
+key directory of its own (`key_dir`, a private temporary directory removed on close) and
+starts every daemon with ``--keys`` it, so their TCP ports take only the cluster's clients,
+encrypted. Clients on this host need nothing (they use the Unix sockets, checked by uid);
+a client over TCP passes ``af.RPCOptions(key_dir=cluster.key_dir)``.
+
 If a port was taken between picking it and the daemon binding it (a race with other
 programs), the whole cluster restarts on fresh ports, up to `start_attempts` times.
 
@@ -242,6 +248,7 @@ class LocalCluster:
         self._keep_logs = log_dir is not None
         self._log_dir_arg = log_dir
         self._dir: Path | None = None
+        self._key_dir: Path | None = None  # the keys this cluster made (None: none made)
         self._daemons: dict[tuple[str, int], _Daemon] = {}
         self._spec: dict[str, list[str]] = {}
         self._closed = False
@@ -290,6 +297,7 @@ class LocalCluster:
         cluster_file = self._dir / "cluster.json"
         cluster_file.write_text(json.dumps(self._spec))
         env = child_env()
+        key_args = self._key_args()
         for job, addrs in self._spec.items():
             if job not in self.daemon_jobs:
                 continue
@@ -299,7 +307,7 @@ class LocalCluster:
                         "--job", job, "--task", str(task), "--bind", self.host]
                 for kind, count in self.device_count.items():
                     args += ["--device-count", f"{kind.upper()}={int(count)}"]
-                args += self.daemon_args
+                args += self.daemon_args + key_args
                 with open(log_path, "ab") as log:
                     proc = spawn(args, stdout=subprocess.PIPE, stderr=log, env=env)
                 self._daemons[job, task] = _Daemon(job, task, addr, proc, log_path)
@@ -366,6 +374,8 @@ class LocalCluster:
                 self._atexit_registered = False
             if self._dir is not None and not self._keep_logs:
                 shutil.rmtree(self._dir, ignore_errors=True)
+            if self._key_dir is not None:
+                shutil.rmtree(self._key_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalCluster:
         return self.start()
@@ -403,6 +413,24 @@ class LocalCluster:
     @property
     def log_dir(self) -> Path | None:
         return self._dir
+
+    # -- keys (issue 12) -------------------------------------------------------------------
+    def _key_args(self) -> list[str]:
+        """``--keys DIR`` with keys made for this cluster, unless the caller chose."""
+        if "--keys" in self.daemon_args or "--insecure" in self.daemon_args:
+            return []
+        if self._key_dir is None:
+            from transport.keys import create_key_dir
+
+            self._key_dir = Path(tempfile.mkdtemp(prefix="af-keys-"))  # mode 0700
+            create_key_dir(self._key_dir)
+        return ["--keys", str(self._key_dir)]
+
+    @property
+    def key_dir(self) -> Path | None:
+        """The key directory this cluster made for its daemons (None if `daemon_args` chose);
+        a client over TCP passes it as ``af.RPCOptions(key_dir=...)``."""
+        return self._key_dir
 
     def _daemon(self, job: str, task: int) -> _Daemon:
         d = self._daemons.get((job, int(task)))
@@ -496,6 +524,9 @@ def run_cluster(ps: int | Sequence[str] = 1, workers: int = 2, *, host: str = "1
             if cluster_file is not None:
                 print(f"cluster file {cluster_file}", file=out)
             print(f"logs in {cluster.log_dir}", file=out)
+            if cluster.key_dir is not None:
+                print(f"keys in {cluster.key_dir} (clients over TCP: RPCOptions(key_dir=...))",
+                      file=out)
             print(f"ready: {sum(cluster.jobs.values())} daemons on {host}; Ctrl-C stops them",
                   file=out, flush=True)
             if ready is not None:

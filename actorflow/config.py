@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.config import RuntimeConfig
+from transport.keys import load_key_dir
 from transport.rpc import RpcConfig
 
 
@@ -41,15 +42,24 @@ class RPCOptions:
     A task silent for `heartbeat_timeout` seconds is declared unavailable: steps that need it
     fail with UnavailableError within about that time. `connect_timeout` bounds how long a new
     session waits for every task of the cluster to answer.
+
+    Trust (transport, issue 12; SECURITY.md): `key_dir` is the cluster's key directory
+    (``actorflow keys DIR``): a `Server` then takes only authorized clients on its TCP port
+    and encrypts (CURVE), and a session proves itself with it. `insecure` lets a `Server`
+    bind a non-loopback address without keys. Same-host traffic needs neither.
     """
 
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 5.0
     connect_timeout: float = 30.0
+    key_dir: str | None = None
+    insecure: bool = False
 
     def to_rpc_config(self) -> RpcConfig:
+        keys = load_key_dir(self.key_dir) if self.key_dir else None
         return RpcConfig(heartbeat_interval=self.heartbeat_interval,
-                         heartbeat_timeout=self.heartbeat_timeout)
+                         heartbeat_timeout=self.heartbeat_timeout,
+                         keys=keys, insecure=self.insecure)
 
 
 

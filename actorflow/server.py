@@ -12,6 +12,16 @@ A `Server` runs this task's worker service (`scheduler.worker_service`) on a bac
 thread: the same service the standalone daemon (``actorflow worker``, `actorflow.cli`) runs.
 Heartbeats and connection waits come from ``config.rpc_options`` (an `RPCOptions`) when the
 `ConfigProto` carries one.
+
+Trust (SECURITY.md): ``RPCOptions(key_dir=DIR)`` (a directory ``actorflow keys DIR`` made)
+makes the task's TCP port a CURVE server that takes only the clients DIR authorizes, and
+makes sessions prove themselves with DIR's client key; a `Server` asked to bind an address
+other than loopback without keys refuses to start unless ``RPCOptions(insecure=True)``.
+Tasks on one host talk over Unix sockets in a private directory, checked by uid, with no
+CURVE.
+
+    keys = af.ConfigProto(rpc_options=af.RPCOptions(key_dir="/etc/actorflow/keys"))
+    server = af.Server(cluster, "ps", 0, config=keys, bind="0.0.0.0")
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
     actorflow demo                      train the digits MLP in this process (sync API)
     actorflow train mlp [--ps 1 --workers 2 ...]   asynchronous PS training on a local cluster
     actorflow worker ... / cluster ...  the daemons (forwarded to `actorflow.cli`)
+    actorflow keys DIR                  a cluster's key directory (SECURITY.md)
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def demo(epochs: int = 15, batch_size: int = 32, learning_rate: float = 0.01,
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("worker", "cluster"):
+    if argv and argv[0] in ("worker", "cluster", "keys"):  # keys: issue 12
         from actorflow import cli  # noqa: PLC0415 - the daemons live in the library
         return cli.main(argv)
     ap = argparse.ArgumentParser(prog="actorflow", description=__doc__,
@@ -68,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--optimizer", default=None)
     sub.add_parser("worker", help="run a worker daemon (see 'actorflow worker --help')")
     sub.add_parser("cluster", help="run a local cluster (see 'actorflow cluster --help')")
+    sub.add_parser("keys", help="make a cluster's key directory (see 'actorflow keys --help')")
     args = ap.parse_args(argv)
     try:
         return _run(args)

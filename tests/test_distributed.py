@@ -459,7 +459,8 @@ def test_worker_flags_and_af_config() -> None:
     cfg = worker_config(p.parse_args(["--device-count", "CPU=2"]), env)
     assert (cfg.job, cfg.task, cfg.address) == ("worker", 0, "127.0.0.1:5001")
     assert cfg.bind_host == "127.0.0.1" and cfg.runtime.device_count["CPU"] == 2
-    cfg = worker_config(p.parse_args(["--job", "ps", "--task", "0", "--bind", "0.0.0.0"]), env)
+    cfg = worker_config(p.parse_args(["--job", "ps", "--task", "0", "--bind", "0.0.0.0",
+                                     "--insecure"]), env)
     assert (cfg.job, cfg.address, cfg.bind_host) == ("ps", "127.0.0.1:5000", "0.0.0.0")
     with pytest.raises(ValueError, match="pass --cluster"):
         worker_config(p.parse_args(["--job", "ps", "--task", "0"]), None)

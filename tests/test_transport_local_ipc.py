@@ -13,6 +13,7 @@ import zmq
 from scheduler.worker_service import WorkerConfig, WorkerService
 from transport.local_ipc import ipc_endpoint, prefer_ipc
 from transport.rpc import RpcClient, RpcConfig, RpcServer
+from transport.runtime_dir import default_runtime_dir
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets")
 
@@ -25,11 +26,14 @@ def ctx():
 
 
 def test_only_loopback_tcp_endpoints_have_a_twin() -> None:
-    want = "unix://@actorflow-4-2222" if sys.platform.startswith("linux") else None
+    # in this user's private runtime directory, never the abstract namespace
+    run = default_runtime_dir()
+    want = f"unix://{run}/4-2222" if sys.platform.startswith("linux") else None
     assert ipc_endpoint("tcp://127.0.0.1:2222") == want
     assert ipc_endpoint("tcp://localhost:2222") == want
     if want:
-        assert ipc_endpoint("tcp://[::1]:2222") == "unix://@actorflow-6-2222"
+        assert ipc_endpoint("tcp://[::1]:2222") == f"unix://{run}/6-2222"
+        assert ipc_endpoint("tcp://[::1]:2222", "/x/y") == "unix:///x/y/6-2222"
     assert ipc_endpoint("tcp://10.1.2.3:2222") is None
     assert ipc_endpoint("tcp://127.0.0.1:*") is None
     assert ipc_endpoint("ipc://@x") is None
@@ -64,7 +68,7 @@ async def test_a_worker_service_answers_on_its_twin(ctx) -> None:
         endpoint = await nursery.start(service.serve)
         try:
             chosen = await prefer_ipc(endpoint, timeout=1.0)
-            assert chosen == f"unix://@actorflow-4-{port}"
+            assert chosen == f"unix://{default_runtime_dir()}/4-{port}"
             # asked for the task it is, it answers; for another task, TCP is kept
             assert await prefer_ipc(endpoint, timeout=1.0, task=("w", 0)) == chosen
             assert await prefer_ipc(endpoint, timeout=1.0, task=("w", 1)) == endpoint

@@ -5,6 +5,7 @@ segments of dead processes are reaped. Real /dev/shm segments, cleaned up."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ import pytest
 from devices.errors import InvalidArgumentError, NotFoundError
 from transport import shm
 from transport.codec import DEFAULT_LIMITS
+from transport.shm import SHM_DIR, SegmentPool
 
 pytestmark = pytest.mark.skipif(not shm.available(), reason="no /dev/shm on this machine")
 
@@ -66,7 +68,7 @@ def test_the_reader_checks_a_descriptor_before_using_it() -> None:
             with pytest.raises(InvalidArgumentError, match=match):
                 reader.take(desc, DEFAULT_LIMITS, np.empty)
         with pytest.raises(NotFoundError, match="is not there"):
-            reader.take([f"af{os.getpid()}x000000000000", "float64", [10], 80],
+            reader.take([f"af{os.getpid()}x" + "0" * 32, "float64", [10], 80],
                         DEFAULT_LIMITS, np.empty)
         np.testing.assert_array_equal(reader.take(d, DEFAULT_LIMITS, np.empty), np.arange(10.0))
     finally:
@@ -115,3 +117,16 @@ def test_the_reader_unmaps_beyond_its_byte_budget() -> None:
     finally:
         pool.close()
         reader.close()
+
+
+def test_segments_are_private_and_unguessable() -> None:
+    pool = SegmentPool(max_bytes=1 << 20)
+    try:
+        names = [pool.put(np.arange(8.0))[0] for _ in range(3)]
+        for name in names:
+            st = os.stat(os.path.join(SHM_DIR, name))
+            assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.getuid()
+            assert len(name.rpartition("x")[2]) == 32  # 128 random bits
+        assert len(set(names)) == 3
+    finally:
+        pool.close()

@@ -98,10 +98,13 @@ async def test_a_gone_or_unknown_peer_is_unavailable() -> None:
     struct.pack("<I", 0),  # a message of no frames
     struct.pack("<I", 5000),  # more frames than max_frames
     struct.pack("<IQ", 1, 2**40),  # a frame over max_frame_bytes
+    struct.pack("<IQQ", 2, 10, 2**20),  # a message over max_message_bytes (each frame fits)
+    struct.pack("<IQ", 1, 2**19),  # a first frame (the codec header) over first_frame_bytes
 ])
 async def test_a_peer_breaking_the_framing_is_dropped_and_the_router_serves_on(prefix) -> None:
     inbox = Inbox()
-    config = SocketConfig(max_frames=100, max_frame_bytes=2**20)
+    config = SocketConfig(max_frames=100, max_frame_bytes=2**20, max_message_bytes=2**20,
+                          first_frame_bytes=2**18)
     with trio.fail_after(5):
         async with StreamRouter(config, on_receive=inbox) as router:
             endpoint = router.bind(fresh())

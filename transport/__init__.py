@@ -5,7 +5,12 @@
 - `transport.zsocket`: `ZSocket`, one ZeroMQ socket driven by one trio pump task.
 - `transport.unix_stream`: `StreamRouter`/`StreamDealer`, the same messages over Unix-domain
   streams read straight from trio, for peers on one host; `transport.local_ipc` picks them.
+  `transport.stream_conn` is one such connection's framing and reader.
 - `transport.shm`: reusable shared-memory segments for large tensors between such peers.
+- Trust (SECURITY.md): `transport.keys` (a cluster's CURVE key directory), `transport.zap`
+  (the trio-driven ZAP handler: only allowed client keys get in), `transport.runtime_dir`
+  (the 0700 directory of same-host sockets, the peer-uid check, the refusal to bind a public
+  address without keys).
 - `transport.rpc`: `RpcServer` (ROUTER) and `RpcClient` (DEALER) with deadlines and
   application-level heartbeats, configured by one `RpcConfig`.
 

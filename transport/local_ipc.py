@@ -7,15 +7,20 @@ trip goes from ~230 us (ZeroMQ) to ~125 us, and every step of a local cluster is
 such messages.
 
 How: a server bound to a loopback (or every) address on Linux also listens on
-``unix://@actorflow-4-PORT`` (``-6-`` for IPv6; an abstract socket: no file to clean up, gone
-with the process; the port makes the name unique on the host). A client about to connect to
-a loopback address asks that endpoint first (`prefer_ipc`: a ping, or the ``status`` of the
-task it wants, so that it never takes another server for it) and connects there if the right
-server answers, else over TCP as before, so a peer that could not bind the name (or any other
-setup) still works. `dealer` makes the socket for either kind of endpoint. Nothing else
-changes: the same messages and heartbeats run over either.
+``unix:///tmp/actorflow-UID/4-PORT`` (``6-`` for IPv6; the port makes the name unique on the
+host). The socket lives in the user's private runtime directory (`transport.runtime_dir`:
+mode 0700, so no other user can even reach it), never in the abstract namespace (which has
+no permissions), and both ends check the other's uid (``SO_PEERCRED``). Same-host traffic
+therefore pays no CURVE: the kernel vouches for the peer. A socket file left by a server that
+died is replaced by the next one on that port.
+A client about to connect to a loopback address asks that endpoint first (`prefer_ipc`: a
+ping, or the ``status`` of the task it wants, so that it never takes another server for it)
+and connects there if the right server answers (or if the server is there but slow to answer:
+it is our user's, on that port), else over TCP as before, so a peer that could not bind the
+name (or any other setup) still works. `dealer` makes the socket for either kind of endpoint.
+Nothing else changes: the same messages and heartbeats run over either.
 
-    endpoint = await prefer_ipc("tcp://127.0.0.1:2222")   # "unix://@actorflow-4-2222"
+    endpoint = await prefer_ipc("tcp://127.0.0.1:2222")   # "unix:///tmp/actorflow-1000/4-2222"
 """
 
 from __future__ import annotations
@@ -28,23 +33,25 @@ import zmq
 
 from transport.codec import decode_message, encode
 from transport.rpc_core import PING, PONG, REPLY, request_frames
+from transport.runtime_dir import default_runtime_dir, is_private_dir
 from transport.unix_stream import SCHEME, StreamDealer, listening
 from transport.zsocket import SocketConfig, ZSocket
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
-def ipc_endpoint(tcp_endpoint: str) -> str | None:
-    """The Unix-domain twin of a loopback ``tcp://host:port`` endpoint, or None (another
-    host, a port not yet known, or not Linux: abstract sockets are Linux's). IPv4 and IPv6
-    loopback get different names: two servers may hold the same port on each."""
+def ipc_endpoint(tcp_endpoint: str, runtime_dir: str | None = None) -> str | None:
+    """The Unix-domain twin of a loopback ``tcp://host:port`` endpoint, in `runtime_dir`
+    (default: `default_runtime_dir`), or None (another host, a port not yet known, or not
+    Linux: ``SO_PEERCRED`` is Linux's). IPv4 and IPv6 loopback get different names: two
+    servers may hold the same port on each."""
     if not sys.platform.startswith("linux") or not tcp_endpoint.startswith("tcp://"):
         return None
     host, _, port = tcp_endpoint[len("tcp://"):].rpartition(":")
     if host not in _LOOPBACK or not port.isdigit():
         return None
     family = "6" if ":" in host else "4"
-    return f"{SCHEME}@actorflow-{family}-{port}"
+    return f"{SCHEME}{runtime_dir or default_runtime_dir()}/{family}-{port}"
 
 
 def probe_timeout(heartbeat_timeout: float) -> float:
@@ -59,7 +66,8 @@ async def prefer_ipc(tcp_endpoint: str, timeout: float = 0.5,
     (with `task`: answers ``status`` as that job and task index, so a name some other server
     holds is never taken for it), else `tcp_endpoint`."""
     ipc = ipc_endpoint(tcp_endpoint)
-    if ipc is None or not listening(ipc):
+    if ipc is None or not is_private_dir(ipc[len(SCHEME):].rpartition("/")[0]) \
+            or not listening(ipc):
         return tcp_endpoint
     ask = (request_frames(1, "status", timeout, None)
            if task is not None else encode({"k": PING}))
@@ -88,7 +96,10 @@ async def prefer_ipc(tcp_endpoint: str, timeout: float = 0.5,
         ok = header.get("k") == REPLY and error is None and isinstance(h, dict) and (
             h.get("job"), h.get("task")) == tuple(task)
         return ipc if ok else tcp_endpoint
-    return tcp_endpoint
+    # No answer in time: the server is there (listening, in our private directory, on that
+    # port's name) but busy. Use it: TCP would reach the same server, only slower (and needs
+    # keys where the socket does not).
+    return ipc
 
 
 def dealer(ctx: zmq.Context, endpoint: str, config: SocketConfig, *,

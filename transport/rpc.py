@@ -19,7 +19,13 @@ error (which the server counts): the sender must learn of failure some other way
 service pushes tensors this way; a bad push fails its step on the receiving task.
 
 The deadline travels as *time left* rather than a timestamp, so hosts need not agree on the
-clock; the server runs the handler under its own deadline from that.
+clock; the server runs the handler under its own deadline from that, after checking it (NaN,
+negative or not a number: an error reply) and capping it (``RpcConfig.max_timeout``).
+
+Trust (SECURITY.md): with ``RpcConfig.keys`` the server's TCP port is a CURVE server whose
+ZAP handler (`transport.zap`) lets in only allowed client keys, and a client proves itself
+with the same keys (and is told plainly when a server refuses it); same-host streams need no
+keys (their peers' uid is checked).
 
 The pieces: `transport.rpc_server` (`RpcServer`: a ROUTER, one task per request for
 ``async def`` handlers, plain-function handlers inline, which may answer later through a

@@ -17,6 +17,9 @@ State (touched only by its trio tasks, but for `start_call_from_thread`, which i
   that breaks (``_lost``: the server exited or dropped us) declares it dead at once.
 - ``_deadlines``: one timer task for every call's deadline (`DeadlineTimer`); on expiry the
   call raises `DeadlineExceededError` and the server is told to cancel the handler.
+- ``_refused``: over ZeroMQ, why the server refused our handshake (its CURVE keys do not
+  allow ours, or it speaks CURVE and we hold no keys), read from the DEALER's monitor; set,
+  it fails every call at once with that reason until a handshake succeeds.
 
     async with RpcClient("tcp://127.0.0.1:5555", config=RpcConfig()) as client:
         await client.wait_ready()
@@ -35,6 +38,7 @@ from typing import Any
 
 import trio
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from devices.errors import DeadlineExceededError, InvalidArgumentError, UnavailableError
 from transport.codec import Tensors, decode_message, encode
@@ -50,7 +54,10 @@ from transport.rpc_core import (
     request_frames,
 )
 from transport.unix_stream import StreamDealer
-from transport.zsocket import ZSocket
+from transport.zsocket import SocketConfig, ZSocket
+
+_HANDSHAKE_EVENTS = int(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                        | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
 _DEFAULT: Any = object()  # "use config.default_timeout"
 
@@ -118,6 +125,7 @@ class RpcClient:
         self._ready = trio.Event()  # set by the first message since start or since going dead
         self._last_traffic = 0.0
         self._closed = False
+        self._refused: str | None = None
         self._n_calls = self._n_late = self._n_malformed = 0
 
     async def __aenter__(self) -> RpcClient:
@@ -130,6 +138,8 @@ class RpcClient:
                 dealer(ctx, self.endpoint, self.config.socket_config(),
                        routing_id=self.routing_id, name=self.name, on_receive=self._on_message,
                        on_lost=self._connection_lost))
+            if type(self._sock) is ZSocket:
+                await self._watch_handshakes(ctx)
             self._sock.connect(self.endpoint)
             self._last_traffic = trio.current_time()
             self._nursery = await self._stack.enter_async_context(trio.open_nursery())
@@ -187,7 +197,7 @@ class RpcClient:
             raise UnavailableError(
                 f"{self.name} is closed (or was never entered with 'async with'); open a new client"
             )
-        if not self._alive:
+        if not self._alive or self._refused is not None:
             await trio.lowlevel.checkpoint()
             raise self._dead_error()
         if timeout is _DEFAULT:
@@ -248,7 +258,7 @@ class RpcClient:
         error: BaseException | None = None
         if self._closed or self._sock is None:
             error = UnavailableError(f"{self.name} is closed; open a new client")
-        elif not self._alive:
+        elif not self._alive or self._refused is not None:
             error = self._dead_error()
         elif timeout is not None and not timeout > 0:
             error = DeadlineExceededError(
@@ -366,7 +376,41 @@ class RpcClient:
             self._ready = trio.Event()
         self._fail_all()
 
+    async def _watch_handshakes(self, ctx: zmq.Context) -> None:
+        """Read the DEALER's handshake events (a PAIR on its monitor endpoint)."""
+        endpoint = f"inproc://af-monitor-{os.urandom(8).hex()}"
+        self._sock.monitor(endpoint, _HANDSHAKE_EVENTS)
+        mon = await self._stack.enter_async_context(
+            ZSocket(ctx, zmq.PAIR, SocketConfig(linger_ms=0), name=f"{self.name} monitor",
+                    on_receive=self._on_handshake))
+        mon.connect(endpoint)
+
+    def _on_handshake(self, frames: list[zmq.Frame]) -> None:
+        try:
+            event = parse_monitor_message([f.bytes for f in frames])["event"]
+        except Exception:  # noqa: BLE001 - not an event: ignore it
+            return
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self._refused = None
+            return
+        keys = self.config.keys
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            why = ("the server refused this client's key: it is not in the cluster's "
+                   "authorized keys (RPCOptions.key_dir / --keys; see SECURITY.md)")
+        elif keys is None:
+            why = ("the handshake failed: the server most likely requires CURVE keys and this "
+                   "client has none; pass the cluster's key directory (RPCOptions.key_dir)")
+        else:
+            why = (f"the CURVE handshake failed: the server does not hold the server key of "
+                   f"{keys.source or 'our keys'} (another cluster's keys?), or speaks no CURVE")
+        self._refused = why
+        if self._closed:
+            return
+        self._fail_all(f"cannot call {self.endpoint}: {why}")
+
     def _dead_error(self) -> UnavailableError:
+        if self._refused is not None:
+            return UnavailableError(f"{self.name}: {self._refused}")
         if self._lost:
             return UnavailableError(
                 f"server {self.endpoint} closed the connection (it exited, or dropped this "

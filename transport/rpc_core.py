@@ -19,6 +19,7 @@ import zmq
 
 from devices.errors import InvalidArgumentError
 from transport.codec import DEFAULT_LIMITS, Limits, encode
+from transport.keys import CurveKeys
 from transport.zsocket import SocketConfig
 
 # The message kinds: the "k" field of every RPC header. ONEWAY is a request that gets no reply.
@@ -39,8 +40,15 @@ class RpcConfig:
     heartbeat_timeout: float = 5.0  # no message this long: the server is declared dead
     default_timeout: float | None = 60.0  # per-call deadline when `call` gets none
     max_inflight: int = 10_000  # server: concurrent requests before ResourceExhausted
+    max_inflight_per_peer: int = 1024  # server: requests of one connection in flight (running,
+    #                                    or their reply waiting for room) before it is refused
+    max_timeout: float = 7 * 24 * 3600.0  # server: a request's time left is capped to this
     limits: Limits = DEFAULT_LIMITS  # what the decoders accept
     socket: SocketConfig = field(default_factory=SocketConfig)  # linger, HWMs, queue sizes
+    # Trust (see SECURITY.md). `keys`: this endpoint's CURVE keys; with them a server's TCP
+    # port takes only the clients the keys allow, and a client proves itself with them.
+    keys: CurveKeys | None = None
+    insecure: bool = False  # a server may bind a non-loopback TCP address without keys
 
     def __post_init__(self) -> None:
         if not (0 < self.heartbeat_interval < self.heartbeat_timeout):
@@ -48,6 +56,10 @@ class RpcConfig:
                 f"need 0 < heartbeat_interval ({self.heartbeat_interval}) < heartbeat_timeout "
                 f"({self.heartbeat_timeout})"
             )
+        if not (self.max_timeout > 0 and self.max_inflight_per_peer >= 1):
+            raise InvalidArgumentError(
+                f"need max_timeout > 0 (got {self.max_timeout}) and max_inflight_per_peer >= 1 "
+                f"(got {self.max_inflight_per_peer})")
         if self.default_timeout is not None and not self.default_timeout > 0:
             raise InvalidArgumentError(
                 f"default_timeout must be > 0 or None, got {self.default_timeout}"
@@ -59,8 +71,23 @@ class RpcConfig:
         return dataclasses.replace(
             self.socket,
             max_frame_bytes=max(lim.max_tensor_bytes, lim.max_header_bytes),
-            max_frames=lim.max_frames + 1,
-        )  # + the routing frame
+            max_frames=lim.max_frames + 1,  # + the routing frame
+            max_message_bytes=lim.max_total_bytes + lim.max_frames * 8,
+            first_frame_bytes=lim.max_header_bytes,
+            curve=self.keys,
+        )
+
+    def check_timeout(self, timeout: object) -> float | None:
+        """A request's time left as the server will use it: None (no deadline), or a number
+        >= 0, capped to `max_timeout` (infinity included). Raises InvalidArgumentError for
+        anything else (NaN, a negative number, a non-number), naming the value."""
+        if timeout is None:
+            return None
+        if type(timeout) not in (int, float) or math.isnan(timeout) or timeout < 0:
+            raise InvalidArgumentError(
+                f"a request's 't' (seconds left) must be a number >= 0 or None, got "
+                f"{short(timeout)}")
+        return min(float(timeout), self.max_timeout)
 
 
 def owned_context(ctx: zmq.Context | None) -> tuple[zmq.Context, bool]:
@@ -72,9 +99,12 @@ class DeadlineTimer:
     """Many deadlines served by one timer task, instead of a cancel scope with a deadline per
     call (about 25 us each on a small VM, more than the rest of a call).
 
-    State: a heap of ``(deadline, key)``. Entries are never removed early; when one comes due,
-    `on_expire(key, deadline)` decides whether it still matters (the owner compares the
-    deadline it stored), and the heap is rebuilt from the live entries when stale ones pile up.
+    State: a heap of ``(deadline, seq, key)``: `seq` counts additions, so two equal deadlines
+    are ordered by it and keys are never compared (a server's keys mix its ZeroMQ peers,
+    bytes, with its Unix-stream peers, ints: comparing them would raise). Entries are never
+    removed early; when one comes due, `on_expire(key, deadline)` decides whether it still
+    matters (the owner compares the deadline it stored), and the heap is rebuilt from the
+    live entries when stale ones pile up.
     The timer wakes at most once per `RESOLUTION` seconds, so a deadline fires up to that late.
     Only the owner's trio tasks touch it.
     """
@@ -83,7 +113,8 @@ class DeadlineTimer:
 
     def __init__(self, on_expire: Callable[[Any, float], None]):
         self._on_expire = on_expire
-        self._heap: list[tuple[float, Any]] = []
+        self._heap: list[tuple[float, int, Any]] = []
+        self._seq = 0  # the tie-breaker of the next entry
         self._scope: trio.CancelScope | None = None  # the timer's sleep; its deadline = next due
         self._not_before = -math.inf  # rate limit of the timer's wake-ups
 
@@ -91,7 +122,8 @@ class DeadlineTimer:
         """Call ``on_expire(key, deadline)`` once `deadline` (trio time) has passed."""
         if deadline == math.inf:
             return
-        heapq.heappush(self._heap, (deadline, key))
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, key))
         if self._scope is not None and deadline < self._scope.deadline:
             # rare: deadlines mostly arrive in order
             self._scope.deadline = max(deadline, self._not_before)
@@ -99,8 +131,13 @@ class DeadlineTimer:
     def compact(self, live: list[tuple[float, Any]]) -> None:
         """Replace the heap by `live` if it is mostly stale entries."""
         if len(self._heap) > 4 * len(live) + 1024:
-            self._heap = [e for e in live if e[0] != math.inf]
-            heapq.heapify(self._heap)
+            heap = []
+            for deadline, key in live:
+                if deadline != math.inf:
+                    self._seq += 1
+                    heap.append((deadline, self._seq, key))
+            heapq.heapify(heap)
+            self._heap = heap
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -117,7 +154,7 @@ class DeadlineTimer:
             now = trio.current_time()
             self._not_before = now + self.RESOLUTION
             while heap and heap[0][0] <= now:
-                deadline, key = heapq.heappop(heap)
+                deadline, _, key = heapq.heappop(heap)
                 self._on_expire(key, deadline)
 
 

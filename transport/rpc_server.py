@@ -15,7 +15,16 @@ State (touched only by its trio tasks):
   handler returned. A cancel message or the deadline cancels the scope, or cancels the Pending
   (its handler hears of it through ``on_cancel``). Written by the reader (insert/cancel), the
   handler task or the Pending's settling (remove) and the deadline timer (cancel).
-- ``_deadlines``: one timer task for every request's deadline (`DeadlineTimer`).
+- ``_load``: peer -> its requests in ``_active`` plus its replies still waiting for room
+  to be sent; at ``RpcConfig.max_inflight_per_peer`` the peer's new requests are refused
+  with ResourceExhausted (so one connection cannot take the server's memory by asking and
+  never reading). Kept by `_add`/`_remove` and the reply senders.
+- ``_deadlines``: one timer task for every request's deadline (`DeadlineTimer`). A request's
+  ``t`` is checked first (`RpcConfig.check_timeout`: NaN, negative or not a number gets an
+  error reply; anything above ``max_timeout``, infinity included, is capped to it).
+- ``_zap``: with ``RpcConfig.keys``, the `ZapHandler` of the server's context: the ROUTER
+  is a CURVE server and only the keys it allows get in (SECURITY.md). `bind` refuses a TCP
+  address other than loopback without keys unless ``RpcConfig.insecure``.
 - counters for `statistics`, written by the reader and the handler tasks.
 
 The reader is `ZSocket`'s ``on_receive`` callback: it runs inside the socket's pump and never
@@ -68,8 +77,10 @@ from transport.rpc_core import (
     owned_context,
     short,
 )
+from transport.runtime_dir import check_bind
 from transport.unix_stream import SCHEME as UNIX_SCHEME
 from transport.unix_stream import StreamRouter
+from transport.zap import ZapHandler
 from transport.zsocket import ZSocket
 
 # ``async def handler(header, tensors) -> (header, tensors)``, or a plain ``def`` (run inline)
@@ -89,6 +100,8 @@ class ServerStatistics:
     malformed: int  # messages that did not decode or broke the protocol
     inflight: int  # handlers running now
     undeliverable: int  # replies whose peer had gone (or was full, for pongs/errors)
+    refused: int = 0  # requests refused because their connection had too many in flight
+    auth_denied: int = 0  # CURVE handshakes the ZAP handler refused (a key not allowed)
 
 
 class _Request:
@@ -128,6 +141,11 @@ class RpcServer:
         self._nursery: trio.Nursery | None = None
         self._stack = contextlib.AsyncExitStack()
         self._active: dict[tuple[bytes | int, int], _Request] = {}
+        # peer -> its requests in `_active` plus its replies waiting for room to be sent;
+        # at `max_inflight_per_peer` its new requests are refused (ResourceExhausted)
+        self._load: dict[bytes | int, int] = {}
+        self._zap: ZapHandler | None = None
+        self._n_refused = 0
         self._deadlines = DeadlineTimer(self._expire)
         self._n_requests = self._n_errors = self._n_malformed = self._n_undeliverable = 0
 
@@ -160,18 +178,23 @@ class RpcServer:
                 self._stack.callback(ctx.term)  # runs last: after the socket has closed
             self._nursery = await self._stack.enter_async_context(trio.open_nursery())
             self._nursery.start_soon(self._deadlines.run, name=f"{self.name} deadlines")
+            sock_cfg = self.config.socket_config()
+            if self.config.keys is not None:  # CURVE: the allow-list answers before any bind
+                self.config.keys.require_server()
+                self._zap = await self._stack.enter_async_context(
+                    ZapHandler(ctx, {sock_cfg.zap_domain: self.config.keys}))
             self._sock = await self._stack.enter_async_context(
                 ZSocket(
                     ctx,
                     zmq.ROUTER,
-                    self.config.socket_config(),
+                    sock_cfg,
                     name=self.name,
                     on_receive=self._on_message,
                 )
             )
+            # Same-host peers: no CURVE (their uid is checked instead; see SECURITY.md).
             self._local = await self._stack.enter_async_context(
-                StreamRouter(self.config.socket_config(), name=self.name,
-                             on_receive=self._on_message))
+                StreamRouter(sock_cfg, name=self.name, on_receive=self._on_message))
         except BaseException:
             await self._stack.aclose()
             raise
@@ -188,11 +211,13 @@ class RpcServer:
     def bind(self, endpoint: str = "tcp://127.0.0.1:*") -> str:
         """Bind (after entering) and return the bound endpoint with its port. A
         ``unix://`` endpoint is served by a Unix-domain stream (`transport.unix_stream`),
-        any other by the ZeroMQ ROUTER."""
+        any other by the ZeroMQ ROUTER (CURVE when `RpcConfig.keys` is set). A TCP address
+        other than loopback needs keys, or ``RpcConfig.insecure``."""
         if self._sock is None:
             raise RuntimeError("use 'async with RpcServer(...)' before bind()")
         if endpoint.startswith(UNIX_SCHEME):
             return self._local.bind(endpoint)
+        check_bind(endpoint, self.config.keys is not None, self.config.insecure)
         return self._sock.bind(endpoint)
 
     @property
@@ -212,7 +237,31 @@ class RpcServer:
             malformed=self._n_malformed,
             inflight=len(self._active),
             undeliverable=self._n_undeliverable,
+            refused=self._n_refused,
+            auth_denied=self._zap.denied if self._zap is not None else 0,
         )
+
+    # -- what is in flight, per peer --------------------------------------------------------------
+
+    def _add(self, key: tuple[bytes | int, int], req: _Request) -> None:
+        self._active[key] = req
+        self._load[key[0]] = self._load.get(key[0], 0) + 1
+
+    def _remove(self, key: tuple[bytes | int, int], req: _Request | None = None) -> _Request | None:
+        """Take `key` out of `_active` (only if it is `req`, when given)."""
+        cur = self._active.get(key)
+        if cur is None or (req is not None and cur is not req):
+            return None
+        del self._active[key]
+        self._release(key[0])
+        return cur
+
+    def _release(self, peer: bytes | int) -> None:
+        n = self._load.get(peer, 0) - 1
+        if n > 0:
+            self._load[peer] = n
+        else:
+            self._load.pop(peer, None)
 
     # -- the reader: runs inside the socket's pump, so it never blocks --------------------------
 
@@ -264,7 +313,7 @@ class RpcServer:
         elif kind == PING:
             self._reply_nowait(peer, encode({"k": PONG}))
         elif kind == CANCEL:
-            req = self._active.pop((peer, rid), None)
+            req = self._remove((peer, rid))
             if req is not None:
                 if req.pending is not None:
                     req.pending.cancel(CancelledError(f"the client cancelled request {rid}"))
@@ -291,12 +340,13 @@ class RpcServer:
 
     def _start_request(self, peer: bytes | int, rid: int | None, header: dict,
                        tensors: Tensors) -> None:
-        method, timeout = header.get("m"), header.get("t")
-        if (
-            rid is None
-            or not isinstance(method, str)
-            or not (timeout is None or (type(timeout) in (int, float) and timeout >= 0))
-        ):
+        method = header.get("m")
+        try:
+            timeout = self.config.check_timeout(header.get("t"))
+        except InvalidArgumentError as exc:
+            self._reject(peer, rid, exc)
+            return
+        if rid is None or not isinstance(method, str):
             self._reject(
                 peer,
                 rid,
@@ -305,6 +355,13 @@ class RpcServer:
                     f"(seconds left) >= 0 or None; got {short(header)}"
                 ),
             )
+            return
+        if self._load.get(peer, 0) >= self.config.max_inflight_per_peer:
+            self._n_refused += 1
+            self._reply_nowait(peer, encode_error(ResourceExhaustedError(
+                f"this connection has {self._load[peer]} requests in flight on {self.name}, "
+                "its limit (RpcConfig.max_inflight_per_peer); wait for replies before sending "
+                "more"), {"k": REPLY, "id": rid}))
             return
         key = (peer, rid)
         if key in self._active:
@@ -347,7 +404,7 @@ class RpcServer:
             )
             return
         req = _Request(math.inf if timeout is None else trio.current_time() + timeout)
-        self._active[key] = req
+        self._add(key, req)
         self._deadlines.add(req.deadline, key)
         if len(self._deadlines) > 4 * len(self._active) + 1024:
             self._deadlines.compact([(r.deadline, k) for k, r in self._active.items()])
@@ -363,12 +420,11 @@ class RpcServer:
                 f"{self.name} is running {len(self._active)} requests, its limit "
                 "(RpcConfig.max_inflight); retry later"))
         req = _Request(math.inf if timeout is None else trio.current_time() + timeout, pending)
-        self._active[key] = req
+        self._add(key, req)
         self._deadlines.add(req.deadline, key)
 
         def settled(header: Any, tensors: list, error: BaseException | None) -> None:
-            if self._active.get(key) is req:
-                del self._active[key]
+            self._remove(key, req)
             peer, rid = key
             if error is None:
                 try:
@@ -402,12 +458,14 @@ class RpcServer:
         frames.insert(0, peer)
         try:
             self._socket_for(peer).send_nowait(frames)
-        except trio.WouldBlock:
-            self._nursery.start_soon(self._send_reply, frames)
+        except trio.WouldBlock:  # counted against the peer until it has room
+            self._load[peer] = self._load.get(peer, 0) + 1
+            self._nursery.start_soon(self._send_reply, frames, True)
         except (UnavailableError, trio.ClosedResourceError):
             self._n_undeliverable += 1
 
-    async def _send_reply(self, frames: list[object]) -> None:
+    async def _send_reply(self, frames: list[object], counted: bool = False) -> None:
+        """Send a reply, waiting for room; `counted`: it holds a place in its peer's load."""
         try:
             try:
                 sock = self._socket_for(frames[0])
@@ -416,6 +474,9 @@ class RpcServer:
                 await sock.send(frames)
         except (UnavailableError, trio.ClosedResourceError):
             self._n_undeliverable += 1
+        finally:
+            if counted:
+                self._release(frames[0])
 
     def _expire(self, key: tuple[bytes | int, int], deadline: float) -> None:
         """The deadline timer: cancel request `key` if it is still running to this deadline."""
@@ -425,7 +486,7 @@ class RpcServer:
             if req.pending is None:
                 req.scope.cancel()
                 return
-            del self._active[key]
+            self._remove(key, req)
             err = DeadlineExceededError(f"a request ran past its deadline on {self.name}")
             req.pending.cancel(err)
             self._n_errors += 1
@@ -459,7 +520,7 @@ class RpcServer:
             self._n_errors += 1
             frames = encode_error(exc, {"k": REPLY, "id": rid})
         finally:
-            if self._active.get(key) is req:
-                del self._active[key]
+            self._remove(key, req)
         frames.insert(0, peer)
-        await self._send_reply(frames)
+        self._load[peer] = self._load.get(peer, 0) + 1  # until the reply is sent
+        await self._send_reply(frames, True)

@@ -10,11 +10,12 @@ ends surely see the same /dev/shm.
 What it owns
 ------------
 - `SegmentPool` (the sender's, one per peer): segments in /dev/shm named
-  ``af<pid>x<12 hex digits>``, each mapped once and reused: `put` copies an array into a free
-  one (creating one while under ``max_bytes``) and marks it busy until the receiver reports it
-  copied out (`free`); `close` unmaps and unlinks them all. A segment whose release never comes
-  (the receiver died) stays busy, so the pool only shrinks what it can offer: `put` returns
-  None and the caller sends the tensor over the socket instead.
+  ``af<pid>x<32 hex digits>`` (128 random bits: unguessable; created ``O_EXCL`` with mode
+  0600, so only this user can open one), each mapped once and reused: `put` copies an array
+  into a free one (creating one while under ``max_bytes``) and marks it busy until the
+  receiver reports it copied out (`free`); `close` unmaps and unlinks them all. A segment
+  whose release never comes (the receiver died) stays busy, so the pool only shrinks what it
+  can offer: `put` returns None and the caller sends the tensor over the socket instead.
 - `SegmentReader` (the receiver's): a bounded cache of mapped segments by name; `take`
   checks a descriptor (name pattern, allowlisted dtype, shape, size against the segment and
   the limits) and copies the tensor out into a buffer the caller provides.
@@ -46,7 +47,7 @@ from devices.errors import InvalidArgumentError, NotFoundError
 from transport.codec import WIRE_DTYPES, Limits, wire_name
 
 SHM_DIR = "/dev/shm"
-_NAME = re.compile(r"af(\d{1,10})x[0-9a-f]{12}")
+_NAME = re.compile(r"af(\d{1,10})x[0-9a-f]{32}")
 _ALIGN = 1 << 16  # segment sizes are rounded up to this
 
 
@@ -113,7 +114,7 @@ class SegmentPool:
         size = max(_ALIGN, -(-nbytes // _ALIGN) * _ALIGN)
         if self._bytes + size > self.max_bytes or len(self._segments) >= self.max_segments:
             return None
-        name = f"af{os.getpid()}x{secrets.token_hex(6)}"
+        name = f"af{os.getpid()}x{secrets.token_hex(16)}"
         path = os.path.join(SHM_DIR, name)
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
@@ -173,7 +174,7 @@ class SegmentReader:
         name, dt_name, shape, nbytes = desc
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise InvalidArgumentError(f"shared-memory segment name {str(name)[:40]!r} is not "
-                                       "one actorflow makes (af<pid>x<12 hex digits>)")
+                                       "one actorflow makes (af<pid>x<32 hex digits>)")
         dt = WIRE_DTYPES.get(dt_name) if isinstance(dt_name, str) else None
         if dt is None:
             raise InvalidArgumentError(f"shared-memory tensor has dtype {str(dt_name)[:20]!r}, "
@@ -207,7 +208,11 @@ class SegmentReader:
             raise NotFoundError(f"shared-memory segment {name} is not there ({e.strerror}); "
                                 "its sender is gone or not on this host") from None
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if st.st_uid != os.getuid():  # planted by another user: never read it
+                raise InvalidArgumentError(
+                    f"shared-memory segment {name} belongs to uid {st.st_uid}, not this user")
+            size = st.st_size
             if size == 0:
                 raise InvalidArgumentError(f"shared-memory segment {name} is empty")
             mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)

@@ -54,6 +54,7 @@ import zmq
 import zmq.backend
 
 from devices.errors import InvalidArgumentError, UnavailableError
+from transport.keys import CurveKeys
 
 # Plain ints: pyzmq's enum members cost microseconds per bitwise operation on the hot path.
 _POLLIN = int(zmq.POLLIN)
@@ -89,12 +90,40 @@ class SocketConfig:
     immediate: bool = True  # DEALER/PUSH: ZMQ_IMMEDIATE, queue only to live connections
     router_handover: bool = True  # ROUTER: a reconnecting peer may take over its routing id
     zmtp_heartbeat_ms: int = 0  # ZMQ_HEARTBEAT_IVL/TIMEOUT (0: off; rpc has its own)
+    # Unix streams (`transport.unix_stream`) also cap a whole message's declared bytes and
+    # its first frame (the codec header) before allocating anything (-1: no cap).
+    max_message_bytes: int = -1
+    first_frame_bytes: int = -1
+    max_connections: int = 1024  # a Unix-stream router's connections at once
+    # CURVE (`transport.keys`): a ROUTER serves with the server keys and asks the ZAP handler
+    # of its context (domain `zap_domain`) about every client; a DEALER/PUSH proves itself
+    # with the client keys and checks the server's. None: plain TCP.
+    curve: CurveKeys | None = None
+    zap_domain: str = "actorflow"
 
     def __post_init__(self) -> None:
         if self.inbox_size < 1 or self.max_frames < 1 or self.batch < 1:
             raise InvalidArgumentError("SocketConfig.inbox_size, max_frames and batch must be >= 1")
         if not self.retry_interval > 0:
             raise InvalidArgumentError("SocketConfig.retry_interval must be > 0 seconds")
+
+
+def _set_curve(sock: zmq.Socket, socket_type: int, c: SocketConfig) -> None:
+    """Make `sock` a CURVE server (ROUTER) or client (DEALER, PUSH) with `c.curve`."""
+    keys = c.curve
+    if socket_type == zmq.ROUTER:
+        keys.require_server()
+        sock.setsockopt(zmq.CURVE_SECRETKEY, keys.server_secret)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.server_public)
+        sock.setsockopt(zmq.CURVE_SERVER, 1)
+        sock.setsockopt(zmq.ZAP_DOMAIN, c.zap_domain.encode())
+        # No ZAP handler answering: refuse everyone (libzmq would let everyone in).
+        sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+    elif socket_type in (zmq.DEALER, zmq.PUSH):
+        keys.require_client()
+        sock.setsockopt(zmq.CURVE_SERVERKEY, keys.server_public)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.client_public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, keys.client_secret)
 
 
 @dataclass(frozen=True)
@@ -203,6 +232,8 @@ class ZSocket:
                 sock.setsockopt(zmq.IMMEDIATE, int(c.immediate))
             if self._routing_id is not None:
                 sock.setsockopt(zmq.ROUTING_ID, self._routing_id)
+            if c.curve is not None:
+                _set_curve(sock, self.socket_type, c)
             self._fd = sock.getsockopt(zmq.FD)
         except BaseException:
             sock.close(linger=0)
@@ -254,6 +285,11 @@ class ZSocket:
                 f"{self.name} cannot connect to {endpoint!r}: {exc}"
             ) from None
         self._endpoints.append(endpoint)
+
+    def monitor(self, endpoint: str, events: int) -> None:
+        """Publish this socket's `events` (``zmq.EVENT_*``) on inproc `endpoint` (a PAIR of
+        the same context reads them; see `zmq.utils.monitor.parse_monitor_message`)."""
+        self._check_open().monitor(endpoint, events)
 
     def disconnect(self, endpoint: str) -> None:
         self._check_open().disconnect(endpoint)
