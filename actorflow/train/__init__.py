@@ -21,3 +21,23 @@ __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "Adagra
            "RMSPropOptimizer", "AdamOptimizer", "get_global_step", "create_global_step",
            "get_or_create_global_step", "global_step"]
 from actorflow.train.device_setter import *  # noqa: E402,F403  (replica_device_setter, strategies)
+
+# ---- checkpoints and monitored sessions (issue 14) ----
+from actorflow.train.checkpoint_management import (  # noqa: E402
+    CheckpointState,
+    checkpoint_exists,
+    get_checkpoint_mtimes,
+    get_checkpoint_state,
+    latest_checkpoint,
+    remove_checkpoint,
+    update_checkpoint_state,
+)
+from actorflow.train.checkpoint_utils import (  # noqa: E402
+    CheckpointReader,
+    NewCheckpointReader,
+    init_from_checkpoint,
+    list_variables,
+    load_checkpoint,
+    load_variable,
+)
+from actorflow.train.saver import Saver  # noqa: E402

@@ -9,6 +9,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     control_flow,
     conv,
     index,
+    io,
     math,
     nn,
     partition,
