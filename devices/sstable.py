@@ -230,8 +230,9 @@ def read_table(buf: bytes, filename: str) -> Iterator[tuple[bytes, bytes]]:
         raise DataLossError(f"checkpoint index '{filename}' is not a table file (bad magic "
                             f"number; truncated or not a checkpoint index)")
     footer = buf[len(buf) - FOOTER_SIZE:]
-    _, pos = get_varint(footer, 0)
-    _, pos = get_varint(footer, pos)
+    meta_off, pos = get_varint(footer, 0)
+    meta_size, pos = get_varint(footer, pos)
+    _read_block(buf, meta_off, meta_size, filename)  # unused (no filters), but checked
     index_off, pos = get_varint(footer, pos)
     index_size, pos = get_varint(footer, pos)
     index = _read_block(buf, index_off, index_size, filename)
