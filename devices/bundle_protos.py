@@ -9,9 +9,11 @@ the same fields with the same numbers and wire types through protobuf's descript
     BundleEntryProto   {DataType dtype = 1; TensorShapeProto shape = 2; int32 shard_id = 3;
                         int64 offset = 4; int64 size = 5; fixed32 crc32c = 6;
                         repeated TensorSliceProto slices = 7}
-    TensorShapeProto   {repeated Dim dim = 2 {int64 size = 1; string name = 2}; bool unknown_rank = 3}
+    TensorShapeProto   {repeated Dim dim = 2 {int64 size = 1; string name = 2};
+                        bool unknown_rank = 3}
     TensorSliceProto   {repeated Extent extent = 1 {int64 start = 1; oneof {int64 length = 2}}}
-    VersionDef         {int32 producer = 1; int32 min_consumer = 2; repeated int32 bad_consumers = 3}
+    VersionDef         {int32 producer = 1; int32 min_consumer = 2;
+                        repeated int32 bad_consumers = 3}
 
 Enums (DataType, Endianness) travel as varints on the wire, exactly like int32, so they are
 declared as int32 here and mapped by `DTYPE_TO_ENUM` / `ENUM_TO_DTYPE` (TensorFlow's numbers).

@@ -230,7 +230,8 @@ class BundleReader:
                 raw = f.read()
         except FileNotFoundError:
             raise NotFoundError(f"no checkpoint at '{prefix}': '{path}' does not exist; pass "
-                                f"the prefix a Saver returned (or latest_checkpoint(dir))") from None
+                                f"the prefix a Saver returned (or latest_checkpoint(dir))"
+                                ) from None
         self.entries: dict[bytes, object] = {}
         header = None
         for key, value in sstable.read_table(raw, path):

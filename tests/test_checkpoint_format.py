@@ -166,7 +166,8 @@ TF_READS_OURS = textwrap.dedent(r"""
     for n, v in expected.items():
         got = r.get_tensor(n)
         assert got.dtype == v.dtype and got.shape == v.shape and np.array_equal(got, v), n
-    assert tf.train.latest_checkpoint(sys.argv[3]) == prefix, tf.train.latest_checkpoint(sys.argv[3])
+    latest = tf.train.latest_checkpoint(sys.argv[3])
+    assert latest == prefix, latest
     vs = [tf.Variable(np.zeros_like(v), name=n) for n, v in expected.items() if n != "emb/table"]
     with tf.variable_scope("emb"):
         part = tf.get_variable("table", shape=[7, 4], partitioner=tf.fixed_size_partitioner(2))

@@ -23,6 +23,10 @@ __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "Adagra
 from actorflow.train.device_setter import *  # noqa: E402,F403  (replica_device_setter, strategies)
 
 # ---- checkpoints and monitored sessions (issue 14) ----
+__all__ += ["Saver", "CheckpointState", "checkpoint_exists", "get_checkpoint_mtimes",
+            "get_checkpoint_state", "latest_checkpoint", "remove_checkpoint",
+            "update_checkpoint_state", "CheckpointReader", "NewCheckpointReader",
+            "init_from_checkpoint", "list_variables", "load_checkpoint", "load_variable"]
 from actorflow.train.checkpoint_management import (  # noqa: E402
     CheckpointState,
     checkpoint_exists,
