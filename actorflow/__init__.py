@@ -106,3 +106,6 @@ __version__ = "0.1.0"
 
 from actorflow.cluster import LocalCluster  # noqa: E402
 from actorflow.server import ClusterSpec, RPCOptions, Server  # noqa: E402
+
+# --- observability (#16): the string dtype ---
+from devices.dtypes import string  # noqa: E402
