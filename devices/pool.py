@@ -71,7 +71,7 @@ class HostPool:
         for d in shape:
             count *= d
         nbytes = count * dt.itemsize
-        if nbytes < self.min_bytes:
+        if nbytes < self.min_bytes or dt.hasobject:  # string tensors hold references: never pooled
             return np.empty(shape, dt)
         size = -(-nbytes // _ALIGN) * _ALIGN
         with self._lock:

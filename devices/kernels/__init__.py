@@ -18,4 +18,5 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     registry,
     sendrecv,
     state,
+    summary,
 )
