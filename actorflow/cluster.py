@@ -570,6 +570,8 @@ def add_cluster_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cluster-file", help="also write the cluster JSON to this file")
     p.add_argument("--log-dir", help="keep the daemons' logs here (default: a temporary "
                                      "directory, removed on exit)")
+    p.add_argument("--supervise", action="store_true",
+                   help="restart a daemon that dies, on the same address")
     p.set_defaults(func=run_cluster_from_args)
     return p
 
@@ -586,7 +588,8 @@ def run_cluster_from_args(args: argparse.Namespace) -> int:
         print(f"actorflow cluster: {e}", file=sys.stderr)
         return 2
     return run_cluster(args.ps, args.workers, host=args.bind, device_count=counts,
-                       cluster_file=args.cluster_file, log_dir=args.log_dir)
+                       cluster_file=args.cluster_file, log_dir=args.log_dir,
+                       supervise=bool(getattr(args, "supervise", False)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
