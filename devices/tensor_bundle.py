@@ -40,6 +40,7 @@ from devices import sstable
 from devices.dtypes import as_dtype
 from devices.errors import DataLossError, InvalidArgumentError, NotFoundError, UnimplementedError
 
+CHUNK = 4 << 20  # bytes per read/write call; each chunk's CRC is computed while it is in cache
 # An extent per dimension: (start, length), length -1 meaning the whole dimension.
 Extents = Sequence[tuple[int, int]]
 
@@ -133,10 +134,13 @@ def write_data_file(path: str, tensors: Iterable[tuple[str | bytes, np.ndarray]]
             if not arr.flags.c_contiguous:
                 arr = np.array(arr, order="C")
             buf = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
-            crc = sstable.crc32c(buf)
-            written = 0
-            while written < len(buf):
-                written += f.write(buf[written:])
+            crc = 0
+            for start in range(0, len(buf), CHUNK):  # CRC each chunk while it is in cache
+                chunk = buf[start:start + CHUNK]
+                crc = sstable.crc32c(chunk, crc)
+                written = 0
+                while written < len(chunk):
+                    written += f.write(chunk[written:])
             entries[kb] = bp.BundleEntryProto(
                 dtype=enum, shape=_shape_proto(arr.shape), shard_id=shard_id, offset=offset,
                 size=len(buf), crc32c=sstable.mask_crc(crc)).SerializeToString()
@@ -294,17 +298,19 @@ class BundleReader:
         except FileNotFoundError:
             raise DataLossError(f"data file '{path}' of checkpoint '{self.prefix}' is missing "
                                 f"(needed for tensor '{name}')") from None
+        crc = 0
         try:
             got = 0
-            while got < entry.size:
-                n = os.preadv(fd, [view[got:]], entry.offset + got)
+            while got < entry.size:  # chunk by chunk, each CRC'd while it is in cache
+                n = os.preadv(fd, [view[got:got + CHUNK]], entry.offset + got)
                 if n == 0:
                     raise DataLossError(f"data file '{path}' is truncated: tensor '{name}' "
                                         f"needs bytes {entry.offset}..{entry.offset + entry.size}")
+                crc = sstable.crc32c(view[got:got + n], crc)
                 got += n
         finally:
             os.close(fd)
-        if sstable.mask_crc(sstable.crc32c(view)) != entry.crc32c:
+        if sstable.mask_crc(crc) != entry.crc32c:
             raise DataLossError(f"checksum mismatch for tensor '{name}' in data file '{path}' "
                                 f"(offset {entry.offset}, {entry.size} bytes); the checkpoint "
                                 f"is corrupt")

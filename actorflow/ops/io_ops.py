@@ -20,10 +20,11 @@ from devices import dtypes
 
 define_op("SaveV2", infer=lambda ins, a: [], stateful=True)
 define_op("MergeV2Checkpoints", infer=lambda ins, a: [], stateful=True)
+define_op("RestoreVariablesV2", infer=lambda ins, a: [], stateful=True)
 define_op("RestoreV2", stateful=True,
           infer=lambda ins, a: [(dtypes.as_dtype(d), tuple(s) if s is not None else None)
                                 for d, s in zip(a["dtypes"], a["shapes"], strict=True)])
-for _op in ("SaveV2", "MergeV2Checkpoints", "RestoreV2"):
+for _op in ("SaveV2", "MergeV2Checkpoints", "RestoreV2", "RestoreVariablesV2"):
     no_gradient(_op)
 
 
@@ -53,3 +54,12 @@ def restore_v2(prefix: Tensor, tensor_names: Sequence[str], shape_and_slices: Se
              "dtypes": [dtypes.as_dtype(d) for d in dtypes_],
              "shapes": [None if s is None else list(s) for s in shapes]}
     return apply_op("RestoreV2", [prefix], attrs, name=name or "RestoreV2")
+
+
+def restore_variables_v2(prefix: Tensor, tensor_names: Sequence[str],
+                         shape_and_slices: Sequence[str], handles: Sequence[Tensor],
+                         name: str | None = None) -> Operation:
+    """Read the named tensors into the variables behind `handles` (all on one device)."""
+    attrs = {"tensor_names": list(tensor_names), "shape_and_slices": list(shape_and_slices)}
+    return apply_op_op("RestoreVariablesV2", [prefix, *handles], attrs,
+                       name=name or "RestoreVariablesV2")

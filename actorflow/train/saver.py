@@ -12,13 +12,15 @@ Graph built (names as TF's, under the saver's name scope, "save" by default):
     save/SaveV2[_k]         one per shard, placed with the shard's variables: writes
                             <prefix>_temp_<uuid>/part-k-of-n from that device's memory
     save/MergeV2Checkpoints after every shard: renames parts into place, writes <prefix>.index
-    save/RestoreV2[_k]      one per shard, on the shard's device: reads its variables' bytes
-    save/restore_all        assigns every variable from its RestoreV2 output
+    save/RestoreVariablesV2[_k]  one per device holding variables (sharded or not): reads
+                            those variables' bytes into them (RestoreV2 fused with the
+                            assignments, so a value is read once and never copied again)
+    save/restore_all        groups them
 
 With `sharded=True` variables are grouped by their device, so each parameter-server task saves
-and restores its own variables, in parallel; without it one SaveV2 writes everything (one data
-file). Restoring does not depend on how a checkpoint was sharded: every RestoreV2 reads the
-tensors it needs by name, so a checkpoint saved over 2 PS tasks restores onto 1 or 3.
+its own variables, in parallel; without it one SaveV2 writes everything (one data file).
+Restores always run per device, and do not depend on how a checkpoint was sharded: each reads
+the tensors it needs by name, so a checkpoint saved over 2 PS tasks restores onto 1 or 3.
 
 State: `_last` (the checkpoints this saver manages, oldest first, with their times) and
 `_last_preserved` (for keep_checkpoint_every_n_hours); both only change in `save` (and
@@ -114,11 +116,14 @@ class Saver:
 
     # -- graph ---------------------------------------------------------------------------------
     def _groups(self) -> list[list[tuple[str, Variable]]]:
-        items = sorted(self._vars.items())
         if not self._sharded:
+            items = sorted(self._vars.items())
             return [items] if items else []
+        return self._by_device()
+
+    def _by_device(self) -> list[list[tuple[str, Variable]]]:
         by_dev: dict[str, list[tuple[str, Variable]]] = {}
-        for name, v in items:
+        for name, v in sorted(self._vars.items()):
             by_dev.setdefault(v.device or "", []).append((name, v))
         return [by_dev[d] for d in sorted(by_dev)]
 
@@ -140,11 +145,11 @@ class Saver:
                     saves.append(io_ops.save_v2(
                         self.filename_tensor, [n for n, _ in group], [""] * len(group), reads,
                         shard=k, num_shards=len(groups), tmp_suffix=tmp))
-                    values = io_ops.restore_v2(
+            for group in self._by_device():
+                with colocate_with(group[0][1].handle.op), control_dependencies(None):
+                    restores.append(io_ops.restore_variables_v2(
                         self.filename_tensor, [n for n, _ in group], [""] * len(group),
-                        [v.dtype for _, v in group], [v._snapshot._shape for _, v in group])
-                for (_, v), value in zip(group, values, strict=True):
-                    restores.append(state_ops.assign(v.handle, value).op)
+                        [v.handle for _, v in group]))
             if groups:
                 with colocate_with(groups[-1][0][1].handle.op):
                     self.save_op = io_ops.merge_v2_checkpoints(

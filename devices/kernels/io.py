@@ -13,6 +13,10 @@ bytes go from that task's memory to its disk and back, never through the client:
     RestoreV2(prefix) -> tensors  attrs tensor_names, shape_and_slices, dtypes
         opens <prefix>.index and reads only the byte ranges of the tensors it restores,
         checksums verified (DataLossError on a mismatch).
+    RestoreVariablesV2(prefix, *handles)  attrs tensor_names, shape_and_slices
+        RestoreV2 fused with the assignments (what the Saver uses): each tensor is read into
+        a new buffer, verified, and then becomes the variable's value without another copy;
+        a checksum error leaves every variable of the op as it was.
 
 The prefix is a uint8 tensor holding the path's UTF-8 bytes (actorflow has no string tensors
 yet; the path is fed per save, so one graph serves every step's file). `shape_and_slices` uses
@@ -150,4 +154,26 @@ def _restore(k: KernelContext) -> Any:
             arr = reader.read(name, None if spec is None else spec[1])
             out.append(arr)
         return tuple(out)
+    return compute
+
+
+@register_kernel("RestoreVariablesV2", device_types=("CPU",), stateful=True)
+def _restore_variables(k: KernelContext) -> Any:
+    names: list[str] = list(k.attrs["tensor_names"])
+    specs = [parse_slice_spec(s, n)
+             for s, n in zip(k.attrs["shape_and_slices"], names, strict=True)]
+
+    def compute(prefix: Any, *handles: Any) -> tuple[()]:
+        reader = tb.BundleReader(_path(prefix))
+        values = []
+        for name, spec, h in zip(names, specs, handles, strict=True):
+            have = reader.dtype(name)
+            if have != h.dtype:
+                raise InvalidArgumentError(
+                    f"tensor '{name}' in checkpoint '{reader.prefix}' is {have}, but variable "
+                    f"'{h.name}' is {h.dtype}", node=k.name)
+            values.append(reader.read(name, None if spec is None else spec[1]))
+        for h, value in zip(handles, values, strict=True):
+            h.assign(value)  # a fresh, owned buffer: adopted, not copied
+        return ()
     return compute
