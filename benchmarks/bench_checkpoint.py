@@ -1,7 +1,7 @@
 """Checkpoint speed: save and restore a ~1 GB model over 2 PS tasks, against the disk's own
 speed (the same bytes written and read with NumPy in this run) and TensorFlow's Saver.
 
-    /work/venv/bin/python benchmarks/bench_checkpoint.py [--mb 1024] [--vars 8] [--repeat 3]
+    /work/venv/bin/python benchmarks/bench_checkpoint.py [--mb 1024] [--vars 16] [--repeat 3]
         [--tf-python .tfenv/bin/python]
 
 actorflow: a LocalCluster with 2 PS tasks and 1 worker; `--vars` float32 variables (half on
@@ -101,7 +101,7 @@ def _numpy_floor(arrays: list[np.ndarray], d: str, parallel: bool) -> tuple[floa
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=1024)
-    ap.add_argument("--vars", type=int, default=8)
+    ap.add_argument("--vars", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
     ap.add_argument("--tf-python", default=str(TFENV_PYTHON),
@@ -120,7 +120,10 @@ def main() -> int:
                         af.Variable(af.random_uniform([n]), name=f"layer{i}/w")
                 init = af.global_variables_initializer()
                 saver = af.train.Saver(sharded=True, max_to_keep=1)
-            with af.Session(cluster.target("worker", 0), graph=g) as s:
+            config = af.ConfigProto()
+            # random_uniform of a big variable runs on the PS loop for seconds under load
+            config.rpc_options = af.RPCOptions(heartbeat_timeout=60.0)  # type: ignore
+            with af.Session(cluster.target("worker", 0), graph=g, config=config) as s:
                 s.run(init)
                 saves, restores = [], []
                 for r in range(args.repeat):

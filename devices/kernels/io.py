@@ -72,7 +72,13 @@ def part_prefix(prefix: str, tmp_suffix: str, shard: int, num_shards: int) -> st
     return os.path.join(prefix + tmp_suffix, f"part-{shard:05d}-of-{num_shards:05d}")
 
 
-@register_kernel("SaveV2", device_types=("CPU",), stateful=True)
+def _on_a_thread(k: KernelContext) -> float:
+    """File I/O: always on a worker thread, so the device's loop (heartbeats, other steps)
+    keeps running while gigabytes go to or come from disk."""
+    return 1e12
+
+
+@register_kernel("SaveV2", device_types=("CPU",), stateful=True, cost=_on_a_thread)
 def _save(k: KernelContext) -> Any:
     names: list[str] = list(k.attrs["tensor_names"])
     specs = [parse_slice_spec(s, n)
@@ -108,7 +114,8 @@ def _save(k: KernelContext) -> Any:
     return compute
 
 
-@register_kernel("MergeV2Checkpoints", device_types=("CPU",), stateful=True)
+@register_kernel("MergeV2Checkpoints", device_types=("CPU",), stateful=True,
+                 cost=_on_a_thread)
 def _merge(k: KernelContext) -> Any:
     num_shards = int(k.attrs["num_shards"])
     tmp_suffix = k.attrs["tmp_suffix"]
@@ -135,7 +142,7 @@ def _merge(k: KernelContext) -> Any:
     return compute
 
 
-@register_kernel("RestoreV2", device_types=("CPU",), stateful=True)
+@register_kernel("RestoreV2", device_types=("CPU",), stateful=True, cost=_on_a_thread)
 def _restore(k: KernelContext) -> Any:
     names: list[str] = list(k.attrs["tensor_names"])
     specs = [parse_slice_spec(s, n)
@@ -157,23 +164,32 @@ def _restore(k: KernelContext) -> Any:
     return compute
 
 
-@register_kernel("RestoreVariablesV2", device_types=("CPU",), stateful=True)
+@register_kernel("RestoreVariablesV2", device_types=("CPU",), stateful=True, is_async=True)
 def _restore_variables(k: KernelContext) -> Any:
     names: list[str] = list(k.attrs["tensor_names"])
     specs = [parse_slice_spec(s, n)
              for s, n in zip(k.attrs["shape_and_slices"], names, strict=True)]
+    device = k.device
 
-    def compute(prefix: Any, *handles: Any) -> tuple[()]:
+    def read_all(prefix: Any, dtypes: list[np.dtype], var_names: list[str]) -> list[Any]:
         reader = tb.BundleReader(_path(prefix))
         values = []
-        for name, spec, h in zip(names, specs, handles, strict=True):
+        for name, spec, dt, vname in zip(names, specs, dtypes, var_names, strict=True):
             have = reader.dtype(name)
-            if have != h.dtype:
+            if have != dt:
                 raise InvalidArgumentError(
                     f"tensor '{name}' in checkpoint '{reader.prefix}' is {have}, but variable "
-                    f"'{h.name}' is {h.dtype}", node=k.name)
+                    f"'{vname}' is {dt}", node=k.name)
             values.append(reader.read(name, None if spec is None else spec[1]))
+        return values
+
+    async def compute(ctx: Any, prefix: Any, *handles: Any) -> tuple[()]:
+        # the reading on a worker thread; the assignments back on the device's own loop
+        values = await device.run_in_thread(read_all, prefix, [h.dtype for h in handles],
+                                            [h.name for h in handles])
         for h, value in zip(handles, values, strict=True):
             h.assign(value)  # a fresh, owned buffer: adopted, not copied
         return ()
+
+    compute.poll = lambda ctx, *args: None  # type: ignore[attr-defined]
     return compute
