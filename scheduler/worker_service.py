@@ -12,7 +12,7 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
 -------
 ``status``          -> {job, task, incarnation, devices: [[name, kind], ...], cluster: {job:
                         [[i, "host:port"]]}, steps, graphs, device_stats: [each device's
-                        `DeviceStatistics` as a map]}
+                        `DeviceStatistics` as a map], service: `WorkerStatistics` as a map}
 ``register_graph``  {incarnation, device} + [uint8 GraphDef bytes] -> {handle, incarnation}.
                     The partition is compiled once (`executor.compile_partition`); the same
                     bytes for the same device give the same handle (idempotent). Handles are
@@ -86,12 +86,13 @@ from devices.errors import (
     error_from_code,
 )
 from devices.kernels.sendrecv import Landed
+from devices.pool import HostPool
 from scheduler import executor
 from scheduler.config import RuntimeConfig
 from scheduler.executor import StepContext, StepRun
 from scheduler.graph_registry import GraphRegistry, new_incarnation
 from scheduler.peer_outbox import PeerOutbox
-from scheduler.remote_rendezvous import StepTable, StepTableStatistics, task_name
+from scheduler.remote_rendezvous import StepTable, StepTableStatistics, detached, task_name
 from scheduler.request_fields import (
     MAX_INDICES,
     U64,
@@ -188,6 +189,7 @@ class WorkerService:
         self._table: StepTable | None = None
         self._delivered = self._dropped = 0
         self._token: trio.lowlevel.TrioToken | None = None  # set while serving
+        self._collect_queued = False  # a `_collect` is queued on the loop
         self._nursery: trio.Nursery | None = None
 
     def handlers(self) -> dict[str, Any]:
@@ -219,7 +221,8 @@ class WorkerService:
                 self._table = StepTable(
                     self._outbox, orphan_ttl=cfg.orphan_ttl,
                     max_orphan_steps=cfg.max_orphan_steps,
-                    max_orphan_bytes=cfg.max_orphan_bytes, remember_steps=cfg.remember_steps)
+                    max_orphan_bytes=cfg.max_orphan_bytes, remember_steps=cfg.remember_steps,
+                    on_failed=self._collect_soon)
                 name = f"worker service {task_name((cfg.job, cfg.task))}"
                 async with RpcServer(self.handlers(), config=cfg.rpc, ctx=zctx,
                                      name=name) as server:
@@ -260,10 +263,27 @@ class WorkerService:
     async def _reap_forever(self) -> None:
         cfg = self.config
         period = max(0.05, min(cfg.orphan_ttl / 4, cfg.rpc.heartbeat_interval))
+        failed = 0
         while True:
             await trio.sleep(period)
             self._table.reap()
             self._outbox.sweep()
+            if self._table.failed != failed:  # a backstop for blocks freed after _collect ran
+                failed = self._table.failed
+                self._collect()
+
+    def _collect_soon(self) -> None:
+        """A step failed here: once the callbacks running now have returned (and with them the
+        step's last references), return the pool blocks it never released."""
+        if not self._collect_queued and self._token is not None:
+            self._collect_queued = True
+            self._token.run_sync_soon(self._collect)
+
+    def _collect(self) -> None:
+        self._collect_queued = False
+        for d in self.devices:
+            if isinstance(d.pool, HostPool):
+                d.pool.collect()
 
     def statistics(self) -> WorkerStatistics:
         out = self._outbox
@@ -286,6 +306,7 @@ class WorkerService:
             "steps": stats.live,
             "graphs": len(self._graphs),
             "device_stats": [dataclasses.asdict(d.statistics()) for d in self.devices],
+            "service": dataclasses.asdict(self.statistics()),
         }, []
 
     def _register_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:
@@ -364,10 +385,20 @@ class WorkerService:
         pending = Pending()
 
         def finished() -> None:
+            # Nothing raised here is kept: an error caught in this frame would hold the frame,
+            # and so `pending` and the step's tensors, in a cycle (`remote_rendezvous.scrub`);
+            # and the callbacks that refer to each other are dropped (no cycle to collect).
+            st.on_finished = pending.on_cancel = None
+            if ctx.error is not None:
+                pending.fail(detached(ctx.error))
+                return
             try:
-                pending.resolve(*self._step_reply(ctx, ret_idx, trace))
-            except Exception as e:  # noqa: BLE001 - the step's error, or a fetch gone wrong
-                pending.fail(e)
+                reply = self._step_reply(ctx, ret_idx, trace)
+            except Exception as e:  # noqa: BLE001 - a fetch gone wrong
+                pending.fail(detached(e if isinstance(e, OpError) else InternalError(
+                    f"{type(e).__name__}: {e}")))
+                return
+            pending.resolve(*reply)
 
         def cancelled(_why: BaseException) -> None:
             st.fail(CancelledError(f"step {step_id}: run_graph on {task_name(self._me)} was "
@@ -380,8 +411,8 @@ class WorkerService:
     @staticmethod
     def _step_reply(ctx: StepContext, ret_idx: list[int], trace: list | None
                     ) -> tuple[dict, list]:
-        if ctx.error is not None:
-            raise ctx.error
+        if ctx.error is not None:  # a copy: raising the step's own would tie it to these frames
+            raise detached(ctx.error)
         rets = [_ret_to_wire(ctx.rets[i], i) for i in ret_idx]
         reply: dict[str, Any] = {"bytes": ctx.bytes_moved}
         if trace is not None:
