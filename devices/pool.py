@@ -129,6 +129,14 @@ class HostPool:
                 f"in use would pass the limit of {self.limit:,} bytes; raise the device's memory "
                 f"limit (ConfigProto) or use smaller batches", node=node, device=self.name)
 
+    def collect(self) -> int:
+        """Return to the free list every live block nothing refers to any more (the values of
+        an aborted step, which the executor never released); returns the bytes freed."""
+        with self._lock:
+            before = self._in_use
+            self._reclaim(everything=True)
+            return before - self._in_use
+
     def trim(self) -> None:
         """Drop every cached free block (call with the lock held, or from the actor)."""
         self._free.clear()
