@@ -226,3 +226,68 @@ def test_kill_9_during_training_recovers_from_the_latest_checkpoint(tmp_path: Pa
     for rec in r["recoveries"]:
         assert 0 <= rec["steps_lost"] <= interval, rec
         assert rec["restored"] % interval == 0
+
+
+@pytest.mark.multiprocess
+@pytest.mark.slow
+def test_chief_and_worker_both_recover_from_a_killed_ps(tmp_path: Path) -> None:
+    """Two trainers (chief and non-chief) under MonitoredTrainingSession share the PS; kill -9
+    of the PS: the supervisor restarts it, the chief restores the latest checkpoint onto it, the
+    worker waits until the model is ready again, and both train on to the last step."""
+    from models import digits
+    from models.train_async import build_mlp_replica
+
+    interval, last, kill_at = 50, 400, 200
+    data = digits.load()
+    with af.LocalCluster(ps=1, workers=2, supervise=True) as cluster:
+        spec = cluster.as_dict()
+        out: dict[int, dict] = {}
+        killed = threading.Event()
+
+        def trainer(task: int) -> None:
+            g, model = build_mlp_replica(spec, task, optimizer="adam", learning_rate=0.01)
+            config = af.ConfigProto()
+            config.rpc_options = af.RPCOptions(**HEARTBEAT)  # type: ignore[attr-defined]
+            seen = 0
+            try:
+                with g.as_default(), af.train.MonitoredTrainingSession(
+                        master=cluster.target("worker", task), is_chief=(task == 0),
+                        checkpoint_dir=str(tmp_path) if task == 0 else None,
+                        save_checkpoint_steps=interval, config=config,
+                        hooks=[af.train.StopAtStepHook(last_step=last)],
+                        log_step_count_steps=None, max_wait_secs=120) as s:
+                    epoch, lost = 0, []
+                    while not s.should_stop():
+                        for xb, yb in digits.batches(data.train_x, data.train_y, 32,
+                                                     seed=epoch * 2 + task):
+                            n = len(s.recoveries)
+                            _, step = s.run([model.train_op, model.global_step],
+                                            {model.x: xb, model.y: yb})
+                            if len(s.recoveries) > n:
+                                lost.append(seen - (s.recoveries[-1].restored_step or 0))
+                            seen = max(seen, int(step))
+                            if task == 0 and seen >= kill_at and not killed.is_set():
+                                killed.set()
+                                cluster.kill("ps", 0)
+                            if s.should_stop():
+                                break
+                        epoch += 1
+                    if task == 0:
+                        out[task] = {"acc": float(s.raw_session().run(
+                            model.accuracy, {model.x: data.test_x, model.y: data.test_y}))}
+                    out.setdefault(task, {}).update(lost=lost, recoveries=len(s.recoveries))
+            except Exception as e:  # noqa: BLE001 - reported by the assertions
+                out[task] = {"error": repr(e)}
+
+        threads = [threading.Thread(target=trainer, args=(t,)) for t in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(600)
+        restarts = list(cluster._supervisor.restarts)
+    print(f"chief and worker after kill -9 of the PS: {out}, restarts {restarts}")
+    assert killed.is_set() and [r[:2] for r in restarts] == [("ps", 0)]
+    assert "error" not in out[0] and "error" not in out[1], out
+    assert out[0]["acc"] >= 0.95
+    assert out[0]["recoveries"] >= 1 and out[1]["recoveries"] >= 1
+    assert all(0 <= n <= interval + 10 for n in out[0]["lost"]), out
