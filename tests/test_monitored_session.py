@@ -318,3 +318,26 @@ def test_cli_train_with_checkpoint_dir_saves_and_resumes(tmp_path: Path) -> None
     second = run(160)
     assert "at global step 160 (resumed from 80" in second
     assert af.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "model.ckpt-160")
+
+
+def test_save_summaries_steps_writes_event_files(tmp_path: Path) -> None:
+    ea_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    g = af.Graph()
+    x, y, w, loss, step, train = _linear(g)
+    rng = np.random.default_rng()
+    with g.as_default():
+        af.summary.scalar("loss", loss)
+        with af.train.MonitoredTrainingSession(
+                checkpoint_dir=str(tmp_path), save_summaries_steps=5,
+                save_checkpoint_steps=100, log_step_count_steps=5,
+                hooks=[af.train.StopAtStepHook(last_step=20)]) as s:
+            while not s.should_stop():
+                xv, yv = _batch(rng)
+                s.run(train, {x: xv, y: yv})
+    af.summary.FileWriterCache.clear()
+    acc = ea_mod.EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert "loss" in acc.Tags()["scalars"]
+    steps = [e.step for e in acc.Scalars("loss")]
+    assert steps[0] == 0 and all(b - a == 5 for a, b in zip(steps, steps[1:], strict=False))
+    assert "global_step/sec" in acc.Tags()["scalars"]
