@@ -8,7 +8,9 @@ A checkpoint with prefix P is
     P.data-0000k-of-0000n       shard k: the raw little-endian C-order bytes of its tensors,
                                 concatenated
 
-byte-compatible with TensorFlow 2.21 (`tensorflow/core/util/tensor_bundle/`). A partitioned
+byte-compatible with TensorFlow 2.21 (`tensorflow/core/util/tensor_bundle/`). String tensors
+(object arrays of bytes) use TensorFlow's layout: varint lengths, their masked CRC, the bytes.
+A partitioned
 variable is stored as slices: its full name's entry holds only dtype, shape and the list of
 slices; each slice's bytes live under `slice_key(name, extents)` (TensorFlow's OrderedCode
 encoding, which starts with a 0 byte so slice keys sort before every name).
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -128,6 +131,15 @@ def write_data_file(path: str, tensors: Iterable[tuple[str | bytes, np.ndarray]]
         for key, arr in tensors:
             kb = key.encode() if isinstance(key, str) else key
             arr = np.asarray(arr)
+            if arr.dtype.kind in "OSU":  # strings: TensorFlow's own layout, see _string_bytes
+                data, crc = _string_bytes(arr, kb.decode(errors="replace"))
+                f.write(data)
+                entries[kb] = bp.BundleEntryProto(
+                    dtype=bp.DT_STRING, shape=_shape_proto(arr.shape), shard_id=shard_id,
+                    offset=offset, size=len(data), crc32c=sstable.mask_crc(crc)
+                ).SerializeToString()
+                offset += len(data)
+                continue
             enum = _dtype_enum(arr, kb.decode(errors="replace"))
             if arr.dtype.byteorder == ">":
                 arr = arr.astype(arr.dtype.newbyteorder("<"))
@@ -148,6 +160,61 @@ def write_data_file(path: str, tensors: Iterable[tuple[str | bytes, np.ndarray]]
         if fsync:
             os.fsync(f.fileno())
     return entries
+
+
+# ---- string tensors (TensorFlow's WriteStringTensor layout) ----------------------------------
+# [varint64 len_0 .. len_n-1][uint32 masked CRC of the lengths][bytes_0 .. bytes_n-1]; the
+# entry's CRC covers each length (as a 4-byte little-endian integer, 8 bytes past 4 GiB), the
+# length checksum and the bytes.
+
+def _len_crc(crc: int, n: int) -> int:
+    return sstable.crc32c(n.to_bytes(4 if n <= 0xFFFFFFFF else 8, "little"), crc)
+
+
+def _string_bytes(arr: np.ndarray, name: str) -> tuple[bytes, int]:
+    items = []
+    for x in arr.reshape(-1):
+        if isinstance(x, str | np.str_):
+            x = x.encode()
+        if not isinstance(x, bytes | np.bytes_):
+            raise InvalidArgumentError(f"string tensor '{name}' holds {type(x).__name__}; "
+                                       f"only bytes or str can be checkpointed")
+        items.append(bytes(x))
+    lengths = bytearray()
+    crc = 0
+    for b in items:
+        sstable.put_varint(lengths, len(b))
+        crc = _len_crc(crc, len(b))
+    check = sstable.mask_crc(crc).to_bytes(4, "little")
+    crc = sstable.crc32c(check, crc)
+    body = b"".join(items)
+    return bytes(lengths) + check + body, sstable.crc32c(body, crc)
+
+
+def _parse_strings(raw: bytes, count: int, shape: tuple, stored_crc: int, where: str
+                   ) -> np.ndarray:
+    pos, crc, lens = 0, 0, []
+    try:
+        for _ in range(count):
+            n, pos = sstable.get_varint(raw, pos)
+            lens.append(n)
+            crc = _len_crc(crc, n)
+        check = raw[pos:pos + 4]
+        if len(check) < 4 or int.from_bytes(check, "little") != sstable.mask_crc(crc):
+            raise ValueError("length checksum mismatch")
+        crc = sstable.crc32c(check, crc)
+        pos += 4
+        if pos + sum(lens) != len(raw):
+            raise ValueError("lengths do not add up to the stored size")
+    except (IndexError, ValueError) as e:
+        raise DataLossError(f"string {where} is corrupt ({e})") from None
+    if sstable.mask_crc(sstable.crc32c(raw[pos:], crc)) != stored_crc:
+        raise DataLossError(f"checksum mismatch for string {where}; the checkpoint is corrupt")
+    out = np.empty(count, dtype=object)
+    for i, n in enumerate(lens):
+        out[i] = raw[pos:pos + n]
+        pos += n
+    return out.reshape(shape)
 
 
 def full_entry(dtype: np.dtype, full_shape: Sequence[int], slices: Iterable[Extents]) -> bytes:
@@ -274,6 +341,8 @@ class BundleReader:
 
     def dtype(self, name: str) -> np.dtype:
         enum = self._entry(name).dtype
+        if enum == bp.DT_STRING:
+            return np.dtype(object)
         if enum not in bp.ENUM_TO_DTYPE:
             raise UnimplementedError(f"tensor '{name}' in checkpoint '{self.prefix}' has "
                                      f"TensorFlow dtype enum {enum}, which actorflow cannot read")
@@ -282,17 +351,27 @@ class BundleReader:
     # -- data ----------------------------------------------------------------------------------
     def _read_stored(self, key: bytes, name: str):
         entry = self.entries[key]
-        if entry.dtype == bp.DT_STRING:
-            raise UnimplementedError(f"tensor '{name}' in '{self.prefix}' holds strings, "
-                                     f"which actorflow checkpoints do not support yet")
-        dtype = as_dtype(bp.ENUM_TO_DTYPE[entry.dtype]).np
         shape = tuple(d.size for d in entry.shape.dim)
         path = data_path(self.prefix, entry.shard_id, self.num_shards)
+        if entry.dtype == bp.DT_STRING:
+            raw = np.empty(entry.size, np.uint8)
+            self._read_bytes(path, entry, memoryview(raw), name)
+            return _parse_strings(raw.tobytes(), int(np.prod(shape)), shape, entry.crc32c,
+                                  f"tensor '{name}' in data file '{path}'")
+        dtype = as_dtype(bp.ENUM_TO_DTYPE[entry.dtype]).np
         out = np.empty(shape, dtype)
         view = memoryview(out.reshape(-1).view(np.uint8)) if out.size else memoryview(b"")
         if len(view) != entry.size:
             raise DataLossError(f"tensor '{name}' in '{path}': the index says {entry.size} "
                                 f"bytes, but its dtype and shape need {len(view)}")
+        if sstable.mask_crc(self._read_bytes(path, entry, view, name)) != entry.crc32c:
+            raise DataLossError(f"checksum mismatch for tensor '{name}' in data file '{path}' "
+                                f"(offset {entry.offset}, {entry.size} bytes); the checkpoint "
+                                f"is corrupt")
+        return out
+
+    def _read_bytes(self, path: str, entry: Any, view: memoryview, name: str) -> int:
+        """Read the entry's bytes into `view`; return their (unmasked) CRC32C."""
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -310,11 +389,7 @@ class BundleReader:
                 got += n
         finally:
             os.close(fd)
-        if sstable.mask_crc(crc) != entry.crc32c:
-            raise DataLossError(f"checksum mismatch for tensor '{name}' in data file '{path}' "
-                                f"(offset {entry.offset}, {entry.size} bytes); the checkpoint "
-                                f"is corrupt")
-        return out
+        return crc
 
     def read(self, name: str, extents: Extents | None = None) -> np.ndarray:
         """The tensor `name`, or the slice `extents` of it; assembles partitioned tensors."""
