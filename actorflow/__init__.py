@@ -109,3 +109,7 @@ __version__ = "0.1.0"
 
 from actorflow.cluster import LocalCluster  # noqa: E402
 from actorflow.server import ClusterSpec, RPCOptions, Server  # noqa: E402
+
+# --- observability (#16): the string dtype, af.summary ---
+string = importlib.import_module("devices.dtypes").string
+summary = importlib.import_module("actorflow.summary")

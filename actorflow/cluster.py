@@ -221,7 +221,7 @@ class LocalCluster:
                  daemon_args: Sequence[str] = (), start_timeout: float = 60.0,
                  shutdown_timeout: float = 5.0, start_attempts: int = 3,
                  log_dir: str | os.PathLike[str] | None = None, python: str = sys.executable,
-                 start: bool = True):
+                 start: bool = True, supervise: bool = False):
         if jobs is None:
             jobs = {"ps": ps, "worker": workers}
         jobs = {str(j): int(n) for j, n in jobs.items() if int(n) > 0}
@@ -253,6 +253,8 @@ class LocalCluster:
         self._spec: dict[str, list[str]] = {}
         self._closed = False
         self._atexit_registered = False
+        self.supervise = bool(supervise)  # restart dead daemons (actorflow/task_supervisor.py)
+        self._supervisor: Any = None
         if start:
             self.start()
 
@@ -270,6 +272,9 @@ class LocalCluster:
             for attempt in range(self.start_attempts):
                 try:
                     self._start_once()
+                    if self.supervise:
+                        from actorflow.task_supervisor import TaskSupervisor
+                        self._supervisor = TaskSupervisor(self).start()
                     return self
                 except _PortTaken:
                     self._stop_daemons()
@@ -296,26 +301,42 @@ class LocalCluster:
                       for job, count in self.jobs.items()}
         cluster_file = self._dir / "cluster.json"
         cluster_file.write_text(json.dumps(self._spec))
-        env = child_env()
-        key_args = self._key_args()
         for job, addrs in self._spec.items():
             if job not in self.daemon_jobs:
                 continue
             for task, addr in enumerate(addrs):
-                log_path = self._dir / f"{job}-{task}.log"
-                args = [self.python, "-m", "actorflow", "worker", "--cluster", str(cluster_file),
-                        "--job", job, "--task", str(task), "--bind", self.host]
-                for kind, count in self.device_count.items():
-                    args += ["--device-count", f"{kind.upper()}={int(count)}"]
-                args += self.daemon_args + key_args
-                with open(log_path, "ab") as log:
-                    proc = spawn(args, stdout=subprocess.PIPE, stderr=log, env=env)
-                self._daemons[job, task] = _Daemon(job, task, addr, proc, log_path)
+                self._spawn(job, task, addr)
         self._wait_ready()
 
-    def _wait_ready(self) -> None:
+    def _spawn(self, job: str, task: int, addr: str) -> _Daemon:
+        assert self._dir is not None
+        log_path = self._dir / f"{job}-{task}.log"
+        args = [self.python, "-m", "actorflow", "worker", "--cluster",
+                str(self._dir / "cluster.json"), "--job", job, "--task", str(task),
+                "--bind", self.host]
+        for kind, count in self.device_count.items():
+            args += ["--device-count", f"{kind.upper()}={int(count)}"]
+        args += self.daemon_args + self._key_args()
+        with open(log_path, "ab") as log:
+            proc = spawn(args, stdout=subprocess.PIPE, stderr=log, env=child_env())
+        d = self._daemons[job, task] = _Daemon(job, task, addr, proc, log_path)
+        return d
+
+    def restart(self, job: str, task: int) -> None:
+        """Start a task's daemon again on the same address (killing it first if it still
+        runs), and wait until it is ready: a new process, a new incarnation, empty memory."""
+        old = self._daemon(job, task)
+        if old.proc.poll() is None:
+            self.kill(job, task)
+        if old.proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                old.proc.stdout.close()
+        self._wait_ready([self._spawn(job, task, old.address)])
+
+    def _wait_ready(self, daemons: Sequence[_Daemon] | None = None) -> None:
         deadline = time.monotonic() + self.start_timeout
-        pending = {d.proc.stdout: d for d in self._daemons.values() if d.proc.stdout}
+        pending = {d.proc.stdout: d for d in (self._daemons.values() if daemons is None
+                                              else daemons) if d.proc.stdout}
         with selectors.DefaultSelector() as sel:
             for f, d in pending.items():
                 sel.register(f, selectors.EVENT_READ, d)
@@ -367,6 +388,8 @@ class LocalCluster:
             return
         self._closed = True
         try:
+            if self._supervisor is not None:
+                self._supervisor.stop()
             self._stop_daemons()
         finally:
             if self._atexit_registered:
@@ -577,6 +600,8 @@ def add_cluster_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cluster-file", help="also write the cluster JSON to this file")
     p.add_argument("--log-dir", help="keep the daemons' logs here (default: a temporary "
                                      "directory, removed on exit)")
+    p.add_argument("--supervise", action="store_true",
+                   help="restart a daemon that dies, on the same address")
     p.set_defaults(func=run_cluster_from_args)
     return p
 
@@ -593,7 +618,8 @@ def run_cluster_from_args(args: argparse.Namespace) -> int:
         print(f"actorflow cluster: {e}", file=sys.stderr)
         return 2
     return run_cluster(args.ps, args.workers, host=args.bind, device_count=counts,
-                       cluster_file=args.cluster_file, log_dir=args.log_dir)
+                       cluster_file=args.cluster_file, log_dir=args.log_dir,
+                       supervise=bool(getattr(args, "supervise", False)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

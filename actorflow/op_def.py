@@ -139,6 +139,23 @@ def constant(value: Any, dtype: Any = None, shape: Any = None, name: str = "Cons
     dt = dtypes.as_dtype(dtype) if dtype is not None else None
     if isinstance(value, Tensor):
         raise InvalidArgumentError("af.constant() takes a value, not a tensor; use af.identity")
+    if dt is dtypes.string or (dt is None and dtypes.dtype_of_value(value) is dtypes.string):
+        dt, arr = dtypes.string, dtypes.to_string_array(value)
+        if shape is not None:
+            shp = shapes.as_shape(shape)
+            n = shapes.num_elements(shp)
+            if arr.size == 1 and n is not None:
+                fill = arr.reshape(-1)[0]
+                arr = np.empty(shp, dtype=object)  # type: ignore[arg-type]
+                arr.fill(fill)
+            elif n is not None and arr.size == n:
+                arr = arr.reshape(shp)  # type: ignore[arg-type]
+            else:
+                raise InvalidArgumentError(
+                    f"constant of {arr.size} elements cannot take shape {shapes.fmt(shp)}")
+        arr = arr.copy()
+        arr.setflags(write=False)
+        return apply_op("Const", [], {"value": arr, "dtype": dt}, name=name)[0]
     try:
         arr = np.asarray(value, dtype=dt.np if dt is not None else None)
     except (TypeError, ValueError) as e:

@@ -31,6 +31,7 @@ import trio
 from actorflow import shapes
 from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions
 from actorflow.graph import Graph, Operation, Tensor, get_default_graph
+from devices import dtypes
 from devices.errors import FailedPreconditionError, InvalidArgumentError
 from scheduler.cost_model import CostModel
 from scheduler.graphdef import GraphDef, NodeDef
@@ -350,12 +351,21 @@ def _make_builder(fetches: Any, g: Graph, flat: list[Tensor],
     if el.dtype.is_resource:
         raise InvalidArgumentError(f"cannot fetch resource handle '{el.name}'; fetch the "
                                    f"variable's value instead")
+    host = _string_to_host if el.dtype.is_string else _to_host
     for i, t in enumerate(flat):
         if t is el:
-            return lambda rets, i=i: _to_host(rets[i])
+            return lambda rets, i=i: host(rets[i])
     flat.append(el)
     i = len(flat) - 1
-    return lambda rets: _to_host(rets[i])
+    return lambda rets: host(rets[i])
+
+
+def _string_to_host(v: Any) -> Any:
+    """A fetched string tensor as TF gives it: an object array of bytes; a scalar is bytes."""
+    if isinstance(v, bytes):  # a kernel that indexed out one element (bytes or np.bytes_)
+        return bytes(v)
+    v = dtypes.to_string_array(_to_host(v))
+    return v[()] if v.ndim == 0 else v
 
 
 def _to_host(v: Any) -> Any:
@@ -384,7 +394,13 @@ def _feed_tensor(key: Any, g: Graph) -> Tensor:
 
 
 def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> np.ndarray:
-    if type(value) is np.ndarray:
+    if dt.hasobject:  # a string tensor: bytes/str (nested lists, S/U/object arrays) only
+        try:
+            value = dtypes.to_string_array(value)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"cannot feed {value!r} to string tensor '{t.name}': "
+                                       f"{e}", node=t.op.name) from None
+    elif type(value) is np.ndarray:
         if value.dtype != dt:
             if not np.can_cast(value.dtype, dt, casting="same_kind") and not (
                     value.dtype.kind in "iu" and dt.kind in "iuf"):

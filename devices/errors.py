@@ -27,6 +27,7 @@ class Code(enum.IntEnum):
     UNIMPLEMENTED = 12
     INTERNAL = 13
     UNAVAILABLE = 14
+    DATA_LOSS = 15
 
 
 class OpError(Exception):
@@ -123,12 +124,19 @@ class UnavailableError(OpError, ConnectionError):
     code = Code.UNAVAILABLE
 
 
+class DataLossError(OpError):
+    """Unrecoverable data loss or corruption (a checkpoint file truncated or bit-flipped)."""
+
+    code = Code.DATA_LOSS
+
+
 _BY_CODE: dict[Code, type[OpError]] = {
     cls.code: cls
     for cls in (
         CancelledError, UnknownError, InvalidArgumentError, DeadlineExceededError,
         NotFoundError, AlreadyExistsError, ResourceExhaustedError, FailedPreconditionError,
         AbortedError, OutOfRangeError, UnimplementedError, InternalError, UnavailableError,
+        DataLossError,
     )
 }
 

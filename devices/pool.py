@@ -71,7 +71,7 @@ class HostPool:
         for d in shape:
             count *= d
         nbytes = count * dt.itemsize
-        if nbytes < self.min_bytes:
+        if nbytes < self.min_bytes or dt.hasobject:  # string tensors hold references: never pooled
             return np.empty(shape, dt)
         size = -(-nbytes // _ALIGN) * _ALIGN
         with self._lock:
@@ -128,6 +128,14 @@ class HostPool:
                 f"out of memory on {self.name}: allocating {size:,} bytes with {self._in_use:,} "
                 f"in use would pass the limit of {self.limit:,} bytes; raise the device's memory "
                 f"limit (ConfigProto) or use smaller batches", node=node, device=self.name)
+
+    def collect(self) -> int:
+        """Return to the free list every live block nothing refers to any more (the values of
+        an aborted step, which the executor never released); returns the bytes freed."""
+        with self._lock:
+            before = self._in_use
+            self._reclaim(everything=True)
+            return before - self._in_use
 
     def trim(self) -> None:
         """Drop every cached free block (call with the lock held, or from the actor)."""

@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--learning-rate", type=float, default=None)
     t.add_argument("--optimizer", default=None)
+    t.add_argument("--checkpoint-dir", default=None,
+                   help="train under a MonitoredTrainingSession that saves checkpoints here "
+                        "(every --save-checkpoint-steps) and resumes from them when run again; "
+                        "a PS task that dies is restarted and restored (--steps = last step)")
+    t.add_argument("--save-checkpoint-steps", type=int, default=100)
     sub.add_parser("worker", help="run a worker daemon (see 'actorflow worker --help')")
     sub.add_parser("cluster", help="run a local cluster (see 'actorflow cluster --help')")
     sub.add_parser("keys", help="make a cluster's key directory (see 'actorflow keys --help')")
@@ -82,6 +87,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         acc = demo(args.epochs, args.batch_size, args.learning_rate, optimizer=args.optimizer)
         return 0 if acc >= 0.9 else 1
+    if args.checkpoint_dir:
+        from models.train_monitored import train_mlp_monitored  # noqa: PLC0415
+        r = train_mlp_monitored(args.checkpoint_dir, last_step=args.steps or 600,
+                                save_checkpoint_steps=args.save_checkpoint_steps, ps=args.ps,
+                                batch_size=args.batch_size or 32,
+                                optimizer=args.optimizer or "adam",
+                                learning_rate=args.learning_rate)
+        return 0 if r["test_accuracy"] >= 0.9 else 1
     from models import train_async  # noqa: PLC0415
     kwargs = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                 ("learning_rate", args.learning_rate),

@@ -28,7 +28,6 @@ from typing import Any
 import trio
 
 from devices.device_spec import DeviceSpec
-from devices.errors import OpError
 from scheduler import partition as partition_mod
 from scheduler import placer, prune, rewrite
 from scheduler.config import RuntimeConfig
@@ -48,13 +47,17 @@ class RemoteDevice:
 class Task:
     """One task of the cluster and the master's client to it (opened in `serve`)."""
 
-    __slots__ = ("key", "address", "client", "devices")
+    __slots__ = ("key", "address", "client", "devices", "incarnation")
 
     def __init__(self, key: TaskKey, address: str):
         self.key = key
         self.address = address
         self.client: Any = None  # an RpcClient, or the in-process stand-in
         self.devices: list[RemoteDevice] = []
+        # The task's incarnation as the master last saw it (its ``status``); None once a
+        # reply suggested it restarted, until a ``status`` says which life it is in now.
+        # Written by the master's loop only.
+        self.incarnation: int | None = None
 
     @property
     def name(self) -> str:
@@ -63,9 +66,11 @@ class Task:
 
 class TaskPart:
     """What one task runs of one step signature: its partitions and its share of the feeds
-    and fetches. `handles` is filled by registration and never changes after."""
+    and fetches. `handles` and `incarnation` are written together by registration (the
+    master's loop): the part is registered while ``incarnation == task.incarnation``."""
 
-    __slots__ = ("task", "graphs", "args", "rets", "handles", "header", "early_sends")
+    __slots__ = ("task", "graphs", "args", "rets", "handles", "header", "early_sends",
+                 "incarnation")
 
     def __init__(self, task: Task, graphs: list[tuple[str, bytes]], args: list[int],
                  rets: list[int]):
@@ -74,6 +79,7 @@ class TaskPart:
         self.args = args
         self.rets = rets
         self.handles: list[int] | None = None
+        self.incarnation: int | None = None  # of the task, when `handles` were registered
         self.header: dict[str, Any] = {}
         # Tasks this part sends to before it waits for anything from another task (a Send
         # with no Recv upstream, e.g. ids for a sharded lookup): run in-process, those tensors
@@ -90,9 +96,15 @@ class DistributedStep:
     fetches: tuple[str, ...]
     n_rets: int
     placement: dict[str, str]
-    registered: bool = False
-    _registering: trio.Event | None = None
-    _register_error: OpError | None = None
+    _registering: trio.Event | None = None  # set while a task of the master registers it
+
+    @property
+    def registered(self) -> bool:
+        """Every part is registered with the life of its task that the master knows of."""
+        for p in self.tasks:
+            if p.incarnation is None or p.incarnation != p.task.incarnation:
+                return False
+        return True
 
 
 def plan_step(graph: GraphDef, *, feeds: Sequence[str], fetches: Sequence[str],

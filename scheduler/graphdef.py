@@ -5,7 +5,7 @@ control inputs as ``"^node"``, the device it asked for, its attributes, and the 
 shape of each output (``None`` for an unknown dimension, ``None`` for an unknown rank). The IR
 round-trips through msgpack without pickling: attribute values are ints, floats, bools,
 strings, bytes, lists, dicts, `DType`s (extension type 1) and NumPy arrays (extension type 2,
-allowlisted dtypes only).
+allowlisted dtypes only; a string array carries its elements as a msgpack list of bytes).
 
     >>> g = GraphDef([NodeDef("x", "Placeholder", out_dtypes=["float32"], out_shapes=[(None, 3)])])
     >>> GraphDef.from_bytes(g.to_bytes()).nodes[0].out_shapes
@@ -97,12 +97,25 @@ def _encode_ext(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(_EXT_DTYPE, obj.name.encode())
     if isinstance(obj, np.ndarray | np.generic):
         arr = np.asarray(obj)
-        if arr.dtype.hasobject:
-            raise InvalidArgumentError("object arrays cannot be attributes of a graph")
+        if arr.dtype.hasobject:  # a string constant: its elements travel as msgpack bytes
+            items = dtypes.to_string_array(arr).reshape(-1).tolist()
+            return msgpack.ExtType(_EXT_ARRAY, msgpack.packb(["string", list(arr.shape), items]))
         dt = dtypes.as_dtype(arr.dtype)
         body = msgpack.packb([dt.name, list(arr.shape), np.ascontiguousarray(arr).tobytes()])
         return msgpack.ExtType(_EXT_ARRAY, body)
     raise InvalidArgumentError(f"cannot encode attribute value of type {type(obj).__name__}")
+
+
+def _string_attr(shape: Any, items: Any) -> np.ndarray:
+    count = int(np.prod(shape)) if shape else 1
+    if not isinstance(items, list) or len(items) != count or not all(
+            type(v) is bytes for v in items):
+        raise InvalidArgumentError(
+            f"string array attribute declares shape {shape} but does not carry {count} bytes "
+            f"values")
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out.reshape(shape)
 
 
 def _decode_ext(code: int, data: bytes) -> Any:
@@ -113,6 +126,8 @@ def _decode_ext(code: int, data: bytes) -> Any:
         dt = dtypes.as_dtype(name)
         if dt.is_resource:
             raise InvalidArgumentError("resource arrays cannot be attributes of a graph")
+        if dt.is_string:
+            return _string_attr(shape, raw)
         count = int(np.prod(shape)) if shape else 1
         if count * dt.size != len(raw):
             raise InvalidArgumentError(

@@ -31,9 +31,12 @@ State (all owned by the worker service's trio thread; nothing here takes locks)
                 or after ``orphan_ttl`` seconds (`reap`), each leaving a ResourceExhausted
                 tombstone so that a late ``run_graph`` fails at once instead of waiting for
                 tensors that were dropped
-  _over         retired step ids -> their error (None: finished cleanly), the newest
-                ``remember_steps``: late deliveries for them are dropped, a late ``run_graph``
-                fails with the step's error
+  _over         retired step ids -> their error (None: finished cleanly; tracebacks scrubbed,
+                so it holds nothing of the step), the newest ``remember_steps``: late
+                deliveries for them are dropped, a late ``run_graph`` fails with the error
+  failed        steps retired with an error since start; ``on_failed`` is called for each:
+                the service returns the pool blocks such steps never released
+                (`devices.pool.HostPool.collect`) once the step's last reference is gone
 Nothing is ever pickled; tensors travel as raw frames (`transport.codec`).
 
     table = StepTable(outbox)
@@ -52,7 +55,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import trio
 
-from devices.errors import InvalidArgumentError, OpError, ResourceExhaustedError
+from devices.errors import (
+    InvalidArgumentError,
+    OpError,
+    ResourceExhaustedError,
+    error_from_code,
+)
 from scheduler.rendezvous import Rendezvous
 
 if TYPE_CHECKING:
@@ -63,6 +71,32 @@ TaskKey = tuple[str, int]  # (job, task index)
 
 def task_name(task: TaskKey) -> str:
     return f"/job:{task[0]}/replica:0/task:{task[1]}"
+
+
+def scrub(error: OpError) -> OpError:
+    """`error`, with the tracebacks of it and of the errors it chains dropped (their types and
+    messages stay). A failed step's error would otherwise keep the frames it passed through,
+    and with them the step's tensors, alive in a reference cycle until the garbage collector's
+    oldest generation runs: the memory of aborted steps piled up."""
+    stack: list[BaseException] = [error]
+    for _ in range(32):
+        if not stack:
+            break
+        e = stack.pop()
+        e.__traceback__ = None
+        for nxt in (e.__cause__, e.__context__):
+            if nxt is not None:
+                stack.append(nxt)
+    return error
+
+
+def detached(error: OpError) -> OpError:
+    """A copy of `error` to raise (same class, message, node and device; the cause kept without
+    its traceback) that refers to nothing of the step it came from."""
+    copy = error_from_code(int(error.code), error.message, node=error.node,
+                           device=error.device)
+    copy.__cause__ = scrub(error).__cause__
+    return copy
 
 
 def endpoint_of(address: str) -> str:
@@ -168,8 +202,9 @@ class StepTable:
 
     def __init__(self, outbox: PeerOutbox, *, orphan_ttl: float = 60.0,
                  max_orphan_steps: int = 4096, max_orphan_bytes: int = 1 << 30,
-                 remember_steps: int = 65536):
+                 remember_steps: int = 65536, on_failed: Callable[[], None] | None = None):
         self.outbox = outbox
+        self.on_failed = on_failed  # called when a step retires with an error
         self.orphan_ttl = orphan_ttl
         self.max_orphan_steps = max_orphan_steps
         self.max_orphan_bytes = max_orphan_bytes
@@ -179,6 +214,7 @@ class StepTable:
         self._orphan_bytes = 0
         self._over: OrderedDict[int, OpError | None] = OrderedDict()
         self._evicted = 0
+        self.failed = 0
 
     def statistics(self) -> StepTableStatistics:
         return StepTableStatistics(len(self._live), len(self._orphans), self._orphan_bytes,
@@ -194,7 +230,7 @@ class StepTable:
         if step_id in self._over:
             error = self._over[step_id]
             if error is not None:
-                raise error
+                raise detached(error)
             raise InvalidArgumentError(
                 f"step {step_id} already ran on this task; every step needs a fresh id")
         st = self._live.get(step_id)
@@ -251,13 +287,23 @@ class StepTable:
         if self._orphans.pop(st.step_id, None) is not None:
             self._orphan_bytes -= st.orphan_bytes
             st.orphan_bytes = 0
+        if error is not None:
+            scrub(error)
+            self.failed += 1
         self._remember(st.step_id, error)
         st.finished = True
-        if st.on_finished is not None:
-            st.on_finished()
+        on_finished, st.on_finished = st.on_finished, None
+        # Break the step's reference cycles (state <-> rendezvous, state -> ctx -> its done
+        # callback -> state) so that its tensors go as soon as the last reference does.
+        st.rdv.state = None
+        st.ctx = None
+        if on_finished is not None:
+            on_finished()
+        if error is not None and self.on_failed is not None:
+            self.on_failed()
 
     def _remember(self, step_id: int, error: OpError | None) -> None:
-        self._over[step_id] = error
+        self._over[step_id] = scrub(error) if error is not None else None
         while len(self._over) > self.remember_steps:
             self._over.popitem(last=False)
 

@@ -10,14 +10,17 @@ cluster shares them until a ``reset``.
 
 Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, never pickled)
 -------
-``status``          -> {job, task, devices: [[name, kind], ...], cluster: {job: [[i, "host:port"]]},
-                        steps, graphs, device_stats: [each device's `DeviceStatistics` as a map]}
-``register_graph``  {device} + [uint8 GraphDef bytes] -> {handle}. The partition is compiled
-                    once (`executor.compile_partition`); the same bytes for the same device give
-                    the same handle (idempotent). At most ``max_graphs`` are kept, least
-                    recently used dropped first.
-``run_graph``       {step, graphs: [handle...], args: [i...], n_args, rets: [i...], n_rets,
-                    trace, pushed: [key...] (optional)} + one tensor per entry of ``args``, then
+``status``          -> {job, task, incarnation, devices: [[name, kind], ...], cluster: {job:
+                        [[i, "host:port"]]}, steps, graphs, device_stats: [each device's
+                        `DeviceStatistics` as a map], service: `WorkerStatistics` as a map}
+``register_graph``  {incarnation, device} + [uint8 GraphDef bytes] -> {handle, incarnation}.
+                    The partition is compiled once (`executor.compile_partition`); the same
+                    bytes for the same device give the same handle (idempotent). Handles are
+                    random and belong to this incarnation (`scheduler.graph_registry`). At
+                    most ``max_graphs`` are kept, least recently used dropped first.
+``run_graph``       {incarnation, step, graphs: [handle...], args: [i...], n_args, rets: [i...],
+                    n_rets, trace, pushed: [key...] (optional)} + one tensor per entry of
+                    ``args``, then
                     one per ``pushed`` key (tensors the master's task sent this task before its
                     request left: they ride on it instead of a push each) -> {bytes, trace} +
                     one tensor per entry of ``rets``. Runs every listed partition as a `StepRun`
@@ -43,13 +46,17 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
 ``reset``           {containers: [name...] or None} -> {containers}: drop those resource
                     containers (all when None) on every device of this task.
 
-State (owned by the service's trio thread): ``_graphs`` (handle -> `_Graph`, LRU order),
-``_handle_of`` ((device, sha256 of the bytes) -> handle), ``_expect`` (Recv key -> {dtype:
-count of registered partitions receiving it}), ``_table`` (the steps), ``_outbox`` (pushes to
-other tasks). Every handler but reset runs inline in the socket's reader, with no task:
-run_graph starts its partitions there (each runs inline as far as it can without waiting) and
-returns a `Pending` that the step's end settles, from the callback where the last partition
-finished (typically the reader that got the last tensor it waited for).
+Incarnations: the service draws a random 64-bit ``incarnation`` when it is built; a
+``register_graph`` or ``run_graph`` naming another one (the task restarted since its master
+last looked) is refused with AbortedError naming this task, never run on this life's graphs.
+
+State (owned by the service's trio thread): ``_graphs`` (the `GraphRegistry`: handles, their
+compiled partitions and the Recv keys they take, of this incarnation), ``_table`` (the steps),
+``_outbox`` (pushes to other tasks). Every handler but reset runs inline in the socket's
+reader, with no task: run_graph starts its partitions there (each runs inline as far as it
+can without waiting) and returns a `Pending` that the step's end settles, from the callback
+where the last partition finished (typically the reader that got the last tensor it waited
+for).
 
     service = WorkerService(WorkerConfig(job="ps", task=0, cluster={"ps": {0: "127.0.0.1:2222"}}))
     async with trio.open_nursery() as nursery:
@@ -60,9 +67,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import itertools
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +75,6 @@ import numpy as np
 import trio
 import zmq
 
-from devices import dtypes
 from devices.device import Device
 from devices.errors import (
     CancelledError,
@@ -83,22 +86,29 @@ from devices.errors import (
     error_from_code,
 )
 from devices.kernels.sendrecv import Landed
+from devices.pool import HostPool
 from scheduler import executor
 from scheduler.config import RuntimeConfig
-from scheduler.executor import Executable, StepContext, StepRun
-from scheduler.graphdef import GraphDef
+from scheduler.executor import StepContext, StepRun
+from scheduler.graph_registry import GraphRegistry, new_incarnation
 from scheduler.peer_outbox import PeerOutbox
-from scheduler.remote_rendezvous import StepTable, StepTableStatistics, task_name
+from scheduler.remote_rendezvous import StepTable, StepTableStatistics, detached, task_name
+from scheduler.request_fields import (
+    MAX_INDICES,
+    U64,
+    header_map,
+    int_field,
+    int_list,
+    str_field,
+)
 from scheduler.runtime import discover_devices
 from transport import local_ipc, shm
 from transport.rpc import RpcConfig, RpcServer
 from transport.rpc_core import Pending
 
-_MAX_INDICES = 1 << 16
 # the loopback address a service bound to each of these also answers on
 _LOOPBACK_OF = {"0.0.0.0": "127.0.0.1", "*": "127.0.0.1", "localhost": "127.0.0.1",
-                "::": "::1", "[::]": "::1", "[::1]": "::1"}  # feeds or fetches of one step
-_U64 = (1 << 64) - 1
+                "::": "::1", "[::]": "::1", "[::1]": "::1"}
 
 # Services serving in this process, by endpoint ("tcp://host:port"): a master aimed at one of
 # them runs in its trio loop and calls it directly (`scheduler.distributed`). Written by
@@ -158,20 +168,6 @@ class WorkerStatistics:
     shm_busy: int  # shared-memory segments not yet copied out by their receiver
 
 
-class _Graph:
-    """A registered partition: its device, compiled form, and what it reads and receives."""
-
-    __slots__ = ("handle", "key", "exe", "args", "recv_keys")
-
-    def __init__(self, handle: int, key: tuple[str, bytes], exe: Executable,
-                 args: frozenset[int], recv_keys: list[tuple[str, np.dtype]]):
-        self.handle = handle
-        self.key = key
-        self.exe = exe
-        self.args = args
-        self.recv_keys = recv_keys
-
-
 class WorkerService:
     """The RPC face of this task's devices (see the module docstring)."""
 
@@ -184,15 +180,16 @@ class WorkerService:
         self._by_name = {d.name: d for d in devices}
         self.cluster = {job: dict(tasks) for job, tasks in config.cluster.items()}
         self.endpoint: str | None = None
-        self._graphs: OrderedDict[int, _Graph] = OrderedDict()
-        self._handle_of: dict[tuple[str, bytes], int] = {}
-        self._expect: dict[str, dict[np.dtype, int]] = {}
-        self._handles = itertools.count(1)
+        # this life of the task: reported by status, named by every register/run request
+        self.incarnation = new_incarnation()
+        self._graphs = GraphRegistry((config.job, config.task), self.incarnation,
+                                     max_graphs=config.max_graphs)
         self._outbox: PeerOutbox | None = None
         self._shm = shm.SegmentReader()
         self._table: StepTable | None = None
         self._delivered = self._dropped = 0
         self._token: trio.lowlevel.TrioToken | None = None  # set while serving
+        self._collect_queued = False  # a `_collect` is queued on the loop
         self._nursery: trio.Nursery | None = None
 
     def handlers(self) -> dict[str, Any]:
@@ -224,7 +221,8 @@ class WorkerService:
                 self._table = StepTable(
                     self._outbox, orphan_ttl=cfg.orphan_ttl,
                     max_orphan_steps=cfg.max_orphan_steps,
-                    max_orphan_bytes=cfg.max_orphan_bytes, remember_steps=cfg.remember_steps)
+                    max_orphan_bytes=cfg.max_orphan_bytes, remember_steps=cfg.remember_steps,
+                    on_failed=self._collect_soon)
                 name = f"worker service {task_name((cfg.job, cfg.task))}"
                 async with RpcServer(self.handlers(), config=cfg.rpc, ctx=zctx,
                                      name=name) as server:
@@ -265,10 +263,27 @@ class WorkerService:
     async def _reap_forever(self) -> None:
         cfg = self.config
         period = max(0.05, min(cfg.orphan_ttl / 4, cfg.rpc.heartbeat_interval))
+        failed = 0
         while True:
             await trio.sleep(period)
             self._table.reap()
             self._outbox.sweep()
+            if self._table.failed != failed:  # a backstop for blocks freed after _collect ran
+                failed = self._table.failed
+                self._collect()
+
+    def _collect_soon(self) -> None:
+        """A step failed here: once the callbacks running now have returned (and with them the
+        step's last references), return the pool blocks it never released."""
+        if not self._collect_queued and self._token is not None:
+            self._collect_queued = True
+            self._token.run_sync_soon(self._collect)
+
+    def _collect(self) -> None:
+        self._collect_queued = False
+        for d in self.devices:
+            if isinstance(d.pool, HostPool):
+                d.pool.collect()
 
     def statistics(self) -> WorkerStatistics:
         out = self._outbox
@@ -284,17 +299,20 @@ class WorkerService:
         return {
             "job": self.config.job,
             "task": self.config.task,
+            "incarnation": self.incarnation,
             "devices": [[d.name, d.device_type] for d in self.devices],
             "cluster": {job: [[i, a] for i, a in sorted(tasks.items())]
                         for job, tasks in self.cluster.items()},
             "steps": stats.live,
             "graphs": len(self._graphs),
             "device_stats": [dataclasses.asdict(d.statistics()) for d in self.devices],
+            "service": dataclasses.asdict(self.statistics()),
         }, []
 
     def _register_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:
-        h = _dict(header, "register_graph")
-        device_name = _str(h, "device")
+        h = header_map(header, "register_graph")
+        self._graphs.check_incarnation(h, "register_graph")
+        device_name = str_field(h, "device")
         dev = self._by_name.get(device_name)
         if dev is None:
             raise NotFoundError(
@@ -305,43 +323,9 @@ class WorkerService:
             raise InvalidArgumentError(
                 "register_graph takes one tensor: the GraphDef's msgpack bytes as a 1-d uint8 "
                 "array")
-        raw = tensors[0].tobytes()
-        key = (device_name, hashlib.sha256(raw).digest())
-        handle = self._handle_of.get(key)
-        if handle is not None:
-            self._graphs.move_to_end(handle)
-            return {"handle": handle}, []
-        graph = GraphDef.from_bytes(raw)
-        exe = executor.compile_partition(graph, dev)
-        args, recv_keys = set(), []
-        for node in graph.nodes:
-            if node.op == "_Arg":
-                args.add(int(node.attrs["index"]))
-            elif node.op == "_Recv":
-                dt = dtypes.as_dtype(node.attrs.get("dtype") or node.out_dtypes[0])
-                wire = np.dtype(np.uint16) if node.attrs.get("lossy") and dt.name == "float32" \
-                    else np.dtype(dt.np)
-                recv_keys.append((str(node.attrs["key"]), wire))
-        handle = next(self._handles)
-        self._graphs[handle] = _Graph(handle, key, exe, frozenset(args), recv_keys)
-        self._handle_of[key] = handle
-        for k, wire in recv_keys:
-            counts = self._expect.setdefault(k, {})
-            counts[wire] = counts.get(wire, 0) + 1
-        while len(self._graphs) > self.config.max_graphs:
-            self._drop_graph(next(iter(self._graphs)))
-        return {"handle": handle}, []
-
-    def _drop_graph(self, handle: int) -> None:
-        g = self._graphs.pop(handle)
-        del self._handle_of[g.key]
-        for k, wire in g.recv_keys:
-            counts = self._expect[k]
-            counts[wire] -= 1
-            if not counts[wire]:
-                del counts[wire]
-                if not counts:
-                    del self._expect[k]
+        handle = self._graphs.register(device_name, tensors[0].tobytes(),
+                                       lambda graph: executor.compile_partition(graph, dev))
+        return {"handle": handle, "incarnation": self.incarnation}, []
 
     def _run_graph(self, header: Any, tensors: Any) -> tuple[dict, list] | Pending:
         return self.run_graph_holding(header, tensors, frozenset())[0]
@@ -351,13 +335,14 @@ class WorkerService:
         """``run_graph``, for an in-process master: tensors its partitions send to the tasks
         in `hold` while they run inline are returned, by task, instead of pushed (the master
         sends them along with those tasks' run_graph requests)."""
-        h = _dict(header, "run_graph")
-        step_id = _int(h, "step", _U64)
-        handles = _ints(h, "graphs", _U64)
-        n_args, n_rets = _int(h, "n_args", _MAX_INDICES), _int(h, "n_rets", _MAX_INDICES)
-        arg_idx, ret_idx = _ints(h, "args", n_args - 1), _ints(h, "rets", n_rets - 1)
+        h = header_map(header, "run_graph")
+        self._graphs.check_incarnation(h, "run_graph")
+        step_id = int_field(h, "step", U64)
+        handles = int_list(h, "graphs", U64)
+        n_args, n_rets = int_field(h, "n_args", MAX_INDICES), int_field(h, "n_rets", MAX_INDICES)
+        arg_idx, ret_idx = int_list(h, "args", n_args - 1), int_list(h, "rets", n_rets - 1)
         pushed = h.get("pushed") or []
-        if not isinstance(pushed, list) or len(pushed) > _MAX_INDICES or not all(
+        if not isinstance(pushed, list) or len(pushed) > MAX_INDICES or not all(
                 isinstance(k, str) and k for k in pushed):
             raise InvalidArgumentError("run_graph: 'pushed' must be a list of rendezvous keys")
         if not isinstance(tensors, list) or len(tensors) != len(arg_idx) + len(pushed):
@@ -369,15 +354,7 @@ class WorkerService:
             self._check_dtype(key, value, self._expected(key))
         if not handles or len(set(handles)) != len(handles):
             raise InvalidArgumentError(f"run_graph: graphs must be distinct handles: {handles}")
-        graphs = []
-        for hd in handles:
-            g = self._graphs.get(hd)
-            if g is None:
-                raise NotFoundError(
-                    f"graph handle {hd} is not registered on {task_name(self._me)} (the task "
-                    "restarted, or dropped it as least recently used); create a new session")
-            self._graphs.move_to_end(hd)
-            graphs.append(g)
+        graphs = self._graphs.lookup(handles)
         fed = frozenset(arg_idx)
         args: list[Any] = [None] * n_args
         for i, t in zip(arg_idx, tensors, strict=True):
@@ -408,10 +385,20 @@ class WorkerService:
         pending = Pending()
 
         def finished() -> None:
+            # Nothing raised here is kept: an error caught in this frame would hold the frame,
+            # and so `pending` and the step's tensors, in a cycle (`remote_rendezvous.scrub`);
+            # and the callbacks that refer to each other are dropped (no cycle to collect).
+            st.on_finished = pending.on_cancel = None
+            if ctx.error is not None:
+                pending.fail(detached(ctx.error))
+                return
             try:
-                pending.resolve(*self._step_reply(ctx, ret_idx, trace))
-            except Exception as e:  # noqa: BLE001 - the step's error, or a fetch gone wrong
-                pending.fail(e)
+                reply = self._step_reply(ctx, ret_idx, trace)
+            except Exception as e:  # noqa: BLE001 - a fetch gone wrong
+                pending.fail(detached(e if isinstance(e, OpError) else InternalError(
+                    f"{type(e).__name__}: {e}")))
+                return
+            pending.resolve(*reply)
 
         def cancelled(_why: BaseException) -> None:
             st.fail(CancelledError(f"step {step_id}: run_graph on {task_name(self._me)} was "
@@ -424,8 +411,8 @@ class WorkerService:
     @staticmethod
     def _step_reply(ctx: StepContext, ret_idx: list[int], trace: list | None
                     ) -> tuple[dict, list]:
-        if ctx.error is not None:
-            raise ctx.error
+        if ctx.error is not None:  # a copy: raising the step's own would tie it to these frames
+            raise detached(ctx.error)
         rets = [_ret_to_wire(ctx.rets[i], i) for i in ret_idx]
         reply: dict[str, Any] = {"bytes": ctx.bytes_moved}
         if trace is not None:
@@ -433,9 +420,9 @@ class WorkerService:
         return reply, rets
 
     def _deliver(self, header: Any, tensors: Any) -> tuple[None, list]:
-        h = _dict(header, "deliver")
-        step_id = _int(h, "step", _U64)
-        key = _str(h, "key")
+        h = header_map(header, "deliver")
+        step_id = int_field(h, "step", U64)
+        key = str_field(h, "key")
         desc = h.get("shm")
         if not isinstance(tensors, list) or len(tensors) != (0 if desc is not None else 1):
             raise InvalidArgumentError("deliver takes exactly one tensor, as a frame or in "
@@ -459,12 +446,7 @@ class WorkerService:
         return None, []
 
     def _expected(self, key: str) -> dict[np.dtype, int]:
-        """The dtypes the Recvs registered here for `key` take (NotFound if there are none)."""
-        expected = self._expect.get(key)
-        if expected is None:
-            raise NotFoundError(
-                f"deliver: no partition registered on {task_name(self._me)} receives '{key}'")
-        return expected
+        return self._graphs.expected(key)
 
     def _check_dtype(self, key: str, value: Any, expected: dict[np.dtype, int]) -> None:
         if not isinstance(value, np.ndarray) or value.dtype not in expected:
@@ -491,7 +473,7 @@ class WorkerService:
 
     def _shm_free(self, header: Any, tensors: Any) -> tuple[None, list]:
         """One-way, from a task we pushed to: these segments were copied out."""
-        h = _dict(header, "shm_free")
+        h = header_map(header, "shm_free")
         names, sender = h.get("names"), h.get("from")
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)
                 and isinstance(sender, list) and len(sender) == 2
@@ -509,14 +491,14 @@ class WorkerService:
             if not isinstance(e, OpError):
                 e = InternalError(f"{type(e).__name__}: {e}")
             step_id = header.get("step") if isinstance(header, dict) else None
-            if type(step_id) is int and 0 <= step_id <= _U64:
+            if type(step_id) is int and 0 <= step_id <= U64:
                 self._table.abort(step_id, type(e)(f"a tensor pushed to this task for step "
                                                    f"{step_id} was refused: {e.message}"))
             raise e from None
 
     def _abort(self, header: Any, tensors: Any) -> tuple[None, list]:
-        h = _dict(header, "abort")
-        step_id = _int(h, "step", _U64)
+        h = header_map(header, "abort")
+        step_id = int_field(h, "step", U64)
         code = h.get("code")
         message = h.get("message")
         if type(code) is not int or not isinstance(message, str):
@@ -525,7 +507,7 @@ class WorkerService:
         return None, []
 
     async def _reset(self, header: Any, tensors: Any) -> tuple[dict, list]:
-        h = _dict(header, "reset")
+        h = header_map(header, "reset")
         containers = h.get("containers")
         if containers is not None and not (
                 isinstance(containers, list) and all(isinstance(c, str) for c in containers)):
@@ -585,38 +567,6 @@ def _ret_to_wire(value: Any, i: int) -> np.ndarray:
     if get is not None and not isinstance(value, np.generic):
         value = get()
     return np.asarray(value)
-
-
-# -- header validation: everything on the wire is checked before use -------------------------
-def _dict(h: Any, method: str) -> dict:
-    if not isinstance(h, dict):
-        raise InvalidArgumentError(f"{method} expects a header map, got {type(h).__name__}")
-    return h
-
-
-def _int(h: dict, name: str, hi: int) -> int:
-    v = h.get(name)
-    if type(v) is not int or not 0 <= v <= hi:
-        raise InvalidArgumentError(f"header field '{name}' must be an int in [0, {hi}], "
-                                   f"got {str(v)[:40]}")
-    return v
-
-
-def _ints(h: dict, name: str, hi: int) -> list[int]:
-    v = h.get(name)
-    if not isinstance(v, list) or len(v) > _MAX_INDICES or not all(
-            type(x) is int and 0 <= x <= hi for x in v):
-        raise InvalidArgumentError(f"header field '{name}' must be a list of ints in "
-                                   f"[0, {hi}], got {str(v)[:60]}")
-    return v
-
-
-def _str(h: dict, name: str) -> str:
-    v = h.get(name)
-    if not isinstance(v, str) or not v or len(v) > 4096:
-        raise InvalidArgumentError(f"header field '{name}' must be a non-empty str, "
-                                   f"got {str(v)[:40]}")
-    return v
 
 
 def error_header(step_id: int, error: OpError) -> dict:

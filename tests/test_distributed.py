@@ -81,20 +81,36 @@ class Daemons:
         raise RuntimeError(f"a daemon exited before READY, {attempts} times (its stderr is "
                            "above)")
 
-    def _start_once(self, timeout: float) -> bool:
+    def _spawn(self, job: str, i: int) -> None:
         flags = ["--heartbeat-interval", str(self.rpc.heartbeat_interval),
                  "--heartbeat-timeout", str(self.rpc.heartbeat_timeout)]
+        self.procs[(job, i)] = subprocess.Popen(
+            [sys.executable, "-m", "actorflow", "worker", "--cluster", str(self.path),
+             "--job", job, "--task", str(i), *flags],
+            stdout=subprocess.PIPE, cwd=ROOT)
+
+    def restart(self, job: str, i: int, timeout: float = 30.0) -> None:
+        """Start task (job, i) again on its port (after `kill`); returns once it is READY."""
+        old = self.procs[(job, i)]
+        if old.stdout:
+            old.stdout.close()
+        self._spawn(job, i)
+        if not self._wait_ready({(job, i): self.procs[(job, i)]}, timeout):
+            raise RuntimeError(f"{job}:{i} exited before READY when restarted")
+
+    def _start_once(self, timeout: float) -> bool:
         for job, tasks in self.cluster.items():
             for i in range(len(tasks)):
-                self.procs[(job, i)] = subprocess.Popen(
-                    [sys.executable, "-m", "actorflow", "worker", "--cluster", str(self.path),
-                     "--job", job, "--task", str(i), *flags],
-                    stdout=subprocess.PIPE, cwd=ROOT)
+                self._spawn(job, i)
+        return self._wait_ready(self.procs, timeout)
+
+    def _wait_ready(self, procs: dict[tuple[str, int], subprocess.Popen],
+                    timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as sel:
-            for key, p in self.procs.items():
+            for key, p in procs.items():
                 sel.register(p.stdout, selectors.EVENT_READ, key)
-            waiting = set(self.procs)
+            waiting = set(procs)
             while waiting:
                 left = deadline - time.monotonic()
                 events = sel.select(max(left, 0)) if left > 0 else []
@@ -656,35 +672,40 @@ async def _service(nursery, **kw) -> tuple[WorkerService, RpcClient]:
     return service, client
 
 
-def _run(step: int, handle: int) -> dict:
+def _reg(service: WorkerService, device: str = _DEV) -> dict:
+    """A register_graph header for this life of `service`."""
+    return {"device": device, "incarnation": service.incarnation}
+
+
+def _run(step: int, handle: int, service: WorkerService) -> dict:
     return {"step": step, "graphs": [handle], "args": [], "n_args": 0, "rets": [0],
-            "n_rets": 1, "trace": False}
+            "n_rets": 1, "trace": False, "incarnation": service.incarnation}
 
 
 async def test_deliveries_before_the_step_abort_and_orphan_bounds() -> None:
     async with trio.open_nursery() as nursery:
         service, c = await _service(nursery, max_orphan_steps=2)
         try:
-            h, _ = await c.call("register_graph", {"device": _DEV}, [_recv_graph()])
-            again, _ = await c.call("register_graph", {"device": _DEV}, [_recv_graph()])
+            h, _ = await c.call("register_graph", _reg(service), [_recv_graph()])
+            again, _ = await c.call("register_graph", _reg(service), [_recv_graph()])
             assert again == h  # idempotent
             handle = h["handle"]
             value = np.random.default_rng().standard_normal(3).astype(np.float32)
             # a tensor that arrives before its step starts waits for it
             await c.call("deliver", {"step": 11, "key": _KEY}, [value])
-            _, rets = await c.call("run_graph", _run(11, handle))
+            _, rets = await c.call("run_graph", _run(11, handle, service))
             np.testing.assert_array_equal(rets[0], value)
             # the step is over: a late duplicate is dropped, a second run refused
             await c.call("deliver", {"step": 11, "key": _KEY}, [value])
             with pytest.raises(af.InvalidArgumentError, match="already ran"):
-                await c.call("run_graph", _run(11, handle))
+                await c.call("run_graph", _run(11, handle, service))
             # abort wakes a waiting Recv; an abort that comes first fails the run at once
             async with trio.open_nursery() as inner:
                 got: list = []
 
                 async def waiting() -> None:
                     with pytest.raises(af.AbortedError, match="stop 12"):
-                        await c.call("run_graph", _run(12, handle))
+                        await c.call("run_graph", _run(12, handle, service))
                     got.append(True)
                 inner.start_soon(waiting)
                 while service.statistics().steps.live == 0:
@@ -693,14 +714,14 @@ async def test_deliveries_before_the_step_abort_and_orphan_bounds() -> None:
             assert got == [True]
             await c.call("abort", {"step": 13, "code": 10, "message": "stop 13"})
             with pytest.raises(af.AbortedError, match="stop 13"):
-                await c.call("run_graph", _run(13, handle))
+                await c.call("run_graph", _run(13, handle, service))
             # orphans are bounded: the oldest is evicted and its step fails when it comes
             for step in (21, 22, 23):
                 await c.call("deliver", {"step": step, "key": _KEY}, [value])
             assert service.statistics().steps.orphans == 2
             with pytest.raises(af.ResourceExhaustedError, match="max_orphan_steps"):
-                await c.call("run_graph", _run(21, handle))
-            _, rets = await c.call("run_graph", _run(23, handle))
+                await c.call("run_graph", _run(21, handle, service))
+            _, rets = await c.call("run_graph", _run(23, handle, service))
             np.testing.assert_array_equal(rets[0], value)
             # wrong dtypes and unknown keys are refused
             with pytest.raises(af.InvalidArgumentError, match="expects float32"):
@@ -712,12 +733,12 @@ async def test_deliveries_before_the_step_abort_and_orphan_bounds() -> None:
             # a deadline cancels the step on the service, which then forgets it
             live = service.statistics().steps.live  # orphan 22 is still waiting
             with pytest.raises(af.DeadlineExceededError):
-                await c.call("run_graph", _run(40, handle), timeout=0.2)
+                await c.call("run_graph", _run(40, handle, service), timeout=0.2)
             with trio.fail_after(5):
                 while service.statistics().steps.live > live:
                     await trio.sleep(0.005)
             with pytest.raises(af.OpError):
-                await c.call("run_graph", _run(40, handle))
+                await c.call("run_graph", _run(40, handle, service))
         finally:
             await c.__aexit__(None, None, None)
             nursery.cancel_scope.cancel()
@@ -736,10 +757,10 @@ async def test_a_push_to_a_silent_task_fails_the_step_with_unavailable() -> None
         rpc = RpcConfig(heartbeat_interval=0.05, heartbeat_timeout=0.3)
         service, c = await _service(nursery, rpc=rpc)
         try:
-            h, _ = await c.call("register_graph", {"device": _DEV},
+            h, _ = await c.call("register_graph", _reg(service),
                                 [np.frombuffer(g.to_bytes(), np.uint8)])
             header = {"step": 5, "graphs": [h["handle"]], "args": [], "n_args": 0, "rets": [],
-                      "n_rets": 0, "trace": False}
+                      "n_rets": 0, "trace": False, "incarnation": service.incarnation}
             t0 = trio.current_time()
             with pytest.raises(af.UnavailableError, match="task:1 failed: no connection"):
                 await c.call("run_graph", header)
@@ -756,7 +777,7 @@ async def test_one_way_pushes_land_or_fail_their_step_on_the_receiver() -> None:
     async with trio.open_nursery() as nursery:
         service, c = await _service(nursery)
         try:
-            h, _ = await c.call("register_graph", {"device": _DEV}, [_recv_graph()])
+            h, _ = await c.call("register_graph", _reg(service), [_recv_graph()])
             handle = h["handle"]
             value = np.arange(3, dtype=np.float32)
 
@@ -771,12 +792,12 @@ async def test_one_way_pushes_land_or_fail_their_step_on_the_receiver() -> None:
                 with trio.fail_after(5):
                     while service.statistics().delivered < 1:
                         await trio.sleep(0.005)
-                _, rets = await c.call("run_graph", _run(50, handle))
+                _, rets = await c.call("run_graph", _run(50, handle, service))
                 np.testing.assert_array_equal(rets[0], value)
                 with pytest.raises(af.InvalidArgumentError, match="refused: .*expects float32"):
-                    await c.call("run_graph", _run(51, handle))
+                    await c.call("run_graph", _run(51, handle, service))
                 with pytest.raises(af.NotFoundError, match="refused: .*receives 'no-such-key'"):
-                    await c.call("run_graph", _run(52, handle))
+                    await c.call("run_graph", _run(52, handle, service))
                 with trio.move_on_after(0.2):  # no reply ever comes to a push
                     await d.receive()
                     pytest.fail("a one-way push was answered")
@@ -882,23 +903,27 @@ async def test_large_pushes_to_a_task_on_this_host_go_through_shared_memory() ->
                 services.append(s)
                 clients.append(c)
             try:
-                hr, _ = await clients[0].call("register_graph", {"device": dev0},
+                hr, _ = await clients[0].call("register_graph", {"device": dev0,
+                                              "incarnation": services[0].incarnation},
                                               [np.frombuffer(recv.to_bytes(), np.uint8)])
                 for step in (1, 2):
                     value = rng.standard_normal(n).astype(np.float32)
-                    hs, _ = await clients[1].call("register_graph", {"device": dev1},
+                    hs, _ = await clients[1].call("register_graph", {"device": dev1,
+                                                  "incarnation": services[1].incarnation},
                                                   [send_graph(value)])
                     got: list = []
 
                     async def receive(step: int = step, c: RpcClient = clients[0],
-                                      handle: int = hr["handle"], out: list = got) -> None:
-                        _, rets = await c.call("run_graph", _run(step, handle))
+                                      handle: int = hr["handle"], out: list = got,
+                                      to: WorkerService = services[0]) -> None:
+                        _, rets = await c.call("run_graph", _run(step, handle, to))
                         out.append(rets[0])
 
                     nursery.start_soon(receive)
                     await clients[1].call("run_graph", {
                         "step": step, "graphs": [hs["handle"]], "args": [], "n_args": 0,
-                        "rets": [], "n_rets": 0, "trace": False})
+                        "rets": [], "n_rets": 0, "trace": False,
+                        "incarnation": services[1].incarnation})
                     with trio.fail_after(5):
                         while not got or services[1].statistics().shm_busy:
                             await trio.sleep(0.005)

@@ -12,7 +12,8 @@ Layout of a message (after any ZeroMQ routing frames, which the caller strips)::
 - ``header``: any msgpack value the caller chose (a dict for RPC); tuples come back as lists.
 - ``descriptors``: one ``[dtype_name, shape, byte_order, layout]`` per tensor frame. The dtype
   travels by *name* (``"bfloat16"`` reports ``dtype.str == '<V2'``, so ``str`` is ambiguous) and
-  maps back through `WIRE_DTYPES`, an allowlist; byte order is ``'<'`` or ``'|'`` (one-byte
+  maps back through `WIRE_DTYPES`, an allowlist (plus ``"string"``: a msgpack array of bin
+  values, checked element by element, never an object); byte order is ``'<'`` or ``'|'`` (one-byte
   types); layout is ``'C'`` or ``'F'`` so a Fortran-ordered array travels without a copy.
 - ``keys``: ``None`` when the tensors were a list, else their names (tensors were a dict).
 - ``error``: ``None`` or ``[code, message, node, device]`` (a `devices.errors.OpError`).
@@ -147,7 +148,9 @@ def _tensor_frame(value: object, where: str) -> tuple[list, object]:
     dt = arr.dtype
     name = _NAME_OF.get(dt)
     if name is None:
-        if dt.byteorder == ">" and not dt.hasobject:
+        if dt.hasobject:
+            return _string_frame(arr, where)
+        if dt.byteorder == ">":
             arr = arr.astype(dt.newbyteorder("<"))
             name = _NAME_OF.get(arr.dtype)
         if name is None:
@@ -164,6 +167,47 @@ def _tensor_frame(value: object, where: str) -> tuple[list, object]:
     order = "|" if dt.itemsize == 1 else "<"
     # A uint8 view: every dtype (bfloat16 included) exports it as a plain byte buffer.
     return [name, list(arr.shape), order, layout], flat.view(np.uint8)
+
+
+# String tensors (dtype "string", #16): the frame is one msgpack array of the elements as bin
+# values, C order; the descriptor is ["string", shape, "|", "C"]. Only bytes ever travel.
+STRING = "string"
+
+
+def _string_frame(arr: np.ndarray, where: str) -> tuple[list, object]:
+    items = arr.reshape(-1).tolist()
+    for i, v in enumerate(items):
+        if type(v) is not bytes:
+            raise InvalidArgumentError(
+                f"cannot send tensor {where}: a string tensor holds only bytes, but element "
+                f"{i} is {type(v).__name__}; an object array of anything else is not allowed "
+                "on the wire")
+    return [STRING, list(arr.shape), "|", "C"], msgpack.packb(items, use_bin_type=True)
+
+
+def _decode_strings(raw_shape: object, frame: Frame, i: int, limits: Limits) -> np.ndarray:
+    shape = _shape(raw_shape, i, limits)
+    buf = _buffer(frame)
+    n = buf.nbytes
+    count = math.prod(shape)
+    if count > n:  # every element takes at least one byte of msgpack
+        raise InvalidArgumentError(
+            f"tensor #{i} (string{list(shape)}) declares {count} elements in a {n}-byte frame")
+    try:
+        items = msgpack.unpackb(buf, raw=False, use_list=True, max_ext_len=0, max_str_len=0,
+                                max_bin_len=n, max_array_len=count, max_map_len=0)
+    except Exception as exc:
+        raise InvalidArgumentError(
+            f"malformed message: tensor #{i} (string) is not a msgpack list of bytes "
+            f"({type(exc).__name__}: {exc})") from None
+    if type(items) is not list or len(items) != count or not all(
+            type(v) is bytes for v in items):
+        raise InvalidArgumentError(
+            f"malformed message: tensor #{i} (string{list(shape)}) must carry {count} bytes "
+            "elements")
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out.reshape(shape)
 
 
 def encode(
@@ -311,6 +355,8 @@ def _decode_tensor(desc: object, frame: Frame, i: int, limits: Limits) -> np.nda
             "[dtype, shape, byte_order, layout]"
         )
     name, raw_shape, order, layout = desc
+    if name == STRING and order == "|" and layout == "C":
+        return _decode_strings(raw_shape, frame, i, limits)
     dt = WIRE_DTYPES.get(name) if isinstance(name, str) else None
     if dt is None:
         raise InvalidArgumentError(

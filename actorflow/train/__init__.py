@@ -33,3 +33,67 @@ from actorflow.train.queue_runner import (  # noqa: E402
     start_queue_runners,
 )
 from actorflow.train.sync_replicas_optimizer import SyncReplicasOptimizer  # noqa: E402
+
+# ---- checkpoints and monitored sessions (issue 14) ----
+__all__ += ["Saver", "CheckpointState", "checkpoint_exists", "get_checkpoint_mtimes",
+            "get_checkpoint_state", "latest_checkpoint", "remove_checkpoint",
+            "update_checkpoint_state", "CheckpointReader", "NewCheckpointReader",
+            "init_from_checkpoint", "list_variables", "load_checkpoint", "load_variable"]
+from actorflow.train.basic_session_run_hooks import (  # noqa: E402
+    CheckpointSaverHook,
+    CheckpointSaverListener,
+    FeedFnHook,
+    FinalOpsHook,
+    GlobalStepWaiterHook,
+    LoggingTensorHook,
+    NanLossDuringTrainingError,
+    NanTensorHook,
+    SecondOrStepTimer,
+    StepCounterHook,
+    StopAtStepHook,
+    SummarySaverHook,
+)
+from actorflow.train.checkpoint_management import (  # noqa: E402
+    CheckpointState,
+    checkpoint_exists,
+    get_checkpoint_mtimes,
+    get_checkpoint_state,
+    latest_checkpoint,
+    remove_checkpoint,
+    update_checkpoint_state,
+)
+from actorflow.train.checkpoint_utils import (  # noqa: E402
+    CheckpointReader,
+    NewCheckpointReader,
+    init_from_checkpoint,
+    list_variables,
+    load_checkpoint,
+    load_variable,
+)
+from actorflow.train.monitored_session import (  # noqa: E402
+    ChiefSessionCreator,
+    MonitoredSession,
+    MonitoredTrainingSession,
+    Scaffold,
+    SingularMonitoredSession,
+    WorkerSessionCreator,
+    report_uninitialized_variables,
+)
+from actorflow.train.saver import Saver  # noqa: E402
+from actorflow.train.session_run_hook import (  # noqa: E402
+    SessionRunArgs,
+    SessionRunContext,
+    SessionRunHook,
+    SessionRunValues,
+)
+
+__all__ += ["CheckpointSaverHook", "CheckpointSaverListener", "FeedFnHook", "FinalOpsHook",
+            "GlobalStepWaiterHook", "LoggingTensorHook", "NanLossDuringTrainingError",
+            "NanTensorHook", "SecondOrStepTimer", "StepCounterHook", "StopAtStepHook",
+            "SummarySaverHook", "ChiefSessionCreator", "MonitoredSession",
+            "MonitoredTrainingSession", "Scaffold", "SingularMonitoredSession",
+            "WorkerSessionCreator", "report_uninitialized_variables", "SessionRunArgs",
+            "SessionRunContext", "SessionRunHook", "SessionRunValues"]
+from actorflow.train.supervisor import Supervisor  # noqa: E402
+
+__all__ += ["Supervisor"]

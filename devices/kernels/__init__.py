@@ -11,6 +11,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     conv,
     dataset,  # af.data iterators (issue 15)
     index,
+    io,
     math,
     nn,
     partition,
@@ -20,4 +21,5 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     registry,
     sendrecv,
     state,
+    summary,
 )

@@ -224,7 +224,8 @@ def _pack(k: KernelContext) -> Any:
     xp = k.xp
     axis = int(k.attrs["axis"])
     out_shape = k.out_shapes[0]
-    if not _fully_known(out_shape) or not all(_fully_known(s) for s in k.in_shapes):
+    if not _fully_known(out_shape) or not all(_fully_known(s) for s in k.in_shapes) or (
+            k.out_dtypes[0].is_string):  # slot writes would store 0-d string arrays as objects
         return lambda *xs: (xp.stack(xs, axis=axis),)
     # Known shape: write each input into its slot (NumPy's stack is Python-level and slower).
     shape, dt = tuple(out_shape), k.out_dtypes[0].np

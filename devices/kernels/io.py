@@ -1,0 +1,195 @@
+"""Kernels that save and restore tensors in TensorFlow's V2 checkpoint format.
+
+They run on the device that holds the variables (a parameter-server task's CPU), so tensor
+bytes go from that task's memory to its disk and back, never through the client:
+
+    SaveV2(prefix, *tensors)  attrs tensor_names, shape_and_slices, shard, num_shards, tmp_suffix
+        writes one bundle of its tensors at  <prefix><tmp_suffix>/part-<shard>-of-<num_shards>
+        (a temporary directory next to the checkpoint), data first, its index last.
+    MergeV2Checkpoints(prefix)  attrs num_shards, tmp_suffix
+        runs once, after every SaveV2 of the save (control inputs): reads the parts' indexes,
+        renames each part's data file to <prefix>.data-<k>-of-<n>, writes the merged
+        <prefix>.index (through a temporary name), and removes the temporary directory.
+    RestoreV2(prefix) -> tensors  attrs tensor_names, shape_and_slices, dtypes
+        opens <prefix>.index and reads only the byte ranges of the tensors it restores,
+        checksums verified (DataLossError on a mismatch).
+    RestoreVariablesV2(prefix, *handles)  attrs tensor_names, shape_and_slices
+        RestoreV2 fused with the assignments (what the Saver uses): each tensor is read into
+        a new buffer, verified, and then becomes the variable's value without another copy;
+        a checksum error leaves every variable of the op as it was.
+
+The prefix is a uint8 tensor holding the path's UTF-8 bytes (actorflow has no string tensors
+yet; the path is fed per save, so one graph serves every step's file). `shape_and_slices` uses
+TensorFlow's spelling: "" for a whole tensor, or "full_shape start,len:start,len" (len "-" for
+a whole dimension, as in "10 4 0,5:-") for one slice of a partitioned variable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import numpy as np
+
+from devices import tensor_bundle as tb
+from devices.errors import InvalidArgumentError
+from devices.kernels.registry import KernelContext, register_kernel
+
+
+def _path(prefix: Any) -> str:
+    arr = np.asarray(prefix)
+    if arr.dtype != np.uint8 or arr.ndim != 1:
+        raise InvalidArgumentError(f"a checkpoint prefix must be a 1-D uint8 tensor of the "
+                                   f"path's bytes, got {arr.dtype} of shape {arr.shape}")
+    return arr.tobytes().decode()
+
+
+def parse_slice_spec(spec: str, name: str) -> tuple[list[int], list[tuple[int, int]]] | None:
+    """TF's "full_shape start,len:start,len" -> (full_shape, extents); None for ""."""
+    if not spec:
+        return None
+    try:
+        *dims, slices = spec.split(" ")
+        full = [int(d) for d in dims]
+        extents = []
+        for d, part in enumerate(slices.split(":")):
+            if part == "-":
+                extents.append((0, full[d]))
+            else:
+                s, n = part.split(",")
+                extents.append((int(s), full[d] if n == "-" else int(n)))
+        if len(extents) != len(full):
+            raise ValueError("rank mismatch")
+    except (ValueError, IndexError):
+        raise InvalidArgumentError(f"bad shape_and_slices '{spec}' for tensor '{name}'; write "
+                                   f"'full_shape start,len:start,len' (e.g. '10 4 0,5:-')"
+                                   ) from None
+    return full, extents
+
+
+def part_prefix(prefix: str, tmp_suffix: str, shard: int, num_shards: int) -> str:
+    return os.path.join(prefix + tmp_suffix, f"part-{shard:05d}-of-{num_shards:05d}")
+
+
+def _on_a_thread(k: KernelContext) -> float:
+    """File I/O: always on a worker thread, so the device's loop (heartbeats, other steps)
+    keeps running while gigabytes go to or come from disk."""
+    return 1e12
+
+
+@register_kernel("SaveV2", device_types=("CPU",), stateful=True, cost=_on_a_thread)
+def _save(k: KernelContext) -> Any:
+    names: list[str] = list(k.attrs["tensor_names"])
+    specs = [parse_slice_spec(s, n)
+             for s, n in zip(k.attrs["shape_and_slices"], names, strict=True)]
+    shard, num_shards = int(k.attrs.get("shard", 0)), int(k.attrs.get("num_shards", 1))
+    tmp_suffix = k.attrs["tmp_suffix"]
+
+    def compute(prefix: Any, *tensors: Any) -> tuple[()]:
+        if len(tensors) != len(names):
+            raise InvalidArgumentError(f"SaveV2 got {len(tensors)} tensors for {len(names)} "
+                                       f"names", node=k.name)
+        base = part_prefix(_path(prefix), tmp_suffix, shard, num_shards)
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        items: list[tuple[str | bytes, np.ndarray]] = []
+        full: dict[bytes, bytes] = {}
+        sliced: dict[str, tuple[Any, list[int], list]] = {}
+        for name, spec, t in zip(names, specs, tensors, strict=True):
+            arr = np.asarray(t)
+            if spec is None:
+                items.append((name, arr))
+                continue
+            shape, extents = spec
+            if [n for _, n in extents] != list(arr.shape):
+                raise InvalidArgumentError(f"slice '{name}' has shape {arr.shape} but its spec "
+                                           f"says {extents}", node=k.name)
+            sliced.setdefault(name, (arr.dtype, shape, []))[2].append(extents)
+            items.append((tb.slice_key(name, extents), arr))
+        entries = tb.write_data_file(tb.data_path(base, 0, 1), items)
+        for name, (dtype, shape, slices) in sliced.items():
+            full[name.encode()] = tb.full_entry(dtype, shape, slices)
+        tb.write_index(tb.index_path(base), tb.merge_entries([entries, full]), 1)
+        return ()
+    return compute
+
+
+@register_kernel("MergeV2Checkpoints", device_types=("CPU",), stateful=True,
+                 cost=_on_a_thread)
+def _merge(k: KernelContext) -> Any:
+    num_shards = int(k.attrs["num_shards"])
+    tmp_suffix = k.attrs["tmp_suffix"]
+
+    def compute(prefix: Any) -> tuple[()]:
+        path = _path(prefix)
+        parts = []
+        for shard in range(num_shards):
+            base = part_prefix(path, tmp_suffix, shard, num_shards)
+            reader = tb.BundleReader(base)
+            part = {}
+            for key, entry in reader.entries.items():
+                if not entry.slices:
+                    entry.shard_id = shard
+                part[key] = entry.SerializeToString()
+            parts.append(part)
+        merged = tb.merge_entries(parts)
+        for shard in range(num_shards):
+            base = part_prefix(path, tmp_suffix, shard, num_shards)
+            os.replace(tb.data_path(base, 0, 1), tb.data_path(path, shard, num_shards))
+        tb.write_index(tb.index_path(path), merged, num_shards)
+        shutil.rmtree(path + tmp_suffix, ignore_errors=True)
+        return ()
+    return compute
+
+
+@register_kernel("RestoreV2", device_types=("CPU",), stateful=True, cost=_on_a_thread)
+def _restore(k: KernelContext) -> Any:
+    names: list[str] = list(k.attrs["tensor_names"])
+    specs = [parse_slice_spec(s, n)
+             for s, n in zip(k.attrs["shape_and_slices"], names, strict=True)]
+    want = [d.np for d in k.out_dtypes]
+
+    def compute(prefix: Any) -> tuple[Any, ...]:
+        reader = tb.BundleReader(_path(prefix))
+        out = []
+        for name, spec, dt in zip(names, specs, want, strict=True):
+            have = reader.dtype(name)
+            if have != dt:
+                raise InvalidArgumentError(
+                    f"tensor '{name}' in checkpoint '{reader.prefix}' is {have}, but the "
+                    f"variable restored from it is {dt}", node=k.name)
+            arr = reader.read(name, None if spec is None else spec[1])
+            out.append(arr)
+        return tuple(out)
+    return compute
+
+
+@register_kernel("RestoreVariablesV2", device_types=("CPU",), stateful=True, is_async=True)
+def _restore_variables(k: KernelContext) -> Any:
+    names: list[str] = list(k.attrs["tensor_names"])
+    specs = [parse_slice_spec(s, n)
+             for s, n in zip(k.attrs["shape_and_slices"], names, strict=True)]
+    device = k.device
+
+    def read_all(prefix: Any, dtypes: list[np.dtype], var_names: list[str]) -> list[Any]:
+        reader = tb.BundleReader(_path(prefix))
+        values = []
+        for name, spec, dt, vname in zip(names, specs, dtypes, var_names, strict=True):
+            have = reader.dtype(name)
+            if have != dt:
+                raise InvalidArgumentError(
+                    f"tensor '{name}' in checkpoint '{reader.prefix}' is {have}, but variable "
+                    f"'{vname}' is {dt}", node=k.name)
+            values.append(reader.read(name, None if spec is None else spec[1]))
+        return values
+
+    async def compute(ctx: Any, prefix: Any, *handles: Any) -> tuple[()]:
+        # the reading on a worker thread; the assignments back on the device's own loop
+        values = await device.run_in_thread(read_all, prefix, [h.dtype for h in handles],
+                                            [h.name for h in handles])
+        for h, value in zip(handles, values, strict=True):
+            h.assign(value)  # a fresh, owned buffer: adopted, not copied
+        return ()
+
+    compute.poll = lambda ctx, *args: None  # type: ignore[attr-defined]
+    return compute

@@ -1,0 +1,126 @@
+"""A parameter server killed (-9) and restarted on its port under two client sessions, with
+real daemons on 127.0.0.1 (``python -m actorflow worker``).
+
+What must hold: no client ever runs a graph another client registered (the restarted task
+refuses requests meant for its previous life, and its graph handles are random); every call
+returns within the step deadline; the step in flight fails with Unavailable or Aborted naming
+the PS; the masters register their partitions again by themselves; the variables the PS lost
+are reported as uninitialized by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import actorflow as af
+from tests.test_distributed import FAST, Daemons, _config
+
+PS = "/job:ps/replica:0/task:0"
+DEADLINE_MS = 6000
+
+
+def _session(d: Daemons, g: af.Graph, tcp: bool) -> af.Session:
+    cfg = _config(FAST)
+    cfg.operation_timeout_in_ms = DEADLINE_MS
+    s = af.Session(d.target("worker", 0), graph=g, config=cfg)
+    if tcp:  # every task over TCP: the master must notice the restart from the incarnation
+        s._runtime.options = dataclasses.replace(s._runtime.options, same_host_ipc=False)
+    return s
+
+
+def _client_graph(initial: float, name: str = "v") -> tuple[af.Graph, Any, Any, Any]:
+    g = af.Graph()
+    with g.as_default():
+        with af.device("/job:ps/task:0"):
+            v = af.Variable(np.float32(initial), name=name)
+        with af.device("/job:worker/task:0"):
+            step = v.assign_add(v.read_value() * 0.0 + 1.0)
+        init = af.global_variables_initializer()
+    return g, v, step, init
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    t0 = time.monotonic()
+    try:
+        return fn(), None
+    except af.OpError as e:
+        return None, e
+    finally:
+        took = time.monotonic() - t0
+        assert took < DEADLINE_MS / 1000, f"a call took {took:.2f}s, past the step deadline"
+
+
+def _until_ok(fn: Callable[[], Any], seconds: float = 30.0) -> Any:
+    """`fn()` once it succeeds; every failure before must be the PS's restart, named."""
+    limit = time.monotonic() + seconds
+    while True:
+        out, err = _timed(fn)
+        if err is None:
+            return out
+        if not isinstance(err, af.UnavailableError | af.AbortedError):
+            raise err
+        assert PS in str(err), str(err)
+        assert time.monotonic() < limit, f"still failing after {seconds}s: {err}"
+        time.sleep(0.05)  # a real process restarting: polled, with a bounded deadline
+
+
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("tcp", [False, True], ids=["same-host-socket", "tcp"])
+def test_kill_9_and_restart_of_a_ps_under_two_clients(tmp_path, tcp: bool) -> None:
+    d = Daemons(tmp_path, {"ps": 1, "worker": 1}, FAST)
+    try:
+        d.start()
+        ga, va, step_a, init_a = _client_graph(3.0)
+        gb, vb, _, init_b = _client_graph(7.0)
+        gc, _, step_c, init_c = _client_graph(0.0, name="w")
+        with _session(d, ga, tcp) as a, _session(d, gb, tcp) as b, \
+                _session(d, gc, tcp) as c:
+            a.run(init_a)
+            assert a.run(step_a) == 4.0
+            b.run(vb)  # b's read partition is registered on the first life of the PS
+            c.run(init_c)
+            assert c.run(step_c) == 1.0
+
+            # a third client keeps a step in flight through the kill and the restart
+            stop = threading.Event()
+            seen: list[tuple[Any, BaseException | None]] = []
+
+            def loop() -> None:
+                while not stop.is_set():
+                    seen.append(_timed(lambda: c.run(step_c)))
+
+            runner = threading.Thread(target=loop)
+            runner.start()
+            try:
+                d.kill("ps", 0)
+                d.restart("ps", 0)
+                # the PS lost its variables: a's step says which, once a reaches the new life
+                with pytest.raises(af.FailedPreconditionError, match="uninitialized.*'v"):
+                    _until_ok(lambda: a.run(step_a))
+                _until_ok(lambda: b.run(init_b))  # b initializes on the new life first
+                assert b.run(vb) == 7.0
+                _until_ok(lambda: a.run(init_a))  # a runs its own initializer, not b's
+                assert b.run(vb) == 3.0
+                assert a.run(step_a) == 4.0
+            finally:
+                stop.set()
+                runner.join(60)
+            errors = [e for _, e in seen if e is not None]
+            assert errors, "the third client's steps never met the restart"
+            for e in errors:
+                if isinstance(e, af.FailedPreconditionError):
+                    assert "uninitialized" in str(e) and "'w" in str(e), str(e)
+                else:
+                    assert isinstance(e, af.UnavailableError | af.AbortedError), repr(e)
+                    assert PS in str(e), str(e)
+            _until_ok(lambda: c.run(init_c))
+            assert c.run(step_c) == 1.0
+    finally:
+        d.close()
