@@ -3,6 +3,7 @@
     actorflow demo                      train the digits MLP in this process (sync API)
     actorflow train mlp [--ps 1 --workers 2 ...]   asynchronous PS training on a local cluster
     actorflow worker ... / cluster ...  the daemons (forwarded to `actorflow.cli`)
+    actorflow status / doctor [TARGET]  every task's state; why a step is stuck
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ("worker", "cluster"):
         from actorflow import cli  # noqa: PLC0415 - the daemons live in the library
         return cli.main(argv)
+    if argv and argv[0] in ("status", "doctor"):  # observability (#16)
+        from actorflow.client import cli as obs_cli  # noqa: PLC0415
+        return obs_cli.main(argv)
     ap = argparse.ArgumentParser(prog="actorflow", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -68,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--optimizer", default=None)
     sub.add_parser("worker", help="run a worker daemon (see 'actorflow worker --help')")
     sub.add_parser("cluster", help="run a local cluster (see 'actorflow cluster --help')")
+    sub.add_parser("status", help="every task's state (see 'actorflow status --help')")
+    sub.add_parser("doctor", help="why a step is stuck (see 'actorflow doctor --help')")
     args = ap.parse_args(argv)
     try:
         return _run(args)

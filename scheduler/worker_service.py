@@ -83,7 +83,7 @@ from devices.errors import (
     error_from_code,
 )
 from devices.kernels.sendrecv import Landed
-from scheduler import executor
+from scheduler import executor, observability
 from scheduler.config import RuntimeConfig
 from scheduler.executor import Executable, StepContext, StepRun
 from scheduler.graphdef import GraphDef
@@ -192,6 +192,7 @@ class WorkerService:
         self._shm = shm.SegmentReader()
         self._table: StepTable | None = None
         self._delivered = self._dropped = 0
+        self.bytes_received = 0  # tensors from other tasks, riders included (status, #16)
         self._token: trio.lowlevel.TrioToken | None = None  # set while serving
         self._nursery: trio.Nursery | None = None
 
@@ -290,6 +291,7 @@ class WorkerService:
             "steps": stats.live,
             "graphs": len(self._graphs),
             "device_stats": [dataclasses.asdict(d.statistics()) for d in self.devices],
+            **observability.task_report(self),  # status/doctor fields (#16)
         }, []
 
     def _register_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:
@@ -313,6 +315,7 @@ class WorkerService:
             return {"handle": handle}, []
         graph = GraphDef.from_bytes(raw)
         exe = executor.compile_partition(graph, dev)
+        observability.note_graph(self, graph)  # Send/Recv names for the hang doctor (#16)
         args, recv_keys = set(), []
         for node in graph.nodes:
             if node.op == "_Arg":
@@ -395,6 +398,7 @@ class WorkerService:
         for key, value in zip(pushed, riders, strict=True):
             st.rdv.send(key, Landed(value))
             self._delivered += 1
+            self.bytes_received += value.nbytes
         trace = [] if h.get("trace") else None
         ctx = StepContext(step_id, args, n_rets, len(graphs), st.on_parts_done, st.rdv, trace)
         st.ctx = ctx
@@ -456,6 +460,7 @@ class WorkerService:
         self._table.add_orphan_bytes(st, value.nbytes)
         st.rdv.deliver(key, Landed(value))
         self._delivered += 1
+        self.bytes_received += value.nbytes
         return None, []
 
     def _expected(self, key: str) -> dict[np.dtype, int]:
