@@ -225,8 +225,8 @@ class Session:
         return plan
 
     def _record_costs(self, trace: list | None) -> None:
-        for node, device, start, end in trace or ():
-            self._cost_model.record(node, device, end - start)
+        for t in trace or ():
+            self._cost_model.record(t[0], t[1], t[3] - t[2])
 
     def _export(self) -> tuple[GraphDef, dict[str, NodeDef]]:
         ex = self._exported
@@ -305,9 +305,17 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
+def _node_stats(t: Any) -> NodeExecStats:
+    """A `scheduler.tracing` record (or an older 4-tuple) as NodeExecStats."""
+    if len(t) < 8:
+        return NodeExecStats(t[0], t[1], t[2], t[3])
+    return NodeExecStats(t[0], t[1], t[2], t[3], t[4],
+                         tuple((o[0], tuple(o[1]), o[2]) for o in t[5]), int(t[6]), int(t[7]))
+
+
 def _fill_metadata(md: RunMetadata, trace: list | None, stats: dict | None,
                    plan: _Plan) -> None:
-    md.step_stats.nodes = [NodeExecStats(n, d, a, b) for n, d, a, b in trace or ()]
+    md.step_stats.nodes = [_node_stats(t) for t in trace or ()]
     md.placement = dict(plan.step.placement)
     md.bytes_moved = (stats or {}).get("bytes_moved", 0)
 

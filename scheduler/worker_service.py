@@ -83,7 +83,7 @@ from devices.errors import (
     error_from_code,
 )
 from devices.kernels.sendrecv import Landed
-from scheduler import executor, observability
+from scheduler import executor, observability, tracing
 from scheduler.config import RuntimeConfig
 from scheduler.executor import Executable, StepContext, StepRun
 from scheduler.graphdef import GraphDef
@@ -432,8 +432,8 @@ class WorkerService:
             raise ctx.error
         rets = [_ret_to_wire(ctx.rets[i], i) for i in ret_idx]
         reply: dict[str, Any] = {"bytes": ctx.bytes_moved}
-        if trace is not None:
-            reply["trace"] = [list(t) for t in trace]
+        if trace is not None:  # on the wall clock, so every task's records line up (#16)
+            reply["trace"] = tracing.to_wall(trace)
         return reply, rets
 
     def _deliver(self, header: Any, tensors: Any) -> tuple[None, list]:
