@@ -70,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--learning-rate", type=float, default=None)
     t.add_argument("--optimizer", default=None)
+    t.add_argument("--logdir", default=None, help="write TensorBoard event files here "
+                   "(loss, accuracy, steps/s, per-PS bytes, weights, the graph)")
+    t.add_argument("--trace", default=None, metavar="DIR", help="write Chrome/Perfetto "
+                   "traces of three training steps here")
     sub.add_parser("worker", help="run a worker daemon (see 'actorflow worker --help')")
     sub.add_parser("cluster", help="run a local cluster (see 'actorflow cluster --help')")
     sub.add_parser("status", help="every task's state (see 'actorflow status --help')")
@@ -90,7 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     kwargs = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                 ("learning_rate", args.learning_rate),
                                 ("optimizer", args.optimizer)) if v is not None}
-    result = train_async.train_mlp_async(ps=args.ps, workers=args.workers, **kwargs)
+    result = train_async.train_mlp_async(ps=args.ps, workers=args.workers, logdir=args.logdir,
+                                         trace_dir=args.trace, **kwargs)
     print(f"test accuracy {result['test_accuracy']:.2%}")
     return 0
 
