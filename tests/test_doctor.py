@@ -125,3 +125,46 @@ def test_cause_rules_on_literal_wait_for_graphs() -> None:
     assert "does not answer" in d.cause
     st = ClusterStatus([wk], now)
     assert st.tasks[0].name == WK
+
+
+@pytest.mark.multiprocess
+def test_a_dequeue_on_an_empty_queue_nobody_fills() -> None:
+    if not hasattr(af, "FIFOQueue"):
+        pytest.skip("queues (issue 15) are not in this tree")
+    with LocalCluster(ps=1, workers=1) as c:
+        g = af.Graph()
+        with g.as_default():
+            with af.device("/job:ps/task:0"):
+                q = af.FIFOQueue(4, [af.float32], shapes=[()], shared_name="doctor_q")
+                deq = q.dequeue(name="take")
+                close = q.close()
+            with af.device("/job:worker/task:0"):
+                y = af.identity(deq, name="y") * 2.0
+        s = af.Session(c.target("worker", 0), graph=g)
+        res: dict = {}
+
+        def run() -> None:
+            try:
+                res["value"] = s.run(y)
+            except af.OpError as e:
+                res["error"] = e
+        th = threading.Thread(target=run)
+        th.start()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                d = diagnose(c.target("worker", 0), timeout=2.0)
+                if d.steps and any(e.kind == "dequeue" for e in d.steps[0].edges):
+                    break
+            step = d.steps[0]
+            assert step.culprit_task == PS and step.culprit_node == "take", d.report()
+            assert "dequeue by node 'take'" in step.cause
+            assert "nothing in flight fills" in step.cause and "doctor_q" in step.cause
+            kinds = {(e.task, e.kind) for e in step.edges}
+            assert kinds == {(WK, "recv"), (PS, "dequeue")}
+        finally:
+            with af.Session(c.target("worker", 0), graph=g) as s2:
+                s2.run(close)  # the blocked dequeue wakes with OutOfRange
+            th.join(60)
+            s.close()
+        assert isinstance(res.get("error"), af.OpError)
