@@ -39,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from actorflow.cluster import run_cluster
 
         return int(run_cluster(argv[1:]) or 0)
+    if argv and argv[0] in ("status", "doctor"):  # observability (#16)
+        from actorflow.client import cli as obs_cli
+
+        return obs_cli.main(argv)
     parser = argparse.ArgumentParser(prog="actorflow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

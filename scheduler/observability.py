@@ -18,7 +18,8 @@ What it owns: two functions the worker service calls, and one small map per serv
   ``shm``           {"pushed": tensors sent through shared memory, "busy": segments in use}
   ``resources``     per device, every resource with a ``size()`` (queues, accumulators):
                     [device, container, name, kind, size]
-  ``inflight``      per live step: {step, age, parts_done, waits}; each wait is one of
+  ``inflight``      per live step: {step, age (seconds), parts_done, started (its run_graph
+                    arrived), waits}; each wait is one of
                     {"kind": "recv", "key", "node", "device", "from_device", "since"} (a Recv
                     subscribed in the rendezvous and not yet given its value) or
                     {"kind": <op>, "resource", "node", "device", "since"} (a blocked kernel's
