@@ -106,7 +106,8 @@ class NodeExecStats:
     start_s: float
     end_s: float
     # FULL_TRACE detail (#16; see scheduler/tracing.py): the op type, one (dtype, shape,
-    # nbytes) per output, the device pool's bytes in use at the node's end, the OS thread
+    # nbytes) per output (dtype: a NumPy dtype, equal to its name; a name from other tasks),
+    # the device pool's bytes in use at the node's end, the OS thread
     op: str = ""
     outputs: tuple = ()
     pool_bytes: int = 0

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devices.errors import UnimplementedError
+from scheduler.tracing import dtype_name
 
 
 @dataclass
@@ -107,7 +108,7 @@ class Timeline:
     def _args(e: _Event) -> dict[str, Any]:
         args: dict[str, Any] = {"name": e.name, "op": e.op, "thread": e.thread}
         for i, (dt, shape, nbytes) in enumerate(e.outputs):
-            args[f"output{i}"] = f"{dt}{list(shape)} ({nbytes} bytes)"
+            args[f"output{i}"] = f"{dtype_name(dt)}{list(shape)} ({nbytes} bytes)"
         return args
 
     def generate_chrome_trace_format(self, show_dataflow: bool = True,

@@ -22,6 +22,7 @@ import numpy as np
 
 from devices import dtypes
 from devices.kernels.summary import _TB_DTYPE, tensor_proto
+from scheduler.tracing import dtype_name
 
 _SMALL_CONST = 16  # constants up to this many elements keep their value in the graph
 
@@ -145,7 +146,7 @@ def run_metadata_proto(run_metadata: Any) -> Any:
             for slot, (dt, shape, nbytes) in enumerate(getattr(n, "outputs", ()) or ()):
                 out = ns.output.add(slot=slot)
                 td = out.tensor_description
-                td.dtype = _TB_DTYPE.get(dt, 0)
+                td.dtype = _TB_DTYPE.get(dtype_name(dt), 0)
                 if shape is None:
                     td.shape.unknown_rank = True
                 else:
