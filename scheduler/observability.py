@@ -21,7 +21,10 @@ What it owns: two functions the worker service calls, and one small map per serv
   ``inflight``      per live step: {step, age (seconds), parts_done, started (its run_graph
                     arrived), waits}; each wait is one of
                     {"kind": "recv", "key", "node", "device", "from_device", "since"} (a Recv
-                    subscribed in the rendezvous and not yet given its value) or
+                    subscribed in the step's rendezvous and not yet given its value: the
+                    rendezvous's own waiter map, read here; "since" is when the step began on
+                    this task, an upper bound: stamping each Recv would cost a clock read on
+                    every waiting Recv, 0.4 us on the VMs measured) or
                     {"kind": <op>, "resource", "node", "device", "since"} (a blocked kernel's
                     `Wait` record, from resources that list ``waits()``: queues,
                     accumulators).
@@ -105,17 +108,18 @@ def task_report(service: Any) -> dict[str, Any]:
     resources, kernel_waits = _resource_rows(service)
     now_t = _trio_now()
     inflight = []
+    wall_now = time.time()
     for step_id, st in list(table._live.items()):
         rdv = st.rdv
+        age = max(0.0, now_t - st.born) if now_t else 0.0
         waits: list[dict[str, Any]] = []
         for key in list(rdv._waiters):
             info = keys.get(key) or KeyInfo(None, None, None, None)
             waits.append({"kind": "recv", "key": key, "node": info.recv_node,
                           "device": info.recv_device or key.rpartition("->")[2],
-                          "from_device": info.send_device,
-                          "since": rdv.waiting_since.get(key, 0.0)})
+                          "from_device": info.send_device, "since": wall_now - age})
         waits.extend(w for w in kernel_waits if w["step"] == step_id)
-        inflight.append({"step": step_id, "age": max(0.0, now_t - st.born) if now_t else 0.0,
+        inflight.append({"step": step_id, "age": age,
                          "parts_done": bool(st.parts_done), "started": st.ctx is not None,
                          "waits": waits})
     return {

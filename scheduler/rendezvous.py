@@ -11,14 +11,11 @@ calls it from its socket's reader, where nothing else of the step's device is ru
 State (owned by the trio thread of the step's devices):
   _values   key -> value sent but not yet received
   _waiters  key -> callback(resume: bool) of the one receiver waiting for it
-  waiting_since  key -> wall time its receiver subscribed (read by the hang doctor with
-            `_waiters`; never cleared before the step's end: a few floats per step)
   _error    the first error, once aborted
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +30,6 @@ class Rendezvous:
         self._values: dict[str, Any] = {}
         self._waiters: dict[str, Callable[[bool], None]] = {}
         self._error: OpError | None = None
-        self.waiting_since: dict[str, float] = {}  # key -> time.time() of its subscribe (#16)
 
     def send(self, key: str, value: Any, *, resume: bool = False) -> None:
         """Put `value` under `key`; a waiting receiver is told (`resume`: see the module)."""
@@ -56,7 +52,6 @@ class Rendezvous:
         if key in self._waiters:
             raise InternalError(f"step {self.step_id}: two receivers wait for '{key}'")
         self._waiters[key] = callback
-        self.waiting_since[key] = time.time()
 
     async def recv(self, key: str) -> Any:
         if key not in self._values and self._error is None:

@@ -1,8 +1,8 @@
 """The hang doctor: why is a step stuck? What ``actorflow doctor`` prints.
 
 It asks every task for its state (`cluster_status`: each live step's waits, read from the
-rendezvous, where every Recv subscribes with a timestamp, and from resources' `Wait` records
-for blocked kernels such as dequeues), builds the wait-for graph of every step in flight, and
+rendezvous where every waiting Recv is subscribed, and from resources' `Wait` records for
+blocked kernels such as dequeues), builds the wait-for graph of every step in flight, and
 follows it to what nothing else explains, which it names in one line:
 
 - a Recv waiting on a task that does not answer: **that task is dead, hung or unreachable**;
