@@ -50,6 +50,10 @@ def test_status_of_a_running_cluster_table_json_and_a_stopped_task(tmp_path) -> 
         assert out.returncode == 0, out.stderr
         doc = json.loads(out.stdout)
         assert {t["name"] for t in doc["tasks"]} == set(by)
+        # nothing is stuck: the doctor says so and exits 0
+        out = subprocess.run([sys.executable, "-m", "actorflow", "doctor", str(cf)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "no step is in flight" in out.stdout, out
         # a stopped (hung) task is listed as down, the others still answer
         c.kill("ps", 0, signal.SIGSTOP)
         try:
