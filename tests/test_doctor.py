@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import actorflow as af
@@ -23,11 +24,18 @@ WK = "/job:worker/replica:0/task:0"
 
 
 def _slow_ps_graph() -> tuple[af.Graph, af.Tensor]:
+    # ~30 s of matmuls on the PS on this machine (they run on worker threads, so the PS
+    # still answers status); the test kills the PS long before they end
+    a = np.ones((1200, 1200), np.float32)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        a @ a
+    n = int(min(3000, max(20, 30.0 / max(1e-4, (time.perf_counter() - t0) / 3))))
     g = af.Graph()
     with g.as_default():
         with af.device("/job:ps/task:0"):
             x = af.random_normal([1200, 1200])
-            for _ in range(40):  # seconds of matmuls on the PS (worker threads: it still answers)
+            for _ in range(n):
                 x = af.matmul(x, x) * 1e-3
             n = af.reduce_sum(x, name="n")
         with af.device("/job:worker/task:0"):
