@@ -43,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from actorflow.security import keys_main
 
         return keys_main(argv[1:])
+    if argv and argv[0] in ("status", "doctor"):  # observability (#16)
+        from actorflow.client import cli as obs_cli
+
+        return obs_cli.main(argv)
     parser = argparse.ArgumentParser(prog="actorflow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -115,6 +115,17 @@ class NodeExecStats:
     device: str
     start_s: float
     end_s: float
+    # FULL_TRACE detail (#16; see scheduler/tracing.py): the op type, one (dtype, shape,
+    # nbytes) per output (dtype: a NumPy dtype, equal to its name; a name from other tasks),
+    # the device pool's bytes in use at the node's end, the OS thread
+    op: str = ""
+    outputs: tuple = ()
+    pool_bytes: int = 0
+    thread_id: int = 0
+
+    @property
+    def output_bytes(self) -> int:
+        return sum(int(o[2]) for o in self.outputs)
 
     @property
     def duration_s(self) -> float:

@@ -29,10 +29,11 @@ import numpy as np
 import trio
 
 from actorflow import shapes
-from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions
+from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions, StepStats
 from actorflow.graph import Graph, Operation, Tensor, get_default_graph
 from devices import dtypes
 from devices.errors import FailedPreconditionError, InvalidArgumentError
+from scheduler import tracing
 from scheduler.cost_model import CostModel
 from scheduler.graphdef import GraphDef, NodeDef
 from scheduler.runtime import LocalRuntime
@@ -216,6 +217,7 @@ class Session:
             checks.append((t, t.dtype.np, t._shape))
         gd, by_name = self._export()
         log = _print if self.config.log_device_placement else None
+        self._fold_costs()
         step = self._runtime.compile(
             gd, feeds=[t.name for t, _, _ in checks], fetches=[t.name for t in flat],
             targets=[op.name for op in targets], by_name=by_name, log=log,
@@ -225,8 +227,20 @@ class Session:
         return plan
 
     def _record_costs(self, trace: list | None) -> None:
-        for node, device, start, end in trace or ():
-            self._cost_model.record(node, device, end - start)
+        """Keep a traced step's timings for the cost model; they are folded in when the cost
+        model is next read (a compile), so tracing a step does not pay for it. The last
+        `_MAX_PENDING_TRACES` traces are kept (the moving average weighs the recent most)."""
+        if trace:
+            pending = self.__dict__.setdefault("_pending_costs", [])
+            pending.append(trace)
+            if len(pending) > _MAX_PENDING_TRACES:
+                del pending[0]
+
+    def _fold_costs(self) -> None:
+        pending = self.__dict__.get("_pending_costs")
+        while pending:
+            for t in pending.pop(0):
+                self._cost_model.record(t[0], t[1], t[3] - t[2])
 
     def _export(self) -> tuple[GraphDef, dict[str, NodeDef]]:
         ex = self._exported
@@ -305,9 +319,41 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
+_MAX_PENDING_TRACES = 16
+
+
+class _TracedStepStats(StepStats):
+    """StepStats whose `nodes` are built from the trace records when first read (a traced
+    step then costs only the records)."""
+
+    def __init__(self, trace: list) -> None:  # noqa: D107 - not the dataclass __init__
+        self._trace: list | None = trace
+        self._nodes: list[NodeExecStats] | None = None
+
+    @property  # type: ignore[override]
+    def nodes(self) -> list[NodeExecStats]:
+        if self._nodes is None:
+            self._nodes = [_node_stats(t) for t in self._trace or ()]
+            self._trace = None
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, value: list[NodeExecStats]) -> None:
+        self._nodes, self._trace = value, None
+
+
+def _node_stats(t: Any) -> NodeExecStats:
+    """A `scheduler.tracing` record (or an older 4-tuple) as NodeExecStats."""
+    if len(t) < 8:
+        return NodeExecStats(t[0], t[1], t[2], t[3])
+    if type(t[5]) is list:  # from another task: [[dtype name, [shape], nbytes], ...]
+        return NodeExecStats(t[0], t[1], t[2], t[3], t[4], tracing.outputs(t), t[6], t[7])
+    return NodeExecStats(*t)  # this process's: dtypes stay NumPy dtypes (== their names)
+
+
 def _fill_metadata(md: RunMetadata, trace: list | None, stats: dict | None,
                    plan: _Plan) -> None:
-    md.step_stats.nodes = [NodeExecStats(n, d, a, b) for n, d, a, b in trace or ()]
+    md.step_stats = _TracedStepStats(trace or [])
     md.placement = dict(plan.step.placement)
     md.bytes_moved = (stats or {}).get("bytes_moved", 0)
 

@@ -4,6 +4,7 @@
     actorflow train mlp [--ps 1 --workers 2 ...]   asynchronous PS training on a local cluster
     actorflow worker ... / cluster ...  the daemons (forwarded to `actorflow.cli`)
     actorflow keys DIR                  a cluster's key directory (SECURITY.md)
+    actorflow status / doctor [TARGET]  every task's state; why a step is stuck
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ("worker", "cluster", "keys"):  # keys: issue 12
         from actorflow import cli  # noqa: PLC0415 - the daemons live in the library
         return cli.main(argv)
+    if argv and argv[0] in ("status", "doctor"):  # observability (#16)
+        from actorflow.client import cli as obs_cli  # noqa: PLC0415
+        return obs_cli.main(argv)
     ap = argparse.ArgumentParser(prog="actorflow", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -72,8 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(every --save-checkpoint-steps) and resumes from them when run again; "
                         "a PS task that dies is restarted and restored (--steps = last step)")
     t.add_argument("--save-checkpoint-steps", type=int, default=100)
+    t.add_argument("--logdir", default=None, help="write TensorBoard event files here "
+                   "(loss, accuracy, steps/s, per-PS bytes, weights, the graph)")
+    t.add_argument("--trace", default=None, metavar="DIR", help="write Chrome/Perfetto "
+                   "traces of three training steps here")
     sub.add_parser("worker", help="run a worker daemon (see 'actorflow worker --help')")
     sub.add_parser("cluster", help="run a local cluster (see 'actorflow cluster --help')")
+    sub.add_parser("status", help="every task's state (see 'actorflow status --help')")
+    sub.add_parser("doctor", help="why a step is stuck (see 'actorflow doctor --help')")
     sub.add_parser("keys", help="make a cluster's key directory (see 'actorflow keys --help')")
     args = ap.parse_args(argv)
     try:
@@ -99,7 +109,8 @@ def _run(args: argparse.Namespace) -> int:
     kwargs = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                 ("learning_rate", args.learning_rate),
                                 ("optimizer", args.optimizer)) if v is not None}
-    result = train_async.train_mlp_async(ps=args.ps, workers=args.workers, **kwargs)
+    result = train_async.train_mlp_async(ps=args.ps, workers=args.workers, logdir=args.logdir,
+                                         trace_dir=args.trace, **kwargs)
     print(f"test accuracy {result['test_accuracy']:.2%}")
     return 0
 

@@ -168,12 +168,40 @@ def _run_mlp_trainer(params: dict[str, Any], out: IO[str]) -> int:
     batches = digits.batches(x, y, int(params["batch_size"]), seed=1000 + task, epochs=1 << 30)
     with af.Session(params["target"], graph=g, config=_session_config(params)) as s:
         run = s.make_callable([m.loss, m.global_step, m.train_op], [m.x, m.y])
+        traced = set(params.get("trace_steps") or ()) if params.get("trace_dir") else set()
 
         def step(i: int) -> tuple[float, int]:
             xb, yb = next(batches)
+            if i in traced:  # --trace: this step with FULL_TRACE, written as trace files
+                loss, gstep = _traced_step(s, m, xb, yb, params["trace_dir"], task, i)
+                return loss, gstep
             loss, gstep, _ = run(xb, yb)
             return float(loss), int(gstep)
         return _trainer_loop(step, params, out)
+
+
+def _traced_step(s: Any, m: Any, xb: Any, yb: Any, trace_dir: str, task: int,
+                 i: int) -> tuple[float, int]:
+    """One training step with FULL_TRACE; writes trainer<task>_step<i>.json (Chrome trace)
+    and .pftrace (Perfetto, when the perfetto package is there) into `trace_dir`."""
+    from actorflow.client import timeline  # noqa: PLC0415
+    md = af.RunMetadata()
+    loss, gstep, _ = s.run([m.loss, m.global_step, m.train_op], {m.x: xb, m.y: yb},
+                           options=af.RunOptions(trace_level=af.RunOptions.FULL_TRACE),
+                           run_metadata=md)
+    os.makedirs(trace_dir, exist_ok=True)
+    tl = timeline.Timeline(md.step_stats, graph=s.graph)
+    base = os.path.join(trace_dir, f"trainer{task}_step{i}")
+    with open(base + ".json", "w") as f:
+        f.write(tl.generate_chrome_trace_format(show_memory=True))
+    try:
+        data = tl.generate_perfetto_trace()
+    except af.UnimplementedError:
+        data = None
+    if data is not None:
+        with open(base + ".pftrace", "wb") as f:
+            f.write(data)
+    return float(loss), int(gstep)
 
 
 def _run_embedding_trainer(params: dict[str, Any], out: IO[str]) -> int:
@@ -374,7 +402,8 @@ def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
                     batch_size: int = 32, learning_rate: float | None = None,
                     optimizer: str = "adam", progress: bool = True, *, hidden: int = 64,
                     cluster: LocalCluster | None = None, timeout: float = 600.0,
-                    out: IO[str] | None = None) -> dict[str, Any]:
+                    out: IO[str] | None = None, logdir: str | None = None,
+                    trace_dir: str | None = None) -> dict[str, Any]:
     """Train the digits MLP asynchronously with `workers` trainer processes on a local cluster
     of `ps` PS tasks and `workers` worker tasks (`steps` steps each); returns
     ``{"test_accuracy", "test_loss", "steps" (the global step: every update of every
@@ -382,7 +411,9 @@ def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
 
     `learning_rate` defaults by optimizer (`DEFAULT_LEARNING_RATES`). Pass a running
     `cluster` to reuse it (it must have enough worker tasks); otherwise one is started and
-    stopped here.
+    stopped here. `logdir`: TensorBoard event files written by this process while training
+    (`models.train_monitor`); `trace_dir`: trainer 0 traces three steps (FULL_TRACE) into
+    Chrome trace and Perfetto files there.
     """
     if workers < 1 or ps < 1:
         raise af.InvalidArgumentError(f"need at least 1 ps and 1 worker task, got ps={ps}, "
@@ -399,6 +430,7 @@ def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
     own = cluster is None
     if cluster is None:
         cluster = LocalCluster(ps=ps, workers=workers)
+    monitor = None
     try:
         spec = cluster.as_dict()
         if len(spec.get("worker", ())) < workers or not spec.get("ps"):
@@ -414,6 +446,13 @@ def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
                    "target": cluster.target("worker", i), "steps": int(steps),
                    "batch_size": int(batch_size), "learning_rate": float(learning_rate),
                    "optimizer": key, "hidden": [hidden]} for i in range(workers)]
+        if trace_dir:  # (#16) trainer 0 traces a few steps once it is warm
+            first_traced = min(10, max(0, int(steps) - 3))
+            params[0].update(trace_dir=os.path.abspath(trace_dir),
+                             trace_steps=list(range(first_traced, first_traced + 3)))
+        if logdir:  # (#16) summaries, the graph and run metadata for TensorBoard
+            from models.train_monitor import TrainMonitor  # noqa: PLC0415
+            monitor = TrainMonitor(logdir, g, model, cluster)
         bar = ProgressBar(workers * int(steps), out) if progress else None
         done = [0] * workers
         losses = [float("nan")] * workers
@@ -424,10 +463,12 @@ def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
                 if ev.kind == "STEP":
                     done[ev.task], losses[ev.task] = ev.steps, ev.loss
                     first = first or (ev.time, sum(done))
+                    elapsed = ev.time - first[0]
+                    rate = (sum(done) - first[1]) / elapsed if elapsed > 0.05 else 0.0
                     if bar is not None:
-                        elapsed = ev.time - first[0]
-                        rate = (sum(done) - first[1]) / elapsed if elapsed > 0.05 else 0.0
                         bar.update(sum(done), float(np.nanmean(losses)), rate)
+                    if monitor is not None:
+                        monitor.maybe_write(rate, float(np.nanmean(losses)))
                 elif ev.kind == "ERROR":
                     raise _trainer_error(trainers, ev, f"failed: {ev.error}: {ev.message}")
                 elif ev.kind == "DONE":
@@ -443,12 +484,17 @@ def train_mlp_async(ps: int = 1, workers: int = 2, steps: int = DEFAULT_STEPS,
         start = min(r["first_step_at"] for r in results.values() if r["first_step_at"])
         end = max(r["ended_at"] for r in results.values())
         total = sum(r["steps"] for r in results.values())
+        if monitor is not None:
+            monitor.maybe_write(total / max(1e-9, end - start), float(np.nanmean(losses)),
+                                force=True)
         return {"test_accuracy": float(acc), "test_loss": float(loss), "steps": int(gstep),
                 "steps_per_sec": total / max(1e-9, end - start), "seconds": end - start,
                 "workers": workers, "ps": len(spec["ps"]), "optimizer": key,
                 "learning_rate": float(learning_rate),
                 "train_loss": float(np.mean([r["loss"] for r in results.values()]))}
     finally:
+        if monitor is not None:
+            monitor.close()
         if own:
             cluster.close()
 

@@ -190,10 +190,17 @@ class CostModel:
             raise InvalidArgumentError(
                 f"measured time {seconds!r} of node '{node_name}' on {device} must be a "
                 "non-negative number of seconds", node=node_name)
-        spec = DeviceSpec.from_any(device)
+        # (#16) a traced step records every node: parse each device name once
+        names = self.__dict__.setdefault("_device_names", {})
+        pair = names.get(device) if isinstance(device, str) else None
+        if pair is None:
+            spec = DeviceSpec.from_any(device)
+            pair = (spec.to_string(), spec.device_type or "")
+            if isinstance(device, str):
+                names[device] = pair
         alpha = self.params.ema_alpha
-        for table, key in ((self._measured, (node_name, spec.to_string())),
-                           (self._measured_kind, (node_name, spec.device_type or ""))):
+        for table, key in ((self._measured, (node_name, pair[0])),
+                           (self._measured_kind, (node_name, pair[1]))):
             old = table.get(key)
             table[key] = seconds if old is None else alpha * seconds + (1.0 - alpha) * old
 

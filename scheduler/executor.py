@@ -71,6 +71,7 @@ from devices import dtypes
 from devices.errors import InternalError, InvalidArgumentError, OpError
 from devices.kernels import registry
 from devices.kernels.registry import KernelContext
+from scheduler import tracing
 from scheduler.control_flow import CF_OPS, ControlFlowInfo, analyze, plan_fused
 from scheduler.frames import Frame, FrameSteps, IterState
 from scheduler.graphdef import GraphDef, NodeDef, parse_input
@@ -136,7 +137,7 @@ class StepContext:
         self.args = args
         self.rets: list[Any] = [None] * n_rets
         self.rendezvous = rendezvous
-        self.trace = trace          # list of (node, device, start, end) when tracing
+        self.trace = trace          # list of `scheduler.tracing` records when tracing
         self.done = done
         self.error: OpError | None = None
         self._remaining = n_parts
@@ -222,8 +223,9 @@ class StepRun(FrameSteps):
                 ctx.abort(_node_error(error, self.exe.names[i], self.exe.ops[i], device.name,
                                       ()))
                 outs = None
-            elif ctx.trace is not None:
-                ctx.trace.append((self.exe.names[i], device.name, t0, time.perf_counter()))
+            elif ctx.trace is not None:  # (#16: the executor's trace hook, 1 of 3)
+                ctx.trace.append(tracing.node_record(self.exe.names[i], device, t0,
+                                                     time.perf_counter(), self.exe.ops[i], outs))
             if resume and device.baton.acquire(blocking=False):
                 try:
                     self.waiting -= 1
@@ -292,8 +294,9 @@ class StepRun(FrameSteps):
                         self.waiting += 1
                         device.start_soon(self._run_async, device, i, st, args)
                         continue
-                    if trace is not None:
-                        trace.append((exe.names[i], device.name, t0, clock()))
+                    if trace is not None:  # (#16: the executor's trace hook, 2 of 3)
+                        trace.append(tracing.node_record(exe.names[i], device, t0, clock(),
+                                                         exe.ops[i], outs))
                 except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
                     ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, args))
                     break
@@ -372,8 +375,9 @@ class StepRun(FrameSteps):
                 outs = await device.run_in_thread(exe.fns[i], *args)
             else:
                 outs = await exe.fns[i](ctx, *args)
-            if ctx.trace is not None:
-                ctx.trace.append((exe.names[i], device.name, t0, time.perf_counter()))
+            if ctx.trace is not None:  # (#16: the executor's trace hook, 3 of 3)
+                ctx.trace.append(tracing.node_record(exe.names[i], device, t0,
+                                                     time.perf_counter(), exe.ops[i], outs))
         except Exception as e:  # noqa: BLE001
             ctx.abort(_node_error(e, exe.names[i], exe.ops[i], device.name, args))
             outs = None

@@ -87,6 +87,7 @@ class PeerOutbox:
         self._opening: dict[TaskKey, trio.Event] = {}
         self.pushed = 0
         self.push_failures = 0
+        self.pushed_bytes = 0  # bytes of every tensor push begun (status, #16)
 
     def route(self, key: str) -> TaskKey | None:
         """The task that receives `key`, or None when it is this task."""
@@ -225,6 +226,7 @@ class _PushChannel:
 
     def push(self, rdv: TaskRendezvous, key: str, value: np.ndarray) -> None:
         header: dict[str, Any] = {"step": rdv.step_id, "key": key}
+        self.outbox.pushed_bytes += value.nbytes
         desc = None
         if self.pool is not None and value.nbytes >= self.outbox.shm_min_bytes:
             desc = self.pool.put(value)

@@ -87,7 +87,7 @@ from devices.errors import (
 )
 from devices.kernels.sendrecv import Landed
 from devices.pool import HostPool
-from scheduler import executor
+from scheduler import executor, observability, tracing
 from scheduler.config import RuntimeConfig
 from scheduler.executor import StepContext, StepRun
 from scheduler.graph_registry import GraphRegistry, new_incarnation
@@ -188,6 +188,7 @@ class WorkerService:
         self._shm = shm.SegmentReader()
         self._table: StepTable | None = None
         self._delivered = self._dropped = 0
+        self.bytes_received = 0  # tensors from other tasks, riders included (status, #16)
         self._token: trio.lowlevel.TrioToken | None = None  # set while serving
         self._collect_queued = False  # a `_collect` is queued on the loop
         self._nursery: trio.Nursery | None = None
@@ -307,6 +308,7 @@ class WorkerService:
             "graphs": len(self._graphs),
             "device_stats": [dataclasses.asdict(d.statistics()) for d in self.devices],
             "service": dataclasses.asdict(self.statistics()),
+            **observability.task_report(self),  # status/doctor fields (#16)
         }, []
 
     def _register_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:
@@ -323,8 +325,12 @@ class WorkerService:
             raise InvalidArgumentError(
                 "register_graph takes one tensor: the GraphDef's msgpack bytes as a 1-d uint8 "
                 "array")
-        handle = self._graphs.register(device_name, tensors[0].tobytes(),
-                                       lambda graph: executor.compile_partition(graph, dev))
+
+        def compile_graph(graph: Any) -> Any:
+            observability.note_graph(self, graph)  # Send/Recv names for the hang doctor (#16)
+            return executor.compile_partition(graph, dev)
+
+        handle = self._graphs.register(device_name, tensors[0].tobytes(), compile_graph)
         return {"handle": handle, "incarnation": self.incarnation}, []
 
     def _run_graph(self, header: Any, tensors: Any) -> tuple[dict, list] | Pending:
@@ -372,6 +378,7 @@ class WorkerService:
         for key, value in zip(pushed, riders, strict=True):
             st.rdv.send(key, Landed(value))
             self._delivered += 1
+            self.bytes_received += value.nbytes
         trace = [] if h.get("trace") else None
         ctx = StepContext(step_id, args, n_rets, len(graphs), st.on_parts_done, st.rdv, trace)
         st.ctx = ctx
@@ -415,8 +422,8 @@ class WorkerService:
             raise detached(ctx.error)
         rets = [_ret_to_wire(ctx.rets[i], i) for i in ret_idx]
         reply: dict[str, Any] = {"bytes": ctx.bytes_moved}
-        if trace is not None:
-            reply["trace"] = [list(t) for t in trace]
+        if trace is not None:  # on the wall clock, so every task's records line up (#16)
+            reply["trace"] = tracing.to_wall(trace)
         return reply, rets
 
     def _deliver(self, header: Any, tensors: Any) -> tuple[None, list]:
@@ -443,6 +450,7 @@ class WorkerService:
         self._table.add_orphan_bytes(st, value.nbytes)
         st.rdv.deliver(key, Landed(value))
         self._delivered += 1
+        self.bytes_received += value.nbytes
         return None, []
 
     def _expected(self, key: str) -> dict[np.dtype, int]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from devices import dtypes
 from devices.kernels.summary import _TB_DTYPE, tensor_proto
+from scheduler.tracing import dtype_name
 
 _SMALL_CONST = 16  # constants up to this many elements keep their value in the graph
 
@@ -140,12 +141,12 @@ def run_metadata_proto(run_metadata: Any) -> Any:
                 op_start_rel_micros=0, op_end_rel_micros=dur_ns // 1000,
                 all_end_rel_micros=dur_ns // 1000, all_start_nanos=start_ns,
                 op_end_rel_nanos=dur_ns, all_end_rel_nanos=dur_ns,
-                thread_id=int(getattr(n, "thread_id", 0) or 0),
+                thread_id=int(getattr(n, "thread_id", 0) or 0) & 0xFFFFFFFF,
                 timeline_label=f"{n.node_name} = {getattr(n, 'op', '') or ''}()")
             for slot, (dt, shape, nbytes) in enumerate(getattr(n, "outputs", ()) or ()):
                 out = ns.output.add(slot=slot)
                 td = out.tensor_description
-                td.dtype = _TB_DTYPE.get(dt, 0)
+                td.dtype = _TB_DTYPE.get(dtype_name(dt), 0)
                 if shape is None:
                     td.shape.unknown_rank = True
                 else:
@@ -155,8 +156,9 @@ def run_metadata_proto(run_metadata: Any) -> Any:
                 td.allocation_description.allocated_bytes = int(nbytes)
                 td.allocation_description.allocator_name = "cpu"
             mem = int(getattr(n, "output_bytes", 0) or 0)
-            if mem:
-                ns.memory.add(allocator_name="cpu", total_bytes=mem,
-                              peak_bytes=int(getattr(n, "peak_bytes", 0) or mem))
+            pool = int(getattr(n, "pool_bytes", 0) or 0)
+            if mem or pool:
+                ns.memory.add(allocator_name="cpu", total_bytes=mem, peak_bytes=max(mem, pool),
+                              allocator_bytes_in_use=pool)
                 ns.memory_stats.temp_memory_size = mem
     return md

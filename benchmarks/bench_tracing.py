@@ -1,0 +1,190 @@
+"""What tracing costs (issue 16): the null-model PS step with tracing off, this tree against the
+tree it branched from (the hooks must cost nothing measurable when off), and the small MLP
+training step with FULL_TRACE against without (target <= 1.3x), with TensorFlow 2.21's own
+FULL_TRACE ratio on the same MLP beside it.
+
+    python benchmarks/bench_tracing.py [--base COMMIT] [--trials 5] [--steps 400]
+
+The base tree is extracted with ``git archive`` into a temporary directory (nothing in the
+repository changes). Each null-model trial starts a 1-PS 1-worker `LocalCluster` of the tree
+under test and times ``steps`` steps of: read a float32 scalar on the PS, ``x * 0 + 1`` on the
+worker, ``assign_add`` on the PS; trials alternate between the trees; the figure is the median
+of the per-trial medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TFENV = Path("/work/main/.tfenv/bin/python")
+
+NULL_MODEL = r'''
+import json, sys, time
+import numpy as np
+import actorflow as af
+from actorflow.cluster import LocalCluster
+steps = int(sys.argv[1])
+with LocalCluster(ps=1, workers=1) as c:
+    g = af.Graph()
+    with g.as_default():
+        with af.device("/job:ps/task:0"):
+            v = af.Variable(np.float32(0.0), name="v")
+        with af.device("/job:worker/task:0"):
+            u = af.identity(v) * 0.0 + 1.0
+        with af.device("/job:ps/task:0"):
+            step = af.assign_add(v, u)
+    with af.Session(c.target("worker", 0), graph=g) as s:
+        s.run(v.initializer)
+        for _ in range(100):
+            s.run(step)
+        ts = []
+        for _ in range(steps):
+            t0 = time.perf_counter(); s.run(step); ts.append(time.perf_counter() - t0)
+print(json.dumps({"median_ms": float(np.median(ts)) * 1e3}))
+'''
+
+MLP = r'''
+import json, sys, time
+import numpy as np
+import actorflow as af
+steps = int(sys.argv[1])
+rng = np.random.default_rng(0)
+sizes, batch = [64, 128, 10], 64
+g = af.Graph()
+with g.as_default():
+    x = af.placeholder(af.float32, (batch, 64)); y = af.placeholder(af.float32, (batch, 10))
+    a = x
+    for i in range(2):
+        w = af.Variable(rng.standard_normal((sizes[i], sizes[i + 1])).astype(np.float32) * 0.1)
+        b = af.Variable(np.zeros(sizes[i + 1], np.float32))
+        a = af.matmul(a, w) + b
+        if i == 0:
+            a = af.nn.relu(a)
+    loss = af.reduce_mean(af.nn.softmax_cross_entropy_with_logits_v2(labels=y, logits=a))
+    train = af.train.GradientDescentOptimizer(0.01).minimize(loss)
+    init = af.global_variables_initializer()
+feed = {x: rng.random((batch, 64), np.float32),
+        y: np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]}
+opts = af.RunOptions(trace_level=af.RunOptions.FULL_TRACE)
+with af.Session(graph=g) as s:
+    s.run(init)
+    def one(traced):
+        if traced:
+            md = af.RunMetadata()
+            s.run([train, loss], feed, options=opts, run_metadata=md)
+        else:
+            s.run([train, loss], feed)
+    for _ in range(50):
+        one(False); one(True)
+    off, on = [], []
+    for _ in range(steps):  # interleaved: the two figures see the same machine load
+        t0 = time.perf_counter(); one(False); t1 = time.perf_counter(); one(True)
+        t2 = time.perf_counter(); off.append(t1 - t0); on.append(t2 - t1)
+print(json.dumps({"off_ms": float(np.median(off)) * 1e3, "full_ms": float(np.median(on)) * 1e3}))
+'''
+
+TF_MLP = r'''
+import json, sys, time, os
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
+v1 = tf.compat.v1
+v1.disable_eager_execution()
+steps = int(sys.argv[1])
+rng = np.random.default_rng(0)
+sizes, batch = [64, 128, 10], 64
+g = v1.Graph()
+with g.as_default():
+    x = v1.placeholder(tf.float32, (batch, 64)); y = v1.placeholder(tf.float32, (batch, 10))
+    a = x
+    for i in range(2):
+        w = v1.Variable(rng.standard_normal((sizes[i], sizes[i + 1])).astype(np.float32) * 0.1)
+        b = v1.Variable(np.zeros(sizes[i + 1], np.float32))
+        a = tf.matmul(a, w) + b
+        if i == 0:
+            a = tf.nn.relu(a)
+    loss = tf.reduce_mean(v1.nn.softmax_cross_entropy_with_logits_v2(labels=y, logits=a))
+    train = v1.train.GradientDescentOptimizer(0.01).minimize(loss)
+    init = v1.global_variables_initializer()
+feed = {x: rng.random((batch, 64), np.float32),
+        y: np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]}
+opts = v1.RunOptions(trace_level=v1.RunOptions.FULL_TRACE)
+with v1.Session(graph=g) as s:
+    s.run(init)
+    def one(traced):
+        if traced:
+            md = v1.RunMetadata()
+            s.run([train, loss], feed, options=opts, run_metadata=md)
+        else:
+            s.run([train, loss], feed)
+    for _ in range(50):
+        one(False); one(True)
+    off, on = [], []
+    for _ in range(steps):
+        t0 = time.perf_counter(); one(False); t1 = time.perf_counter(); one(True)
+        t2 = time.perf_counter(); off.append(t1 - t0); on.append(t2 - t1)
+print(json.dumps({"off_ms": float(np.median(off)) * 1e3, "full_ms": float(np.median(on)) * 1e3}))
+'''
+
+
+def _run(tree: Path, code: str, *args: str, python: str = sys.executable) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tree)
+    env.pop("AF_CONFIG", None)
+    # one BLAS thread: on a loaded 2-core machine, spinning BLAS threads stall small steps
+    # for ~100 ms at random, which drowns what is measured here
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run([python, "-c", code, *args], cwd=tree, env=env, capture_output=True,
+                         text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child failed in {tree}:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--base", default="baaeed8", help="commit to compare the null model with")
+    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=400)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="af_base_") as tmp:
+        base = Path(tmp)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.base],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        here, there = [], []
+        for _ in range(args.trials):
+            here.append(_run(REPO, NULL_MODEL, str(args.steps))["median_ms"])
+            there.append(_run(base, NULL_MODEL, str(args.steps))["median_ms"])
+    mlp = [_run(REPO, MLP, str(args.steps)) for _ in range(args.trials)]
+    off = statistics.median(m["off_ms"] for m in mlp)
+    full = statistics.median(m["full_ms"] for m in mlp)
+    ratios = [m["full_ms"] / m["off_ms"] for m in mlp]
+    tf = _run(REPO, TF_MLP, str(args.steps), python=str(TFENV)) if TFENV.exists() else None
+    print(f"null-model scalar step, tracing off ({args.trials} trials x {args.steps} steps, "
+          f"median of medians):")
+    print(f"  this tree {statistics.median(here):.3f} ms   base {args.base} "
+          f"{statistics.median(there):.3f} ms   ratio "
+          f"{statistics.median(here) / statistics.median(there):.3f}   "
+          f"(per trial: {[round(h, 3) for h in here]} vs {[round(t, 3) for t in there]})")
+    print("  TensorFlow 2.21 (the issue's figure, 1 worker): 1.20 ms")
+    print(f"MLP step [64,128,10] batch 64 SGD, one process ({args.trials} x {args.steps}):")
+    print(f"  off {off:.3f} ms   FULL_TRACE {full:.3f} ms   ratio {full / off:.3f} "
+          f"(per trial {[round(r, 3) for r in ratios]})")
+    if tf is not None:
+        print(f"  TensorFlow 2.21: off {tf['off_ms']:.3f} ms   FULL_TRACE {tf['full_ms']:.3f} ms"
+              f"   ratio {tf['full_ms'] / tf['off_ms']:.3f}")
+    time.sleep(0)
+
+
+if __name__ == "__main__":
+    main()

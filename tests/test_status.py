@@ -1,0 +1,78 @@
+"""``actorflow status`` and its Python API against real daemons on 127.0.0.1: every task's
+address, uptime, devices, pools, graphs, bytes moved, in a table and as JSON; a task that does
+not answer is listed as down; bad targets are refused with the fix."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import actorflow as af
+from actorflow.client.cluster_status import cluster_status, parse_target
+from actorflow.cluster import LocalCluster
+
+pytestmark = pytest.mark.multiprocess
+
+
+def test_status_of_a_running_cluster_table_json_and_a_stopped_task(tmp_path) -> None:
+    n = int(np.random.default_rng().integers(200, 400))
+    with LocalCluster(ps=1, workers=1) as c:
+        g = af.Graph()
+        with g.as_default():
+            with af.device("/job:ps/task:0"):
+                v = af.Variable(np.ones((n, 10), np.float32), name="v")
+            with af.device("/job:worker/task:0"):
+                y = af.reduce_sum(v * 2.0)
+        with af.Session(c.target("worker", 0), graph=g) as s:
+            s.run(v.initializer)
+            assert s.run(y) == 20.0 * n
+        st = cluster_status(c.target("ps", 0))
+        by = {t.name: t for t in st.tasks}
+        ps, wk = by["/job:ps/replica:0/task:0"], by["/job:worker/replica:0/task:0"]
+        assert ps.address == c.as_dict()["ps"][0] and wk.address == c.as_dict()["worker"][0]
+        assert ps.error is None and ps.uptime > 0 and ps.pid == c.pid("ps", 0)
+        assert [d["name"] for d in ps.devices] == ["/job:ps/replica:0/task:0/device:CPU:0"]
+        assert ps.graphs >= 1 and wk.graphs >= 1 and ps.steps_running == 0
+        # the variable's value went from the PS to the worker: n*10 float32s at least once
+        assert ps.bytes["pushed"] >= n * 40 and wk.bytes["received"] >= n * 40
+        table = st.table()
+        assert "/job:ps/replica:0/task:0" in table and "up" in table
+        # the CLI: a cluster file, JSON out
+        cf = tmp_path / "cluster.json"
+        cf.write_text(json.dumps(c.as_dict()))
+        out = subprocess.run([sys.executable, "-m", "models.cli", "status", str(cf), "--json"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert {t["name"] for t in doc["tasks"]} == set(by)
+        # nothing is stuck: the doctor says so and exits 0
+        out = subprocess.run([sys.executable, "-m", "actorflow", "doctor", str(cf)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "no step is in flight" in out.stdout, out
+        # a stopped (hung) task is listed as down, the others still answer
+        c.kill("ps", 0, signal.SIGSTOP)
+        try:
+            st = cluster_status(c.as_dict(), timeout=1.0)
+        finally:
+            c.kill("ps", 0, signal.SIGCONT)
+        by = {t.name: t for t in st.tasks}
+        assert by["/job:ps/replica:0/task:0"].error is not None
+        assert by["/job:worker/replica:0/task:0"].error is None
+        assert "DOWN" in st.table()
+
+
+def test_bad_targets_name_the_fix(tmp_path) -> None:
+    with pytest.raises(af.InvalidArgumentError, match="af://HOST:PORT"):
+        parse_target("nowhere")
+    with pytest.raises(af.InvalidArgumentError, match="lists of 'host:port'"):
+        parse_target({"ps": "127.0.0.1:1"})
+    assert parse_target('{"cluster": {"ps": ["a:1"]}, "task": {}}') == ({"ps": ["a:1"]}, None)
+    assert parse_target("af://127.0.0.1:5") == (None, "tcp://127.0.0.1:5")
+    out = subprocess.run([sys.executable, "-m", "models.cli", "status"], capture_output=True,
+                         text=True, timeout=60, env={"PATH": "/usr/bin"})
+    assert out.returncode == 2 and "AF_CONFIG" in out.stderr
