@@ -25,6 +25,7 @@ import trio
 
 from devices.errors import InvalidArgumentError, OpError, UnavailableError
 from scheduler.remote_rendezvous import endpoint_of, task_name
+from transport import local_ipc
 from transport.rpc import RpcClient, RpcConfig
 
 
@@ -141,7 +142,10 @@ def _check_cluster(cluster: Any) -> dict[str, list[str]]:
 
 
 async def _ask(address: str, timeout: float, config: RpcConfig) -> tuple[Any, float]:
-    async with RpcClient(endpoint_of(address), config=config,
+    # a task on this host answers on its private Unix socket (no keys needed there); others
+    # over TCP, with the cluster's keys in `config` (RpcConfig.keys) when it has them
+    endpoint = await local_ipc.prefer_ipc(endpoint_of(address))
+    async with RpcClient(endpoint, config=config,
                          name=f"status client of {address}") as c:
         t0 = time.monotonic()
         header, _ = await c.call("status", None, timeout=timeout)
