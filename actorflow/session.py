@@ -31,6 +31,7 @@ import trio
 from actorflow import shapes
 from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions
 from actorflow.graph import Graph, Operation, Tensor, get_default_graph
+from actorflow.indexed_slices import IndexedSlices, IndexedSlicesValue
 from devices.errors import FailedPreconditionError, InvalidArgumentError
 from scheduler.cost_model import CostModel
 from scheduler.graphdef import GraphDef, NodeDef
@@ -342,6 +343,10 @@ def _make_builder(fetches: Any, g: Graph, flat: list[Tensor],
         return lambda rets: kind((k, p(rets)) for k, p in items)
     if fetches is None:
         raise InvalidArgumentError("fetch argument None is not a tensor or operation")
+    if isinstance(fetches, IndexedSlices):  # fetched as an IndexedSlicesValue, as in TF
+        sl = [_make_builder(t, g, flat, targets) if t is not None else (lambda rets: None)
+              for t in (fetches.values, fetches.indices, fetches.dense_shape)]
+        return lambda rets: IndexedSlicesValue(*(p(rets) for p in sl))
     el = g.as_graph_element(fetches)
     if isinstance(el, Operation):
         if el not in targets:

@@ -171,6 +171,8 @@ def _add_n(k: KernelContext) -> Any:
 
     def compute(*xs: Any) -> tuple[Any]:
         acc = xp.add(xs[0], xs[1]) if alloc is None else xp.add(xs[0], xs[1], out=alloc())
+        if len(xs) > 2 and not isinstance(acc, xp.ndarray):
+            acc = xp.asarray(acc)  # 0-d inputs give a NumPy scalar, which takes no out=
         for x in xs[2:]:
             xp.add(acc, x, out=acc)
         return (acc,)
