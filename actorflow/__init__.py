@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import devices.kernels  # noqa: F401  (registers every built-in kernel)
 from actorflow.config import (
@@ -106,3 +107,52 @@ __version__ = "0.1.0"
 
 from actorflow.cluster import LocalCluster  # noqa: E402
 from actorflow.server import ClusterSpec, RPCOptions, Server  # noqa: E402
+
+# ---- #13 (ops_api): the TF1 API surface programs use -----------------------------------
+from actorflow import app, compat, flags, gfile  # noqa: E402
+from actorflow import errors as errors  # noqa: E402, PLC0414
+from actorflow.interactive_session import InteractiveSession  # noqa: E402
+from actorflow.ops.composite_ops import (  # noqa: E402
+    arg_max,
+    arg_min,
+    boolean_mask,
+    clip_by_average_norm,
+    clip_by_global_norm,
+    clip_by_norm,
+    count_nonzero,
+    global_norm,
+    matrix_transpose,
+    mod,
+    norm,
+    segment_mean,
+    segment_sum,
+    sequence_mask,
+    to_bfloat16,
+    to_double,
+    to_float,
+    to_int32,
+    to_int64,
+    truncatediv,
+    truncatemod,
+)
+
+get_collection = lambda key, scope=None: get_default_graph().get_collection(key, scope)  # noqa: E731
+add_to_collection = lambda name, value: get_default_graph().add_to_collection(name, value)  # noqa: E731
+get_collection_ref = lambda key: get_default_graph().get_collection_ref(key)  # noqa: E731
+
+
+def add_to_collections(names: Any, value: Any) -> None:
+    for n in ([names] if isinstance(names, str) else names):
+        get_default_graph().add_to_collection(n, value)
+
+
+def disable_eager_execution() -> None:
+    """A no-op: actorflow always builds graphs (TF1 semantics)."""
+
+
+disable_v2_behavior = disable_eager_execution
+enable_resource_variables = disable_eager_execution
+
+
+def executing_eagerly() -> bool:
+    return False

@@ -37,6 +37,23 @@ from actorflow.ops.nn_ops import (
     sparse_softmax_cross_entropy_with_logits,
 )
 
+# ---- #13 (ops_api): the rest of tf.nn -----------------------------------------------------
+from actorflow.ops.composite_ops import (  # noqa: E402
+    batch_normalization,
+    elu,
+    in_top_k,
+    l2_normalize,
+    leaky_relu,
+    log_poisson_loss,
+    log_sigmoid,
+    relu6,
+    selu,
+    softplus,
+    softsign,
+    weighted_cross_entropy_with_logits,
+    xw_plus_b,
+)
+
 # Element-wise activations defined with the math ops, re-exported when they are looked up.
 _FROM_MATH = ("softplus", "softsign", "elu", "selu", "relu6", "leaky_relu")
 

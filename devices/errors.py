@@ -26,6 +26,11 @@ class Code(enum.IntEnum):
     UNIMPLEMENTED = 12
     INTERNAL = 13
     UNAVAILABLE = 14
+    # the rest of TF's canonical codes (#13: af.errors complete)
+    PERMISSION_DENIED = 7
+    OUT_OF_RANGE = 11
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 class OpError(Exception):
@@ -116,12 +121,34 @@ class UnavailableError(OpError, ConnectionError):
     code = Code.UNAVAILABLE
 
 
+# The rest of TF's error classes (#13: af.errors complete).
+class PermissionDeniedError(OpError, PermissionError):
+    code = Code.PERMISSION_DENIED
+
+
+class OutOfRangeError(OpError):
+    """An input ran out (a closed queue, the end of a dataset): the end of training."""
+
+    code = Code.OUT_OF_RANGE
+
+
+class DataLossError(OpError):
+    """Unrecoverable data loss or corruption (a bad checkpoint or record file)."""
+
+    code = Code.DATA_LOSS
+
+
+class UnauthenticatedError(OpError):
+    code = Code.UNAUTHENTICATED
+
+
 _BY_CODE: dict[Code, type[OpError]] = {
     cls.code: cls
     for cls in (
         CancelledError, UnknownError, InvalidArgumentError, DeadlineExceededError,
         NotFoundError, AlreadyExistsError, ResourceExhaustedError, FailedPreconditionError,
         AbortedError, UnimplementedError, InternalError, UnavailableError,
+        PermissionDeniedError, OutOfRangeError, DataLossError, UnauthenticatedError,
     )
 }
 
