@@ -13,6 +13,22 @@ from __future__ import annotations
 
 from typing import Any
 
+# ---- #13 (ops_api): the rest of tf.nn -----------------------------------------------------
+from actorflow.ops.composite_ops import (  # noqa: E402
+    batch_normalization,
+    elu,
+    in_top_k,
+    l2_normalize,
+    leaky_relu,
+    log_poisson_loss,
+    log_sigmoid,
+    relu6,
+    selu,
+    softplus,
+    softsign,
+    weighted_cross_entropy_with_logits,
+    xw_plus_b,
+)
 from actorflow.ops.math_ops import sigmoid, tanh
 from actorflow.ops.nn_conv_ops import (
     avg_pool,
@@ -37,21 +53,12 @@ from actorflow.ops.nn_ops import (
     sparse_softmax_cross_entropy_with_logits,
 )
 
-# ---- #13 (ops_api): the rest of tf.nn -----------------------------------------------------
-from actorflow.ops.composite_ops import (  # noqa: E402
-    batch_normalization,
-    elu,
-    in_top_k,
-    l2_normalize,
-    leaky_relu,
-    log_poisson_loss,
-    log_sigmoid,
-    relu6,
-    selu,
-    softplus,
-    softsign,
-    weighted_cross_entropy_with_logits,
-    xw_plus_b,
+from actorflow import rnn_cell  # noqa: E402  (af.nn.rnn_cell)
+from actorflow.rnn import (  # noqa: E402
+    bidirectional_dynamic_rnn,
+    dynamic_rnn,
+    static_bidirectional_rnn,
+    static_rnn,
 )
 
 # Element-wise activations defined with the math ops, re-exported when they are looked up.
@@ -64,6 +71,11 @@ __all__ = [
     "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
     "sparse_softmax_cross_entropy_with_logits", "sigmoid", "tanh",
 ]
+
+__all__ += ["batch_normalization", "elu", "in_top_k", "l2_normalize", "leaky_relu",
+            "log_poisson_loss", "log_sigmoid", "relu6", "selu", "softplus", "softsign",
+            "weighted_cross_entropy_with_logits", "xw_plus_b", "rnn_cell", "dynamic_rnn",
+            "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn"]
 
 
 def __getattr__(name: str) -> Any:

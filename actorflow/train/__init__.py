@@ -20,10 +20,9 @@ from actorflow.train.training_util import (
 __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdagradOptimizer",
            "RMSPropOptimizer", "AdamOptimizer", "get_global_step", "create_global_step",
            "get_or_create_global_step", "global_step"]
-from actorflow.train.device_setter import *  # noqa: E402,F403  (replica_device_setter, strategies)
-
 # ---- #13 (ops_api): learning-rate schedules and TF1 aliases -----------------------------
 from actorflow.server import ClusterSpec, Server  # noqa: E402
+from actorflow.train.device_setter import *  # noqa: E402,F403  (replica_device_setter, strategies)
 from actorflow.train.learning_rate_decay import *  # noqa: E402,F403
 from actorflow.train.learning_rate_decay import __all__ as _lr_all  # noqa: E402
 
