@@ -13,6 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from actorflow import rnn_cell  # noqa: E402  (af.nn.rnn_cell)
+from actorflow.ops.candidate_sampling_ops import (  # noqa: E402
+    log_uniform_candidate_sampler,
+    nce_loss,
+    sampled_softmax_loss,
+    uniform_candidate_sampler,
+)
+
 # ---- #13 (ops_api): the rest of tf.nn -----------------------------------------------------
 from actorflow.ops.composite_ops import (  # noqa: E402
     batch_normalization,
@@ -52,8 +60,6 @@ from actorflow.ops.nn_ops import (
     softmax_cross_entropy_with_logits_v2,
     sparse_softmax_cross_entropy_with_logits,
 )
-
-from actorflow import rnn_cell  # noqa: E402  (af.nn.rnn_cell)
 from actorflow.rnn import (  # noqa: E402
     bidirectional_dynamic_rnn,
     dynamic_rnn,
@@ -75,7 +81,9 @@ __all__ = [
 __all__ += ["batch_normalization", "elu", "in_top_k", "l2_normalize", "leaky_relu",
             "log_poisson_loss", "log_sigmoid", "relu6", "selu", "softplus", "softsign",
             "weighted_cross_entropy_with_logits", "xw_plus_b", "rnn_cell", "dynamic_rnn",
-            "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn"]
+            "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn", "nce_loss",
+            "sampled_softmax_loss", "log_uniform_candidate_sampler",
+            "uniform_candidate_sampler"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     random,
     reduction,
     registry,
+    sampling,
     sendrecv,
     state,
 )
