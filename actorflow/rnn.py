@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from actorflow.graph import Tensor, name_scope
+from actorflow.graph import Tensor, control_dependencies, name_scope
 from actorflow.op_def import convert_to_tensor
 from actorflow.ops import (
     array_ops,
     compare_ops,
     control_flow_ops,
+    core_ops,
     index_ops,
     join_ops,
     math_ops,
@@ -135,6 +136,12 @@ def dynamic_rnn(cell: Any, inputs: Any, sequence_length: Any = None, initial_sta
             lambda t, st, ta: compare_ops.less(t, steps), body, (time0, state, out_ta),
             parallel_iterations=parallel_iterations or 32, swap_memory=swap_memory)
         outs = out_ta.stack()
+        # The final state depends on the outputs' writes (as in TF, where a loop runs whole):
+        # a gradient of the state alone then still finds the shapes of the outputs it reads
+        # as zeros, instead of the writes being pruned away.
+        with control_dependencies([out_ta.flow]):
+            final = nest.pack_sequence_as(final, [core_ops.identity(s)
+                                                  for s in nest.flatten(final)])
         if not time_major:
             outs = array_ops.transpose(outs, [1, 0, 2])
         return outs, final
