@@ -1,5 +1,5 @@
 """Nearest-neighbour classification with an L1 distance and tf.arg_min."""
-import numpy as np
+
 
 import actorflow as tf
 from models import digits

@@ -21,9 +21,9 @@ def main(_):
     logits = tf.nn.xw_plus_b(state.h, W, b)
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
                                                                           logits=logits))
-    grads, tvars = zip(*tf.train.AdamOptimizer(0.02).compute_gradients(loss))
+    grads, tvars = zip(*tf.train.AdamOptimizer(0.02).compute_gradients(loss), strict=True)
     clipped, _ = tf.clip_by_global_norm(grads, 5.0)
-    train = tf.train.AdamOptimizer(0.02).apply_gradients(zip(clipped, tvars))
+    train = tf.train.AdamOptimizer(0.02).apply_gradients(zip(clipped, tvars, strict=True))
     acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), y), tf.float32))
     tx = data.train_x.reshape(-1, 8, 8)
     with tf.Session() as s:
