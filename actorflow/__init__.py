@@ -135,6 +135,31 @@ from actorflow.ops.composite_ops import (  # noqa: E402
     truncatediv,
     truncatemod,
 )
+from actorflow.ops.linalg_ops import (  # noqa: E402
+    cholesky,
+    einsum,
+    eye,
+    gather_nd,
+    matrix_diag,
+    matrix_diag_part,
+    matrix_inverse,
+    scatter_nd,
+    trace,
+)
+from actorflow.ops.scan_sort_ops import (  # noqa: E402
+    argsort,
+    cumprod,
+    cumsum,
+    digamma,
+    erf,
+    erfc,
+    lgamma,
+    reverse,
+    reverse_v2,
+    sort,
+    unique,
+)
+from actorflow.rnn import reverse_sequence  # noqa: E402
 
 get_collection = lambda key, scope=None: get_default_graph().get_collection(key, scope)  # noqa: E731
 add_to_collection = lambda name, value: get_default_graph().add_to_collection(name, value)  # noqa: E731

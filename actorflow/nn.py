@@ -60,6 +60,7 @@ from actorflow.ops.nn_ops import (
     softmax_cross_entropy_with_logits_v2,
     sparse_softmax_cross_entropy_with_logits,
 )
+from actorflow.ops.scan_sort_ops import top_k  # noqa: E402
 from actorflow.rnn import (  # noqa: E402
     bidirectional_dynamic_rnn,
     dynamic_rnn,
@@ -83,7 +84,7 @@ __all__ += ["batch_normalization", "elu", "in_top_k", "l2_normalize", "leaky_rel
             "weighted_cross_entropy_with_logits", "xw_plus_b", "rnn_cell", "dynamic_rnn",
             "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn", "nce_loss",
             "sampled_softmax_loss", "log_uniform_candidate_sampler",
-            "uniform_candidate_sampler"]
+            "uniform_candidate_sampler", "top_k"]
 
 
 def __getattr__(name: str) -> Any:

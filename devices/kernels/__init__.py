@@ -9,6 +9,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     control_flow,
     conv,
     index,
+    linalg,
     math,
     nn,
     partition,
@@ -16,6 +17,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     reduction,
     registry,
     sampling,
+    scan_sort,
     sendrecv,
     state,
 )
