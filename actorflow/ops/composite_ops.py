@@ -411,7 +411,9 @@ def weighted_cross_entropy_with_logits(targets: Any = None, logits: Any = None,
         x = _t(logits)
         zv = targets if targets is not None else labels
         z = convert_to_tensor(zv, dtype=x.dtype) if not isinstance(zv, Tensor) else zv
-        lw = math_ops.add(1.0, math_ops.multiply(math_ops.subtract(pos_weight, 1.0), z))
+        q = convert_to_tensor(pos_weight, dtype=x.dtype) if not isinstance(pos_weight, Tensor) \
+            else pos_weight
+        lw = math_ops.add(1.0, math_ops.multiply(math_ops.subtract(q, 1.0), z))
         soft = math_ops.add(math_ops.log1p(math_ops.exp(math_ops.negative(math_ops.abs(x)))),
                             nn_ops.relu(math_ops.negative(x)))
         return math_ops.add(math_ops.multiply(math_ops.subtract(1.0, z), x),

@@ -1,0 +1,418 @@
+"""The TF1 API surface programs use: app/flags, gfile, compat, errors, InteractiveSession,
+composite ops against NumPy, RNN cells against a NumPy LSTM, layers, losses, learning-rate
+schedules, candidate sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import actorflow as af
+from tests.opcheck import check_forward, check_gradient, run_op
+
+rng = np.random.default_rng(1234)
+
+
+# ---- flags, app, gfile, compat, errors ----------------------------------------------------
+def test_flags_parse_like_absl() -> None:
+    fv = af.flags.FlagValues()
+    af.flags.DEFINE_string("name", "a", "", flag_values=fv)
+    af.flags.DEFINE_integer("n", 1, "", flag_values=fv)
+    af.flags.DEFINE_float("lr", 0.1, "", flag_values=fv)
+    af.flags.DEFINE_boolean("fast", False, "", flag_values=fv)
+    af.flags.DEFINE_boolean("slow", True, "", flag_values=fv)
+    af.flags.DEFINE_list("dims", "1,2", "", flag_values=fv)
+    rest = fv(["prog", "--name=b", "--n", "7", "pos", "--lr=0.5", "--fast", "--noslow",
+               "--dims=3,4,5", "--unknown=1", "--", "--n=9"])
+    assert (fv.name, fv.n, fv.lr, fv.fast, fv.slow, fv.dims) == \
+        ("b", 7, 0.5, True, False, ["3", "4", "5"])
+    assert rest == ["prog", "pos", "--unknown=1", "--n=9"]
+    with pytest.raises(af.flags.IllegalFlagValueError, match="--n=x"):
+        fv(["prog", "--n=x"])
+    with pytest.raises(af.flags.Error, match="defined twice"):
+        af.flags.DEFINE_integer("n", 2, "", flag_values=fv)
+    with pytest.raises(AttributeError, match="no flag named 'missing'"):
+        _ = fv.missing
+
+
+def test_app_run_calls_main_with_the_rest_and_exits() -> None:
+    seen = []
+    af.flags.FLAGS.reset()
+    af.flags.DEFINE_integer("steps", 3, "")
+    with pytest.raises(SystemExit) as e:
+        af.app.run(lambda argv: seen.append((argv, af.flags.FLAGS.steps)) or 5,
+                   argv=["p", "--steps=4", "x"])
+    assert e.value.code == 5 and seen == [(["p", "x"], 4)]
+    af.flags.FLAGS.reset()
+
+
+def test_gfile(tmp_path) -> None:
+    d = str(tmp_path / "a" / "b")
+    assert not af.gfile.Exists(d)
+    af.gfile.MakeDirs(d)
+    assert af.gfile.IsDirectory(d)
+    with af.gfile.GFile(d + "/f.txt", "w") as f:
+        f.write("hi")
+    with af.gfile.Open(d + "/f.txt") as f:
+        assert f.read() == "hi"
+    assert af.gfile.ListDirectory(d) == ["f.txt"]
+    assert af.gfile.Glob(d + "/*.txt") == [d + "/f.txt"]
+    af.gfile.DeleteRecursively(str(tmp_path / "a"))
+    assert not af.gfile.Exists(d)
+    with pytest.raises(af.errors.NotFoundError):
+        af.gfile.GFile(d + "/nope")
+
+
+def test_compat_and_errors() -> None:
+    import actorflow.compat.v1 as tf
+    assert tf is af and af.compat.v1 is af
+    assert af.compat.as_str(b"x") == "x" and af.compat.as_bytes("x") == b"x"
+    for name in ("OutOfRangeError", "DataLossError", "PermissionDeniedError",
+                 "UnauthenticatedError", "UnknownError", "AbortedError"):
+        cls = getattr(af.errors, name)
+        e = af.errors.error_from_code(cls.code, "m")
+        assert type(e) is cls
+    assert af.errors.OUT_OF_RANGE == 11 and af.errors.DATA_LOSS == 15
+
+
+def test_interactive_session_is_default_until_closed() -> None:
+    g = af.Graph()
+    with g.as_default():
+        v = af.Variable(3.0)
+        sess = af.InteractiveSession()
+        try:
+            af.global_variables_initializer().run()
+            assert (v * 2.0).eval() == 6.0
+            assert af.get_default_session() is sess
+        finally:
+            sess.close()
+        with pytest.raises(af.errors.FailedPreconditionError, match="no default session"):
+            af.get_default_session()
+
+
+# ---- composite ops ------------------------------------------------------------------------
+ACTS = {
+    "softplus": (af.nn.softplus, lambda x: np.log1p(np.exp(x))),
+    "softsign": (af.nn.softsign, lambda x: x / (1 + np.abs(x))),
+    "elu": (af.nn.elu, lambda x: np.where(x > 0, x, np.expm1(x))),
+    "selu": (af.nn.selu, lambda x: 1.0507009873554805 * np.where(
+        x > 0, x, 1.6732632423543772 * np.expm1(x))),
+    "relu6": (af.nn.relu6, lambda x: np.clip(x, 0, 6)),
+    "leaky_relu": (af.nn.leaky_relu, lambda x: np.where(x > 0, x, 0.2 * x)),
+    "log_sigmoid": (af.nn.log_sigmoid, lambda x: -np.log1p(np.exp(-x))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTS))
+def test_activations(name: str) -> None:
+    f, ref = ACTS[name]
+    x = rng.uniform(-8, 8, (4, 5))
+    x[np.abs(x) < 0.05] = 0.3  # away from the kinks for finite differences
+    check_forward(f, ref, [x])
+    check_gradient(f, [x])
+
+
+def test_conversions_and_small_math() -> None:
+    x = np.array([[1.5, 0.0, -2.0], [0.0, 3.0, 1.0]], np.float32)
+    out = run_op(lambda t: [af.to_int64(t), af.to_double(t), af.arg_min(t, 1),
+                            af.arg_max(t, 0), af.count_nonzero(t), af.count_nonzero(t, 1)],
+                 [x])
+    assert out[0].dtype == np.int64 and out[1].dtype == np.float64
+    np.testing.assert_array_equal(out[2], [2, 0])
+    np.testing.assert_array_equal(out[3], [0, 1, 1])
+    assert out[4] == 4
+    np.testing.assert_array_equal(out[5], [2, 2])
+    a = np.array([-7, 7, -7, 7], np.int32)
+    b = np.array([2, 2, -2, -2], np.int32)
+    got = run_op(lambda p, q: [af.truncatediv(p, q), af.truncatemod(p, q)], [a, b])
+    np.testing.assert_array_equal(got[0], np.trunc(a / b))
+    np.testing.assert_array_equal(got[1], np.fmod(a, b))
+
+
+def test_norms_and_clipping() -> None:
+    x = rng.standard_normal((3, 4))
+    y = rng.standard_normal((5,))
+    check_forward(lambda t: af.norm(t), lambda t: np.linalg.norm(t), [x])
+    check_forward(lambda t: af.norm(t, ord=1, axis=1), lambda t: np.abs(t).sum(1), [x])
+    check_forward(lambda t: af.norm(t, ord=np.inf, axis=[0, 1]),
+                  lambda t: np.linalg.norm(t, np.inf), [x])
+    check_forward(lambda t: af.clip_by_norm(t, 1.0),
+                  lambda t: t / max(np.linalg.norm(t), 1.0), [x])
+    check_gradient(lambda t: af.clip_by_norm(t, 1.0), [x])
+
+    def ref(a, b):
+        gn = np.sqrt((a ** 2).sum() + (b ** 2).sum())
+        s = 2.0 / max(gn, 2.0)
+        return [a * s, b * s, gn]
+    check_forward(lambda a, b: [*af.clip_by_global_norm([a, b], 2.0)[0],
+                                af.global_norm([a, b])], ref, [x, y])
+
+
+def test_masks_segments_in_top_k() -> None:
+    x = rng.standard_normal((4, 3))
+    m = np.array([True, False, True, True])
+    check_forward(lambda t: af.boolean_mask(t, m), lambda t: t[m], [x])
+    check_gradient(lambda t: af.reduce_sum(af.square(af.boolean_mask(t, m))), [x])
+    m2 = rng.random((4, 3)) > 0.5
+    check_forward(lambda t: af.boolean_mask(t, m2), lambda t: t[m2], [x])
+    got = run_op(lambda: af.sequence_mask([1, 3, 0], 4), [])
+    np.testing.assert_array_equal(got, np.arange(4) < np.array([[1], [3], [0]]))
+    ids = np.array([0, 0, 2, 2])
+    check_forward(lambda t: af.segment_sum(t, ids),
+                  lambda t: np.stack([t[:2].sum(0), 0 * t[0], t[2:].sum(0)]), [x])
+    check_forward(lambda t: af.segment_mean(t, ids),
+                  lambda t: np.stack([t[:2].mean(0), 0 * t[0], t[2:].mean(0)]), [x])
+    p = np.array([[0.1, 0.5, 0.5, 0.2], [np.nan, 1, 2, 3], [4, 3, 2, 1]], np.float32)
+    got = run_op(lambda t: [af.nn.in_top_k(t, [1, 3, 3], 1), af.nn.in_top_k(t, [2, 3, 1], 2)],
+                 [p])
+    np.testing.assert_array_equal(got[0], [True, False, False])  # ties count as in
+    np.testing.assert_array_equal(got[1], [True, False, True])
+
+
+def test_nn_helpers_against_numpy() -> None:
+    x, w, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(2)
+    check_forward(af.nn.xw_plus_b, lambda a, c, d: a @ c + d, [x, w, b])
+    mean, var = rng.standard_normal(4), rng.random(4) + 0.5
+    check_forward(lambda t: af.nn.batch_normalization(t, mean, var, 0.5, 2.0, 1e-3),
+                  lambda t: 2.0 * (t - mean) / np.sqrt(var + 1e-3) + 0.5, [x])
+    z = rng.random((3, 4))
+    check_forward(lambda t: af.nn.weighted_cross_entropy_with_logits(targets=z, logits=t,
+                                                                     pos_weight=3.0),
+                  lambda t: -(3 * z * np.log(1 / (1 + np.exp(-t))) +
+                              (1 - z) * np.log(1 - 1 / (1 + np.exp(-t)))), [x])
+    check_forward(lambda t: af.nn.log_poisson_loss(z, t), lambda t: np.exp(t) - z * t, [x])
+    check_forward(lambda t: af.nn.l2_normalize(t, 1),
+                  lambda t: t / np.linalg.norm(t, axis=1, keepdims=True), [x])
+
+
+# ---- RNNs ---------------------------------------------------------------------------------
+def _np_lstm(x: np.ndarray, k: np.ndarray, b: np.ndarray, n: int, lengths: np.ndarray):
+    batch, steps, _ = x.shape
+    c = np.zeros((batch, n))
+    h = np.zeros((batch, n))
+    outs = np.zeros((batch, steps, n))
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    for t in range(steps):
+        z = np.concatenate([x[:, t], h], 1) @ k + b
+        i, j, f, o = np.split(z, 4, 1)
+        nc = c * sig(f + 1.0) + sig(i) * np.tanh(j)
+        nh = np.tanh(nc) * sig(o)
+        live = (t < lengths)[:, None]
+        c, h = np.where(live, nc, c), np.where(live, nh, h)
+        outs[:, t] = np.where(live, nh, 0)
+    return outs, c, h
+
+
+@pytest.mark.parametrize("runner", ["dynamic", "static"])
+def test_lstm_matches_numpy(runner: str) -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float64, [None, 4, 3])
+        lengths = af.placeholder(af.int32, [None])
+        cell = af.nn.rnn_cell.BasicLSTMCell(5)
+        if runner == "dynamic":
+            out, st = af.nn.dynamic_rnn(cell, x, sequence_length=lengths, dtype=af.float64)
+        else:
+            outs, st = af.nn.static_rnn(cell, af.unstack(x, axis=1), sequence_length=lengths,
+                                        dtype=af.float64)
+            out = af.stack(outs, axis=1)
+        names = [v.name for v in af.trainable_variables()]
+        assert names == ["rnn/basic_lstm_cell/kernel:0", "rnn/basic_lstm_cell/bias:0"]
+        loss = af.reduce_sum(out * out) + af.reduce_sum(st.c)
+        grads = af.gradients(loss, [x])
+        xv = rng.standard_normal((3, 4, 3))
+        lv = np.array([4, 2, 0], np.int32)
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            k, b = s.run(af.trainable_variables())
+            o, c, h, gx = s.run([out, st.c, st.h, grads[0]], {x: xv, lengths: lv})
+    ro, rc, rh = _np_lstm(xv, k, b, 5, lv)
+    np.testing.assert_allclose(o, ro, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(c, rc, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h, rh, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(gx[2], 0)  # a row of length 0 gets no gradient
+
+
+def test_cells_shapes_and_bidirectional() -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, [2, 6, 3])
+        L = np.array([6, 3], np.int32)
+        fw = af.contrib.rnn.MultiRNNCell([af.contrib.rnn.GRUCell(4),
+                                          af.contrib.rnn.LSTMCell(3, num_proj=2)])
+        bw = af.contrib.rnn.DropoutWrapper(af.contrib.rnn.BasicRNNCell(2),
+                                           output_keep_prob=1.0)
+        (of, ob), (sf, sb) = af.nn.bidirectional_dynamic_rnn(fw, bw, x, sequence_length=L,
+                                                              dtype=af.float32)
+        assert isinstance(sf[1], af.contrib.rnn.LSTMStateTuple)
+        xv = rng.standard_normal((2, 6, 3)).astype(np.float32)
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            ofv, obv, sbv = s.run([of, ob, sb], {x: xv})
+    assert ofv.shape == (2, 6, 2) and obv.shape == (2, 6, 2)
+    np.testing.assert_array_equal(ofv[1, 3:], 0)
+    np.testing.assert_array_equal(obv[1, 3:], 0)
+    # the backward cell's last output (at time 0 after re-reversal) is its final state
+    np.testing.assert_allclose(obv[:, 0], sbv, rtol=1e-6)
+
+
+def test_reverse_sequence() -> None:
+    x = np.arange(2 * 4 * 2, dtype=np.float64).reshape(2, 4, 2)
+    lens = np.array([3, 1])
+
+    def ref(v):
+        out = v.copy()
+        for i, n in enumerate(lens):
+            out[i, :n] = v[i, :n][::-1]
+        return out
+    check_forward(lambda t: af.reverse_sequence(t, lens, seq_axis=1, batch_axis=0), ref, [x])
+
+
+# ---- layers, losses, schedules ------------------------------------------------------------
+def test_layers_names_reuse_and_regularizers() -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, [None, 3])
+        reg = af.contrib.layers.l2_regularizer(0.5)
+        a = af.layers.dense(x, 2, kernel_regularizer=reg)
+        af.layers.dense(x, 2)
+        shared = af.layers.dense(x, 2, name="d")
+        again = af.layers.dense(x, 2, name="d", reuse=True)
+        names = [v.name for v in af.global_variables()]
+        assert names == ["dense/kernel:0", "dense/bias:0", "dense_1/kernel:0",
+                         "dense_1/bias:0", "d/kernel:0", "d/bias:0"]
+        regs = af.get_collection(af.GraphKeys.REGULARIZATION_LOSSES)
+        assert len(regs) == 1
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            k = s.run(af.global_variables()[0])
+            xv = rng.standard_normal((2, 3)).astype(np.float32)
+            av, sv, rv, tot = s.run([a, shared, regs[0], af.losses.get_regularization_loss()],
+                                    {x: xv})
+            np.testing.assert_allclose(s.run(again, {x: xv}), sv)
+    np.testing.assert_allclose(av, xv @ k, rtol=1e-5)
+    np.testing.assert_allclose(rv, 0.25 * (k ** 2).sum(), rtol=1e-5)
+    assert tot == pytest.approx(rv)
+
+
+def test_batch_normalization_updates_and_modes() -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, [None, 2])
+        training = af.placeholder(af.bool, [])
+        y = af.layers.batch_normalization(x, momentum=0.5, training=training)
+        upd = af.get_collection(af.GraphKeys.UPDATE_OPS)
+        assert len(upd) == 2
+        xv = np.array([[1, 10], [3, 30]], np.float32)
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            yt, _ = s.run([y, upd], {x: xv, training: True})
+            mm, mv = s.run(af.get_collection(af.GraphKeys.MOVING_AVERAGE_VARIABLES))
+            ye = s.run(y, {x: xv, training: False})
+    mean, var = xv.mean(0), xv.var(0)
+    np.testing.assert_allclose(yt, (xv - mean) / np.sqrt(var + 1e-3), rtol=1e-4)
+    np.testing.assert_allclose(mm, 0.5 * mean, rtol=1e-6)
+    np.testing.assert_allclose(mv, 0.5 + 0.5 * var, rtol=1e-6)
+    np.testing.assert_allclose(ye, (xv - mm) / np.sqrt(mv + 1e-3), rtol=1e-4)
+
+
+def test_conv_pool_flatten_dropout_layers() -> None:
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    g = af.Graph()
+    with g.as_default():
+        t = af.placeholder(af.float32, [None, 6, 6, 3])
+        c = af.layers.conv2d(t, 4, [3, 3], strides=2, padding="same")
+        p = af.layers.max_pooling2d(t, 2, 2)
+        a = af.layers.average_pooling2d(t, 3, 3)
+        f = af.layers.flatten(t)
+        d_eval = af.layers.dropout(t, 0.5)
+        d_train = af.layers.dropout(t, 0.5, training=True)
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            cv, pv, av, fv, de, dt = s.run([c, p, a, f, d_eval, d_train], {t: x})
+    assert cv.shape == (2, 3, 3, 4)
+    np.testing.assert_allclose(pv, x.reshape(2, 3, 2, 3, 2, 3).max((2, 4)))
+    np.testing.assert_allclose(av, x.reshape(2, 2, 3, 2, 3, 3).mean((2, 4)), rtol=1e-5)
+    np.testing.assert_array_equal(fv, x.reshape(2, -1))
+    np.testing.assert_array_equal(de, x)
+    kept = dt != 0
+    np.testing.assert_allclose(dt[kept], 2 * x[kept], rtol=1e-6)
+
+
+def test_losses_against_numpy() -> None:
+    y = rng.standard_normal((4, 3))
+    p = rng.standard_normal((4, 3))
+    w = np.array([[1.0], [0.0], [2.0], [1.0]])
+    g = af.Graph()
+    with g.as_default():
+        L = af.losses
+        out = [L.mean_squared_error(y, p), L.mean_squared_error(y, p, weights=w),
+               L.absolute_difference(y, p, reduction=L.Reduction.SUM),
+               L.huber_loss(y, p, delta=0.5, reduction=L.Reduction.MEAN),
+               L.sparse_softmax_cross_entropy([0, 2, 1, 1], p),
+               L.softmax_cross_entropy(np.eye(3)[[0, 2, 1, 1]], p, label_smoothing=0.1),
+               L.sigmoid_cross_entropy((y > 0).astype(np.float64), p),
+               L.log_loss((y > 0).astype(np.float64), 1 / (1 + np.exp(-p))),
+               L.mean_squared_error(y, p, reduction=L.Reduction.NONE, loss_collection=None)]
+        assert len(L.get_losses()) == len(out) - 1
+        total = L.get_total_loss()
+        with af.Session(graph=g) as s:
+            got = s.run(out + [total])
+    d = p - y
+    e = np.abs(d)
+    hub = np.where(e <= 0.5, 0.5 * d ** 2, 0.5 * (e - 0.25))
+    lsm = p - np.log(np.exp(p).sum(1, keepdims=True))
+    smooth = np.eye(3)[[0, 2, 1, 1]] * 0.9 + 0.1 / 3
+    z = (y > 0).astype(np.float64)
+    sp = 1 / (1 + np.exp(-p))
+    want = [(d ** 2).mean(), ((d ** 2) * w).sum() / 9, e.sum(), hub.mean(),
+            -lsm[np.arange(4), [0, 2, 1, 1]].mean(), -(smooth * lsm).sum(1).mean(),
+            np.mean(np.maximum(p, 0) - p * z + np.log1p(np.exp(-np.abs(p)))),
+            np.mean(-z * np.log(sp + 1e-7) - (1 - z) * np.log(1 - sp + 1e-7)), d ** 2]
+    for a, b in zip(got, want, strict=False):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert got[-1] == pytest.approx(sum(got[:-2]), rel=1e-6)  # the NONE loss is not added
+
+
+def test_learning_rate_schedules() -> None:
+    g = af.Graph()
+    with g.as_default():
+        step = af.placeholder(af.int64, [])
+        lrs = [af.train.exponential_decay(0.1, step, 10, 0.5),
+               af.train.exponential_decay(0.1, step, 10, 0.5, staircase=True),
+               af.train.inverse_time_decay(0.1, step, 10, 0.5),
+               af.train.polynomial_decay(0.1, step, 100, 0.01, power=2.0),
+               af.train.cosine_decay(0.1, step, 100, alpha=0.1),
+               af.train.piecewise_constant(step, [10, 20], [1.0, 0.5, 0.1])]
+        with af.Session(graph=g) as s:
+            for t in (0, 15, 20, 150):
+                got = s.run(lrs, {step: t})
+                c = min(t, 100)
+                want = [0.1 * 0.5 ** (t / 10), 0.1 * 0.5 ** (t // 10), 0.1 / (1 + 0.5 * t / 10),
+                        0.09 * (1 - c / 100) ** 2 + 0.01,
+                        0.1 * (0.9 * 0.5 * (1 + np.cos(np.pi * c / 100)) + 0.1),
+                        1.0 if t <= 10 else 0.5 if t <= 20 else 0.1]
+                np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert af.train.ClusterSpec is af.ClusterSpec and af.train.Server is af.Server
+
+
+def test_candidate_sampler_and_sampled_losses() -> None:
+    g = af.Graph()
+    with g.as_default():
+        labels = af.constant([[1], [5]], af.int64)
+        s_u, t_e, s_e = af.nn.log_uniform_candidate_sampler(labels, 1, 20, True, 100, seed=3)
+        w = af.Variable(rng.standard_normal((100, 4)).astype(np.float32))
+        b = af.Variable(np.zeros(100, np.float32))
+        x = af.constant(rng.standard_normal((2, 4)).astype(np.float32))
+        nce = af.nn.nce_loss(w, b, labels, x, 5, 100)
+        ssm = af.nn.sampled_softmax_loss(w, b, labels, x, 5, 100)
+        gw = af.gradients(af.reduce_sum(nce), [w])[0]
+        assert isinstance(gw, af.IndexedSlices)
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            su, te, se, nv, sv = s.run([s_u, t_e, s_e, nce, ssm])
+    assert len(set(su.tolist())) == 20 and su.min() >= 0 and su.max() < 100
+    p = (np.log(su + 2.0) - np.log(su + 1.0)) / np.log(101.0)
+    assert np.all(se >= p * 0.999) and np.all(se <= 1.0)   # 1 - (1-p)^tries >= p
+    assert te.shape == (2, 1) and nv.shape == (2,) and sv.shape == (2,)
+    assert np.all(nv > 0) and np.all(sv > 0)
