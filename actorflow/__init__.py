@@ -160,6 +160,16 @@ from actorflow.ops.scan_sort_ops import (  # noqa: E402
     unique,
 )
 from actorflow.rnn import reverse_sequence  # noqa: E402
+from actorflow.variable_scope import (  # noqa: E402
+    PartitionedVariable,
+    VariableScope,
+    fixed_size_partitioner,
+    get_variable,
+    get_variable_scope,
+    min_max_variable_partitioner,
+    variable_axis_size_partitioner,
+    variable_scope,
+)
 
 get_collection = lambda key, scope=None: get_default_graph().get_collection(key, scope)  # noqa: E731
 add_to_collection = lambda name, value: get_default_graph().add_to_collection(name, value)  # noqa: E731

@@ -416,3 +416,37 @@ def test_candidate_sampler_and_sampled_losses() -> None:
     assert np.all(se >= p * 0.999) and np.all(se <= 1.0)   # 1 - (1-p)^tries >= p
     assert te.shape == (2, 1) and nv.shape == (2,) and sv.shape == (2,)
     assert np.all(nv > 0) and np.all(sv > 0)
+
+
+def test_variable_scope_reuse_regularizer_partitioner() -> None:
+    g = af.Graph()
+    with g.as_default():
+        reg = af.contrib.layers.l2_regularizer(0.5)
+        with af.variable_scope("m", regularizer=reg) as sc:
+            w = af.get_variable("w", [3, 2], initializer=af.ones_initializer())
+            sc.reuse_variables()
+            assert af.get_variable("w") is w
+        with af.variable_scope(sc, reuse=True):
+            assert af.get_variable("w") is w
+        with af.variable_scope("m", reuse=af.AUTO_REUSE):
+            assert af.get_variable("w", [3, 2]) is w
+        with pytest.raises(af.errors.InvalidArgumentError, match="already exists"):
+            with af.variable_scope("m"):
+                af.get_variable("w", [3, 2])
+        with af.variable_scope(None, default_name="blk"):
+            a = af.get_variable("a", [1])
+        with af.variable_scope(None, default_name="blk"):
+            b = af.get_variable("b", [1])
+        assert (a.name, b.name) == ("blk/a:0", "blk_1/b:0")
+        e = af.get_variable("emb", [10, 4], partitioner=af.fixed_size_partitioner(3),
+                            initializer=af.random_normal_initializer(seed=1))
+        assert [p.shape.as_list() for p in e] == [[4, 4], [3, 4], [3, 4]]
+        rows = af.nn.embedding_lookup(e, [0, 9, 4])
+        regs = af.get_collection(af.GraphKeys.REGULARIZATION_LOSSES)
+        assert len(regs) == 1
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            full, got, r = s.run([af.convert_to_tensor(e), rows,
+                                  af.losses.get_regularization_loss()])
+    np.testing.assert_allclose(got, full[[0, 9, 4]])
+    assert r == pytest.approx(0.5 * 6 / 2)
