@@ -159,7 +159,21 @@ from actorflow.ops.scan_sort_ops import (  # noqa: E402
     sort,
     unique,
 )
+from actorflow.ops.segment_ops import (  # noqa: E402
+    segment_max,
+    segment_min,
+    segment_prod,
+    unsorted_segment_max,
+    unsorted_segment_mean,
+    unsorted_segment_min,
+    unsorted_segment_prod,
+)
 from actorflow.rnn import reverse_sequence  # noqa: E402
+from actorflow.sparse_tensor import (  # noqa: E402
+    SparseTensor,
+    SparseTensorValue,
+    sparse_tensor_to_dense,
+)
 from actorflow.variable_scope import (  # noqa: E402
     PartitionedVariable,
     VariableScope,

@@ -61,6 +61,7 @@ from actorflow.ops.nn_ops import (
     sparse_softmax_cross_entropy_with_logits,
 )
 from actorflow.ops.scan_sort_ops import top_k  # noqa: E402
+from actorflow.ops.segment_ops import embedding_lookup_sparse  # noqa: E402
 from actorflow.rnn import (  # noqa: E402
     bidirectional_dynamic_rnn,
     dynamic_rnn,
@@ -84,7 +85,7 @@ __all__ += ["batch_normalization", "elu", "in_top_k", "l2_normalize", "leaky_rel
             "weighted_cross_entropy_with_logits", "xw_plus_b", "rnn_cell", "dynamic_rnn",
             "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn", "nce_loss",
             "sampled_softmax_loss", "log_uniform_candidate_sampler",
-            "uniform_candidate_sampler", "top_k"]
+            "uniform_candidate_sampler", "top_k", "embedding_lookup_sparse"]
 
 
 def __getattr__(name: str) -> Any:

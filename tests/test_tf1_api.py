@@ -450,3 +450,36 @@ def test_variable_scope_reuse_regularizer_partitioner() -> None:
                                   af.losses.get_regularization_loss()])
     np.testing.assert_allclose(got, full[[0, 9, 4]])
     assert r == pytest.approx(0.5 * 6 / 2)
+
+
+def test_segment_extremes_and_embedding_lookup_sparse() -> None:
+    x = rng.standard_normal((5, 3))
+    ids = np.array([0, 2, 0, 2, 2])
+
+    def ref(f, init):
+        out = np.full((4, 3), init)
+        for i, s in enumerate(ids):
+            out[s] = f(out[s], x[i])
+        return out
+    check_forward(lambda t: af.unsorted_segment_max(t, ids, 4),
+                  lambda t: ref(np.maximum, -np.inf), [x])
+    check_forward(lambda t: af.unsorted_segment_min(t, ids, 4),
+                  lambda t: ref(np.minimum, np.inf), [x])
+    check_gradient(lambda t: af.unsorted_segment_max(t, ids, 3)[::2], [x])
+    check_forward(lambda t: af.unsorted_segment_prod(t, ids, 4),
+                  lambda t: ref(np.multiply, 1.0), [x])
+    check_forward(lambda t: af.segment_max(t, [0, 0, 1, 1, 1]),
+                  lambda t: np.stack([t[:2].max(0), t[2:].max(0)]), [x])
+    p = rng.standard_normal((6, 2))
+    g = af.Graph()
+    with g.as_default():
+        sp = af.SparseTensor([[0, 0], [0, 1], [2, 0]], [1, 4, 5], [3, 2])
+        w = af.SparseTensor([[0, 0], [0, 1], [2, 0]], [1.0, 3.0, 2.0], [3, 2])
+        with af.Session(graph=g) as s:
+            got = s.run([af.nn.embedding_lookup_sparse(p, sp, w, combiner=c)
+                         for c in ("sum", "mean", "sqrtn")] + [af.sparse_tensor_to_dense(sp)])
+    want = np.stack([p[1] + 3 * p[4], 0 * p[0], 2 * p[5]])
+    np.testing.assert_allclose(got[0], want)
+    np.testing.assert_allclose(got[1], want / np.array([[4], [1], [2]]), rtol=1e-6)
+    np.testing.assert_allclose(got[2], want / np.sqrt([[10], [1], [4]]), rtol=1e-6)
+    np.testing.assert_array_equal(got[3], [[1, 4], [0, 0], [5, 0]])

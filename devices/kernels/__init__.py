@@ -18,6 +18,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     registry,
     sampling,
     scan_sort,
+    segment,
     sendrecv,
     state,
 )
