@@ -483,3 +483,51 @@ def test_segment_extremes_and_embedding_lookup_sparse() -> None:
     np.testing.assert_allclose(got[1], want / np.array([[4], [1], [2]]), rtol=1e-6)
     np.testing.assert_allclose(got[2], want / np.sqrt([[10], [1], [4]]), rtol=1e-6)
     np.testing.assert_array_equal(got[3], [[1, 4], [0, 0], [5, 0]])
+
+
+def test_exponential_moving_average_metrics_logging() -> None:
+    g = af.Graph()
+    with g.as_default():
+        w = af.Variable(af.ones([2]))
+        ema = af.train.ExponentialMovingAverage(0.9)
+        inc = w.assign_add([1.0, 2.0])
+        with af.control_dependencies([inc]):
+            up = ema.apply([w])
+        assert ema.average_name(w) == "Variable/ExponentialMovingAverage"
+        assert list(ema.variables_to_restore()) == ["Variable/ExponentialMovingAverage"]
+        y = af.placeholder(af.int64, [None])
+        p = af.placeholder(af.int64, [None])
+        acc, acc_up = af.metrics.accuracy(y, p)
+        pr, pr_up = af.metrics.precision(y, p)
+        rc, rc_up = af.metrics.recall(y, p)
+        mse, mse_up = af.metrics.mean_squared_error(y, p)
+        with af.Session(graph=g) as s:
+            s.run([af.global_variables_initializer(), af.local_variables_initializer()])
+            s.run(up)
+            s.run(up)
+            shadow = s.run(ema.average(w))
+            s.run([acc_up, pr_up, rc_up, mse_up], {y: [1, 0, 1, 1], p: [1, 1, 0, 1]})
+            s.run([acc_up, pr_up, rc_up, mse_up], {y: [0, 0], p: [0, 0]})
+            got = s.run([acc, pr, rc, mse])
+    # w: 1 -> 2 -> 3 (and 1 -> 3 -> 5); shadow 1 -> 1.1 -> 1.29 (and 1 -> 1.2 -> 1.58)
+    np.testing.assert_allclose(shadow, [1.29, 1.58], rtol=1e-6)
+    np.testing.assert_allclose(got, [4 / 6, 2 / 3, 2 / 3, 2 / 6], rtol=1e-6)
+    import logging
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+    h = Keep()
+    af.logging.get_logger().addHandler(h)
+    af.logging.set_verbosity(af.logging.INFO)
+    try:
+        af.logging.info("step %d", 3)
+        af.logging.debug("not shown")
+        for _ in range(5):
+            af.logging.log_every_n(af.logging.INFO, "every", 2)
+    finally:
+        af.logging.get_logger().removeHandler(h)
+        af.logging.set_verbosity(af.logging.WARN)
+    assert seen == ["step 3", "every", "every", "every"]

@@ -25,5 +25,6 @@ from actorflow.server import ClusterSpec, Server  # noqa: E402
 from actorflow.train.device_setter import *  # noqa: E402,F403  (replica_device_setter, strategies)
 from actorflow.train.learning_rate_decay import *  # noqa: E402,F403
 from actorflow.train.learning_rate_decay import __all__ as _lr_all  # noqa: E402
+from actorflow.train.moving_averages import ExponentialMovingAverage  # noqa: E402
 
-__all__ += ["ClusterSpec", "Server", *_lr_all]
+__all__ += ["ClusterSpec", "Server", "ExponentialMovingAverage", *_lr_all]
