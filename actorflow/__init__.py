@@ -136,6 +136,14 @@ from actorflow.ops.composite_ops import (  # noqa: E402
     truncatediv,
     truncatemod,
 )
+from actorflow.ops.grid_ops import (  # noqa: E402
+    diag,
+    diag_part,
+    lin_space,
+    linspace,
+    meshgrid,
+    tensordot,
+)
 from actorflow.ops.linalg_ops import (  # noqa: E402
     cholesky,
     einsum,
@@ -185,6 +193,9 @@ from actorflow.variable_scope import (  # noqa: E402
     variable_axis_size_partitioner,
     variable_scope,
 )
+
+VERSION = __version__
+GIT_VERSION = __version__
 
 get_collection = lambda key, scope=None: get_default_graph().get_collection(key, scope)  # noqa: E731
 add_to_collection = lambda name, value: get_default_graph().add_to_collection(name, value)  # noqa: E731

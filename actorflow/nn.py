@@ -37,6 +37,12 @@ from actorflow.ops.composite_ops import (  # noqa: E402
     weighted_cross_entropy_with_logits,
     xw_plus_b,
 )
+from actorflow.ops.grid_ops import (  # noqa: E402
+    conv1d,
+    local_response_normalization,
+    lrn,
+    zero_fraction,
+)
 from actorflow.ops.math_ops import sigmoid, tanh
 from actorflow.ops.nn_conv_ops import (
     avg_pool,
@@ -85,7 +91,8 @@ __all__ += ["batch_normalization", "elu", "in_top_k", "l2_normalize", "leaky_rel
             "weighted_cross_entropy_with_logits", "xw_plus_b", "rnn_cell", "dynamic_rnn",
             "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn", "nce_loss",
             "sampled_softmax_loss", "log_uniform_candidate_sampler",
-            "uniform_candidate_sampler", "top_k", "embedding_lookup_sparse"]
+            "uniform_candidate_sampler", "top_k", "embedding_lookup_sparse",
+            "conv1d", "local_response_normalization", "lrn", "zero_fraction"]
 
 
 def __getattr__(name: str) -> Any:

@@ -531,3 +531,38 @@ def test_exponential_moving_average_metrics_logging() -> None:
         af.logging.get_logger().removeHandler(h)
         af.logging.set_verbosity(af.logging.WARN)
     assert seen == ["step 3", "every", "every", "every"]
+
+
+def test_grid_contraction_and_nn_extras() -> None:
+    x = rng.standard_normal((2, 3, 3, 7))
+
+    def lrn_ref(v, r=2, bias=1.0, alpha=0.5, beta=0.75):
+        sq, out, c = v ** 2, np.empty_like(v), v.shape[-1]
+        for d in range(c):
+            s = sq[..., max(0, d - r):min(c, d + r + 1)].sum(-1)
+            out[..., d] = v[..., d] / (bias + alpha * s) ** beta
+        return out
+    check_forward(lambda t: af.nn.lrn(t, 2, 1.0, 0.5, 0.75), lrn_ref, [x])
+    check_gradient(lambda t: af.nn.lrn(t, 2, 1.0, 0.5, 0.75), [x[:1, :1, :2]])
+    np.testing.assert_allclose(run_op(lambda: af.linspace(0.0, 1.0, 5), []),
+                               [0, 0.25, 0.5, 0.75, 1])
+    for ix in ("xy", "ij"):
+        got = run_op(lambda ix=ix: af.meshgrid([1, 2, 3], [4, 5], [6, 7, 8, 9], indexing=ix),
+                     [])
+        for a, b in zip(got, np.meshgrid([1, 2, 3], [4, 5], [6, 7, 8, 9], indexing=ix),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+    p, q = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 3, 5))
+    check_forward(lambda s, t: af.tensordot(s, t, [[1, 2], [1, 0]]),
+                  lambda s, t: np.tensordot(s, t, [[1, 2], [1, 0]]), [p, q])
+    check_gradient(lambda s, t: af.tensordot(s, t, 1), [p, q])
+    w, xx = rng.standard_normal((3, 4, 2)), rng.standard_normal((2, 9, 4))
+
+    def conv1d_ref(v, k):
+        vp = np.pad(v, ((0, 0), (1, 1), (0, 0)))
+        return np.stack([np.einsum("bki,kio->bo", vp[:, i:i + 3], k) for i in range(0, 9, 2)],
+                        1)
+    check_forward(lambda a, b: af.nn.conv1d(a, b, 2, "SAME"), conv1d_ref, [xx, w])
+    assert run_op(lambda: af.nn.zero_fraction([0, 1, 0, 3]), []) == 0.5
+    np.testing.assert_array_equal(run_op(lambda: af.diag([1, 2]), []), [[1, 0], [0, 2]])
+    assert af.VERSION == af.__version__
