@@ -566,3 +566,38 @@ def test_grid_contraction_and_nn_extras() -> None:
     assert run_op(lambda: af.nn.zero_fraction([0, 1, 0, 3]), []) == 0.5
     np.testing.assert_array_equal(run_op(lambda: af.diag([1, 2]), []), [[1, 0], [0, 2]])
     assert af.VERSION == af.__version__
+
+
+def test_conv2d_transpose_contrib_dropout_batch_norm_projector(tmp_path) -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, [None, 4, 4, 3])
+        y = af.layers.conv2d_transpose(x, 5, 3, strides=2, padding="same")
+        z = af.layers.conv2d_transpose(x, 2, 3, strides=2)
+        assert y.shape.as_list() == [None, 8, 8, 5] and z.shape.as_list() == [None, 9, 9, 2]
+        d = af.contrib.layers.dropout(x, 0.5, is_training=False)
+        af.contrib.layers.batch_norm(x, is_training=True)
+        names = [v.name for v in af.global_variables()]
+        assert names[-3:] == ["BatchNorm/beta:0", "BatchNorm/moving_mean:0",
+                              "BatchNorm/moving_variance:0"]  # contrib's default: no scale
+        xv = rng.standard_normal((2, 4, 4, 3)).astype(np.float32)
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            yv, dv, k = s.run([y, d, af.global_variables()[0]], {x: xv})
+    np.testing.assert_array_equal(dv, xv)
+    # the transpose of a stride-2 SAME conv2d: its adjoint against a random probe
+    h = af.Graph()
+    with h.as_default():
+        probe = rng.standard_normal((2, 8, 8, 5)).astype(np.float32)
+        fwd = af.nn.conv2d(af.constant(probe), af.constant(k), [1, 2, 2, 1], "SAME")
+        with af.Session(graph=h) as s:
+            back = s.run(fwd)
+    np.testing.assert_allclose(np.sum(yv * probe), np.sum(back * xv), rtol=1e-4)
+    from actorflow.contrib.tensorboard.plugins import projector
+    assert af.contrib.tensorboard.plugins.projector is projector
+    cfg = projector.ProjectorConfig()
+    e = cfg.embeddings.add()
+    e.tensor_name, e.metadata_path = "emb:0", "meta.tsv"
+    path = projector.visualize_embeddings(str(tmp_path), cfg)
+    assert open(path).read() == ('embeddings {\n  tensor_name: "emb:0"\n'
+                                 '  metadata_path: "meta.tsv"\n}\n')

@@ -18,7 +18,8 @@ from actorflow.layers import core
 from actorflow.op_def import convert_to_tensor
 from actorflow.ops import math_ops, nn_ops, reduction_ops
 
-__all__ = ["flatten", "fully_connected", "linear", "conv2d", "max_pool2d", "avg_pool2d",
+__all__ = ["dropout", "batch_norm", "flatten", "fully_connected", "linear", "conv2d",
+           "max_pool2d", "avg_pool2d",
            "xavier_initializer", "xavier_initializer_conv2d", "variance_scaling_initializer",
            "l1_regularizer", "l2_regularizer", "l1_l2_regularizer", "sum_regularizer",
            "apply_regularization"]
@@ -141,3 +142,24 @@ def apply_regularization(regularizer: Any, weights_list: list[Any] | None = None
     ws = weights_list if weights_list is not None else trainable_variables()
     parts = [p for p in (regularizer(convert_to_tensor(w)) for w in ws) if p is not None]
     return math_ops.add_n(parts)
+
+
+def dropout(inputs: Any, keep_prob: float = 0.5, noise_shape: Any = None,
+            is_training: Any = True, outputs_collections: Any = None, scope: str | None = None,
+            seed: int | None = None) -> Tensor:
+    """Dropout keeping `keep_prob` of the units when `is_training` (a bool or a tensor)."""
+    return core.dropout(inputs, rate=1.0 - keep_prob, noise_shape=noise_shape, seed=seed,
+                        training=is_training, name=scope or "Dropout")
+
+
+def batch_norm(inputs: Any, decay: float = 0.999, center: bool = True, scale: bool = False,
+               epsilon: float = 0.001, activation_fn: Any = None, param_initializers: Any = None,
+               is_training: Any = True, reuse: Any = None, trainable: bool = True,
+               scope: str | None = None, **unused: Any) -> Tensor:
+    """Batch normalization (moving averages updated through UPDATE_OPS); contrib's defaults:
+    decay 0.999, no scale."""
+    layer = core.BatchNormalization(-1, decay, epsilon, center, scale, trainable=trainable,
+                                    name=scope, _reuse=reuse)
+    layer._default_base = "BatchNorm"
+    y = layer(inputs, training=is_training)
+    return activation_fn(y) if activation_fn is not None else y

@@ -11,6 +11,7 @@ from actorflow.layers.core import (
     AveragePooling2D,
     BatchNormalization,
     Conv2D,
+    Conv2DTranspose,
     Dense,
     Dropout,
     Flatten,
@@ -19,12 +20,14 @@ from actorflow.layers.core import (
     average_pooling2d,
     batch_normalization,
     conv2d,
+    conv2d_transpose,
     dense,
     dropout,
     flatten,
     max_pooling2d,
 )
 
-__all__ = ["Layer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dropout",
+__all__ = ["Conv2DTranspose", "conv2d_transpose", "Layer", "Dense", "Conv2D",
+           "MaxPooling2D", "AveragePooling2D", "Dropout",
            "Flatten", "BatchNormalization", "dense", "conv2d", "max_pooling2d",
            "average_pooling2d", "dropout", "flatten", "batch_normalization"]

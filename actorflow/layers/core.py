@@ -32,7 +32,8 @@ from actorflow.variables import _var_scope, _VarScope, get_variable
 from devices import dtypes
 from devices.errors import InvalidArgumentError
 
-__all__ = ["Layer", "Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Dropout",
+__all__ = ["Conv2DTranspose", "conv2d_transpose", "Layer", "Dense", "Conv2D",
+           "MaxPooling2D", "AveragePooling2D", "Dropout",
            "Flatten", "BatchNormalization", "dense", "conv2d", "max_pooling2d",
            "average_pooling2d", "dropout", "flatten", "batch_normalization"]
 
@@ -237,6 +238,40 @@ class Conv2D(Layer):
         return self.activation(y) if self.activation is not None else y
 
 
+class Conv2DTranspose(Conv2D):
+    """The transpose of Conv2D ("deconvolution"): the kernel is [kh, kw, filters, in], the
+    output size is in * stride (SAME) or (in - 1) * stride + kernel (VALID)."""
+
+    def build(self, input_shape: Any) -> None:
+        c = input_shape[-1] if input_shape.rank else None
+        if c is None:
+            raise InvalidArgumentError(f"Conv2DTranspose needs the channel dimension of its "
+                                       f"inputs to be known, got shape {input_shape}")
+        self.kernel = self.add_weight("kernel", [*self.kernel_size, self.filters, int(c)],
+                                      self.dtype, self.kernel_initializer,
+                                      self.kernel_regularizer)
+        self.bias = self.add_weight("bias", [self.filters], self.dtype, self.bias_initializer,
+                                    self.bias_regularizer) if self.use_bias else None
+        self.built = True
+
+    def call(self, inputs: Tensor) -> Tensor:
+        from actorflow.ops import index_ops, join_ops
+        shp = array_ops.shape(inputs)
+        dims = []
+        for i, (k, s) in enumerate(zip(self.kernel_size, self.strides, strict=True)):
+            static = inputs.shape[1 + i]
+            size: Any = static if static is not None else index_ops.gather(shp, 1 + i)
+            dims.append(size * s if self.padding == "SAME" else (size - 1) * s + k)
+        out_shape = join_ops.stack([index_ops.gather(shp, 0), *dims, self.filters])
+        y = nn_conv_ops.conv2d_transpose(inputs, self.kernel, out_shape,
+                                         [1, *self.strides, 1], self.padding)
+        if all(isinstance(d, int) for d in dims):  # keep the static spatial shape
+            y = array_ops.reshape(y, [-1, *dims, self.filters])
+        if self.bias is not None:
+            y = nn_ops.bias_add(y, self.bias)
+        return self.activation(y) if self.activation is not None else y
+
+
 class _Pool2D(Layer):
     _fn: Callable[..., Tensor]
 
@@ -415,6 +450,21 @@ def conv2d(inputs: Any, filters: int, kernel_size: Any, strides: Any = (1, 1),
                   activation, use_bias, kernel_initializer, bias_initializer,
                   kernel_regularizer, bias_regularizer, trainable=trainable, name=name,
                   _reuse=reuse)(inputs)
+
+
+def conv2d_transpose(inputs: Any, filters: int, kernel_size: Any, strides: Any = (1, 1),
+                     padding: str = "valid", data_format: str = "channels_last",
+                     activation: Any = None, use_bias: bool = True, kernel_initializer: Any = None,
+                     bias_initializer: Any = None, kernel_regularizer: Any = None,
+                     bias_regularizer: Any = None, trainable: bool = True,
+                     name: str | None = None, reuse: Any = None, **unused: Any) -> Tensor:
+    return Conv2DTranspose(filters, kernel_size, strides, padding, data_format,
+                           activation=activation, use_bias=use_bias,
+                           kernel_initializer=kernel_initializer,
+                           bias_initializer=bias_initializer,
+                           kernel_regularizer=kernel_regularizer,
+                           bias_regularizer=bias_regularizer, trainable=trainable, name=name,
+                           _reuse=reuse)(inputs)
 
 
 def max_pooling2d(inputs: Any, pool_size: Any, strides: Any, padding: str = "valid",
