@@ -136,6 +136,22 @@ from actorflow.ops.composite_ops import (  # noqa: E402
     truncatediv,
     truncatemod,
 )
+from actorflow.ops.debug_ops import (  # noqa: E402
+    Assert,
+    Print,
+    add_check_numerics_ops,
+    assert_equal,
+    assert_greater,
+    assert_greater_equal,
+    assert_less,
+    assert_less_equal,
+    assert_negative,
+    assert_non_negative,
+    assert_non_positive,
+    assert_none_equal,
+    assert_positive,
+    check_numerics,
+)
 from actorflow.ops.grid_ops import (  # noqa: E402
     diag,
     diag_part,

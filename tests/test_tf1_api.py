@@ -601,3 +601,25 @@ def test_conv2d_transpose_contrib_dropout_batch_norm_projector(tmp_path) -> None
     path = projector.visualize_embeddings(str(tmp_path), cfg)
     assert open(path).read() == ('embeddings {\n  tensor_name: "emb:0"\n'
                                  '  metadata_path: "meta.tsv"\n}\n')
+
+
+def test_print_assert_check_numerics(capfd) -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, [None])
+        y = af.Print(x, [af.reduce_sum(x), x], "sum and x: ", summarize=2) * 2.0
+        (gx,) = af.gradients(af.reduce_sum(y), [x])
+        ok = af.assert_positive(x, message="x must be positive")
+        with af.control_dependencies([ok]):
+            z = af.log(x)
+        checked = af.check_numerics(af.log(x), "log of x")
+        with af.Session(graph=g) as s:
+            yv, gv = s.run([y, gx], {x: [1.0, 2.0, 3.0]})
+            assert s.run(z, {x: [1.0]}) == [0.0]
+            with pytest.raises(af.errors.InvalidArgumentError, match="assertion failed"):
+                s.run(z, {x: [1.0, -1.0]})
+            with pytest.raises(af.errors.InvalidArgumentError, match="log of x : Tensor had NaN"):
+                s.run(checked, {x: [-1.0]})
+    np.testing.assert_array_equal(yv, [2, 4, 6])
+    np.testing.assert_array_equal(gv, [2, 2, 2])
+    assert "sum and x: 6.0[1.0 2.0...]" in capfd.readouterr().err
