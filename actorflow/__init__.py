@@ -122,6 +122,7 @@ from actorflow.ops.composite_ops import (  # noqa: E402
     clip_by_norm,
     count_nonzero,
     global_norm,
+    log_sigmoid,
     matrix_transpose,
     mod,
     norm,
@@ -193,6 +194,23 @@ from actorflow.ops.segment_ops import (  # noqa: E402
     unsorted_segment_min,
     unsorted_segment_prod,
 )
+from actorflow.ops.trig_ops import (  # noqa: E402
+    accumulate_n,
+    acos,
+    acosh,
+    asin,
+    asinh,
+    atan,
+    atan2,
+    atanh,
+    cosh,
+    div_no_nan,
+    divide_no_nan,
+    invert_permutation,
+    roll,
+    sinh,
+    tan,
+)
 from actorflow.rnn import reverse_sequence  # noqa: E402
 from actorflow.sparse_tensor import (  # noqa: E402
     SparseTensor,
@@ -233,3 +251,8 @@ enable_resource_variables = disable_eager_execution
 
 def executing_eagerly() -> bool:
     return False
+
+
+from actorflow import math_namespace as _math_namespace  # noqa: E402
+
+math, linalg = _math_namespace.build(__import__("sys").modules[__name__])  # noqa: A001

@@ -68,6 +68,7 @@ from actorflow.ops.nn_ops import (
 )
 from actorflow.ops.scan_sort_ops import top_k  # noqa: E402
 from actorflow.ops.segment_ops import embedding_lookup_sparse  # noqa: E402
+from actorflow.ops.trig_ops import crelu, gelu, swish  # noqa: E402
 from actorflow.rnn import (  # noqa: E402
     bidirectional_dynamic_rnn,
     dynamic_rnn,
@@ -92,7 +93,8 @@ __all__ += ["batch_normalization", "elu", "in_top_k", "l2_normalize", "leaky_rel
             "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn", "nce_loss",
             "sampled_softmax_loss", "log_uniform_candidate_sampler",
             "uniform_candidate_sampler", "top_k", "embedding_lookup_sparse",
-            "conv1d", "local_response_normalization", "lrn", "zero_fraction"]
+            "conv1d", "local_response_normalization", "lrn", "zero_fraction",
+            "crelu", "gelu", "swish"]
 
 
 def __getattr__(name: str) -> Any:

@@ -72,6 +72,9 @@ UNARY = {
     "leaky_relu": OpCase(af.nn.leaky_relu, lambda x: np.where(x > 0, x, 0.2 * x), away=0.1),
     "softsign": OpCase(af.nn.softsign, lambda x: x / (1 + np.abs(x)), away=0.1),
     "erf": OpCase(af.erf, sp.erf),
+    "atan": OpCase(af.atan, np.arctan),
+    "sinh": OpCase(af.sinh, np.sinh),
+    "asin": OpCase(af.asin, np.arcsin, lo=-0.9, hi=0.9),
     "lgamma": OpCase(af.lgamma, sp.gammaln, lo=0.3),
     "cumsum": OpCase(lambda x: af.cumsum(x, -1), lambda x: np.cumsum(x, -1), grad=True),
     "reverse": OpCase(lambda x: af.reverse(x, [-1]), lambda x: np.flip(x, -1)),
@@ -94,6 +97,7 @@ BINARY = {
     "minimum": OpCase(af.minimum, np.minimum, 2, FLOATS + INTS),
     "squared_difference": OpCase(af.squared_difference, lambda a, b: (a - b) ** 2, 2),
     "pow": OpCase(af.pow, np.power, 2, lo=0.3, hi=2.0),
+    "atan2": OpCase(af.atan2, np.arctan2, 2, away=0.3),
     "add_n3": OpCase(lambda a, b: af.add_n([a, b, a]), lambda a, b: a + b + a, 2,
                      FLOATS + INTS, broadcast=False),
 }

@@ -623,3 +623,33 @@ def test_print_assert_check_numerics(capfd) -> None:
     np.testing.assert_array_equal(yv, [2, 4, 6])
     np.testing.assert_array_equal(gv, [2, 2, 2])
     assert "sum and x: 6.0[1.0 2.0...]" in capfd.readouterr().err
+
+
+def test_trig_small_composites_and_namespaces() -> None:
+    x = rng.uniform(-0.8, 0.8, (3, 4))
+    y = rng.uniform(0.2, 2.0, (4,))
+    for f, ref in [(af.tan, np.tan), (af.asin, np.arcsin), (af.acos, np.arccos),
+                   (af.atan, np.arctan), (af.sinh, np.sinh), (af.cosh, np.cosh),
+                   (af.asinh, np.arcsinh), (af.atanh, np.arctanh)]:
+        check_forward(f, ref, [x])
+        check_gradient(f, [x])
+    check_forward(af.acosh, np.arccosh, [1.5 + np.abs(x)])
+    check_gradient(af.atan2, [x, y])
+    np.testing.assert_array_equal(run_op(lambda: af.div_no_nan([1.0, 2.0], [0.0, 4.0]), []),
+                                  [0, 0.5])
+    np.testing.assert_array_equal(
+        run_op(lambda: af.roll([[1, 2, 3], [4, 5, 6]], [1, -1], [0, 1]), []),
+        np.roll([[1, 2, 3], [4, 5, 6]], [1, -1], [0, 1]))
+    np.testing.assert_array_equal(run_op(lambda: af.invert_permutation([2, 0, 1]), []),
+                                  [1, 2, 0])
+    check_gradient(af.nn.swish, [x])
+    check_gradient(af.nn.gelu, [x])
+    check_forward(lambda t: af.nn.gelu(t, approximate=True),
+                  lambda t: 0.5 * t * (1 + np.tanh(np.sqrt(2 / np.pi) * (t + 0.044715 * t ** 3))),
+                  [x])
+    check_forward(af.nn.crelu, lambda t: np.concatenate([np.maximum(t, 0), np.maximum(-t, 0)],
+                                                        -1), [x])
+    assert af.math.reduce_sum is af.reduce_sum and af.math.erf is af.erf
+    assert af.linalg.inv is af.matrix_inverse and af.linalg.matmul is af.matmul
+    with pytest.raises(AttributeError, match="af.linalg"):
+        _ = af.linalg.no_such_op

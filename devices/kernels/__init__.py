@@ -22,4 +22,5 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     segment,
     sendrecv,
     state,
+    trig,
 )
