@@ -180,6 +180,7 @@ from actorflow.ops.scan_sort_ops import (  # noqa: E402
     erf,
     erfc,
     lgamma,
+    polygamma,
     reverse,
     reverse_v2,
     sort,

@@ -76,6 +76,7 @@ UNARY = {
     "sinh": OpCase(af.sinh, np.sinh),
     "asin": OpCase(af.asin, np.arcsin, lo=-0.9, hi=0.9),
     "lgamma": OpCase(af.lgamma, sp.gammaln, lo=0.3),
+    "digamma": OpCase(af.digamma, sp.digamma, lo=0.3),
     "cumsum": OpCase(lambda x: af.cumsum(x, -1), lambda x: np.cumsum(x, -1), grad=True),
     "reverse": OpCase(lambda x: af.reverse(x, [-1]), lambda x: np.flip(x, -1)),
     "reduce_sum": OpCase(lambda x: af.reduce_sum(x), np.sum, dtypes=FLOATS + INTS),
@@ -84,6 +85,25 @@ UNARY = {
                               lambda x: np.max(x, -1, keepdims=True, initial=-np.inf)),
     "reduce_logsumexp": OpCase(lambda x: af.reduce_logsumexp(x, -1),
                                lambda x: sp.logsumexp(x, -1)),
+    "transpose": OpCase(af.transpose, np.transpose, dtypes=FLOATS + INTS),
+    "reshape_flat": OpCase(lambda x: af.reshape(x, [-1]), lambda x: np.reshape(x, -1),
+                           dtypes=FLOATS + INTS),
+    "expand_dims": OpCase(lambda x: af.expand_dims(x, 0), lambda x: x[None],
+                          dtypes=FLOATS + INTS),
+    "concat_self": OpCase(lambda x: af.concat([x, x * 2], 0),
+                          lambda x: np.concatenate([x, x * 2], 0), dtypes=FLOATS + INTS),
+    "stack_self": OpCase(lambda x: af.stack([x, x]), lambda x: np.stack([x, x]),
+                         dtypes=FLOATS + INTS),
+    "clip_by_value": OpCase(lambda x: af.clip_by_value(x, -1.0, 1.5),
+                            lambda x: np.clip(x, -1.0, 1.5)),
+    "reduce_prod": OpCase(lambda x: af.reduce_prod(x), np.prod, lo=0.5, hi=1.5),
+    "reduce_min_all": OpCase(lambda x: af.reduce_min(x, keepdims=True),
+                             lambda x: np.min(x, keepdims=True, initial=np.inf,
+                                              axis=None if x.ndim else None)),
+    "cast_f64": OpCase(lambda x: af.cast(af.cast(x, af.float64), x.dtype),
+                       lambda x: x, dtypes=FLOATS + INTS),
+    "zeros_like_plus": OpCase(lambda x: af.zeros_like(x) + x, lambda x: x,
+                              dtypes=FLOATS + INTS),
     "softmax": OpCase(af.nn.softmax, lambda x: sp.softmax(x, -1) if x.size else x),
     "log_softmax": OpCase(af.nn.log_softmax, lambda x: sp.log_softmax(x, -1) if x.size else x),
 }
@@ -217,7 +237,7 @@ def _densify(v: Any, shape: tuple[int, ...]) -> np.ndarray:
 def test_unary_op(name: str, data: Any, shape: tuple[int, ...], mode: str, layout: str) -> None:
     case = UNARY[name]
     dtype = data.draw(st.sampled_from(case.dtypes), label="dtype")
-    if name in ("cumsum", "reverse", "reduce_mean_last", "reduce_max_keep",
+    if name in ("cumsum", "reverse", "reduce_mean_last", "reduce_max_keep", "concat_self",
                 "reduce_logsumexp", "softmax", "log_softmax") and len(shape) == 0:
         shape = (2,)  # these need an axis
     _check(case, [_values(data, shape, dtype, case, layout)], mode)

@@ -29,7 +29,7 @@ from devices import dtypes
 from devices.errors import InvalidArgumentError
 
 __all__ = ["cumsum", "cumprod", "top_k", "sort", "argsort", "unique", "reverse",
-           "reverse_v2", "lgamma", "digamma", "erf", "erfc"]
+           "reverse_v2", "lgamma", "digamma", "polygamma", "erf", "erfc"]
 
 
 def _scan_infer(ins: list[Tensor], attrs: dict) -> list:
@@ -261,4 +261,28 @@ def _erfc_grad(op: Operation, grad: Tensor) -> list[Any]:
         -2.0 / math.sqrt(math.pi), math_ops.exp(math_ops.negative(math_ops.square(x)))))]
 
 
-no_gradient("Digamma")  # polygamma(1, x) is not built yet
+define_op("Polygamma", infer=lambda ins, attrs: [(ins[1].dtype, _bshape(ins))])
+
+
+def _bshape(ins: list[Tensor]) -> Any:
+    from actorflow import shapes
+    return shapes.broadcast(ins[0]._shape, ins[1]._shape)
+
+
+def polygamma(a: Any, x: Any, name: str | None = None) -> Tensor:
+    """The a-th derivative of digamma at x (a a non-negative integer, as a float tensor)."""
+    x = convert_to_tensor(x)
+    at = convert_to_tensor(a, dtype=x.dtype) if not isinstance(a, Tensor) else a
+    return apply_op("Polygamma", [at, x], name=name or "Polygamma")[0]
+
+
+@register_gradient("Digamma")
+def _digamma_grad(op: Operation, grad: Tensor) -> list[Any]:
+    return [math_ops.multiply(grad, polygamma(1.0, op.inputs[0]))]
+
+
+@register_gradient("Polygamma")
+def _polygamma_grad(op: Operation, grad: Tensor) -> list[Any]:
+    a, x = op.inputs
+    g = math_ops.multiply(grad, polygamma(math_ops.add(a, 1.0), x))
+    return [None, array_ops.unbroadcast(g, x)]

@@ -1,6 +1,6 @@
 """Kernels of scans, sorting and reversal: Cumsum, Cumprod (exclusive / reverse), TopKV2,
-Unique, ReverseV2; and the element-wise special functions Lgamma, Digamma, Erf, Erfc
-(SciPy's on a CPU).
+Unique, ReverseV2; and the element-wise special functions Lgamma, Digamma, Polygamma, Erf,
+Erfc (SciPy's on a CPU).
 
 Axes and flags are static attributes; k for TopKV2 is an input (a scalar), as in TF.
 """
@@ -112,3 +112,16 @@ def _special(fn: str) -> Any:
 for _op, _fn in (("Lgamma", "lgamma"), ("Digamma", "digamma"), ("Erf", "erf"),
                  ("Erfc", "erfc")):
     register_kernel(_op, device_types=("CPU",))(_special(_fn))
+
+
+@register_kernel("Polygamma", device_types=("CPU",))
+def _polygamma(k: KernelContext) -> Any:
+    import scipy.special as sp
+    dt = k.out_dtypes[0].np
+
+    def compute(a: Any, x: Any) -> tuple[Any]:
+        n = np.asarray(a)
+        if np.any(n != np.floor(n)) or np.any(n < 0):
+            raise InvalidArgumentError("polygamma: the order a must be a non-negative integer")
+        return (np.asarray(sp.polygamma(n.astype(np.int64), x), dtype=dt),)
+    return compute
