@@ -122,19 +122,10 @@ class RNNCell:
 
 
 def _unique_scope(base: str) -> str:
-    """The variable scope of a new cell: ``<current scope>/<base>``, made unique with _1,
-    _2 ... unless the current scope reuses variables (then it names the shared ones)."""
-    sc = get_variable_scope()
-    full = f"{sc.name}/{base}" if sc.name else base
-    if sc.reuse:
-        return full
-    used = get_default_graph().get_collection_ref("__rnn_cell_scopes")
-    name, i = full, 0
-    while name in used:
-        i += 1
-        name = f"{full}_{i}"
-    used.append(name)
-    return name
+    """The variable scope of a new cell: ``<current scope>/<base>``, numbered _1, _2 ... per
+    enclosing scope as TF1 does (so a model rebuilt under reuse finds the same names)."""
+    from actorflow.variable_scope import unique_in_scope
+    return unique_in_scope(get_variable_scope().name, base)
 
 
 class _absolute_scope:  # noqa: N801 - a context manager used like variable_scope

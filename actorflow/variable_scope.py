@@ -32,6 +32,7 @@ from devices import dtypes
 from devices.errors import InvalidArgumentError
 
 __all__ = ["variable_scope", "get_variable", "VariableScope", "PartitionedVariable",
+           "unique_in_scope",
            "fixed_size_partitioner", "variable_axis_size_partitioner",
            "min_max_variable_partitioner", "get_variable_scope"]
 
@@ -110,6 +111,7 @@ def variable_scope(name_or_scope: Any = None, default_name: str | None = None,
         dtype if dtype is not None else inherit.dtype,
     )
     token = variables._var_scope.set(sc)
+    _reset_below(full)
     try:
         if auxiliary_name_scope:
             with name_scope(short) as ns:
@@ -123,13 +125,34 @@ def variable_scope(name_or_scope: Any = None, default_name: str | None = None,
 
 
 def _unique_default(outer: str, base: str) -> str:
-    used = get_default_graph().get_collection_ref("__default_var_scopes")
-    name, i = base, 0
-    while f"{outer}/{name}" in used:
-        i += 1
-        name = f"{base}_{i}"
-    used.append(f"{outer}/{name}")
-    return name
+    full = unique_in_scope(outer, base)
+    return full.rsplit("/", 1)[-1]
+
+
+def _counts() -> dict[str, int]:
+    ref = get_default_graph().get_collection_ref("__scope_name_counts")
+    if not ref:
+        ref.append({})
+    return ref[0]
+
+
+def unique_in_scope(outer: str, base: str) -> str:
+    """``outer/base``, ``outer/base_1`` ... : the n-th unnamed layer, cell or default-named
+    scope opened in `outer` since `outer` was last entered. Entering a variable scope resets
+    the counts below it (as TF1 does), so building the same model again under
+    ``variable_scope(name, reuse=True)`` gives the same names, and shares the variables."""
+    counts = _counts()
+    full = f"{outer}/{base}" if outer else base
+    n = counts.get(full, 0)
+    counts[full] = n + 1
+    return full if n == 0 else f"{full}_{n}"
+
+
+def _reset_below(full: str) -> None:
+    counts = _counts()
+    prefix = full + "/"
+    for k in [k for k in counts if k.startswith(prefix)]:
+        del counts[k]
 
 
 # ---- partitioned variables ----------------------------------------------------------------

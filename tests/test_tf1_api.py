@@ -653,3 +653,41 @@ def test_trig_small_composites_and_namespaces() -> None:
     assert af.linalg.inv is af.matrix_inverse and af.linalg.matmul is af.matmul
     with pytest.raises(AttributeError, match="af.linalg"):
         _ = af.linalg.no_such_op
+
+
+def test_layers_rebuilt_under_reuse_share_variables_like_tf1() -> None:
+    """A GAN's discriminator is built twice; the second time, under reuse=True, its unnamed
+    layers get the same names (counts restart when the scope is entered) and so share."""
+    g = af.Graph()
+    with g.as_default():
+        def disc(x, reuse=False):
+            with af.variable_scope("Discriminator", reuse=reuse):
+                h = af.layers.conv2d(x, 4, 3)
+                h = af.layers.conv2d(h, 4, 3)
+                h = af.layers.batch_normalization(h, training=True)
+                cell = af.nn.rnn_cell.GRUCell(3)
+                _, s = cell(af.layers.flatten(h)[:, :5], af.zeros([2, 3]))
+                return af.layers.dense(s, 1)
+        x = af.placeholder(af.float32, [2, 8, 8, 1])
+        real, fake = disc(x), disc(x * 2.0, reuse=True)
+        names = [v.name for v in af.global_variables()]
+        assert names == [
+            "Discriminator/conv2d/kernel:0", "Discriminator/conv2d/bias:0",
+            "Discriminator/conv2d_1/kernel:0", "Discriminator/conv2d_1/bias:0",
+            "Discriminator/batch_normalization/gamma:0",
+            "Discriminator/batch_normalization/beta:0",
+            "Discriminator/batch_normalization/moving_mean:0",
+            "Discriminator/batch_normalization/moving_variance:0",
+            "Discriminator/gru_cell/gates/kernel:0", "Discriminator/gru_cell/gates/bias:0",
+            "Discriminator/gru_cell/candidate/kernel:0",
+            "Discriminator/gru_cell/candidate/bias:0",
+            "Discriminator/dense/kernel:0", "Discriminator/dense/bias:0"]
+        d_vars = af.get_collection(af.GraphKeys.TRAINABLE_VARIABLES, scope="Discriminator")
+        assert len(d_vars) == 12
+        xv = rng.standard_normal((2, 8, 8, 1)).astype(np.float32)
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            a, b = s.run([real, fake], {x: xv})
+            c = s.run(real, {x: 2 * xv})
+    np.testing.assert_allclose(b, c, rtol=1e-5)  # the same weights on the same input
+    assert not np.allclose(a, b)

@@ -79,16 +79,12 @@ class Layer:
     def _scope_name(self) -> str:
         if self._scope is None:
             sc = _var_scope.get()
-            base = self.name or self._default_base or _snake(type(self).__name__)
-            full = f"{sc.name}/{base}" if sc.name else base
-            if not (self._reuse or sc.reuse or self.name):
-                used = get_default_graph().get_collection_ref("__layer_scopes")
-                name, i = full, 0
-                while name in used:
-                    i += 1
-                    name = f"{full}_{i}"
-                used.append(name)
-                full = name
+            if self.name:
+                full = f"{sc.name}/{self.name}" if sc.name else self.name
+            else:  # dense, dense_1 ... counted per enclosing variable scope, as in TF1
+                from actorflow.variable_scope import unique_in_scope
+                full = unique_in_scope(sc.name, self._default_base or
+                                       _snake(type(self).__name__))
             self._scope = full
         return self._scope
 
