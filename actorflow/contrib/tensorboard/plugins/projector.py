@@ -85,7 +85,14 @@ class ProjectorConfig:
 def visualize_embeddings(summary_writer: Any, config: ProjectorConfig) -> str:
     """Write `config` as projector_config.pbtxt in the writer's log directory (a writer with
     get_logdir(), or a directory path); returns the file's path."""
-    logdir = summary_writer if isinstance(summary_writer, str) else summary_writer.get_logdir()
+    if isinstance(summary_writer, str):
+        logdir = summary_writer
+    else:
+        get = getattr(summary_writer, "get_logdir", None)
+        logdir = get() if get is not None else getattr(summary_writer, "logdir", None)
+        if logdir is None:
+            raise TypeError(f"visualize_embeddings needs a summary writer with get_logdir() "
+                            f"or a directory, got {summary_writer!r}")
     os.makedirs(logdir, exist_ok=True)
     path = os.path.join(logdir, "projector_config.pbtxt")
     with open(path, "w") as f:
