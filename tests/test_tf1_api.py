@@ -691,3 +691,34 @@ def test_layers_rebuilt_under_reuse_share_variables_like_tf1() -> None:
             c = s.run(real, {x: 2 * xv})
     np.testing.assert_allclose(b, c, rtol=1e-5)  # the same weights on the same input
     assert not np.allclose(a, b)
+
+
+def test_adadelta_and_proximal_gd_match_numpy() -> None:
+    g = af.Graph()
+    with g.as_default():
+        w0 = np.array([1.0, -2.0, 3.0])
+        w = af.Variable(w0)
+        v = af.Variable(w0)
+        loss_w = af.reduce_sum(af.square(w) * [1.0, 2.0, 3.0])
+        loss_v = af.reduce_sum(af.square(v) * [1.0, 2.0, 3.0])
+        ada = af.train.AdadeltaOptimizer(1.0, rho=0.9, epsilon=1e-6).minimize(loss_w)
+        prox = af.train.ProximalGradientDescentOptimizer(
+            0.1, l1_regularization_strength=0.5, l2_regularization_strength=0.2).minimize(loss_v)
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            for _ in range(3):
+                s.run([ada, prox])
+            got_w, got_v = s.run([w, v])
+    c = np.array([1.0, 2.0, 3.0])
+    x, acc, acc_up = w0.copy(), np.zeros(3), np.zeros(3)
+    y = w0.copy()
+    for _ in range(3):
+        gr = 2 * c * x
+        acc = 0.9 * acc + 0.1 * gr ** 2
+        up = np.sqrt(acc_up + 1e-6) / np.sqrt(acc + 1e-6) * gr
+        acc_up = 0.9 * acc_up + 0.1 * up ** 2
+        x = x - up
+        p = y - 0.1 * 2 * c * y
+        y = np.sign(p) * np.maximum(np.abs(p) - 0.05, 0) / (1 + 0.02)
+    np.testing.assert_allclose(got_w, x, rtol=1e-10)
+    np.testing.assert_allclose(got_v, y, rtol=1e-10)
