@@ -55,3 +55,13 @@ def test_fetch_indexed_slices_gives_a_value() -> None:
     np.testing.assert_array_equal(v.values, np.full((3, 3), 2.0))
     np.testing.assert_array_equal(v.dense_shape, [4, 3])
     np.testing.assert_array_equal(dense, [[2, 2, 2], [0, 0, 0], [4, 4, 4], [0, 0, 0]])
+
+
+def test_fetch_sparse_tensor_gives_a_value() -> None:
+    sp = af.SparseTensor([[0, 1], [1, 0]], [5.0, 6.0], [2, 3])
+    with af.Session() as s:
+        v = s.run(sp)
+    assert isinstance(v, af.SparseTensorValue)
+    np.testing.assert_array_equal(v.indices, [[0, 1], [1, 0]])
+    np.testing.assert_array_equal(v.values, [5.0, 6.0])
+    np.testing.assert_array_equal(v.dense_shape, [2, 3])
