@@ -186,6 +186,7 @@ from actorflow.ops.scan_sort_ops import (  # noqa: E402
     sort,
     unique,
 )
+from actorflow.ops.script_ops import numpy_function, py_func  # noqa: E402
 from actorflow.ops.segment_ops import (  # noqa: E402
     segment_max,
     segment_min,

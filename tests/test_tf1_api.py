@@ -722,3 +722,22 @@ def test_adadelta_and_proximal_gd_match_numpy() -> None:
         y = np.sign(p) * np.maximum(np.abs(p) - 0.05, 0) / (1 + 0.02)
     np.testing.assert_allclose(got_w, x, rtol=1e-10)
     np.testing.assert_allclose(got_v, y, rtol=1e-10)
+
+
+def test_py_func() -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, [None, 3])
+
+        def flip_and_count(a):
+            return np.flip(a, 1), np.int64(a.shape[0])
+        y, n = af.py_func(flip_and_count, [x], [af.float32, af.int64])
+        z = af.py_func(lambda a: a * 2, [y + 1.0], af.float32)
+        bad = af.py_func(lambda a: (a, a), [x], af.float32)
+        with af.Session(graph=g) as s:
+            yv, nv, zv = s.run([y, n, z], {x: [[1, 2, 3]]})
+            with pytest.raises(af.errors.InvalidArgumentError, match="returned 2 values"):
+                s.run(bad, {x: [[1, 2, 3]]})
+    np.testing.assert_array_equal(yv, [[3, 2, 1]])
+    assert nv == 1 and nv.dtype == np.int64
+    np.testing.assert_array_equal(zv, [[8, 6, 4]])

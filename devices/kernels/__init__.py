@@ -14,6 +14,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     math,
     nn,
     partition,
+    pyfunc,
     random,
     reduction,
     registry,
