@@ -29,7 +29,7 @@ BUDGET = settings(max_examples=8, derandomize=True, deadline=None, database=None
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 MAX_FD = 4  # coordinates checked by finite differences per input
-FLOATS = ("float32", "float64")
+FLOATS = ("float16", "float32", "float64")
 INTS = ("int32", "int64")
 
 
@@ -192,12 +192,13 @@ def _check(case: OpCase, xs: list[np.ndarray], mode: str) -> None:
             grads = af.gradients(loss, phs)
         with af.Session(graph=g) as s:
             got = s.run(out, feed)
-            rtol = 1e-5 if xs[0].dtype == np.float32 else 1e-10
-            if want.dtype.kind == "f" and xs[0].dtype == np.float32:
-                want = want.astype(np.float32)
+            rtol = {np.float16: 2e-2, np.float32: 1e-5}.get(xs[0].dtype.type, 1e-10)
+            if want.dtype.kind == "f" and xs[0].dtype != np.float64:
+                want = want.astype(xs[0].dtype)
             assert np.shape(got) == want.shape, (np.shape(got), want.shape)
             assert np.asarray(got).dtype == xs[0].dtype  # TF keeps the input dtype
-            np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+            np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64),
+                                       rtol=rtol, atol=rtol)
             if not do_grad:
                 return
             wv = np.random.default_rng(0).standard_normal(want.shape)
