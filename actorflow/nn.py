@@ -1,7 +1,12 @@
 """``af.nn``: the neural-network namespace, as TF1's ``tf.nn``.
 
 The builders live in `actorflow.ops.nn_ops` (activations, softmax, losses, bias_add, dropout,
-l2_loss, embedding_lookup, moments) and `actorflow.ops.nn_conv_ops` (conv2d, pooling);
+l2_loss, embedding_lookup, moments) and `actorflow.ops.nn_conv_ops` (conv2d, pooling); the
+rest of TF1's tf.nn comes from `composite_ops` (softplus, elu, selu, relu6, leaky_relu,
+in_top_k, xw_plus_b, batch_normalization, weighted and Poisson losses), `candidate_sampling_ops`
+(nce_loss, sampled_softmax_loss), `scan_sort_ops` (top_k), `segment_ops`
+(embedding_lookup_sparse), `grid_ops` (conv1d, lrn), `trig_ops` (swish, gelu, crelu), and
+the RNNs from `actorflow.rnn_cell` (``af.nn.rnn_cell``) and `actorflow.rnn`;
 ``af.nn.sigmoid`` and ``af.nn.tanh`` are the math ops ``af.sigmoid`` and ``af.tanh`` (other
 element-wise activations the math ops define, e.g. softplus, are looked up there too).
 

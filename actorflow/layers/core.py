@@ -1,9 +1,11 @@
 """TF1 layers: a `Layer` object owns its variables and builds them on its first call.
 
 A layer's variables live in the variable scope named after it (``dense``, ``dense_1``, ...
-unique per graph, or the `name` given), made with `get_variable` at the top level of the
-graph (TF's init_scope, so a first call inside a loop works). With ``reuse=True`` (or inside
-a reusing variable scope) the existing variables of that scope are shared. Regularizers add
+counted per enclosing variable scope and reset when that scope is entered again, as in TF1;
+or the `name` given), made with `get_variable` at the top level of the graph (TF's
+init_scope, so a first call inside a loop works). With ``reuse=True`` (or inside a reusing
+variable scope) the existing variables of that scope are shared, so a model built twice under
+``variable_scope(name, reuse=True)`` shares its weights. Regularizers add
 their loss to ``GraphKeys.REGULARIZATION_LOSSES``; batch normalization adds its moving-average
 updates to ``GraphKeys.UPDATE_OPS`` (run them with the train op, as TF1 programs do:
 ``with af.control_dependencies(af.get_collection(af.GraphKeys.UPDATE_OPS))``).
