@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import devices.kernels  # noqa: F401  (registers every built-in kernel)
 from actorflow.config import (
@@ -238,7 +237,7 @@ add_to_collection = lambda name, value: get_default_graph().add_to_collection(na
 get_collection_ref = lambda key: get_default_graph().get_collection_ref(key)  # noqa: E731
 
 
-def add_to_collections(names: Any, value: Any) -> None:
+def add_to_collections(names: object, value: object) -> None:
     for n in ([names] if isinstance(names, str) else names):
         get_default_graph().add_to_collection(n, value)
 
