@@ -83,3 +83,13 @@ def test_mlp_contrib_bn_compat_gfile(capsys: pytest.CaptureFixture, tmp_path) ->
     assert r["moving_mean_moved"] == "True"
     assert r["files"] == "['result.txt']"
     assert (out / "result.txt").read_text().startswith("accuracy 0.")
+
+
+def test_bidirectional_lstm_contrib(capsys: pytest.CaptureFixture) -> None:
+    r = run_program("bidirectional_lstm", ["--steps=150"], capsys)
+    assert float(r["accuracy"]) > 0.7
+
+
+def test_variational_autoencoder(capsys: pytest.CaptureFixture) -> None:
+    r = run_program("vae", ["--epochs=10"], capsys)
+    assert float(r["last_loss"]) < 0.7 * float(r["first_loss"])
