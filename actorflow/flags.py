@@ -118,6 +118,10 @@ class FlagValues:
         object.__setattr__(self, "_parsed", True)
         return rest
 
+    def _parse_flags(self, args: Sequence[str] | None = None) -> list[str]:
+        """TF 1.4's private parse, called by some programs: parse sys.argv (or `args`)."""
+        return self._parse(sys.argv if args is None else [sys.argv[0], *args])
+
     def is_parsed(self) -> bool:
         return bool(self._parsed)
 
@@ -131,6 +135,9 @@ class FlagValues:
     # -- access -------------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
         flags: dict[str, Flag] = object.__getattribute__(self, "_flags")
+        if name == "__flags":  # TF <= 1.4 programs print FLAGS.__flags (a name -> value dict)
+            self._ensure_parsed()
+            return {n: f.value for n, f in flags.items()}
         if name not in flags:
             raise UnrecognizedFlagError(
                 f"no flag named '{name}' is defined; define it with "

@@ -27,6 +27,7 @@ def test_flags_parse_like_absl() -> None:
     assert (fv.name, fv.n, fv.lr, fv.fast, fv.slow, fv.dims) == \
         ("b", 7, 0.5, True, False, ["3", "4", "5"])
     assert rest == ["prog", "pos", "--unknown=1", "--n=9"]
+    assert getattr(fv, "__flags")["n"] == 7  # TF <= 1.4 programs read FLAGS.__flags
     with pytest.raises(af.flags.IllegalFlagValueError, match="--n=x"):
         fv(["prog", "--n=x"])
     with pytest.raises(af.flags.Error, match="defined twice"):
