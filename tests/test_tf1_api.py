@@ -742,3 +742,15 @@ def test_py_func() -> None:
     np.testing.assert_array_equal(yv, [[3, 2, 1]])
     assert nv == 1 and nv.dtype == np.int64
     np.testing.assert_array_equal(zv, [[8, 6, 4]])
+
+
+def test_contrib_layers_variable_names_as_tf() -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, [None, 4, 4, 1])
+        h = af.contrib.layers.conv2d(x, 2, 3)
+        f = af.contrib.layers.fully_connected(af.contrib.layers.flatten(h), 3)
+        af.layers.dense(f, 2)
+        assert [v.name for v in af.global_variables()] == [
+            "Conv/weights:0", "Conv/biases:0", "fully_connected/weights:0",
+            "fully_connected/biases:0", "dense/kernel:0", "dense/bias:0"]

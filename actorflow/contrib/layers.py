@@ -43,6 +43,7 @@ def fully_connected(inputs: Any, num_outputs: int, activation_fn: Any = nn_ops.r
                        weights_regularizer, biases_regularizer, trainable=trainable,
                        name=scope or None, _reuse=reuse)
     layer._default_base = "fully_connected"
+    layer._weight_names = ("weights", "biases")  # TF's contrib names (for checkpoints)
     y = layer(inputs)
     if normalizer_fn is not None:
         y = normalizer_fn(y, **(normalizer_params or {}))
@@ -67,6 +68,7 @@ def conv2d(inputs: Any, num_outputs: int, kernel_size: Any, stride: Any = 1,
                         bias_regularizer=biases_regularizer, trainable=trainable,
                         name=scope, _reuse=reuse)
     layer._default_base = "Conv"
+    layer._weight_names = ("weights", "biases")
     y = layer(inputs)
     return activation_fn(y) if activation_fn is not None else y
 

@@ -76,6 +76,7 @@ class Layer:
         self.updates: list[Any] = []
         self.losses: list[Tensor] = []
         self._default_base: str | None = None  # the unique-name base when no name is given
+        self._weight_names = ("kernel", "bias")  # contrib.layers uses ("weights", "biases")
 
     # -- variables ----------------------------------------------------------------------------
     def _scope_name(self) -> str:
@@ -170,9 +171,10 @@ class Dense(Layer):
         if d is None:
             raise InvalidArgumentError("Dense needs the last dimension of its inputs to be "
                                        f"known, got shape {input_shape}")
-        self.kernel = self.add_weight("kernel", [int(d), self.units], self.dtype,
+        kname, bname = self._weight_names
+        self.kernel = self.add_weight(kname, [int(d), self.units], self.dtype,
                                       self.kernel_initializer, self.kernel_regularizer)
-        self.bias = self.add_weight("bias", [self.units], self.dtype, self.bias_initializer,
+        self.bias = self.add_weight(bname, [self.units], self.dtype, self.bias_initializer,
                                     self.bias_regularizer) if self.use_bias else None
         self.built = True
 
@@ -221,10 +223,11 @@ class Conv2D(Layer):
         if c is None:
             raise InvalidArgumentError(f"Conv2D needs the channel dimension of its inputs to "
                                        f"be known, got shape {input_shape}")
-        self.kernel = self.add_weight("kernel", [*self.kernel_size, int(c), self.filters],
+        kname, bname = self._weight_names
+        self.kernel = self.add_weight(kname, [*self.kernel_size, int(c), self.filters],
                                       self.dtype, self.kernel_initializer,
                                       self.kernel_regularizer)
-        self.bias = self.add_weight("bias", [self.filters], self.dtype, self.bias_initializer,
+        self.bias = self.add_weight(bname, [self.filters], self.dtype, self.bias_initializer,
                                     self.bias_regularizer) if self.use_bias else None
         self.built = True
 
