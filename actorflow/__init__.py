@@ -109,8 +109,19 @@ from actorflow.server import ClusterSpec, RPCOptions, Server  # noqa: E402
 
 # ---- #13 (ops_api): the TF1 API surface programs use -----------------------------------
 errors = importlib.import_module("actorflow.errors")  # the full tf.errors namespace
-from actorflow import app, compat, contrib, flags, gfile, layers, losses, metrics  # noqa: E402
+from actorflow import (  # noqa: E402
+    app,
+    compat,
+    contrib,
+    flags,
+    gfile,
+    image,  # noqa: E402
+    layers,
+    losses,
+    metrics,
+)
 from actorflow import tf_logging as logging  # noqa: E402
+from actorflow.image import random_crop  # noqa: E402
 from actorflow.interactive_session import InteractiveSession  # noqa: E402
 from actorflow.ops.composite_ops import (  # noqa: E402
     arg_max,

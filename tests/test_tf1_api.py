@@ -754,3 +754,32 @@ def test_contrib_layers_variable_names_as_tf() -> None:
         assert [v.name for v in af.global_variables()] == [
             "Conv/weights:0", "Conv/biases:0", "fully_connected/weights:0",
             "fully_connected/biases:0", "dense/kernel:0", "dense/bias:0"]
+
+
+def test_image_ops() -> None:
+    img = rng.uniform(0, 255, (5, 6, 3)).astype(np.float32)
+    batch = rng.uniform(0, 1, (4, 5, 6, 3)).astype(np.float32)
+    g = af.Graph()
+    with g.as_default():
+        x = af.constant(img)
+        b = af.constant(batch)
+        std = af.image.per_image_standardization(x)
+        crop = af.random_crop(x, [3, 4, 3], seed=1)
+        flips = af.image.random_flip_left_right(b, seed=2)
+        pad = af.image.resize_image_with_crop_or_pad(x, 3, 8)
+        con = af.image.adjust_contrast(x, 2.0)
+        u8 = af.image.convert_image_dtype(af.constant(np.array([0, 255], np.uint8)),
+                                          af.float32)
+        with af.Session(graph=g) as s:
+            sv, cv, fv, pv, kv, uv = s.run([std, crop, flips, pad, con, u8])
+    np.testing.assert_allclose(sv, (img - img.mean()) / max(img.std(), 1 / np.sqrt(img.size)),
+                               rtol=1e-4, atol=1e-4)
+    windows = [img[i:i + 3, j:j + 4] for i in range(3) for j in range(3)]
+    assert any(np.array_equal(cv, w) for w in windows)
+    for i in range(4):
+        assert np.array_equal(fv[i], batch[i]) or np.array_equal(fv[i], batch[i, :, ::-1])
+    np.testing.assert_array_equal(pv[:, 1:7], img[1:4])
+    np.testing.assert_array_equal(pv[:, [0, 7]], 0)
+    mean = img.mean((0, 1), keepdims=True)
+    np.testing.assert_allclose(kv, (img - mean) * 2 + mean, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(uv, [0.0, 1.0])
