@@ -113,3 +113,164 @@ from actorflow.server import ClusterSpec, RPCOptions, Server  # noqa: E402
 # --- observability (#16): the string dtype, af.summary ---
 string = importlib.import_module("devices.dtypes").string
 summary = importlib.import_module("actorflow.summary")
+# ---- #13 (ops_api): the TF1 API surface programs use -----------------------------------
+errors = importlib.import_module("actorflow.errors")  # the full tf.errors namespace
+from actorflow import (  # noqa: E402
+    app,
+    compat,
+    contrib,
+    flags,
+    gfile,
+    image,  # noqa: E402
+    layers,
+    losses,
+    metrics,
+)
+from actorflow import tf_logging as logging  # noqa: E402
+from actorflow.image import random_crop  # noqa: E402
+from actorflow.interactive_session import InteractiveSession  # noqa: E402
+from actorflow.ops.composite_ops import (  # noqa: E402
+    arg_max,
+    arg_min,
+    boolean_mask,
+    clip_by_average_norm,
+    clip_by_global_norm,
+    clip_by_norm,
+    count_nonzero,
+    global_norm,
+    log_sigmoid,
+    matrix_transpose,
+    mod,
+    norm,
+    segment_mean,
+    segment_sum,
+    sequence_mask,
+    to_bfloat16,
+    to_double,
+    to_float,
+    to_int32,
+    to_int64,
+    truncatediv,
+    truncatemod,
+)
+from actorflow.ops.debug_ops import (  # noqa: E402
+    Assert,
+    Print,
+    add_check_numerics_ops,
+    assert_equal,
+    assert_greater,
+    assert_greater_equal,
+    assert_less,
+    assert_less_equal,
+    assert_negative,
+    assert_non_negative,
+    assert_non_positive,
+    assert_none_equal,
+    assert_positive,
+    check_numerics,
+)
+from actorflow.ops.grid_ops import (  # noqa: E402
+    diag,
+    diag_part,
+    lin_space,
+    linspace,
+    meshgrid,
+    tensordot,
+)
+from actorflow.ops.linalg_ops import (  # noqa: E402
+    cholesky,
+    einsum,
+    eye,
+    gather_nd,
+    matrix_diag,
+    matrix_diag_part,
+    matrix_inverse,
+    scatter_nd,
+    trace,
+)
+from actorflow.ops.scan_sort_ops import (  # noqa: E402
+    argsort,
+    cumprod,
+    cumsum,
+    digamma,
+    erf,
+    erfc,
+    lgamma,
+    polygamma,
+    reverse,
+    reverse_v2,
+    sort,
+    unique,
+)
+from actorflow.ops.script_ops import numpy_function, py_func  # noqa: E402
+from actorflow.ops.segment_ops import (  # noqa: E402
+    segment_max,
+    segment_min,
+    segment_prod,
+    unsorted_segment_max,
+    unsorted_segment_mean,
+    unsorted_segment_min,
+    unsorted_segment_prod,
+)
+from actorflow.ops.trig_ops import (  # noqa: E402
+    accumulate_n,
+    acos,
+    acosh,
+    asin,
+    asinh,
+    atan,
+    atan2,
+    atanh,
+    cosh,
+    div_no_nan,
+    divide_no_nan,
+    invert_permutation,
+    roll,
+    sinh,
+    tan,
+)
+from actorflow.rnn import reverse_sequence  # noqa: E402
+from actorflow.sparse_tensor import (  # noqa: E402
+    SparseTensor,
+    SparseTensorValue,
+    sparse_tensor_to_dense,
+)
+from actorflow.variable_scope import (  # noqa: E402
+    PartitionedVariable,
+    VariableScope,
+    fixed_size_partitioner,
+    get_variable,
+    get_variable_scope,
+    min_max_variable_partitioner,
+    variable_axis_size_partitioner,
+    variable_scope,
+)
+
+VERSION = __version__
+GIT_VERSION = __version__
+
+get_collection = lambda key, scope=None: get_default_graph().get_collection(key, scope)  # noqa: E731
+add_to_collection = lambda name, value: get_default_graph().add_to_collection(name, value)  # noqa: E731
+get_collection_ref = lambda key: get_default_graph().get_collection_ref(key)  # noqa: E731
+
+
+def add_to_collections(names: object, value: object) -> None:
+    for n in ([names] if isinstance(names, str) else names):
+        get_default_graph().add_to_collection(n, value)
+
+
+def disable_eager_execution() -> None:
+    """A no-op: actorflow always builds graphs (TF1 semantics)."""
+
+
+disable_v2_behavior = disable_eager_execution
+enable_resource_variables = disable_eager_execution
+
+
+def executing_eagerly() -> bool:
+    return False
+
+
+from actorflow import math_namespace as _math_namespace  # noqa: E402
+
+math, linalg = _math_namespace.build(__import__("sys").modules[__name__])  # noqa: A001

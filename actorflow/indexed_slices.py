@@ -6,7 +6,7 @@ rows that were read (OSDI §4.2) with scatter ops instead of touching the whole 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from actorflow.graph import Tensor
 
@@ -50,3 +50,11 @@ def to_dense(s: IndexedSlices) -> Tensor:
         raise ValueError("cannot densify IndexedSlices without a dense_shape")
     rows = array_ops.gather(s.dense_shape, 0)
     return math_ops.unsorted_segment_sum(s.values, s.indices, rows)
+
+
+class IndexedSlicesValue(NamedTuple):
+    """The fetched value of an `IndexedSlices` (``Session.run`` returns one, as TF does)."""
+
+    values: Any
+    indices: Any
+    dense_shape: Any = None

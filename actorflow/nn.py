@@ -1,7 +1,12 @@
 """``af.nn``: the neural-network namespace, as TF1's ``tf.nn``.
 
 The builders live in `actorflow.ops.nn_ops` (activations, softmax, losses, bias_add, dropout,
-l2_loss, embedding_lookup, moments) and `actorflow.ops.nn_conv_ops` (conv2d, pooling);
+l2_loss, embedding_lookup, moments) and `actorflow.ops.nn_conv_ops` (conv2d, pooling); the
+rest of TF1's tf.nn comes from `composite_ops` (softplus, elu, selu, relu6, leaky_relu,
+in_top_k, xw_plus_b, batch_normalization, weighted and Poisson losses), `candidate_sampling_ops`
+(nce_loss, sampled_softmax_loss), `scan_sort_ops` (top_k), `segment_ops`
+(embedding_lookup_sparse), `grid_ops` (conv1d, lrn), `trig_ops` (swish, gelu, crelu), and
+the RNNs from `actorflow.rnn_cell` (``af.nn.rnn_cell``) and `actorflow.rnn`;
 ``af.nn.sigmoid`` and ``af.nn.tanh`` are the math ops ``af.sigmoid`` and ``af.tanh`` (other
 element-wise activations the math ops define, e.g. softplus, are looked up there too).
 
@@ -13,6 +18,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from actorflow import rnn_cell  # noqa: E402  (af.nn.rnn_cell)
+from actorflow.ops.candidate_sampling_ops import (  # noqa: E402
+    log_uniform_candidate_sampler,
+    nce_loss,
+    sampled_softmax_loss,
+    uniform_candidate_sampler,
+)
+
+# ---- #13 (ops_api): the rest of tf.nn -----------------------------------------------------
+from actorflow.ops.composite_ops import (  # noqa: E402
+    batch_normalization,
+    elu,
+    in_top_k,
+    l2_normalize,
+    leaky_relu,
+    log_poisson_loss,
+    log_sigmoid,
+    relu6,
+    selu,
+    softplus,
+    softsign,
+    weighted_cross_entropy_with_logits,
+    xw_plus_b,
+)
+from actorflow.ops.grid_ops import (  # noqa: E402
+    conv1d,
+    local_response_normalization,
+    lrn,
+    zero_fraction,
+)
 from actorflow.ops.math_ops import sigmoid, tanh
 from actorflow.ops.nn_conv_ops import (
     avg_pool,
@@ -36,6 +71,15 @@ from actorflow.ops.nn_ops import (
     softmax_cross_entropy_with_logits_v2,
     sparse_softmax_cross_entropy_with_logits,
 )
+from actorflow.ops.scan_sort_ops import top_k  # noqa: E402
+from actorflow.ops.segment_ops import embedding_lookup_sparse  # noqa: E402
+from actorflow.ops.trig_ops import crelu, gelu, swish  # noqa: E402
+from actorflow.rnn import (  # noqa: E402
+    bidirectional_dynamic_rnn,
+    dynamic_rnn,
+    static_bidirectional_rnn,
+    static_rnn,
+)
 
 # Element-wise activations defined with the math ops, re-exported when they are looked up.
 _FROM_MATH = ("softplus", "softsign", "elu", "selu", "relu6", "leaky_relu")
@@ -47,6 +91,15 @@ __all__ = [
     "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
     "sparse_softmax_cross_entropy_with_logits", "sigmoid", "tanh",
 ]
+
+__all__ += ["batch_normalization", "elu", "in_top_k", "l2_normalize", "leaky_relu",
+            "log_poisson_loss", "log_sigmoid", "relu6", "selu", "softplus", "softsign",
+            "weighted_cross_entropy_with_logits", "xw_plus_b", "rnn_cell", "dynamic_rnn",
+            "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn", "nce_loss",
+            "sampled_softmax_loss", "log_uniform_candidate_sampler",
+            "uniform_candidate_sampler", "top_k", "embedding_lookup_sparse",
+            "conv1d", "local_response_normalization", "lrn", "zero_fraction",
+            "crelu", "gelu", "swish"]
 
 
 def __getattr__(name: str) -> Any:

@@ -31,6 +31,8 @@ import trio
 from actorflow import shapes
 from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions, StepStats
 from actorflow.graph import Graph, Operation, Tensor, get_default_graph
+from actorflow.indexed_slices import IndexedSlices, IndexedSlicesValue
+from actorflow.sparse_tensor import SparseTensor, SparseTensorValue
 from devices import dtypes
 from devices.errors import FailedPreconditionError, InvalidArgumentError
 from scheduler import tracing
@@ -389,6 +391,14 @@ def _make_builder(fetches: Any, g: Graph, flat: list[Tensor],
         return lambda rets: kind((k, p(rets)) for k, p in items)
     if fetches is None:
         raise InvalidArgumentError("fetch argument None is not a tensor or operation")
+    if isinstance(fetches, IndexedSlices):  # fetched as an IndexedSlicesValue, as in TF
+        sl = [_make_builder(t, g, flat, targets) if t is not None else (lambda rets: None)
+              for t in (fetches.values, fetches.indices, fetches.dense_shape)]
+        return lambda rets: IndexedSlicesValue(*(p(rets) for p in sl))
+    if isinstance(fetches, SparseTensor):  # and a SparseTensor as a SparseTensorValue
+        sp = [_make_builder(t, g, flat, targets)
+              for t in (fetches.indices, fetches.values, fetches.dense_shape)]
+        return lambda rets: SparseTensorValue(*(p(rets) for p in sp))
     el = g.as_graph_element(fetches)
     if isinstance(el, Operation):
         if el not in targets:

@@ -27,7 +27,10 @@ class Code(enum.IntEnum):
     UNIMPLEMENTED = 12
     INTERNAL = 13
     UNAVAILABLE = 14
+    # the rest of TF's canonical codes (#13: af.errors complete)
+    PERMISSION_DENIED = 7
     DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 class OpError(Exception):
@@ -124,10 +127,19 @@ class UnavailableError(OpError, ConnectionError):
     code = Code.UNAVAILABLE
 
 
+# The rest of TF's error classes (#13: af.errors complete).
+class PermissionDeniedError(OpError, PermissionError):
+    code = Code.PERMISSION_DENIED
+
+
 class DataLossError(OpError):
-    """Unrecoverable data loss or corruption (a checkpoint file truncated or bit-flipped)."""
+    """Unrecoverable data loss or corruption (a bad checkpoint or record file)."""
 
     code = Code.DATA_LOSS
+
+
+class UnauthenticatedError(OpError):
+    code = Code.UNAUTHENTICATED
 
 
 _BY_CODE: dict[Code, type[OpError]] = {
@@ -135,8 +147,8 @@ _BY_CODE: dict[Code, type[OpError]] = {
     for cls in (
         CancelledError, UnknownError, InvalidArgumentError, DeadlineExceededError,
         NotFoundError, AlreadyExistsError, ResourceExhaustedError, FailedPreconditionError,
-        AbortedError, OutOfRangeError, UnimplementedError, InternalError, UnavailableError,
-        DataLossError,
+        AbortedError, UnimplementedError, InternalError, UnavailableError,
+        PermissionDeniedError, OutOfRangeError, DataLossError, UnauthenticatedError,
     )
 }
 

@@ -354,8 +354,8 @@ def _parse(task: int, line: str) -> TrainerEvent | None:
 
 # ---- progress ------------------------------------------------------------------------------
 class ProgressBar:
-    """A text progress bar on a stream: redrawn in place on a terminal, a line per ~10% (and
-    at most one per second) otherwise."""
+    """Progress on a stream: a tqdm bar on a terminal (the bar users know), and plain lines
+    otherwise, one per ~10% and at most one per second (logs and pipes stay readable)."""
 
     def __init__(self, total: int, out: IO[str] | None = None, width: int = 28,
                  label: str = "training"):
@@ -367,8 +367,17 @@ class ProgressBar:
         self._t0 = time.monotonic()
         self._last_draw = 0.0
         self._last_tenth = -1
+        self._tqdm: Any = None
+        if self._tty:
+            from tqdm import tqdm
+            self._tqdm = tqdm(total=self.total, file=self.out, desc=self.label, unit="step",
+                              dynamic_ncols=True, mininterval=0.1)
 
     def update(self, done: int, loss: float, rate: float) -> None:
+        if self._tqdm is not None:
+            self._tqdm.update(max(0, done - self._tqdm.n))
+            self._tqdm.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            return
         now = time.monotonic()
         frac = min(1.0, done / self.total)
         tenth = int(frac * 10)
@@ -386,9 +395,8 @@ class ProgressBar:
         self.out.flush()
 
     def finish(self) -> None:
-        if self._tty:
-            self.out.write("\n")
-            self.out.flush()
+        if self._tqdm is not None:
+            self._tqdm.close()
 
 
 # ---- the main job --------------------------------------------------------------------------

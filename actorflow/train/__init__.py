@@ -20,6 +20,12 @@ from actorflow.train.training_util import (
 __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdagradOptimizer",
            "RMSPropOptimizer", "AdamOptimizer", "get_global_step", "create_global_step",
            "get_or_create_global_step", "global_step"]
+# ---- #13 (ops_api): learning-rate schedules and TF1 aliases -----------------------------
+from actorflow.server import ClusterSpec, Server  # noqa: E402
+from actorflow.train.adadelta import (  # noqa: E402
+    AdadeltaOptimizer,
+    ProximalGradientDescentOptimizer,
+)
 from actorflow.train.device_setter import *  # noqa: E402,F403  (replica_device_setter, strategies)
 
 # coordination (issue 15): queue runners, the coordinator, input pipelines, sync replicas
@@ -97,3 +103,9 @@ __all__ += ["CheckpointSaverHook", "CheckpointSaverListener", "FeedFnHook", "Fin
 from actorflow.train.supervisor import Supervisor  # noqa: E402
 
 __all__ += ["Supervisor"]
+from actorflow.train.learning_rate_decay import *  # noqa: E402,F403
+from actorflow.train.learning_rate_decay import __all__ as _lr_all  # noqa: E402
+from actorflow.train.moving_averages import ExponentialMovingAverage  # noqa: E402
+
+__all__ += ["ClusterSpec", "Server", "ExponentialMovingAverage", "AdadeltaOptimizer",
+            "ProximalGradientDescentOptimizer", *_lr_all]

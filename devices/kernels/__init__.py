@@ -10,16 +10,23 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     control_flow,
     conv,
     dataset,  # af.data iterators (issue 15)
+    debug,
     index,
     io,
+    linalg,
     math,
     nn,
     partition,
+    pyfunc,
     queue,  # queues (issue 15)
     random,
     reduction,
     registry,
+    sampling,
+    scan_sort,
+    segment,
     sendrecv,
     state,
     summary,
+    trig,
 )

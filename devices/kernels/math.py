@@ -76,7 +76,8 @@ def _rsqrt(k: KernelContext) -> Any:
     alloc = out_allocator(k)
 
     def compute(x: Any) -> tuple[Any]:
-        out = xp.sqrt(x) if alloc is None else xp.sqrt(x, out=alloc())
+        # an explicit buffer: a 0-d input would give a NumPy scalar, which takes no out=
+        out = xp.sqrt(x, out=xp.empty_like(x) if alloc is None else alloc())
         return (xp.reciprocal(out, out=out),)
     return compute
 
@@ -91,7 +92,7 @@ def _sigmoid(k: KernelContext) -> Any:
     on_cpu = xp is np
 
     def compute(x: Any) -> tuple[Any]:
-        out = xp.negative(x) if alloc is None else xp.negative(x, out=alloc())
+        out = xp.negative(x, out=xp.empty_like(x) if alloc is None else alloc())
         if on_cpu:
             with np.errstate(over="ignore"):
                 xp.exp(out, out=out)
@@ -171,6 +172,8 @@ def _add_n(k: KernelContext) -> Any:
 
     def compute(*xs: Any) -> tuple[Any]:
         acc = xp.add(xs[0], xs[1]) if alloc is None else xp.add(xs[0], xs[1], out=alloc())
+        if len(xs) > 2 and not isinstance(acc, xp.ndarray):
+            acc = xp.asarray(acc)  # 0-d inputs give a NumPy scalar, which takes no out=
         for x in xs[2:]:
             xp.add(acc, x, out=acc)
         return (acc,)

@@ -56,6 +56,8 @@ def _softmax(k: KernelContext) -> Any:
 
     def compute(x: Any) -> tuple[Any]:
         out = alloc() if alloc is not None else xp.empty_like(x)
+        if x.size == 0:  # nothing to normalise (an empty batch or class axis)
+            return (out,)
         xp.subtract(x, x.max(axis=axis, keepdims=True), out=out)
         xp.exp(out, out=out)
         xp.divide(out, out.sum(axis=axis, keepdims=True), out=out)
@@ -71,6 +73,8 @@ def _log_softmax(k: KernelContext) -> Any:
 
     def compute(x: Any) -> tuple[Any]:
         out = alloc() if alloc is not None else xp.empty_like(x)
+        if x.size == 0:
+            return (out,)
         xp.subtract(x, x.max(axis=axis, keepdims=True), out=out)
         out -= xp.log(xp.exp(out).sum(axis=axis, keepdims=True))
         return (out,)

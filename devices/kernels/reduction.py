@@ -45,6 +45,13 @@ def _reducer(k: KernelContext) -> Any:
         return lambda x, ax: xp.sum(x, axis=ax, dtype=dt, keepdims=keep)
     if op == "Prod":
         return lambda x, ax: xp.prod(x, axis=ax, dtype=dt, keepdims=keep)
+    if op in ("Max", "Min") and xp is np:
+        # TF's identity for an empty reduction: -inf / +inf (the lowest / highest integer)
+        lim = (np.inf if op == "Min" else -np.inf) if dt.kind == "f" else (
+            np.iinfo(dt).max if op == "Min" else np.iinfo(dt).min) if dt.kind in "iu" else None
+        if lim is not None:
+            f = np.minimum.reduce if op == "Min" else np.maximum.reduce
+            return lambda x, ax: f(x, axis=ax, keepdims=keep, initial=lim)
     if op == "Max":
         return lambda x, ax: xp.max(x, axis=ax, keepdims=keep)
     if op == "Min":

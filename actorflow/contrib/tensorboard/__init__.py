@@ -1,0 +1,5 @@
+"""``af.contrib.tensorboard``: the embedding projector's config writer (plugins.projector)."""
+
+from actorflow.contrib.tensorboard import plugins
+
+__all__ = ["plugins"]

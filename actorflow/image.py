@@ -1,0 +1,184 @@
+"""``af.image``: the image ops TF1 training programs put in their graphs (CIFAR-10 style
+distortions and standardisation), for images [height, width, channels] or batches
+[batch, height, width, channels]:
+
+    img = af.image.random_flip_left_right(af.random_crop(img, [24, 24, 3]))
+    img = af.image.random_brightness(img, max_delta=63)
+    img = af.image.per_image_standardization(img)
+
+Built from existing ops (gradients flow through the deterministic ones); random choices
+come from the random ops, seeded as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actorflow.graph import Tensor, name_scope
+from actorflow.op_def import convert_to_tensor
+from actorflow.ops import array_ops, compare_ops, index_ops, math_ops, random_ops, reduction_ops
+from actorflow.ops.scan_sort_ops import reverse
+from devices import dtypes
+from devices.errors import InvalidArgumentError
+
+__all__ = ["per_image_standardization", "flip_left_right", "flip_up_down",
+           "random_flip_left_right", "random_flip_up_down", "random_brightness",
+           "random_contrast", "adjust_brightness", "adjust_contrast",
+           "resize_image_with_crop_or_pad", "convert_image_dtype", "random_crop",
+           "central_crop", "rgb_to_grayscale"]
+
+
+def _rank(x: Tensor, what: str) -> int:
+    r = x.shape.rank
+    if r not in (3, 4):
+        raise InvalidArgumentError(f"{what} needs an image [h, w, c] or a batch [n, h, w, c], "
+                                   f"got shape {x.shape}")
+    return int(r)
+
+
+def per_image_standardization(image: Any) -> Tensor:
+    """(x - mean) / max(stddev, 1 / sqrt(number of elements)), per image."""
+    with name_scope(None, "per_image_standardization"):
+        x = compare_ops.cast(convert_to_tensor(image), dtypes.float32)
+        r = _rank(x, "per_image_standardization")
+        axes = [-1, -2, -3]
+        mean = reduction_ops.reduce_mean(x, axes, keepdims=True)
+        var = reduction_ops.reduce_mean(math_ops.square(math_ops.subtract(x, mean)), axes,
+                                        keepdims=True)
+        n = compare_ops.cast(reduction_ops.reduce_prod(
+            index_ops.strided_slice(array_ops.shape(x), [r - 3], [r], [1])), dtypes.float32)
+        floor = math_ops.rsqrt(n)
+        return math_ops.truediv(math_ops.subtract(x, mean),
+                                math_ops.maximum(math_ops.sqrt(var), floor))
+
+
+def flip_left_right(image: Any) -> Tensor:
+    x = convert_to_tensor(image)
+    return reverse(x, [_rank(x, "flip_left_right") - 2])
+
+
+def flip_up_down(image: Any) -> Tensor:
+    x = convert_to_tensor(image)
+    return reverse(x, [_rank(x, "flip_up_down") - 3])
+
+
+def _random_flip(image: Any, flip: Any, seed: int | None) -> Tensor:
+    x = convert_to_tensor(image)
+    r = _rank(x, "random_flip")
+    if r == 3:
+        coin = compare_ops.less(random_ops.random_uniform([], seed=seed), 0.5)
+    else:  # one coin per image of the batch
+        n = index_ops.gather(array_ops.shape(x), 0)
+        coin = array_ops.reshape(compare_ops.less(random_ops.random_uniform(
+            array_ops.reshape(n, [1]), seed=seed), 0.5), [-1, 1, 1, 1])
+    return compare_ops.where(coin, flip(x), x)
+
+
+def random_flip_left_right(image: Any, seed: int | None = None) -> Tensor:
+    """Each image mirrored left-right with probability 1/2."""
+    return _random_flip(image, flip_left_right, seed)
+
+
+def random_flip_up_down(image: Any, seed: int | None = None) -> Tensor:
+    return _random_flip(image, flip_up_down, seed)
+
+
+def adjust_brightness(image: Any, delta: Any) -> Tensor:
+    x = convert_to_tensor(image)
+    return math_ops.add(x, compare_ops.cast(delta, x.dtype))
+
+
+def random_brightness(image: Any, max_delta: float, seed: int | None = None) -> Tensor:
+    """image + a uniform delta in [-max_delta, max_delta)."""
+    if max_delta < 0:
+        raise InvalidArgumentError("random_brightness: max_delta must be non-negative")
+    x = convert_to_tensor(image)
+    delta = random_ops.random_uniform([], -max_delta, max_delta, seed=seed, dtype=x.dtype)
+    return adjust_brightness(x, delta)
+
+
+def adjust_contrast(images: Any, contrast_factor: Any) -> Tensor:
+    """(x - mean) * factor + mean, the mean per image and channel."""
+    x = convert_to_tensor(images)
+    mean = reduction_ops.reduce_mean(x, [-3, -2], keepdims=True)
+    f = compare_ops.cast(contrast_factor, x.dtype)
+    return math_ops.add(math_ops.multiply(math_ops.subtract(x, mean), f), mean)
+
+
+def random_contrast(image: Any, lower: float, upper: float, seed: int | None = None) -> Tensor:
+    if not 0 <= lower < upper:
+        raise InvalidArgumentError("random_contrast needs 0 <= lower < upper")
+    x = convert_to_tensor(image)
+    f = random_ops.random_uniform([], lower, upper, seed=seed, dtype=x.dtype)
+    return adjust_contrast(x, f)
+
+
+def random_crop(value: Any, size: Any, seed: int | None = None, name: str | None = None
+                ) -> Tensor:
+    """A random window of `size` (a static list) from `value`."""
+    with name_scope(name, "random_crop"):
+        x = convert_to_tensor(value)
+        size = [int(s) for s in size]
+        shp = array_ops.shape(x)
+        limit = math_ops.add(math_ops.subtract(shp, size), 1)
+        u = random_ops.random_uniform([len(size)], seed=seed)
+        offset = compare_ops.cast(math_ops.floor(math_ops.multiply(
+            u, compare_ops.cast(limit, dtypes.float32))), shp.dtype)
+        return index_ops.slice_(x, offset, size)
+
+
+def resize_image_with_crop_or_pad(image: Any, target_height: int, target_width: int) -> Tensor:
+    """Centrally crop or zero-pad to [target_height, target_width] (static sizes)."""
+    x = convert_to_tensor(image)
+    r = _rank(x, "resize_image_with_crop_or_pad")
+    h, w = x.shape[r - 3], x.shape[r - 2]
+    if h is None or w is None:
+        raise InvalidArgumentError("resize_image_with_crop_or_pad needs static height/width")
+    for size, target, ax in ((int(h), int(target_height), r - 3),
+                             (int(w), int(target_width), r - 2)):
+        if size > target:
+            off = (size - target) // 2
+            begin = [0] * r
+            begin[ax] = off
+            extent = [-1] * r
+            extent[ax] = target
+            x = index_ops.slice_(x, begin, extent)
+        elif size < target:
+            before = (target - size) // 2
+            pads = [[0, 0] for _ in range(r)]
+            pads[ax] = [before, target - size - before]
+            x = array_ops.pad(x, pads)
+    return x
+
+
+def central_crop(image: Any, central_fraction: float) -> Tensor:
+    x = convert_to_tensor(image)
+    r = _rank(x, "central_crop")
+    h, w = int(x.shape[r - 3]), int(x.shape[r - 2])
+    return resize_image_with_crop_or_pad(x, max(1, int(h * central_fraction)),
+                                         max(1, int(w * central_fraction)))
+
+
+def convert_image_dtype(image: Any, dtype: Any, saturate: bool = False,
+                        name: str | None = None) -> Tensor:
+    """Integers scale to [0, 1] floats (x / max of the integer type) and back."""
+    x = convert_to_tensor(image)
+    dt = dtypes.as_dtype(dtype)
+    if x.dtype is dt:
+        return x
+    import numpy as np
+    if x.dtype.is_integer and dt.is_floating:
+        return math_ops.truediv(compare_ops.cast(x, dt), float(np.iinfo(x.dtype.np).max))
+    if x.dtype.is_floating and dt.is_integer:
+        scaled = math_ops.multiply(x, float(np.iinfo(dt.np).max) + 0.5)
+        return compare_ops.cast(scaled, dt)
+    return compare_ops.cast(x, dt)
+
+
+def rgb_to_grayscale(images: Any, name: str | None = None) -> Tensor:
+    """The luma 0.2989 R + 0.587 G + 0.114 B, keeping a channel axis of 1."""
+    x = convert_to_tensor(images)
+    w = convert_to_tensor([0.2989, 0.587, 0.114], dtype=x.dtype)
+    return reduction_ops.reduce_sum(math_ops.multiply(x, w), -1, keepdims=True)
+
+

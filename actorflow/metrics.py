@@ -1,0 +1,167 @@
+"""``af.metrics``: TF1's streaming metrics. Each returns ``(value, update_op)``: `update_op`
+adds a batch to running totals held in LOCAL_VARIABLES (and METRIC_VARIABLES), `value` reads
+the metric of everything added so far.
+
+    acc, acc_update = af.metrics.accuracy(labels=y, predictions=af.argmax(logits, 1))
+    sess.run(af.local_variables_initializer())
+    for batch in eval_batches: sess.run(acc_update, feed(batch))
+    print(sess.run(acc))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actorflow.graph import GraphKeys, Tensor, get_default_graph, name_scope
+from actorflow.op_def import convert_to_tensor
+from actorflow.ops import array_ops, compare_ops, math_ops, reduction_ops
+from actorflow.variables import Variable
+from devices import dtypes
+
+__all__ = ["accuracy", "mean", "precision", "recall", "mean_squared_error",
+           "mean_absolute_error", "root_mean_squared_error", "true_positives",
+           "false_positives", "false_negatives"]
+
+METRIC_VARIABLES = "metric_variables"
+
+
+def _total(name: str) -> Variable:
+    with name_scope(None):
+        v = Variable(0.0, trainable=False, name=name,
+                     collections=[GraphKeys.LOCAL_VARIABLES, METRIC_VARIABLES])
+    return v
+
+
+def _f(x: Any) -> Tensor:
+    return compare_ops.cast(convert_to_tensor(x), dtypes.float32)
+
+
+def _safe_div(a: Tensor, b: Tensor) -> Tensor:
+    return compare_ops.where(compare_ops.greater(b, 0.0), math_ops.truediv(a, math_ops.maximum(
+        b, 1e-30)), array_ops.zeros_like(a))
+
+
+def _add_collections(value: Tensor, update: Tensor, metrics_collections: Any,
+                     updates_collections: Any) -> None:
+    g = get_default_graph()
+    for c in metrics_collections or ():
+        g.add_to_collection(c, value)
+    for c in updates_collections or ():
+        g.add_to_collection(c, update)
+
+
+def mean(values: Any, weights: Any = None, metrics_collections: Any = None,
+         updates_collections: Any = None, name: str | None = None) -> tuple[Tensor, Tensor]:
+    """The (weighted) mean of every value added."""
+    with name_scope(name, "mean") as scope:
+        v = _f(values)
+        w = array_ops.ones_like(v) if weights is None else math_ops.multiply(
+            array_ops.ones_like(v), _f(weights))
+        total = _total(f"{scope}total")
+        count = _total(f"{scope}count")
+        up_t = total.assign_add(reduction_ops.reduce_sum(math_ops.multiply(v, w)))
+        up_c = count.assign_add(reduction_ops.reduce_sum(w))
+        value = _safe_div(total.value(), count.value())
+        update = _safe_div(up_t, up_c)
+        _add_collections(value, update, metrics_collections, updates_collections)
+        return value, update
+
+
+def accuracy(labels: Any, predictions: Any, weights: Any = None,
+             metrics_collections: Any = None, updates_collections: Any = None,
+             name: str | None = None) -> tuple[Tensor, Tensor]:
+    """The fraction of predictions equal to labels."""
+    with name_scope(name, "accuracy"):
+        p = convert_to_tensor(predictions)
+        y = compare_ops.cast(convert_to_tensor(labels), p.dtype)
+        hits = compare_ops.cast(compare_ops.equal(p, y), dtypes.float32)
+        return mean(hits, weights, metrics_collections, updates_collections, name="mean")
+
+
+def _count(cond: Tensor, weights: Any, name: str) -> tuple[Tensor, Tensor]:
+    with name_scope(name) as scope:
+        c = compare_ops.cast(cond, dtypes.float32)
+        if weights is not None:
+            c = math_ops.multiply(c, _f(weights))
+        v = _total(f"{scope}count")
+        return v.value(), v.assign_add(reduction_ops.reduce_sum(c))
+
+
+def _bool(x: Any) -> Tensor:
+    t = convert_to_tensor(x)
+    return t if t.dtype.is_bool else compare_ops.not_equal(t, compare_ops.cast(0, t.dtype))
+
+
+def true_positives(labels: Any, predictions: Any, weights: Any = None,
+                   metrics_collections: Any = None, updates_collections: Any = None,
+                   name: str | None = None) -> tuple[Tensor, Tensor]:
+    return _count(compare_ops.logical_and(_bool(labels), _bool(predictions)), weights,
+                  name or "true_positives")
+
+
+def false_positives(labels: Any, predictions: Any, weights: Any = None,
+                    metrics_collections: Any = None, updates_collections: Any = None,
+                    name: str | None = None) -> tuple[Tensor, Tensor]:
+    return _count(compare_ops.logical_and(compare_ops.logical_not(_bool(labels)),
+                                          _bool(predictions)), weights,
+                  name or "false_positives")
+
+
+def false_negatives(labels: Any, predictions: Any, weights: Any = None,
+                    metrics_collections: Any = None, updates_collections: Any = None,
+                    name: str | None = None) -> tuple[Tensor, Tensor]:
+    return _count(compare_ops.logical_and(_bool(labels),
+                                          compare_ops.logical_not(_bool(predictions))),
+                  weights, name or "false_negatives")
+
+
+def precision(labels: Any, predictions: Any, weights: Any = None,
+              metrics_collections: Any = None, updates_collections: Any = None,
+              name: str | None = None) -> tuple[Tensor, Tensor]:
+    """tp / (tp + fp) over everything added (0 when nothing was predicted positive)."""
+    with name_scope(name, "precision"):
+        tp, tp_up = true_positives(labels, predictions, weights)
+        fp, fp_up = false_positives(labels, predictions, weights)
+        value = _safe_div(tp, math_ops.add(tp, fp))
+        update = _safe_div(tp_up, math_ops.add(tp_up, fp_up))
+        _add_collections(value, update, metrics_collections, updates_collections)
+        return value, update
+
+
+def recall(labels: Any, predictions: Any, weights: Any = None,
+           metrics_collections: Any = None, updates_collections: Any = None,
+           name: str | None = None) -> tuple[Tensor, Tensor]:
+    """tp / (tp + fn) over everything added."""
+    with name_scope(name, "recall"):
+        tp, tp_up = true_positives(labels, predictions, weights)
+        fn, fn_up = false_negatives(labels, predictions, weights)
+        value = _safe_div(tp, math_ops.add(tp, fn))
+        update = _safe_div(tp_up, math_ops.add(tp_up, fn_up))
+        _add_collections(value, update, metrics_collections, updates_collections)
+        return value, update
+
+
+def mean_squared_error(labels: Any, predictions: Any, weights: Any = None,
+                       metrics_collections: Any = None, updates_collections: Any = None,
+                       name: str | None = None) -> tuple[Tensor, Tensor]:
+    with name_scope(name, "mean_squared_error"):
+        return mean(math_ops.squared_difference(_f(predictions), _f(labels)), weights,
+                    metrics_collections, updates_collections)
+
+
+def mean_absolute_error(labels: Any, predictions: Any, weights: Any = None,
+                        metrics_collections: Any = None, updates_collections: Any = None,
+                        name: str | None = None) -> tuple[Tensor, Tensor]:
+    with name_scope(name, "mean_absolute_error"):
+        return mean(math_ops.abs(math_ops.subtract(_f(predictions), _f(labels))), weights,
+                    metrics_collections, updates_collections)
+
+
+def root_mean_squared_error(labels: Any, predictions: Any, weights: Any = None,
+                            metrics_collections: Any = None, updates_collections: Any = None,
+                            name: str | None = None) -> tuple[Tensor, Tensor]:
+    with name_scope(name, "root_mean_squared_error"):
+        v, u = mean_squared_error(labels, predictions, weights)
+        return math_ops.sqrt(v), math_ops.sqrt(u)
+
+

@@ -1,0 +1,148 @@
+"""Segment reductions beyond the sum: unsorted_segment_max/min/mean/prod,
+segment_max/min/prod, and `embedding_lookup_sparse` (with `SparseTensor`).
+
+    af.unsorted_segment_max(data, ids, num_segments=3)
+    af.segment_max(data, [0, 0, 1])             # ids sorted; num_segments = max(ids) + 1
+
+Gradients of max/min go to the positions that hold the extreme of their segment, shared
+equally among ties (as TF's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actorflow.graph import Operation, Tensor, name_scope
+from actorflow.op_def import apply_op, convert_to_tensor, define_op, register_gradient
+from actorflow.ops import array_ops, compare_ops, math_ops, reduction_ops
+from actorflow.ops.reduction_ops import _segment_infer, unsorted_segment_sum
+from actorflow.sparse_tensor import SparseTensor
+from devices import dtypes
+from devices.errors import InvalidArgumentError
+
+__all__ = ["unsorted_segment_max", "unsorted_segment_min", "unsorted_segment_mean",
+           "unsorted_segment_prod", "segment_max", "segment_min", "segment_prod",
+           "embedding_lookup_sparse"]
+
+define_op("UnsortedSegmentMax", infer=_segment_infer)
+define_op("UnsortedSegmentMin", infer=_segment_infer)
+
+
+def _args(data: Any, segment_ids: Any, num_segments: Any) -> list[Tensor]:
+    d = convert_to_tensor(data)
+    ids = convert_to_tensor(segment_ids, preferred_dtype=dtypes.int32)
+    n = convert_to_tensor(num_segments, preferred_dtype=ids.dtype) \
+        if not isinstance(num_segments, Tensor) else compare_ops.cast(num_segments, ids.dtype)
+    return [d, ids, n]
+
+
+def unsorted_segment_max(data: Any, segment_ids: Any, num_segments: Any,
+                         name: str | None = None) -> Tensor:
+    """out[i] = max of data[j] with segment_ids[j] == i (the lowest value when empty)."""
+    return apply_op("UnsortedSegmentMax", _args(data, segment_ids, num_segments),
+                    name=name or "UnsortedSegmentMax")[0]
+
+
+def unsorted_segment_min(data: Any, segment_ids: Any, num_segments: Any,
+                         name: str | None = None) -> Tensor:
+    return apply_op("UnsortedSegmentMin", _args(data, segment_ids, num_segments),
+                    name=name or "UnsortedSegmentMin")[0]
+
+
+def _extreme_grad(op: Operation, grad: Tensor) -> list[Any]:
+    data, ids, n = op.inputs
+    y = op.outputs[0]
+    picked = apply_op("GatherDropNegatives", [y, ids])[0]      # each row's segment extreme
+    hit = compare_ops.cast(compare_ops.equal(data, picked), data.dtype)
+    ties = unsorted_segment_sum(hit, ids, n)
+    share = math_ops.truediv(apply_op("GatherDropNegatives", [grad, ids])[0],
+                             apply_op("GatherDropNegatives", [math_ops.maximum(ties, 1.0),
+                                                               ids])[0])
+    return [math_ops.multiply(hit, share), None, None]
+
+
+register_gradient("UnsortedSegmentMax")(_extreme_grad)
+register_gradient("UnsortedSegmentMin")(_extreme_grad)
+
+
+def unsorted_segment_mean(data: Any, segment_ids: Any, num_segments: Any,
+                          name: str | None = None) -> Tensor:
+    with name_scope(name, "UnsortedSegmentMean"):
+        d, ids, n = _args(data, segment_ids, num_segments)
+        s = unsorted_segment_sum(d, ids, n)
+        c = unsorted_segment_sum(array_ops.ones_like(ids, dtype=d.dtype), ids, n)
+        r = d.shape.rank
+        c = math_ops.maximum(c, 1.0)
+        if r is not None and ids.shape.rank is not None and r > ids.shape.rank:
+            c = array_ops.reshape(c, [-1] + [1] * (r - ids.shape.rank))
+        return math_ops.truediv(s, c)
+
+
+def unsorted_segment_prod(data: Any, segment_ids: Any, num_segments: Any,
+                          name: str | None = None) -> Tensor:
+    """The product per segment (1 when empty), as exp of the sum of logs of |x| with the
+    sign and zeros tracked."""
+    with name_scope(name, "UnsortedSegmentProd"):
+        d, ids, n = _args(data, segment_ids, num_segments)
+        if not d.dtype.is_floating:
+            raise InvalidArgumentError("unsorted_segment_prod supports floating data")
+        zero = compare_ops.equal(d, 0.0)
+        mag = math_ops.exp(unsorted_segment_sum(
+            math_ops.log(compare_ops.where(zero, array_ops.ones_like(d), math_ops.abs(d))),
+            ids, n))
+        neg = unsorted_segment_sum(compare_ops.cast(compare_ops.less(d, 0.0), d.dtype), ids, n)
+        sign = math_ops.subtract(1.0, math_ops.multiply(2.0, math_ops.floormod(neg, 2.0)))
+        zeros = unsorted_segment_sum(compare_ops.cast(zero, d.dtype), ids, n)
+        return math_ops.multiply(math_ops.multiply(mag, sign),
+                                 compare_ops.cast(compare_ops.equal(zeros, 0.0), d.dtype))
+
+
+def _sorted_n(segment_ids: Any) -> Tensor:
+    ids = convert_to_tensor(segment_ids, preferred_dtype=dtypes.int32)
+    return math_ops.add(reduction_ops.reduce_max(ids), 1)
+
+
+def segment_max(data: Any, segment_ids: Any, name: str | None = None) -> Tensor:
+    with name_scope(name, "SegmentMax"):
+        return unsorted_segment_max(data, segment_ids, _sorted_n(segment_ids))
+
+
+def segment_min(data: Any, segment_ids: Any, name: str | None = None) -> Tensor:
+    with name_scope(name, "SegmentMin"):
+        return unsorted_segment_min(data, segment_ids, _sorted_n(segment_ids))
+
+
+def segment_prod(data: Any, segment_ids: Any, name: str | None = None) -> Tensor:
+    with name_scope(name, "SegmentProd"):
+        return unsorted_segment_prod(data, segment_ids, _sorted_n(segment_ids))
+
+
+def embedding_lookup_sparse(params: Any, sp_ids: SparseTensor, sp_weights: Any,
+                            partition_strategy: str = "mod", name: str | None = None,
+                            combiner: str = "mean", max_norm: Any = None) -> Tensor:
+    """For each row of the sparse ids (a [batch, k] SparseTensor), the combination of the
+    embeddings of its ids: "sum", "mean" (weighted mean) or "sqrtn" (sum / sqrt(sum w^2)).
+    Rows are numbered up to the largest row present, as in TF."""
+    if combiner not in ("sum", "mean", "sqrtn"):
+        raise InvalidArgumentError(f"combiner must be 'sum', 'mean' or 'sqrtn', got "
+                                   f"{combiner!r}")
+    from actorflow.ops import index_ops
+    from actorflow.ops.nn_ops import embedding_lookup
+    with name_scope(name, "embedding_lookup_sparse"):
+        rows = index_ops.gather(array_ops.transpose(sp_ids.indices), 0)
+        rows = compare_ops.cast(rows, dtypes.int32)
+        n = math_ops.add(reduction_ops.reduce_max(rows), 1)
+        emb = embedding_lookup(params, sp_ids.values, partition_strategy=partition_strategy)
+        if sp_weights is None:
+            w = array_ops.ones_like(rows, dtype=emb.dtype)
+        else:
+            w = compare_ops.cast(sp_weights.values, emb.dtype)
+        summed = unsorted_segment_sum(math_ops.multiply(emb, array_ops.expand_dims(w, 1)),
+                                      rows, n)
+        if combiner == "sum":
+            return summed
+        if combiner == "mean":
+            den = unsorted_segment_sum(w, rows, n)
+        else:
+            den = math_ops.sqrt(unsorted_segment_sum(math_ops.square(w), rows, n))
+        return math_ops.truediv(summed, array_ops.expand_dims(math_ops.maximum(den, 1e-30), 1))
