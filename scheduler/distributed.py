@@ -83,6 +83,7 @@ from scheduler.distributed_plan import (
 from scheduler.graphdef import GraphDef
 from scheduler.remote_rendezvous import TaskKey, endpoint_of, task_name
 from scheduler.runtime import start_loop_thread
+from scheduler.runtime_api import NO_OPTIONS, StepOptions
 from scheduler.worker_service import error_header, in_process_service
 from transport import local_ipc
 from transport.rpc import RpcClient, RpcConfig
@@ -346,9 +347,10 @@ class DistributedRuntime:
         part.header["graphs"] = handles
 
     # -- running -------------------------------------------------------------------------------
-    def run(self, step: DistributedStep, args: list[Any], trace: list | None = None,
-            stats: dict | None = None) -> list[Any]:
-        """Run one step from a thread other than the master's; blocks until it is done."""
+    def run(self, step: DistributedStep, args: list[Any], options: StepOptions = NO_OPTIONS,
+            trace: list | None = None, stats: dict | None = None) -> list[Any]:
+        """Run one step from a thread other than the master's; blocks until it is done
+        (`options.timeout_s`: then fails with DeadlineExceeded, aborted on every task)."""
         self._check_open()
         if self._thread is None and self._host is None:
             raise FailedPreconditionError(
@@ -366,11 +368,16 @@ class DistributedRuntime:
             except trio.RunFinishedError:
                 raise UnavailableError("the session's connection to the cluster has shut "
                                        "down") from None
-        lock.acquire()
+        if options.timeout_s is None:
+            lock.acquire()
+        elif not lock.acquire(timeout=options.timeout_s):
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(flight.fail, _deadline_error(flight, options))
+            lock.acquire()  # `fail` ends the flight at once
         return flight.result()
 
-    async def arun(self, step: DistributedStep, args: list[Any], trace: list | None = None,
-                   stats: dict | None = None) -> list[Any]:
+    async def arun(self, step: DistributedStep, args: list[Any], options: StepOptions = NO_OPTIONS,
+                   trace: list | None = None, stats: dict | None = None) -> list[Any]:
         """Run one step from a task of the master's trio loop."""
         self._check_open()
         if not step.registered:
@@ -379,7 +386,10 @@ class DistributedRuntime:
         flight = _Flight(self, step, args, trace, stats, done.set)
         flight.start()
         try:
-            await done.wait()
+            with trio.move_on_after(math.inf if options.timeout_s is None else options.timeout_s):
+                await done.wait()
+            if not done.is_set():
+                flight.fail(_deadline_error(flight, options))
         except BaseException:
             flight.fail(CancelledError("the step was cancelled by its caller"))
             raise
@@ -402,6 +412,12 @@ class DistributedRuntime:
                 raise
             return
         flight.start()
+
+    def stop(self) -> None:
+        """Stop `serve` (call from its own trio loop)."""
+        self.closed = True
+        if self._cancel is not None:
+            self._cancel.cancel()
 
     def abort_on(self, parts: Sequence[TaskPart], step_id: int, error: OpError) -> None:
         """Tell the tasks of `parts` to abort step `step_id` (from tasks: off the hot path)."""
@@ -803,6 +819,12 @@ async def _ask_status(client: Any, timeout: float) -> Any:
             except UnavailableError:
                 await client.wait_ready()
     return None
+
+
+def _deadline_error(flight: _Flight, options: StepOptions) -> DeadlineExceededError:
+    return DeadlineExceededError(
+        f"step {flight.step_id} ran past its deadline (RunOptions.timeout_in_ms="
+        f"{(options.timeout_s or 0) * 1e3:.0f}); it was aborted on every task")
 
 
 def _endpoint_of_target(target: str) -> str:
