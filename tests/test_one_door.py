@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import trio
+import trio.testing
 
 import actorflow as af
 from actorflow.cluster import LocalCluster
