@@ -182,6 +182,7 @@ def test_a_long_loop_on_a_ps_task_is_slow_not_dead_and_shares_the_task() -> None
                                        (af.constant(0, af.int64), af.constant(0, af.int64)))
                 v = af.Variable(np.float32(0.0), name="v")
                 bump = v.assign_add(1.0)
+                forever = _endless_loop()
             init = af.global_variables_initializer()
         config = af.ConfigProto(rpc_options=heartbeat)
         target = cluster.target("worker", 0)
@@ -211,3 +212,9 @@ def test_a_long_loop_on_a_ps_task_is_slow_not_dead_and_shares_the_task() -> None
             assert result["seconds"] > 1.0  # longer than the heartbeat timeout
             assert bumps >= 10, f"only {bumps} small steps ran during the long one"
             assert s.run(v) == bumps
+            # a deadline aborts the step on the PS task too, which then serves the next step
+            t0 = time.perf_counter()
+            with pytest.raises(DeadlineExceededError, match="deadline"):
+                s.run(forever, options=af.RunOptions(timeout_in_ms=500))
+            assert time.perf_counter() - t0 < 1.0
+            assert s.run(bump) == bumps + 1
