@@ -13,7 +13,9 @@ the back of the mailbox so that other steps get their turn) or None.
 The door:
   - when the device is idle (nobody holds it, the mailbox is empty), the caller runs one slice
     *inline*, on its own thread, holding the device: most steps are shorter than the ~100 us
-    that waking the actor's thread costs here. What the slice leaves over is posted.
+    that waking the actor's thread costs here. What the slice leaves over is posted. (A sync
+    caller, off the device's trio thread, may run further slices while nobody else wants the
+    device, `is_wanted`: it holds up no trio loop.)
   - when the device is busy the item is posted to the mailbox, and the actor runs it in turn.
 Whoever runs a slice holds the device's *baton* (a `threading.Lock` taken without blocking:
 the actor's identity for that moment). Nobody ever waits on the baton: a caller that finds it
@@ -124,6 +126,10 @@ class Device:
         else:
             self._mailbox.append(item)
             self._wake()
+
+    def is_wanted(self) -> bool:
+        """True if items wait in the mailbox (an inline holder should let the device go)."""
+        return bool(self._mailbox)
 
     def has_room(self) -> bool:
         """True while the mailbox admits new steps (see the module doc)."""

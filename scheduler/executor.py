@@ -72,6 +72,7 @@ Tracing: ``ctx.trace`` is None or a `scheduler.step_trace.StepTrace`; the loop r
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -97,6 +98,7 @@ from scheduler.executable import (  # noqa: F401  (Executable, compile_partition
 )
 from scheduler.frame_ops import Frame, FrameOps, IterState
 from scheduler.node_errors import node_error
+from scheduler.runtime_api import StepOptions
 
 
 class StepContext:
@@ -106,11 +108,11 @@ class StepContext:
     """
 
     __slots__ = ("step_id", "args", "rets", "rendezvous", "trace", "done", "error",
-                 "_remaining", "on_abort", "options", "bytes_moved")
+                 "_remaining", "on_abort", "options", "bytes_moved", "deadline")
 
     def __init__(self, step_id: int, args: list[Any], n_rets: int, n_parts: int,
                  done: Callable[[OpError | None], None], rendezvous: Any = None,
-                 trace: list | None = None, options: Any = None):
+                 trace: list | None = None, options: StepOptions | None = None):
         self.step_id = step_id
         self.args = args
         self.rets: list[Any] = [None] * n_rets
@@ -122,6 +124,9 @@ class StepContext:
         self.on_abort: list[Callable[[OpError], None]] = []
         self.options = options
         self.bytes_moved = 0  # bytes put into the rendezvous by this step's Sends
+        timeout = options.timeout_s if options is not None else None
+        # time.perf_counter() after which the step must be aborted (the runtime does it)
+        self.deadline = math.inf if timeout is None else time.perf_counter() + timeout
 
     def abort(self, error: OpError) -> None:
         """First error wins: remember it and wake everything waiting for this step."""
@@ -163,13 +168,18 @@ class StepRun(FrameOps):
 
     def run_slice(self, device: Any, on_loop: bool) -> StepRun | None:
         """One slice of the step (see `devices.device.WorkItem`): itself if there is more
-        to run now, None when it finished or waits."""
+        to run now, None when it finished or waits. On a sync caller's thread, slices follow
+        each other there until someone else wants the device (or the step's deadline)."""
         self.queued = False
         if self.finished:
             return None
-        if self._drain(device, on_loop):
-            self.queued = True
-            return self
+        while self._drain(device, on_loop):
+            if on_loop or self.parked or device.is_wanted() or (
+                    time.perf_counter() > self.ctx.deadline):
+                self.queued = True
+                return self
+            # Off the device's trio thread, with nobody waiting for the device, the caller's
+            # thread goes on (the loop it would yield to is not this thread's).
         return None
 
     def _on_value(self, device: Any, i: int, st: IterState, t0: float
@@ -352,7 +362,7 @@ class StepRun(FrameOps):
                         if p == 0:
                             ready.insert(0, j)
                 count += 1
-                if not (count & 7) and clock() > deadline:
+                if not (count & 15) and clock() > deadline:
                     pause = True
                     break
             self.current = None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import _thread
 import itertools
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -153,7 +154,7 @@ class LocalRuntime:
         timeout = options.timeout_s
         if timeout is None:
             lock.acquire()
-        elif not lock.acquire(timeout=timeout):
+        elif not lock.acquire(timeout=max(0.0, ctx.deadline - time.perf_counter())):
             error = _deadline_error(ctx, timeout)
             try:  # every device stops the step at its next slice
                 assert self._token is not None
