@@ -50,9 +50,9 @@ nodes and the rest go to `FrameOps._special`.
   - Fused loops: a loop whose body is only synchronous kernels (`control_flow.plan_fused`)
     gains nothing from overlapping iterations, since one actor runs them all anyway. Once
     every Enter has arrived, `FrameOps._run_fused` runs it iteration after iteration over a
-    fixed list of nodes, one value per slot and no pending counts (measured 1.3-2x faster
-    than the ready loop on scalar loops), within the same slices, and delivers its Exits
-    through the same `_deliver` as everything else.
+    fixed list of nodes, one value per slot and no pending counts (a scalar counting loop:
+    181-193k iterations per CPU second fused, 45-46k through the ready loop), within the
+    same slices, and delivers its Exits through the same `_deliver` as everything else.
 
 The bookkeeping after a node ran (store its outputs, release inputs after their last reader,
 decrement successors' pending counts) is written once in the loop and once as a function
