@@ -11,13 +11,13 @@ may grow meanwhile (existing plans stay valid, as TF's Extend).
 
 The runtime behind a session is a `scheduler.runtime_api.Runtime`: this process's devices
 (`LocalRuntime`) or, for a target ``af://host:port``, a cluster's (`DistributedRuntime`).
-One implementation of `run`: `_begin` (plan, feeds, `RunOptions` as the step's options,
-a `StepTrace` when run metadata is asked for), the runtime's step, `_end` (run metadata,
-the fetch structure). The async API awaits the runtime's async step (`arun`) in the caller's
-trio nursery, which hosts the devices; the sync API is the thin wrapper around it that hosts
-them on a thread of their own and blocks on each step (`run`). `RunOptions.timeout_in_ms`
-fails a step with DeadlineExceededError and cancels it on every device and task; the session
-stays usable.
+One implementation of `run`: `_begin` (plan, feeds, `RunOptions` as the step's timeout, a
+`StepTrace` of its trace level when run metadata is asked for), the runtime's step, `_end`
+(run metadata, the fetch structure). The async API awaits the runtime's async step (`arun`)
+in the caller's trio nursery, which hosts the devices; the sync API is the thin wrapper
+around it that hosts them on a thread of their own and blocks on each step (`run`).
+`RunOptions.timeout_in_ms` fails a step with DeadlineExceededError and cancels it on every
+device and task; the session stays usable.
 
     with af.Session() as s:                       # sync
         s.run(train_op, {x: batch})
@@ -42,7 +42,7 @@ from devices.errors import FailedPreconditionError, InvalidArgumentError
 from scheduler.cost_model import CostModel
 from scheduler.graphdef import GraphDef, NodeDef
 from scheduler.runtime import LocalRuntime
-from scheduler.runtime_api import NO_OPTIONS, Runtime, StepOptions
+from scheduler.runtime_api import Runtime
 from scheduler.step_trace import StepTrace
 
 _default_session: contextvars.ContextVar[Any] = contextvars.ContextVar(
@@ -184,23 +184,25 @@ class Session:
             raise FailedPreconditionError(
                 "this session runs inside trio ('async with'): use 'await s.run(...)' on the "
                 "object 'async with' gave you")
-        plan, args, opts, trace, stats = self._begin(fetches, feed_dict, options, run_metadata)
-        rets = self._runtime.run(plan.step, args, opts, trace, stats)
+        plan, args, timeout, trace, stats = self._begin(fetches, feed_dict, options,
+                                                        run_metadata)
+        rets = self._runtime.run(plan.step, args, trace, stats, timeout=timeout)
         return self._end(plan, rets, trace, stats, run_metadata)
 
     def _begin(self, fetches: Any, feed_dict: dict | None, options: RunOptions | None,
                run_metadata: RunMetadata | None
-               ) -> tuple[_Plan, list[Any], StepOptions, StepTrace | None, dict | None]:
-        """The first half of `run` (sync and async): the plan, the feeds, the step's options
-        and, when run metadata is asked for, its trace and stats."""
+               ) -> tuple[_Plan, list[Any], float | None, StepTrace | None, dict | None]:
+        """The first half of `run` (sync and async): the plan, the feeds, the step's timeout
+        (seconds) and, when run metadata is asked for, its trace and stats."""
         plan, args = self._prepare(fetches, feed_dict)
-        opts = NO_OPTIONS
-        if options is not None and (options.timeout_in_ms or options.trace_level):
-            opts = StepOptions(options.timeout_in_ms / 1e3 if options.timeout_in_ms > 0
-                               else None, options.trace_level)
+        if options is None:
+            timeout, level = None, RunOptions.FULL_TRACE
+        else:
+            timeout = options.timeout_in_ms / 1e3 if options.timeout_in_ms > 0 else None
+            level = options.trace_level or RunOptions.FULL_TRACE
         if run_metadata is None:
-            return plan, args, opts, None, None
-        return plan, args, opts, StepTrace(max(opts.trace_level, 1)), {}
+            return plan, args, timeout, None, None
+        return plan, args, timeout, StepTrace(level), {}
 
     def _end(self, plan: _Plan, rets: list[Any], trace: StepTrace | None, stats: dict | None,
              run_metadata: RunMetadata | None) -> Any:
@@ -293,8 +295,8 @@ class AsyncSession:
         s = self._s
         if s.closed:
             raise FailedPreconditionError("attempted to use a closed session")
-        plan, args, opts, trace, stats = s._begin(fetches, feed_dict, options, run_metadata)
-        rets = await s._runtime.arun(plan.step, args, opts, trace, stats)
+        plan, args, timeout, trace, stats = s._begin(fetches, feed_dict, options, run_metadata)
+        rets = await s._runtime.arun(plan.step, args, trace, stats, timeout=timeout)
         return s._end(plan, rets, trace, stats, run_metadata)
 
 

@@ -83,7 +83,6 @@ from scheduler.distributed_plan import (
 from scheduler.graphdef import GraphDef
 from scheduler.remote_rendezvous import TaskKey, endpoint_of, task_name
 from scheduler.runtime import start_loop_thread
-from scheduler.runtime_api import NO_OPTIONS, StepOptions
 from scheduler.worker_service import error_header, in_process_service
 from transport import local_ipc
 from transport.rpc import RpcClient, RpcConfig
@@ -347,10 +346,10 @@ class DistributedRuntime:
         part.header["graphs"] = handles
 
     # -- running -------------------------------------------------------------------------------
-    def run(self, step: DistributedStep, args: list[Any], options: StepOptions = NO_OPTIONS,
-            trace: list | None = None, stats: dict | None = None) -> list[Any]:
+    def run(self, step: DistributedStep, args: list[Any], trace: list | None = None,
+            stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a thread other than the master's; blocks until it is done
-        (`options.timeout_s`: then fails with DeadlineExceeded, aborted on every task)."""
+        (at most `timeout` seconds: then DeadlineExceeded, the step aborted on every task)."""
         self._check_open()
         if self._thread is None and self._host is None:
             raise FailedPreconditionError(
@@ -368,16 +367,16 @@ class DistributedRuntime:
             except trio.RunFinishedError:
                 raise UnavailableError("the session's connection to the cluster has shut "
                                        "down") from None
-        if options.timeout_s is None:
+        if timeout is None:
             lock.acquire()
-        elif not lock.acquire(timeout=options.timeout_s):
+        elif not lock.acquire(timeout=timeout):
             with contextlib.suppress(trio.RunFinishedError):
-                self._token.run_sync_soon(flight.fail, _deadline_error(flight, options))
+                self._token.run_sync_soon(flight.fail, _deadline_error(flight, timeout))
             lock.acquire()  # `fail` ends the flight at once
         return flight.result()
 
-    async def arun(self, step: DistributedStep, args: list[Any], options: StepOptions = NO_OPTIONS,
-                   trace: list | None = None, stats: dict | None = None) -> list[Any]:
+    async def arun(self, step: DistributedStep, args: list[Any], trace: list | None = None,
+                   stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a task of the master's trio loop."""
         self._check_open()
         if not step.registered:
@@ -386,10 +385,10 @@ class DistributedRuntime:
         flight = _Flight(self, step, args, trace, stats, done.set)
         flight.start()
         try:
-            with trio.move_on_after(math.inf if options.timeout_s is None else options.timeout_s):
+            with trio.move_on_after(math.inf if timeout is None else timeout):
                 await done.wait()
             if not done.is_set():
-                flight.fail(_deadline_error(flight, options))
+                flight.fail(_deadline_error(flight, timeout))
         except BaseException:
             flight.fail(CancelledError("the step was cancelled by its caller"))
             raise
@@ -821,10 +820,10 @@ async def _ask_status(client: Any, timeout: float) -> Any:
     return None
 
 
-def _deadline_error(flight: _Flight, options: StepOptions) -> DeadlineExceededError:
+def _deadline_error(flight: _Flight, timeout: float | None) -> DeadlineExceededError:
     return DeadlineExceededError(
         f"step {flight.step_id} ran past its deadline (RunOptions.timeout_in_ms="
-        f"{(options.timeout_s or 0) * 1e3:.0f}); it was aborted on every task")
+        f"{(timeout or 0) * 1e3:.0f}); it was aborted on every task")
 
 
 def _endpoint_of_target(target: str) -> str:

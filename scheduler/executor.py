@@ -98,7 +98,6 @@ from scheduler.executable import (  # noqa: F401  (Executable, compile_partition
 )
 from scheduler.frame_ops import Frame, FrameOps, IterState
 from scheduler.node_errors import node_error
-from scheduler.runtime_api import StepOptions
 
 
 class StepContext:
@@ -108,11 +107,11 @@ class StepContext:
     """
 
     __slots__ = ("step_id", "args", "rets", "rendezvous", "trace", "done", "error",
-                 "_remaining", "on_abort", "options", "bytes_moved", "deadline")
+                 "_remaining", "on_abort", "bytes_moved", "deadline")
 
     def __init__(self, step_id: int, args: list[Any], n_rets: int, n_parts: int,
                  done: Callable[[OpError | None], None], rendezvous: Any = None,
-                 trace: list | None = None, options: StepOptions | None = None):
+                 trace: list | None = None, timeout: float | None = None):
         self.step_id = step_id
         self.args = args
         self.rets: list[Any] = [None] * n_rets
@@ -122,9 +121,7 @@ class StepContext:
         self.error: OpError | None = None
         self._remaining = n_parts
         self.on_abort: list[Callable[[OpError], None]] = []
-        self.options = options
         self.bytes_moved = 0  # bytes put into the rendezvous by this step's Sends
-        timeout = options.timeout_s if options is not None else None
         # time.perf_counter() after which the step must be aborted (the runtime does it)
         self.deadline = math.inf if timeout is None else time.perf_counter() + timeout
 

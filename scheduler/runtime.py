@@ -5,20 +5,20 @@ Design
 The device actors live in one trio loop. A sync user gets that loop on a thread of its own
 (`start_in_thread`); a trio user hosts it in their own nursery (`serve`), so the async API
 needs no thread hop. Either way a step is the same (`_start`): make a `StepContext` (feeds,
-result slots, the step's rendezvous, its options and trace) and hand one `StepRun` per
+result slots, the step's rendezvous, its deadline and trace) and hand one `StepRun` per
 partition to its device's one door, `Device.run_or_post`: a one-partition step whose device
 is idle runs its first slice inline on the caller, whatever thread that is (a step of several
 partitions does so only on the devices' own thread, since its partitions share a
 rendezvous), and what is left goes to the device's mailbox. The async `arun` then awaits the
 step's done-callback; the sync `run` is a thin wrapper that blocks on a lock the
-done-callback releases. A step given a deadline (`StepOptions.timeout_s`) that passes is
-aborted on every device (each partition stops at its next slice) and fails with
+done-callback releases. A step whose deadline (``timeout``, RunOptions.timeout_in_ms) passes
+is aborted on every device (each partition stops at its next slice) and fails with
 DeadlineExceededError; the devices and the session stay usable.
 
     rt = LocalRuntime(RuntimeConfig())
     rt.start_in_thread()
     step = rt.compile(graph_def, feeds=["x:0"], fetches=["y:0"], targets=[])
-    rets = rt.run(step, [feed_value], StepOptions(timeout_s=1.0))
+    rets = rt.run(step, [feed_value], timeout=1.0)
     rt.close()
 """
 
@@ -45,7 +45,6 @@ from scheduler import step_compiler
 from scheduler.config import RuntimeConfig
 from scheduler.executor import StepContext, StepRun
 from scheduler.rendezvous import Rendezvous
-from scheduler.runtime_api import NO_OPTIONS, StepOptions
 from scheduler.step_compiler import CompiledStep
 from scheduler.step_trace import StepTrace
 
@@ -127,19 +126,19 @@ class LocalRuntime:
                                           cost_model=cost_model)
 
     def _start(self, step: CompiledStep, args: list[Any], done: Callable[[OpError | None], None],
-               options: StepOptions, trace: StepTrace | None) -> StepContext:
+               timeout: float | None, trace: StepTrace | None) -> StepContext:
         """Start a step from any thread: each partition through its device's door."""
         parts = step.parts
         step_id = next(_step_ids)
         rdv = Rendezvous(step_id) if len(parts) > 1 else None
-        ctx = StepContext(step_id, args, step.n_rets, len(parts), done, rdv, trace, options)
+        ctx = StepContext(step_id, args, step.n_rets, len(parts), done, rdv, trace, timeout)
         inline = len(parts) == 1 or threading.get_ident() == self._loop_thread
         for dev, exe in parts:
             dev.run_or_post(StepRun(exe, ctx), inline)
         return ctx
 
-    def run(self, step: CompiledStep, args: list[Any], options: StepOptions = NO_OPTIONS,
-            trace: StepTrace | None = None, stats: dict | None = None) -> list[Any]:
+    def run(self, step: CompiledStep, args: list[Any], trace: StepTrace | None = None,
+            stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a thread other than the runtime's; blocks until it is done."""
         self._check_open()
         if self._thread is None:
@@ -150,8 +149,7 @@ class LocalRuntime:
             return [None] * step.n_rets
         lock = _thread.allocate_lock()
         lock.acquire()
-        ctx = self._start(step, args, lambda _error: lock.release(), options, trace)
-        timeout = options.timeout_s
+        ctx = self._start(step, args, lambda _error: lock.release(), timeout, trace)
         if timeout is None:
             lock.acquire()
         elif not lock.acquire(timeout=max(0.0, ctx.deadline - time.perf_counter())):
@@ -169,8 +167,8 @@ class LocalRuntime:
             raise ctx.error
         return ctx.rets
 
-    async def arun(self, step: CompiledStep, args: list[Any], options: StepOptions = NO_OPTIONS,
-                   trace: StepTrace | None = None, stats: dict | None = None) -> list[Any]:
+    async def arun(self, step: CompiledStep, args: list[Any], trace: StepTrace | None = None,
+                   stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a task of the runtime's own trio loop: the async core."""
         self._check_open()
         if not step.parts:
@@ -179,9 +177,8 @@ class LocalRuntime:
             if not dev.has_room():  # back-pressure: the mailbox is full
                 await dev.wait_for_room()
         waiter = _Waiter()
-        ctx = self._start(step, args, waiter, options, trace)
+        ctx = self._start(step, args, waiter, timeout, trace)
         if not waiter.done:
-            timeout = options.timeout_s
             if timeout is None:
                 await waiter.wait(ctx)
             else:

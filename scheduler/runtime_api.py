@@ -4,40 +4,26 @@
 `scheduler.distributed.DistributedRuntime` (a cluster's tasks, with the master in the client)
 both implement `Runtime`; `actorflow.session` uses nothing else of them. The async step
 (`arun`, awaited in the runtime's own trio loop) is the core; `run` is the same step for a
-thread other than the runtime's, blocking until it is done.
+thread other than the runtime's, blocking until it is done. A step's options
+(`RunOptions`) reach every device and task it runs on: `timeout` (seconds; the step then fails
+with DeadlineExceededError and is aborted everywhere) and, for a traced step, its
+`StepTrace` (whose `level` is `RunOptions.trace_level`).
 
     rt: Runtime = LocalRuntime(RuntimeConfig())
     rt.start_in_thread()                              # or: await nursery.start(rt.serve)
     step = rt.compile(graph_def, feeds=["x:0"], fetches=["y:0"], targets=[])
-    rets = rt.run(step, [x], StepOptions(timeout_s=1.0))
+    rets = rt.run(step, [x], timeout=1.0)
     rt.close()
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from devices.device import DeviceStatistics
 from scheduler.config import RuntimeConfig
 from scheduler.step_trace import StepTrace
-
-
-@dataclass(frozen=True)
-class StepOptions:
-    """Per-step options (from `RunOptions`), reaching every device and task of the step.
-
-    timeout_s: the step fails with DeadlineExceededError after this many seconds, and is
-        aborted on every device and task it runs on (None: no deadline of its own).
-    trace_level: `RunOptions.trace_level`; the level of the step's `StepTrace`, if traced.
-    """
-
-    timeout_s: float | None = None
-    trace_level: int = 0
-
-
-NO_OPTIONS = StepOptions()
 
 
 class Runtime(Protocol):
@@ -73,13 +59,13 @@ class Runtime(Protocol):
         """Compile one step signature for this runtime's devices."""
         ...
 
-    def run(self, step: Any, args: list[Any], options: StepOptions = NO_OPTIONS,
-            trace: StepTrace | None = None, stats: dict | None = None) -> list[Any]:
+    def run(self, step: Any, args: list[Any], trace: StepTrace | None = None,
+            stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a thread other than the runtime's; block until it is done."""
         ...
 
-    async def arun(self, step: Any, args: list[Any], options: StepOptions = NO_OPTIONS,
-                   trace: StepTrace | None = None, stats: dict | None = None) -> list[Any]:
+    async def arun(self, step: Any, args: list[Any], trace: StepTrace | None = None,
+                   stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a task of the runtime's own trio loop."""
         ...
 
