@@ -1,4 +1,5 @@
-"""``python -m actorflow worker|cluster ...``: see `actorflow.cli`."""
+"""``python -m actorflow ...``: the `actorflow` program (`actorflow.cli.main`, the same entry
+point as the installed ``actorflow`` script)."""
 
 import sys
 

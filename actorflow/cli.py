@@ -1,4 +1,12 @@
-"""The library's daemons on the command line: ``python -m actorflow worker|cluster ...``.
+"""The `actorflow` program: ``python -m actorflow ...`` and the installed ``actorflow`` script
+are this one `main`.
+
+Its own commands are the library's daemons, ``worker`` and ``cluster``. Layers above the
+library add commands without the library importing them: a package declares them as entry
+points of the group ``actorflow.commands`` (pyproject.toml: the reference models' ``demo``
+and ``train``), each a function of the rest of the command line returning an exit status;
+`main` finds them in the installed distributions' metadata (a source checkout that is not
+installed runs the models' commands with ``python -m models``).
 
     actorflow worker --cluster cluster.json --job ps --task 0 [--bind HOST] [--device-count CPU=1]
     AF_CONFIG='{"cluster": {...}, "task": {"type": "ps", "index": 0}}' actorflow worker
@@ -47,12 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from actorflow.client import cli as obs_cli
 
         return obs_cli.main(argv)
+    extra = added_commands()
+    if argv and argv[0] in extra:
+        return int(extra[argv[0]].load()(argv[1:]) or 0)
     parser = argparse.ArgumentParser(prog="actorflow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     add_worker_arguments(sub.add_parser("worker", help=WORKER_HELP, description=WORKER_HELP))
     sub.add_parser("cluster", help="run a local cluster on loopback (see 'cluster --help')")
     sub.add_parser("keys", help="make a cluster's key directory (see 'keys --help')")
+    for name, ep in sorted(extra.items()):
+        sub.add_parser(name, help=f"see '{name} --help' ({ep.value})")
     args = parser.parse_args(argv)
     try:
         service_config = worker_config(args, os.environ.get("AF_CONFIG"))
@@ -60,6 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"actorflow worker: {e}", file=sys.stderr)
         return 2
     return run_worker(service_config)
+
+
+COMMANDS_GROUP = "actorflow.commands"
+
+
+def added_commands() -> dict[str, Any]:
+    """The commands layers above the library declare (entry points of `COMMANDS_GROUP`), by
+    name; the library's own names win."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)
+            if ep.name not in ("worker", "cluster")}
 
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:

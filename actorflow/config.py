@@ -99,6 +99,15 @@ class ConfigProto:
 
 
 class RunOptions:
+    """Options of one `Session.run` (TF1's RunOptions).
+
+    timeout_in_ms: > 0 fails the step with DeadlineExceededError after that long and cancels
+        it on every device and task it runs on; the session stays usable. 0: no deadline.
+    trace_level: with a `RunMetadata` to fill, what the step's trace records
+        (`scheduler.step_trace.StepTrace.level`; every level records each node's device, start
+        and end).
+    """
+
     NO_TRACE = 0
     SOFTWARE_TRACE = 1
     HARDWARE_TRACE = 2

@@ -4,13 +4,20 @@ Design
 ------
 `Session.run(fetches, feed_dict)` looks up a `_Plan` for the *signature* of the call — the
 fetch structure and the fed tensors — and compiles one on a miss (export the graph, then
-`scheduler.master.compile_step`: prune, rewrite, place, partition, compile). A plan knows how
+the runtime's `compile`: prune, rewrite, place, partition, compile). A plan knows how
 to convert feeds (dtype and shape checked against each fed tensor), and how to rebuild the
 nested fetch structure from the step's flat results. Plans are cached per session; the graph
 may grow meanwhile (existing plans stay valid, as TF's Extend).
 
-One executor, two front doors: the sync API hosts the device actors on a thread of their own and
-blocks on each step; the async API hosts them in the caller's trio nursery:
+The runtime behind a session is a `scheduler.runtime_api.Runtime`: this process's devices
+(`LocalRuntime`) or, for a target ``af://host:port``, a cluster's (`DistributedRuntime`).
+One implementation of `run`: `_begin` (plan, feeds, `RunOptions` as the step's timeout, a
+`StepTrace` of its trace level when run metadata is asked for), the runtime's step, `_end`
+(run metadata, the fetch structure). The async API awaits the runtime's async step (`arun`)
+in the caller's trio nursery, which hosts the devices; the sync API is the thin wrapper
+around it that hosts them on a thread of their own and blocks on each step (`run`).
+`RunOptions.timeout_in_ms` fails a step with DeadlineExceededError and cancels it on every
+device and task; the session stays usable.
 
     with af.Session() as s:                       # sync
         s.run(train_op, {x: batch})
@@ -39,6 +46,8 @@ from scheduler import tracing
 from scheduler.cost_model import CostModel
 from scheduler.graphdef import GraphDef, NodeDef
 from scheduler.runtime import LocalRuntime
+from scheduler.runtime_api import Runtime
+from scheduler.step_trace import StepTrace
 
 _default_session: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "af_default_session", default=None)
@@ -75,7 +84,7 @@ class Session:
         if target:  # a cluster: the master runs here, the steps on its tasks
             from actorflow.server import connect_runtime
 
-            self._runtime: Any = connect_runtime(target, self.config)
+            self._runtime: Runtime = connect_runtime(target, self.config)
         else:
             self._runtime = LocalRuntime(self.config.to_runtime())
         self._plans: dict[Any, _Plan] = {}
@@ -139,9 +148,7 @@ class Session:
 
     async def __aexit__(self, *exc: Any) -> bool | None:
         self.closed = True
-        self._runtime.closed = True
-        if self._runtime._cancel is not None:
-            self._runtime._cancel.cancel()
+        self._runtime.stop()
         return await self._nursery_cm.__aexit__(*exc)
 
     def close(self) -> None:
@@ -163,12 +170,9 @@ class Session:
     def statistics(self) -> list[Any]:
         """Per-device statistics (mailbox depth, pool bytes, hits and misses); for a session
         on a cluster, every task's devices, asked of the tasks now."""
-        remote = getattr(self._runtime, "statistics", None)
-        if remote is not None:
-            if not self._started:
-                self._ensure_thread()
-            return remote()
-        return [d.statistics() for d in self._runtime.devices]
+        if not self._started:
+            self._ensure_thread()
+        return self._runtime.statistics()
 
     # -- running -----------------------------------------------------------------------------
     def run(self, fetches: Any, feed_dict: dict | None = None, options: RunOptions | None = None,
@@ -184,11 +188,29 @@ class Session:
             raise FailedPreconditionError(
                 "this session runs inside trio ('async with'): use 'await s.run(...)' on the "
                 "object 'async with' gave you")
+        plan, args, timeout, trace, stats = self._begin(fetches, feed_dict, options,
+                                                        run_metadata)
+        rets = self._runtime.run(plan.step, args, trace, stats, timeout=timeout)
+        return self._end(plan, rets, trace, stats, run_metadata)
+
+    def _begin(self, fetches: Any, feed_dict: dict | None, options: RunOptions | None,
+               run_metadata: RunMetadata | None
+               ) -> tuple[_Plan, list[Any], float | None, StepTrace | None, dict | None]:
+        """The first half of `run` (sync and async): the plan, the feeds, the step's timeout
+        (seconds) and, when run metadata is asked for, its trace and stats."""
         plan, args = self._prepare(fetches, feed_dict)
-        trace = stats = None
-        if run_metadata is not None:
-            trace, stats = [], {}
-        rets = self._runtime.run(plan.step, args, trace, stats)
+        if options is None:
+            timeout, level = None, RunOptions.FULL_TRACE
+        else:
+            timeout = options.timeout_in_ms / 1e3 if options.timeout_in_ms > 0 else None
+            level = options.trace_level or RunOptions.FULL_TRACE
+        if run_metadata is None:
+            return plan, args, timeout, None, None
+        return plan, args, timeout, StepTrace(level), {}
+
+    def _end(self, plan: _Plan, rets: list[Any], trace: StepTrace | None, stats: dict | None,
+             run_metadata: RunMetadata | None) -> Any:
+        """The second half of `run`: run metadata, then the fetch structure."""
         if run_metadata is not None:
             _fill_metadata(run_metadata, trace, stats, plan)
             self._record_costs(trace)
@@ -278,18 +300,11 @@ class AsyncSession:
 
     def statistics(self) -> list[Any]:
         """Per-device statistics of a local session (see `astatistics` for a cluster's)."""
-        if hasattr(self._s._runtime, "astatistics"):
-            raise FailedPreconditionError(
-                "statistics of a cluster's devices come over the network: use "
-                "'await session.astatistics()'")
-        return self._s.statistics()
+        return self._s._runtime.statistics()
 
     async def astatistics(self) -> list[Any]:
         """Per-device statistics; for a session on a cluster, asked of every task now."""
-        remote = getattr(self._s._runtime, "astatistics", None)
-        if remote is not None:
-            return await remote()
-        return self._s.statistics()
+        return await self._s._runtime.astatistics()
 
     async def run(self, fetches: Any, feed_dict: dict | None = None,
                   options: RunOptions | None = None,
@@ -297,24 +312,9 @@ class AsyncSession:
         s = self._s
         if s.closed:
             raise FailedPreconditionError("attempted to use a closed session")
-        plan, args = s._prepare(fetches, feed_dict)
-        launch = getattr(s._runtime, "launch", None)  # a DistributedRuntime has none
-        if run_metadata is None and launch is not None:
-            # the fast path: finish inline when the device is idle
-            ctx, waiter = launch(plan.step, args)
-            if not waiter.done:
-                await waiter.wait(ctx)
-            if ctx.error is not None:
-                raise ctx.error
-            return plan.build(ctx.rets)
-        if run_metadata is None:
-            return plan.build(await s._runtime.arun(plan.step, args))
-        trace: list = []
-        stats: dict = {}
-        rets = await s._runtime.arun(plan.step, args, trace, stats)
-        _fill_metadata(run_metadata, trace, stats, plan)
-        s._record_costs(trace)
-        return plan.build(rets)
+        plan, args, timeout, trace, stats = s._begin(fetches, feed_dict, options, run_metadata)
+        rets = await s._runtime.arun(plan.step, args, trace, stats, timeout=timeout)
+        return s._end(plan, rets, trace, stats, run_metadata)
 
 
 def _print(line: str) -> None:

@@ -109,6 +109,9 @@ def _worker(params: dict[str, Any]) -> int:
     import actorflow as af
 
     task = int(params["task"])
+    if params.get("no_send_ahead"):  # issue 11: measure the master's send-ahead against none
+        from scheduler.distributed import _Flight
+        _Flight.send_ahead = lambda self: None  # type: ignore[method-assign]
     server = None
     target = params["target"]
     if params["inproc"]:
@@ -170,7 +173,8 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 
 def run_actorflow(workers_list: list[int], models: list[str], duration: float, warmup: int,
-                  inproc: bool) -> dict[str, dict[int, dict[str, float]]]:
+                  inproc: bool, no_send_ahead: bool = False
+                  ) -> dict[str, dict[int, dict[str, float]]]:
     from actorflow.cluster import LocalCluster, child_env, spawn, stop_processes
 
     table: dict[str, dict[int, dict[str, float]]] = {m: {} for m in models}
@@ -183,7 +187,8 @@ def run_actorflow(workers_list: list[int], models: list[str], duration: float, w
                 env = child_env()
                 for k in range(nw):
                     params = {"task": k, "cluster": spec, "target": cluster.target("worker", k),
-                              "inproc": inproc, "duration": duration, "warmup": warmup}
+                              "inproc": inproc, "duration": duration, "warmup": warmup,
+                              "no_send_ahead": no_send_ahead}
                     procs.append(spawn([sys.executable, __file__, "_worker", json.dumps(params)],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        env=env, text=True))
@@ -238,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="trials per worker count, actorflow and TensorFlow alternating; each "
                          "figure is then the median of the trials' medians")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--no-send-ahead", action="store_true",
+                    help="sync masters do not send run_graph requests from the caller's thread")
     args = ap.parse_args(argv)
 
     if args.repeat < 1:
@@ -252,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         tf_trials: dict[str, list[float]] = {m: [] for m in args.models}
         for _ in range(args.repeat):
             part = run_actorflow([nw], args.models, args.duration, args.warmup,
-                                 inproc=not args.worker_daemons)
+                                 inproc=not args.worker_daemons,
+                                 no_send_ahead=args.no_send_ahead)
             for m in args.models:
                 trials[m][nw].append(part[m][nw])
             if tf is not None:

@@ -2,42 +2,58 @@
 
 Design
 ------
-A `Device` is driven by one task, `serve()`, that takes *work items* from a bounded mailbox
-(a trio memory channel) and runs them one at a time. Only the actor touches the device's state
-(pool, resources, kernels), so kernels need no locks.
+A `Device` is an actor: one task, `serve()`, owns its state (pool, resources, kernels), and
+there is exactly one door into it, `run_or_post(item)`. A *work item* is any object with
+``run_slice(device, on_loop) -> WorkItem | None`` (the scheduler's executor supplies them: a
+step to start or to go on with, the continuation of a step after an asynchronous kernel
+finished). A slice runs what is ready for at most `SLICE_S` of work (about 1 ms), never blocks
+on anything, and returns what must run next on this device (the same step, posted again to
+the back of the mailbox so that other steps get their turn) or None.
 
-A work item is any object with ``async def run(device)``; the scheduler's executor supplies them
-(a step to start, the continuation of a step after an asynchronous kernel finished). A work item
-never blocks on other devices: it runs what is ready, parks what waits (a Recv, a worker-thread
-kernel) as a task in the device's nursery, and returns; that task posts a continuation when it
-is done.
+The door:
+  - when the device is idle (nobody holds it, the mailbox is empty), the caller runs one slice
+    *inline*, on its own thread, holding the device: most steps are shorter than the ~100 us
+    that waking the actor's thread costs here. What the slice leaves over is posted. (A sync
+    caller, off the device's trio thread, may run further slices while nobody else wants the
+    device, `is_wanted`: it holds up no trio loop.)
+  - when the device is busy the item is posted to the mailbox, and the actor runs it in turn.
+Whoever runs a slice holds the device's *baton* (a `threading.Lock` taken without blocking:
+the actor's identity for that moment). Nobody ever waits on the baton: a caller that finds it
+taken posts instead, and the actor waits on an event that the holder sets when it lets go.
+So the lock is only ever try-acquired, the sole mutual exclusion between the actor's thread
+and a sync caller's.
 
-The actor's identity is its *baton* (`baton`, a lock): whoever holds it is the actor for that
-moment. Normally that is the serve task, which takes it around every work item. A synchronous
-caller may take it too and run a step that needs no waiting inline on its own thread (the same
-executor code), which saves two thread wake-ups per step (~100 us on a small VM); the moment
-that step would wait (an asynchronous kernel), it hands the step to the serve task.
+Every run yields: a slice lasts about a millisecond, the actor runs one slice per mailbox turn
+and checkpoints at least every `SLICE_S`, so RPC readers, heartbeats and other steps progress
+during a long step, and the steps sharing a device get a fair (round-robin) share of it.
 
-State (owned by the serve task):
+The mailbox is a deque. Continuations always go in (refusing one would strand a step half
+run); new steps are admitted while it holds fewer than `mailbox_size` items, and an async
+caller waits for room (`wait_for_room`): back-pressure, not a task per item.
+
+State (owned by whoever holds the baton, unless said otherwise):
   pool        the memory pool (`statistics()`, limit -> ResourceExhausted)
   resources   containers of variables and other long-lived state
-  _mailbox    bounded channel of work items; depth shows in `statistics()`
+  _mailbox    deque of work items; appended by any thread, popped only by the actor
+  _waker      the event the actor sleeps on (set by posts and by an inline holder letting go);
+              written by the actor only
   _nursery    where asynchronous kernels wait; cancelled when the device closes
 
     async with trio.open_nursery() as nursery:
         dev = CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0")
         await nursery.start(dev.serve)
-        dev.submit(item)                    # from the trio thread
-        dev.submit_threadsafe(item)         # from any other thread
+        dev.run_or_post(item)               # from any thread, the trio thread included
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import trio
@@ -45,6 +61,17 @@ import trio
 from devices.errors import UnavailableError
 from devices.pool import HostPool, PoolStatistics
 from devices.resources import ResourceMgr
+
+SLICE_S = 0.001  # seconds of work a slice runs before it gives the device (and the loop) back
+
+
+class WorkItem(Protocol):
+    """What a device runs: one slice of work, then what to run next here (or None)."""
+
+    def run_slice(self, device: Device, on_loop: bool) -> WorkItem | None:
+        """Run for at most `SLICE_S`; `on_loop` says the caller is on the device's trio thread
+        (so it may start tasks in the device's nursery)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -68,59 +95,118 @@ class Device:
         self._thread_threshold_us = thread_threshold_us
         self.pool = HostPool(limit=memory_limit, name=name)
         self.resources = ResourceMgr(name)
-        self._send, self._recv = trio.open_memory_channel[Any](mailbox_size)
+        self._mailbox: deque[WorkItem] = deque()
+        self._capacity = mailbox_size
+        self._waker: trio.Event | None = None
+        self._room: trio.Event | None = None
         self._nursery: trio.Nursery | None = None
         self._token: trio.lowlevel.TrioToken | None = None
+        self._loop_thread: int | None = None
         self._threads = trio.CapacityLimiter(worker_threads)
         self._items_run = 0
         self._waiting = 0
         self._closed = False
-        self.baton = threading.Lock()
+        self._baton = threading.Lock()
+
+    # -- the door ---------------------------------------------------------------------------
+    def run_or_post(self, item: WorkItem, may_inline: bool = True) -> None:
+        """The one way into the device, from any thread: run a slice of `item` right here when
+        the device is idle (and `may_inline`), posting what is left; else post it."""
+        if self._closed:
+            raise UnavailableError(f"device {self.name} is closed", device=self.name)
+        if may_inline and not self._mailbox and self._baton.acquire(False):
+            try:
+                nxt = item.run_slice(self, threading.get_ident() == self._loop_thread)
+            finally:
+                self._baton.release()
+            if nxt is not None:
+                self._mailbox.append(nxt)
+            if self._mailbox:  # posted meanwhile, or just now: the actor goes on
+                self._wake()
+        else:
+            self._mailbox.append(item)
+            self._wake()
+
+    def is_wanted(self) -> bool:
+        """True if items wait in the mailbox (an inline holder should let the device go)."""
+        return bool(self._mailbox)
+
+    def has_room(self) -> bool:
+        """True while the mailbox admits new steps (see the module doc)."""
+        return len(self._mailbox) < self._capacity
+
+    async def wait_for_room(self) -> None:
+        """Wait (in the device's trio loop) until the mailbox admits new steps."""
+        while not self.has_room() and not self._closed:
+            if self._room is None:
+                self._room = trio.Event()
+            await self._room.wait()
+
+    def _wake(self) -> None:
+        ev = self._waker
+        if ev is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            ev.set()
+        elif self._token is not None:
+            try:
+                self._token.run_sync_soon(ev.set)
+            except trio.RunFinishedError:
+                pass
 
     # -- the actor --------------------------------------------------------------------------
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Run work items until the device is closed (cancel the surrounding nursery)."""
         self._token = trio.lowlevel.current_trio_token()
+        self._loop_thread = threading.get_ident()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started(self)
             try:
-                async for item in self._recv:
-                    self._items_run += 1
-                    await self._take_baton()
-                    try:
-                        await item.run(self)
-                    finally:
-                        self.baton.release()
+                await self._serve_mailbox()
             finally:
                 self._closed = True
                 nursery.cancel_scope.cancel()
 
-    async def _take_baton(self) -> None:
-        """Wait (without blocking the trio loop) while a sync caller is running inline."""
-        delay = 2e-5
-        while not self.baton.acquire(blocking=False):
-            await trio.sleep(delay)
-            delay = min(delay * 2, 1e-3)
+    async def _serve_mailbox(self) -> None:
+        mailbox, baton = self._mailbox, self._baton
+        clock = time.perf_counter
+        yield_at = clock() + SLICE_S
+        # ---- the actor's loop: the oldest item, one slice of it, a checkpoint every slice ----
+        while not (self._closed and not mailbox):
+            if not mailbox or not baton.acquire(False):
+                await self._wait_for_work()
+                yield_at = clock() + SLICE_S
+                continue
+            try:
+                item = mailbox.popleft()
+                self._items_run += 1
+                nxt = item.run_slice(self, True)
+            finally:
+                baton.release()
+            if nxt is not None:
+                mailbox.append(nxt)  # to the back: the other items get their turn first
+            if self._room is not None and self.has_room():
+                self._room.set()
+                self._room = None
+            if clock() >= yield_at:
+                await trio.lowlevel.checkpoint()
+                yield_at = clock() + SLICE_S
 
-    def submit(self, item: Any) -> None:
-        """Queue a work item; call from the device's trio thread."""
-        if self._closed:
-            raise UnavailableError(f"device {self.name} is closed", device=self.name)
+    async def _wait_for_work(self) -> None:
+        """Sleep until an item is posted or an inline holder lets the device go."""
+        ev = trio.Event()
+        self._waker = ev
         try:
-            self._send.send_nowait(item)
-        except trio.WouldBlock:
-            assert self._nursery is not None
-            self._nursery.start_soon(self._send.send, item)
-
-    def submit_threadsafe(self, item: Any) -> None:
-        """Queue a work item from any thread (a sync API call, a worker thread)."""
-        if self._token is None or self._closed:
-            raise UnavailableError(f"device {self.name} is not running", device=self.name)
-        self._token.run_sync_soon(self.submit, item)
+            if self._mailbox and not self._baton.locked():
+                await trio.lowlevel.checkpoint()  # (re-checked after publishing the event)
+                return
+            await ev.wait()
+        finally:
+            self._waker = None
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Start an asynchronous kernel's wait in the device's nursery."""
+        """Start an asynchronous kernel's wait in the device's nursery (on its trio thread)."""
         assert self._nursery is not None, "device is not serving"
         self._nursery.start_soon(fn, *args)
 
@@ -136,12 +222,12 @@ class Device:
         """Make this device current on the calling thread (a GPU sets its stream)."""
 
     def statistics(self) -> DeviceStatistics:
-        return DeviceStatistics(self.name, self._send.statistics().current_buffer_used,
-                                self._items_run, self._waiting, self.pool.statistics())
+        return DeviceStatistics(self.name, len(self._mailbox), self._items_run, self._waiting,
+                                self.pool.statistics())
 
     def close(self) -> None:
         self._closed = True
-        self._send.close()
+        self._wake()
 
     # -- numbers for the cost model ------------------------------------------------------------
     def thread_threshold_us(self) -> float:

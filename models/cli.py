@@ -115,5 +115,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the commands this package adds to the `actorflow` program (pyproject.toml entry points) --
+def demo_command(argv: Sequence[str]) -> int:
+    """``actorflow demo ...``"""
+    return main(["demo", *argv])
+
+
+def train_command(argv: Sequence[str]) -> int:
+    """``actorflow train ...``"""
+    return main(["train", *argv])
+
+
 if __name__ == "__main__":
     sys.exit(main())

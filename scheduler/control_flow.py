@@ -133,7 +133,7 @@ def analyze(nodes: list[NodeDef], in_pairs: list[list[tuple[int, int]]],
 
     order = _topological(n, incoming, back)
     if len(order) < n:
-        from scheduler.executor import cycle_error
+        from scheduler.executable import cycle_error
         succ = [[j for j, _, _ in out_edges[i]] if not back[i] else [] for i in range(n)]
         pend = [sum(1 for s, _, _ in incoming[j] if not back[s]) for j in range(n)]
         error = cycle_error(nodes, succ, pend)

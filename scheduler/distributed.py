@@ -434,7 +434,7 @@ class DistributedRuntime:
             except trio.RunFinishedError:
                 raise UnavailableError("the session's connection to the cluster has shut "
                                        "down") from None
-        lock.acquire()
+        lock.acquire()  # the flight's own deadline (`_expire`) ends it in time
         return flight.result()
 
     async def arun(self, step: DistributedStep, args: list[Any], trace: list | None = None,
@@ -447,7 +447,7 @@ class DistributedRuntime:
         flight = StepFlight(self, step, args, trace, stats, done.set, self._timeout(timeout))
         flight.start()
         try:
-            await done.wait()
+            await done.wait()  # the flight's own deadline (`_expire`) ends it in time
         except BaseException:
             flight.fail(CancelledError("the step was cancelled by its caller"))
             raise
@@ -470,6 +470,12 @@ class DistributedRuntime:
                 raise
             return
         flight.start()
+
+    def stop(self) -> None:
+        """Stop `serve` (call from its own trio loop)."""
+        self.closed = True
+        if self._cancel is not None:
+            self._cancel.cancel()
 
     def abort_on(self, parts: Sequence[TaskPart], step_id: int, error: OpError) -> None:
         """Tell the tasks of `parts` to abort step `step_id` (from tasks: off the hot path)."""

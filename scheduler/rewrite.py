@@ -248,7 +248,7 @@ def _static_shape_value(nd: NodeDef, by_name: dict[str, NodeDef]) -> np.ndarray 
 
 def _evaluate(nd: NodeDef, graph: GraphDef, consts: dict[str, np.ndarray],
               device: Any) -> np.ndarray | None:
-    from scheduler.executor import _kernel_context
+    from scheduler.executable import _kernel_context
     try:
         kdef = registry.lookup(nd.op, "CPU")
         index = {n.name: i for i, n in enumerate(graph.nodes)}

@@ -4,16 +4,21 @@ Design
 ------
 The device actors live in one trio loop. A sync user gets that loop on a thread of its own
 (`start_in_thread`); a trio user hosts it in their own nursery (`serve`), so the async API
-needs no thread hop. Either way a step is the same: make a `StepContext` (feeds, result slots,
-the step's rendezvous), submit one `StepRun` per partition to its device's mailbox, and wait
-for the last partition to report. A single-partition step whose device is idle runs inline on
-the caller (holding the device's baton, see `devices.device`) until it would have to wait.
-Otherwise the sync `run` is a thin wrapper: it posts the submission to the loop
-(`run_sync_soon`) and blocks on a lock the step's done-callback releases.
+needs no thread hop. Either way a step is the same (`_start`): make a `StepContext` (feeds,
+result slots, the step's rendezvous, its deadline and trace) and hand one `StepRun` per
+partition to its device's one door, `Device.run_or_post`: a one-partition step whose device
+is idle runs its first slice inline on the caller, whatever thread that is (a step of several
+partitions does so only on the devices' own thread, since its partitions share a
+rendezvous), and what is left goes to the device's mailbox. The async `arun` then awaits the
+step's done-callback; the sync `run` is a thin wrapper that blocks on a lock the
+done-callback releases. A step whose deadline (``timeout``, RunOptions.timeout_in_ms) passes
+is aborted on every device (each partition stops at its next slice) and fails with
+DeadlineExceededError; the devices and the session stay usable.
 
     rt = LocalRuntime(RuntimeConfig())
     rt.start_in_thread()
-    rets = rt.run(compiled_step, [feed_value])
+    step = rt.compile(graph_def, feeds=["x:0"], fetches=["y:0"], targets=[])
+    rets = rt.run(step, [feed_value], timeout=1.0)
     rt.close()
 """
 
@@ -22,18 +27,26 @@ from __future__ import annotations
 import _thread
 import itertools
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
 
-from devices.device import CpuDevice, Device
-from devices.errors import CancelledError, FailedPreconditionError, OpError, UnavailableError
-from scheduler import master
+from devices.device import CpuDevice, Device, DeviceStatistics
+from devices.errors import (
+    CancelledError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    OpError,
+    UnavailableError,
+)
+from scheduler import step_compiler
 from scheduler.config import RuntimeConfig
 from scheduler.executor import StepContext, StepRun
-from scheduler.master import CompiledStep
 from scheduler.rendezvous import Rendezvous
+from scheduler.step_compiler import CompiledStep
+from scheduler.step_trace import StepTrace
 
 _step_ids = itertools.count(1)
 
@@ -47,6 +60,7 @@ class LocalRuntime:
             devices = discover_devices(self.config)
         self.devices: list[Device] = devices
         self._token: trio.lowlevel.TrioToken | None = None
+        self._loop_thread: int | None = None  # the ident of the devices' trio thread
         self._cancel: trio.CancelScope | None = None
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
@@ -60,6 +74,7 @@ class LocalRuntime:
             for d in self.devices:
                 await nursery.start(d.serve)
             self._token = trio.lowlevel.current_trio_token()
+            self._loop_thread = threading.get_ident()
             task_status.started(self)
             await trio.sleep_forever()
 
@@ -84,31 +99,46 @@ class LocalRuntime:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
 
+    def stop(self) -> None:
+        """Stop `serve` (call from its own trio loop)."""
+        self.closed = True
+        if self._cancel is not None:
+            self._cancel.cancel()
+
     @property
     def in_own_thread(self) -> bool:
         return self._thread is not None
 
+    def statistics(self) -> list[DeviceStatistics]:
+        return [d.statistics() for d in self.devices]
+
+    async def astatistics(self) -> list[DeviceStatistics]:
+        return self.statistics()
+
     # -- steps -----------------------------------------------------------------------------
-    def compile(self, graph: Any, *, feeds: list[str], fetches: list[str], targets: list[str],
-                by_name: dict | None = None, log: Any = None,
+    def compile(self, graph: Any, *, feeds: Sequence[str], fetches: Sequence[str],
+                targets: Sequence[str], by_name: dict | None = None, log: Any = None,
                 cost_model: Any = None) -> CompiledStep:
-        """Compile one step signature for this runtime's devices (see `scheduler.master`)."""
-        return master.compile_step(graph, feeds=feeds, fetches=fetches, targets=targets,
-                                   devices=self.devices, config=self.config, by_name=by_name,
-                                   log=log, cost_model=cost_model)
+        """Compile one step signature for this runtime's devices (`scheduler.step_compiler`)."""
+        return step_compiler.compile_step(graph, feeds=feeds, fetches=fetches,
+                                          targets=targets, devices=self.devices,
+                                          config=self.config, by_name=by_name, log=log,
+                                          cost_model=cost_model)
 
-    def _start(self, step: CompiledStep, ctx: StepContext) -> None:
-        for dev, exe in step.parts:
-            StepRun(exe, ctx).submit_to(dev)
-
-    def _new_ctx(self, step: CompiledStep, args: list[Any], done: Any,
-                 trace: list | None) -> StepContext:
+    def _start(self, step: CompiledStep, args: list[Any], done: Callable[[OpError | None], None],
+               timeout: float | None, trace: StepTrace | None) -> StepContext:
+        """Start a step from any thread: each partition through its device's door."""
+        parts = step.parts
         step_id = next(_step_ids)
-        rdv = Rendezvous(step_id) if len(step.parts) > 1 else None
-        return StepContext(step_id, args, step.n_rets, len(step.parts), done, rdv, trace)
+        rdv = Rendezvous(step_id) if len(parts) > 1 else None
+        ctx = StepContext(step_id, args, step.n_rets, len(parts), done, rdv, trace, timeout)
+        inline = len(parts) == 1 or threading.get_ident() == self._loop_thread
+        for dev, exe in parts:
+            dev.run_or_post(StepRun(exe, ctx), inline)
+        return ctx
 
-    def run(self, step: CompiledStep, args: list[Any], trace: list | None = None,
-            stats: dict | None = None) -> list[Any]:
+    def run(self, step: CompiledStep, args: list[Any], trace: StepTrace | None = None,
+            stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a thread other than the runtime's; blocks until it is done."""
         self._check_open()
         if self._thread is None:
@@ -119,73 +149,50 @@ class LocalRuntime:
             return [None] * step.n_rets
         lock = _thread.allocate_lock()
         lock.acquire()
-        box: list[OpError | None] = []
-
-        def done(error: OpError | None) -> None:
-            box.append(error)
-            lock.release()
-
-        ctx = self._new_ctx(step, args, done, trace)
-        assert self._token is not None
-        tried, rest = self._try_inline(step, ctx)
-        if rest is not None:
-            rest.exe.device.submit_threadsafe(rest)
-        elif not tried:
-            try:
-                self._token.run_sync_soon(self._start, step, ctx)
+        ctx = self._start(step, args, lambda _error: lock.release(), timeout, trace)
+        if timeout is None:
+            lock.acquire()
+        elif not lock.acquire(timeout=max(0.0, ctx.deadline - time.perf_counter())):
+            error = _deadline_error(ctx, timeout)
+            try:  # every device stops the step at its next slice
+                assert self._token is not None
+                self._token.run_sync_soon(ctx.abort, error)
             except trio.RunFinishedError:
                 raise UnavailableError("the session's devices have shut down") from None
-        lock.acquire()
-        if stats is not None:
-            stats["bytes_moved"] = ctx.bytes_moved
-        if box[0] is not None:
-            raise box[0]
-        return ctx.rets
-
-    def launch(self, step: CompiledStep, args: list[Any], trace: list | None = None
-               ) -> tuple[StepContext, _Waiter]:
-        """Start a step from a task of the runtime's own trio loop; it finishes inline when it
-        can (``waiter.done``), else ``await waiter.wait(ctx)``."""
-        self._check_open()
-        waiter = _Waiter()
-        ctx = self._new_ctx(step, args, waiter, trace)
-        if not step.parts:
-            waiter.done = True
-            return ctx, waiter
-        tried, rest = self._try_inline(step, ctx)
-        if rest is not None:
-            rest.exe.device.submit(rest)
-        elif not tried:
-            self._start(step, ctx)
-        return ctx, waiter
-
-    @staticmethod
-    def _try_inline(step: CompiledStep, ctx: StepContext) -> tuple[bool, StepRun | None]:
-        """Run a one-partition step on the caller while its device is idle (holding the
-        device's baton). Returns (tried, the StepRun to hand to the actor or None)."""
-        if len(step.parts) != 1:
-            return False, None
-        dev, exe = step.parts[0]
-        if not dev.baton.acquire(blocking=False):
-            return False, None
-        run = StepRun(exe, ctx)
-        try:
-            handoff = run.run_inline(dev)
-        finally:
-            dev.baton.release()
-        return True, run if handoff else None
-
-    async def arun(self, step: CompiledStep, args: list[Any],
-                   trace: list | None = None, stats: dict | None = None) -> list[Any]:
-        """Run one step from a task of the runtime's own trio loop."""
-        ctx, waiter = self.launch(step, args, trace)
-        if not waiter.done:
-            await waiter.wait(ctx)
+            lock.acquire(timeout=timeout / 2)  # its partitions wind down (or keep waiting)
+            raise error
         if stats is not None:
             stats["bytes_moved"] = ctx.bytes_moved
         if ctx.error is not None:
             raise ctx.error
-        return ctx.rets if step.parts else [None] * step.n_rets
+        return ctx.rets
+
+    async def arun(self, step: CompiledStep, args: list[Any], trace: StepTrace | None = None,
+                   stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
+        """Run one step from a task of the runtime's own trio loop: the async core."""
+        self._check_open()
+        if not step.parts:
+            return [None] * step.n_rets
+        for dev, _ in step.parts:
+            if not dev.has_room():  # back-pressure: the mailbox is full
+                await dev.wait_for_room()
+        waiter = _Waiter()
+        ctx = self._start(step, args, waiter, timeout, trace)
+        if not waiter.done:
+            if timeout is None:
+                await waiter.wait(ctx)
+            else:
+                with trio.move_on_after(timeout):
+                    await waiter.wait(ctx)
+                if not waiter.done:
+                    error = _deadline_error(ctx, timeout)
+                    ctx.abort(error)  # every device stops the step at its next slice
+                    raise error
+        if stats is not None:
+            stats["bytes_moved"] = ctx.bytes_moved
+        if ctx.error is not None:
+            raise ctx.error
+        return ctx.rets
 
     def _check_open(self) -> None:
         if self.closed:
@@ -193,6 +200,12 @@ class LocalRuntime:
                 "attempted to use a closed session; create a new af.Session()")
         if self._thread_error is not None:
             raise UnavailableError(f"the device thread failed: {self._thread_error!r}")
+
+
+def _deadline_error(ctx: StepContext, timeout: float) -> DeadlineExceededError:
+    return DeadlineExceededError(
+        f"step {ctx.step_id} ran past its deadline (RunOptions.timeout_in_ms="
+        f"{timeout * 1e3:.0f}); it was cancelled on every device")
 
 
 def start_loop_thread(serve: Any, name: str,

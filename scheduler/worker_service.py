@@ -385,7 +385,7 @@ class WorkerService:
         if hold:
             st.rdv.held = {task: [] for task in hold}
         for g in graphs:
-            _start(g.exe.device, StepRun(g.exe, ctx))
+            g.exe.device.run_or_post(StepRun(g.exe, ctx))  # inline when idle, else posted
         held = st.rdv.take_held() if hold else {}
         if st.finished:  # it ran to the end inline
             return self._step_reply(ctx, ret_idx, trace), held
@@ -522,7 +522,7 @@ class WorkerService:
             raise InvalidArgumentError("reset: 'containers' must be a list of names or None")
         items = [_Reset(containers) for _ in self.devices]
         for d, item in zip(self.devices, items, strict=True):
-            d.submit(item)
+            d.run_or_post(item)
         names: set[str] = set()
         for item in items:
             await item.done.wait()
@@ -542,7 +542,7 @@ class _Reset:
         self.names: list[str] = []
         self.done = trio.Event()
 
-    async def run(self, device: Device) -> None:
+    def run_slice(self, device: Device, on_loop: bool) -> None:
         try:
             if self.containers is None:
                 self.names = device.resources.reset()
@@ -551,19 +551,6 @@ class _Reset:
                     self.names += device.resources.reset(c)
         finally:
             self.done.set()
-
-
-def _start(device: Device, run: StepRun) -> None:
-    """Run a partition inline when its device is idle (until it would wait), else queue it."""
-    if device.baton.acquire(blocking=False):
-        try:
-            handoff = run.run_inline(device)
-        finally:
-            device.baton.release()
-        if handoff:
-            device.submit(run)  # run_inline marked it queued
-    else:
-        run.submit_to(device)
 
 
 def _ret_to_wire(value: Any, i: int) -> np.ndarray:

@@ -26,3 +26,28 @@ def test_bad_flag_values_get_a_clear_error_not_a_traceback(capsys) -> None:  # t
     assert cli.main(["train", "mlp", "--workers", "0"]) == 2
     err = capsys.readouterr().err
     assert "need at least 1 ps and 1 worker task" in err and "Traceback" not in err
+
+
+def test_python_m_actorflow_runs_the_commands_installed_packages_add(tmp_path, monkeypatch,
+                                                                     capsys) -> None:  # type: ignore[no-untyped-def]
+    """`actorflow.cli.main` (``python -m actorflow`` and the installed script) finds the models'
+    commands through entry points, as pyproject.toml declares them, with no upward import."""
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    from actorflow import cli as af_cli
+
+    meta = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert meta["project"]["scripts"]["actorflow"] == "actorflow.cli:main"
+    declared = meta["project"]["entry-points"][af_cli.COMMANDS_GROUP]
+    info = tmp_path / "actorflow-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: actorflow\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{af_cli.COMMANDS_GROUP}]\n" + "".join(f"{k} = {v}\n" for k, v in declared.items()))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert sorted(af_cli.added_commands()) == ["demo", "train"]
+    assert af_cli.main(["train", "mlp", "--workers", "0"]) == 2
+    assert "need at least 1 ps and 1 worker task" in capsys.readouterr().err

@@ -17,7 +17,7 @@ def loop_mode(request, monkeypatch):
     """Every test twice: simple loops fused (the default), and every loop run iteration by
     iteration through the executor's frames."""
     if request.param == "frames":
-        monkeypatch.setattr("scheduler.executor.plan_fused", lambda *a, **k: None)
+        monkeypatch.setattr("scheduler.executable.plan_fused", lambda *a, **k: None)
     return request.param
 
 

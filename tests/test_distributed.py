@@ -708,8 +708,9 @@ async def test_deliveries_before_the_step_abort_and_orphan_bounds() -> None:
                         await c.call("run_graph", _run(12, handle, service))
                     got.append(True)
                 inner.start_soon(waiting)
-                while service.statistics().steps.live == 0:
-                    await trio.sleep(0.001)  # the run has started on the service's loop
+                with trio.fail_after(5):  # the run has started on the service's loop
+                    while service.statistics().steps.live == 0:
+                        await trio.sleep(0.001)
                 await c.call("abort", {"step": 12, "code": 10, "message": "stop 12"})
             assert got == [True]
             await c.call("abort", {"step": 13, "code": 10, "message": "stop 13"})

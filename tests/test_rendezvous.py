@@ -3,6 +3,7 @@ once (with the ``resume`` hint of the sender), and an abort reaches every waiter
 
 import pytest
 import trio
+import trio.testing
 
 from devices.errors import AbortedError, AlreadyExistsError, InternalError
 from scheduler.rendezvous import Rendezvous
@@ -45,7 +46,7 @@ async def test_abort_wakes_subscribers_and_waiting_receivers() -> None:
             seen.append("recv woke")
 
         nursery.start_soon(waiter)
-        await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # the waiter waits in recv
         r.abort(AbortedError("stop"))
     assert len(seen) == 2 and "recv woke" in seen and "stop" in seen[0]
     r.send("z", 1)  # after an abort, values are dropped

@@ -1,11 +1,13 @@
-"""The master's compile pipeline (OSDI §3.3, §5): from a GraphDef and a step signature
-(feeds, fetches, targets) to one cached `Executable` per device.
+"""The local compile pipeline (OSDI §3.3, §5): from a GraphDef and a step signature (feeds,
+fetches, targets) to a `CompiledStep`, one `Executable` per device of this process.
 
     step = compile_step(graph_def, feeds=["x:0"], fetches=["loss:0"], targets=["train"],
                         devices=runtime.devices, config=config)
 
 Stages: prune (partial execution) -> rewrite (CSE, constant folding) -> place -> partition
-with Send/Recv -> compile each partition to dense ids on its device.
+with Send/Recv -> compile each partition to dense ids on its device
+(`scheduler.executable`). A cluster's steps go through the same first stages in
+`scheduler.distributed_plan`, and their partitions are compiled by the tasks that run them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scheduler import executor, prune, rewrite
+from scheduler import executable, prune, rewrite
 from scheduler.config import RuntimeConfig
 from scheduler.graphdef import GraphDef, NodeDef
 
@@ -23,7 +25,7 @@ from scheduler.graphdef import GraphDef, NodeDef
 class CompiledStep:
     """Everything one step signature needs; shared by every run of that signature."""
 
-    parts: tuple[tuple[Any, executor.Executable], ...]   # (device, executable)
+    parts: tuple[tuple[Any, executable.Executable], ...]   # (device, executable)
     feeds: tuple[str, ...]
     fetches: tuple[str, ...]
     n_rets: int
@@ -42,7 +44,7 @@ def compile_step(graph: GraphDef, *, feeds: Sequence[str], fetches: Sequence[str
                                  fold=config.constant_folding)
     placement, parts = _place_and_partition(optimized, devices, config, log, cost_model)
     by_dev = {d.name: d for d in devices}
-    compiled = tuple((by_dev[name], executor.compile_partition(g, by_dev[name]))
+    compiled = tuple((by_dev[name], executable.compile_partition(g, by_dev[name]))
                      for name, g in parts.items() if g.nodes)
     return CompiledStep(compiled, tuple(feeds), tuple(fetches), len(fetches), placement)
 

@@ -1,8 +1,4 @@
-"""How the executor runs each node (its *kind*), and the error it reports for a node.
-
-Shared by `scheduler.executor` (the loop without frames, compile) and `scheduler.frames` (the
-loop with frames, the control-flow primitives, fused loops).
-"""
+"""The error a failing node reports: its kernel's exception, with the node and device named."""
 
 from __future__ import annotations
 
@@ -12,28 +8,6 @@ from typing import Any
 import trio
 
 from devices.errors import CancelledError, InternalError, InvalidArgumentError, OpError
-
-# Kernel kinds: how the loop calls fns[i].
-INLINE = 0   # outs = fn(*args)
-ARG = 1      # outs = (ctx.args[fn],)               a feed (_Arg); fn is the feed index
-RETVAL = 2   # ctx.rets[fn] = args[0]                a fetch (_Retval); fn is the fetch index
-STEP = 3     # outs = fn(ctx, *args)                 needs the step (Send, stateful RNG ...)
-ASYNC = 4    # outs = fn.poll(ctx, *args) if ready now, else await fn(ctx, *args) in the nursery
-THREAD = 5   # outs = await device.run_in_thread(fn, *args)
-# control-flow primitives, run by the executor itself (`frames.FrameSteps._special`)
-SWITCH = 6
-MERGE = 7
-ENTER = 8
-EXIT = 9
-NEXTITER = 10
-CTRIG = 11
-IDENT = 12   # LoopCond and Identity in a graph with frames: forwarded by the loop itself
-_CF_KINDS = {"Switch": SWITCH, "Merge": MERGE, "Enter": ENTER, "Exit": EXIT,
-             "NextIteration": NEXTITER, "ControlTrigger": CTRIG}
-_IDENT_OPS = frozenset({"LoopCond", "Identity", "StopGradient", "Snapshot"})
-
-_CHECKPOINT_EVERY = 0.001  # seconds of inline work between trio checkpoints
-
 
 
 def describe_args(args: Any, limit: int = 6) -> str:
@@ -51,6 +25,7 @@ def describe_args(args: Any, limit: int = 6) -> str:
 
 
 def node_error(e: Exception, node: str, op: str, device: str, args: Any) -> OpError:
+    """`e` as the OpError of node `node` (op `op`) on `device`, its inputs' shapes named."""
     if isinstance(e, OpError):
         return e.with_location(node=node, device=device)
     if isinstance(e, trio.Cancelled):

@@ -1,10 +1,13 @@
-"""Frames at run time (WP §4.4, OSDI §3.4): the iterations of while loops, dead values, and
-fused loops; the part of a step's run that only graphs with control flow need.
+"""Frames at run time (WP §4.4, OSDI §3.4): the state of each (frame, iteration), and the
+operations that move values between iterations and frames: delivering outputs, dead values,
+Enter/Exit/NextIteration, finishing iterations and frames, and running fused loops.
 
-`StepRun` (in `scheduler.executor`) inherits `FrameSteps`: a graph with Switch, Merge, Enter,
-Exit or NextIteration runs in `FrameSteps._drain_cf` instead of the frame-less `_drain`. The
-static part (frame templates, pending counts without back edges, fused loop plans) comes from
-`scheduler.control_flow`; the semantics are described in `scheduler.executor`'s docstring.
+`FrameOps` is the base class of `scheduler.executor.StepRun`: the executor's one ready loop
+calls these operations for everything beyond running a kernel and waking its successors. A
+graph without control flow is a root frame with one `IterState` and never needs more of them
+than `_deliver`, `_consume` and `_queue`. The static part (frame templates, pending counts
+without back edges, fused loop plans) comes from `scheduler.control_flow`; the semantics are
+described in `scheduler.executor`'s docstring.
 
 State (owned by the device actor, per step):
   IterState  one (frame, iteration): pending, dead-input counts, values, refs, ready stack,
@@ -20,14 +23,10 @@ import time
 from typing import Any
 
 import numpy as np
-import trio
 
 from devices.errors import InternalError, InvalidArgumentError
 from scheduler.control_flow import ControlFlowInfo, FrameInfo, FusedPlan
-from scheduler.kinds import (
-    _CHECKPOINT_EVERY,
-    ARG,
-    ASYNC,
+from scheduler.executable import (
     CTRIG,
     ENTER,
     EXIT,
@@ -39,8 +38,8 @@ from scheduler.kinds import (
     STEP,
     SWITCH,
     THREAD,
-    node_error,
 )
+from scheduler.node_errors import node_error
 
 
 class IterState:
@@ -109,197 +108,17 @@ class Frame:
         return st
 
 
-class FrameSteps:
-    """The methods of `StepRun` that deal with frames (a mixin; see the module doc)."""
+class FrameOps:
+    """The frame operations of a step; `StepRun`'s base class (see the module doc)."""
 
     # set by StepRun
     exe: Any
     ctx: Any
     active: list[IterState]
     waiting: int
-    handoff: bool
     current: IterState | None
     peak_iterations: int
     root: IterState
-
-    async def _drain_cf(self, device: Any, inline: bool = False) -> None:
-        """`_drain` for a graph with frames: the same loop, plus a dead-input check per node.
-        Merge, Switch and NextIteration run inline here (they are on every iteration's path);
-        the other primitives and dead nodes go to `_special`."""
-        exe = self.exe
-        cf = exe.cf
-        assert cf is not None
-        fns, kinds, in_slots, out_slots, succ = (
-            exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ)
-        switch_ports, n_data_in, merge_index = cf.switch_ports, cf.n_data_in, cf.merge_index
-        ctx = self.ctx
-        release = device.pool.release
-        trace = ctx.trace
-        clock = time.perf_counter
-        ndarray = np.ndarray
-        deadline = clock() + _CHECKPOINT_EVERY
-        count = 0
-        active = self.active
-        special = self._special
-        device.activate()
-        while active and ctx.error is None:
-            st = active.pop()  # st.queued stays True while it runs: deliveries into it only
-            if st.fused is not None:  # a whole simple loop at once
-                if not self._run_fused(st, device, inline, deadline):
-                    active.append(st)
-                    await trio.lowlevel.checkpoint()
-                    device.activate()
-                    deadline = clock() + _CHECKPOINT_EVERY
-                continue
-            self.current = st  # push onto `ready`
-            ready, values, refs, pending, dead = st.ready, st.values, st.refs, st.pending, st.dead
-            # ---- the loop: pop a ready node, run it, pass its outputs on, wake successors ----
-            pause = False
-            while ready:
-                i = ready.pop()
-                kind = kinds[i]
-                slots = in_slots[i]
-                if kind > THREAD or dead[i]:  # a primitive, or a dead node
-                    try:
-                        if kind == IDENT and not dead[i]:  # LoopCond, Identity
-                            v = values[slots[0]]
-                            for _, s in out_slots[i]:
-                                values[s] = v
-                            nexts = succ[i]
-                        elif kind == MERGE:  # its first live input, or dead if none
-                            k = 0
-                            v = values[slots[0]]
-                            if v is None:
-                                for k in range(1, n_data_in[i]):
-                                    v = values[slots[k]]
-                                    if v is not None:
-                                        break
-                                else:
-                                    special(i, st, kind, device)
-                                    count += 1
-                                    continue
-                            for port, s in out_slots[i]:
-                                values[s] = v if port == 0 else merge_index[k]
-                            nexts = succ[i]
-                        elif kind == SWITCH and not dead[i]:  # one port live, the other dead
-                            v = values[slots[0]]
-                            live0, live1, dead0, dead1, s0, s1, exits0, exits1 = \
-                                switch_ports[i]
-                            if values[slots[1]]:
-                                if s1 is not None:
-                                    values[s1] = v
-                                nexts, dead_edges, dead_exits = live1, dead0, exits0
-                            else:
-                                if s0 is not None:
-                                    values[s0] = v
-                                nexts, dead_edges, dead_exits = live0, dead1, exits1
-                            if dead_edges:
-                                self._deliver_dead(st, dead_edges)
-                            if dead_exits and st.iter == st.frame.last:
-                                st.frame.dead_exits.extend(dead_exits)
-                        elif kind == NEXTITER and not dead[i]:  # into the next iteration
-                            v = values[slots[0]]
-                            f = st.frame
-                            k = st.iter + 1
-                            nxt = f.iters.get(k)
-                            if nxt is None and k - f.first < f.info.parallel:
-                                nxt = self._new_iteration(f)
-                            if nxt is None:  # started when the oldest iteration ends
-                                f.deferred.append((i, (v,)))
-                            else:
-                                nvalues, npending = nxt.values, nxt.pending
-                                for _, s in out_slots[i]:
-                                    nvalues[s] = v
-                                for j in succ[i]:
-                                    p = npending[j] - 1
-                                    npending[j] = p
-                                    if p == 0:
-                                        nxt.ready.append(j)
-                                if not nxt.queued and nxt.ready:
-                                    nxt.queued = True
-                                    active.append(nxt)
-                            nexts = ()
-                        else:
-                            special(i, st, kind, device)
-                            count += 1
-                            continue
-                    except Exception as e:  # noqa: BLE001
-                        ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, None))
-                        break
-                    if trace is not None:
-                        t0 = clock()
-                        trace.append((exe.names[i], device.name, t0, t0))
-                else:
-                    args = [values[s] for s in slots] if slots else ()
-                    try:
-                        if trace is not None:
-                            t0 = clock()
-                        if kind == INLINE:
-                            outs = fns[i](*args)
-                        elif kind == ARG:
-                            outs = (ctx.args[fns[i]],)
-                        elif kind == RETVAL:
-                            ctx.rets[fns[i]] = args[0]
-                            outs = ()
-                        elif kind == STEP:
-                            outs = fns[i](ctx, *args)
-                        elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
-                            pass
-                        elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
-                            self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
-                            st.waiting += 1
-                            sub(ctx, self._on_value(device, i, st, clock()))
-                            continue
-                        elif inline:  # waiting needs the actor: hand the step over
-                            ready.append(i)
-                            active.append(st)
-                            self.current = None
-                            self.handoff = True
-                            return
-                        else:  # ASYNC or THREAD: continue when it is done (see _Resume)
-                            self.waiting += 1
-                            st.waiting += 1
-                            device.start_soon(self._run_async, device, i, st, args)
-                            continue
-                        if trace is not None:
-                            trace.append((exe.names[i], device.name, t0, clock()))
-                    except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
-                        ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, args))
-                        break
-                    for port, s in out_slots[i]:
-                        values[s] = outs[port]
-                    nexts = succ[i]
-                for s in slots:
-                    r = refs[s] - 1
-                    refs[s] = r
-                    if r == 0:
-                        v = values[s]
-                        values[s] = None
-                        if type(v) is ndarray:
-                            release(v)
-                for j in nexts:
-                    p = pending[j] - 1
-                    pending[j] = p
-                    if p == 0:
-                        ready.append(j)
-                count += 1
-                if not (count & 63) and not inline and clock() > deadline:
-                    pause = True
-                    break
-            self.current = None
-            if ctx.error is not None:
-                break
-            if ready:
-                active.append(st)  # still queued
-            else:
-                st.queued = False
-                if st.frame.parent is not None:
-                    self._maybe_iter_done(st)
-            if pause:
-                await trio.lowlevel.checkpoint()
-                device.activate()
-                deadline = clock() + _CHECKPOINT_EVERY
-        self._maybe_finish()
 
     # -- control flow -------------------------------------------------------------------------
     def _special(self, i: int, st: IterState, kind: int, device: Any) -> None:
@@ -500,7 +319,7 @@ class FrameSteps:
             if first is not None:
                 self._maybe_iter_done(first)
 
-    def _run_fused(self, st: IterState, device: Any, inline: bool, deadline: float) -> bool:
+    def _run_fused(self, st: IterState, device: Any, deadline: float) -> bool:
         """Run the fused loop of `st` (see control_flow.plan_fused) from where it stopped;
         False if it paused at `deadline` for a checkpoint, True when the loop is over."""
         plan = st.fused
@@ -588,7 +407,7 @@ class FrameSteps:
                             if plan.merge_index_slot[k] is not None:
                                 vals[plan.merge_index_slot[k]] = cf.merge_index[1]
                     st.iter += 1
-                    if not inline and not (st.iter & 15) and clock() > deadline:
+                    if not (st.iter & 7) and clock() > deadline:
                         return False
                     continue
                 break

@@ -1,0 +1,314 @@
+"""A partition compiled for its device: `Executable`, the node opcodes, `compile_partition`.
+
+    exe = compile_partition(graph_def, device)   # once per partition and device
+
+`compile_partition` turns a partition's NodeDefs into dense integer arrays: node i's compute
+function `fns[i]`, its opcode (`kinds[i]`: how the executor calls it), the value slots it reads
+(`in_slots[i]`), the slots its outputs go to (`out_slots[i]`), its successors (`succ[i]`, one
+entry per edge, data and control) and its initial pending count (`pending0[i]`: the number of
+incoming edges). Nothing in the executor's loop looks anything up by name. A partition with
+Switch, Merge, Enter, Exit or NextIteration also gets its frames (`scheduler.control_flow`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from devices import dtypes
+from devices.errors import InvalidArgumentError, OpError
+from devices.kernels import registry
+from devices.kernels.registry import KernelContext
+from scheduler.control_flow import CF_OPS, ControlFlowInfo, analyze, plan_fused
+from scheduler.graphdef import GraphDef, NodeDef, parse_input
+
+# Kernel kinds: how the loop calls fns[i].
+INLINE = 0   # outs = fn(*args)
+ARG = 1      # outs = (ctx.args[fn],)               a feed (_Arg); fn is the feed index
+RETVAL = 2   # ctx.rets[fn] = args[0]                a fetch (_Retval); fn is the fetch index
+STEP = 3     # outs = fn(ctx, *args)                 needs the step (Send, stateful RNG ...)
+ASYNC = 4    # outs = fn.poll(ctx, *args) if ready now, else await fn(ctx, *args) in the nursery
+THREAD = 5   # outs = await device.run_in_thread(fn, *args)
+# control-flow primitives, run by the executor itself (`frame_ops.FrameOps._special`)
+SWITCH = 6
+MERGE = 7
+ENTER = 8
+EXIT = 9
+NEXTITER = 10
+CTRIG = 11
+IDENT = 12   # LoopCond and Identity in a graph with frames: forwarded by the loop itself
+_CF_KINDS = {"Switch": SWITCH, "Merge": MERGE, "Enter": ENTER, "Exit": EXIT,
+             "NextIteration": NEXTITER, "ControlTrigger": CTRIG}
+_IDENT_OPS = frozenset({"LoopCond", "Identity", "StopGradient", "Snapshot"})
+
+
+@dataclass
+class Executable:
+    """A partition compiled for one device. Immutable after compile; shared by all steps."""
+
+    device: Any
+    names: list[str]
+    ops: list[str]
+    fns: list[Any]
+    kinds: list[int]
+    in_slots: list[tuple[int, ...]]
+    out_slots: list[tuple[tuple[int, int], ...]]   # (port, slot) for outputs someone reads
+    succ: list[tuple[int, ...]]
+    pending0: list[int]
+    refs0: list[int]
+    roots: list[int]
+    n_slots: int
+    n_args: int = 0
+    n_rets: int = 0
+    index: dict[str, int] = field(default_factory=dict)
+    cf: ControlFlowInfo | None = None   # frames; None for a graph without control flow
+    # Successors that update state (variables): pushed under the ready stack, so readers that
+    # are ready already run first and the update can stay in place (no copy-on-write).
+    succ_late: list[tuple[int, ...]] = field(default_factory=list)
+    zeros: list[int] = field(default_factory=list)  # dead-input counts of a frame-less run
+
+
+# ------------------------------------------------------------------------------------------
+# Compilation of one partition
+# ------------------------------------------------------------------------------------------
+def compile_partition(graph: GraphDef, device: Any, *,
+                      kernel_lookup: Callable[[str, str], Any] = registry.lookup) -> Executable:
+    """Instantiate kernels and build the dense arrays for `graph` on `device`.
+
+    Raises InvalidArgument for a cycle or a dangling input, NotFound for an op without a
+    kernel on this device.
+    """
+    nodes = graph.nodes
+    index = {n.name: i for i, n in enumerate(nodes)}
+    n = len(nodes)
+    # output slots: one per output port that has a reader
+    readers: dict[tuple[int, int], int] = {}
+    succ_lists: list[list[int]] = [[] for _ in range(n)]
+    pending0 = [0] * n
+    in_pairs: list[list[tuple[int, int]]] = []
+    controls: list[list[int]] = []
+    for j, nd in enumerate(nodes):
+        pairs = []
+        ctrl: list[int] = []
+        controls.append(ctrl)
+        for spec in nd.inputs:
+            if spec.startswith("^"):
+                src = _index_of(index, spec[1:], nd)
+                succ_lists[src].append(j)
+                pending0[j] += 1
+                ctrl.append(src)
+                continue
+            name, port = parse_input(spec)
+            src = _index_of(index, name, nd)
+            readers[(src, port)] = readers.get((src, port), 0) + 1
+            pairs.append((src, port))
+            succ_lists[src].append(j)
+            pending0[j] += 1
+        in_pairs.append(pairs)
+    slot_of: dict[tuple[int, int], int] = {}
+    for key in sorted(readers):
+        slot_of[key] = len(slot_of)
+    refs0 = [0] * len(slot_of)
+    for key, count in readers.items():
+        refs0[slot_of[key]] = count
+    out_slots: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    for (src, port), s in slot_of.items():
+        out_slots[src].append((port, s))
+    cf = None
+    if any(nd.op in CF_OPS for nd in nodes):
+        cf = analyze(nodes, in_pairs, controls, slot_of, len(slot_of))
+    else:
+        _check_acyclic(nodes, succ_lists, pending0)
+
+    fns: list[Any] = []
+    kinds: list[int] = []
+    n_args = n_rets = 0
+    threshold = device.thread_threshold_us()
+    updates: set[int] = set()   # ops that write a resource they are given
+    for j, nd in enumerate(nodes):
+        if nd.op == "_Arg":
+            fns.append(int(nd.attrs["index"]))
+            kinds.append(ARG)
+            n_args = max(n_args, int(nd.attrs["index"]) + 1)
+            continue
+        if nd.op == "_Retval":
+            fns.append(int(nd.attrs["index"]))
+            kinds.append(RETVAL)
+            n_rets = max(n_rets, int(nd.attrs["index"]) + 1)
+            continue
+        if nd.op in _CF_KINDS:  # run by the executor itself
+            fns.append(None)
+            kinds.append(_CF_KINDS[nd.op] if cf is not None else INLINE)
+            if cf is None:  # a ControlTrigger in a graph without frames: a NoOp
+                fns[-1] = _noop
+            continue
+        if cf is not None and nd.op in _IDENT_OPS and len(in_pairs[j]) == 1:
+            fns.append(None)
+            kinds.append(IDENT)
+            continue
+        kdef = kernel_lookup(nd.op, device.device_type)
+        kctx = _kernel_context(nd, nodes, index, in_pairs[j], device)
+        try:
+            fn = kdef.factory(kctx)
+        except OpError as e:
+            raise e.with_location(node=nd.name, device=device.name) from None
+        if kdef.is_async:
+            kind = ASYNC
+        elif getattr(fn, "needs_step", False):
+            kind = STEP
+        elif kdef.cost is not None and kdef.cost(kctx) > threshold:
+            kind = THREAD
+        else:
+            kind = INLINE
+        fns.append(fn)
+        kinds.append(kind)
+        if kdef.stateful and nd.op not in _READS and "resource" in (
+                nodes[src].out_dtypes[port] for src, port in in_pairs[j]):
+            updates.add(j)
+    if cf is not None:
+        min_bytes = getattr(device.pool, "min_bytes", 0)
+        plain = [k in (INLINE, IDENT, STEP, CTRIG) for k in kinds]
+        pooled = [_may_pool(nd, min_bytes) for nd in nodes]
+        plan_fused(cf, nodes, in_pairs, controls, slot_of, plain, pooled)
+        in_slots_t = [tuple(slot_of[p] for p in pairs) for pairs in in_pairs]
+        out_slots_t = [tuple(sorted(o)) for o in out_slots]
+        for f in cf.frames:
+            if f.fused is not None:
+                f.fused.pred_prog = [_fused_step(i, kinds[i], fns[i], in_slots_t[i],
+                                                 out_slots_t[i], pooled[i])
+                                     for i in f.fused.pred_nodes]
+                f.fused.body_prog = [_fused_step(i, kinds[i], fns[i], in_slots_t[i],
+                                                 out_slots_t[i], pooled[i])
+                                     for i in f.fused.body_nodes]
+    return Executable(
+        device=device,
+        names=[nd.name for nd in nodes],
+        ops=[nd.op for nd in nodes],
+        fns=fns,
+        kinds=kinds,
+        in_slots=[tuple(slot_of[p] for p in pairs) for pairs in in_pairs],
+        out_slots=[tuple(sorted(o)) for o in out_slots],
+        succ=cf.succ if cf is not None else [
+            tuple(j for j in s if j not in updates) for s in succ_lists],
+        succ_late=[()] * n if cf is not None else [
+            tuple(j for j in s if j in updates) for s in succ_lists],
+        pending0=pending0,
+        refs0=refs0,
+        # reversed so the LIFO stack pops roots in graph order (ties broken by build order)
+        roots=[j for j in reversed(range(n)) if pending0[j] == 0],
+        n_slots=len(slot_of),
+        n_args=n_args,
+        n_rets=n_rets,
+        index=index,
+        cf=cf,
+        zeros=[0] * n,
+    )
+
+
+_READS = frozenset({"ReadVariableOp", "VarIsInitializedOp", "VarHandleOp", "ResourceGather"})
+
+
+def _noop(*args: Any) -> tuple:
+    return ()
+
+
+def _fused_step(i: int, kind: int, fn: Any, slots: tuple[int, ...],
+                outs: tuple[tuple[int, int], ...], pooled: bool) -> tuple[Any, ...]:
+    """One node of a fused loop's program: (code, node, fn, input slots, output) with code
+    0/1: a kernel of 1/2 inputs and one read output (slot `output`), 2: an identity (its
+    output slots), 3: a kernel whose outputs nobody reads, 9: anything else."""
+    if kind == IDENT:
+        return (2, i, fn, slots, tuple(s for _, s in outs))
+    if kind == INLINE and not pooled:
+        if len(outs) == 1 and outs[0][0] == 0 and len(slots) in (1, 2):
+            return (len(slots) - 1, i, fn, slots, outs[0][1])
+        if not outs:
+            return (3, i, fn, slots, None)
+    return (9, i, fn, slots, None)
+
+
+def _may_pool(nd: NodeDef, min_bytes: int) -> bool:
+    """True if a kernel of `nd` may return a pool buffer (an output of unknown or big size)."""
+    for dt, shape in zip(nd.out_dtypes, nd.out_shapes, strict=False):
+        if shape is None or any(d is None for d in shape):
+            return True
+        try:
+            size = dtypes.as_dtype(dt).size
+        except Exception:  # noqa: BLE001 - resources and the like: not pooled
+            continue
+        n = size
+        for d in shape:
+            n *= d
+        if n >= min_bytes:
+            return True
+    return False
+
+
+def _index_of(index: dict[str, int], name: str, nd: NodeDef) -> int:
+    try:
+        return index[name]
+    except KeyError:
+        raise InvalidArgumentError(
+            f"node '{nd.name}' reads from '{name}', which is not in the graph") from None
+
+
+def _kernel_context(nd: NodeDef, nodes: list[NodeDef], index: dict[str, int],
+                    pairs: list[tuple[int, int]], device: Any) -> KernelContext:
+    in_dtypes, in_shapes = [], []
+    for src, port in pairs:
+        s = nodes[src]
+        in_dtypes.append(dtypes.as_dtype(s.out_dtypes[port]) if port < len(s.out_dtypes)
+                         else None)
+        in_shapes.append(s.out_shapes[port] if port < len(s.out_shapes) else None)
+    return KernelContext(
+        name=nd.name, op=nd.op, attrs=nd.attrs,
+        out_dtypes=[dtypes.as_dtype(d) for d in nd.out_dtypes],
+        out_shapes=list(nd.out_shapes), in_dtypes=in_dtypes, in_shapes=in_shapes,
+        device=device)
+
+
+def _check_acyclic(nodes: list[NodeDef], succ: list[list[int]], pending0: list[int]) -> None:
+    error = cycle_error(nodes, succ, pending0)
+    if error is not None:
+        raise error
+
+
+def cycle_error(nodes: list[NodeDef], succ: list[list[int]],
+                pending0: list[int]) -> InvalidArgumentError | None:
+    """None if the graph (edges `succ`, in-degrees `pending0`) has no cycle, else the error
+    naming one."""
+    pending = pending0.copy()
+    stack = [i for i, p in enumerate(pending) if p == 0]
+    seen = 0
+    while stack:
+        i = stack.pop()
+        seen += 1
+        for j in succ[i]:
+            pending[j] -= 1
+            if pending[j] == 0:
+                stack.append(j)
+    if seen == len(nodes):
+        return None
+    stuck = [i for i, p in enumerate(pending) if p > 0]
+    cycle = _find_cycle(stuck, succ, set(stuck))
+    path = " -> ".join(nodes[i].name for i in cycle)
+    return InvalidArgumentError(
+        f"the graph has a cycle: {path}; a node cannot depend on its own output (use "
+        f"af.while_loop for iteration)")
+
+
+def _find_cycle(stuck: list[int], succ: list[list[int]], allowed: set[int]) -> list[int]:
+    start = stuck[0]
+    path, on_path = [start], {start: 0}
+    i = start
+    for _ in range(len(allowed) + 1):
+        nxt = next((j for j in succ[i] if j in allowed), None)
+        if nxt is None:
+            break
+        if nxt in on_path:
+            return path[on_path[nxt]:] + [nxt]
+        on_path[nxt] = len(path)
+        path.append(nxt)
+        i = nxt
+    return path
