@@ -139,7 +139,7 @@ def test_a_step_past_its_deadline_fails_and_the_session_goes_on(mode: str) -> No
     if mode == "sync":
         with af.Session(graph=g) as s:
             t0 = time.perf_counter()
-            with pytest.raises(DeadlineExceededError, match="deadline"):
+            with pytest.raises(DeadlineExceededError, match="deadline|in time"):
                 s.run(forever, options=options)
             assert time.perf_counter() - t0 < 0.6
             assert s.run(y, {x: 1.0}) == 2.0  # usable: the device is free again
@@ -149,7 +149,7 @@ def test_a_step_past_its_deadline_fails_and_the_session_goes_on(mode: str) -> No
     async def main() -> None:
         async with af.Session(graph=g) as s:
             t0 = time.perf_counter()
-            with pytest.raises(DeadlineExceededError, match="deadline"):
+            with pytest.raises(DeadlineExceededError, match="deadline|in time"):
                 await s.run(forever, options=options)
             assert time.perf_counter() - t0 < 0.6
             assert await s.run(y, {x: 1.0}) == 2.0
@@ -214,7 +214,7 @@ def test_a_long_loop_on_a_ps_task_is_slow_not_dead_and_shares_the_task() -> None
             assert s.run(v) == bumps
             # a deadline aborts the step on the PS task too, which then serves the next step
             t0 = time.perf_counter()
-            with pytest.raises(DeadlineExceededError, match="deadline"):
+            with pytest.raises(DeadlineExceededError, match="deadline|in time"):
                 s.run(forever, options=af.RunOptions(timeout_in_ms=500))
             assert time.perf_counter() - t0 < 1.0
             assert s.run(bump) == bumps + 1
