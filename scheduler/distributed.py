@@ -398,9 +398,12 @@ class DistributedRuntime:
         return handle
 
     async def _refresh_incarnation(self, t: Task) -> None:
-        """Ask `t` which life it is in (after a reply suggested it restarted)."""
-        header, _ = await t.client.call("status", None,
-                                        timeout=self.options.rpc.heartbeat_timeout)
+        """Ask `t` which life it is in (after a reply suggested it restarted). A task the
+        client lost is given one heartbeat timeout to come back (a restart) first."""
+        limit = self.options.rpc.heartbeat_timeout
+        with trio.move_on_after(limit):
+            await t.client.wait_ready()
+        header, _ = await t.client.call("status", None, timeout=limit)
         _set_devices(t, header)
 
     def _forget(self, t: Task) -> None:

@@ -479,7 +479,7 @@ def test_worker_flags_and_af_config() -> None:
     assert (cfg.job, cfg.address, cfg.bind_host) == ("ps", "127.0.0.1:5000", "0.0.0.0")
     with pytest.raises(ValueError, match="pass --cluster"):
         worker_config(p.parse_args(["--job", "ps", "--task", "0"]), None)
-    with pytest.raises(af.InvalidArgumentError, match="has no task 3"):
+    with pytest.raises(ValueError, match="--job/--task ps:3: job 'ps' has no task 3"):
         worker_config(p.parse_args(["--job", "ps", "--task", "3"]), env)
 
 
