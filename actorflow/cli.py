@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         service_config = worker_config(args, os.environ.get("AF_CONFIG"))
     except (OpError, OSError, ValueError) as e:
-        print(f"actorflow worker: {_one_line(e)}", file=sys.stderr)
+        print(f"actorflow worker: {one_line(e)}", file=sys.stderr)
         return 2
     return run_worker(service_config)
 
@@ -138,7 +138,7 @@ def worker_config(args: argparse.Namespace, af_config: str | None) -> Any:
         if have < counts["GPU"]:
             raise UsageError(f"--device-count GPU={counts['GPU']}: this machine has {have} "
                              "GPU(s) CuPy can use; ask for at most that many (or GPU=0)")
-    _check_bind(args.bind)
+    check_bind(args.bind)
     for flag, v in (("--heartbeat-interval", args.heartbeat_interval),
                     ("--heartbeat-timeout", args.heartbeat_timeout),
                     ("--orphan-ttl", args.orphan_ttl)):
@@ -206,7 +206,7 @@ def _device_counts(items: Sequence[str]) -> dict[str, int]:
     return counts
 
 
-def _check_bind(host: str) -> None:
+def check_bind(host: str) -> None:
     if host in ("*", "0.0.0.0", "::", "localhost"):
         return
     try:
@@ -240,14 +240,14 @@ def run_worker(config: Any) -> int:
         except BaseException as e:  # noqa: BLE001 - turned into one line and an exit code
             if stop.signalled:  # asked to stop: whatever the shutdown met, it is over
                 if not isinstance(e, KeyboardInterrupt | trio.Cancelled):
-                    print(f"actorflow worker: during shutdown: {_one_line(e)}",
+                    print(f"actorflow worker: during shutdown: {one_line(e)}",
                           file=sys.stderr)
                 return 0
             if not stop.ready:
                 return _fail(_start_error(e, config), 2)
             if isinstance(e, KeyboardInterrupt):
                 return 0
-            return _fail(f"the service failed: {_one_line(e)}", 1)
+            return _fail(f"the service failed: {one_line(e)}", 1)
         return 0
     finally:
         stop.uninstall()
@@ -279,7 +279,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
     while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
         e = e.exceptions[0]
     text = str(e) if isinstance(e, OpError | UsageError) else f"{type(e).__name__}: {e}"
@@ -288,7 +288,7 @@ def _one_line(e: BaseException) -> str:
 
 def _start_error(e: BaseException, config: Any) -> str:
     """One line for a daemon that could not start serving: which address, and the fix."""
-    text = _one_line(e)
+    text = one_line(e)
     host, _, port = config.address.rpartition(":")
     where = f"{config.bind_host}:{port}"
     if "in use" in text:

@@ -99,6 +99,7 @@ from scheduler.remote_rendezvous import TaskKey, endpoint_of, task_name
 from scheduler.restart_watch import watch_restarts
 from scheduler.runtime import start_loop_thread
 from scheduler.step_flight import StepFlight, from_task
+from scheduler.task_status import ask_status, endpoint_of_target, parse_cluster, set_devices
 from scheduler.worker_service import error_header, in_process_service
 from transport import local_ipc
 from transport.rpc import RpcClient, RpcConfig
@@ -148,7 +149,7 @@ class DistributedRuntime:
     def __init__(self, target: str, config: RuntimeConfig | None = None,
                  options: MasterOptions | None = None):
         self.target = target
-        self.endpoint = _endpoint_of_target(target)
+        self.endpoint = endpoint_of_target(target)
         self.config = config or RuntimeConfig()
         self.options = options or MasterOptions()
         self.devices: list[RemoteDevice] = []
@@ -264,12 +265,12 @@ class DistributedRuntime:
             target: Any = self._local
         else:
             target = await self._open_client(stack, zctx, self.endpoint, self.target)
-        header = await _ask_status(target, opts.connect_timeout)
+        header = await ask_status(target, opts.connect_timeout)
         if header is None:
             raise UnavailableError(
                 f"{self.target} did not answer within connect_timeout={opts.connect_timeout}s;"
                 " is a worker running there ('actorflow worker ...' prints 'READY af://...')?")
-        cluster = _parse_cluster(header)
+        cluster = parse_cluster(header)
         self.me = (header["job"], header["task"])
         filters = [DeviceSpec.parse(f) for f in opts.device_filters]
         for job in sorted(cluster, key=lambda j: (j != self.me[0], j)):
@@ -280,7 +281,7 @@ class DistributedRuntime:
                     self._tasks[(job, i)] = Task((job, i), address)
         me = self._tasks[self.me]
         me.client = target
-        _set_devices(me, header)
+        set_devices(me, header)
         others = [t for t in self._tasks.values() if t is not me]
         for t in others:
             t.client = await self._open_client(stack, zctx, endpoint_of(t.address), t.name,
@@ -312,7 +313,7 @@ class DistributedRuntime:
 
     async def _status_of(self, t: Task, missing: list[str]) -> None:
         try:
-            header = await _ask_status(t.client, self.options.connect_timeout)
+            header = await ask_status(t.client, self.options.connect_timeout)
             if header is None:
                 missing.append(f"{t.name} at {t.address}: no answer")
                 return
@@ -320,7 +321,7 @@ class DistributedRuntime:
                 raise InvalidArgumentError(
                     f"{t.address} answered as {task_name((header.get('job'), header.get('task')))}"
                     f", not {t.name}: the cluster spec does not match the running tasks")
-            _set_devices(t, header)
+            set_devices(t, header)
         except OpError as e:
             missing.append(f"{t.name} at {t.address}: {e}")
 
@@ -404,7 +405,7 @@ class DistributedRuntime:
         with trio.move_on_after(limit):
             await t.client.wait_ready()
         header, _ = await t.client.call("status", None, timeout=limit)
-        _set_devices(t, header)
+        set_devices(t, header)
 
     def _forget(self, t: Task) -> None:
         """`t` may have restarted: ask its ``status`` and register again before its next step
@@ -477,8 +478,9 @@ class DistributedRuntime:
     def abort_on(self, parts: Sequence[TaskPart], step_id: int, error: OpError) -> None:
         """Tell the tasks of `parts` to abort step `step_id` (from tasks: off the hot path)."""
         header = error_header(step_id, error)
-        for p in parts:
-            self._nursery.start_soon(self._send_abort, p.task, header)
+        for p in parts:  # meant for the life of the task the step ran on
+            self._nursery.start_soon(self._send_abort, p.task,
+                                     {**header, "incarnation": p.incarnation})
 
     async def _send_abort(self, task: Task, header: dict) -> None:
         with contextlib.suppress(OpError):
@@ -549,51 +551,6 @@ class DistributedRuntime:
                 "attempted to use a closed session; create a new af.Session(target)")
         if self._thread_error is not None:
             raise UnavailableError(f"the master's thread failed: {self._thread_error!r}")
-
-
-async def _ask_status(client: Any, timeout: float) -> Any:
-    """The task's ``status`` header, or None if it did not answer within `timeout` seconds.
-    A request waits in the socket until the connection is up; one that fails because the
-    client declared the task dead is retried once the task answers a heartbeat."""
-    with trio.move_on_after(timeout):
-        while True:
-            try:
-                header, _ = await client.call("status", None, timeout=None)
-                return header
-            except UnavailableError:
-                await client.wait_ready()
-    return None
-
-
-def _endpoint_of_target(target: str) -> str:
-    scheme, sep, rest = target.partition("://")
-    host, _, port = rest.rpartition(":")
-    if scheme != "af" or not sep or not host or not port.isdigit():
-        raise InvalidArgumentError(
-            f"target {target!r} is not 'af://HOST:PORT' (the address of any task of a running "
-            "cluster, e.g. the line 'READY af://127.0.0.1:2222' a worker daemon prints)")
-    return f"tcp://{rest}"
-
-
-def _parse_cluster(header: Any) -> dict[str, dict[int, str]]:
-    try:
-        return {str(job): {int(i): str(a) for i, a in tasks}
-                for job, tasks in header["cluster"].items()}
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise InvalidArgumentError(f"malformed status reply: {str(header)[:200]}") from None
-
-
-def _set_devices(t: Task, header: Any) -> None:
-    """The devices and incarnation of `t`, from its ``status`` reply."""
-    inc = header.get("incarnation")
-    if type(inc) is not int or inc <= 0:
-        raise InvalidArgumentError(
-            f"{t.name} at {t.address} reported no incarnation in its status (got "
-            f"{str(inc)[:40]}): it runs another version of actorflow; run the same version "
-            "on every task")
-    t.devices = [RemoteDevice(DeviceSpec.parse(str(name)).to_string(), str(kind), t.key)
-                 for name, kind in header["devices"]]
-    t.incarnation = inc
 
 
 def _unwrap(e: BaseException) -> BaseException:

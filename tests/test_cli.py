@@ -190,3 +190,21 @@ def test_a_signal_in_the_middle_of_a_step_stops_the_daemons_with_exit_0(
                     d.restart("ps", 0)
     finally:
         d.close()
+
+
+@pytest.mark.multiprocess
+@pytest.mark.parametrize(("flags", "needles"), [
+    (["--bind", "256.1.1.1"], ["--bind 256.1.1.1", "127.0.0.1"]),
+    (["--cluster-file", "/nonexistent-dir/c.json"], ["--cluster-file", "writable"]),
+    (["--device-count", "CPU=0", "--ps", "1", "--workers", "0"],
+     ["ps:0", "status 2", "--device-count CPU=0", "CPU=1"]),
+])
+def test_cluster_command_errors_are_one_line_and_exit_2(flags: list[str],
+                                                        needles: list[str]) -> None:
+    run = subprocess.run([sys.executable, "-m", "actorflow", "cluster", *flags], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, (run.returncode, run.stderr)
+    assert len(lines) == 1 and lines[0].startswith("actorflow cluster: "), run.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
