@@ -4,7 +4,12 @@
     AF_CONFIG='{"cluster": {...}, "task": {"type": "ps", "index": 0}}' actorflow worker
 
 `worker` runs one task's worker service (`scheduler.worker_service`) until SIGTERM or SIGINT,
-then exits 0. The cluster file maps job names to lists of ``"host:port"``
+then exits 0, whatever the shutdown meets (also for a signal that comes while it starts, or in
+the middle of a step). Every bad flag, file or environment value (a port already in use, a
+``--bind`` that is not an address of this machine, an AF_CONFIG whose task is not a map, a
+``--device-count`` that leaves the daemon no device, a missing or malformed cluster file) is
+reported as ONE line on stderr naming it and the fix, with exit code 2; a service that fails
+while serving exits 1. The cluster file maps job names to lists of ``"host:port"``
 (``{"ps": ["127.0.0.1:2222"], "worker": ["127.0.0.1:2223", "127.0.0.1:2224"]}``); without
 ``--cluster`` the cluster and the task come from the ``AF_CONFIG`` environment variable (the
 shape of TensorFlow's ``TF_CONFIG``, so launchers such as Kubernetes or Slurm can start
@@ -291,10 +296,11 @@ def _start_error(e: BaseException, config: Any) -> str:
     text = one_line(e)
     host, _, port = config.address.rpartition(":")
     where = f"{config.bind_host}:{port}"
-    if "in use" in text:
+    if "in use" in text:  # (launchers such as af.LocalCluster look for the OS's words)
         return (f"port {port} (task /job:{config.job}/task:{config.task} at {config.address} "
-                f"in the cluster spec) is already in use on {config.bind_host}: stop the process "
-                "holding it or give this task another port in the cluster spec")
+                f"in the cluster spec) is already in use on {config.bind_host} (Address already "
+                "in use): stop the process holding it or give this task another port in the "
+                "cluster spec")
     if "cannot bind" in text or "Cannot assign" in text or "No such device" in text:
         return (f"cannot bind {where}: --bind {config.bind_host} is not an address of this "
                 f"machine ({text}); pass one of its interface addresses, e.g. 127.0.0.1 or "
