@@ -430,7 +430,7 @@ class DistributedRuntime:
         flight = StepFlight(self, step, args, trace, stats, lock.release,
                             self._timeout(timeout))
         try:
-            if step.registered:
+            if step.registered and all(p.task.client.alive for p in step.tasks):
                 flight.send_ahead()
         finally:  # interrupted or not, the loop sees to what left: runs the step, or aborts it
             try:
@@ -445,7 +445,7 @@ class DistributedRuntime:
                    stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a task of the master's trio loop (`timeout`: as in `run`)."""
         self._check_open()
-        if not step.registered:
+        if not self._ready(step):
             await self._register(step)
         done = trio.Event()
         flight = StepFlight(self, step, args, trace, stats, done.set, self._timeout(timeout))
@@ -460,10 +460,21 @@ class DistributedRuntime:
     def _launch(self, flight: StepFlight) -> None:
         """Start a sync caller's step (in the master's loop): at once when its partitions are
         registered, else after a task registers them."""
-        if flight.step.registered:
+        if self._ready(flight.step):
             flight.start()
         else:
             self._nursery.start_soon(self._register_then_start, flight)
+
+    def _ready(self, step: DistributedStep) -> bool:
+        """Whether `step` can start now: registered with the life of each task it needs that
+        the master knows of, and no task of it lost (a task the client lost may be restarting:
+        it is asked which life it is in, after up to a heartbeat timeout, before the step)."""
+        ready = True
+        for p in step.tasks:
+            if not p.task.client.alive:
+                self._forget(p.task)
+                ready = False
+        return ready and step.registered
 
     async def _register_then_start(self, flight: StepFlight) -> None:
         try:
