@@ -612,14 +612,26 @@ def run_cluster_from_args(args: argparse.Namespace) -> int:
         print("actorflow cluster: need --ps >= 0 and --workers >= 0, at least one task",
               file=sys.stderr)
         return 2
+    from actorflow.cli import UsageError, check_bind, one_line
+    from devices.errors import OpError
+
     try:
         counts = _device_counts(args.device_count)
-    except argparse.ArgumentTypeError as e:
+        check_bind(args.bind)
+        if args.cluster_file is not None and not os.access(
+                os.path.dirname(os.path.abspath(args.cluster_file)), os.W_OK):
+            raise UsageError(f"--cluster-file {args.cluster_file}: its directory is not "
+                             "writable (or does not exist); pass a path you can write")
+    except (argparse.ArgumentTypeError, UsageError) as e:
         print(f"actorflow cluster: {e}", file=sys.stderr)
         return 2
-    return run_cluster(args.ps, args.workers, host=args.bind, device_count=counts,
-                       cluster_file=args.cluster_file, log_dir=args.log_dir,
-                       supervise=bool(getattr(args, "supervise", False)))
+    try:
+        return run_cluster(args.ps, args.workers, host=args.bind, device_count=counts,
+                           cluster_file=args.cluster_file, log_dir=args.log_dir,
+                           supervise=bool(getattr(args, "supervise", False)))
+    except (OpError, OSError) as e:  # a daemon could not start: its own line says why
+        print(f"actorflow cluster: {one_line(e)}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

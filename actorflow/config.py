@@ -75,6 +75,9 @@ class ConfigProto:
     gpu_options: GPUOptions = field(default_factory=GPUOptions)
     graph_options: GraphOptions = field(default_factory=GraphOptions)
     memory_limit_bytes: dict[str, int] = field(default_factory=dict)  # by device name or kind
+    # A remote session's step deadline (ms); 0: the default, 300 s (scheduler.distributed.
+    # DEFAULT_STEP_TIMEOUT). A run's RunOptions.timeout_in_ms overrides it. No step waits past
+    # its deadline for a peer (DeadlineExceededError names who had not answered).
     operation_timeout_in_ms: int = 0
     rpc_options: RPCOptions = field(default_factory=RPCOptions)
     device_filters: list[str] = field(default_factory=list)  # tasks a remote session uses

@@ -99,6 +99,7 @@ from scheduler.remote_rendezvous import TaskKey, endpoint_of, task_name
 from scheduler.restart_watch import watch_restarts
 from scheduler.runtime import start_loop_thread
 from scheduler.step_flight import StepFlight, from_task
+from scheduler.task_status import ask_status, endpoint_of_target, parse_cluster, set_devices
 from scheduler.worker_service import error_header, in_process_service
 from transport import local_ipc
 from transport.rpc import RpcClient, RpcConfig
@@ -148,7 +149,7 @@ class DistributedRuntime:
     def __init__(self, target: str, config: RuntimeConfig | None = None,
                  options: MasterOptions | None = None):
         self.target = target
-        self.endpoint = _endpoint_of_target(target)
+        self.endpoint = endpoint_of_target(target)
         self.config = config or RuntimeConfig()
         self.options = options or MasterOptions()
         self.devices: list[RemoteDevice] = []
@@ -264,12 +265,12 @@ class DistributedRuntime:
             target: Any = self._local
         else:
             target = await self._open_client(stack, zctx, self.endpoint, self.target)
-        header = await _ask_status(target, opts.connect_timeout)
+        header = await ask_status(target, opts.connect_timeout)
         if header is None:
             raise UnavailableError(
                 f"{self.target} did not answer within connect_timeout={opts.connect_timeout}s;"
                 " is a worker running there ('actorflow worker ...' prints 'READY af://...')?")
-        cluster = _parse_cluster(header)
+        cluster = parse_cluster(header)
         self.me = (header["job"], header["task"])
         filters = [DeviceSpec.parse(f) for f in opts.device_filters]
         for job in sorted(cluster, key=lambda j: (j != self.me[0], j)):
@@ -280,7 +281,7 @@ class DistributedRuntime:
                     self._tasks[(job, i)] = Task((job, i), address)
         me = self._tasks[self.me]
         me.client = target
-        _set_devices(me, header)
+        set_devices(me, header)
         others = [t for t in self._tasks.values() if t is not me]
         for t in others:
             t.client = await self._open_client(stack, zctx, endpoint_of(t.address), t.name,
@@ -312,7 +313,7 @@ class DistributedRuntime:
 
     async def _status_of(self, t: Task, missing: list[str]) -> None:
         try:
-            header = await _ask_status(t.client, self.options.connect_timeout)
+            header = await ask_status(t.client, self.options.connect_timeout)
             if header is None:
                 missing.append(f"{t.name} at {t.address}: no answer")
                 return
@@ -320,7 +321,7 @@ class DistributedRuntime:
                 raise InvalidArgumentError(
                     f"{t.address} answered as {task_name((header.get('job'), header.get('task')))}"
                     f", not {t.name}: the cluster spec does not match the running tasks")
-            _set_devices(t, header)
+            set_devices(t, header)
         except OpError as e:
             missing.append(f"{t.name} at {t.address}: {e}")
 
@@ -398,10 +399,13 @@ class DistributedRuntime:
         return handle
 
     async def _refresh_incarnation(self, t: Task) -> None:
-        """Ask `t` which life it is in (after a reply suggested it restarted)."""
-        header, _ = await t.client.call("status", None,
-                                        timeout=self.options.rpc.heartbeat_timeout)
-        _set_devices(t, header)
+        """Ask `t` which life it is in (after a reply suggested it restarted). A task the
+        client lost is given one heartbeat timeout to come back (a restart) first."""
+        limit = self.options.rpc.heartbeat_timeout
+        with trio.move_on_after(limit):
+            await t.client.wait_ready()
+        header, _ = await t.client.call("status", None, timeout=limit)
+        set_devices(t, header)
 
     def _forget(self, t: Task) -> None:
         """`t` may have restarted: ask its ``status`` and register again before its next step
@@ -426,7 +430,7 @@ class DistributedRuntime:
         flight = StepFlight(self, step, args, trace, stats, lock.release,
                             self._timeout(timeout))
         try:
-            if step.registered:
+            if step.registered and all(p.task.client.alive for p in step.tasks):
                 flight.send_ahead()
         finally:  # interrupted or not, the loop sees to what left: runs the step, or aborts it
             try:
@@ -441,7 +445,7 @@ class DistributedRuntime:
                    stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a task of the master's trio loop (`timeout`: as in `run`)."""
         self._check_open()
-        if not step.registered:
+        if not self._ready(step):
             await self._register(step)
         done = trio.Event()
         flight = StepFlight(self, step, args, trace, stats, done.set, self._timeout(timeout))
@@ -456,10 +460,21 @@ class DistributedRuntime:
     def _launch(self, flight: StepFlight) -> None:
         """Start a sync caller's step (in the master's loop): at once when its partitions are
         registered, else after a task registers them."""
-        if flight.step.registered:
+        if self._ready(flight.step):
             flight.start()
         else:
             self._nursery.start_soon(self._register_then_start, flight)
+
+    def _ready(self, step: DistributedStep) -> bool:
+        """Whether `step` can start now: registered with the life of each task it needs that
+        the master knows of, and no task of it lost (a task the client lost may be restarting:
+        it is asked which life it is in, after up to a heartbeat timeout, before the step)."""
+        ready = True
+        for p in step.tasks:
+            if not p.task.client.alive:
+                self._forget(p.task)
+                ready = False
+        return ready and step.registered
 
     async def _register_then_start(self, flight: StepFlight) -> None:
         try:
@@ -480,8 +495,9 @@ class DistributedRuntime:
     def abort_on(self, parts: Sequence[TaskPart], step_id: int, error: OpError) -> None:
         """Tell the tasks of `parts` to abort step `step_id` (from tasks: off the hot path)."""
         header = error_header(step_id, error)
-        for p in parts:
-            self._nursery.start_soon(self._send_abort, p.task, header)
+        for p in parts:  # meant for the life of the task the step ran on
+            self._nursery.start_soon(self._send_abort, p.task,
+                                     {**header, "incarnation": p.incarnation})
 
     async def _send_abort(self, task: Task, header: dict) -> None:
         with contextlib.suppress(OpError):
@@ -552,51 +568,6 @@ class DistributedRuntime:
                 "attempted to use a closed session; create a new af.Session(target)")
         if self._thread_error is not None:
             raise UnavailableError(f"the master's thread failed: {self._thread_error!r}")
-
-
-async def _ask_status(client: Any, timeout: float) -> Any:
-    """The task's ``status`` header, or None if it did not answer within `timeout` seconds.
-    A request waits in the socket until the connection is up; one that fails because the
-    client declared the task dead is retried once the task answers a heartbeat."""
-    with trio.move_on_after(timeout):
-        while True:
-            try:
-                header, _ = await client.call("status", None, timeout=None)
-                return header
-            except UnavailableError:
-                await client.wait_ready()
-    return None
-
-
-def _endpoint_of_target(target: str) -> str:
-    scheme, sep, rest = target.partition("://")
-    host, _, port = rest.rpartition(":")
-    if scheme != "af" or not sep or not host or not port.isdigit():
-        raise InvalidArgumentError(
-            f"target {target!r} is not 'af://HOST:PORT' (the address of any task of a running "
-            "cluster, e.g. the line 'READY af://127.0.0.1:2222' a worker daemon prints)")
-    return f"tcp://{rest}"
-
-
-def _parse_cluster(header: Any) -> dict[str, dict[int, str]]:
-    try:
-        return {str(job): {int(i): str(a) for i, a in tasks}
-                for job, tasks in header["cluster"].items()}
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise InvalidArgumentError(f"malformed status reply: {str(header)[:200]}") from None
-
-
-def _set_devices(t: Task, header: Any) -> None:
-    """The devices and incarnation of `t`, from its ``status`` reply."""
-    inc = header.get("incarnation")
-    if type(inc) is not int or inc <= 0:
-        raise InvalidArgumentError(
-            f"{t.name} at {t.address} reported no incarnation in its status (got "
-            f"{str(inc)[:40]}): it runs another version of actorflow; run the same version "
-            "on every task")
-    t.devices = [RemoteDevice(DeviceSpec.parse(str(name)).to_string(), str(kind), t.key)
-                 for name, kind in header["devices"]]
-    t.incarnation = inc
 
 
 def _unwrap(e: BaseException) -> BaseException:

@@ -46,6 +46,10 @@ class StepFlight:
     Every flight has a deadline (``timeout`` seconds: the run's own, else the master's
     ``step_timeout``): the runtime's timer fails it with DeadlineExceededError naming the tasks
     that had not answered, and the tasks' servers cancel their handlers by the same deadline.
+    A task that answers AbortedError (it restarted, or dropped the graph) or UnavailableError
+    is forgotten (`DistributedRuntime._forget`): its ``status`` is asked, and the step's parts
+    registered again if its life changed, before the next step that needs it.
+    ``started`` (trio time at `start`) tells `scheduler.restart_watch` which steps are slow.
 
     State (the master's trio thread): ``calls`` (part index -> (part, call id)) for calls in
     flight, ``error`` (the first error), ``rets`` (fetches as they arrive), ``on_done`` (called

@@ -41,14 +41,18 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
                     segment (`transport.shm`) into the receiving device's pool, and the sender
                     is sent ``shm_free`` so it can reuse the segment.
 ``shm_free``        (one-way) {names, from}: segments this task pushed through were copied out.
-``abort``           {step, code, message}: fail the step here with that error (every pending
-                    Recv wakes); a step aborted before its run_graph arrives fails at once.
+``abort``           {step, code, message, incarnation (optional)}: fail the step here with
+                    that error (every pending Recv wakes); a step aborted before its run_graph
+                    arrives fails at once. An abort meant for another incarnation is ignored.
 ``reset``           {containers: [name...] or None} -> {containers}: drop those resource
                     containers (all when None) on every device of this task.
 
 Incarnations: the service draws a random 64-bit ``incarnation`` when it is built; a
 ``register_graph`` or ``run_graph`` naming another one (the task restarted since its master
 last looked) is refused with AbortedError naming this task, never run on this life's graphs.
+Tensors other tasks push here (``push``, ``deliver``) name no incarnation: they are keyed by
+the step's random 63-bit id, so a push meant for a previous life waits as an orphan of a step
+that never starts here and is reaped after ``orphan_ttl`` (bounded by ``max_orphan_*``).
 
 State (owned by the service's trio thread): ``_graphs`` (the `GraphRegistry`: handles, their
 compiled partitions and the Recv keys they take, of this incarnation), ``_table`` (the steps),
@@ -511,6 +515,9 @@ class WorkerService:
         message = h.get("message")
         if type(code) is not int or not isinstance(message, str):
             raise InvalidArgumentError("abort needs an int 'code' and a str 'message'")
+        inc = h.get("incarnation")
+        if inc is not None and inc != self.incarnation:
+            return None, []  # meant for a previous life of this task: nothing of it runs here
         self._table.abort(step_id, error_from_code(code, message[:16384]))
         return None, []
 

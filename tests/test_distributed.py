@@ -30,7 +30,7 @@ import zmq
 
 import actorflow as af
 from actorflow.cli import add_worker_arguments, worker_config
-from scheduler.distributed import DistributedRuntime, MasterOptions
+from scheduler.distributed import DEFAULT_STEP_TIMEOUT, DistributedRuntime, MasterOptions
 from scheduler.graphdef import GraphDef, NodeDef
 from scheduler.worker_service import WorkerConfig, WorkerService
 from transport.codec import decode_message, encode
@@ -480,7 +480,7 @@ def test_worker_flags_and_af_config() -> None:
     assert (cfg.job, cfg.address, cfg.bind_host) == ("ps", "127.0.0.1:5000", "0.0.0.0")
     with pytest.raises(ValueError, match="pass --cluster"):
         worker_config(p.parse_args(["--job", "ps", "--task", "0"]), None)
-    with pytest.raises(af.InvalidArgumentError, match="has no task 3"):
+    with pytest.raises(ValueError, match="--job/--task ps:3: job 'ps' has no task 3"):
         worker_config(p.parse_args(["--job", "ps", "--task", "3"]), env)
 
 
@@ -820,26 +820,40 @@ def test_step_timeout_fails_a_step_on_a_hung_task_with_deadline_exceeded(
     with af.Session(target, graph=g) as sess:
         sess.run(v.initializer)
         assert float(sess.run(y)) == 2.0
+    # every step has a deadline: the default, the configured one, or the run's own
+    assert MasterOptions().step_timeout == DEFAULT_STEP_TIMEOUT
+    assert MasterOptions(step_timeout=None).step_timeout == DEFAULT_STEP_TIMEOUT
+    with pytest.raises(af.InvalidArgumentError, match="finite number of seconds"):
+        MasterOptions(step_timeout=-1.0)
     rt = DistributedRuntime(target, options=MasterOptions(step_timeout=0.5))
+    plain = DistributedRuntime(target)  # the default deadline; each run gives its own below
     rt.start_in_thread()
+    plain.start_in_thread()
     try:
         step = rt.compile(g.as_graph_def(), feeds=[], fetches=[y.name], targets=[])
         np.testing.assert_allclose(rt.run(step, [])[0], 2.0)
+        step2 = plain.compile(g.as_graph_def(), feeds=[], fetches=[y.name], targets=[])
+        np.testing.assert_allclose(plain.run(step2, [])[0], 2.0)
         ps = cluster.procs[("ps", 0)]
         ps.send_signal(signal.SIGSTOP)
         try:
-            t0 = time.monotonic()
-            # The master's deadline, or the same one enforced by worker 0 (it was sent along):
-            # under load either may fire first.
-            with pytest.raises(af.DeadlineExceededError,
-                               match="no reply in time|step_timeout=0.5|ran past its deadline"):
-                rt.run(step, [])
-            assert time.monotonic() - t0 < 2.0
+            for runtime, st, timeout in ((rt, step, None), (plain, step2, 0.4)):
+                t0 = time.monotonic()
+                # The master's deadline, or the same one enforced by worker 0 (it was sent
+                # along): under load either may fire first.
+                with pytest.raises(af.DeadlineExceededError,
+                                   match="no reply in time|ran past its deadline") as info:
+                    runtime.run(st, [], timeout=timeout)
+                assert time.monotonic() - t0 < 2.0
+                if "ran past" in str(info.value):  # the master's: it names who was silent
+                    assert f"({timeout or 0.5:g}s" in str(info.value)
+                    assert "no reply yet from" in str(info.value)
         finally:
             ps.send_signal(signal.SIGCONT)
         np.testing.assert_allclose(rt.run(step, [])[0], 2.0)  # the task is back
     finally:
         rt.close()
+        plain.close()
 
 
 @pytest.mark.multiprocess

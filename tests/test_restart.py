@@ -20,10 +20,43 @@ import numpy as np
 import pytest
 
 import actorflow as af
+from scheduler.graph_registry import GraphRegistry, new_incarnation
+from scheduler.graphdef import GraphDef, NodeDef
 from tests.test_distributed import FAST, Daemons, _config
 
 PS = "/job:ps/replica:0/task:0"
 DEADLINE_MS = 6000
+
+
+def test_handles_are_random_and_belong_to_one_incarnation() -> None:
+    dev = "/job:ps/replica:0/task:0/device:CPU:0"
+
+    def raw(value: float) -> bytes:
+        return GraphDef([NodeDef("c", "Const", [], dev, {"value": value, "dtype": "float32"}),
+                         NodeDef("out", "_Retval", ["c"], dev, {"index": 0})]).to_bytes()
+
+    incs = {new_incarnation() for _ in range(64)}
+    assert len(incs) == 64 and all(0 < i < 2**64 for i in incs)
+    first, second = GraphRegistry(("ps", 0), 11, max_graphs=2), GraphRegistry(("ps", 0), 22)
+    h1 = first.register(dev, raw(1.0), lambda g: g)
+    assert first.register(dev, raw(1.0), lambda g: g) == h1  # the same bytes: the same handle
+    h2 = second.register(dev, raw(7.0), lambda g: g)
+    assert h1 != h2 and h1 > 1 << 20 and h2 > 1 << 20  # not counted from 1
+    # a request for the previous life of the task is refused, naming it, never served
+    with pytest.raises(af.AbortedError, match=r"task:0 restarted: .*0x000000000000000b.*"
+                                              r"0x0000000000000016.*register the graph again"):
+        second.check_incarnation({"incarnation": 11}, "run_graph")
+    second.check_incarnation({"incarnation": 22}, "run_graph")
+    with pytest.raises(af.InvalidArgumentError, match="'incarnation' must be"):
+        second.check_incarnation({}, "run_graph")
+    with pytest.raises(af.AbortedError, match="is not registered on .*register the graph again"):
+        second.lookup([h1])
+    # the least recently used graph is dropped past max_graphs: a run naming it is refused
+    first.register(dev, raw(2.0), lambda g: g)
+    first.register(dev, raw(3.0), lambda g: g)
+    with pytest.raises(af.AbortedError, match="least recently used"):
+        first.lookup([h1])
+    assert len(first) == 2
 
 
 def _session(d: Daemons, g: af.Graph, tcp: bool) -> af.Session:
