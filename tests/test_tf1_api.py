@@ -783,3 +783,24 @@ def test_image_ops() -> None:
     mean = img.mean((0, 1), keepdims=True)
     np.testing.assert_allclose(kv, (img - mean) * 2 + mean, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(uv, [0.0, 1.0])
+
+
+def test_resize_images_match_tensorflow() -> None:
+    """tests/fixtures/tf_resize_v1.npz holds TensorFlow 2.21's tf.compat.v1.image
+    resize_bilinear / resize_nearest_neighbor of a random [2, 5, 7, 3] batch to [8, 4] (keys
+    'b<align_corners>' and 'n<align_corners>'), made once with /work/main/.tfenv."""
+    import os
+    ref = np.load(os.path.join(os.path.dirname(__file__), "fixtures", "tf_resize_v1.npz"))
+    x = ref["x"]
+    g = af.Graph()
+    with g.as_default():
+        outs = {}
+        for ac in (False, True):
+            outs[f"b{ac}"] = af.image.resize_bilinear(x, [8, 4], align_corners=ac)
+            outs[f"n{ac}"] = af.image.resize_nearest_neighbor(x, [8, 4], align_corners=ac)
+        with af.Session(graph=g) as s:
+            got = s.run(outs)
+    for k, v in got.items():
+        np.testing.assert_allclose(v, ref[k], rtol=1e-6, atol=1e-6, err_msg=k)
+    check_gradient(lambda t: af.image.resize_images(t, [4, 3]), [x[:1, :3, :4, :1]
+                                                                  .astype(np.float64)])
