@@ -804,3 +804,25 @@ def test_resize_images_match_tensorflow() -> None:
         np.testing.assert_allclose(v, ref[k], rtol=1e-6, atol=1e-6, err_msg=k)
     check_gradient(lambda t: af.image.resize_images(t, [4, 3]), [x[:1, :3, :4, :1]
                                                                   .astype(np.float64)])
+
+
+def test_depthwise_and_separable_conv2d() -> None:
+    x = rng.standard_normal((1, 5, 5, 2))
+    dw = rng.standard_normal((3, 3, 2, 2))
+    pw = rng.standard_normal((1, 1, 4, 3))
+
+    def depthwise_ref(v, k):
+        vp = np.pad(v, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        out = np.zeros((1, 5, 5, 4))
+        for i in range(5):
+            for j in range(5):
+                win = vp[0, i:i + 3, j:j + 3]                       # [3, 3, in]
+                out[0, i, j] = np.einsum("hwc,hwcm->cm", win, k).reshape(-1)
+        return out
+    check_forward(lambda a, b: af.nn.depthwise_conv2d(a, b, [1, 1, 1, 1], "SAME"),
+                  depthwise_ref, [x, dw])
+    check_forward(lambda a, b, c: af.nn.separable_conv2d(a, b, c, [1, 1, 1, 1], "SAME"),
+                  lambda a, b, c: np.einsum("nhwc,co->nhwo", depthwise_ref(a, b), c[0, 0]),
+                  [x, dw, pw])
+    check_gradient(lambda a, b: af.nn.depthwise_conv2d(a, b, [1, 1, 1, 1], "VALID"),
+                   [x[:, :4, :4], dw])
