@@ -25,7 +25,8 @@ __all__ = ["per_image_standardization", "flip_left_right", "flip_up_down",
            "random_flip_left_right", "random_flip_up_down", "random_brightness",
            "random_contrast", "adjust_brightness", "adjust_contrast",
            "resize_image_with_crop_or_pad", "convert_image_dtype", "random_crop",
-           "central_crop", "rgb_to_grayscale"]
+           "central_crop", "rgb_to_grayscale", "resize_images", "resize_bilinear",
+           "resize_nearest_neighbor", "ResizeMethod"]
 
 
 def _rank(x: Tensor, what: str) -> int:
@@ -182,3 +183,73 @@ def rgb_to_grayscale(images: Any, name: str | None = None) -> Tensor:
     return reduction_ops.reduce_sum(math_ops.multiply(x, w), -1, keepdims=True)
 
 
+
+
+class ResizeMethod:
+    BILINEAR = 0
+    NEAREST_NEIGHBOR = 1
+
+
+def _axis_plan(n_in: int, n_out: int, align_corners: bool) -> tuple[Any, Any, Any]:
+    """TF1's (legacy, no half-pixel centres) source coordinates for one axis."""
+    import numpy as np
+    if align_corners and n_out > 1:
+        scale = (n_in - 1) / (n_out - 1)
+    else:
+        scale = n_in / n_out
+    src = np.arange(n_out, dtype=np.float64) * scale
+    lo = np.minimum(np.floor(src).astype(np.int32), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (src - lo).astype(np.float32)
+    return lo, hi, frac
+
+
+def _nearest(n_in: int, n_out: int, align_corners: bool) -> Any:
+    """TF1's nearest source index: floor(dst * scale), rounded instead with align_corners."""
+    import numpy as np
+    lo, _, frac = _axis_plan(n_in, n_out, align_corners)
+    if align_corners:
+        return np.minimum(np.round(lo + frac), n_in - 1).astype(np.int32)
+    return lo
+
+
+def resize_images(images: Any, size: Any, method: int = ResizeMethod.BILINEAR,
+                  align_corners: bool = False, preserve_aspect_ratio: bool = False,
+                  name: str | None = None) -> Tensor:
+    """Resize to `size` = [new_height, new_width] (static) by bilinear interpolation or
+    nearest neighbour, with TF1's coordinate convention (``align_corners``); floats out for
+    bilinear."""
+    with name_scope(name, "resize_images"):
+        x = convert_to_tensor(images)
+        r = _rank(x, "resize_images")
+        h, w = x.shape[r - 3], x.shape[r - 2]
+        if h is None or w is None:
+            raise InvalidArgumentError("resize_images needs the input's static height/width")
+        oh, ow = (int(s) for s in size)
+        if method == ResizeMethod.NEAREST_NEIGHBOR:
+            ys, xs = _nearest(int(h), oh, align_corners), _nearest(int(w), ow, align_corners)
+            return index_ops.gather(index_ops.gather(x, ys, axis=r - 3), xs, axis=r - 2)
+        if method != ResizeMethod.BILINEAR:
+            raise InvalidArgumentError("resize_images supports BILINEAR and NEAREST_NEIGHBOR")
+        xf = compare_ops.cast(x, dtypes.float32) if not x.dtype.is_floating else x
+        y0, y1, fy = _axis_plan(int(h), oh, align_corners)
+        x0, x1, fx = _axis_plan(int(w), ow, align_corners)
+        top = index_ops.gather(xf, y0, axis=r - 3)
+        bot = index_ops.gather(xf, y1, axis=r - 3)
+        fy_t = convert_to_tensor(fy.reshape(-1, 1, 1), dtype=xf.dtype)
+        rows = math_ops.add(top, math_ops.multiply(math_ops.subtract(bot, top), fy_t))
+        left = index_ops.gather(rows, x0, axis=r - 2)
+        right = index_ops.gather(rows, x1, axis=r - 2)
+        fx_t = convert_to_tensor(fx.reshape(-1, 1), dtype=xf.dtype)
+        return math_ops.add(left, math_ops.multiply(math_ops.subtract(right, left), fx_t))
+
+
+def resize_bilinear(images: Any, size: Any, align_corners: bool = False,
+                    name: str | None = None) -> Tensor:
+    return resize_images(images, size, ResizeMethod.BILINEAR, align_corners, name=name)
+
+
+def resize_nearest_neighbor(images: Any, size: Any, align_corners: bool = False,
+                            name: str | None = None) -> Tensor:
+    return resize_images(images, size, ResizeMethod.NEAREST_NEIGHBOR, align_corners,
+                         name=name)

@@ -44,8 +44,10 @@ from actorflow.ops.composite_ops import (  # noqa: E402
 )
 from actorflow.ops.grid_ops import (  # noqa: E402
     conv1d,
+    depthwise_conv2d,
     local_response_normalization,
     lrn,
+    separable_conv2d,
     zero_fraction,
 )
 from actorflow.ops.math_ops import sigmoid, tanh
@@ -99,7 +101,7 @@ __all__ += ["batch_normalization", "elu", "in_top_k", "l2_normalize", "leaky_rel
             "sampled_softmax_loss", "log_uniform_candidate_sampler",
             "uniform_candidate_sampler", "top_k", "embedding_lookup_sparse",
             "conv1d", "local_response_normalization", "lrn", "zero_fraction",
-            "crelu", "gelu", "swish"]
+            "crelu", "gelu", "swish", "depthwise_conv2d", "separable_conv2d"]
 
 
 def __getattr__(name: str) -> Any:

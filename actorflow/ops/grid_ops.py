@@ -22,7 +22,8 @@ from devices import dtypes
 from devices.errors import InvalidArgumentError
 
 __all__ = ["linspace", "lin_space", "meshgrid", "tensordot", "diag", "diag_part",
-           "local_response_normalization", "lrn", "conv1d", "zero_fraction"]
+           "local_response_normalization", "lrn", "conv1d", "zero_fraction",
+           "depthwise_conv2d", "separable_conv2d"]
 
 
 def linspace(start: Any, stop: Any, num: Any, name: str | None = None, axis: int = 0) -> Tensor:
@@ -154,3 +155,32 @@ def zero_fraction(value: Any, name: str | None = None) -> Tensor:
         v = convert_to_tensor(value)
         z = compare_ops.cast(compare_ops.equal(v, compare_ops.cast(0, v.dtype)), dtypes.float32)
         return reduction_ops.reduce_mean(z)
+
+
+def depthwise_conv2d(input: Any, filter: Any, strides: Any, padding: str,  # noqa: A002
+                     rate: Any = None, name: str | None = None,
+                     data_format: str | None = None, dilations: Any = None) -> Tensor:
+    """Each input channel c convolved with its own filters filter[:, :, c, :] (NHWC); output
+    channel c * multiplier + m, as TF. Built as one conv2d per input channel."""
+    with name_scope(name, "depthwise"):
+        x = convert_to_tensor(input)
+        w = convert_to_tensor(filter)
+        c = x.shape[-1] if x.shape.rank == 4 else None
+        if c is None or w.shape.rank != 4:
+            raise InvalidArgumentError("depthwise_conv2d needs an NHWC input with a known "
+                                       "channel count and a [h, w, in, multiplier] filter")
+        dil = dilations if dilations is not None else (
+            [1, int(rate[0]), int(rate[1]), 1] if rate is not None else None)
+        parts = [conv2d(x[:, :, :, i:i + 1], w[:, :, i:i + 1, :], strides, padding,
+                        dilations=dil) for i in range(int(c))]
+        return parts[0] if len(parts) == 1 else join_ops.concat(parts, 3)
+
+
+def separable_conv2d(input: Any, depthwise_filter: Any, pointwise_filter: Any,  # noqa: A002
+                     strides: Any, padding: str, rate: Any = None, name: str | None = None,
+                     data_format: str | None = None, dilations: Any = None) -> Tensor:
+    """depthwise_conv2d, then a 1x1 conv2d with pointwise_filter [1, 1, in * mult, out]."""
+    with name_scope(name, "separable_conv2d"):
+        d = depthwise_conv2d(input, depthwise_filter, strides, padding, rate,
+                             dilations=dilations)
+        return conv2d(d, pointwise_filter, [1, 1, 1, 1], "VALID")
