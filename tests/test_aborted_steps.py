@@ -17,6 +17,7 @@ import trio
 
 import actorflow as af
 from actorflow.cluster import LocalCluster
+from transport import local_ipc
 from transport.rpc import RpcClient, RpcConfig
 
 N = 2 * 1024 * 1024  # float32: 8 MiB
@@ -32,7 +33,9 @@ def _rss_mib(pid: int) -> float:
 
 def _status(address: str) -> dict[str, Any]:
     async def ask() -> dict[str, Any]:
-        async with RpcClient(f"tcp://{address}", config=RpcConfig()) as c:
+        # the task's private same-host socket (LocalCluster's TCP ports want its keys)
+        endpoint = await local_ipc.prefer_ipc(f"tcp://{address}")
+        async with RpcClient(endpoint, config=RpcConfig()) as c:
             header, _ = await c.call("status", None, timeout=10)
             return header
 
