@@ -85,6 +85,7 @@ class ConfigProto:
             common_subexpression_elimination=opt.do_common_subexpression_elimination,
             constant_folding=opt.do_constant_folding,
             worker_threads=self.inter_op_parallelism_threads or 2,
+            intra_op_threads=self.intra_op_parallelism_threads,  # issue 11: intra-op pool
         )
 
 

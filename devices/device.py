@@ -43,6 +43,7 @@ import numpy as np
 import trio
 
 from devices.errors import UnavailableError
+from devices.intra_op import shared_pool
 from devices.pool import HostPool, PoolStatistics
 from devices.resources import ResourceMgr
 
@@ -63,8 +64,11 @@ class Device:
     xp: Any = np
 
     def __init__(self, name: str, *, memory_limit: int | None = None, mailbox_size: int = 4096,
-                 worker_threads: int = 2, thread_threshold_us: float = 1000.0):
+                 worker_threads: int = 2, thread_threshold_us: float = 1000.0,
+                 intra_op_threads: int = 0):
         self.name = name
+        # the process's pool that large kernels split their work over (devices.intra_op)
+        self.intra_op = shared_pool(intra_op_threads)
         self._thread_threshold_us = thread_threshold_us
         self.pool = HostPool(limit=memory_limit, name=name)
         self.resources = ResourceMgr(name)
