@@ -213,6 +213,8 @@ def split_operands(args: tuple[Any, ...] | list[Any], out: np.ndarray
     along axis 0 when its flag is True, else whole: a scalar or a broadcast operand).
     None when `out` has fewer than two rows to cut."""
     shape = out.shape
+    if out.ndim == 0 or out.size < 2:
+        return None
     if out.flags.c_contiguous and out.ndim != 1:
         flat: list[Any] = []
         for a in args:
@@ -225,7 +227,7 @@ def split_operands(args: tuple[Any, ...] | list[Any], out: np.ndarray
                 flat.append(s)
         else:
             return out.reshape(-1), flat, [type(a) is np.ndarray and a.ndim == 1 for a in flat]
-    if out.ndim == 0 or shape[0] < 2:
+    if shape[0] < 2:
         return None
     ops, cut = [], []
     for a in args:

@@ -8,6 +8,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     base,
     control_flow,
     conv,
+    fused,
     index,
     math,
     nn,
