@@ -63,6 +63,10 @@ class IntraOpStatistics:
     jobs_inline: int     # parallel_for calls run by the caller alone
 
 
+def _done(lo: int, hi: int) -> None:
+    """The body of a finished job (every chunk is taken: never called)."""
+
+
 class _Job:
     __slots__ = ("body", "bounds", "n_chunks", "next_chunk", "done", "lock", "finished",
                  "error")
@@ -135,6 +139,7 @@ class IntraOpPool:
             self._jobs.put(job)
         job.work()
         job.finished.wait()
+        job.body = _done  # drop the kernel's buffers now: a worker may still hold the job
         if job.error is not None:
             raise job.error
 
@@ -153,6 +158,7 @@ class IntraOpPool:
             if job is None:
                 return
             job.work()
+            del job  # holds the kernel's buffers until the next job otherwise
 
     def close(self) -> None:
         """Stop the workers (tests and private pools; the shared pools live with the process)."""
