@@ -63,9 +63,10 @@ def elementwise_cost(k: KernelContext, passes: float = 1.0) -> float:
 # (about 80 ns instead of 0.5-2 us a call): the kernels of scalar ops use them.
 _SCALAR_OPERATORS: dict[str, Callable[..., Any]] = {
     "add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
-    "true_divide": operator.truediv, "divide": operator.truediv, "less": operator.lt, "less_equal": operator.le,
-    "greater": operator.gt, "greater_equal": operator.ge, "equal": operator.eq,
-    "not_equal": operator.ne, "negative": operator.neg, "absolute": operator.abs,
+    "true_divide": operator.truediv, "divide": operator.truediv, "less": operator.lt,
+    "less_equal": operator.le, "greater": operator.gt, "greater_equal": operator.ge,
+    "equal": operator.eq, "not_equal": operator.ne, "negative": operator.neg,
+    "absolute": operator.abs,
 }
 
 
