@@ -142,3 +142,29 @@ def test_split_operands_picks_flat_or_outer_cuts():
     o, ops, cut = split_operands((np.ones((10, 4), np.float32), np.ones(4, np.float32)), out)
     assert o is out and cut == [True, False]
     assert split_operands((np.float32(1),), np.empty((), np.float32)) is None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_reductions_split_equal_numpy(threads):
+    import actorflow as af
+
+    rng = np.random.default_rng(threads)
+    x_np = rng.standard_normal((BIG // 9 + 1, 9)).astype(np.float32)
+    y_np = rng.standard_normal((301, 7, 131)).astype(np.float32)
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, x_np.shape)
+        y = af.placeholder(af.float32, y_np.shape)
+        outs = [af.reduce_sum(x, axis=1), af.reduce_mean(x, axis=-1, keepdims=True),
+                af.reduce_max(y, axis=[1, 2]), af.reduce_min(y, axis=2),
+                af.reduce_sum(y, axis=1), af.reduce_sum(x, axis=0)]
+    before = shared_pool(threads).statistics().jobs_split
+    with af.Session(graph=g, config=af.ConfigProto(intra_op_parallelism_threads=threads)) as s:
+        got = s.run(outs, {x: x_np, y: y_np})
+    want = [np.add.reduce(x_np, axis=1), np.add.reduce(x_np, axis=-1, keepdims=True)
+            * np.float32(1 / 9), np.max(y_np, axis=(1, 2)), np.min(y_np, axis=2),
+            np.add.reduce(y_np, axis=1), np.add.reduce(x_np, axis=0)]
+    for g_, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g_, w)
+    if threads > 1:
+        assert shared_pool(threads).statistics().jobs_split >= before + 5
