@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import actorflow as af
-from devices.intra_op import MIN_CHUNK_ELEMENTS, shared_pool
+from devices.intra_op import MIN_CHUNK_ELEMENTS, resolve_threads, shared_pool
 from scheduler.config import RuntimeConfig
 from scheduler.elementwise_fusion import fuse_elementwise
 from scheduler.graphdef import GraphDef, NodeDef
@@ -122,6 +122,8 @@ def test_fused_chain_on_a_non_contiguous_variable_read_and_reused_buffers():
 def test_configproto_threads_reach_the_devices():
     cfg = af.ConfigProto(intra_op_parallelism_threads=1)
     assert cfg.to_runtime().intra_op_threads == 1
+    assert af.ConfigProto().to_runtime().worker_threads == resolve_threads(0)  # 0: the cores
+    assert af.ConfigProto(inter_op_parallelism_threads=3).to_runtime().worker_threads == 3
     (dev,) = discover_devices(RuntimeConfig(device_count={"CPU": 1, "GPU": 0},
                                             intra_op_threads=1))
     assert dev.intra_op.threads == 1
