@@ -12,7 +12,7 @@ order), bit for bit.
 What fuses: nodes of the ops in `FUSIBLE` (one ufunc each) whose output has a fully known
 static shape S and a floating dtype D. A chain grows from a node to its reader when that
 reader is the node's *only* reader (no control edges out of the node, no fetch of it), is
-fusible, sits on the same device, has no control inputs, produces S and D, and each of its
+fusible (and carries no colocation constraint), sits on the same device, has no control inputs, produces S and D, and each of its
 other operands has the static shape () or S (a scalar or a same-shape tensor, cut with the
 blocks). Chains of fewer than `MIN_CHAIN` nodes stay as they are.
 
@@ -48,6 +48,8 @@ def _static(shape: object) -> bool:
 def _fusible(nd: NodeDef) -> bool:
     spec = FUSIBLE.get(nd.op)
     if spec is None or len(nd.out_dtypes) != 1 or nd.out_dtypes[0] not in _FLOATS:
+        return False
+    if nd.attrs and "_class" in nd.attrs:  # a colocation constraint the fused node would lose
         return False
     data = [s for s in nd.inputs if not s.startswith("^")]
     return len(data) == spec[1] and bool(nd.out_shapes) and _static(nd.out_shapes[0])
