@@ -14,7 +14,8 @@ static shape S and a floating dtype D. A chain grows from a node to its reader w
 reader is the node's *only* reader (no control edges out of the node, no fetch of it), is
 fusible (and carries no colocation constraint), sits on the same device, has no control
 inputs, produces S and D, and each of its other operands has the static shape () or S (a
-scalar or a same-shape tensor, cut with the blocks). Chains of fewer than `MIN_CHAIN` nodes stay as they are.
+scalar or a same-shape tensor, cut with the blocks). Chains of fewer than `MIN_CHAIN` nodes
+stay as they are.
 
 The fused node keeps the *last* node's name (so its readers are unchanged), the first node's
 device and control inputs, and carries its program in the attribute ``program``: one step per
