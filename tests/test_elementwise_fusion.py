@@ -171,3 +171,19 @@ def test_a_scalar_chain_and_a_scalar_constant_read_like_numpy():
         want = np.add(want, np.float32(0.1))
     assert np.asarray(got).dtype == np.float32 and got == want
     assert np.asarray(kv).shape == () and float(kv) == 2.5
+
+
+def test_a_bad_fused_program_is_refused_with_the_reason():
+    from devices.device import CpuDevice
+    from devices.errors import InvalidArgumentError
+    from scheduler.executor import compile_partition
+
+    dev = CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0")
+    for program, match in (([["save", 0]], "not an element-wise op"),
+                           ([["tanh", 0, 0]], "needs 1 operand"),
+                           ([["add", -1, 5]], "input index below 1")):
+        g = GraphDef([NodeDef("x", "_Arg", [], "", {"index": 0}, ["float32"], [(8,)]),
+                      NodeDef("f", "_FusedElementwise", ["x"], "", {"program": program},
+                              ["float32"], [(8,)])])
+        with pytest.raises(InvalidArgumentError, match=match):
+            compile_partition(g, dev)

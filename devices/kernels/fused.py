@@ -24,6 +24,10 @@ from devices.intra_op import MIN_CHUNK_ELEMENTS, split_operands
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.kernels.util import _PASSES, _SCALAR_OPERATORS, out_allocator
 
+# the ufuncs a program may name, with their number of operands (relu: maximum with 0)
+_UFUNCS = {"add": 2, "subtract": 2, "multiply": 2, "true_divide": 2, "maximum": 2,
+           "minimum": 2, "negative": 1, "absolute": 1, "square": 1, "reciprocal": 1, "sqrt": 1,
+           "exp": 1, "log": 1, "tanh": 1, "sin": 1, "cos": 1, "relu": 1}
 BLOCK = 1 << 14  # elements per block: 64 KB of float32, measured against 4K and 64K blocks
 
 
@@ -32,16 +36,23 @@ def _steps(k: KernelContext) -> list[tuple[Any, tuple[Any, ...]]]:
     a ('const', value) pair (Relu's zero)."""
     xp = k.xp
     steps = []
+    n_in = len(k.in_dtypes)
     for step in k.attrs["program"]:
         name, *operands = step
+        arity = _UFUNCS.get(name) if isinstance(name, str) else None
+        if arity is None:
+            raise InvalidArgumentError(
+                f"'{k.name}': {name!r} is not an element-wise op a fused program may hold "
+                f"(one of: {', '.join(sorted(_UFUNCS))})")
+        if len(operands) != arity or any(type(a) is not int or not -1 <= a < n_in
+                                         for a in operands):
+            raise InvalidArgumentError(
+                f"'{k.name}': fused step {step!r} needs {arity} operand(s), each -1 (the "
+                f"running value) or an input index below {n_in}")
         if name == "relu":
             steps.append((xp.maximum, (*operands, ("const", k.out_dtypes[0].np.type(0)))))
             continue
-        f = getattr(xp, name, None)
-        if f is None or not isinstance(name, str):
-            raise InvalidArgumentError(
-                f"'{k.name}': unknown element-wise op {name!r} in a fused program")
-        steps.append((f, tuple(operands)))
+        steps.append((getattr(xp, name), tuple(operands)))
     return steps
 
 
