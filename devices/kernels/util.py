@@ -115,7 +115,11 @@ def ufunc_kernel(name: str) -> Callable[[KernelContext], Any]:
         if fast is not None:
             return fast
         alloc = out_allocator(k)
-        if alloc is None:
+        if alloc is None:  # small: no pool, no split; a fixed arity skips packing *args
+            if len(k.in_dtypes) == 2:
+                return lambda a, b: (f(a, b),)
+            if len(k.in_dtypes) == 1:
+                return lambda a: (f(a),)
             return lambda *args: (f(*args),)
         pool = k.device.intra_op if k.xp is np else None
         if pool is not None and pool.worth_splitting(_static_elements(k)):
