@@ -104,7 +104,7 @@ def fuse_elementwise(graph: GraphDef) -> GraphDef:
         chain = [head]
         while (nxt := next_in_chain(chain[-1])) is not None and nxt.name not in in_chain:
             chain.append(nxt)
-        if len(chain) < MIN_CHAIN:
+        if len(chain) < MIN_CHAIN or _loops_back(chain):
             continue
         fused = _fuse(chain)
         in_chain.update(nd.name for nd in chain)
@@ -114,6 +114,14 @@ def fuse_elementwise(graph: GraphDef) -> GraphDef:
     out = [replaced.get(nd.name, nd) for nd in graph.nodes
            if nd.name not in in_chain or nd.name in replaced]
     return GraphDef(out, graph.version)
+
+
+def _loops_back(chain: list[NodeDef]) -> bool:
+    """True if the chain's head reads a later member (a cycle already in the graph: left
+    unfused, so the executor's cycle error names the real nodes)."""
+    names = {nd.name for nd in chain}
+    return any((s[1:] if s.startswith("^") else parse_input(s)[0]) in names
+               for s in chain[0].inputs)
 
 
 def _fuse(chain: list[NodeDef]) -> NodeDef:
