@@ -18,9 +18,9 @@ costs at most one chunk of delay. Chunks are a few times smaller than an even sp
 thread is evened out by the others (dynamic scheduling).
 
 Small kernels never come here: `worth_splitting(n_elements)` says whether a split pays, from
-`MIN_CHUNK_ELEMENTS` (measured: below about 64K float32 elements per chunk, waking a thread
-costs more than the pass it takes over), and ``threads == 1`` runs the body inline, with no
-thread at all. Matrix products never come here either: BLAS keeps its own threads.
+`MIN_CHUNK_ELEMENTS` (a chunk must carry more work than a thread hop costs; an expensive
+ufunc such as tanh gets there with fewer elements), and ``threads == 1`` runs the body
+inline, with no thread at all. Matrix products never come here either: BLAS keeps its own threads.
 
 State:
   threads     total threads doing work, the caller included (>= 1); fixed at construction
@@ -49,11 +49,13 @@ from typing import Any
 
 import numpy as np
 
-# Below this many elements per chunk, a thread's wake-up (20-80 us here) costs more than the
-# chunk's pass; measured with benchmarks/bench_executor.py's intra-op sweep (RESULTS.md).
-MIN_CHUNK_ELEMENTS = 1 << 16
+# Elements of a one-pass ufunc (an add) per chunk, at the least: a thread hop costs 60-120 us
+# on these VMs (much more when the machine is loaded: every chunk also takes the GIL back),
+# so a chunk must carry a few hundred microseconds of work. Costlier ufuncs (tanh: ~6 passes'
+# worth) divide it by their `passes`. See RESULTS.md, "Issue 11", for the measurements.
+MIN_CHUNK_ELEMENTS = 1 << 18
 # Chunks per thread of a job: more than one evens out a thread the OS preempted.
-CHUNKS_PER_THREAD = 4
+CHUNKS_PER_THREAD = 2
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,10 @@ class IntraOpPool:
         self._split = 0
         self._inline = 0
 
-    def worth_splitting(self, n_elements: int) -> bool:
-        """True if a pass over `n_elements` is big enough to split over the threads."""
-        return self.threads > 1 and n_elements >= 2 * MIN_CHUNK_ELEMENTS
+    def worth_splitting(self, n_elements: int, passes: float = 1.0) -> bool:
+        """True if `passes` passes (an add is 1, a tanh about 6) over `n_elements` are big
+        enough to split over the threads."""
+        return self.threads > 1 and n_elements * passes >= 2 * MIN_CHUNK_ELEMENTS
 
     def parallel_for(self, n: int, body: Callable[[int, int], Any],
                      min_chunk: int = MIN_CHUNK_ELEMENTS) -> None:
@@ -247,10 +250,11 @@ def split_operands(args: tuple[Any, ...] | list[Any], out: np.ndarray
 
 
 def apply_split(pool: IntraOpPool, f: Callable[..., Any], args: tuple[Any, ...] | list[Any],
-                out: np.ndarray) -> np.ndarray:
+                out: np.ndarray, passes: float = 1.0) -> np.ndarray:
     """``f(*args, out=out)`` (a ufunc, or any function of that form that works element by
-    element along axis 0) cut into row ranges over `pool`; the same values as one call."""
-    plan = split_operands(args, out) if pool.worth_splitting(out.size) else None
+    element along axis 0) cut into row ranges over `pool`; the same values as one call.
+    `passes` is f's cost per element against an add (`worth_splitting`)."""
+    plan = split_operands(args, out) if pool.worth_splitting(out.size, passes) else None
     if plan is None:
         f(*args, out=out)
         return out
@@ -260,5 +264,6 @@ def apply_split(pool: IntraOpPool, f: Callable[..., Any], args: tuple[Any, ...] 
     def body(lo: int, hi: int) -> None:
         f(*[a[lo:hi] if c else a for a, c in zip(ops, cut, strict=True)], out=o[lo:hi])
 
-    pool.parallel_for(o.shape[0], body, max(1, MIN_CHUNK_ELEMENTS // max(row, 1)))
+    min_rows = max(1, int(MIN_CHUNK_ELEMENTS / passes) // max(row, 1))
+    pool.parallel_for(o.shape[0], body, min_rows)
     return out

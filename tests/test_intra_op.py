@@ -150,7 +150,7 @@ def test_row_reductions_split_equal_numpy(threads):
 
     rng = np.random.default_rng(threads)
     x_np = rng.standard_normal((BIG // 9 + 1, 9)).astype(np.float32)
-    y_np = rng.standard_normal((301, 7, 131)).astype(np.float32)
+    y_np = rng.standard_normal((601, 7, 131)).astype(np.float32)
     g = af.Graph()
     with g.as_default():
         x = af.placeholder(af.float32, x_np.shape)

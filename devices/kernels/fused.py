@@ -101,6 +101,7 @@ def _fused_elementwise(k: KernelContext) -> Any:
     dt = k.out_dtypes[0].np
     shape = tuple(k.out_shapes[0])
     pool = k.device.intra_op if xp is np else None
+    passes = sum(_PASSES.get(step[0], 1.0) for step in k.attrs["program"])
 
     def run(ins: list[Any], o: Any) -> None:
         for f, operands in steps:
@@ -122,8 +123,9 @@ def _fused_elementwise(k: KernelContext) -> Any:
                 e = min(b + rows_per_block, hi)
                 run([a[b:e] if c else a for a, c in zip(ops, cut, strict=True)], o[b:e])
 
-        if pool.worth_splitting(o.size):
-            pool.parallel_for(o.shape[0], body, max(1, MIN_CHUNK_ELEMENTS // row))
+        if pool.worth_splitting(o.size, passes):
+            pool.parallel_for(o.shape[0], body,
+                              max(1, int(MIN_CHUNK_ELEMENTS / passes) // row))
         else:
             body(0, o.shape[0])
         return (out,)

@@ -122,8 +122,8 @@ def ufunc_kernel(name: str) -> Callable[[KernelContext], Any]:
                 return lambda a: (f(a),)
             return lambda *args: (f(*args),)
         pool = k.device.intra_op if k.xp is np else None
-        if pool is not None and pool.worth_splitting(_static_elements(k)):
-            return lambda *args: (apply_split(pool, f, args, alloc()),)
+        if pool is not None and pool.worth_splitting(_static_elements(k), passes):
+            return lambda *args: (apply_split(pool, f, args, alloc(), passes),)
         return lambda *args: (f(*args, out=alloc()),)
 
     passes = _PASSES.get(name, 1.0)
