@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from devices.intra_op import resolve_threads  # issue 11: 0 threads means one per core
 from scheduler.config import RuntimeConfig
 from transport.keys import load_key_dir
 from transport.rpc import RpcConfig
@@ -97,7 +98,8 @@ class ConfigProto:
             schedule_recvs_alap=self.graph_options.enable_recv_scheduling,
             common_subexpression_elimination=opt.do_common_subexpression_elimination,
             constant_folding=opt.do_constant_folding,
-            worker_threads=self.inter_op_parallelism_threads or 2,
+            worker_threads=resolve_threads(self.inter_op_parallelism_threads),  # 0: cores
+            intra_op_threads=self.intra_op_parallelism_threads,  # issue 11: intra-op pool
         )
 
 

@@ -2,7 +2,7 @@
 Session.run (sync and async), and MLP training steps against a hand-written NumPy floor, all
 measured side by side in one run; TensorFlow 2.21's figures beside them when `.tfenv` exists.
 
-    python benchmarks/bench_executor.py [--quick] [--no-tf]
+    python benchmarks/bench_executor.py [--quick] [--no-tf] [--issue11 | --only-issue11]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -124,13 +125,134 @@ def bench_mlp(sizes: list[int], batch: int, repeat: int) -> dict[str, float]:
             "first_loss_diff": abs(float(first) - float(first_np))}
 
 
+# ---- issue 11: real small kernels, and large ones over the intra-op pool ------------------
+def scalar_chain_graph(n: int) -> tuple[af.Graph, af.Tensor, af.Tensor]:
+    """A chain of `n` scalar ``x + 1.0`` on a fed float32 ``x`` (nothing to fold)."""
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, (), name="x")
+        y = x
+        for _ in range(n):
+            y = y + 1.0
+    return g, x, y
+
+
+def scalar_add_n_graph(n: int) -> tuple[af.Graph, af.Tensor, af.Tensor]:
+    """``add_n([x + float(i) for i in range(n)])`` on a fed float32 scalar."""
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, (), name="x")
+        y = af.add_n([x + float(i) for i in range(n)])
+    return g, x, y
+
+
+def bench_scalar_kernels(n: int, repeat: int) -> dict[str, float | str]:
+    """us per node of the scalar chain and the scalar add_n, beside the no-op chain of the
+    same length, all interleaved in one process."""
+    g1, x1, y1 = scalar_chain_graph(n)
+    g2, x2, y2 = scalar_add_n_graph(n)
+    g3, t3 = noop_graph("chain", n)
+    out: dict[str, float | str] = {}
+    with af.Session(graph=g1) as s1, af.Session(graph=g2) as s2, \
+            af.Session(graph=g3, config=NO_REWRITES) as s3:
+        assert float(s1.run(y1, {x1: 0.5})) == 0.5 + n
+        fns = {"chain": lambda: s1.run(y1, {x1: 0.5}), "noop": lambda: s3.run(t3)}
+        try:
+            s2.run(y2, {x2: 0.5})
+            fns["add_n"] = lambda: s2.run(y2, {x2: 0.5})
+        except af.errors.OpError as e:  # AddN of 0-d values fails on a main without #13's fix
+            out["add_n_error"] = str(e).split(" on inputs")[0][:120]
+        st = measure_interleaved(fns, repeat=repeat, number=1)
+    out["chain_us_per_node"] = st["chain"].median / n * 1e6
+    out["noop_us_per_node"] = st["noop"].median / n * 1e6
+    if "add_n" in st:
+        out["add_n_us_per_node"] = st["add_n"].median / (n + 1) * 1e6
+    return out
+
+
+def tanh_layers_graph(x_np: np.ndarray, layers: int) -> tuple[af.Graph, af.Tensor, Any]:
+    """`layers` x ``h = tanh(h) * 1.5 + c`` over a variable, fetching one element (as the TF
+    peer does, so no 8 MB copy out)."""
+    g = af.Graph()
+    with g.as_default():
+        x = af.Variable(x_np, name="x")
+        c = af.constant(np.float32(0.25))
+        h = x.read_value() if hasattr(x, "read_value") else af.identity(x)
+        for _ in range(layers):
+            h = af.tanh(h) * 1.5 + c
+        out = h[:1]
+        init = af.global_variables_initializer()
+    return g, out, init
+
+
+def bench_tanh_layers(n: int, layers: int, repeat: int) -> dict[str, float]:
+    """The layers fused and split over 2 threads (the default), fused on 1 thread, and unfused
+    (rewrites off) on 1 thread: what fusion and the pool each bring; plus the NumPy floor."""
+    x_np = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+    g, out, init = tanh_layers_graph(x_np, layers)
+    ref = np.float64(x_np[0])
+    for _ in range(layers):
+        ref = np.tanh(ref) * 1.5 + 0.25
+    one = af.ConfigProto(intra_op_parallelism_threads=1)
+    unfused = af.ConfigProto(intra_op_parallelism_threads=1, graph_options=af.GraphOptions(
+        optimizer_options=af.OptimizerOptions(False, False)))
+    buf = np.empty_like(x_np)
+
+    def floor() -> None:
+        floors.tanh_layers(x_np, layers, 0.25, buf)
+
+    with af.Session(graph=g) as s, af.Session(graph=g, config=one) as s1, \
+            af.Session(graph=g, config=unfused) as s0:
+        for sess in (s, s1, s0):
+            sess.run(init)
+            assert abs(float(sess.run(out)[0]) - ref) < 1e-5
+        st = measure_interleaved({"fused_split": lambda: s.run(out),
+                                  "fused_1_thread": lambda: s1.run(out),
+                                  "unfused_1_thread": lambda: s0.run(out),
+                                  "numpy": floor}, repeat=repeat, number=1, warmup=1)
+    return {k: v.median * 1e3 for k, v in st.items()}
+
+
+def bench_split_threshold(repeat: int) -> list[dict[str, float]]:
+    """np.add / np.tanh into a preallocated output, whole vs split over a 2-thread pool, by
+    size: where the split starts to pay (devices.intra_op.MIN_CHUNK_ELEMENTS)."""
+    from devices.intra_op import IntraOpPool, apply_split
+
+    pool = IntraOpPool(2)
+    rows = []
+    try:
+        for n in (1 << 14, 1 << 16, 1 << 17, 1 << 18, 1 << 20):
+            a = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+            o = np.empty_like(a)
+            row: dict[str, float] = {"elements": n}
+            for name, f, args in (("add", np.add, (a, a)), ("tanh", np.tanh, (a,))):
+                def split(f=f, args=args, n=n, o=o) -> None:
+                    pool.parallel_for(n, lambda lo, hi: f(*[x[lo:hi] for x in args],
+                                                          out=o[lo:hi]), 1024)
+                st = measure_interleaved({"whole": lambda f=f, args=args, o=o: f(*args, out=o),
+                                          "split": split}, repeat=repeat, number=0)
+                row[f"{name}_whole_us"] = st["whole"].median * 1e6
+                row[f"{name}_split_us"] = st["split"].median * 1e6
+            rows.append(row)
+            apply_split(pool, np.add, (a, a), o)
+    finally:
+        pool.close()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-tf", action="store_true")
+    ap.add_argument("--issue11", action="store_true",
+                    help="also the issue-11 rows: scalar kernels, tanh layers, split threshold")
+    ap.add_argument("--only-issue11", action="store_true", help="only the issue-11 rows")
     args = ap.parse_args()
     repeat = 7 if args.quick else 21
     tf = (lambda name, **kw: None) if args.no_tf else peer_tf
+    if args.only_issue11:
+        issue11(repeat, tf)
+        return
     rows = []
     for r in bench_noop(repeat):
         name = f"noop_{r['kind']}"
@@ -162,6 +284,43 @@ def main() -> None:
                                + (f", TF {tf_ms:.3f} ms" if tf_ms else "")
                                + f"; first-step loss diff {m['first_loss_diff']:.1e}"})
     print_table(rows, ["benchmark", "actorflow", "TF 2.21", "target", "detail"])
+    if args.issue11:
+        issue11(repeat, tf)
+
+
+def issue11(repeat: int, tf: Any) -> None:
+    """Issue 11's rows: scalar kernels, the tanh layers, the split threshold."""
+    rows = []
+    n = 10_000
+    sk = bench_scalar_kernels(n, repeat)
+    peer = tf("scalar_chain", n=n, rewrites="off")
+    peer_on = tf("scalar_chain", n=n, rewrites="on")
+    rows.append({"benchmark": f"chain of {n:,} scalar x + 1.0",
+                 "actorflow": f"{sk['chain_us_per_node']:.2f} us/node",
+                 "TF 2.21": (f"{peer['figures']['us_per_node']:.2f} us/node" if peer else "-"),
+                 "target": "<= 0.8 us/node",
+                 "detail": f"no-op chain {sk['noop_us_per_node']:.2f} us/node"
+                           + (f"; TF with Grappler {peer_on['figures']['us_per_node']:.3f}"
+                              if peer_on else "")})
+    peer = tf("scalar_add_n", n=n)
+    rows.append({"benchmark": f"add_n over {n:,} scalar x + float(i)",
+                 "actorflow": (f"{sk['add_n_us_per_node']:.2f} us/node"
+                               if "add_n_us_per_node" in sk else "fails"),
+                 "TF 2.21": (f"{peer['figures']['us_per_node']:.2f} us/node" if peer else "-"),
+                 "target": "<= 1.2 us/node", "detail": str(sk.get("add_n_error", ""))})
+    tl = bench_tanh_layers(2_000_000, 24, max(3, repeat // 3))
+    peer = tf("tanh_layers", n=2_000_000, layers=24, repeat=max(3, repeat // 3))
+    tf_ms = peer["figures"]["ms_per_run"] if peer else None
+    rows.append({"benchmark": "24 x tanh(h)*1.5+c over 2M float32",
+                 "actorflow": f"{tl['fused_split']:.1f} ms",
+                 "TF 2.21": f"{tf_ms:.1f} ms" if tf_ms else "-",
+                 "target": "<= TF",
+                 "detail": f"fused 1 thread {tl['fused_1_thread']:.1f} ms, unfused 1 thread "
+                           f"{tl['unfused_1_thread']:.1f} ms, NumPy {tl['numpy']:.1f} ms"
+                           + (f"; ours/TF {tl['fused_split'] / tf_ms:.2f}x" if tf_ms else "")})
+    print_table(rows, ["benchmark", "actorflow", "TF 2.21", "target", "detail"])
+    print("\nintra-op split threshold (2 threads; us per call)")
+    print_table(bench_split_threshold(max(5, repeat // 2)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Contents
 * ``python_while_scalar(n)``: the scalar loop ``while i < n: i, acc = i + 1, acc + i``.
 * ``tanh_chain`` and ``two_branch_tanh_threads``: the two-branch tanh work, one branch
   per thread (NumPy ufuncs release the GIL), versus sequentially.
+* ``tanh_layers``: ``h = tanh(h) * 1.5 + c`` repeated, in place on one core (issue 11).
 
 Only NumPy and the standard library are used.
 """
@@ -38,6 +39,7 @@ __all__ = [
     "python_while_scalar",
     "tanh_chain",
     "two_branch_tanh_threads",
+    "tanh_layers",
 ]
 
 # --------------------------------------------------------------------------- MLP
@@ -335,6 +337,25 @@ def two_branch_tanh_threads(
     t.start()
     tanh_chain(a, layers, out_a)
     t.join()
+
+
+# --------------------------------------------------------------- tanh layers (issue 11)
+
+
+def tanh_layers(x: np.ndarray, layers: int, c: float = 0.25, out: np.ndarray | None = None
+                ) -> np.ndarray:
+    """``layers`` x ``h = tanh(h) * 1.5 + c`` in one buffer, one core (three ufunc passes per
+    layer, in place): the floor of the issue-11 tanh-layer benchmark."""
+    if out is None:
+        out = np.empty_like(x)
+    scale, shift = x.dtype.type(1.5), x.dtype.type(c)
+    h = x
+    for _ in range(layers):
+        np.tanh(h, out=out)
+        out *= scale
+        out += shift
+        h = out
+    return out
 
 
 # ------------------------------------------------------------------------- CLI

@@ -73,6 +73,9 @@ DEFAULT_REWRITES = {
     "rnn": "on",
     "two_branch_tanh": "on",
     "nullmodel_ps": "on",
+    "scalar_chain": "on",
+    "scalar_add_n": "on",
+    "tanh_layers": "on",
 }
 
 
@@ -522,6 +525,81 @@ def bench_two_branch_tanh(name: str, params: Params) -> Result:
     )
 
 
+# ------------------------------------------ issue 11: small kernels and intra-op parallelism
+
+
+def bench_scalar_chain(name: str, params: Params) -> Result:
+    """A chain of ``n`` scalar ``x + 1.0`` (float32, ``x`` fed): per-node cost of a real small
+    kernel.  Rewrites on (as users run TF); a fed ``x`` keeps constant folding out."""
+    n = int(params.setdefault("n", 10_000))
+    g = v1.Graph()
+    with g.as_default():
+        x = v1.placeholder(tf.float32, (), name="x")
+        y = x
+        for _ in range(n):
+            y = y + 1.0
+    cfg = session_config(rewrites=params["rewrites"])
+    with v1.Session(graph=g, config=cfg) as sess:
+        assert float(sess.run(y, {x: 0.5})) == 0.5 + n
+        params.setdefault("repeat", 15)
+        st = _time(lambda: sess.run(y, {x: 0.5}), params, number=1)
+    return _result(name, params, st, config={"rewrites": params["rewrites"]},
+                   figures={"nodes": n, "us_per_node": st.median / n * 1e6,
+                            "ms_per_run": st.median * 1e3},
+                   stats={"session_run": _stats_dict(st)})
+
+
+def bench_scalar_add_n(name: str, params: Params) -> Result:
+    """``add_n([x + float(i) for i in range(n)])`` on a fed float32 scalar: per-node cost."""
+    n = int(params.setdefault("n", 10_000))
+    g = v1.Graph()
+    with g.as_default():
+        x = v1.placeholder(tf.float32, (), name="x")
+        y = tf.add_n([x + float(i) for i in range(n)])
+    cfg = session_config(rewrites=params["rewrites"])
+    with v1.Session(graph=g, config=cfg) as sess:
+        got = float(sess.run(y, {x: 0.5}))
+        params.setdefault("repeat", 15)
+        st = _time(lambda: sess.run(y, {x: 0.5}), params, number=1)
+    return _result(name, params, st, config={"rewrites": params["rewrites"]},
+                   figures={"nodes": n + 1, "us_per_node": st.median / (n + 1) * 1e6,
+                            "ms_per_run": st.median * 1e3, "value": got},
+                   stats={"session_run": _stats_dict(st)})
+
+
+def bench_tanh_layers(name: str, params: Params) -> Result:
+    """One chain of ``layers`` x ``h = tanh(h) * 1.5 + c`` over ``n`` float32 held in a
+    variable, fetching one element (so no 8 MB copy out): intra-op parallelism at work."""
+    n = int(params.setdefault("n", 2_000_000))
+    layers = int(params.setdefault("layers", 24))
+    intra = int(params.setdefault("intra_op", 0))
+    x_np = np.random.default_rng(int(params.setdefault("seed", 0))).standard_normal(
+        n, dtype=np.float32)
+    g = v1.Graph()
+    with g.as_default():
+        x = v1.Variable(x_np, name="x")
+        c = tf.constant(np.float32(0.25))
+        h = x.read_value() if hasattr(x, "read_value") else tf.identity(x)
+        for _ in range(layers):
+            h = tf.tanh(h) * 1.5 + c
+        out = h[:1]
+        init = v1.global_variables_initializer()
+    cfg = session_config(rewrites=params["rewrites"], intra_op=intra)
+    with v1.Session(graph=g, config=cfg) as sess:
+        sess.run(init)
+        got = float(sess.run(out)[0])
+        params.setdefault("repeat", 15)
+        st = _time(lambda: sess.run(out), params, number=1)
+    ref = np.float64(x_np[0])
+    for _ in range(layers):
+        ref = np.tanh(ref) * 1.5 + 0.25
+    return _result(name, params, st, config={"rewrites": params["rewrites"],
+                                             "intra_op": intra},
+                   figures={"ms_per_run": st.median * 1e3},
+                   stats={"session_run": _stats_dict(st)},
+                   check={"first_element_abs_diff": abs(got - float(ref))})
+
+
 # ----------------------------------------------------------------- null model (PS)
 
 NULL_MODELS = ("scalar", "dense", "sparse")
@@ -844,6 +922,9 @@ BENCHMARKS: dict[str, Callable[[str, Params], Result]] = {
     "rnn": bench_rnn,
     "two_branch_tanh": bench_two_branch_tanh,
     "nullmodel_ps": bench_nullmodel_ps,
+    "scalar_chain": bench_scalar_chain,
+    "scalar_add_n": bench_scalar_add_n,
+    "tanh_layers": bench_tanh_layers,
 }
 
 

@@ -38,6 +38,8 @@ State (owned by whoever holds the baton, unless said otherwise):
   _waker      the event the actor sleeps on (set by posts and by an inline holder letting go);
               written by the actor only
   _nursery    where asynchronous kernels wait; cancelled when the device closes
+  intra_op    the process's shared pool of threads that large kernels split their work over
+              (`devices.intra_op`; ConfigProto.intra_op_parallelism_threads); not owned
 
     async with trio.open_nursery() as nursery:
         dev = CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0")
@@ -59,6 +61,7 @@ import numpy as np
 import trio
 
 from devices.errors import UnavailableError
+from devices.intra_op import shared_pool
 from devices.pool import HostPool, PoolStatistics
 from devices.resources import ResourceMgr
 
@@ -90,8 +93,11 @@ class Device:
     xp: Any = np
 
     def __init__(self, name: str, *, memory_limit: int | None = None, mailbox_size: int = 4096,
-                 worker_threads: int = 2, thread_threshold_us: float = 1000.0):
+                 worker_threads: int = 2, thread_threshold_us: float = 1000.0,
+                 intra_op_threads: int = 0):
         self.name = name
+        # the process's pool that large kernels split their work over (devices.intra_op)
+        self.intra_op = shared_pool(intra_op_threads)
         self._thread_threshold_us = thread_threshold_us
         self.pool = HostPool(limit=memory_limit, name=name)
         self.resources = ResourceMgr(name)

@@ -19,6 +19,7 @@ class RuntimeConfig:
     constant_folding: bool = True
     thread_threshold_us: float = 1000.0  # kernels estimated above this go to a worker thread
     worker_threads: int = 2
+    intra_op_threads: int = 0  # threads large kernels split over (0: one per core)
     job: str = "localhost"
     task: int = 0
 

@@ -1,4 +1,6 @@
-"""Graph rewrites before placement: common-subexpression elimination and constant folding.
+"""Graph rewrites before placement: common-subexpression elimination, constant folding and
+the fusions (MatMul+bias[+ReLU], variable gathers, chains of element-wise ops:
+`scheduler.elementwise_fusion`).
 
 CSE (WP §5.1) merges nodes of the same op, device, attributes and inputs (after earlier merges)
 into the first of them; constant folding (OSDI §5) evaluates nodes whose inputs are all
@@ -16,6 +18,7 @@ import numpy as np
 
 from devices.errors import OpError
 from devices.kernels import registry
+from scheduler.elementwise_fusion import fuse_elementwise
 from scheduler.graphdef import GraphDef, NodeDef, parse_input
 
 _NEVER = {"_Arg", "_Retval", "_Send", "_Recv", "Placeholder", "Const", "NoOp"}
@@ -29,6 +32,7 @@ def optimize(graph: GraphDef, *, cse: bool = True, fold: bool = True) -> GraphDe
         graph = fold_constants(graph)
         graph = fuse_matmul_bias(graph)
         graph = gather_from_variables(graph)
+        graph = fuse_elementwise(graph)
     return graph
 
 

@@ -243,7 +243,8 @@ def discover_devices(config: RuntimeConfig) -> list[Device]:
         name = f"{prefix}/device:CPU:{i}"
         out.append(CpuDevice(name, memory_limit=config.memory_limit_for(name, "CPU"),
                              worker_threads=config.worker_threads,
-                             thread_threshold_us=config.thread_threshold_us))
+                             thread_threshold_us=config.thread_threshold_us,
+                             intra_op_threads=config.intra_op_threads))
     wanted = config.device_count.get("GPU")
     if wanted is None or wanted > 0:
         from devices.gpu import GpuDevice, gpu_count

@@ -11,6 +11,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     conv,
     dataset,  # af.data iterators (issue 15)
     debug,
+    fused,
     index,
     io,
     linalg,

@@ -2,7 +2,9 @@
 
 Static axes (the ``axis`` attribute) are parsed once in the factory; a second input holds
 the axes when they are only known at run time. Results are always arrays, never NumPy
-scalars (``np.sum`` of a whole array returns a scalar, hence the ``asarray``).
+scalars (``np.sum`` of a whole array returns a scalar, hence the ``asarray``). Large
+reductions that keep axis 0 (row sums, means, maxima) split their rows over the device's
+intra-op pool (`_row_split`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 from devices.device import elementwise_cost_us, shape_bytes
 from devices.errors import InvalidArgumentError
+from devices.intra_op import MIN_CHUNK_ELEMENTS
 from devices.kernels.registry import KernelContext, register_kernel
 
 
@@ -80,12 +83,56 @@ def _reducer(k: KernelContext) -> Any:
     return int_mean
 
 
+_ROW_UFUNCS = {"Sum": np.add, "Mean": np.add, "Max": np.maximum, "Min": np.minimum}
+
+
+def _row_split(k: KernelContext, ax: tuple[int, ...] | None) -> Any:
+    """A reduction that keeps axis 0, split by rows over the intra-op pool (each row is
+    reduced exactly as in one call, so the values are the same), or None when the node is
+    small, its shapes are not static, or its axes include axis 0."""
+    ufunc = _ROW_UFUNCS.get(k.op)
+    shape = k.in_shapes[0] if k.in_shapes else None
+    out_shape = k.out_shapes[0] if k.out_shapes else None
+    if (ufunc is None or k.xp is not np or ax is None or shape is None or None in shape
+            or out_shape is None or None in out_shape or len(shape) < 2):
+        return None
+    axes = sorted({a % len(shape) for a in ax})
+    if not axes or axes[0] == 0 or not k.device.intra_op.worth_splitting(math.prod(shape)):
+        return None
+    if k.op == "Mean" and not k.out_dtypes[0].is_floating:
+        return None
+    pool = k.device.intra_op
+    keep = bool(k.attrs.get("keepdims", False))
+    dt = k.out_dtypes[0].np
+    red = tuple(axes)
+    row = math.prod(shape[1:])
+    inv = dt.type(1.0 / math.prod(shape[a] for a in axes)) if k.op == "Mean" else None
+    out_shape = tuple(out_shape)
+    kw = {"dtype": dt} if ufunc is np.add else {}
+
+    def compute(x: Any) -> tuple[Any]:
+        out = np.empty(out_shape, dt)
+
+        def body(lo: int, hi: int) -> None:
+            o = out[lo:hi]
+            ufunc.reduce(x[lo:hi], axis=red, keepdims=keep, out=o, **kw)
+            if inv is not None:
+                np.multiply(o, inv, out=o)
+
+        pool.parallel_for(x.shape[0], body, max(1, MIN_CHUNK_ELEMENTS // max(row, 1)))
+        return (out,)
+    return compute
+
+
 def _reduction(k: KernelContext) -> Any:
     f = _reducer(k)
     asarray = k.xp.asarray
     if len(k.in_dtypes) > 1:
         return lambda x, axes: (asarray(f(x, _dynamic_axes(axes))),)
     ax = _static_axes(k)
+    split = _row_split(k, ax)
+    if split is not None:
+        return split
     return lambda x: (asarray(f(x, ax)),)
 
 

@@ -1,11 +1,25 @@
-"""Small building blocks for kernel factories: pooled output buffers, ufunc kernels."""
+"""Small building blocks for kernel factories: pooled output buffers, ufunc kernels (with
+their scalar fast path and their intra-op split)."""
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from devices.intra_op import apply_split
 from devices.kernels.registry import KernelContext
+
+
+def _static_elements(k: KernelContext, index: int = 0) -> int:
+    """Elements of output `index` from its static shape (0 when not fully known)."""
+    shape = k.out_shapes[index] if index < len(k.out_shapes) else None
+    if shape is None or any(d is None for d in shape):
+        return 0
+    return math.prod(shape)
 
 
 def out_allocator(k: KernelContext, index: int = 0) -> Callable[[], Any] | None:
@@ -45,15 +59,71 @@ def elementwise_cost(k: KernelContext, passes: float = 1.0) -> float:
     return passes * n / _BYTES_PER_US
 
 
+# Ufuncs with a Python operator that NumPy scalars implement without the ufunc machinery
+# (about 80 ns instead of 0.5-2 us a call): the kernels of scalar ops use them.
+_SCALAR_OPERATORS: dict[str, Callable[..., Any]] = {
+    "add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
+    "true_divide": operator.truediv, "divide": operator.truediv, "less": operator.lt,
+    "less_equal": operator.le, "greater": operator.gt, "greater_equal": operator.ge,
+    "equal": operator.eq, "not_equal": operator.ne, "negative": operator.neg,
+    "absolute": operator.abs,
+}
+
+
+def is_scalar_kernel(k: KernelContext) -> bool:
+    """True on a CPU when every input and the output are statically 0-d, of a plain NumPy
+    number kind (not bfloat16 and friends, whose scalars are not NumPy's)."""
+    if k.xp is not np or not k.out_shapes or k.out_shapes[0] != ():
+        return False
+    if not k.in_shapes or any(s != () for s in k.in_shapes):
+        return False
+    return all(dt is not None and dt.np.kind in "fiub" for dt in (*k.in_dtypes, k.out_dtypes[0]))
+
+
+def scalar_operator(name: str, k: KernelContext) -> Callable[..., Any] | None:
+    """The compute of a 0-d ufunc op through its Python operator, or None. On NumPy scalars
+    the operator gives the same value and dtype as the ufunc (NumPy's scalar math); a 0-d
+    array operand still goes through the ufunc, so a fed 0-d value is handled too. The one
+    difference: an integer overflow warns (NumPy's scalar rule) where the ufunc wraps
+    silently; the value is the same wrapped one."""
+    op = _SCALAR_OPERATORS.get(name)
+    if op is None or not is_scalar_kernel(k):
+        return None
+    if name == "true_divide" and not k.out_dtypes[0].is_floating:
+        return None
+    if len(k.in_shapes) == 2:
+        if op is operator.add:
+            return lambda a, b: (a + b,)
+        if op is operator.mul:
+            return lambda a, b: (a * b,)
+        if op is operator.sub:
+            return lambda a, b: (a - b,)
+        return lambda a, b: (op(a, b),)
+    if len(k.in_shapes) == 1 and name in ("negative", "absolute"):
+        return lambda a: (op(a),)
+    return None
+
+
 def ufunc_kernel(name: str) -> Callable[[KernelContext], Any]:
-    """A kernel factory applying ``xp.<name>`` (a ufunc) to the inputs, into a pooled buffer
-    when the output is large and its shape known."""
+    """A kernel factory applying ``xp.<name>`` (a ufunc) to the inputs: through the Python
+    operator on 0-d inputs (`scalar_operator`), into a pooled buffer when the output is large
+    and its shape known, split over the device's intra-op pool when it is larger still."""
 
     def factory(k: KernelContext) -> Any:
         f = getattr(k.xp, name)
+        fast = scalar_operator(name, k)
+        if fast is not None:
+            return fast
         alloc = out_allocator(k)
-        if alloc is None:
+        if alloc is None:  # small: no pool, no split; a fixed arity skips packing *args
+            if len(k.in_dtypes) == 2:
+                return lambda a, b: (f(a, b),)
+            if len(k.in_dtypes) == 1:
+                return lambda a: (f(a),)
             return lambda *args: (f(*args),)
+        pool = k.device.intra_op if k.xp is np else None
+        if pool is not None and pool.worth_splitting(_static_elements(k), passes):
+            return lambda *args: (apply_split(pool, f, args, alloc(), passes),)
         return lambda *args: (f(*args, out=alloc()),)
 
     passes = _PASSES.get(name, 1.0)

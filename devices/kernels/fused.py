@@ -1,0 +1,132 @@
+"""The kernel of `_FusedElementwise`: a chain of element-wise ops run block by block
+(`scheduler.elementwise_fusion` builds the node and documents its ``program``).
+
+The output buffer is allocated once; each block of it (`BLOCK` elements, a few tens of KB, so
+the block stays in the core's cache across the chain) gets the first op's result from the
+block's operands, then every later op in place. Blocks are cut along the output's flat index
+when the output and every full-size operand are contiguous, else along its outer axis
+(`devices.intra_op.split_operands`), and spread over the device's intra-op pool when the
+output is large (`IntraOpPool.worth_splitting`). Every element sees the same ufuncs in the
+same order as in the unfused chain, so the values are identical.
+
+    program [["tanh", 0], ["multiply", -1, 1], ["add", -1, 2]]  # tanh(x) * a + b
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from devices.device import elementwise_cost_us, shape_bytes
+from devices.errors import InvalidArgumentError
+from devices.intra_op import MIN_CHUNK_ELEMENTS, split_operands
+from devices.kernels.registry import KernelContext, register_kernel
+from devices.kernels.util import _PASSES, _SCALAR_OPERATORS, out_allocator
+
+# the ufuncs a program may name, with their number of operands (relu: maximum with 0)
+_UFUNCS = {"add": 2, "subtract": 2, "multiply": 2, "true_divide": 2, "maximum": 2,
+           "minimum": 2, "negative": 1, "absolute": 1, "square": 1, "reciprocal": 1, "sqrt": 1,
+           "exp": 1, "log": 1, "tanh": 1, "sin": 1, "cos": 1, "relu": 1}
+BLOCK = 1 << 14  # elements per block: 64 KB of float32, measured against 4K and 64K blocks
+
+
+def _steps(k: KernelContext) -> list[tuple[Any, tuple[Any, ...]]]:
+    """(ufunc, operands) per step; an operand is -1 (the running value), an input index, or
+    a ('const', value) pair (Relu's zero)."""
+    xp = k.xp
+    steps = []
+    n_in = len(k.in_dtypes)
+    for step in k.attrs["program"]:
+        name, *operands = step
+        arity = _UFUNCS.get(name) if isinstance(name, str) else None
+        if arity is None:
+            raise InvalidArgumentError(
+                f"'{k.name}': {name!r} is not an element-wise op a fused program may hold "
+                f"(one of: {', '.join(sorted(_UFUNCS))})")
+        if len(operands) != arity or any(type(a) is not int or not -1 <= a < n_in
+                                         for a in operands):
+            raise InvalidArgumentError(
+                f"'{k.name}': fused step {step!r} needs {arity} operand(s), each -1 (the "
+                f"running value) or an input index below {n_in}")
+        if name == "relu":
+            steps.append((xp.maximum, (*operands, ("const", k.out_dtypes[0].np.type(0)))))
+            continue
+        steps.append((getattr(xp, name), tuple(operands)))
+    return steps
+
+
+def _cost(k: KernelContext) -> float:
+    shape = k.out_shapes[0] if k.out_shapes else None
+    nbytes = shape_bytes(shape, k.out_dtypes[0].size)
+    passes = sum(_PASSES.get(step[0], 1.0) for step in k.attrs["program"])
+    return elementwise_cost_us(nbytes, passes)
+
+
+def _scalar_program(k: KernelContext) -> Any:
+    """The compute of a 0-d program on a CPU: one Python call per step on NumPy scalars (the
+    operator where NumPy's scalar math has one, else the ufunc without ``out``), so a fused
+    scalar chain costs ~0.1 us a step instead of a ufunc call into a 0-d buffer."""
+    steps = []
+    for f, operands in _steps(k):
+        op = _SCALAR_OPERATORS.get(f.__name__) if len(operands) <= 2 else None
+        steps.append((op or f, operands))
+    if any(len(ops) != 2 for _, ops in steps):
+        def general(*ins: Any) -> tuple[Any]:
+            h = None
+            for f, operands in steps:
+                h = f(*[h if a == -1 else (a[1] if type(a) is tuple else ins[a])
+                        for a in operands])
+            return (h,)
+        return general
+    # all binary (the common case: x * a + b ...): no per-step list
+    binary = [(f, a, b) for f, (a, b) in steps]
+
+    def compute(*ins: Any) -> tuple[Any]:
+        h = None
+        for f, a, b in binary:
+            h = f(h if a == -1 else (a[1] if type(a) is tuple else ins[a]),
+                  h if b == -1 else (b[1] if type(b) is tuple else ins[b]))
+        return (h,)
+    return compute
+
+
+@register_kernel("_FusedElementwise", cost=_cost)
+def _fused_elementwise(k: KernelContext) -> Any:
+    if k.xp is np and tuple(k.out_shapes[0]) == ():
+        return _scalar_program(k)
+    steps = _steps(k)
+    xp = k.xp
+    alloc = out_allocator(k)
+    dt = k.out_dtypes[0].np
+    shape = tuple(k.out_shapes[0])
+    pool = k.device.intra_op if xp is np else None
+    passes = sum(_PASSES.get(step[0], 1.0) for step in k.attrs["program"])
+
+    def run(ins: list[Any], o: Any) -> None:
+        for f, operands in steps:
+            f(*[o if a == -1 else (a[1] if type(a) is tuple else ins[a]) for a in operands],
+              out=o)
+
+    def compute(*ins: Any) -> tuple[Any]:
+        out = alloc() if alloc is not None else xp.empty(shape, dt)
+        plan = split_operands(ins, out) if pool is not None and out.size > BLOCK else None
+        if plan is None:
+            run(list(ins), out)
+            return (out,)
+        o, ops, cut = plan
+        row = o.size // o.shape[0]
+        rows_per_block = max(1, BLOCK // row)
+
+        def body(lo: int, hi: int) -> None:
+            for b in range(lo, hi, rows_per_block):
+                e = min(b + rows_per_block, hi)
+                run([a[b:e] if c else a for a, c in zip(ops, cut, strict=True)], o[b:e])
+
+        if pool.worth_splitting(o.size, passes):
+            pool.parallel_for(o.shape[0], body,
+                              max(1, int(MIN_CHUNK_ELEMENTS / passes) // row))
+        else:
+            body(0, o.shape[0])
+        return (out,)
+    return compute
