@@ -76,6 +76,7 @@ from devices.errors import (
     InvalidArgumentError,
     NotFoundError,
     OpError,
+    OutOfRangeError,
     ResourceExhaustedError,
     UnavailableError,
     UnimplementedError,
@@ -86,7 +87,9 @@ errors = importlib.import_module("devices.errors")
 
 # Optional modules that land op families; each extends this namespace when present.
 for _mod in ("actorflow.ops.random_ops", "actorflow.ops.nn_ops", "actorflow.ops.state_ops",
-             "actorflow.variables", "actorflow.ops.control_flow_ops"):
+             "actorflow.variables", "actorflow.ops.control_flow_ops",
+             # coordination (issue 15): queues, accumulators
+             "actorflow.ops.data_flow_ops", "actorflow.ops.accumulator_ops"):
     try:
         _m = importlib.import_module(_mod)
     except ModuleNotFoundError as _e:
@@ -95,7 +98,7 @@ for _mod in ("actorflow.ops.random_ops", "actorflow.ops.nn_ops", "actorflow.ops.
         continue
     for _name in getattr(_m, "__all__", ()):
         globals()[_name] = getattr(_m, _name)
-for _sub in ("nn", "train", "random"):
+for _sub in ("nn", "train", "random", "data"):
     try:
         globals()[_sub] = importlib.import_module(f"actorflow.{_sub}")
     except ModuleNotFoundError as _e:

@@ -23,6 +23,7 @@ class Code(enum.IntEnum):
     RESOURCE_EXHAUSTED = 8
     FAILED_PRECONDITION = 9
     ABORTED = 10
+    OUT_OF_RANGE = 11
     UNIMPLEMENTED = 12
     INTERNAL = 13
     UNAVAILABLE = 14
@@ -96,6 +97,12 @@ class AbortedError(OpError):
     code = Code.ABORTED
 
 
+class OutOfRangeError(OpError, IndexError):
+    """An iteration went past the end: a closed queue ran dry, a Dataset iterator ended."""
+
+    code = Code.OUT_OF_RANGE
+
+
 class UnimplementedError(OpError, NotImplementedError):
     code = Code.UNIMPLEMENTED
 
@@ -121,7 +128,7 @@ _BY_CODE: dict[Code, type[OpError]] = {
     for cls in (
         CancelledError, UnknownError, InvalidArgumentError, DeadlineExceededError,
         NotFoundError, AlreadyExistsError, ResourceExhaustedError, FailedPreconditionError,
-        AbortedError, UnimplementedError, InternalError, UnavailableError,
+        AbortedError, OutOfRangeError, UnimplementedError, InternalError, UnavailableError,
     )
 }
 

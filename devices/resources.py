@@ -186,3 +186,15 @@ class ResourceMgr:
 
     def names(self) -> dict[str, list[str]]:
         return {c: sorted(r) for c, r in self._containers.items()}
+
+    # coordination (issue 15): what blocked kernels on this device wait for (hang doctor)
+    def waits(self) -> list[Any]:
+        """The `devices.waits.Wait` records of every blocked operation on this device's
+        queues, accumulators, gates and iterators (a snapshot; oldest first per resource)."""
+        out: list[Any] = []
+        for c in list(self._containers.values()):
+            for r in list(c.values()):
+                w = getattr(r, "waits", None)
+                if w is not None:
+                    out.extend(w())
+        return out

@@ -21,3 +21,15 @@ __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "Adagra
            "RMSPropOptimizer", "AdamOptimizer", "get_global_step", "create_global_step",
            "get_or_create_global_step", "global_step"]
 from actorflow.train.device_setter import *  # noqa: E402,F403  (replica_device_setter, strategies)
+
+# coordination (issue 15): queue runners, the coordinator, input pipelines, sync replicas
+__all__ += ["Coordinator", "LooperThread", "QueueRunner", "add_queue_runner",
+            "start_queue_runners", "SyncReplicasOptimizer"]
+from actorflow.train.coordinator import Coordinator, LooperThread  # noqa: E402
+from actorflow.train.input import *  # noqa: E402,F403
+from actorflow.train.queue_runner import (  # noqa: E402
+    QueueRunner,
+    add_queue_runner,
+    start_queue_runners,
+)
+from actorflow.train.sync_replicas_optimizer import SyncReplicasOptimizer  # noqa: E402

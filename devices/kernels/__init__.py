@@ -4,14 +4,17 @@ Importing this package registers every built-in kernel.
 """
 
 from devices.kernels import (  # noqa: F401  (imported to register their kernels)
+    accumulator,  # accumulators (issue 15)
     array,
     base,
     control_flow,
     conv,
+    dataset,  # af.data iterators (issue 15)
     index,
     math,
     nn,
     partition,
+    queue,  # queues (issue 15)
     random,
     reduction,
     registry,

@@ -1,0 +1,294 @@
+"""Coordination benchmarks (issue 15): backup workers, the synchronous step against
+TensorFlow's SyncReplicasOptimizer, queue throughput against TensorFlow's, and a Dataset-fed
+step against the same step fed from memory.
+
+    /work/venv/bin/python -m benchmarks.bench_coordination [--quick] [--no-tf]
+
+* ``backup``: 4 replicas (threads, in-graph, one Session) of softmax regression on digits;
+  each step's compute is emulated by a delay before it (``--delay`` ms), and replica 3 is a
+  straggler (3x the delay). Global steps/s with replicas_to_aggregate=3 vs 4 (bar: >= 1.5x).
+* ``sync_step``: 2 replicas, k=2, no injected delay: seconds per global step, ours vs TF's
+  SyncReplicasOptimizer with the same model and shape (``peer_tf_coord.py``; bar <= 0.7x).
+* ``queue``: one producer thread and one consumer thread moving scalar float32 tensors
+  through a FIFOQueue of capacity 100 in one Session: elements/s (bar: >= TF's).
+* ``queue2``: the same through two Sessions (producer, consumer) of one in-process server,
+  the queue shared by name (``af.Server`` / ``tf.distribute.Server``).
+* ``dataset``: the small MLP (64-64-10) on digits batches of 32, fed by
+  ``Dataset...batch(32).repeat().prefetch(2)`` vs fed from memory by feed_dict (bar <= 1.1x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import actorflow as af
+from benchmarks.common import REPO_ROOT, TFENV_PYTHON, measure_interleaved, print_table
+from models import digits
+
+
+def _replicas(n: int, k: int) -> tuple[Any, ...]:
+    g = af.Graph()
+    with g.as_default():
+        w = af.Variable(np.zeros((64, 10), np.float32), name="w")
+        b = af.Variable(np.zeros(10, np.float32), name="b")
+        step = af.train.get_or_create_global_step()
+        opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.1), k, n)
+        towers = []
+        for _ in range(n):
+            x = af.placeholder(af.float32, (None, 64))
+            y = af.placeholder(af.int64, (None,))
+            loss = af.reduce_mean(af.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=y, logits=af.matmul(x, w) + b))
+            towers.append((x, y, opt.minimize(loss, global_step=step)))
+        hooks = [opt.make_session_run_hook(i == 0, train_op=t[2]) for i, t in enumerate(towers)]
+        init = [af.global_variables_initializer(), af.local_variables_initializer()]
+        counters = opt.counters()["gate"]
+    return g, towers, hooks, init, step, counters
+
+
+def sync_rate(n: int, k: int, delays: list[float], steps: int, warm: int = 10
+              ) -> dict[str, float]:
+    """Global steps per second of n replicas aggregating k, replica i sleeping delays[i] s
+    before each of its steps (its emulated compute)."""
+    d = digits.load()
+    g, towers, hooks, init, step, counters = _replicas(n, k)
+    s = af.Session(graph=g)
+    s.run(init)
+    for h in hooks:
+        h.after_create_session(s)
+    stop = threading.Event()
+
+    def work(i: int) -> None:
+        rng = np.random.default_rng(i)
+        x, y, op = towers[i]
+        try:
+            while not stop.is_set():
+                if delays[i]:
+                    time.sleep(delays[i])
+                idx = rng.integers(0, len(d.train_y), 32)
+                hooks[i].run(s, op, {x: d.train_x[idx], y: d.train_y[idx]})
+        except af.errors.OutOfRangeError:
+            pass
+        hooks[i].end(s)
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    gate = np.zeros(4)
+    try:
+        while s.run(step) < warm:
+            time.sleep(0.02)
+        s0, t0 = int(s.run(step)), time.perf_counter()
+        while s.run(step) < s0 + steps:
+            time.sleep(0.02)
+        s1, t1 = int(s.run(step)), time.perf_counter()
+        gate = s.run(counters)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+        s.close()
+    return {"steps_per_s": (s1 - s0) / (t1 - t0), "s_per_step": (t1 - t0) / (s1 - s0),
+            "late_gradients": float(gate[1])}
+
+
+def queue_throughput(n: int) -> float:
+    g = af.Graph()
+    with g.as_default():
+        q = af.FIFOQueue(100, [af.float32], shapes=[()])
+        enq = q.enqueue(af.constant(1.0))
+        deq = q.dequeue()
+    with af.Session(graph=g) as s:
+        for _ in range(50):
+            s.run(enq)
+            s.run(deq)
+
+        def produce() -> None:
+            for _ in range(n):
+                s.run(enq)
+        t0 = time.perf_counter()
+        t = threading.Thread(target=produce)
+        t.start()
+        for _ in range(n):
+            s.run(deq)
+        t.join()
+        return n / (time.perf_counter() - t0)
+
+
+def queue_two_sessions(n: int) -> float:
+    """Elements/s through a FIFOQueue shared by name between a producer Session and a
+    consumer Session of one in-process server (`af.Server`), as TF's peer does."""
+    server = af.Server.create_local_server()
+    sessions, ops = [], []
+    try:
+        for _ in range(2):
+            g = af.Graph()
+            with g.as_default():
+                q = af.FIFOQueue(100, [af.float32], shapes=[()], shared_name="bench_q")
+                ops.append((q.enqueue(af.constant(1.0)), q.dequeue()))
+            sessions.append(af.Session(server.target, graph=g))
+        prod, cons = sessions
+        for _ in range(50):
+            prod.run(ops[0][0])
+            cons.run(ops[1][1])
+
+        def produce() -> None:
+            for _ in range(n):
+                prod.run(ops[0][0])
+        t0 = time.perf_counter()
+        t = threading.Thread(target=produce)
+        t.start()
+        for _ in range(n):
+            cons.run(ops[1][1])
+        t.join()
+        return n / (time.perf_counter() - t0)
+    finally:
+        for s in sessions:
+            s.close()
+        server.stop()
+
+
+def _small_mlp(x: Any, y: Any) -> Any:
+    """64-64-10 ReLU MLP with SGD on inputs `x` (float32) and `y` (int64)."""
+    rng = np.random.default_rng(0)
+    w1 = af.Variable(rng.normal(0, 0.1, (64, 64)).astype(np.float32))
+    b1 = af.Variable(np.zeros(64, np.float32))
+    w2 = af.Variable(rng.normal(0, 0.1, (64, 10)).astype(np.float32))
+    b2 = af.Variable(np.zeros(10, np.float32))
+    logits = af.matmul(af.nn.relu(af.matmul(x, w1) + b1), w2) + b2
+    loss = af.reduce_mean(af.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
+                                                                         logits=logits))
+    return af.train.GradientDescentOptimizer(0.1).minimize(loss)
+
+
+def dataset_vs_memory(repeat: int) -> dict[str, float]:
+    """Median seconds per step of the small MLP fed from memory (feed_dict of ready NumPy
+    batches) and fed by a Dataset pipeline (shuffle, batch, repeat, prefetch)."""
+    d = digits.load()
+    y = d.train_y.astype(np.int64)
+    gm = af.Graph()
+    with gm.as_default():
+        px = af.placeholder(af.float32, (None, 64))
+        py = af.placeholder(af.int64, (None,))
+        train_m = _small_mlp(px, py)
+        init_m = af.global_variables_initializer()
+    gd = af.Graph()
+    with gd.as_default():
+        ds = (af.data.Dataset.from_tensor_slices((d.train_x, y)).shuffle(256, seed=0)
+              .batch(32, drop_remainder=True).repeat().prefetch(2))
+        xb, yb = ds.make_one_shot_iterator().get_next()
+        train_d = _small_mlp(xb, yb)
+        init_d = af.global_variables_initializer()
+    sm, sd = af.Session(graph=gm), af.Session(graph=gd)
+    sm.run(init_m)
+    sd.run(init_d)
+    rng = np.random.default_rng(0)
+    batches = [(d.train_x[i], y[i]) for i in (rng.integers(0, len(y), 32) for _ in range(64))]
+    counter = [0]
+
+    def memory() -> None:
+        bx, by = batches[counter[0] % 64]
+        counter[0] += 1
+        sm.run(train_m, {px: bx, py: by})
+
+    def dataset() -> None:
+        sd.run(train_d)
+
+    try:
+        stats = measure_interleaved({"memory": memory, "dataset": dataset}, warmup=20,
+                                    repeat=repeat, number=20)
+    finally:
+        sm.close()
+        sd.close()
+    return {k: v.median for k, v in stats.items()}
+
+
+def _tf_python() -> Path | None:
+    for p in (TFENV_PYTHON, Path("/work/main/.tfenv/bin/python")):
+        if p.exists():
+            return p
+    return None
+
+
+def peer(name: str, **params: Any) -> dict[str, Any] | None:
+    """Run a benchmark of ``peer_tf_coord.py`` in the TensorFlow side environment."""
+    py = _tf_python()
+    if py is None:
+        print(f"note: no .tfenv; skipping TensorFlow's {name}", file=sys.stderr)
+        return None
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    proc = subprocess.run([str(py), str(REPO_ROOT / "benchmarks" / "peer_tf_coord.py"), name,
+                           "--params", json.dumps(params)], capture_output=True, text=True,
+                          timeout=900, env=env, cwd=REPO_ROOT)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            out: dict[str, Any] = json.loads(line)
+            return out
+    raise RuntimeError(f"peer_tf_coord {name} failed:\n{proc.stderr[-3000:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    ap.add_argument("--no-tf", action="store_true", help="skip TensorFlow's figures")
+    ap.add_argument("--delay", type=float, default=30.0,
+                    help="emulated compute per replica step, ms (the straggler: 3x)")
+    a = ap.parse_args(argv)
+    steps = 30 if a.quick else 150
+    rows = []
+    delay = a.delay / 1000
+    delays = [delay, delay, delay, 3 * delay]
+    r4 = sync_rate(4, 4, delays, steps // 2)
+    r3 = sync_rate(4, 3, delays, steps // 2)
+    ratio = r3["steps_per_s"] / r4["steps_per_s"]
+    rows.append({"benchmark": "backup workers (4, one 3x straggler)",
+                 "ours": f"k=3 {r3['steps_per_s']:.1f} steps/s ({r3['late_gradients']:.0f} late"
+                         f" dropped), k=4 {r4['steps_per_s']:.1f} steps/s",
+                 "ratio": f"{ratio:.2f}x", "bar": ">= 1.5x", "ok": ratio >= 1.5})
+    ours = sync_rate(2, 2, [0.0, 0.0], steps * 2)
+    tf = None if a.no_tf else peer("sync_step", replicas=2, aggregate=2, steps=steps * 2)
+    if tf is not None:
+        r = ours["s_per_step"] / tf["seconds_per_step"]
+        rows.append({"benchmark": "sync step (2 replicas, k=2)",
+                     "ours": f"{ours['s_per_step'] * 1e3:.2f} ms/step",
+                     "tf": f"{tf['seconds_per_step'] * 1e3:.2f} ms/step",
+                     "ratio": f"{r:.2f}x", "bar": "<= 0.7x", "ok": r <= 0.7})
+    n = 1000 if a.quick else 5000
+    q = queue_throughput(n)
+    tfq = None if a.no_tf else peer("queue_throughput", elements=n)
+    if tfq is not None:
+        r = q / tfq["elements_per_s"]
+        rows.append({"benchmark": "queue throughput (1 producer, 1 consumer)",
+                     "ours": f"{q:.0f} elements/s", "tf": f"{tfq['elements_per_s']:.0f} "
+                     f"elements/s", "ratio": f"{r:.2f}x", "bar": ">= 1x", "ok": r >= 1.0})
+    q2 = queue_two_sessions(n // 2)
+    tfq2 = None if a.no_tf else peer("queue_two_sessions", elements=n // 2)
+    if tfq2 is not None:
+        r = q2 / tfq2["elements_per_s"]
+        rows.append({"benchmark": "queue throughput (2 sessions of one local server)",
+                     "ours": f"{q2:.0f} elements/s", "tf": f"{tfq2['elements_per_s']:.0f} "
+                     f"elements/s", "ratio": f"{r:.2f}x", "bar": ">= 1x", "ok": r >= 1.0})
+    dm = dataset_vs_memory(5 if a.quick else 15)
+    r = dm["dataset"] / dm["memory"]
+    rows.append({"benchmark": "Dataset-fed MLP step vs memory-fed",
+                 "ours": f"dataset {dm['dataset'] * 1e6:.0f} us, memory "
+                         f"{dm['memory'] * 1e6:.0f} us", "ratio": f"{r:.2f}x",
+                 "bar": "<= 1.1x", "ok": r <= 1.1})
+    print_table(rows, ["benchmark", "ours", "tf", "ratio", "bar", "ok"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

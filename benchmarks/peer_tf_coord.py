@@ -1,0 +1,175 @@
+"""TensorFlow 2.21 graph-mode (``tf.compat.v1``) peers of ``bench_coordination.py``.
+
+Runs inside ``.tfenv`` (never in actorflow's environment) and prints one JSON line:
+
+    .tfenv/bin/python benchmarks/peer_tf_coord.py NAME --params '{"steps": 200}'
+
+Benchmarks (``NAME``):
+* ``sync_step``: TF's SyncReplicasOptimizer over a softmax regression on digits-shaped
+  random data, `replicas` worker threads sharing one in-process Session (the same shape as
+  ours: in-graph replicas, one process), the chief queue runner started as TF requires;
+  seconds per global step.
+* ``queue_throughput``: one producer thread enqueuing scalar float32 tensors and one consumer
+  thread dequeuing them through a FIFOQueue of capacity 100 in one Session; elements/s.
+* ``queue_two_sessions``: the same through two Sessions (producer, consumer) of one
+  in-process server, the queue shared by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _tf() -> Any:
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    return tf
+
+
+def sync_step(params: dict) -> dict:
+    tf = _tf()
+    v1 = tf.compat.v1
+    n, k = int(params.get("replicas", 2)), int(params.get("aggregate", 2))
+    steps = int(params.get("steps", 200))
+    rng = __import__("numpy").random.default_rng(0)
+    data_x = rng.random((512, 64)).astype("float32")
+    data_y = rng.integers(0, 10, 512).astype("int64")
+    g = tf.Graph()
+    with g.as_default():
+        w = v1.get_variable("w", initializer=tf.zeros((64, 10)))
+        b = v1.get_variable("b", initializer=tf.zeros((10,)))
+        step = v1.train.get_or_create_global_step()
+        x = v1.placeholder(tf.float32, (None, 64))
+        y = v1.placeholder(tf.int64, (None,))
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=tf.matmul(x, w) + b))
+        opt = v1.train.SyncReplicasOptimizer(v1.train.GradientDescentOptimizer(0.1), k, n)
+        train = opt.minimize(loss, global_step=step)
+        init = v1.global_variables_initializer()
+        local_init = opt.local_step_init_op
+        chief_qr = opt.get_chief_queue_runner()
+        tokens = opt.get_init_tokens_op()
+        sess = v1.Session(graph=g)
+        sess.run([init, v1.local_variables_initializer()])
+        sess.run(opt.chief_init_op)
+        sess.run(local_init)
+        coord = v1.train.Coordinator()
+        qr_threads = chief_qr.create_threads(sess, coord=coord, daemon=True, start=True)
+        sess.run(tokens)
+        stop = threading.Event()
+
+        def work(i: int) -> None:
+            r = __import__("numpy").random.default_rng(i)
+            while not stop.is_set():
+                idx = r.integers(0, 512, 32)
+                try:
+                    sess.run(train, {x: data_x[idx], y: data_y[idx]})
+                except Exception:  # noqa: BLE001 - the session closes at the end
+                    return
+
+        threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        while sess.run(step) < 20:  # warm up
+            time.sleep(0.02)
+        s0, t0 = sess.run(step), time.perf_counter()
+        while sess.run(step) < s0 + steps:
+            time.sleep(0.02)
+        s1, t1 = sess.run(step), time.perf_counter()
+        stop.set()
+        coord.request_stop()
+        sess.close()
+        del qr_threads
+    per_step = (t1 - t0) / (s1 - s0)
+    return {"name": "sync_step", "tf_version": tf.__version__, "params": params,
+            "seconds_per_step": per_step, "steps": int(s1 - s0)}
+
+
+def queue_throughput(params: dict) -> dict:
+    tf = _tf()
+    v1 = tf.compat.v1
+    n = int(params.get("elements", 5000))
+    g = tf.Graph()
+    with g.as_default():
+        q = v1.FIFOQueue(100, [tf.float32], shapes=[()])
+        enq = q.enqueue([tf.constant(1.0)])
+        deq = q.dequeue()
+        sess = v1.Session(graph=g)
+        for _ in range(50):  # warm up
+            sess.run(enq)
+            sess.run(deq)
+
+        def produce() -> None:
+            for _ in range(n):
+                sess.run(enq)
+
+        t0 = time.perf_counter()
+        t = threading.Thread(target=produce)
+        t.start()
+        for _ in range(n):
+            sess.run(deq)
+        t.join()
+        dt = time.perf_counter() - t0
+        sess.close()
+    return {"name": "queue_throughput", "tf_version": tf.__version__, "params": params,
+            "elements_per_s": n / dt}
+
+
+def queue_two_sessions(params: dict) -> dict:
+    """The same, with the producer and the consumer in two Sessions of one in-process
+    server (tf.distribute.Server.create_local_server), the queue shared by name."""
+    tf = _tf()
+    v1 = tf.compat.v1
+    n = int(params.get("elements", 2000))
+    server = v1.train.Server.create_local_server()
+    sessions, ops = [], []
+    for _ in range(2):
+        g = tf.Graph()
+        with g.as_default():
+            q = v1.FIFOQueue(100, [tf.float32], shapes=[()], shared_name="bench_q")
+            ops.append((q.enqueue([tf.constant(1.0)]), q.dequeue()))
+        sessions.append(v1.Session(server.target, graph=g))
+    prod, cons = sessions
+    for _ in range(50):
+        prod.run(ops[0][0])
+        cons.run(ops[1][1])
+
+    def produce() -> None:
+        for _ in range(n):
+            prod.run(ops[0][0])
+
+    t0 = time.perf_counter()
+    t = threading.Thread(target=produce)
+    t.start()
+    for _ in range(n):
+        cons.run(ops[1][1])
+    t.join()
+    dt = time.perf_counter() - t0
+    return {"name": "queue_two_sessions", "tf_version": tf.__version__, "params": params,
+            "elements_per_s": n / dt}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("name", choices=["sync_step", "queue_throughput", "queue_two_sessions"])
+    ap.add_argument("--params", default="{}")
+    a = ap.parse_args()
+    fn = {"sync_step": sync_step, "queue_throughput": queue_throughput,
+          "queue_two_sessions": queue_two_sessions}[a.name]
+    out = fn(json.loads(a.params))
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # TF's threads would otherwise hold the process
+
+
+if __name__ == "__main__":
+    sys.exit(main())

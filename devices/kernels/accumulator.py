@@ -1,0 +1,236 @@
+"""Kernels of the accumulator ops (`devices.accumulators`). The handle ops find or create an
+accumulator by `shared_name` in the device's container; `take` is asynchronous (a poll that
+succeeds when enough gradients are in, else a `Waiter` woken by the apply that completes the
+count, by `close`, or by the step's abort)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from devices.accumulators import Accumulator, SparseAccumulator
+from devices.errors import InvalidArgumentError
+from devices.kernels.registry import KernelContext, register_kernel
+from devices.waits import Wait, Waiter
+
+_CPU = ("CPU",)
+
+
+def _handle_factory(cls: type[Accumulator]) -> Any:
+    def factory(k: KernelContext) -> Any:
+        container = k.attrs.get("container", "") or ""
+        name = k.attrs.get("shared_name") or k.name
+        dtype = np.dtype(k.attrs["dtype"].np)
+        shape = k.attrs.get("shape")
+        shape = None if shape is None else tuple(shape)
+        reduction = k.attrs.get("reduction_type", "MEAN")
+        mgr = k.device.resources
+        dev = k.device.name
+        cache: list[Any] = [-1, None]
+
+        def compute() -> tuple:
+            if cache[0] != mgr.generation:
+                acc = mgr.lookup_or_create(
+                    container, name, lambda: cls(name, dtype, shape, reduction, dev))
+                if not isinstance(acc, Accumulator):
+                    raise InvalidArgumentError(
+                        f"resource '{name}' is a {type(acc).__name__}, not an accumulator; "
+                        f"use another shared_name", node=k.name, device=dev)
+                acc.check(cls.kind, dtype)
+                cache[:] = [mgr.generation, acc]
+            return (cache[1],)
+        return compute
+    return factory
+
+
+register_kernel("ConditionalAccumulatorV2", stateful=True, device_types=_CPU)(
+    _handle_factory(Accumulator))
+register_kernel("SparseConditionalAccumulatorV2", stateful=True, device_types=_CPU)(
+    _handle_factory(SparseAccumulator))
+
+
+@register_kernel("AccumulatorApplyGradientV2", stateful=True, device_types=_CPU)
+def _apply(k: KernelContext) -> Any:
+    def compute(acc: Accumulator, local_step: Any, grad: Any) -> tuple:
+        return (np.bool_(acc.apply(grad, int(local_step))),)
+    return compute
+
+
+@register_kernel("SparseAccumulatorApplyGradientV2", stateful=True, device_types=_CPU)
+def _sparse_apply(k: KernelContext) -> Any:
+    def compute(acc: Accumulator, local_step: Any, indices: Any, values: Any,
+                shape: Any) -> tuple:
+        return (np.bool_(acc.apply((indices, values, shape), int(local_step))),)
+    return compute
+
+
+def _take_factory(sparse: bool) -> Any:
+    def factory(k: KernelContext) -> Any:
+        def outs(r: Any) -> tuple:
+            return tuple(r) if sparse else (r,)
+
+        def poll(ctx: Any, acc: Accumulator, n: Any) -> tuple | None:
+            r = acc.try_take(int(n))
+            return None if r is None else outs(r)
+
+        async def compute(ctx: Any, acc: Accumulator, n: Any) -> tuple:
+            w = Waiter(Wait("take_grad", acc.describe(), k.name, k.device.name,
+                            ctx.step_id if ctx else -1), int(n))
+            acc.register(w)
+            return outs(await w.wait(ctx, acc.cancel))
+
+        compute.poll = poll  # type: ignore[attr-defined]
+        return compute
+    return factory
+
+
+register_kernel("AccumulatorTakeGradientV2", is_async=True, stateful=True, device_types=_CPU)(
+    _take_factory(False))
+register_kernel("SparseAccumulatorTakeGradientV2", is_async=True, stateful=True,
+                device_types=_CPU)(_take_factory(True))
+
+
+@register_kernel("AccumulatorSetGlobalStepV2", stateful=True, device_types=_CPU)
+def _set_step(k: KernelContext) -> Any:
+    def compute(acc: Accumulator, step: Any) -> tuple:
+        acc.set_global_step(int(step))
+        return ()
+    return compute
+
+
+@register_kernel("AccumulatorNumAccumulatedV2", stateful=True, device_types=_CPU)
+def _num(k: KernelContext) -> Any:
+    return lambda acc: (np.int32(acc.count),)
+
+
+@register_kernel("AccumulatorCountersV2", stateful=True, device_types=_CPU)
+def _counters(k: KernelContext) -> Any:
+    """[applied, dropped (stale), taken, global_step] as int64."""
+    return lambda acc: (np.array([acc.applied, acc.dropped, acc.taken, acc.global_step],
+                                 dtype=np.int64),)
+
+
+@register_kernel("AccumulatorCloseV2", stateful=True, device_types=_CPU)
+def _close(k: KernelContext) -> Any:
+    def compute(acc: Accumulator) -> tuple:
+        acc.close()
+        return ()
+    return compute
+
+
+# ---- the sync gate (synchronous replication's step barrier) -------------------------------
+@register_kernel("SyncGateV2", stateful=True, device_types=_CPU)
+def _gate_handle(k: KernelContext) -> Any:
+    from devices.accumulators import SyncGate
+
+    name = k.attrs.get("shared_name") or k.name
+    agg, total = int(k.attrs["replicas_to_aggregate"]), int(k.attrs["total_num_replicas"])
+    leader_timeout = float(k.attrs.get("leader_timeout", 60.0))
+    mgr = k.device.resources
+    dev = k.device.name
+    cache: list[Any] = [-1, None]
+
+    def compute() -> tuple:
+        if cache[0] != mgr.generation:
+            gate = mgr.lookup_or_create("", name, lambda: SyncGate(name, agg, total, dev,
+                                                               leader_timeout))
+            if not isinstance(gate, SyncGate):
+                raise InvalidArgumentError(f"resource '{name}' is a {type(gate).__name__}, "
+                                           f"not a SyncGate", node=k.name, device=dev)
+            gate.check(agg, total)
+            cache[:] = [mgr.generation, gate]
+        return (cache[1],)
+    return compute
+
+
+@register_kernel("SyncGateArrive", stateful=True, device_types=_CPU)
+def _gate_arrive(k: KernelContext) -> Any:
+    """-> (role int32, the local step to apply gradients with: -1 when stale)."""
+    def compute(gate: Any, local_step: Any) -> tuple:
+        role = gate.arrive(int(local_step))
+        return (np.int32(role), np.int64(int(local_step) if role else -1))
+    return compute
+
+
+@register_kernel("SyncGateRelease", stateful=True, device_types=_CPU)
+def _gate_release(k: KernelContext) -> Any:
+    return lambda gate: (np.int64(gate.release()),)
+
+
+@register_kernel("SyncGateSetStep", stateful=True, device_types=_CPU)
+def _gate_set(k: KernelContext) -> Any:
+    def compute(gate: Any, step: Any) -> tuple:
+        gate.set_step(int(step))
+        return ()
+    return compute
+
+
+@register_kernel("SyncGateLeave", stateful=True, device_types=_CPU)
+def _gate_leave(k: KernelContext) -> Any:
+    def compute(gate: Any) -> tuple:
+        gate.leave()
+        return ()
+    return compute
+
+
+@register_kernel("SyncGateClose", stateful=True, device_types=_CPU)
+def _gate_close(k: KernelContext) -> Any:
+    def compute(gate: Any) -> tuple:
+        gate.close()
+        return ()
+    return compute
+
+
+@register_kernel("SyncGateCounters", stateful=True, device_types=_CPU)
+def _gate_counters(k: KernelContext) -> Any:
+    """int64 [step, late (dropped) gradients, steps released, live replicas]."""
+    return lambda g: (np.array([g.step, g.late, g.steps_released, g.live], dtype=np.int64),)
+
+
+@register_kernel("SyncGateWait", is_async=True, stateful=True, device_types=_CPU)
+def _gate_wait(k: KernelContext) -> Any:
+    """After an arrival at `local_step` with `role`: a CONTRIBUTOR waits until the gate's step
+    passes `local_step`; the LEADER (which releases the step itself) goes on at once with
+    local_step + 1; a STALE replica catches up at once with the gate's step. Returns the step
+    the replica computes next."""
+    from devices.accumulators import LEADER, STALE
+
+    def target(local: Any, role: Any) -> tuple[int, int]:
+        return int(local) + 1, int(role)
+
+    def poll(ctx: Any, gate: Any, local: Any, role: Any) -> tuple | None:
+        want, r = target(local, role)
+        if r == LEADER:
+            return (np.int64(want),)
+        if r != STALE and gate.several:  # another gradient for the same step
+            return (np.int64(int(local)),)
+        got = gate.try_wait(0 if r == STALE else want)
+        return None if got is None else (np.int64(got),)
+
+    async def compute(ctx: Any, gate: Any, local: Any, role: Any) -> tuple:
+        w = Waiter(Wait("wait_for_step", gate.describe(), k.name, k.device.name,
+                        ctx.step_id if ctx else -1), target(local, role)[0])
+        gate.register(w)
+        return (np.int64(await w.wait(ctx, gate.cancel)),)
+
+    compute.poll = poll  # type: ignore[attr-defined]
+    return compute
+
+
+@register_kernel("SyncGateWaitFor", is_async=True, stateful=True, device_types=_CPU)
+def _gate_wait_for(k: KernelContext) -> Any:
+    """Block until the gate's step >= `target` (a barrier / bounded staleness in graph code);
+    returns the step."""
+    def poll(ctx: Any, gate: Any, want: Any) -> tuple | None:
+        got = gate.try_wait(int(want))
+        return None if got is None else (np.int64(got),)
+
+    async def compute(ctx: Any, gate: Any, want: Any) -> tuple:
+        w = Waiter(Wait("wait_for_step", gate.describe(), k.name, k.device.name,
+                        ctx.step_id if ctx else -1), int(want))
+        gate.register(w)
+        return (np.int64(await w.wait(ctx, gate.cancel)),)
+
+    compute.poll = poll  # type: ignore[attr-defined]
+    return compute
