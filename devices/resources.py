@@ -15,6 +15,15 @@ to the host when fetched.)
 
 State is owned by the device actor; kernels touch it only from the actor's task (or from a
 worker thread the actor is awaiting), so there are no locks.
+
+Versions and staleness (issue 17): every variable carries `version`, the number of writes it
+has taken (assignments, in-place updates, scatters, fused applies: every path through
+`assign`, `assign_copy`, `writable` and `update` advances it by one). A reader can take the
+version with the value (`ReadVariableWithVersion`), and an update that carries the version
+its sender read is given ``staleness = version now - version read`` on the variable's own
+device (`VariableStaleness`), which also counts it in the variable's histogram (`StalenessStats`)
+and, when recording is on, appends (task, step, read version, applied version) to its
+`update_log` (see `actorflow.train.replay`).
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ class ResourceVariable:
     behind, reused once nothing else holds it; host arrays only).
     """
 
-    __slots__ = ("name", "dtype", "shape", "value", "device", "_ro", "_spare")
+    __slots__ = ("name", "dtype", "shape", "value", "device", "_ro", "_spare",
+                 "version", "staleness", "update_log")
 
     def __init__(self, name: str, dtype: np.dtype, shape: tuple | None, device: str):
         self.name = name
@@ -55,6 +65,9 @@ class ResourceVariable:
         self.device = device
         self._ro: Any = None
         self._spare: np.ndarray | None = None
+        self.version = 0  # writes taken so far (issue 17)
+        self.staleness = StalenessStats()
+        self.update_log: list[tuple[int, int, int, int]] | None = None  # None: not recording
 
     def read(self) -> Any:
         value = self.value
@@ -88,6 +101,7 @@ class ResourceVariable:
         elif isinstance(new, np.ndarray) and (new.base is not None or not new.flags.writeable):
             new = new.copy()  # own the memory: snapshots' refcounts land on this very array
         self.value = new
+        self.version += 1
 
     def _shared(self, value: Any) -> bool:
         ro = self._ro
@@ -96,6 +110,7 @@ class ResourceVariable:
     def writable(self) -> Any:
         """The current value, safe to update in place: copied if anyone else holds it."""
         value = self.read()
+        self.version += 1
         if self._shared(value):
             value = self._replace(value, None)
         return value
@@ -104,6 +119,7 @@ class ResourceVariable:
         """``value = ufunc(value, operand)``, in place when nobody else holds the value, else
         straight into another buffer (one pass, instead of a copy and then the update)."""
         value = self.read()
+        self.version += 1
         if self._shared(value):
             return self._replace(value, (ufunc, operand))
         ufunc(value, operand, out=value)
@@ -139,10 +155,38 @@ class ResourceVariable:
             ro = self._ro
             if sys.getrefcount(value) <= _SOLE_REFS + (ro is not None and ro.base is value):
                 value[...] = new
+                self.version += 1
                 return value
         del value
         self.assign(xp.array(new, dtype=self.dtype, copy=True))
         return self.value
+
+
+class StalenessStats:
+    """Staleness counters of one variable: how many updates carried a read version, their
+    sum and maximum, and a histogram (`hist[i]` counts staleness i; the last bucket counts
+    everything >= its index)."""
+
+    BUCKETS = 64
+    __slots__ = ("count", "total", "max", "hist")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+        self.max = 0
+        self.hist = [0] * self.BUCKETS
+
+    def add(self, staleness: int) -> None:
+        self.count += 1
+        self.total += staleness
+        if staleness > self.max:
+            self.max = staleness
+        self.hist[min(max(staleness, 0), self.BUCKETS - 1)] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        last = max((i for i, n in enumerate(self.hist) if n), default=-1)
+        return {"count": self.count, "mean": self.total / self.count if self.count else 0.0,
+                "max": self.max, "hist": self.hist[:last + 1]}
 
 
 def _compatible(want: tuple, got: tuple) -> bool:
@@ -186,6 +230,17 @@ class ResourceMgr:
 
     def names(self) -> dict[str, list[str]]:
         return {c: sorted(r) for c, r in self._containers.items()}
+
+    # research (issue 17): versions and staleness of every variable on this device
+    def staleness(self) -> dict[str, dict[str, Any]]:
+        """{variable name: its staleness counters (`StalenessStats.as_dict`) and version} for
+        every variable that has taken an update carrying a read version."""
+        out: dict[str, dict[str, Any]] = {}
+        for c in list(self._containers.values()):
+            for r in list(c.values()):
+                if isinstance(r, ResourceVariable) and r.staleness.count:
+                    out[r.name] = dict(r.staleness.as_dict(), version=r.version)
+        return out
 
     # coordination (issue 15): what blocked kernels on this device wait for (hang doctor)
     def waits(self) -> list[Any]:

@@ -33,3 +33,15 @@ from actorflow.train.queue_runner import (  # noqa: E402
     start_queue_runners,
 )
 from actorflow.train.sync_replicas_optimizer import SyncReplicasOptimizer  # noqa: E402
+
+# research (issue 17): staleness as a value, update rules, record/replay
+__all__ += ["StalenessScaledSGD", "read_with_version", "staleness", "staleness_statistics",
+            "staleness_stats", "variable_version"]
+from actorflow.train.stale_lr import StalenessScaledSGD  # noqa: E402
+from actorflow.train.staleness import (  # noqa: E402
+    read_with_version,
+    staleness,
+    staleness_statistics,
+    staleness_stats,
+    variable_version,
+)
