@@ -35,8 +35,14 @@ from actorflow.train.queue_runner import (  # noqa: E402
 from actorflow.train.sync_replicas_optimizer import SyncReplicasOptimizer  # noqa: E402
 
 # research (issue 17): staleness as a value, update rules, record/replay
-__all__ += ["StalenessScaledSGD", "read_with_version", "staleness", "staleness_statistics",
-            "staleness_stats", "variable_version"]
+__all__ += ["StalenessScaledSGD", "DCASGDOptimizer", "ElasticAverage", "StaleSynchronous",
+            "QuantizedGradients", "TopKGradients", "read_with_version", "staleness",
+            "staleness_statistics", "staleness_stats", "variable_version", "replay"]
+from actorflow.train import replay  # noqa: E402
+from actorflow.train.compression import QuantizedGradients, TopKGradients  # noqa: E402
+from actorflow.train.dc_asgd import DCASGDOptimizer  # noqa: E402
+from actorflow.train.easgd import ElasticAverage  # noqa: E402
+from actorflow.train.ssp import StaleSynchronous  # noqa: E402
 from actorflow.train.stale_lr import StalenessScaledSGD  # noqa: E402
 from actorflow.train.staleness import (  # noqa: E402
     read_with_version,

@@ -28,7 +28,8 @@ update (`actorflow.train.staleness`), computed on the variable's device just bef
 update; `minimize` reads each variable's version in the step (after the variable's read) and
 `apply_gradients(..., read_versions={var: int64 tensor})` takes them from user graph code.
 `self._read_version(var)` and `self._read_value(var)` give the version and the value the
-worker read (DC-ASGD compensates with the latter). `task` names the sender in update logs.
+worker read (DC-ASGD compensates with the latter). `task` (a number or an int64 tensor)
+names the sender in update logs.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Optimizer:
 
     # issue 17: True makes minimize() read versions and _apply_* receive `staleness=`
     wants_staleness = False
-    task = -1
+    task: Any = -1
 
     def __init__(self, use_locking: bool, name: str):
         if not name:
@@ -148,10 +149,11 @@ class Optimizer:
 
     def apply_gradients(self, grads_and_vars: Any, global_step: Any = None,
                         name: str | None = None, read_versions: dict | None = None,
-                        read_step: Any = -1) -> Operation:
+                        read_step: Any = -1, read_values: dict | None = None) -> Operation:
         """One op applying every (gradient, variable) pair, then incrementing global_step.
         `read_versions` ({variable: int64 version tensor}) and `read_step` feed the staleness
-        of an optimizer that `wants_staleness` (default: the version read in this step)."""
+        of an optimizer that `wants_staleness` (default: the version read in this step);
+        `read_values` ({variable: tensor}) the values the worker read (default: its read)."""
         pairs = [(g, v) for g, v in grads_and_vars]
         if not pairs:
             raise InvalidArgumentError("apply_gradients got no (gradient, variable) pairs")
@@ -168,6 +170,7 @@ class Optimizer:
                 f"no gradients provided for any variable: {[v.name for _, v in pairs]}")
         with name_scope(name or self._name) as scope:
             self._hyper_cache = {}
+            self._read_values.update(read_values or {})
             self._create_slots([v for _, v in live])
             self._prepare()
             updates = []

@@ -96,17 +96,17 @@ def variable_version(var: Any, name: str | None = None) -> Tensor:
         return apply_op("VariableVersion", [h], {}, name=name or "version")[0]
 
 
-def staleness(var: Any, read_version: Any, step: Any = -1, task: int = -1,
+def staleness(var: Any, read_version: Any, step: Any = -1, task: Any = -1,
               name: str | None = None) -> Tensor:
     """int64 staleness of an update to `var` read at `read_version`, computed on `var`'s
-    device now (before the update lands). `task` and `step` name the update in the
-    variable's log when it records."""
+    device now (before the update lands). `task` and `step` (int64 scalars or numbers) name
+    the update in the variable's log when it records."""
     h = _handle(var, "staleness")
     rv = convert_to_tensor(read_version, dtype=dtypes.int64)
     st = convert_to_tensor(step, dtype=dtypes.int64)
+    tk = convert_to_tensor(task, dtype=dtypes.int64)
     with colocate_with(h.op):
-        return apply_op("VariableStaleness", [h, rv, st], {"task": int(task)},
-                        name=name or "staleness")[0]
+        return apply_op("VariableStaleness", [h, rv, st, tk], {}, name=name or "staleness")[0]
 
 
 def staleness_stats(var: Any, name: str | None = None) -> Tensor:

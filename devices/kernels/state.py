@@ -432,9 +432,7 @@ def _read_with_version(k: KernelContext) -> Any:
 def _variable_staleness(k: KernelContext) -> Any:
     """staleness = the variable's version now - `read_version`, for the update about to be
     applied (it lands at version now + 1); counted, and logged when the variable records."""
-    task = int(k.attrs.get("task", -1))
-
-    def compute(h: ResourceVariable, read_version: Any, step: Any) -> tuple[Any]:
+    def compute(h: ResourceVariable, read_version: Any, step: Any, task: Any) -> tuple[Any]:
         read = int(read_version)
         if read > h.version or read < 0:
             raise InvalidArgumentError(
@@ -443,7 +441,7 @@ def _variable_staleness(k: KernelContext) -> Any:
         s = h.version - read
         h.staleness.add(s)
         if h.update_log is not None:
-            h.update_log.append((task, int(step), read, h.version + 1))
+            h.update_log.append((int(task), int(step), read, h.version + 1))
         return (_i64(s),)
     return compute
 
