@@ -164,3 +164,37 @@ def test_top_k_gradients_need_the_ops():
                         "ops issue (branch ops_api)")
     acc, _ = _train_split(af.train.TopKGradients(af.train.GradientDescentOptimizer(0.5), k=64))
     assert acc >= 0.95
+
+
+@pytest.mark.multiprocess
+def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
+    """Two worker tasks, variables on a PS task: the workers' reads and updates interleaved
+    by hand, so the PS computes staleness 1 for every update after the first; the staleness
+    counters are fetched from the PS through an op; the model trains to >= 95%."""
+    from actorflow.cluster import LocalCluster
+
+    steps = 200
+    with LocalCluster(ps=1, workers=2) as cluster:
+        spec = cluster.as_dict()
+        nets, sessions = [], []
+        for t in range(2):
+            g = af.Graph()
+            with g.as_default(), af.device(af.train.replica_device_setter(
+                    cluster=spec, worker_device=f"/job:worker/task:{t}")):
+                nets.append(SplitNet(af.train.StalenessScaledSGD(0.5)))
+                if t == 0:
+                    init = af.global_variables_initializer()
+                stats_t = af.train.staleness_stats(nets[-1].vars[0])
+            sessions.append(af.Session(cluster.target("worker", t), graph=g))
+        try:
+            sessions[0].run(init)
+            for k in range(steps):  # A reads, B reads, A applies, B applies
+                held = [nets[t].read(sessions[t], t, k) for t in range(2)]
+                for t in range(2):
+                    nets[t].apply_update(sessions[t], t, k, held[t])
+            st = decode_stats(sessions[1].run(stats_t))
+            assert st["count"] == 2 * steps and st["hist"] == [steps, steps]
+            assert nets[0].test_accuracy(sessions[0]) >= 0.95
+        finally:
+            for s in sessions:
+                s.close()
