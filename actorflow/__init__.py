@@ -109,3 +109,6 @@ __version__ = "0.1.0"
 
 from actorflow.cluster import LocalCluster  # noqa: E402
 from actorflow.server import ClusterSpec, RPCOptions, Server  # noqa: E402
+
+# research (issue 17): af.sim, virtual workers on virtual time
+sim = importlib.import_module("actorflow.sim")
