@@ -6,7 +6,9 @@ worker's step is the production path split in two (`SplitModel`): it reads the v
 their versions and computes its gradient (a real step of the in-process session: the same
 kernels, optimizer and update path as a cluster), waits its compute and network delay in
 virtual time, then sends the update, whose staleness the PS computes. Meanwhile the other
-workers' updates land, so staleness arises from the delays as it does on a cluster.
+workers' updates land, so staleness arises from the delays as it does on a cluster. The PS
+serves one update at a time for `ps_apply_s` virtual seconds each (first come first served),
+so many workers saturate it as they would a real one.
 
 Delays are drawn from seeded generators (one per worker, so a seed gives the same virtual
 schedule and the same update order on every run): compute time lognormal around `compute_s`,
@@ -42,6 +44,7 @@ class SimConfig:
     straggler_factor: float = 4.0
     failures: dict[int, int] = field(default_factory=dict)   # worker -> step it dies in
     restart_s: float = 0.5          # virtual time for a failed worker to come back
+    ps_apply_s: float = 0.0002      # virtual PS service time of one update (FIFO: saturation)
     eval_every_s: float = 0.0       # evaluate accuracy every so much virtual time (0: end)
     record: bool = False
     seed: int = 0
@@ -92,9 +95,14 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
                 counts["failures"] += 1
                 await trio.sleep(cfg.restart_s)
                 continue  # the in-flight update is lost; redo the step from a fresh read
-            model.apply(sess, w, step, held)
+            async with ps:  # one update at a time on the PS, first come first served
+                if cfg.ps_apply_s > 0:
+                    await trio.sleep(cfg.ps_apply_s)
+                model.apply(sess, w, step, held)
             counts["updates"] += 1
             step += 1
+
+    ps = trio.Lock()
 
     async def main() -> float:
         async with trio.open_nursery() as outer:
