@@ -55,7 +55,7 @@ class ResourceVariable:
     """
 
     __slots__ = ("name", "dtype", "shape", "value", "device", "_ro", "_spare",
-                 "version", "staleness", "update_log")
+                 "version", "staleness", "update_log", "_retired")
 
     def __init__(self, name: str, dtype: np.dtype, shape: tuple | None, device: str):
         self.name = name
@@ -68,6 +68,8 @@ class ResourceVariable:
         self.version = 0  # writes taken so far (issue 17)
         self.staleness = StalenessStats()
         self.update_log: list[tuple[int, int, int, int]] | None = None  # None: not recording
+        # id(buffer) -> the version whose write replaced it (see `version_of`)
+        self._retired: dict[int, int] = {}
 
     def read(self) -> Any:
         value = self.value
@@ -100,8 +102,9 @@ class ResourceVariable:
             new = new.astype(self.dtype)
         elif isinstance(new, np.ndarray) and (new.base is not None or not new.flags.writeable):
             new = new.copy()  # own the memory: snapshots' refcounts land on this very array
-        self.value = new
         self.version += 1
+        self._retire(self.value)
+        self.value = new
 
     def _shared(self, value: Any) -> bool:
         ro = self._ro
@@ -125,9 +128,28 @@ class ResourceVariable:
         ufunc(value, operand, out=value)
         return value
 
+    def _retire(self, old: Any) -> None:
+        if old is not None:
+            if len(self._retired) >= 64:
+                self._retired.clear()
+            self._retired[id(old)] = self.version
+
+    def version_of(self, snap: Any) -> int:
+        """The version a snapshot of this variable was taken at. A held snapshot pins its
+        buffer (every write meanwhile went to another one), so it is the current version if
+        the snapshot is of the current value, else the version before the write that retired
+        its buffer (or, for a buffer retired long ago, the current version: a lower bound on
+        what a later update's staleness then shows)."""
+        base = snap.base if isinstance(snap, np.ndarray) and snap.base is not None else snap
+        if base is self.value:
+            return self.version
+        retired = self._retired.get(id(base))
+        return self.version if retired is None else retired - 1
+
     def _replace(self, old: Any, op: Any) -> Any:
         """A new buffer for the value: the spare when it is free, else a new one; `old` (which
         someone still holds) becomes the spare. Writes ``op`` of `old` into it, or a copy."""
+        self._retire(old)
         if type(old) is not np.ndarray:  # on a GPU: no double-buffering
             new = old.copy() if op is None else op[0](old, op[1])
             self.value = new

@@ -109,7 +109,7 @@ def _ssp_worker_graph(i, variables, ssp, x, y):
 
 
 def test_ssp_bound_holds_and_workers_block():
-    s_bound, steps = 2, 30
+    s_bound, steps = 2, 250
     d = digits.load()
     variables = []
     for i, (w0, b0) in enumerate(glorot_weights((64, 64, 10), 0)):
@@ -128,7 +128,7 @@ def test_ssp_bound_holds_and_workers_block():
         def worker(i):
             try:
                 for k, (xb, yb) in enumerate(digits.batches(
-                        d.train_x, d.train_y, 32, seed=i, epochs=3)):
+                        d.train_x, d.train_y, 32, seed=i, epochs=6)):
                     if k == steps:
                         break
                     s.run(ssps[i].wait_op)
@@ -156,7 +156,7 @@ def test_ssp_bound_holds_and_workers_block():
             assert clock == done[task]
             assert done[1 - task] >= clock - s_bound, (task, clock, done)
             done[task] += 1
-        assert (s.run(pred, {xs[0]: d.test_x}) == d.test_y).mean() >= 0.9
+        assert (s.run(pred, {xs[0]: d.test_x}) == d.test_y).mean() >= 0.95
 
 
 def test_top_k_gradients_need_the_ops():

@@ -101,3 +101,32 @@ def test_bad_read_version_is_named():
         s.run(af.global_variables_initializer())
         with pytest.raises(af.errors.InvalidArgumentError, match="read version 7"):
             s.run(s_t, {rv: 7})
+
+
+def test_version_of_a_held_snapshot_is_exact():
+    """A snapshot pins its buffer: writes after it go elsewhere, so the version it was taken
+    at is known even after several updates (what minimize() relies on)."""
+    from devices.resources import ResourceVariable
+
+    v = ResourceVariable("v", np.dtype(np.float32), (3,), "/cpu:0")
+    v.assign(np.zeros(3, np.float32))
+    v.update(np.add, np.ones(3, np.float32))  # in place: nobody holds the value
+    assert v.version == 2
+    snap = v.snapshot()
+    assert v.version_of(snap) == 2
+    v.update(np.add, np.ones(3, np.float32))  # copies: snap is held
+    v.writable()[0] = 5.0
+    v.assign(np.full(3, 7, np.float32))
+    assert v.version == 5 and v.version_of(snap) == 2
+    np.testing.assert_array_equal(snap, np.ones(3))
+    snap2 = v.snapshot()
+    assert v.version_of(snap2) == 5
+
+
+def test_version_of_read_in_a_step():
+    w = af.Variable(np.ones(2, np.float32), name="w")
+    ver = af.train.version_of_read(w, w.value())
+    with af.Session() as s:
+        s.run(af.global_variables_initializer())
+        s.run(w.assign_add(np.ones(2, np.float32)))
+        assert int(s.run(ver)) == 2

@@ -37,7 +37,8 @@ from actorflow.train.sync_replicas_optimizer import SyncReplicasOptimizer  # noq
 # research (issue 17): staleness as a value, update rules, record/replay
 __all__ += ["StalenessScaledSGD", "DCASGDOptimizer", "ElasticAverage", "StaleSynchronous",
             "QuantizedGradients", "TopKGradients", "read_with_version", "staleness",
-            "staleness_statistics", "staleness_stats", "variable_version", "replay"]
+            "staleness_statistics", "staleness_stats", "variable_version", "replay",
+            "version_of_read"]
 from actorflow.train import replay  # noqa: E402
 from actorflow.train.compression import QuantizedGradients, TopKGradients  # noqa: E402
 from actorflow.train.dc_asgd import DCASGDOptimizer  # noqa: E402
@@ -50,4 +51,5 @@ from actorflow.train.staleness import (  # noqa: E402
     staleness_statistics,
     staleness_stats,
     variable_version,
+    version_of_read,
 )

@@ -25,7 +25,7 @@ callables returning one; `_hyper(name, var)` gives one in the variable's dtype.
 Staleness (issue 17): a subclass that sets ``wants_staleness = True`` gets, in
 ``_apply_dense(grad, var, staleness=...)`` and ``_apply_sparse``, the int64 staleness of the
 update (`actorflow.train.staleness`), computed on the variable's device just before its
-update; `minimize` reads each variable's version in the step (after the variable's read) and
+update; `minimize` takes the version each variable's read in the step was at and
 `apply_gradients(..., read_versions={var: int64 tensor})` takes them from user graph code.
 `self._read_version(var)` and `self._read_value(var)` give the version and the value the
 worker read (DC-ASGD compensates with the latter). `task` (a number or an int64 tensor)
@@ -93,12 +93,10 @@ class Optimizer:
             loss, var_list=var_list, gate_gradients=gate_gradients, grad_loss=grad_loss)
         read_versions = None
         if self.wants_staleness:
-            from actorflow.train.staleness import variable_version
+            from actorflow.train.staleness import version_of_read
 
-            read_versions = {}
-            for _, v in grads_and_vars:
-                with control_dependencies([v.value().op]):
-                    read_versions[v] = variable_version(v, name="read_version")
+            read_versions = {v: version_of_read(v, v.value(), name="read_version")
+                             for _, v in grads_and_vars}
         missing = [v for g, v in grads_and_vars if g is None]
         if len(missing) == len(grads_and_vars):
             loss_t = convert_to_tensor(loss)

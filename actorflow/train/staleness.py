@@ -8,7 +8,9 @@ back carries that read version, and the variable's own device computes
     staleness = version when the update is applied - version read
 
 so the value is right across tasks with nothing new on the wire (the read version is an
-ordinary int64 scalar tensor sent with the gradient):
+ordinary int64 scalar tensor sent with the gradient). `version_of_read(w, w.value())` gives
+the version an existing read in the step was taken at, exactly (a held snapshot pins its
+buffer: `ResourceVariable.version_of`); `minimize` uses it.
 
     w_read, ver = af.train.read_with_version(w)      # one kernel: value and version together
     loss = model(w_read)
@@ -21,8 +23,9 @@ int64 [count, sum, max, version, histogram...], fetchable from any task, or
 `staleness_statistics(session)` for a session's in-process devices), and logs
 (task, step, read version, applied version) when the variable records
 (`actorflow.train.replay`). The apply must run after the staleness op (make the update
-depend on `s`, as the optimizers do); an update from another step landing between the two is
-counted in the next update's staleness.
+depend on `s`, as the optimizers do). The two are adjacent kernels of one step on the
+variable's device; should another step's update run between them, it is counted in the next
+update's staleness and the log shows two updates at one applied version.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ from devices import dtypes
 from devices.errors import InvalidArgumentError
 from devices.resources import StalenessStats
 
-__all__ = ["read_with_version", "variable_version", "staleness", "staleness_stats",
-           "staleness_statistics", "HIST_OFFSET"]
+__all__ = ["read_with_version", "variable_version", "version_of_read", "staleness",
+           "staleness_stats", "staleness_statistics", "HIST_OFFSET"]
 
 HIST_OFFSET = 4  # staleness_stats: [count, sum, max, version, hist[0], hist[1], ...]
 
@@ -57,11 +60,13 @@ def _read_infer(ins: list[Tensor], attrs: dict) -> list:
 
 define_op("VariableVersion", infer=lambda i, a: [(dtypes.int64, ())], stateful=True)
 define_op("ReadVariableWithVersion", infer=_read_infer, stateful=True)
+define_op("SnapshotVersion", infer=lambda i, a: [(dtypes.int64, ())], stateful=True)
 define_op("VariableStaleness", infer=lambda i, a: [(dtypes.int64, ())], stateful=True)
 define_op("StalenessStats", infer=lambda i, a: [
     (dtypes.int64, (HIST_OFFSET + StalenessStats.BUCKETS,))], stateful=True)
 define_op("VariableUpdateLog", infer=lambda i, a: [(dtypes.int64, (None, 4))], stateful=True)
-for _op in ("VariableVersion", "VariableStaleness", "StalenessStats", "VariableUpdateLog"):
+for _op in ("VariableVersion", "SnapshotVersion", "VariableStaleness", "StalenessStats",
+            "VariableUpdateLog"):
     no_gradient(_op)
 
 
@@ -94,6 +99,15 @@ def variable_version(var: Any, name: str | None = None) -> Tensor:
     h = _handle(var, "variable_version")
     with colocate_with(h.op):
         return apply_op("VariableVersion", [h], {}, name=name or "version")[0]
+
+
+def version_of_read(var: Any, value: Any, name: str | None = None) -> Tensor:
+    """The version at which `value` (a read of `var` in this step, e.g. ``var.value()``) was
+    read: exact even when other steps' updates land between the read and this op."""
+    h = _handle(var, "version_of_read")
+    with colocate_with(h.op):
+        return apply_op("SnapshotVersion", [h, convert_to_tensor(value)], {},
+                        name=name or "version_of_read")[0]
 
 
 def staleness(var: Any, read_version: Any, step: Any = -1, task: Any = -1,

@@ -422,6 +422,12 @@ def _variable_version(k: KernelContext) -> Any:
     return lambda h: (_i64(h.version),)
 
 
+@_state_kernel("SnapshotVersion")
+def _snapshot_version(k: KernelContext) -> Any:
+    """The version a read of the variable (its snapshot, input 1) was taken at."""
+    return lambda h, snap: (_i64(h.version_of(snap)),)
+
+
 @_state_kernel("ReadVariableWithVersion")
 def _read_with_version(k: KernelContext) -> Any:
     """The value and the version it is at, taken together (one kernel: no update between)."""
