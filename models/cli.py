@@ -66,6 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--learning-rate", type=float, default=None)
     t.add_argument("--optimizer", default=None)
+    # research (issue 17): compare update rules in af.sim
+    t.add_argument("--rule", default=None,
+                   help="update rule(s), comma-separated: async, stale-lr, dcasgd, quantized8")
+    t.add_argument("--simulate", type=int, default=None, metavar="N",
+                   help="simulate N virtual workers (af.sim) instead of a local cluster")
+    t.add_argument("--stragglers", type=int, default=0)
     sub.add_parser("worker", help="run a worker daemon (see 'actorflow worker --help')")
     sub.add_parser("cluster", help="run a local cluster (see 'actorflow cluster --help')")
     args = ap.parse_args(argv)
@@ -80,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         acc = demo(args.epochs, args.batch_size, args.learning_rate, optimizer=args.optimizer)
         return 0 if acc >= 0.9 else 1
+    if args.simulate is not None or args.rule not in (None, "async"):  # issue 17
+        return _run_rules(args)
     from models import train_async  # noqa: PLC0415
     kwargs = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                 ("learning_rate", args.learning_rate),
@@ -87,6 +95,19 @@ def _run(args: argparse.Namespace) -> int:
     result = train_async.train_mlp_async(ps=args.ps, workers=args.workers, **kwargs)
     print(f"test accuracy {result['test_accuracy']:.2%}")
     return 0
+
+
+def _run_rules(args: argparse.Namespace) -> int:
+    """``train mlp --rule R[,R] --simulate N``: the rules compared in af.sim (issue 17)."""
+    from models import rules  # noqa: PLC0415
+
+    if args.simulate is None:
+        raise af.errors.InvalidArgumentError(
+            f"--rule {args.rule} runs in simulation only for now: add --simulate N")
+    reports = rules.compare((args.rule or "async").split(","), args.simulate,
+                            args.steps or 100, stragglers=args.stragglers,
+                            learning_rate=args.learning_rate or 0.5)
+    return 0 if all(r.updates for r in reports.values()) else 1
 
 
 # -- the commands this package adds to the `actorflow` program (pyproject.toml entry points) --

@@ -81,3 +81,18 @@ def test_staleness_grows_with_workers():
         means.append(r.staleness["mean"])
     assert means[0] < 2 < means[1]
     assert np.isfinite(means).all()
+
+
+def test_train_command_compares_rules_in_simulation(capsys):
+    from models.cli import main
+
+    assert main(["train", "mlp", "--rule", "async,stale-lr", "--simulate", "4", "--steps",
+                 "150", "--learning-rate", "0.3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["rule", "accuracy"]
+    rows = {ln.split()[0]: ln.split() for ln in lines[1:]}
+    assert set(rows) == {"async", "stale-lr"}
+    assert float(rows["stale-lr"][1].rstrip("%")) >= 95.0
+    assert rows["async"][2] == rows["stale-lr"][2]  # the same virtual schedule for both
+    assert main(["train", "mlp", "--rule", "nope", "--simulate", "2"]) == 2
+    assert "unknown rule 'nope'" in capsys.readouterr().err
