@@ -87,7 +87,7 @@ def test_train_command_compares_rules_in_simulation(capsys):
     from models.cli import main
 
     assert main(["train", "mlp", "--rule", "async,stale-lr", "--simulate", "4", "--steps",
-                 "150", "--learning-rate", "0.3"]) == 0
+                 "150", "--learning-rate", "0.5"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["rule", "accuracy"]
     rows = {ln.split()[0]: ln.split() for ln in lines[1:]}
