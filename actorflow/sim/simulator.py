@@ -8,7 +8,8 @@ kernels, optimizer and update path as a cluster), waits its compute and network 
 virtual time, then sends the update, whose staleness the PS computes. Meanwhile the other
 workers' updates land, so staleness arises from the delays as it does on a cluster. The PS
 serves one update at a time for `ps_apply_s` virtual seconds each (first come first served),
-so many workers saturate it as they would a real one.
+so many workers saturate it as they would a real one; with `cores` > 0 the workers' compute
+shares that many CPUs (a worker waits for a free one), as processes on one machine do.
 
 Delays are drawn from seeded generators (one per worker, so a seed gives the same virtual
 schedule and the same update order on every run): compute time lognormal around `compute_s`,
@@ -45,6 +46,7 @@ class SimConfig:
     failures: dict[int, int] = field(default_factory=dict)   # worker -> step it dies in
     restart_s: float = 0.5          # virtual time for a failed worker to come back
     ps_apply_s: float = 0.0002      # virtual PS service time of one update (FIFO: saturation)
+    cores: int = 0                  # CPUs the workers' compute shares (0: one each)
     eval_every_s: float = 0.0       # evaluate accuracy every so much virtual time (0: end)
     record: bool = False
     seed: int = 0
@@ -78,18 +80,29 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
     counts = {"updates": 0, "failures": 0}
     pending_failures = dict(cfg.failures)
 
-    def delay(w: int) -> float:
+    def delay(w: int) -> tuple[float, float]:
         rng = rngs[w]
         c = cfg.compute_s * float(rng.lognormal(0.0, cfg.compute_sigma))
         if w < cfg.stragglers:
             c *= cfg.straggler_factor
-        return c + float(rng.exponential(cfg.network_s)) if cfg.network_s > 0 else c
+        return c, float(rng.exponential(cfg.network_s)) if cfg.network_s > 0 else 0.0
+
+    cpus = trio.CapacityLimiter(cfg.cores) if cfg.cores > 0 else None
+
+    async def compute(seconds: float) -> None:
+        if cpus is None:
+            await trio.sleep(seconds)
+        else:
+            async with cpus:  # FIFO: a worker's compute waits for a free core
+                await trio.sleep(seconds)
 
     async def worker(w: int) -> None:
         step = 0
         while step < cfg.steps:
             held = model.read(sess, w, step)
-            await trio.sleep(delay(w))
+            c, net = delay(w)
+            await compute(c)
+            await trio.sleep(net)
             if pending_failures.get(w) == step:
                 del pending_failures[w]
                 counts["failures"] += 1
