@@ -2,7 +2,7 @@
 with 1, 2 and 4 worker processes on a local cluster (`train_mlp_async`, 1 PS task), and
 `af.sim`'s predicted updates per second for the same worker counts, calibrated from the
 1-worker run alone: its step time T1 is split into worker compute (1 - `--ps-share`) and PS
-service (`--ps-share`), and the workers' compute shares the machine's CPUs (`cores`).
+service (`--ps-share`), and compute and PS service share the machine's CPUs (`--cores`).
 
     python benchmarks/bench_sim_predict.py [--steps 300] [--ps-share 0.3]
 """
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--ps-share", type=float, default=0.3)
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
     real = {}
     for w in args.workers:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         real[w] = r["steps_per_sec"]
     t1 = 1.0 / real[args.workers[0]]
     d = digits.load()
-    cores = os.cpu_count() or 1
+    cores = args.cores
     print(f"1-worker step {t1 * 1e3:.2f} ms; PS share {args.ps_share:.0%}; {cores} cores")
     print("workers  real updates/s  predicted updates/s  error")
     for w in args.workers:

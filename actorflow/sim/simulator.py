@@ -9,7 +9,8 @@ virtual time, then sends the update, whose staleness the PS computes. Meanwhile 
 workers' updates land, so staleness arises from the delays as it does on a cluster. The PS
 serves one update at a time for `ps_apply_s` virtual seconds each (first come first served),
 so many workers saturate it as they would a real one; with `cores` > 0 the workers' compute
-shares that many CPUs (a worker waits for a free one), as processes on one machine do.
+and the PS's service share that many CPUs (each waits for a free one), as processes on one
+machine do.
 
 Delays are drawn from seeded generators (one per worker, so a seed gives the same virtual
 schedule and the same update order on every run): compute time lognormal around `compute_s`,
@@ -46,7 +47,7 @@ class SimConfig:
     failures: dict[int, int] = field(default_factory=dict)   # worker -> step it dies in
     restart_s: float = 0.5          # virtual time for a failed worker to come back
     ps_apply_s: float = 0.0002      # virtual PS service time of one update (FIFO: saturation)
-    cores: int = 0                  # CPUs the workers' compute shares (0: one each)
+    cores: int = 0                  # CPUs compute and PS service share (0: unlimited)
     eval_every_s: float = 0.0       # evaluate accuracy every so much virtual time (0: end)
     record: bool = False
     seed: int = 0
@@ -110,7 +111,7 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
                 continue  # the in-flight update is lost; redo the step from a fresh read
             async with ps:  # one update at a time on the PS, first come first served
                 if cfg.ps_apply_s > 0:
-                    await trio.sleep(cfg.ps_apply_s)
+                    await compute(cfg.ps_apply_s)  # the PS's CPU is one of the cores too
                 model.apply(sess, w, step, held)
             counts["updates"] += 1
             step += 1
