@@ -169,8 +169,9 @@ def test_top_k_gradients_need_the_ops():
 @pytest.mark.multiprocess
 def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
     """Two worker tasks, variables on a PS task: the workers' reads and updates interleaved
-    by hand, so the PS computes staleness 1 for every update after the first; the staleness
-    counters are fetched from the PS through an op; the model trains to >= 95%."""
+    by hand, so the PS computes staleness 1 for every other update; the staleness counters
+    and the update log are fetched from the PS through ops; the model trains to >= 95%; the
+    recorded run replays in one process to the same final parameters, bit for bit."""
     from actorflow.cluster import LocalCluster
 
     steps = 200
@@ -188,6 +189,7 @@ def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
             sessions.append(af.Session(cluster.target("worker", t), graph=g))
         try:
             sessions[0].run(init)
+            af.train.replay.record(sessions[0], nets[0].vars)  # the log lives on the PS
             for k in range(steps):  # A reads, B reads, A applies, B applies
                 held = [nets[t].read(sessions[t], t, k) for t in range(2)]
                 for t in range(2):
@@ -195,6 +197,19 @@ def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
             st = decode_stats(sessions[1].run(stats_t))
             assert st["count"] == 2 * steps and st["hist"] == [steps, steps]
             assert nets[0].test_accuracy(sessions[0]) >= 0.95
+            log = af.train.replay.collect(sessions[1], nets[1].vars)
+            final = sessions[0].run(nets[0].vars)
         finally:
             for s in sessions:
                 s.close()
+    # the cluster's recorded order, replayed in one process, ends at the same bits
+    rows = af.train.replay.order(log)
+    assert [(t, k) for t, k, _, _ in rows[:4]] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    with af.Graph().as_default():
+        net = SplitNet(af.train.StalenessScaledSGD(0.5))
+        with af.Session() as s:
+            s.run(af.global_variables_initializer())
+            af.train.replay.replay(log, lambda t, k: net.read(s, t, k),
+                                   lambda t, k, r: net.apply_update(s, t, k, r))
+            again = s.run(net.vars)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(final, again, strict=True))
