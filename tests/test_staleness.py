@@ -130,3 +130,14 @@ def test_version_of_read_in_a_step():
         s.run(af.global_variables_initializer())
         s.run(w.assign_add(np.ones(2, np.float32)))
         assert int(s.run(ver)) == 2
+
+
+def test_sparse_gradient_reaches_a_staleness_optimizer_densified():
+    table = af.Variable(np.ones((4, 2), np.float32), name="table")
+    loss = af.reduce_sum(af.gather(table, [1, 1, 3]))
+    train = af.train.StalenessScaledSGD(0.5).minimize(loss)
+    with af.Session() as s:
+        s.run(af.global_variables_initializer())
+        s.run(train)
+        np.testing.assert_allclose(s.run(table), [[1, 1], [0, 0], [1, 1], [0.5, 0.5]])
+        assert decode_stats(s.run(af.train.staleness_stats(table)))["count"] == 1

@@ -25,7 +25,8 @@ callables returning one; `_hyper(name, var)` gives one in the variable's dtype.
 Staleness (issue 17): a subclass that sets ``wants_staleness = True`` gets, in
 ``_apply_dense(grad, var, staleness=...)`` and ``_apply_sparse``, the int64 staleness of the
 update (`actorflow.train.staleness`), computed on the variable's device just before its
-update; `minimize` takes the version each variable's read in the step was at and
+update; `minimize` takes the version each variable's read in the step was at (for a
+variable read by gathers, its version when the op runs: no snapshot of a table is pinned) and
 `apply_gradients(..., read_versions={var: int64 tensor})` takes them from user graph code.
 `self._read_version(var)` and `self._read_value(var)` give the version and the value the
 worker read (DC-ASGD compensates with the latter). `task` (a number or an int64 tensor)
@@ -93,10 +94,14 @@ class Optimizer:
             loss, var_list=var_list, gate_gradients=gate_gradients, grad_loss=grad_loss)
         read_versions = None
         if self.wants_staleness:
-            from actorflow.train.staleness import version_of_read
+            from actorflow.train.staleness import variable_version, version_of_read
 
-            read_versions = {v: version_of_read(v, v.value(), name="read_version")
-                             for _, v in grads_and_vars}
+            # a dense read's exact version; a sparse (gathered) variable's version now: pinning
+            # a snapshot of a whole table would make its row updates copy the table
+            read_versions = {v: variable_version(v, name="read_version")
+                             if isinstance(g, IndexedSlices)
+                             else version_of_read(v, v.value(), name="read_version")
+                             for g, v in grads_and_vars}
         missing = [v for g, v in grads_and_vars if g is None]
         if len(missing) == len(grads_and_vars):
             loss_t = convert_to_tensor(loss)
@@ -242,9 +247,9 @@ class Optimizer:
     def _apply_dense(self, grad: Tensor, var: Variable) -> Operation:
         raise NotImplementedError(f"{type(self).__name__} has no dense update")
 
-    def _apply_sparse(self, grad: IndexedSlices, var: Variable) -> Operation:
-        """Default: densify the gradient and apply it densely."""
-        return self._apply_dense(convert_to_tensor(grad), var)
+    def _apply_sparse(self, grad: IndexedSlices, var: Variable, **kw: Any) -> Operation:
+        """Default: densify the gradient and apply it densely (`kw`: `staleness=`)."""
+        return self._apply_dense(convert_to_tensor(grad), var, **kw)
 
     def _finish(self, update_ops: list[Operation], name_scope: str) -> Operation:
         return core_ops.group(*update_ops, name=name_scope)
