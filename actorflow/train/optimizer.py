@@ -173,7 +173,8 @@ class Optimizer:
                 f"no gradients provided for any variable: {[v.name for _, v in pairs]}")
         with name_scope(name or self._name) as scope:
             self._hyper_cache = {}
-            self._read_values.update(read_values or {})
+            self._read_values = dict(read_values or {})  # this apply's only
+            self._versions = {}
             self._create_slots([v for _, v in live])
             self._prepare()
             updates = []
