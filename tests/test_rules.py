@@ -159,11 +159,28 @@ def test_ssp_bound_holds_and_workers_block():
         assert (s.run(pred, {xs[0]: d.test_x}) == d.test_y).mean() >= 0.95
 
 
-def test_top_k_gradients_need_the_ops():
+def test_top_k_gradients_with_error_feedback():
     pytest.importorskip("actorflow.ops.scan_sort_ops", reason="top_k lands with the TF1 "
                         "ops issue (branch ops_api)")
-    acc, _ = _train_split(af.train.TopKGradients(af.train.GradientDescentOptimizer(0.5), k=64))
-    assert acc >= 0.95
+    w = af.Variable(np.zeros(4, np.float32), name="w")
+    g = af.placeholder(af.float32, (4,))
+    apply = af.train.TopKGradients(af.train.GradientDescentOptimizer(1.0), k=1) \
+        .apply_gradients([(g, w)])
+    with af.Session() as s:
+        s.run(af.global_variables_initializer())
+        s.run(apply, {g: np.array([0.1, -2.0, 0.5, 0.0], np.float32)})
+        np.testing.assert_allclose(s.run(w), [0, 2, 0, 0])  # only the largest went
+        s.run(apply, {g: np.array([0.1, 0.0, 0.5, 0.0], np.float32)})
+        np.testing.assert_allclose(s.run(w), [0, 2, -1, 0])  # 0.5 carried + 0.5 now
+    d = digits.load()
+    with af.Graph().as_default():
+        m = classifier((64, 64, 10), optimizer=af.train.TopKGradients(
+            af.train.GradientDescentOptimizer(0.5), k=512))
+        with af.Session() as s:
+            s.run(af.global_variables_initializer())
+            for xb, yb in digits.batches(d.train_x, d.train_y, 32, seed=0, epochs=10):
+                s.run(m.train_op, {m.x: xb, m.y: yb})
+            assert s.run(m.accuracy, {m.x: d.test_x, m.y: d.test_y}) >= 0.95
 
 
 @pytest.mark.multiprocess

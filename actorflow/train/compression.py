@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from actorflow.graph import Operation, colocate_with, control_dependencies, name_scope
 from actorflow.op_def import convert_to_tensor
 from actorflow.ops import array_ops, compare_ops, math_ops, reduction_ops
@@ -68,7 +70,8 @@ class QuantizedGradients(_Compressed):
 
 
 class TopKGradients(_Compressed):
-    """The k largest |g| entries as rows of the flattened gradient; the rest carried over."""
+    """The k largest |g| entries of the flattened gradient (all of a smaller variable); the
+    rest carried over."""
 
     def __init__(self, opt: Optimizer, k: int, name: str = "TopK"):
         super().__init__(opt, name)
@@ -79,7 +82,9 @@ class TopKGradients(_Compressed):
         from actorflow.ops.scan_sort_ops import top_k
 
         flat = array_ops.reshape(g, [-1])
-        _, idx = top_k(math_ops.abs(flat), k=self._k)
+        dims = v.shape.as_list() if hasattr(v.shape, "as_list") else list(v.shape)
+        k = self._k if None in dims else min(self._k, int(np.prod(dims, dtype=np.int64)))
+        _, idx = top_k(math_ops.abs(flat), k=k)
         vals, at = gather(flat, idx), array_ops.expand_dims(idx, 1)
 
         def dense() -> Any:
