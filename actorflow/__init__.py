@@ -274,3 +274,5 @@ def executing_eagerly() -> bool:
 from actorflow import math_namespace as _math_namespace  # noqa: E402
 
 math, linalg = _math_namespace.build(__import__("sys").modules[__name__])  # noqa: A001
+# research (issue 17): af.sim, virtual workers on virtual time
+sim = importlib.import_module("actorflow.sim")

@@ -15,6 +15,15 @@ to the host when fetched.)
 
 State is owned by the device actor; kernels touch it only from the actor's task (or from a
 worker thread the actor is awaiting), so there are no locks.
+
+Versions and staleness (issue 17): every variable carries `version`, the number of writes it
+has taken (assignments, in-place updates, scatters, fused applies: every path through
+`assign`, `assign_copy`, `writable` and `update` advances it by one). A reader can take the
+version with the value (`ReadVariableWithVersion`), and an update that carries the version
+its sender read is given ``staleness = version now - version read`` on the variable's own
+device (`VariableStaleness`), which also counts it in the variable's histogram (`StalenessStats`)
+and, when recording is on, appends (task, step, read version, applied version) to its
+`update_log` (see `actorflow.train.replay`).
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ class ResourceVariable:
     behind, reused once nothing else holds it; host arrays only).
     """
 
-    __slots__ = ("name", "dtype", "shape", "value", "device", "_ro", "_spare")
+    __slots__ = ("name", "dtype", "shape", "value", "device", "_ro", "_spare",
+                 "version", "staleness", "update_log", "_retired")
 
     def __init__(self, name: str, dtype: np.dtype, shape: tuple | None, device: str):
         self.name = name
@@ -55,6 +65,11 @@ class ResourceVariable:
         self.device = device
         self._ro: Any = None
         self._spare: np.ndarray | None = None
+        self.version = 0  # writes taken so far (issue 17)
+        self.staleness = StalenessStats()
+        self.update_log: list[tuple[int, int, int, int]] | None = None  # None: not recording
+        # id(buffer) -> the version whose write replaced it (see `version_of`)
+        self._retired: dict[int, int] = {}
 
     def read(self) -> Any:
         value = self.value
@@ -87,6 +102,8 @@ class ResourceVariable:
             new = new.astype(self.dtype)
         elif isinstance(new, np.ndarray) and (new.base is not None or not new.flags.writeable):
             new = new.copy()  # own the memory: snapshots' refcounts land on this very array
+        self.version += 1
+        self._retire(self.value)
         self.value = new
 
     def _shared(self, value: Any) -> bool:
@@ -96,6 +113,7 @@ class ResourceVariable:
     def writable(self) -> Any:
         """The current value, safe to update in place: copied if anyone else holds it."""
         value = self.read()
+        self.version += 1
         if self._shared(value):
             value = self._replace(value, None)
         return value
@@ -104,14 +122,34 @@ class ResourceVariable:
         """``value = ufunc(value, operand)``, in place when nobody else holds the value, else
         straight into another buffer (one pass, instead of a copy and then the update)."""
         value = self.read()
+        self.version += 1
         if self._shared(value):
             return self._replace(value, (ufunc, operand))
         ufunc(value, operand, out=value)
         return value
 
+    def _retire(self, old: Any) -> None:
+        if old is not None:
+            if len(self._retired) >= 64:
+                self._retired.clear()
+            self._retired[id(old)] = self.version
+
+    def version_of(self, snap: Any) -> int:
+        """The version a snapshot of this variable was taken at. A held snapshot pins its
+        buffer (every write meanwhile went to another one), so it is the current version if
+        the snapshot is of the current value, else the version before the write that retired
+        its buffer (or, for a buffer retired long ago, the current version: a lower bound on
+        what a later update's staleness then shows)."""
+        base = snap.base if isinstance(snap, np.ndarray) and snap.base is not None else snap
+        if base is self.value:
+            return self.version
+        retired = self._retired.get(id(base))
+        return self.version if retired is None else retired - 1
+
     def _replace(self, old: Any, op: Any) -> Any:
         """A new buffer for the value: the spare when it is free, else a new one; `old` (which
         someone still holds) becomes the spare. Writes ``op`` of `old` into it, or a copy."""
+        self._retire(old)
         if type(old) is not np.ndarray:  # on a GPU: no double-buffering
             new = old.copy() if op is None else op[0](old, op[1])
             self.value = new
@@ -139,10 +177,38 @@ class ResourceVariable:
             ro = self._ro
             if sys.getrefcount(value) <= _SOLE_REFS + (ro is not None and ro.base is value):
                 value[...] = new
+                self.version += 1
                 return value
         del value
         self.assign(xp.array(new, dtype=self.dtype, copy=True))
         return self.value
+
+
+class StalenessStats:
+    """Staleness counters of one variable: how many updates carried a read version, their
+    sum and maximum, and a histogram (`hist[i]` counts staleness i; the last bucket counts
+    everything >= its index)."""
+
+    BUCKETS = 64
+    __slots__ = ("count", "total", "max", "hist")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+        self.max = 0
+        self.hist = [0] * self.BUCKETS
+
+    def add(self, staleness: int) -> None:
+        self.count += 1
+        self.total += staleness
+        if staleness > self.max:
+            self.max = staleness
+        self.hist[min(max(staleness, 0), self.BUCKETS - 1)] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        last = max((i for i, n in enumerate(self.hist) if n), default=-1)
+        return {"count": self.count, "mean": self.total / self.count if self.count else 0.0,
+                "max": self.max, "hist": self.hist[:last + 1]}
 
 
 def _compatible(want: tuple, got: tuple) -> bool:
@@ -186,6 +252,17 @@ class ResourceMgr:
 
     def names(self) -> dict[str, list[str]]:
         return {c: sorted(r) for c, r in self._containers.items()}
+
+    # research (issue 17): versions and staleness of every variable on this device
+    def staleness(self) -> dict[str, dict[str, Any]]:
+        """{variable name: its staleness counters (`StalenessStats.as_dict`) and version} for
+        every variable that has taken an update carrying a read version."""
+        out: dict[str, dict[str, Any]] = {}
+        for c in list(self._containers.values()):
+            for r in list(c.values()):
+                if isinstance(r, ResourceVariable) and r.staleness.count:
+                    out[r.name] = dict(r.staleness.as_dict(), version=r.version)
+        return out
 
     # coordination (issue 15): what blocked kernels on this device wait for (hang doctor)
     def waits(self) -> list[Any]:

@@ -80,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "(loss, accuracy, steps/s, per-PS bytes, weights, the graph)")
     t.add_argument("--trace", default=None, metavar="DIR", help="write Chrome/Perfetto "
                    "traces of three training steps here")
+    # research (issue 17): compare update rules in af.sim
+    t.add_argument("--rule", default=None,
+                   help="update rule(s), comma-separated: async, stale-lr, dcasgd, quantized8")
+    t.add_argument("--simulate", type=int, default=None, metavar="N",
+                   help="simulate N virtual workers (af.sim) instead of a local cluster")
+    t.add_argument("--stragglers", type=int, default=0)
     sub.add_parser("worker", help="run a worker daemon (see 'actorflow worker --help')")
     sub.add_parser("cluster", help="run a local cluster (see 'actorflow cluster --help')")
     sub.add_parser("status", help="every task's state (see 'actorflow status --help')")
@@ -105,6 +111,8 @@ def _run(args: argparse.Namespace) -> int:
                                 optimizer=args.optimizer or "adam",
                                 learning_rate=args.learning_rate)
         return 0 if r["test_accuracy"] >= 0.9 else 1
+    if args.simulate is not None or args.rule not in (None, "async"):  # issue 17
+        return _run_rules(args)
     from models import train_async  # noqa: PLC0415
     kwargs = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                 ("learning_rate", args.learning_rate),
@@ -113,6 +121,19 @@ def _run(args: argparse.Namespace) -> int:
                                          trace_dir=args.trace, **kwargs)
     print(f"test accuracy {result['test_accuracy']:.2%}")
     return 0
+
+
+def _run_rules(args: argparse.Namespace) -> int:
+    """``train mlp --rule R[,R] --simulate N``: the rules compared in af.sim (issue 17)."""
+    from models import rules  # noqa: PLC0415
+
+    if args.simulate is None:
+        raise af.errors.InvalidArgumentError(
+            f"--rule {args.rule} runs in simulation only for now: add --simulate N")
+    reports = rules.compare((args.rule or "async").split(","), args.simulate,
+                            args.steps or 100, stragglers=args.stragglers,
+                            learning_rate=args.learning_rate or 0.5)
+    return 0 if all(r.updates for r in reports.values()) else 1
 
 
 # -- the commands this package adds to the `actorflow` program (pyproject.toml entry points) --

@@ -109,3 +109,22 @@ from actorflow.train.moving_averages import ExponentialMovingAverage  # noqa: E4
 
 __all__ += ["ClusterSpec", "Server", "ExponentialMovingAverage", "AdadeltaOptimizer",
             "ProximalGradientDescentOptimizer", *_lr_all]
+# research (issue 17): staleness as a value, update rules, record/replay
+__all__ += ["StalenessScaledSGD", "DCASGDOptimizer", "ElasticAverage", "StaleSynchronous",
+            "QuantizedGradients", "TopKGradients", "read_with_version", "staleness",
+            "staleness_statistics", "staleness_stats", "variable_version", "replay",
+            "version_of_read"]
+from actorflow.train import replay  # noqa: E402
+from actorflow.train.compression import QuantizedGradients, TopKGradients  # noqa: E402
+from actorflow.train.dc_asgd import DCASGDOptimizer  # noqa: E402
+from actorflow.train.easgd import ElasticAverage  # noqa: E402
+from actorflow.train.ssp import StaleSynchronous  # noqa: E402
+from actorflow.train.stale_lr import StalenessScaledSGD  # noqa: E402
+from actorflow.train.staleness import (  # noqa: E402
+    read_with_version,
+    staleness,
+    staleness_statistics,
+    staleness_stats,
+    variable_version,
+    version_of_read,
+)

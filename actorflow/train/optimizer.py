@@ -21,6 +21,16 @@ callables returning one; `_hyper(name, var)` gives one in the variable's dtype.
     opt = af.train.MomentumOptimizer(0.1, momentum=0.9)
     train_op = opt.minimize(loss, global_step=af.train.get_or_create_global_step())
     opt.get_slot(w, "momentum")        # the accumulator Variable of w
+
+Staleness (issue 17): a subclass that sets ``wants_staleness = True`` gets, in
+``_apply_dense(grad, var, staleness=...)`` and ``_apply_sparse``, the int64 staleness of the
+update (`actorflow.train.staleness`), computed on the variable's device just before its
+update; `minimize` takes the version each variable's read in the step was at (for a
+variable read by gathers, its version when the op runs: no snapshot of a table is pinned) and
+`apply_gradients(..., read_versions={var: int64 tensor})` takes them from user graph code.
+`self._read_version(var)` and `self._read_value(var)` give the version and the value the
+worker read (DC-ASGD compensates with the latter). `task` (a number or an int64 tensor)
+names the sender in update logs.
 """
 
 from __future__ import annotations
@@ -52,6 +62,10 @@ class Optimizer:
     GATE_OP = 1
     GATE_GRAPH = 2
 
+    # issue 17: True makes minimize() read versions and _apply_* receive `staleness=`
+    wants_staleness = False
+    task: Any = -1
+
     def __init__(self, use_locking: bool, name: str):
         if not name:
             raise InvalidArgumentError("an optimizer needs a non-empty name")
@@ -64,6 +78,8 @@ class Optimizer:
         # hyperparameter name -> raw value (number, tensor, variable or callable)
         self._hypers: dict[str, Any] = {}
         self._hyper_cache: dict[tuple[str, Any], Tensor] = {}
+        self._versions: dict[Variable, Any] = {}  # issue 17: read versions of this apply
+        self._read_values: dict[Variable, Any] = {}
 
     def get_name(self) -> str:
         return self._name
@@ -76,6 +92,16 @@ class Optimizer:
         """Add ops that minimize `loss` by updating `var_list` (default: trainable ones)."""
         grads_and_vars = self.compute_gradients(
             loss, var_list=var_list, gate_gradients=gate_gradients, grad_loss=grad_loss)
+        read_versions = None
+        if self.wants_staleness:
+            from actorflow.train.staleness import variable_version, version_of_read
+
+            # a dense read's exact version; a sparse (gathered) variable's version now: pinning
+            # a snapshot of a whole table would make its row updates copy the table
+            read_versions = {v: variable_version(v, name="read_version")
+                             if isinstance(g, IndexedSlices)
+                             else version_of_read(v, v.value(), name="read_version")
+                             for g, v in grads_and_vars}
         missing = [v for g, v in grads_and_vars if g is None]
         if len(missing) == len(grads_and_vars):
             loss_t = convert_to_tensor(loss)
@@ -83,6 +109,9 @@ class Optimizer:
                 f"no gradients for any variable: the loss '{loss_t.name}' does not depend on "
                 f"{[v.name for v in missing]} through differentiable ops; check the graph "
                 f"between them (af.stop_gradient, integer casts)")
+        if read_versions is not None:
+            return self.apply_gradients(grads_and_vars, global_step=global_step, name=name,
+                                        read_versions=read_versions)
         return self.apply_gradients(grads_and_vars, global_step=global_step, name=name)
 
     def compute_gradients(self, loss: Any, var_list: list[Variable] | None = None,
@@ -122,8 +151,12 @@ class Optimizer:
         return list(zip(grads, var_list, strict=True))
 
     def apply_gradients(self, grads_and_vars: Any, global_step: Any = None,
-                        name: str | None = None) -> Operation:
-        """One op applying every (gradient, variable) pair, then incrementing global_step."""
+                        name: str | None = None, read_versions: dict | None = None,
+                        read_step: Any = -1, read_values: dict | None = None) -> Operation:
+        """One op applying every (gradient, variable) pair, then incrementing global_step.
+        `read_versions` ({variable: int64 version tensor}) and `read_step` feed the staleness
+        of an optimizer that `wants_staleness` (default: the version read in this step);
+        `read_values` ({variable: tensor}) the values the worker read (default: its read)."""
         pairs = [(g, v) for g, v in grads_and_vars]
         if not pairs:
             raise InvalidArgumentError("apply_gradients got no (gradient, variable) pairs")
@@ -140,13 +173,17 @@ class Optimizer:
                 f"no gradients provided for any variable: {[v.name for _, v in pairs]}")
         with name_scope(name or self._name) as scope:
             self._hyper_cache = {}
+            self._read_values = dict(read_values or {})  # this apply's only
+            self._versions = {}
             self._create_slots([v for _, v in live])
             self._prepare()
             updates = []
             for g, v in live:
                 with name_scope("update_" + v.op.name.replace("/", "_")), \
                         colocate_with(v.op):
-                    if isinstance(g, IndexedSlices):
+                    if self.wants_staleness:
+                        updates.append(self._apply_stale(g, v, read_versions, read_step))
+                    elif isinstance(g, IndexedSlices):
                         updates.append(self._apply_sparse(g, v))
                     else:
                         g = convert_to_tensor(g)
@@ -166,6 +203,29 @@ class Optimizer:
         if apply_op not in train_ops:
             train_ops.append(apply_op)
         return apply_op
+
+    def _apply_stale(self, g: Any, v: Variable, read_versions: dict | None,
+                     read_step: Any) -> Operation:
+        """The update of an optimizer that wants staleness: its staleness op, then the
+        update (depending on it)."""
+        from actorflow.train.staleness import staleness, variable_version
+
+        rv = (read_versions or {}).get(v)
+        if rv is None:
+            rv = variable_version(v, name="read_version")
+        self._versions[v] = rv
+        self._read_values.setdefault(v, v.value())
+        s = staleness(v, rv, step=read_step, task=self.task)
+        with control_dependencies([s.op]):
+            if isinstance(g, IndexedSlices):
+                return self._apply_sparse(g, v, staleness=s)
+            return self._apply_dense(convert_to_tensor(g), v, staleness=s)
+
+    def _read_version(self, var: Variable) -> Any:
+        return self._versions[var]
+
+    def _read_value(self, var: Variable) -> Any:
+        return self._read_values.get(var, var.value())
 
     def get_slot(self, var: Variable, name: str) -> Variable | None:
         return self._slots.get(name, {}).get(var)
@@ -188,9 +248,9 @@ class Optimizer:
     def _apply_dense(self, grad: Tensor, var: Variable) -> Operation:
         raise NotImplementedError(f"{type(self).__name__} has no dense update")
 
-    def _apply_sparse(self, grad: IndexedSlices, var: Variable) -> Operation:
-        """Default: densify the gradient and apply it densely."""
-        return self._apply_dense(convert_to_tensor(grad), var)
+    def _apply_sparse(self, grad: IndexedSlices, var: Variable, **kw: Any) -> Operation:
+        """Default: densify the gradient and apply it densely (`kw`: `staleness=`)."""
+        return self._apply_dense(convert_to_tensor(grad), var, **kw)
 
     def _finish(self, update_ops: list[Operation], name_scope: str) -> Operation:
         return core_ops.group(*update_ops, name=name_scope)

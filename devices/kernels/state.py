@@ -410,3 +410,69 @@ def _sparse_adam(k: KernelContext) -> Any:
         xp.subtract(w, mm * lr_t / (xp.sqrt(vv) + epsilon), out=w)
         return ()
     return compute
+
+
+# ---- versions and staleness (issue 17; see devices.resources) -------------------------------
+def _i64(x: int) -> np.ndarray:
+    return np.array(x, dtype=np.int64)
+
+
+@_state_kernel("VariableVersion")
+def _variable_version(k: KernelContext) -> Any:
+    return lambda h: (_i64(h.version),)
+
+
+@_state_kernel("SnapshotVersion")
+def _snapshot_version(k: KernelContext) -> Any:
+    """The version a read of the variable (its snapshot, input 1) was taken at."""
+    return lambda h, snap: (_i64(h.version_of(snap)),)
+
+
+@_state_kernel("ReadVariableWithVersion")
+def _read_with_version(k: KernelContext) -> Any:
+    """The value and the version it is at, taken together (one kernel: no update between)."""
+    return lambda h: (h.snapshot(), _i64(h.version))
+
+
+@_state_kernel("VariableStaleness")
+def _variable_staleness(k: KernelContext) -> Any:
+    """staleness = the variable's version now - `read_version`, for the update about to be
+    applied (it lands at version now + 1); counted, and logged when the variable records."""
+    def compute(h: ResourceVariable, read_version: Any, step: Any, task: Any) -> tuple[Any]:
+        read = int(read_version)
+        if read > h.version or read < 0:
+            raise InvalidArgumentError(
+                f"read version {read} of variable '{h.name}' is not in [0, {h.version}]: "
+                f"pass the version read from this variable (af.train.read_with_version)")
+        s = h.version - read
+        h.staleness.add(s)
+        if h.update_log is not None:
+            h.update_log.append((int(task), int(step), read, h.version + 1))
+        return (_i64(s),)
+    return compute
+
+
+@_state_kernel("StalenessStats")
+def _staleness_stats(k: KernelContext) -> Any:
+    """int64 [count, sum, max, version, hist...] of a variable's staleness counters."""
+    def compute(h: ResourceVariable) -> tuple[Any]:
+        st = h.staleness
+        return (np.array([st.count, st.total, st.max, h.version, *st.hist], dtype=np.int64),)
+    return compute
+
+
+@_state_kernel("VariableUpdateLog")
+def _variable_update_log(k: KernelContext) -> Any:
+    """The variable's recorded updates as int64 [n, 4] rows (task, step, read version, applied
+    version), oldest first; attr `enable` turns recording on (True) or off (False) afterwards,
+    or leaves it (absent)."""
+    enable = k.attrs.get("enable")
+
+    def compute(h: ResourceVariable) -> tuple[Any]:
+        rows = np.array(h.update_log or [], dtype=np.int64).reshape(-1, 4)
+        if enable is True:
+            h.update_log = h.update_log if h.update_log is not None else []
+        elif enable is False:
+            h.update_log = None
+        return (rows,)
+    return compute
