@@ -6,7 +6,6 @@ Importing this package registers every built-in kernel.
 from devices.kernels import (  # noqa: F401  (imported to register their kernels)
     accumulator,  # accumulators (issue 15)
     array,
-    base,
     control_flow,
     conv,
     dataset,  # af.data iterators (issue 15)
@@ -28,6 +27,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     segment,
     sendrecv,
     state,
+    structural,
     summary,
     trig,
 )

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
-from devices.kernels.util import out_allocator
 
 
 @register_kernel("Shape")

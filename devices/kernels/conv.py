@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
-from devices.kernels.util import out_allocator
 
 _BLOCK_ELEMS = 1 << 20  # elements of the im2col matrix per block of images
 

@@ -21,8 +21,9 @@ import numpy as np
 from devices.device import elementwise_cost_us, shape_bytes
 from devices.errors import InvalidArgumentError
 from devices.intra_op import MIN_CHUNK_ELEMENTS, split_operands
+from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
-from devices.kernels.util import _PASSES, _SCALAR_OPERATORS, out_allocator
+from devices.kernels.ufunc import _PASSES, _SCALAR_OPERATORS
 
 # the ufuncs a program may name, with their number of operands (relu: maximum with 0)
 _UFUNCS = {"add": 2, "subtract": 2, "multiply": 2, "true_divide": 2, "maximum": 2,

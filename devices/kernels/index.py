@@ -13,8 +13,8 @@ import numpy as np
 
 from devices.errors import InvalidArgumentError
 from devices.kernels.array import axis_index, static_dim
+from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
-from devices.kernels.util import out_allocator
 
 
 def _index_builder(spec: list[list[Any]]) -> tuple[tuple[Any, ...] | None, Any]:

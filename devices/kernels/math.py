@@ -15,8 +15,9 @@ import numpy as np
 
 from devices.device import elementwise_cost_us, matmul_cost_us, shape_bytes
 from devices.errors import InvalidArgumentError
+from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
-from devices.kernels.util import out_allocator, ufunc_kernel
+from devices.kernels.ufunc import ufunc_kernel
 
 
 def _elementwise_cost(passes: float = 1.0) -> Any:

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
-from devices.kernels.util import out_allocator
 
 _MASK64 = (1 << 64) - 1
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))

@@ -1,5 +1,6 @@
-"""Small building blocks for kernel factories: pooled output buffers, ufunc kernels (with
-their scalar fast path and their intra-op split)."""
+"""Element-wise kernels built from NumPy/CuPy ufuncs: their cost estimate, their scalar fast
+path (0-d inputs through Python's operators) and their intra-op split over the device's pool
+of threads (`devices.intra_op`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from devices.intra_op import apply_split
+from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext
 
 
@@ -20,24 +22,6 @@ def _static_elements(k: KernelContext, index: int = 0) -> int:
     if shape is None or any(d is None for d in shape):
         return 0
     return math.prod(shape)
-
-
-def out_allocator(k: KernelContext, index: int = 0) -> Callable[[], Any] | None:
-    """A function returning a pooled output buffer for output `index`, or None when the
-    static shape is not fully known or the buffer is too small to be worth pooling."""
-    shape = k.out_shapes[index] if index < len(k.out_shapes) else None
-    if shape is None or any(d is None for d in shape):
-        return None
-    dtype = k.out_dtypes[index].np
-    n = dtype.itemsize
-    for d in shape:
-        n *= d
-    pool = k.device.pool
-    if n < pool.min_bytes:
-        return None
-    name = k.name
-    shape = tuple(shape)
-    return lambda: pool.empty(shape, dtype, name)
 
 
 # Relative cost per element of ufuncs against a plain add (transcendentals cost more).
