@@ -94,7 +94,7 @@ def test_three_workers_two_aggregated_reach_95_percent_and_shards_agree() -> Non
             reps[0].start()
             for r in reps[1:]:
                 r.start()
-            threads = _run(reps, 200, d)
+            threads = _run(reps, 300, d)  # (200 steps land at 94.7-96%: too close to 95)
             for t in threads:
                 t.join(180)
             assert not any(t.is_alive() for t in threads)
