@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--timeout", type=float, default=3.0,
                    help="seconds each task has to answer (default 3)")
+    p.add_argument("--keys", metavar="DIR", default=None,
+                   help="the cluster's key directory ('actorflow keys'), for tasks reached "
+                        "over TCP; tasks on this host answer on their private socket")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -42,13 +45,19 @@ def main(argv: Sequence[str]) -> int:
               "set AF_CONFIG", file=sys.stderr)
         return 2
     try:
+        config = None
+        if args.keys:
+            from transport.keys import load_key_dir
+            from transport.rpc import RpcConfig
+            config = RpcConfig(heartbeat_interval=min(1.0, args.timeout / 3),
+                               heartbeat_timeout=args.timeout, keys=load_key_dir(args.keys))
         if command == "status":
             from actorflow.client.cluster_status import cluster_status
-            st = cluster_status(target, args.timeout)
+            st = cluster_status(target, args.timeout, config)
             print(json.dumps(st.as_dict(), indent=1) if args.json else st.table())
             return 0 if all(t.error is None for t in st.tasks) else 1
         from actorflow.client.doctor import diagnose
-        d = diagnose(target, args.timeout)
+        d = diagnose(target, args.timeout, config)
         print(json.dumps(d.as_dict(), indent=1) if args.json else d.report())
         return 1 if d.down or any(s.edges for s in d.steps) else 0
     except OpError as e:
