@@ -118,7 +118,9 @@ class RNNCell:
         return nn_ops.bias_add(math_ops.matmul(x, k), b)
 
     def call(self, inputs: Any, state: Any) -> tuple[Any, Any]:
-        raise NotImplementedError
+        """(output, new state) for one time step: what a cell class defines."""
+        raise NotImplementedError(f"{type(self).__name__} must define call(inputs, state), "
+                                  "returning (output, new_state), as TF's RNNCell subclasses do")
 
 
 def _unique_scope(base: str) -> str:
