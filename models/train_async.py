@@ -45,7 +45,8 @@ from typing import IO, Any
 import numpy as np
 
 import actorflow as af
-from actorflow.cluster import LocalCluster, child_env, spawn, stop_processes
+from actorflow.cluster import LocalCluster
+from actorflow.processes import child_env, spawn, stop_processes
 from models import digits, mlp
 
 __all__ = ["train_mlp_async", "build_mlp_replica", "build_embedding_replica",

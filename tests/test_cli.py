@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import actorflow as af
-from actorflow.cluster import free_ports
+from actorflow.processes import free_ports
 from models import cli
 from tests.test_distributed import Daemons
 

@@ -301,7 +301,7 @@ def test_cli_train_with_checkpoint_dir_saves_and_resumes(tmp_path: Path) -> None
     import subprocess
     import sys
 
-    from actorflow.cluster import child_env
+    from actorflow.processes import child_env
 
     def run(steps: int) -> str:
         res = subprocess.run([sys.executable, "-c", "import sys; from models.cli import main; "
