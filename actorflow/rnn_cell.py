@@ -293,18 +293,10 @@ class MultiRNNCell(RNNCell):
         return x, tuple(new)
 
 
-class DropoutWrapper(RNNCell):
-    """Dropout on a cell's inputs and outputs (and state): keep probabilities may be
-    tensors (feed 1.0 at evaluation)."""
+class _CellWrapper(RNNCell):
+    """A cell around another: its state, output size and zero state are the wrapped cell's."""
 
-    def __init__(self, cell: RNNCell, input_keep_prob: Any = 1.0,
-                 output_keep_prob: Any = 1.0, state_keep_prob: Any = 1.0,
-                 variational_recurrent: bool = False, input_size: Any = None,
-                 dtype: Any = None, seed: int | None = None, **unused: Any):
-        super().__init__(0)
-        self._cell = cell
-        self._in, self._out, self._state = input_keep_prob, output_keep_prob, state_keep_prob
-        self._seed = seed
+    _cell: RNNCell
 
     @property
     def state_size(self) -> Any:
@@ -316,6 +308,20 @@ class DropoutWrapper(RNNCell):
 
     def zero_state(self, batch_size: Any, dtype: Any) -> Any:
         return self._cell.zero_state(batch_size, dtype)
+
+
+class DropoutWrapper(_CellWrapper):
+    """Dropout on a cell's inputs and outputs (and state): keep probabilities may be
+    tensors (feed 1.0 at evaluation)."""
+
+    def __init__(self, cell: RNNCell, input_keep_prob: Any = 1.0,
+                 output_keep_prob: Any = 1.0, state_keep_prob: Any = 1.0,
+                 variational_recurrent: bool = False, input_size: Any = None,
+                 dtype: Any = None, seed: int | None = None, **unused: Any):
+        super().__init__(0)
+        self._cell = cell
+        self._in, self._out, self._state = input_keep_prob, output_keep_prob, state_keep_prob
+        self._seed = seed
 
     @staticmethod
     def _drop(x: Any, keep: Any, seed: int | None) -> Any:
@@ -333,23 +339,12 @@ class DropoutWrapper(RNNCell):
         return out, new
 
 
-class ResidualWrapper(RNNCell):
+class ResidualWrapper(_CellWrapper):
     """output = cell output + input."""
 
     def __init__(self, cell: RNNCell):
         super().__init__(0)
         self._cell = cell
-
-    @property
-    def state_size(self) -> Any:
-        return self._cell.state_size
-
-    @property
-    def output_size(self) -> int:
-        return self._cell.output_size
-
-    def zero_state(self, batch_size: Any, dtype: Any) -> Any:
-        return self._cell.zero_state(batch_size, dtype)
 
     def __call__(self, inputs: Any, state: Any, scope: Any = None) -> tuple[Any, Any]:
         out, new = self._cell(inputs, state, scope)
