@@ -167,7 +167,10 @@ class Pending:
     deadline passed: ``on_cancel`` (set by the handler) is told, and a later settle is ignored.
 
     State: ``outcome`` is None until settled, then ``(header, tensors, error)``; ``_then`` is
-    the asking side's callback.
+    the asking side's callback. Both callbacks are dropped once the Pending is settled or
+    cancelled: they are one-shot, and the asking side's callback usually refers back to the
+    Pending (through its request), a cycle that would keep the outcome's tensors alive until
+    the cyclic garbage collector ran instead of freeing them when the reply is sent.
     """
 
     __slots__ = ("on_cancel", "outcome", "_then")
@@ -187,22 +190,25 @@ class Pending:
         if self.outcome is not None:
             return
         self.outcome = outcome
-        if self._then is not None:
-            self._then(*outcome)
+        then, self._then, self.on_cancel = self._then, None, None
+        if then is not None:
+            then(*outcome)
 
     def then(self, fn: Callable[[Any, list, BaseException | None], None]) -> None:
         """Call ``fn(header, tensors, error)`` once settled (at once if it is already)."""
-        self._then = fn
         if self.outcome is not None:
             fn(*self.outcome)
+        else:
+            self._then = fn
 
     def cancel(self, error: BaseException) -> None:
         """The asker gave up: settle with `error` (without calling `then`), tell the handler."""
         if self.outcome is not None:
             return
         self.outcome = (None, [], error)
-        if self.on_cancel is not None:
-            self.on_cancel(error)
+        on_cancel, self._then, self.on_cancel = self.on_cancel, None, None
+        if on_cancel is not None:
+            on_cancel(error)
 
 
 def short(v: object, n: int = 120) -> str:
