@@ -19,10 +19,13 @@ task of the cluster:
    registered once per life of a task).
 3. **Run** (`scheduler.step_flight`). Each step gets a fresh random 63-bit id and one
    ``run_graph`` per participating task, concurrently, each naming the incarnation its
-   handles belong to: feeds go with the task hosting the `_Arg`s and fetches come back from
-   it. A sync caller sends the requests to same-host tasks from its own thread before it wakes
-   the loop (`StepFlight.send_ahead`), so they travel while the loop wakes.
-   Tasks exchange tensors directly (a Send pushes into the receiver's rendezvous). The first
+   handles belong to, and the incarnation of each other task of the step (``peers``): feeds
+   go with the task hosting the `_Arg`s and fetches come back from it. A sync caller sends
+   the requests to same-host tasks from its own thread before it wakes the loop
+   (`StepFlight.send_ahead`), so they travel while the loop wakes.
+   Tasks exchange tensors directly (a Send pushes into the receiver's rendezvous, naming the
+   life of the receiver from ``peers``: a receiver that restarted refuses the tensor, keeps
+   nothing, and the sender's part of the step fails at once naming it). The first
    error wins: every other task of the step is sent ``abort`` and its call is cancelled, and the
    error is raised with its class, node and device.
 4. **No step hangs.** Every step has a deadline: the run's ``timeout`` (RunOptions.
@@ -358,6 +361,11 @@ class DistributedRuntime:
                         nursery.start_soon(self._register_part, part, errors)
             if errors:
                 raise errors[0]
+            # Each task's run_graph names the life of the step's other tasks: the tensors it
+            # pushes there carry it, and a task that restarted since refuses them.
+            for part in step.tasks:
+                part.header["peers"] = [[*p.task.key, p.incarnation]
+                                        for p in step.tasks if p is not part]
         finally:
             step._registering.set()
             step._registering = None

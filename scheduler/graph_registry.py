@@ -6,12 +6,14 @@ Every task draws a random 64-bit *incarnation* when its service starts (`new_inc
 the id of this life of the task. ``status`` reports it and every ``register_graph`` and
 ``run_graph`` names the incarnation it is meant for (`check_incarnation`): a request for
 another one (the task restarted since the master last saw it) is refused with AbortedError
-naming the task, never served by whatever this life of the task registered. Graph handles are
-random 63-bit ids drawn in this incarnation, so a handle from a previous life names nothing
-here, and a handle of one client is never guessed by another.
+naming the task, never served by whatever this life of the task registered. So does every
+tensor another task pushes here (`refuse_tensor`: `StaleTensorError`, and nothing is kept).
+Graph handles are random 63-bit ids drawn in this incarnation, so a handle from a previous
+life names nothing here, and a handle of one client is never guessed by another.
 
 State (owned by the worker service's trio thread):
   incarnation   fixed for the life of the registry
+  stale_refused tensors refused because they named another incarnation
   _graphs       handle -> `RegisteredGraph`, least recently used first; at most
                 ``max_graphs`` (the oldest dropped: a run naming it is refused with
                 AbortedError, and the master registers it again)
@@ -43,6 +45,10 @@ from scheduler.remote_rendezvous import TaskKey, task_name
 U64 = (1 << 64) - 1
 
 
+class StaleTensorError(AbortedError):
+    """A tensor pushed for a previous life of this task: refused, and no step of it exists."""
+
+
 def new_incarnation() -> int:
     """A fresh random incarnation id: 64 bits from the OS's CSPRNG, never 0."""
     return secrets.randbits(64) or 1
@@ -72,6 +78,7 @@ class GraphRegistry:
         self._graphs: OrderedDict[int, RegisteredGraph] = OrderedDict()
         self._handle_of: dict[tuple[str, bytes], int] = {}
         self._expect: dict[str, dict[np.dtype, int]] = {}
+        self.stale_refused = 0
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -89,6 +96,24 @@ class GraphRegistry:
                 f"its incarnation {inc:#018x}, it now runs incarnation {self.incarnation:#018x}"
                 ", which has none of the old one's graphs or variables; register the graph "
                 "again (a session does so by itself on its next step)")
+
+    def refuse_tensor(self, header: dict, step_id: int, key: str) -> None:
+        """Raise for a tensor pushed here (``push``/``deliver`` `header`) that does not name
+        this incarnation: InvalidArgumentError when it names none, else StaleTensorError."""
+        inc = header.get("incarnation")
+        me = task_name(self.task)
+        if type(inc) is not int or not 0 < inc <= U64:
+            raise InvalidArgumentError(
+                f"a tensor for '{key}' (step {step_id}): header field 'incarnation' must be the "
+                f"incarnation of the receiving task {me} (an int in [1, 2**64-1]; the step's "
+                f"run_graph names it in 'peers'), got {str(inc)[:40]}")
+        self.stale_refused += 1
+        raise StaleTensorError(
+            f"a tensor for '{key}' (step {step_id}) was refused: task {me} restarted: it was "
+            f"meant for its incarnation {inc:#018x}, it now runs incarnation "
+            f"{self.incarnation:#018x}, which has none of the old one's steps, graphs or "
+            "variables; nothing was kept. Run the step again (a session registers its graphs "
+            "with the new life by itself on its next step)")
 
     def register(self, device: str, raw: bytes, compile_fn: Callable[[GraphDef], Any]) -> int:
         """The handle of partition `raw` on `device`, compiling and keeping it if it is new."""

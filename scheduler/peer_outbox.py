@@ -7,16 +7,23 @@ receiving device, parsed once per key and cached) and keeps one `_PushChannel` p
 opened on first use: a DEALER connected to the peer's worker service (a Unix-domain stream for
 a peer on this host, see `transport.local_ipc`; else ZeroMQ). A push is a
 *one-way* ``push`` message of the RPC wire protocol (`transport.rpc`): ``{"k": "s", "m":
-"push", "h": {step, key}}`` plus the tensor as a raw frame, never pickled. It leaves from the
-Send kernel itself (no task, no extra trip through the scheduler) and gets no reply: an
-acknowledgement would double the messages of a step, and its wake-ups are most of the cost of
-a small step on a small machine.
+"push", "h": {step, key, incarnation}, "ref": step}`` plus the tensor as a raw frame, never
+pickled. ``incarnation`` is the life of the receiver that the step's master knows of (the
+step's ``rdv.peers``, from its ``run_graph``); a step that names none for the receiver fails
+here rather than push blind. It leaves from the Send kernel itself (no task, no extra trip
+through the scheduler) and gets no reply when it is taken: an acknowledgement would double
+the messages of a step, and its wake-ups are most of the cost of a small step on a small
+machine.
 
 Why no acknowledgement is needed: every task that receives a key runs a partition of the
 step, so the master waits for it anyway. A push the receiver refuses (an unknown key, the
-wrong dtype) fails the step *there*, and the master hears of it from that task's
-``run_graph`` reply and aborts the step everywhere. A receiver that is down is found by the
-master's heartbeats. What only the sender can see is a push libzmq would not take (no
+wrong dtype, or meant for a previous life of the receiver: it restarted) fails the step
+*there*, keeps nothing, and is answered with an error reply carrying the push's ``ref``
+(`transport.rpc_server`): the channel's reader hands it to ``on_refused`` (the service fails
+the step *here* with it at once, naming the receiver, instead of at its deadline). The
+master hears of it from both tasks' ``run_graph`` replies and aborts the step everywhere. A
+receiver that is down is found by the master's heartbeats. What only the sender can see is a
+push libzmq would not take (no
 connection to the peer, or the peer at its high-water mark): it waits in a task, counted in
 ``rdv.in_flight`` so that the step does not retire here before it left, and `sweep` (run
 periodically by the service) fails it with UnavailableError after ``rpc.heartbeat_timeout``.
@@ -29,8 +36,9 @@ room for one, the tensor goes over the socket as usual.
 
 State (owned by the service's trio thread): ``_routes`` (key -> peer task, or None for this
 task), ``_channels`` (peer -> open channel), ``_opening`` (peer -> Event while its socket is
-being opened); per channel ``_queued`` (push number -> (rendezvous, key, time queued, cancel
-scope)) while a push waits for the socket.
+being opened), ``on_refused`` (set by the service: ``(peer, step, error)`` for a push the
+peer refused); per channel ``_queued`` (push number -> (rendezvous, key, time queued, cancel
+scope)) while a push waits for the socket, ``rejected`` (error replies from the peer).
 
     outbox = PeerOutbox("worker", 0, cluster, rpc_config, zctx, nursery)
     peer = outbox.route(key)            # None: the key is received on this task
@@ -41,7 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -58,7 +66,7 @@ from devices.errors import (
 )
 from scheduler.remote_rendezvous import TaskKey, TaskRendezvous, endpoint_of, task_name
 from transport import local_ipc, shm
-from transport.codec import encode
+from transport.codec import decode_message, encode
 from transport.rpc import RpcConfig
 from transport.rpc_core import ONEWAY
 from transport.unix_stream import StreamDealer
@@ -88,6 +96,8 @@ class PeerOutbox:
         self.pushed = 0
         self.push_failures = 0
         self.pushed_bytes = 0  # bytes of every tensor push begun (status, #16)
+        # A push `peer` refused (it names the step): the service fails that step here.
+        self.on_refused: Callable[[TaskKey, int, OpError], None] | None = None
 
     def route(self, key: str) -> TaskKey | None:
         """The task that receives `key`, or None when it is this task."""
@@ -225,17 +235,26 @@ class _PushChannel:
         self.rejected = 0  # error replies from the peer (it could not route a push at all)
 
     def push(self, rdv: TaskRendezvous, key: str, value: np.ndarray) -> None:
-        header: dict[str, Any] = {"step": rdv.step_id, "key": key}
+        inc = rdv.peers.get(self.peer)
+        if inc is None:
+            self.outbox.push_failures += 1
+            fail_push(rdv, self.peer, key, InvalidArgumentError(
+                "the step's run_graph named no incarnation for the receiving task (header "
+                "'peers': [[job, task, incarnation], ...] of every task the step sends to); "
+                "a tensor is never pushed to a task whose life is unknown"))
+            return
+        header: dict[str, Any] = {"step": rdv.step_id, "key": key, "incarnation": inc}
         self.outbox.pushed_bytes += value.nbytes
         desc = None
         if self.pool is not None and value.nbytes >= self.outbox.shm_min_bytes:
             desc = self.pool.put(value)
+        message = {"k": ONEWAY, "m": "push", "h": header, "ref": rdv.step_id}
         if desc is not None:
             header["shm"] = desc
             header["from"] = list(self.outbox.me)
-            frames = encode({"k": ONEWAY, "m": "push", "h": header})
+            frames = encode(message)
         else:
-            frames = encode({"k": ONEWAY, "m": "push", "h": header}, [value])
+            frames = encode(message, [value])
         try:
             self.sock.send_nowait(frames)
         except trio.WouldBlock:  # not connected yet, or the peer is at its high-water mark
@@ -267,9 +286,19 @@ class _PushChannel:
             self._complete(n, error)
 
     def on_receive(self, frames: list) -> None:
-        """The socket's reader: pushes get no replies; an error reply means the peer could not
-        route one at all (it is counted; the step fails on the peer's side or by deadline)."""
+        """The socket's reader: a push that is taken gets no reply; an error reply is a push
+        the peer refused. With the push's ``ref`` (its step) the step fails here at once
+        (``on_refused``); without (the peer could not route the message at all) it is only
+        counted, and the step fails on the peer's side or by its deadline."""
         self.rejected += 1
+        try:
+            header, _, error = decode_message(frames, self.outbox.config.limits)
+        except InvalidArgumentError:
+            return
+        ref = header.get("ref") if isinstance(header, dict) else None
+        on_refused = self.outbox.on_refused
+        if error is not None and type(ref) is int and on_refused is not None:
+            on_refused(self.peer, ref, error)
 
     def _complete(self, n: int, error: OpError | None) -> None:
         entry = self._queued.pop(n, None)

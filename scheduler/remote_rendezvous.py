@@ -7,9 +7,11 @@ What it owns
   device is on another task is *pushed* there (`scheduler.peer_outbox.PeerOutbox`): the tensor
   goes straight into that task's rendezvous through its worker service's ``deliver`` method.
   Keys are ``"src:port->RECV_DEVICE"`` (see `scheduler.partition`), so the receiving task is in
-  the key. A push that fails fails the step here (`StepState.fail`), which aborts its
-  rendezvous and so wakes every pending Recv; the master hears of it from this task's
-  ``run_graph`` reply.
+  the key. Every push names the incarnation the step's master believes the receiver is in
+  (``peers``, from the step's ``run_graph``): a receiver that restarted since refuses it and
+  keeps nothing. A push that fails, or that the receiver refuses, fails the step here
+  (`StepState.fail`), which aborts its rendezvous and so wakes every pending Recv; the master
+  hears of it from this task's ``run_graph`` reply.
 - `StepTable`: every step this task knows of, bounded. A step's state is created by whichever
   comes first: its ``run_graph``, a delivery (a tensor may arrive before the step starts here),
   or an ``abort``.
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
     from scheduler.peer_outbox import PeerOutbox
 
 TaskKey = tuple[str, int]  # (job, task index)
+_NO_PEERS: dict[TaskKey, int] = {}  # a step whose run_graph named no other task (read only)
 
 
 def task_name(task: TaskKey) -> str:
@@ -108,13 +111,16 @@ class TaskRendezvous(Rendezvous):
     """The rendezvous of one step on one task: local keys meet here, remote ones are pushed.
 
     ``in_flight`` counts pushes not yet handed to libzmq (written by `PeerOutbox`); ``state`` is
-    the step's `StepState` (set by `StepTable`), told when a push fails or completes.
+    the step's `StepState` (set by `StepTable`), told when a push fails or completes;
+    ``peers`` (task -> incarnation, set by ``run_graph`` before the step runs here) is the
+    life of each task the step may push to, which every push names.
     """
 
     def __init__(self, step_id: int, outbox: PeerOutbox):
         super().__init__(step_id)
         self._outbox = outbox
         self.in_flight = 0
+        self.peers: dict[TaskKey, int] = _NO_PEERS
         self.state: StepState | None = None
         # While not None, host tensors for other tasks wait here (task -> [(key, value)]) to
         # ride on those tasks' run_graph requests instead of a push each (`take_held`).

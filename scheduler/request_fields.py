@@ -44,3 +44,25 @@ def str_field(h: dict, name: str) -> str:
         raise InvalidArgumentError(f"header field '{name}' must be a non-empty str, "
                                    f"got {str(v)[:40]}")
     return v
+
+
+def peers_field(h: dict, name: str = "peers") -> dict[tuple[str, int], int]:
+    """``run_graph``'s ``peers``: ``[[job, task, incarnation], ...]``, the life of each other
+    task of the step as the master knows it (tensors pushed there must name it), as a map
+    (job, task) -> incarnation. Absent: no task (a step that pushes nowhere needs none)."""
+    v = h.get(name)
+    if v is None:
+        return {}
+    out: dict[tuple[str, int], int] = {}
+    if isinstance(v, list) and len(v) <= MAX_INDICES:
+        for p in v:
+            if not (isinstance(p, list) and len(p) == 3 and isinstance(p[0], str)
+                    and type(p[1]) is int and 0 <= p[1] <= U64
+                    and type(p[2]) is int and 0 < p[2] <= U64):
+                break
+            out[(p[0], p[1])] = p[2]
+        else:
+            return out
+    raise InvalidArgumentError(f"header field '{name}' must be a list of [job, task, "
+                               f"incarnation] (str, int, int in [1, 2**64-1]), got "
+                               f"{str(v)[:80]}")

@@ -46,9 +46,10 @@ class StepFlight:
     Every flight has a deadline (``timeout`` seconds: the run's own, else the master's
     ``step_timeout``): the runtime's timer fails it with DeadlineExceededError naming the tasks
     that had not answered, and the tasks' servers cancel their handlers by the same deadline.
-    A task that answers AbortedError (it restarted, or dropped the graph) or UnavailableError
-    is forgotten (`DistributedRuntime._forget`): its ``status`` is asked, and the step's parts
-    registered again if its life changed, before the next step that needs it.
+    A task that answers UnavailableError is forgotten (`DistributedRuntime._forget`): its
+    ``status`` is asked, and the step's parts registered again if its life changed, before
+    the next step that needs it. AbortedError (a task restarted, dropped the graph, or refused
+    a tensor another task pushed it because it restarted) forgets every task of the step.
     ``started`` (trio time at `start`) tells `scheduler.restart_watch` which steps are slow.
 
     State (the master's trio thread): ``calls`` (part index -> (part, call id)) for calls in
@@ -209,8 +210,11 @@ class StepFlight:
             if self.error is None:
                 err = error if isinstance(error, OpError) else InternalError(
                     f"run_graph on {part.task.name} raised {type(error).__name__}: {error}")
-                if isinstance(err, AbortedError | UnavailableError):  # it may have restarted
-                    self.rt._forget(part.task)  # (or dropped the graph): asked before next step
+                if isinstance(err, UnavailableError):  # it may have restarted: asked before
+                    self.rt._forget(part.task)  # the next step
+                elif isinstance(err, AbortedError):  # it, or a task it pushed to, restarted
+                    for p in self.step.tasks:  # (or dropped the graph): each is asked
+                        self.rt._forget(p.task)
                 self._fail(from_task(part.task, err, f"step {self.step_id}"))
         elif self.error is None:
             try:

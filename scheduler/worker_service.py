@@ -19,23 +19,28 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
                     random and belong to this incarnation (`scheduler.graph_registry`). At
                     most ``max_graphs`` are kept, least recently used dropped first.
 ``run_graph``       {incarnation, step, graphs: [handle...], args: [i...], n_args, rets: [i...],
-                    n_rets, trace, pushed: [key...] (optional)} + one tensor per entry of
-                    ``args``, then
+                    n_rets, trace, peers: [[job, task, incarnation]...], pushed: [key...]
+                    (optional)} + one tensor per entry of ``args``, then
                     one per ``pushed`` key (tensors the master's task sent this task before its
                     request left: they ride on it instead of a push each) -> {bytes, trace} +
                     one tensor per entry of ``rets``. Runs every listed partition as a `StepRun`
                     on its device, sharing one `StepContext` whose rendezvous is this task's
                     rendezvous for the step; replies when they have all finished and every
                     tensor they pushed to other tasks was handed to libzmq, or with the step's
-                    first error (its class, node and device travel with it).
-``push``            (one-way, no reply) {step, key} + [tensor]: a Send on another task puts the
-                    tensor into this task's rendezvous for the step. The key must be one a
-                    registered partition here receives, with that Recv's dtype; a push that
-                    breaks this fails its step here (the master hears of it from this task's
-                    ``run_graph``). Early pushes create the step's state; pushes to a step that
-                    is over here are dropped.
-``deliver``         {step, key} + [tensor] -> {}: ``push`` as a request: a refused tensor is
-                    answered with the error instead (and the step is left alone).
+                    first error (its class, node and device travel with it). ``peers``: the
+                    life of each other task of the step, which this step's pushes there name
+                    (a push to a task it names none for fails the step).
+``push``            (one-way) {step, key, incarnation} + [tensor], ``ref``: step: a Send on
+                    another task puts the tensor into this task's rendezvous for the step.
+                    The key must be one a registered partition here receives, with that
+                    Recv's dtype; a push that breaks this fails its step here (the master hears
+                    of it from this task's ``run_graph``). A refused push (that, or another
+                    incarnation: see below) gets the error back with its ``ref``
+                    (`transport.rpc_server`): the step fails on the sender too, at once; a push
+                    taken gets no reply. Early pushes create the step's state; pushes to a step
+                    that is over here are dropped.
+``deliver``         {step, key, incarnation} + [tensor] -> {}: ``push`` as a request: a refused
+                    tensor is answered with the error instead (and the step is left alone).
                     A push from a task on this host may carry {shm: descriptor, from: [job,
                     task]} instead of the frame: the tensor is copied out of that shared-memory
                     segment (`transport.shm`) into the receiving device's pool, and the sender
@@ -48,11 +53,10 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
                     containers (all when None) on every device of this task.
 
 Incarnations: the service draws a random 64-bit ``incarnation`` when it is built; a
-``register_graph`` or ``run_graph`` naming another one (the task restarted since its master
-last looked) is refused with AbortedError naming this task, never run on this life's graphs.
-Tensors other tasks push here (``push``, ``deliver``) name no incarnation: they are keyed by
-the step's random 63-bit id, so a push meant for a previous life waits as an orphan of a step
-that never starts here and is reaped after ``orphan_ttl`` (bounded by ``max_orphan_*``).
+``register_graph``, ``run_graph``, ``push`` or ``deliver`` naming another one (the task
+restarted since its master last looked) is refused with AbortedError naming this task, never
+run on this life's graphs nor kept in its steps (counted in ``stale_refused``). An ``abort``
+for another incarnation is ignored.
 
 State (owned by the service's trio thread): ``_graphs`` (the `GraphRegistry`: handles, their
 compiled partitions and the Recv keys they take, of this incarnation), ``_table`` (the steps),
@@ -94,7 +98,7 @@ from devices.pool import HostPool
 from scheduler import executor, observability, tracing
 from scheduler.config import RuntimeConfig
 from scheduler.executor import StepContext, StepRun
-from scheduler.graph_registry import GraphRegistry, new_incarnation
+from scheduler.graph_registry import GraphRegistry, StaleTensorError, new_incarnation
 from scheduler.peer_outbox import PeerOutbox
 from scheduler.remote_rendezvous import StepTable, StepTableStatistics, detached, task_name
 from scheduler.request_fields import (
@@ -103,6 +107,7 @@ from scheduler.request_fields import (
     header_map,
     int_field,
     int_list,
+    peers_field,
     str_field,
 )
 from scheduler.runtime import discover_devices
@@ -170,6 +175,8 @@ class WorkerStatistics:
     dropped: int  # deliveries for steps that were over here
     shm_pushed: int  # of `pushed`: through shared memory (a peer on this host)
     shm_busy: int  # shared-memory segments not yet copied out by their receiver
+    stale_refused: int = 0  # tensors pushed here for a previous life of this task: refused
+    refused_by_peers: int = 0  # pushes of this task another task refused (their steps failed)
 
 
 class WorkerService:
@@ -192,6 +199,7 @@ class WorkerService:
         self._shm = shm.SegmentReader()
         self._table: StepTable | None = None
         self._delivered = self._dropped = 0
+        self._refused_by_peers = 0
         self.bytes_received = 0  # tensors from other tasks, riders included (status, #16)
         self._token: trio.lowlevel.TrioToken | None = None  # set while serving
         self._collect_queued = False  # a `_collect` is queued on the loop
@@ -228,6 +236,7 @@ class WorkerService:
                     max_orphan_steps=cfg.max_orphan_steps,
                     max_orphan_bytes=cfg.max_orphan_bytes, remember_steps=cfg.remember_steps,
                     on_failed=self._collect_soon)
+                self._outbox.on_refused = self._push_refused
                 name = f"worker service {task_name((cfg.job, cfg.task))}"
                 async with RpcServer(self.handlers(), config=cfg.rpc, ctx=zctx,
                                      name=name) as server:
@@ -296,7 +305,8 @@ class WorkerService:
         return WorkerStatistics(self._table.statistics(), len(self._graphs),
                                 out.pushed if out else 0, out.push_failures if out else 0,
                                 self._delivered, self._dropped,
-                                sum(p.puts for p in pools), sum(p.busy for p in pools))
+                                sum(p.puts for p in pools), sum(p.busy for p in pools),
+                                self._graphs.stale_refused, self._refused_by_peers)
 
     # -- handlers ----------------------------------------------------------------------------
     def _status(self, header: Any, tensors: Any) -> tuple[dict, list]:
@@ -364,6 +374,7 @@ class WorkerService:
             self._check_dtype(key, value, self._expected(key))
         if not handles or len(set(handles)) != len(handles):
             raise InvalidArgumentError(f"run_graph: graphs must be distinct handles: {handles}")
+        peers = peers_field(h)
         graphs = self._graphs.lookup(handles)
         fed = frozenset(arg_idx)
         args: list[Any] = [None] * n_args
@@ -379,6 +390,7 @@ class WorkerService:
                     f"run_graph: partition {g.handle} writes fetch {g.exe.n_rets - 1}, but "
                     f"n_rets is {n_rets}")
         st = self._table.start(step_id)
+        st.rdv.peers = peers
         for key, value in zip(pushed, riders, strict=True):
             st.rdv.send(key, Landed(value))
             self._delivered += 1
@@ -435,6 +447,10 @@ class WorkerService:
         step_id = int_field(h, "step", U64)
         key = str_field(h, "key")
         desc = h.get("shm")
+        if h.get("incarnation") != self.incarnation:  # refused, keeping nothing
+            if desc is not None:
+                self._release(h, desc)  # the sender may reuse its segment
+            self._graphs.refuse_tensor(h, step_id, key)
         if not isinstance(tensors, list) or len(tensors) != (0 if desc is not None else 1):
             raise InvalidArgumentError("deliver takes exactly one tensor, as a frame or in "
                                        "shared memory ('shm'), not both")
@@ -456,6 +472,15 @@ class WorkerService:
         self._delivered += 1
         self.bytes_received += value.nbytes
         return None, []
+
+    def _push_refused(self, peer: tuple[str, int], step_id: int, error: Any) -> None:
+        """`peer` refused a tensor this task pushed for `step_id`: fail the step here now."""
+        self._refused_by_peers += 1
+        if not isinstance(error, OpError) or not 0 <= step_id <= U64:
+            return
+        self._table.abort(step_id, type(error)(
+            f"step {step_id}: {task_name(peer)} refused a tensor {task_name(self._me)} sent "
+            f"it: {error.message}", node=error.node, device=error.device))
 
     def _expected(self, key: str) -> dict[np.dtype, int]:
         return self._graphs.expected(key)
@@ -496,9 +521,12 @@ class WorkerService:
         return None, []
 
     def _push(self, header: Any, tensors: Any) -> tuple[None, list]:
-        """One-way `_deliver`: nobody hears an error, so a refused tensor fails its step here."""
+        """One-way `_deliver`: a refused tensor fails its step here (and on its sender, when the
+        push carried a ``ref``); one meant for a previous life of this task touches nothing."""
         try:
             return self._deliver(header, tensors)
+        except StaleTensorError:
+            raise
         except Exception as e:  # a bug here too must fail the step, not leave it waiting
             if not isinstance(e, OpError):
                 e = InternalError(f"{type(e).__name__}: {e}")

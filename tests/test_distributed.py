@@ -303,7 +303,7 @@ def test_sigterm_stops_a_daemon_cleanly(own_cluster) -> None:
     assert p.wait(10) == 0
 
 
-def _malformed(rng: np.random.Generator, i: int, recv_key: str) -> tuple[list, bool]:
+def _malformed(rng: np.random.Generator, i: int, recv_key: str, inc: int) -> tuple[list, bool]:
     """Message i of the fuzz: (frames, whether the daemon must answer it)."""
     kind = i % 10
     rid = 1_000_000 + i
@@ -326,7 +326,8 @@ def _malformed(rng: np.random.Generator, i: int, recv_key: str) -> tuple[list, b
     if kind == 5:  # a known Recv key with the wrong dtype
         dt = [np.int32, np.float64, np.uint8, np.bool_][int(rng.integers(4))]
         return encode({"k": "q", "id": rid, "m": "deliver", "t": 5.0,
-                       "h": {"step": int(rng.integers(1 << 62)), "key": recv_key}},
+                       "h": {"step": int(rng.integers(1 << 62)), "key": recv_key,
+                             "incarnation": inc}},
                       [np.zeros(3, dt)]), True
     if kind == 6:  # register_graph with garbage
         t = [np.frombuffer(rng.bytes(64), np.uint8), np.ones(4, np.float32)][i % 2]
@@ -402,6 +403,7 @@ def test_ten_thousand_malformed_messages_then_a_real_step(cluster: Daemons, path
     with af.Session(target, graph=g, config=_config()) as s:
         np.testing.assert_array_equal(s.run(y, {x: np.zeros(3, np.float32)}), [1, 1, 1])
         (plan,) = s._plans.values()
+        inc = s._runtime._tasks[("worker", 1)].incarnation  # the receiver's life
         recv_keys = [n.attrs["key"] for part in plan.step.tasks for _, raw in part.graphs
                      for n in GraphDef.from_bytes(raw).nodes if n.op == "_Recv"]
     (recv_key,) = [k for k in recv_keys if k.endswith("/job:worker/replica:0/task:1/device:CPU:0")]
@@ -424,7 +426,7 @@ def test_ten_thousand_malformed_messages_then_a_real_step(cluster: Daemons, path
     try:
         for batch in range(20):
             for i in range(batch * 500, (batch + 1) * 500):
-                frames, answered = _malformed(rng, i, recv_key)
+                frames, answered = _malformed(rng, i, recv_key, inc)
                 sock.send_multipart(frames, copy=True)
                 sent += 1
                 expected += answered
@@ -677,6 +679,11 @@ def _reg(service: WorkerService, device: str = _DEV) -> dict:
     return {"device": device, "incarnation": service.incarnation}
 
 
+def _dlv(step: int, service: WorkerService, key: str = _KEY) -> dict:
+    """A deliver header for this life of `service`."""
+    return {"step": step, "key": key, "incarnation": service.incarnation}
+
+
 def _run(step: int, handle: int, service: WorkerService) -> dict:
     return {"step": step, "graphs": [handle], "args": [], "n_args": 0, "rets": [0],
             "n_rets": 1, "trace": False, "incarnation": service.incarnation}
@@ -692,11 +699,11 @@ async def test_deliveries_before_the_step_abort_and_orphan_bounds() -> None:
             handle = h["handle"]
             value = np.random.default_rng().standard_normal(3).astype(np.float32)
             # a tensor that arrives before its step starts waits for it
-            await c.call("deliver", {"step": 11, "key": _KEY}, [value])
+            await c.call("deliver", _dlv(11, service), [value])
             _, rets = await c.call("run_graph", _run(11, handle, service))
             np.testing.assert_array_equal(rets[0], value)
             # the step is over: a late duplicate is dropped, a second run refused
-            await c.call("deliver", {"step": 11, "key": _KEY}, [value])
+            await c.call("deliver", _dlv(11, service), [value])
             with pytest.raises(af.InvalidArgumentError, match="already ran"):
                 await c.call("run_graph", _run(11, handle, service))
             # abort wakes a waiting Recv; an abort that comes first fails the run at once
@@ -718,7 +725,7 @@ async def test_deliveries_before_the_step_abort_and_orphan_bounds() -> None:
                 await c.call("run_graph", _run(13, handle, service))
             # orphans are bounded: the oldest is evicted and its step fails when it comes
             for step in (21, 22, 23):
-                await c.call("deliver", {"step": step, "key": _KEY}, [value])
+                await c.call("deliver", _dlv(step, service), [value])
             assert service.statistics().steps.orphans == 2
             with pytest.raises(af.ResourceExhaustedError, match="max_orphan_steps"):
                 await c.call("run_graph", _run(21, handle, service))
@@ -726,9 +733,9 @@ async def test_deliveries_before_the_step_abort_and_orphan_bounds() -> None:
             np.testing.assert_array_equal(rets[0], value)
             # wrong dtypes and unknown keys are refused
             with pytest.raises(af.InvalidArgumentError, match="expects float32"):
-                await c.call("deliver", {"step": 30, "key": _KEY}, [np.zeros(3, np.int32)])
+                await c.call("deliver", _dlv(30, service), [np.zeros(3, np.int32)])
             with pytest.raises(af.NotFoundError, match="receives 'nope'"):
-                await c.call("deliver", {"step": 30, "key": "nope"}, [value])
+                await c.call("deliver", _dlv(30, service, "nope"), [value])
             header, _ = await c.call("reset", {"containers": None})
             assert header == {"containers": []}
             # a deadline cancels the step on the service, which then forgets it
@@ -761,7 +768,8 @@ async def test_a_push_to_a_silent_task_fails_the_step_with_unavailable() -> None
             h, _ = await c.call("register_graph", _reg(service),
                                 [np.frombuffer(g.to_bytes(), np.uint8)])
             header = {"step": 5, "graphs": [h["handle"]], "args": [], "n_args": 0, "rets": [],
-                      "n_rets": 0, "trace": False, "incarnation": service.incarnation}
+                      "n_rets": 0, "trace": False, "incarnation": service.incarnation,
+                      "peers": [["w", 1, 12345]]}
             t0 = trio.current_time()
             with pytest.raises(af.UnavailableError, match="task:1 failed: no connection"):
                 await c.call("run_graph", header)
@@ -783,7 +791,8 @@ async def test_one_way_pushes_land_or_fail_their_step_on_the_receiver() -> None:
             value = np.arange(3, dtype=np.float32)
 
             def push(step: int, key: str, tensor: np.ndarray) -> list:
-                return encode({"k": "s", "m": "push", "h": {"step": step, "key": key}}, [tensor])
+                return encode({"k": "s", "m": "push", "h": {
+                    "step": step, "key": key, "incarnation": service.incarnation}}, [tensor])
 
             async with ZSocket(zmq.Context.instance(), zmq.DEALER, routing_id=b"pusher") as d:
                 d.connect(service.endpoint)
@@ -938,7 +947,8 @@ async def test_large_pushes_to_a_task_on_this_host_go_through_shared_memory() ->
                     await clients[1].call("run_graph", {
                         "step": step, "graphs": [hs["handle"]], "args": [], "n_args": 0,
                         "rets": [], "n_rets": 0, "trace": False,
-                        "incarnation": services[1].incarnation})
+                        "incarnation": services[1].incarnation,
+                        "peers": [["w", 0, services[0].incarnation]]})
                     with trio.fail_after(5):
                         while not got or services[1].statistics().shm_busy:
                             await trio.sleep(0.005)

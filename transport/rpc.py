@@ -12,11 +12,15 @@ Wire (the codec header of each message; ``h`` is the caller's header, tensors ri
     request  {"k": "q", "id": int, "m": method, "t": seconds left or None, "h": header}
     reply    {"k": "r", "id": int or None, "h": header}      or the same with a codec error
     ping     {"k": "p"}   pong {"k": "P"}   cancel {"k": "c", "id": int}
-    one-way  {"k": "s", "m": method, "h": header}       (no reply; inline handlers only)
+    one-way  {"k": "s", "m": method, "h": header, "ref": int (optional)}
+                                                     (inline handlers only)
 
-A one-way message runs a plain-function handler and gets no answer, not even for a handler
-error (which the server counts): the sender must learn of failure some other way. The worker
-service pushes tensors this way; a bad push fails its step on the receiving task.
+A one-way message runs a plain-function handler and gets no answer when it succeeds. A
+handler error is counted by the server and, when the message carries an int ``ref`` (the
+sender's own name for it), answered best effort with ``{"k": "r", "id": None, "ref": ref}``
+and the error, so the sender learns of it at once; without ``ref`` nobody is told. The
+worker service pushes tensors this way with the step as ``ref``: a refused push fails its
+step on the receiving task, and on the sending task when the error reply arrives.
 
 The deadline travels as *time left* rather than a timestamp, so hosts need not agree on the
 clock; the server runs the handler under its own deadline from that, after checking it (NaN,

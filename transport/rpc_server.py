@@ -323,8 +323,10 @@ class RpcServer:
             self._start_request(peer, rid, header, tensors)
 
     def _run_oneway(self, peer: bytes | int, header: dict, tensors: Tensors) -> None:
-        """A message that wants no reply: run its inline handler, count (and drop) its error.
-        Only a message the server cannot route at all is answered, with an id-less error."""
+        """A message that wants no reply: run its inline handler. A handler error is counted,
+        and answered only when the message carries an int ``ref`` (the sender's own name for
+        it, e.g. the step of a pushed tensor): ``{"k": "r", "id": None, "ref": ref}`` with the
+        error, best effort. A message the server cannot route at all gets an id-less error."""
         method = header.get("m")
         if not isinstance(method, str) or method not in self._inline:
             what = "an async method" if method in self._handlers else "no such method"
@@ -335,8 +337,12 @@ class RpcServer:
         self._n_requests += 1
         try:
             self._handlers[method](header.get("h"), tensors)
-        except Exception:  # noqa: BLE001 - nobody to tell; the handler reports its own way
+        except Exception as exc:  # noqa: BLE001 - the handler reports its own way too
             self._n_errors += 1
+            ref = header.get("ref")
+            if type(ref) is int:
+                self._reply_nowait(peer, encode_error(exc, {"k": REPLY, "id": None,
+                                                            "ref": ref}))
 
     def _start_request(self, peer: bytes | int, rid: int | None, header: dict,
                        tensors: Tensors) -> None:
