@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import trio
 
 import actorflow as af
 from scheduler.graph_registry import GraphRegistry, new_incarnation
 from scheduler.graphdef import GraphDef, NodeDef
 from tests.test_distributed import FAST, Daemons, _config
+from transport.rpc import RpcClient, RpcConfig
 
 PS = "/job:ps/replica:0/task:0"
 DEADLINE_MS = 6000
@@ -59,8 +61,8 @@ def test_handles_are_random_and_belong_to_one_incarnation() -> None:
     assert len(first) == 2
 
 
-def _session(d: Daemons, g: af.Graph, tcp: bool) -> af.Session:
-    cfg = _config(FAST)
+def _session(d: Daemons, g: af.Graph, tcp: bool, rpc: af.RPCOptions = FAST) -> af.Session:
+    cfg = _config(rpc)
     cfg.operation_timeout_in_ms = DEADLINE_MS
     s = af.Session(d.target("worker", 0), graph=g, config=cfg)
     if tcp:  # every task over TCP: the master must notice the restart from the incarnation
@@ -155,5 +157,78 @@ def test_kill_9_and_restart_of_a_ps_under_two_clients(tmp_path, tcp: bool) -> No
                     assert PS in str(e), str(e)
             _until_ok(lambda: c.run(init_c))
             assert c.run(step_c) == 1.0
+    finally:
+        d.close()
+
+
+def _status_of(address: str) -> dict[str, Any]:
+    async def ask() -> dict[str, Any]:
+        async with RpcClient(f"tcp://{address}", config=RpcConfig()) as client:
+            header, _ = await client.call("status", None, timeout=10)
+            return header
+
+    return trio.run(ask)
+
+
+def _push_graph() -> tuple[af.Graph, Any, Any]:
+    """x is fed on the worker and pushed to the PS, which sends back its sum."""
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, [PUSHED], name="x")
+        with af.device("/job:ps/task:0"):
+            y = af.reduce_sum(x, name="y")
+    return g, x, y
+
+
+PUSHED = 1 << 18  # float32: 1 MiB (through shared memory on this host)
+# masters that do not notice a restart by their heartbeats (the new life answers the pings)
+DEAF = af.RPCOptions(heartbeat_interval=1.0, heartbeat_timeout=120.0, connect_timeout=20.0)
+
+
+@pytest.mark.multiprocess
+def test_a_push_to_a_restarted_ps_is_refused_at_once_and_kept_nowhere(tmp_path) -> None:
+    """Two clients run the same graph (the same Recv keys on the PS). The PS is killed (-9)
+    and restarted on its port; client b registers again with the new life. Client a's
+    master has not noticed (TCP and long heartbeats: the new process answers its pings), so
+    the worker pushes a's tensor naming the PS's previous life: the new life must refuse it
+    and keep nothing (before, it waited as an orphan step for `orphan_ttl`), and a's step
+    must fail at once with Aborted naming the PS, then run on the next try."""
+    d = Daemons(tmp_path, {"ps": 1, "worker": 1})  # CALM: heartbeats time out after 10 s
+    try:
+        d.start()
+        rng = np.random.default_rng(1203)
+        xa, xb = (rng.standard_normal(PUSHED).astype(np.float32) for _ in range(2))
+        (ga, x_a, y_a), (gb, x_b, y_b) = _push_graph(), _push_graph()
+        with _session(d, ga, True, DEAF) as a, _session(d, gb, True, DEAF) as b:
+            np.testing.assert_allclose(a.run(y_a, {x_a: xa}), xa.sum(), rtol=1e-4)
+            np.testing.assert_allclose(b.run(y_b, {x_b: xb}), xb.sum(), rtol=1e-4)
+            d.kill("ps", 0)
+            d.restart("ps", 0)
+            got = _until_ok(lambda: b.run(y_b, {x_b: xb}))  # b: the new life has its graph
+            np.testing.assert_allclose(got, xb.sum(), rtol=1e-4)
+            ps, worker = (d.cluster[job][0] for job in ("ps", "worker"))
+            before = _status_of(ps)["service"]["stale_refused"]
+
+            t0 = time.monotonic()
+            with pytest.raises(af.AbortedError, match=f"{PS}.*restarted") as info:
+                a.run(y_a, {x_a: xa})
+            took = time.monotonic() - t0
+            assert took < 3.0, f"a's step took {took:.2f}s to fail (deadline {DEADLINE_MS}ms)"
+            svc = _status_of(ps)["service"]
+            assert svc["stale_refused"] == before + 1, (svc, str(info.value))
+            steps = svc["steps"]
+            assert (steps["orphans"], steps["orphan_bytes"]) == (0, 0), steps
+            limit = time.monotonic() + 10  # the worker's side of a's step is over, its segment
+            while True:                    # back: polled (a real process), bounded
+                w = _status_of(worker)["service"]
+                if (w["steps"]["live"], w["shm_busy"]) == (0, 0) or time.monotonic() > limit:
+                    break
+                time.sleep(0.02)
+            assert (w["steps"]["live"], w["shm_busy"]) == (0, 0), w
+            assert w["refused_by_peers"] >= 1, w
+            # a registers with the new life by itself; each client gets its own sum
+            got = _until_ok(lambda: a.run(y_a, {x_a: xa}))
+            np.testing.assert_allclose(got, xa.sum(), rtol=1e-4)
+            np.testing.assert_allclose(b.run(y_b, {x_b: xb}), xb.sum(), rtol=1e-4)
     finally:
         d.close()
