@@ -816,6 +816,16 @@ async def test_one_way_pushes_land_or_fail_their_step_on_the_receiver() -> None:
             nursery.cancel_scope.cancel()
 
 
+def _task_status(d: Daemons, job: str, i: int) -> dict[str, Any]:
+    """Task (job, i)'s ``status``, asked by a fresh client (no session state involved)."""
+    async def ask() -> dict[str, Any]:
+        async with RpcClient(f"tcp://{d.cluster[job][i]}", config=RpcConfig()) as c:
+            header, _ = await c.call("status", None, timeout=10)
+            return header
+
+    return trio.run(ask)
+
+
 @pytest.mark.multiprocess
 def test_step_timeout_fails_a_step_on_a_hung_task_with_deadline_exceeded(
         cluster: Daemons) -> None:
@@ -857,6 +867,17 @@ def test_step_timeout_fails_a_step_on_a_hung_task_with_deadline_exceeded(
                 if "ran past" in str(info.value):  # the master's: it names who was silent
                     assert f"({timeout or 0.5:g}s" in str(info.value)
                     assert "no reply yet from" in str(info.value)
+            # the worker's Recv of the value was bounded by the same deadline: its part of
+            # the steps is over while the PS is still stopped (polled: a real process)
+            limit = time.monotonic() + 5
+            while True:
+                worker = _task_status(cluster, "worker", 0)
+                waiting = [d["async_kernels_waiting"] for d in worker["device_stats"]]
+                if (worker["steps"], sum(waiting)) == (0, 0) or time.monotonic() > limit:
+                    break
+                time.sleep(0.02)
+            assert (worker["steps"], waiting) == (0, [0] * len(waiting)), worker["service"]
+            assert ps.poll() is None  # (still stopped: nothing but the deadline ended it)
         finally:
             ps.send_signal(signal.SIGCONT)
         np.testing.assert_allclose(rt.run(step, [])[0], 2.0)  # the task is back
