@@ -188,8 +188,12 @@ def test_a_signal_in_the_middle_of_a_step_stops_the_daemons_with_exit_0(
                 out = af.reduce_sum(y)
         cfg = af.ConfigProto()
         cfg.rpc_options = af.RPCOptions(heartbeat_interval=0.2, heartbeat_timeout=1.0)
-        with af.Session(d.target("worker", 0), graph=g, config=cfg) as s:
-            for job in ("ps", "worker"):
+        # SIGTERM ended in exit code 1 once in two runs before: it is sent mid-step to each
+        # daemon twice (each restarted after), SIGINT once
+        rounds = [(r, job) for r in range(2 if sig == signal.SIGTERM else 1)
+                  for job in ("ps", "worker")]
+        for n, (r, job) in enumerate(rounds):
+            with af.Session(d.target("worker", 0), graph=g, config=cfg) as s:
                 outcome: list[BaseException | None] = []
 
                 def run(box: list[BaseException | None] = outcome) -> None:
@@ -207,14 +211,14 @@ def test_a_signal_in_the_middle_of_a_step_stops_the_daemons_with_exit_0(
                     time.sleep(0.02)
                 p = d.procs[(job, 0)]
                 p.send_signal(sig)
-                assert p.wait(20) == 0, f"{job}: exit code {p.returncode}"
+                assert p.wait(20) == 0, f"round {r}, {job}: exit code {p.returncode}"
                 runner.join(30)
                 assert len(outcome) == 1, outcome
                 # the worker stops under the step; the PS (busy inline) finishes it first
                 assert isinstance(outcome[0], af.UnavailableError) or (
                     job == "ps" and outcome[0] is None), outcome
-                if job == "ps":  # the worker lives on: stop it mid-step too, on a new PS
-                    d.restart("ps", 0)
+            if n + 1 < len(rounds):  # the other daemon lives on: a new one for the next round
+                d.restart(job, 0)
     finally:
         d.close()
 

@@ -92,6 +92,14 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
         assert took < DEADLINE_MS / 1000, f"a call took {took:.2f}s, past the step deadline"
 
 
+def _ok(fn: Callable[[], Any]) -> Any:
+    """`fn()`, which must succeed within the step deadline."""
+    out, err = _timed(fn)
+    if err is not None:
+        raise err
+    return out
+
+
 def _until_ok(fn: Callable[[], Any], seconds: float = 30.0) -> Any:
     """`fn()` once it succeeds; every failure before must be the PS's restart, named."""
     limit = time.monotonic() + seconds
@@ -117,11 +125,11 @@ def test_kill_9_and_restart_of_a_ps_under_two_clients(tmp_path, tcp: bool) -> No
         gc, _, step_c, init_c = _client_graph(0.0, name="w")
         with _session(d, ga, tcp) as a, _session(d, gb, tcp) as b, \
                 _session(d, gc, tcp) as c:
-            a.run(init_a)
-            assert a.run(step_a) == 4.0
-            b.run(vb)  # b's read partition is registered on the first life of the PS
-            c.run(init_c)
-            assert c.run(step_c) == 1.0
+            _ok(lambda: a.run(init_a))  # every call returns within the deadline: timed
+            assert _ok(lambda: a.run(step_a)) == 4.0
+            _ok(lambda: b.run(vb))  # b's read partition is registered on the first life of the PS
+            _ok(lambda: c.run(init_c))
+            assert _ok(lambda: c.run(step_c)) == 1.0
 
             # a third client keeps a step in flight through the kill and the restart
             stop = threading.Event()
@@ -140,10 +148,10 @@ def test_kill_9_and_restart_of_a_ps_under_two_clients(tmp_path, tcp: bool) -> No
                 with pytest.raises(af.FailedPreconditionError, match="uninitialized.*'v"):
                     _until_ok(lambda: a.run(step_a))
                 _until_ok(lambda: b.run(init_b))  # b initializes on the new life first
-                assert b.run(vb) == 7.0
+                assert _ok(lambda: b.run(vb)) == 7.0
                 _until_ok(lambda: a.run(init_a))  # a runs its own initializer, not b's
-                assert b.run(vb) == 3.0
-                assert a.run(step_a) == 4.0
+                assert _ok(lambda: b.run(vb)) == 3.0
+                assert _ok(lambda: a.run(step_a)) == 4.0
             finally:
                 stop.set()
                 runner.join(60)
@@ -156,7 +164,7 @@ def test_kill_9_and_restart_of_a_ps_under_two_clients(tmp_path, tcp: bool) -> No
                     assert isinstance(e, af.UnavailableError | af.AbortedError), repr(e)
                     assert PS in str(e), str(e)
             _until_ok(lambda: c.run(init_c))
-            assert c.run(step_c) == 1.0
+            assert _ok(lambda: c.run(step_c)) == 1.0
     finally:
         d.close()
 
