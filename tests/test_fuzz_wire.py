@@ -64,6 +64,13 @@ def _real_messages() -> list[list[bytes]]:
         request_frames(6, "reset", 5.0, {"containers": ["fuzz"]}),
         request_frames(7, "shm_free", 5.0, {"names": ["af1x000000000000"], "from": ["w", 0]}),
         encode({"k": "s", "m": "push", "h": {"step": 7, "key": "k"}}, [t]),
+        # a push naming a life of the task (not this one) and a ref: refused, answered by ref
+        encode({"k": "s", "m": "push", "h": {"step": 8, "key": "k", "incarnation": 5},
+                "ref": 8}, [t]),
+        request_frames(8, "deliver", 5.0, {"step": 9, "key": "a;b", "incarnation": 5}, [t]),
+        request_frames(9, "run_graph", 5.0, {"step": 10, "graphs": [1], "args": [],
+                                             "n_args": 0, "rets": [], "n_rets": 0,
+                                             "incarnation": 5, "peers": [["w", 0, 5]]}),
         encode({"k": "p"}),
         encode({"k": "c", "id": 3}),
     ]
