@@ -23,10 +23,10 @@ wrong dtype, or meant for a previous life of the receiver: it restarted) fails t
 the step *here* with it at once, naming the receiver, instead of at its deadline). The
 master hears of it from both tasks' ``run_graph`` replies and aborts the step everywhere. A
 receiver that is down is found by the master's heartbeats. What only the sender can see is a
-push libzmq would not take (no
-connection to the peer, or the peer at its high-water mark): it waits in a task, counted in
-``rdv.in_flight`` so that the step does not retire here before it left, and `sweep` (run
-periodically by the service) fails it with UnavailableError after ``rpc.heartbeat_timeout``.
+push libzmq would not take (no connection to the peer, or the peer at its high-water mark): it
+waits in a task, counted in ``rdv.in_flight`` so that the step does not retire here before it
+left, and `sweep` (run periodically by the service) fails it with UnavailableError after
+``rpc.heartbeat_timeout``.
 
 Same host: a tensor of at least ``shm_min_bytes`` pushed to a peer on a loopback address is
 copied into a shared-memory segment of the channel's `transport.shm.SegmentPool` and the push
@@ -232,7 +232,7 @@ class _PushChannel:
                      if outbox.shm_min_bytes and host in _LOOPBACK else None)
         self._queued: dict[int, tuple[TaskRendezvous, str, float, trio.CancelScope]] = {}
         self._next = 1
-        self.rejected = 0  # error replies from the peer (it could not route a push at all)
+        self.rejected = 0  # error replies from the peer (pushes it refused or could not route)
 
     def push(self, rdv: TaskRendezvous, key: str, value: np.ndarray) -> None:
         inc = rdv.peers.get(self.peer)
