@@ -69,7 +69,7 @@ class Daemons:
                         for job, n in self.spec.items()}
         self.path.write_text(json.dumps(self.cluster))
 
-    def start(self, timeout: float = 30.0, attempts: int = 3) -> None:
+    def start(self, timeout: float = 90.0, attempts: int = 3) -> None:
         """Start the daemons; when one exits before READY (its port was taken meanwhile,
         e.g. as another connection's source port), start them all again on new ports."""
         for _ in range(attempts):
@@ -89,7 +89,7 @@ class Daemons:
              "--job", job, "--task", str(i), *flags],
             stdout=subprocess.PIPE, cwd=ROOT)
 
-    def restart(self, job: str, i: int, timeout: float = 30.0) -> None:
+    def restart(self, job: str, i: int, timeout: float = 90.0) -> None:
         """Start task (job, i) again on its port (after `kill`); returns once it is READY."""
         old = self.procs[(job, i)]
         if old.stdout:
