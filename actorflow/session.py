@@ -449,7 +449,13 @@ def _feed_tensor(key: Any, g: Graph) -> Tensor:
     return el
 
 
-def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> np.ndarray:
+def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> Any:
+    """A fed value as the step gets it: an array of the tensor's dtype, checked against its
+    shape; a 0-d value becomes a NumPy scalar (as scalar kernels return them, so they stay on
+    NumPy's fast scalar math; TF also fetches scalars as NumPy scalars)."""
+    tv = type(value)
+    if (tv is float or tv is int) and dt.kind == "f" and (shape is None or shape == ()):
+        return dt.type(value)  # the common scalar feed, without a 0-d array in between
     if dt.hasobject:  # a string tensor: bytes/str (nested lists, S/U/object arrays) only
         try:
             value = dtypes.to_string_array(value)
@@ -484,4 +490,6 @@ def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> n
             raise InvalidArgumentError(
                 f"cannot feed value of shape {tuple(vs)} for tensor '{t.name}', which has "
                 f"shape {shapes.fmt(shape)}", node=t.op.name)
+    if value.ndim == 0 and not dt.hasobject:
+        return value[()]
     return value

@@ -67,6 +67,10 @@ class Executable:
     # are ready already run first and the update can stay in place (no copy-on-write).
     succ_late: list[tuple[int, ...]] = field(default_factory=list)
     zeros: list[int] = field(default_factory=list)  # dead-input counts of a frame-less run
+    # What a frame-less step's value slots start as: the outputs of the Consts bound at
+    # compile time (`_bind_consts`), None elsewhere.
+    values0: list[Any] = field(default_factory=list)
+    bound: tuple[int, ...] = ()  # those Consts (traced as having run when the step starts)
 
 
 # ------------------------------------------------------------------------------------------
@@ -166,6 +170,11 @@ def compile_partition(graph: GraphDef, device: Any, *,
         if kdef.stateful and nd.op not in _READS and "resource" in (
                 nodes[src].out_dtypes[port] for src, port in in_pairs[j]):
             updates.add(j)
+    values0: list[Any] = [None] * len(slot_of)
+    bound: tuple[int, ...] = ()
+    if cf is None:
+        bound = _bind_consts(nodes, fns, kinds, out_slots, succ_lists, pending0, refs0,
+                             values0)
     if cf is not None:
         min_bytes = getattr(device.pool, "min_bytes", 0)
         plain = [k in (INLINE, IDENT, STEP, CTRIG) for k in kinds]
@@ -198,12 +207,43 @@ def compile_partition(graph: GraphDef, device: Any, *,
         # reversed so the LIFO stack pops roots in graph order (ties broken by build order)
         roots=[j for j in reversed(range(n)) if pending0[j] == 0],
         n_slots=len(slot_of),
+        values0=values0,
+        bound=bound,
         n_args=n_args,
         n_rets=n_rets,
         index=index,
         cf=cf,
         zeros=[0] * n,
     )
+
+
+def _bind_consts(nodes: list[NodeDef], fns: list[Any], kinds: list[int],
+                 out_slots: list[list[tuple[int, int]]], succ: list[list[int]],
+                 pending0: list[int], refs0: list[int], values0: list[Any]
+                 ) -> tuple[int, ...]:
+    """Bind every input-less Const into its consumers (a graph without frames): its value is
+    computed once here and pre-placed in `values0` (the slots a step starts with), its
+    consumers' pending counts no longer wait for it, and it is never scheduled (no successors,
+    never a root). Its slots get one extra ref, so no step clears them after the last reader;
+    the values are the Executable's, as the Const kernel's own value is (never a pool block).
+    Returns the bound nodes."""
+    bound = []
+    for j, nd in enumerate(nodes):
+        if nd.op != "Const" or nd.inputs or kinds[j] != INLINE:
+            continue
+        try:
+            outs = fns[j]()
+        except Exception:  # noqa: BLE001 - it fails the same way when it runs in a step
+            continue
+        for port, s in out_slots[j]:
+            values0[s] = outs[port]
+            refs0[s] += 1
+        for k in succ[j]:
+            pending0[k] -= 1
+        succ[j] = []
+        pending0[j] = 1  # never ready: not a root, and nobody wakes it
+        bound.append(j)
+    return tuple(bound)
 
 
 _READS = frozenset({"ReadVariableOp", "VarIsInitializedOp", "VarHandleOp", "ResourceGather"})

@@ -152,8 +152,10 @@ class StepRun(FrameOps):
         self.exe = exe
         self.ctx = ctx
         if exe.cf is None:  # the root frame, with its one iteration
-            self.root = IterState(exe.pending0.copy(), [None] * exe.n_slots, exe.refs0.copy(),
+            self.root = IterState(exe.pending0.copy(), exe.values0.copy(), exe.refs0.copy(),
                                   exe.roots.copy(), exe.zeros)
+            if ctx.trace is not None and exe.bound:
+                self._trace_bound(exe, ctx.trace)
         else:
             self.root = Frame(exe.cf.frames[0], None, exe.cf).new_iteration()
         self.active: list[IterState] = [self.root]
@@ -163,6 +165,14 @@ class StepRun(FrameOps):
         self.current: IterState | None = None  # the IterState the loop is running
         self.peak_iterations = 1  # most iterations of one frame alive at once (statistics)
         self.parked: list[tuple[int, IterState]] = []  # kernels left for the actor to start
+
+    @staticmethod
+    def _trace_bound(exe: Executable, trace: Any) -> None:
+        """The Consts bound at compile time, traced as having run as the step starts."""
+        t = time.perf_counter()
+        for j in exe.bound:
+            outs = tuple(exe.values0[s] for _, s in exe.out_slots[j])
+            trace.append(tracing.node_record(exe.names[j], exe.device, t, t, exe.ops[j], outs))
 
     def run_slice(self, device: Any, on_loop: bool) -> StepRun | None:
         """One slice of the step (see `devices.device.WorkItem`): itself if there is more
@@ -303,39 +313,52 @@ class StepRun(FrameOps):
                         t0 = clock()
                         trace.append((exe.names[i], device.name, t0, t0))
                 else:  # a kernel
-                    args = [values[s] for s in slots] if slots else ()
+                    args = None
                     try:
                         if trace is not None:
                             t0 = clock()
-                        if kind == INLINE:
-                            outs = fns[i](*args)
+                        if kind == INLINE:  # by arity: a list of the arguments would cost
+                            n_in = len(slots)  # more than a scalar kernel itself
+                            if n_in == 2:
+                                outs = fns[i](values[slots[0]], values[slots[1]])
+                            elif n_in == 1:
+                                outs = fns[i](values[slots[0]])
+                            elif n_in == 0:
+                                outs = fns[i]()
+                            else:
+                                outs = fns[i](*[values[s] for s in slots])
                         elif kind == ARG:
                             outs = (ctx.args[fns[i]],)
                         elif kind == RETVAL:
-                            ctx.rets[fns[i]] = args[0]
+                            ctx.rets[fns[i]] = values[slots[0]]
                             outs = ()
-                        elif kind == STEP:
-                            outs = fns[i](ctx, *args)
-                        elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
-                            pass  # an asynchronous kernel whose input is already there
-                        elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
-                            self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
-                            st.waiting += 1
-                            sub(ctx, self._on_value(device, i, st, clock()))
-                            continue
-                        elif not on_loop:  # starting a task needs the device's trio thread:
-                            parked.append((i, st))  # park it, run what else is ready
-                            st.waiting += 1
-                            continue
-                        else:  # ASYNC or THREAD: continue when it is done (see _Resume)
-                            self.waiting += 1
-                            st.waiting += 1
-                            device.start_soon(self._run_async, device, i, st, args)
-                            continue
+                        else:  # the kinds that take a list of their arguments
+                            args = [values[s] for s in slots]
+                            if kind == STEP:
+                                outs = fns[i](ctx, *args)
+                            elif kind == ASYNC and (
+                                    outs := fns[i].poll(ctx, *args)) is not None:
+                                pass  # an asynchronous kernel whose input is already there
+                            elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
+                                self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
+                                st.waiting += 1
+                                sub(ctx, self._on_value(device, i, st, clock()))
+                                continue
+                            elif not on_loop:  # starting a task needs the device's trio
+                                parked.append((i, st))  # thread: park it, run what else is
+                                st.waiting += 1  # ready
+                                continue
+                            else:  # ASYNC or THREAD: continue when it is done (see _Resume)
+                                self.waiting += 1
+                                st.waiting += 1
+                                device.start_soon(self._run_async, device, i, st, args)
+                                continue
                         if trace is not None:  # (#16: the trace hook, 2 of 3)
                             trace.append(tracing.node_record(exe.names[i], device, t0, clock(),
                                                              exe.ops[i], outs))
                     except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
+                        if args is None:
+                            args = [values[s] for s in slots]
                         ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, args))
                         break
                     for port, s in out_slots[i]:
@@ -438,6 +461,14 @@ class _Resume:
 
     def __init__(self, run_: StepRun, i: int, st: IterState, outs: Any):
         self.run_, self.i, self.st, self.outs = run_, i, st, outs
+
+    @staticmethod
+    def _trace_bound(exe: Executable, trace: Any) -> None:
+        """The Consts bound at compile time, traced as having run as the step starts."""
+        t = time.perf_counter()
+        for j in exe.bound:
+            outs = tuple(exe.values0[s] for _, s in exe.out_slots[j])
+            trace.append(tracing.node_record(exe.names[j], exe.device, t, t, exe.ops[j], outs))
 
     def run_slice(self, device: Any, on_loop: bool) -> StepRun | None:
         r = self.run_
