@@ -113,6 +113,8 @@ class Device:
         self._waiting = 0
         self._closed = False
         self._baton = threading.Lock()
+        # True when `activate` does something (a GPU's stream), so a CPU's runs skip the call
+        self.has_stream = type(self).activate is not Device.activate
 
     # -- the door ---------------------------------------------------------------------------
     def run_or_post(self, item: WorkItem, may_inline: bool = True) -> None:
@@ -212,17 +214,32 @@ class Device:
             self._waker = None
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Start an asynchronous kernel's wait in the device's nursery (on its trio thread)."""
+        """Start an asynchronous kernel's wait in the device's nursery (on its trio thread);
+        it counts in `statistics().async_kernels_waiting` until it returns."""
         assert self._nursery is not None, "device is not serving"
-        self._nursery.start_soon(fn, *args)
+        self._nursery.start_soon(self._counted, fn, args)
+
+    async def _counted(self, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
+        self._waiting += 1
+        try:
+            await fn(*args)
+        finally:
+            self._waiting -= 1
+
+    def call_on_loop(self, fn: Callable[[], Any]) -> None:
+        """Call `fn` on the device's trio thread: now if this is it, else soon (from any
+        thread); nothing once the loop has ended."""
+        if threading.get_ident() == self._loop_thread:
+            fn()
+        elif self._token is not None:
+            try:
+                self._token.run_sync_soon(fn)
+            except trio.RunFinishedError:
+                pass
 
     async def run_in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a large kernel on a worker thread (NumPy releases the GIL) so branches overlap."""
-        self._waiting += 1
-        try:
-            return await trio.to_thread.run_sync(fn, *args, limiter=self._threads)
-        finally:
-            self._waiting -= 1
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._threads)
 
     def activate(self) -> None:
         """Make this device current on the calling thread (a GPU sets its stream)."""

@@ -72,6 +72,11 @@ class Executable:
     values0: list[Any] = field(default_factory=list)
     bound: tuple[int, ...] = ()  # those Consts (traced as having run when the step starts)
 
+    def __post_init__(self) -> None:
+        # what the executor's loop reads, in one attribute
+        self.loop_arrays = (self.fns, self.kinds, self.in_slots, self.out_slots, self.succ,
+                            self.succ_late)
+
 
 # ------------------------------------------------------------------------------------------
 # Compilation of one partition

@@ -78,6 +78,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import trio
 
 from devices.device import SLICE_S
 from devices.errors import InternalError, OpError
@@ -146,7 +147,7 @@ class StepRun(FrameOps):
     """One step of one Executable on its device: a work item for the device actor."""
 
     __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "queued", "current",
-                 "peak_iterations", "parked")
+                 "peak_iterations", "parked", "tasks")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
@@ -165,6 +166,9 @@ class StepRun(FrameOps):
         self.current: IterState | None = None  # the IterState the loop is running
         self.peak_iterations = 1  # most iterations of one frame alive at once (statistics)
         self.parked: list[tuple[int, IterState]] = []  # kernels left for the actor to start
+        # the cancel scopes of this step's asynchronous kernels in flight (on the device's
+        # trio thread): an aborted step cancels them, so no wait of it outlives it
+        self.tasks: set[trio.CancelScope] | None = None
 
     @staticmethod
     def _trace_bound(exe: Executable, trace: Any) -> None:
@@ -213,8 +217,7 @@ class StepRun(FrameOps):
         """Run ready nodes for one slice. True if the step has more to run now (the slice is
         spent, or a parked kernel waits for the actor), False when it finished or waits."""
         exe = self.exe
-        fns, kinds, in_slots, out_slots, succ, late = (
-            exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ, exe.succ_late)
+        fns, kinds, in_slots, out_slots, succ, late = exe.loop_arrays
         cf = exe.cf
         if cf is not None:
             switch_ports, n_data_in, merge_index = cf.switch_ports, cf.n_data_in, cf.merge_index
@@ -228,14 +231,14 @@ class StepRun(FrameOps):
         more = False
         active = self.active
         parked = self.parked
-        special = self._special
         if parked and on_loop:  # kernels parked by an inline slice: the actor starts them
             for i, st in parked:
                 st.waiting -= 1
                 st.ready.append(i)
                 self._queue(st)
             parked.clear()
-        device.activate()
+        if device.has_stream:  # a GPU: make its stream current on this thread
+            device.activate()
         # ---- the ready loop: an IterState with ready nodes; pop a node, run it, pass its
         # ---- outputs on, wake its successors; until nothing is ready or the slice is spent
         while active and ctx.error is None:
@@ -269,7 +272,7 @@ class StepRun(FrameOps):
                                     if v is not None:
                                         break
                                 else:
-                                    special(i, st, kind, device)
+                                    self._special(i, st, kind, device)
                                     count += 1
                                     continue
                             for port, s in out_slots[i]:
@@ -303,7 +306,7 @@ class StepRun(FrameOps):
                                 self._deliver(nxt, i, (values[slots[0]],))
                             nexts = ()
                         else:
-                            special(i, st, kind, device)
+                            self._special(i, st, kind, device)
                             count += 1
                             continue
                     except Exception as e:  # noqa: BLE001
@@ -402,10 +405,15 @@ class StepRun(FrameOps):
                 break
         if ctx.error is None and (more or parked):
             return True
-        for _, st in parked:
-            st.waiting -= 1
-        parked.clear()
-        self._maybe_finish()
+        if parked:
+            for _, st in parked:
+                st.waiting -= 1
+            parked.clear()
+        if active or self.waiting or ctx.error is not None or exe.cf is not None:
+            self._maybe_finish()
+        elif not self.finished:  # (the common end of a step without frames)
+            self.finished = True
+            ctx.part_done()
         return False
 
     def _propagate(self, i: int, st: IterState, outs: Any) -> None:
@@ -424,20 +432,41 @@ class StepRun(FrameOps):
         self._queue(st)  # the loop checks whether its iteration is finished
 
     async def _run_async(self, device: Any, i: int, st: IterState, args: list[Any]) -> None:
+        """Node i's asynchronous kernel, a task in the device's nursery (its trio thread),
+        under a cancel scope the step's abort cancels; then the step goes on (`_Resume`)."""
         exe, ctx = self.exe, self.ctx
-        try:
-            t0 = time.perf_counter()
-            if exe.kinds[i] == THREAD:
-                outs = await device.run_in_thread(exe.fns[i], *args)
-            else:
-                outs = await exe.fns[i](ctx, *args)
-            if ctx.trace is not None:  # (#16: the trace hook, 3 of 3)
-                ctx.trace.append(tracing.node_record(exe.names[i], device, t0,
-                                                     time.perf_counter(), exe.ops[i], outs))
-        except Exception as e:  # noqa: BLE001
-            ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, args))
-            outs = None
+        tasks = self.tasks
+        if tasks is None:
+            tasks = self.tasks = set()
+            ctx.on_abort.append(self._abort_tasks)
+        outs = None
+        with trio.CancelScope() as scope:
+            tasks.add(scope)
+            if ctx.error is not None:  # aborted before the task started
+                scope.cancel()
+            try:
+                t0 = time.perf_counter()
+                if exe.kinds[i] == THREAD:
+                    outs = await device.run_in_thread(exe.fns[i], *args)
+                else:
+                    outs = await exe.fns[i](ctx, *args)
+                if ctx.trace is not None:  # (#16: the trace hook, 3 of 3)
+                    ctx.trace.append(tracing.node_record(exe.names[i], device, t0,
+                                                         time.perf_counter(), exe.ops[i], outs))
+            except Exception as e:  # noqa: BLE001
+                ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, args))
+                outs = None
+            finally:
+                tasks.discard(scope)
         device.run_or_post(_Resume(self, i, st, outs))
+
+    def _abort_tasks(self, error: OpError) -> None:
+        """The step was aborted (from any thread): cancel its asynchronous kernels' waits."""
+        self.exe.device.call_on_loop(self._cancel_tasks)
+
+    def _cancel_tasks(self) -> None:
+        for scope in list(self.tasks or ()):
+            scope.cancel()
 
     def _maybe_finish(self) -> None:
         if self.finished or self.waiting:
