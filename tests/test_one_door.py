@@ -277,3 +277,55 @@ def test_a_failing_node_aborts_the_waits_of_its_step() -> None:
         assert _waiting(s) == 0
         s.run(enq, {v: 4.0})
         assert s.run(deq) == 4.0
+
+
+def test_a_full_mailbox_blocks_a_posting_thread_until_the_actor_makes_room() -> None:
+    """Back-pressure for sync callers: a thread that finds the mailbox full blocks (bounded
+    by its timeout) instead of growing the mailbox, and goes on once the actor made room."""
+    order: list[int] = []
+    blocker_started = threading.Event()
+    blocker_release = threading.Event()
+
+    class Item:
+        def __init__(self, k: int, block: bool = False) -> None:
+            self.k, self.block = k, block
+
+        def run_slice(self, device: CpuDevice, on_loop: bool) -> None:
+            if self.block:
+                blocker_started.set()
+                blocker_release.wait(5)
+            order.append(self.k)
+
+    async def main() -> None:
+        dev = CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0", mailbox_size=2)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(dev.serve)
+            holder = threading.Thread(target=dev.run_or_post, args=(Item(0, True),))
+            holder.start()
+            await trio.to_thread.run_sync(blocker_started.wait)
+            dev.run_or_post(Item(1))
+            dev.run_or_post(Item(2))
+            assert not dev.has_room()
+            assert dev.wait_for_room_blocking(0.01) is False  # the timeout bounds the wait
+            admitted: list[bool] = []
+
+            def poster() -> None:
+                admitted.append(dev.wait_for_room_blocking(10))
+                dev.run_or_post(Item(3))
+
+            t = threading.Thread(target=poster)
+            t.start()
+            deadline = time.perf_counter() + 5
+            while dev._room_waiters == 0 and time.perf_counter() < deadline:
+                await trio.sleep(0.001)  # polls the thread's state (not synchronisation)
+            assert dev._room_waiters == 1 and dev.statistics().mailbox_depth == 2
+            blocker_release.set()
+            await trio.to_thread.run_sync(holder.join)
+            await trio.to_thread.run_sync(t.join, 10)
+            assert admitted == [True]
+            while len(order) < 4:
+                await trio.testing.wait_all_tasks_blocked()
+            assert order == [0, 1, 2, 3]
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
