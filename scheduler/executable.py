@@ -30,7 +30,7 @@ RETVAL = 2   # ctx.rets[fn] = args[0]                a fetch (_Retval); fn is th
 STEP = 3     # outs = fn(ctx, *args)                 needs the step (Send, stateful RNG ...)
 ASYNC = 4    # outs = fn.poll(ctx, *args) if ready now, else await fn(ctx, *args) in the nursery
 THREAD = 5   # outs = await device.run_in_thread(fn, *args)
-# control-flow primitives, run by the executor itself (`frame_ops.FrameOps._special`)
+# control-flow primitives, run by the executor itself (`frame_ops.FrameOps.special`)
 SWITCH = 6
 MERGE = 7
 ENTER = 8

@@ -33,7 +33,7 @@ one iteration. Frames (WP §4.4, OSDI §3.4): every (frame, iteration) of a loop
 `IterState`; `scheduler.control_flow.analyze` works out the static part (each node's frame
 template, pending counts without back edges, initial values). The loop runs kernels and the
 per-iteration primitives (Merge, Switch, NextIteration, Identity) itself; Enter, Exit, dead
-nodes and the rest go to `FrameOps._special`.
+nodes and the rest go to `FrameOps.special`.
   - Switch sends its input to the port its predicate picks; the other port's consumers get a
     *dead* input. A node with a dead input is dead: it does not run, its consumers get dead
     inputs (and it is not traced). Merge runs on its first live input and is dead only when
@@ -49,14 +49,14 @@ nodes and the rest go to `FrameOps._special`.
     freed. A frame is finished when its last iteration is, and is removed from its parent.
   - Fused loops: a loop whose body is only synchronous kernels (`control_flow.plan_fused`)
     gains nothing from overlapping iterations, since one actor runs them all anyway. Once
-    every Enter has arrived, `FrameOps._run_fused` runs it iteration after iteration over a
+    every Enter has arrived, `FrameOps.run_fused` runs it iteration after iteration over a
     fixed list of nodes, one value per slot and no pending counts (a scalar counting loop:
     181-193k iterations per CPU second fused, 45-46k through the ready loop), within the
-    same slices, and delivers its Exits through the same `_deliver` as everything else.
+    same slices, and delivers its Exits through the same `deliver` as everything else.
 
 The bookkeeping after a node ran (store its outputs, release inputs after their last reader,
 decrement successors' pending counts) is written once in the loop and once as a function
-(`_propagate` / `FrameOps._wake`, `_consume`) for work that arrives from outside the loop:
+(`_propagate` / `FrameOps.wake`, `consume`) for work that arrives from outside the loop:
 calling a function per node would cost the loop ~0.1 us a node.
 
 Asynchronous kernels run as tasks in the device's nursery and re-enter the step through the
@@ -143,11 +143,11 @@ class StepContext:
             self.done(self.error)
 
 
-class StepRun(FrameOps):
+class StepRun:
     """One step of one Executable on its device: a work item for the device actor."""
 
-    __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "queued", "current",
-                 "peak_iterations", "parked", "tasks")
+    __slots__ = ("exe", "ctx", "root", "active", "frames", "waiting", "finished", "queued",
+                 "parked", "tasks")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
@@ -160,15 +160,19 @@ class StepRun(FrameOps):
         else:
             self.root = Frame(exe.cf.frames[0], None, exe.cf).new_iteration()
         self.active: list[IterState] = [self.root]
+        self.frames = FrameOps(exe, ctx, self.active)  # frames' operations (its component)
         self.waiting = 0
         self.finished = False
         self.queued = False  # in its device's mailbox (so it is not posted twice)
-        self.current: IterState | None = None  # the IterState the loop is running
-        self.peak_iterations = 1  # most iterations of one frame alive at once (statistics)
         self.parked: list[tuple[int, IterState]] = []  # kernels left for the actor to start
         # the cancel scopes of this step's asynchronous kernels in flight (on the device's
         # trio thread): an aborted step cancels them, so no wait of it outlives it
         self.tasks: set[trio.CancelScope] | None = None
+
+    @property
+    def peak_iterations(self) -> int:
+        """Most iterations of one frame alive at once in this step (statistics)."""
+        return self.frames.peak_iterations
 
     @staticmethod
     def _trace_bound(exe: Executable, trace: Any) -> None:
@@ -230,12 +234,13 @@ class StepRun(FrameOps):
         count = 0
         more = False
         active = self.active
+        frames = self.frames
         parked = self.parked
         if parked and on_loop:  # kernels parked by an inline slice: the actor starts them
             for i, st in parked:
                 st.waiting -= 1
                 st.ready.append(i)
-                self._queue(st)
+                frames.queue(st)
             parked.clear()
         if device.has_stream:  # a GPU: make its stream current on this thread
             device.activate()
@@ -244,12 +249,12 @@ class StepRun(FrameOps):
         while active and ctx.error is None:
             st = active.pop()  # st.queued stays True while it runs: deliveries into it only
             if st.fused is not None:  # a whole simple loop at once
-                if not self._run_fused(st, device, deadline):
+                if not frames.run_fused(st, device, deadline):
                     active.append(st)
                     more = True
                     break
                 continue
-            self.current = st  # push onto `ready`
+            frames.current = st  # push onto `ready`
             ready, values, refs, pending, dead = st.ready, st.values, st.refs, st.pending, st.dead
             pause = False
             while ready:
@@ -272,7 +277,7 @@ class StepRun(FrameOps):
                                     if v is not None:
                                         break
                                 else:
-                                    self._special(i, st, kind, device)
+                                    frames.special(i, st, kind, device)
                                     count += 1
                                     continue
                             for port, s in out_slots[i]:
@@ -291,7 +296,7 @@ class StepRun(FrameOps):
                                     values[s0] = v
                                 nexts, dead_edges, dead_exits = live0, dead1, exits1
                             if dead_edges:
-                                self._deliver_dead(st, dead_edges)
+                                frames.deliver_dead(st, dead_edges)
                             if dead_exits and st.iter == st.frame.last:
                                 st.frame.dead_exits.extend(dead_exits)
                         elif kind == NEXTITER and not dead[i]:  # into the next iteration
@@ -299,14 +304,14 @@ class StepRun(FrameOps):
                             k = st.iter + 1
                             nxt = f.iters.get(k)
                             if nxt is None and k - f.first < f.info.parallel:
-                                nxt = self._new_iteration(f)
+                                nxt = frames.new_iteration(f)
                             if nxt is None:  # started when the oldest iteration ends
                                 f.deferred.append((i, (values[slots[0]],)))
                             else:
-                                self._deliver(nxt, i, (values[slots[0]],))
+                                frames.deliver(nxt, i, (values[slots[0]],))
                             nexts = ()
                         else:
-                            self._special(i, st, kind, device)
+                            frames.special(i, st, kind, device)
                             count += 1
                             continue
                     except Exception as e:  # noqa: BLE001
@@ -391,7 +396,7 @@ class StepRun(FrameOps):
                 if not (count & 15) and clock() > deadline:
                     pause = True
                     break
-            self.current = None
+            frames.current = None
             if ctx.error is not None:
                 break
             if ready:
@@ -399,7 +404,7 @@ class StepRun(FrameOps):
             else:
                 st.queued = False
                 if st.frame is not None and st.frame.parent is not None:
-                    self._maybe_iter_done(st)
+                    frames.maybe_iter_done(st)
             if pause:
                 more = True
                 break
@@ -418,8 +423,9 @@ class StepRun(FrameOps):
 
     def _propagate(self, i: int, st: IterState, outs: Any) -> None:
         """Hand on the outputs of node i (finished asynchronously), as the loop does."""
-        self._consume(st, self.exe.in_slots[i])
-        self._deliver(st, i, outs)
+        frames = self.frames
+        frames.consume(st, self.exe.in_slots[i])
+        frames.deliver(st, i, outs)
         late = self.exe.succ_late[i]
         if late:
             pending = st.pending
@@ -429,7 +435,7 @@ class StepRun(FrameOps):
                 if p == 0:
                     st.ready.insert(0, j)
         st.waiting -= 1
-        self._queue(st)  # the loop checks whether its iteration is finished
+        frames.queue(st)  # the loop checks whether its iteration is finished
 
     async def _run_async(self, device: Any, i: int, st: IterState, args: list[Any]) -> None:
         """Node i's asynchronous kernel, a task in the device's nursery (its trio thread),
@@ -474,7 +480,7 @@ class StepRun(FrameOps):
         if self.ctx.error is None and any(st.ready for st in self.active):
             return
         self.finished = True
-        self.active = []
+        self.active.clear()  # (the list FrameOps shares)
         if self.ctx.error is None and self.exe.cf is not None and self.root.children:
             names = ", ".join(f"'{f.info.name}'" for f in self.root.children.values())
             self.ctx.abort(InternalError(
@@ -490,6 +496,11 @@ class _Resume:
 
     def __init__(self, run_: StepRun, i: int, st: IterState, outs: Any):
         self.run_, self.i, self.st, self.outs = run_, i, st, outs
+
+    @property
+    def peak_iterations(self) -> int:
+        """Most iterations of one frame alive at once in this step (statistics)."""
+        return self.frames.peak_iterations
 
     @staticmethod
     def _trace_bound(exe: Executable, trace: Any) -> None:
