@@ -160,7 +160,8 @@ class StepRun:
         else:
             self.root = Frame(exe.cf.frames[0], None, exe.cf).new_iteration()
         self.active: list[IterState] = [self.root]
-        self.frames = FrameOps(exe, ctx, self.active)  # frames' operations (its component)
+        # the frames' operations (its component); made when first needed without frames
+        self.frames = FrameOps(exe, ctx, self.active) if exe.cf is not None else None
         self.waiting = 0
         self.finished = False
         self.queued = False  # in its device's mailbox (so it is not posted twice)
@@ -172,7 +173,13 @@ class StepRun:
     @property
     def peak_iterations(self) -> int:
         """Most iterations of one frame alive at once in this step (statistics)."""
-        return self.frames.peak_iterations
+        return self.frames.peak_iterations if self.frames is not None else 1
+
+    def _frame_ops(self) -> FrameOps:
+        frames = self.frames
+        if frames is None:
+            frames = self.frames = FrameOps(self.exe, self.ctx, self.active)
+        return frames
 
     @staticmethod
     def _trace_bound(exe: Executable, trace: Any) -> None:
@@ -240,7 +247,7 @@ class StepRun:
             for i, st in parked:
                 st.waiting -= 1
                 st.ready.append(i)
-                frames.queue(st)
+                self._frame_ops().queue(st)
             parked.clear()
         if device.has_stream:  # a GPU: make its stream current on this thread
             device.activate()
@@ -254,7 +261,8 @@ class StepRun:
                     more = True
                     break
                 continue
-            frames.current = st  # push onto `ready`
+            if frames is not None:
+                frames.current = st  # (an iteration running is not finished)
             ready, values, refs, pending, dead = st.ready, st.values, st.refs, st.pending, st.dead
             pause = False
             while ready:
@@ -396,7 +404,8 @@ class StepRun:
                 if not (count & 15) and clock() > deadline:
                     pause = True
                     break
-            frames.current = None
+            if frames is not None:
+                frames.current = None
             if ctx.error is not None:
                 break
             if ready:
@@ -423,7 +432,7 @@ class StepRun:
 
     def _propagate(self, i: int, st: IterState, outs: Any) -> None:
         """Hand on the outputs of node i (finished asynchronously), as the loop does."""
-        frames = self.frames
+        frames = self._frame_ops()
         frames.consume(st, self.exe.in_slots[i])
         frames.deliver(st, i, outs)
         late = self.exe.succ_late[i]
@@ -496,19 +505,6 @@ class _Resume:
 
     def __init__(self, run_: StepRun, i: int, st: IterState, outs: Any):
         self.run_, self.i, self.st, self.outs = run_, i, st, outs
-
-    @property
-    def peak_iterations(self) -> int:
-        """Most iterations of one frame alive at once in this step (statistics)."""
-        return self.frames.peak_iterations
-
-    @staticmethod
-    def _trace_bound(exe: Executable, trace: Any) -> None:
-        """The Consts bound at compile time, traced as having run as the step starts."""
-        t = time.perf_counter()
-        for j in exe.bound:
-            outs = tuple(exe.values0[s] for _, s in exe.out_slots[j])
-            trace.append(tracing.node_record(exe.names[j], exe.device, t, t, exe.ops[j], outs))
 
     def run_slice(self, device: Any, on_loop: bool) -> StepRun | None:
         r = self.run_
