@@ -40,7 +40,8 @@ State (owned by whoever holds the baton, unless said otherwise):
   _waker      the event the actor sleeps on (set by posts and by an inline holder letting go);
               written by the actor only
   _room_cv    the condition threads waiting for room in the mailbox block on (its own lock)
-  _nursery    where asynchronous kernels wait; cancelled when the device closes
+  _nursery    where asynchronous kernels wait (`start_soon`, counted in
+              async_kernels_waiting while they run); cancelled when the device closes
   intra_op    the process's shared pool of threads that large kernels split their work over
               (`devices.intra_op`; ConfigProto.intra_op_parallelism_threads); not owned
 

@@ -8,6 +8,11 @@ function `fns[i]`, its opcode (`kinds[i]`: how the executor calls it), the value
 entry per edge, data and control) and its initial pending count (`pending0[i]`: the number of
 incoming edges). Nothing in the executor's loop looks anything up by name. A partition with
 Switch, Merge, Enter, Exit or NextIteration also gets its frames (`scheduler.control_flow`).
+
+Consts are bound at compile time (a partition without frames): an input-less Const's value is
+computed here once and pre-placed in the slots every step starts with (`values0`); its
+consumers' pending counts do not count it, and it is never scheduled, so a graph of many
+``x + c`` terms runs one node per term, not two (`bound` lists them, for the trace).
 """
 
 from __future__ import annotations

@@ -18,11 +18,15 @@ start tasks, so a kernel that must wait there is *parked* and the step handed to
 
 State (one `StepRun` per step per device; owned by whoever holds the device):
   active    LIFO list of the IterStates with ready nodes (just the root without frames)
+  frames    the step's `scheduler.frame_ops.FrameOps`, a component sharing `active` (made
+            when first needed in a graph without frames)
+  tasks     the cancel scopes of its asynchronous kernels in flight
   IterState per (frame, iteration) (`scheduler.frame_ops`):
     pending   per-node count of edges not yet satisfied, copied from pending0 per step
     dead      per-node count of dead inputs (all zeros, shared, without control flow)
-    values    per-slot values; a slot is cleared after its last consumer (refs hits 0) and its
-              buffer released to the pool
+    values    per-slot values, copied from the Executable's `values0` (the bound Consts); a
+              slot is cleared after its last consumer (refs hits 0) and its buffer released
+              to the pool
     refs      per-slot count of consumers that have not run yet
     ready     LIFO stack of runnable nodes (finishes chains first, bounding memory)
   waiting   number of asynchronous kernels in flight (Recv, worker-thread kernels)
@@ -59,8 +63,14 @@ decrement successors' pending counts) is written once in the loop and once as a 
 (`_propagate` / `FrameOps.wake`, `consume`) for work that arrives from outside the loop:
 calling a function per node would cost the loop ~0.1 us a node.
 
+An inline kernel is called with its arguments read straight from their slots, by arity
+(a list of them per call would cost more than a scalar kernel does).
+
 Asynchronous kernels run as tasks in the device's nursery and re-enter the step through the
-door (`_Resume`). A Recv whose value is not there yet needs no task: it subscribes to the
+door (`_Resume`). Each runs under a cancel scope of its step: an aborted step (a deadline, an
+error elsewhere, a cancelled caller) cancels them on the device's loop, so no wait of a dead
+step lingers (`async_kernels_waiting` goes back to 0, a dequeue takes nothing).
+A Recv whose value is not there yet needs no task: it subscribes to the
 rendezvous (`_on_value`), and the step goes on from the callback, inline when the value came
 off the wire (the worker service's reader) and the device is idle, else through the mailbox.
 The first error wins: it names the node and device, aborts the step (and its rendezvous,
