@@ -82,6 +82,7 @@ Tracing: ``ctx.trace`` is None or a `scheduler.step_trace.StepTrace`; the loop r
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -461,9 +462,9 @@ class StepRun:
         under a cancel scope the step's abort cancels; then the step goes on (`_Resume`)."""
         exe, ctx = self.exe, self.ctx
         tasks = self.tasks
-        if tasks is None:
-            tasks = self.tasks = set()
-            ctx.on_abort.append(self._abort_tasks)
+        if tasks is None:  # (the callback holds the device and the set, not the run: no
+            tasks = self.tasks = set()  # cycle keeping a finished step's values alive)
+            ctx.on_abort.append(functools.partial(_cancel_tasks, device, tasks))
         outs = None
         with trio.CancelScope() as scope:
             tasks.add(scope)
@@ -485,13 +486,6 @@ class StepRun:
                 tasks.discard(scope)
         device.run_or_post(_Resume(self, i, st, outs))
 
-    def _abort_tasks(self, error: OpError) -> None:
-        """The step was aborted (from any thread): cancel its asynchronous kernels' waits."""
-        self.exe.device.call_on_loop(self._cancel_tasks)
-
-    def _cancel_tasks(self) -> None:
-        for scope in list(self.tasks or ()):
-            scope.cancel()
 
     def _maybe_finish(self) -> None:
         if self.finished or self.waiting:
@@ -506,6 +500,16 @@ class StepRun:
                 f"the step ended with while loop frame(s) {names} unfinished: a node in them "
                 f"waits for an input that never comes (please report)"))
         self.ctx.part_done()
+
+
+def _cancel_tasks(device: Any, tasks: set[trio.CancelScope], error: OpError) -> None:
+    """A step was aborted (from any thread): cancel its asynchronous kernels' waits, on the
+    device's trio thread."""
+
+    def cancel() -> None:
+        for scope in list(tasks):
+            scope.cancel()
+    device.call_on_loop(cancel)
 
 
 class _Resume:
