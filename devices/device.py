@@ -170,6 +170,11 @@ class Device:
             finally:
                 self._room_waiters -= 1
 
+    @property
+    def room_waiters(self) -> int:
+        """How many threads are blocked in `wait_for_room_blocking` now."""
+        return self._room_waiters
+
     def _notify_room(self) -> None:
         with self._room_cv:
             self._room_cv.notify_all()

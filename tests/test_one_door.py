@@ -316,9 +316,9 @@ def test_a_full_mailbox_blocks_a_posting_thread_until_the_actor_makes_room() -> 
             t = threading.Thread(target=poster)
             t.start()
             deadline = time.perf_counter() + 5
-            while dev._room_waiters == 0 and time.perf_counter() < deadline:
+            while dev.room_waiters == 0 and time.perf_counter() < deadline:
                 await trio.sleep(0.001)  # polls the thread's state (not synchronisation)
-            assert dev._room_waiters == 1 and dev.statistics().mailbox_depth == 2
+            assert dev.room_waiters == 1 and dev.statistics().mailbox_depth == 2
             blocker_release.set()
             await trio.to_thread.run_sync(holder.join)
             await trio.to_thread.run_sync(t.join, 10)
