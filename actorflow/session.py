@@ -64,13 +64,15 @@ def get_default_session() -> Session:
 class _Plan:
     """How to run one call signature: the compiled step, feed checks and result layout."""
 
-    __slots__ = ("step", "feed_checks", "build", "placement")
+    __slots__ = ("step", "feed_checks", "feed_columns", "build", "placement")
 
     def __init__(self, step: Any,
                  feed_checks: list[tuple[Tensor, np.dtype, shapes.Shape]],
                  build: Callable[[list[Any]], Any]):
         self.step = step
         self.feed_checks = feed_checks
+        # the checks as columns (tensors, dtypes, shapes), for one map over the fed values
+        self.feed_columns = tuple(zip(*feed_checks, strict=True)) if feed_checks else ((),) * 3
         self.build = build
 
 
@@ -88,6 +90,9 @@ class Session:
         else:
             self._runtime = LocalRuntime(self.config.to_runtime())
         self._plans: dict[Any, _Plan] = {}
+        # the last plan of an immutable fetch (a tensor, an op, a name) and its feed keys:
+        # a repeated call finds it by identity, without hashing a structure key
+        self._last_plan: tuple[Any, tuple, _Plan] | None = None
         self._cost_model = CostModel()  # refined by the timings of traced runs
         self._compile_lock = threading.Lock()
         self._exported: tuple[int, GraphDef, dict[str, NodeDef]] | None = None
@@ -182,12 +187,16 @@ class Session:
         if self.closed:
             raise FailedPreconditionError(
                 "attempted to use a closed session; create a new af.Session()")
-        if not self._started:
-            self._ensure_thread()
-        elif self._mode == "async":
-            raise FailedPreconditionError(
-                "this session runs inside trio ('async with'): use 'await s.run(...)' on the "
-                "object 'async with' gave you")
+        if self._mode != "sync":
+            if not self._started:
+                self._ensure_thread()
+            elif self._mode == "async":
+                raise FailedPreconditionError(
+                    "this session runs inside trio ('async with'): use 'await s.run(...)' on "
+                    "the object 'async with' gave you")
+        if options is None and run_metadata is None:  # the common call: its fixed cost
+            plan, args = self._prepare(fetches, feed_dict)
+            return plan.build(self._runtime.run(plan.step, args))
         plan, args, timeout, trace, stats = self._begin(fetches, feed_dict, options,
                                                         run_metadata)
         rets = self._runtime.run(plan.step, args, trace, stats, timeout=timeout)
@@ -217,16 +226,23 @@ class Session:
         return plan.build(rets)
 
     def _prepare(self, fetches: Any, feed_dict: dict | None) -> tuple[_Plan, list[Any]]:
-        feed_dict = feed_dict or {}
-        fkey = _structure_key(fetches)
-        key = (fkey, tuple(feed_dict))
-        plan = self._plans.get(key)
-        if plan is None:
-            with self._compile_lock:
-                plan = self._plans.get(key) or self._compile(fetches, feed_dict, key)
-        args = [_convert_feed(v, t, dt, shp)
-                for (t, dt, shp), v in zip(plan.feed_checks, feed_dict.values(), strict=True)]
-        return plan, args
+        keys = tuple(feed_dict) if feed_dict else ()
+        last = self._last_plan
+        if last is not None and last[0] is fetches and last[1] == keys:
+            plan = last[2]  # (== on the keys: identical tensors compare without __eq__)
+        else:
+            feed_dict = feed_dict or {}
+            key = (_structure_key(fetches), keys)
+            plan = self._plans.get(key)
+            if plan is None:
+                with self._compile_lock:
+                    plan = self._plans.get(key) or self._compile(fetches, feed_dict, key)
+            if type(fetches) in _IMMUTABLE_FETCHES:
+                self._last_plan = (fetches, keys, plan)
+        if not keys:
+            return plan, []
+        # (the keys matched the plan's: the values line up with its feed checks)
+        return plan, list(map(_convert_feed, feed_dict.values(), *plan.feed_columns))
 
     def _compile(self, fetches: Any, feed_dict: dict, key: Any) -> _Plan:
         g = self.graph
@@ -363,6 +379,9 @@ def _fill_metadata(md: RunMetadata, trace: list | None, stats: dict | None,
 # ------------------------------------------------------------------------------------------
 # Fetch structures and feeds
 # ------------------------------------------------------------------------------------------
+_IMMUTABLE_FETCHES = (Tensor, Operation, str)
+
+
 def _structure_key(fetches: Any) -> Any:
     t = type(fetches)
     if t is Tensor or t is Operation:
@@ -449,7 +468,13 @@ def _feed_tensor(key: Any, g: Graph) -> Tensor:
     return el
 
 
-def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> np.ndarray:
+def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> Any:
+    """A fed value as the step gets it: an array of the tensor's dtype, checked against its
+    shape; a 0-d value becomes a NumPy scalar (as scalar kernels return them, so they stay on
+    NumPy's fast scalar math; TF also fetches scalars as NumPy scalars)."""
+    tv = type(value)
+    if (tv is float or tv is int) and dt.kind == "f" and (shape is None or shape == ()):
+        return dt.type(value)  # the common scalar feed, without a 0-d array in between
     if dt.hasobject:  # a string tensor: bytes/str (nested lists, S/U/object arrays) only
         try:
             value = dtypes.to_string_array(value)
@@ -484,4 +509,6 @@ def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> n
             raise InvalidArgumentError(
                 f"cannot feed value of shape {tuple(vs)} for tensor '{t.name}', which has "
                 f"shape {shapes.fmt(shape)}", node=t.op.name)
+    if value.ndim == 0 and not dt.hasobject:
+        return value[()]
     return value

@@ -81,6 +81,19 @@ def scalar_chain(n: int, repeat: int) -> tuple[float, float]:
     return wall / n * 1e6, cpu / n * 1e6
 
 
+def scalar_add_n(n: int, repeat: int) -> tuple[float, float]:
+    """Microseconds per node (n + 1 nodes: the Adds and the AddN; the Consts are bound at
+    compile time) of ``add_n([x + float(i) for i in range(n)])`` on a fed scalar: wall, CPU."""
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, (), name="x")
+        y = af.add_n([x + float(i) for i in range(n)])
+    with af.Session(graph=g) as s:
+        assert abs(s.run(y, {x: 0.5}) / (0.5 * n + n * (n - 1) / 2) - 1) < 1e-4
+        wall, cpu = timed(lambda: s.run(y, {x: 0.5}), 3, repeat)
+    return wall / (n + 1) * 1e6, cpu / (n + 1) * 1e6
+
+
 def loop_gap(n: int = 200_000) -> dict[str, float]:
     """The longest gap another trio task sees while one `await s.run` runs an n-iteration
     while_loop; and the loop's iterations per second."""
@@ -125,12 +138,26 @@ def loop_gap(n: int = 200_000) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--no-tf", action="store_true", help="without TensorFlow's figures")
     args = ap.parse_args()
+
+    def tf(name: str, key: str, **params: object) -> str:  # TF's wall-clock figure, same run
+        if args.no_tf:
+            return ""
+        from benchmarks.common import peer_tf
+
+        peer = peer_tf(name, **params)
+        return f"; TF 2.21 {peer['figures'][key]:.2f} us wall" if peer else "; TF 2.21 -"
+
     fc = fixed_cost(args.repeat)
     print(f"Session.run fixed cost: sync {fc['sync_us']:.1f} us ({fc['sync_cpu_us']:.1f} CPU), "
-          f"async {fc['async_us']:.1f} us ({fc['async_cpu_us']:.1f} CPU)")
+          f"async {fc['async_us']:.1f} us ({fc['async_cpu_us']:.1f} CPU)"
+          + tf("run_fixed_cost", "us_per_run"))
     wall, cpu = scalar_chain(10_000, args.repeat)
     print(f"scalar chain of 10,000 x + 1.0: {wall:.2f} us/node ({cpu:.2f} CPU)")
+    wall, cpu = scalar_add_n(10_000, args.repeat)
+    print(f"add_n over 10,000 scalar x + float(i): {wall:.2f} us/node ({cpu:.2f} CPU)"
+          + tf("scalar_add_n", "us_per_node", n=10_000))
     lg = loop_gap()
     print(f"200k-iteration while_loop via the async API: {lg['iters_per_s'] / 1e3:.0f}k "
           f"iterations/s ({lg['iters_per_cpu_s'] / 1e3:.0f}k per CPU s), another task's "

@@ -28,8 +28,10 @@ and checkpoints at least every `SLICE_S`, so RPC readers, heartbeats and other s
 during a long step, and the steps sharing a device get a fair (round-robin) share of it.
 
 The mailbox is a deque. Continuations always go in (refusing one would strand a step half
-run); new steps are admitted while it holds fewer than `mailbox_size` items, and an async
-caller waits for room (`wait_for_room`): back-pressure, not a task per item.
+run); new steps are admitted while it holds fewer than `mailbox_size` items: an async caller
+waits for room (`wait_for_room`), a sync caller's thread blocks until the actor has made room
+(`wait_for_room_blocking`, bounded by the step's deadline): back-pressure, not a task per item
+and not a mailbox that grows without bound.
 
 State (owned by whoever holds the baton, unless said otherwise):
   pool        the memory pool (`statistics()`, limit -> ResourceExhausted)
@@ -37,7 +39,9 @@ State (owned by whoever holds the baton, unless said otherwise):
   _mailbox    deque of work items; appended by any thread, popped only by the actor
   _waker      the event the actor sleeps on (set by posts and by an inline holder letting go);
               written by the actor only
-  _nursery    where asynchronous kernels wait; cancelled when the device closes
+  _room_cv    the condition threads waiting for room in the mailbox block on (its own lock)
+  _nursery    where asynchronous kernels wait (`start_soon`, counted in
+              async_kernels_waiting while they run); cancelled when the device closes
   intra_op    the process's shared pool of threads that large kernels split their work over
               (`devices.intra_op`; ConfigProto.intra_op_parallelism_threads); not owned
 
@@ -113,6 +117,11 @@ class Device:
         self._waiting = 0
         self._closed = False
         self._baton = threading.Lock()
+        # threads blocked in `wait_for_room_blocking` (the actor notifies them as it pops)
+        self._room_cv = threading.Condition(threading.Lock())
+        self._room_waiters = 0
+        # True when `activate` does something (a GPU's stream), so a CPU's runs skip the call
+        self.has_stream = type(self).activate is not Device.activate
 
     # -- the door ---------------------------------------------------------------------------
     def run_or_post(self, item: WorkItem, may_inline: bool = True) -> None:
@@ -148,6 +157,28 @@ class Device:
                 self._room = trio.Event()
             await self._room.wait()
 
+    def wait_for_room_blocking(self, timeout: float | None = None) -> bool:
+        """Block the calling thread (not the device's trio thread) until the mailbox admits new
+        steps: the back-pressure a sync caller gets. False if `timeout` seconds passed first;
+        True at once when the device is closed (the door then says so)."""
+        if self.has_room() or self._closed:
+            return True
+        with self._room_cv:
+            self._room_waiters += 1
+            try:
+                return self._room_cv.wait_for(lambda: self.has_room() or self._closed, timeout)
+            finally:
+                self._room_waiters -= 1
+
+    @property
+    def room_waiters(self) -> int:
+        """How many threads are blocked in `wait_for_room_blocking` now."""
+        return self._room_waiters
+
+    def _notify_room(self) -> None:
+        with self._room_cv:
+            self._room_cv.notify_all()
+
     def _wake(self) -> None:
         ev = self._waker
         if ev is None:
@@ -172,6 +203,7 @@ class Device:
                 await self._serve_mailbox()
             finally:
                 self._closed = True
+                self._notify_room()
                 nursery.cancel_scope.cancel()
 
     async def _serve_mailbox(self) -> None:
@@ -195,6 +227,8 @@ class Device:
             if self._room is not None and self.has_room():
                 self._room.set()
                 self._room = None
+            if self._room_waiters and self.has_room():
+                self._notify_room()
             if clock() >= yield_at:
                 await trio.lowlevel.checkpoint()
                 yield_at = clock() + SLICE_S
@@ -212,17 +246,32 @@ class Device:
             self._waker = None
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Start an asynchronous kernel's wait in the device's nursery (on its trio thread)."""
+        """Start an asynchronous kernel's wait in the device's nursery (on its trio thread);
+        it counts in `statistics().async_kernels_waiting` until it returns."""
         assert self._nursery is not None, "device is not serving"
-        self._nursery.start_soon(fn, *args)
+        self._nursery.start_soon(self._counted, fn, args)
+
+    async def _counted(self, fn: Callable[..., Awaitable[Any]], args: tuple) -> None:
+        self._waiting += 1
+        try:
+            await fn(*args)
+        finally:
+            self._waiting -= 1
+
+    def call_on_loop(self, fn: Callable[[], Any]) -> None:
+        """Call `fn` on the device's trio thread: now if this is it, else soon (from any
+        thread); nothing once the loop has ended."""
+        if threading.get_ident() == self._loop_thread:
+            fn()
+        elif self._token is not None:
+            try:
+                self._token.run_sync_soon(fn)
+            except trio.RunFinishedError:
+                pass
 
     async def run_in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a large kernel on a worker thread (NumPy releases the GIL) so branches overlap."""
-        self._waiting += 1
-        try:
-            return await trio.to_thread.run_sync(fn, *args, limiter=self._threads)
-        finally:
-            self._waiting -= 1
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._threads)
 
     def activate(self) -> None:
         """Make this device current on the calling thread (a GPU sets its stream)."""

@@ -8,6 +8,11 @@ function `fns[i]`, its opcode (`kinds[i]`: how the executor calls it), the value
 entry per edge, data and control) and its initial pending count (`pending0[i]`: the number of
 incoming edges). Nothing in the executor's loop looks anything up by name. A partition with
 Switch, Merge, Enter, Exit or NextIteration also gets its frames (`scheduler.control_flow`).
+
+Consts are bound at compile time (a partition without frames): an input-less Const's value is
+computed here once and pre-placed in the slots every step starts with (`values0`); its
+consumers' pending counts do not count it, and it is never scheduled, so a graph of many
+``x + c`` terms runs one node per term, not two (`bound` lists them, for the trace).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ RETVAL = 2   # ctx.rets[fn] = args[0]                a fetch (_Retval); fn is th
 STEP = 3     # outs = fn(ctx, *args)                 needs the step (Send, stateful RNG ...)
 ASYNC = 4    # outs = fn.poll(ctx, *args) if ready now, else await fn(ctx, *args) in the nursery
 THREAD = 5   # outs = await device.run_in_thread(fn, *args)
-# control-flow primitives, run by the executor itself (`frame_ops.FrameOps._special`)
+# control-flow primitives, run by the executor itself (`frame_ops.FrameOps.special`)
 SWITCH = 6
 MERGE = 7
 ENTER = 8
@@ -67,6 +72,15 @@ class Executable:
     # are ready already run first and the update can stay in place (no copy-on-write).
     succ_late: list[tuple[int, ...]] = field(default_factory=list)
     zeros: list[int] = field(default_factory=list)  # dead-input counts of a frame-less run
+    # What a frame-less step's value slots start as: the outputs of the Consts bound at
+    # compile time (`_bind_consts`), None elsewhere.
+    values0: list[Any] = field(default_factory=list)
+    bound: tuple[int, ...] = ()  # those Consts (traced as having run when the step starts)
+
+    def __post_init__(self) -> None:
+        # what the executor's loop reads, in one attribute
+        self.loop_arrays = (self.fns, self.kinds, self.in_slots, self.out_slots, self.succ,
+                            self.succ_late)
 
 
 # ------------------------------------------------------------------------------------------
@@ -166,6 +180,11 @@ def compile_partition(graph: GraphDef, device: Any, *,
         if kdef.stateful and nd.op not in _READS and "resource" in (
                 nodes[src].out_dtypes[port] for src, port in in_pairs[j]):
             updates.add(j)
+    values0: list[Any] = [None] * len(slot_of)
+    bound: tuple[int, ...] = ()
+    if cf is None:
+        bound = _bind_consts(nodes, fns, kinds, out_slots, succ_lists, pending0, refs0,
+                             values0)
     if cf is not None:
         min_bytes = getattr(device.pool, "min_bytes", 0)
         plain = [k in (INLINE, IDENT, STEP, CTRIG) for k in kinds]
@@ -198,12 +217,43 @@ def compile_partition(graph: GraphDef, device: Any, *,
         # reversed so the LIFO stack pops roots in graph order (ties broken by build order)
         roots=[j for j in reversed(range(n)) if pending0[j] == 0],
         n_slots=len(slot_of),
+        values0=values0,
+        bound=bound,
         n_args=n_args,
         n_rets=n_rets,
         index=index,
         cf=cf,
         zeros=[0] * n,
     )
+
+
+def _bind_consts(nodes: list[NodeDef], fns: list[Any], kinds: list[int],
+                 out_slots: list[list[tuple[int, int]]], succ: list[list[int]],
+                 pending0: list[int], refs0: list[int], values0: list[Any]
+                 ) -> tuple[int, ...]:
+    """Bind every input-less Const into its consumers (a graph without frames): its value is
+    computed once here and pre-placed in `values0` (the slots a step starts with), its
+    consumers' pending counts no longer wait for it, and it is never scheduled (no successors,
+    never a root). Its slots get one extra ref, so no step clears them after the last reader;
+    the values are the Executable's, as the Const kernel's own value is (never a pool block).
+    Returns the bound nodes."""
+    bound = []
+    for j, nd in enumerate(nodes):
+        if nd.op != "Const" or nd.inputs or kinds[j] != INLINE:
+            continue
+        try:
+            outs = fns[j]()
+        except Exception:  # noqa: BLE001 - it fails the same way when it runs in a step
+            continue
+        for port, s in out_slots[j]:
+            values0[s] = outs[port]
+            refs0[s] += 1
+        for k in succ[j]:
+            pending0[k] -= 1
+        succ[j] = []
+        pending0[j] = 1  # never ready: not a root, and nobody wakes it
+        bound.append(j)
+    return tuple(bound)
 
 
 _READS = frozenset({"ReadVariableOp", "VarIsInitializedOp", "VarHandleOp", "ResourceGather"})

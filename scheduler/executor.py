@@ -18,11 +18,15 @@ start tasks, so a kernel that must wait there is *parked* and the step handed to
 
 State (one `StepRun` per step per device; owned by whoever holds the device):
   active    LIFO list of the IterStates with ready nodes (just the root without frames)
+  frames    the step's `scheduler.frame_ops.FrameOps`, a component sharing `active` (made
+            when first needed in a graph without frames)
+  tasks     the cancel scopes of its asynchronous kernels in flight
   IterState per (frame, iteration) (`scheduler.frame_ops`):
     pending   per-node count of edges not yet satisfied, copied from pending0 per step
     dead      per-node count of dead inputs (all zeros, shared, without control flow)
-    values    per-slot values; a slot is cleared after its last consumer (refs hits 0) and its
-              buffer released to the pool
+    values    per-slot values, copied from the Executable's `values0` (the bound Consts); a
+              slot is cleared after its last consumer (refs hits 0) and its buffer released
+              to the pool
     refs      per-slot count of consumers that have not run yet
     ready     LIFO stack of runnable nodes (finishes chains first, bounding memory)
   waiting   number of asynchronous kernels in flight (Recv, worker-thread kernels)
@@ -33,7 +37,7 @@ one iteration. Frames (WP §4.4, OSDI §3.4): every (frame, iteration) of a loop
 `IterState`; `scheduler.control_flow.analyze` works out the static part (each node's frame
 template, pending counts without back edges, initial values). The loop runs kernels and the
 per-iteration primitives (Merge, Switch, NextIteration, Identity) itself; Enter, Exit, dead
-nodes and the rest go to `FrameOps._special`.
+nodes and the rest go to `FrameOps.special`.
   - Switch sends its input to the port its predicate picks; the other port's consumers get a
     *dead* input. A node with a dead input is dead: it does not run, its consumers get dead
     inputs (and it is not traced). Merge runs on its first live input and is dead only when
@@ -49,18 +53,24 @@ nodes and the rest go to `FrameOps._special`.
     freed. A frame is finished when its last iteration is, and is removed from its parent.
   - Fused loops: a loop whose body is only synchronous kernels (`control_flow.plan_fused`)
     gains nothing from overlapping iterations, since one actor runs them all anyway. Once
-    every Enter has arrived, `FrameOps._run_fused` runs it iteration after iteration over a
+    every Enter has arrived, `FrameOps.run_fused` runs it iteration after iteration over a
     fixed list of nodes, one value per slot and no pending counts (a scalar counting loop:
     181-193k iterations per CPU second fused, 45-46k through the ready loop), within the
-    same slices, and delivers its Exits through the same `_deliver` as everything else.
+    same slices, and delivers its Exits through the same `deliver` as everything else.
 
 The bookkeeping after a node ran (store its outputs, release inputs after their last reader,
 decrement successors' pending counts) is written once in the loop and once as a function
-(`_propagate` / `FrameOps._wake`, `_consume`) for work that arrives from outside the loop:
+(`_propagate` / `FrameOps.wake`, `consume`) for work that arrives from outside the loop:
 calling a function per node would cost the loop ~0.1 us a node.
 
+An inline kernel is called with its arguments read straight from their slots, by arity
+(a list of them per call would cost more than a scalar kernel does).
+
 Asynchronous kernels run as tasks in the device's nursery and re-enter the step through the
-door (`_Resume`). A Recv whose value is not there yet needs no task: it subscribes to the
+door (`_Resume`). Each runs under a cancel scope of its step: an aborted step (a deadline, an
+error elsewhere, a cancelled caller) cancels them on the device's loop, so no wait of a dead
+step lingers (`async_kernels_waiting` goes back to 0, a dequeue takes nothing).
+A Recv whose value is not there yet needs no task: it subscribes to the
 rendezvous (`_on_value`), and the step goes on from the callback, inline when the value came
 off the wire (the worker service's reader) and the device is idle, else through the mailbox.
 The first error wins: it names the node and device, aborts the step (and its rendezvous,
@@ -72,12 +82,14 @@ Tracing: ``ctx.trace`` is None or a `scheduler.step_trace.StepTrace`; the loop r
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import trio
 
 from devices.device import SLICE_S
 from devices.errors import InternalError, OpError
@@ -142,27 +154,51 @@ class StepContext:
             self.done(self.error)
 
 
-class StepRun(FrameOps):
+class StepRun:
     """One step of one Executable on its device: a work item for the device actor."""
 
-    __slots__ = ("exe", "ctx", "root", "active", "waiting", "finished", "queued", "current",
-                 "peak_iterations", "parked")
+    __slots__ = ("exe", "ctx", "root", "active", "frames", "waiting", "finished", "queued",
+                 "parked", "tasks")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
         self.ctx = ctx
         if exe.cf is None:  # the root frame, with its one iteration
-            self.root = IterState(exe.pending0.copy(), [None] * exe.n_slots, exe.refs0.copy(),
+            self.root = IterState(exe.pending0.copy(), exe.values0.copy(), exe.refs0.copy(),
                                   exe.roots.copy(), exe.zeros)
+            if ctx.trace is not None and exe.bound:
+                self._trace_bound(exe, ctx.trace)
         else:
             self.root = Frame(exe.cf.frames[0], None, exe.cf).new_iteration()
         self.active: list[IterState] = [self.root]
+        # the frames' operations (its component); made when first needed without frames
+        self.frames = FrameOps(exe, ctx, self.active) if exe.cf is not None else None
         self.waiting = 0
         self.finished = False
         self.queued = False  # in its device's mailbox (so it is not posted twice)
-        self.current: IterState | None = None  # the IterState the loop is running
-        self.peak_iterations = 1  # most iterations of one frame alive at once (statistics)
         self.parked: list[tuple[int, IterState]] = []  # kernels left for the actor to start
+        # the cancel scopes of this step's asynchronous kernels in flight (on the device's
+        # trio thread): an aborted step cancels them, so no wait of it outlives it
+        self.tasks: set[trio.CancelScope] | None = None
+
+    @property
+    def peak_iterations(self) -> int:
+        """Most iterations of one frame alive at once in this step (statistics)."""
+        return self.frames.peak_iterations if self.frames is not None else 1
+
+    def _frame_ops(self) -> FrameOps:
+        frames = self.frames
+        if frames is None:
+            frames = self.frames = FrameOps(self.exe, self.ctx, self.active)
+        return frames
+
+    @staticmethod
+    def _trace_bound(exe: Executable, trace: Any) -> None:
+        """The Consts bound at compile time, traced as having run as the step starts."""
+        t = time.perf_counter()
+        for j in exe.bound:
+            outs = tuple(exe.values0[s] for _, s in exe.out_slots[j])
+            trace.append(tracing.node_record(exe.names[j], exe.device, t, t, exe.ops[j], outs))
 
     def run_slice(self, device: Any, on_loop: bool) -> StepRun | None:
         """One slice of the step (see `devices.device.WorkItem`): itself if there is more
@@ -203,8 +239,7 @@ class StepRun(FrameOps):
         """Run ready nodes for one slice. True if the step has more to run now (the slice is
         spent, or a parked kernel waits for the actor), False when it finished or waits."""
         exe = self.exe
-        fns, kinds, in_slots, out_slots, succ, late = (
-            exe.fns, exe.kinds, exe.in_slots, exe.out_slots, exe.succ, exe.succ_late)
+        fns, kinds, in_slots, out_slots, succ, late = exe.loop_arrays
         cf = exe.cf
         if cf is not None:
             switch_ports, n_data_in, merge_index = cf.switch_ports, cf.n_data_in, cf.merge_index
@@ -217,26 +252,28 @@ class StepRun(FrameOps):
         count = 0
         more = False
         active = self.active
+        frames = self.frames
         parked = self.parked
-        special = self._special
         if parked and on_loop:  # kernels parked by an inline slice: the actor starts them
             for i, st in parked:
                 st.waiting -= 1
                 st.ready.append(i)
-                self._queue(st)
+                self._frame_ops().queue(st)
             parked.clear()
-        device.activate()
+        if device.has_stream:  # a GPU: make its stream current on this thread
+            device.activate()
         # ---- the ready loop: an IterState with ready nodes; pop a node, run it, pass its
         # ---- outputs on, wake its successors; until nothing is ready or the slice is spent
         while active and ctx.error is None:
             st = active.pop()  # st.queued stays True while it runs: deliveries into it only
             if st.fused is not None:  # a whole simple loop at once
-                if not self._run_fused(st, device, deadline):
+                if not frames.run_fused(st, device, deadline):
                     active.append(st)
                     more = True
                     break
                 continue
-            self.current = st  # push onto `ready`
+            if frames is not None:
+                frames.current = st  # (an iteration running is not finished)
             ready, values, refs, pending, dead = st.ready, st.values, st.refs, st.pending, st.dead
             pause = False
             while ready:
@@ -259,7 +296,7 @@ class StepRun(FrameOps):
                                     if v is not None:
                                         break
                                 else:
-                                    special(i, st, kind, device)
+                                    frames.special(i, st, kind, device)
                                     count += 1
                                     continue
                             for port, s in out_slots[i]:
@@ -278,7 +315,7 @@ class StepRun(FrameOps):
                                     values[s0] = v
                                 nexts, dead_edges, dead_exits = live0, dead1, exits1
                             if dead_edges:
-                                self._deliver_dead(st, dead_edges)
+                                frames.deliver_dead(st, dead_edges)
                             if dead_exits and st.iter == st.frame.last:
                                 st.frame.dead_exits.extend(dead_exits)
                         elif kind == NEXTITER and not dead[i]:  # into the next iteration
@@ -286,14 +323,14 @@ class StepRun(FrameOps):
                             k = st.iter + 1
                             nxt = f.iters.get(k)
                             if nxt is None and k - f.first < f.info.parallel:
-                                nxt = self._new_iteration(f)
+                                nxt = frames.new_iteration(f)
                             if nxt is None:  # started when the oldest iteration ends
                                 f.deferred.append((i, (values[slots[0]],)))
                             else:
-                                self._deliver(nxt, i, (values[slots[0]],))
+                                frames.deliver(nxt, i, (values[slots[0]],))
                             nexts = ()
                         else:
-                            special(i, st, kind, device)
+                            frames.special(i, st, kind, device)
                             count += 1
                             continue
                     except Exception as e:  # noqa: BLE001
@@ -303,39 +340,52 @@ class StepRun(FrameOps):
                         t0 = clock()
                         trace.append((exe.names[i], device.name, t0, t0))
                 else:  # a kernel
-                    args = [values[s] for s in slots] if slots else ()
+                    args = None
                     try:
                         if trace is not None:
                             t0 = clock()
-                        if kind == INLINE:
-                            outs = fns[i](*args)
+                        if kind == INLINE:  # by arity: a list of the arguments would cost
+                            n_in = len(slots)  # more than a scalar kernel itself
+                            if n_in == 2:
+                                outs = fns[i](values[slots[0]], values[slots[1]])
+                            elif n_in == 1:
+                                outs = fns[i](values[slots[0]])
+                            elif n_in == 0:
+                                outs = fns[i]()
+                            else:
+                                outs = fns[i](*[values[s] for s in slots])
                         elif kind == ARG:
                             outs = (ctx.args[fns[i]],)
                         elif kind == RETVAL:
-                            ctx.rets[fns[i]] = args[0]
+                            ctx.rets[fns[i]] = values[slots[0]]
                             outs = ()
-                        elif kind == STEP:
-                            outs = fns[i](ctx, *args)
-                        elif kind == ASYNC and (outs := fns[i].poll(ctx, *args)) is not None:
-                            pass  # an asynchronous kernel whose input is already there
-                        elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
-                            self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
-                            st.waiting += 1
-                            sub(ctx, self._on_value(device, i, st, clock()))
-                            continue
-                        elif not on_loop:  # starting a task needs the device's trio thread:
-                            parked.append((i, st))  # park it, run what else is ready
-                            st.waiting += 1
-                            continue
-                        else:  # ASYNC or THREAD: continue when it is done (see _Resume)
-                            self.waiting += 1
-                            st.waiting += 1
-                            device.start_soon(self._run_async, device, i, st, args)
-                            continue
+                        else:  # the kinds that take a list of their arguments
+                            args = [values[s] for s in slots]
+                            if kind == STEP:
+                                outs = fns[i](ctx, *args)
+                            elif kind == ASYNC and (
+                                    outs := fns[i].poll(ctx, *args)) is not None:
+                                pass  # an asynchronous kernel whose input is already there
+                            elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
+                                self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
+                                st.waiting += 1
+                                sub(ctx, self._on_value(device, i, st, clock()))
+                                continue
+                            elif not on_loop:  # starting a task needs the device's trio
+                                parked.append((i, st))  # thread: park it, run what else is
+                                st.waiting += 1  # ready
+                                continue
+                            else:  # ASYNC or THREAD: continue when it is done (see _Resume)
+                                self.waiting += 1
+                                st.waiting += 1
+                                device.start_soon(self._run_async, device, i, st, args)
+                                continue
                         if trace is not None:  # (#16: the trace hook, 2 of 3)
                             trace.append(tracing.node_record(exe.names[i], device, t0, clock(),
                                                              exe.ops[i], outs))
                     except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
+                        if args is None:
+                            args = [values[s] for s in slots]
                         ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, args))
                         break
                     for port, s in out_slots[i]:
@@ -365,7 +415,8 @@ class StepRun(FrameOps):
                 if not (count & 15) and clock() > deadline:
                     pause = True
                     break
-            self.current = None
+            if frames is not None:
+                frames.current = None
             if ctx.error is not None:
                 break
             if ready:
@@ -373,22 +424,28 @@ class StepRun(FrameOps):
             else:
                 st.queued = False
                 if st.frame is not None and st.frame.parent is not None:
-                    self._maybe_iter_done(st)
+                    frames.maybe_iter_done(st)
             if pause:
                 more = True
                 break
         if ctx.error is None and (more or parked):
             return True
-        for _, st in parked:
-            st.waiting -= 1
-        parked.clear()
-        self._maybe_finish()
+        if parked:
+            for _, st in parked:
+                st.waiting -= 1
+            parked.clear()
+        if active or self.waiting or ctx.error is not None or exe.cf is not None:
+            self._maybe_finish()
+        elif not self.finished:  # (the common end of a step without frames)
+            self.finished = True
+            ctx.part_done()
         return False
 
     def _propagate(self, i: int, st: IterState, outs: Any) -> None:
         """Hand on the outputs of node i (finished asynchronously), as the loop does."""
-        self._consume(st, self.exe.in_slots[i])
-        self._deliver(st, i, outs)
+        frames = self._frame_ops()
+        frames.consume(st, self.exe.in_slots[i])
+        frames.deliver(st, i, outs)
         late = self.exe.succ_late[i]
         if late:
             pending = st.pending
@@ -398,23 +455,37 @@ class StepRun(FrameOps):
                 if p == 0:
                     st.ready.insert(0, j)
         st.waiting -= 1
-        self._queue(st)  # the loop checks whether its iteration is finished
+        frames.queue(st)  # the loop checks whether its iteration is finished
 
     async def _run_async(self, device: Any, i: int, st: IterState, args: list[Any]) -> None:
+        """Node i's asynchronous kernel, a task in the device's nursery (its trio thread),
+        under a cancel scope the step's abort cancels; then the step goes on (`_Resume`)."""
         exe, ctx = self.exe, self.ctx
-        try:
-            t0 = time.perf_counter()
-            if exe.kinds[i] == THREAD:
-                outs = await device.run_in_thread(exe.fns[i], *args)
-            else:
-                outs = await exe.fns[i](ctx, *args)
-            if ctx.trace is not None:  # (#16: the trace hook, 3 of 3)
-                ctx.trace.append(tracing.node_record(exe.names[i], device, t0,
-                                                     time.perf_counter(), exe.ops[i], outs))
-        except Exception as e:  # noqa: BLE001
-            ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, args))
-            outs = None
+        tasks = self.tasks
+        if tasks is None:  # (the callback holds the device and the set, not the run: no
+            tasks = self.tasks = set()  # cycle keeping a finished step's values alive)
+            ctx.on_abort.append(functools.partial(_cancel_tasks, device, tasks))
+        outs = None
+        with trio.CancelScope() as scope:
+            tasks.add(scope)
+            if ctx.error is not None:  # aborted before the task started
+                scope.cancel()
+            try:
+                t0 = time.perf_counter()
+                if exe.kinds[i] == THREAD:
+                    outs = await device.run_in_thread(exe.fns[i], *args)
+                else:
+                    outs = await exe.fns[i](ctx, *args)
+                if ctx.trace is not None:  # (#16: the trace hook, 3 of 3)
+                    ctx.trace.append(tracing.node_record(exe.names[i], device, t0,
+                                                         time.perf_counter(), exe.ops[i], outs))
+            except Exception as e:  # noqa: BLE001
+                ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, args))
+                outs = None
+            finally:
+                tasks.discard(scope)
         device.run_or_post(_Resume(self, i, st, outs))
+
 
     def _maybe_finish(self) -> None:
         if self.finished or self.waiting:
@@ -422,13 +493,23 @@ class StepRun(FrameOps):
         if self.ctx.error is None and any(st.ready for st in self.active):
             return
         self.finished = True
-        self.active = []
+        self.active.clear()  # (the list FrameOps shares)
         if self.ctx.error is None and self.exe.cf is not None and self.root.children:
             names = ", ".join(f"'{f.info.name}'" for f in self.root.children.values())
             self.ctx.abort(InternalError(
                 f"the step ended with while loop frame(s) {names} unfinished: a node in them "
                 f"waits for an input that never comes (please report)"))
         self.ctx.part_done()
+
+
+def _cancel_tasks(device: Any, tasks: set[trio.CancelScope], error: OpError) -> None:
+    """A step was aborted (from any thread): cancel its asynchronous kernels' waits, on the
+    device's trio thread."""
+
+    def cancel() -> None:
+        for scope in list(tasks):
+            scope.cancel()
+    device.call_on_loop(cancel)
 
 
 class _Resume:

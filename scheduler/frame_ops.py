@@ -2,10 +2,11 @@
 operations that move values between iterations and frames: delivering outputs, dead values,
 Enter/Exit/NextIteration, finishing iterations and frames, and running fused loops.
 
-`FrameOps` is the base class of `scheduler.executor.StepRun`: the executor's one ready loop
-calls these operations for everything beyond running a kernel and waking its successors. A
-graph without control flow is a root frame with one `IterState` and never needs more of them
-than `_deliver`, `_consume` and `_queue`. The static part (frame templates, pending counts
+`FrameOps` is a component of `scheduler.executor.StepRun` (one per run, sharing its list of
+active IterStates): the executor's one ready loop calls these operations for everything beyond
+running a kernel and waking its successors. A graph without control flow is a root frame with
+one `IterState` and never needs more of them than `deliver`, `consume` and `queue` (for work
+that finishes outside the loop). The static part (frame templates, pending counts
 without back edges, fused loop plans) comes from `scheduler.control_flow`; the semantics are
 described in `scheduler.executor`'s docstring.
 
@@ -68,7 +69,7 @@ class IterState:
         self.children: dict[int, Frame] | None = None
         self.queued = queued
         self.deleted = False
-        self.fused: FusedPlan | None = None  # a fused loop's run (see `_run_fused`)
+        self.fused: FusedPlan | None = None  # a fused loop's run (see `run_fused`)
 
 
 class Frame:
@@ -109,19 +110,21 @@ class Frame:
 
 
 class FrameOps:
-    """The frame operations of a step; `StepRun`'s base class (see the module doc)."""
+    """The frame operations of one step on one device: a component its `StepRun` owns (see
+    the module doc). Shares the run's `active` list (the IterStates with work); `current` is
+    the IterState the run's loop is in (set by the loop)."""
 
-    # set by StepRun
-    exe: Any
-    ctx: Any
-    active: list[IterState]
-    waiting: int
-    current: IterState | None
-    peak_iterations: int
-    root: IterState
+    __slots__ = ("exe", "ctx", "active", "current", "peak_iterations")
+
+    def __init__(self, exe: Any, ctx: Any, active: list[IterState]):
+        self.exe = exe
+        self.ctx = ctx
+        self.active = active
+        self.current: IterState | None = None
+        self.peak_iterations = 1  # most iterations of one frame alive at once (statistics)
 
     # -- control flow -------------------------------------------------------------------------
-    def _special(self, i: int, st: IterState, kind: int, device: Any) -> None:
+    def special(self, i: int, st: IterState, kind: int, device: Any) -> None:
         """Run control-flow primitive or dead node i of iteration `st` (see the module doc)."""
         exe = self.exe
         cf = exe.cf
@@ -148,13 +151,13 @@ class FrameOps:
         elif kind == SWITCH:
             outs = (values[slots[0]], values[slots[1]])
         elif kind <= THREAD:
-            raise InternalError(f"live node {exe.names[i]} reached _special")
+            raise InternalError(f"live node {exe.names[i]} reached special")
         else:  # Enter, Exit, NextIteration, Identity forward their input
             outs = (values[slots[0]],)
         if not is_dead and self.ctx.trace is not None:
             t = time.perf_counter()
             self.ctx.trace.append((exe.names[i], device.name, t, t))
-        self._consume(st, slots)
+        self.consume(st, slots)
         if is_dead:
             if kind == EXIT:
                 f = st.frame
@@ -163,7 +166,7 @@ class FrameOps:
             elif kind == NEXTITER:
                 pass  # stops here: a dead value starts no iteration
             elif kind == ENTER:
-                self._enter(i, st, None)
+                self.enter(i, st, None)
             elif kind == RETVAL:
                 raise InvalidArgumentError(
                     f"fetched tensor '{cf.input_names[i]}' has no value in this step: it is on "
@@ -174,7 +177,7 @@ class FrameOps:
                     f"a dead value (the untaken side of a cond) would cross devices at "
                     f"'{exe.names[i]}'; keep the cond's branches on one device")
             else:
-                self._deliver_dead(st, cf.dead_succ[i])
+                self.deliver_dead(st, cf.dead_succ[i])
             return
         if kind == SWITCH:
             data, pred = outs
@@ -187,21 +190,21 @@ class FrameOps:
             if pred:
                 if s1 is not None:
                     values[s1] = data
-                self._wake(st, live1)
-                self._deliver_dead(st, dead0)
+                self.wake(st, live1)
+                self.deliver_dead(st, dead0)
                 if exits0 and st.iter == f.last:
                     f.dead_exits.extend(exits0)
             else:
                 if s0 is not None:
                     values[s0] = data
-                self._wake(st, live0)
-                self._deliver_dead(st, dead1)
+                self.wake(st, live0)
+                self.deliver_dead(st, dead1)
                 if exits1 and st.iter == f.last:
                     f.dead_exits.extend(exits1)
         elif kind == ENTER:
-            self._enter(i, st, outs)
+            self.enter(i, st, outs)
         elif kind == EXIT:
-            self._deliver(st.frame.parent, i, outs)
+            self.deliver(st.frame.parent, i, outs)
         elif kind == NEXTITER:
             f = st.frame
             k = st.iter + 1
@@ -210,12 +213,12 @@ class FrameOps:
                 if k - f.first >= f.info.parallel:
                     f.deferred.append((i, outs))  # started when the oldest iteration ends
                     return
-                nxt = self._new_iteration(f)
-            self._deliver(nxt, i, outs)
+                nxt = self.new_iteration(f)
+            self.deliver(nxt, i, outs)
         else:  # Merge, ControlTrigger, Identity
-            self._deliver(st, i, outs)
+            self.deliver(st, i, outs)
 
-    def _consume(self, st: IterState, slots: tuple[int, ...]) -> None:
+    def consume(self, st: IterState, slots: tuple[int, ...]) -> None:
         values, refs = st.values, st.refs
         release = self.exe.device.pool.release
         for s in slots:
@@ -227,12 +230,12 @@ class FrameOps:
                 if type(v) is np.ndarray:
                     release(v)
 
-    def _queue(self, st: IterState) -> None:
+    def queue(self, st: IterState) -> None:
         if not st.queued:
             st.queued = True
             self.active.append(st)
 
-    def _wake(self, st: IterState, nodes: tuple[int, ...]) -> None:
+    def wake(self, st: IterState, nodes: tuple[int, ...]) -> None:
         pending, ready = st.pending, st.ready
         for j in nodes:
             p = pending[j] - 1
@@ -243,14 +246,14 @@ class FrameOps:
             st.queued = True
             self.active.append(st)
 
-    def _deliver(self, st: IterState, i: int, outs: Any) -> None:
+    def deliver(self, st: IterState, i: int, outs: Any) -> None:
         """Node i's live outputs into iteration `st`: values, pending counts, ready nodes."""
         values = st.values
         for port, s in self.exe.out_slots[i]:
             values[s] = outs[port]
-        self._wake(st, self.exe.succ[i])
+        self.wake(st, self.exe.succ[i])
 
-    def _deliver_dead(self, st: IterState, edges: Any, from_enter: bool = False) -> None:
+    def deliver_dead(self, st: IterState, edges: Any, from_enter: bool = False) -> None:
         """A dead output along `edges` ((node, is data edge into a Merge) pairs) into `st`."""
         cf = self.exe.cf
         assert cf is not None
@@ -268,7 +271,7 @@ class FrameOps:
             st.queued = True
             self.active.append(st)
 
-    def _enter(self, i: int, st: IterState, outs: Any) -> None:
+    def enter(self, i: int, st: IterState, outs: Any) -> None:
         """Enter node i fired in `st` (dead if outs is None): into the child frame."""
         cf = self.exe.cf
         assert cf is not None
@@ -280,7 +283,7 @@ class FrameOps:
         if f is None:
             f = children[child] = Frame(cf.frames[child], st, cf)
             if f.info.fused is None:
-                self._new_iteration(f)
+                self.new_iteration(f)
         if f.info.fused is not None:  # gather the Enters; run the loop when all are in
             if f.vals_t is f.info.values0:
                 f.vals_t = f.info.values0.copy()
@@ -298,28 +301,28 @@ class FrameOps:
                 self.active.append(run)
             return
         if cf.enter_const[i]:  # a loop invariant: every iteration, now and later
-            self._add_invariant(f, i, outs)
+            self.add_invariant(f, i, outs)
             for it in list(f.iters.values()):
                 if outs is None:
-                    self._deliver_dead(it, cf.dead_succ[i], True)
+                    self.deliver_dead(it, cf.dead_succ[i], True)
                 else:
-                    self._deliver(it, i, outs)
+                    self.deliver(it, i, outs)
         else:
             it0 = f.iters.get(0)
             if it0 is None:
                 raise InternalError(f"Enter '{self.exe.names[i]}' found its frame's first "
                                     f"iteration gone (please report)")
             if outs is None:
-                self._deliver_dead(it0, cf.dead_succ[i], True)
+                self.deliver_dead(it0, cf.dead_succ[i], True)
             else:
-                self._deliver(it0, i, outs)
+                self.deliver(it0, i, outs)
         f.pending_enters -= 1
         if f.pending_enters == 0:
             first = f.iters.get(f.first)
             if first is not None:
-                self._maybe_iter_done(first)
+                self.maybe_iter_done(first)
 
-    def _run_fused(self, st: IterState, device: Any, deadline: float) -> bool:
+    def run_fused(self, st: IterState, device: Any, deadline: float) -> bool:
         """Run the fused loop of `st` (see control_flow.plan_fused) from where it stopped;
         False if it paused at `deadline` for a checkpoint, True when the loop is over."""
         plan = st.fused
@@ -330,7 +333,7 @@ class FrameOps:
         assert cf is not None
         vals = st.values
         if f.dead_entry:  # the whole loop is dead (on an untaken side of a cond)
-            self._fused_done(st, None)
+            self.fused_done(st, None)
             return True
         kinds, out_slots, pooled = exe.kinds, exe.out_slots, plan.pooled
         release = device.pool.release
@@ -414,13 +417,13 @@ class FrameOps:
         except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
             ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, None))
             return True
-        self._fused_done(st, [vals[merge_slot[k]] for k in nvars])
+        self.fused_done(st, [vals[merge_slot[k]] for k in nvars])
         for v in vals:
             if type(v) is ndarray:
                 release(v)
         return True
 
-    def _fused_done(self, st: IterState, results: list[Any] | None) -> None:
+    def fused_done(self, st: IterState, results: list[Any] | None) -> None:
         """A fused loop ended: its Exits deliver (dead if `results` is None) into the parent
         iteration, and the frame goes."""
         plan, f, cf = st.fused, st.frame, self.exe.cf
@@ -436,13 +439,13 @@ class FrameOps:
             if x is None:
                 continue
             if results is None:
-                self._deliver_dead(parent, cf.dead_succ[x])
+                self.deliver_dead(parent, cf.dead_succ[x])
             else:
-                self._deliver(parent, x, (results[k],))
+                self.deliver(parent, x, (results[k],))
         if parent.frame is not None and parent.frame.parent is not None:
-            self._maybe_iter_done(parent)
+            self.maybe_iter_done(parent)
 
-    def _add_invariant(self, f: Frame, i: int, outs: Any) -> None:
+    def add_invariant(self, f: Frame, i: int, outs: Any) -> None:
         """Record invariant Enter i in frame f's templates, for iterations still to come."""
         exe, cf = self.exe, self.exe.cf
         assert cf is not None
@@ -467,7 +470,7 @@ class FrameOps:
             if pend[j] == 0:
                 f.ready_t.append(j)
 
-    def _new_iteration(self, f: Frame) -> IterState:
+    def new_iteration(self, f: Frame) -> IterState:
         st = f.new_iteration(False)
         if st.iter - f.first >= self.peak_iterations:
             self.peak_iterations = st.iter - f.first + 1
@@ -476,7 +479,7 @@ class FrameOps:
             self.active.append(st)
         return st
 
-    def _maybe_iter_done(self, st: IterState) -> None:
+    def maybe_iter_done(self, st: IterState) -> None:
         """Free `st` if its iteration is finished, then whatever that finishes in turn: the
         next iteration, the frame, the parent iteration (see the module doc)."""
         while True:
@@ -491,10 +494,10 @@ class FrameOps:
             st.values = st.refs = st.pending = []  # type: ignore[assignment]
             f.first = st.iter + 1
             if f.deferred and f.last + 1 - f.first < f.info.parallel:
-                nxt = self._new_iteration(f)
+                nxt = self.new_iteration(f)
                 deferred, f.deferred = f.deferred, []
                 for node, outs in deferred:
-                    self._deliver(nxt, node, outs)
+                    self.deliver(nxt, node, outs)
             nxt = f.iters.get(f.first)
             if nxt is not None:
                 st = nxt
@@ -509,6 +512,6 @@ class FrameOps:
             cf = self.exe.cf
             assert cf is not None
             for x in f.dead_exits:
-                self._deliver_dead(parent, cf.dead_succ[x])
+                self.deliver_dead(parent, cf.dead_succ[x])
             st = parent
 

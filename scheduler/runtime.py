@@ -11,7 +11,9 @@ is idle runs its first slice inline on the caller, whatever thread that is (a st
 partitions does so only on the devices' own thread, since its partitions share a
 rendezvous), and what is left goes to the device's mailbox. The async `arun` then awaits the
 step's done-callback; the sync `run` is a thin wrapper that blocks on a lock the
-done-callback releases. A step whose deadline (``timeout``, RunOptions.timeout_in_ms) passes
+done-callback releases. Both get back-pressure from a full mailbox before the step starts
+(`Device.wait_for_room` / `wait_for_room_blocking`, the latter bounded by the deadline).
+A step whose deadline (``timeout``, RunOptions.timeout_in_ms) passes
 is aborted on every device (each partition stops at its next slice) and fails with
 DeadlineExceededError; the devices and the session stay usable.
 
@@ -147,6 +149,12 @@ class LocalRuntime:
                 "'async with af.Session() as session'")
         if not step.parts:
             return [None] * step.n_rets
+        for dev, _ in step.parts:  # back-pressure: a full mailbox blocks this thread
+            if not dev.has_room() and not dev.wait_for_room_blocking(timeout):
+                raise DeadlineExceededError(
+                    f"the step could not start within its deadline ({timeout * 1e3:.0f} ms): "
+                    f"device {dev.name}'s mailbox stayed full; raise "
+                    f"RunOptions.timeout_in_ms or run fewer steps at once")
         lock = _thread.allocate_lock()
         lock.acquire()
         ctx = self._start(step, args, lambda _error: lock.release(), timeout, trace)

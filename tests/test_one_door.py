@@ -218,3 +218,114 @@ def test_a_long_loop_on_a_ps_task_is_slow_not_dead_and_shares_the_task() -> None
                 s.run(forever, options=af.RunOptions(timeout_in_ms=500))
             assert time.perf_counter() - t0 < 1.0
             assert s.run(bump) == bumps + 1
+
+
+def _waiting(s: af.Session) -> int:
+    return sum(d.async_kernels_waiting for d in s.statistics())
+
+
+def test_an_aborted_steps_waiting_kernels_are_cancelled() -> None:
+    """A dequeue on an empty queue waits in the device's nursery (counted); the step's deadline
+    cancels the wait, so nothing stays waiting and a later element is not taken by it."""
+    with af.Graph().as_default() as g:
+        q = af.FIFOQueue(4, [af.float32], shapes=[()])
+        v = af.placeholder(af.float32, ())
+        enq = q.enqueue(v)
+        deq = q.dequeue()
+
+    async def main() -> None:
+        async with af.Session(graph=g) as s:
+            errors: list[Exception] = []
+
+            async def blocked() -> None:
+                try:
+                    await s.run(deq, options=af.RunOptions(timeout_in_ms=300))
+                except DeadlineExceededError as e:
+                    errors.append(e)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(blocked)
+                await trio.testing.wait_all_tasks_blocked()
+                assert s.statistics()[0].async_kernels_waiting == 1
+            assert len(errors) == 1
+            await trio.testing.wait_all_tasks_blocked()
+            assert s.statistics()[0].async_kernels_waiting == 0
+            await s.run(enq, {v: 3.0})
+            assert await s.run(deq) == 3.0  # the aborted dequeue took nothing
+
+    trio.run(main)
+
+
+def test_a_failing_node_aborts_the_waits_of_its_step() -> None:
+    """An error elsewhere in the step aborts it: its waiting dequeue is cancelled at once (not
+    left for a later enqueue), from a sync caller's thread as well."""
+    with af.Graph().as_default() as g:
+        q = af.FIFOQueue(4, [af.float32], shapes=[()])
+        v = af.placeholder(af.float32, ())
+        enq = q.enqueue(v)
+        deq = q.dequeue()
+        idx = af.placeholder(af.int32, ())
+        bad = af.gather(af.constant([1.0, 2.0]), idx)
+        with af.control_dependencies([q.size()]):  # the dequeue starts waiting first
+            bad = af.identity(bad)
+    with af.Session(graph=g) as s:
+        with pytest.raises(af.errors.InvalidArgumentError):
+            s.run([deq, bad], {idx: 7})
+        deadline = time.perf_counter() + 5.0
+        while _waiting(s) and time.perf_counter() < deadline:  # cancelled on the actor's loop
+            time.sleep(0.001)
+        assert _waiting(s) == 0
+        s.run(enq, {v: 4.0})
+        assert s.run(deq) == 4.0
+
+
+def test_a_full_mailbox_blocks_a_posting_thread_until_the_actor_makes_room() -> None:
+    """Back-pressure for sync callers: a thread that finds the mailbox full blocks (bounded
+    by its timeout) instead of growing the mailbox, and goes on once the actor made room."""
+    order: list[int] = []
+    blocker_started = threading.Event()
+    blocker_release = threading.Event()
+
+    class Item:
+        def __init__(self, k: int, block: bool = False) -> None:
+            self.k, self.block = k, block
+
+        def run_slice(self, device: CpuDevice, on_loop: bool) -> None:
+            if self.block:
+                blocker_started.set()
+                blocker_release.wait(5)
+            order.append(self.k)
+
+    async def main() -> None:
+        dev = CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0", mailbox_size=2)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(dev.serve)
+            holder = threading.Thread(target=dev.run_or_post, args=(Item(0, True),))
+            holder.start()
+            await trio.to_thread.run_sync(blocker_started.wait)
+            dev.run_or_post(Item(1))
+            dev.run_or_post(Item(2))
+            assert not dev.has_room()
+            assert dev.wait_for_room_blocking(0.01) is False  # the timeout bounds the wait
+            admitted: list[bool] = []
+
+            def poster() -> None:
+                admitted.append(dev.wait_for_room_blocking(10))
+                dev.run_or_post(Item(3))
+
+            t = threading.Thread(target=poster)
+            t.start()
+            deadline = time.perf_counter() + 5
+            while dev.room_waiters == 0 and time.perf_counter() < deadline:
+                await trio.sleep(0.001)  # polls the thread's state (not synchronisation)
+            assert dev.room_waiters == 1 and dev.statistics().mailbox_depth == 2
+            blocker_release.set()
+            await trio.to_thread.run_sync(holder.join)
+            await trio.to_thread.run_sync(t.join, 10)
+            assert admitted == [True]
+            while len(order) < 4:
+                await trio.testing.wait_all_tasks_blocked()
+            assert order == [0, 1, 2, 3]
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)

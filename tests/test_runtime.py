@@ -264,3 +264,42 @@ def test_matmul_bias_relu_fusion(read_product: bool) -> None:
         np.testing.assert_array_equal(a, b)
     assert ("product" in ran[0]) == read_product     # fused away unless someone reads it
     assert "product" in ran[1] and "h" in ran[0]
+
+
+# ---- Consts bound at compile time; scalar feeds ------------------------------------------
+def test_consts_are_bound_into_their_consumers_at_compile_time() -> None:
+    """An input-less Const is not scheduled: its value is in the step's slots from the start,
+    its consumers do not wait for it, and it stays there across steps (never released)."""
+    with af.Graph().as_default() as g:
+        x = af.placeholder(af.float32, (), name="x")
+        big = af.constant(np.arange(50_000, dtype=np.float32), name="big")
+        y = af.add_n([x + float(i) for i in range(5)], name="y")
+        z = af.reduce_sum(big * 2.0, name="z") + x
+        with af.Session(graph=g, config=NO_REWRITES) as s:
+            for k in range(3):  # the bound values survive every step
+                assert s.run(y, {x: float(k)}) == pytest.approx(5 * k + 10)
+                assert s.run(z, {x: 1.0}) == pytest.approx(2 * 49_999 * 50_000 / 2 + 1, rel=1e-6)
+            plan = s._plans[next(iter(s._plans))]
+            ((_, exe),) = plan.step.parts
+            consts = [j for j, op in enumerate(exe.ops) if op == "Const"]
+            assert consts and set(consts) == set(exe.bound)
+            assert not set(consts) & set(exe.roots)
+            md = af.RunMetadata()
+            s.run(y, {x: 1.0}, run_metadata=md)
+            assert {exe.names[j] for j in consts} <= _ran(md)  # traced as having run
+
+
+def test_a_fed_scalar_reaches_kernels_as_a_numpy_scalar() -> None:
+    with af.Graph().as_default() as g:
+        p = af.placeholder(af.float32, (), name="p")
+        q = af.placeholder(af.int32, (), name="q")
+        v = af.placeholder(af.float32, (2,), name="v")
+        with af.Session(graph=g) as s:
+            for fed in (1.5, np.float64(1.5), np.array(1.5), 3):
+                out = s.run(af.identity(p), {p: fed})
+                assert type(out) is np.float32 and out == np.float32(fed)
+            assert type(s.run(q, {q: np.array(7)})) is np.int32
+            with pytest.raises(af.errors.InvalidArgumentError, match="dtype int32"):
+                s.run(q, {q: 1.5})
+            with pytest.raises(af.errors.InvalidArgumentError, match="shape"):
+                s.run(v, {v: 1.5})
