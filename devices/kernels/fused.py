@@ -23,7 +23,7 @@ from devices.errors import InvalidArgumentError
 from devices.intra_op import MIN_CHUNK_ELEMENTS, split_operands
 from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
-from devices.kernels.ufunc import _PASSES, _SCALAR_OPERATORS
+from devices.kernels.ufunc import _PASSES, _SCALAR_OPERATORS, array_ufunc
 
 # the ufuncs a program may name, with their number of operands (relu: maximum with 0)
 _UFUNCS = {"add": 2, "subtract": 2, "multiply": 2, "true_divide": 2, "maximum": 2,
@@ -53,7 +53,7 @@ def _steps(k: KernelContext) -> list[tuple[Any, tuple[Any, ...]]]:
         if name == "relu":
             steps.append((xp.maximum, (*operands, ("const", k.out_dtypes[0].np.type(0)))))
             continue
-        steps.append((getattr(xp, name), tuple(operands)))
+        steps.append((array_ufunc(xp, name, k.out_dtypes[0].np), tuple(operands)))
     return steps
 
 
