@@ -21,6 +21,7 @@ import numpy as np
 from devices.device import elementwise_cost_us, shape_bytes
 from devices.errors import InvalidArgumentError
 from devices.intra_op import MIN_CHUNK_ELEMENTS, split_operands
+from devices.kernels import compiled_chain
 from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.kernels.ufunc import _PASSES, _SCALAR_OPERATORS, array_ufunc
@@ -104,13 +105,33 @@ def _fused_elementwise(k: KernelContext) -> Any:
     pool = k.device.intra_op if xp is np else None
     passes = sum(_PASSES.get(step[0], 1.0) for step in k.attrs["program"])
 
+    def run_chain(p: compiled_chain.ChainPlan, ins: tuple[Any, ...], x: np.ndarray,
+                  out: np.ndarray) -> None:
+        loop = compiled_chain.compiled()
+        xf = np.ascontiguousarray(x).reshape(-1)
+        of = out.reshape(-1)
+        cs = compiled_chain.constants(p, ins)
+        if pool is not None and pool.worth_splitting(of.size, passes):
+            pool.parallel_for(of.size, lambda lo, hi: loop(xf[lo:hi], of[lo:hi], p.opcodes, cs),
+                              max(1, int(MIN_CHUNK_ELEMENTS / passes)))
+        else:
+            loop(xf, of, p.opcodes, cs)
+
     def run(ins: list[Any], o: Any) -> None:
         for f, operands in steps:
             f(*[o if a == -1 else (a[1] if type(a) is tuple else ins[a]) for a in operands],
               out=o)
 
+    fast = (compiled_chain.plan(k.attrs["program"], k.in_shapes, k.in_dtypes, dt)
+            if xp is np else None)
+
     def compute(*ins: Any) -> tuple[Any]:
         out = alloc() if alloc is not None else xp.empty(shape, dt)
+        if fast is not None and out.flags.c_contiguous:
+            x = ins[fast.source]
+            if type(x) is np.ndarray and x.shape == shape and x.dtype == np.float32:
+                run_chain(fast, ins, x, out)
+                return (out,)
         plan = split_operands(ins, out) if pool is not None and out.size > BLOCK else None
         if plan is None:
             run(list(ins), out)
