@@ -8,10 +8,10 @@ each step one of `OPCODES` (add, subtract, multiply, true_divide, negative, squa
 Anything else (a full-size second operand, max/min/relu, exp, sqrt...) keeps the NumPy path of
 `fused.py`. `plan(k)` says at compile time whether a node's program qualifies.
 
-How: the loop takes the input `BLOCK` elements at a time into a small buffer (it stays in the
-L1 cache), applies every step to the buffer in turn (one vectorised loop per step, no call
-per step), and writes the buffer out. The caller cuts the work into ranges over the intra-op
-pool as for the NumPy path; the loop releases the GIL.
+How: the loop (`devices.kernels.f32_loops.chain`) takes the input `BLOCK` (512) elements at a
+time into a small buffer (it stays in the L1 cache), applies every step to the buffer in turn (one
+vectorised loop per step, no call per step), and writes the buffer out. The caller cuts the
+work into ranges over the intra-op pool as for the NumPy path; the loop releases the GIL.
 
 Values: the same bits as the unfused kernels. Each step is one IEEE float32 operation per
 element, as NumPy's ufunc makes it (no contraction across steps: each step is its own loop),
@@ -25,15 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from devices.kernels import fast_tanh
-
 # opcodes of a step; the "R" forms take the scalar as the left operand (c - h, c / h)
 OPCODES = {"add": 0, "subtract": 1, "multiply": 2, "true_divide": 3, "negative": 6,
            "square": 7, "tanh": 8}
 _RSUB, _RDIV = 4, 5
-BLOCK = 512  # elements per buffer: 2 KB, in L1 across the whole chain
-
-_loop: Any = None
 
 
 @dataclass(frozen=True)
@@ -83,66 +78,12 @@ def plan(program: list[list[Any]], in_shapes: list[Any], in_dtypes: list[Any],
     return ChainPlan(source, opcodes, tuple(scalars))
 
 
-def _compile() -> Any:
-    import numba  # noqa: PLC0415 - on first use, as in fast_tanh
-
-    one = fast_tanh.compiled()[2]
-    vec = numba.float32[::1]
-    readonly = numba.types.Array(numba.float32, 1, "C", readonly=True)
-    codes = numba.types.Array(numba.int32, 1, "C", readonly=True)
-    consts = numba.float32[::1]
-    options = {"nogil": True, "cache": True, "error_model": "numpy", "fastmath": {"contract"}}
-
-    @numba.njit([numba.void(vec, vec, codes, consts), numba.void(readonly, vec, codes, consts)],
-                **options)
-    def chain(x: Any, out: Any, ops: Any, cs: Any) -> None:  # pragma: no cover - compiled
-        n = x.shape[0]
-        buf = np.empty(BLOCK, np.float32)
-        for lo in range(0, n, BLOCK):
-            m = min(BLOCK, n - lo)
-            for i in range(m):
-                buf[i] = x[lo + i]
-            for s in range(ops.shape[0]):
-                op = ops[s]
-                c = cs[s]
-                if op == 0:
-                    for i in range(m):
-                        buf[i] = buf[i] + c
-                elif op == 1:
-                    for i in range(m):
-                        buf[i] = buf[i] - c
-                elif op == 2:
-                    for i in range(m):
-                        buf[i] = buf[i] * c
-                elif op == 3:
-                    for i in range(m):
-                        buf[i] = buf[i] / c
-                elif op == 4:
-                    for i in range(m):
-                        buf[i] = c - buf[i]
-                elif op == 5:
-                    for i in range(m):
-                        buf[i] = c / buf[i]
-                elif op == 6:
-                    for i in range(m):
-                        buf[i] = -buf[i]
-                elif op == 7:
-                    for i in range(m):
-                        buf[i] = buf[i] * buf[i]
-                else:
-                    for i in range(m):
-                        buf[i] = one(buf[i])
-            for i in range(m):
-                out[lo + i] = buf[i]
-    return chain
-
-
 def compiled() -> Any:
-    """The compiled chain loop ``(x, out, opcodes, constants)``, made on first call."""
-    global _loop
-    if _loop is None:
-        _loop = _compile()
-    return _loop
+    """The compiled chain loop ``(x, out, opcodes, constants)`` (`devices.kernels.f32_loops`),
+    compiled or loaded from numba's cache on first call."""
+    from devices.kernels import f32_loops  # noqa: PLC0415 - numba's import costs ~0.3 s
+
+    return f32_loops.chain
 
 
 def constants(p: ChainPlan, ins: tuple[Any, ...] | list[Any]) -> np.ndarray:

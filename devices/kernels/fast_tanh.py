@@ -1,6 +1,7 @@
 """float32 ``tanh`` as TensorFlow's CPU kernel computes it: Eigen's rational approximation
 (an odd polynomial of degree 13 over an even one of degree 6 on the input clamped to
-[-7.9053, 7.9053]), compiled by numba into one vectorised loop that releases the GIL.
+[-7.9053, 7.9053]), compiled by numba (`devices.kernels.f32_loops`) into one vectorised loop
+that releases the GIL.
 
 Why: NumPy's float32 ``tanh`` on this project's x86 machines is a scalar libm call, 7-8 ns
 an element, about 30 times a multiply; the compiled approximation is ~1.3 ns (SIMD, fused
@@ -17,8 +18,9 @@ element-wise kernel call it as they call ``np.tanh``). Every float32 value, what
 array's size or layout (0-d, strided, a block of a fused chain), goes through the same
 compiled operations, so fused, split and unfused runs agree bit for bit; other dtypes go to
 ``np.tanh``. The price on tiny arrays is numba's dispatch, ~3 us a call against NumPy's ~1.
-The loops are compiled on first use (about a second; numba caches them under
-``__pycache__`` for the next process), so importing this module costs nothing.
+The loops are loaded on first use: importing numba and its cached loops costs ~0.5-1 s once per
+process (the first process of a checkout compiles them, a few seconds more), so importing
+this module costs nothing.
 """
 
 from __future__ import annotations
@@ -29,71 +31,24 @@ import numpy as np
 
 # Eigen's generic_fast_tanh_float: numerator (odd, alpha_1..alpha_13), denominator (even,
 # beta_0..beta_6), the clamp beyond which the approximation is 1, and the small-|x| cutoff
-_ALPHA = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
+ALPHA = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
           5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
           -2.76076847742355e-16)
-_BETA = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
+BETA = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
          1.19825839466702e-06)
 CLAMP = 7.90531110763549805
 TINY = 0.0004
 _kernels: Any = None
 
 
-def _compile() -> tuple[Any, Any, Any]:
-    """The compiled loops over 1-d C-contiguous float32 arrays, ``(x, out)`` and in place,
-    and the function of one float32 (0-d values), all with the same operations."""
-    import numba  # noqa: PLC0415 - imported on first use: numba's import costs ~0.3 s
-
-    f = np.float32
-    a1, a3, a5, a7, a9, a11, a13 = (f(v) for v in _ALPHA)
-    b0, b2, b4, b6 = (f(v) for v in _BETA)
-    clamp, tiny, one_ = f(CLAMP), f(TINY), f(1.0)
-
-    vec = numba.float32[::1]
-    readonly = numba.types.Array(numba.float32, 1, "C", readonly=True)
-    options = {"nogil": True, "cache": True, "error_model": "numpy", "fastmath": {"contract"}}
-
-    # error_model="numpy": no zero-division check, so the loop vectorises; "contract": FMAs
-    @numba.njit(numba.float32(numba.float32), inline="always", **options)
-    def one(v: Any) -> Any:  # pragma: no cover - runs compiled
-        c = v if v < clamp else clamp
-        c = c if c > -clamp else -clamp
-        x2 = c * c
-        p = x2 * a13 + a11
-        p = x2 * p + a9
-        p = x2 * p + a7
-        p = x2 * p + a5
-        p = x2 * p + a3
-        p = x2 * p + a1
-        p = c * p
-        q = x2 * b6 + b4
-        q = x2 * q + b2
-        q = x2 * q + b0
-        r = p / q
-        r = r if c < clamp else one_
-        r = r if c > -clamp else -one_
-        # NaN fails the compare and gives itself (the clamp above made r 1); tiny |x|: x
-        return r if abs(v) >= tiny else v
-
-    @numba.njit([numba.void(vec, vec), numba.void(readonly, vec)], **options)
-    def tanh_f32(x: Any, out: Any) -> None:  # pragma: no cover - runs compiled
-        for i in range(x.shape[0]):
-            out[i] = one(x[i])
-
-    # in place, one array: LLVM vectorises it (two arrays that alias take its scalar loop)
-    @numba.njit([numba.void(vec)], **options)
-    def tanh_f32_inplace(x: Any) -> None:  # pragma: no cover - runs compiled
-        for i in range(x.shape[0]):
-            x[i] = one(x[i])
-    return tanh_f32, tanh_f32_inplace, one
-
-
-def compiled() -> Any:
-    """The compiled float32 functions (`_compile`), compiling them (or loading them from
-    numba's cache) on first call."""
+def compiled() -> tuple[Any, Any, Any]:
+    """The compiled float32 functions ``(x, out)``, ``(x)`` in place and of one value
+    (`devices.kernels.f32_loops`), compiled or loaded from numba's cache on first call."""
     global _kernels
     if _kernels is None:
-        _kernels = _compile()
+        from devices.kernels import f32_loops  # noqa: PLC0415 - numba's import costs ~0.3 s
+
+        _kernels = (f32_loops.tanh_into, f32_loops.tanh_inplace, f32_loops.tanh_one)
     return _kernels
 
 
