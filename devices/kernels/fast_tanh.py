@@ -52,38 +52,60 @@ def compiled() -> tuple[Any, Any, Any]:
     return _kernels
 
 
+_F32 = np.dtype(np.float32)  # NumPy's dtype singleton: an identity test is the cheap check
+
+
 def tanh(x: Any, out: np.ndarray | None = None) -> Any:
     """``np.tanh(x, out=out)``, with Eigen's approximation when `x` is float32 (an array of
     any layout or a NumPy float32 scalar): every float32 value goes through the same compiled
     operations, whatever its array's size, layout or block, so a fused or split chain gives
     the same bits as the unfused kernels. Other dtypes are NumPy's."""
-    if type(x) is np.float32:
-        kernels = _kernels if _kernels is not None else compiled()
-        r = np.float32(kernels[2](x))
+    if type(x) is not np.ndarray:
+        if type(x) is not np.float32:
+            return np.tanh(x, out=out)
+        r = np.float32((_kernels or compiled())[2](x))
         if out is None:
             return r
         out[...] = r
         return out
-    if type(x) is not np.ndarray or x.dtype != np.float32:
+    if x.dtype is not _F32:
         return np.tanh(x, out=out)
-    kernels = _kernels if _kernels is not None else compiled()
-    if x.ndim == 0:
-        r = np.float32(kernels[2](x[()]))
+    kernels = _kernels or compiled()
+    if x.ndim != 1:
+        if x.ndim == 0:
+            r = np.float32(kernels[2](x[()]))
+            if out is None:
+                return np.asarray(r)
+            out[...] = r
+            return out
+        # the loops take 1-d arrays: a flat view, of a contiguous copy if need be
+        if out is x and x.flags.c_contiguous:
+            kernels[1](x.reshape(-1))
+            return out
+        xf = np.ascontiguousarray(x).reshape(-1)
+        if (out is not None and type(out) is np.ndarray and out.dtype is _F32
+                and out.shape == x.shape and out.flags.c_contiguous):
+            kernels[0](xf, out.reshape(-1))
+            return out
+        r = np.empty(x.shape, _F32)
+        kernels[0](xf, r.reshape(-1))
         if out is None:
-            return np.asarray(r)
-        out[...] = r
+            return r
+        np.copyto(out, r, casting="same_kind")
         return out
-    if out is x and x.flags.c_contiguous:
-        kernels[1](x.reshape(-1))
-        return out
-    xc = x if x.flags.c_contiguous else np.ascontiguousarray(x)
-    if (out is not None and type(out) is np.ndarray and out.dtype == np.float32
-            and out.shape == x.shape and out.flags.c_contiguous):
-        kernels[0](xc.reshape(-1), out.reshape(-1))
-        return out
-    r = np.empty(x.shape, np.float32)
-    kernels[0](xc.reshape(-1), r.reshape(-1))
     if out is None:
-        return r
+        out = np.empty(x.shape, _F32)
+        kernels[0](x if x.flags.c_contiguous else np.ascontiguousarray(x), out)
+        return out
+    if out is x:
+        if x.flags.c_contiguous:
+            kernels[1](x)
+            return out
+    elif (type(out) is np.ndarray and out.dtype is _F32 and out.shape == x.shape
+          and out.ndim == 1 and out.flags.c_contiguous):
+        kernels[0](x if x.flags.c_contiguous else np.ascontiguousarray(x), out)
+        return out
+    r = np.empty(x.shape, _F32)
+    kernels[0](np.ascontiguousarray(x), r)
     np.copyto(out, r, casting="same_kind")  # a broadcast or strided `out`, as the ufunc would
     return out
