@@ -80,3 +80,19 @@ def test_tanh_op_fused_and_unfused_agree_bit_for_bit():
     np.testing.assert_array_equal(fused, unfused)
     np.testing.assert_array_equal(single, fast_tanh.tanh(x_np))
     np.testing.assert_allclose(single, np.tanh(x_np), rtol=5e-7, atol=0)
+
+
+def test_tanh_grad_one_pass_equals_numpys_three_passes():
+    rng = np.random.default_rng(5)
+    x_np = rng.standard_normal((64, 33)).astype(np.float32)
+    dy_np = rng.standard_normal((64, 33)).astype(np.float32)
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, (64, 33))
+        dy = af.placeholder(af.float32, (64, 33))
+        y = af.tanh(x)
+        (gx,) = af.gradients(y, [x], grad_ys=[dy])
+    with af.Session(graph=g) as s:
+        y_v, gx_v = s.run([y, gx], {x: x_np, dy: dy_np})
+    want = np.multiply(np.subtract(np.float32(1), np.multiply(y_v, y_v)), dy_np)
+    np.testing.assert_array_equal(gx_v, want)
