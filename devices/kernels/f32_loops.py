@@ -27,6 +27,8 @@ BLOCK = 512  # elements of the chain's buffer: 2 KB, in L1 across the whole chai
 _VEC = numba.float32[::1]
 _READONLY = numba.types.Array(numba.float32, 1, "C", readonly=True)
 _CODES = numba.types.Array(numba.int32, 1, "C", readonly=True)
+# inputs are typed read-only: a writable array matches that signature too, so one compiled
+# version per loop serves both
 _OPTIONS: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy",
                             "fastmath": {"contract"}}
 
@@ -54,7 +56,7 @@ def tanh_one(v: Any) -> Any:  # pragma: no cover - runs compiled
     return r if abs(v) >= _TINY else v
 
 
-@numba.njit([numba.void(_VEC, _VEC), numba.void(_READONLY, _VEC)], **_OPTIONS)
+@numba.njit([numba.void(_READONLY, _VEC)], **_OPTIONS)
 def tanh_into(x: Any, out: Any) -> None:  # pragma: no cover - runs compiled
     for i in range(x.shape[0]):
         out[i] = tanh_one(x[i])
@@ -67,8 +69,7 @@ def tanh_inplace(x: Any) -> None:  # pragma: no cover - runs compiled
         x[i] = tanh_one(x[i])
 
 
-@numba.njit([numba.void(_VEC, _VEC, _CODES, _VEC), numba.void(_READONLY, _VEC, _CODES, _VEC)],
-            **_OPTIONS)
+@numba.njit([numba.void(_READONLY, _VEC, _CODES, _READONLY)], **_OPTIONS)
 def chain(x: Any, out: Any, ops: Any, cs: Any) -> None:  # pragma: no cover - runs compiled
     """`compiled_chain`'s loop: steps `ops` (its opcodes) with scalar operands `cs` applied to
     `x` block by block into `out`."""
@@ -114,8 +115,8 @@ def chain(x: Any, out: Any, ops: Any, cs: Any) -> None:  # pragma: no cover - ru
 
 # TanhGrad, ``dy * (1 - y * y)`` in one pass: no contraction, so the same bits as NumPy's three
 # passes (each step one IEEE float32 operation)
-@numba.njit([numba.void(a, b, _VEC) for a in (_VEC, _READONLY) for b in (_VEC, _READONLY)],
-            nogil=True, cache=True, error_model="numpy")
+@numba.njit([numba.void(_READONLY, _READONLY, _VEC)], nogil=True, cache=True,
+            error_model="numpy")
 def tanh_grad(y: Any, dy: Any, out: Any) -> None:  # pragma: no cover - runs compiled
     one = np.float32(1.0)
     for i in range(y.shape[0]):
