@@ -9,6 +9,11 @@ when the output and every full-size operand are contiguous, else along its outer
 output is large (`IntraOpPool.worth_splitting`). Every element sees the same ufuncs in the
 same order as in the unfused chain, so the values are identical.
 
+A float32 chain whose steps all take the running value and at most a scalar (``tanh(h) * 1.5
++ c``, the usual activation chains) runs instead as one compiled loop over L1-sized blocks
+(`devices.kernels.compiled_chain`, which says which programs qualify); its values are the
+unfused kernels' too. float32 ``tanh`` on either path is `devices.kernels.fast_tanh`'s.
+
     program [["tanh", 0], ["multiply", -1, 1], ["add", -1, 2]]  # tanh(x) * a + b
 """
 
