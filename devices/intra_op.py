@@ -17,6 +17,16 @@ on a worker that splits again) or a worker descheduled by a loaded machine never
 costs at most one chunk of delay. Chunks are a few times smaller than an even split, so a slow
 thread is evened out by the others (dynamic scheduling).
 
+A split must pay, and on a loaded machine it may not: a worker preempted by another process
+(a CPU hog, the other tasks of a cluster on the same cores) holds its chunk for a whole time
+slice while the caller waits. So every split job is judged when it ends: the caller timed the
+chunks it ran itself, and their mean time the number of chunks is what running the job inline
+would have cost. A job that took longer than `LOSS_RATIO` times that estimate was a loss; after
+a loss the pool runs the next `backoff` jobs inline (declined, counted in ``jobs_declined``)
+and then tries a split again; each loss in a row doubles `backoff` (from `BACKOFF_JOBS` up to
+`MAX_BACKOFF_JOBS`), a split that pays resets it. On a quiet machine splits pay and nothing
+changes; under a hog the pool stops paying thread hops that only add waiting.
+
 Small kernels never come here: `worth_splitting(n_elements)` says whether a split pays, from
 `MIN_CHUNK_ELEMENTS` (a chunk must carry more work than a thread hop costs; an expensive
 ufunc such as tanh gets there with fewer elements), and ``threads == 1`` runs the body
@@ -27,6 +37,9 @@ State:
   _jobs       a SimpleQueue of jobs for the workers (one entry per worker asked to help)
   _workers    the worker threads, started on the first job that needs them (daemon threads:
               they hold no state and block only on `_jobs`)
+  _declining  jobs still to run inline after a split that did not pay; _backoff: the next
+              such run's length (see above). Read and written by callers without a lock: a
+              race only shifts when the next split is tried
 A `_Job` (one `parallel_for` call): ``next_chunk`` (an itertools counter: taking a chunk is one
 atomic ``next``), ``done`` (chunks finished, under ``lock``), ``finished`` (an Event set when
 ``done`` reaches the chunk count) and the first exception a chunk raised (re-raised by the
@@ -42,6 +55,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from queue import SimpleQueue
@@ -56,6 +70,10 @@ import numpy as np
 MIN_CHUNK_ELEMENTS = 1 << 18
 # Chunks per thread of a job: more than one evens out a thread the OS preempted.
 CHUNKS_PER_THREAD = 2
+# A split job slower than this times its inline estimate was a loss (see the docstring).
+LOSS_RATIO = 1.0
+BACKOFF_JOBS = 8
+MAX_BACKOFF_JOBS = 256
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,7 @@ class IntraOpStatistics:
     threads: int
     jobs_split: int      # parallel_for calls that used more than one thread
     jobs_inline: int     # parallel_for calls run by the caller alone
+    jobs_declined: int = 0  # of those, the ones a split would have run but for a recent loss
 
 
 def _done(lo: int, hi: int) -> None:
@@ -83,13 +102,16 @@ class _Job:
         self.finished = threading.Event()
         self.error: BaseException | None = None
 
-    def work(self) -> None:
-        """Take chunks until none are left (any thread, the caller included)."""
+    def work(self) -> int:
+        """Take chunks until none are left (any thread, the caller included); returns how
+        many this thread ran."""
         bounds, body = self.bounds, self.body
+        ran = 0
         while True:
             i = next(self.next_chunk)
             if i >= self.n_chunks:
-                return
+                return ran
+            ran += 1
             try:
                 if self.error is None:
                     body(bounds[i], bounds[i + 1])
@@ -115,6 +137,9 @@ class IntraOpPool:
         self._start_lock = threading.Lock()
         self._split = 0
         self._inline = 0
+        self._declined = 0
+        self._declining = 0
+        self._backoff = BACKOFF_JOBS
 
     def worth_splitting(self, n_elements: int, passes: float = 1.0) -> bool:
         """True if `passes` passes (an add is 1, a tanh about 6) over `n_elements` are big
@@ -128,8 +153,11 @@ class IntraOpPool:
         exception a range raised. Ranges hold at least `min_chunk` items (one range when
         `n` is smaller), so small work runs inline on the caller."""
         n_chunks = min(self.threads * CHUNKS_PER_THREAD, n // max(min_chunk, 1))
-        if self.threads == 1 or n_chunks < 2:
+        if self.threads == 1 or n_chunks < 2 or self._declining > 0:
             self._inline += 1
+            if self.threads > 1 and n_chunks >= 2:
+                self._declining -= 1
+                self._declined += 1
             if n > 0:
                 body(0, n)
             return
@@ -138,13 +166,26 @@ class IntraOpPool:
         job = _Job(body, bounds)
         if len(self._workers) < self.threads - 1:
             self._start_workers()
+        t0 = time.perf_counter()
         for _ in range(min(self.threads - 1, n_chunks - 1)):
             self._jobs.put(job)
-        job.work()
+        ran = job.work()
+        t_own = time.perf_counter() - t0
         job.finished.wait()
+        t_job = time.perf_counter() - t0
         job.body = _done  # drop the kernel's buffers now: a worker may still hold the job
         if job.error is not None:
             raise job.error
+        if ran:  # else the workers took every chunk: nothing to judge by
+            self._judge(t_job, t_own / ran * n_chunks)
+
+    def _judge(self, t_job: float, inline_estimate: float) -> None:
+        """After a split job: decline the next `_backoff` splits if it did not pay."""
+        if t_job > LOSS_RATIO * inline_estimate:
+            self._declining = self._backoff
+            self._backoff = min(2 * self._backoff, MAX_BACKOFF_JOBS)
+        else:
+            self._backoff = BACKOFF_JOBS
 
     def _start_workers(self) -> None:
         with self._start_lock:
@@ -172,7 +213,7 @@ class IntraOpPool:
         self._workers = []
 
     def statistics(self) -> IntraOpStatistics:
-        return IntraOpStatistics(self.threads, self._split, self._inline)
+        return IntraOpStatistics(self.threads, self._split, self._inline, self._declined)
 
 
 def resolve_threads(requested: int) -> int:

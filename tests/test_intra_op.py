@@ -5,6 +5,7 @@ non-contiguous operands."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -158,7 +159,7 @@ def test_row_reductions_split_equal_numpy(threads):
         outs = [af.reduce_sum(x, axis=1), af.reduce_mean(x, axis=-1, keepdims=True),
                 af.reduce_max(y, axis=[1, 2]), af.reduce_min(y, axis=2),
                 af.reduce_sum(y, axis=1), af.reduce_sum(x, axis=0)]
-    before = shared_pool(threads).statistics().jobs_split
+    before = shared_pool(threads).statistics()
     with af.Session(graph=g, config=af.ConfigProto(intra_op_parallelism_threads=threads)) as s:
         got = s.run(outs, {x: x_np, y: y_np})
     want = [np.add.reduce(x_np, axis=1), np.add.reduce(x_np, axis=-1, keepdims=True)
@@ -167,4 +168,34 @@ def test_row_reductions_split_equal_numpy(threads):
     for g_, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g_, w)
     if threads > 1:
-        assert shared_pool(threads).statistics().jobs_split >= before + 5
+        # offered to the pool: split, or declined after a split that did not pay (load)
+        after = shared_pool(threads).statistics()
+        assert (after.jobs_split + after.jobs_declined
+                >= before.jobs_split + before.jobs_declined + 5)
+
+
+def test_a_split_that_did_not_pay_makes_the_next_ones_run_inline():
+    from devices.intra_op import BACKOFF_JOBS
+
+    p = IntraOpPool(2)
+    caller = threading.get_ident()
+    try:
+        def straggler(lo, hi):  # a worker the OS preempted for 50 ms (a hog on its core)
+            if threading.get_ident() != caller:
+                time.sleep(0.05)
+
+        p.parallel_for(BIG * 4, straggler, 1)
+        stats = p.statistics()
+        assert stats.jobs_split == 1 and stats.jobs_declined == 0
+        seen = set()
+        for _ in range(BACKOFF_JOBS):
+            p.parallel_for(BIG * 4, lambda lo, hi: seen.add(threading.get_ident()), 1)
+        stats = p.statistics()
+        assert stats.jobs_declined == BACKOFF_JOBS and stats.jobs_split == 1
+        assert seen == {caller}  # declined jobs ran whole on the caller
+        p.parallel_for(BIG * 4, straggler, 1)  # tried again, lost again: twice the back-off
+        assert p.statistics().jobs_split == 2 and p._declining == 2 * BACKOFF_JOBS
+        p._judge(0.001, 0.002)  # a split that paid resets the back-off
+        assert p._backoff == BACKOFF_JOBS
+    finally:
+        p.close()

@@ -9,6 +9,11 @@ when the output and every full-size operand are contiguous, else along its outer
 output is large (`IntraOpPool.worth_splitting`). Every element sees the same ufuncs in the
 same order as in the unfused chain, so the values are identical.
 
+A float32 chain whose steps all take the running value and at most a scalar (``tanh(h) * 1.5
++ c``, the usual activation chains) runs instead as one compiled loop over L1-sized blocks
+(`devices.kernels.compiled_chain`, which says which programs qualify); its values are the
+unfused kernels' too. float32 ``tanh`` on either path is `devices.kernels.fast_tanh`'s.
+
     program [["tanh", 0], ["multiply", -1, 1], ["add", -1, 2]]  # tanh(x) * a + b
 """
 
@@ -21,9 +26,10 @@ import numpy as np
 from devices.device import elementwise_cost_us, shape_bytes
 from devices.errors import InvalidArgumentError
 from devices.intra_op import MIN_CHUNK_ELEMENTS, split_operands
+from devices.kernels import compiled_chain
 from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
-from devices.kernels.ufunc import _PASSES, _SCALAR_OPERATORS
+from devices.kernels.ufunc import _PASSES, _SCALAR_OPERATORS, array_ufunc
 
 # the ufuncs a program may name, with their number of operands (relu: maximum with 0)
 _UFUNCS = {"add": 2, "subtract": 2, "multiply": 2, "true_divide": 2, "maximum": 2,
@@ -53,7 +59,7 @@ def _steps(k: KernelContext) -> list[tuple[Any, tuple[Any, ...]]]:
         if name == "relu":
             steps.append((xp.maximum, (*operands, ("const", k.out_dtypes[0].np.type(0)))))
             continue
-        steps.append((getattr(xp, name), tuple(operands)))
+        steps.append((array_ufunc(xp, name, k.out_dtypes[0].np), tuple(operands)))
     return steps
 
 
@@ -104,13 +110,33 @@ def _fused_elementwise(k: KernelContext) -> Any:
     pool = k.device.intra_op if xp is np else None
     passes = sum(_PASSES.get(step[0], 1.0) for step in k.attrs["program"])
 
+    def run_chain(p: compiled_chain.ChainPlan, ins: tuple[Any, ...], x: np.ndarray,
+                  out: np.ndarray) -> None:
+        loop = compiled_chain.compiled()
+        xf = np.ascontiguousarray(x).reshape(-1)
+        of = out.reshape(-1)
+        cs = compiled_chain.constants(p, ins)
+        if pool is not None and pool.worth_splitting(of.size, passes):
+            pool.parallel_for(of.size, lambda lo, hi: loop(xf[lo:hi], of[lo:hi], p.opcodes, cs),
+                              max(1, int(MIN_CHUNK_ELEMENTS / passes)))
+        else:
+            loop(xf, of, p.opcodes, cs)
+
     def run(ins: list[Any], o: Any) -> None:
         for f, operands in steps:
             f(*[o if a == -1 else (a[1] if type(a) is tuple else ins[a]) for a in operands],
               out=o)
 
+    fast = (compiled_chain.plan(k.attrs["program"], k.in_shapes, k.in_dtypes, dt)
+            if xp is np else None)
+
     def compute(*ins: Any) -> tuple[Any]:
         out = alloc() if alloc is not None else xp.empty(shape, dt)
+        if fast is not None and out.flags.c_contiguous:
+            x = ins[fast.source]
+            if type(x) is np.ndarray and x.shape == shape and x.dtype == np.float32:
+                run_chain(fast, ins, x, out)
+                return (out,)
         plan = split_operands(ins, out) if pool is not None and out.size > BLOCK else None
         if plan is None:
             run(list(ins), out)

@@ -154,7 +154,31 @@ def _reciprocal_grad(xp: Any, o: Any, y: Any, dy: Any) -> None:  # -dy * y^2
     xp.negative(o, out=o)
 
 
-register_kernel("TanhGrad", cost=_COST3)(_fused(_tanh_grad))
+_F32 = np.dtype(np.float32)
+
+
+def _tanh_grad_factory(k: KernelContext) -> Any:
+    """TanhGrad: on a CPU, float32 operands of one shape, contiguous, take one compiled pass
+    (`devices.kernels.f32_loops.tanh_grad`, the same bits as the three NumPy passes)."""
+    general = _fused(_tanh_grad)(k)
+    if k.xp is not np or k.out_dtypes[0].np != np.float32:
+        return general
+    alloc = out_allocator(k)
+
+    def compute(y: Any, dy: Any) -> tuple[Any]:
+        if (type(y) is not np.ndarray or type(dy) is not np.ndarray or y.dtype is not _F32
+                or dy.dtype is not _F32 or y.shape != dy.shape or y.ndim == 0
+                or not (y.flags.c_contiguous and dy.flags.c_contiguous)):
+            return general(y, dy)
+        from devices.kernels import f32_loops  # noqa: PLC0415 - numba on first use
+
+        o = alloc() if alloc is not None else np.empty(y.shape, _F32)
+        f32_loops.tanh_grad(y.reshape(-1), dy.reshape(-1), o.reshape(-1))
+        return (o,)
+    return compute
+
+
+register_kernel("TanhGrad", cost=_COST3)(_tanh_grad_factory)
 register_kernel("SigmoidGrad", cost=_COST3)(_fused(_sigmoid_grad))
 register_kernel("SqrtGrad", cost=_COST2)(_fused(_sqrt_grad))
 register_kernel("RsqrtGrad", cost=_COST3)(_fused(_rsqrt_grad))

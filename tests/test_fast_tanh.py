@@ -1,0 +1,98 @@
+"""float32 tanh as Eigen (TF's CPU kernel) computes it: accuracy against the float64 tanh,
+edge values, and the same bits whatever the array's size, layout or block."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import actorflow as af
+from devices.kernels import fast_tanh
+
+
+def _edges() -> np.ndarray:
+    f32 = np.finfo(np.float32)
+    return np.float32([0.0, -0.0, f32.tiny, -f32.tiny, 1e-40, -1e-45, 3e-4, 4e-4, 5e-4, 1e-3,
+                       0.5, -0.5, 1.0, 7.9, fast_tanh.CLAMP, 8.0, -9.0, 20.0, 1e30, -1e30,
+                       f32.max, -f32.max, np.inf, -np.inf, np.nan])
+
+
+def test_accuracy_against_float64_tanh_over_the_float32_line():
+    x = np.concatenate([np.linspace(-12, 12, 400_001, dtype=np.float32),
+                        np.geomspace(1e-45, 12, 50_001).astype(np.float32),
+                        -np.geomspace(1e-45, 12, 50_001).astype(np.float32)])
+    got = fast_tanh.tanh(x)
+    want = np.tanh(x.astype(np.float64))
+    rel = np.abs(got - want) / np.maximum(np.abs(want), np.finfo(np.float64).tiny)
+    assert got.dtype == np.float32
+    assert rel.max() < 5e-7, (rel.max(), x[rel.argmax()])
+    assert np.all(np.abs(got) <= 1)
+
+
+def test_edge_values():
+    x = _edges()
+    got = fast_tanh.tanh(x)
+    assert np.signbit(got[1]) and got[0] == 0 and not np.signbit(got[0])
+    small = np.abs(x) < fast_tanh.TINY
+    np.testing.assert_array_equal(got[small], x[small])  # denormals and tiny |x|: x itself
+    big = np.isfinite(x) & (np.abs(x) >= fast_tanh.CLAMP)
+    np.testing.assert_array_equal(got[big], np.sign(x[big]))
+    assert got[x == np.inf][0] == 1 and got[x == -np.inf][0] == -1
+    assert np.isnan(got[-1])
+    assert abs(got[x == 0.5][0] - np.tanh(0.5)) < 1e-7
+
+
+def test_same_bits_for_any_size_layout_block_or_scalar():
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(4099) * 4).astype(np.float32)
+    x[:25] = _edges()
+    whole = fast_tanh.tanh(x)
+    for off, n in ((0, 1), (3, 7), (5, 17), (1, 100), (9, 4000)):
+        part = x[off:off + n]
+        out = np.empty_like(part)
+        inplace = part.copy()
+        for got in (fast_tanh.tanh(part), fast_tanh.tanh(part, out=out),
+                    fast_tanh.tanh(inplace, out=inplace)):
+            np.testing.assert_array_equal(got, whole[off:off + n])
+    np.testing.assert_array_equal(fast_tanh.tanh(x[::3]), whole[::3])
+    m = x[:4000].reshape(40, 100)
+    np.testing.assert_array_equal(fast_tanh.tanh(m.T), whole[:4000].reshape(40, 100).T)
+    scalars = [fast_tanh.tanh(v) for v in x[:200]]
+    assert all(type(s) is np.float32 for s in scalars)
+    np.testing.assert_array_equal(np.array(scalars), whole[:200])
+    assert fast_tanh.tanh(np.array(x[7])).shape == ()
+    # other dtypes are NumPy's
+    x64 = x.astype(np.float64)
+    np.testing.assert_array_equal(fast_tanh.tanh(x64), np.tanh(x64))
+
+
+def test_tanh_op_fused_and_unfused_agree_bit_for_bit():
+    x_np = (np.random.default_rng(4).standard_normal((300, 7)) * 3).astype(np.float32)
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, (300, 7))
+        y = af.tanh(af.tanh(x) * 1.5 + 0.25)
+        t = af.tanh(x)
+    off = af.ConfigProto(graph_options=af.GraphOptions(
+        optimizer_options=af.OptimizerOptions(False, False)))
+    with af.Session(graph=g) as s, af.Session(graph=g, config=off) as s0:
+        fused, single = s.run([y, t], {x: x_np})
+        unfused = s0.run(y, {x: x_np})
+    np.testing.assert_array_equal(fused, unfused)
+    np.testing.assert_array_equal(single, fast_tanh.tanh(x_np))
+    np.testing.assert_allclose(single, np.tanh(x_np), rtol=5e-7, atol=0)
+
+
+def test_tanh_grad_one_pass_equals_numpys_three_passes():
+    rng = np.random.default_rng(5)
+    x_np = rng.standard_normal((64, 33)).astype(np.float32)
+    dy_np = rng.standard_normal((64, 33)).astype(np.float32)
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, (64, 33))
+        dy = af.placeholder(af.float32, (64, 33))
+        y = af.tanh(x)
+        (gx,) = af.gradients(y, [x], grad_ys=[dy])
+    with af.Session(graph=g) as s:
+        y_v, gx_v = s.run([y, gx], {x: x_np, dy: dy_np})
+    want = np.multiply(np.subtract(np.float32(1), np.multiply(y_v, y_v)), dy_np)
+    np.testing.assert_array_equal(gx_v, want)
