@@ -399,7 +399,11 @@ class BundleReader:
             (s, full_shape[d] if n == -1 else n) for d, (s, n) in enumerate(extents)]
         if not entry.slices:
             arr = self._read_stored(name.encode(), name)
-            return arr[tuple(slice(s, s + n) for s, n in want)] if extents is not None else arr
+            if extents is None:
+                return arr
+            # a slice of a tensor stored whole (its CRC covers all of it, so all is read):
+            # copied, so the caller owns a compact buffer, not a view pinning the whole
+            return arr[tuple(slice(s, s + n) for s, n in want)].copy()
         dtype = as_dtype(bp.ENUM_TO_DTYPE[entry.dtype]).np
         out = np.empty([n for _, n in want], dtype)
         covered = 0

@@ -191,11 +191,18 @@ def test_tensorflow_reads_what_actorflow_writes(tmp_path: Path) -> None:
     g = af.Graph()
     with g.as_default():
         for name, value in EXPECTED.items():
-            af.Variable(value, name=name)
+            if name != "emb/table":
+                af.Variable(value, name=name)
+        with af.variable_scope("emb"):  # 3 parts here; TensorFlow restores it into 2
+            table = af.get_variable("table", [7, 4], initializer=af.zeros_initializer(),
+                                    partitioner=af.fixed_size_partitioner(3))
         saver = af.train.Saver()
         with af.Session(graph=g) as s:
             s.run(af.global_variables_initializer())
+            for part, rows in zip(table, np.array_split(EXPECTED["emb/table"], 3), strict=True):
+                part.load(rows, s)
             prefix = saver.save(s, str(tmp_path / "model.ckpt"), global_step=2)
+    assert len(BundleReader(prefix).entries[b"emb/table"].slices) == 3  # one entry, 3 slices
     np.savez(tmp_path / "expected.npz", **{k.replace("/", "__"): v for k, v in EXPECTED.items()})
     shutil.copy(DATA / "expected.npz", tmp_path / "fixture.npz")
     res = subprocess.run([py, "-c", TF_READS_OURS, prefix, str(tmp_path / "expected.npz"),
