@@ -17,6 +17,11 @@ Graph built (names as TF's, under the saver's name scope, "save" by default):
                             assignments, so a value is read once and never copied again)
     save/restore_all        groups them
 
+What is saved (`save_items`): every variable under its op name, except the parts of a
+PartitionedVariable (and their slots, "emb/part_0/Adam"), which save as slices of ONE tensor
+under the full name ("emb", "emb/Adam"), as TensorFlow does; restoring reads each part's slice
+of whatever the checkpoint holds, so any partitioning (or none) restores into any other.
+
 With `sharded=True` variables are grouped by their device, so each parameter-server task saves
 its own variables, in parallel; without it one SaveV2 writes everything (one data file).
 Restores always run per device, and do not depend on how a checkpoint was sharded: each reads
