@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,7 @@ from devices.dtypes import as_dtype
 from devices.errors import DataLossError, InvalidArgumentError, NotFoundError, UnimplementedError
 
 CHUNK = 1 << 20  # bytes per read/write call: each chunk's CRC reads it while it is in L2
+PIPELINE_BYTES = 8 << 20  # tensors this large are read on a helper thread, CRC'd on this one
 FLUSH_EVERY = 64 << 20  # a data file's writeback starts each time this much more was written
 # An extent per dimension: (start, length), length -1 meaning the whole dimension.
 Extents = Sequence[tuple[int, int]]
@@ -426,25 +428,50 @@ class BundleReader:
         return out
 
     def _read_bytes(self, path: str, entry: Any, view: memoryview, name: str) -> int:
-        """Read the entry's bytes into `view`; return their (unmasked) CRC32C."""
+        """Read the entry's bytes into `view`; return their (unmasked) CRC32C.
+
+        Chunk by chunk, each CRC'd right after it arrived (while it is in cache); for a large
+        tensor a helper thread reads chunk i+1 while this one checksums chunk i (both release
+        the GIL), so where a core is free the checksum costs no time."""
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise DataLossError(f"data file '{path}' of checkpoint '{self.prefix}' is missing "
                                 f"(needed for tensor '{name}')") from None
+
+        def fill(start: int) -> int:  # chunk [start, start + CHUNK) of the tensor, in full
+            end = min(start + CHUNK, entry.size)
+            got = start
+            while got < end:
+                n = os.preadv(fd, [view[got:end]], entry.offset + got)
+                if n == 0:
+                    raise DataLossError(
+                        f"data file '{path}' is truncated: tensor '{name}' needs bytes "
+                        f"{entry.offset}..{entry.offset + entry.size}")
+                got += n
+            return end
+
         crc = 0
         try:
-            got = 0
-            while got < entry.size:  # chunk by chunk, each CRC'd while it is in cache
-                n = os.preadv(fd, [view[got:got + CHUNK]], entry.offset + got)
-                if n == 0:
-                    raise DataLossError(f"data file '{path}' is truncated: tensor '{name}' "
-                                        f"needs bytes {entry.offset}..{entry.offset + entry.size}")
-                crc = sstable.crc32c(view[got:got + n], crc)
-                got += n
+            if entry.size < PIPELINE_BYTES:
+                start = 0
+                while start < entry.size:
+                    end = fill(start)
+                    crc = sstable.crc32c(view[start:end], crc)
+                    start = end
+                return crc
+            with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-read") as reader:
+                pending = reader.submit(fill, 0)
+                start = 0
+                while start < entry.size:
+                    end = pending.result()
+                    if end < entry.size:
+                        pending = reader.submit(fill, end)
+                    crc = sstable.crc32c(view[start:end], crc)
+                    start = end
+            return crc
         finally:
             os.close(fd)
-        return crc
 
     def read(self, name: str, extents: Extents | None = None) -> np.ndarray:
         """The tensor `name`, or the slice `extents` of it; assembles partitioned tensors."""
