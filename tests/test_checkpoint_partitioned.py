@@ -128,3 +128,24 @@ def test_dict_var_list_saves_a_partitioned_variable_under_its_key(tmp_path: Path
     r = BundleReader(path)
     assert r.names() == ["renamed"]
     np.testing.assert_array_equal(r.read("renamed"), vals)
+
+
+def test_init_from_checkpoint_fills_partitioned_variables_by_name_and_scope() -> None:
+    g = af.Graph()
+    with g.as_default():
+        with af.variable_scope("new"):  # 2 parts, from TF's 3-part "emb/table"
+            t = af.get_variable("table", [7, 3], partitioner=af.fixed_size_partitioner(2))
+        with af.variable_scope("dense"):  # 3 parts along axis 1, from TF's 2
+            w = af.get_variable("w", [3, 5], partitioner=af.fixed_size_partitioner(3, 1))
+        af.train.init_from_checkpoint(str(DATA), {"emb/table": "new/table", "dense/": "dense/"})
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            np.testing.assert_array_equal(_full(s, t), EXPECTED["emb/table"])
+            np.testing.assert_array_equal(_full(s, w), EXPECTED["dense/w"])
+    g = af.Graph()
+    with g.as_default():
+        t = af.get_variable("t", [7, 3], partitioner=af.fixed_size_partitioner(4))
+        af.train.init_from_checkpoint(str(DATA), {"emb/table/Adam": t})
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            np.testing.assert_array_equal(_full(s, t), EXPECTED["emb/table/Adam"])
