@@ -81,7 +81,9 @@ def init_from_checkpoint(ckpt_dir_or_file: str, assignment_map: dict[str, Any]) 
 
     `assignment_map` maps a checkpoint name or scope ("scope/", "/" for the root) to a
     variable, a variable name, or a scope in the current graph. Call it before building
-    `global_variables_initializer()`."""
+    `global_variables_initializer()`. A partitioned variable (a PartitionedVariable, or its
+    full name) initializes each part from its slice of the checkpoint's tensor, whatever
+    partitioning (or none) the checkpoint was saved with."""
     prefix = _resolve(ckpt_dir_or_file)
     reader = CheckpointReader(prefix)
     names = reader.get_variable_to_shape_map()
