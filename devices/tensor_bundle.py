@@ -21,10 +21,18 @@ and one writer merges the index last (TensorFlow's MergeV2Checkpoints):
     entries = write_data_file(data_path, [(name, array), ...], shard_id=k)   # on PS task k
     write_index(P + ".index", merged_entries, num_shards=n)                   # last, once
 
+Speed: tensors are written from their own buffers (no copy) in CHUNK-sized pieces, each
+CRC'd just before it is written (while it is in cache); a helper thread fdatasyncs the file
+every FLUSH_EVERY bytes, so the disk writes back while later tensors are still being copied,
+and the final fsync waits only for the tail. Reads go straight into the result array
+(`preadv`), and for tensors of PIPELINE_BYTES or more a helper thread reads chunk i+1 while
+the caller CRCs chunk i (the `crc32c` package releases the GIL on large buffers).
+
 Reading verifies each tensor's CRC32C: a truncated or bit-flipped file raises `DataLossError`
 naming the file and the tensor, never returns wrong values. `BundleReader.read(name, extents)`
 reads only the stored pieces a requested slice overlaps (byte ranges with `os.pread`), so a
-task restoring a few variables of a large checkpoint reads only those bytes.
+task restoring a few variables of a large checkpoint reads only those bytes (a piece stored
+whole is read whole: its CRC covers all of it).
 
     BundleWriter("/tmp/m.ckpt").add("w", np.ones((2, 3), np.float32)).finish()
     BundleReader("/tmp/m.ckpt").read("w")  # array([[1., 1., 1.], [1., 1., 1.]], float32)
