@@ -149,3 +149,29 @@ def test_init_from_checkpoint_fills_partitioned_variables_by_name_and_scope() ->
         with af.Session(graph=g) as s:
             s.run(af.global_variables_initializer())
             np.testing.assert_array_equal(_full(s, t), EXPECTED["emb/table/Adam"])
+
+
+def test_parts_on_two_devices_save_as_two_shards_of_one_tensor(tmp_path: Path) -> None:
+    """Saver(sharded=True) with a variable's parts on two devices: each device writes its
+    parts to its own data file, and the merged index holds ONE entry listing both shards'
+    slices (what TF's MergeV2Checkpoints makes of a partitioned variable over PS tasks)."""
+    g = af.Graph()
+    vals = np.random.default_rng().standard_normal((6, 2)).astype(np.float32)
+    with g.as_default():
+        with af.device(lambda op: f"/cpu:{int(op.name.split('part_')[1][0]) % 2}"
+                       if "part_" in op.name else "/cpu:0"):
+            t = af.get_variable("t", [6, 2], partitioner=af.fixed_size_partitioner(4))
+        saver = af.train.Saver(sharded=True)
+        config = af.ConfigProto(device_count={"CPU": 2})
+        with af.Session(graph=g, config=config) as s:
+            s.run(af.global_variables_initializer())
+            for part, rows in zip(t, np.array_split(vals, 4), strict=True):  # type: ignore[call-overload]
+                part.load(rows, s)
+            assert len({p.device for p in t}) == 2  # type: ignore[attr-defined]
+            path = saver.save(s, str(tmp_path / "m"))
+    r = BundleReader(path)
+    assert r.num_shards == 2 and r.names() == ["t"]
+    assert sorted(r.entries[k].shard_id for k in r.entries if k.startswith(b"\x00")) == [
+        0, 0, 1, 1]
+    assert len(r.entries[b"t"].slices) == 4
+    np.testing.assert_array_equal(r.read("t"), vals)
