@@ -4,7 +4,8 @@ initializer, regularizer, partitioner and dtype; `get_variable` with a regulariz
 joins ``GraphKeys.REGULARIZATION_LOSSES`` when the variable is created) and a partitioner
 (which gives a `PartitionedVariable`: one variable per shard along one axis, named
 ``<name>/part_<i>``, used as a tensor by concatenating them and by `embedding_lookup` shard by
-shard).
+shard; each part carries a `SaveSliceInfo`, so a Saver stores the parts as TensorFlow does: one
+tensor ``<name>`` with a slice per part).
 
     with af.variable_scope("model", regularizer=af.contrib.layers.l2_regularizer(1e-4)):
         w = af.get_variable("w", [784, 10])
@@ -32,6 +33,7 @@ from devices import dtypes
 from devices.errors import InvalidArgumentError
 
 __all__ = ["variable_scope", "get_variable", "VariableScope", "PartitionedVariable",
+           "SaveSliceInfo",
            "unique_in_scope",
            "fixed_size_partitioner", "variable_axis_size_partitioner",
            "min_max_variable_partitioner", "get_variable_scope"]
@@ -197,6 +199,25 @@ class PartitionedVariable:
         return f"<PartitionedVariable '{self.name}' shape={self._shape} parts={len(self)}>"
 
 
+@dataclasses.dataclass(frozen=True)
+class SaveSliceInfo:
+    """Where one part of a partitioned variable sits in the whole (TF's
+    `Variable.SaveSliceInfo`): the Saver stores every part under `full_name`, one checkpoint
+    entry with a slice per part, as TensorFlow does."""
+
+    full_name: str
+    full_shape: list[int]
+    var_offset: list[int]
+    var_shape: list[int]
+
+    @property
+    def spec(self) -> str:
+        """TF's shape_and_slices string, e.g. "10 4 0,5:0,4"."""
+        dims = " ".join(str(d) for d in self.full_shape)
+        sl = ":".join(f"{o},{n}" for o, n in zip(self.var_offset, self.var_shape, strict=True))
+        return f"{dims} {sl}"
+
+
 def fixed_size_partitioner(num_shards: int, axis: int = 0) -> Callable[..., list[int]]:
     """Split `axis` into `num_shards` shards (fewer when the axis is shorter)."""
     def partitioner(shape: Any, dtype: Any = None) -> list[int]:
@@ -289,6 +310,9 @@ def _partitioned(name: str, full: str, shape: Any, dt: Any, initializer: Any, re
         pname = f"{name}/part_{i}"
         existed = (f"{full}/part_{i}") in store
         v = variables.get_variable(pname, ps, dt, initializer, trainable, collections, reuse)
+        offset = [0] * len(shp)
+        offset[axis] = sum(sizes[:i])
+        v._save_slice_info = SaveSliceInfo(full, shp, offset, ps)  # the Saver's slice
         if reg is not None and not existed:
             _regularize(f"{full}/part_{i}", v, reg)
         parts.append(v)

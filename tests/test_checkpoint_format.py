@@ -124,6 +124,32 @@ def test_truncated_data_file_raises_data_loss_naming_file_and_tensor(tmp_path: P
     assert path in str(e.value)
 
 
+def test_large_tensors_written_with_flushes_and_read_pipelined(tmp_path: Path) -> None:
+    """Past PIPELINE_BYTES the read runs on a helper thread (CRC on the caller's), and past
+    FLUSH_EVERY the writer starts writeback early: values, truncation and a flipped bit in the
+    last chunk are still caught."""
+    import devices.tensor_bundle as tb
+
+    big = np.random.default_rng().standard_normal(3 << 20).astype(np.float32)  # 12 MiB
+    assert big.nbytes > tb.PIPELINE_BYTES
+    flush, tb.FLUSH_EVERY = tb.FLUSH_EVERY, 4 << 20
+    try:
+        prefix = BundleWriter(str(tmp_path / "big")).add("w", big).add("s", big[:7]).finish()
+    finally:
+        tb.FLUSH_EVERY = flush
+    np.testing.assert_array_equal(BundleReader(prefix).read("w"), big)
+    path = data_path(prefix, 0, 1)
+    raw = bytearray(Path(path).read_bytes())
+    raw[big.nbytes - 5] ^= 0x01
+    Path(path).write_bytes(bytes(raw))
+    with pytest.raises(DataLossError, match="checksum mismatch for tensor 'w'"):
+        BundleReader(prefix).read("w")
+    with open(path, "r+b") as f:
+        f.truncate(big.nbytes - (1 << 20) - 10)
+    with pytest.raises(DataLossError, match="truncated: tensor 'w'"):
+        BundleReader(prefix).read("w")
+
+
 def test_bit_flip_in_data_raises_data_loss(tmp_path: Path) -> None:
     prefix = str(tmp_path / "ck")
     _write_small(prefix)
@@ -191,11 +217,18 @@ def test_tensorflow_reads_what_actorflow_writes(tmp_path: Path) -> None:
     g = af.Graph()
     with g.as_default():
         for name, value in EXPECTED.items():
-            af.Variable(value, name=name)
+            if name != "emb/table":
+                af.Variable(value, name=name)
+        with af.variable_scope("emb"):  # 3 parts here; TensorFlow restores it into 2
+            table = af.get_variable("table", [7, 4], initializer=af.zeros_initializer(),
+                                    partitioner=af.fixed_size_partitioner(3))
         saver = af.train.Saver()
         with af.Session(graph=g) as s:
             s.run(af.global_variables_initializer())
+            for part, rows in zip(table, np.array_split(EXPECTED["emb/table"], 3), strict=True):
+                part.load(rows, s)
             prefix = saver.save(s, str(tmp_path / "model.ckpt"), global_step=2)
+    assert len(BundleReader(prefix).entries[b"emb/table"].slices) == 3  # one entry, 3 slices
     np.savez(tmp_path / "expected.npz", **{k.replace("/", "__"): v for k, v in EXPECTED.items()})
     shutil.copy(DATA / "expected.npz", tmp_path / "fixture.npz")
     res = subprocess.run([py, "-c", TF_READS_OURS, prefix, str(tmp_path / "expected.npz"),

@@ -371,3 +371,97 @@ def test_supervised_local_cluster_restarts_a_killed_task_on_its_address() -> Non
     ap = argparse.ArgumentParser()
     add_cluster_subcommand(ap.add_subparsers(dest="command"))
     assert ap.parse_args(["cluster", "--supervise"]).supervise is True
+
+
+class ThreadsHook(af.train.SessionRunHook):
+    """Starts, on the session's coordinator, a polite thread (after the stop request it still
+    reads `w` through the session, then ends) and optionally a stuck one (ends only when the
+    test releases it)."""
+
+    def __init__(self, w: af.Variable, stuck: bool) -> None:
+        self.w, self.stuck = w, stuck
+        self.release = threading.Event()
+        self.read_after_stop: list = []
+        self.threads: list[threading.Thread] = []
+
+    def after_create_session(self, session, coord) -> None:  # type: ignore[no-untyped-def]
+        def polite() -> None:
+            coord.wait_for_stop()
+            self.read_after_stop.append(session.run(self.w))
+
+        def stuck() -> None:
+            coord.wait_for_stop()
+            self.release.wait(60)
+
+        for fn in [polite] + ([stuck] if self.stuck else []):
+            t = threading.Thread(target=fn, daemon=True, name=fn.__name__)
+            coord.register_thread(t)
+            t.start()
+            self.threads.append(t)
+
+
+@pytest.mark.parametrize("stuck", [False, True])
+def test_close_gives_threads_stop_grace_period_secs(stuck: bool) -> None:
+    import time
+
+    g = af.Graph()
+    x, y, w, loss, step, train = _linear(g)
+    with g.as_default():
+        hook = ThreadsHook(w, stuck)
+        s = af.train.MonitoredTrainingSession(hooks=[hook], log_step_count_steps=None,
+                                              stop_grace_period_secs=0.4 if stuck else 60)
+        xv, yv = _batch(np.random.default_rng())
+        s.run(train, {x: xv, y: yv})
+        t0 = time.monotonic()
+        s.close()
+        took = time.monotonic() - t0
+    try:
+        # the polite thread ran its step before the session closed under it
+        assert len(hook.read_after_stop) == 1 and hook.read_after_stop[0].shape == (3, 1)
+        assert not hook.threads[0].is_alive()
+        if stuck:  # waited the whole grace period for it, and no longer (the default is 120)
+            assert 0.4 <= took < 30 and hook.threads[1].is_alive()
+        else:      # a grace of 60 s is an upper bound, not a wait
+            assert took < 30
+    finally:
+        hook.release.set()
+
+
+def test_monitored_session_starts_and_stops_queue_runners() -> None:
+    g = af.Graph()
+    with g.as_default():
+        q = af.FIFOQueue(4, [af.int32], shapes=[()])
+        counter = af.Variable(0, name="counter")
+        enq = q.enqueue([counter.assign_add(1)])
+        af.train.add_queue_runner(af.train.QueueRunner(q, [enq]))
+        deq = q.dequeue()
+        before = set(threading.enumerate())
+        with af.train.MonitoredSession(stop_grace_period_secs=30) as s:
+            bounded = af.RunOptions(timeout_in_ms=30000)  # no runner: DeadlineExceeded
+            got = [int(s.run(deq, options=bounded)) for _ in range(5)]
+            threads = set(threading.enumerate()) - before  # the runner's enqueue thread
+    assert got == [1, 2, 3, 4, 5]
+    assert threads and not any(t.is_alive() for t in threads)  # stopped within the grace
+
+
+def test_supervisor_stop_waits_stop_grace_secs_then_names_live_threads(tmp_path: Path) -> None:
+    import time
+
+    g = af.Graph()
+    x, y, w, loss, step, train = _linear(g)
+    release = threading.Event()
+    with g.as_default():
+        sv = af.train.Supervisor(logdir=str(tmp_path), stop_grace_secs=0.4, save_model_secs=0)
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match="stuck.*stop_grace_period_secs=0.4"):
+            with sv.managed_session() as sess:
+                th = threading.Thread(target=lambda: release.wait(60), name="stuck",
+                                      daemon=True)
+                sv.coord.register_thread(th)
+                th.start()
+                sess.run(train, dict(zip((x, y), _batch(np.random.default_rng()),
+                                         strict=True)))
+        took = time.monotonic() - t0
+    release.set()
+    assert 0.4 <= took < 30
+    assert af.train.latest_checkpoint(str(tmp_path)) is not None  # saved before stopping

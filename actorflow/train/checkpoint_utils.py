@@ -81,41 +81,57 @@ def init_from_checkpoint(ckpt_dir_or_file: str, assignment_map: dict[str, Any]) 
 
     `assignment_map` maps a checkpoint name or scope ("scope/", "/" for the root) to a
     variable, a variable name, or a scope in the current graph. Call it before building
-    `global_variables_initializer()`."""
+    `global_variables_initializer()`. A partitioned variable (a PartitionedVariable, or its
+    full name) initializes each part from its slice of the checkpoint's tensor, whatever
+    partitioning (or none) the checkpoint was saved with."""
     prefix = _resolve(ckpt_dir_or_file)
     reader = CheckpointReader(prefix)
     names = reader.get_variable_to_shape_map()
-    graph_vars = {v.op.name: v for v in get_default_graph().get_collection(
-        GraphKeys.GLOBAL_VARIABLES)}
-    pairs: list[tuple[str, Any]] = []
+    # {name in the graph: [(variable, slice spec)]}: a partitioned variable's parts are found
+    # by its full name, each restoring its slice ("" for a whole variable)
+    graph_vars: dict[str, list[tuple[Any, str]]] = {}
+    for v in get_default_graph().get_collection(GraphKeys.GLOBAL_VARIABLES):
+        info = getattr(v, "_save_slice_info", None)
+        if info is None:
+            graph_vars[v.op.name] = [(v, "")]
+        else:
+            graph_vars.setdefault(info.full_name, []).append((v, info.spec))
+
+    def parts(target: Any) -> list[tuple[Any, str]]:
+        if hasattr(target, "_get_variable_list"):  # a PartitionedVariable
+            return [(p, p._save_slice_info.spec) for p in target._get_variable_list()]
+        return [(target, "")]
+
+    pairs: list[tuple[str, Any, str]] = []
     for ckpt_key, target in assignment_map.items():
         if not isinstance(target, str):
-            pairs.append((ckpt_key, target))
+            pairs.extend((ckpt_key, v, spec) for v, spec in parts(target))
             continue
         if ckpt_key.endswith("/") or ckpt_key == "/":
             src_scope = "" if ckpt_key == "/" else ckpt_key
             dst_scope = "" if target == "/" else target
-            for vname, v in graph_vars.items():
+            for vname, vs in graph_vars.items():
                 if vname.startswith(dst_scope):
                     cand = src_scope + vname[len(dst_scope):]
                     if cand in names:
-                        pairs.append((cand, v))
+                        pairs.extend((cand, v, spec) for v, spec in vs)
             continue
         if target not in graph_vars:
             raise InvalidArgumentError(f"init_from_checkpoint: no variable '{target}' in the "
                                        f"graph (assignment_map['{ckpt_key}'])")
-        pairs.append((ckpt_key, graph_vars[target]))
+        pairs.extend((ckpt_key, v, spec) for v, spec in graph_vars[target])
     feed = np.frombuffer(os.path.abspath(prefix).encode(), np.uint8)
-    for ckpt_key, v in pairs:
+    for ckpt_key, v, spec in pairs:
         if ckpt_key not in names:
             raise NotFoundError(f"tensor '{ckpt_key}' is not in checkpoint {prefix}")
         want = v._snapshot._shape
-        if want is not None and list(want) != names[ckpt_key]:
+        full = list(v._save_slice_info.full_shape) if spec else want
+        if full is not None and list(full) != names[ckpt_key]:
             raise InvalidArgumentError(
-                f"variable '{v.op.name}' has shape {list(want)}, but '{ckpt_key}' in "
+                f"variable '{v.op.name}' has shape {list(full)}, but '{ckpt_key}' in "
                 f"{prefix} has shape {names[ckpt_key]}")
         with colocate_with(v.handle.op):
             path = core_ops.constant(feed, name=v.op.name + "/checkpoint_path")
-            (value,) = io_ops.restore_v2(path, [ckpt_key], [""], [v.dtype], [want],
+            (value,) = io_ops.restore_v2(path, [ckpt_key], [spec], [v.dtype], [want],
                                          name=v.op.name + "/checkpoint_initializer")
             v._initializer_op = state_ops.assign(v.handle, value).op

@@ -24,6 +24,13 @@ wait for it, then the step is retried. Hooks see `after_create_session` again. E
 is recorded in `recoveries` (the error, the global step restored, the seconds it took), which
 is how a caller reports the steps lost.
 
+Threads: each created session gets a fresh `af.train.Coordinator`, on which the graph's queue
+runners are started and which hooks receive in `after_create_session` (to register threads of
+their own). An error a thread reports is raised at the next `run`. On `close` (and before a
+recovery recreates the session) the coordinator asks them to stop and waits up to
+`stop_grace_period_secs` for them to end, then the session closes; threads still alive after
+the grace period are logged and left behind (TF's `ignore_live_threads=True`).
+
 `report_uninitialized_variables()` returns a string tensor of the names of the uninitialized
 variables (TF1's): their `VarIsInitializedOp`s run where the variables live.
 """
@@ -44,6 +51,8 @@ from actorflow.session import Session
 from actorflow.train import basic_session_run_hooks as hooks_mod
 from actorflow.train import checkpoint_management as cm
 from actorflow.train import training_util
+from actorflow.train.coordinator import Coordinator
+from actorflow.train.queue_runner import start_queue_runners
 from actorflow.train.saver import Saver
 from actorflow.train.session_run_hook import (
     SessionRunArgs,
@@ -244,22 +253,6 @@ class WorkerSessionCreator(_SessionCreator):
         return self._retrying(attempt)
 
 
-class Coordinator:
-    """The minimal coordinator hooks receive (request_stop / should_stop)."""
-
-    def __init__(self) -> None:
-        self._stop = False
-
-    def request_stop(self, ex: BaseException | None = None) -> None:
-        self._stop = True
-
-    def should_stop(self) -> bool:
-        return self._stop
-
-    def join(self, threads: Any = None, stop_grace_period_secs: float = 120) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class Recovery:
     """One recovery from a lost task: what failed and where training resumed."""
@@ -282,14 +275,36 @@ class _MonitoredSession:
         for h in self._hooks:
             h.begin()
         self.graph = getattr(session_creator, "graph", None) or get_default_graph()
-        self._coord = Coordinator()
+        self._coord = Coordinator(clean_stop_exception_types=())
         self._sess = self._create()
 
     def _create(self) -> Session:
+        """A session from the creator, with a fresh coordinator and the graph's queue
+        runners started on it (as TF's _CoordinatedSessionCreator)."""
         sess = self._creator.create_session()
+        self._coord = Coordinator(clean_stop_exception_types=())
+        with self.graph.as_default():
+            start_queue_runners(sess, coord=self._coord, daemon=True)
         for h in self._hooks:
             h.after_create_session(sess, self._coord)
         return sess
+
+    def _stop_threads(self, raise_error: bool) -> None:
+        """Ask the coordinator's threads (queue runners, hooks' registered threads) to stop
+        and give them `stop_grace_period_secs` to end before the session closes under them.
+        A thread still running then is logged and left (TF's ignore_live_threads=True); an
+        error a thread reported is re-raised when `raise_error` (close), else logged."""
+        self._coord.request_stop()
+        try:
+            self._coord.join(stop_grace_period_secs=self._grace)
+        except RuntimeError as e:
+            if "threads still running" not in str(e):
+                raise
+            log.warning("closing the session with %s", e)
+        except Exception as e:
+            if raise_error:
+                raise
+            log.warning("a coordinated thread failed: %s: %s", type(e).__name__, e)
 
     def raw_session(self) -> Session:
         return self._sess
@@ -308,6 +323,7 @@ class _MonitoredSession:
                 start = time.monotonic()
                 log.warning("a task was lost (%s: %s); recreating the session",
                             type(e).__name__, str(e)[:200])
+                self._stop_threads(raise_error=False)
                 self._sess.close()
                 self._sess = self._create()
                 step = None
@@ -319,6 +335,7 @@ class _MonitoredSession:
 
     def _run_once(self, fetches: Any, feed_dict: dict | None, options: Any,
                   run_metadata: Any) -> Any:
+        self._coord.raise_requested_exception()  # a queue runner's or hook thread's error
         ctx = SessionRunContext(SessionRunArgs(fetches, feed_dict, options), self._sess)
         extra: dict[int, Any] = {}
         feeds = dict(feed_dict or {})
@@ -352,7 +369,10 @@ class _MonitoredSession:
             for h in self._hooks:
                 h.end(self._sess)
         finally:
-            self._sess.close()
+            try:
+                self._stop_threads(raise_error=True)
+            finally:
+                self._sess.close()
 
     def __enter__(self) -> _MonitoredSession:
         return self
@@ -360,9 +380,12 @@ class _MonitoredSession:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if exc_type is None:
             self.close()
-        else:
+        elif not self._closed:
             self._closed = True
-            self._sess.close()
+            try:
+                self._stop_threads(raise_error=False)  # the block's exception goes on
+            finally:
+                self._sess.close()
         return False
 
 

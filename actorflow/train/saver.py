@@ -17,6 +17,11 @@ Graph built (names as TF's, under the saver's name scope, "save" by default):
                             assignments, so a value is read once and never copied again)
     save/restore_all        groups them
 
+What is saved (`save_items`): every variable under its op name, except the parts of a
+PartitionedVariable (and their slots, "emb/part_0/Adam"), which save as slices of ONE tensor
+under the full name ("emb", "emb/Adam"), as TensorFlow does; restoring reads each part's slice
+of whatever the checkpoint holds, so any partitioning (or none) restores into any other.
+
 With `sharded=True` variables are grouped by their device, so each parameter-server task saves
 its own variables, in parallel; without it one SaveV2 writes everything (one data file).
 Restores always run per device, and do not depend on how a checkpoint was sharded: each reads
@@ -58,29 +63,79 @@ def op_name(var: Any) -> str:
     return var.op.name
 
 
-def var_map(var_list: Any) -> dict[str, Variable]:
-    """{checkpoint name: variable} from None (all saveable), a list or a dict (TF1 rules)."""
+# One thing the Saver writes: (checkpoint name, TF shape_and_slices spec, variable). The spec
+# is "" for a whole tensor, or "full_shape off,len:off,len" for one part of a partitioned
+# variable; the parts of one name become ONE checkpoint entry with a slice each (as TF).
+Item = tuple[str, str, Variable]
+
+
+def _slice_info(v: Any, parts: dict[str, Any]) -> Any:
+    """The SaveSliceInfo of `v`: its own (a part of a PartitionedVariable), or, for a slot of a
+    part (named ``<part>/<slot>``, same shape), the part's moved to ``<full name>/<slot>``, as
+    TF's slot_creator names them ("emb/part_0/Adam" saves as a slice of "emb/Adam")."""
+    info = getattr(v, "_save_slice_info", None)
+    if info is not None or not parts:
+        return info
+    name = op_name(v)
+    head = name
+    while "/" in head:
+        head = head.rsplit("/", 1)[0]
+        p = parts.get(head)
+        if p is not None:
+            if list(p.var_shape) != list(v.shape):
+                return None  # not a slot of that part (e.g. a sub-variable of its own)
+            return type(p)(p.full_name + name[len(head):], list(p.full_shape),
+                           list(p.var_offset), list(p.var_shape))
+    return None
+
+
+def _expand(v: Any) -> list[Any]:
+    """A PartitionedVariable (or list of parts) as its parts; a Variable as itself."""
+    if isinstance(v, Variable):
+        return [v]
+    if hasattr(v, "_get_variable_list"):
+        return list(v._get_variable_list())
+    if isinstance(v, list | tuple) and v and all(isinstance(x, Variable) for x in v):
+        return list(v)
+    raise InvalidArgumentError(f"Saver's var_list holds {v!r}, not a Variable; pass "
+                               f"af.Variable objects (or PartitionedVariables) or a dict "
+                               f"name->Variable")
+
+
+def save_items(var_list: Any) -> list[Item]:
+    """What a Saver of `var_list` writes: None (all saveable), a list or a dict (TF1 rules).
+
+    A dict value that is a PartitionedVariable (or a list of its parts) saves its parts as
+    slices of the dict's key; in a list (or None), parts save under their full name."""
     if var_list is None:
         g = get_default_graph()
         var_list = g.get_collection(GraphKeys.GLOBAL_VARIABLES) + g.get_collection(
             "saveable_objects")
+    items: list[Item] = []
     if isinstance(var_list, dict):
-        items = list(var_list.items())
+        for name, v in var_list.items():
+            for part in _expand(v):
+                info = getattr(part, "_save_slice_info", None)
+                items.append((name, "" if info is None else info.spec, part))
     else:
-        items = []
-        for v in var_list:
-            if not isinstance(v, Variable):
-                raise InvalidArgumentError(f"Saver's var_list holds {v!r}, not a Variable; "
-                                           f"pass af.Variable objects or a dict name->Variable")
-            items.append((op_name(v), v))
-    out: dict[str, Variable] = {}
-    for name, v in items:
-        if not isinstance(v, Variable):
-            raise InvalidArgumentError(f"var_list['{name}'] is {v!r}, not a Variable")
-        if name in out:
+        flat = [p for v in var_list for p in _expand(v)]
+        parts = {op_name(p): p._save_slice_info for p in flat
+                 if getattr(p, "_save_slice_info", None) is not None}
+        for v in flat:
+            info = _slice_info(v, parts)
+            items.append((op_name(v), "", v) if info is None else (info.full_name, info.spec, v))
+    seen: dict[str, set[str]] = {}
+    for name, spec, _ in items:
+        specs = seen.setdefault(name, set())
+        if (spec == "" and specs) or "" in specs or spec in specs:
             raise InvalidArgumentError(f"at least two variables have the same name: {name}")
-        out[name] = v
-    return out
+        specs.add(spec)
+    return items
+
+
+def var_map(var_list: Any) -> dict[str, Variable]:
+    """{checkpoint name: variable} for the whole (unpartitioned) variables of `var_list`."""
+    return {name: v for name, spec, v in save_items(var_list) if not spec}
 
 
 def _prefix_feed(path: str) -> np.ndarray:
@@ -99,8 +154,8 @@ class Saver:
                  filename: str | None = None):
         if write_version != 2:
             raise InvalidArgumentError("actorflow writes only V2 checkpoints (write_version=2)")
-        self._vars = var_map(var_list)
-        if not self._vars and not allow_empty:
+        self._items = save_items(var_list)
+        if not self._items and not allow_empty:
             raise ValueError("No variables to save")
         self._max_to_keep = max_to_keep
         self._keep_every = keep_checkpoint_every_n_hours * 3600.0
@@ -115,16 +170,16 @@ class Saver:
             self.build()
 
     # -- graph ---------------------------------------------------------------------------------
-    def _groups(self) -> list[list[tuple[str, Variable]]]:
+    def _groups(self) -> list[list[Item]]:
         if not self._sharded:
-            items = sorted(self._vars.items())
+            items = sorted(self._items, key=lambda it: it[:2])
             return [items] if items else []
         return self._by_device()
 
-    def _by_device(self) -> list[list[tuple[str, Variable]]]:
-        by_dev: dict[str, list[tuple[str, Variable]]] = {}
-        for name, v in sorted(self._vars.items()):
-            by_dev.setdefault(v.device or "", []).append((name, v))
+    def _by_device(self) -> list[list[Item]]:
+        by_dev: dict[str, list[Item]] = {}
+        for item in sorted(self._items, key=lambda it: it[:2]):
+            by_dev.setdefault(item[2].device or "", []).append(item)
         return [by_dev[d] for d in sorted(by_dev)]
 
     def build(self) -> None:
@@ -139,19 +194,20 @@ class Saver:
             saves: list[Operation] = []
             restores: list[Any] = []
             for k, group in enumerate(groups):
-                first = group[0][1]
+                first = group[0][2]
                 with colocate_with(first.handle.op), control_dependencies(None):
-                    reads = [state_ops.read_variable_op(v.handle, v.dtype) for _, v in group]
+                    reads = [state_ops.read_variable_op(v.handle, v.dtype) for _, _, v in group]
                     saves.append(io_ops.save_v2(
-                        self.filename_tensor, [n for n, _ in group], [""] * len(group), reads,
+                        self.filename_tensor, [n for n, _, _ in group],
+                        [sp for _, sp, _ in group], reads,
                         shard=k, num_shards=len(groups), tmp_suffix=tmp))
             for group in self._by_device():
-                with colocate_with(group[0][1].handle.op), control_dependencies(None):
+                with colocate_with(group[0][2].handle.op), control_dependencies(None):
                     restores.append(io_ops.restore_variables_v2(
-                        self.filename_tensor, [n for n, _ in group], [""] * len(group),
-                        [v.handle for _, v in group]))
+                        self.filename_tensor, [n for n, _, _ in group],
+                        [sp for _, sp, _ in group], [v.handle for _, _, v in group]))
             if groups:
-                with colocate_with(groups[-1][0][1].handle.op):
+                with colocate_with(groups[-1][0][2].handle.op):
                     self.save_op = io_ops.merge_v2_checkpoints(
                         self.filename_tensor, len(groups), tmp, deps=saves)
             else:

@@ -10,7 +10,10 @@ The chief restores the latest checkpoint of `logdir` or initializes; other tasks
 model is ready. Periodic checkpoints (`save_model_secs`) are written by the chief from
 `should_stop()`, which such loops call every step (TF's Supervisor used a background thread;
 here the training thread saves, so a save never races a step). A final checkpoint is written
-when the managed session exits normally.
+when the managed session exits normally. The graph's queue runners start on the supervisor's
+`coord` when the session is prepared (`start_standard_services`); `stop()` (and the end of
+`managed_session`) requests a stop and gives every coordinated thread `stop_grace_secs` to end
+before the session closes; an error a thread reported is re-raised there.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from typing import Any
 
 from actorflow.graph import get_default_graph
 from actorflow.train import training_util
+from actorflow.train.coordinator import Coordinator
 from actorflow.train.monitored_session import (
     ChiefSessionCreator,
-    Coordinator,
     Scaffold,
     WorkerSessionCreator,
 )
+from actorflow.train.queue_runner import start_queue_runners
 
 USE_DEFAULT = 0
 
@@ -61,6 +65,7 @@ class Supervisor:
         self._save_model_secs = save_model_secs if logdir else 0
         self._save_path = os.path.join(logdir, checkpoint_basename) if logdir else None
         self._recovery_wait = recovery_wait_secs
+        self._stop_grace_secs = stop_grace_secs
         self._coord = Coordinator()
         self._sess: Any = None
         self._last_save = time.monotonic()
@@ -107,19 +112,34 @@ class Supervisor:
             creator.recovery_wait_secs = min(self._recovery_wait, 1.0)
             self._sess = creator.create_session()
         self._last_save = time.monotonic()
+        if start_standard_services:
+            self.start_queue_runners(self._sess)
         return self._sess
+
+    def start_queue_runners(self, sess: Any, queue_runners: Any = None) -> list[Any]:
+        """Start the graph's queue runners (or `queue_runners`) on this supervisor's coord."""
+        if queue_runners is None:
+            with self._graph.as_default():
+                return start_queue_runners(sess, coord=self._coord, daemon=True)
+        return [t for qr in queue_runners
+                for t in qr.create_threads(sess, coord=self._coord, daemon=True, start=True)]
 
     @contextlib.contextmanager
     def managed_session(self, master: str = "", config: Any = None,
                         start_standard_services: bool = True,
                         close_summary_writer: bool = True) -> Iterator[Any]:
-        sess = self.prepare_or_wait_for_session(master, config)
+        sess = self.prepare_or_wait_for_session(
+            master, config, start_standard_services=start_standard_services)
         try:
             yield sess
             self._save()
+        except Exception as e:
+            self._coord.request_stop(e)  # re-raised by stop() unless a clean stop
         finally:
-            self._coord.request_stop()
-            sess.close()
+            try:
+                self.stop()
+            finally:
+                sess.close()
 
     def _save(self) -> None:
         if self._is_chief and self._save_path and self._sess is not None:
@@ -138,7 +158,11 @@ class Supervisor:
 
     def stop(self, threads: Any = None, close_summary_writer: bool = True,
              ignore_live_threads: bool = False) -> None:
+        """Request a stop and wait up to `stop_grace_secs` for the coordinated threads (and
+        `threads`); re-raises an error a thread reported (TF's Supervisor.stop)."""
         self._coord.request_stop()
+        self._coord.join(threads, stop_grace_period_secs=self._stop_grace_secs,
+                         ignore_live_threads=ignore_live_threads)
 
     def stop_on_exception(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+        return self._coord.stop_on_exception()

@@ -109,7 +109,9 @@ def _save(k: KernelContext) -> Any:
         entries = tb.write_data_file(tb.data_path(base, 0, 1), items)
         for name, (dtype, shape, slices) in sliced.items():
             full[name.encode()] = tb.full_entry(dtype, shape, slices)
-        tb.write_index(tb.index_path(base), tb.merge_entries([entries, full]), 1)
+        # the part's index is temporary (the merge reads it and writes the real one, which
+        # is fsynced): no fsync here, one journal commit fewer per shard
+        tb.write_index(tb.index_path(base), tb.merge_entries([entries, full]), 1, fsync=False)
         return ()
     return compute
 
