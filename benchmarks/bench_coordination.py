@@ -3,6 +3,7 @@ TensorFlow's SyncReplicasOptimizer, queue throughput against TensorFlow's, and a
 step against the same step fed from memory.
 
     /work/venv/bin/python -m benchmarks.bench_coordination [--quick] [--no-tf]
+    /work/venv/bin/python benchmarks/bench_coordination.py [--quick] [--no-tf]
 
 * ``backup``: 4 replicas (threads, in-graph, one Session) of softmax regression on digits;
   each step's compute is emulated by a delay before it (``--delay`` ms), and replica 3 is a
@@ -29,11 +30,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, too
 
-import actorflow as af
-from benchmarks.common import REPO_ROOT, TFENV_PYTHON, measure_interleaved, print_table
-from models import digits
+import numpy as np  # noqa: E402
+
+import actorflow as af  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    REPO_ROOT,
+    TFENV_PYTHON,
+    measure_interleaved,
+    print_table,
+)
+from models import digits  # noqa: E402
 
 
 def _replicas(n: int, k: int) -> tuple[Any, ...]:
