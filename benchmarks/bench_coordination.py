@@ -2,8 +2,12 @@
 TensorFlow's SyncReplicasOptimizer, queue throughput against TensorFlow's, and a Dataset-fed
 step against the same step fed from memory.
 
-    /work/venv/bin/python -m benchmarks.bench_coordination [--quick] [--no-tf]
-    /work/venv/bin/python benchmarks/bench_coordination.py [--quick] [--no-tf]
+    /work/venv/bin/python -m benchmarks.bench_coordination [--quick] [--no-tf] [--trials 5]
+    /work/venv/bin/python benchmarks/bench_coordination.py [--only sync_step queue2 ...]
+
+Every comparison with TensorFlow alternates trials, ours and TensorFlow's (from a persistent
+``peer_tf_coord.py serve`` process in ``.tfenv``), and reports the medians, their range and
+the ratio of the medians: single figures on a shared, loaded machine swing 2-5x.
 
 * ``backup``: 4 replicas (threads, in-graph, one Session) of softmax regression on digits;
   each step's compute is emulated by a delay before it (``--delay`` ms), and replica 3 is a
@@ -23,10 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -228,72 +234,139 @@ def _tf_python() -> Path | None:
     return None
 
 
-def peer(name: str, **params: Any) -> dict[str, Any] | None:
-    """Run a benchmark of ``peer_tf_coord.py`` in the TensorFlow side environment."""
-    py = _tf_python()
-    if py is None:
-        print(f"note: no .tfenv; skipping TensorFlow's {name}", file=sys.stderr)
-        return None
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    proc = subprocess.run([str(py), str(REPO_ROOT / "benchmarks" / "peer_tf_coord.py"), name,
-                           "--params", json.dumps(params)], capture_output=True, text=True,
-                          timeout=900, env=env, cwd=REPO_ROOT)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            out: dict[str, Any] = json.loads(line)
-            return out
-    raise RuntimeError(f"peer_tf_coord {name} failed:\n{proc.stderr[-3000:]}")
+class TFPeer:
+    """``peer_tf_coord.py serve`` in the TensorFlow side environment, kept running so that
+    our trials and TensorFlow's alternate in one run (TensorFlow imported once)."""
+
+    def __init__(self) -> None:
+        py = _tf_python()
+        if py is None:
+            raise FileNotFoundError("no .tfenv (benchmarks/setup_tf_env.sh makes one)")
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._proc = subprocess.Popen(
+            [str(py), str(REPO_ROOT / "benchmarks" / "peer_tf_coord.py"), "serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+        self._read()  # {"ready": true}
+
+    def _read(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            if line.startswith("{"):
+                out: dict[str, Any] = json.loads(line)
+                return out
+        raise RuntimeError(f"peer_tf_coord serve ended (exit {self._proc.wait()})")
+
+    def __call__(self, name: str, **params: Any) -> dict[str, Any]:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps({"name": name, "params": params}) + "\n")
+        self._proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def alternate(trials: int, ours: Callable[[], float], tf: Callable[[], float] | None
+              ) -> tuple[list[float], list[float]]:
+    """`trials` figures of each, ours and TensorFlow's alternating (who goes first
+    alternates too, so drift in the machine's load falls on both)."""
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(trials):
+        if i % 2 == 0 or tf is None:
+            a.append(ours())
+            if tf is not None:
+                b.append(tf())
+        else:
+            b.append(tf())
+            a.append(ours())
+    return a, b
+
+
+def _fig(xs: list[float], scale: float, unit: str, fmt: str = ".2f") -> str:
+    """"median (min-max, n trials)"."""
+    med = statistics.median(xs) * scale
+    return (f"{med:{fmt}} {unit} (median of {len(xs)}; {min(xs) * scale:{fmt}}-"
+            f"{max(xs) * scale:{fmt}})")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     ap.add_argument("--no-tf", action="store_true", help="skip TensorFlow's figures")
+    ap.add_argument("--trials", type=int, default=5,
+                    help="alternating trials (ours, TF's) per comparison; medians reported")
+    ap.add_argument("--only", nargs="*", choices=["backup", "sync_step", "queue", "queue2",
+                                                  "dataset"], help="run only these rows")
     ap.add_argument("--delay", type=float, default=30.0,
                     help="emulated compute per replica step, ms (the straggler: 3x)")
     a = ap.parse_args(argv)
+    only = set(a.only or ["backup", "sync_step", "queue", "queue2", "dataset"])
     steps = 30 if a.quick else 150
+    trials = 1 if a.quick else a.trials
     rows = []
-    delay = a.delay / 1000
-    delays = [delay, delay, delay, 3 * delay]
-    r4 = sync_rate(4, 4, delays, steps // 2)
-    r3 = sync_rate(4, 3, delays, steps // 2)
-    ratio = r3["steps_per_s"] / r4["steps_per_s"]
-    rows.append({"benchmark": "backup workers (4, one 3x straggler)",
-                 "ours": f"k=3 {r3['steps_per_s']:.1f} steps/s ({r3['late_gradients']:.0f} late"
-                         f" dropped), k=4 {r4['steps_per_s']:.1f} steps/s",
-                 "ratio": f"{ratio:.2f}x", "bar": ">= 1.5x", "ok": ratio >= 1.5})
-    ours = sync_rate(2, 2, [0.0, 0.0], steps * 2)
-    tf = None if a.no_tf else peer("sync_step", replicas=2, aggregate=2, steps=steps * 2)
-    if tf is not None:
-        r = ours["s_per_step"] / tf["seconds_per_step"]
-        rows.append({"benchmark": "sync step (2 replicas, k=2)",
-                     "ours": f"{ours['s_per_step'] * 1e3:.2f} ms/step",
-                     "tf": f"{tf['seconds_per_step'] * 1e3:.2f} ms/step",
-                     "ratio": f"{r:.2f}x", "bar": "<= 0.7x", "ok": r <= 0.7})
-    n = 1000 if a.quick else 5000
-    q = queue_throughput(n)
-    tfq = None if a.no_tf else peer("queue_throughput", elements=n)
-    if tfq is not None:
-        r = q / tfq["elements_per_s"]
-        rows.append({"benchmark": "queue throughput (1 producer, 1 consumer)",
-                     "ours": f"{q:.0f} elements/s", "tf": f"{tfq['elements_per_s']:.0f} "
-                     f"elements/s", "ratio": f"{r:.2f}x", "bar": ">= 1x", "ok": r >= 1.0})
-    q2 = queue_two_sessions(n // 2)
-    tfq2 = None if a.no_tf else peer("queue_two_sessions", elements=n // 2)
-    if tfq2 is not None:
-        r = q2 / tfq2["elements_per_s"]
-        rows.append({"benchmark": "queue throughput (2 sessions of one local server)",
-                     "ours": f"{q2:.0f} elements/s", "tf": f"{tfq2['elements_per_s']:.0f} "
-                     f"elements/s", "ratio": f"{r:.2f}x", "bar": ">= 1x", "ok": r >= 1.0})
-    dm = dataset_vs_memory(5 if a.quick else 15)
-    r = dm["dataset"] / dm["memory"]
-    rows.append({"benchmark": "Dataset-fed MLP step vs memory-fed",
-                 "ours": f"dataset {dm['dataset'] * 1e6:.0f} us, memory "
-                         f"{dm['memory'] * 1e6:.0f} us", "ratio": f"{r:.2f}x",
-                 "bar": "<= 1.1x", "ok": r <= 1.1})
+    tfp = None if a.no_tf or not ({"sync_step", "queue", "queue2"} & only) else TFPeer()
+    try:
+        if "backup" in only:
+            delay = a.delay / 1000
+            delays = [delay, delay, delay, 3 * delay]
+            r4 = sync_rate(4, 4, delays, steps // 2)
+            r3 = sync_rate(4, 3, delays, steps // 2)
+            ratio = r3["steps_per_s"] / r4["steps_per_s"]
+            rows.append({"benchmark": "backup workers (4, one 3x straggler)",
+                         "ours": f"k=3 {r3['steps_per_s']:.1f} steps/s "
+                                 f"({r3['late_gradients']:.0f} late dropped), k=4 "
+                                 f"{r4['steps_per_s']:.1f} steps/s",
+                         "ratio": f"{ratio:.2f}x", "bar": ">= 1.5x", "ok": ratio >= 1.5})
+        if "sync_step" in only:
+            n = steps * 2
+            ours, tf = alternate(
+                trials, lambda: sync_rate(2, 2, [0.0, 0.0], n)["s_per_step"],
+                None if tfp is None else
+                lambda: float(tfp("sync_step", replicas=2, aggregate=2,
+                                  steps=n)["seconds_per_step"]))
+            row = {"benchmark": "sync step (2 replicas, k=2)", "ours": _fig(ours, 1e3, "ms")}
+            if tf:
+                r = statistics.median(ours) / statistics.median(tf)
+                row.update(tf=_fig(tf, 1e3, "ms"), ratio=f"{r:.2f}x", bar="<= 0.7x",
+                           ok=r <= 0.7)
+            rows.append(row)
+        n = 1000 if a.quick else 5000
+        for key, label, fn, tfname, m in (
+                ("queue", "queue throughput (1 Session, 1 producer + 1 consumer thread)",
+                 queue_throughput, "queue_throughput", n),
+                ("queue2", "queue throughput (producer and consumer Sessions of one "
+                 "in-process server)", queue_two_sessions, "queue_two_sessions", n // 2)):
+            if key not in only:
+                continue
+            ours, tf = alternate(
+                trials, lambda fn=fn, m=m: fn(m),
+                None if tfp is None else
+                lambda tfname=tfname, m=m: float(tfp(tfname, elements=m)["elements_per_s"]))
+            row = {"benchmark": label, "ours": _fig(ours, 1, "elements/s", ".0f")}
+            if tf:
+                r = statistics.median(ours) / statistics.median(tf)
+                row.update(tf=_fig(tf, 1, "elements/s", ".0f"), ratio=f"{r:.2f}x",
+                           bar=">= 1x", ok=r >= 1.0)
+            rows.append(row)
+        if "dataset" in only:
+            dm = dataset_vs_memory(5 if a.quick else 15)
+            r = dm["dataset"] / dm["memory"]
+            rows.append({"benchmark": "Dataset-fed MLP step vs memory-fed",
+                         "ours": f"dataset {dm['dataset'] * 1e6:.0f} us, memory "
+                                 f"{dm['memory'] * 1e6:.0f} us", "ratio": f"{r:.2f}x",
+                         "bar": "<= 1.1x", "ok": r <= 1.1})
+    finally:
+        if tfp is not None:
+            tfp.close()
     print_table(rows, ["benchmark", "ours", "tf", "ratio", "bar", "ok"])
     return 0
 

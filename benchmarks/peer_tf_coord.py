@@ -3,6 +3,7 @@
 Runs inside ``.tfenv`` (never in actorflow's environment) and prints one JSON line:
 
     .tfenv/bin/python benchmarks/peer_tf_coord.py NAME --params '{"steps": 200}'
+    .tfenv/bin/python benchmarks/peer_tf_coord.py serve    # JSON requests on stdin, one a line
 
 Benchmarks (``NAME``):
 * ``sync_step``: TF's SyncReplicasOptimizer over a softmax regression on digits-shaped
@@ -154,20 +155,43 @@ def queue_two_sessions(params: dict) -> dict:
         cons.run(ops[1][1])
     t.join()
     dt = time.perf_counter() - t0
+    for s in sessions:
+        s.close()
     return {"name": "queue_two_sessions", "tf_version": tf.__version__, "params": params,
             "elements_per_s": n / dt}
 
 
+BENCHMARKS = {"sync_step": sync_step, "queue_throughput": queue_throughput,
+              "queue_two_sessions": queue_two_sessions}
+
+
+def serve() -> None:
+    """Run benchmarks on request, one JSON line in ({"name", "params"}), one out, until
+    stdin ends: the caller alternates its own trials with these in one run, paying
+    TensorFlow's import once."""
+    _tf()
+    sys.stdout.write(json.dumps({"ready": True}) + "\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        out = BENCHMARKS[req["name"]](req.get("params", {}))
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("name", choices=["sync_step", "queue_throughput", "queue_two_sessions"])
+    ap.add_argument("name", choices=[*BENCHMARKS, "serve"])
     ap.add_argument("--params", default="{}")
     a = ap.parse_args()
-    fn = {"sync_step": sync_step, "queue_throughput": queue_throughput,
-          "queue_two_sessions": queue_two_sessions}[a.name]
-    out = fn(json.loads(a.params))
-    sys.stdout.write(json.dumps(out) + "\n")
-    sys.stdout.flush()
+    if a.name == "serve":
+        serve()
+    else:
+        out = BENCHMARKS[a.name](json.loads(a.params))
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
     os._exit(0)  # TF's threads would otherwise hold the process
 
 
