@@ -30,6 +30,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -245,9 +246,11 @@ class TFPeer:
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._log = tempfile.TemporaryFile("w+")  # TF's deprecation chatter, for errors
         self._proc = subprocess.Popen(
             [str(py), str(REPO_ROOT / "benchmarks" / "peer_tf_coord.py"), "serve"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+            env=env, cwd=REPO_ROOT)
         self._read()  # {"ready": true}
 
     def _read(self) -> dict[str, Any]:
@@ -256,7 +259,10 @@ class TFPeer:
             if line.startswith("{"):
                 out: dict[str, Any] = json.loads(line)
                 return out
-        raise RuntimeError(f"peer_tf_coord serve ended (exit {self._proc.wait()})")
+        code = self._proc.wait()
+        self._log.seek(0)
+        raise RuntimeError(f"peer_tf_coord serve ended (exit {code}):\n"
+                           f"{self._log.read()[-3000:]}")
 
     def __call__(self, name: str, **params: Any) -> dict[str, Any]:
         assert self._proc.stdin is not None
@@ -272,6 +278,7 @@ class TFPeer:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+        self._log.close()
 
 
 def alternate(trials: int, ours: Callable[[], float], tf: Callable[[], float] | None
