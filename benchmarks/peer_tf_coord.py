@@ -82,17 +82,18 @@ def sync_step(params: dict) -> dict:
             t.start()
         while sess.run(step) < 20:  # warm up
             time.sleep(0.02)
-        s0, t0 = sess.run(step), time.perf_counter()
+        s0, t0, c0 = sess.run(step), time.perf_counter(), time.process_time()
         while sess.run(step) < s0 + steps:
             time.sleep(0.02)
-        s1, t1 = sess.run(step), time.perf_counter()
+        s1, t1, c1 = sess.run(step), time.perf_counter(), time.process_time()
         stop.set()
         coord.request_stop()
         sess.close()
         del qr_threads
     per_step = (t1 - t0) / (s1 - s0)
     return {"name": "sync_step", "tf_version": tf.__version__, "params": params,
-            "seconds_per_step": per_step, "steps": int(s1 - s0)}
+            "seconds_per_step": per_step, "cpu_seconds_per_step": (c1 - c0) / (s1 - s0),
+            "steps": int(s1 - s0)}
 
 
 def queue_throughput(params: dict) -> dict:

@@ -358,3 +358,39 @@ def test_variable_averages_default_to_the_updated_variables_across_replicas() ->
         wv, sv = s.run([w, shadow])
     # five averages at decay 0.5 from zero: the shadow trails the weights but has moved
     assert 1e-4 < np.abs(sv).max() < np.abs(wv).max()
+
+
+def test_replicas_as_trio_tasks_of_an_async_session() -> None:
+    """The hook's async side (aafter_create_session, arun, aend): replicas as trio tasks of
+    one `async with af.Session()`; every global step aggregates both, each led once."""
+    import trio
+
+    d = digits.load()
+    st = _Setup(k=2, n=2)
+    init = [af.global_variables_initializer(), af.local_variables_initializer()]
+    out: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with af.Session() as s:
+            await s.run(init)
+            for h in st.hooks:
+                await h.aafter_create_session(s)
+
+            async def work(i: int) -> None:
+                x, y, op = st.towers[i]
+                for j in range(10):
+                    sl = slice(64 * j + 32 * i, 64 * j + 32 * i + 32)
+                    await st.hooks[i].arun(s, op, {x: d.train_x[sl], y: d.train_y[sl]})
+                await st.hooks[i].aend(s)
+
+            with trio.fail_after(60):
+                async with trio.open_nursery() as nursery:
+                    for i in range(2):
+                        nursery.start_soon(work, i)
+            out["step"], out["gate"] = await s.run([st.step, st.opt.counters()["gate"]])
+
+    trio.run(main)
+    assert out["step"] == 10
+    step, late, released, live = out["gate"]
+    assert (step, late, released, live) == (10, 0, 10, 0)
+    assert sum(h.leaders for h in st.hooks) == 10

@@ -330,3 +330,23 @@ class SyncReplicasHook:
             self.leaders += 1
             session.run(self._opt.sync_op)
         return out
+
+    # -- the same on an async session (``async with af.Session() as s``): replicas as trio
+    # tasks of one thread, so a release wakes the waiting replicas with no thread hop
+    async def aafter_create_session(self, session: Any) -> None:
+        if self._is_chief:
+            await session.run(self._opt.chief_init_op)
+        await session.run(self._opt.local_step_init_op)
+
+    async def arun(self, session: Any, fetches: Any, feed_dict: dict | None = None) -> Any:
+        out, role = await session.run([fetches, self._role], feed_dict)
+        if int(role) == LEADER:
+            self.leaders += 1
+            await session.run(self._opt.sync_op)
+        return out
+
+    async def aend(self, session: Any) -> None:
+        try:
+            await session.run(self._opt.leave_op)
+        except OutOfRangeError:
+            pass
