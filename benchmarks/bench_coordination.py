@@ -15,8 +15,8 @@ the ratio of the medians: single figures on a shared, loaded machine swing 2-5x.
 * ``sync_step``: 2 replicas, k=2, no injected delay: seconds per global step, ours vs TF's
   SyncReplicasOptimizer with the same model and shape (``peer_tf_coord.py``; bar <= 0.7x),
   and the process's CPU seconds per global step (steady under load, where wall time is
-  mostly the share of the CPUs a process gets); then ours again with the replicas as trio
-  tasks of an async Session (`SyncReplicasHook.arun`) instead of threads.
+  mostly the share of the CPUs a process gets). ``sync_async`` (opt-in, with sync_step):
+  ours again with the replicas as trio tasks of an async Session (`SyncReplicasHook.arun`).
 * ``queue``: one producer thread and one consumer thread moving scalar float32 tensors
   through a FIFOQueue of capacity 100 in one Session: elements/s (bar: >= TF's).
 * ``queue2``: the same through two Sessions (producer, consumer) of one in-process server,
@@ -360,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tf", action="store_true", help="skip TensorFlow's figures")
     ap.add_argument("--trials", type=int, default=5,
                     help="alternating trials (ours, TF's) per comparison; medians reported")
-    ap.add_argument("--only", nargs="*", choices=["backup", "sync_step", "queue", "queue2",
-                                                  "dataset"], help="run only these rows")
+    ap.add_argument("--only", nargs="*", choices=["backup", "sync_step", "sync_async", "queue",
+                                                  "queue2", "dataset"],
+                    help="run only these rows (sync_async, with sync_step: not by default)")
     ap.add_argument("--delay", type=float, default=30.0,
                     help="emulated compute per replica step, ms (the straggler: 3x)")
     a = ap.parse_args(argv)
@@ -369,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = 30 if a.quick else 150
     trials = 1 if a.quick else a.trials
     rows = []
+    tasks: list[dict[str, float]] = []
     tfp = None if a.no_tf or not ({"sync_step", "queue", "queue2"} & only) else TFPeer()
     try:
         if "backup" in only:
@@ -398,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
                 return float(r["seconds_per_step"])
 
             ours, tf = alternate(trials, ours_sync, None if tfp is None else tf_sync)
-            tasks = [sync_rate_async(2, n) for _ in range(trials)]
+            tasks = [sync_rate_async(2, n) for _ in range(trials)] if "sync_async" in only \
+                else []
             row = {"benchmark": "sync step (2 replicas, k=2), wall time per global step",
                    "ours": _fig(ours, 1e3, "ms")}
             crow = {"benchmark": "sync step: CPU time of the process per global step",
@@ -409,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                            ok=r <= 0.7)
                 r = statistics.median(cpu["ours"]) / statistics.median(cpu["tf"])
                 crow.update(tf=_fig(cpu["tf"], 1e3, "ms"), ratio=f"{r:.2f}x")
+            rows += [row, crow]
+        if tasks:
             arow = {"benchmark": "sync step, our replicas as trio tasks of an async Session "
                                  "(no thread hop): wall / CPU per global step",
                     "ours": _fig([t["s_per_step"] for t in tasks], 1e3, "ms") + " / "
@@ -416,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             if tf:
                 r = statistics.median(t["s_per_step"] for t in tasks) / statistics.median(tf)
                 arow.update(tf="(wall, as above)", ratio=f"{r:.2f}x")
-            rows += [row, crow, arow]
+            rows.append(arow)
         n = 1000 if a.quick else 5000
         for key, label, fn, tfname, m in (
                 ("queue", "queue throughput (1 Session, 1 producer + 1 consumer thread)",
