@@ -50,6 +50,9 @@ cause (restart from a checkpoint); the step is never half-applied.
         while ...:
             hook.run(sess, train_op)              # the train step, and the sync if leader
         hook.end(sess)
+
+On an async session (``async with af.Session() as s``, replicas as trio tasks) the hook's
+`aafter_create_session`, `arun` and `aend` do the same.
 """
 
 from __future__ import annotations
