@@ -166,7 +166,7 @@ def sync_rate_async(n: int, steps: int, warm: int = 10) -> dict[str, float]:
     return out
 
 
-def queue_throughput(n: int) -> float:
+def queue_throughput(n: int) -> tuple[float, float]:
     g = af.Graph()
     with g.as_default():
         q = af.FIFOQueue(100, [af.float32], shapes=[()])
@@ -180,16 +180,16 @@ def queue_throughput(n: int) -> float:
         def produce() -> None:
             for _ in range(n):
                 s.run(enq)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         t = threading.Thread(target=produce)
         t.start()
         for _ in range(n):
             s.run(deq)
         t.join()
-        return n / (time.perf_counter() - t0)
+        return n / (time.perf_counter() - t0), (time.process_time() - c0) / n
 
 
-def queue_two_sessions(n: int) -> float:
+def queue_two_sessions(n: int) -> tuple[float, float]:
     """Elements/s through a FIFOQueue shared by name between a producer Session and a
     consumer Session of one in-process server (`af.Server`), as TF's peer does."""
     server = af.Server.create_local_server()
@@ -209,13 +209,13 @@ def queue_two_sessions(n: int) -> float:
         def produce() -> None:
             for _ in range(n):
                 prod.run(ops[0][0])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         t = threading.Thread(target=produce)
         t.start()
         for _ in range(n):
             cons.run(ops[1][1])
         t.join()
-        return n / (time.perf_counter() - t0)
+        return n / (time.perf_counter() - t0), (time.process_time() - c0) / n
     finally:
         for s in sessions:
             s.close()
@@ -430,16 +430,32 @@ def main(argv: list[str] | None = None) -> int:
                  "in-process server)", queue_two_sessions, "queue_two_sessions", n // 2)):
             if key not in only:
                 continue
-            ours, tf = alternate(
-                trials, lambda fn=fn, m=m: fn(m),
-                None if tfp is None else
-                lambda tfname=tfname, m=m: float(tfp(tfname, elements=m)["elements_per_s"]))
+            qcpu: dict[str, list[float]] = {"ours": [], "tf": []}
+
+            def ours_q(fn: Callable[[int], tuple[float, float]] = fn, m: int = m,
+                       qcpu: dict[str, list[float]] = qcpu) -> float:
+                rate, cpu_each = fn(m)
+                qcpu["ours"].append(cpu_each)
+                return rate
+
+            def tf_q(tfname: str = tfname, m: int = m,
+                     qcpu: dict[str, list[float]] = qcpu) -> float:
+                assert tfp is not None
+                r = tfp(tfname, elements=m)
+                qcpu["tf"].append(float(r["cpu_seconds_per_element"]))
+                return float(r["elements_per_s"])
+
+            ours, tf = alternate(trials, ours_q, None if tfp is None else tf_q)
             row = {"benchmark": label, "ours": _fig(ours, 1, "elements/s", ".0f")}
+            crow = {"benchmark": "  the same, CPU time of the process per element",
+                    "ours": _fig(qcpu["ours"], 1e6, "us", ".0f")}
             if tf:
                 r = statistics.median(ours) / statistics.median(tf)
                 row.update(tf=_fig(tf, 1, "elements/s", ".0f"), ratio=f"{r:.2f}x",
                            bar=">= 1x", ok=r >= 1.0)
-            rows.append(row)
+                r = statistics.median(qcpu["ours"]) / statistics.median(qcpu["tf"])
+                crow.update(tf=_fig(qcpu["tf"], 1e6, "us", ".0f"), ratio=f"{r:.2f}x")
+            rows += [row, crow]
         if "dataset" in only:
             dm = dataset_vs_memory(5 if a.quick else 15)
             r = dm["dataset"] / dm["memory"]

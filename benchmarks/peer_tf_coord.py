@@ -114,16 +114,16 @@ def queue_throughput(params: dict) -> dict:
             for _ in range(n):
                 sess.run(enq)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         t = threading.Thread(target=produce)
         t.start()
         for _ in range(n):
             sess.run(deq)
         t.join()
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         sess.close()
     return {"name": "queue_throughput", "tf_version": tf.__version__, "params": params,
-            "elements_per_s": n / dt}
+            "elements_per_s": n / dt, "cpu_seconds_per_element": cpu / n}
 
 
 def queue_two_sessions(params: dict) -> dict:
@@ -149,17 +149,17 @@ def queue_two_sessions(params: dict) -> dict:
         for _ in range(n):
             prod.run(ops[0][0])
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     t = threading.Thread(target=produce)
     t.start()
     for _ in range(n):
         cons.run(ops[1][1])
     t.join()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     for s in sessions:
         s.close()
     return {"name": "queue_two_sessions", "tf_version": tf.__version__, "params": params,
-            "elements_per_s": n / dt}
+            "elements_per_s": n / dt, "cpu_seconds_per_element": cpu / n}
 
 
 BENCHMARKS = {"sync_step": sync_step, "queue_throughput": queue_throughput,
