@@ -113,7 +113,7 @@ class QueueBase:
             raise InvalidArgumentError(
                 f"enqueue_many into {self.describe()} needs every component to have the same "
                 f"first dimension, got shapes {[c.shape for c in comps]}")
-        elems = list(zip(*comps))  # one tuple of rows (views of the copies) per element
+        elems = list(zip(*comps, strict=True))  # a tuple of rows (views) per element
         for e in elems[:1]:
             self._check_shapes(e)
         return elems
