@@ -3,6 +3,7 @@
 Runs inside ``.tfenv`` (never in actorflow's environment) and prints one JSON line:
 
     .tfenv/bin/python benchmarks/peer_tf_coord.py NAME --params '{"steps": 200}'
+    .tfenv/bin/python benchmarks/peer_tf_coord.py serve    # JSON requests on stdin, one a line
 
 Benchmarks (``NAME``):
 * ``sync_step``: TF's SyncReplicasOptimizer over a softmax regression on digits-shaped
@@ -81,17 +82,18 @@ def sync_step(params: dict) -> dict:
             t.start()
         while sess.run(step) < 20:  # warm up
             time.sleep(0.02)
-        s0, t0 = sess.run(step), time.perf_counter()
+        s0, t0, c0 = sess.run(step), time.perf_counter(), time.process_time()
         while sess.run(step) < s0 + steps:
             time.sleep(0.02)
-        s1, t1 = sess.run(step), time.perf_counter()
+        s1, t1, c1 = sess.run(step), time.perf_counter(), time.process_time()
         stop.set()
         coord.request_stop()
         sess.close()
         del qr_threads
     per_step = (t1 - t0) / (s1 - s0)
     return {"name": "sync_step", "tf_version": tf.__version__, "params": params,
-            "seconds_per_step": per_step, "steps": int(s1 - s0)}
+            "seconds_per_step": per_step, "cpu_seconds_per_step": (c1 - c0) / (s1 - s0),
+            "steps": int(s1 - s0)}
 
 
 def queue_throughput(params: dict) -> dict:
@@ -112,16 +114,16 @@ def queue_throughput(params: dict) -> dict:
             for _ in range(n):
                 sess.run(enq)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         t = threading.Thread(target=produce)
         t.start()
         for _ in range(n):
             sess.run(deq)
         t.join()
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         sess.close()
     return {"name": "queue_throughput", "tf_version": tf.__version__, "params": params,
-            "elements_per_s": n / dt}
+            "elements_per_s": n / dt, "cpu_seconds_per_element": cpu / n}
 
 
 def queue_two_sessions(params: dict) -> dict:
@@ -147,27 +149,50 @@ def queue_two_sessions(params: dict) -> dict:
         for _ in range(n):
             prod.run(ops[0][0])
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     t = threading.Thread(target=produce)
     t.start()
     for _ in range(n):
         cons.run(ops[1][1])
     t.join()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    for s in sessions:
+        s.close()
     return {"name": "queue_two_sessions", "tf_version": tf.__version__, "params": params,
-            "elements_per_s": n / dt}
+            "elements_per_s": n / dt, "cpu_seconds_per_element": cpu / n}
+
+
+BENCHMARKS = {"sync_step": sync_step, "queue_throughput": queue_throughput,
+              "queue_two_sessions": queue_two_sessions}
+
+
+def serve() -> None:
+    """Run benchmarks on request, one JSON line in ({"name", "params"}), one out, until
+    stdin ends: the caller alternates its own trials with these in one run, paying
+    TensorFlow's import once."""
+    _tf()
+    sys.stdout.write(json.dumps({"ready": True}) + "\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        out = BENCHMARKS[req["name"]](req.get("params", {}))
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("name", choices=["sync_step", "queue_throughput", "queue_two_sessions"])
+    ap.add_argument("name", choices=[*BENCHMARKS, "serve"])
     ap.add_argument("--params", default="{}")
     a = ap.parse_args()
-    fn = {"sync_step": sync_step, "queue_throughput": queue_throughput,
-          "queue_two_sessions": queue_two_sessions}[a.name]
-    out = fn(json.loads(a.params))
-    sys.stdout.write(json.dumps(out) + "\n")
-    sys.stdout.flush()
+    if a.name == "serve":
+        serve()
+    else:
+        out = BENCHMARKS[a.name](json.loads(a.params))
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
     os._exit(0)  # TF's threads would otherwise hold the process
 
 

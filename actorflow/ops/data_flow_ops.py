@@ -23,11 +23,12 @@ from typing import Any
 from actorflow import shapes as shp
 from actorflow.graph import Operation, Tensor, colocate_with
 from actorflow.op_def import apply_op, apply_op_op, convert_to_tensor, define_op, no_gradient
+from actorflow.ops.barrier_ops import Barrier  # TF1 has it here: data_flow_ops.Barrier
 from devices import dtypes
 from devices.errors import InvalidArgumentError
 
 __all__ = ["QueueBase", "FIFOQueue", "PaddingFIFOQueue", "RandomShuffleQueue", "PriorityQueue",
-           "count_up_to"]
+           "count_up_to", "Barrier"]
 
 _KINDS = ("FIFOQueue", "PaddingFIFOQueue", "RandomShuffleQueue", "PriorityQueue")
 

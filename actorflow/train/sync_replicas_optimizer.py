@@ -33,6 +33,9 @@ Guarantees (each tested in tests/test_sync_replicas*.py):
   fewer than k replicas remain, the gate closes and every waiting replica's step ends with
   OutOfRangeError, the signal to leave its loop;
 - dropped gradients are counted and visible (`counters()`).
+- `variable_averages` (an ExponentialMovingAverage) with `variables_to_average` (default:
+  the variables this optimizer updates): the leader's `sync_op` applies the averages after
+  each aggregated update and before the release, as TF1's chief does after each step.
 Known limit: a leader that dies between its train step and its `sync_op` (a window of one
 `Session.run` call) stalls that step: the waiting replicas fail within their step deadline,
 and once `leader_timeout_secs` have passed every arrival fails with AbortedError naming the
@@ -47,6 +50,9 @@ cause (restart from a checkpoint); the step is never half-applied.
         while ...:
             hook.run(sess, train_op)              # the train step, and the sync if leader
         hook.end(sess)
+
+On an async session (``async with af.Session() as s``, replicas as trio tasks) the hook's
+`aafter_create_session`, `arun` and `aend` do the same.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ from actorflow.ops.accumulator_ops import (
 from actorflow.train.optimizer import Optimizer
 from actorflow.variables import Variable
 from devices import dtypes
-from devices.errors import InvalidArgumentError, OutOfRangeError, UnimplementedError
+from devices.errors import InvalidArgumentError, OutOfRangeError
 
 try:  # the monitored sessions' own (issue 14), when present
     from actorflow.train.session_run_hook import SessionRunArgs
@@ -101,9 +107,13 @@ class SyncReplicasOptimizer(Optimizer):
                 f"total_num_replicas >= 1, got {replicas_to_aggregate} and "
                 f"{total_num_replicas} (replicas beyond replicas_to_aggregate are backup "
                 f"workers; with fewer, each replica contributes several gradients per step)")
-        if variable_averages is not None or variables_to_average is not None:
-            raise UnimplementedError("SyncReplicasOptimizer(variable_averages=...) is not "
-                                     "supported yet: average the variables after training")
+        if variables_to_average is not None and variable_averages is None:
+            raise InvalidArgumentError(
+                "SyncReplicasOptimizer got variables_to_average without variable_averages: "
+                "pass an af.train.ExponentialMovingAverage as variable_averages too")
+        self._variable_averages = variable_averages
+        self._variables_to_average = None if variables_to_average is None else \
+            list(variables_to_average)
         self._opt = opt
         self._k = int(replicas_to_aggregate)
         self._n = int(total_num_replicas)
@@ -220,6 +230,13 @@ class SyncReplicasOptimizer(Optimizer):
             update = self._opt.apply_gradients(
                 [(t, v) for t, (_, v) in zip(gated, pairs, strict=True)],
                 global_step=global_step)
+            if self._variable_averages is not None:
+                # TF1's order: the moving averages follow each aggregated update (here before
+                # the release, so no replica starts the next step before they are in)
+                avg = self._variables_to_average
+                with control_dependencies([update]), name_scope(None):
+                    update = self._variable_averages.apply(
+                        avg if avg is not None else [v for _, v in pairs])
             with control_dependencies([update]):
                 self.sync_op = self._gate.release().op
             self.chief_init_op = core_ops.group(
@@ -316,3 +333,23 @@ class SyncReplicasHook:
             self.leaders += 1
             session.run(self._opt.sync_op)
         return out
+
+    # -- the same on an async session (``async with af.Session() as s``): replicas as trio
+    # tasks of one thread, so a release wakes the waiting replicas with no thread hop
+    async def aafter_create_session(self, session: Any) -> None:
+        if self._is_chief:
+            await session.run(self._opt.chief_init_op)
+        await session.run(self._opt.local_step_init_op)
+
+    async def arun(self, session: Any, fetches: Any, feed_dict: dict | None = None) -> Any:
+        out, role = await session.run([fetches, self._role], feed_dict)
+        if int(role) == LEADER:
+            self.leaders += 1
+            await session.run(self._opt.sync_op)
+        return out
+
+    async def aend(self, session: Any) -> None:
+        try:
+            await session.run(self._opt.leave_op)
+        except OutOfRangeError:
+            pass

@@ -8,6 +8,10 @@ thread hop; the common case) and returns its outputs or None; ``await compute(ct
 registered with the queue. The device keeps running other nodes and steps meanwhile; closing
 the queue, the step's abort (deadline, cancellation, an error elsewhere) and the device's
 shutdown each wake the waiter, which is then removed from the queue.
+
+TF1's Barrier (`devices.barriers`) has its kernels here too: `BarrierTakeMany` is
+asynchronous the same way, and its `timeout_ms` attr (TF's `timeout`) bounds its wait with a
+DeadlineExceededError of its own, besides the step's deadline.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import trio
 
-from devices.errors import InvalidArgumentError
+from devices.barriers import Barrier
+from devices.errors import DeadlineExceededError, InvalidArgumentError
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.queues import MANY, ONE, QUEUE_KINDS, UP_TO, QueueBase
 from devices.waits import Wait, Waiter
@@ -63,7 +69,7 @@ for _kind in QUEUE_KINDS:
     register_kernel(f"{_kind}V2", stateful=True, device_types=("CPU",))(_handle_factory(_kind))
 
 
-def _wait(k: KernelContext, ctx: Any, q: QueueBase, op: str) -> Wait:
+def _wait(k: KernelContext, ctx: Any, q: QueueBase | Barrier, op: str) -> Wait:
     return Wait(op, q.describe(), k.name, k.device.name, ctx.step_id if ctx else -1)
 
 
@@ -170,3 +176,92 @@ def _count_up_to(k: KernelContext) -> Any:
         value[...] = old + 1
         return (np.asarray(old, dtype=value.dtype),)
     return compute
+
+
+# ---- TF1's Barrier (devices.barriers): BarrierTakeMany is asynchronous like a dequeue -------
+@register_kernel("Barrier", stateful=True, device_types=("CPU",))
+def _barrier(k: KernelContext) -> Any:
+    container = k.attrs.get("container", "") or ""
+    name = k.attrs.get("shared_name") or k.name
+    dts = [np.dtype(d.np) for d in k.attrs["component_types"]]
+    shapes = k.attrs.get("shapes") or None
+    mgr = k.device.resources
+    dev_name = k.device.name
+    cache: list[Any] = [-1, None]
+
+    def compute() -> tuple:
+        if cache[0] != mgr.generation:
+            b = mgr.lookup_or_create(container, name,
+                                     lambda: Barrier(name, dts, shapes, dev_name))
+            if not isinstance(b, Barrier):
+                raise InvalidArgumentError(
+                    f"resource '{name}' in container '{container or '<default>'}' is a "
+                    f"{type(b).__name__}, not a Barrier; use another shared_name",
+                    node=k.name, device=dev_name)
+            b.check(dts)
+            cache[:] = [mgr.generation, b]
+        return (cache[1],)
+    return compute
+
+
+@register_kernel("BarrierInsertMany", stateful=True, device_types=("CPU",))
+def _barrier_insert(k: KernelContext) -> Any:
+    component = int(k.attrs["component_index"])
+
+    def compute(b: Barrier, keys: Any, values: Any) -> tuple:
+        b.insert_many(component, keys, values)
+        return ()
+    return compute
+
+
+@register_kernel("BarrierTakeMany", is_async=True, stateful=True, device_types=("CPU",))
+def _barrier_take(k: KernelContext) -> Any:
+    small = bool(k.attrs.get("allow_small_batch", False))
+    timeout_ms = k.attrs.get("timeout_ms", -1)
+    timeout = None if timeout_ms is None or timeout_ms < 0 else timeout_ms / 1000
+
+    def count(n: Any) -> int:
+        n = int(n)
+        if n < 0:
+            raise InvalidArgumentError(f"take_many needs num_elements >= 0, got {n}",
+                                       node=k.name)
+        return n
+
+    def poll(ctx: Any, b: Barrier, n: Any) -> tuple | None:
+        return b.try_take(count(n), small)
+
+    async def compute(ctx: Any, b: Barrier, n: Any) -> tuple:
+        w = Waiter(_wait(k, ctx, b, "take_many"), (count(n), small))
+        b.register(w)
+        if timeout is None:
+            return await w.wait(ctx, b.cancel)
+        with trio.move_on_after(timeout):
+            return await w.wait(ctx, b.cancel)
+        if w.done and w.error is None:  # served as the timeout fired: keep what it took
+            return w.result
+        raise DeadlineExceededError(
+            f"take_many({int(n)}) on {b.describe()} timed out after {timeout_ms} ms",
+            node=k.name, device=k.device.name)
+
+    compute.poll = poll  # type: ignore[attr-defined]
+    return compute
+
+
+@register_kernel("BarrierClose", stateful=True, device_types=("CPU",))
+def _barrier_close(k: KernelContext) -> Any:
+    cancel = bool(k.attrs.get("cancel_pending_enqueues", False))
+
+    def compute(b: Barrier) -> tuple:
+        b.close(cancel)
+        return ()
+    return compute
+
+
+@register_kernel("BarrierReadySize", stateful=True, device_types=("CPU",))
+def _barrier_ready(k: KernelContext) -> Any:
+    return lambda b: (np.int32(b.ready_size()),)
+
+
+@register_kernel("BarrierIncompleteSize", stateful=True, device_types=("CPU",))
+def _barrier_incomplete(k: KernelContext) -> Any:
+    return lambda b: (np.int32(b.incomplete_size()),)
