@@ -152,7 +152,7 @@ def test_ssp_bound_holds_and_workers_block():
         rows = af.train.replay.collect(s, variables[:1])[variables[0].name]
         assert len(rows) == 2 * steps
         done = [0, 0]
-        for task, clock, _, _ in rows:
+        for task, clock, *_ in rows:
             assert clock == done[task]
             assert done[1 - task] >= clock - s_bound, (task, clock, done)
             done[task] += 1
@@ -189,6 +189,7 @@ def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
     by hand, so the PS computes staleness 1 for every other update; the staleness counters
     and the update log are fetched from the PS through ops; the model trains to >= 95%; the
     recorded run replays in one process to the same final parameters, bit for bit."""
+    from actorflow.client.cluster_status import cluster_status
     from actorflow.cluster import LocalCluster
 
     steps = 200
@@ -216,12 +217,19 @@ def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
             assert nets[0].test_accuracy(sessions[0]) >= 0.95
             log = af.train.replay.collect(sessions[1], nets[1].vars)
             final = sessions[0].run(nets[0].vars)
+            status = cluster_status(spec)
         finally:
             for s in sessions:
                 s.close()
+    # every update names its sender and that sender's life: the worker task's incarnation as
+    # `actorflow status` reports it (int64 bits in the log)
+    incs = {t.task: t.incarnation for t in status.tasks if t.job == "worker"}
+    assert len(set(incs.values())) == 2 and None not in incs.values()
+    for rows in log.values():
+        assert all(inc % (1 << 64) == incs[task] for task, _, _, _, inc in rows)
     # the cluster's recorded order, replayed in one process, ends at the same bits
     rows = af.train.replay.order(log)
-    assert [(t, k) for t, k, _, _ in rows[:4]] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert [(t, k) for t, k, *_ in rows[:4]] == [(0, 0), (1, 0), (0, 1), (1, 1)]
     with af.Graph().as_default():
         net = SplitNet(af.train.StalenessScaledSGD(0.5))
         with af.Session() as s:

@@ -42,11 +42,15 @@ def test_failure_at_step_k_loses_the_update_and_redoes_the_step():
     r, _ = _run(af.train.StalenessScaledSGD(0.5), cfg)
     assert r.failures == 1 and r.updates == 30
     rows = replay.order(r.log)
-    assert [k for t, k, _, _ in rows if t == 1] == list(range(10))  # step 4 applied once
+    assert [k for t, k, *_ in rows if t == 1] == list(range(10))  # step 4 applied once
+    # the restarted worker is a new incarnation in the record, from the step it redid
+    assert [(k, inc) for t, k, _, _, inc in rows if t == 1] == \
+        [(k, 1 if k < 4 else 2) for k in range(10)]
+    assert {inc for t, *_, inc in rows if t != 1} == {1}
     # the others finished during the 1 s restart: worker 1 redid step 4 from a fresh read
     # taken after every one of their updates
-    redo_read = next(read for t, k, read, _ in rows if (t, k) == (1, 4))
-    assert all(applied <= redo_read for t, _, _, applied in rows if t != 1)
+    redo_read = next(read for t, k, read, *_ in rows if (t, k) == (1, 4))
+    assert all(applied <= redo_read for t, _, _, applied, _ in rows if t != 1)
     assert r.virtual_s >= 1.0
     r0, _ = _run(af.train.StalenessScaledSGD(0.5), sim.SimConfig(workers=3, steps=10))
     assert r.virtual_s > r0.virtual_s

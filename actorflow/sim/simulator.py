@@ -16,10 +16,11 @@ Delays are drawn from seeded generators (one per worker, so a seed gives the sam
 schedule and the same update order on every run): compute time lognormal around `compute_s`,
 network time exponential around `network_s`, `stragglers` workers `straggler_factor` x
 slower. `failures` {worker: step}: the worker dies in that step after its read (its
-gradient is lost, as a killed task's in-flight step is), restarts `restart_s` later and
-redoes the step from a fresh read. The run reports accuracy against virtual time, updates per
-virtual second, the staleness histogram (from the PS's own counters) and, when `record` is
-on, the update log (`actorflow.train.replay` replays it).
+gradient is lost, as a killed task's in-flight step is), restarts `restart_s` later as a new
+incarnation (its updates' (task, incarnation) in the record change, as a restarted task's
+do) and redoes the step from a fresh read. The run reports accuracy against virtual time,
+updates per virtual second, the staleness histogram (from the PS's own counters) and, when
+`record` is on, the update log (`actorflow.train.replay` replays it).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
                 await trio.sleep(seconds)
 
     async def worker(w: int) -> None:
-        step = 0
+        step, incarnation = 0, 1
         while step < cfg.steps:
             held = model.read(sess, w, step)
             c, net = delay(w)
@@ -108,11 +109,12 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
                 del pending_failures[w]
                 counts["failures"] += 1
                 await trio.sleep(cfg.restart_s)
+                incarnation += 1
                 continue  # the in-flight update is lost; redo the step from a fresh read
             async with ps:  # one update at a time on the PS, first come first served
                 if cfg.ps_apply_s > 0:
                     await compute(cfg.ps_apply_s)  # the PS's CPU is one of the cores too
-                model.apply(sess, w, step, held)
+                model.apply(sess, w, step, held, incarnation)
             counts["updates"] += 1
             step += 1
 

@@ -42,7 +42,8 @@ class SplitModel:
         self.rv_ph = [af.placeholder(af.int64, ()) for _ in self.vars]
         self.step_ph = af.placeholder(af.int64, (), name="step")
         self.task_ph = af.placeholder(af.int64, (), name="task")
-        optimizer.task = self.task_ph
+        self.inc_ph = af.placeholder(af.int64, (), name="incarnation")
+        optimizer.task, optimizer.incarnation = self.task_ph, self.inc_ph
         self.apply_op = optimizer.apply_gradients(
             list(zip(self.g_ph, self.vars, strict=True)),
             read_versions=dict(zip(self.vars, self.rv_ph, strict=True)),
@@ -68,9 +69,11 @@ class SplitModel:
     def read(self, sess: Any, task: int, step: int) -> Any:
         return sess.run([self.grads, self.versions, self.values], self.feed_batch(task, step))
 
-    def apply(self, sess: Any, task: int, step: int, held: Any) -> None:
+    def apply(self, sess: Any, task: int, step: int, held: Any, incarnation: int = 1) -> None:
+        """Send `held` (a `read`'s result) as worker `task`'s update of `step`, from the
+        worker's life `incarnation` (the simulator counts a worker's restarts in it)."""
         grads, versions, values = held
-        feed: dict = {self.step_ph: step, self.task_ph: task}
+        feed: dict = {self.step_ph: step, self.task_ph: task, self.inc_ph: incarnation}
         feed.update(zip(self.g_ph + self.rv_ph + self.w_ph, grads + versions + values,
                         strict=True))
         sess.run(self.apply_op, feed)
