@@ -9,6 +9,6 @@
 """
 
 from actorflow.sim.simulator import SimConfig, SimReport, simulate
-from actorflow.sim.split_model import SplitModel
+from actorflow.sim.split_model import ElasticSplitModel, SplitModel
 
-__all__ = ["SimConfig", "SimReport", "SplitModel", "simulate"]
+__all__ = ["ElasticSplitModel", "SimConfig", "SimReport", "SplitModel", "simulate"]
