@@ -38,6 +38,7 @@ updates per virtual second, the staleness histogram (from the PS's own counters)
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,9 +84,11 @@ class SimReport:
     worker_steps: int = 0                   # gradients computed (= updates when asynchronous)
 
 
-def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
+def simulate(model: Any, sess: Any, config: SimConfig,
+             on_eval: Callable[[float, float, int], None] | None = None) -> SimReport:
     """Run `config.workers` virtual workers of `model` (a `SplitModel` in `sess`'s graph,
-    variables initialised) for `config.steps` steps each."""
+    variables initialised) for `config.steps` steps each. `on_eval(virtual time, accuracy,
+    updates so far)` is called at every evaluation (e.g. to write summaries)."""
     from actorflow.train import replay
 
     cfg = config
@@ -166,8 +169,8 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
         step, incarnation = 0, 1
         while step < cfg.steps:
             if cfg.ssp_bound >= 0:
-                await until(lambda: all(done[j] >= step - cfg.ssp_bound
-                                        for j in range(cfg.workers) if j != w))
+                await until(lambda c=step: all(done[j] >= c - cfg.ssp_bound
+                                               for j in range(cfg.workers) if j != w))
             took = await step_of(w, step, incarnation)
             if took is None:
                 incarnation += 1
@@ -185,7 +188,7 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
             if took is None:
                 incarnation += 1
             elif took:  # a contributor waits for the step to move past its own
-                await until(lambda: sync["step"] > step)
+                await until(lambda c=step: sync["step"] > c)
 
     ps = trio.Lock()
 
@@ -196,6 +199,8 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
                     while True:
                         await trio.sleep(cfg.eval_every_s)
                         acc.append((trio.current_time(), model.test_accuracy(sess)))
+                        if on_eval is not None:
+                            on_eval(*acc[-1], counts["updates"])
                 outer.start_soon(evaluate)
             async with trio.open_nursery() as n:
                 for w in range(cfg.workers):
@@ -207,6 +212,8 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
     virtual = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     real = time.perf_counter() - t0
     acc.append((virtual, model.test_accuracy(sess)))
+    if on_eval is not None:
+        on_eval(*acc[-1], counts["updates"])
     stats = decode_stats(sess.run(model.staleness_stats))
     log = replay.collect(sess, model.vars) if cfg.record else None
     n = counts["updates"]
