@@ -43,14 +43,15 @@ PS = "/job:ps/task:0"
 class _Replica:
     """Worker `task`'s graph and session for `rule`."""
 
-    def __init__(self, cluster: Any, rule: str, task: int, n: int, lr: float, seed: int):
+    def __init__(self, cluster: Any, rule: str, task: int, n: int, lr: float, seed: int,
+                 scope: str | None = None):
         spec = cluster.as_dict()
         self.rule, self.task, self.hook, self.wait_op = rule, task, None, None
         self.elastic: Any = None
         self.graph = g = af.Graph()
         worker = f"/job:worker/task:{task}"
         weights = glorot_weights(SIZES, seed)
-        with g.as_default(), af.name_scope(rule.replace("-", "_")):
+        with g.as_default(), af.name_scope(scope or rule.replace("-", "_")):
             if rule == "easgd":
                 with af.device(PS), af.name_scope("center"):  # shared by name on the PS
                     centers = [af.Variable(w, trainable=False, name=f"p{i}")
@@ -141,9 +142,11 @@ class _Replica:
 
 
 def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_rate: float,
-               seed: int = 0, logdir: str | None = None, eval_every: float = 0.5) -> RuleRun:
-    """`rule` with `workers` replicas of `steps` steps each on `cluster`."""
-    replicas = [_Replica(cluster, rule, t, workers, learning_rate, seed)
+               seed: int = 0, logdir: str | None = None, eval_every: float = 0.5,
+               scope: str | None = None) -> RuleRun:
+    """`rule` with `workers` replicas of `steps` steps each on `cluster` (its variables in
+    name scope `scope`, default the rule's name: another scope, fresh variables)."""
+    replicas = [_Replica(cluster, rule, t, workers, learning_rate, seed, scope)
                 for t in range(workers)]
     chief = replicas[0]
     d = digits.load()

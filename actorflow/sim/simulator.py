@@ -10,7 +10,10 @@ workers' updates land, so staleness arises from the delays as it does on a clust
 serves one update at a time for `ps_apply_s` virtual seconds each (first come first served),
 so many workers saturate it as they would a real one; with `cores` > 0 the workers' compute
 and the PS's service share that many CPUs (each waits for a free one), as processes on one
-machine do.
+machine do. `think_s` is a step's client time outside the window between its read and its
+update (the driver's turnaround: feeds, the run call, results), on a core and, with
+`one_client` (one Python process drives every worker), one worker's at a time, in slices of
+`client_slice_s` (the interpreter's switch interval), as threads share a GIL.
 
 Rules that coordinate the workers are modelled in virtual time with their production
 semantics (blocking, never polling): `ssp_bound` s makes a worker wait before its read of
@@ -62,6 +65,9 @@ class SimConfig:
     restart_s: float = 0.5          # virtual time for a failed worker to come back
     ps_apply_s: float = 0.0002      # virtual PS service time of one update (FIFO: saturation)
     cores: int = 0                  # CPUs compute and PS service share (0: unlimited)
+    think_s: float = 0.0            # a step's client time outside its read..update window
+    one_client: bool = False        # one client process drives every worker (one GIL)
+    client_slice_s: float = 0.005   # ... which it hands round in slices (sys.getswitchinterval)
     eval_every_s: float = 0.0       # evaluate accuracy every so much virtual time (0: end)
     ssp_bound: int = -1             # SSP: a worker waits at most this many steps ahead (-1: off)
     aggregate: int = 0              # sync replicas: gradients per update, k (0: asynchronous)
@@ -109,6 +115,7 @@ def simulate(model: Any, sess: Any, config: SimConfig,
         return c, float(rng.exponential(cfg.network_s)) if cfg.network_s > 0 else 0.0
 
     cpus = trio.CapacityLimiter(cfg.cores) if cfg.cores > 0 else None
+    client = trio.Lock() if cfg.one_client else None
 
     async def compute(seconds: float) -> None:
         if cpus is None:
@@ -133,6 +140,14 @@ def simulate(model: Any, sess: Any, config: SimConfig,
     async def step_of(w: int, step: int, incarnation: int) -> Any:
         """Read, compute and send one step; None when the worker died in it (after a restart
         it redoes the step), else whether the PS took the gradient."""
+        if cfg.think_s > 0:  # the client's turnaround before the step reads (on a core)
+            think = cfg.think_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma))
+            if client is None:
+                await compute(think)
+            while client is not None and think > 0:  # the GIL, in slices, first come first
+                async with client:                    # served
+                    await compute(min(think, cfg.client_slice_s))
+                think -= cfg.client_slice_s
         held = model.read(sess, w, step)
         counts["worker_steps"] += 1
         c, net = delay(w)
