@@ -11,7 +11,8 @@ PS's service time of an update (FIFO, one at a time, on one of the cores), the w
 daemon's the compute between the step's read and its update (on a core), the driver's the
 client's turnaround outside that window (`think_s`, on a core, one worker's at a time: one
 Python process drives them all); CPU that overlaps within the step is scaled to its wall time,
-and wall time no CPU accounts for is network delay.
+and wall time no CPU accounts for is network delay. The spread of the 1-worker run's step
+times (sd of their logs) is the spread of the simulated compute and client times.
 
     python benchmarks/bench_sim_predict.py [--steps 300] [--workers 1 2 4]
 """
@@ -34,6 +35,8 @@ def _cpu_s(pid: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+
     import actorflow as af
     from actorflow.cluster import LocalCluster
     from models import digits, rules
@@ -58,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             real[w] = (r.updates / r.seconds, r.staleness["mean"])
             if not calib:
                 n = r.updates
+                logs = np.log(np.asarray(r.extra["step_times"]))
                 calib = {"step": r.seconds / n, "ps": (c1[0] - c0[0]) / n,
-                         "worker": (c1[1] - c0[1]) / n, "driver": (c1[2] - c0[2]) / n}
+                         "worker": (c1[1] - c0[1]) / n, "driver": (c1[2] - c0[2]) / n,
+                         "sigma": float(logs.std())}
     step = calib["step"]
     cpu = calib["ps"] + calib["worker"] + calib["driver"]
     # the processes' CPU overlaps within a step (threads, pipelining): scale it to the step
@@ -69,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"calibration (1 worker): step {step * 1e3:.2f} ms; CPU per step: PS "
           f"{calib['ps'] * 1e3:.2f} ms, worker daemon {calib['worker'] * 1e3:.2f} ms, driver "
           f"{calib['driver'] * 1e3:.2f} ms (x{f:.2f} overlap); {net_s * 1e3:.2f} ms waiting; "
-          f"{cores} cores (sched_getaffinity)")
+          f"{cores} cores (sched_getaffinity); step time spread (log sd) "
+          f"{calib['sigma']:.2f}")
     d = digits.load()
     print("workers  real updates/s  predicted  error   real staleness  predicted  error")
     worst = 0.0
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 s.run(af.global_variables_initializer())
                 rep = af.sim.simulate(m, s, af.sim.SimConfig(
                     workers=w, steps=min(args.steps, 150), compute_s=worker_s,
-                    compute_sigma=0.1, network_s=net_s, ps_apply_s=ps_s, cores=cores,
+                    compute_sigma=calib["sigma"], network_s=net_s, ps_apply_s=ps_s, cores=cores,
                     think_s=driver_s, one_client=True,
                     client_slice_s=sys.getswitchinterval()))
         rate, stale = real[w]

@@ -2,6 +2,9 @@
 
     actorflow demo                      train the digits MLP in this process (sync API)
     actorflow train mlp [--ps 1 --workers 2 ...]   asynchronous PS training on a local cluster
+    actorflow train mlp --rule R [--simulate N]    an update rule (issue 17: async, sync,
+        backup, ssp, dcasgd, easgd, stale-lr, quantized8) on a local cluster or in af.sim;
+        --compare R,R,... trains each with the same data and seed: a table and a PNG plot
     actorflow worker ... / cluster ...  the daemons (forwarded to `actorflow.cli`)
     actorflow keys DIR                  a cluster's key directory (SECURITY.md)
     actorflow status / doctor [TARGET]  every task's state; why a step is stuck

@@ -196,8 +196,11 @@ def plot(runs: dict[str, RuleRun], path: str | Path) -> Path:
     ax.legend(fontsize="small")
     ax.set_title("accuracy against time")
     for a, r in zip(axes[0][1:], runs.values(), strict=True):
-        hist = r.staleness.get("hist") or [0]
+        hist = r.staleness.get("hist") or []
         a.bar(range(len(hist)), hist)
+        if not hist:
+            a.text(0.5, 0.5, "no update carried\na read version", ha="center",
+                   transform=a.transAxes)
         a.set_title(f"{r.rule}: staleness", fontsize="small")
         a.set_xlabel("staleness (versions)")
     fig.tight_layout()

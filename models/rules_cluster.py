@@ -101,6 +101,7 @@ class _Replica:
             self.stats = af.train.staleness_stats(self.shared[0])
         self.sess = af.Session(cluster.target("worker", task), graph=g)
         self.done = 0
+        self.step_times: list[float] = []  # wall seconds of each step (the driver's view)
         self.error: BaseException | None = None
 
     def start(self) -> None:
@@ -120,6 +121,7 @@ class _Replica:
                 if k == steps:
                     break
                 feed = {self.m.x: xb, self.m.y: yb}
+                t0 = time.perf_counter()
                 if self.wait_op is not None:
                     self.sess.run(self.wait_op)
                 if self.hook is not None:
@@ -128,6 +130,7 @@ class _Replica:
                     self.sess.run(self.train, feed)
                 if self.elastic is not None and (k + 1) % EASGD_TAU == 0:
                     self.sess.run(self.elastic)
+                self.step_times.append(time.perf_counter() - t0)
                 self.done += 1
         except af.errors.OutOfRangeError:
             pass  # sync: fewer than k replicas remain, the gate closed: the run is over
@@ -191,7 +194,8 @@ def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_ra
                                                 max(1, workers - 1))
         acc[-1] = (seconds, acc[-1][1])
         return RuleRun(rule, "cluster", acc, seconds, updates, stats, dropped,
-                       extra={"worker_steps": worker_steps})
+                       extra={"worker_steps": worker_steps,
+                              "step_times": [t for r in replicas for t in r.step_times]})
     finally:
         if writer is not None:
             writer.close()

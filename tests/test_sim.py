@@ -39,7 +39,7 @@ def test_rules_train_digits_in_simulation(make):
 
 def test_failure_at_step_k_loses_the_update_and_redoes_the_step():
     cfg = sim.SimConfig(workers=3, steps=10, failures={1: 4}, restart_s=1.0, record=True)
-    r, _ = _run(af.train.StalenessScaledSGD(0.5), cfg)
+    r, params = _run(af.train.StalenessScaledSGD(0.5), cfg)
     assert r.failures == 1 and r.updates == 30
     rows = replay.order(r.log)
     assert [k for t, k, *_ in rows if t == 1] == list(range(10))  # step 4 applied once
@@ -47,6 +47,17 @@ def test_failure_at_step_k_loses_the_update_and_redoes_the_step():
     assert [(k, inc) for t, k, _, _, inc in rows if t == 1] == \
         [(k, 1 if k < 4 else 2) for k in range(10)]
     assert {inc for t, *_, inc in rows if t != 1} == {1}
+    # the log across the restart replays bit for bit
+    d = digits.load()
+    with af.Graph().as_default():
+        m = sim.SplitModel(af.train.StalenessScaledSGD(0.5), d.train_x, d.train_y, d.test_x,
+                           d.test_y, (64, 64, 10))
+        with af.Session() as s:
+            s.run(af.global_variables_initializer())
+            assert replay.replay(r.log, lambda t, k: m.read(s, t, k),
+                                 lambda t, k, h: m.apply(s, t, k, h)) == 30
+            again = s.run(m.vars)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(params, again, strict=True))
     # the others finished during the 1 s restart: worker 1 redid step 4 from a fresh read
     # taken after every one of their updates
     redo_read = next(read for t, k, read, *_ in rows if (t, k) == (1, 4))
