@@ -13,7 +13,8 @@ and the PS's service share that many CPUs (each waits for a free one), as proces
 machine do. `think_s` is a step's client time outside the window between its read and its
 update (the driver's turnaround: feeds, the run call, results), on a core and, with
 `one_client` (one Python process drives every worker), one worker's at a time, in slices of
-`client_slice_s` (the interpreter's switch interval), as threads share a GIL.
+`client_slice_s` (the interpreter's switch interval), as threads share a GIL; `client_wait_s`
+is waiting outside the window on no core (e.g. for a CPU other work holds).
 
 Rules that coordinate the workers are modelled in virtual time with their production
 semantics (blocking, never polling): `ssp_bound` s makes a worker wait before its read of
@@ -68,6 +69,7 @@ class SimConfig:
     think_s: float = 0.0            # a step's client time outside its read..update window
     one_client: bool = False        # one client process drives every worker (one GIL)
     client_slice_s: float = 0.005   # ... which it hands round in slices (sys.getswitchinterval)
+    client_wait_s: float = 0.0      # a step's waiting outside its window, on no core
     eval_every_s: float = 0.0       # evaluate accuracy every so much virtual time (0: end)
     ssp_bound: int = -1             # SSP: a worker waits at most this many steps ahead (-1: off)
     aggregate: int = 0              # sync replicas: gradients per update, k (0: asynchronous)
@@ -140,6 +142,8 @@ def simulate(model: Any, sess: Any, config: SimConfig,
     async def step_of(w: int, step: int, incarnation: int) -> Any:
         """Read, compute and send one step; None when the worker died in it (after a restart
         it redoes the step), else whether the PS took the gradient."""
+        if cfg.client_wait_s > 0:
+            await trio.sleep(cfg.client_wait_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma)))
         if cfg.think_s > 0:  # the client's turnaround before the step reads (on a core)
             think = cfg.think_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma))
             if client is None:
