@@ -218,6 +218,10 @@ def compare(rules: list[str], workers: int, steps: int, *, simulate: bool = True
     plot) to `out` (default stdout); return the runs."""
     check_rules(rules)
     out = sys.stdout if out is None else out
+    if stragglers and not simulate:
+        raise af.errors.InvalidArgumentError(
+            "--stragglers slows virtual workers: add --simulate N (a local cluster's workers "
+            "run at the speed they run)")
     runs: dict[str, RuleRun] = {}
     if simulate:
         kwargs.setdefault("eval_every_s", 0.25)
