@@ -22,8 +22,8 @@ has taken (assignments, in-place updates, scatters, fused applies: every path th
 version with the value (`ReadVariableWithVersion`), and an update that carries the version
 its sender read is given ``staleness = version now - version read`` on the variable's own
 device (`VariableStaleness`), which also counts it in the variable's histogram (`StalenessStats`)
-and, when recording is on, appends (task, step, read version, applied version) to its
-`update_log` (see `actorflow.train.replay`).
+and, when recording is on, appends (task, step, read version, applied version, the sender's
+incarnation) to its `update_log` (see `actorflow.train.replay`).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ class ResourceVariable:
         self._spare: np.ndarray | None = None
         self.version = 0  # writes taken so far (issue 17)
         self.staleness = StalenessStats()
-        self.update_log: list[tuple[int, int, int, int]] | None = None  # None: not recording
+        # None: not recording; else (task, step, read version, applied version, incarnation)
+        self.update_log: list[tuple[int, int, int, int, int]] | None = None
         # id(buffer) -> the version whose write replaced it (see `version_of`)
         self._retired: dict[int, int] = {}
 

@@ -2,6 +2,9 @@
 
     actorflow demo                      train the digits MLP in this process (sync API)
     actorflow train mlp [--ps 1 --workers 2 ...]   asynchronous PS training on a local cluster
+    actorflow train mlp --rule R [--simulate N]    an update rule (issue 17: async, sync,
+        backup, ssp, dcasgd, easgd, stale-lr, quantized8) on a local cluster or in af.sim;
+        --compare R,R,... trains each with the same data and seed: a table and a PNG plot
     actorflow worker ... / cluster ...  the daemons (forwarded to `actorflow.cli`)
     actorflow keys DIR                  a cluster's key directory (SECURITY.md)
     actorflow status / doctor [TARGET]  every task's state; why a step is stuck
@@ -80,9 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "(loss, accuracy, steps/s, per-PS bytes, weights, the graph)")
     t.add_argument("--trace", default=None, metavar="DIR", help="write Chrome/Perfetto "
                    "traces of three training steps here")
-    # research (issue 17): compare update rules in af.sim
+    # research (issue 17): update rules, in af.sim or on a local cluster, and compared
     t.add_argument("--rule", default=None,
-                   help="update rule(s), comma-separated: async, stale-lr, dcasgd, quantized8")
+                   help="update rule(s), comma-separated: async, sync, backup, ssp, dcasgd, "
+                        "easgd, stale-lr, quantized8 (several: a comparison)")
+    t.add_argument("--compare", default=None, metavar="R,R,...",
+                   help="train each rule with the same data and seed; print a table and draw "
+                        "a PNG (--plot; needs matplotlib: the 'plot' extra)")
+    t.add_argument("--plot", default=None, metavar="PNG", help="where --compare draws its "
+                   "plot (default: LOGDIR/compare.png, or ./compare.png)")
     t.add_argument("--simulate", type=int, default=None, metavar="N",
                    help="simulate N virtual workers (af.sim) instead of a local cluster")
     t.add_argument("--stragglers", type=int, default=0)
@@ -111,8 +120,8 @@ def _run(args: argparse.Namespace) -> int:
                                 optimizer=args.optimizer or "adam",
                                 learning_rate=args.learning_rate)
         return 0 if r["test_accuracy"] >= 0.9 else 1
-    if args.simulate is not None or args.rule not in (None, "async"):  # issue 17
-        return _run_rules(args)
+    if args.simulate is not None or args.compare or args.rule not in (None, "async"):
+        return _run_rules(args)  # issue 17
     from models import train_async  # noqa: PLC0415
     kwargs = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                 ("learning_rate", args.learning_rate),
@@ -124,16 +133,25 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_rules(args: argparse.Namespace) -> int:
-    """``train mlp --rule R[,R] --simulate N``: the rules compared in af.sim (issue 17)."""
+    """``train mlp --rule R[,R] | --compare R,R [--simulate N]``: update rules in af.sim or on
+    a local cluster (issue 17); several rules are compared (a table, and with --compare or
+    --plot a PNG)."""
+    from pathlib import Path  # noqa: PLC0415
+
     from models import rules  # noqa: PLC0415
 
-    if args.simulate is None:
-        raise af.errors.InvalidArgumentError(
-            f"--rule {args.rule} runs in simulation only for now: add --simulate N")
-    reports = rules.compare((args.rule or "async").split(","), args.simulate,
-                            args.steps or 100, stragglers=args.stragglers,
-                            learning_rate=args.learning_rate or 0.5)
-    return 0 if all(r.updates for r in reports.values()) else 1
+    names = rules.check_rules((args.compare or args.rule or "async").split(","))
+    plot = args.plot
+    if plot is None and args.compare:
+        plot = str(Path(args.logdir or ".") / "compare.png")
+    if args.logdir:
+        Path(args.logdir).mkdir(parents=True, exist_ok=True)
+    simulate = args.simulate is not None
+    runs = rules.compare(names, args.simulate if simulate else args.workers,
+                         args.steps or (100 if simulate else 200), simulate=simulate,
+                         stragglers=args.stragglers, learning_rate=args.learning_rate or 0.5,
+                         logdir=args.logdir, plot_path=plot)
+    return 0 if all(r.updates for r in runs.values()) else 1
 
 
 # -- the commands this package adds to the `actorflow` program (pyproject.toml entry points) --

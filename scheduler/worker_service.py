@@ -193,6 +193,8 @@ class WorkerService:
         self.endpoint: str | None = None
         # this life of the task: reported by status, named by every register/run request
         self.incarnation = new_incarnation()
+        for d in devices:  # issue 17: an update names its sender's life (TaskIncarnation)
+            d.incarnation = self.incarnation
         self._graphs = GraphRegistry((config.job, config.task), self.incarnation,
                                      max_graphs=config.max_graphs)
         self._outbox: PeerOutbox | None = None

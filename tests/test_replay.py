@@ -39,7 +39,10 @@ def test_recorded_run_replays_bit_for_bit(tmp_path):
     path = tmp_path / "run.updates"
     replay.save(path, log)
     raw = msgpack.unpackb(path.read_bytes())
-    assert raw["version"] == 1 and len(raw["variables"]) == 4
+    assert raw["version"] == 2 and len(raw["variables"]) == 4
+    # every update names its sender's life: one process, one incarnation, never the default
+    incs = {r[4] for rows in raw["variables"].values() for r in rows}
+    assert len(incs) == 1 and incs != {-1} and incs != {0}
     loaded = replay.load(path)
     rows = replay.order(loaded)
     assert len(rows) == 60 and max(r[3] - 1 - r[2] for r in rows) >= 2  # real staleness

@@ -152,7 +152,7 @@ def test_ssp_bound_holds_and_workers_block():
         rows = af.train.replay.collect(s, variables[:1])[variables[0].name]
         assert len(rows) == 2 * steps
         done = [0, 0]
-        for task, clock, _, _ in rows:
+        for task, clock, *_ in rows:
             assert clock == done[task]
             assert done[1 - task] >= clock - s_bound, (task, clock, done)
             done[task] += 1
@@ -189,6 +189,7 @@ def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
     by hand, so the PS computes staleness 1 for every other update; the staleness counters
     and the update log are fetched from the PS through ops; the model trains to >= 95%; the
     recorded run replays in one process to the same final parameters, bit for bit."""
+    from actorflow.client.cluster_status import cluster_status
     from actorflow.cluster import LocalCluster
 
     steps = 200
@@ -216,12 +217,19 @@ def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
             assert nets[0].test_accuracy(sessions[0]) >= 0.95
             log = af.train.replay.collect(sessions[1], nets[1].vars)
             final = sessions[0].run(nets[0].vars)
+            status = cluster_status(spec)
         finally:
             for s in sessions:
                 s.close()
+    # every update names its sender and that sender's life: the worker task's incarnation as
+    # `actorflow status` reports it (int64 bits in the log)
+    incs = {t.task: t.incarnation for t in status.tasks if t.job == "worker"}
+    assert len(set(incs.values())) == 2 and None not in incs.values()
+    for rows in log.values():
+        assert all(inc % (1 << 64) == incs[task] for task, _, _, _, inc in rows)
     # the cluster's recorded order, replayed in one process, ends at the same bits
     rows = af.train.replay.order(log)
-    assert [(t, k) for t, k, _, _ in rows[:4]] == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    assert [(t, k) for t, k, *_ in rows[:4]] == [(0, 0), (1, 0), (0, 1), (1, 1)]
     with af.Graph().as_default():
         net = SplitNet(af.train.StalenessScaledSGD(0.5))
         with af.Session() as s:
@@ -230,3 +238,27 @@ def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
                                    lambda t, k, r: net.apply_update(s, t, k, r))
             again = s.run(net.vars)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(final, again, strict=True))
+
+
+@pytest.mark.multiprocess
+@pytest.mark.slow
+def test_sync_and_backup_rules_on_a_local_cluster(tmp_path, capsys):
+    """``train mlp --compare sync,backup`` on a real local cluster (1 PS, 3 worker daemons):
+    SyncReplicasOptimizer with k = 3 and k = 2 of 3, both to >= 95%, staleness 0 on the PS,
+    backup dropping the late gradients; the table, the PNG and staleness summaries."""
+    from models.cli import main
+
+    png = tmp_path / "cmp.png"
+    assert main(["train", "mlp", "--compare", "sync,backup", "--workers", "3", "--steps",
+                 "150", "--learning-rate", "1.0", "--plot", str(png), "--logdir",
+                 str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["rule", "accuracy", "wall"]
+    rows = {ln.split()[0]: ln.split() for ln in lines[1:3]}
+    assert list(rows) == ["sync", "backup"]
+    for r in rows.values():
+        assert float(r[1].rstrip("%")) >= 95.0 and r[5] == "0.0/0"  # synchronous: staleness 0
+    assert rows["sync"][3] == "150" and rows["sync"][6] == "0"  # 150 steps, all 3 gradients
+    assert int(rows["backup"][6]) > 0  # the last of 3 is dropped
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((tmp_path / "sync").iterdir()) and any((tmp_path / "backup").iterdir())

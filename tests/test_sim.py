@@ -39,14 +39,29 @@ def test_rules_train_digits_in_simulation(make):
 
 def test_failure_at_step_k_loses_the_update_and_redoes_the_step():
     cfg = sim.SimConfig(workers=3, steps=10, failures={1: 4}, restart_s=1.0, record=True)
-    r, _ = _run(af.train.StalenessScaledSGD(0.5), cfg)
+    r, params = _run(af.train.StalenessScaledSGD(0.5), cfg)
     assert r.failures == 1 and r.updates == 30
     rows = replay.order(r.log)
-    assert [k for t, k, _, _ in rows if t == 1] == list(range(10))  # step 4 applied once
+    assert [k for t, k, *_ in rows if t == 1] == list(range(10))  # step 4 applied once
+    # the restarted worker is a new incarnation in the record, from the step it redid
+    assert [(k, inc) for t, k, _, _, inc in rows if t == 1] == \
+        [(k, 1 if k < 4 else 2) for k in range(10)]
+    assert {inc for t, *_, inc in rows if t != 1} == {1}
+    # the log across the restart replays bit for bit
+    d = digits.load()
+    with af.Graph().as_default():
+        m = sim.SplitModel(af.train.StalenessScaledSGD(0.5), d.train_x, d.train_y, d.test_x,
+                           d.test_y, (64, 64, 10))
+        with af.Session() as s:
+            s.run(af.global_variables_initializer())
+            assert replay.replay(r.log, lambda t, k: m.read(s, t, k),
+                                 lambda t, k, h: m.apply(s, t, k, h)) == 30
+            again = s.run(m.vars)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(params, again, strict=True))
     # the others finished during the 1 s restart: worker 1 redid step 4 from a fresh read
     # taken after every one of their updates
-    redo_read = next(read for t, k, read, _ in rows if (t, k) == (1, 4))
-    assert all(applied <= redo_read for t, _, _, applied in rows if t != 1)
+    redo_read = next(read for t, k, read, *_ in rows if (t, k) == (1, 4))
+    assert all(applied <= redo_read for t, _, _, applied, _ in rows if t != 1)
     assert r.virtual_s >= 1.0
     r0, _ = _run(af.train.StalenessScaledSGD(0.5), sim.SimConfig(workers=3, steps=10))
     assert r.virtual_s > r0.virtual_s
@@ -96,3 +111,86 @@ def test_train_command_compares_rules_in_simulation(capsys):
     assert rows["async"][2] == rows["stale-lr"][2]  # the same virtual schedule for both
     assert main(["train", "mlp", "--rule", "nope", "--simulate", "2"]) == 2
     assert "unknown rule 'nope'" in capsys.readouterr().err
+
+
+def _lead_of(rows, workers):
+    """The most steps any worker's applied step was ahead of another's applied count."""
+    done, lead = [0] * workers, 0
+    for task, clock, *_ in rows:
+        assert clock == done[task]
+        lead = max(lead, max(clock - done[j] for j in range(workers) if j != task))
+        done[task] += 1
+    return lead
+
+
+def test_ssp_trains_digits_in_simulation_within_its_bound():
+    from models import rules
+
+    r = rules.simulate_rule("ssp", 4, 200, stragglers=1, learning_rate=0.3, record=True)
+    assert r.final_accuracy >= 0.95 and r.updates == 800
+    rows = replay.order(r.extra["log"])
+    # the straggler (4x slower) holds the others back: the bound is reached, never exceeded
+    assert _lead_of(rows, 4) == rules.SSP_BOUND
+    free = rules.simulate_rule("async", 4, 30, stragglers=1, learning_rate=0.3, record=True)
+    assert _lead_of(replay.order(free.extra["log"]), 4) > rules.SSP_BOUND + 5
+
+
+def test_easgd_trains_digits_in_simulation():
+    from models import rules
+
+    r = rules.simulate_rule("easgd", 4, 300, learning_rate=0.5)
+    assert r.final_accuracy >= 0.95  # the centre, moved only by the elastic pulls
+    assert r.updates == 1200 and r.staleness["count"] == 0
+
+
+def test_sync_and_backup_workers_in_simulation():
+    """k = n waits for the straggler every step; k = n - 1 drops its gradient and goes on:
+    both train to >= 95% with staleness 0, backup in less virtual time."""
+    from models import rules
+
+    sync = rules.simulate_rule("sync", 4, 200, stragglers=1, learning_rate=1.0)
+    backup = rules.simulate_rule("backup", 4, 200, stragglers=1, learning_rate=1.0)
+    for r in (sync, backup):
+        assert r.final_accuracy >= 0.95 and r.updates == 200
+        assert r.staleness["count"] == 200 and r.staleness["max"] == 0
+    assert sync.dropped == 0 and sync.extra["worker_steps"] == 800
+    assert backup.dropped > 0 and backup.seconds < 0.6 * sync.seconds
+
+
+def test_compare_writes_a_table_and_a_png(tmp_path, capsys):
+    from models.cli import main
+
+    rules_ = ["async", "sync", "backup", "ssp", "dcasgd", "easgd", "stale-lr"]
+    png = tmp_path / "cmp.png"
+    assert main(["train", "mlp", "--compare", ",".join(rules_), "--simulate", "2",
+                 "--steps", "8", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["rule", "accuracy"]
+    rows = {ln.split()[0]: ln.split() for ln in out[1:-1]}
+    assert list(rows) == rules_
+    for r in rows.values():
+        assert 0.0 <= float(r[1].rstrip("%")) <= 100.0
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    assert out[-1] == f"plot: {png}"
+
+
+def test_rule_writes_staleness_summaries(tmp_path):
+    ea_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    from models.cli import main
+
+    assert main(["train", "mlp", "--rule", "stale-lr", "--simulate", "3", "--steps", "30",
+                 "--logdir", str(tmp_path)]) == 0
+    acc = ea_mod.EventAccumulator(str(tmp_path / "stale-lr"),
+                                  size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for v in ("W0", "b0", "W1", "b1"):
+        assert f"staleness/{v}/mean" in tags["scalars"]
+        assert f"staleness/{v}" in tags["histograms"]
+    hist = acc.Histograms("staleness/W0")[-1]
+    assert hist.step == 90 and hist.histogram_value.num == 90  # every update's staleness
+    mean = acc.Scalars("staleness/W0/mean")[-1].value
+    assert hist.histogram_value.sum / 90 == pytest.approx(mean, rel=1e-5) and mean > 0.5
+    assert hist.histogram_value.max >= 2
+    assert "eval/accuracy" in tags["scalars"]

@@ -6,9 +6,14 @@
         with af.Session() as s:
             s.run(af.global_variables_initializer())
             report = af.sim.simulate(model, s, af.sim.SimConfig(workers=100, steps=5))
+
+`SimConfig(ssp_bound=s)` bounds how far a worker may run ahead (SSP), `aggregate=k` is
+synchronous replication with n - k backup workers, `ElasticSplitModel` is EASGD (worker-local
+copies, an elastic pull every tau steps). `actorflow train mlp --rule R --simulate N` and
+`--compare R,R,...` (models/rules.py) run the built-in rules on it.
 """
 
 from actorflow.sim.simulator import SimConfig, SimReport, simulate
-from actorflow.sim.split_model import SplitModel
+from actorflow.sim.split_model import ElasticSplitModel, SplitModel
 
-__all__ = ["SimConfig", "SimReport", "SplitModel", "simulate"]
+__all__ = ["ElasticSplitModel", "SimConfig", "SimReport", "SplitModel", "simulate"]

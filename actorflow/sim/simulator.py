@@ -10,21 +10,39 @@ workers' updates land, so staleness arises from the delays as it does on a clust
 serves one update at a time for `ps_apply_s` virtual seconds each (first come first served),
 so many workers saturate it as they would a real one; with `cores` > 0 the workers' compute
 and the PS's service share that many CPUs (each waits for a free one), as processes on one
-machine do.
+machine do. `think_s` is a step's client time outside the window between its read and its
+update (the driver's turnaround: feeds, the run call, results), on a core and, with
+`one_client` (one Python process drives every worker), one worker's at a time, in slices of
+`client_slice_s` (the interpreter's switch interval), as threads share a GIL; `client_wait_s`
+is waiting outside the window on no core (e.g. for a CPU other work holds).
+
+Rules that coordinate the workers are modelled in virtual time with their production
+semantics (blocking, never polling): `ssp_bound` s makes a worker wait before its read of
+step c until every other worker has applied step c - s - 1 (`af.train.StaleSynchronous`);
+`aggregate` k > 0 is synchronous replication (`af.train.SyncReplicasOptimizer`, k = n, or
+backup workers with k < n): a worker's gradient of the current global step is accumulated,
+the k-th one makes the PS apply their mean through the model's update path (one update, then
+the step advances and wakes the contributors), and a gradient of a step already past (a
+backup worker's, a straggler's) is dropped and counted (`SimReport.dropped`); `steps` is then
+the number of global steps. A model may update worker-local state in `read` and talk to the
+PS only on some steps (`needs_ps(step)`, e.g. EASGD's elastic pull every tau steps:
+`ElasticSplitModel`).
 
 Delays are drawn from seeded generators (one per worker, so a seed gives the same virtual
 schedule and the same update order on every run): compute time lognormal around `compute_s`,
 network time exponential around `network_s`, `stragglers` workers `straggler_factor` x
 slower. `failures` {worker: step}: the worker dies in that step after its read (its
-gradient is lost, as a killed task's in-flight step is), restarts `restart_s` later and
-redoes the step from a fresh read. The run reports accuracy against virtual time, updates per
-virtual second, the staleness histogram (from the PS's own counters) and, when `record` is
-on, the update log (`actorflow.train.replay` replays it).
+gradient is lost, as a killed task's in-flight step is), restarts `restart_s` later as a new
+incarnation (its updates' (task, incarnation) in the record change, as a restarted task's
+do) and redoes the step from a fresh read. The run reports accuracy against virtual time,
+updates per virtual second, the staleness histogram (from the PS's own counters) and, when
+`record` is on, the update log (`actorflow.train.replay` replays it).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +66,13 @@ class SimConfig:
     restart_s: float = 0.5          # virtual time for a failed worker to come back
     ps_apply_s: float = 0.0002      # virtual PS service time of one update (FIFO: saturation)
     cores: int = 0                  # CPUs compute and PS service share (0: unlimited)
+    think_s: float = 0.0            # a step's client time outside its read..update window
+    one_client: bool = False        # one client process drives every worker (one GIL)
+    client_slice_s: float = 0.005   # ... which it hands round in slices (sys.getswitchinterval)
+    client_wait_s: float = 0.0      # a step's waiting outside its window, on no core
     eval_every_s: float = 0.0       # evaluate accuracy every so much virtual time (0: end)
+    ssp_bound: int = -1             # SSP: a worker waits at most this many steps ahead (-1: off)
+    aggregate: int = 0              # sync replicas: gradients per update, k (0: asynchronous)
     record: bool = False
     seed: int = 0
 
@@ -63,12 +87,16 @@ class SimReport:
     staleness: dict[str, Any]
     accuracy: list[tuple[float, float]]     # (virtual time, test accuracy)
     failures: int
-    log: dict[str, list[tuple[int, int, int, int]]] | None = None
+    log: dict[str, list[tuple[int, int, int, int, int]]] | None = None
+    dropped: int = 0                        # sync: late gradients of a step already past
+    worker_steps: int = 0                   # gradients computed (= updates when asynchronous)
 
 
-def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
+def simulate(model: Any, sess: Any, config: SimConfig,
+             on_eval: Callable[[float, float, int], None] | None = None) -> SimReport:
     """Run `config.workers` virtual workers of `model` (a `SplitModel` in `sess`'s graph,
-    variables initialised) for `config.steps` steps each."""
+    variables initialised) for `config.steps` steps each. `on_eval(virtual time, accuracy,
+    updates so far)` is called at every evaluation (e.g. to write summaries)."""
     from actorflow.train import replay
 
     cfg = config
@@ -78,7 +106,7 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
     if cfg.record:
         replay.record(sess, model.vars)
     acc: list[tuple[float, float]] = []
-    counts = {"updates": 0, "failures": 0}
+    counts = {"updates": 0, "failures": 0, "dropped": 0, "worker_steps": 0}
     pending_failures = dict(cfg.failures)
 
     def delay(w: int) -> tuple[float, float]:
@@ -89,6 +117,7 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
         return c, float(rng.exponential(cfg.network_s)) if cfg.network_s > 0 else 0.0
 
     cpus = trio.CapacityLimiter(cfg.cores) if cfg.cores > 0 else None
+    client = trio.Lock() if cfg.one_client else None
 
     async def compute(seconds: float) -> None:
         if cpus is None:
@@ -97,24 +126,88 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
             async with cpus:  # FIFO: a worker's compute waits for a free core
                 await trio.sleep(seconds)
 
+    done = [0] * cfg.workers          # steps each worker has applied (SSP's clocks)
+    changed = [trio.Event()]           # set (and replaced) whenever a clock or the step moves
+    sync = {"step": 0, "grads": []}    # aggregate > 0: the global step and its gradients
+    needs_ps = getattr(model, "needs_ps", None)
+
+    def moved() -> None:
+        changed[0].set()
+        changed[0] = trio.Event()
+
+    async def until(ready: Any) -> None:
+        while not ready():
+            await changed[0].wait()
+
+    async def step_of(w: int, step: int, incarnation: int) -> Any:
+        """Read, compute and send one step; None when the worker died in it (after a restart
+        it redoes the step), else whether the PS took the gradient."""
+        if cfg.client_wait_s > 0:
+            await trio.sleep(cfg.client_wait_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma)))
+        if cfg.think_s > 0:  # the client's turnaround before the step reads (on a core)
+            think = cfg.think_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma))
+            if client is None:
+                await compute(think)
+            while client is not None and think > 0:  # the GIL, in slices, first come first
+                async with client:                    # served
+                    await compute(min(think, cfg.client_slice_s))
+                think -= cfg.client_slice_s
+        held = model.read(sess, w, step)
+        counts["worker_steps"] += 1
+        c, net = delay(w)
+        await compute(c)
+        await trio.sleep(net)
+        if pending_failures.get(w) == step:
+            del pending_failures[w]
+            counts["failures"] += 1
+            await trio.sleep(cfg.restart_s)
+            return None  # the in-flight update is lost
+        if needs_ps is not None and not needs_ps(step):
+            model.apply(sess, w, step, held, incarnation)  # worker-local
+            return True
+        async with ps:  # one update at a time on the PS, first come first served
+            if cfg.ps_apply_s > 0:
+                await compute(cfg.ps_apply_s)  # the PS's CPU is one of the cores too
+            if cfg.aggregate <= 0:
+                model.apply(sess, w, step, held, incarnation)
+                return True
+            if step != sync["step"] or step >= cfg.steps:
+                counts["dropped"] += 1
+                return False
+            sync["grads"].append(held)
+            if len(sync["grads"]) == cfg.aggregate:
+                grads = [np.mean([h[0][i] for h in sync["grads"]], axis=0)
+                         for i in range(len(held[0]))]
+                model.apply(sess, w, step, (grads, held[1], held[2]), incarnation)
+                counts["updates"] += 1
+                sync["step"], sync["grads"] = step + 1, []
+                moved()
+            return True
+
     async def worker(w: int) -> None:
-        step = 0
+        step, incarnation = 0, 1
         while step < cfg.steps:
-            held = model.read(sess, w, step)
-            c, net = delay(w)
-            await compute(c)
-            await trio.sleep(net)
-            if pending_failures.get(w) == step:
-                del pending_failures[w]
-                counts["failures"] += 1
-                await trio.sleep(cfg.restart_s)
-                continue  # the in-flight update is lost; redo the step from a fresh read
-            async with ps:  # one update at a time on the PS, first come first served
-                if cfg.ps_apply_s > 0:
-                    await compute(cfg.ps_apply_s)  # the PS's CPU is one of the cores too
-                model.apply(sess, w, step, held)
+            if cfg.ssp_bound >= 0:
+                await until(lambda c=step: all(done[j] >= c - cfg.ssp_bound
+                                               for j in range(cfg.workers) if j != w))
+            took = await step_of(w, step, incarnation)
+            if took is None:
+                incarnation += 1
+                continue  # redo the step from a fresh read
             counts["updates"] += 1
             step += 1
+            done[w] = step
+            moved()
+
+    async def sync_worker(w: int) -> None:
+        incarnation = 1
+        while sync["step"] < cfg.steps:
+            step = sync["step"]
+            took = await step_of(w, step, incarnation)
+            if took is None:
+                incarnation += 1
+            elif took:  # a contributor waits for the step to move past its own
+                await until(lambda c=step: sync["step"] > c)
 
     ps = trio.Lock()
 
@@ -125,10 +218,12 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
                     while True:
                         await trio.sleep(cfg.eval_every_s)
                         acc.append((trio.current_time(), model.test_accuracy(sess)))
+                        if on_eval is not None:
+                            on_eval(*acc[-1], counts["updates"])
                 outer.start_soon(evaluate)
             async with trio.open_nursery() as n:
                 for w in range(cfg.workers):
-                    n.start_soon(worker, w)
+                    n.start_soon(sync_worker if cfg.aggregate > 0 else worker, w)
             outer.cancel_scope.cancel()
         return trio.current_time()
 
@@ -136,8 +231,11 @@ def simulate(model: Any, sess: Any, config: SimConfig) -> SimReport:
     virtual = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     real = time.perf_counter() - t0
     acc.append((virtual, model.test_accuracy(sess)))
+    if on_eval is not None:
+        on_eval(*acc[-1], counts["updates"])
     stats = decode_stats(sess.run(model.staleness_stats))
     log = replay.collect(sess, model.vars) if cfg.record else None
     n = counts["updates"]
     return SimReport(virtual, real, n, n / virtual if virtual else 0.0,
-                     n / real if real else 0.0, stats, acc, counts["failures"], log)
+                     counts["worker_steps"] / real if real else 0.0, stats, acc,
+                     counts["failures"], log, counts["dropped"], counts["worker_steps"])

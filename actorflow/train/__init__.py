@@ -113,7 +113,7 @@ __all__ += ["ClusterSpec", "Server", "ExponentialMovingAverage", "AdadeltaOptimi
 __all__ += ["StalenessScaledSGD", "DCASGDOptimizer", "ElasticAverage", "StaleSynchronous",
             "QuantizedGradients", "TopKGradients", "read_with_version", "staleness",
             "staleness_statistics", "staleness_stats", "variable_version", "replay",
-            "version_of_read"]
+            "version_of_read", "task_incarnation"]
 from actorflow.train import replay  # noqa: E402
 from actorflow.train.compression import QuantizedGradients, TopKGradients  # noqa: E402
 from actorflow.train.dc_asgd import DCASGDOptimizer  # noqa: E402
@@ -125,6 +125,7 @@ from actorflow.train.staleness import (  # noqa: E402
     staleness,
     staleness_statistics,
     staleness_stats,
+    task_incarnation,
     variable_version,
     version_of_read,
 )

@@ -65,6 +65,7 @@ class Optimizer:
     # issue 17: True makes minimize() read versions and _apply_* receive `staleness=`
     wants_staleness = False
     task: Any = -1
+    incarnation: Any = None  # issue 17: the sender's; None: its task's (task_incarnation())
 
     def __init__(self, use_locking: bool, name: str):
         if not name:
@@ -215,7 +216,7 @@ class Optimizer:
             rv = variable_version(v, name="read_version")
         self._versions[v] = rv
         self._read_values.setdefault(v, v.value())
-        s = staleness(v, rv, step=read_step, task=self.task)
+        s = staleness(v, rv, step=read_step, task=self.task, incarnation=self.incarnation)
         with control_dependencies([s.op]):
             if isinstance(g, IndexedSlices):
                 return self._apply_sparse(g, v, staleness=s)

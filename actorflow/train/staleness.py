@@ -21,7 +21,7 @@ buffer: `ResourceVariable.version_of`); `minimize` uses it.
 `staleness` also counts the update in the variable's counters (`staleness_stats(w)`:
 int64 [count, sum, max, version, histogram...], fetchable from any task, or
 `staleness_statistics(session)` for a session's in-process devices), and logs
-(task, step, read version, applied version) when the variable records
+(task, step, read version, applied version, incarnation) when the variable records
 (`actorflow.train.replay`). The apply must run after the staleness op (make the update
 depend on `s`, as the optimizers do). The two are adjacent kernels of one step on the
 variable's device; should another step's update run between them, it is counted in the next
@@ -49,6 +49,7 @@ from devices.errors import InvalidArgumentError
 from devices.resources import StalenessStats
 
 __all__ = ["read_with_version", "variable_version", "version_of_read", "staleness",
+           "task_incarnation",
            "staleness_stats", "staleness_statistics", "HIST_OFFSET"]
 
 HIST_OFFSET = 4  # staleness_stats: [count, sum, max, version, hist[0], hist[1], ...]
@@ -64,9 +65,10 @@ define_op("SnapshotVersion", infer=lambda i, a: [(dtypes.int64, ())], stateful=T
 define_op("VariableStaleness", infer=lambda i, a: [(dtypes.int64, ())], stateful=True)
 define_op("StalenessStats", infer=lambda i, a: [
     (dtypes.int64, (HIST_OFFSET + StalenessStats.BUCKETS,))], stateful=True)
-define_op("VariableUpdateLog", infer=lambda i, a: [(dtypes.int64, (None, 4))], stateful=True)
+define_op("VariableUpdateLog", infer=lambda i, a: [(dtypes.int64, (None, 5))], stateful=True)
+define_op("TaskIncarnation", infer=lambda i, a: [(dtypes.int64, ())], stateful=True)
 for _op in ("VariableVersion", "SnapshotVersion", "VariableStaleness", "StalenessStats",
-            "VariableUpdateLog"):
+            "VariableUpdateLog", "TaskIncarnation"):
     no_gradient(_op)
 
 
@@ -110,17 +112,31 @@ def version_of_read(var: Any, value: Any, name: str | None = None) -> Tensor:
                         name=name or "version_of_read")[0]
 
 
+def task_incarnation(name: str | None = None) -> Tensor:
+    """int64: the incarnation (this life) of the task the op is placed on: the worker
+    service's id as `actorflow status` shows it (as int64 bits), or, in an in-process session,
+    the process's. An update names its sender by (task, incarnation): a restarted task's
+    updates are told apart from those of its earlier life."""
+    with colocate_with(None):  # on the sender, not on the variable it updates
+        return apply_op("TaskIncarnation", [], {}, name=name or "task_incarnation")[0]
+
+
 def staleness(var: Any, read_version: Any, step: Any = -1, task: Any = -1,
-              name: str | None = None) -> Tensor:
+              incarnation: Any = None, name: str | None = None) -> Tensor:
     """int64 staleness of an update to `var` read at `read_version`, computed on `var`'s
-    device now (before the update lands). `task` and `step` (int64 scalars or numbers) name
-    the update in the variable's log when it records."""
+    device now (before the update lands). `task`, `step` and `incarnation` (int64 scalars or
+    numbers; incarnation default: `task_incarnation()` of the sender, i.e. the device the
+    caller's device scope places ops on) name the update in the variable's log when it
+    records."""
     h = _handle(var, "staleness")
     rv = convert_to_tensor(read_version, dtype=dtypes.int64)
     st = convert_to_tensor(step, dtype=dtypes.int64)
     tk = convert_to_tensor(task, dtype=dtypes.int64)
+    inc = task_incarnation() if incarnation is None else \
+        convert_to_tensor(incarnation, dtype=dtypes.int64)
     with colocate_with(h.op):
-        return apply_op("VariableStaleness", [h, rv, st, tk], {}, name=name or "staleness")[0]
+        return apply_op("VariableStaleness", [h, rv, st, tk, inc], {},
+                        name=name or "staleness")[0]
 
 
 def staleness_stats(var: Any, name: str | None = None) -> Tensor:

@@ -13,6 +13,7 @@ Invariants they keep (see `devices.resources`):
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import numpy as np
@@ -438,7 +439,8 @@ def _read_with_version(k: KernelContext) -> Any:
 def _variable_staleness(k: KernelContext) -> Any:
     """staleness = the variable's version now - `read_version`, for the update about to be
     applied (it lands at version now + 1); counted, and logged when the variable records."""
-    def compute(h: ResourceVariable, read_version: Any, step: Any, task: Any) -> tuple[Any]:
+    def compute(h: ResourceVariable, read_version: Any, step: Any, task: Any,
+                incarnation: Any = -1) -> tuple[Any]:
         read = int(read_version)
         if read > h.version or read < 0:
             raise InvalidArgumentError(
@@ -447,9 +449,22 @@ def _variable_staleness(k: KernelContext) -> Any:
         s = h.version - read
         h.staleness.add(s)
         if h.update_log is not None:
-            h.update_log.append((int(task), int(step), read, h.version + 1))
+            h.update_log.append((int(task), int(step), read, h.version + 1, int(incarnation)))
         return (_i64(s),)
     return compute
+
+
+# this process's incarnation when its devices were not given the task's (in-process sessions)
+_PROCESS_INCARNATION = secrets.randbits(63) or 1
+
+
+@_state_kernel("TaskIncarnation")
+def _task_incarnation(k: KernelContext) -> Any:
+    """The incarnation of the task this device lives in (the worker service's, as int64 bits:
+    `actorflow status` shows the same id), or this process's: who sent an update (issue 17)."""
+    inc = getattr(k.device, "incarnation", None) or _PROCESS_INCARNATION
+    value = _i64(inc - (1 << 64) if inc >= 1 << 63 else inc)
+    return lambda: (value,)
 
 
 @_state_kernel("StalenessStats")
@@ -463,13 +478,13 @@ def _staleness_stats(k: KernelContext) -> Any:
 
 @_state_kernel("VariableUpdateLog")
 def _variable_update_log(k: KernelContext) -> Any:
-    """The variable's recorded updates as int64 [n, 4] rows (task, step, read version, applied
-    version), oldest first; attr `enable` turns recording on (True) or off (False) afterwards,
-    or leaves it (absent)."""
+    """The variable's recorded updates as int64 [n, 5] rows (task, step, read version, applied
+    version, the sender's incarnation), oldest first; attr `enable` turns recording on (True)
+    or off (False) afterwards, or leaves it (absent)."""
     enable = k.attrs.get("enable")
 
     def compute(h: ResourceVariable) -> tuple[Any]:
-        rows = np.array(h.update_log or [], dtype=np.int64).reshape(-1, 4)
+        rows = np.array(h.update_log or [], dtype=np.int64).reshape(-1, 5)
         if enable is True:
             h.update_log = h.update_log if h.update_log is not None else []
         elif enable is False:
