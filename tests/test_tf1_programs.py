@@ -93,3 +93,77 @@ def test_bidirectional_lstm_contrib(capsys: pytest.CaptureFixture) -> None:
 def test_variational_autoencoder(capsys: pytest.CaptureFixture) -> None:
     r = run_program("vae", ["--epochs=10"], capsys)
     assert float(r["last_loss"]) < 0.7 * float(r["first_loss"])
+
+
+# -- session 6: GANs, tensorboard, save/restore, multi-GPU-style, image files, Dataset API ----
+
+def test_gan_two_optimizers_var_list(capsys: pytest.CaptureFixture) -> None:
+    r = run_program("gan", ["--steps=80"], capsys)
+    assert r["finite"] == "True"
+    # the generator's pixels move from sigmoid(~0) = 0.5 toward the data's mean (0.30)
+    assert abs(float(r["start_mean"]) - 0.5) < 0.05
+    gap0 = float(r["start_mean"]) - float(r["data_mean"])          # 0.185
+    gap = abs(float(r["sample_mean"]) - float(r["data_mean"]))     # 0.06 after 80 steps
+    assert gap < 0.6 * gap0
+
+
+def test_dcgan_conv2d_transpose_batch_norm(capsys: pytest.CaptureFixture) -> None:
+    r = run_program("dcgan", ["--steps=8"], capsys)
+    assert (r["gen_vars"], r["disc_vars"]) == ("10", "10")  # as TF 1.15 counts them
+    assert r["update_ops"] == "4 12" and r["moving_means"] == "4"
+    assert r["sample_shape"] == "[8, 8, 8, 1]" and r["sample_range"] == "True"
+
+
+def test_tensorboard_advanced_histograms(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    import struct
+
+    from tensorboardX.proto import event_pb2
+    r = run_program("tensorboard_advanced", ["--epochs=1", f"--logs_path={tmp_path}"], capsys)
+    assert r["steps"] == "15" and r["summaries"] == "16" and r["event_files"] == "1"
+    tags: dict[str, int] = {}
+    data = next(tmp_path.glob("events.out.tfevents.*")).read_bytes()
+    i = 0
+    while i < len(data):  # TFRecord framing: length, its crc, the record, its crc
+        (n,) = struct.unpack("<Q", data[i:i + 8])
+        for v in event_pb2.Event.FromString(data[i + 12:i + 12 + n]).summary.value:
+            tags[v.tag] = tags.get(v.tag, 0) + 1
+        i += 16 + n
+    # the same 16 tags TensorFlow 2.21's tf.compat.v1 writes for this program, each per step
+    assert sorted(tags) == sorted(
+        ["Model/relu1", "Model/relu2", "accuracy_1", "loss_1"]
+        + [f"{v}_0{g}" for v in ("W1", "W2", "W3", "b1", "b2", "b3") for g in ("", "/gradient")])
+    assert set(tags.values()) == {15}
+
+
+def test_save_restore_model(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    r = run_program("save_restore_model", [f"--model_path={tmp_path}/model.ckpt"], capsys)
+    assert r["saved_to_path"] == "True" and r["restore_returns"] == "None"
+    assert float(r["first_accuracy"]) > 0.85
+    assert float(r["fresh_accuracy"]) < 0.3
+    assert r["restored_accuracy"] == r["first_accuracy"]
+    assert float(r["final_accuracy"]) > 0.85
+    files = eval(r["files"])
+    assert {"M.data-00000-of-00001", "M.index", "checkpoint"} <= set(files)
+
+
+def test_multigpu_towers_soft_placement(capsys: pytest.CaptureFixture) -> None:
+    r = run_program("multigpu_cnn", ["--steps=25"], capsys)
+    assert r["variables"] == "6" and r["grads_averaged"] == "6"
+    assert float(r["accuracy"]) > 0.6
+
+
+def test_build_image_dataset(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    r = run_program("build_image_dataset", [f"--dataset_path={tmp_path}", "--steps=25",
+                                                    "--per_class=12"],
+                    capsys)
+    assert r["first_image"] == "uint8 [8, 8, 1]"
+    assert r["files"] == "120"
+    assert float(r["accuracy"]) > 0.6
+
+
+def test_dataset_api_feedable_iterator(capsys: pytest.CaptureFixture) -> None:
+    r = run_program("dataset_api", ["--epochs=2"], capsys)
+    assert r["handle_type"] == "bytes"
+    assert r["batches"] == "46"  # 23 batches of 64 (the last of 29) per epoch
+    acc, acc2 = (float(a) for a in r["accuracy"].split())
+    assert acc > 0.9 and acc2 == acc  # the validation iterator repeats

@@ -13,6 +13,7 @@ from models import digits
 tf.app.flags.DEFINE_string("dataset_path", "", "a folder of class folders (written if empty)")
 tf.app.flags.DEFINE_string("mode", "folder", "folder: a folder per class")
 tf.app.flags.DEFINE_integer("steps", 60, "training steps")
+tf.app.flags.DEFINE_integer("per_class", 30, "images written per class")
 FLAGS = tf.app.flags.FLAGS
 N_CLASSES, IMG_HEIGHT, IMG_WIDTH, CHANNELS = 10, 16, 16, 3
 batch_size = 32
@@ -80,7 +81,7 @@ def main(_):
     tf.set_random_seed(2)
     dataset_path = FLAGS.dataset_path or tempfile.mkdtemp()
     if not os.listdir(dataset_path):
-        write_dataset(dataset_path)
+        write_dataset(dataset_path, FLAGS.per_class)
     first = tf.Session().run(tf.image.decode_jpeg(tf.read_file(
         os.path.join(dataset_path, "class_0", "000.jpg")), channels=1))
     X, Y = read_images(dataset_path, FLAGS.mode, batch_size)
