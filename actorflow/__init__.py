@@ -279,3 +279,4 @@ sim = importlib.import_module("actorflow.sim")
 # ops (issue 13, session 6): TF1 names the example programs use
 from scheduler.graphdef import NodeDef  # noqa: E402  (isinstance checks in device functions)
 from actorflow.ops.image_io_ops import read_file, write_file  # noqa: E402
+from actorflow.sparse_tensor import sparse_placeholder, sparse_tensor_dense_matmul  # noqa: E402

@@ -39,7 +39,7 @@ from actorflow import shapes
 from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions, StepStats
 from actorflow.graph import Graph, Operation, Tensor, get_default_graph
 from actorflow.indexed_slices import IndexedSlices, IndexedSlicesValue
-from actorflow.sparse_tensor import SparseTensor, SparseTensorValue
+from actorflow.sparse_tensor import SparseTensor, SparseTensorValue, expand_sparse_feeds
 from devices import dtypes
 from devices.errors import FailedPreconditionError, InvalidArgumentError
 from scheduler import tracing
@@ -217,7 +217,7 @@ class Session:
         return plan.build(rets)
 
     def _prepare(self, fetches: Any, feed_dict: dict | None) -> tuple[_Plan, list[Any]]:
-        feed_dict = feed_dict or {}
+        feed_dict = expand_sparse_feeds(feed_dict or {})
         fkey = _structure_key(fetches)
         key = (fkey, tuple(feed_dict))
         plan = self._plans.get(key)
