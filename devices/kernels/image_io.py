@@ -86,8 +86,9 @@ def _decode(data: bytes, fmt: str, channels: int, op: str) -> np.ndarray:
                                    f"({type(e).__name__}: {e}); {len(data)} bytes starting "
                                    f"{data[:8]!r}") from None
     if fmt and _FORMATS[fmt] != found and not (fmt == "jpeg" and found == "MPO"):
-        raise InvalidArgumentError(f"{op}: expected a {fmt.upper()} image, got {found or 'an unknown format'}; "
-                                   f"use tf.image.decode_image for any format")
+        got = found or "an unknown format"
+        raise InvalidArgumentError(f"{op}: expected a {fmt.upper()} image, got {got}; use "
+                                   f"tf.image.decode_image for any format")
     if channels == 0:
         mode = img.mode
         channels = 1 if mode in ("L", "1", "I", "I;16", "F") else 4 if "A" in mode else 3

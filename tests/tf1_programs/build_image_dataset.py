@@ -28,13 +28,13 @@ def write_dataset(path, per_class=30):
              "png": tf.write_file(filename, tf.image.encode_png(image))}
     with tf.Session() as s:
         for c in range(N_CLASSES):
-            os.makedirs(os.path.join(path, "class_%d" % c), exist_ok=True)
+            os.makedirs(os.path.join(path, f"class_{c}"), exist_ok=True)
             images = data.train_x[data.train_y == c][:per_class]
             for i, im in enumerate(images):
                 rgb = np.repeat((im.reshape(8, 8, 1) * 255).astype(np.uint8), 3, axis=2)
                 ext = "jpg" if c % 2 == 0 else "png"
                 s.run(write[ext], {image: rgb, filename: os.path.join(
-                    path, "class_%d" % c, "%03d.%s" % (i, ext))})
+                    path, f"class_{c}", f"{i:03d}.{ext}")})
 
 
 def read_images(dataset_path, mode, batch_size):
@@ -97,7 +97,7 @@ def main(_):
         sess.run(init)
         coord = tf.train.Coordinator()
         threads = tf.train.start_queue_runners(sess=sess, coord=coord)
-        for step in range(1, FLAGS.steps + 1):
+        for _step in range(1, FLAGS.steps + 1):
             _, loss = sess.run([train_op, loss_op])
         accs = [sess.run(accuracy) for _ in range(5)]
         coord.request_stop()

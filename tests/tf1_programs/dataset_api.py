@@ -40,7 +40,7 @@ def main(_):
         training_handle = sess.run(train_iterator.string_handle())
         validation_handle = sess.run(val_iterator.string_handle())
         batches = 0
-        for epoch in range(FLAGS.epochs):
+        for _epoch in range(FLAGS.epochs):
             sess.run(train_iterator.initializer, feed_dict={
                 features_placeholder: data.train_x, labels_placeholder: data.train_y})
             while True:

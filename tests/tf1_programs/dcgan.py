@@ -74,7 +74,7 @@ def main(_):
     images = data.train_x.reshape(-1, 8, 8, 1) * 2. - 1.
     with tf.Session() as sess:
         sess.run(init)
-        for i in range(1, FLAGS.steps + 1):
+        for _i in range(1, FLAGS.steps + 1):
             batch_x = images[rng.randint(0, len(images), batch_size)]
             z = rng.uniform(-1., 1., size=[batch_size, noise_dim])
             _, dl = sess.run([train_disc, disc_loss], feed_dict={

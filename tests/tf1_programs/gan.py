@@ -65,7 +65,7 @@ def main(_):
         sess.run(init)
         start = sess.run(tf.reduce_mean(gen_sample),
                          {gen_input: rng.uniform(-1., 1., size=[256, noise_dim])})
-        for i in range(1, FLAGS.steps + 1):
+        for _i in range(1, FLAGS.steps + 1):
             idx = rng.randint(0, len(data.train_x), batch_size)
             batch_x = data.train_x[idx]
             z = rng.uniform(-1., 1., size=[batch_size, noise_dim])

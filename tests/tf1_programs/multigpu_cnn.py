@@ -30,7 +30,7 @@ def conv_net(x, n_classes, dropout, reuse, is_training):
 
 def average_gradients(tower_grads):
     average_grads = []
-    for grad_and_vars in zip(*tower_grads):
+    for grad_and_vars in zip(*tower_grads, strict=False):
         grads = []
         for g, _ in grad_and_vars:
             expanded_g = tf.expand_dims(g, 0)
@@ -62,7 +62,7 @@ def main(_):
         X = tf.placeholder(tf.float32, [None, 64])
         Y = tf.placeholder(tf.float32, [None, num_classes])
         for i in range(FLAGS.num_gpus):
-            with tf.device(assign_to_device('/gpu:{}'.format(i), ps_device='/cpu:0')):
+            with tf.device(assign_to_device(f'/gpu:{i}', ps_device='/cpu:0')):
                 _x = X[i * batch_size: (i + 1) * batch_size]
                 _y = Y[i * batch_size: (i + 1) * batch_size]
                 logits_train = conv_net(_x, num_classes, 0.25, reuse=reuse_vars,
@@ -84,7 +84,7 @@ def main(_):
         rng = np.random.RandomState(0)
         with tf.Session(config=config) as sess:
             sess.run(init)
-            for step in range(1, FLAGS.steps + 1):
+            for _step in range(1, FLAGS.steps + 1):
                 i = rng.randint(0, len(data.train_y), batch_size * FLAGS.num_gpus)
                 sess.run(train_op, feed_dict={X: data.train_x[i],
                                               Y: digits.one_hot(data.train_y[i])})

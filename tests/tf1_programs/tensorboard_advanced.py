@@ -50,7 +50,7 @@ def main(_):
     with tf.name_scope('SGD'):
         optimizer = tf.train.GradientDescentOptimizer(0.01)
         grads = tf.gradients(loss, tf.trainable_variables())
-        grads = list(zip(grads, tf.trainable_variables()))
+        grads = list(zip(grads, tf.trainable_variables(), strict=False))
         apply_grads = optimizer.apply_gradients(grads_and_vars=grads)
     with tf.name_scope('Accuracy'):
         acc = tf.equal(tf.argmax(pred, 1), tf.argmax(y, 1))
@@ -67,7 +67,7 @@ def main(_):
         sess.run(init)
         summary_writer = tf.summary.FileWriter(logs_path, graph=tf.get_default_graph())
         step = 0
-        for epoch in range(FLAGS.epochs):
+        for _epoch in range(FLAGS.epochs):
             for batch_xs, batch_ys in digits.batches(data.train_x, data.train_y, 100):
                 _, c, summary = sess.run([apply_grads, loss, merged_summary_op],
                                          feed_dict={x: batch_xs, y: digits.one_hot(batch_ys)})
