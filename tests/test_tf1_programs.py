@@ -167,3 +167,13 @@ def test_dataset_api_feedable_iterator(capsys: pytest.CaptureFixture) -> None:
     assert r["batches"] == "46"  # 23 batches of 64 (the last of 29) per epoch
     acc, acc2 = (float(a) for a in r["accuracy"].split())
     assert acc > 0.9 and acc2 == acc  # the validation iterator repeats
+
+
+def test_estimator_model_fn_numpy_input_fn(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    r = run_program("estimator_mlp", ["--num_steps=150", f"--model_dir={tmp_path}"], capsys)
+    assert float(r["accuracy"]) > 0.8
+    assert r["global_step"] == "150 173"  # train() resumes from the checkpoint: +23 steps
+    assert 0 < float(r["loss"]) < 1.0
+    preds, labels = eval(r["predictions"]), eval(r["labels"])
+    assert len(preds) == 8 and sum(p == t for p, t in zip(preds, labels, strict=True)) >= 6
+    assert any(p.name.startswith("model.ckpt-173") for p in tmp_path.iterdir())
