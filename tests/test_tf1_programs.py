@@ -177,3 +177,20 @@ def test_estimator_model_fn_numpy_input_fn(capsys: pytest.CaptureFixture, tmp_pa
     preds, labels = eval(r["predictions"]), eval(r["labels"])
     assert len(preds) == 8 and sum(p == t for p, t in zip(preds, labels, strict=True)) >= 6
     assert any(p.name.startswith("model.ckpt-173") for p in tmp_path.iterdir())
+
+
+def test_linear_regression_matches_tensorflow(capsys: pytest.CaptureFixture) -> None:
+    r = run_program("linear_regression", [], capsys)
+    # TensorFlow 2.21 (tf.compat.v1) prints the same program's figures, digit for digit:
+    assert r["Epoch:"] == "0100 cost= 0.197407037 W= 0.443617 b= -0.5943239"
+    assert (r["training_cost"], r["testing_cost"]) == ("0.197407", "0.174741")
+    assert r["weights"] == "0.443617 -0.594324"
+
+
+def test_kmeans_contrib_factorization(capsys: pytest.CaptureFixture) -> None:
+    r = run_program("kmeans", ["--num_steps=10"], capsys)
+    last, after_reinit = (float(v) for v in r["last_distance"].split())
+    assert last < 0.8 * float(r["first_distance"])
+    assert after_reinit == last  # init_op runs once: a second run keeps the centres
+    assert r["initialized"] == "True"
+    assert float(r["accuracy"]) > 0.75
