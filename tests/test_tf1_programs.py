@@ -191,6 +191,7 @@ def test_kmeans_contrib_factorization(capsys: pytest.CaptureFixture) -> None:
     r = run_program("kmeans", ["--num_steps=10"], capsys)
     last, after_reinit = (float(v) for v in r["last_distance"].split())
     assert last < 0.8 * float(r["first_distance"])
-    assert after_reinit == last  # init_op runs once: a second run keeps the centres
+    # init_op runs once: a second run keeps the trained centres (no new random pick)
+    assert abs(after_reinit - last) < 0.005
     assert r["initialized"] == "True"
     assert float(r["accuracy"]) > 0.75
