@@ -18,7 +18,8 @@
     model.train(input_fn, steps=1000)
     model.evaluate(af.estimator.inputs.numpy_input_fn({"images": xt}, yt, shuffle=False))
 
-Each call builds a fresh graph: `input_fn()` gives (features, labels) tensors, `model_fn` the
+Each call builds a fresh graph: `input_fn()` gives (features, labels) tensors (or a Dataset of
+them), `model_fn` the
 EstimatorSpec for the call's mode. The model's state lives in checkpoints under `model_dir`
 (a temporary directory if none is given, as in TF): `train` restores the latest one, runs
 `train_op` until `steps` more (or `max_steps` in all) or the input ends, and saves;
@@ -141,6 +142,9 @@ class Estimator:
                 set_random_seed(self._config.tf_random_seed)
             gs = get_or_create_global_step()
             out = input_fn()
+            from actorflow.data import Dataset
+            if isinstance(out, Dataset):  # an input_fn may return a Dataset of the pairs
+                out = out.make_one_shot_iterator().get_next()
             features, labels = out if isinstance(out, tuple) and len(out) == 2 else (out, None)
             spec = self._call_model_fn(features, labels, mode)
         return g, gs, spec

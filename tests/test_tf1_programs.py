@@ -195,3 +195,16 @@ def test_kmeans_contrib_factorization(capsys: pytest.CaptureFixture) -> None:
     assert abs(after_reinit - last) < 0.005
     assert r["initialized"] == "True"
     assert float(r["accuracy"]) > 0.75
+
+
+def test_cnn_estimator_logging_hook_dataset_input(capsys: pytest.CaptureFixture, tmp_path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the Estimator's model_dir
+    r = run_program("cnn_estimator_logging_hook", ["--steps=60"], capsys)
+    assert float(r["accuracy"]) > 0.6
+    assert r["global_step"] == "60"
+    assert r["keys"] == "['classes', 'probabilities']"
+    assert r["prob_sums"] == "[1.0, 1.0, 1.0, 1.0, 1.0]"
+    assert any(p.name.startswith("model.ckpt-60") for d in tmp_path.iterdir() if d.is_dir()
+               for p in d.iterdir())
