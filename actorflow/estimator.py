@@ -41,7 +41,8 @@ from actorflow import metrics, tf_logging
 from actorflow.graph import Graph
 from devices.errors import InvalidArgumentError, OutOfRangeError
 
-__all__ = ["Estimator", "EstimatorSpec", "ModeKeys", "RunConfig", "inputs"]
+__all__ = ["Estimator", "EstimatorSpec", "ModeKeys", "RunConfig", "inputs", "DNNClassifier",
+           "DNNRegressor"]
 
 
 class ModeKeys:
@@ -298,3 +299,6 @@ class _Inputs:
 
 
 inputs = _Inputs()
+
+
+from actorflow.canned_estimators import DNNClassifier, DNNRegressor  # noqa: E402  (premade)

@@ -208,3 +208,16 @@ def test_cnn_estimator_logging_hook_dataset_input(capsys: pytest.CaptureFixture,
     assert r["prob_sums"] == "[1.0, 1.0, 1.0, 1.0, 1.0]"
     assert any(p.name.startswith("model.ckpt-60") for d in tmp_path.iterdir() if d.is_dir()
                for p in d.iterdir())
+
+
+def test_premade_dnn_classifier_feature_columns(capsys: pytest.CaptureFixture, tmp_path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the Estimator's model_dir
+    r = run_program("premade_dnn_classifier", ["--train_steps=150"], capsys)
+    assert float(r["accuracy"]) > 0.7
+    assert r["metrics"] == "['accuracy', 'average_loss', 'global_step', 'loss']"
+    # 'loss' is the per-batch sum averaged over the 4 batches of the 100 test examples
+    assert float(r["loss_ratio"]) == pytest.approx(25.0, abs=0.2)
+    assert int(r["correct"].split()[0]) >= 4
+    assert r["classes"].split()[-1] == "int64" and r["classes"].startswith("[b'")

@@ -9,6 +9,8 @@
         the op layer adds the frame axis).
     EncodeImage(image: uint8 [h, w, c])    -> string[]   attrs format ("png"/"jpeg"), quality
 
+and, as the other kernel turning values into host strings, AsString (numbers to text).
+
 Images are decoded by Pillow (an optional dependency, the ``image`` extra), imported on the
 first decode, so graphs without image ops never need it. A file Pillow cannot read, or one of
 another format than the op asked for, is InvalidArgument naming the format found. CPU only:
@@ -120,4 +122,35 @@ def _encode_image(k: KernelContext):
         buf = io.BytesIO()
         img.save(buf, _FORMATS[fmt], **({"quality": quality} if fmt == "jpeg" else {}))
         return (_string_scalar(buf.getvalue()),)
+    return compute
+
+
+@register_kernel("AsString", device_types=("CPU",))
+def _as_string(k: KernelContext):
+    """TF's AsString formatting (see actorflow/ops/string_ops.py)."""
+    prec, sci, short = int(k.attr("precision", -1)), k.attr("scientific"), k.attr("shortest")
+    width, fill = int(k.attr("width", -1)), k.attr("fill", "") or " "
+    kind = np.dtype(k.in_dtypes[0].np).kind if k.in_dtypes else None
+    if kind == "b":
+        fmt = None
+    elif kind in "iu":
+        fmt = "{:d}"
+    elif short:
+        fmt = "{:g}"
+    else:
+        fmt = "{:." + str(6 if prec < 0 else prec) + ("e}" if sci else "f}")
+
+    def one(v: Any) -> bytes:
+        s = ("true" if v else "false") if fmt is None else fmt.format(v.item())
+        if width > 0 and len(s) < width:
+            s = s.rjust(width, fill)
+        return s.encode()
+
+    def compute(x: Any) -> tuple:
+        arr = np.asarray(x)
+        out = np.empty(arr.shape, dtype=object)
+        flat = out.reshape(-1)
+        for i, v in enumerate(arr.reshape(-1)):
+            flat[i] = one(v)
+        return (out,)
     return compute
