@@ -231,3 +231,49 @@ def test_node_def_is_a_property_device_functions_see_it() -> None:
     assert "Add" in seen and v.op.node_def.op == "VarHandleOp"  # resource variables
     assert y.op.node_def.name == "y" and "GPU:0" in y.op.node_def.device.upper()
     assert "CPU:0" in v.op.node_def.device.upper()  # not the device before the function ran
+
+
+def test_as_string_formats_like_tf() -> None:
+    with af.Session() as s:
+        ints, floats, prec, bools, padded = s.run([
+            af.as_string(af.constant([[0], [12]], af.int64)),
+            af.as_string(af.constant([1.5, -2.0])),
+            af.as_string(af.constant([3.14159]), precision=2),
+            af.as_string(af.constant([True, False])),
+            af.as_string(af.constant([7]), width=3, fill="0")])
+    assert ints.tolist() == [[b"0"], [b"12"]]
+    assert floats.tolist() == [b"1.500000", b"-2.000000"]
+    assert prec.tolist() == [b"3.14"] and bools.tolist() == [b"true", b"false"]
+    assert padded.tolist() == [b"007"]
+    with pytest.raises(InvalidArgumentError, match="already a string"):
+        af.as_string(af.constant(["a"]))
+
+
+def test_feature_column_input_layer_sorts_by_name() -> None:
+    cols = [af.feature_column.numeric_column("b"),
+            af.feature_column.numeric_column("a", shape=[2], normalizer_fn=lambda v: v * 10),
+            af.feature_column.numeric_column("c", dtype=af.int32)]
+    feats = {"a": np.array([[1.0, 2.0], [3.0, 4.0]]), "b": np.array([5.0, 6.0]),
+             "c": np.array([7, 8], np.int32)}
+    net = af.feature_column.input_layer(feats, cols)
+    with af.Session() as s:
+        out = s.run(net)
+    assert out.dtype == np.float32
+    assert out.tolist() == [[10.0, 20.0, 5.0, 7.0], [30.0, 40.0, 6.0, 8.0]]  # a, b, c
+    with pytest.raises(InvalidArgumentError, match="no feature 'b'"):
+        af.feature_column.input_layer({"a": feats["a"]}, cols[:2])
+
+
+def test_estimator_misuse_errors(tmp_path) -> None:
+    def model_fn(features, labels, mode):
+        return af.estimator.EstimatorSpec(mode, predictions=features)
+
+    est = af.estimator.Estimator(model_fn, model_dir=str(tmp_path))
+    fn = af.estimator.inputs.numpy_input_fn({"x": np.zeros((4, 2))}, np.zeros(4),
+                                            shuffle=False)
+    with pytest.raises(InvalidArgumentError, match="needs loss and train_op"):
+        est.train(fn, steps=1)
+    with pytest.raises(InvalidArgumentError, match="train\\(\\) first"):
+        est.evaluate(fn)
+    with pytest.raises(InvalidArgumentError, match="shuffle=True or shuffle=False"):
+        af.estimator.inputs.numpy_input_fn({"x": np.zeros((4, 2))})
