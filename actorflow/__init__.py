@@ -281,6 +281,7 @@ from actorflow import (
     estimator,  # noqa: E402
     feature_column,  # noqa: E402
 )
+from actorflow.io_readers import WholeFileReader  # noqa: E402
 from actorflow.ops.image_io_ops import read_file, write_file  # noqa: E402
 from actorflow.ops.string_ops import as_string  # noqa: E402
 from actorflow.sparse_tensor import sparse_placeholder, sparse_tensor_dense_matmul  # noqa: E402

@@ -277,3 +277,27 @@ def test_estimator_misuse_errors(tmp_path) -> None:
         est.evaluate(fn)
     with pytest.raises(InvalidArgumentError, match="shuffle=True or shuffle=False"):
         af.estimator.inputs.numpy_input_fn({"x": np.zeros((4, 2))})
+
+
+def test_string_input_producer_whole_file_reader(tmp_path) -> None:
+    for i in range(3):
+        (tmp_path / f"f{i}.txt").write_bytes(f"file {i}".encode())
+    names = af.train.match_filenames_once(str(tmp_path / "*.txt"))
+    queue = af.train.string_input_producer(names, num_epochs=2, shuffle=False)
+    key, value = af.WholeFileReader().read(queue)
+    got = []
+    with af.Session() as s:
+        s.run([af.global_variables_initializer(), af.local_variables_initializer()])
+        coord = af.train.Coordinator()
+        threads = af.train.start_queue_runners(sess=s, coord=coord)
+        try:
+            while True:
+                got.append(s.run([key, value]))
+        except af.errors.OutOfRangeError:
+            pass
+        coord.request_stop()
+        coord.join(threads)
+    assert [v for _, v in got] == [b"file 0", b"file 1", b"file 2"] * 2
+    assert got[0][0].decode().endswith("f0.txt")
+    with pytest.raises(InvalidArgumentError, match="no file matches"):
+        af.train.match_filenames_once(str(tmp_path / "*.png"))
