@@ -7,7 +7,9 @@ distortions and standardisation), for images [height, width, channels] or batche
     img = af.image.per_image_standardization(img)
 
 Built from existing ops (gradients flow through the deterministic ones); random choices
-come from the random ops, seeded as they are.
+come from the random ops, seeded as they are. `resize_images` also takes images whose height
+and width are known only when the step runs (a decoded file). The file decoders and encoders
+(decode_png/jpeg/bmp/gif/image, encode_png/jpeg) come from `ops/image_io_ops.py`.
 """
 
 from __future__ import annotations
