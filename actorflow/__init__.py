@@ -281,6 +281,7 @@ from actorflow import (
     estimator,  # noqa: E402
     feature_column,  # noqa: E402
 )
+from actorflow import tf_io as io  # noqa: E402  (af.io.read_file, af.io.gfile, ...)
 from actorflow.io_readers import WholeFileReader  # noqa: E402
 from actorflow.ops.image_io_ops import read_file, write_file  # noqa: E402
 from actorflow.ops.string_ops import as_string  # noqa: E402

@@ -301,3 +301,14 @@ def test_string_input_producer_whole_file_reader(tmp_path) -> None:
     assert got[0][0].decode().endswith("f0.txt")
     with pytest.raises(InvalidArgumentError, match="no file matches"):
         af.train.match_filenames_once(str(tmp_path / "*.png"))
+
+
+def test_io_namespace(tmp_path) -> None:
+    assert af.io.read_file is af.read_file and af.io.decode_png is af.image.decode_png
+    d = str(tmp_path / "a" / "b")
+    af.io.gfile.makedirs(d)
+    with af.io.gfile.GFile(d + "/f.txt", "w") as f:
+        f.write("hi")
+    assert af.io.gfile.exists(d) and af.io.gfile.listdir(d) == ["f.txt"]
+    with af.Session() as s:
+        assert s.run(af.io.read_file(d + "/f.txt")) == b"hi"
