@@ -218,11 +218,12 @@ def _axis_plan(n_in: int, n_out: int, align_corners: bool) -> tuple[Any, Any, An
 
 
 def _nearest(n_in: int, n_out: int, align_corners: bool) -> Any:
-    """TF1's nearest source index: floor(dst * scale), rounded instead with align_corners."""
+    """TF1's nearest source index: floor(dst * scale); with align_corners rounded half away
+    from zero (C's roundf, not NumPy's round-half-to-even)."""
     import numpy as np
     lo, _, frac = _axis_plan(n_in, n_out, align_corners)
     if align_corners:
-        return np.minimum(np.round(lo + frac), n_in - 1).astype(np.int32)
+        return np.minimum(np.floor(lo + frac + 0.5), n_in - 1).astype(np.int32)
     return lo
 
 
@@ -292,8 +293,8 @@ def _nearest_any(x: Tensor, axis: int, n_out: int, align_corners: bool) -> Any:
     if not align_corners:
         return lo
     last = math_ops.subtract(index_ops.gather(array_ops.shape(x), axis), 1)
-    return math_ops.minimum(compare_ops.cast(math_ops.round(math_ops.add(
-        compare_ops.cast(lo, dtypes.float32), frac)), dtypes.int32), last)
+    return math_ops.minimum(compare_ops.cast(math_ops.floor(math_ops.add(math_ops.add(
+        compare_ops.cast(lo, dtypes.float32), frac), 0.5)), dtypes.int32), last)
 
 
 def resize_bilinear(images: Any, size: Any, align_corners: bool = False,

@@ -312,3 +312,13 @@ def test_io_namespace(tmp_path) -> None:
     assert af.io.gfile.exists(d) and af.io.gfile.listdir(d) == ["f.txt"]
     with af.Session() as s:
         assert s.run(af.io.read_file(d + "/f.txt")) == b"hi"
+
+
+def test_resize_nearest_align_corners_rounds_half_up_as_tf() -> None:
+    # 7 -> 5 rows with align_corners: sources 0, 1.5, 3, 4.5, 6; TF's roundf gives 0 2 3 5 6
+    rows = np.arange(7, dtype=np.float32).reshape(1, 7, 1, 1)
+    p = af.placeholder(af.float32, [1, None, 1, 1])
+    with af.Session() as s:
+        for x, feed in ((af.constant(rows), None), (p, {p: rows})):
+            out = s.run(af.image.resize_images(x, [5, 1], method=1, align_corners=True), feed)
+            assert out.reshape(-1).tolist() == [0, 2, 3, 5, 6]
