@@ -17,6 +17,14 @@ from hypothesis import strategies as st
 import actorflow as af
 from devices.errors import InvalidArgumentError, NotFoundError
 
+
+@pytest.fixture(autouse=True)
+def _fresh_default_graph() -> None:
+    """Each test builds in a fresh default graph (variables and device functions of one test
+    must not reach the next)."""
+    af.reset_default_graph()
+
+
 BUDGET = settings(max_examples=6, derandomize=True, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
