@@ -153,12 +153,12 @@ def test_multigpu_towers_soft_placement(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_build_image_dataset(capsys: pytest.CaptureFixture, tmp_path) -> None:
-    r = run_program("build_image_dataset", [f"--dataset_path={tmp_path}", "--steps=25",
-                                                    "--per_class=12"],
+    r = run_program("build_image_dataset", [f"--dataset_path={tmp_path}", "--steps=20",
+                                                    "--per_class=6"],
                     capsys)
     assert r["first_image"] == "uint8 [8, 8, 1]"
-    assert r["files"] == "120"
-    assert float(r["accuracy"]) > 0.6
+    assert r["files"] == "60"
+    assert float(r["accuracy"]) > 0.5  # (on its training images: 0.9 after 20 steps)
 
 
 def test_dataset_api_feedable_iterator(capsys: pytest.CaptureFixture) -> None:
@@ -180,11 +180,12 @@ def test_estimator_model_fn_numpy_input_fn(capsys: pytest.CaptureFixture, tmp_pa
 
 
 def test_linear_regression_matches_tensorflow(capsys: pytest.CaptureFixture) -> None:
-    r = run_program("linear_regression", [], capsys)
-    # TensorFlow 2.21 (tf.compat.v1) prints the same program's figures, digit for digit:
-    assert r["Epoch:"] == "0100 cost= 0.197407037 W= 0.443617 b= -0.5943239"
-    assert (r["training_cost"], r["testing_cost"]) == ("0.197407", "0.174741")
-    assert r["weights"] == "0.443617 -0.594324"
+    r = run_program("linear_regression", ["--training_epochs=50"], capsys)
+    # TensorFlow 2.21 (tf.compat.v1) prints the same program's figures, digit for digit
+    # (and at 100 epochs: cost= 0.197407037 W= 0.443617 b= -0.5943239, both):
+    assert r["Epoch:"] == "0050 cost= 0.213137463 W= 0.4558863 b= -0.6825888"
+    assert (r["training_cost"], r["testing_cost"]) == ("0.213137", "0.189828")
+    assert r["weights"] == "0.455886 -0.682589"
 
 
 def test_kmeans_contrib_factorization(capsys: pytest.CaptureFixture) -> None:
@@ -201,12 +202,12 @@ def test_cnn_estimator_logging_hook_dataset_input(capsys: pytest.CaptureFixture,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the Estimator's model_dir
-    r = run_program("cnn_estimator_logging_hook", ["--steps=60"], capsys)
-    assert float(r["accuracy"]) > 0.6
-    assert r["global_step"] == "60"
+    r = run_program("cnn_estimator_logging_hook", ["--steps=40"], capsys)
+    assert float(r["accuracy"]) > 0.5
+    assert r["global_step"] == "40"
     assert r["keys"] == "['classes', 'probabilities']"
     assert r["prob_sums"] == "[1.0, 1.0, 1.0, 1.0, 1.0]"
-    assert any(p.name.startswith("model.ckpt-60") for d in tmp_path.iterdir() if d.is_dir()
+    assert any(p.name.startswith("model.ckpt-40") for d in tmp_path.iterdir() if d.is_dir()
                for p in d.iterdir())
 
 
