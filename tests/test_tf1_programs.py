@@ -153,8 +153,8 @@ def test_multigpu_towers_soft_placement(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_build_image_dataset(capsys: pytest.CaptureFixture, tmp_path) -> None:
-    r = run_program("build_image_dataset", [f"--dataset_path={tmp_path}", "--steps=20",
-                                                    "--per_class=6"],
+    r = run_program("build_image_dataset", [f"--dataset_path={tmp_path}", "--steps=25",
+                                                    "--per_class=6", "--batch_size=8"],
                     capsys)
     assert r["first_image"] == "uint8 [8, 8, 1]"
     assert r["files"] == "60"

@@ -14,9 +14,9 @@ tf.app.flags.DEFINE_string("dataset_path", "", "a folder of class folders (writt
 tf.app.flags.DEFINE_string("mode", "folder", "folder: a folder per class")
 tf.app.flags.DEFINE_integer("steps", 60, "training steps")
 tf.app.flags.DEFINE_integer("per_class", 30, "images written per class")
+tf.app.flags.DEFINE_integer("batch_size", 32, "images per batch")
 FLAGS = tf.app.flags.FLAGS
 N_CLASSES, IMG_HEIGHT, IMG_WIDTH, CHANNELS = 10, 16, 16, 3
-batch_size = 32
 
 
 def write_dataset(path, per_class=30):
@@ -84,7 +84,7 @@ def main(_):
         write_dataset(dataset_path, FLAGS.per_class)
     first = tf.Session().run(tf.image.decode_jpeg(tf.read_file(
         os.path.join(dataset_path, "class_0", "000.jpg")), channels=1))
-    X, Y = read_images(dataset_path, FLAGS.mode, batch_size)
+    X, Y = read_images(dataset_path, FLAGS.mode, FLAGS.batch_size)
     logits_train = conv_net(X, N_CLASSES, 0.25, reuse=False, is_training=True)
     logits_test = conv_net(X, N_CLASSES, 0.25, reuse=True, is_training=False)
     loss_op = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
