@@ -276,3 +276,14 @@ from actorflow import math_namespace as _math_namespace  # noqa: E402
 math, linalg = _math_namespace.build(__import__("sys").modules[__name__])  # noqa: A001
 # research (issue 17): af.sim, virtual workers on virtual time
 sim = importlib.import_module("actorflow.sim")
+# ops (issue 13, session 6): TF1 names the example programs use
+from actorflow import (
+    estimator,  # noqa: E402
+    feature_column,  # noqa: E402
+)
+from actorflow import tf_io as io  # noqa: E402  (af.io.read_file, af.io.gfile, ...)
+from actorflow.io_readers import WholeFileReader  # noqa: E402
+from actorflow.ops.image_io_ops import read_file, write_file  # noqa: E402
+from actorflow.ops.string_ops import as_string  # noqa: E402
+from actorflow.sparse_tensor import sparse_placeholder, sparse_tensor_dense_matmul  # noqa: E402
+from scheduler.graphdef import NodeDef  # noqa: E402  (isinstance checks in device functions)

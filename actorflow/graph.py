@@ -117,7 +117,9 @@ class Operation:
         from actorflow.session import get_default_session
         (session or get_default_session()).run(self, feed_dict)
 
+    @property
     def node_def(self) -> NodeDef:
+        """The op as an IR node (TF's `op.node_def`: `.name`, `.op`, `.device`, `.attrs`)."""
         nd = self._node_def
         if nd is None:
             ins = [t.name for t in self.inputs] + ["^" + c.name for c in self.control_inputs]
@@ -238,6 +240,7 @@ class Graph:
             op.device = sc.colocate.device
         else:
             op.device = _resolve_device(sc.devices, op)
+        op._node_def = None  # a device function may have read op.node_def before the device
         self._ops.append(op)
         self._by_name[full] = op
         self._version += 1
@@ -286,7 +289,7 @@ class Graph:
             f"a Variable or their name")
 
     def as_graph_def(self) -> GraphDef:
-        return GraphDef([op.node_def() for op in self._ops])
+        return GraphDef([op.node_def for op in self._ops])
 
     # -- collections ------------------------------------------------------------------------
     def add_to_collection(self, name: str, value: Any) -> None:

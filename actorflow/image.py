@@ -7,7 +7,9 @@ distortions and standardisation), for images [height, width, channels] or batche
     img = af.image.per_image_standardization(img)
 
 Built from existing ops (gradients flow through the deterministic ones); random choices
-come from the random ops, seeded as they are.
+come from the random ops, seeded as they are. `resize_images` also takes images whose height
+and width are known only when the step runs (a decoded file). The file decoders and encoders
+(decode_png/jpeg/bmp/gif/image, encode_png/jpeg) come from `ops/image_io_ops.py`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ from typing import Any
 from actorflow.graph import Tensor, name_scope
 from actorflow.op_def import convert_to_tensor
 from actorflow.ops import array_ops, compare_ops, index_ops, math_ops, random_ops, reduction_ops
+from actorflow.ops.image_io_ops import (  # noqa: F401  (af.image's decoders and encoders)
+    decode_bmp,
+    decode_gif,
+    decode_image,
+    decode_jpeg,
+    decode_png,
+    encode_jpeg,
+    encode_png,
+)
 from actorflow.ops.scan_sort_ops import reverse
 from devices import dtypes
 from devices.errors import InvalidArgumentError
@@ -26,7 +37,9 @@ __all__ = ["per_image_standardization", "flip_left_right", "flip_up_down",
            "random_contrast", "adjust_brightness", "adjust_contrast",
            "resize_image_with_crop_or_pad", "convert_image_dtype", "random_crop",
            "central_crop", "rgb_to_grayscale", "resize_images", "resize_bilinear",
-           "resize_nearest_neighbor", "ResizeMethod"]
+           "resize_nearest_neighbor", "ResizeMethod",
+           "decode_image", "decode_png", "decode_jpeg", "decode_bmp", "decode_gif",
+           "encode_png", "encode_jpeg"]
 
 
 def _rank(x: Tensor, what: str) -> int:
@@ -205,12 +218,37 @@ def _axis_plan(n_in: int, n_out: int, align_corners: bool) -> tuple[Any, Any, An
 
 
 def _nearest(n_in: int, n_out: int, align_corners: bool) -> Any:
-    """TF1's nearest source index: floor(dst * scale), rounded instead with align_corners."""
+    """TF1's nearest source index: floor(dst * scale); with align_corners rounded half away
+    from zero (C's roundf, not NumPy's round-half-to-even)."""
     import numpy as np
     lo, _, frac = _axis_plan(n_in, n_out, align_corners)
     if align_corners:
-        return np.minimum(np.round(lo + frac), n_in - 1).astype(np.int32)
+        return np.minimum(np.floor(lo + frac + 0.5), n_in - 1).astype(np.int32)
     return lo
+
+
+def _axis_plan_dynamic(n_in: Tensor, n_out: int, align_corners: bool
+                       ) -> tuple[Tensor, Tensor, Tensor]:
+    """`_axis_plan` for an input size known only when the step runs (a scalar int32)."""
+    from actorflow.ops.partition_ops import range as range_
+    f_in = compare_ops.cast(n_in, dtypes.float32)
+    if align_corners and n_out > 1:
+        scale = math_ops.divide(math_ops.subtract(f_in, 1.0), float(n_out - 1))
+    else:
+        scale = math_ops.divide(f_in, float(n_out))
+    src = math_ops.multiply(compare_ops.cast(range_(n_out), dtypes.float32), scale)
+    last = math_ops.subtract(n_in, 1)
+    lo = math_ops.minimum(compare_ops.cast(math_ops.floor(src), dtypes.int32), last)
+    hi = math_ops.minimum(math_ops.add(lo, 1), last)
+    frac = math_ops.subtract(src, compare_ops.cast(lo, dtypes.float32))
+    return lo, hi, frac
+
+
+def _plan(x: Tensor, axis: int, n_out: int, align_corners: bool) -> tuple[Any, Any, Any]:
+    n = x.shape[axis]
+    if n is not None:
+        return _axis_plan(int(n), n_out, align_corners)
+    return _axis_plan_dynamic(index_ops.gather(array_ops.shape(x), axis), n_out, align_corners)
 
 
 def resize_images(images: Any, size: Any, method: int = ResizeMethod.BILINEAR,
@@ -218,30 +256,45 @@ def resize_images(images: Any, size: Any, method: int = ResizeMethod.BILINEAR,
                   name: str | None = None) -> Tensor:
     """Resize to `size` = [new_height, new_width] (static) by bilinear interpolation or
     nearest neighbour, with TF1's coordinate convention (``align_corners``); floats out for
-    bilinear."""
+    bilinear. The input's height and width may be unknown until the step runs (a decoded
+    image): the source coordinates are then computed in the graph."""
     with name_scope(name, "resize_images"):
         x = convert_to_tensor(images)
         r = _rank(x, "resize_images")
-        h, w = x.shape[r - 3], x.shape[r - 2]
-        if h is None or w is None:
-            raise InvalidArgumentError("resize_images needs the input's static height/width")
         oh, ow = (int(s) for s in size)
         if method == ResizeMethod.NEAREST_NEIGHBOR:
-            ys, xs = _nearest(int(h), oh, align_corners), _nearest(int(w), ow, align_corners)
-            return index_ops.gather(index_ops.gather(x, ys, axis=r - 3), xs, axis=r - 2)
+            ys, xs = _nearest_any(x, r - 3, oh, align_corners), \
+                _nearest_any(x, r - 2, ow, align_corners)
+            out = index_ops.gather(index_ops.gather(x, ys, axis=r - 3), xs, axis=r - 2)
+            out.set_shape([*x.shape[:r - 3], oh, ow, x.shape[r - 1]])
+            return out
         if method != ResizeMethod.BILINEAR:
             raise InvalidArgumentError("resize_images supports BILINEAR and NEAREST_NEIGHBOR")
         xf = compare_ops.cast(x, dtypes.float32) if not x.dtype.is_floating else x
-        y0, y1, fy = _axis_plan(int(h), oh, align_corners)
-        x0, x1, fx = _axis_plan(int(w), ow, align_corners)
+        y0, y1, fy = _plan(x, r - 3, oh, align_corners)
+        x0, x1, fx = _plan(x, r - 2, ow, align_corners)
         top = index_ops.gather(xf, y0, axis=r - 3)
         bot = index_ops.gather(xf, y1, axis=r - 3)
-        fy_t = convert_to_tensor(fy.reshape(-1, 1, 1), dtype=xf.dtype)
+        fy_t = array_ops.reshape(compare_ops.cast(fy, xf.dtype), [-1, 1, 1])
         rows = math_ops.add(top, math_ops.multiply(math_ops.subtract(bot, top), fy_t))
         left = index_ops.gather(rows, x0, axis=r - 2)
         right = index_ops.gather(rows, x1, axis=r - 2)
-        fx_t = convert_to_tensor(fx.reshape(-1, 1), dtype=xf.dtype)
-        return math_ops.add(left, math_ops.multiply(math_ops.subtract(right, left), fx_t))
+        fx_t = array_ops.reshape(compare_ops.cast(fx, xf.dtype), [-1, 1])
+        out = math_ops.add(left, math_ops.multiply(math_ops.subtract(right, left), fx_t))
+        out.set_shape([*x.shape[:r - 3], oh, ow, x.shape[r - 1]])
+        return out
+
+
+def _nearest_any(x: Tensor, axis: int, n_out: int, align_corners: bool) -> Any:
+    n = x.shape[axis]
+    if n is not None:
+        return _nearest(int(n), n_out, align_corners)
+    lo, _, frac = _plan(x, axis, n_out, align_corners)
+    if not align_corners:
+        return lo
+    last = math_ops.subtract(index_ops.gather(array_ops.shape(x), axis), 1)
+    return math_ops.minimum(compare_ops.cast(math_ops.floor(math_ops.add(math_ops.add(
+        compare_ops.cast(lo, dtypes.float32), frac), 0.5)), dtypes.int32), last)
 
 
 def resize_bilinear(images: Any, size: Any, align_corners: bool = False,

@@ -192,17 +192,17 @@ class BasicLSTMCell(RNNCell):
 
 
 class LSTMCell(BasicLSTMCell):
-    """An LSTM with an optional projection of h to `num_proj` units and optional cell
-    clipping (no peepholes)."""
+    """An LSTM with optional peephole connections (diagonal weights `w_f_diag`, `w_i_diag`,
+    `w_o_diag` from the cell state into the gates, Gers & Schmidhuber), an optional
+    projection of h to `num_proj` units (clipped to `proj_clip`) and optional cell clipping."""
 
     def __init__(self, num_units: int, use_peepholes: bool = False, cell_clip: Any = None,
                  initializer: Any = None, num_proj: int | None = None, proj_clip: Any = None,
                  forget_bias: float = 1.0, state_is_tuple: bool = True, activation: Any = None,
                  reuse: Any = None, name: str | None = None, dtype: Any = None, **unused: Any):
-        if use_peepholes:
-            raise InvalidArgumentError("LSTMCell(use_peepholes=True) is not supported; use "
-                                       "use_peepholes=False")
         super().__init__(num_units, forget_bias, state_is_tuple, activation, reuse, name)
+        self._use_peepholes = bool(use_peepholes)
+        self._proj_clip = proj_clip
         self._cell_clip = cell_clip
         self._num_proj = num_proj
         self._initializer = initializer
@@ -226,17 +226,27 @@ class LSTMCell(BasicLSTMCell):
         z = self._linear([inputs, h], 4 * self._num_units,
                          kernel_initializer=self._initializer)
         i, j, f, o = join_ops.split(z, 4, axis=1)
-        sig = math_ops.sigmoid
-        new_c = math_ops.add(math_ops.multiply(c, sig(math_ops.add(f, self._forget_bias))),
-                             math_ops.multiply(sig(i), self._activation(j)))
+        sig, mul, add = math_ops.sigmoid, math_ops.multiply, math_ops.add
+        from actorflow.ops.compare_ops import clip_by_value
+        if self._use_peepholes:  # TF's names; made after the kernel and bias, as TF does
+            n = [self._num_units]
+            w_f = self._variable("w_f_diag", n, z.dtype, self._initializer)
+            w_i = self._variable("w_i_diag", n, z.dtype, self._initializer)
+            w_o = self._variable("w_o_diag", n, z.dtype, self._initializer)
+            f = add(f, mul(w_f, c))
+            i = add(i, mul(w_i, c))
+        new_c = add(mul(c, sig(add(f, self._forget_bias))), mul(sig(i), self._activation(j)))
         if self._cell_clip is not None:
-            from actorflow.ops.compare_ops import clip_by_value
             new_c = clip_by_value(new_c, -self._cell_clip, self._cell_clip)
-        new_h = math_ops.multiply(self._activation(new_c), sig(o))
+        if self._use_peepholes:
+            o = add(o, mul(w_o, new_c))
+        new_h = mul(self._activation(new_c), sig(o))
         if self._num_proj:
             p = self._variable("projection/kernel", [self._num_units, self._num_proj],
                                new_h.dtype)
             new_h = math_ops.matmul(new_h, p)
+            if self._proj_clip is not None:
+                new_h = clip_by_value(new_h, -self._proj_clip, self._proj_clip)
         new = LSTMStateTuple(new_c, new_h) if self._state_is_tuple else \
             join_ops.concat([new_c, new_h], 1)
         return new_h, new

@@ -39,7 +39,7 @@ from actorflow import shapes
 from actorflow.config import ConfigProto, NodeExecStats, RunMetadata, RunOptions, StepStats
 from actorflow.graph import Graph, Operation, Tensor, get_default_graph
 from actorflow.indexed_slices import IndexedSlices, IndexedSlicesValue
-from actorflow.sparse_tensor import SparseTensor, SparseTensorValue
+from actorflow.sparse_tensor import SparseTensor, SparseTensorValue, expand_sparse_feeds
 from devices import dtypes
 from devices.errors import FailedPreconditionError, InvalidArgumentError
 from scheduler import tracing
@@ -226,6 +226,8 @@ class Session:
         return plan.build(rets)
 
     def _prepare(self, fetches: Any, feed_dict: dict | None) -> tuple[_Plan, list[Any]]:
+        if feed_dict:  # a sparse_placeholder's key stands for its three component tensors
+            feed_dict = expand_sparse_feeds(feed_dict)
         keys = tuple(feed_dict) if feed_dict else ()
         last = self._last_plan
         if last is not None and last[0] is fetches and last[1] == keys:

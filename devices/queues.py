@@ -122,11 +122,12 @@ class QueueBase:
         if not self.shapes:
             return
         for i, (c, s) in enumerate(zip(comps, self.shapes, strict=True)):
-            if s is not None and (len(s) != c.ndim or any(
-                    w is not None and w != g for w, g in zip(s, c.shape, strict=True))):
+            # np.ndim/np.shape: a row of a string component is a bytes object, not an array
+            if s is not None and (len(s) != np.ndim(c) or any(
+                    w is not None and w != g for w, g in zip(s, np.shape(c), strict=True))):
                 raise InvalidArgumentError(
                     f"component {i} of an element for {self.describe()} has shape "
-                    f"{c.shape}, the queue holds shape {s}")
+                    f"{np.shape(c)}, the queue holds shape {s}")
 
     # ---- operations ----------------------------------------------------------------------------
     def try_enqueue(self, elems: list[tuple]) -> bool:

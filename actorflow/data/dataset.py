@@ -14,6 +14,11 @@ constants inside; no tensors of the main graph, no control flow or queues).
           .shuffle(1000, seed=1).map(lambda x, y: (x / 255.0, y)).batch(32)
           .repeat().prefetch(2))
     x, y = ds.make_one_shot_iterator().get_next()
+
+A source may also be a computed tensor (a placeholder, TF1's way to feed a large array once):
+the description then holds the Tensor itself, and `Iterator.make_initializer` turns each into
+an input of its `MakeIterator` op (``{"feed": i}`` in the attribute), so the value is taken
+when the initializer runs; a one-shot iterator cannot have such a source.
 """
 
 from __future__ import annotations
@@ -58,10 +63,7 @@ def _value(x: Any) -> Any:
             return np.asarray(v)
         caps = _captures.get()
         if caps is None:
-            raise InvalidArgumentError(
-                f"a Dataset source needs concrete values; '{x.name}' is computed (only "
-                f"constants, NumPy arrays and Python values can be sliced outside of a "
-                f"flat_map/interleave function)")
+            return x  # fed when the iterator is initialized (`make_initializer` takes it)
         caps.append(x)
         return {"arg": len(caps) - 1}
     return x
@@ -109,7 +111,8 @@ class Dataset:
             shapes.append(None if s is None else tuple(s))
             arrays.append(_value(v))
         if sliced:
-            known = {np.asarray(a).shape[0] for a in arrays if not isinstance(a, dict)}
+            known = {np.asarray(a).shape[0] for a in arrays
+                     if not isinstance(a, dict | Tensor)}
             if len(known) > 1:
                 raise InvalidArgumentError(
                     f"from_tensor_slices needs the same first dimension in every component, "

@@ -410,6 +410,7 @@ class BatchNormalization(Layer):
             m, v = compare_ops.where(tr, mean, mm), compare_ops.where(tr, var, mv)
             rate = compare_ops.where(tr, 1.0 - self.momentum, 0.0)
         out = _bn(inputs, m, v, bcast(self.beta), bcast(self.gamma), self.epsilon)
+        out.set_shape(inputs.shape)  # a scalar `training` of unknown shape keeps x's shape
         # Moving averages: mv -= (mv - batch) * (1 - momentum) (0 when not training).
         n = inputs.shape[self._ax]
         bm = array_ops.reshape(mean, [int(n)])

@@ -6,8 +6,9 @@ eye, matrix_diag/diag_part and trace, with their gradients.
     af.einsum("bij,bjk->bik", a, b)
 
 Gradients: gather_nd <-> scatter_nd (each is the other's), inverse: -A^-T g A^-T, cholesky:
-Murray's formula (through the inverse of L), einsum: one einsum per operand (for one or two
-operands whose every index appears in the output or the other operand).
+Murray's formula (through the inverse of L), einsum: one einsum per operand, any number of
+operands (an axis summed out of one operand alone is broadcast back; repeated axes within an
+operand, diagonals, have no gradient built).
 """
 
 from __future__ import annotations
@@ -252,23 +253,21 @@ def einsum(equation: str, *inputs: Any, name: str | None = None, **unused: Any) 
 
 @register_gradient("Einsum")
 def _einsum_grad(op: Operation, grad: Tensor) -> list[Any]:
+    """d/dx_k = einsum(out, every other operand -> x_k's axes): one einsum per operand, for any
+    number of operands. An axis only x_k has (summed out of it alone) comes from a ones_like
+    of x_k as an extra operand, which broadcasts the gradient along it."""
     specs, out = _parse(op.attrs["equation"], len(op.inputs))
-    if len(specs) == 1:
-        (a,) = specs
-        missing = [c for c in a if c not in out]
-        if missing or len(set(a)) != len(a):
-            raise InvalidArgumentError(f"the gradient of einsum {op.attrs['equation']!r} "
-                                       f"(a sum or diagonal of one operand) is not built")
-        return [einsum(f"{out}->{a}", grad)]
-    if len(specs) != 2:
-        raise InvalidArgumentError("the gradient of einsum is built for one or two operands")
-    a, b = specs
-    x, y = op.inputs
     grads = []
-    for mine, other, ot in ((a, b, y), (b, a, x)):
-        if any(c not in out and c not in other for c in mine) or len(set(mine)) != len(mine):
+    for k, mine in enumerate(specs):
+        if len(set(mine)) != len(mine):
             raise InvalidArgumentError(
-                f"the gradient of einsum {op.attrs['equation']!r} needs every axis of each "
-                f"operand to appear in the output or the other operand, once")
-        grads.append(einsum(f"{out},{other}->{mine}", grad, ot))
+                f"the gradient of einsum {op.attrs['equation']!r} is not built for an operand "
+                f"with a repeated axis ({mine!r}, a diagonal)")
+        others = [sp for j, sp in enumerate(specs) if j != k]
+        tensors = [t for j, t in enumerate(op.inputs) if j != k]
+        seen = set(out).union(*others)
+        if any(c not in seen for c in mine):
+            others.append(mine)
+            tensors.append(array_ops.ones_like(op.inputs[k]))
+        grads.append(einsum(f"{out},{','.join(others)}->{mine}", grad, *tensors))
     return grads

@@ -129,3 +129,7 @@ from actorflow.train.staleness import (  # noqa: E402
     variable_version,
     version_of_read,
 )
+
+# ops (issue 13, session 6): queues of file names (string_input_producer + WholeFileReader)
+__all__ += ["match_filenames_once", "string_input_producer"]
+from actorflow.io_readers import match_filenames_once, string_input_producer  # noqa: E402
