@@ -68,7 +68,7 @@ def _layers(h, c, layers):
 
 
 def _reference(x, c, layers):
-    # the unfused kernels' float32 tanh (Eigen's approximation, as TF's): fused must match it
+    # the unfused kernels' float32 tanh (devices.kernels.fast_tanh): fused must match it
     h = x
     for _ in range(layers):
         h = np.add(np.multiply(fast_tanh.tanh(h), np.float32(1.5)), c)

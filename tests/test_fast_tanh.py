@@ -1,5 +1,6 @@
-"""float32 tanh as Eigen (TF's CPU kernel) computes it: accuracy against the float64 tanh,
-edge values, and the same bits whatever the array's size, layout or block."""
+"""float32 tanh by our own rational approximation (devices.kernels.fast_tanh): accuracy
+against the float64 tanh, edge values, and the same bits whatever the array's size, layout
+or block."""
 
 from __future__ import annotations
 

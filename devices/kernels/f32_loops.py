@@ -16,12 +16,13 @@ from typing import Any
 import numba
 import numpy as np
 
-from devices.kernels.fast_tanh import ALPHA, BETA, CLAMP, TINY
+# numba's cache is keyed by THIS file: after changing fast_tanh's constants, touch this file
+from devices.kernels.fast_tanh import CLAMP, TINY, P, Q
 
 _F = np.float32
-_A1, _A3, _A5, _A7, _A9, _A11, _A13 = (_F(v) for v in ALPHA)
-_B0, _B2, _B4, _B6 = (_F(v) for v in BETA)
-_CLAMP, _TINY, _ONE = _F(CLAMP), _F(TINY), _F(1.0)
+_P0, _P1, _P2 = (_F(v) for v in P)
+_Q0, _Q1, _Q2, _Q3 = (_F(v) for v in Q)
+_CLAMP, _TINY, _ONE, _HALF = _F(CLAMP), _F(TINY), _F(1.0), _F(0.5)
 BLOCK = 512  # elements of the chain's buffer: 2 KB, in L1 across the whole chain
 
 _VEC = numba.float32[::1]
@@ -35,24 +36,21 @@ _OPTIONS: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy"
 
 @numba.njit(numba.float32(numba.float32), inline="always", **_OPTIONS)
 def tanh_one(v: Any) -> Any:  # pragma: no cover - runs compiled
-    """Eigen's float32 tanh of one value (see fast_tanh)."""
+    """The float32 tanh of one value (see fast_tanh: Lambert's fraction at v/2, doubled)."""
     c = v if v < _CLAMP else _CLAMP
     c = c if c > -_CLAMP else -_CLAMP
-    x2 = c * c
-    p = x2 * _A13 + _A11
-    p = x2 * p + _A9
-    p = x2 * p + _A7
-    p = x2 * p + _A5
-    p = x2 * p + _A3
-    p = x2 * p + _A1
-    p = c * p
-    q = x2 * _B6 + _B4
-    q = x2 * q + _B2
-    q = x2 * q + _B0
-    r = p / q
+    h = c * _HALF
+    z = h * h
+    p = z * _P2 + _P1
+    p = z * p + _P0
+    q = z * _Q3 + _Q2
+    q = z * q + _Q1
+    q = z * q + _Q0
+    t = h * p / q
+    r = (t + t) / (t * t + _ONE)
     r = r if c < _CLAMP else _ONE
     r = r if c > -_CLAMP else -_ONE
-    # NaN fails the compare and gives itself (the clamp above made r 1); tiny |x|: x
+    # NaN fails the compares and gives itself (the clamp above made r 1); tiny |x|: x
     return r if abs(v) >= _TINY else v
 
 

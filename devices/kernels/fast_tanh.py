@@ -1,17 +1,25 @@
-"""float32 ``tanh`` as TensorFlow's CPU kernel computes it: Eigen's rational approximation
-(an odd polynomial of degree 13 over an even one of degree 6 on the input clamped to
-[-7.9053, 7.9053]), compiled by numba (`devices.kernels.f32_loops`) into one vectorised loop
-that releases the GIL.
+"""float32 ``tanh`` as one compiled, vectorised loop: a rational function derived here from
+Lambert's continued fraction, compiled by numba (`devices.kernels.f32_loops`) into a loop that
+releases the GIL.
 
 Why: NumPy's float32 ``tanh`` on this project's x86 machines is a scalar libm call, 7-8 ns
-an element, about 30 times a multiply; the compiled approximation is ~1.3 ns (SIMD, fused
-multiply-adds), so a tanh-heavy chain (an RNN cell, the issue-11 tanh layers) stops being
-bound by it. See benchmarks/RESULTS.md, "Issue 11 (session 6): kernels".
+an element, about 30 times a multiply; a rational approximation compiles to SIMD fused
+multiply-adds (~2 ns), so a tanh-heavy chain (an RNN cell, the issue-11 tanh layers) stops
+being bound by it. TensorFlow's CPU kernel does the same kind of thing (a rational
+approximation, through Eigen); the one here is our own derivation, below.
 
+The approximation (nothing copied; every constant is computed by `_coefficients` at import):
+- Lambert's continued fraction ``tanh h = h / (1 + z/(3 + z/(5 + z/(7 + z/(9 + z/11)))))``
+  with ``z = h*h``, truncated at depth 5, is the rational function ``h * P(z) / Q(z)`` with
+  integer coefficients (P of degree 2, Q of degree 3), evaluated by Horner's rule;
+- it is applied to ``h = x/2`` and doubled with ``tanh x = 2t / (1 + t*t)``, which keeps the
+  truncation error below float32's rounding over the whole range;
+- ``|x| >= CLAMP = 9`` gives +-1: beyond 9, ``1 - tanh x < 2**-24``, one float32 ulp below 1;
+- ``|x| < TINY = 2**-12`` gives x itself: there ``x**3/3`` is below half an ulp of x, so x is
+  the correctly rounded tanh (this also keeps denormals exact).
 Accuracy: at most ~3e-7 relative to the float64 ``tanh`` over the whole float32 line (NumPy's
-float32 ``tanh``: ~1e-7; Eigen's: the same polynomial). Edge values: +-0 keep their sign,
-|x| < 4e-4 (denormals included) returns x itself (exact to float32 there), |x| >= 7.9053 and
-+-inf give exactly +-1, NaN gives NaN.
+float32 ``tanh``: ~1e-7), checked by tests/test_fast_tanh.py. Edge values: +-0 keep their
+sign, +-inf give exactly +-1, NaN gives NaN.
 
 `tanh(x, out=None)` has the ufunc's call form (so `devices.intra_op.apply_split` and the fused
 element-wise kernel call it as they call ``np.tanh``). Every float32 value, whatever its
@@ -25,19 +33,35 @@ this module costs nothing.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-# Eigen's generic_fast_tanh_float: numerator (odd, alpha_1..alpha_13), denominator (even,
-# beta_0..beta_6), the clamp beyond which the approximation is 1, and the small-|x| cutoff
-ALPHA = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
-          5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
-          -2.76076847742355e-16)
-BETA = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
-         1.19825839466702e-06)
-CLAMP = 7.90531110763549805
-TINY = 0.0004
+
+def _coefficients(depth: int = 5) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(P, Q), lowest power first, with ``tanh h ~= h * P(h*h) / Q(h*h)``: Lambert's continued
+    fraction ``h / (1 + z/(3 + z/(5 + ... z/(2*depth+1))))`` folded from the bottom into one
+    fraction of polynomials in ``z = h*h`` (exact integers), scaled so that ``Q(0) = 1``."""
+    num: list[Fraction] = [Fraction(2 * depth + 1)]  # the tail's value, num / den
+    den: list[Fraction] = [Fraction(1)]
+    for k in range(depth - 1, -1, -1):
+        # (2k+1) + z / (num/den) = ((2k+1) * num + z * den) / num
+        folded = [Fraction(2 * k + 1) * c for c in num] + [Fraction(0)]
+        for i, c in enumerate(den):
+            folded[i + 1] += c
+        num, den = folded, num
+    while not den[-1]:  # the folding pads with zero leading coefficients
+        den.pop()
+    while not num[-1]:
+        num.pop()
+    # tanh h = h / (num/den) = h * den / num
+    return tuple(float(c / num[0]) for c in den), tuple(float(c / num[0]) for c in num)
+
+
+P, Q = _coefficients()
+CLAMP = 9.0
+TINY = 2.0 ** -12
 _kernels: Any = None
 
 
@@ -56,7 +80,7 @@ _F32 = np.dtype(np.float32)  # NumPy's dtype singleton: an identity test is the 
 
 
 def tanh(x: Any, out: np.ndarray | None = None) -> Any:
-    """``np.tanh(x, out=out)``, with Eigen's approximation when `x` is float32 (an array of
+    """``np.tanh(x, out=out)``, with the compiled approximation when `x` is float32 (an array of
     any layout or a NumPy float32 scalar): every float32 value goes through the same compiled
     operations, whatever its array's size, layout or block, so a fused or split chain gives
     the same bits as the unfused kernels. Other dtypes are NumPy's."""

@@ -91,7 +91,7 @@ def scalar_operator(name: str, k: KernelContext) -> Callable[..., Any] | None:
 
 def array_ufunc(xp: Any, name: str, dtype: Any) -> Callable[..., Any]:
     """``xp.<name>``, or on a CPU the faster function of the same call form where there is
-    one for `dtype` (float32 ``tanh``: Eigen's approximation, `devices.kernels.fast_tanh`)."""
+    one for `dtype` (float32 ``tanh``: our rational approximation, `devices.kernels.fast_tanh`)."""
     if xp is np and name == "tanh" and dtype == np.float32:
         return fast_tanh.tanh
     return getattr(xp, name)
