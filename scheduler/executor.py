@@ -299,9 +299,11 @@ class StepRun(FrameOps):
                     except Exception as e:  # noqa: BLE001
                         ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, None))
                         break
-                    if trace is not None:
+                    if trace is not None:  # a frame primitive: a full record too (#16)
                         t0 = clock()
-                        trace.append((exe.names[i], device.name, t0, t0))
+                        trace.append(tracing.node_record(
+                            exe.names[i], device, t0, t0, exe.ops[i],
+                            (values[slots[k] if kind == MERGE else slots[0]],)))
                 else:  # a kernel
                     args = [values[s] for s in slots] if slots else ()
                     try:
