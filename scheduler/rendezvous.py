@@ -11,11 +11,18 @@ calls it from its socket's reader, where nothing else of the step's device is ru
 State (owned by the trio thread of the step's devices):
   _values   key -> value sent but not yet received
   _waiters  key -> callback(resume: bool) of the one receiver waiting for it
+  _since    key -> when its receiver began to wait (`time.monotonic`), written with
+            ``_waiters`` (one clock read per Recv that has to wait, none for one whose value
+            is there); read only for keys in ``_waiters`` (`waiting`), so it is never pruned
   _error    the first error, once aborted
+
+What waits, and since when (the hang doctor, issue 16): `waiting()` lists the keys whose
+receiver waits, each with the time it began to wait.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +30,15 @@ import trio
 
 from devices.errors import AlreadyExistsError, InternalError, OpError
 
+_monotonic = time.monotonic
+
 
 class Rendezvous:
     def __init__(self, step_id: int):
         self.step_id = step_id
         self._values: dict[str, Any] = {}
         self._waiters: dict[str, Callable[[bool], None]] = {}
+        self._since: dict[str, float] = {}
         self._error: OpError | None = None
 
     def send(self, key: str, value: Any, *, resume: bool = False) -> None:
@@ -52,6 +62,13 @@ class Rendezvous:
         if key in self._waiters:
             raise InternalError(f"step {self.step_id}: two receivers wait for '{key}'")
         self._waiters[key] = callback
+        self._since[key] = _monotonic()
+
+    def waiting(self) -> list[tuple[str, float]]:
+        """(key, since) for every receiver waiting now; `since` is `time.monotonic` seconds
+        when it began to wait."""
+        since = self._since
+        return [(key, since.get(key, 0.0)) for key in list(self._waiters)]
 
     async def recv(self, key: str) -> Any:
         if key not in self._values and self._error is None:
