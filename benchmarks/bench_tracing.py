@@ -3,13 +3,15 @@ tree it branched from (the hooks must cost nothing measurable when off), and the
 training step with FULL_TRACE against without (target <= 1.3x), with TensorFlow 2.21's own
 FULL_TRACE ratio on the same MLP beside it.
 
-    python benchmarks/bench_tracing.py [--base COMMIT] [--trials 5] [--steps 400]
+    python benchmarks/bench_tracing.py [--base COMMIT] [--trials 5] [--steps 400] [--no-tf]
 
-The base tree is extracted with ``git archive`` into a temporary directory (nothing in the
-repository changes). Each null-model trial starts a 1-PS 1-worker `LocalCluster` of the tree
-under test and times ``steps`` steps of: read a float32 scalar on the PS, ``x * 0 + 1`` on the
-worker, ``assign_add`` on the PS; trials alternate between the trees; the figure is the median
-of the per-trial medians.
+The base tree (default ``main``) is extracted with ``git archive`` into a temporary directory
+(nothing in the repository changes). Each null-model trial starts a 1-PS 1-worker
+`LocalCluster` of the tree under test and times ``steps`` steps of: read a float32 scalar on
+the PS, ``x * 0 + 1`` on the worker, ``assign_add`` on the PS; trials alternate between the
+trees (this tree, the base, then TensorFlow's same scalar step, ``peer_tf("nullmodel_ps")``
+with 1 worker, when ``.tfenv`` exists), so all three see the same load; each figure is the
+median of the per-trial medians.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import peer_tf  # noqa: E402
+
 TFENV = Path("/work/main/.tfenv/bin/python")
 
 NULL_MODEL = r'''
@@ -152,10 +157,13 @@ def _run(tree: Path, code: str, *args: str, python: str = sys.executable) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--base", default="baaeed8", help="commit to compare the null model with")
+    ap.add_argument("--base", default="main", help="commit to compare the null model with")
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--no-tf", action="store_true", help="skip TensorFlow's figures")
     args = ap.parse_args()
+    use_tf = TFENV.exists() and not args.no_tf
+    tf_null: list[float] = []
     with tempfile.TemporaryDirectory(prefix="af_base_") as tmp:
         base = Path(tmp)
         archive = subprocess.run(["git", "-C", str(REPO), "archive", args.base],
@@ -165,25 +173,31 @@ def main() -> None:
         for _ in range(args.trials):
             here.append(_run(REPO, NULL_MODEL, str(args.steps))["median_ms"])
             there.append(_run(base, NULL_MODEL, str(args.steps))["median_ms"])
+            if use_tf:
+                got = peer_tf("nullmodel_ps", workers=[1], models=["scalar"], duration=2.0,
+                              warmup=50)
+                tf_null.append(got["table"]["scalar"]["1"]["median_ms"])
     mlp = [_run(REPO, MLP, str(args.steps)) for _ in range(args.trials)]
     off = statistics.median(m["off_ms"] for m in mlp)
     full = statistics.median(m["full_ms"] for m in mlp)
     ratios = [m["full_ms"] / m["off_ms"] for m in mlp]
-    tf = _run(REPO, TF_MLP, str(args.steps), python=str(TFENV)) if TFENV.exists() else None
+    tf = _run(REPO, TF_MLP, str(args.steps), python=str(TFENV)) if use_tf else None
     print(f"null-model scalar step, tracing off ({args.trials} trials x {args.steps} steps, "
           f"median of medians):")
     print(f"  this tree {statistics.median(here):.3f} ms   base {args.base} "
           f"{statistics.median(there):.3f} ms   ratio "
           f"{statistics.median(here) / statistics.median(there):.3f}   "
           f"(per trial: {[round(h, 3) for h in here]} vs {[round(t, 3) for t in there]})")
-    print("  TensorFlow 2.21 (the issue's figure, 1 worker): 1.20 ms")
+    if tf_null:
+        print(f"  TensorFlow 2.21 (same run, 2 PS tasks, 1 worker): "
+              f"{statistics.median(tf_null):.3f} ms (per trial "
+              f"{[round(t, 3) for t in tf_null]})")
     print(f"MLP step [64,128,10] batch 64 SGD, one process ({args.trials} x {args.steps}):")
     print(f"  off {off:.3f} ms   FULL_TRACE {full:.3f} ms   ratio {full / off:.3f} "
           f"(per trial {[round(r, 3) for r in ratios]})")
     if tf is not None:
         print(f"  TensorFlow 2.21: off {tf['off_ms']:.3f} ms   FULL_TRACE {tf['full_ms']:.3f} ms"
               f"   ratio {tf['full_ms'] / tf['off_ms']:.3f}")
-    time.sleep(0)
 
 
 if __name__ == "__main__":
