@@ -128,9 +128,12 @@ def test_cause_rules_on_literal_wait_for_graphs() -> None:
     # ... and a sender that started after the wait began has restarted
     d = _explain(7, {WK: wk, PS: _task(PS, [], uptime=0.5)}, set())
     assert "restarted" in d.cause and PS in d.cause
-    # a dead sender
+    # a dead sender, and how long ago its peers last heard from it
     d = _explain(7, {WK: wk}, {PS})
-    assert "does not answer" in d.cause
+    assert "does not answer" in d.cause and "last heard" not in d.cause
+    wk.peers = {PS: {"age": 4.25, "alive": False}}
+    d = _explain(7, {WK: wk}, {PS})
+    assert "does not answer" in d.cause and "its peers last heard from it 4.2s ago" in d.cause
     st = ClusterStatus([wk], now)
     assert st.tasks[0].name == WK
 

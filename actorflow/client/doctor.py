@@ -5,7 +5,8 @@ rendezvous where every waiting Recv is subscribed, and from resources' `Wait` re
 blocked kernels such as dequeues), builds the wait-for graph of every step in flight, and
 follows it to what nothing else explains, which it names in one line:
 
-- a Recv waiting on a task that does not answer: **that task is dead, hung or unreachable**;
+- a Recv waiting on a task that does not answer: **that task is dead, hung or unreachable**
+  (with how long ago the other tasks' heartbeats last heard from it);
 - a Recv waiting on a task that started after the step began: **it restarted** (its part of
   the step is gone);
 - a Recv waiting on a task that has no such step: **the sender never ran it** (its partition
@@ -130,9 +131,12 @@ def _explain(step: int, by_task: dict[str, TaskStatus], down: set[str]) -> StepD
             continue
         seen.add(src)
         if src in down:
+            heard = [p["age"] for t in by_task.values() for peer, p in t.peers.items()
+                     if peer == src and p.get("age") is not None]
+            last = (f"; its peers last heard from it {min(heard):.1f}s ago" if heard else "")
             d.cause = (f"task {src} does not answer (dead, hung or unreachable): node "
                        f"'{e.node}' on {e.task} waits for tensor '{e.what}' from it "
-                       f"(step {step})")
+                       f"(step {step}){last}")
             d.culprit_task, d.culprit_node = src, e.node
             return d
         sender = by_task.get(src)
