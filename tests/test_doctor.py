@@ -246,6 +246,16 @@ async def test_a_recv_that_starts_waiting_after_its_step_shows_its_own_start() -
             assert step.age >= gap * 0.9 and time.time() - edge.since < step.age
             report = d.report()
             assert "never (recv 'b:0->" in report and "begun" in report
+            # what the report is read from: the service's typed record
+            from scheduler.peer_watch import PeerAge
+            from scheduler.status_record import TaskStatusRecord
+            rec = service.status_record()
+            assert isinstance(rec, TaskStatusRecord) and rec.incarnation == service.incarnation
+            assert [st.step_id for st in rec.live_steps] == [5]
+            assert rec.recv_keys[f"b:0->{_DEV}"].recv_node == "never"
+            assert rec.bytes_received == 12  # the early float32[3]
+            # nothing listens for task 1: never heard from, so it has no age
+            assert rec.peers == {"/job:w/replica:0/task:1": PeerAge(None, False)}
             await c.call("abort", {"step": 5, "code": 1, "message": "test over"})
             with trio.fail_after(10):
                 while not ended:
