@@ -11,7 +11,9 @@ The base tree (default ``main``) is extracted with ``git archive`` into a tempor
 the PS, ``x * 0 + 1`` on the worker, ``assign_add`` on the PS; trials alternate between the
 trees (this tree, the base, then TensorFlow's same scalar step, ``peer_tf("nullmodel_ps")``
 with 1 worker, when ``.tfenv`` exists), so all three see the same load; each figure is the
-median of the per-trial medians.
+median of the per-trial medians. Besides wall time per step, each trial reports the CPU time
+per step of the client and both daemons together (``/proc/PID/stat``, every thread): on a
+loaded machine that is far steadier than wall time, which mostly measures the wait for a core.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from benchmarks.common import peer_tf  # noqa: E402
 TFENV = Path("/work/main/.tfenv/bin/python")
 
 NULL_MODEL = r'''
-import json, sys, time
+import json, os, sys, time
 import numpy as np
 import actorflow as af
 from actorflow.cluster import LocalCluster
@@ -47,14 +49,24 @@ with LocalCluster(ps=1, workers=1) as c:
             u = af.identity(v) * 0.0 + 1.0
         with af.device("/job:ps/task:0"):
             step = af.assign_add(v, u)
+    pids = [c.pid("ps", 0), c.pid("worker", 0)]
+    def cpu():  # seconds of CPU: this client and both daemons (every thread of each)
+        total = time.process_time()
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
     with af.Session(c.target("worker", 0), graph=g) as s:
         s.run(v.initializer)
         for _ in range(100):
             s.run(step)
         ts = []
+        c0 = cpu()
         for _ in range(steps):
             t0 = time.perf_counter(); s.run(step); ts.append(time.perf_counter() - t0)
-print(json.dumps({"median_ms": float(np.median(ts)) * 1e3}))
+        cpu_us = (cpu() - c0) / steps * 1e6
+print(json.dumps({"median_ms": float(np.median(ts)) * 1e3, "cpu_us": cpu_us}))
 '''
 
 MLP = r'''
@@ -169,10 +181,14 @@ def main() -> None:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", args.base],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-        here, there = [], []
+        here, there, here_cpu, there_cpu = [], [], [], []
         for _ in range(args.trials):
-            here.append(_run(REPO, NULL_MODEL, str(args.steps))["median_ms"])
-            there.append(_run(base, NULL_MODEL, str(args.steps))["median_ms"])
+            got = _run(REPO, NULL_MODEL, str(args.steps))
+            here.append(got["median_ms"])
+            here_cpu.append(got["cpu_us"])
+            got = _run(base, NULL_MODEL, str(args.steps))
+            there.append(got["median_ms"])
+            there_cpu.append(got["cpu_us"])
             if use_tf:
                 got = peer_tf("nullmodel_ps", workers=[1], models=["scalar"], duration=2.0,
                               warmup=50)
@@ -188,6 +204,11 @@ def main() -> None:
           f"{statistics.median(there):.3f} ms   ratio "
           f"{statistics.median(here) / statistics.median(there):.3f}   "
           f"(per trial: {[round(h, 3) for h in here]} vs {[round(t, 3) for t in there]})")
+    print(f"  CPU per step (client + PS + worker daemons, every thread; steadier than wall "
+          f"time on a loaded machine): this tree {statistics.median(here_cpu):.0f} us   base "
+          f"{statistics.median(there_cpu):.0f} us   ratio "
+          f"{statistics.median(here_cpu) / statistics.median(there_cpu):.3f}   (per trial: "
+          f"{[round(h) for h in here_cpu]} vs {[round(t) for t in there_cpu]})")
     if tf_null:
         print(f"  TensorFlow 2.21 (same run, 2 PS tasks, 1 worker): "
               f"{statistics.median(tf_null):.3f} ms (per trial "
