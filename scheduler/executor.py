@@ -67,7 +67,7 @@ The first error wins: it names the node and device, aborts the step (and its ren
 waking every pending Recv), and is reported through ctx.done(error).
 
 Tracing: ``ctx.trace`` is None or a `scheduler.step_trace.StepTrace`; the loop records one
-(node, device, start, end) entry per node run there.
+`scheduler.tracing.node_record` per node run there (frame primitives and nodes in frames too).
 """
 
 from __future__ import annotations
