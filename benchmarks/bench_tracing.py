@@ -109,6 +109,18 @@ with af.Session(graph=g) as s:
 print(json.dumps({"off_ms": float(np.median(off)) * 1e3, "full_ms": float(np.median(on)) * 1e3}))
 '''
 
+WAITS = r'''
+import json, timeit
+from scheduler.rendezvous import Rendezvous
+cb = lambda resume: None
+def step():
+    r = Rendezvous(1)
+    r.subscribe("k", cb)  # a Recv that has to wait: this tree stamps when it began to wait
+    r.send("k", 1.0)
+    r.try_recv("k")
+print(json.dumps({"ns": min(timeit.repeat(step, number=5000, repeat=5)) / 5000 * 1e9}))
+'''
+
 TF_MLP = r'''
 import json, sys, time, os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -173,6 +185,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--no-tf", action="store_true", help="skip TensorFlow's figures")
+    ap.add_argument("--only-waits", action="store_true",
+                    help="only the cost of a waiting Recv in the rendezvous, both trees")
     args = ap.parse_args()
     use_tf = TFENV.exists() and not args.no_tf
     tf_null: list[float] = []
@@ -181,6 +195,15 @@ def main() -> None:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", args.base],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        w_here, w_there = [], []
+        for _ in range(15):  # a waiting Recv's cost in the rendezvous (the per-wait stamp)
+            w_here.append(_run(REPO, WAITS)["ns"])
+            w_there.append(_run(base, WAITS)["ns"])
+        print(f"a rendezvous, one waiting Recv and its send (min of 15 alternating runs): this "
+              f"tree {min(w_here):.0f} ns   base {args.base} {min(w_there):.0f} ns   "
+              f"difference {min(w_here) - min(w_there):.0f} ns per waiting Recv")
+        if args.only_waits:
+            return
         here, there, here_cpu, there_cpu = [], [], [], []
         for _ in range(args.trials):
             got = _run(REPO, NULL_MODEL, str(args.steps))

@@ -13,7 +13,8 @@ State (owned by the trio thread of the step's devices):
   _waiters  key -> callback(resume: bool) of the one receiver waiting for it
   _since    key -> when its receiver began to wait (`time.monotonic`), written with
             ``_waiters`` (one clock read per Recv that has to wait, none for one whose value
-            is there); read only for keys in ``_waiters`` (`waiting`), so it is never pruned
+            is there; the map itself is made by the first such Recv, so a step without one
+            pays nothing); read only for keys in ``_waiters`` (`waiting`), never pruned
   _error    the first error, once aborted
 
 What waits, and since when (the hang doctor, issue 16): `waiting()` lists the keys whose
@@ -34,11 +35,12 @@ _monotonic = time.monotonic
 
 
 class Rendezvous:
+    _since: dict[str, float] | None = None  # made by the first Recv that waits (module doc)
+
     def __init__(self, step_id: int):
         self.step_id = step_id
         self._values: dict[str, Any] = {}
         self._waiters: dict[str, Callable[[bool], None]] = {}
-        self._since: dict[str, float] = {}
         self._error: OpError | None = None
 
     def send(self, key: str, value: Any, *, resume: bool = False) -> None:
@@ -62,12 +64,15 @@ class Rendezvous:
         if key in self._waiters:
             raise InternalError(f"step {self.step_id}: two receivers wait for '{key}'")
         self._waiters[key] = callback
-        self._since[key] = _monotonic()
+        since = self._since
+        if since is None:
+            since = self._since = {}
+        since[key] = _monotonic()
 
     def waiting(self) -> list[tuple[str, float]]:
         """(key, since) for every receiver waiting now; `since` is `time.monotonic` seconds
         when it began to wait."""
-        since = self._since
+        since = self._since or {}
         return [(key, since.get(key, 0.0)) for key in list(self._waiters)]
 
     async def recv(self, key: str) -> Any:
