@@ -4,12 +4,11 @@ A step runs traced when its caller asked for run metadata: its `StepContext.trac
 `StepTrace` (else None, and the executor records nothing). The executor appends one record
 per node it ran (`scheduler.tracing.node_record`: name, device, start and end in
 `time.perf_counter` seconds, op, outputs, pool bytes, thread); a remote task's records come
-back on the wall clock with its ``run_graph`` reply and are appended to the master's trace. `level` is the caller's `RunOptions.trace_level` (0 none ... 3 FULL_TRACE):
-this is the one place where what each level records is decided, and where further records
-(memory, transfers, waits) belong.
+back on the wall clock with its ``run_graph`` reply and are appended to the master's trace.
+`level` is the caller's `RunOptions.trace_level` (0 none ... 3 FULL_TRACE).
 
     trace = StepTrace(level=RunOptions.FULL_TRACE)
-    trace.append(("MatMul", "/job:localhost/replica:0/task:0/device:CPU:0", t0, t1))
+    trace.append(tracing.node_record("MatMul", device, t0, t1, "MatMul", outs))
 """
 
 from __future__ import annotations
