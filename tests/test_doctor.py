@@ -218,7 +218,8 @@ async def test_a_recv_that_starts_waiting_after_its_step_shows_its_own_start() -
                                 [_two_recv_graph()])
             # a tensor of step 5 arrives early: the step begins here now (an orphan) ...
             born = time.time()
-            await c.call("deliver", {"step": 5, "key": f"a:0->{_DEV}"},
+            await c.call("deliver", {"step": 5, "key": f"a:0->{_DEV}",
+                                     "incarnation": service.incarnation},
                          [np.ones(3, np.float32)])
             await trio.sleep(gap)  # (a gap to measure, not a synchronisation)
             # ... and its run_graph comes later: only then does the Recv of b:0 start waiting
