@@ -58,7 +58,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -88,6 +88,9 @@ class DeviceStatistics:
     items_run: int
     async_kernels_waiting: int
     pool: PoolStatistics
+    # per variable on this device that took updates carrying a read version (issue 17):
+    # {name: {count, mean, max, hist, version}} (`ResourceMgr.staleness`)
+    staleness: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Device:
@@ -278,7 +281,7 @@ class Device:
 
     def statistics(self) -> DeviceStatistics:
         return DeviceStatistics(self.name, len(self._mailbox), self._items_run, self._waiting,
-                                self.pool.statistics())
+                                self.pool.statistics(), self.resources.staleness())
 
     def close(self) -> None:
         self._closed = True

@@ -77,7 +77,7 @@ The first error wins: it names the node and device, aborts the step (and its ren
 waking every pending Recv), and is reported through ctx.done(error).
 
 Tracing: ``ctx.trace`` is None or a `scheduler.step_trace.StepTrace`; the loop records one
-(node, device, start, end) entry per node run there.
+`scheduler.tracing.node_record` per node run there (frame primitives and nodes in frames too).
 """
 
 from __future__ import annotations
@@ -336,9 +336,11 @@ class StepRun:
                     except Exception as e:  # noqa: BLE001
                         ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, None))
                         break
-                    if trace is not None:
+                    if trace is not None:  # a frame primitive: a full record too (#16)
                         t0 = clock()
-                        trace.append((exe.names[i], device.name, t0, t0))
+                        trace.append(tracing.node_record(
+                            exe.names[i], device, t0, t0, exe.ops[i],
+                            (values[slots[k] if kind == MERGE else slots[0]],)))
                 else:  # a kernel
                     args = None
                     try:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InternalError, InvalidArgumentError
+from scheduler import tracing
 from scheduler.control_flow import ControlFlowInfo, FrameInfo, FusedPlan
 from scheduler.executable import (
     CTRIG,
@@ -154,9 +155,10 @@ class FrameOps:
             raise InternalError(f"live node {exe.names[i]} reached special")
         else:  # Enter, Exit, NextIteration, Identity forward their input
             outs = (values[slots[0]],)
-        if not is_dead and self.ctx.trace is not None:
+        if not is_dead and self.ctx.trace is not None:  # a full record, as in the loop (#16)
             t = time.perf_counter()
-            self.ctx.trace.append((exe.names[i], device.name, t, t))
+            self.ctx.trace.append(tracing.node_record(exe.names[i], device, t, t, exe.ops[i],
+                                                      outs))
         self.consume(st, slots)
         if is_dead:
             if kind == EXIT:
@@ -394,8 +396,11 @@ class FrameOps:
                                 else:
                                     for port, s in out_slots[i]:
                                         vals[s] = outs[port]
-                            if trace is not None:
-                                trace.append((exe.names[i], device.name, t0, clock()))
+                            if trace is not None:  # a full record, as in the loop (#16)
+                                trace.append(tracing.node_record(
+                                    exe.names[i], device, t0, clock(), exe.ops[i],
+                                    outs if outs is not None else
+                                    (vals[slots[0]],) if kind == IDENT else ()))
                     if prog is pred_prog:
                         if not vals[pred_slot]:
                             break

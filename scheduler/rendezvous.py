@@ -11,11 +11,19 @@ calls it from its socket's reader, where nothing else of the step's device is ru
 State (owned by the trio thread of the step's devices):
   _values   key -> value sent but not yet received
   _waiters  key -> callback(resume: bool) of the one receiver waiting for it
+  _since    key -> when its receiver began to wait (`time.monotonic`), written with
+            ``_waiters`` (one clock read per Recv that has to wait, none for one whose value
+            is there; the map itself is made by the first such Recv, so a step without one
+            pays nothing); read only for keys in ``_waiters`` (`waiting`), never pruned
   _error    the first error, once aborted
+
+What waits, and since when (the hang doctor, issue 16): `waiting()` lists the keys whose
+receiver waits, each with the time it began to wait.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +31,12 @@ import trio
 
 from devices.errors import AlreadyExistsError, InternalError, OpError
 
+_monotonic = time.monotonic
+
 
 class Rendezvous:
+    _since: dict[str, float] | None = None  # made by the first Recv that waits (module doc)
+
     def __init__(self, step_id: int):
         self.step_id = step_id
         self._values: dict[str, Any] = {}
@@ -52,6 +64,16 @@ class Rendezvous:
         if key in self._waiters:
             raise InternalError(f"step {self.step_id}: two receivers wait for '{key}'")
         self._waiters[key] = callback
+        since = self._since
+        if since is None:
+            since = self._since = {}
+        since[key] = _monotonic()
+
+    def waiting(self) -> list[tuple[str, float]]:
+        """(key, since) for every receiver waiting now; `since` is `time.monotonic` seconds
+        when it began to wait."""
+        since = self._since or {}
+        return [(key, since.get(key, 0.0)) for key in list(self._waiters)]
 
     async def recv(self, key: str) -> Any:
         if key not in self._values and self._error is None:

@@ -18,8 +18,10 @@ A record is a tuple, msgpack-able so a worker can send it back with its ``run_gr
 - ``pool_bytes``: the device pool's bytes in use when the node finished (a memory counter).
 - ``thread``: the id of the OS thread that ran the kernel (the device's loop or a worker).
 
-Older 4-tuples ``(node, device, start, end)`` (control-flow frames trace those) are accepted by
-every consumer.
+Every node traces this full record, the control-flow primitives and the nodes inside
+while/cond frames included (the executor's frame paths, `scheduler.frame_ops`, and its fused
+simple loops call `node_record` too). Older 4-tuples ``(node, device, start, end)`` are still
+accepted by every consumer.
 """
 
 from __future__ import annotations

@@ -310,6 +310,23 @@ class WorkerService:
                                 sum(p.puts for p in pools), sum(p.busy for p in pools),
                                 self._graphs.stale_refused, self._refused_by_peers)
 
+    # -- status and the hang doctor (#16): this task's state as a typed record ---------------
+    def status_record(self) -> observability.TaskStatusRecord:
+        """What ``status`` reports of this task beyond its devices' statistics, read by
+        `observability.task_report` (`scheduler.status_record`). The first call starts the
+        heartbeats to the other tasks whose ages it carries (`scheduler.peer_watch`)."""
+        out, table = self._outbox, self._table
+        pools = [c.pool for c in out._channels.values() if c.pool is not None] if out else []
+        return observability.TaskStatusRecord(
+            job=self.config.job, task=self.config.task, incarnation=self.incarnation,
+            devices=tuple(self.devices),
+            live_steps=tuple(table._live.values()) if table is not None else (),
+            recv_keys=observability.recv_keys(self), bytes_received=self.bytes_received,
+            bytes_pushed=out.pushed_bytes if out else 0,
+            shm_pushed=sum(p.puts for p in pools), shm_busy=sum(p.busy for p in pools),
+            peers=observability.peer_ages(self, self._me, self.cluster, self.config.rpc,
+                                          self._nursery, out.zctx if out else None))
+
     # -- handlers ----------------------------------------------------------------------------
     def _status(self, header: Any, tensors: Any) -> tuple[dict, list]:
         stats = self._table.statistics()

@@ -128,9 +128,12 @@ def test_cause_rules_on_literal_wait_for_graphs() -> None:
     # ... and a sender that started after the wait began has restarted
     d = _explain(7, {WK: wk, PS: _task(PS, [], uptime=0.5)}, set())
     assert "restarted" in d.cause and PS in d.cause
-    # a dead sender
+    # a dead sender, and how long ago its peers last heard from it
     d = _explain(7, {WK: wk}, {PS})
-    assert "does not answer" in d.cause
+    assert "does not answer" in d.cause and "last heard" not in d.cause
+    wk.peers = {PS: {"age": 4.25, "alive": False}}
+    d = _explain(7, {WK: wk}, {PS})
+    assert "does not answer" in d.cause and "its peers last heard from it 4.2s ago" in d.cause
     st = ClusterStatus([wk], now)
     assert st.tasks[0].name == WK
 
@@ -176,3 +179,86 @@ def test_a_dequeue_on_an_empty_queue_nobody_fills() -> None:
             th.join(60)
             s.close()
         assert isinstance(res.get("error"), af.OpError)
+
+
+# -- a wait that begins after its step: "since" is the wait's own start -----------------------
+_DEV = "/job:w/replica:0/task:0/device:CPU:0"
+
+
+def _two_recv_graph() -> np.ndarray:
+    from scheduler.graphdef import GraphDef, NodeDef
+
+    def recv(name: str, tensor: str) -> NodeDef:
+        return NodeDef(name, "_Recv", [], _DEV, {
+            "key": f"{tensor}->{_DEV}", "send_device": "/job:w/replica:0/task:1/device:CPU:0",
+            "recv_device": _DEV, "tensor_name": tensor, "dtype": "float32"},
+            ["float32"], [(3,)])
+    g = GraphDef([recv("early", "a:0"), recv("never", "b:0"),
+                  NodeDef("sum", "Add", ["early", "never"], _DEV, {}, ["float32"], [(3,)]),
+                  NodeDef("out", "_Retval", ["sum"], _DEV, {"index": 0})])
+    return np.frombuffer(g.to_bytes(), np.uint8)
+
+
+async def test_a_recv_that_starts_waiting_after_its_step_shows_its_own_start() -> None:
+    import trio
+
+    from actorflow.client.doctor import adiagnose
+    from scheduler.worker_service import WorkerConfig, WorkerService
+    from transport.rpc import RpcClient, RpcConfig
+
+    gap = 0.4
+    cfg = WorkerConfig(job="w", task=0, cluster={"w": {0: "127.0.0.1:0", 1: "127.0.0.1:9"}})
+    service = WorkerService(cfg)
+    async with trio.open_nursery() as nursery:
+        endpoint = await nursery.start(service.serve)
+        address = endpoint.removeprefix("tcp://")
+        async with RpcClient(endpoint, config=RpcConfig()) as c:
+            h, _ = await c.call("register_graph", {"device": _DEV,
+                                                   "incarnation": service.incarnation},
+                                [_two_recv_graph()])
+            # a tensor of step 5 arrives early: the step begins here now (an orphan) ...
+            born = time.time()
+            await c.call("deliver", {"step": 5, "key": f"a:0->{_DEV}",
+                                     "incarnation": service.incarnation},
+                         [np.ones(3, np.float32)])
+            await trio.sleep(gap)  # (a gap to measure, not a synchronisation)
+            # ... and its run_graph comes later: only then does the Recv of b:0 start waiting
+            run = {"step": 5, "graphs": [h["handle"]], "args": [], "n_args": 0, "rets": [0],
+                   "n_rets": 1, "trace": False, "incarnation": service.incarnation}
+            ended: list = []
+
+            async def stuck() -> None:
+                with pytest.raises(af.CancelledError, match="test over"):
+                    await c.call("run_graph", run, timeout=30)
+                ended.append(True)
+            started = time.time()
+            nursery.start_soon(stuck)
+            with trio.fail_after(10):
+                while True:
+                    d = await adiagnose({"w": [address]}, timeout=2.0)
+                    if d.steps and d.steps[0].edges:
+                        break
+            (step,) = d.steps
+            (edge,) = step.edges
+            assert (edge.node, edge.kind, edge.what) == ("never", "recv", f"b:0->{_DEV}")
+            # the wait's own start, not the step's: after the run_graph was sent
+            assert started - 0.05 <= edge.since <= time.time(), (edge.since - born, started - born)
+            assert edge.since - born >= gap * 0.9
+            assert step.age >= gap * 0.9 and time.time() - edge.since < step.age
+            report = d.report()
+            assert "never (recv 'b:0->" in report and "begun" in report
+            # what the report is read from: the service's typed record
+            from scheduler.peer_watch import PeerAge
+            from scheduler.status_record import TaskStatusRecord
+            rec = service.status_record()
+            assert isinstance(rec, TaskStatusRecord) and rec.incarnation == service.incarnation
+            assert [st.step_id for st in rec.live_steps] == [5]
+            assert rec.recv_keys[f"b:0->{_DEV}"].recv_node == "never"
+            assert rec.bytes_received == 12  # the early float32[3]
+            # nothing listens for task 1: never heard from, so it has no age
+            assert rec.peers == {"/job:w/replica:0/task:1": PeerAge(None, False)}
+            await c.call("abort", {"step": 5, "code": 1, "message": "test over"})
+            with trio.fail_after(10):
+                while not ended:
+                    await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()

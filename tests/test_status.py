@@ -1,6 +1,7 @@
 """``actorflow status`` and its Python API against real daemons on 127.0.0.1: every task's
-address, uptime, devices, pools, graphs, bytes moved, in a table and as JSON; a task that does
-not answer is listed as down; bad targets are refused with the fix."""
+address, uptime, devices, pools, graphs, bytes moved, heartbeat ages, per-variable staleness
+(two clients in a deterministic schedule), in a table and as JSON; a task that does not answer
+is listed as down; bad targets are refused with the fix."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ import pytest
 import actorflow as af
 from actorflow.client.cluster_status import cluster_status, parse_target
 from actorflow.cluster import LocalCluster
+from tests.test_staleness_stats import WANT, _graph, _schedule, _stats_of
+from transport.rpc import RpcConfig
 
 pytestmark = pytest.mark.multiprocess
 
@@ -31,7 +35,17 @@ def test_status_of_a_running_cluster_table_json_and_a_stopped_task(tmp_path) -> 
         with af.Session(c.target("worker", 0), graph=g) as s:
             s.run(v.initializer)
             assert s.run(y) == 20.0 * n
-        st = cluster_status(c.target("ps", 0))
+        # two clients, a deterministic schedule: the PS's staleness counters (issue 17)
+        graph = af.Graph()
+        with graph.as_default():
+            w, value, version, gph, rv, apply = _graph("/job:ps/task:0")
+        with af.Session(c.target("worker", 0), graph=graph) as a, \
+                af.Session(c.target("worker", 0), graph=graph) as b:
+            a.run(w.initializer)
+            _schedule(a, b, value, version, gph, rv, apply)
+            assert _stats_of(a.statistics(), "/job:ps/") == {"w": WANT}
+            assert _stats_of(b.statistics(), "/job:ps/") == {"w": WANT}
+        st = _with_heartbeats(c.target("ps", 0))
         by = {t.name: t for t in st.tasks}
         ps, wk = by["/job:ps/replica:0/task:0"], by["/job:worker/replica:0/task:0"]
         assert ps.address == c.as_dict()["ps"][0] and wk.address == c.as_dict()["worker"][0]
@@ -40,8 +54,18 @@ def test_status_of_a_running_cluster_table_json_and_a_stopped_task(tmp_path) -> 
         assert ps.graphs >= 1 and wk.graphs >= 1 and ps.steps_running == 0
         # the variable's value went from the PS to the worker: n*10 float32s at least once
         assert ps.bytes["pushed"] >= n * 40 and wk.bytes["received"] >= n * 40
+        # heartbeat ages: each task heard from the other within a few heartbeat intervals
+        ivl = RpcConfig().heartbeat_interval  # the daemons' default
+        assert set(ps.peers) == {wk.name} and set(wk.peers) == {ps.name}
+        for p in (ps.peers[wk.name], wk.peers[ps.name]):
+            assert p["alive"] and 0.0 <= p["age"] < 4 * ivl, p
+        assert [d["staleness"] for d in ps.devices] == [{"w": WANT}]
+        assert all(not d["staleness"] for d in wk.devices)
         table = st.table()
         assert "/job:ps/replica:0/task:0" in table and "up" in table
+        assert "heard from worker:0 " in table and "heard from ps:0 " in table
+        assert "staleness of 'w': 4 updates, mean 1.00, max 3, histogram [2, 1, 0, 1] " \
+               "(version 5)" in table
         # the CLI: a cluster file, JSON out
         cf = tmp_path / "cluster.json"
         cf.write_text(json.dumps(c.as_dict()))
@@ -50,6 +74,9 @@ def test_status_of_a_running_cluster_table_json_and_a_stopped_task(tmp_path) -> 
         assert out.returncode == 0, out.stderr
         doc = json.loads(out.stdout)
         assert {t["name"] for t in doc["tasks"]} == set(by)
+        docs = {t["name"]: t for t in doc["tasks"]}
+        assert 0.0 <= docs[ps.name]["peers"][wk.name]["age"] < 4 * ivl
+        assert docs[ps.name]["devices"][0]["staleness"]["w"]["hist"] == [2, 1, 0, 1]
         # nothing is stuck: the doctor says so and exits 0
         out = subprocess.run([sys.executable, "-m", "actorflow", "doctor", str(cf)],
                              capture_output=True, text=True, timeout=60)
@@ -64,6 +91,18 @@ def test_status_of_a_running_cluster_table_json_and_a_stopped_task(tmp_path) -> 
         assert by["/job:ps/replica:0/task:0"].error is not None
         assert by["/job:worker/replica:0/task:0"].error is None
         assert "DOWN" in st.table()
+
+
+def _with_heartbeats(target: str, deadline_s: float = 30.0) -> object:
+    """The cluster's status once every task has heard from every other (the heartbeats start
+    when a task is first asked for its status: by a session, or by this tool)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        st = cluster_status(target)
+        if all(p["age"] is not None for t in st.tasks for p in t.peers.values()) and \
+                all(t.peers for t in st.tasks):
+            return st
+        assert time.monotonic() < deadline, [t.peers for t in st.tasks]
 
 
 def test_bad_targets_name_the_fix(tmp_path) -> None:

@@ -110,3 +110,50 @@ def test_full_trace_across_tasks_aligns_clocks() -> None:
     flows = [e for e in doc["traceEvents"] if e["ph"] == "s"]
     assert len(flows) >= 1
     _check_perfetto(tl, len(md.step_stats.nodes), len(flows))
+
+
+def _assert_complete(md: af.RunMetadata) -> list:
+    """Every executed node's record has every field a top-level node's has."""
+    nodes = md.step_stats.nodes
+    for n in nodes:
+        assert n.op, n  # the op type
+        assert n.thread_id, n  # the lane
+        assert n.end_s >= n.start_s > 0, n
+        assert n.pool_bytes >= 0, n
+        for o in n.outputs:  # (dtype, shape, nbytes) per output
+            assert len(o) == 3 and isinstance(o[1], tuple) and o[2] >= 0, n
+    return nodes
+
+
+def test_full_trace_inside_while_and_cond_frames_is_complete() -> None:
+    rng = np.random.default_rng()
+    n_iter = int(rng.integers(3, 7))
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(af.float32, [4], name="x")
+        # a loop the executor runs node by node (a cond inside its body), and a simple one
+        # it fuses: both must trace full records
+        _, y = af.while_loop(
+            lambda i, v: i < n_iter,
+            lambda i, v: (i + 1, af.cond(i < 2, lambda: v * 2.0, lambda: v + 1.0)),
+            [af.constant(0), x], name="loop")
+        _, z = af.while_loop(lambda i, v: i < n_iter, lambda i, v: (i + 1, v * 3.0),
+                             [af.constant(0), x], name="simple")
+        out = af.reduce_sum(y, name="out") + af.reduce_sum(z, name="out2")
+    xv = rng.random(4).astype(np.float32)
+    md = af.RunMetadata()
+    with af.Session(graph=g) as s:
+        got = s.run(out, {x: xv}, options=FULL, run_metadata=md)
+    want = xv * 4.0 + (n_iter - 2)
+    assert np.isclose(got, want.sum() + (xv * 3.0 ** n_iter).sum(), rtol=1e-4)
+    nodes = _assert_complete(md)
+    ops = {n.op for n in nodes}
+    assert {"Enter", "Merge", "Switch", "NextIteration", "Exit", "Mul"} <= ops, ops
+    # nodes in the frames ran once per iteration, each with its outputs' shapes
+    merges = [n for n in nodes if n.op == "Merge" and n.node_name.startswith("loop/")]
+    assert len(merges) >= n_iter and all(m.outputs for m in merges)
+    muls = [n for n in nodes if n.op == "Mul" and n.node_name.startswith("simple/")]
+    assert len(muls) == n_iter
+    assert all(m.outputs[0][1:] == ((4,), 16) for m in muls)
+    tl = timeline.Timeline(md.step_stats, graph=g)
+    _check_chrome(tl, md, {op.type for op in g.get_operations()})

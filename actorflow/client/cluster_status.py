@@ -6,8 +6,10 @@ rest), asks every task's worker service for ``status`` at once (each bounded by 
 returns a `ClusterStatus`: one `TaskStatus` per task with its address, incarnation, uptime,
 devices (mailbox depth, pool bytes in use and peak), steps running, registered graphs, queue
 and accumulator sizes, bytes moved, shared-memory segments, the steps in flight with what they
-wait on, and how long the task took to answer (the heartbeat age as this tool sees it). A task
-that does not answer is listed with ``error`` set, never dropped.
+wait on, per-variable staleness counters and histograms (in each device's statistics),
+heartbeat ages (how long since the task last heard from each other task of the cluster), and
+how long the task took to answer this tool. A task that does not answer is listed with
+``error`` set, never dropped.
 
     st = cluster_status("af://127.0.0.1:2222")
     print(st.table())            # or st.as_dict() for JSON
@@ -48,6 +50,9 @@ class TaskStatus:
     bytes: dict[str, int] = field(default_factory=dict)
     shm: dict[str, int] = field(default_factory=dict)
     inflight: list[dict[str, Any]] = field(default_factory=list)
+    # heartbeat ages: {other task: {"age": seconds since this task last heard from it (None:
+    # not yet), "alive": its heartbeat still counts it alive}} (`scheduler.peer_watch`)
+    peers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -78,6 +83,9 @@ class ClusterStatus:
                 f"{t.name:<28} {t.address:<21} {'up':<8} {inc:<10} {_dur(t.uptime):>8} "
                 f"{t.steps_running:>5} {t.graphs:>6} {io:>17} {t.shm.get('busy', 0):>5} "
                 f"{(t.answered_in or 0) * 1e3:>6.1f}ms")
+            if t.peers:
+                lines.append("    heard from " + ", ".join(
+                    f"{_short(peer)} {_age(p)}" for peer, p in sorted(t.peers.items())))
             for d in t.devices:
                 pool = d.get("pool") or {}
                 lines.append(
@@ -85,10 +93,28 @@ class ClusterStatus:
                     f"async waits {d.get('async_kernels_waiting', 0):>3}  pool "
                     f"{_mib(pool.get('bytes_in_use', 0))} in use, "
                     f"{_mib(pool.get('peak_bytes_in_use', 0))} peak")
+                for var, st in sorted((d.get("staleness") or {}).items()):
+                    lines.append(
+                        f"      staleness of {var!r}: {st.get('count', 0)} updates, mean "
+                        f"{st.get('mean', 0.0):.2f}, max {st.get('max', 0)}, histogram "
+                        f"{st.get('hist', [])} (version {st.get('version', '?')})")
             for dev, container, name, kind, size in t.resources:
                 where = f"{container}/{name}" if container else name
                 lines.append(f"    {kind} {where!r} on {dev}: size {size}")
         return "\n".join(lines)
+
+
+def _short(task: str) -> str:
+    """'/job:ps/replica:0/task:1' -> 'ps:1'."""
+    parts = dict(p.split(":", 1) for p in task.strip("/").split("/") if ":" in p)
+    return f"{parts.get('job', task)}:{parts.get('task', '?')}"
+
+
+def _age(p: dict[str, Any]) -> str:
+    age = p.get("age")
+    if age is None:
+        return "never (yet)"
+    return f"{age:.1f}s ago" + ("" if p.get("alive", True) else " (DEAD)")
 
 
 def _mib(n: int) -> str:
@@ -160,7 +186,8 @@ def _from_header(job: str, i: int, address: str, h: dict[str, Any],
         incarnation=h.get("incarnation"), uptime=h.get("uptime"), pid=h.get("pid"),
         devices=list(h.get("device_stats") or []), steps_running=int(h.get("steps") or 0),
         graphs=int(h.get("graphs") or 0), resources=list(h.get("resources") or []),
-        bytes=dict(h.get("bytes") or {}), shm=dict(h.get("shm") or {}), inflight=inflight)
+        bytes=dict(h.get("bytes") or {}), shm=dict(h.get("shm") or {}), inflight=inflight,
+        peers=dict(h.get("peers") or {}))
 
 
 async def acluster_status(target: Any, timeout: float = 3.0,

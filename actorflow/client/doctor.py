@@ -5,7 +5,8 @@ rendezvous where every waiting Recv is subscribed, and from resources' `Wait` re
 blocked kernels such as dequeues), builds the wait-for graph of every step in flight, and
 follows it to what nothing else explains, which it names in one line:
 
-- a Recv waiting on a task that does not answer: **that task is dead, hung or unreachable**;
+- a Recv waiting on a task that does not answer: **that task is dead, hung or unreachable**
+  (with how long ago the other tasks' heartbeats last heard from it);
 - a Recv waiting on a task that started after the step began: **it restarted** (its part of
   the step is gone);
 - a Recv waiting on a task that has no such step: **the sender never ran it** (its partition
@@ -35,8 +36,8 @@ from transport.rpc import RpcConfig
 
 @dataclass
 class WaitEdge:
-    """One wait: `node` on `task` waits (since `since`, wall time) on `on` (a task or a
-    resource)."""
+    """One wait: `node` on `task` waits (since `since`, wall time: when this wait began, which
+    may be well after its step began) on `on` (a task or a resource)."""
 
     task: str
     node: str | None
@@ -59,6 +60,7 @@ class StepDiagnosis:
     cause: str = ""
     culprit_task: str | None = None
     culprit_node: str | None = None
+    age: float = 0.0   # seconds since the step began on the first of its tasks
 
 
 @dataclass
@@ -75,14 +77,14 @@ class Diagnosis:
         if not self.steps:
             lines.append("no step is in flight on any task that answered")
         for s in self.steps:
-            lines.append(f"step {s.step} (on {', '.join(s.tasks)}):")
+            lines.append(f"step {s.step} (on {', '.join(s.tasks)}; begun {s.age:.1f}s ago):")
             lines.extend("  " + e.line(now) for e in s.edges)
             lines.append(f"  cause: {s.cause}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {"down": self.down, "steps": [
-            {"step": s.step, "tasks": s.tasks, "cause": s.cause,
+            {"step": s.step, "tasks": s.tasks, "age": s.age, "cause": s.cause,
              "culprit_task": s.culprit_task, "culprit_node": s.culprit_node,
              "edges": [vars(e) for e in s.edges]} for s in self.steps]}
 
@@ -102,7 +104,8 @@ def _task_of_device(device: str | None) -> str | None:
 def _explain(step: int, by_task: dict[str, TaskStatus], down: set[str]) -> StepDiagnosis:
     entries = {name: next(e for e in t.inflight if e["step"] == step)
                for name, t in by_task.items() if any(e["step"] == step for e in t.inflight)}
-    d = StepDiagnosis(step, sorted(entries))
+    d = StepDiagnosis(step, sorted(entries),
+                      age=max((float(e.get("age") or 0.0) for e in entries.values()), default=0.0))
     for name, e in sorted(entries.items()):
         for w in e["waits"]:
             if w["kind"] == "recv":
@@ -128,9 +131,12 @@ def _explain(step: int, by_task: dict[str, TaskStatus], down: set[str]) -> StepD
             continue
         seen.add(src)
         if src in down:
+            heard = [p["age"] for t in by_task.values() for peer, p in t.peers.items()
+                     if peer == src and p.get("age") is not None]
+            last = (f"; its peers last heard from it {min(heard):.1f}s ago" if heard else "")
             d.cause = (f"task {src} does not answer (dead, hung or unreachable): node "
                        f"'{e.node}' on {e.task} waits for tensor '{e.what}' from it "
-                       f"(step {step})")
+                       f"(step {step}){last}")
             d.culprit_task, d.culprit_node = src, e.node
             return d
         sender = by_task.get(src)
