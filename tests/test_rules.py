@@ -244,13 +244,14 @@ def test_stale_lr_on_a_local_cluster_counts_staleness_on_the_ps():
 @pytest.mark.slow
 def test_sync_and_backup_rules_on_a_local_cluster(tmp_path, capsys):
     """``train mlp --compare sync,backup`` on a real local cluster (1 PS, 3 worker daemons):
-    SyncReplicasOptimizer with k = 3 and k = 2 of 3, both to >= 95%, staleness 0 on the PS,
-    backup dropping the late gradients; the table, the PNG and staleness summaries."""
+    SyncReplicasOptimizer with k = 3 and k = 2 of 3, both to >= 95% (in 250 steps: 150 gave
+    94.4% once), staleness 0 on the PS, backup dropping the late gradients; the table, the PNG
+    and staleness summaries."""
     from models.cli import main
 
     png = tmp_path / "cmp.png"
     assert main(["train", "mlp", "--compare", "sync,backup", "--workers", "3", "--steps",
-                 "150", "--learning-rate", "1.0", "--plot", str(png), "--logdir",
+                 "250", "--learning-rate", "1.0", "--plot", str(png), "--logdir",
                  str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["rule", "accuracy", "wall"]
@@ -258,7 +259,7 @@ def test_sync_and_backup_rules_on_a_local_cluster(tmp_path, capsys):
     assert list(rows) == ["sync", "backup"]
     for r in rows.values():
         assert float(r[1].rstrip("%")) >= 95.0 and r[5] == "0.0/0"  # synchronous: staleness 0
-    assert rows["sync"][3] == "150" and rows["sync"][6] == "0"  # 150 steps, all 3 gradients
+    assert rows["sync"][3] == "250" and rows["sync"][6] == "0"  # 250 steps, all 3 gradients
     assert int(rows["backup"][6]) > 0  # the last of 3 is dropped
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any((tmp_path / "sync").iterdir()) and any((tmp_path / "backup").iterdir())
