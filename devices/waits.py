@@ -18,9 +18,10 @@ its task is cancelled (the device closing) — a wait never leaks.
 
 A waiter can instead be *watched*, with no task at all: made with ``on_done``, it calls
 ``on_done(waiter)`` on the thread that completes it (the one that changed the resource's
-state, often under the resource's lock, so the callback only hands the work on: the executor
-posts the kernel's continuation through its device's door, or leaves it to the thread that
-holds the device to run after its slice; see `scheduler.executor`). The kernels of the sync
+state), once that thread has let go of the resource's lock (the callback may abort the step,
+which cancels its other waits). The executor then posts the kernel's continuation through its
+device's door, or leaves it to the thread that holds the device to run after its slice (see
+`scheduler.executor`). The kernels of the sync
 gate and of the accumulators' take do this (their ``subscribe``), so the wake-up of a replica
 waiting for its global step costs no hop through the device's trio thread.
 
@@ -29,7 +30,8 @@ waiting for its global step costs no hop through the device's trio thread.
     w.watch(ctx, gate.cancel)         # its step's abort cancels it
 
 `WaitList` is the base of the resources with one list of blocked waiters (Barrier, the
-accumulators, the SyncGate): the lock, the list, ``register``, ``cancel`` and ``waits``;
+accumulators, the SyncGate): the lock (a `WaitLock`: it calls the watched waiters completed
+while it was held once it is released), the list, ``register``, ``cancel`` and ``waits``;
 each resource supplies ``_pump`` (under the lock: complete what its state now allows).
 """
 
@@ -65,7 +67,8 @@ class Waiter:
     `payload` (what the operation carries: elements to enqueue, a count to take), `on_done`
     (a watched waiter's callback, see the module doc; None for one that is awaited)."""
 
-    __slots__ = ("record", "payload", "result", "error", "done", "on_done", "_token", "_event")
+    __slots__ = ("record", "payload", "result", "error", "done", "on_done", "lock", "_token",
+                 "_event")
 
     def __init__(self, wait: Wait, payload: Any = None,
                  on_done: Callable[[Waiter], None] | None = None):
@@ -75,6 +78,7 @@ class Waiter:
         self.error: OpError | None = None
         self.done = False
         self.on_done = on_done
+        self.lock: WaitLock | None = None  # a watched waiter's resource lock, once registered
         self._token: trio.lowlevel.TrioToken | None = None
         self._event: trio.Event | None = None
 
@@ -94,7 +98,10 @@ class Waiter:
 
     def _wake(self) -> None:
         if self.on_done is not None:
-            self.on_done(self)
+            if self.lock is not None and self.lock.held():
+                self.lock.due.append(self)  # called once the lock is let go
+            else:
+                self.on_done(self)
         elif self._token is not None:
             try:
                 self._token.run_sync_soon(self._event.set)  # type: ignore[union-attr]
@@ -131,17 +138,49 @@ class Waiter:
                 cancel(self, ctx.error)
 
 
+class WaitLock:
+    """A WaitList's lock (``with lock:``); the watched waiters completed while it was held
+    (`due`, appended by the holder) get their ``on_done`` right after it is released."""
+
+    __slots__ = ("_lock", "_owner", "due")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner = 0
+        self.due: list[Waiter] = []
+
+    def held(self) -> bool:
+        """True on the thread that holds it."""
+        return self._owner == threading.get_ident()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+
+    def __exit__(self, *exc: object) -> None:
+        due = self.due
+        self._owner = 0
+        if due:
+            self.due = []
+            self._lock.release()
+            for w in due:
+                w.on_done(w)  # type: ignore[misc]
+        else:
+            self._lock.release()
+
+
 class WaitList:
     """Base of a resource with one list of blocked waiters, oldest first (see the module
     doc). Subclasses call ``super().__init__()`` and define `_pump`."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = WaitLock()
         self._waiters: deque[Waiter] = deque()
 
     def register(self, w: Waiter) -> None:
         """Add a blocked operation; it may complete at once (`_pump`)."""
         with self._lock:
+            w.lock = self._lock
             self._waiters.append(w)
             self._pump()
 

@@ -84,6 +84,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -158,7 +159,7 @@ class StepRun:
     """One step of one Executable on its device: a work item for the device actor."""
 
     __slots__ = ("exe", "ctx", "root", "active", "frames", "waiting", "finished", "queued",
-                 "parked", "tasks")
+                 "parked", "tasks", "caller")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
@@ -180,6 +181,7 @@ class StepRun:
         # the cancel scopes of this step's asynchronous kernels in flight (on the device's
         # trio thread): an aborted step cancels them, so no wait of it outlives it
         self.tasks: set[trio.CancelScope] | None = None
+        self.caller = threading.get_ident()  # the thread that started the step (`_on_value`)
 
     @property
     def peak_iterations(self) -> int:
@@ -203,7 +205,25 @@ class StepRun:
     def run_slice(self, device: Any, on_loop: bool) -> StepRun | None:
         """One slice of the step (see `devices.device.WorkItem`): itself if there is more
         to run now, None when it finished or waits. On a sync caller's thread, slices follow
-        each other there until someone else wants the device (or the step's deadline)."""
+        each other there until someone else wants the device (or the step's deadline).
+        Continuations handed to this thread during the slice (`_on_value`) run after it, the
+        device still held: what they leave over is posted."""
+        held = _held
+        outer = held.device, held.on_loop, held.later
+        held.device, held.on_loop, held.later = device, on_loop, None
+        try:
+            nxt = self._slice(device, on_loop)
+        finally:
+            later = held.later
+            held.device, held.on_loop, held.later = outer
+        if later:  # (each resumed step runs its own slice, and what is handed to it)
+            for item in later:
+                rest = item.run_slice(device, on_loop)
+                if rest is not None:
+                    device.run_or_post(rest, False)
+        return nxt
+
+    def _slice(self, device: Any, on_loop: bool) -> StepRun | None:
         self.queued = False
         if self.finished:
             return None
@@ -216,11 +236,17 @@ class StepRun:
             # thread goes on (the loop it would yield to is not this thread's).
         return None
 
-    def _on_value(self, device: Any, i: int, st: IterState, t0: float
+    def _on_value(self, device: Any, i: int, st: IterState, t0: float, on_loop: bool
                   ) -> Callable[[Any, Exception | None, bool], None]:
-        """The callback a waiting Recv (node i) calls with its outputs: the step goes on
-        through the device's door, right there if the rendezvous allows it (``resume``: a
-        tensor from the wire, read in the worker service's reader) and the device is idle."""
+        """The callback a subscribed asynchronous kernel (node i: a Recv, a watched wait)
+        calls with its outputs, from the thread that completed it: the step goes on through
+        the device's door, right there if the kernel allows it (``resume``: a tensor from the
+        wire, read in the worker service's reader) and the device is idle. When the thread
+        completing it is the one holding this device (a release run by another step), the
+        continuation runs on it after its slice (`run_slice`), no thread woken: on the
+        device's trio thread always, on another thread only for a step whose done-callback
+        takes any thread (one started off the trio thread: a sync caller's)."""
+        anywhere = not on_loop or self.caller != threading.get_ident()
 
         def done(outs: Any, error: Exception | None, resume: bool) -> None:
             ctx = self.ctx
@@ -231,7 +257,13 @@ class StepRun:
             elif ctx.trace is not None:  # (#16: the trace hook, 1 of 3)
                 ctx.trace.append(tracing.node_record(self.exe.names[i], device, t0,
                                                      time.perf_counter(), self.exe.ops[i], outs))
-            device.run_or_post(_Resume(self, i, st, outs), resume)
+            held = _held
+            if held.device is device and error is None and (anywhere or held.on_loop):
+                if held.later is None:
+                    held.later = []
+                held.later.append(_Resume(self, i, st, outs))
+            else:
+                device.run_or_post(_Resume(self, i, st, outs), resume)
 
         return done
 
@@ -371,7 +403,8 @@ class StepRun:
                             elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
                                 self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
                                 st.waiting += 1
-                                sub(ctx, self._on_value(device, i, st, clock()))
+                                sub(ctx, self._on_value(device, i, st, clock(), on_loop),
+                                    *args)
                                 continue
                             elif not on_loop:  # starting a task needs the device's trio
                                 parked.append((i, st))  # thread: park it, run what else is
@@ -502,6 +535,18 @@ class StepRun:
                 f"the step ended with while loop frame(s) {names} unfinished: a node in them "
                 f"waits for an input that never comes (please report)"))
         self.ctx.part_done()
+
+
+class _Holder(threading.local):
+    """Per thread: the device whose slice it runs now, and the continuations handed to it
+    meanwhile (`StepRun._on_value`), run after the slice (`StepRun.run_slice`)."""
+
+    device: Any = None
+    on_loop = False
+    later: list[_Resume] | None = None
+
+
+_held = _Holder()
 
 
 def _cancel_tasks(device: Any, tasks: set[trio.CancelScope], error: OpError) -> None:
