@@ -31,6 +31,7 @@ State (one `StepRun` per step per device; owned by whoever holds the device):
     ready     LIFO stack of runnable nodes (finishes chains first, bounding memory)
   waiting   number of asynchronous kernels in flight (Recv, worker-thread kernels)
   queued    True while the StepRun sits in its device's mailbox (so it is posted once)
+  caller    the thread that started the step (which threads may finish it: `_on_value`)
 
 One ready loop (`_drain`) runs every graph: a graph without control flow is a root frame with
 one iteration. Frames (WP §4.4, OSDI §3.4): every (frame, iteration) of a loop gets its own
@@ -70,9 +71,15 @@ Asynchronous kernels run as tasks in the device's nursery and re-enter the step 
 door (`_Resume`). Each runs under a cancel scope of its step: an aborted step (a deadline, an
 error elsewhere, a cancelled caller) cancels them on the device's loop, so no wait of a dead
 step lingers (`async_kernels_waiting` goes back to 0, a dequeue takes nothing).
-A Recv whose value is not there yet needs no task: it subscribes to the
-rendezvous (`_on_value`), and the step goes on from the callback, inline when the value came
-off the wire (the worker service's reader) and the device is idle, else through the mailbox.
+A kernel with a ``subscribe(ctx, done, *inputs)`` needs no task: a Recv whose value is not
+there yet subscribes to the rendezvous, a wait at a sync gate or an accumulator's take
+watches its waiter (`devices.waits`); the step goes on from the callback (`_on_value`),
+inline when the value came off the wire (the worker service's reader) and the device is
+idle, else through the mailbox -- unless the thread completing it holds the device (a gate's
+release in another step's slice): the continuation then runs on that thread right after its
+slice, the device still held (`_held`, `run_slice`), and wakes no thread but the waiting
+step's caller. Such a thread takes it only for a step whose done-callback takes any thread
+(one started off the device's trio thread, or when it is the trio thread).
 The first error wins: it names the node and device, aborts the step (and its rendezvous,
 waking every pending Recv), and is reported through ctx.done(error).
 
