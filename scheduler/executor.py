@@ -77,7 +77,7 @@ watches its waiter (`devices.waits`); the step goes on from the callback (`_on_v
 inline when the value came off the wire (the worker service's reader) and the device is
 idle, else through the mailbox -- unless the thread completing it holds the device (a gate's
 release in another step's slice): the continuation then runs on that thread right after its
-slice, the device still held (`_held`, `run_slice`), and wakes no thread but the waiting
+slice, the device still held (`_holders`, `run_slice`), and wakes no thread but the waiting
 step's caller. Such a thread takes it only for a step whose done-callback takes any thread
 (one started off the device's trio thread, or when it is the trio thread).
 The first error wins: it names the node and device, aborts the step (and its rendezvous,
@@ -91,9 +91,9 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 import time
 from collections.abc import Callable
+from threading import get_ident
 from typing import Any
 
 import numpy as np
@@ -188,7 +188,7 @@ class StepRun:
         # the cancel scopes of this step's asynchronous kernels in flight (on the device's
         # trio thread): an aborted step cancels them, so no wait of it outlives it
         self.tasks: set[trio.CancelScope] | None = None
-        self.caller = threading.get_ident()  # the thread that started the step (`_on_value`)
+        self.caller = get_ident()  # the thread that started the step (`_on_value`)
 
     @property
     def peak_iterations(self) -> int:
@@ -215,33 +215,26 @@ class StepRun:
         each other there until someone else wants the device (or the step's deadline).
         Continuations handed to this thread during the slice (`_on_value`) run after it, the
         device still held: what they leave over is posted."""
-        held = _held
-        outer = held.device, held.on_loop, held.later
-        held.device, held.on_loop, held.later = device, on_loop, None
+        _holders[device] = get_ident()
         try:
-            nxt = self._slice(device, on_loop)
-        finally:
-            later = held.later
-            held.device, held.on_loop, held.later = outer
-        if later:  # (each resumed step runs its own slice, and what is handed to it)
-            for item in later:
-                rest = item.run_slice(device, on_loop)
-                if rest is not None:
-                    device.run_or_post(rest, False)
-        return nxt
-
-    def _slice(self, device: Any, on_loop: bool) -> StepRun | None:
-        self.queued = False
-        if self.finished:
+            self.queued = False
+            if self.finished:
+                return None
+            while self._drain(device, on_loop):
+                if on_loop or self.parked or device.is_wanted() or (
+                        time.perf_counter() > self.ctx.deadline):
+                    self.queued = True
+                    return self
+                # Off the device's trio thread, with nobody waiting for the device, the
+                # caller's thread goes on (the loop it would yield to is not this thread's).
             return None
-        while self._drain(device, on_loop):
-            if on_loop or self.parked or device.is_wanted() or (
-                    time.perf_counter() > self.ctx.deadline):
-                self.queued = True
-                return self
-            # Off the device's trio thread, with nobody waiting for the device, the caller's
-            # thread goes on (the loop it would yield to is not this thread's).
-        return None
+        finally:
+            _holders[device] = 0
+            if _later and (later := _later.pop(device, None)):
+                for item in later:  # (each resumed step runs its own slice, and so on)
+                    rest = item.run_slice(device, on_loop)
+                    if rest is not None:
+                        device.run_or_post(rest, False)
 
     def _on_value(self, device: Any, i: int, st: IterState, t0: float, on_loop: bool
                   ) -> Callable[[Any, Exception | None, bool], None]:
@@ -253,7 +246,7 @@ class StepRun:
         continuation runs on it after its slice (`run_slice`), no thread woken: on the
         device's trio thread always, on another thread only for a step whose done-callback
         takes any thread (one started off the trio thread: a sync caller's)."""
-        anywhere = not on_loop or self.caller != threading.get_ident()
+        anywhere = not on_loop or self.caller != get_ident()
 
         def done(outs: Any, error: Exception | None, resume: bool) -> None:
             ctx = self.ctx
@@ -264,12 +257,10 @@ class StepRun:
             elif ctx.trace is not None:  # (#16: the trace hook, 1 of 3)
                 ctx.trace.append(tracing.node_record(self.exe.names[i], device, t0,
                                                      time.perf_counter(), self.exe.ops[i], outs))
-            held = _held
-            if held.device is device and error is None and (anywhere or held.on_loop):
-                if held.later is None:
-                    held.later = []
-                held.later.append(_Resume(self, i, st, outs))
-            else:
+            me = get_ident()
+            if error is None and _holders.get(device) == me and (anywhere or me == self.caller):
+                _later.setdefault(device, []).append(_Resume(self, i, st, outs))
+            else:  # (a step started on the trio thread is finished only there: its caller)
                 device.run_or_post(_Resume(self, i, st, outs), resume)
 
         return done
@@ -544,16 +535,11 @@ class StepRun:
         self.ctx.part_done()
 
 
-class _Holder(threading.local):
-    """Per thread: the device whose slice it runs now, and the continuations handed to it
-    meanwhile (`StepRun._on_value`), run after the slice (`StepRun.run_slice`)."""
-
-    device: Any = None
-    on_loop = False
-    later: list[_Resume] | None = None
-
-
-_held = _Holder()
+# The thread running a slice of each device now (0: none), and the continuations handed to it
+# meanwhile (`StepRun._on_value`), run after its slice (`StepRun.run_slice`). Entry d of each
+# is written only by the thread holding device d.
+_holders: dict[Any, int] = {}
+_later: dict[Any, list[_Resume]] = {}
 
 
 def _cancel_tasks(device: Any, tasks: set[trio.CancelScope], error: OpError) -> None:
