@@ -229,7 +229,7 @@ class StepRun:
                 # caller's thread goes on (the loop it would yield to is not this thread's).
             return None
         finally:
-            _holders[device] = 0
+            del _holders[device]  # (no entry kept: the dict must not keep a device alive)
             if _later and (later := _later.pop(device, None)):
                 for item in later:  # (each resumed step runs its own slice, and so on)
                     rest = item.run_slice(device, on_loop)
@@ -535,9 +535,9 @@ class StepRun:
         self.ctx.part_done()
 
 
-# The thread running a slice of each device now (0: none), and the continuations handed to it
-# meanwhile (`StepRun._on_value`), run after its slice (`StepRun.run_slice`). Entry d of each
-# is written only by the thread holding device d.
+# The thread running a slice of each device now (no entry: none), and the continuations
+# handed to it meanwhile (`StepRun._on_value`), run after its slice (`StepRun.run_slice`).
+# Entry d of each is written only by the thread holding device d, and removed after its slice.
 _holders: dict[Any, int] = {}
 _later: dict[Any, list[_Resume]] = {}
 
