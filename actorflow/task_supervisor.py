@@ -46,9 +46,12 @@ class TaskSupervisor:
                 if len(self.restarts) >= self.max_restarts:
                     continue
                 log.warning("task %s:%d died; restarting it", job, task)
+                t0 = time.perf_counter()
                 try:
                     self.cluster.restart(job, task)
                     self.restarts.append((job, task, time.time()))
+                    log.info("task %s:%d restarted: ready in %.2f s", job, task,
+                             time.perf_counter() - t0)
                 except Exception as e:  # noqa: BLE001 - reported, retried next poll
                     self.errors.append(f"{job}:{task}: {e}")
 

@@ -309,6 +309,9 @@ class DistributedRuntime:
                            endpoint: str, name: str, task: TaskKey | None = None
                            ) -> RpcClient:
         if self.options.same_host_ipc:  # a task on this host: a Unix-domain socket
+            # a task (re)starting is not listening yet: wait for it (not for a timeout)
+            # rather than settle on TCP before its Unix socket exists
+            await local_ipc.wait_listening(endpoint, self.options.connect_timeout)
             endpoint = await local_ipc.prefer_ipc(
                 endpoint, local_ipc.probe_timeout(self.options.rpc.heartbeat_timeout), task=task)
         return await stack.enter_async_context(

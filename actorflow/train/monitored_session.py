@@ -172,6 +172,7 @@ class _SessionCreator:
 
     def _retrying(self, attempt: Any) -> Session:
         deadline = time.monotonic() + self.max_wait_secs
+        pause = min(0.05, self.recovery_wait_secs)
         while True:
             sess = None
             try:
@@ -191,8 +192,9 @@ class _SessionCreator:
             if time.monotonic() > deadline:
                 raise UnavailableError(f"no ready session after {self.max_wait_secs} s "
                                        f"({why}); is the chief running and every task up?")
-            log.info("session not ready (%s); retrying in %.1f s", why, self.recovery_wait_secs)
-            time.sleep(self.recovery_wait_secs)
+            log.info("session not ready (%s); retrying in %.2f s", why, pause)
+            time.sleep(pause)  # a backoff up to recovery_wait_secs: the first retries are soon
+            pause = min(pause * 2, self.recovery_wait_secs)
 
 
 class ChiefSessionCreator(_SessionCreator):
@@ -260,6 +262,9 @@ class Recovery:
     error: str
     restored_step: int | None
     seconds: float
+    # (phase, seconds since the error reached `run`): "threads stopped", "session closed",
+    # "session created" (the chief restored / the worker found the model ready), "global step"
+    phases: tuple[tuple[str, float], ...] = ()
 
 
 class _MonitoredSession:
@@ -320,18 +325,26 @@ class _MonitoredSession:
             except Exception as e:
                 if not (self._recover and _is_lost_task(e)):
                     raise
-                start = time.monotonic()
+                start = time.perf_counter()
                 log.warning("a task was lost (%s: %s); recreating the session",
                             type(e).__name__, str(e)[:200])
+                phases: list[tuple[str, float]] = []
                 self._stop_threads(raise_error=False)
+                phases.append(("threads stopped", time.perf_counter() - start))
                 self._sess.close()
+                phases.append(("session closed", time.perf_counter() - start))
                 self._sess = self._create()
+                phases.append(("session created", time.perf_counter() - start))
                 step = None
                 gs = training_util.get_global_step(self.graph)
                 if gs is not None:
                     step = int(self._sess.run(gs))
+                    phases.append(("global step", time.perf_counter() - start))
+                took = time.perf_counter() - start
+                log.info("recovered in %.2f s at global step %s (%s)", took, step,
+                         ", ".join(f"{name} at {t:.2f} s" for name, t in phases))
                 self.recoveries.append(Recovery(f"{type(e).__name__}: {str(e)[:200]}", step,
-                                                time.monotonic() - start))
+                                                took, tuple(phases)))
 
     def _run_once(self, fetches: Any, feed_dict: dict | None, options: Any,
                   run_metadata: Any) -> Any:
