@@ -12,17 +12,20 @@ Creating a session (`ChiefSessionCreator`, `WorkerSessionCreator`):
 - the chief opens an `af.Session`, restores the latest checkpoint of `checkpoint_dir` if there
   is one, else runs the scaffold's `init_op` and `init_fn`; then `local_init_op`; then checks
   `ready_op` (the names of uninitialized variables) is empty;
-- any other worker opens a session and waits (polling `ready_op` every `recovery_wait_secs`,
-  up to `max_wait_secs`) until the chief made the model ready, then runs `local_init_op`.
-- A task that is down meanwhile (Unavailable/Aborted) is retried the same way.
+- any other worker opens a session and waits (polling `ready_op`, from 50 ms apart doubling
+  up to `recovery_wait_secs`, for at most `max_wait_secs`) until the chief made the model
+  ready, then runs `local_init_op`.
+- A task that is down meanwhile (Unavailable/Aborted) is retried the same way; a task that
+  is starting is waited for by the session's connect (it returns once the task listens).
 
 Recovery: `MonitoredSession.run` treats Aborted and Unavailable (a task restarted or went
 away) and FailedPrecondition naming an uninitialized variable (a parameter server restarted
 with empty memory) as a lost task: it closes the session and creates a new one with the same
 creator, so the chief restores the latest checkpoint onto the restarted task and the others
 wait for it, then the step is retried. Hooks see `after_create_session` again. Every recovery
-is recorded in `recoveries` (the error, the global step restored, the seconds it took), which
-is how a caller reports the steps lost.
+is recorded in `recoveries` (the error, the global step restored, the seconds it took and
+when each phase ended), which is how a caller reports the steps lost; each is also logged
+(INFO, "actorflow.train") with its phases.
 
 Threads: each created session gets a fresh `af.train.Coordinator`, on which the graph's queue
 runners are started and which hooks receive in `after_create_session` (to register threads of
