@@ -20,8 +20,8 @@ closes (the cluster closed, or this process died) exits.
 State: `restarts` lists (job, task, time) of every restart, appended by the thread only,
 once the new daemon is ready; `errors` the restarts that failed (retried at the next wake);
 `_standby` the standby process (None: none, or `standby=False`), replaced by the thread and
-stopped by `stop()`; `_stop` is set by `stop()`, which also writes to `_wake` (a pipe the
-thread selects on) and joins the thread.
+stopped by `stop()`; `_stop` is set by `stop()`, which also writes to `_wake_w` (a pipe
+whose other end the thread selects on) and joins the thread.
 
     with af.LocalCluster(ps=1, workers=2, supervise=True) as cluster:
         cluster.kill("ps", 0)     # comes back in well under a second (the standby)
@@ -76,7 +76,10 @@ class TaskSupervisor:
     def _take_standby(self) -> subprocess.Popen[bytes] | None:
         proc, self._standby = self._standby, None
         if proc is not None and proc.poll() is not None:  # it died: start afresh
-            stop_processes([proc])
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
             return None
         return proc
 
@@ -142,6 +145,10 @@ class TaskSupervisor:
         standby, self._standby = self._standby, None
         if standby is not None:
             stop_processes([standby])
+            for pipe in (standby.stdin, standby.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
 
 
 def spawn_standby(python: str, log_dir: Path | None) -> subprocess.Popen[bytes]:
