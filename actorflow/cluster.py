@@ -32,6 +32,11 @@ a client over TCP passes ``af.RPCOptions(key_dir=cluster.key_dir)``.
 If a port was taken between picking it and the daemon binding it (a race with other
 programs), the whole cluster restarts on fresh ports, up to `start_attempts` times.
 
+`supervise=True` (``actorflow cluster --supervise``) restarts a daemon that dies, on its
+address (`actorflow.task_supervisor`); with `standby` (the default) from a warm process that
+imported the daemon's code already, so a restart takes a fraction of a second, not a
+Python start.
+
 `run_cluster(ps, workers)` is ``actorflow cluster --ps 1 --workers 2``: it prints the cluster
 and its targets, serves until SIGINT/SIGTERM, then stops every daemon.
 
@@ -137,8 +142,9 @@ class LocalCluster:
     spec but are served by someone else (e.g. ``af.Server`` in a client process).
     `device_count` (e.g. ``{"CPU": 2}``) and `daemon_args` (more command-line flags) go to
     every daemon; `log_dir` keeps the daemons' stderr logs there (default: a temporary
-    directory removed on close). Raises UnavailableError when a daemon exits before it is
-    ready (its log tail in the message) and DeadlineExceededError after `start_timeout`.
+    directory removed on close). `supervise` restarts dead daemons, from a warm `standby`
+    process unless ``standby=False``. Raises UnavailableError when a daemon exits before it
+    is ready (its log tail in the message) and DeadlineExceededError after `start_timeout`.
     """
 
     def __init__(self, ps: int = 1, workers: int = 2, *, jobs: Mapping[str, int] | None = None,
@@ -147,7 +153,7 @@ class LocalCluster:
                  daemon_args: Sequence[str] = (), start_timeout: float = 60.0,
                  shutdown_timeout: float = 5.0, start_attempts: int = 3,
                  log_dir: str | os.PathLike[str] | None = None, python: str = sys.executable,
-                 start: bool = True, supervise: bool = False):
+                 start: bool = True, supervise: bool = False, standby: bool = True):
         if jobs is None:
             jobs = {"ps": ps, "worker": workers}
         jobs = {str(j): int(n) for j, n in jobs.items() if int(n) > 0}
@@ -180,6 +186,7 @@ class LocalCluster:
         self._closed = False
         self._atexit_registered = False
         self.supervise = bool(supervise)  # restart dead daemons (actorflow/task_supervisor.py)
+        self.standby = bool(standby)  # ... from a warm process that imported the code already
         self._supervisor: Any = None
         if start:
             self.start()
@@ -200,7 +207,7 @@ class LocalCluster:
                     self._start_once()
                     if self.supervise:
                         from actorflow.task_supervisor import TaskSupervisor
-                        self._supervisor = TaskSupervisor(self).start()
+                        self._supervisor = TaskSupervisor(self, standby=self.standby).start()
                     return self
                 except _PortTaken:
                     self._stop_daemons()
@@ -234,30 +241,45 @@ class LocalCluster:
                 self._spawn(job, task, addr)
         self._wait_ready()
 
-    def _spawn(self, job: str, task: int, addr: str) -> _Daemon:
+    def worker_argv(self, job: str, task: int) -> list[str]:
+        """The ``actorflow worker ...`` arguments of a task's daemon (after the program)."""
         assert self._dir is not None
-        log_path = self._dir / f"{job}-{task}.log"
-        args = [self.python, "-m", "actorflow", "worker", "--cluster",
-                str(self._dir / "cluster.json"), "--job", job, "--task", str(task),
-                "--bind", self.host]
+        args = ["worker", "--cluster", str(self._dir / "cluster.json"), "--job", job,
+                "--task", str(task), "--bind", self.host]
         for kind, count in self.device_count.items():
             args += ["--device-count", f"{kind.upper()}={int(count)}"]
-        args += self.daemon_args + self._key_args()
-        with open(log_path, "ab") as log:
-            proc = spawn(args, stdout=subprocess.PIPE, stderr=log, env=child_env())
+        return args + self.daemon_args + self._key_args()
+
+    def _spawn(self, job: str, task: int, addr: str,
+               standby: subprocess.Popen[bytes] | None = None) -> _Daemon:
+        """Start a task's daemon: a new process, or `standby` (a process that has imported
+        the daemon's code already, `actorflow.task_supervisor.spawn_standby`) told to be it."""
+        assert self._dir is not None
+        log_path = self._dir / f"{job}-{task}.log"
+        argv = self.worker_argv(job, task)
+        if standby is not None:
+            from actorflow.task_supervisor import assign_standby
+            proc = assign_standby(standby, argv, log_path)
+        else:
+            with open(log_path, "ab") as log:
+                proc = spawn([self.python, "-m", "actorflow", *argv], stdout=subprocess.PIPE,
+                             stderr=log, env=child_env())
         d = self._daemons[job, task] = _Daemon(job, task, addr, proc, log_path)
         return d
 
-    def restart(self, job: str, task: int) -> None:
+    def restart(self, job: str, task: int,
+                standby: subprocess.Popen[bytes] | None = None) -> None:
         """Start a task's daemon again on the same address (killing it first if it still
-        runs), and wait until it is ready: a new process, a new incarnation, empty memory."""
+        runs), and wait until it is ready: a new process, a new incarnation, empty memory.
+        With `standby` (the supervisor's warm process), that process becomes the daemon,
+        which skips the interpreter's start and the imports (most of a restart)."""
         old = self._daemon(job, task)
         if old.proc.poll() is None:
             self.kill(job, task)
         if old.proc.stdout is not None:
             with contextlib.suppress(OSError):
                 old.proc.stdout.close()
-        self._wait_ready([self._spawn(job, task, old.address)])
+        self._wait_ready([self._spawn(job, task, old.address, standby)])
 
     def _wait_ready(self, daemons: Sequence[_Daemon] | None = None) -> None:
         deadline = time.monotonic() + self.start_timeout

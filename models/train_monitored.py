@@ -25,15 +25,20 @@ from actorflow.cluster import LocalCluster
 from models import digits
 from models.train_async import DEFAULT_LEARNING_RATES, build_mlp_replica
 
+STDOUT = object()  # `out`'s default: sys.stdout looked up at the call (a test may swap it)
+
 
 def train_mlp_monitored(checkpoint_dir: str, *, last_step: int = 600,
                         save_checkpoint_steps: int = 50, ps: int = 1, batch_size: int = 32,
                         optimizer: str = "adam", learning_rate: float | None = None,
                         cluster: LocalCluster | None = None,
                         on_step: Callable[[int, LocalCluster], None] | None = None,
-                        out: IO[str] | None = sys.stdout, rpc: dict | None = None
+                        out: IO[str] | None | Any = STDOUT, rpc: dict | None = None
                         ) -> dict[str, Any]:
-    """Train to global step `last_step`; returns accuracy, steps, resumption and recoveries."""
+    """Train to global step `last_step`; returns accuracy, steps, resumption and recoveries.
+    Progress goes to `out` (default: `sys.stdout` as it is when called; None: silent)."""
+    if out is STDOUT:
+        out = sys.stdout
     key = optimizer.lower()
     lr = DEFAULT_LEARNING_RATES[key] if learning_rate is None else learning_rate
     own = cluster is None

@@ -11,6 +11,8 @@ task of the cluster:
    task's ``status`` lists its devices and its *incarnation* (a random 64-bit id of this life
    of the task, `scheduler.graph_registry`). The device list puts the target task first, and
    the target's CPU:0 is the *client device*: feeds (`_Arg`) and fetches (`_Retval`) live there.
+   A task on this host that is not listening yet (being (re)started) is waited for, within
+   the one `connect_timeout`, before its socket is chosen (`local_ipc.wait_listening`).
 2. **Compile** (sync, no network; `scheduler.distributed_plan`): prune -> rewrite -> place
    over all devices -> partition with Send/Recv -> group the partitions by task. The step
    signature's partitions are registered with their tasks on its first run
@@ -173,6 +175,7 @@ class DistributedRuntime:
         self._hosted_stop: threading.Event | None = None
         self._flights: set[StepFlight] = set()  # steps in flight (their callbacks drive them)
         self._deadlines = DeadlineTimer(self._expire)  # the flights' deadlines
+        self._connect_deadline = math.inf  # set when `_connect` starts
 
     # -- hosting -------------------------------------------------------------------------------
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -263,12 +266,14 @@ class DistributedRuntime:
 
     async def _connect(self, stack: contextlib.AsyncExitStack, zctx: zmq.Context) -> None:
         opts = self.options
+        # one connect_timeout for it all: waiting for a task to listen, then for its answer
+        self._connect_deadline = trio.current_time() + opts.connect_timeout
         if self._host is not None:
             self._local = InProcessClient(self._host)
             target: Any = self._local
         else:
             target = await self._open_client(stack, zctx, self.endpoint, self.target)
-        header = await ask_status(target, opts.connect_timeout)
+        header = await ask_status(target, self._connect_left())
         if header is None:
             raise UnavailableError(
                 f"{self.target} did not answer within connect_timeout={opts.connect_timeout}s;"
@@ -309,14 +314,21 @@ class DistributedRuntime:
                            endpoint: str, name: str, task: TaskKey | None = None
                            ) -> RpcClient:
         if self.options.same_host_ipc:  # a task on this host: a Unix-domain socket
+            # a task (re)starting is not listening yet: wait for it (not for a timeout)
+            # rather than settle on TCP before its Unix socket exists
+            await local_ipc.wait_listening(endpoint, self._connect_left())
             endpoint = await local_ipc.prefer_ipc(
                 endpoint, local_ipc.probe_timeout(self.options.rpc.heartbeat_timeout), task=task)
         return await stack.enter_async_context(
             RpcClient(endpoint, config=self.options.rpc, ctx=zctx, name=f"master -> {name}"))
 
+    def _connect_left(self) -> float:
+        """Seconds left of `connect_timeout` while connecting (at least a moment to ask)."""
+        return max(0.05, self._connect_deadline - trio.current_time())
+
     async def _status_of(self, t: Task, missing: list[str]) -> None:
         try:
-            header = await ask_status(t.client, self.options.connect_timeout)
+            header = await ask_status(t.client, self._connect_left())
             if header is None:
                 missing.append(f"{t.name} at {t.address}: no answer")
                 return

@@ -11,6 +11,7 @@ are reported as uninitialized by name.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
+import trio.testing
 
 import actorflow as af
 from scheduler.graph_registry import GraphRegistry, new_incarnation
@@ -240,3 +242,46 @@ def test_a_push_to_a_restarted_ps_is_refused_at_once_and_kept_nowhere(tmp_path) 
             np.testing.assert_allclose(b.run(y_b, {x_b: xb}), xb.sum(), rtol=1e-4)
     finally:
         d.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="same-host Unix sockets are Linux's")
+async def test_a_client_waits_for_a_starting_task_to_listen_then_takes_its_unix_socket() -> None:
+    """A task being (re)started is not listening yet: `wait_listening` returns once its port
+    and Unix twin are bound (not after a timeout), so the master then picks the twin (it once
+    settled on TCP before the twin existed, which the task's keys refuse)."""
+    import socket
+
+    import zmq
+
+    from transport.local_ipc import ipc_endpoint, prefer_ipc, wait_listening
+    from transport.rpc import RpcServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tcp, twin = f"tcp://127.0.0.1:{port}", ipc_endpoint(f"tcp://127.0.0.1:{port}")
+    assert await wait_listening(tcp, 0.05) is False  # nothing there: False after the timeout
+    assert await wait_listening("tcp://10.255.255.1:1", 0.05) is True  # another host: not ours
+    heard: list[tuple[bool, float]] = []
+    done = trio.Event()
+    ctx = zmq.Context()
+    try:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                async def wait() -> None:
+                    heard.append((await wait_listening(tcp, 30), trio.current_time()))
+                    done.set()
+
+                nursery.start_soon(wait)
+                await trio.testing.wait_all_tasks_blocked()
+                assert heard == []  # still waiting: nothing listens yet
+                async with RpcServer({}, ctx=ctx) as server:
+                    server.bind(tcp)
+                    server.bind(twin)  # as a worker service does: the port, then its twin
+                    bound = trio.current_time()
+                    await done.wait()
+                    assert heard[0][0] is True and heard[0][1] - bound < 1.0
+                    assert await prefer_ipc(tcp, timeout=1.0) == twin
+    finally:
+        ctx.destroy(linger=0)

@@ -102,6 +102,40 @@ async def prefer_ipc(tcp_endpoint: str, timeout: float = 0.5,
     return ipc
 
 
+async def wait_listening(tcp_endpoint: str, timeout: float) -> bool:
+    """Wait up to `timeout` seconds until a server listens on loopback `tcp_endpoint` (its
+    TCP port takes a connection, or its Unix-domain twin does); True once one does, at once
+    for an endpoint on another host (nothing to see from here). A task being (re)started is
+    not listening yet: connecting to it now would settle on TCP for good (its Unix name is
+    not there yet), so a caller waits here first. Polls with backoff (10 ms doubling to
+    200 ms): a refused connection is a cheap local syscall."""
+    ipc = ipc_endpoint(tcp_endpoint)
+    if ipc is None:
+        return True
+    host, _, port = tcp_endpoint[len("tcp://"):].rpartition(":")
+    host = host.strip("[]")
+    pause = 0.01
+    with trio.move_on_after(timeout):
+        while True:
+            if listening(ipc):
+                return True
+            try:
+                stream = await trio.open_tcp_stream(host, int(port))
+            except OSError:
+                pass
+            else:
+                await stream.aclose()
+                # it binds its Unix name right after its port: give it that moment
+                for _ in range(10):
+                    if listening(ipc):
+                        break
+                    await trio.sleep(0.01)
+                return True
+            await trio.sleep(pause)
+            pause = min(pause * 2, 0.2)
+    return False
+
+
 def dealer(ctx: zmq.Context, endpoint: str, config: SocketConfig, *,
            routing_id: bytes | None = None, name: str = "",
            on_receive: Callable[[list], None],

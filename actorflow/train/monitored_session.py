@@ -12,17 +12,20 @@ Creating a session (`ChiefSessionCreator`, `WorkerSessionCreator`):
 - the chief opens an `af.Session`, restores the latest checkpoint of `checkpoint_dir` if there
   is one, else runs the scaffold's `init_op` and `init_fn`; then `local_init_op`; then checks
   `ready_op` (the names of uninitialized variables) is empty;
-- any other worker opens a session and waits (polling `ready_op` every `recovery_wait_secs`,
-  up to `max_wait_secs`) until the chief made the model ready, then runs `local_init_op`.
-- A task that is down meanwhile (Unavailable/Aborted) is retried the same way.
+- any other worker opens a session and waits (polling `ready_op`, from 50 ms apart doubling
+  up to `recovery_wait_secs`, for at most `max_wait_secs`) until the chief made the model
+  ready, then runs `local_init_op`.
+- A task that is down meanwhile (Unavailable/Aborted) is retried the same way; a task that
+  is starting is waited for by the session's connect (it returns once the task listens).
 
 Recovery: `MonitoredSession.run` treats Aborted and Unavailable (a task restarted or went
 away) and FailedPrecondition naming an uninitialized variable (a parameter server restarted
 with empty memory) as a lost task: it closes the session and creates a new one with the same
 creator, so the chief restores the latest checkpoint onto the restarted task and the others
 wait for it, then the step is retried. Hooks see `after_create_session` again. Every recovery
-is recorded in `recoveries` (the error, the global step restored, the seconds it took), which
-is how a caller reports the steps lost.
+is recorded in `recoveries` (the error, the global step restored, the seconds it took and
+when each phase ended), which is how a caller reports the steps lost; each is also logged
+(INFO, "actorflow.train") with its phases.
 
 Threads: each created session gets a fresh `af.train.Coordinator`, on which the graph's queue
 runners are started and which hooks receive in `after_create_session` (to register threads of
@@ -172,6 +175,7 @@ class _SessionCreator:
 
     def _retrying(self, attempt: Any) -> Session:
         deadline = time.monotonic() + self.max_wait_secs
+        pause = min(0.05, self.recovery_wait_secs)
         while True:
             sess = None
             try:
@@ -191,8 +195,9 @@ class _SessionCreator:
             if time.monotonic() > deadline:
                 raise UnavailableError(f"no ready session after {self.max_wait_secs} s "
                                        f"({why}); is the chief running and every task up?")
-            log.info("session not ready (%s); retrying in %.1f s", why, self.recovery_wait_secs)
-            time.sleep(self.recovery_wait_secs)
+            log.info("session not ready (%s); retrying in %.2f s", why, pause)
+            time.sleep(pause)  # a backoff up to recovery_wait_secs: the first retries are soon
+            pause = min(pause * 2, self.recovery_wait_secs)
 
 
 class ChiefSessionCreator(_SessionCreator):
@@ -260,6 +265,9 @@ class Recovery:
     error: str
     restored_step: int | None
     seconds: float
+    # (phase, seconds since the error reached `run`): "threads stopped", "session closed",
+    # "session created" (the chief restored / the worker found the model ready), "global step"
+    phases: tuple[tuple[str, float], ...] = ()
 
 
 class _MonitoredSession:
@@ -320,18 +328,26 @@ class _MonitoredSession:
             except Exception as e:
                 if not (self._recover and _is_lost_task(e)):
                     raise
-                start = time.monotonic()
+                start = time.perf_counter()
                 log.warning("a task was lost (%s: %s); recreating the session",
                             type(e).__name__, str(e)[:200])
+                phases: list[tuple[str, float]] = []
                 self._stop_threads(raise_error=False)
+                phases.append(("threads stopped", time.perf_counter() - start))
                 self._sess.close()
+                phases.append(("session closed", time.perf_counter() - start))
                 self._sess = self._create()
+                phases.append(("session created", time.perf_counter() - start))
                 step = None
                 gs = training_util.get_global_step(self.graph)
                 if gs is not None:
                     step = int(self._sess.run(gs))
+                    phases.append(("global step", time.perf_counter() - start))
+                took = time.perf_counter() - start
+                log.info("recovered in %.2f s at global step %s (%s)", took, step,
+                         ", ".join(f"{name} at {t:.2f} s" for name, t in phases))
                 self.recoveries.append(Recovery(f"{type(e).__name__}: {str(e)[:200]}", step,
-                                                time.monotonic() - start))
+                                                took, tuple(phases)))
 
     def _run_once(self, fetches: Any, feed_dict: dict | None, options: Any,
                   run_metadata: Any) -> Any:
