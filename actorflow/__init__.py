@@ -271,6 +271,18 @@ def executing_eagerly() -> bool:
     return False
 
 
+# GraphDefs and MetaGraphs (session 7): import_graph_def, graph_util, af.GraphDef
+from actorflow import graph_util  # noqa: E402
+from actorflow.graph_io import import_graph_def  # noqa: E402
+
+
+def __getattr__(name: str) -> object:
+    if name == "GraphDef":  # TensorFlow's message class (tensorboardX's; imported on first use)
+        from actorflow.graph_io import graph_def_class
+        return graph_def_class()
+    raise AttributeError(f"module 'actorflow' has no attribute '{name}'")
+
+
 from actorflow import math_namespace as _math_namespace  # noqa: E402
 
 math, linalg = _math_namespace.build(__import__("sys").modules[__name__])  # noqa: A001
