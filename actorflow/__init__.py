@@ -271,8 +271,8 @@ def executing_eagerly() -> bool:
     return False
 
 
-# GraphDefs and MetaGraphs (session 7): import_graph_def, graph_util, af.GraphDef
-from actorflow import graph_util  # noqa: E402
+# GraphDefs, MetaGraphs, SavedModels (session 7): import_graph_def, graph_util, af.GraphDef
+from actorflow import graph_util, saved_model  # noqa: E402
 from actorflow.graph_io import import_graph_def  # noqa: E402
 
 

@@ -8,7 +8,12 @@ declared here through protobuf's descriptor API as `devices.bundle_protos` does,
 GraphDef bytes, which is the same wire form as the embedded message):
 
     MetaGraphDef  {MetaInfoDef meta_info_def = 1; GraphDef graph_def = 2; SaverDef saver_def = 3;
-                   map<string, CollectionDef> collection_def = 4}
+                   map<string, CollectionDef> collection_def = 4;
+                   map<string, SignatureDef> signature_def = 5}
+    SignatureDef  {map<string, TensorInfo> inputs = 1; outputs = 2; string method_name = 3}
+    TensorInfo    {string name = 1; DataType dtype = 2; TensorShapeProto tensor_shape = 3;
+                   CooSparse coo_sparse = 4}
+    SavedModel    {int64 saved_model_schema_version = 1; repeated MetaGraphDef meta_graphs = 2}
     CollectionDef {oneof {NodeList node_list = 1; BytesList bytes_list = 2;
                           Int64List int64_list = 3; FloatList float_list = 4}}
     SaverDef      {filename_tensor_name = 1; save_tensor_name = 2; restore_op_name = 3;
@@ -27,7 +32,9 @@ as TensorFlow leaves out what it cannot serialize.
 optimizers, `global_variables_initializer` and Savers work on it), refills the collections, and
 returns a `Saver` bound to the saved saver's ops (or a new one when the file has no SaverDef and
 the graph has variables). A Saver's `save` writes ``<prefix>.meta`` next to the checkpoint,
-re-encoding the graph only when it changed since its last export.
+re-encoding the graph only when it changed since its last export. `actorflow.saved_model`
+builds SavedModels from the same messages (TensorFlow 2.21 parses them and reads their
+variables; it cannot run our graphs, whose attributes are actorflow's).
 
     saver.save(sess, "/tmp/m/model.ckpt", global_step=100)        # writes model.ckpt-100.meta
     with af.Graph().as_default():
@@ -51,7 +58,8 @@ from devices.errors import InvalidArgumentError
 _VERSION = "actorflow-1"
 _FIELDS: dict[str, list[tuple[str, int, int, int, str]]] = {
     # message -> [(name, number, type, label, type name)]; type: protobuf FieldType
-    # (9 string, 12 bytes, 11 message, 5 int32, 3 int64, 8 bool, 2 float); label 3: repeated
+    # (9 string, 12 bytes, 11 message, 5 int32, 3 int64, 8 bool, 2 float); label 3: repeated.
+    # A type name "map:T" declares TensorFlow's map<string, T> (a nested map entry).
     "MetaInfoDef": [("meta_graph_version", 1, 9, 1, ""), ("tags", 4, 9, 3, ""),
                     ("tensorflow_version", 5, 9, 1, ""),
                     ("tensorflow_git_version", 6, 9, 1, "")],
@@ -62,7 +70,6 @@ _FIELDS: dict[str, list[tuple[str, int, int, int, str]]] = {
     "CollectionDef": [("node_list", 1, 11, 1, "NodeList"), ("bytes_list", 2, 11, 1, "BytesList"),
                       ("int64_list", 3, 11, 1, "Int64List"),
                       ("float_list", 4, 11, 1, "FloatList")],
-    "CollectionEntry": [("key", 1, 9, 1, ""), ("value", 2, 11, 1, "CollectionDef")],
     "SaverDef": [("filename_tensor_name", 1, 9, 1, ""), ("save_tensor_name", 2, 9, 1, ""),
                  ("restore_op_name", 3, 9, 1, ""), ("max_to_keep", 4, 5, 1, ""),
                  ("sharded", 5, 8, 1, ""), ("keep_checkpoint_every_n_hours", 6, 2, 1, ""),
@@ -74,28 +81,49 @@ _FIELDS: dict[str, list[tuple[str, int, int, int, str]]] = {
                     ("save_slice_info_def", 4, 11, 1, "SaveSliceInfoDef"),
                     ("is_resource", 5, 8, 1, ""), ("initial_value_name", 6, 9, 1, ""),
                     ("trainable", 7, 8, 1, "")],
+    "Dim": [("size", 1, 3, 1, ""), ("name", 2, 9, 1, "")],
+    "TensorShapeProto": [("dim", 2, 11, 3, "Dim"), ("unknown_rank", 3, 8, 1, "")],
+    "CooSparse": [("values_tensor_name", 1, 9, 1, ""), ("indices_tensor_name", 2, 9, 1, ""),
+                  ("dense_shape_tensor_name", 3, 9, 1, "")],
+    "TensorInfo": [("name", 1, 9, 1, ""), ("dtype", 2, 5, 1, ""),
+                   ("tensor_shape", 3, 11, 1, "TensorShapeProto"),
+                   ("coo_sparse", 4, 11, 1, "CooSparse")],
+    "SignatureDef": [("inputs", 1, 11, 3, "map:TensorInfo"),
+                     ("outputs", 2, 11, 3, "map:TensorInfo"), ("method_name", 3, 9, 1, "")],
     "MetaGraphDef": [("meta_info_def", 1, 11, 1, "MetaInfoDef"), ("graph_def", 2, 12, 1, ""),
                      ("saver_def", 3, 11, 1, "SaverDef"),
-                     ("collection_def", 4, 11, 3, "CollectionEntry")],
+                     ("collection_def", 4, 11, 3, "map:CollectionDef"),
+                     ("signature_def", 5, 11, 3, "map:SignatureDef")],
+    "SavedModel": [("saved_model_schema_version", 1, 3, 1, ""),
+                   ("meta_graphs", 2, 11, 3, "MetaGraphDef")],
 }
+_ONEOF = {"CollectionDef": "kind"}
 
 
 @cache
 def protos() -> dict[str, Any]:
-    """The message classes, by name (MetaGraphDef, CollectionDef, SaverDef, VariableDef, ...)."""
+    """The message classes, by name (MetaGraphDef, CollectionDef, SaverDef, VariableDef,
+    SignatureDef, TensorInfo, SavedModel, ...)."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
     fd = descriptor_pb2.FileDescriptorProto(name="actorflow/meta_graph.proto",
                                             package="actorflow.tf", syntax="proto3")
     for name, fields in _FIELDS.items():
         m = fd.message_type.add(name=name)
+        if name in _ONEOF:
+            m.oneof_decl.add(name=_ONEOF[name])
         for fname, num, typ, label, tname in fields:
             f = m.field.add(name=fname, number=num, type=typ, label=label)
-            if tname:
+            if tname.startswith("map:"):  # map<string, T>: a nested entry type, as protoc makes
+                entry = m.nested_type.add(name=fname.title().replace("_", "") + "Entry")
+                entry.options.map_entry = True
+                entry.field.add(name="key", number=1, type=9, label=1)
+                entry.field.add(name="value", number=2, type=11, label=1,
+                                type_name=f".actorflow.tf.{tname[4:]}")
+                f.type_name = f".actorflow.tf.{name}.{entry.name}"
+            elif tname:
                 f.type_name = f".actorflow.tf.{tname}"
-            if name == "CollectionDef":
+            if name in _ONEOF:
                 f.oneof_index = 0
-        if name == "CollectionDef":
-            m.oneof_decl.add(name="kind")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fd)
     return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"actorflow.tf.{n}"))
@@ -160,7 +188,7 @@ def export_meta_graph(filename: str | None = None, meta_info_def: Any = None,
     for key in (collection_list if collection_list is not None else g.get_all_collection_keys()):
         cd = _collection_def(g.get_collection(key))
         if cd is not None:
-            meta.collection_def.add(key=key, value=cd)
+            meta.collection_def[key].CopyFrom(cd)
     if filename:
         _write(filename, meta, as_text)
     return meta
@@ -224,8 +252,8 @@ def import_meta_graph(meta_graph_or_file: Any, clear_devices: bool = False,
     ir = graph_io.to_ir(graph_io.parse_graph_def(meta.graph_def))
     graph_io.add_nodes(g, ir, prefix, clear_devices=clear_devices)
     variables: dict[str, Variable] = {}
-    for entry in meta.collection_def:
-        key, cd = entry.key, entry.value
+    for key in sorted(meta.collection_def):
+        cd = meta.collection_def[key]
         kind = cd.WhichOneof("kind")
         if kind == "node_list":
             items: list[Any] = [g.as_graph_element(prefix + n) for n in cd.node_list.value]
