@@ -1,6 +1,6 @@
 """``af.contrib``: the parts of TF1's contrib that programs use: ``rnn``, ``layers`` and
 ``tensorboard.plugins.projector`` and ``factorization.KMeans``."""
 
-from actorflow.contrib import factorization, layers, rnn, tensorboard
+from actorflow.contrib import factorization, layers, lookup, rnn, tensorboard
 
-__all__ = ["factorization", "layers", "rnn", "tensorboard"]
+__all__ = ["factorization", "layers", "lookup", "rnn", "tensorboard"]

@@ -15,6 +15,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     index,
     io,
     linalg,
+    lookup,  # lookup tables (issue 13, session 7)
     math,
     nn,
     partition,
