@@ -272,13 +272,22 @@ def executing_eagerly() -> bool:
 
 
 # GraphDefs, MetaGraphs, SavedModels (session 7): import_graph_def, graph_util, af.GraphDef
-from actorflow import graph_util, saved_model  # noqa: E402
+from actorflow import graph_util, saved_model, strings  # noqa: E402
 from actorflow import lookup_ops as lookup  # noqa: E402
 from actorflow.graph_io import import_graph_def  # noqa: E402
 from actorflow.lookup_ops import (  # noqa: E402
     initialize_all_tables,
     string_to_hash_bucket_fast,
     tables_initializer,
+)
+from actorflow.ops.string_ops import (  # noqa: E402
+    decode_csv,
+    reduce_join,
+    regex_replace,
+    string_join,
+    string_split,
+    string_to_number,
+    substr,
 )
 
 

@@ -29,6 +29,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     segment,
     sendrecv,
     state,
+    strings,  # string ops (issue 13, session 7)
     structural,
     summary,
     trig,
