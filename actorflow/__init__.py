@@ -272,7 +272,7 @@ def executing_eagerly() -> bool:
 
 
 # GraphDefs, MetaGraphs, SavedModels (session 7): import_graph_def, graph_util, af.GraphDef
-from actorflow import graph_util, saved_model, strings  # noqa: E402
+from actorflow import graph_util, saved_model, sparse, strings  # noqa: E402
 from actorflow import lookup_ops as lookup  # noqa: E402
 from actorflow.graph_io import import_graph_def  # noqa: E402
 from actorflow.lookup_ops import (  # noqa: E402
@@ -280,6 +280,7 @@ from actorflow.lookup_ops import (  # noqa: E402
     string_to_hash_bucket_fast,
     tables_initializer,
 )
+from actorflow.ops.confusion_ops import confusion_matrix, sparse_to_dense  # noqa: E402
 from actorflow.ops.string_ops import (  # noqa: E402
     decode_csv,
     reduce_join,
@@ -289,6 +290,7 @@ from actorflow.ops.string_ops import (  # noqa: E402
     string_to_number,
     substr,
 )
+from actorflow.sparse import sparse_reduce_sum  # noqa: E402
 
 
 def __getattr__(name: str) -> object:

@@ -1,6 +1,14 @@
 """``af.contrib``: the parts of TF1's contrib that programs use: ``rnn``, ``layers`` and
 ``tensorboard.plugins.projector`` and ``factorization.KMeans``."""
 
-from actorflow.contrib import factorization, layers, lookup, rnn, tensorboard
+from actorflow.contrib import (
+    factorization,
+    framework,
+    layers,
+    lookup,
+    metrics,
+    rnn,
+    tensorboard,
+)
 
-__all__ = ["factorization", "layers", "lookup", "rnn", "tensorboard"]
+__all__ = ["factorization", "framework", "layers", "lookup", "metrics", "rnn", "tensorboard"]

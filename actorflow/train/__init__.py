@@ -138,3 +138,7 @@ from actorflow.io_readers import match_filenames_once, string_input_producer  # 
 __all__ += ["export_meta_graph", "import_meta_graph", "write_graph"]
 from actorflow.graph_io import write_graph  # noqa: E402
 from actorflow.meta_graph import export_meta_graph, import_meta_graph  # noqa: E402
+
+# TF1 surface (session 7): FTRL-Proximal
+__all__ += ["FtrlOptimizer"]
+from actorflow.train.ftrl import FtrlOptimizer  # noqa: E402
