@@ -272,7 +272,7 @@ def executing_eagerly() -> bool:
 
 
 # GraphDefs, MetaGraphs, SavedModels (session 7): import_graph_def, graph_util, af.GraphDef
-from actorflow import graph_util, saved_model, sparse, strings  # noqa: E402
+from actorflow import distributions, graph_util, saved_model, sparse, strings  # noqa: E402
 from actorflow import lookup_ops as lookup  # noqa: E402
 from actorflow.graph_io import import_graph_def  # noqa: E402
 from actorflow.lookup_ops import (  # noqa: E402
