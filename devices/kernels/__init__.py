@@ -11,6 +11,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     dataset,  # af.data iterators (issue 15)
     debug,
     fused,
+    image_boxes,  # boxes and colour (issue 13, session 7)
     image_io,  # read_file, decode_png/jpeg (issue 13)
     index,
     io,
