@@ -3,6 +3,7 @@
 
 from actorflow import distributions
 from actorflow.contrib import (
+    crf,
     factorization,
     framework,
     layers,
@@ -12,5 +13,5 @@ from actorflow.contrib import (
     tensorboard,
 )
 
-__all__ = ["distributions", "factorization", "framework", "layers", "lookup", "metrics", "rnn",
-           "tensorboard"]
+__all__ = ["crf", "distributions", "factorization", "framework", "layers", "lookup", "metrics",
+           "rnn", "tensorboard"]
