@@ -282,7 +282,6 @@ from actorflow.lookup_ops import (  # noqa: E402
 )
 from actorflow.ops.confusion_ops import confusion_matrix, sparse_to_dense  # noqa: E402
 from actorflow.ops.string_ops import (  # noqa: E402
-    decode_csv,
     reduce_join,
     regex_replace,
     string_join,

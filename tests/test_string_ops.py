@@ -1,5 +1,6 @@
-"""Text ops of TF1 input pipelines (decode_csv, string_split, string_to_number, string_join,
-reduce_join, substr, regex_replace, af.strings): values, sparse outputs, errors."""
+"""Text ops of TF1 input pipelines (decode_csv, which lives in parsing_ops, string_split,
+string_to_number, string_join, reduce_join, substr, regex_replace, af.strings): values, sparse
+outputs, errors."""
 
 import numpy as np
 import pytest

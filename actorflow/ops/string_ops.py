@@ -1,5 +1,5 @@
 """String ops: `as_string` (numbers and bools formatted as string tensors, TF's AsString), and
-the text ops TF1 input pipelines use: `decode_csv`, `string_split` (a SparseTensor of tokens),
+the text ops TF1 input pipelines use: `string_split` (a SparseTensor of tokens),
 `string_to_number`, `string_join`, `reduce_join`, `substr`, `regex_replace`, and the
 `af.strings` names (split, lower, upper, strip, length, regex_full_match). Kernels are in
 `devices.kernels.strings` (CPU); none is differentiable.
@@ -20,7 +20,7 @@ from actorflow.op_def import apply_op, convert_to_tensor, define_op, no_gradient
 from devices import dtypes
 from devices.errors import InvalidArgumentError
 
-__all__ = ["as_string", "decode_csv", "string_split", "string_to_number", "string_join",
+__all__ = ["as_string", "string_split", "string_to_number", "string_join",
            "reduce_join", "substr", "regex_replace"]
 
 define_op("AsString", infer=lambda ins, a: [(dtypes.string, ins[0]._shape)])
@@ -49,7 +49,6 @@ def _same_shape(dt: Any) -> Any:
 
 
 _SPARSE_OUT = [(dtypes.int64, (None, 2)), (dtypes.string, (None,)), (dtypes.int64, (2,))]
-define_op("DecodeCSV", infer=lambda ins, a: [(d, ins[0]._shape) for d in a["OUT_TYPE"]])
 define_op("StringSplit", infer=lambda ins, a: list(_SPARSE_OUT))
 define_op("StringSplitV2", infer=lambda ins, a: list(_SPARSE_OUT))
 define_op("StringToNumber", infer=lambda ins, a: [(a["out_type"], ins[0]._shape)])
@@ -62,7 +61,7 @@ define_op("StringLower", infer=_same_shape(dtypes.string))
 define_op("StringUpper", infer=_same_shape(dtypes.string))
 define_op("StringStrip", infer=_same_shape(dtypes.string))
 define_op("StringLength", infer=_same_shape(dtypes.int32))
-for _op in ("DecodeCSV", "StringSplit", "StringSplitV2", "StringToNumber", "StringJoin",
+for _op in ("StringSplit", "StringSplitV2", "StringToNumber", "StringJoin",
             "ReduceJoin", "Substr", "RegexReplace", "RegexFullMatch", "StringLower",
             "StringUpper", "StringStrip", "StringLength"):
     no_gradient(_op)
@@ -82,25 +81,6 @@ def _text(x: Any, what: str) -> Tensor:
     if not t.dtype.is_string:
         raise InvalidArgumentError(f"{what} takes a string tensor, got {t.dtype.name}")
     return t
-
-
-def decode_csv(records: Any, record_defaults: Any, field_delim: str = ",",
-               use_quote_delim: bool = True, name: str | None = None, na_value: str = "",
-               select_cols: Any = None) -> list[Tensor]:
-    """Split each CSV record into columns: one tensor per column, of the record's shape and of
-    its default's dtype (an empty default makes the column required)."""
-    recs = _text(records, "decode_csv")
-    defaults = [convert_to_tensor(d) for d in record_defaults]
-    if not defaults:
-        raise InvalidArgumentError("decode_csv needs one record default per column")
-    if select_cols is not None and len(select_cols) != len(defaults):
-        raise InvalidArgumentError(f"decode_csv: {len(select_cols)} select_cols but "
-                                   f"{len(defaults)} record_defaults")
-    return list(apply_op("DecodeCSV", [recs, *defaults], {
-        "OUT_TYPE": [d.dtype for d in defaults], "field_delim": field_delim,
-        "use_quote_delim": bool(use_quote_delim), "na_value": na_value,
-        "select_cols": None if select_cols is None else [int(c) for c in select_cols]},
-        name=name or "DecodeCSV"))
 
 
 def _sparse(outs: tuple[Tensor, ...]) -> Any:

@@ -1,11 +1,10 @@
-"""String kernels (CPU): CSV decoding, splitting, joining, numbers from strings, slices, regular
+"""String kernels (CPU): splitting, joining, numbers from strings, slices, regular
 expressions, case and length. A string tensor's memory is an object array of `bytes`
 (`devices.dtypes.to_string_array`); every kernel returns that form.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from typing import Any
 
@@ -28,59 +27,6 @@ def _map(arr: np.ndarray, fn: Any, dtype: Any = object) -> np.ndarray:
 
 def _cpu(op: str) -> Any:
     return register_kernel(op, device_types=("CPU",))
-
-
-@_cpu("DecodeCSV")
-def _decode_csv(k: KernelContext) -> Any:
-    delim = str(k.attrs.get("field_delim", ","))
-    quote = bool(k.attrs.get("use_quote_delim", True))
-    na = str(k.attrs.get("na_value", "")).encode()
-    select = k.attrs.get("select_cols") or None
-    out_dtypes = [d.np for d in k.attrs["OUT_TYPE"]]
-
-    def compute(records: Any, *defaults: Any) -> tuple:
-        recs = _strings(records)
-        flat = recs.reshape(-1).tolist()
-        n_cols = len(out_dtypes)
-        cols: list[list[Any]] = [[] for _ in range(n_cols)]
-        reader = csv.reader((r.decode() for r in flat), delimiter=delim,
-                            quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE)
-        for j, fields in enumerate(reader):
-            if select is not None:
-                if max(select) >= len(fields):
-                    raise InvalidArgumentError(f"DecodeCSV: record {j} has {len(fields)} "
-                                               f"fields; select_cols needs {max(select) + 1}")
-                fields = [fields[c] for c in select]
-            if len(fields) != n_cols:
-                raise InvalidArgumentError(f"Expect {n_cols} fields but have {len(fields)} in "
-                                           f"record {j}")
-            for i, f in enumerate(fields):
-                raw = f.encode()
-                if raw == b"" or raw == na:
-                    d = np.asarray(defaults[i]).reshape(-1)
-                    if d.size == 0:
-                        raise InvalidArgumentError(f"Field {i} is required but missing in "
-                                                   f"record {j}!")
-                    cols[i].append(d[0])
-                elif out_dtypes[i] == np.dtype(object):
-                    cols[i].append(raw)
-                else:
-                    try:
-                        cols[i].append(np.dtype(out_dtypes[i]).type(f.strip()) if np.dtype(
-                            out_dtypes[i]).kind == "f" else int(f.strip()))
-                    except ValueError:
-                        raise InvalidArgumentError(
-                            f"Field {i} in record {j} is not a valid "
-                            f"{np.dtype(out_dtypes[i]).name}: {f!r}") from None
-        if len(cols[0] if cols else flat) != len(flat):  # a quoted newline merged records
-            raise InvalidArgumentError("DecodeCSV: a record holds an unterminated quote")
-        outs = []
-        for i, dt in enumerate(out_dtypes):
-            a = np.empty(len(flat), dtype=dt)
-            a[:] = cols[i]
-            outs.append(a.reshape(recs.shape))
-        return tuple(outs)
-    return compute
 
 
 def _sparse(rows: list[list[bytes]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
