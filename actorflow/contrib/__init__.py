@@ -7,11 +7,13 @@ from actorflow.contrib import (
     factorization,
     framework,
     layers,
+    legacy_seq2seq,
     lookup,
     metrics,
     rnn,
+    seq2seq,
     tensorboard,
 )
 
-__all__ = ["crf", "distributions", "factorization", "framework", "layers", "lookup", "metrics",
-           "rnn", "tensorboard"]
+__all__ = ["crf", "distributions", "factorization", "framework", "layers", "legacy_seq2seq",
+           "lookup", "metrics", "rnn", "seq2seq", "tensorboard"]
