@@ -271,6 +271,34 @@ def executing_eagerly() -> bool:
     return False
 
 
+# GraphDefs, MetaGraphs, SavedModels (session 7): import_graph_def, graph_util, af.GraphDef
+from actorflow import distributions, graph_util, saved_model, sparse, strings  # noqa: E402
+from actorflow import lookup_ops as lookup  # noqa: E402
+from actorflow.graph_io import import_graph_def  # noqa: E402
+from actorflow.lookup_ops import (  # noqa: E402
+    initialize_all_tables,
+    string_to_hash_bucket_fast,
+    tables_initializer,
+)
+from actorflow.ops.confusion_ops import confusion_matrix, sparse_to_dense  # noqa: E402
+from actorflow.ops.string_ops import (  # noqa: E402
+    reduce_join,
+    regex_replace,
+    string_join,
+    string_split,
+    string_to_number,
+    substr,
+)
+from actorflow.sparse import sparse_reduce_sum  # noqa: E402
+
+
+def __getattr__(name: str) -> object:
+    if name == "GraphDef":  # TensorFlow's message class (tensorboardX's; imported on first use)
+        from actorflow.graph_io import graph_def_class
+        return graph_def_class()
+    raise AttributeError(f"module 'actorflow' has no attribute '{name}'")
+
+
 from actorflow import math_namespace as _math_namespace  # noqa: E402
 
 math, linalg = _math_namespace.build(__import__("sys").modules[__name__])  # noqa: A001

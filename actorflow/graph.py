@@ -304,6 +304,17 @@ class Graph:
     def get_collection_ref(self, name: str) -> list[Any]:
         return self._collections.setdefault(name, [])
 
+    def set_op_inputs(self, op: Operation, inputs: Sequence[Tensor],
+                control_inputs: Sequence[Operation]) -> None:
+        """Set an op's inputs after it was created (an importer wiring back edges)."""
+        op.inputs = tuple(inputs)
+        op.control_inputs = list(control_inputs)
+        op._node_def = None
+        self._version += 1
+
+    def get_all_collection_keys(self) -> list[str]:
+        return [k for k, v in self._collections.items() if v]
+
     @contextlib.contextmanager
     def gradient_override_map(self, mapping: dict[str, str]) -> Iterator[None]:
         """Within the block, ops of type K record that their gradient is registered as V."""

@@ -306,3 +306,9 @@ def resize_nearest_neighbor(images: Any, size: Any, align_corners: bool = False,
                             name: str | None = None) -> Tensor:
     return resize_images(images, size, ResizeMethod.NEAREST_NEIGHBOR, align_corners,
                          name=name)
+
+
+from actorflow.image_boxes import *  # noqa: E402,F403  (boxes, colour, geometry: session 7)
+from actorflow.image_boxes import __all__ as _boxes_all  # noqa: E402
+
+__all__ += _boxes_all

@@ -20,7 +20,7 @@ from devices import dtypes
 
 __all__ = ["accuracy", "mean", "precision", "recall", "mean_squared_error",
            "mean_absolute_error", "root_mean_squared_error", "true_positives",
-           "false_positives", "false_negatives"]
+           "false_positives", "false_negatives", "auc"]
 
 METRIC_VARIABLES = "metric_variables"
 
@@ -165,3 +165,68 @@ def root_mean_squared_error(labels: Any, predictions: Any, weights: Any = None,
         return math_ops.sqrt(v), math_ops.sqrt(u)
 
 
+
+
+def auc(labels: Any, predictions: Any, weights: Any = None, num_thresholds: int = 200,
+        metrics_collections: Any = None, updates_collections: Any = None, curve: str = "ROC",
+        name: str | None = None, summation_method: str = "trapezoidal",
+        thresholds: Any = None) -> tuple[Tensor, Tensor]:
+    """The area under the ROC (or PR) curve of `predictions` in [0, 1] against boolean
+    `labels`, from true/false positive/negative counts at `num_thresholds` thresholds (TF1's
+    trapezoidal Riemann sum)."""
+    import numpy as np
+    if curve not in ("ROC", "PR"):
+        raise ValueError(f"curve must be 'ROC' or 'PR', got {curve!r}")
+    if summation_method not in ("trapezoidal", "minoring", "majoring"):
+        raise ValueError(f"summation_method {summation_method!r} is not supported")
+    eps = 1e-7
+    if thresholds is None:
+        if num_thresholds < 2:
+            raise ValueError("num_thresholds must be > 1")
+        ts = [-eps] + [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)] + [
+            1.0 + eps]
+    else:
+        ts = [-eps, *thresholds, 1.0 + eps]
+    with name_scope(name, "auc") as scope:
+        p = array_ops.reshape(_f(predictions), [-1, 1])
+        pos = array_ops.reshape(_bool(labels), [-1, 1])
+        above = compare_ops.greater(p, convert_to_tensor(np.float32(ts)[None, :]))
+        w = None if weights is None else array_ops.reshape(_f(weights), [-1, 1])
+        cells = {"true_positives": compare_ops.logical_and(pos, above),
+                 "false_negatives": compare_ops.logical_and(pos, compare_ops.logical_not(above)),
+                 "true_negatives": compare_ops.logical_and(compare_ops.logical_not(pos),
+                                                           compare_ops.logical_not(above)),
+                 "false_positives": compare_ops.logical_and(compare_ops.logical_not(pos), above)}
+        values, updates = {}, []
+        for key, cond in cells.items():
+            with name_scope(None):
+                v = Variable(np.zeros(len(ts), np.float32), trainable=False, name=scope + key,
+                             collections=[GraphKeys.LOCAL_VARIABLES, METRIC_VARIABLES])
+            c = compare_ops.cast(cond, dtypes.float32)
+            if w is not None:
+                c = math_ops.multiply(c, w)
+            updates.append(v.assign_add(reduction_ops.reduce_sum(c, 0)))
+            values[key] = v.value()
+        value = _area(values, curve, summation_method)
+        update = _area(dict(zip(cells, updates, strict=True)), curve, summation_method)
+        _add_collections(value, update, metrics_collections, updates_collections)
+        return value, update
+
+
+def _area(c: dict[str, Tensor], curve: str, method: str) -> Tensor:
+    e = 1e-6
+    tp, fn, tn, fp = (c[k] for k in ("true_positives", "false_negatives", "true_negatives",
+                                     "false_positives"))
+    rec = math_ops.truediv(math_ops.add(tp, e), math_ops.add(math_ops.add(tp, fn), e))
+    if curve == "ROC":
+        x, y = math_ops.truediv(fp, math_ops.add(math_ops.add(fp, tn), e)), rec
+    else:
+        x, y = rec, math_ops.truediv(math_ops.add(tp, e), math_ops.add(math_ops.add(tp, fp), e))
+    dx = math_ops.subtract(x[:-1], x[1:])
+    if method == "trapezoidal":
+        h = math_ops.multiply(math_ops.add(y[:-1], y[1:]), 0.5)
+    elif method == "minoring":
+        h = math_ops.minimum(y[:-1], y[1:])
+    else:
+        h = math_ops.maximum(y[:-1], y[1:])
+    return reduction_ops.reduce_sum(math_ops.multiply(dx, h))

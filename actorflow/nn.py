@@ -43,8 +43,10 @@ from actorflow.ops.composite_ops import (  # noqa: E402
     xw_plus_b,
 )
 from actorflow.ops.grid_ops import (  # noqa: E402
+    atrous_conv2d,
     conv1d,
     depthwise_conv2d,
+    fused_batch_norm,
     local_response_normalization,
     lrn,
     separable_conv2d,
@@ -101,7 +103,8 @@ __all__ += ["batch_normalization", "elu", "in_top_k", "l2_normalize", "leaky_rel
             "sampled_softmax_loss", "log_uniform_candidate_sampler",
             "uniform_candidate_sampler", "top_k", "embedding_lookup_sparse",
             "conv1d", "local_response_normalization", "lrn", "zero_fraction",
-            "crelu", "gelu", "swish", "depthwise_conv2d", "separable_conv2d"]
+            "crelu", "gelu", "swish", "depthwise_conv2d", "separable_conv2d", "atrous_conv2d",
+            "fused_batch_norm"]
 
 
 def __getattr__(name: str) -> Any:

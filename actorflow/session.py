@@ -156,6 +156,12 @@ class Session:
         self._runtime.stop()
         return await self._nursery_cm.__aexit__(*exc)
 
+    @property
+    def graph_def(self) -> Any:
+        """The session's graph as TensorFlow's GraphDef message (`actorflow.graph_io`)."""
+        from actorflow.graph_io import to_proto
+        return to_proto(self.graph)
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -122,6 +122,22 @@ class Variable:
             with name_scope("Read"):
                 self._snapshot = state_ops.read_variable_op(self.handle, init.dtype)
 
+    @classmethod
+    def _from_graph(cls, handle: Tensor, initializer: Operation, snapshot: Tensor,
+                    initial_value: Tensor | None, trainable: bool) -> Variable:
+        """The Variable whose ops are already in the graph (an imported MetaGraph's
+        VariableDef); it joins no collection (the importer refills them)."""
+        v = cls.__new__(cls)
+        v.handle = handle
+        v._scope = handle.op.name + "/"
+        v.initial_value = initial_value if initial_value is not None else snapshot
+        v._initializer_op = initializer
+        v._snapshot = snapshot
+        v.trainable = bool(trainable)
+        v.constraint = None
+        v._load = None
+        return v
+
     # -- identity --------------------------------------------------------------------------
     @property
     def name(self) -> str:

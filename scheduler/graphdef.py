@@ -134,3 +134,16 @@ def _decode_ext(code: int, data: bytes) -> Any:
                 f"array attribute declares shape {shape} of {name} but carries {len(raw)} bytes")
         return np.frombuffer(raw, dt.np).reshape(shape).copy()
     raise InvalidArgumentError(f"unknown extension type {code} in a GraphDef")
+
+
+def pack_value(value: Any) -> bytes:
+    """msgpack bytes of an attribute-like value (the IR's allowlisted types; never pickled)."""
+    return msgpack.packb(value, default=_encode_ext, use_bin_type=True)
+
+
+def unpack_value(data: bytes) -> Any:
+    """The value `pack_value` encoded; malformed bytes raise InvalidArgumentError."""
+    try:
+        return msgpack.unpackb(data, ext_hook=_decode_ext, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as e:
+        raise InvalidArgumentError(f"malformed packed value: {e}") from None

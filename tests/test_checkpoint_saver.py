@@ -198,7 +198,7 @@ def test_sharded_save_on_two_ps_restores_onto_one_and_three(tmp_path: Path) -> N
     assert path.endswith("model.ckpt-42")
     assert sorted(os.listdir(tmp_path)) == ["checkpoint", "model.ckpt-42.data-00000-of-00002",
                                             "model.ckpt-42.data-00001-of-00002",
-                                            "model.ckpt-42.index"]
+                                            "model.ckpt-42.index", "model.ckpt-42.meta"]
     for nps in (1, 3):
         with af.LocalCluster(ps=nps, workers=1) as c:
             g, vs, feeds, assign, init, saver = _ps_graph(nps)

@@ -222,3 +222,19 @@ def test_premade_dnn_classifier_feature_columns(capsys: pytest.CaptureFixture, t
     assert float(r["loss_ratio"]) == pytest.approx(25.0, abs=0.2)
     assert int(r["correct"].split()[0]) >= 4
     assert r["classes"].split()[-1] == "int64" and r["classes"].startswith("[b'")
+
+
+def test_meta_graph_inference(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    args = [f"--model_dir={tmp_path}", "--steps=150"]
+    trained = run_program("meta_graph_inference", [*args, "--phase=train"], capsys)
+    restored = run_program("meta_graph_inference", [*args, "--phase=restore"], capsys)
+    served = run_program("meta_graph_inference", [*args, "--phase=serve"], capsys)
+    assert float(trained["trained_accuracy"]) > 0.85
+    assert restored["restored_step"] == "150"
+    assert restored["restored_accuracy"] == trained["trained_accuracy"]
+    assert served["served_accuracy"] == trained["trained_accuracy"]
+    assert int(restored["frozen_ops"]) < 20  # the optimizer and the saver are pruned away
+    assert sorted(os.listdir(tmp_path)) == [
+        "checkpoint", "frozen.pb", "model.ckpt-100.data-00000-of-00001", "model.ckpt-100.index",
+        "model.ckpt-100.meta", "model.ckpt-150.data-00000-of-00001", "model.ckpt-150.index",
+        "model.ckpt-150.meta"]

@@ -22,7 +22,7 @@ __all__ = ["dropout", "batch_norm", "flatten", "fully_connected", "linear", "con
            "max_pool2d", "avg_pool2d",
            "xavier_initializer", "xavier_initializer_conv2d", "variance_scaling_initializer",
            "l1_regularizer", "l2_regularizer", "l1_l2_regularizer", "sum_regularizer",
-           "apply_regularization"]
+           "apply_regularization", "embed_sequence", "optimize_loss", "OPTIMIZER_CLS_NAMES"]
 
 
 def flatten(inputs: Any, outputs_collections: Any = None, scope: str | None = None) -> Tensor:
@@ -165,3 +165,10 @@ def batch_norm(inputs: Any, decay: float = 0.999, center: bool = True, scale: bo
     layer._default_base = "BatchNorm"
     y = layer(inputs, training=is_training)
     return activation_fn(y) if activation_fn is not None else y
+
+
+from actorflow.contrib.training import (  # noqa: E402  (session 7)
+    OPTIMIZER_CLS_NAMES,
+    embed_sequence,
+    optimize_loss,
+)

@@ -7,6 +7,16 @@
     logits = af.layers.dense(h, 10)
 """
 
+from actorflow.layers.convolutional import (
+    AveragePooling1D,
+    Conv1D,
+    MaxPooling1D,
+    SeparableConv2D,
+    average_pooling1d,
+    conv1d,
+    max_pooling1d,
+    separable_conv2d,
+)
 from actorflow.layers.core import (
     AveragePooling2D,
     BatchNormalization,
@@ -27,7 +37,9 @@ from actorflow.layers.core import (
     max_pooling2d,
 )
 
-__all__ = ["Conv2DTranspose", "conv2d_transpose", "Layer", "Dense", "Conv2D",
+__all__ = ["Conv1D", "MaxPooling1D", "AveragePooling1D", "SeparableConv2D", "conv1d",
+           "max_pooling1d", "average_pooling1d", "separable_conv2d",
+           "Conv2DTranspose", "conv2d_transpose", "Layer", "Dense", "Conv2D",
            "MaxPooling2D", "AveragePooling2D", "Dropout",
            "Flatten", "BatchNormalization", "dense", "conv2d", "max_pooling2d",
            "average_pooling2d", "dropout", "flatten", "batch_normalization"]

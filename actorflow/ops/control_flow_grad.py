@@ -90,7 +90,9 @@ for _op in ("Enter", "Exit", "NextIteration"):
     def _loop_part_grad(op: Operation, *grads: Any) -> list[Any]:
         raise InvalidArgumentError(
             f"cannot differentiate {op.type} '{op.name}' alone: it belongs to a while loop, "
-            f"which is differentiated as a whole (build loops with af.while_loop)")
+            f"which is differentiated as a whole (build loops with af.while_loop; a loop "
+            f"imported from a GraphDef or MetaGraph runs but has no gradient: build the model "
+            f"in Python and restore its checkpoint to differentiate it)")
 
 
 # ------------------------------------------------------------------------------------------

@@ -184,3 +184,40 @@ def separable_conv2d(input: Any, depthwise_filter: Any, pointwise_filter: Any,  
         d = depthwise_conv2d(input, depthwise_filter, strides, padding, rate,
                              dilations=dilations)
         return conv2d(d, pointwise_filter, [1, 1, 1, 1], "VALID")
+
+
+def atrous_conv2d(value: Any, filters: Any, rate: int, padding: str,
+                  name: str | None = None) -> Tensor:
+    """Dilated ("atrous") 2-D convolution with unit stride: conv2d with dilations
+    [1, rate, rate, 1]."""
+    if int(rate) < 1:
+        raise InvalidArgumentError(f"atrous_conv2d: rate must be >= 1, got {rate}")
+    with name_scope(name, "convolution"):
+        return conv2d(value, filters, [1, 1, 1, 1], padding, dilations=[1, rate, rate, 1])
+
+
+def fused_batch_norm(x: Any, scale: Any, offset: Any, mean: Any = None, variance: Any = None,
+                     epsilon: float = 0.001, data_format: str = "NHWC", is_training: bool = True,
+                     name: str | None = None, exponential_avg_factor: float = 1.0
+                     ) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch normalization of a 4-D NHWC tensor over its batch and spatial axes: (y, the
+    batch mean, the batch variance with Bessel's correction) when training; with the given
+    `mean` and `variance` (returned as they are) otherwise."""
+    from actorflow.ops.composite_ops import batch_normalization
+    from actorflow.ops.nn_ops import moments
+    if data_format != "NHWC":
+        raise InvalidArgumentError("fused_batch_norm supports data_format='NHWC'")
+    with name_scope(name, "FusedBatchNorm"):
+        x = convert_to_tensor(x)
+        if is_training:
+            m, v = moments(x, [0, 1, 2])
+            n = compare_ops.cast(math_ops.divide(array_ops.size(x),
+                                                 array_ops.shape(x)[3]), x.dtype)
+            unbiased = math_ops.multiply(v, math_ops.divide(n, math_ops.maximum(
+                math_ops.subtract(n, 1.0), 1.0)))
+            return batch_normalization(x, m, v, offset, scale, epsilon), m, unbiased
+        if mean is None or variance is None:
+            raise InvalidArgumentError("fused_batch_norm with is_training=False needs mean and "
+                                       "variance")
+        mean, variance = convert_to_tensor(mean), convert_to_tensor(variance)
+        return batch_normalization(x, mean, variance, offset, scale, epsilon), mean, variance

@@ -133,3 +133,12 @@ from actorflow.train.staleness import (  # noqa: E402
 # ops (issue 13, session 6): queues of file names (string_input_producer + WholeFileReader)
 __all__ += ["match_filenames_once", "string_input_producer"]
 from actorflow.io_readers import match_filenames_once, string_input_producer  # noqa: E402
+
+# MetaGraphs (session 7): .meta files, as TF1's export_meta_graph / import_meta_graph
+__all__ += ["export_meta_graph", "import_meta_graph", "write_graph"]
+from actorflow.graph_io import write_graph  # noqa: E402
+from actorflow.meta_graph import export_meta_graph, import_meta_graph  # noqa: E402
+
+# TF1 surface (session 7): FTRL-Proximal
+__all__ += ["FtrlOptimizer"]
+from actorflow.train.ftrl import FtrlOptimizer  # noqa: E402

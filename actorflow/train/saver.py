@@ -165,6 +165,7 @@ class Saver:
         self._last: list[tuple[str, float]] = []
         self._last_preserved = time.time()
         self._built = False
+        self._meta_cache: tuple[int, bytes | None] | None = None  # (graph version, .meta bytes)
         self._name = name or "save"
         if not defer_build:
             self.build()
@@ -262,6 +263,8 @@ class Saver:
         if not os.path.isdir(save_dir):
             raise ValueError(f"Parent directory of {path} doesn't exist, can't save.")
         sess.run(self.save_op, {self.filename_tensor: _prefix_feed(path)})
+        if write_meta_graph:
+            self._write_meta_graph(f"{path}.{meta_graph_suffix}")
         if write_state:
             self._remember(path)
             cm.update_checkpoint_state(
@@ -279,8 +282,46 @@ class Saver:
                                 f"af.train.latest_checkpoint(dir) returns")
         sess.run(self.restore_op, {self.filename_tensor: _prefix_feed(save_path)})
 
+    def _write_meta_graph(self, filename: str) -> None:
+        """``<prefix>.meta`` beside the checkpoint (TF1 writes one per save), encoded again
+        only when the graph changed since the last one; a graph holding Python objects (a
+        py_func) is not serializable, which costs a warning, never the checkpoint."""
+        from actorflow import meta_graph, tf_logging
+        g = self.save_op.graph
+        cached = self._meta_cache
+        if cached is None or cached[0] != g.version:
+            try:
+                data = meta_graph.export_meta_graph(graph=g, saver=self).SerializeToString()
+            except InvalidArgumentError as e:
+                if cached is None or cached[1] is not None:
+                    tf_logging.warning("not writing %s: %s", filename, e.message)
+                self._meta_cache = (g.version, None)
+                return
+            self._meta_cache = (g.version, data)
+        if self._meta_cache[1] is not None:
+            tmp = filename + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(self._meta_cache[1])
+            os.replace(tmp, filename)
+
+    @classmethod
+    def from_saver_def(cls, saver_def: Any, import_scope: str = "") -> Saver:
+        """A Saver bound to the save and restore ops an imported MetaGraph's SaverDef names
+        (`import_meta_graph`), saving the graph's variables as the original saver did."""
+        g = get_default_graph()
+        self = cls(max_to_keep=saver_def.max_to_keep or None, sharded=saver_def.sharded,
+                   keep_checkpoint_every_n_hours=saver_def.keep_checkpoint_every_n_hours
+                   or 10000.0, defer_build=True, allow_empty=True)
+        self._built = True
+        self.filename_tensor = g.get_tensor_by_name(import_scope
+                                                    + saver_def.filename_tensor_name)
+        self.save_op = g.get_operation_by_name(import_scope + saver_def.save_tensor_name)
+        self.restore_op = g.get_operation_by_name(import_scope + saver_def.restore_op_name)
+        return self
+
     def as_saver_def(self) -> dict[str, Any]:
         return {"filename_tensor_name": self.filename_tensor.name,
                 "save_tensor_name": self.save_op.name,
                 "restore_op_name": self.restore_op.name,
-                "max_to_keep": self._max_to_keep, "sharded": self._sharded, "version": 2}
+                "max_to_keep": self._max_to_keep, "sharded": self._sharded, "version": 2,
+                "keep_checkpoint_every_n_hours": self._keep_every / 3600.0}

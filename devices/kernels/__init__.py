@@ -11,10 +11,12 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     dataset,  # af.data iterators (issue 15)
     debug,
     fused,
+    image_boxes,  # boxes and colour (issue 13, session 7)
     image_io,  # read_file, decode_png/jpeg (issue 13)
     index,
     io,
     linalg,
+    lookup,  # lookup tables (issue 13, session 7)
     math,
     nn,
     partition,
@@ -28,6 +30,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     segment,
     sendrecv,
     state,
+    strings,  # string ops (issue 13, session 7)
     structural,
     summary,
     trig,
