@@ -4,3 +4,8 @@ from actorflow.data.dataset import Dataset
 from actorflow.data.iterator import Iterator, make_initializable_iterator, make_one_shot_iterator
 
 __all__ = ["Dataset", "Iterator", "make_one_shot_iterator", "make_initializable_iterator"]
+
+# TFRecord / Example (session 7 io)
+from actorflow.data.tfrecord_dataset import TFRecordDataset  # noqa: E402
+
+__all__ += ["TFRecordDataset"]

@@ -133,3 +133,19 @@ from actorflow.train.staleness import (  # noqa: E402
 # ops (issue 13, session 6): queues of file names (string_input_producer + WholeFileReader)
 __all__ += ["match_filenames_once", "string_input_producer"]
 from actorflow.io_readers import match_filenames_once, string_input_producer  # noqa: E402
+
+# TFRecord / Example (session 7 io): the Example protos, summary_iterator
+__all__ += ["BytesList", "Example", "Feature", "FeatureList", "FeatureLists", "Features",
+            "FloatList", "Int64List", "SequenceExample", "summary_iterator"]
+from actorflow.tfrecord import summary_iterator  # noqa: E402
+from devices.example_protos import (  # noqa: E402
+    BytesList,
+    Example,
+    Feature,
+    FeatureList,
+    FeatureLists,
+    Features,
+    FloatList,
+    Int64List,
+    SequenceExample,
+)

@@ -17,6 +17,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     linalg,
     math,
     nn,
+    parsing,  # TFRecord / Example (session 7 io): parse_example, decode_raw
     partition,
     pyfunc,
     queue,  # queues (issue 15)
@@ -30,5 +31,6 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     state,
     structural,
     summary,
+    tfrecord_reader,  # TFRecord / Example (session 7 io): TFRecordReader
     trig,
 )

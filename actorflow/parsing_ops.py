@@ -1,0 +1,200 @@
+"""Parsing ops: serialized `tf.train.Example`s and raw bytes into tensors (TF1 names).
+
+    features = {"image": af.FixedLenFeature([64], af.float32),
+                "label": af.FixedLenFeature([], af.int64, default_value=-1),
+                "tags": af.VarLenFeature(af.string),
+                "frames": af.FixedLenSequenceFeature([2], af.float32, allow_missing=True)}
+    ex = af.parse_single_example(record, features)      # a dict: Tensors and SparseTensors
+    batch = af.parse_example(records, features)          # the same with a batch dimension
+    pixels = af.decode_raw(ex_bytes, af.uint8)           # bytes -> uint8 [..., n]
+
+A FixedLenFeature gives a dense tensor of its shape (batch first in parse_example); a missing
+feature takes `default_value`, or the step fails with InvalidArgument naming it. A VarLenFeature
+gives a SparseTensor (indices [n, 2] of (example, position); [n, 1] for one example). A
+FixedLenSequenceFeature (allow_missing=True) gives [batch, steps, *shape], padded with its
+default (0 or b""). Feature dtypes are TF's three: float32, int64, string. The parsing itself
+runs as one `ParseExample` kernel on the device (`devices/kernels/parsing.py`); none of these
+ops has a gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from actorflow.graph import Tensor
+from actorflow.op_def import apply_op, convert_to_tensor, define_op, no_gradient
+from actorflow.sparse_tensor import SparseTensor
+from devices import dtypes
+from devices.errors import InvalidArgumentError
+
+__all__ = ["FixedLenFeature", "VarLenFeature", "FixedLenSequenceFeature", "parse_example",
+           "parse_single_example", "decode_raw", "serialize_tensor", "parse_tensor"]
+
+_FEATURE_DTYPES = ("float32", "int64", "string")
+
+
+class FixedLenFeature(NamedTuple):
+    """A feature with a fixed number of values: a dense tensor of `shape`."""
+
+    shape: Any
+    dtype: Any
+    default_value: Any = None
+
+
+class VarLenFeature(NamedTuple):
+    """A feature with any number of values: a SparseTensor."""
+
+    dtype: Any
+
+
+class FixedLenSequenceFeature(NamedTuple):
+    """A feature of any number of steps of `shape` each: [steps, *shape] (padded in a batch)."""
+
+    shape: Any
+    dtype: Any
+    allow_missing: bool = False
+    default_value: Any = None
+
+
+def _dtype(d: Any, key: str) -> str:
+    name = dtypes.as_dtype(d).name
+    if name not in _FEATURE_DTYPES:
+        raise InvalidArgumentError(f"feature '{key}' has dtype {name}; Example features are "
+                                   f"float32, int64 or string: parse it as one of those and "
+                                   f"af.cast it")
+    return name
+
+
+def _shape(s: Any, key: str) -> list[int]:
+    dims = [s] if isinstance(s, int) else list(getattr(s, "as_list", lambda: s)())
+    if any(d is None or int(d) < 0 for d in dims):
+        raise InvalidArgumentError(f"feature '{key}' needs a fully defined shape, got {s}; use "
+                                   f"VarLenFeature or FixedLenSequenceFeature for varying sizes")
+    return [int(d) for d in dims]
+
+
+def _flat_default(v: Any, dtype: str) -> list | None:
+    if v is None:
+        return None
+    import numpy as np
+    a = np.asarray(v, dtype=object if dtype == "string" else dtype).reshape(-1)
+    if dtype == "string":
+        return [x.encode() if isinstance(x, str) else bytes(x) for x in a.tolist()]
+    return a.tolist()
+
+
+def _infer(ins: list, a: dict) -> list:
+    single = a["single"]
+    b = () if single else ((ins[0]._shape[0] if ins[0]._shape else None),)
+    rank = 1 if single else 2
+    n = len(a["sparse_keys"])
+    outs = [(dtypes.int64, (None, rank))] * n
+    outs += [(dtypes.as_dtype(t), (None,)) for t in a["sparse_types"]]
+    outs += [(dtypes.int64, (rank,))] * n
+    for t, s, seq in zip(a["dense_types"], a["dense_shapes"], a["dense_sequence"], strict=True):
+        outs.append((dtypes.as_dtype(t), (*b, *((None,) if seq else ()), *s)))
+    return outs
+
+
+define_op("ParseExample", infer=_infer)
+define_op("DecodeRaw", infer=lambda ins, a: [
+    (a["out_type"], None if ins[0]._shape is None else (*ins[0]._shape, None))])
+define_op("SerializeTensor", infer=lambda ins, a: [(dtypes.string, ())])
+define_op("ParseTensor", infer=lambda ins, a: [(a["out_type"], None)])
+for _op in ("ParseExample", "DecodeRaw", "SerializeTensor", "ParseTensor"):
+    no_gradient(_op)
+
+
+def _string(x: Any, what: str) -> Tensor:
+    t = x if isinstance(x, Tensor) else convert_to_tensor(x, dtype=dtypes.string)
+    if t.dtype is not dtypes.string:
+        raise InvalidArgumentError(f"{what} takes string tensors (serialized protos), got "
+                                   f"{t.dtype.name}")
+    return t
+
+
+def _parse(serialized: Any, features: dict, single: bool, name: str) -> dict[str, Any]:
+    if not isinstance(features, dict) or not features:
+        raise InvalidArgumentError(f"{name} needs `features`: a non-empty dict from feature "
+                                   f"key to FixedLenFeature / VarLenFeature / "
+                                   f"FixedLenSequenceFeature")
+    s = _string(serialized, name)
+    want_rank = 0 if single else 1
+    if s._shape is not None and len(s._shape) != want_rank:
+        raise InvalidArgumentError(
+            f"{name} takes {'one serialized Example (a scalar string)' if single else 'a vector of serialized Examples'}, "  # noqa: E501
+            f"got shape {list(s._shape)}")
+    sp_keys, sp_types = [], []
+    d_keys, d_types, d_shapes, d_defaults, d_seq = [], [], [], [], []
+    for key in sorted(features):
+        f = features[key]
+        if isinstance(f, VarLenFeature):
+            sp_keys.append(key)
+            sp_types.append(_dtype(f.dtype, key))
+        elif isinstance(f, FixedLenFeature | FixedLenSequenceFeature):
+            seq = isinstance(f, FixedLenSequenceFeature)
+            if seq and not f.allow_missing:
+                raise InvalidArgumentError(
+                    f"FixedLenSequenceFeature '{key}': allow_missing must be True (as TF "
+                    f"requires for parse_example and parse_single_example)")
+            t = _dtype(f.dtype, key)
+            d_keys.append(key)
+            d_types.append(t)
+            d_shapes.append(_shape(f.shape, key))
+            d_defaults.append(_flat_default(f.default_value, t))
+            d_seq.append(seq)
+        else:
+            raise InvalidArgumentError(
+                f"feature '{key}' is a {type(f).__name__}: use FixedLenFeature, VarLenFeature "
+                f"or FixedLenSequenceFeature")
+    attrs = {"single": single, "sparse_keys": sp_keys, "sparse_types": sp_types,
+             "dense_keys": d_keys, "dense_types": d_types, "dense_shapes": d_shapes,
+             "dense_defaults": d_defaults, "dense_sequence": d_seq}
+    outs = apply_op("ParseExample", [s], attrs, name=name)
+    n = len(sp_keys)
+    result: dict[str, Any] = {}
+    for i, key in enumerate(sp_keys):
+        result[key] = SparseTensor(outs[i], outs[n + i], outs[2 * n + i])
+    for i, key in enumerate(d_keys):
+        result[key] = outs[3 * n + i]
+    return result
+
+
+def parse_example(serialized: Any, features: dict, name: str | None = None,
+                  example_names: Any = None) -> dict[str, Any]:
+    """A batch of serialized Examples (a string vector) parsed by `features`."""
+    return _parse(serialized, features, False, name or "ParseExample")
+
+
+def parse_single_example(serialized: Any, features: dict, name: str | None = None,
+                         example_names: Any = None) -> dict[str, Any]:
+    """One serialized Example (a scalar string) parsed by `features` (no batch dimension)."""
+    return _parse(serialized, features, True, name or "ParseSingleExample")
+
+
+def decode_raw(input_bytes: Any = None, out_type: Any = None, little_endian: bool = True,
+               name: str | None = None, bytes: Any = None) -> Tensor:  # noqa: A002
+    """The bytes of each string reinterpreted as `out_type` values: shape [..., n]. Every
+    string must have the same length, a multiple of the type's size."""
+    if input_bytes is None:
+        input_bytes = bytes
+    if input_bytes is None or out_type is None:
+        raise InvalidArgumentError("decode_raw needs input_bytes and out_type")
+    t = dtypes.as_dtype(out_type)
+    if t.is_string or t is dtypes.resource:
+        raise InvalidArgumentError(f"decode_raw's out_type must be a number type, got {t.name}")
+    return apply_op("DecodeRaw", [_string(input_bytes, "decode_raw")],
+                    {"out_type": t, "little_endian": bool(little_endian)},
+                    name=name or "DecodeRaw")[0]
+
+
+def serialize_tensor(tensor: Any, name: str | None = None) -> Tensor:
+    """`tensor` as a serialized TensorProto (a scalar string), as TF writes it."""
+    return apply_op("SerializeTensor", [convert_to_tensor(tensor)],
+                    name=name or "SerializeTensor")[0]
+
+
+def parse_tensor(serialized: Any, out_type: Any, name: str | None = None) -> Tensor:
+    """The tensor of a serialized TensorProto; its dtype must be `out_type`."""
+    return apply_op("ParseTensor", [_string(serialized, "parse_tensor")],
+                    {"out_type": dtypes.as_dtype(out_type)}, name=name or "ParseTensor")[0]

@@ -1,0 +1,236 @@
+"""Kernels that turn serialized bytes into tensors: `Example` protos, raw bytes, TensorProtos.
+
+    ParseExample(serialized: string[batch] (or [] with single)) -> for each sparse key
+            indices int64[n, 2], values [n], dense_shape int64[2]; then each dense key's value
+        attrs single (parse_single_example: no batch dimension in the outputs; sparse indices
+              are [n, 1] and shapes [1]), sparse_keys, sparse_types, dense_keys, dense_types,
+              dense_shapes, dense_defaults (None: the feature is required; else the flat
+              default values), dense_sequence (FixedLenSequenceFeature: [batch, steps, *shape],
+              padded with the default)
+    DecodeRaw(bytes: string[...]) -> out_type[..., n]     attrs out_type, little_endian
+    SerializeTensor(t) -> string[]  (a TensorProto)       ParseTensor(string[]) -> out_type
+
+Values follow TF's rules: a feature's list kind must match its dtype (float32: float_list,
+int64: int64_list, string: bytes_list), a FixedLenFeature needs exactly the number of values of
+its shape, a missing feature takes its default or is an InvalidArgument naming it. Strings are
+object arrays of bytes. CPU only: the bytes live in host memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from devices.errors import InvalidArgumentError
+from devices.example_protos import Example
+from devices.kernels.registry import KernelContext, register_kernel
+
+_KIND = {"float32": "float_list", "int64": "int64_list", "string": "bytes_list"}
+_TF_TYPE = {"float_list": "float", "int64_list": "int64", "bytes_list": "string"}
+
+
+def _np_dtype(name: str) -> Any:
+    return object if name == "string" else np.dtype(name)
+
+
+def _values(feature: Any, key: str, dtype: str, where: str) -> list:
+    """The values of one Feature as a Python list, its kind checked against `dtype`."""
+    kind = feature.WhichOneof("kind")
+    if kind is None:
+        return []
+    if kind != _KIND[dtype]:
+        raise InvalidArgumentError(
+            f"{where}, feature '{key}': data types don't match: the parser expects "
+            f"{_TF_TYPE[_KIND[dtype]]}, the Example holds {_TF_TYPE[kind]}; declare the "
+            f"feature with the dtype it was written with")
+    return list(getattr(feature, kind).value)
+
+
+def _array(vals: list, dtype: str, shape: tuple = (-1,)) -> np.ndarray:
+    if dtype == "string":
+        out = np.empty(len(vals), dtype=object)
+        out[:] = vals
+        return out.reshape(shape)
+    return np.asarray(vals, dtype=dtype).reshape(shape)
+
+
+def _default(values: list | None, dtype: str, shape: tuple, key: str) -> np.ndarray | None:
+    if values is None:
+        return None
+    a = _array(list(values), dtype)
+    n = int(np.prod(shape))
+    if a.size == 1 and n != 1:
+        a = np.full(n, a[0], dtype=a.dtype)
+    if a.size != n:
+        raise InvalidArgumentError(f"the default_value of feature '{key}' has {a.size} values, "
+                                   f"its shape {list(shape)} needs {n}")
+    return a.reshape(shape)
+
+
+@register_kernel("ParseExample", device_types=("CPU",))
+def _parse_example(k: KernelContext) -> Any:
+    single = bool(k.attrs.get("single"))
+    sp_keys, sp_types = list(k.attrs["sparse_keys"]), list(k.attrs["sparse_types"])
+    d_keys, d_types = list(k.attrs["dense_keys"]), list(k.attrs["dense_types"])
+    d_shapes = [tuple(s) for s in k.attrs["dense_shapes"]]
+    d_seq = list(k.attrs.get("dense_sequence") or [False] * len(d_keys))
+    d_defaults = [_default(v, t, (() if q else s), key) for v, t, s, q, key in zip(
+        k.attrs["dense_defaults"], d_types, d_shapes, d_seq, d_keys, strict=True)]
+
+    def compute(serialized: Any) -> tuple:
+        arr = np.asarray(serialized)
+        if single:
+            if arr.ndim != 0:
+                raise InvalidArgumentError(f"parse_single_example takes one serialized Example "
+                                           f"(a scalar string), got shape {list(arr.shape)}; "
+                                           f"use parse_example for a batch", node=k.name)
+            arr = arr.reshape(1)
+        elif arr.ndim != 1:
+            raise InvalidArgumentError(f"parse_example takes a vector of serialized Examples, "
+                                       f"got shape {list(arr.shape)}", node=k.name)
+        feats = []
+        for i, s in enumerate(arr.tolist()):
+            try:
+                feats.append(Example.FromString(bytes(s)).features.feature)
+            except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends
+                raise InvalidArgumentError(f"could not parse example input {i}: its bytes are "
+                                           f"not a serialized tf.train.Example",
+                                           node=k.name) from None
+        b = len(feats)
+        sp_out: list[list[np.ndarray]] = [[], [], []]
+        for key, t in zip(sp_keys, sp_types, strict=True):
+            idx, vals, longest = [], [], 0
+            for i, f in enumerate(feats):
+                v = _values(f[key], key, t, f"example {i}") if key in f else []
+                idx.extend((i, j) for j in range(len(v)))
+                vals.extend(v)
+                longest = max(longest, len(v))
+            ind = np.asarray(idx, dtype=np.int64).reshape(-1, 2)
+            sp_out[0].append(ind[:, 1:] if single else ind)
+            sp_out[1].append(_array(vals, t))
+            sp_out[2].append(np.asarray([longest] if single else [b, longest], np.int64))
+        dense = []
+        for key, t, shape, seq, dflt in zip(d_keys, d_types, d_shapes, d_seq, d_defaults,
+                                            strict=True):
+            rows = []
+            for i, f in enumerate(feats):
+                v = _values(f[key], key, t, f"example {i}") if key in f else None
+                if seq:
+                    step = int(np.prod(shape))
+                    v = v or []
+                    if step == 0 or len(v) % step:
+                        raise InvalidArgumentError(
+                            f"example {i}, feature '{key}': {len(v)} values do not make whole "
+                            f"steps of shape {list(shape)}", node=k.name)
+                    rows.append(_array(v, t, (len(v) // step, *shape)))
+                elif v is None:
+                    if dflt is None:
+                        raise InvalidArgumentError(
+                            f"example {i}: feature '{key}' (data type: {t}) is required but "
+                            f"could not be found; give its FixedLenFeature a default_value",
+                            node=k.name)
+                    rows.append(dflt)
+                else:
+                    n = int(np.prod(shape))
+                    if len(v) != n:
+                        raise InvalidArgumentError(
+                            f"example {i}, feature '{key}': expected {n} values for shape "
+                            f"{list(shape)}, got {len(v)}; use VarLenFeature or "
+                            f"FixedLenSequenceFeature for a varying count", node=k.name)
+                    rows.append(_array(v, t, shape))
+            if seq:
+                steps = max((r.shape[0] for r in rows), default=0)
+                fill = dflt if dflt is not None else _array(
+                    [b"" if t == "string" else 0], t, ())
+                out = np.empty((b, steps, *shape), dtype=_np_dtype(t))
+                out[...] = fill
+                for i, r in enumerate(rows):
+                    out[i, :r.shape[0]] = r
+            else:
+                out = np.empty((b, *shape), dtype=_np_dtype(t))
+                for i, r in enumerate(rows):
+                    out[i] = r
+            dense.append(out[0] if single else out)
+        return (*sp_out[0], *sp_out[1], *sp_out[2], *dense)
+    return compute
+
+
+@register_kernel("DecodeRaw", device_types=("CPU",))
+def _decode_raw(k: KernelContext) -> Any:
+    out_t = np.dtype(k.attrs["out_type"].np)
+    if not k.attrs.get("little_endian", True):
+        out_t = out_t.newbyteorder(">")
+    size = out_t.itemsize
+
+    def compute(x: Any) -> tuple:
+        arr = np.asarray(x)
+        flat = arr.reshape(-1).tolist()
+        n = len(flat[0]) if flat else 0
+        for i, s in enumerate(flat):
+            if len(s) % size:
+                raise InvalidArgumentError(
+                    f"input {i} to decode_raw has {len(s)} bytes, not a multiple of {size} "
+                    f"(the size of {k.attrs['out_type'].name})", node=k.name)
+            if len(s) != n:
+                raise InvalidArgumentError(
+                    f"decode_raw needs input strings all of the same size, but element {i} "
+                    f"has {len(s)} bytes != {n}", node=k.name)
+        data = np.frombuffer(b"".join(flat), dtype=out_t).astype(out_t.newbyteorder("="))
+        return (data.reshape(*arr.shape, n // size),)
+    return compute
+
+
+_CODES = {"float16": 19, "float32": 1, "float64": 2, "int32": 3, "uint8": 4, "int16": 5,
+          "int8": 6, "string": 7, "int64": 9, "bool": 10, "uint16": 17, "uint32": 22,
+          "uint64": 23}
+_VAL_FIELD = {"float32": "float_val", "float64": "double_val", "int64": "int64_val",
+              "bool": "bool_val", "string": "string_val", "uint32": "uint32_val",
+              "uint64": "uint64_val"}
+
+
+@register_kernel("SerializeTensor", device_types=("CPU",))
+def _serialize_tensor(k: KernelContext) -> Any:
+    from devices.kernels.summary import tensor_proto
+    name = k.in_dtypes[0].name
+
+    def compute(x: Any) -> tuple:
+        out = np.empty((), dtype=object)
+        out[()] = tensor_proto(np.asarray(x), name).SerializeToString()
+        return (out,)
+    return compute
+
+
+@register_kernel("ParseTensor", device_types=("CPU",))
+def _parse_tensor(k: KernelContext) -> Any:
+    from tensorboardX.proto import tensor_pb2
+    want = k.attrs["out_type"]
+
+    def compute(x: Any) -> tuple:
+        arr = np.asarray(x)
+        try:
+            t = tensor_pb2.TensorProto.FromString(bytes(arr.item()))
+        except Exception:  # noqa: BLE001 - protobuf's DecodeError
+            raise InvalidArgumentError("parse_tensor: the input is not a serialized "
+                                       "TensorProto", node=k.name) from None
+        if t.dtype != _CODES.get(want.name):
+            found = {v: n for n, v in _CODES.items()}.get(t.dtype, str(t.dtype))
+            raise InvalidArgumentError(f"parse_tensor: the tensor holds {found}, out_type is "
+                                       f"{want.name}", node=k.name)
+        shape = tuple(d.size for d in t.tensor_shape.dim)
+        n = int(np.prod(shape))
+        if want.name == "string":
+            out = _array(list(t.string_val), "string", shape)
+        elif t.tensor_content:
+            out = np.frombuffer(t.tensor_content, dtype=np.dtype(want.np).newbyteorder("<")
+                                ).astype(want.np).reshape(shape)
+        else:
+            field = _VAL_FIELD.get(want.name, "int_val" if want.is_integer else "half_val")
+            vals = np.asarray(list(getattr(t, field)))
+            if want.name in ("float16", "bfloat16") and vals.size:
+                vals = vals.astype(np.uint16).view(np.float16)
+            out = (np.full(n, vals[0] if vals.size else 0) if vals.size <= 1 else vals)
+            out = out.astype(want.np).reshape(shape)
+        return (out,)
+    return compute
+

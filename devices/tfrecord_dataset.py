@@ -1,0 +1,105 @@
+"""The TFRecord sources of the input pipelines: `TFRecordDataset`'s elements and the state of
+a queue-based `TFRecordReader`, both reading files lazily through `devices.tfrecord_io`.
+
+Dataset source (a description in `devices.datasets`' chain):
+    tfrecord {arrays: [file names], compression, parallel}
+        one scalar string per record, the files in order; with `parallel` > 1 that many
+        files are open at once and their records interleave one by one (TF's
+        num_parallel_reads, deterministic order).
+
+`RecordReaderState` is the resource behind ``af.TFRecordReader``: the file it is reading and
+its position. Its owner (the `ReaderReadV2` kernel, on the device's loop) asks it for the next
+record; when the current file ends it needs the next file name from the queue of names, which
+the kernel dequeues (waiting asynchronously if the queue is empty).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from devices.errors import InvalidArgumentError
+from devices.tfrecord_io import RecordReader
+
+
+def _scalar(b: bytes) -> np.ndarray:
+    out = np.empty((), dtype=object)
+    out[()] = b
+    return out
+
+
+def _names(value: Any) -> list[str]:
+    arr = np.asarray(value)
+    if arr.ndim > 1:
+        raise InvalidArgumentError(f"TFRecordDataset takes a file name or a vector of them, "
+                                   f"got shape {list(arr.shape)}")
+    out = []
+    for v in arr.reshape(-1).tolist():
+        if isinstance(v, bytes):
+            v = v.decode()
+        if not isinstance(v, str):
+            raise InvalidArgumentError(f"TFRecordDataset's file names must be strings, got "
+                                       f"{v!r}")
+        out.append(v)
+    return out
+
+
+def records(desc: dict, device: Any = None, epoch: int = 0) -> Iterator[tuple]:
+    """The elements of a ``tfrecord`` description: (record,) per record."""
+    names = _names(desc["arrays"][0])
+    compression = desc.get("compression", "")
+    parallel = max(1, int(desc.get("parallel") or 1))
+    if parallel == 1:
+        for name in names:
+            for data in RecordReader(name, compression):
+                yield (_scalar(data),)
+        return
+    pending = list(reversed(names))
+    active: list[Iterator[bytes]] = []
+    while pending or active:
+        while pending and len(active) < parallel:
+            active.append(iter(RecordReader(pending.pop(), compression)))
+        for it in list(active):
+            data = next(it, None)
+            if data is None:
+                active.remove(it)
+            else:
+                yield (_scalar(data),)
+
+
+class RecordReaderState:
+    """A `TFRecordReader`'s position: the files it was handed, the first one open, and counts.
+    Owned by its device: only the device's kernels touch it. (Two concurrent reads that both
+    found the reader out of records may each dequeue a name: both files are kept, in order.)"""
+
+    def __init__(self, name: str, compression: str):
+        self.name = name
+        self.compression = compression
+        self._files: deque[RecordReader] = deque()
+        self.records_produced = 0
+        self.work_units_completed = 0
+
+    def next_record(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(key b"file:offset", value) from the current file, or None if a file is needed."""
+        while self._files:
+            f = self._files[0]
+            rec = f.read()
+            if rec is not None:
+                self.records_produced += 1
+                return (_scalar(f"{f.path}:{rec[0]}".encode()), _scalar(rec[1]))
+            f.close()
+            self._files.popleft()
+            self.work_units_completed += 1
+        return None
+
+    def open(self, filename: Any) -> None:
+        (name,) = _names(filename)
+        self._files.append(RecordReader(name, self.compression))
+
+    def reset(self) -> None:
+        while self._files:
+            self._files.popleft().close()
+        self.records_produced = self.work_units_completed = 0
