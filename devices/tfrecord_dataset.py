@@ -4,8 +4,8 @@ a queue-based `TFRecordReader`, both reading files lazily through `devices.tfrec
 Dataset source (a description in `devices.datasets`' chain):
     tfrecord {arrays: [file names], compression, parallel}
         one scalar string per record, the files in order; with `parallel` > 1 that many
-        files are open at once and their records interleave one by one (TF's
-        num_parallel_reads, deterministic order).
+        files are open at once and their records interleave one by one, a finished file's
+        slot taking the next file (TF's num_parallel_reads, its deterministic order).
 
 `RecordReaderState` is the resource behind ``af.TFRecordReader``: the file it is reading and
 its position. Its owner (the `ReaderReadV2` kernel, on the device's loop) asks it for the next
@@ -58,16 +58,17 @@ def records(desc: dict, device: Any = None, epoch: int = 0) -> Iterator[tuple]:
                 yield (_scalar(data),)
         return
     pending = list(reversed(names))
-    active: list[Iterator[bytes]] = []
-    while pending or active:
-        while pending and len(active) < parallel:
-            active.append(iter(RecordReader(pending.pop(), compression)))
-        for it in list(active):
-            data = next(it, None)
-            if data is None:
-                active.remove(it)
-            else:
-                yield (_scalar(data),)
+    slots: list[Iterator[bytes] | None] = []
+    while pending and len(slots) < parallel:
+        slots.append(iter(RecordReader(pending.pop(), compression)))
+    while any(it is not None for it in slots):
+        for i in range(len(slots)):  # one record per slot per turn; an exhausted slot takes
+            while slots[i] is not None:  # the next file at once (TF's interleave order)
+                data = next(slots[i], None)  # type: ignore[arg-type]
+                if data is not None:
+                    yield (_scalar(data),)
+                    break
+                slots[i] = iter(RecordReader(pending.pop(), compression)) if pending else None
 
 
 class RecordReaderState:

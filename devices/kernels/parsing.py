@@ -77,6 +77,7 @@ def _parse_example(k: KernelContext) -> Any:
     d_seq = list(k.attrs.get("dense_sequence") or [False] * len(d_keys))
     d_defaults = [_default(v, t, (() if q else s), key) for v, t, s, q, key in zip(
         k.attrs["dense_defaults"], d_types, d_shapes, d_seq, d_keys, strict=True)]
+    d_sizes = [int(np.prod(s)) for s in d_shapes]  # values per example (per step: sequences)
 
     def compute(serialized: Any) -> tuple:
         arr = np.asarray(serialized)
@@ -111,13 +112,13 @@ def _parse_example(k: KernelContext) -> Any:
             sp_out[1].append(_array(vals, t))
             sp_out[2].append(np.asarray([longest] if single else [b, longest], np.int64))
         dense = []
-        for key, t, shape, seq, dflt in zip(d_keys, d_types, d_shapes, d_seq, d_defaults,
-                                            strict=True):
+        for key, t, shape, seq, dflt, n in zip(d_keys, d_types, d_shapes, d_seq, d_defaults,
+                                               d_sizes, strict=True):
             rows = []
             for i, f in enumerate(feats):
                 v = _values(f[key], key, t, f"example {i}") if key in f else None
                 if seq:
-                    step = int(np.prod(shape))
+                    step = n
                     v = v or []
                     if step == 0 or len(v) % step:
                         raise InvalidArgumentError(
@@ -130,9 +131,8 @@ def _parse_example(k: KernelContext) -> Any:
                             f"example {i}: feature '{key}' (data type: {t}) is required but "
                             f"could not be found; give its FixedLenFeature a default_value",
                             node=k.name)
-                    rows.append(dflt)
+                    rows.append(dflt.copy())
                 else:
-                    n = int(np.prod(shape))
                     if len(v) != n:
                         raise InvalidArgumentError(
                             f"example {i}, feature '{key}': expected {n} values for shape "
@@ -147,11 +147,13 @@ def _parse_example(k: KernelContext) -> Any:
                 out[...] = fill
                 for i, r in enumerate(rows):
                     out[i, :r.shape[0]] = r
+            elif single:
+                out = rows[0]
             else:
                 out = np.empty((b, *shape), dtype=_np_dtype(t))
                 for i, r in enumerate(rows):
-                    out[i] = r
-            dense.append(out[0] if single else out)
+                    out[i, ...] = r
+            dense.append(out[0] if single and seq else out)
         return (*sp_out[0], *sp_out[1], *sp_out[2], *dense)
     return compute
 
