@@ -4,8 +4,8 @@ a queue-based `TFRecordReader`, both reading files lazily through `devices.tfrec
 Dataset source (a description in `devices.datasets`' chain):
     tfrecord {arrays: [file names], compression, parallel}
         one scalar string per record, the files in order; with `parallel` > 1 that many
-        files are open at once and their records interleave one by one, a finished file's
-        slot taking the next file (TF's num_parallel_reads, its deterministic order).
+        files are open at once and their records interleave one by one (TF's
+        num_parallel_reads, in its deterministic order).
 
 `RecordReaderState` is the resource behind ``af.TFRecordReader``: the file it is reading and
 its position. Its owner (the `ReaderReadV2` kernel, on the device's loop) asks it for the next
@@ -57,18 +57,26 @@ def records(desc: dict, device: Any = None, epoch: int = 0) -> Iterator[tuple]:
             for data in RecordReader(name, compression):
                 yield (_scalar(data),)
         return
+    # TF's interleave, as its kernel walks it: a cycle of `parallel` slots; an empty slot takes
+    # the next file and reads from it at once; a record moves on to the next slot, and so
+    # does a file's end (its slot stays empty until the cycle comes back to it).
     pending = list(reversed(names))
-    slots: list[Iterator[bytes] | None] = []
-    while pending and len(slots) < parallel:
-        slots.append(iter(RecordReader(pending.pop(), compression)))
-    while any(it is not None for it in slots):
-        for i in range(len(slots)):  # one record per slot per turn; an exhausted slot takes
-            while slots[i] is not None:  # the next file at once (TF's interleave order)
-                data = next(slots[i], None)  # type: ignore[arg-type]
-                if data is not None:
-                    yield (_scalar(data),)
-                    break
-                slots[i] = iter(RecordReader(pending.pop(), compression)) if pending else None
+    slots: list[Iterator[bytes] | None] = [None] * parallel
+    i = n_open = 0
+    while pending or n_open:
+        it = slots[i]
+        if it is None and pending:
+            slots[i] = iter(RecordReader(pending.pop(), compression))
+            n_open += 1
+            continue
+        if it is not None:
+            data = next(it, None)
+            if data is not None:
+                yield (_scalar(data),)
+            else:
+                slots[i] = None
+                n_open -= 1
+        i = (i + 1) % parallel
 
 
 class RecordReaderState:

@@ -212,7 +212,7 @@ def test_tfrecord_dataset_files_parallel_reads_and_fed_names(tmp_path: Path) -> 
     for f in range(3):
         p = str(tmp_path / f"f{f}.tfrecord.gz")
         with tf.python_io.TFRecordWriter(p, "GZIP") as w:
-            for r in range(f + 1):
+            for r in range((3, 1, 2)[f]):
                 w.write(f"{f}-{r}".encode())
         names.append(p)
     g = tf.Graph()
@@ -233,10 +233,12 @@ def test_tfrecord_dataset_files_parallel_reads_and_fed_names(tmp_path: Path) -> 
             except tf.errors.OutOfRangeError:
                 return out
         with tf.Session(graph=g) as s:
-            assert drain(a) == [b"0-0", b"1-0", b"1-1", b"2-0", b"2-1", b"2-2"]
-            assert drain(b) == [b"0-0", b"1-0", b"2-0", b"1-1", b"2-1", b"2-2"]
+            assert drain(a) == [b"0-0", b"0-1", b"0-2", b"1-0", b"2-0", b"2-1"]
+            # two files at a time, one record each in turn (TensorFlow's order: the same in
+            # tests/test_tfrecord_tf.py)
+            assert drain(b) == [b"0-0", b"1-0", b"0-1", b"0-2", b"2-0", b"2-1"]
             s.run(it.initializer, {fed: names[1:]})
-            assert s.run(it.get_next()).tolist() == [b"1-0", b"1-1", b"2-0", b"2-1", b"2-2"]
+            assert s.run(it.get_next()).tolist() == [b"1-0", b"2-0", b"2-1"]
 
 
 def test_tfrecord_reader_reads_a_queue_of_files(tmp_path: Path) -> None:
