@@ -345,3 +345,25 @@ def test_tf1_program_tfrecord_queue_reader(capsys: pytest.CaptureFixture,
     r = run_program("tfrecord_queue_reader", [f"--train_dir={tmp_path}"], capsys)
     assert r["done_epochs"] == "3" and r["examples"] == str(3 * 1437)
     assert float(r["accuracy"]) > 0.85  # 0.92-0.93 seen
+
+
+def test_var_len_features_in_a_dataset_map(tmp_path: Path) -> None:
+    p = str(tmp_path / "v.tfrecord")
+    with tf.io.TFRecordWriter(p) as w:
+        for i in range(4):
+            w.write(make_example(i))
+
+    def dense_tags(r: tf.Tensor) -> tf.Tensor:
+        e = tf.parse_single_example(r, {"tags": tf.VarLenFeature(tf.int64)})
+        return tf.sparse_tensor_to_dense(e["tags"], default_value=-1)
+
+    g = tf.Graph()
+    with g.as_default():
+        ds = tf.data.TFRecordDataset(p).map(dense_tags).padded_batch(4, [None], -1)
+        nxt = ds.make_one_shot_iterator().get_next()
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match="returns a SparseTensor \\(component 'tags'\\).*to_dense"):
+            tf.data.TFRecordDataset(p).map(lambda r: tf.parse_single_example(
+                r, {"tags": tf.VarLenFeature(tf.int64)}))
+        with tf.Session(graph=g) as s:
+            assert s.run(nxt).tolist() == [[-1, -1, -1], [0, -1, -1], [0, 1, -1], [0, 1, 2]]

@@ -185,6 +185,7 @@ class Dataset:
                     flat, structure = [], out
                 else:
                     out = _normalize_out(out)
+                    _no_sparse(out, what)  # TFRecord / Example (session 7 io)
                     flat = [convert_to_tensor(t) for t in nest.flatten(out)]
                     structure = nest.pack_sequence_as(out, [None] * len(flat))
                 flat_all = flat + [convert_to_tensor(c) for c in caps]
@@ -289,3 +290,15 @@ def _normalize_out(x: Any) -> Any:
     if isinstance(x, list):
         return tuple(x)
     return x
+
+
+def _no_sparse(out: Any, what: str) -> None:
+    """A clear error for a SparseTensor element (e.g. a VarLenFeature's parse), which
+    datasets cannot carry yet. (TFRecord / Example, session 7 io)"""
+    from actorflow.sparse_tensor import SparseTensor
+    for key, v in (out.items() if isinstance(out, dict) else enumerate(nest.flatten(out))):
+        if isinstance(v, SparseTensor):
+            raise InvalidArgumentError(
+                f"the function given to {what} returns a SparseTensor (component {key!r}); "
+                f"dataset elements hold dense tensors here: convert it inside the function "
+                f"with af.sparse_tensor_to_dense (or parse with FixedLenSequenceFeature)")
