@@ -129,10 +129,13 @@ def summary_iterator(path: Any) -> Iterator[Any]:
 define_op("TFRecordReaderV2", infer=lambda ins, a: [(dtypes.resource, ())], stateful=True)
 define_op("ReaderReadV2", infer=lambda ins, a: [(dtypes.string, ()), (dtypes.string, ())],
           stateful=True)
+define_op("ReaderReadUpToV2", infer=lambda ins, a: [(dtypes.string, (None,)),
+                                                   (dtypes.string, (None,))], stateful=True)
 define_op("ReaderNumRecordsProducedV2", infer=lambda ins, a: [(dtypes.int64, ())],
           stateful=True)
 define_op("ReaderResetV2", infer=lambda ins, a: [], stateful=True)
-for _op in ("TFRecordReaderV2", "ReaderReadV2", "ReaderNumRecordsProducedV2", "ReaderResetV2"):
+for _op in ("TFRecordReaderV2", "ReaderReadV2", "ReaderReadUpToV2", "ReaderNumRecordsProducedV2",
+            "ReaderResetV2"):
     no_gradient(_op)
 
 
@@ -173,6 +176,20 @@ class TFRecordReader:
             ref = self.reader_ref
             key, value = apply_op("ReaderReadV2", [ref, q], name=name or "ReaderReadV2")
         return key, value
+
+    def read_up_to(self, queue: Any, num_records: Any, name: str | None = None
+                   ) -> tuple[Tensor, Tensor]:
+        """(keys, values): string vectors of 1 to `num_records` records of one file (fewer
+        where a file ends)."""
+        from actorflow.graph import colocate_with
+        from actorflow.op_def import convert_to_tensor
+        q = _queue_ref(queue)
+        with colocate_with(q.op):
+            ref = self.reader_ref
+            keys, values = apply_op("ReaderReadUpToV2", [
+                ref, q, convert_to_tensor(num_records, dtype=dtypes.int64)],
+                name=name or "ReaderReadUpToV2")
+        return keys, values
 
     def num_records_produced(self, name: str | None = None) -> Tensor:
         return apply_op("ReaderNumRecordsProducedV2", [self.reader_ref],

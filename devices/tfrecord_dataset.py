@@ -104,6 +104,27 @@ class RecordReaderState:
             self.work_units_completed += 1
         return None
 
+    def next_records(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Up to `n` (keys, values) from the current file (fewer where the file ends, as TF's
+        read_up_to gives), or None if a file is needed."""
+        while self._files:
+            f = self._files[0]
+            recs: list[tuple[int, bytes]] = []
+            while len(recs) < n and (rec := f.read()) is not None:
+                recs.append(rec)
+            if len(recs) < n:
+                f.close()
+                self._files.popleft()
+                self.work_units_completed += 1
+            if recs:
+                self.records_produced += len(recs)
+                keys = np.empty(len(recs), dtype=object)
+                keys[:] = [f"{f.path}:{o}".encode() for o, _ in recs]
+                values = np.empty(len(recs), dtype=object)
+                values[:] = [d for _, d in recs]
+                return keys, values
+        return None
+
     def open(self, filename: Any) -> None:
         (name,) = _names(filename)
         self._files.append(RecordReader(name, self.compression))

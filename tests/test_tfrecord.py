@@ -271,6 +271,24 @@ def test_tfrecord_reader_reads_a_queue_of_files(tmp_path: Path) -> None:
     assert [k for k, _ in got[:3]] == [f"{names[0]}:{o}".encode() for o in offsets]
     assert [int(v) for _, v in got] == [0, 1, 2, 0, 1, 2]
     assert got[3][0] == f"{names[1]}:0".encode()
+    g = tf.Graph()
+    with g.as_default():  # read_up_to: at most 2 at a time, never across a file's end
+        q = tf.train.string_input_producer(names, num_epochs=1, shuffle=False)
+        keys, values = tf.TFRecordReader().read_up_to(q, 2)
+        assert keys.shape.as_list() == [None]
+        with tf.Session(graph=g) as s:
+            s.run(tf.local_variables_initializer())
+            coord = tf.train.Coordinator()
+            threads = tf.train.start_queue_runners(s, coord)
+            sizes = []
+            with pytest.raises(tf.errors.OutOfRangeError):
+                for _ in range(10):
+                    k, v = s.run([keys, values])
+                    sizes.append(len(k))
+                    assert len(v) == len(k) and all(x.startswith(b"\n") for x in v)
+            coord.request_stop()
+            coord.join(threads)
+    assert sizes == [2, 1, 2, 1]
 
 
 def test_parsing_errors_name_the_feature() -> None:

@@ -7,11 +7,13 @@
         from `queue` (a queue of file names, `string_input_producer`'s): asynchronous, since
         the queue may be empty. A closed, empty queue ends the reads with OutOfRangeError,
         as in TF.
+    ReaderReadUpToV2(reader, queue, num_records: int64[]) -> keys: string[k], values: string[k]
+        1 <= k <= num_records records of one file (fewer at a file's end, as TF gives)
     ReaderNumRecordsProducedV2(reader) -> int64[]    ReaderResetV2(reader)
 
-`ReaderReadV2` has the two halves of an asynchronous kernel (see `devices.kernels.queue`):
-``poll`` reads without waiting (the usual case: a record is there, or a file name is), and
-``compute`` waits for a file name through a `Waiter` on the queue.
+`ReaderReadV2` and `ReaderReadUpToV2` have the two halves of an asynchronous kernel (see
+`devices.kernels.queue`): ``poll`` reads without waiting (the usual case: a record is there, or
+a file name is), and ``compute`` waits for a file name through a `Waiter` on the queue.
 """
 
 from __future__ import annotations
@@ -74,6 +76,38 @@ def _read(k: KernelContext) -> Any:
             got = await w.wait(ctx, q.cancel)
             reader.open(got[0])
         return rec
+
+    compute.poll = poll  # type: ignore[attr-defined]
+    return compute
+
+
+@register_kernel("ReaderReadUpToV2", is_async=True, stateful=True, device_types=("CPU",))
+def _read_up_to(k: KernelContext) -> Any:
+    def count(n: Any) -> int:
+        n = int(n)
+        if n <= 0:
+            raise InvalidArgumentError(f"read_up_to needs num_records > 0, got {n}",
+                                       node=k.name)
+        return n
+
+    def poll(ctx: Any, reader: RecordReaderState, q: Any, n: Any) -> tuple | None:
+        q, want = _check_queue(q, k.name), count(n)
+        while (recs := reader.next_records(want)) is None:
+            got = q.try_dequeue(1, ONE)
+            if got is None:
+                return None
+            reader.open(got[0])
+        return recs
+
+    async def compute(ctx: Any, reader: RecordReaderState, q: Any, n: Any) -> tuple:
+        q, want = _check_queue(q, k.name), count(n)
+        while (recs := reader.next_records(want)) is None:
+            w = Waiter(Wait("read_up_to", q.describe(), k.name, k.device.name,
+                            ctx.step_id if ctx else -1), ("deq", 1, ONE))
+            q.register(w)
+            got = await w.wait(ctx, q.cancel)
+            reader.open(got[0])
+        return recs
 
     compute.poll = poll  # type: ignore[attr-defined]
     return compute
