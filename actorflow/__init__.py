@@ -297,6 +297,7 @@ from actorflow.parsing_ops import (  # noqa: E402
     decode_raw,
     parse_example,
     parse_single_example,
+    parse_single_sequence_example,
     parse_tensor,
     serialize_tensor,
 )

@@ -28,7 +28,8 @@ from devices import dtypes
 from devices.errors import InvalidArgumentError
 
 __all__ = ["FixedLenFeature", "VarLenFeature", "FixedLenSequenceFeature", "parse_example",
-           "parse_single_example", "decode_raw", "serialize_tensor", "parse_tensor"]
+           "parse_single_example", "parse_single_sequence_example", "decode_raw",
+           "serialize_tensor", "parse_tensor"]
 
 _FEATURE_DTYPES = ("float32", "int64", "string")
 
@@ -83,25 +84,33 @@ def _flat_default(v: Any, dtype: str) -> list | None:
     return a.tolist()
 
 
-def _infer(ins: list, a: dict) -> list:
-    single = a["single"]
-    b = () if single else ((ins[0]._shape[0] if ins[0]._shape else None),)
-    rank = 1 if single else 2
-    n = len(a["sparse_keys"])
+def _infer(ins: list, a: dict, prefix: str = "", single: bool | None = None,
+           steps: bool = False) -> list:
+    """Output (dtype, shape)s: sparse indices, values, shapes, then dense values. `steps`:
+    a SequenceExample's feature lists (no batch; [steps, n] sparse, [steps, *shape] dense)."""
+    single = a.get("single", False) if single is None else single
+    b = () if single or steps else ((ins[0]._shape[0] if ins[0]._shape else None),)
+    rank = 2 if steps else 1 if single else 2
+    n = len(a[f"{prefix}sparse_keys"])
     outs = [(dtypes.int64, (None, rank))] * n
-    outs += [(dtypes.as_dtype(t), (None,)) for t in a["sparse_types"]]
+    outs += [(dtypes.as_dtype(t), (None,)) for t in a[f"{prefix}sparse_types"]]
     outs += [(dtypes.int64, (rank,))] * n
-    for t, s, seq in zip(a["dense_types"], a["dense_shapes"], a["dense_sequence"], strict=True):
-        outs.append((dtypes.as_dtype(t), (*b, *((None,) if seq else ()), *s)))
+    for t, s, seq in zip(a[f"{prefix}dense_types"], a[f"{prefix}dense_shapes"],
+                         a[f"{prefix}dense_sequence"], strict=True):
+        outs.append((dtypes.as_dtype(t), (*b, *((None,) if seq or steps else ()), *s)))
     return outs
 
 
 define_op("ParseExample", infer=_infer)
+define_op("ParseSingleSequenceExample", infer=lambda ins, a: [
+    *_infer(ins, a, "context_", single=True),
+    *_infer(ins, a, "sequence_", steps=True)])
 define_op("DecodeRaw", infer=lambda ins, a: [
     (a["out_type"], None if ins[0]._shape is None else (*ins[0]._shape, None))])
 define_op("SerializeTensor", infer=lambda ins, a: [(dtypes.string, ())])
 define_op("ParseTensor", infer=lambda ins, a: [(a["out_type"], None)])
-for _op in ("ParseExample", "DecodeRaw", "SerializeTensor", "ParseTensor"):
+for _op in ("ParseExample", "ParseSingleSequenceExample", "DecodeRaw", "SerializeTensor",
+            "ParseTensor"):
     no_gradient(_op)
 
 
@@ -111,6 +120,41 @@ def _string(x: Any, what: str) -> Tensor:
         raise InvalidArgumentError(f"{what} takes string tensors (serialized protos), got "
                                    f"{t.dtype.name}")
     return t
+
+
+def _spec(features: dict | None, sequence: bool, prefix: str = "") -> dict:
+    """The ParseExample-style attrs of `features` (keys sorted, as TF orders them)."""
+    sp_keys, sp_types = [], []
+    d_keys, d_types, d_shapes, d_defaults, d_seq = [], [], [], [], []
+    for key in sorted(features or {}):
+        f = features[key]  # type: ignore[index]
+        if isinstance(f, VarLenFeature):
+            sp_keys.append(key)
+            sp_types.append(_dtype(f.dtype, key))
+        elif isinstance(f, FixedLenFeature | FixedLenSequenceFeature):
+            seq = isinstance(f, FixedLenSequenceFeature)
+            if seq and not f.allow_missing and not sequence:
+                raise InvalidArgumentError(
+                    f"FixedLenSequenceFeature '{key}': allow_missing must be True (as TF "
+                    f"requires for parse_example and parse_single_example)")
+            if sequence and not seq:
+                raise InvalidArgumentError(
+                    f"sequence feature '{key}' is a FixedLenFeature: declare feature lists "
+                    f"with FixedLenSequenceFeature or VarLenFeature")
+            t = _dtype(f.dtype, key)
+            d_keys.append(key)
+            d_types.append(t)
+            d_shapes.append(_shape(f.shape, key))
+            d_defaults.append(_flat_default(f.default_value, t))
+            d_seq.append(bool(f.allow_missing) if sequence else seq)
+        else:
+            raise InvalidArgumentError(
+                f"feature '{key}' is a {type(f).__name__}: use FixedLenFeature, VarLenFeature "
+                f"or FixedLenSequenceFeature")
+    return {f"{prefix}sparse_keys": sp_keys, f"{prefix}sparse_types": sp_types,
+            f"{prefix}dense_keys": d_keys, f"{prefix}dense_types": d_types,
+            f"{prefix}dense_shapes": d_shapes, f"{prefix}dense_defaults": d_defaults,
+            f"{prefix}dense_sequence": d_seq}
 
 
 def _parse(serialized: Any, features: dict, single: bool, name: str) -> dict[str, Any]:
@@ -124,39 +168,21 @@ def _parse(serialized: Any, features: dict, single: bool, name: str) -> dict[str
         raise InvalidArgumentError(
             f"{name} takes {'one serialized Example (a scalar string)' if single else 'a vector of serialized Examples'}, "  # noqa: E501
             f"got shape {list(s._shape)}")
-    sp_keys, sp_types = [], []
-    d_keys, d_types, d_shapes, d_defaults, d_seq = [], [], [], [], []
-    for key in sorted(features):
-        f = features[key]
-        if isinstance(f, VarLenFeature):
-            sp_keys.append(key)
-            sp_types.append(_dtype(f.dtype, key))
-        elif isinstance(f, FixedLenFeature | FixedLenSequenceFeature):
-            seq = isinstance(f, FixedLenSequenceFeature)
-            if seq and not f.allow_missing:
-                raise InvalidArgumentError(
-                    f"FixedLenSequenceFeature '{key}': allow_missing must be True (as TF "
-                    f"requires for parse_example and parse_single_example)")
-            t = _dtype(f.dtype, key)
-            d_keys.append(key)
-            d_types.append(t)
-            d_shapes.append(_shape(f.shape, key))
-            d_defaults.append(_flat_default(f.default_value, t))
-            d_seq.append(seq)
-        else:
-            raise InvalidArgumentError(
-                f"feature '{key}' is a {type(f).__name__}: use FixedLenFeature, VarLenFeature "
-                f"or FixedLenSequenceFeature")
-    attrs = {"single": single, "sparse_keys": sp_keys, "sparse_types": sp_types,
-             "dense_keys": d_keys, "dense_types": d_types, "dense_shapes": d_shapes,
-             "dense_defaults": d_defaults, "dense_sequence": d_seq}
+    attrs = {"single": single, **_spec(features, sequence=False)}
     outs = apply_op("ParseExample", [s], attrs, name=name)
+    return _outputs(list(outs), attrs)
+
+
+def _outputs(outs: list, attrs: dict, prefix: str = "") -> dict[str, Any]:
+    """The dict of a parse's outputs (consumed from the front of `outs`)."""
+    sp_keys, d_keys = attrs[f"{prefix}sparse_keys"], attrs[f"{prefix}dense_keys"]
     n = len(sp_keys)
     result: dict[str, Any] = {}
     for i, key in enumerate(sp_keys):
         result[key] = SparseTensor(outs[i], outs[n + i], outs[2 * n + i])
     for i, key in enumerate(d_keys):
         result[key] = outs[3 * n + i]
+    del outs[:3 * n + len(d_keys)]
     return result
 
 
@@ -170,6 +196,25 @@ def parse_single_example(serialized: Any, features: dict, name: str | None = Non
                          example_names: Any = None) -> dict[str, Any]:
     """One serialized Example (a scalar string) parsed by `features` (no batch dimension)."""
     return _parse(serialized, features, True, name or "ParseSingleExample")
+
+
+def parse_single_sequence_example(serialized: Any, context_features: dict | None = None,
+                                  sequence_features: dict | None = None,
+                                  example_name: Any = None, name: str | None = None
+                                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One serialized SequenceExample: (context dict, sequence dict). Context features parse
+    as in parse_single_example; feature lists give [steps, *shape] for a
+    FixedLenSequenceFeature and a SparseTensor [steps, n] for a VarLenFeature."""
+    s = _string(serialized, "parse_single_sequence_example")
+    if s._shape is not None and len(s._shape) != 0:
+        raise InvalidArgumentError(f"parse_single_sequence_example takes one serialized "
+                                   f"SequenceExample (a scalar string), got shape "
+                                   f"{list(s._shape)}")
+    attrs = {**_spec(context_features, False, "context_"),
+             **_spec(sequence_features, True, "sequence_")}
+    outs = list(apply_op("ParseSingleSequenceExample", [s], attrs,
+                         name=name or "ParseSingleSequenceExample"))
+    return _outputs(outs, attrs, "context_"), _outputs(outs, attrs, "sequence_")
 
 
 def decode_raw(input_bytes: Any = None, out_type: Any = None, little_endian: bool = True,

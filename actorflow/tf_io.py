@@ -35,6 +35,7 @@ from actorflow.parsing_ops import (  # noqa: E402
     decode_raw,
     parse_example,
     parse_single_example,
+    parse_single_sequence_example,
     parse_tensor,
     serialize_tensor,
 )
@@ -46,6 +47,7 @@ from actorflow.tfrecord import (  # noqa: E402
 )
 
 __all__ += ["FixedLenFeature", "FixedLenSequenceFeature", "VarLenFeature", "decode_raw",
-            "parse_example", "parse_single_example", "parse_tensor", "serialize_tensor",
+            "parse_example", "parse_single_example", "parse_single_sequence_example",
+            "parse_tensor", "serialize_tensor",
             "TFRecordCompressionType", "TFRecordOptions", "TFRecordWriter",
             "tf_record_iterator"]

@@ -114,6 +114,26 @@ def test_sequence_example_and_tensor_fixtures() -> None:
     assert [s.context.feature["id"].int64_list.value[0] for s in seqs] == [0, 1]
     assert [[f.int64_list.value[0] for f in s.feature_lists.feature_list["tok"].feature]
             for s in seqs] == [[0, 10], [0, 10, 20]]
+    recs = list(tf.python_io.tf_record_iterator(str(DATA / "sequence.tfrecord")))
+    g = tf.Graph()
+    with g.as_default():
+        ctx, seq = tf.parse_single_sequence_example(
+            recs[1], context_features={"id": tf.FixedLenFeature([], tf.int64),
+                                       "lang": tf.FixedLenFeature([], tf.string, b"en")},
+            sequence_features={"tok": tf.FixedLenSequenceFeature([], tf.int64),
+                               "tok_sparse": tf.VarLenFeature(tf.int64),
+                               "none": tf.FixedLenSequenceFeature([2], tf.float32,
+                                                                  allow_missing=True)})
+        _, var = tf.io.parse_single_sequence_example(recs[0], sequence_features={
+            "tok": tf.VarLenFeature(tf.int64)})
+        assert seq["tok"].shape.as_list() == [None] and seq["none"].shape.as_list() == [None, 2]
+        with tf.Session(graph=g) as s:
+            c, q, v = s.run([ctx, seq, var])
+    assert c["id"] == 1 and c["lang"] == b"en"
+    assert q["tok"].tolist() == [0, 10, 20] and q["none"].shape == (0, 2)
+    assert q["tok_sparse"].dense_shape.tolist() == [0, 0]
+    assert v["tok"].indices.tolist() == [[0, 0], [1, 0]] and v["tok"].values.tolist() == [0, 10]
+    assert v["tok"].dense_shape.tolist() == [2, 1]
     want = np.array([[1.5, -2.0, 0.0], [3.25, 4.0, 1e-3]], np.float32)
     g = tf.Graph()
     with g.as_default():

@@ -7,6 +7,10 @@
               dense_shapes, dense_defaults (None: the feature is required; else the flat
               default values), dense_sequence (FixedLenSequenceFeature: [batch, steps, *shape],
               padded with the default)
+    ParseSingleSequenceExample(serialized: string[]) -> the context's outputs as
+            ParseExample(single) gives them (attrs context_*), then each feature list's:
+            VarLenFeature: indices int64[n, 2] of (step, position), values, shape [steps, max];
+            FixedLenSequenceFeature: [steps, *shape] (attrs sequence_*)
     DecodeRaw(bytes: string[...]) -> out_type[..., n]     attrs out_type, little_endian
     SerializeTensor(t) -> string[]  (a TensorProto)       ParseTensor(string[]) -> out_type
 
@@ -23,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
-from devices.example_protos import Example
+from devices.example_protos import Example, SequenceExample
 from devices.kernels.registry import KernelContext, register_kernel
 
 _KIND = {"float32": "float_list", "int64": "int64_list", "string": "bytes_list"}
@@ -68,94 +72,160 @@ def _default(values: list | None, dtype: str, shape: tuple, key: str) -> np.ndar
     return a.reshape(shape)
 
 
+class _Spec:
+    """The features one parse asks for (attrs ``<prefix>sparse_keys`` ... of the node)."""
+
+    def __init__(self, attrs: dict, prefix: str = ""):
+        a = {k[len(prefix):]: v for k, v in attrs.items() if k.startswith(prefix)}
+        self.sp_keys, self.sp_types = list(a["sparse_keys"]), list(a["sparse_types"])
+        self.d_keys, self.d_types = list(a["dense_keys"]), list(a["dense_types"])
+        self.d_shapes = [tuple(s) for s in a["dense_shapes"]]
+        self.d_seq = list(a.get("dense_sequence") or [False] * len(self.d_keys))
+        self.d_defaults = [_default(v, t, (() if q else s), key) for v, t, s, q, key in zip(
+            a["dense_defaults"], self.d_types, self.d_shapes, self.d_seq, self.d_keys,
+            strict=True)]
+        self.d_sizes = [int(np.prod(s)) for s in self.d_shapes]  # values per example / step
+
+
+def _parse_features(feats: list, spec: _Spec, single: bool, node: str,
+                    what: str = "example") -> tuple:
+    """Sparse (indices*, values*, shapes*) then dense outputs of `spec` over `feats` (one
+    Features map per example; `single`: one example, no batch dimension)."""
+    b = len(feats)
+    sp_out: list[list[np.ndarray]] = [[], [], []]
+    for key, t in zip(spec.sp_keys, spec.sp_types, strict=True):
+        idx, vals, longest = [], [], 0
+        for i, f in enumerate(feats):
+            v = _values(f[key], key, t, f"{what} {i}") if key in f else []
+            idx.extend((i, j) for j in range(len(v)))
+            vals.extend(v)
+            longest = max(longest, len(v))
+        ind = np.asarray(idx, dtype=np.int64).reshape(-1, 2)
+        sp_out[0].append(ind[:, 1:] if single else ind)
+        sp_out[1].append(_array(vals, t))
+        sp_out[2].append(np.asarray([longest] if single else [b, longest], np.int64))
+    dense = []
+    for key, t, shape, seq, dflt, n in zip(spec.d_keys, spec.d_types, spec.d_shapes,
+                                           spec.d_seq, spec.d_defaults, spec.d_sizes,
+                                           strict=True):
+        rows = []
+        for i, f in enumerate(feats):
+            v = _values(f[key], key, t, f"{what} {i}") if key in f else None
+            if seq:
+                v = v or []
+                if n == 0 or len(v) % n:
+                    raise InvalidArgumentError(
+                        f"{what} {i}, feature '{key}': {len(v)} values do not make whole "
+                        f"steps of shape {list(shape)}", node=node)
+                rows.append(_array(v, t, (len(v) // n, *shape)))
+            elif v is None:
+                if dflt is None:
+                    raise InvalidArgumentError(
+                        f"{what} {i}: feature '{key}' (data type: {t}) is required but could "
+                        f"not be found; give its FixedLenFeature a default_value", node=node)
+                rows.append(dflt.copy())
+            else:
+                if len(v) != n:
+                    raise InvalidArgumentError(
+                        f"{what} {i}, feature '{key}': expected {n} values for shape "
+                        f"{list(shape)}, got {len(v)}; use VarLenFeature or "
+                        f"FixedLenSequenceFeature for a varying count", node=node)
+                rows.append(_array(v, t, shape))
+        if seq:
+            steps = max((r.shape[0] for r in rows), default=0)
+            fill = dflt if dflt is not None else _array([b"" if t == "string" else 0], t, ())
+            out = np.empty((b, steps, *shape), dtype=_np_dtype(t))
+            out[...] = fill
+            for i, r in enumerate(rows):
+                out[i, :r.shape[0]] = r
+        elif single:
+            out = rows[0]
+        else:
+            out = np.empty((b, *shape), dtype=_np_dtype(t))
+            for i, r in enumerate(rows):
+                out[i, ...] = r
+        dense.append(out[0] if single and seq else out)
+    return (*sp_out[0], *sp_out[1], *sp_out[2], *dense)
+
+
+def _serialized(x: Any, single: bool, node: str, what: str) -> list:
+    arr = np.asarray(x)
+    if single:
+        if arr.ndim != 0:
+            raise InvalidArgumentError(f"parse_single_{what} takes one serialized proto (a "
+                                       f"scalar string), got shape {list(arr.shape)}", node=node)
+        arr = arr.reshape(1)
+    elif arr.ndim != 1:
+        raise InvalidArgumentError(f"parse_{what} takes a vector of serialized protos, got "
+                                   f"shape {list(arr.shape)}", node=node)
+    return arr.tolist()
+
+
+def _decode(cls: Any, data: Any, i: int, node: str) -> Any:
+    try:
+        return cls.FromString(bytes(data))
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise InvalidArgumentError(f"could not parse input {i}: its bytes are not a serialized "
+                                   f"tf.train.{cls.DESCRIPTOR.name}", node=node) from None
+
+
 @register_kernel("ParseExample", device_types=("CPU",))
 def _parse_example(k: KernelContext) -> Any:
     single = bool(k.attrs.get("single"))
-    sp_keys, sp_types = list(k.attrs["sparse_keys"]), list(k.attrs["sparse_types"])
-    d_keys, d_types = list(k.attrs["dense_keys"]), list(k.attrs["dense_types"])
-    d_shapes = [tuple(s) for s in k.attrs["dense_shapes"]]
-    d_seq = list(k.attrs.get("dense_sequence") or [False] * len(d_keys))
-    d_defaults = [_default(v, t, (() if q else s), key) for v, t, s, q, key in zip(
-        k.attrs["dense_defaults"], d_types, d_shapes, d_seq, d_keys, strict=True)]
-    d_sizes = [int(np.prod(s)) for s in d_shapes]  # values per example (per step: sequences)
+    spec = _Spec(k.attrs)
 
     def compute(serialized: Any) -> tuple:
-        arr = np.asarray(serialized)
-        if single:
-            if arr.ndim != 0:
-                raise InvalidArgumentError(f"parse_single_example takes one serialized Example "
-                                           f"(a scalar string), got shape {list(arr.shape)}; "
-                                           f"use parse_example for a batch", node=k.name)
-            arr = arr.reshape(1)
-        elif arr.ndim != 1:
-            raise InvalidArgumentError(f"parse_example takes a vector of serialized Examples, "
-                                       f"got shape {list(arr.shape)}", node=k.name)
-        feats = []
-        for i, s in enumerate(arr.tolist()):
-            try:
-                feats.append(Example.FromString(bytes(s)).features.feature)
-            except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends
-                raise InvalidArgumentError(f"could not parse example input {i}: its bytes are "
-                                           f"not a serialized tf.train.Example",
-                                           node=k.name) from None
-        b = len(feats)
-        sp_out: list[list[np.ndarray]] = [[], [], []]
-        for key, t in zip(sp_keys, sp_types, strict=True):
-            idx, vals, longest = [], [], 0
-            for i, f in enumerate(feats):
-                v = _values(f[key], key, t, f"example {i}") if key in f else []
-                idx.extend((i, j) for j in range(len(v)))
-                vals.extend(v)
-                longest = max(longest, len(v))
-            ind = np.asarray(idx, dtype=np.int64).reshape(-1, 2)
-            sp_out[0].append(ind[:, 1:] if single else ind)
-            sp_out[1].append(_array(vals, t))
-            sp_out[2].append(np.asarray([longest] if single else [b, longest], np.int64))
-        dense = []
-        for key, t, shape, seq, dflt, n in zip(d_keys, d_types, d_shapes, d_seq, d_defaults,
-                                               d_sizes, strict=True):
-            rows = []
-            for i, f in enumerate(feats):
-                v = _values(f[key], key, t, f"example {i}") if key in f else None
-                if seq:
-                    step = n
-                    v = v or []
-                    if step == 0 or len(v) % step:
-                        raise InvalidArgumentError(
-                            f"example {i}, feature '{key}': {len(v)} values do not make whole "
-                            f"steps of shape {list(shape)}", node=k.name)
-                    rows.append(_array(v, t, (len(v) // step, *shape)))
-                elif v is None:
-                    if dflt is None:
-                        raise InvalidArgumentError(
-                            f"example {i}: feature '{key}' (data type: {t}) is required but "
-                            f"could not be found; give its FixedLenFeature a default_value",
-                            node=k.name)
-                    rows.append(dflt.copy())
-                else:
-                    if len(v) != n:
-                        raise InvalidArgumentError(
-                            f"example {i}, feature '{key}': expected {n} values for shape "
-                            f"{list(shape)}, got {len(v)}; use VarLenFeature or "
-                            f"FixedLenSequenceFeature for a varying count", node=k.name)
-                    rows.append(_array(v, t, shape))
-            if seq:
-                steps = max((r.shape[0] for r in rows), default=0)
-                fill = dflt if dflt is not None else _array(
-                    [b"" if t == "string" else 0], t, ())
-                out = np.empty((b, steps, *shape), dtype=_np_dtype(t))
-                out[...] = fill
-                for i, r in enumerate(rows):
-                    out[i, :r.shape[0]] = r
-            elif single:
-                out = rows[0]
-            else:
-                out = np.empty((b, *shape), dtype=_np_dtype(t))
-                for i, r in enumerate(rows):
-                    out[i, ...] = r
-            dense.append(out[0] if single and seq else out)
-        return (*sp_out[0], *sp_out[1], *sp_out[2], *dense)
+        feats = [_decode(Example, s, i, k.name).features.feature
+                 for i, s in enumerate(_serialized(serialized, single, k.name, "example"))]
+        return _parse_features(feats, spec, single, k.name)
     return compute
+
+
+@register_kernel("ParseSingleSequenceExample", device_types=("CPU",))
+def _parse_sequence_example(k: KernelContext) -> Any:
+    ctx_spec, seq_spec = _Spec(k.attrs, "context_"), _Spec(k.attrs, "sequence_")
+
+    def compute(serialized: Any) -> tuple:
+        (s,) = _serialized(serialized, True, k.name, "sequence_example")
+        ex = _decode(SequenceExample, s, 0, k.name)
+        ctx = _parse_features([ex.context.feature], ctx_spec, True, k.name, "context of")
+        lists = ex.feature_lists.feature_list
+        # each step of a feature list is one "example" of a batch: VarLen gives [steps, n],
+        # a FixedLenSequenceFeature [steps, *shape] (its steps parsed as FixedLenFeatures)
+        steps = {key: list(lists[key].feature) if key in lists else None
+                 for key in seq_spec.sp_keys + seq_spec.d_keys}
+        for key, allow in zip(seq_spec.d_keys, seq_spec.d_seq, strict=True):
+            if steps[key] is None and not allow:
+                raise InvalidArgumentError(f"feature list '{key}' is required but could not "
+                                           f"be found; declare it with allow_missing=True",
+                                           node=k.name)
+        out = []
+        sp = [_parse_features([{key: f} for f in steps[key] or []],
+                              _one(seq_spec, key), False, k.name, "step")
+              for key in seq_spec.sp_keys]
+        for part in range(3):
+            out += [o[part] for o in sp]
+        for key, shape in zip(seq_spec.d_keys, seq_spec.d_shapes, strict=True):
+            (dense,) = _parse_features([{key: f} for f in steps[key] or []],
+                                       _one(seq_spec, key), False, k.name, "step")
+            out.append(dense.reshape(-1, *shape))
+        return (*ctx, *out)
+    return compute
+
+
+def _one(spec: _Spec, key: str) -> _Spec:
+    """`spec` narrowed to one key, its sequence features parsed per step as fixed ones."""
+    one = object.__new__(_Spec)
+    if key in spec.sp_keys:
+        i = spec.sp_keys.index(key)
+        one.sp_keys, one.sp_types = [key], [spec.sp_types[i]]
+        one.d_keys = one.d_types = one.d_shapes = one.d_seq = one.d_defaults = one.d_sizes = []
+        return one
+    i = spec.d_keys.index(key)
+    one.sp_keys = one.sp_types = []
+    one.d_keys, one.d_types, one.d_shapes = [key], [spec.d_types[i]], [spec.d_shapes[i]]
+    one.d_seq, one.d_defaults, one.d_sizes = [False], [None], [spec.d_sizes[i]]
+    return one
 
 
 @register_kernel("DecodeRaw", device_types=("CPU",))
