@@ -241,6 +241,11 @@ def test_tfrecord_dataset_files_parallel_reads_and_fed_names(tmp_path: Path) -> 
         par = tf.data.TFRecordDataset(tf.constant(names), "GZIP", num_parallel_reads=2)
         fed = tf.placeholder(tf.string, [None])
         it = tf.data.TFRecordDataset(fed, "GZIP").batch(10).make_initializable_iterator()
+        listed = tf.data.Dataset.list_files(str(tmp_path / "f*.tfrecord.gz"), shuffle=False)
+        inter = listed.interleave(lambda f: tf.data.TFRecordDataset(f, "GZIP"), cycle_length=3)
+        c = inter.batch(10).make_one_shot_iterator().get_next()
+        with pytest.raises(tf.errors.InvalidArgumentError, match="no files matched"):
+            tf.data.Dataset.list_files(str(tmp_path / "*.none"))
         assert seq.output_types == tf.string and seq.output_shapes == ()
         a = seq.make_one_shot_iterator().get_next()
         b = par.make_one_shot_iterator().get_next()
@@ -257,6 +262,7 @@ def test_tfrecord_dataset_files_parallel_reads_and_fed_names(tmp_path: Path) -> 
             # two files at a time, one record each in turn (TensorFlow's order: the same in
             # tests/test_tfrecord_tf.py)
             assert drain(b) == [b"0-0", b"1-0", b"0-1", b"0-2", b"2-0", b"2-1"]
+            assert s.run(c).tolist() == [b"0-0", b"1-0", b"2-0", b"0-1", b"2-1", b"0-2"]
             s.run(it.initializer, {fed: names[1:]})
             assert s.run(it.get_next()).tolist() == [b"1-0", b"2-0", b"2-1"]
 

@@ -160,6 +160,23 @@ class Dataset:
         return Dataset({"op": "generator", "key": key, "types": [t.np for t in flat_t]},
                        flat_t, flat_s, structure)
 
+    @staticmethod
+    def list_files(file_pattern: Any, shuffle: bool | None = None, seed: int | None = None
+                   ) -> Dataset:
+        """The file names matching the glob `file_pattern` (a string or a list of them), as
+        scalar strings; shuffled (seeded by `seed`) unless `shuffle` is False. The files are
+        listed when the graph is built. (TFRecord / Example, session 7 io)"""
+        import glob
+        patterns = [file_pattern] if isinstance(file_pattern, str | bytes) else list(
+            file_pattern)
+        names = sorted({f for p in patterns
+                        for f in glob.glob(p.decode() if isinstance(p, bytes) else p)})
+        if not names:
+            raise InvalidArgumentError(f"Dataset.list_files: no files matched pattern "
+                                       f"{patterns}")
+        ds = Dataset.from_tensor_slices(np.asarray([n.encode() for n in names], dtype=object))
+        return ds if shuffle is False else ds.shuffle(len(names), seed=seed)
+
     # -- transformations ------------------------------------------------------------------------
     def _derive(self, op: str, **kw: Any) -> Dataset:
         return Dataset({"op": op, "input": self._desc, **kw}, self._types, self._shapes,
