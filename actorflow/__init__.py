@@ -301,4 +301,9 @@ from actorflow.parsing_ops import (  # noqa: E402
     parse_tensor,
     serialize_tensor,
 )
-from actorflow.tfrecord import TFRecordReader  # noqa: E402
+from actorflow.record_readers import (  # noqa: E402
+    FixedLengthRecordReader,
+    ReaderBase,
+    TextLineReader,
+    TFRecordReader,
+)

@@ -1,17 +1,11 @@
 """TFRecord files in TF1's API: writing and iterating in Python (`tf.python_io`, `tf.io`),
-reading in a graph (`tf.TFRecordReader`; `tf.data.TFRecordDataset` is in
-`actorflow.data.tfrecord_dataset`), and event files
+reading in a graph (`tf.TFRecordReader` in `actorflow.record_readers`;
+`tf.data.TFRecordDataset` in `actorflow.data.file_datasets`), and event files
 (`tf.train.summary_iterator`). The framing is `devices.tfrecord_io`'s.
 
     with af.python_io.TFRecordWriter("train.tfrecord") as w:
         w.write(example.SerializeToString())
     for record in af.python_io.tf_record_iterator("train.tfrecord"): ...
-
-    ds = af.data.TFRecordDataset(["a.tfrecord", "b.tfrecord"], compression_type="GZIP")
-    ds = ds.map(lambda r: af.parse_single_example(r, features)).batch(32)
-
-    names = af.train.string_input_producer(["a.tfrecord"])
-    key, record = af.TFRecordReader().read(names)      # key: b"a.tfrecord:<offset>"
 
 `TFRecordOptions(compression_type)` takes TF's spellings ("", "ZLIB", "GZIP", or a
 `TFRecordCompressionType`). A corrupt or truncated record raises DataLossError naming the file
@@ -24,14 +18,10 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from actorflow.graph import Tensor
-from actorflow.op_def import apply_op, define_op, no_gradient
-from devices import dtypes
-from devices.errors import InvalidArgumentError
 from devices.tfrecord_io import RecordWriter, iter_records, normalize_compression
 
 __all__ = ["TFRecordCompressionType", "TFRecordOptions", "TFRecordWriter",
-           "tf_record_iterator", "TFRecordReader", "summary_iterator", "python_io"]
+           "tf_record_iterator", "summary_iterator", "python_io"]
 
 
 class TFRecordCompressionType:
@@ -123,81 +113,6 @@ def summary_iterator(path: Any) -> Iterator[Any]:
     from tensorboardX.proto import event_pb2
     for record in iter_records(_path(path)):
         yield event_pb2.Event.FromString(record)
-
-
-# ---- the queue-based reader ------------------------------------------------------------------
-define_op("TFRecordReaderV2", infer=lambda ins, a: [(dtypes.resource, ())], stateful=True)
-define_op("ReaderReadV2", infer=lambda ins, a: [(dtypes.string, ()), (dtypes.string, ())],
-          stateful=True)
-define_op("ReaderReadUpToV2", infer=lambda ins, a: [(dtypes.string, (None,)),
-                                                   (dtypes.string, (None,))], stateful=True)
-define_op("ReaderNumRecordsProducedV2", infer=lambda ins, a: [(dtypes.int64, ())],
-          stateful=True)
-define_op("ReaderResetV2", infer=lambda ins, a: [], stateful=True)
-for _op in ("TFRecordReaderV2", "ReaderReadV2", "ReaderReadUpToV2", "ReaderNumRecordsProducedV2",
-            "ReaderResetV2"):
-    no_gradient(_op)
-
-
-def _queue_ref(queue: Any) -> Tensor:
-    ref = getattr(queue, "queue_ref", queue)
-    if not isinstance(ref, Tensor) or ref.dtype is not dtypes.resource:
-        raise InvalidArgumentError(f"a reader reads file names from a queue (e.g. "
-                                   f"af.train.string_input_producer([...])), got "
-                                   f"{type(queue).__name__}")
-    return ref
-
-
-class TFRecordReader:
-    """TF1's reader of TFRecord files: `read(queue)` gives (key, record) for the next record,
-    taking the next file name from `queue` when a file ends."""
-
-    def __init__(self, name: str | None = None, options: Any = None):
-        self._name = name or "TFRecordReaderV2"
-        self._compression = _options(options)[0]
-        self._ref: Tensor | None = None
-
-    @property
-    def reader_ref(self) -> Tensor:
-        if self._ref is None:
-            self._ref = apply_op("TFRecordReaderV2", [], {"compression_type": self._compression},
-                                 name=self._name)[0]
-        return self._ref
-
-    @property
-    def supports_serialize(self) -> bool:
-        return False
-
-    def read(self, queue: Any, name: str | None = None) -> tuple[Tensor, Tensor]:
-        """(key, value): scalar strings, key b"<file>:<offset>"."""
-        from actorflow.graph import colocate_with
-        q = _queue_ref(queue)
-        with colocate_with(q.op):
-            ref = self.reader_ref
-            key, value = apply_op("ReaderReadV2", [ref, q], name=name or "ReaderReadV2")
-        return key, value
-
-    def read_up_to(self, queue: Any, num_records: Any, name: str | None = None
-                   ) -> tuple[Tensor, Tensor]:
-        """(keys, values): string vectors of 1 to `num_records` records of one file (fewer
-        where a file ends)."""
-        from actorflow.graph import colocate_with
-        from actorflow.op_def import convert_to_tensor
-        q = _queue_ref(queue)
-        with colocate_with(q.op):
-            ref = self.reader_ref
-            keys, values = apply_op("ReaderReadUpToV2", [
-                ref, q, convert_to_tensor(num_records, dtype=dtypes.int64)],
-                name=name or "ReaderReadUpToV2")
-        return keys, values
-
-    def num_records_produced(self, name: str | None = None) -> Tensor:
-        return apply_op("ReaderNumRecordsProducedV2", [self.reader_ref],
-                        name=name or "ReaderNumRecordsProducedV2")[0]
-
-    def reset(self, name: str | None = None) -> Any:
-        from actorflow.op_def import apply_op_op
-        return apply_op_op("ReaderResetV2", [self.reader_ref], name=name or "ReaderResetV2")
 
 
 python_io = types.SimpleNamespace(

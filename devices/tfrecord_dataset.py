@@ -1,27 +1,34 @@
-"""The TFRecord sources of the input pipelines: `TFRecordDataset`'s elements and the state of
-a queue-based `TFRecordReader`, both reading files lazily through `devices.tfrecord_io`.
+"""The file sources of the input pipelines: the elements of `TFRecordDataset`,
+`TextLineDataset` and `FixedLengthRecordDataset`, and the state of a queue-based reader
+(`TFRecordReader`, `TextLineReader`, `FixedLengthRecordReader`), all reading files lazily
+through `devices.tfrecord_io` and `devices.file_records`.
 
-Dataset source (a description in `devices.datasets`' chain):
+Dataset sources (descriptions in `devices.datasets`' chain):
+    textline {arrays: [file names], compression}        one scalar string per line
+    fixed_length {arrays: [file names], record_bytes, header_bytes, footer_bytes,
+                  hop_bytes, compression}                one scalar string per record
     tfrecord {arrays: [file names], compression, parallel}
         one scalar string per record, the files in order; with `parallel` > 1 that many
         files are open at once and their records interleave one by one (TF's
         num_parallel_reads, in its deterministic order).
 
-`RecordReaderState` is the resource behind ``af.TFRecordReader``: the file it is reading and
-its position. Its owner (the `ReaderReadV2` kernel, on the device's loop) asks it for the next
-record; when the current file ends it needs the next file name from the queue of names, which
-the kernel dequeues (waiting asynchronously if the queue is empty).
+`RecordReaderState` is the resource behind those readers: the files it was handed (opened by
+its `opener`: one of the record readers, by file name) and its position. Its owner (the
+`ReaderReadV2` kernel, on the device's loop) asks it for the next record; when the current
+file ends it needs the next file name from the queue of names, which the kernel dequeues
+(waiting asynchronously if the queue is empty).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.file_records import FixedLengthRecords, TextLines
 from devices.tfrecord_io import RecordReader
 
 
@@ -47,14 +54,31 @@ def _names(value: Any) -> list[str]:
     return out
 
 
+def opener(kind: str, attrs: dict) -> Callable[[str], Any]:
+    """A function opening one file of `kind` ("tfrecord", "textline", "fixed_length") with
+    `attrs` (compression, and the record layout of fixed-length files)."""
+    compression = attrs.get("compression", "")
+    if kind == "tfrecord":
+        return lambda name: RecordReader(name, compression)
+    if kind == "textline":
+        skip = int(attrs.get("skip_header_lines") or 0)
+        return lambda name: TextLines(name, compression, skip)
+    if kind == "fixed_length":
+        layout = [int(attrs.get(k) or 0) for k in ("record_bytes", "header_bytes",
+                                                     "footer_bytes", "hop_bytes")]
+        return lambda name: FixedLengthRecords(name, *layout, compression=compression)
+    raise InvalidArgumentError(f"unknown kind of record file {kind!r}")
+
+
 def records(desc: dict, device: Any = None, epoch: int = 0) -> Iterator[tuple]:
-    """The elements of a ``tfrecord`` description: (record,) per record."""
+    """The elements of a ``tfrecord`` / ``textline`` / ``fixed_length`` description:
+    (record,) per record."""
     names = _names(desc["arrays"][0])
-    compression = desc.get("compression", "")
+    open_file = opener(desc["op"], desc)
     parallel = max(1, int(desc.get("parallel") or 1))
     if parallel == 1:
         for name in names:
-            for data in RecordReader(name, compression):
+            for data in open_file(name):
                 yield (_scalar(data),)
         return
     # TF's interleave, as its kernel walks it: a cycle of `parallel` slots; an empty slot takes
@@ -66,7 +90,7 @@ def records(desc: dict, device: Any = None, epoch: int = 0) -> Iterator[tuple]:
     while pending or n_open:
         it = slots[i]
         if it is None and pending:
-            slots[i] = iter(RecordReader(pending.pop(), compression))
+            slots[i] = iter(open_file(pending.pop()))
             n_open += 1
             continue
         if it is not None:
@@ -84,15 +108,16 @@ class RecordReaderState:
     Owned by its device: only the device's kernels touch it. (Two concurrent reads that both
     found the reader out of records may each dequeue a name: both files are kept, in order.)"""
 
-    def __init__(self, name: str, compression: str):
+    def __init__(self, name: str, open_file: Callable[[str], Any]):
         self.name = name
-        self.compression = compression
-        self._files: deque[RecordReader] = deque()
+        self._open_file = open_file
+        self._files: deque[Any] = deque()
         self.records_produced = 0
         self.work_units_completed = 0
 
     def next_record(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(key b"file:offset", value) from the current file, or None if a file is needed."""
+        """(key b"file:number", value) from the current file, or None if a file is needed.
+        (number: a TFRecord's offset, a line's number, a fixed-length record's index)"""
         while self._files:
             f = self._files[0]
             rec = f.read()
@@ -127,7 +152,7 @@ class RecordReaderState:
 
     def open(self, filename: Any) -> None:
         (name,) = _names(filename)
-        self._files.append(RecordReader(name, self.compression))
+        self._files.append(self._open_file(name))
 
     def reset(self) -> None:
         while self._files:

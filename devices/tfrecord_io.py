@@ -36,7 +36,7 @@ from devices.errors import DataLossError, InvalidArgumentError, NotFoundError
 from devices.sstable import crc32c, mask_crc
 
 __all__ = ["COMPRESSIONS", "RecordReader", "RecordWriter", "encode_record", "iter_records",
-           "normalize_compression"]
+           "normalize_compression", "open_for_reading"]
 
 COMPRESSIONS = ("", "ZLIB", "GZIP")
 _HEADER = struct.Struct("<QI")
@@ -91,13 +91,14 @@ class _ZlibReader:
         self._raw.close()
 
 
-def _open_read(path: str, compression: str) -> Any:
+def open_for_reading(path: str, compression: str) -> Any:
+    """A binary file-like `read(n)` over `path`'s (decompressed) bytes."""
     try:
         raw = open(path, "rb")  # noqa: SIM115 - the reader owns and closes it
     except FileNotFoundError:
-        raise NotFoundError(f"TFRecord file '{path}' does not exist") from None
+        raise NotFoundError(f"file '{path}' does not exist") from None
     except IsADirectoryError:
-        raise InvalidArgumentError(f"TFRecord path '{path}' is a directory") from None
+        raise InvalidArgumentError(f"'{path}' is a directory, not a file") from None
     if compression == "GZIP":
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if compression == "ZLIB":
@@ -111,7 +112,7 @@ class RecordReader:
     def __init__(self, path: str, compression: Any = ""):
         self.path = path
         self.compression = normalize_compression(compression)
-        self._f = _open_read(path, self.compression)
+        self._f = open_for_reading(path, self.compression)
         self.offset = 0  # the next record's offset in the uncompressed stream
 
     def _read_exact(self, n: int, start: int) -> bytes:

@@ -6,6 +6,10 @@ from actorflow.data.iterator import Iterator, make_initializable_iterator, make_
 __all__ = ["Dataset", "Iterator", "make_one_shot_iterator", "make_initializable_iterator"]
 
 # TFRecord / Example (session 7 io)
-from actorflow.data.tfrecord_dataset import TFRecordDataset  # noqa: E402
+from actorflow.data.file_datasets import (  # noqa: E402
+    FixedLengthRecordDataset,
+    TextLineDataset,
+    TFRecordDataset,
+)
 
-__all__ += ["TFRecordDataset"]
+__all__ += ["TFRecordDataset", "TextLineDataset", "FixedLengthRecordDataset"]

@@ -1,8 +1,12 @@
-"""Kernels of TF1's queue-based `TFRecordReader` (`devices.tfrecord_dataset.RecordReaderState`):
+"""Kernels of TF1's queue-based readers (`devices.tfrecord_dataset.RecordReaderState`):
 
     TFRecordReaderV2() -> reader         attrs shared_name, compression_type
+    TextLineReaderV2() -> reader         attrs shared_name, skip_header_lines
+    FixedLengthRecordReaderV2() -> reader   attrs shared_name, record_bytes, header_bytes,
+                                            footer_bytes, hop_bytes, encoding ("", ZLIB, GZIP)
         the reader resource, created on first use by name in the device's container
-    ReaderReadV2(reader, queue) -> key: string[] (b"file:offset"), value: string[]
+    ReaderReadV2(reader, queue) -> key: string[] (b"file:offset", b"file:line", b"file:index"),
+                                   value: string[]
         the next record; when the reader's file is exhausted it dequeues the next file name
         from `queue` (a queue of file names, `string_input_producer`'s): asynchronous, since
         the queue may be empty. A closed, empty queue ends the reads with OutOfRangeError,
@@ -25,27 +29,36 @@ import numpy as np
 from devices.errors import InvalidArgumentError
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.queues import ONE, QueueBase
-from devices.tfrecord_dataset import RecordReaderState
+from devices.tfrecord_dataset import RecordReaderState, opener
 from devices.tfrecord_io import normalize_compression
 from devices.waits import Wait, Waiter
 
 
-@register_kernel("TFRecordReaderV2", stateful=True, device_types=("CPU",))
-def _reader(k: KernelContext) -> Any:
-    name = k.attrs.get("shared_name") or k.name
-    compression = normalize_compression(k.attrs.get("compression_type", ""))
-    mgr = k.device.resources
-    cache: list[Any] = [-1, None]
+def _reader_factory(kind: str) -> Any:
+    def factory(k: KernelContext) -> Any:
+        name = k.attrs.get("shared_name") or k.name
+        attrs = {**k.attrs, "compression": normalize_compression(
+            k.attrs.get("compression_type") or k.attrs.get("encoding") or "")}
+        open_file = opener(kind, attrs)
+        mgr = k.device.resources
+        cache: list[Any] = [-1, None]
 
-    def compute() -> tuple:
-        if cache[0] != mgr.generation:
-            r = mgr.lookup_or_create("", name, lambda: RecordReaderState(name, compression))
-            if not isinstance(r, RecordReaderState):
-                raise InvalidArgumentError(f"resource '{name}' is a {type(r).__name__}, not a "
-                                           f"TFRecordReader", node=k.name, device=k.device.name)
-            cache[:] = [mgr.generation, r]
-        return (cache[1],)
-    return compute
+        def compute() -> tuple:
+            if cache[0] != mgr.generation:
+                r = mgr.lookup_or_create("", name, lambda: RecordReaderState(name, open_file))
+                if not isinstance(r, RecordReaderState):
+                    raise InvalidArgumentError(f"resource '{name}' is a {type(r).__name__}, "
+                                               f"not a reader", node=k.name,
+                                               device=k.device.name)
+                cache[:] = [mgr.generation, r]
+            return (cache[1],)
+        return compute
+    return factory
+
+
+for _op, _kind in (("TFRecordReaderV2", "tfrecord"), ("TextLineReaderV2", "textline"),
+                   ("FixedLengthRecordReaderV2", "fixed_length")):
+    register_kernel(_op, stateful=True, device_types=("CPU",))(_reader_factory(_kind))
 
 
 def _check_queue(q: Any, node: str) -> QueueBase:
