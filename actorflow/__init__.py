@@ -294,6 +294,7 @@ from actorflow.parsing_ops import (  # noqa: E402
     FixedLenFeature,
     FixedLenSequenceFeature,
     VarLenFeature,
+    decode_csv,
     decode_raw,
     parse_example,
     parse_single_example,

@@ -28,7 +28,7 @@ from devices import dtypes
 from devices.errors import InvalidArgumentError
 
 __all__ = ["FixedLenFeature", "VarLenFeature", "FixedLenSequenceFeature", "parse_example",
-           "parse_single_example", "parse_single_sequence_example", "decode_raw",
+           "parse_single_example", "parse_single_sequence_example", "decode_csv", "decode_raw",
            "serialize_tensor", "parse_tensor"]
 
 _FEATURE_DTYPES = ("float32", "int64", "string")
@@ -105,12 +105,14 @@ define_op("ParseExample", infer=_infer)
 define_op("ParseSingleSequenceExample", infer=lambda ins, a: [
     *_infer(ins, a, "context_", single=True),
     *_infer(ins, a, "sequence_", steps=True)])
+define_op("DecodeCSV", infer=lambda ins, a: [(dtypes.as_dtype(t), ins[0]._shape)
+                                             for t in a["types"]])
 define_op("DecodeRaw", infer=lambda ins, a: [
     (a["out_type"], None if ins[0]._shape is None else (*ins[0]._shape, None))])
 define_op("SerializeTensor", infer=lambda ins, a: [(dtypes.string, ())])
 define_op("ParseTensor", infer=lambda ins, a: [(a["out_type"], None)])
-for _op in ("ParseExample", "ParseSingleSequenceExample", "DecodeRaw", "SerializeTensor",
-            "ParseTensor"):
+for _op in ("ParseExample", "ParseSingleSequenceExample", "DecodeCSV", "DecodeRaw",
+            "SerializeTensor", "ParseTensor"):
     no_gradient(_op)
 
 
@@ -215,6 +217,43 @@ def parse_single_sequence_example(serialized: Any, context_features: dict | None
     outs = list(apply_op("ParseSingleSequenceExample", [s], attrs,
                          name=name or "ParseSingleSequenceExample"))
     return _outputs(outs, attrs, "context_"), _outputs(outs, attrs, "sequence_")
+
+
+def decode_csv(records: Any, record_defaults: Any, field_delim: str = ",",
+               use_quote_delim: bool = True, name: str | None = None, na_value: str = "",
+               select_cols: Any = None) -> list[Tensor]:
+    """The CSV fields of each string of `records` (any shape): one tensor per column, of
+    the dtype of its `record_defaults` entry (a one-value list or tensor; an empty one makes
+    the field required)."""
+    from actorflow.op_def import constant_value
+    r = _string(records, "decode_csv")
+    types, defaults = [], []
+    for i, d in enumerate(record_defaults):
+        t = d if isinstance(d, Tensor) else convert_to_tensor(d)
+        v = constant_value(t)
+        if v is None:
+            raise InvalidArgumentError(f"decode_csv's record_defaults[{i}] must be a constant")
+        if t.dtype.name not in ("float32", "float64", "int32", "int64", "string"):
+            raise InvalidArgumentError(f"decode_csv's record_defaults[{i}] has dtype "
+                                       f"{t.dtype.name}; use float32, float64, int32, int64 "
+                                       f"or string")
+        flat = _flat_default(v, t.dtype.name) or []
+        if len(flat) > 1:
+            raise InvalidArgumentError(f"decode_csv's record_defaults[{i}] has {len(flat)} "
+                                       f"values; give one (or none for a required field)")
+        types.append(dtypes.as_dtype(t.dtype))
+        defaults.append(flat)
+    if select_cols is not None and len(list(select_cols)) != len(types):
+        raise InvalidArgumentError("decode_csv: select_cols and record_defaults need the same "
+                                   "length")
+    if len(field_delim) != 1:
+        raise InvalidArgumentError(f"decode_csv's field_delim is one character, got "
+                                   f"{field_delim!r}")
+    attrs = {"types": [t.name for t in types], "defaults": defaults,
+             "field_delim": field_delim, "use_quote_delim": bool(use_quote_delim),
+             "na_value": na_value,
+             "select_cols": None if select_cols is None else [int(c) for c in select_cols]}
+    return list(apply_op("DecodeCSV", [r], attrs, name=name or "DecodeCSV"))
 
 
 def decode_raw(input_bytes: Any = None, out_type: Any = None, little_endian: bool = True,

@@ -32,6 +32,7 @@ from actorflow.parsing_ops import (  # noqa: E402
     FixedLenFeature,
     FixedLenSequenceFeature,
     VarLenFeature,
+    decode_csv,
     decode_raw,
     parse_example,
     parse_single_example,
@@ -46,7 +47,8 @@ from actorflow.tfrecord import (  # noqa: E402
     tf_record_iterator,
 )
 
-__all__ += ["FixedLenFeature", "FixedLenSequenceFeature", "VarLenFeature", "decode_raw",
+__all__ += ["FixedLenFeature", "FixedLenSequenceFeature", "VarLenFeature", "decode_csv",
+            "decode_raw",
             "parse_example", "parse_single_example", "parse_single_sequence_example",
             "parse_tensor", "serialize_tensor",
             "TFRecordCompressionType", "TFRecordOptions", "TFRecordWriter",

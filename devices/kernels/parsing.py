@@ -12,6 +12,10 @@
             VarLenFeature: indices int64[n, 2] of (step, position), values, shape [steps, max];
             FixedLenSequenceFeature: [steps, *shape] (attrs sequence_*)
     DecodeRaw(bytes: string[...]) -> out_type[..., n]     attrs out_type, little_endian
+    DecodeCSV(records: string[...]) -> one tensor per column, the records' shape
+        attrs types, defaults ([] : required), field_delim, use_quote_delim, na_value,
+        select_cols (Python's csv module splits each record; an empty field or na_value takes
+        its default)
     SerializeTensor(t) -> string[]  (a TensorProto)       ParseTensor(string[]) -> out_type
 
 Values follow TF's rules: a feature's list kind must match its dtype (float32: float_list,
@@ -306,3 +310,50 @@ def _parse_tensor(k: KernelContext) -> Any:
         return (out,)
     return compute
 
+
+
+@register_kernel("DecodeCSV", device_types=("CPU",))
+def _decode_csv(k: KernelContext) -> Any:
+    """records: strings of any shape -> one tensor per column, the records' shape."""
+    import csv
+
+    types = list(k.attrs["types"])
+    defaults = [None if not d else d[0] for d in k.attrs["defaults"]]
+    delim = k.attrs.get("field_delim", ",")
+    quoting = csv.QUOTE_MINIMAL if k.attrs.get("use_quote_delim", True) else csv.QUOTE_NONE
+    na = k.attrs.get("na_value", "")
+    cols = k.attrs.get("select_cols") or list(range(len(types)))
+    want = None if k.attrs.get("select_cols") else len(types)
+
+    def convert(field: str, c: int, t: str, r: int) -> Any:
+        if field == "" or field == na:
+            if defaults[c] is None:
+                raise InvalidArgumentError(f"field {cols[c]} is required but missing in record "
+                                           f"{r}: give its record_defaults entry a value",
+                                           node=k.name)
+            return defaults[c]
+        if t == "string":
+            return field.encode()
+        try:
+            return int(field) if t.startswith("int") else float(field)
+        except ValueError:
+            raise InvalidArgumentError(f"field {cols[c]} in record {r} is not a valid {t}: "
+                                       f"{field!r}", node=k.name) from None
+
+    def compute(records: Any) -> tuple:
+        arr = np.asarray(records)
+        flat = [b.decode() if isinstance(b, bytes) else str(b) for b in arr.reshape(-1).tolist()]
+        columns: list[list] = [[] for _ in types]
+        for r, line in enumerate(flat):
+            fields = next(csv.reader([line], delimiter=delim, quoting=quoting,
+                                     quotechar='"'), [""])
+            if want is not None and len(fields) != want:
+                raise InvalidArgumentError(f"expect {want} fields but have {len(fields)} in "
+                                           f"record {r}", node=k.name)
+            if want is None and len(fields) <= max(cols):
+                raise InvalidArgumentError(f"record {r} has {len(fields)} fields; select_cols "
+                                           f"needs column {max(cols)}", node=k.name)
+            for c, t in enumerate(types):
+                columns[c].append(convert(fields[cols[c]], c, t, r))
+        return tuple(_array(v, t, arr.shape) for v, t in zip(columns, types, strict=True))
+    return compute
