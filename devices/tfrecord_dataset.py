@@ -21,6 +21,7 @@ file ends it needs the next file name from the queue of names, which the kernel 
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -75,6 +76,9 @@ def records(desc: dict, device: Any = None, epoch: int = 0) -> Iterator[tuple]:
     (record,) per record."""
     names = _names(desc["arrays"][0])
     open_file = opener(desc["op"], desc)
+    if desc["op"] == "fixed_length" and not desc.get("compression"):
+        for name in names:
+            _check_fixed_length(name, desc)
     parallel = max(1, int(desc.get("parallel") or 1))
     if parallel == 1:
         for name in names:
@@ -101,6 +105,22 @@ def records(desc: dict, device: Any = None, epoch: int = 0) -> Iterator[tuple]:
                 slots[i] = None
                 n_open -= 1
         i = (i + 1) % parallel
+
+
+def _check_fixed_length(name: str, desc: dict) -> None:
+    """A file of FixedLengthRecordDataset holds whole records between header and footer (TF
+    refuses a partial one; the queue-based reader drops it)."""
+    try:
+        size = os.path.getsize(name)
+    except OSError:
+        return  # the reader names the missing file
+    n, head, foot = desc["record_bytes"], desc.get("header_bytes", 0), desc.get("footer_bytes", 0)
+    body = size - head - foot
+    if body % n:
+        raise InvalidArgumentError(
+            f"excluding the header ({head} bytes) and footer ({foot} bytes), input file "
+            f"'{name}' has body length {body} bytes, which is not an exact multiple of the "
+            f"record length ({n} bytes)")
 
 
 class RecordReaderState:

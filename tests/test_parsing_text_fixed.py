@@ -97,6 +97,8 @@ def test_fixed_length_records_cifar_layout(tmp_path: Path) -> None:
         ds = tf.data.FixedLengthRecordDataset([str(framed)], 13, header_bytes=4,
                                               footer_bytes=4).batch(10)
         framed_next = ds.make_one_shot_iterator().get_next()
+        partial = tf.data.FixedLengthRecordDataset(str(plain), 13).make_one_shot_iterator()
+        partial_next = partial.get_next()
         with tf.Session(graph=g) as s:
             s.run(tf.local_variables_initializer())
             coord = tf.train.Coordinator()
@@ -105,6 +107,9 @@ def test_fixed_length_records_cifar_layout(tmp_path: Path) -> None:
             coord.request_stop()
             coord.join(threads)
             got = s.run(framed_next)
+            with pytest.raises(tf.errors.InvalidArgumentError, match="body length 67 bytes, "
+                               "which is not an exact multiple of the record length"):
+                s.run(partial_next)  # the dataset refuses what the reader drops, as TF does
     assert [r[0] for r in rows] == [f"{plain}:{i}".encode() for i in range(5)]
     assert [int(r[1][0]) for r in rows] == recs[:, 0].tolist()
     assert np.array_equal(np.stack([r[2] for r in rows]),

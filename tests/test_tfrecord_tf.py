@@ -1,7 +1,8 @@
 """TFRecord files and Example protos against TensorFlow itself, both ways, in one run of the
 side env (`.tfenv`, TensorFlow 2.21; skipped where it is absent): TensorFlow reads and parses
 what we write (three compressions, serialize_tensor, an event file) and gives the order of
-TFRecordDataset's num_parallel_reads; we read and parse what it writes."""
+TFRecordDataset's num_parallel_reads, TextLineDataset + decode_csv and
+FixedLengthRecordDataset on the same files; we read and parse what it writes."""
 
 from __future__ import annotations
 
@@ -45,6 +46,12 @@ out["events"] = [(e.step, v.tag, v.simple_value)
 names = [f"{d}/p{i}.tfrecord" for i in range(3)]
 out["parallel"] = [r.numpy().decode() for r in tf.data.TFRecordDataset(
     names, num_parallel_reads=2)]
+lines = tf.data.TextLineDataset(f"{d}/lines.csv.gz", "GZIP").skip(1).map(
+    lambda l: tf.io.decode_csv(l, [[0], [-1.0], ["?"]], na_value="NA"))
+out["csv"] = [[int(a), float(b), c.decode()] for a, b, c in
+              [[t.numpy() for t in row] for row in lines]]
+fixed = tf.data.FixedLengthRecordDataset(f"{d}/fixed.bin", 3, header_bytes=2, footer_bytes=2)
+out["fixed"] = [list(r.numpy()) for r in fixed]
 with tf.io.TFRecordWriter(f"{d}/theirs.tfrecord", "GZIP") as w:
     for i in range(3):
         w.write(tf.train.Example(features=tf.train.Features(feature={
@@ -69,6 +76,10 @@ def test_tensorflow_reads_ours_and_we_read_tensorflows(tmp_path: Path) -> None:
         with tf.io.TFRecordWriter(str(tmp_path / f"p{i}.tfrecord")) as w:
             for r in range((3, 1, 2)[i]):
                 w.write(f"{i}-{r}".encode())
+    import gzip
+    with gzip.open(tmp_path / "lines.csv.gz", "wb") as f:
+        f.write(b"a,b,c\n1,2.5,x\n3,NA,\"q,r\"\n,4,\n")
+    (tmp_path / "fixed.bin").write_bytes(bytes(range(2 + 3 * 4 + 2)))
     tensor = np.array([[1.5, -2.0], [0.25, 8.0]], np.float32)
     g = tf.Graph()
     with g.as_default():
@@ -78,8 +89,17 @@ def test_tensorflow_reads_ours_and_we_read_tensorflows(tmp_path: Path) -> None:
         order = tf.data.TFRecordDataset([str(tmp_path / f"p{i}.tfrecord") for i in range(3)],
                                         num_parallel_reads=2).batch(10)
         order_next = order.make_one_shot_iterator().get_next()
+        csv = tf.data.TextLineDataset(str(tmp_path / "lines.csv.gz"), "GZIP").skip(1).map(
+            lambda line: tuple(tf.decode_csv(line, [[0], [-1.0], ["?"]], na_value="NA")))
+        csv_next = csv.batch(10).make_one_shot_iterator().get_next()
+        fixed = tf.data.FixedLengthRecordDataset(str(tmp_path / "fixed.bin"), 3,
+                                                 header_bytes=2, footer_bytes=2).batch(10)
+        fixed_next = fixed.make_one_shot_iterator().get_next()
         with tf.Session(graph=g) as s:
             (tmp_path / "ours_tensor.pb").write_bytes(s.run(ser))
+            our_csv = [[int(a), float(b), c.decode()] for a, b, c in zip(
+                *s.run(csv_next), strict=True)]
+            our_fixed = [list(r) for r in s.run(fixed_next)]
             w = tf.summary.FileWriter(str(tmp_path / "ev"))
             for step in range(3):
                 w.add_summary(s.run(summ, {x: 0.5 * step}), step)
@@ -107,6 +127,8 @@ def test_tensorflow_reads_ours_and_we_read_tensorflows(tmp_path: Path) -> None:
         assert r["tags"] == [j for i in range(6) for j in range(i)]
     assert got["tensor"] == tensor.tolist()
     assert got["events"] == [[k, "loss", 0.5 * k] for k in range(3)]
+    assert our_csv == got["csv"] == [[1, 2.5, "x"], [3, -1.0, "q,r"], [0, 4.0, "?"]]
+    assert our_fixed == got["fixed"] == [[2, 3, 4], [5, 6, 7], [8, 9, 10], [11, 12, 13]]
     assert our_order == got["parallel"] == ["0-0", "1-0", "0-1", "0-2", "2-0", "2-1"]
 
     theirs = list(tf.python_io.tf_record_iterator(str(tmp_path / "theirs.tfrecord"), "GZIP"))
