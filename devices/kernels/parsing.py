@@ -112,43 +112,40 @@ def _parse_features(feats: list, spec: _Spec, single: bool, node: str,
     for key, t, shape, seq, dflt, n in zip(spec.d_keys, spec.d_types, spec.d_shapes,
                                            spec.d_seq, spec.d_defaults, spec.d_sizes,
                                            strict=True):
-        rows = []
-        for i, f in enumerate(feats):
-            v = _values(f[key], key, t, f"{what} {i}") if key in f else None
-            if seq:
-                v = v or []
-                if n == 0 or len(v) % n:
-                    raise InvalidArgumentError(
-                        f"{what} {i}, feature '{key}': {len(v)} values do not make whole "
-                        f"steps of shape {list(shape)}", node=node)
-                rows.append(_array(v, t, (len(v) // n, *shape)))
-            elif v is None:
-                if dflt is None:
+        if not seq:  # the common case: one flat list of every example's values, one array
+            flat: list = []
+            for i, f in enumerate(feats):
+                if key in f:
+                    v = _values(f[key], key, t, f"{what} {i}")
+                    if len(v) != n:
+                        raise InvalidArgumentError(
+                            f"{what} {i}, feature '{key}': expected {n} values for shape "
+                            f"{list(shape)}, got {len(v)}; use VarLenFeature or "
+                            f"FixedLenSequenceFeature for a varying count", node=node)
+                    flat.extend(v)
+                elif dflt is None:
                     raise InvalidArgumentError(
                         f"{what} {i}: feature '{key}' (data type: {t}) is required but could "
                         f"not be found; give its FixedLenFeature a default_value", node=node)
-                rows.append(dflt.copy())
-            else:
-                if len(v) != n:
-                    raise InvalidArgumentError(
-                        f"{what} {i}, feature '{key}': expected {n} values for shape "
-                        f"{list(shape)}, got {len(v)}; use VarLenFeature or "
-                        f"FixedLenSequenceFeature for a varying count", node=node)
-                rows.append(_array(v, t, shape))
-        if seq:
-            steps = max((r.shape[0] for r in rows), default=0)
-            fill = dflt if dflt is not None else _array([b"" if t == "string" else 0], t, ())
-            out = np.empty((b, steps, *shape), dtype=_np_dtype(t))
-            out[...] = fill
-            for i, r in enumerate(rows):
-                out[i, :r.shape[0]] = r
-        elif single:
-            out = rows[0]
-        else:
-            out = np.empty((b, *shape), dtype=_np_dtype(t))
-            for i, r in enumerate(rows):
-                out[i, ...] = r
-        dense.append(out[0] if single and seq else out)
+                else:
+                    flat.extend(dflt.reshape(-1).tolist())
+            dense.append(_array(flat, t, shape if single else (b, *shape)))
+            continue
+        rows = []  # a FixedLenSequenceFeature: whole steps of `shape`, padded to the longest
+        for i, f in enumerate(feats):
+            v = _values(f[key], key, t, f"{what} {i}") if key in f else []
+            if n == 0 or len(v) % n:
+                raise InvalidArgumentError(
+                    f"{what} {i}, feature '{key}': {len(v)} values do not make whole steps of "
+                    f"shape {list(shape)}", node=node)
+            rows.append(_array(v, t, (len(v) // n, *shape)))
+        steps = max((r.shape[0] for r in rows), default=0)
+        fill = dflt if dflt is not None else _array([b"" if t == "string" else 0], t, ())
+        out = np.empty((b, steps, *shape), dtype=_np_dtype(t))
+        out[...] = fill
+        for i, r in enumerate(rows):
+            out[i, :r.shape[0]] = r
+        dense.append(out[0] if single else out)
     return (*sp_out[0], *sp_out[1], *sp_out[2], *dense)
 
 
