@@ -42,8 +42,8 @@ def _np_dtype(name: str) -> Any:
     return object if name == "string" else np.dtype(name)
 
 
-def _values(feature: Any, key: str, dtype: str, where: str) -> list:
-    """The values of one Feature as a Python list, its kind checked against `dtype`."""
+def _values(feature: Any, key: str, dtype: str, where: str) -> Any:
+    """The values of one Feature (a sequence), its kind checked against `dtype`."""
     kind = feature.WhichOneof("kind")
     if kind is None:
         return []
@@ -52,7 +52,7 @@ def _values(feature: Any, key: str, dtype: str, where: str) -> list:
             f"{where}, feature '{key}': data types don't match: the parser expects "
             f"{_TF_TYPE[_KIND[dtype]]}, the Example holds {_TF_TYPE[kind]}; declare the "
             f"feature with the dtype it was written with")
-    return list(getattr(feature, kind).value)
+    return getattr(feature, kind).value  # protobuf's repeated container: len, iter, extend
 
 
 def _array(vals: list, dtype: str, shape: tuple = (-1,)) -> np.ndarray:
@@ -100,7 +100,7 @@ def _parse_features(feats: list, spec: _Spec, single: bool, node: str,
     for key, t in zip(spec.sp_keys, spec.sp_types, strict=True):
         idx, vals, longest = [], [], 0
         for i, f in enumerate(feats):
-            v = _values(f[key], key, t, f"{what} {i}") if key in f else []
+            v = _values(fv, key, t, f"{what} {i}") if (fv := f.get(key)) is not None else []
             idx.extend((i, j) for j in range(len(v)))
             vals.extend(v)
             longest = max(longest, len(v))
@@ -115,8 +115,9 @@ def _parse_features(feats: list, spec: _Spec, single: bool, node: str,
         if not seq:  # the common case: one flat list of every example's values, one array
             flat: list = []
             for i, f in enumerate(feats):
-                if key in f:
-                    v = _values(f[key], key, t, f"{what} {i}")
+                fv = f.get(key)  # one map lookup
+                if fv is not None:
+                    v = _values(fv, key, t, f"{what} {i}")
                     if len(v) != n:
                         raise InvalidArgumentError(
                             f"{what} {i}, feature '{key}': expected {n} values for shape "
@@ -133,12 +134,12 @@ def _parse_features(feats: list, spec: _Spec, single: bool, node: str,
             continue
         rows = []  # a FixedLenSequenceFeature: whole steps of `shape`, padded to the longest
         for i, f in enumerate(feats):
-            v = _values(f[key], key, t, f"{what} {i}") if key in f else []
+            v = _values(fv, key, t, f"{what} {i}") if (fv := f.get(key)) is not None else []
             if n == 0 or len(v) % n:
                 raise InvalidArgumentError(
                     f"{what} {i}, feature '{key}': {len(v)} values do not make whole steps of "
                     f"shape {list(shape)}", node=node)
-            rows.append(_array(v, t, (len(v) // n, *shape)))
+            rows.append(_array(list(v), t, (len(v) // n, *shape)))
         steps = max((r.shape[0] for r in rows), default=0)
         fill = dflt if dflt is not None else _array([b"" if t == "string" else 0], t, ())
         out = np.empty((b, steps, *shape), dtype=_np_dtype(t))
