@@ -8,7 +8,7 @@ epochs is the queue's OutOfRangeError, as in TF:
     key, line = af.TextLineReader(skip_header_lines=1).read(csv_names)   # b"file:<line>"
     key, value = af.FixedLengthRecordReader(record_bytes=3073).read(bin_names)  # b"file:<i>"
 
-The reader is a resource on the queue's device (`devices.kernels.tfrecord_reader`); its files
+The reader is a resource on the queue's device (`devices.kernels.readers`); its files
 are read lazily (`devices.tfrecord_io`, `devices.file_records`).
 """
 

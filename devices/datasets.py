@@ -7,7 +7,7 @@ A description is a dict ``{"op": kind, ...}``; an element is a tuple of arrays (
 components). The chain, source first:
   tensor_slices {arrays}        rows of each array     tensors {arrays}   one element
   range {start, stop, step}     int64 scalars          generator {key}    a local callable
-  tfrecord {arrays: [file names], compression, parallel}   records (`devices.tfrecord_dataset`;
+  tfrecord {arrays: [file names], compression, parallel}   records (`devices.file_sources`;
   textline and fixed_length likewise: lines, fixed-length records)
   zip {inputs}                  map {input, fn, parallel}   filter {input, fn}
   flat_map / interleave {input, fn, inner, cycle_length, block_length}
@@ -138,7 +138,7 @@ def build(desc: dict, device: Any, epoch: int = 0, rows: bool = False) -> PyIter
     if op == "generator":
         return _generator(desc)
     if op in ("tfrecord", "textline", "fixed_length"):  # files (session 7 io): TFRecord...
-        from devices.tfrecord_dataset import records
+        from devices.file_sources import records
         return records(desc, device, epoch)
     if op == "zip":
         parts = [build(d, device, epoch) for d in desc["inputs"]]

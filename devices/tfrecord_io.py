@@ -21,8 +21,8 @@ streams through.
 
 A bad length CRC, a bad data CRC or a truncated record is a DataLossError naming the file and
 the record's offset (TF's "corrupted record at N" / "truncated record at N"). This module is
-the only place that knows the framing: the dataset source (`devices.tfrecord_dataset`), the
-reader kernel (`devices.kernels.parsing`) and the user API (`actorflow.tfrecord`) share it.
+the only place that knows the framing: the dataset source (`devices.file_sources`), the
+reader kernels (`devices.kernels.readers`) and the user API (`actorflow.tfrecord`) share it.
 """
 
 from __future__ import annotations

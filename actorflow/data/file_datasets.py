@@ -1,4 +1,4 @@
-"""Files as dataset sources, read lazily on the iterator's device (`devices.tfrecord_dataset`),
+"""Files as dataset sources, read lazily on the iterator's device (`devices.file_sources`),
 with TF's signatures: `TFRecordDataset` (records of TFRecord files), `TextLineDataset` (lines
 of text files), `FixedLengthRecordDataset` (fixed-size binary records, e.g. CIFAR-10's):
 

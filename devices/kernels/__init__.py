@@ -22,6 +22,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     pyfunc,
     queue,  # queues (issue 15)
     random,
+    readers,  # TFRecord / Example (session 7 io): TFRecordReader, TextLineReader, ...
     reduction,
     registry,
     sampling,
@@ -31,6 +32,5 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     state,
     structural,
     summary,
-    tfrecord_reader,  # TFRecord / Example (session 7 io): TFRecordReader
     trig,
 )

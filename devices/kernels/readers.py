@@ -1,4 +1,4 @@
-"""Kernels of TF1's queue-based readers (`devices.tfrecord_dataset.RecordReaderState`):
+"""Kernels of TF1's queue-based readers (`devices.file_sources.RecordReaderState`):
 
     TFRecordReaderV2() -> reader         attrs shared_name, compression_type
     TextLineReaderV2() -> reader         attrs shared_name, skip_header_lines
@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.file_sources import RecordReaderState, opener
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.queues import ONE, QueueBase
-from devices.tfrecord_dataset import RecordReaderState, opener
 from devices.tfrecord_io import normalize_compression
 from devices.waits import Wait, Waiter
 

@@ -3,14 +3,14 @@
 (`TFRecordReader`, `TextLineReader`, `FixedLengthRecordReader`), all reading files lazily
 through `devices.tfrecord_io` and `devices.file_records`.
 
-Dataset sources (descriptions in `devices.datasets`' chain):
-    textline {arrays: [file names], compression}        one scalar string per line
+Dataset sources (descriptions in `devices.datasets`' chain), one scalar string per record:
+    tfrecord {arrays: [file names], compression, parallel}          TFRecords
+    textline {arrays: [file names], compression, parallel}          lines
     fixed_length {arrays: [file names], record_bytes, header_bytes, footer_bytes,
-                  hop_bytes, compression}                one scalar string per record
-    tfrecord {arrays: [file names], compression, parallel}
-        one scalar string per record, the files in order; with `parallel` > 1 that many
-        files are open at once and their records interleave one by one (TF's
-        num_parallel_reads, in its deterministic order).
+                  compression, parallel}                            fixed-length records
+The files are read in order; with `parallel` > 1 that many files are open at once and their
+records interleave one by one (TF's num_parallel_reads, in its deterministic order). An
+uncompressed fixed-length file whose body is not whole records is refused, as TF does.
 
 `RecordReaderState` is the resource behind those readers: the files it was handed (opened by
 its `opener`: one of the record readers, by file name) and its position. Its owner (the
