@@ -315,3 +315,24 @@ from actorflow.ops.image_io_ops import read_file, write_file  # noqa: E402
 from actorflow.ops.string_ops import as_string  # noqa: E402
 from actorflow.sparse_tensor import sparse_placeholder, sparse_tensor_dense_matmul  # noqa: E402
 from scheduler.graphdef import NodeDef  # noqa: E402  (isinstance checks in device functions)
+
+# TFRecord / Example (session 7 io): tf.python_io, TFRecordReader, parsing ops
+python_io = importlib.import_module("actorflow.tfrecord").python_io
+from actorflow.parsing_ops import (  # noqa: E402
+    FixedLenFeature,
+    FixedLenSequenceFeature,
+    VarLenFeature,
+    decode_csv,
+    decode_raw,
+    parse_example,
+    parse_single_example,
+    parse_single_sequence_example,
+    parse_tensor,
+    serialize_tensor,
+)
+from actorflow.record_readers import (  # noqa: E402
+    FixedLengthRecordReader,
+    ReaderBase,
+    TextLineReader,
+    TFRecordReader,
+)

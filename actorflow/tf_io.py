@@ -26,3 +26,30 @@ gfile = types.SimpleNamespace(
 
 __all__ = ["gfile", "read_file", "write_file", "decode_image", "decode_png", "decode_jpeg",
            "decode_bmp", "decode_gif", "encode_png", "encode_jpeg", "match_filenames_once"]
+
+# TFRecord / Example (session 7 io): tf.io's TFRecord files and parsing ops
+from actorflow.parsing_ops import (  # noqa: E402
+    FixedLenFeature,
+    FixedLenSequenceFeature,
+    VarLenFeature,
+    decode_csv,
+    decode_raw,
+    parse_example,
+    parse_single_example,
+    parse_single_sequence_example,
+    parse_tensor,
+    serialize_tensor,
+)
+from actorflow.tfrecord import (  # noqa: E402
+    TFRecordCompressionType,
+    TFRecordOptions,
+    TFRecordWriter,
+    tf_record_iterator,
+)
+
+__all__ += ["FixedLenFeature", "FixedLenSequenceFeature", "VarLenFeature", "decode_csv",
+            "decode_raw",
+            "parse_example", "parse_single_example", "parse_single_sequence_example",
+            "parse_tensor", "serialize_tensor",
+            "TFRecordCompressionType", "TFRecordOptions", "TFRecordWriter",
+            "tf_record_iterator"]

@@ -7,6 +7,8 @@ A description is a dict ``{"op": kind, ...}``; an element is a tuple of arrays (
 components). The chain, source first:
   tensor_slices {arrays}        rows of each array     tensors {arrays}   one element
   range {start, stop, step}     int64 scalars          generator {key}    a local callable
+  tfrecord {arrays: [file names], compression, parallel}   records (`devices.file_sources`;
+  textline and fixed_length likewise: lines, fixed-length records)
   zip {inputs}                  map {input, fn, parallel}   filter {input, fn}
   flat_map / interleave {input, fn, inner, cycle_length, block_length}
   shuffle {input, buffer, seed, reshuffle}   batch {input, size, drop}
@@ -135,6 +137,9 @@ def build(desc: dict, device: Any, epoch: int = 0, rows: bool = False) -> PyIter
         return ((np.int64(i),) for i in range(desc["start"], desc["stop"], desc["step"]))
     if op == "generator":
         return _generator(desc)
+    if op in ("tfrecord", "textline", "fixed_length"):  # files (session 7 io): TFRecord...
+        from devices.file_sources import records
+        return records(desc, device, epoch)
     if op == "zip":
         parts = [build(d, device, epoch) for d in desc["inputs"]]
         return (sum(els, ()) for els in zip(*parts, strict=False))

@@ -160,6 +160,23 @@ class Dataset:
         return Dataset({"op": "generator", "key": key, "types": [t.np for t in flat_t]},
                        flat_t, flat_s, structure)
 
+    @staticmethod
+    def list_files(file_pattern: Any, shuffle: bool | None = None, seed: int | None = None
+                   ) -> Dataset:
+        """The file names matching the glob `file_pattern` (a string or a list of them), as
+        scalar strings; shuffled (seeded by `seed`) unless `shuffle` is False. The files are
+        listed when the graph is built. (TFRecord / Example, session 7 io)"""
+        import glob
+        patterns = [file_pattern] if isinstance(file_pattern, str | bytes) else list(
+            file_pattern)
+        names = sorted({f for p in patterns
+                        for f in glob.glob(p.decode() if isinstance(p, bytes) else p)})
+        if not names:
+            raise InvalidArgumentError(f"Dataset.list_files: no files matched pattern "
+                                       f"{patterns}")
+        ds = Dataset.from_tensor_slices(np.asarray([n.encode() for n in names], dtype=object))
+        return ds if shuffle is False else ds.shuffle(len(names), seed=seed)
+
     # -- transformations ------------------------------------------------------------------------
     def _derive(self, op: str, **kw: Any) -> Dataset:
         return Dataset({"op": op, "input": self._desc, **kw}, self._types, self._shapes,
@@ -185,6 +202,7 @@ class Dataset:
                     flat, structure = [], out
                 else:
                     out = _normalize_out(out)
+                    _no_sparse(out, what)  # TFRecord / Example (session 7 io)
                     flat = [convert_to_tensor(t) for t in nest.flatten(out)]
                     structure = nest.pack_sequence_as(out, [None] * len(flat))
                 flat_all = flat + [convert_to_tensor(c) for c in caps]
@@ -289,3 +307,15 @@ def _normalize_out(x: Any) -> Any:
     if isinstance(x, list):
         return tuple(x)
     return x
+
+
+def _no_sparse(out: Any, what: str) -> None:
+    """A clear error for a SparseTensor element (e.g. a VarLenFeature's parse), which
+    datasets cannot carry yet. (TFRecord / Example, session 7 io)"""
+    from actorflow.sparse_tensor import SparseTensor
+    for key, v in (out.items() if isinstance(out, dict) else enumerate(nest.flatten(out))):
+        if isinstance(v, SparseTensor):
+            raise InvalidArgumentError(
+                f"the function given to {what} returns a SparseTensor (component {key!r}); "
+                f"dataset elements hold dense tensors here: convert it inside the function "
+                f"with af.sparse_tensor_to_dense (or parse with FixedLenSequenceFeature)")

@@ -142,3 +142,19 @@ from actorflow.meta_graph import export_meta_graph, import_meta_graph  # noqa: E
 # TF1 surface (session 7): FTRL-Proximal
 __all__ += ["FtrlOptimizer"]
 from actorflow.train.ftrl import FtrlOptimizer  # noqa: E402
+
+# TFRecord / Example (session 7 io): the Example protos, summary_iterator
+__all__ += ["BytesList", "Example", "Feature", "FeatureList", "FeatureLists", "Features",
+            "FloatList", "Int64List", "SequenceExample", "summary_iterator"]
+from actorflow.tfrecord import summary_iterator  # noqa: E402
+from devices.example_protos import (  # noqa: E402
+    BytesList,
+    Example,
+    Feature,
+    FeatureList,
+    FeatureLists,
+    Features,
+    FloatList,
+    Int64List,
+    SequenceExample,
+)

@@ -19,10 +19,12 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     lookup,  # lookup tables (issue 13, session 7)
     math,
     nn,
+    parsing,  # TFRecord / Example (session 7 io): parse_example, decode_raw
     partition,
     pyfunc,
     queue,  # queues (issue 15)
     random,
+    readers,  # TFRecord / Example (session 7 io): TFRecordReader, TextLineReader, ...
     reduction,
     registry,
     sampling,
