@@ -61,13 +61,13 @@ def test_text_line_dataset_gzip_and_decode_csv_options(tmp_path: Path) -> None:
             sl, sw, label = s.run(feats)
             c3, c0 = s.run(cols)
             with pytest.raises(tf.errors.InvalidArgumentError,
-                               match="field 1 is required but missing in record 0"):
+                               match="Field 1 is required but missing in record 0"):
                 s.run(required)
             with pytest.raises(tf.errors.InvalidArgumentError,
-                               match="expect 3 fields but have 2 in record 0"):
+                               match="Expect 3 fields but have 2 in record 0"):
                 s.run(short)
             with pytest.raises(tf.errors.InvalidArgumentError,
-                               match="field 1 in record 0 is not a valid int32: 'x'"):
+                               match="Field 1 in record 0 is not a valid int32: 'x'"):
                 s.run(bad)
     assert sl.tolist() == pytest.approx([5.1, 6.2]) and sw.tolist() == pytest.approx([3.5, 9.0])
     assert label.tolist() == [0, 2] and label.dtype == np.int32

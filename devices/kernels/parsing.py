@@ -326,7 +326,7 @@ def _decode_csv(k: KernelContext) -> Any:
     def convert(field: str, c: int, t: str, r: int) -> Any:
         if field == "" or field == na:
             if defaults[c] is None:
-                raise InvalidArgumentError(f"field {cols[c]} is required but missing in record "
+                raise InvalidArgumentError(f"Field {cols[c]} is required but missing in record "
                                            f"{r}: give its record_defaults entry a value",
                                            node=k.name)
             return defaults[c]
@@ -335,7 +335,7 @@ def _decode_csv(k: KernelContext) -> Any:
         try:
             return int(field) if t.startswith("int") else float(field)
         except ValueError:
-            raise InvalidArgumentError(f"field {cols[c]} in record {r} is not a valid {t}: "
+            raise InvalidArgumentError(f"Field {cols[c]} in record {r} is not a valid {t}: "
                                        f"{field!r}", node=k.name) from None
 
     def compute(records: Any) -> tuple:
@@ -346,7 +346,7 @@ def _decode_csv(k: KernelContext) -> Any:
             fields = next(csv.reader([line], delimiter=delim, quoting=quoting,
                                      quotechar='"'), [""])
             if want is not None and len(fields) != want:
-                raise InvalidArgumentError(f"expect {want} fields but have {len(fields)} in "
+                raise InvalidArgumentError(f"Expect {want} fields but have {len(fields)} in "
                                            f"record {r}", node=k.name)
             if want is None and len(fields) <= max(cols):
                 raise InvalidArgumentError(f"record {r} has {len(fields)} fields; select_cols "
