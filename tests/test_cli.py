@@ -182,7 +182,7 @@ def test_a_signal_in_the_middle_of_a_step_stops_the_daemons_with_exit_0(
             with af.device("/job:ps/task:0"):
                 a = af.constant(rng.standard_normal((600, 600)).astype(np.float32))
                 y = a
-                for _ in range(12):  # about a second of work on the PS, run inline
+                for _ in range(6):  # about half a second of work on the PS, run inline
                     y = af.tanh(af.matmul(y, a))
             with af.device("/job:worker/task:0"):
                 out = af.reduce_sum(y)
