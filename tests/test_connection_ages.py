@@ -7,6 +7,7 @@ of silence over TCP. A real server and real clients on 127.0.0.1, short heartbea
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 import pytest
@@ -69,3 +70,27 @@ async def test_a_client_that_only_pings_is_named_and_has_no_request_age() -> Non
             c = await _until(server, lambda c: c.name is not None, "named by its ping")
             assert c.name == "watcher" and c.asked is None and c.requests == 0 and c.alive
             assert type(c.client_id) is int and c.client_id >= 0
+
+
+async def test_a_server_restarted_under_a_busy_client_learns_its_name() -> None:
+    """A busy client never pings; it still names itself once per heartbeat interval, so a
+    server that restarted on its address (the client never saw it dead) knows it soon."""
+    # (an interval longer than the restart takes: the client is never silent that long, so
+    # it never pings the new server)
+    cfg = RpcConfig(heartbeat_interval=0.5, heartbeat_timeout=30.0)
+    with socket.socket() as s:  # a free port for both lives of the server
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    async with RpcClient(endpoint, config=cfg, name="busy master") as client:
+        async with RpcServer({"echo": _echo}, config=cfg) as first:
+            first.bind(endpoint)
+            await client.call("echo", None, timeout=5)
+            assert [c.name for c in first.connections()] == ["busy master"]
+        async with RpcServer({"echo": _echo}, config=cfg) as second:
+            second.bind(endpoint)
+            deadline = time.monotonic() + 10
+            while not any(c.name == "busy master" for c in second.connections()):
+                assert time.monotonic() < deadline, second.connections()
+                await client.call("echo", None, timeout=5)  # busy: replies, never silent
+            [c] = second.connections()
+            assert c.alive and c.asked is not None and c.requests >= 1

@@ -125,7 +125,7 @@ def _check_master_ages(c: LocalCluster, s: af.Session, y: object, ran_at: float,
             break
         assert time.monotonic() < deadline, ms
     assert set(ms) == {"/job:ps/replica:0/task:0", "/job:worker/replica:0/task:0"}
-    for task, m in ms.items():
+    for m in ms.values():
         assert m["alive"] and m["pid"] == os.getpid() and m["requests"] >= 2, m
         assert m["asked"] >= asked_at - ran_at, (m, asked_at - ran_at)  # idle since its run
         assert m["heard"] < m["asked"], m  # its heartbeats kept coming

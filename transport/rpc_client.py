@@ -17,9 +17,10 @@ State (touched only by its trio tasks, but for `start_call_from_thread`, which i
   that breaks (``_lost``: the server exited or dropped us) declares it dead at once.
 - ``_who`` / ``_announce``: who this client tells the server it is (``{"name", "pid",
   "id"}``: its name, this process, and ``client_id``, which a master shares among its
-  connections), sent with every ping and with the first request after the client starts or
-  after the server went dead or the stream broke (a server that restarted knows us by
-  nothing else); the server lists it in `RpcServer.connections`.
+  connections), sent with every ping and with the first request after the client starts,
+  after each heartbeat interval (the heartbeat task sets ``_announce``: a server that
+  restarted under a busy client learns who it is within an interval), and after the server
+  went dead or the stream broke; the server lists it in `RpcServer.connections`.
 - ``_deadlines``: one timer task for every call's deadline (`DeadlineTimer`); on expiry the
   call raises `DeadlineExceededError` and the server is told to cancel the handler.
 - ``_refused``: over ZeroMQ, why the server refused our handshake (its CURVE keys do not
@@ -499,4 +500,6 @@ class RpcClient:
             if silent >= ivl or not self._ready.is_set():
                 with contextlib.suppress(trio.WouldBlock, UnavailableError):
                     self._sock.send_nowait(ping)
+            else:
+                self._announce = True  # busy: the next request says who we are
             await trio.sleep(ivl)
