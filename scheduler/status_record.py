@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from scheduler.peer_watch import PeerAge
-from transport.rpc_server import ConnectionInfo
+from transport.connection_ages import ConnectionInfo
 
 
 class KeyInfo(NamedTuple):

@@ -55,9 +55,10 @@ module's docstring lists its state. This module re-exports the public names.
             header, tensors = await client.call("echo", {"x": 1}, [np.ones(3)], timeout=5)
 """
 
+from transport.connection_ages import ConnectionInfo
 from transport.rpc_client import ClientStatistics, RpcClient
 from transport.rpc_core import DeadlineTimer, RpcConfig
-from transport.rpc_server import ConnectionInfo, Handler, RpcServer, ServerStatistics
+from transport.rpc_server import Handler, RpcServer, ServerStatistics
 
 __all__ = [
     "ClientStatistics",

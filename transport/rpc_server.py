@@ -25,16 +25,11 @@ State (touched only by its trio tasks):
 - ``_zap``: with ``RpcConfig.keys``, the `ZapHandler` of the server's context: the ROUTER
   is a CURVE server and only the keys it allows get in (SECURITY.md). `bind` refuses a TCP
   address other than loopback without keys unless ``RpcConfig.insecure``.
-- ``_conns``: peer -> `_Conn`, when each connection was last heard from (any message, a ping
-  too) and last asked something (a request or one-way message), its request count, and who
-  the client says it is (the ``"w"`` field an `RpcClient` puts on its pings and on its first
-  request on a connection: its name, pid and client id). One `time.monotonic` stamp per
-  message, written by the reader; read by `connections` (``actorflow status`` shows how long
-  since each task heard from each master). A connection is *gone* once its same-host stream
-  closed, or nothing came from it for ``heartbeat_timeout`` (a live client pings after each
-  ``heartbeat_interval`` of silence); gone ones are forgotten `FORGET_GONE_AFTER` seconds
-  after they were last heard from (pruned when `connections` is read, and when a new
-  connection arrives once their number has doubled).
+- ``_conns``: a `ConnectionTable` (`transport.connection_ages`): when each connection was
+  last heard from and last asked something, and who the client says it is (the ``"w"`` field
+  of its pings and of a request per heartbeat interval). One `time.monotonic` stamp per
+  message, by the reader; read by `connections` (``actorflow status``: how long since each
+  task heard from each master); gone ones are forgotten after `FORGET_GONE_AFTER`.
 - counters for `statistics`, written by the reader and the handler tasks.
 
 The reader is `ZSocket`'s ``on_receive`` callback: it runs inside the socket's pump and never
@@ -75,6 +70,7 @@ from devices.errors import (
     UnimplementedError,
 )
 from transport.codec import Tensors, decode_message, encode, encode_error
+from transport.connection_ages import ConnectionInfo, ConnectionTable
 from transport.rpc_core import (
     CANCEL,
     ONEWAY,
@@ -101,36 +97,6 @@ Handler = Callable[[Any, Tensors], Awaitable[tuple[Any, Any]] | tuple[Any, Any]]
 def _peer_of(frame: Any) -> bytes | int:
     """The sender of a message: a ZeroMQ routing id frame, or a Unix-stream peer's int."""
     return frame if type(frame) is int else frame.bytes
-
-
-FORGET_GONE_AFTER = 60.0  # seconds a gone connection stays listed by `connections`
-
-
-@dataclass(frozen=True)
-class ConnectionInfo:
-    """One connection to the server as `RpcServer.connections` saw it (ages in seconds)."""
-
-    peer: str               # the server's name for it: a ZeroMQ routing id (hex) or "unix:N"
-    name: str | None        # what the client calls itself (None: it has not said)
-    pid: int | None         # the client's process id, as it says
-    client_id: int | None   # the client program's id (a master's, shared by its connections)
-    heard: float            # seconds since anything came from it (its pings included)
-    asked: float | None     # seconds since its last request (None: only pings so far)
-    requests: int           # requests and one-way messages it sent
-    inflight: int           # its requests running, or their replies waiting to be sent
-    alive: bool             # False: gone (its stream closed, or silent for heartbeat_timeout)
-
-
-class _Conn:
-    """What the reader stamps for one connection (see ``_conns`` in the module docstring)."""
-
-    __slots__ = ("heard", "asked", "requests", "who")
-
-    def __init__(self, now: float) -> None:
-        self.heard = now
-        self.asked: float | None = None
-        self.requests = 0
-        self.who: Any = None
 
 
 @dataclass(frozen=True)
@@ -189,8 +155,7 @@ class RpcServer:
         self._n_refused = 0
         self._deadlines = DeadlineTimer(self._expire)
         self._n_requests = self._n_errors = self._n_malformed = self._n_undeliverable = 0
-        self._conns: dict[bytes | int, _Conn] = {}
-        self._prune_at = 64  # prune gone connections when a new one arrives past this many
+        self._conns = ConnectionTable(self.config.heartbeat_timeout)
 
     def register(self, method: str, handler: Handler) -> None:
         """Serve `method` with ``handler(header, tensors) -> (header, tensors)``.
@@ -286,39 +251,11 @@ class RpcServer:
 
     def connections(self) -> list[ConnectionInfo]:
         """Every connection heard from, with how long since it was heard from and asked
-        something; gone ones until `FORGET_GONE_AFTER` (see ``_conns``)."""
-        now = time.monotonic()
-        self._prune(now)
-        out = []
-        for peer, c in self._conns.items():
-            who = c.who if isinstance(c.who, dict) else {}
-            name, pid, cid = who.get("name"), who.get("pid"), who.get("id")
-            out.append(ConnectionInfo(
-                peer=f"unix:{peer}" if type(peer) is int else peer.hex(),
-                name=name if isinstance(name, str) else None,
-                pid=pid if type(pid) is int else None,
-                client_id=cid if type(cid) is int else None,
-                heard=now - c.heard, asked=None if c.asked is None else now - c.asked,
-                requests=c.requests, inflight=self._load.get(peer, 0),
-                alive=self._connected(peer, c, now)))
-        return out
-
-    def _connected(self, peer: bytes | int, c: _Conn, now: float) -> bool:
-        if type(peer) is int and self._local is not None and not self._local.connected(peer):
-            return False
-        return now - c.heard < self.config.heartbeat_timeout
-
-    def _prune(self, now: float) -> None:
-        forget = max(FORGET_GONE_AFTER, self.config.heartbeat_timeout)
-        for peer in [p for p, c in self._conns.items() if now - c.heard > forget]:
-            del self._conns[peer]
-        self._prune_at = max(64, 2 * len(self._conns))
-
-    def _new_conn(self, peer: bytes | int, now: float) -> _Conn:
-        if len(self._conns) >= self._prune_at:
-            self._prune(now)
-        c = self._conns[peer] = _Conn(now)
-        return c
+        something; gone ones until `FORGET_GONE_AFTER` (`transport.connection_ages`)."""
+        local = self._local
+        return self._conns.snapshot(
+            lambda peer: type(peer) is not int or local is None or local.connected(peer),
+            self._load)
 
     # -- what is in flight, per peer --------------------------------------------------------------
 
@@ -379,7 +316,7 @@ class RpcServer:
         if type(rid) is not int:
             rid = None
         now = time.monotonic()  # the connection's stamp: one clock read per message
-        conn = self._conns.get(peer) or self._new_conn(peer, now)
+        conn = self._conns.stamp(peer, now)
         conn.heard = now
         if kind is not None and "w" in header:  # who the client is (pings, first request)
             conn.who = header["w"]
