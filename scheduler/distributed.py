@@ -165,6 +165,7 @@ class DistributedRuntime:
         # (task, device, digest of the partition's bytes) -> (task incarnation, handle)
         self._handles: dict[tuple[TaskKey, str, bytes], tuple[int, int]] = {}
         self._rng = random.Random(os.urandom(16))
+        self.client_id = self._rng.getrandbits(63)  # tasks list this master's connections by it
         self._token: trio.lowlevel.TrioToken | None = None
         self._cancel: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
@@ -320,7 +321,8 @@ class DistributedRuntime:
             endpoint = await local_ipc.prefer_ipc(
                 endpoint, local_ipc.probe_timeout(self.options.rpc.heartbeat_timeout), task=task)
         return await stack.enter_async_context(
-            RpcClient(endpoint, config=self.options.rpc, ctx=zctx, name=f"master -> {name}"))
+            RpcClient(endpoint, config=self.options.rpc, ctx=zctx, name=f"master -> {name}",
+                      client_id=self.client_id))  # one id for all its tasks (status, #16)
 
     def _connect_left(self) -> float:
         """Seconds left of `connect_timeout` while connecting (at least a moment to ask)."""

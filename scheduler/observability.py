@@ -13,8 +13,8 @@ keyed by the service, so they go with it):
 - `task_report(service)`: the fields added to the ``status`` reply, read from the service's
   typed `TaskStatusRecord` (``service.status_record()``, `scheduler.status_record`) and
   nothing else of it. Every one is read from state the runtime keeps anyway (nothing is
-  recorded per step for it but the time each waiting Recv began to wait), so it costs
-  nothing while nobody asks:
+  recorded for it but the time each waiting Recv began to wait, and the RPC server's one
+  clock read per message for its connections), so it costs nothing while nobody asks:
 
   ``uptime``        seconds since this process started
   ``incarnation``   the task's incarnation id
@@ -24,6 +24,14 @@ keyed by the service, so they go with it):
   ``shm``           {"pushed": tensors sent through shared memory, "busy": segments in use}
   ``peers``         {task name: {"age": seconds since this task last heard from it (None: not
                     yet), "alive": its heartbeat still counts it alive}} for every other task
+  ``clients``       every connection to this task's RPC server (`RpcServer.connections`):
+                    {"name", "pid", "client_id" (what the client says it is: a master is
+                    named "master -> <this task>" and shares its id among its tasks), "peer",
+                    "asked" (seconds since its last request: grows while a master is idle,
+                    back to ~0 when it runs a step; None: only pings so far), "heard" (seconds
+                    since any message, pings included), "requests", "inflight", "alive"
+                    (False: its stream closed, or silent for the heartbeat timeout)}; a master
+                    that shares this task's process calls it directly and is not listed
   ``resources``     per device, every resource with a ``size()`` (queues, accumulators):
                     [device, container, name, kind, size]
   ``inflight``      per live step: {step, age (seconds), parts_done, started (its run_graph
@@ -41,6 +49,7 @@ All values are msgpack-able (str, int, float, lists, dicts).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import weakref
@@ -161,6 +170,7 @@ def task_report(service: ReportsStatus) -> dict[str, Any]:
         "bytes": {"received": rec.bytes_received, "pushed": rec.bytes_pushed},
         "shm": {"pushed": rec.shm_pushed, "busy": rec.shm_busy},
         "peers": {name: {"age": p.age, "alive": p.alive} for name, p in rec.peers.items()},
+        "clients": [dataclasses.asdict(c) for c in rec.clients],
         "resources": resources,
         "inflight": inflight,
     }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from scheduler.peer_watch import PeerAge
+from transport.connection_ages import ConnectionInfo
 
 
 class KeyInfo(NamedTuple):
@@ -43,6 +44,9 @@ class TaskStatusRecord:
     shm_pushed: int                # pushes that went through shared memory
     shm_busy: int                  # shared-memory segments not yet copied out by a peer
     peers: Mapping[str, PeerAge]   # heartbeat age of every other task (`peer_watch`)
+    # every connection to the task's RPC server (masters, other tasks, status tools): when
+    # it was last heard from and last asked something, and who it says it is
+    clients: Sequence[ConnectionInfo] = ()
 
 
 class ReportsStatus(Protocol):

@@ -12,7 +12,8 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
 -------
 ``status``          -> {job, task, incarnation, devices: [[name, kind], ...], cluster: {job:
                         [[i, "host:port"]]}, steps, graphs, device_stats: [each device's
-                        `DeviceStatistics` as a map], service: `WorkerStatistics` as a map}
+                        `DeviceStatistics` as a map], service: `WorkerStatistics` as a map,
+                        and the status/doctor fields of `scheduler.observability`}
 ``register_graph``  {incarnation, device} + [uint8 GraphDef bytes] -> {handle, incarnation}.
                     The partition is compiled once (`executor.compile_partition`); the same
                     bytes for the same device give the same handle (idempotent). Handles are
@@ -30,6 +31,7 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
                     first error (its class, node and device travel with it). ``peers``: the
                     life of each other task of the step, which this step's pushes there name
                     (a push to a task it names none for fails the step).
+``push``, ``deliver`` and ``shm_free`` are `scheduler.tensor_intake.TensorIntake`'s handlers:
 ``push``            (one-way) {step, key, incarnation} + [tensor], ``ref``: step: a Send on
                     another task puts the tensor into this task's rendezvous for the step.
                     The key must be one a registered partition here receives, with that
@@ -55,12 +57,14 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
 Incarnations: the service draws a random 64-bit ``incarnation`` when it is built; a
 ``register_graph``, ``run_graph``, ``push`` or ``deliver`` naming another one (the task
 restarted since its master last looked) is refused with AbortedError naming this task, never
-run on this life's graphs nor kept in its steps (counted in ``stale_refused``). An ``abort``
-for another incarnation is ignored.
+run on this life's graphs nor kept in its steps (counted in ``stale_refused``; tensors are
+refused by `TensorIntake`). An ``abort`` for another incarnation is ignored.
 
 State (owned by the service's trio thread): ``_graphs`` (the `GraphRegistry`: handles, their
 compiled partitions and the Recv keys they take, of this incarnation), ``_table`` (the steps),
-``_outbox`` (pushes to other tasks). Every handler but reset runs inline in the socket's
+``_outbox`` (pushes to other tasks), ``_intake`` (tensors from other tasks, and their
+counters), ``_server`` (the `RpcServer` while serving: ``status`` lists its connections, so
+how long since each master was last heard from). Every handler but reset runs inline in the socket's
 reader, with no task: run_graph starts its partitions there (each runs inline as far as it
 can without waiting) and returns a `Pending` that the step's end settles, from the callback
 where the last partition finished (typically the reader that got the last tensor it waited
@@ -93,12 +97,11 @@ from devices.errors import (
     UnavailableError,
     error_from_code,
 )
-from devices.kernels.sendrecv import Landed
 from devices.pool import HostPool
 from scheduler import executor, observability, tracing
 from scheduler.config import RuntimeConfig
 from scheduler.executor import StepContext, StepRun
-from scheduler.graph_registry import GraphRegistry, StaleTensorError, new_incarnation
+from scheduler.graph_registry import GraphRegistry, new_incarnation
 from scheduler.peer_outbox import PeerOutbox
 from scheduler.remote_rendezvous import StepTable, StepTableStatistics, detached, task_name
 from scheduler.request_fields import (
@@ -111,6 +114,7 @@ from scheduler.request_fields import (
     str_field,
 )
 from scheduler.runtime import discover_devices
+from scheduler.tensor_intake import TensorIntake
 from transport import local_ipc, shm
 from transport.rpc import RpcConfig, RpcServer
 from transport.rpc_core import Pending
@@ -198,11 +202,11 @@ class WorkerService:
         self._graphs = GraphRegistry((config.job, config.task), self.incarnation,
                                      max_graphs=config.max_graphs)
         self._outbox: PeerOutbox | None = None
-        self._shm = shm.SegmentReader()
         self._table: StepTable | None = None
-        self._delivered = self._dropped = 0
-        self._refused_by_peers = 0
-        self.bytes_received = 0  # tensors from other tasks, riders included (status, #16)
+        # push/deliver/shm_free, with their incarnation refusal (`scheduler.tensor_intake`)
+        self._intake = TensorIntake(self._me, self.incarnation, self._graphs, self._by_name,
+                                    config.rpc.limits, self.cluster)
+        self._server: RpcServer | None = None  # set while serving: its connections (#16)
         self._token: trio.lowlevel.TrioToken | None = None  # set while serving
         self._collect_queued = False  # a `_collect` is queued on the loop
         self._nursery: trio.Nursery | None = None
@@ -212,9 +216,9 @@ class WorkerService:
             "status": self._status,
             "register_graph": self._register_graph,
             "run_graph": self._run_graph,
-            "deliver": self._deliver,
-            "push": self._push,
-            "shm_free": self._shm_free,
+            "deliver": self._intake.deliver,
+            "push": self._intake.push,
+            "shm_free": self._intake.shm_free,
             "abort": self._abort,
             "reset": self._reset,
         }
@@ -238,10 +242,12 @@ class WorkerService:
                     max_orphan_steps=cfg.max_orphan_steps,
                     max_orphan_bytes=cfg.max_orphan_bytes, remember_steps=cfg.remember_steps,
                     on_failed=self._collect_soon)
-                self._outbox.on_refused = self._push_refused
+                self._outbox.on_refused = self._intake.push_refused
+                self._intake.attach(self._table, self._outbox)
                 name = f"worker service {task_name((cfg.job, cfg.task))}"
                 async with RpcServer(self.handlers(), config=cfg.rpc, ctx=zctx,
                                      name=name) as server:
+                    self._server = server
                     bind_port = "*" if port in ("", "0") else port
                     self.endpoint = server.bind(f"tcp://{cfg.bind_host}:{bind_port}")
                     # Advertise the port actually bound (port 0 asks for any free one).
@@ -266,8 +272,9 @@ class WorkerService:
                             if _IN_PROCESS.get(n) is self:
                                 del _IN_PROCESS[n]
                         self._token = None
+                        self._server = None
         finally:
-            self._shm.close()
+            self._intake.close()
             zctx.destroy(linger=0)
 
     def spawn_threadsafe(self, fn: Any) -> None:
@@ -304,11 +311,12 @@ class WorkerService:
     def statistics(self) -> WorkerStatistics:
         out = self._outbox
         pools = [c.pool for c in out._channels.values() if c.pool is not None] if out else []
+        intake = self._intake
         return WorkerStatistics(self._table.statistics(), len(self._graphs),
                                 out.pushed if out else 0, out.push_failures if out else 0,
-                                self._delivered, self._dropped,
+                                intake.delivered, intake.dropped,
                                 sum(p.puts for p in pools), sum(p.busy for p in pools),
-                                self._graphs.stale_refused, self._refused_by_peers)
+                                self._graphs.stale_refused, intake.refused_by_peers)
 
     # -- status and the hang doctor (#16): this task's state as a typed record ---------------
     def status_record(self) -> observability.TaskStatusRecord:
@@ -321,11 +329,12 @@ class WorkerService:
             job=self.config.job, task=self.config.task, incarnation=self.incarnation,
             devices=tuple(self.devices),
             live_steps=tuple(table._live.values()) if table is not None else (),
-            recv_keys=observability.recv_keys(self), bytes_received=self.bytes_received,
+            recv_keys=observability.recv_keys(self), bytes_received=self._intake.bytes_received,
             bytes_pushed=out.pushed_bytes if out else 0,
             shm_pushed=sum(p.puts for p in pools), shm_busy=sum(p.busy for p in pools),
             peers=observability.peer_ages(self, self._me, self.cluster, self.config.rpc,
-                                          self._nursery, out.zctx if out else None))
+                                          self._nursery, out.zctx if out else None),
+            clients=tuple(self._server.connections()) if self._server is not None else ())
 
     # -- handlers ----------------------------------------------------------------------------
     def _status(self, header: Any, tensors: Any) -> tuple[dict, list]:
@@ -390,7 +399,7 @@ class WorkerService:
                 f"{len(tensors) if isinstance(tensors, list) else 'named'} tensors")
         tensors, riders = tensors[:len(arg_idx)], tensors[len(arg_idx):]
         for key, value in zip(pushed, riders, strict=True):
-            self._check_dtype(key, value, self._expected(key))
+            self._intake.check_dtype(key, value, self._intake.expected(key))
         if not handles or len(set(handles)) != len(handles):
             raise InvalidArgumentError(f"run_graph: graphs must be distinct handles: {handles}")
         peers = peers_field(h)
@@ -411,9 +420,7 @@ class WorkerService:
         st = self._table.start(step_id)
         st.rdv.peers = peers
         for key, value in zip(pushed, riders, strict=True):
-            st.rdv.send(key, Landed(value))
-            self._delivered += 1
-            self.bytes_received += value.nbytes
+            st.rdv.send(key, self._intake.take_rider(key, value))
         trace = [] if h.get("trace") else None
         ctx = StepContext(step_id, args, n_rets, len(graphs), st.on_parts_done, st.rdv, trace)
         st.ctx = ctx
@@ -460,100 +467,6 @@ class WorkerService:
         if trace is not None:  # on the wall clock, so every task's records line up (#16)
             reply["trace"] = tracing.to_wall(trace)
         return reply, rets
-
-    def _deliver(self, header: Any, tensors: Any) -> tuple[None, list]:
-        h = header_map(header, "deliver")
-        step_id = int_field(h, "step", U64)
-        key = str_field(h, "key")
-        desc = h.get("shm")
-        if h.get("incarnation") != self.incarnation:  # refused, keeping nothing
-            if desc is not None:
-                self._release(h, desc)  # the sender may reuse its segment
-            self._graphs.refuse_tensor(h, step_id, key)
-        if not isinstance(tensors, list) or len(tensors) != (0 if desc is not None else 1):
-            raise InvalidArgumentError("deliver takes exactly one tensor, as a frame or in "
-                                       "shared memory ('shm'), not both")
-        st = None
-        try:
-            expected = self._expected(key)
-            st = self._table.for_delivery(step_id)
-            if st is None:
-                self._dropped += 1  # the step is over here (finished or aborted)
-                return None, []
-            value = tensors[0] if desc is None else self._shm.take(
-                desc, self.config.rpc.limits, self._allocator(key))
-        finally:
-            if desc is not None:
-                self._release(h, desc)
-        self._check_dtype(key, value, expected)
-        self._table.add_orphan_bytes(st, value.nbytes)
-        st.rdv.deliver(key, Landed(value))
-        self._delivered += 1
-        self.bytes_received += value.nbytes
-        return None, []
-
-    def _push_refused(self, peer: tuple[str, int], step_id: int, error: Any) -> None:
-        """`peer` refused a tensor this task pushed for `step_id`: fail the step here now."""
-        self._refused_by_peers += 1
-        if not isinstance(error, OpError) or not 0 <= step_id <= U64:
-            return
-        self._table.abort(step_id, type(error)(
-            f"step {step_id}: {task_name(peer)} refused a tensor {task_name(self._me)} sent "
-            f"it: {error.message}", node=error.node, device=error.device))
-
-    def _expected(self, key: str) -> dict[np.dtype, int]:
-        return self._graphs.expected(key)
-
-    def _check_dtype(self, key: str, value: Any, expected: dict[np.dtype, int]) -> None:
-        if not isinstance(value, np.ndarray) or value.dtype not in expected:
-            raise InvalidArgumentError(
-                f"deliver: '{key}' carries {getattr(value, 'dtype', type(value).__name__)}, "
-                f"but its Recv on {task_name(self._me)} expects "
-                f"{' or '.join(map(str, expected))}")
-
-    def _allocator(self, key: str) -> Any:
-        """Where a tensor from shared memory lands: the receiving CPU device's pool."""
-        dev = self._by_name.get(key.rpartition("->")[2])
-        if dev is not None and dev.device_type == "CPU":
-            return lambda shape, dtype: dev.pool.empty(shape, dtype, key)
-        return lambda shape, dtype: np.empty(shape, dtype)
-
-    def _release(self, h: dict, desc: Any) -> None:
-        """Tell the sender its segment was copied out (or will never be)."""
-        sender = h.get("from")
-        if (isinstance(sender, list) and len(sender) == 2 and isinstance(sender[0], str)
-                and type(sender[1]) is int and sender[1] in self.cluster.get(sender[0], {})
-                and isinstance(desc, list) and desc and isinstance(desc[0], str)):
-            self._outbox.notify((sender[0], sender[1]), "shm_free",
-                                {"names": [desc[0]], "from": list(self._me)})
-
-    def _shm_free(self, header: Any, tensors: Any) -> tuple[None, list]:
-        """One-way, from a task we pushed to: these segments were copied out."""
-        h = header_map(header, "shm_free")
-        names, sender = h.get("names"), h.get("from")
-        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)
-                and isinstance(sender, list) and len(sender) == 2
-                and isinstance(sender[0], str) and type(sender[1]) is int):
-            raise InvalidArgumentError("shm_free needs 'names' (a list of str) and 'from' "
-                                       "([job, task])")
-        self._outbox.shm_free((sender[0], sender[1]), names)
-        return None, []
-
-    def _push(self, header: Any, tensors: Any) -> tuple[None, list]:
-        """One-way `_deliver`: a refused tensor fails its step here (and on its sender, when the
-        push carried a ``ref``); one meant for a previous life of this task touches nothing."""
-        try:
-            return self._deliver(header, tensors)
-        except StaleTensorError:
-            raise
-        except Exception as e:  # a bug here too must fail the step, not leave it waiting
-            if not isinstance(e, OpError):
-                e = InternalError(f"{type(e).__name__}: {e}")
-            step_id = header.get("step") if isinstance(header, dict) else None
-            if type(step_id) is int and 0 <= step_id <= U64:
-                self._table.abort(step_id, type(e)(f"a tensor pushed to this task for step "
-                                                   f"{step_id} was refused: {e.message}"))
-            raise e from None
 
     def _abort(self, header: Any, tensors: Any) -> tuple[None, list]:
         h = header_map(header, "abort")

@@ -212,13 +212,18 @@ def test_a_signal_in_the_middle_of_a_step_stops_the_daemons_with_exit_0(
                 p = d.procs[(job, 0)]
                 p.send_signal(sig)
                 assert p.wait(20) == 0, f"round {r}, {job}: exit code {p.returncode}"
+                if n + 1 < len(rounds):  # the other daemon lives on: a new one for the next
+                    # round, started while this round's session winds down
+                    restart = threading.Thread(target=d.restart, args=(job, 0))
+                    restart.start()
                 runner.join(30)
                 assert len(outcome) == 1, outcome
                 # the worker stops under the step; the PS (busy inline) finishes it first
                 assert isinstance(outcome[0], af.UnavailableError) or (
                     job == "ps" and outcome[0] is None), outcome
-            if n + 1 < len(rounds):  # the other daemon lives on: a new one for the next round
-                d.restart(job, 0)
+            if n + 1 < len(rounds):
+                restart.join(120)
+                assert not restart.is_alive() and d.procs[(job, 0)].poll() is None
     finally:
         d.close()
 

@@ -136,6 +136,20 @@ def test_cause_rules_on_literal_wait_for_graphs() -> None:
     assert "does not answer" in d.cause and "its peers last heard from it 4.2s ago" in d.cause
     st = ClusterStatus([wk], now)
     assert st.tasks[0].name == WK
+    # the chief's take_grad short of gradients: a worker never joined the sync step; the PS
+    # hears from two masters, one idle for 9.5s
+    ps = _task(PS, [{"step": 9, "age": 3.0, "parts_done": False, "started": True, "waits": [
+        {"kind": "take_grad", "resource": "ConditionalAccumulator 'acc' (step 4, 1 gradients "
+         "in)", "node": "sync/take", "device": f"{PS}/device:CPU:0", "step": 9,
+         "since": now - 3}]}])
+    ps.clients = [{"name": f"master -> {PS}", "alive": True, "asked": a, "client_id": i}
+                  for i, a in ((1, 0.2), (2, 9.5))] + [
+        {"name": f"master -> {PS}", "alive": False, "asked": 60.0, "client_id": 3},
+        {"name": f"{WK} heartbeat to {PS}", "alive": True, "asked": None, "client_id": 4}]
+    d = _explain(9, {PS: ps}, set())
+    assert (d.culprit_task, d.culprit_node) == (PS, "sync/take")
+    assert "a worker never joined this sync step" in d.cause and "1 gradients in" in d.cause
+    assert f"{PS} hears from 2 session master(s), the idlest last asked it 9.5s ago" in d.cause
 
 
 @pytest.mark.multiprocess

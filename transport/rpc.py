@@ -9,11 +9,17 @@ handler or its waiting call with no extra task hop.
 
 Wire (the codec header of each message; ``h`` is the caller's header, tensors ride as frames)::
 
-    request  {"k": "q", "id": int, "m": method, "t": seconds left or None, "h": header}
+    request  {"k": "q", "id": int, "m": method, "t": seconds left or None, "h": header,
+              "w": who (optional)}
     reply    {"k": "r", "id": int or None, "h": header}      or the same with a codec error
-    ping     {"k": "p"}   pong {"k": "P"}   cancel {"k": "c", "id": int}
+    ping     {"k": "p", "w": who (optional)}   pong {"k": "P"}   cancel {"k": "c", "id": int}
     one-way  {"k": "s", "m": method, "h": header, "ref": int (optional)}
                                                      (inline handlers only)
+
+``w`` is the client's identity, ``{"name": str, "pid": int, "id": int}``: an `RpcClient`
+sends it with every ping and with its first request on a connection, and the server lists
+each connection with it, when it was last heard from and last asked something
+(`RpcServer.connections`: how ``actorflow status`` shows each task's masters).
 
 A one-way message runs a plain-function handler and gets no answer when it succeeds. A
 handler error is counted by the server and, when the message carries an int ``ref`` (the
@@ -49,12 +55,14 @@ module's docstring lists its state. This module re-exports the public names.
             header, tensors = await client.call("echo", {"x": 1}, [np.ones(3)], timeout=5)
 """
 
+from transport.connection_ages import ConnectionInfo
 from transport.rpc_client import ClientStatistics, RpcClient
 from transport.rpc_core import DeadlineTimer, RpcConfig
 from transport.rpc_server import Handler, RpcServer, ServerStatistics
 
 __all__ = [
     "ClientStatistics",
+    "ConnectionInfo",
     "DeadlineTimer",
     "Handler",
     "RpcClient",

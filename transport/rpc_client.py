@@ -15,6 +15,12 @@ State (touched only by its trio tasks, but for `start_call_from_thread`, which i
   declares the server dead: every pending call fails with `UnavailableError` and new calls fail
   at once, until any message arrives again (pings continue meanwhile). A same-host stream
   that breaks (``_lost``: the server exited or dropped us) declares it dead at once.
+- ``_who`` / ``_announce``: who this client tells the server it is (``{"name", "pid",
+  "id"}``: its name, this process, and ``client_id``, which a master shares among its
+  connections), sent with every ping and with the first request after the client starts,
+  after each heartbeat interval (the heartbeat task sets ``_announce``: a server that
+  restarted under a busy client learns who it is within an interval), and after the server
+  went dead or the stream broke; the server lists it in `RpcServer.connections`.
 - ``_deadlines``: one timer task for every call's deadline (`DeadlineTimer`); on expiry the
   call raises `DeadlineExceededError` and the server is told to cancel the handler.
 - ``_refused``: over ZeroMQ, why the server refused our handshake (its CURVE keys do not
@@ -103,6 +109,7 @@ class RpcClient:
         ctx: zmq.Context | None = None,
         routing_id: bytes | None = None,
         name: str | None = None,
+        client_id: int | None = None,
     ):
         self.config = config or RpcConfig()
         self.endpoint = endpoint
@@ -113,6 +120,10 @@ class RpcClient:
             raise InvalidArgumentError(
                 f"routing_id {self.routing_id!r} must be 1-255 bytes, not starting with a zero"
             )
+        if client_id is None:
+            client_id = int.from_bytes(os.urandom(8), "little") >> 1
+        self._who = {"name": self.name, "pid": os.getpid(), "id": int(client_id)}
+        self._announce = True  # the next request carries `_who`
         self._ctx_arg = ctx
         self._sock: ZSocket | StreamDealer | None = None
         self._nursery: trio.Nursery | None = None
@@ -208,7 +219,7 @@ class RpcClient:
                 f"call {method!r} to {self.endpoint} was given no time (timeout={timeout})"
             )
         rid = next(self._ids)
-        frames = request_frames(rid, method, timeout, header, tensors)
+        frames = self._request(rid, method, timeout, header, tensors)
         self._n_calls += 1
         call = _Call(math.inf if timeout is None else trio.current_time() + timeout, method)
         pending = self._pending
@@ -267,7 +278,7 @@ class RpcClient:
             then(None, [], error)
             return 0
         rid = next(self._ids)
-        frames = request_frames(rid, method, timeout, header, tensors)
+        frames = self._request(rid, method, timeout, header, tensors)
         self._n_calls += 1
         call = _Call(math.inf if timeout is None else trio.current_time() + timeout, method, then)
         self._pending[rid] = call
@@ -304,7 +315,7 @@ class RpcClient:
         if type(sock) is not StreamDealer:
             return 0
         rid = next(self._ids)
-        frames = request_frames(rid, method, timeout, header, tensors)
+        frames = self._request(rid, method, timeout, header, tensors)
         self._pending[rid] = _Call(math.inf, method, then)  # before the reply can come
         # Checked after inserting: the loop marks the client dead or closed before failing
         # every pending call, so either it fails this one too, or it is seen here.
@@ -346,6 +357,13 @@ class RpcClient:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _request(self, rid: int, method: str, timeout: float | None, header: Any,
+                 tensors: Any) -> list[object]:
+        if self._announce:  # the first request on this connection: say who we are
+            self._announce = False
+            return request_frames(rid, method, timeout, header, tensors, self._who)
+        return request_frames(rid, method, timeout, header, tensors)
+
     def _expire(self, rid: int, deadline: float) -> None:
         """The deadline timer: fail call `rid` if it is still waiting for this deadline."""
         call = self._pending.get(rid)
@@ -372,6 +390,7 @@ class RpcClient:
             return
         self._alive = False
         self._lost = True
+        self._announce = True
         if self._ready.is_set():
             self._ready = trio.Event()
         self._fail_all()
@@ -469,15 +488,18 @@ class RpcClient:
 
     async def _heartbeat(self) -> None:
         ivl, limit = self.config.heartbeat_interval, self.config.heartbeat_timeout
-        ping = encode({"k": PING})
+        ping = encode({"k": PING, "w": self._who})
         while True:
             silent = trio.current_time() - self._last_traffic
             if self._alive and silent > limit:
                 self._alive = False
+                self._announce = True
                 if self._ready.is_set():
                     self._ready = trio.Event()
                 self._fail_all()
             if silent >= ivl or not self._ready.is_set():
                 with contextlib.suppress(trio.WouldBlock, UnavailableError):
                     self._sock.send_nowait(ping)
+            else:
+                self._announce = True  # busy: the next request says who we are
             await trio.sleep(ivl)

@@ -27,9 +27,14 @@ REQUEST, REPLY, PING, PONG, CANCEL, ONEWAY = "q", "r", "p", "P", "c", "s"
 
 
 def request_frames(rid: int, method: str, timeout: float | None, header: Any,
-                   tensors: Any = None) -> list[object]:
-    """The frames of request `rid` for `method` (`timeout`: the seconds the server is given)."""
-    return encode({"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}, tensors)
+                   tensors: Any = None, who: Any = None) -> list[object]:
+    """The frames of request `rid` for `method` (`timeout`: the seconds the server is given;
+    `who`: the client's identity, ``{"name", "pid", "id"}``, sent on a connection's first
+    request so the server can name it in its `connections`)."""
+    env = {"k": REQUEST, "id": rid, "m": method, "t": timeout, "h": header}
+    if who is not None:
+        env["w"] = who
+    return encode(env, tensors)
 
 
 @dataclass(frozen=True)

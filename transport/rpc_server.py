@@ -25,6 +25,11 @@ State (touched only by its trio tasks):
 - ``_zap``: with ``RpcConfig.keys``, the `ZapHandler` of the server's context: the ROUTER
   is a CURVE server and only the keys it allows get in (SECURITY.md). `bind` refuses a TCP
   address other than loopback without keys unless ``RpcConfig.insecure``.
+- ``_conns``: a `ConnectionTable` (`transport.connection_ages`): when each connection was
+  last heard from and last asked something, and who the client says it is (the ``"w"`` field
+  of its pings and of a request per heartbeat interval). One `time.monotonic` stamp per
+  message, by the reader; read by `connections` (``actorflow status``: how long since each
+  task heard from each master); gone ones are forgotten after `FORGET_GONE_AFTER`.
 - counters for `statistics`, written by the reader and the handler tasks.
 
 The reader is `ZSocket`'s ``on_receive`` callback: it runs inside the socket's pump and never
@@ -46,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +70,7 @@ from devices.errors import (
     UnimplementedError,
 )
 from transport.codec import Tensors, decode_message, encode, encode_error
+from transport.connection_ages import ConnectionInfo, ConnectionTable
 from transport.rpc_core import (
     CANCEL,
     ONEWAY,
@@ -148,6 +155,7 @@ class RpcServer:
         self._n_refused = 0
         self._deadlines = DeadlineTimer(self._expire)
         self._n_requests = self._n_errors = self._n_malformed = self._n_undeliverable = 0
+        self._conns = ConnectionTable(self.config.heartbeat_timeout)
 
     def register(self, method: str, handler: Handler) -> None:
         """Serve `method` with ``handler(header, tensors) -> (header, tensors)``.
@@ -241,6 +249,14 @@ class RpcServer:
             auth_denied=self._zap.denied if self._zap is not None else 0,
         )
 
+    def connections(self) -> list[ConnectionInfo]:
+        """Every connection heard from, with how long since it was heard from and asked
+        something; gone ones until `FORGET_GONE_AFTER` (`transport.connection_ages`)."""
+        local = self._local
+        return self._conns.snapshot(
+            lambda peer: type(peer) is not int or local is None or local.connected(peer),
+            self._load)
+
     # -- what is in flight, per peer --------------------------------------------------------------
 
     def _add(self, key: tuple[bytes | int, int], req: _Request) -> None:
@@ -299,6 +315,14 @@ class RpcServer:
         rid = header.get("id") if kind is not None else None
         if type(rid) is not int:
             rid = None
+        now = time.monotonic()  # the connection's stamp: one clock read per message
+        conn = self._conns.stamp(peer, now)
+        conn.heard = now
+        if kind is not None and "w" in header:  # who the client is (pings, first request)
+            conn.who = header["w"]
+        if kind == REQUEST or kind == ONEWAY:
+            conn.asked = now
+            conn.requests += 1
         if error is not None or kind not in (REQUEST, PING, CANCEL, ONEWAY):
             self._reject(
                 peer,

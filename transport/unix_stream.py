@@ -322,6 +322,10 @@ class StreamRouter(_StreamSocket):
     def _conns(self) -> list[Conn]:
         return list(self._peers.values())
 
+    def connected(self, peer: int) -> bool:
+        """Whether `peer`'s connection is still open (the RPC server's connection ages)."""
+        return peer in self._peers
+
     def _deliver(self, conn: Conn, frames: list) -> None:
         self._n_recv += 1
         frames.insert(0, conn.peer)

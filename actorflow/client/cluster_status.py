@@ -7,7 +7,9 @@ returns a `ClusterStatus`: one `TaskStatus` per task with its address, incarnati
 devices (mailbox depth, pool bytes in use and peak), steps running, registered graphs, queue
 and accumulator sizes, bytes moved, shared-memory segments, the steps in flight with what they
 wait on, per-variable staleness counters and histograms (in each device's statistics),
-heartbeat ages (how long since the task last heard from each other task of the cluster), and
+heartbeat ages (how long since the task last heard from each other task of the cluster), its
+clients (every connection to it: how long since each master last asked it something and
+last sent anything, heartbeats included, and whether it is gone; `TaskStatus.masters`), and
 how long the task took to answer this tool. A task that does not answer is listed with
 ``error`` set, never dropped.
 
@@ -53,10 +55,19 @@ class TaskStatus:
     # heartbeat ages: {other task: {"age": seconds since this task last heard from it (None:
     # not yet), "alive": its heartbeat still counts it alive}} (`scheduler.peer_watch`)
     peers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # every connection to the task (`transport.rpc_server.ConnectionInfo` as a map): name,
+    # pid, client_id, peer, asked (seconds since its last request; None: none yet), heard
+    # (seconds since any message), requests, inflight, alive (False: gone)
+    clients: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return task_name((self.job, self.task))
+
+    def masters(self) -> list[dict[str, Any]]:
+        """The connections of sessions' masters (named ``master -> <task>``), oldest first."""
+        return sorted((c for c in self.clients if str(c.get("name") or "").startswith(
+            "master")), key=lambda c: -(c.get("heard") or 0.0))
 
 
 @dataclass
@@ -86,6 +97,9 @@ class ClusterStatus:
             if t.peers:
                 lines.append("    heard from " + ", ".join(
                     f"{_short(peer)} {_age(p)}" for peer, p in sorted(t.peers.items())))
+            masters = t.masters()
+            lines.append("    masters: " + ("; ".join(_master(m) for m in masters)
+                                            if masters else "none connected"))
             for d in t.devices:
                 pool = d.get("pool") or {}
                 lines.append(
@@ -115,6 +129,16 @@ def _age(p: dict[str, Any]) -> str:
     if age is None:
         return "never (yet)"
     return f"{age:.1f}s ago" + ("" if p.get("alive", True) else " (DEAD)")
+
+
+def _master(c: dict[str, Any]) -> str:
+    """One master's connection: who, how long since it asked and since it was heard from."""
+    cid = c.get("client_id")
+    who = f"pid {c.get('pid')}" + ("" if cid is None else f" id {cid & 0xFFFFFFFF:08x}")
+    asked = c.get("asked")
+    idle = "no request yet" if asked is None else f"last request {asked:.1f}s ago"
+    state = "" if c.get("alive", True) else " (GONE)"
+    return f"{who}: {idle}, heard {c.get('heard', 0.0):.1f}s ago{state}"
 
 
 def _mib(n: int) -> str:
@@ -187,7 +211,7 @@ def _from_header(job: str, i: int, address: str, h: dict[str, Any],
         devices=list(h.get("device_stats") or []), steps_running=int(h.get("steps") or 0),
         graphs=int(h.get("graphs") or 0), resources=list(h.get("resources") or []),
         bytes=dict(h.get("bytes") or {}), shm=dict(h.get("shm") or {}), inflight=inflight,
-        peers=dict(h.get("peers") or {}))
+        peers=dict(h.get("peers") or {}), clients=list(h.get("clients") or []))
 
 
 async def acluster_status(target: Any, timeout: float = 3.0,

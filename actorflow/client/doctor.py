@@ -13,7 +13,10 @@ follows it to what nothing else explains, which it names in one line:
   was pruned from the step, or its run_graph never arrived);
 - a Recv waiting on a task whose part of the step is itself waiting: followed there;
 - a kernel blocked on a queue or accumulator: **nothing in flight fills it** (a dequeue on an
-  empty queue, a take_grad short of gradients), naming the resource and its size;
+  empty queue), naming the resource and its size;
+- a take_grad or a sync gate's wait_for_step (`SyncReplicasOptimizer`) short of gradients:
+  **a worker never joined this sync step**, with how many sessions' masters the task hears
+  from and how long since the idlest one last asked it anything (`TaskStatus.masters`);
 - a Recv whose sender's step is running and waits on nothing: **the sender is still
   computing** (slow, not stuck).
 
@@ -101,6 +104,19 @@ def _task_of_device(device: str | None) -> str | None:
     return f"/job:{spec.job}/replica:0/task:{spec.task}"
 
 
+_SYNC_WAITS = ("take_grad", "wait_for_step")  # the chief's aggregation and a replica's gate
+
+
+def _masters_of(task: TaskStatus | None) -> str:
+    """'; it hears from N masters, the idlest last asked 12.3s ago' (empty when unknown)."""
+    if task is None:
+        return ""
+    live = [m for m in task.masters() if m.get("alive")]
+    idle = [m["asked"] for m in live if m.get("asked") is not None]
+    return (f"; {task.name} hears from {len(live)} session master(s)"
+            + (f", the idlest last asked it {max(idle):.1f}s ago" if idle else ""))
+
+
 def _explain(step: int, by_task: dict[str, TaskStatus], down: set[str]) -> StepDiagnosis:
     entries = {name: next(e for e in t.inflight if e["step"] == step)
                for name, t in by_task.items() if any(e["step"] == step for e in t.inflight)}
@@ -121,6 +137,13 @@ def _explain(step: int, by_task: dict[str, TaskStatus], down: set[str]) -> StepD
     todo = [e for e in d.edges if e.kind == "recv"] or list(d.edges)
     while todo:
         e = todo.pop(0)
+        if e.kind in _SYNC_WAITS:
+            d.cause = (f"{e.kind} by node '{e.node}' on {e.task} waits on {e.what}: a worker "
+                       f"never joined this sync step (fewer gradients arrived than it "
+                       f"aggregates; step {step}){_masters_of(by_task.get(e.task))}. Check "
+                       f"that every replica runs and reaches its train_op")
+            d.culprit_task, d.culprit_node = e.task, e.node
+            return d
         if e.kind != "recv":
             d.cause = (f"{e.kind} by node '{e.node}' on {e.task} waits on {e.what}, which "
                        f"nothing in flight fills (step {step})")
