@@ -65,6 +65,8 @@ P, Q = _coefficients(6)
 CLAMP = 10.0
 TINY = 2.0 ** -12
 _kernels: Any = None
+_into: dict[int, Any] = {}     # rank -> the unchecked entry of f32_loops.tanh_into
+_inplace: dict[int, Any] = {}  # rank -> the unchecked entry of f32_loops.tanh_inplace
 
 
 def compiled() -> tuple[Any, Any, Any]:
@@ -74,6 +76,8 @@ def compiled() -> tuple[Any, Any, Any]:
     if _kernels is None:
         from devices.kernels import f32_loops  # noqa: PLC0415 - numba's import costs ~0.3 s
 
+        _into.update(f32_loops.entry_points(f32_loops.tanh_into))
+        _inplace.update(f32_loops.entry_points(f32_loops.tanh_inplace))
         _kernels = (f32_loops.tanh_into, f32_loops.tanh_inplace, f32_loops.tanh_one)
     return _kernels
 
@@ -85,7 +89,35 @@ def tanh(x: Any, out: np.ndarray | None = None) -> Any:
     """``np.tanh(x, out=out)``, with the compiled approximation when `x` is float32 (an array of
     any layout or a NumPy float32 scalar): every float32 value goes through the same compiled
     operations, whatever its array's size, layout or block, so a fused or split chain gives
-    the same bits as the unfused kernels. Other dtypes are NumPy's."""
+    the same bits as the unfused kernels. Other dtypes are NumPy's.
+
+    The common case first, with the fewest checks (a kernel's call on a small tensor is
+    mostly this function's own cost): a C-contiguous float32 vector or matrix into a new
+    array, into itself, or into a C-contiguous float32 `out` of its shape, through the loops'
+    direct entries (`f32_loops.entry_points`), which check nothing themselves."""
+    if type(x) is np.ndarray and x.dtype is _F32 and x.flags.c_contiguous:
+        if _kernels is None:
+            compiled()
+        into = _into.get(x.ndim)
+        if into is not None:
+            if out is None:
+                r = np.empty(x.shape, _F32)
+                into(x, r)
+                return r
+            if out is x:
+                if x.flags.writeable:
+                    _inplace[x.ndim](x)
+                    return out
+            elif (type(out) is np.ndarray and out.dtype is _F32 and out.shape == x.shape
+                  and out.flags.c_contiguous and out.flags.writeable):
+                into(x, out)
+                return out
+    return _tanh_general(x, out)
+
+
+def _tanh_general(x: Any, out: np.ndarray | None) -> Any:
+    """`tanh` for every other case: scalars, 0-d, strided or high-rank arrays, other dtypes,
+    broadcast or strided outputs (through the dispatcher, which checks its arguments)."""
     if type(x) is not np.ndarray:
         if type(x) is not np.float32:
             return np.tanh(x, out=out)
