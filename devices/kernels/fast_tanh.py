@@ -27,7 +27,9 @@ float32 ``tanh``: ~1.1e-7), checked by tests/test_fast_tanh.py. NaN gives NaN.
 element-wise kernel call it as they call ``np.tanh``). Every float32 value, whatever its
 array's size or layout (0-d, strided, a block of a fused chain), goes through the same
 compiled operations, so fused, split and unfused runs agree bit for bit; other dtypes go to
-``np.tanh``. The price on tiny arrays is numba's dispatch, ~3 us a call against NumPy's ~1.
+``np.tanh``. On tiny arrays a call costs ~2 us (the checks here and the loop's direct
+entry, which skips numba's dispatcher) against NumPy's ~1; from a few hundred elements on
+it is cheaper than NumPy (2048 elements: ~5 us against ~17).
 The loops are loaded on first use: importing numba and its cached loops costs ~0.5-1 s once per
 process (the first process of a checkout compiles them, a few seconds more), so importing
 this module costs nothing.
@@ -108,10 +110,11 @@ def tanh(x: Any, out: np.ndarray | None = None) -> Any:
                 if x.flags.writeable:
                     _inplace[x.ndim](x)
                     return out
-            elif (type(out) is np.ndarray and out.dtype is _F32 and out.shape == x.shape
-                  and out.flags.c_contiguous and out.flags.writeable):
-                into(x, out)
-                return out
+            elif type(out) is np.ndarray and out.dtype is _F32 and out.shape == x.shape:
+                flags = out.flags  # a new object per read: read once
+                if flags.c_contiguous and flags.writeable:
+                    into(x, out)
+                    return out
     return _tanh_general(x, out)
 
 
