@@ -19,12 +19,25 @@ def test_plan_accepts_scalar_operand_chains_only():
     shapes = [(8,), (), ()]
     p = compiled_chain.plan([["tanh", 0], ["multiply", -1, 1], ["add", 2, -1]], shapes,
                             [F32] * 3, np.float32)
-    assert p is not None and p.source == 0 and p.scalars == (-1, 1, 2)
-    assert list(p.opcodes) == [8, 2, 0]
-    # c - h and c / h take the reversed opcodes; a scalar first operand of step one too
+    # tanh(h) * in1 + in2 is one pass: head tanh, factor in1, summand in2
+    assert p is not None and p.source == 0 and list(p.heads) == [compiled_chain.TANH]
+    assert p.terms == (((-1, 1.0), (1, 1.0), (2, 1.0)),)
+    table = compiled_chain.constants(p, [None, np.float32(1.5), np.float32(0.25)])
+    np.testing.assert_array_equal(table, [[1.0, 1.5, 0.25]])
+    # c - h folds as a sign and a summand; c / h is the reversed head
     p = compiled_chain.plan([["subtract", 1, 0], ["true_divide", 2, -1]], shapes, [F32] * 3,
                             np.float32)
-    assert p is not None and p.source == 0 and list(p.opcodes) == [4, 5]
+    assert p is not None and p.source == 0
+    assert list(p.heads) == [compiled_chain.NONE, compiled_chain.RDIV]
+    table = compiled_chain.constants(p, [None, np.float32(3), np.float32(2)])
+    np.testing.assert_array_equal(table, [[1, -1, 3], [2, 1, -0.0]])
+    assert np.signbit(table[1, 2])  # the identity summand is -0: x + -0 is x, -0 included
+    # a second factor, or a step after the summand, starts a new pass (each rounds)
+    p = compiled_chain.plan([["multiply", 0, 1], ["multiply", -1, 2], ["add", -1, 1],
+                             ["negative", -1]], shapes, [F32] * 3, np.float32)
+    assert p is not None and list(p.heads) == [compiled_chain.NONE] * 3
+    table = compiled_chain.constants(p, [None, np.float32(3), np.float32(2)])
+    np.testing.assert_array_equal(table, [[1, 3, -0.0], [1, 2, 3], [1, -1, -0.0]])
     for program, sh, dts, out in (
             ([["add", 0, 1], ["tanh", -1]], [(8,), (8,)], [F32] * 2, np.float32),  # full + full
             ([["tanh", 0], ["add", -1, 1]], [(8,), (8,)], [F32] * 2, np.float32),

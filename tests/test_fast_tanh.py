@@ -5,6 +5,7 @@ or block."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import actorflow as af
 from devices.kernels import fast_tanh
@@ -57,6 +58,21 @@ def test_same_bits_for_any_size_layout_block_or_scalar():
     np.testing.assert_array_equal(fast_tanh.tanh(x[::3]), whole[::3])
     m = x[:4000].reshape(40, 100)
     np.testing.assert_array_equal(fast_tanh.tanh(m.T), whole[:4000].reshape(40, 100).T)
+    # matrices take the loops' direct entries: new, into an out, in place, from read-only
+    want = whole[:4000].reshape(40, 100)
+    out = np.empty_like(m)
+    inplace = m.copy()
+    frozen = m.copy()
+    frozen.flags.writeable = False
+    for got in (fast_tanh.tanh(m), fast_tanh.tanh(m, out=out),
+                fast_tanh.tanh(inplace, out=inplace), fast_tanh.tanh(frozen)):
+        np.testing.assert_array_equal(got, want)
+    # a read-only or wrongly shaped out is refused as NumPy refuses it, never written
+    with pytest.raises((ValueError, TypeError)):
+        fast_tanh.tanh(m, out=frozen)
+    np.testing.assert_array_equal(frozen, m)
+    with pytest.raises((ValueError, TypeError)):
+        fast_tanh.tanh(m, out=np.empty((10, 100), np.float32))
     scalars = [fast_tanh.tanh(v) for v in x[:200]]
     assert all(type(s) is np.float32 for s in scalars)
     np.testing.assert_array_equal(np.array(scalars), whole[:200])

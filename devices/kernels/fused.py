@@ -117,10 +117,10 @@ def _fused_elementwise(k: KernelContext) -> Any:
         of = out.reshape(-1)
         cs = compiled_chain.constants(p, ins)
         if pool is not None and pool.worth_splitting(of.size, passes):
-            pool.parallel_for(of.size, lambda lo, hi: loop(xf[lo:hi], of[lo:hi], p.opcodes, cs),
+            pool.parallel_for(of.size, lambda lo, hi: loop(xf[lo:hi], of[lo:hi], p.heads, cs),
                               max(1, int(MIN_CHUNK_ELEMENTS / passes)))
         else:
-            loop(xf, of, p.opcodes, cs)
+            loop(xf, of, p.heads, cs)
 
     def run(ins: list[Any], o: Any) -> None:
         for f, operands in steps:

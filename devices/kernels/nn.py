@@ -124,16 +124,20 @@ def _softmax_xent(k: KernelContext) -> Any:
     axis = _axis(k)
     alloc = out_allocator(k, 1)
 
+    # the ufuncs' reduce skips the array methods' Python wrappers (~1-2 us a call; the same
+    # reduction, so the same values)
+    vmax, vsum = xp.maximum.reduce, xp.add.reduce
+
     def compute(logits: Any, labels: Any) -> tuple[Any, Any]:
-        sh = logits - logits.max(axis=axis, keepdims=True)
+        sh = logits - vmax(logits, axis=axis, keepdims=True)
         bp = alloc() if alloc is not None else xp.empty_like(sh)
         xp.exp(sh, out=bp)
-        s = bp.sum(axis=axis, keepdims=True)
+        s = vsum(bp, axis=axis, keepdims=True)
         bp /= s
         bp -= labels
         xp.subtract(xp.log(s), sh, out=sh)      # sh is now -log_softmax
         sh *= labels
-        return sh.sum(axis=axis), bp
+        return vsum(sh, axis=axis), bp
     return compute
 
 
@@ -171,6 +175,12 @@ def _expand_dims_mul(k: KernelContext) -> Any:
     xp = k.xp
     axis = _axis(k)
     alloc = out_allocator(k)
+
+    if axis == -1:  # the common case: a new last axis by indexing (expand_dims: ~2 us more)
+        def last(vec: Any, mat: Any) -> tuple[Any]:
+            out = alloc() if alloc is not None else None
+            return (xp.multiply(vec[..., None], mat, out=out),)
+        return last
 
     def compute(vec: Any, mat: Any) -> tuple[Any]:
         out = alloc() if alloc is not None else None
