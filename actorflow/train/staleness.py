@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from actorflow.graph import Operation, Tensor, colocate_with
+from actorflow.graph import Operation, Tensor, colocate_with, control_dependencies
 from actorflow.op_def import (
     apply_op,
     convert_to_tensor,
@@ -42,7 +42,7 @@ from actorflow.op_def import (
     no_gradient,
     register_gradient,
 )
-from actorflow.ops import state_ops
+from actorflow.ops import core_ops, state_ops
 from actorflow.variables import Variable
 from devices import dtypes
 from devices.errors import InvalidArgumentError
@@ -122,13 +122,27 @@ def task_incarnation(name: str | None = None) -> Tensor:
 
 
 def staleness(var: Any, read_version: Any, step: Any = -1, task: Any = -1,
-              incarnation: Any = None, name: str | None = None) -> Tensor:
+              incarnation: Any = None, name: str | None = None, after: Any = None) -> Tensor:
     """int64 staleness of an update to `var` read at `read_version`, computed on `var`'s
     device now (before the update lands). `task`, `step` and `incarnation` (int64 scalars or
     numbers; incarnation default: `task_incarnation()` of the sender, i.e. the device the
     caller's device scope places ops on) name the update in the variable's log when it
-    records."""
+    records. `after` (the update's gradient: a tensor or `IndexedSlices`) makes the count
+    wait for it, so it is taken when the update is ready to land: without it the op runs as
+    soon as the read version and sender are there (on a PS, when the step's first message
+    from the worker arrives, long before its gradient) and misses the updates that land
+    while the worker computes. The optimizers pass it (no extra message: the gradient's own
+    Recv on `var`'s device feeds an identity there that gates the count)."""
     h = _handle(var, "staleness")
+    if after is not None:
+        parts = [after.values, after.indices] if hasattr(after, "indices") else [after]
+        # through an identity on var's device: a data edge (a fed placeholder's op must not
+        # become a control input: it would be run, unfed)
+        with colocate_with(h.op):
+            deps = [core_ops.identity(t).op for t in parts if isinstance(t, Tensor)]
+        if deps:
+            with control_dependencies(deps):
+                return staleness(var, read_version, step, task, incarnation, name)
     rv = convert_to_tensor(read_version, dtype=dtypes.int64)
     st = convert_to_tensor(step, dtype=dtypes.int64)
     tk = convert_to_tensor(task, dtype=dtypes.int64)
