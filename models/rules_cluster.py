@@ -128,11 +128,12 @@ class _Replica:
                 stale = n.start_s
         return None if read is None or stale is None else stale - read
 
-    def loop(self, steps: int, seed: int, trace_every: int = 0) -> None:
+    def loop(self, steps: int, seed: int, trace_every: int = 0, batch_size: int = 32) -> None:
         d = digits.load()
         try:
-            batches = digits.batches(d.train_x, d.train_y, 32, seed=seed * 1000 + self.task,
-                                     epochs=1 + steps * 32 // len(d.train_x))
+            batches = digits.batches(d.train_x, d.train_y, batch_size,
+                                     seed=seed * 1000 + self.task,
+                                     epochs=1 + steps * batch_size // len(d.train_x))
             for k, (xb, yb) in enumerate(batches):
                 if k == steps:
                     break
@@ -169,9 +170,10 @@ class _Replica:
 def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_rate: float,
                seed: int = 0, logdir: str | None = None, eval_every: float = 0.5,
                scope: str | None = None, trace_every: int = 0,
-               meter: Callable[[], Any] | None = None) -> RuleRun:
-    """`rule` with `workers` replicas of `steps` steps each on `cluster` (its variables in
-    name scope `scope`, default the rule's name: another scope, fresh variables). With
+               meter: Callable[[], Any] | None = None, batch_size: int = 32) -> RuleRun:
+    """`rule` with `workers` replicas of `steps` steps each (`batch_size` examples) on
+    `cluster` (its variables in name scope `scope`, default the rule's name: another scope,
+    fresh variables). With
     `trace_every` k > 0 (asynchronous rules), every k-th step of each replica is traced and
     its read-to-update window measured on the PS (`extra["traced"]`: (step seconds, window
     seconds) pairs; the traced steps are left out of `extra["step_times"]`). `meter()` (e.g.
@@ -190,7 +192,8 @@ def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_ra
     try:
         for r in replicas:
             r.start()
-        threads = [threading.Thread(target=r.loop, args=(steps, seed, trace_every), daemon=True)
+        threads = [threading.Thread(target=r.loop, args=(steps, seed, trace_every, batch_size),
+                                    daemon=True)
                    for r in replicas]
         m0 = meter() if meter is not None else None
         t0 = time.perf_counter()
@@ -237,7 +240,8 @@ def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_ra
 
 def train_rules_on_cluster(rules: list[str], workers: int, steps: int, *,
                            learning_rate: float = 0.5, seed: int = 0,
-                           logdir: str | None = None, **_: Any) -> dict[str, RuleRun]:
+                           logdir: str | None = None, batch_size: int = 32,
+                           **_: Any) -> dict[str, RuleRun]:
     """Every rule in turn on one local cluster (1 PS, `workers` worker daemons)."""
     from actorflow.cluster import LocalCluster  # noqa: PLC0415
 
@@ -246,5 +250,6 @@ def train_rules_on_cluster(rules: list[str], workers: int, steps: int, *,
     with LocalCluster(ps=1, workers=workers) as cluster:
         for rule in rules:
             runs[rule] = train_rule(cluster, rule, workers, steps,
-                                    learning_rate=learning_rate, seed=seed, logdir=logdir)
+                                    learning_rate=learning_rate, seed=seed, logdir=logdir,
+                                    batch_size=batch_size)
     return runs
