@@ -15,7 +15,7 @@ buffer: `ResourceVariable.version_of`); `minimize` uses it.
     w_read, ver = af.train.read_with_version(w)      # one kernel: value and version together
     loss = model(w_read)
     g, = af.gradients(loss, [w_read])
-    s = af.train.staleness(w, ver)                   # int64 scalar, computed on w's device
+    s = af.train.staleness(w, ver, after=g)          # int64 scalar, on w's device, once g is
     apply = w.assign_sub(lr / (1.0 + af.cast(s, af.float32)) * g)   # control on s: see below
 
 `staleness` also counts the update in the variable's counters (`staleness_stats(w)`:
@@ -23,9 +23,12 @@ int64 [count, sum, max, version, histogram...], fetchable from any task, or
 `staleness_statistics(session)` for a session's in-process devices), and logs
 (task, step, read version, applied version, incarnation) when the variable records
 (`actorflow.train.replay`). The apply must run after the staleness op (make the update
-depend on `s`, as the optimizers do). The two are adjacent kernels of one step on the
-variable's device; should another step's update run between them, it is counted in the next
-update's staleness and the log shows two updates at one applied version.
+depend on `s`, as the optimizers do), and the op must wait for the update's gradient
+(`after=g`, as the optimizers pass): otherwise it runs as soon as the read version arrives,
+before the worker has computed, and misses the updates that land meanwhile. The two are
+then adjacent kernels of one step on the variable's device; should another step's update run
+between them, it is counted in the next update's staleness and the log shows two updates at
+one applied version.
 """
 
 from __future__ import annotations
