@@ -30,13 +30,14 @@ simulated step (CPU in CPU seconds, stretched by the sharing):
 
 - outside the window: the driver's CPU (`think_s`: one worker's at a time in
   `sys.getswitchinterval()` slices, as one Python process's threads share the GIL), the PS's
-  and worker daemon's CPU that does not fit in the window (`outside_cpu_s`), and the rest of
-  the step (`client_wait_s`: messages in flight; on no core);
-- the window (measured at 1 worker): the worker daemon's and the PS's CPU (`compute_s`; the
-  PS handles a step's messages interleaved with other steps', and its apply kernels take
-  microseconds, so `ps_apply_s` is 0) and the rest of the window (`network_s`: on no core).
-  When the window is shorter than that CPU stretched by x, the CPU is scaled to fit and the
-  rest goes outside the window.
+  and worker daemon's CPU that does not fit in the window (below), and the rest of the step
+  (`client_wait_s`: messages in flight; on no core);
+- the window (measured at 1 worker): the worker daemon's CPU (`compute_s`), the PS's
+  (`ps_apply_s`: the PS is one process, so its work for all steps is served one at a time)
+  and the rest of the window (`network_s`: on no core). When the window is shorter than that
+  CPU stretched by x, both are scaled to fit and the rest goes outside the window: the
+  worker's to `outside_cpu_s`, the PS's to `ps_read_s` (served one at a time with the
+  updates, before the read: the step's read and, cyclically, the previous step's reply).
 
 The spread of the 1-worker run's step times (sd of their logs) is the spread of the simulated
 times. The real staleness mean's 95% confidence interval is from its histogram (the PS's
@@ -89,8 +90,8 @@ def calibrate(step: float, window: float, ps: float, worker: float, driver: floa
     background = cores * x - 1.0 if x > 1.0 else 0.0
     inside = ps + worker
     g = min(1.0, window / (inside * x)) if inside else 1.0
-    return {"compute_s": g * inside, "ps_apply_s": 0.0, "think_s": driver,
-            "outside_cpu_s": (1.0 - g) * inside,
+    return {"compute_s": g * worker, "ps_apply_s": g * ps, "ps_read_s": (1.0 - g) * ps,
+            "think_s": driver, "outside_cpu_s": (1.0 - g) * worker,
             "network_s": max(0.0, window - g * inside * x),
             "client_wait_s": max(0.0, step - window - (driver + (1.0 - g) * inside) * x),
             "background_load": background}

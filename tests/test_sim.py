@@ -117,6 +117,11 @@ def test_cores_shared_with_background_load_stretch_virtual_time():
         background_load=1.0, outside_cpu_s=0.01, ps_apply_s=0.0), sizes=(64, 10))
     # each step: 10 ms outside the window, 10 ms in it, the two workers always together
     assert r.virtual_s == pytest.approx(4 * 2 * 0.030, rel=1e-6)
+    # the PS's service outside the window: one step's at a time
+    r, _ = _run(af.train.GradientDescentOptimizer(0.1), sim.SimConfig(
+        workers=2, steps=3, compute_s=0.0, compute_sigma=0.0, network_s=0.0, ps_apply_s=0.0,
+        ps_read_s=0.01), sizes=(64, 10))
+    assert r.virtual_s == pytest.approx(2 * 3 * 0.01, rel=1e-6)
 
 
 def test_staleness_grows_with_workers():

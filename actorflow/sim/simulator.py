@@ -13,8 +13,9 @@ and the PS's service share that many CPUs (each waits for a free one), as proces
 machine do, or, with `background_load` E >= 0, share them fairly with each other and with E
 other runnable processes (processor sharing, as the OS does: each of the k phases running
 gets min(1, cores / (k + E)) of a CPU), for a machine other work loads. `outside_cpu_s` is
-a step's CPU before its read that is not the client's (e.g. the PS's and the worker's
-handling of the step's other messages). `think_s` is a step's client time outside the
+a step's CPU before its read that is not the client's (e.g. the worker's handling of the
+step's other messages); `ps_read_s` the PS's, served one at a time with the updates (its
+read and its reply, the PS being one process). `think_s` is a step's client time outside the
 window between its read and its update (the driver's turnaround: feeds, the run call,
 results), on a core and, with `one_client` (one Python process drives every worker), one
 worker's at a time, in slices of `client_slice_s` (the interpreter's switch interval), as
@@ -74,6 +75,8 @@ class SimConfig:
     background_load: float = -1.0   # >= 0: the cores are shared fairly with this many other
                                     # runnable processes (-1: first come first served)
     outside_cpu_s: float = 0.0      # a step's CPU outside its window, not the client's
+    ps_read_s: float = 0.0          # the PS's service of a step outside its window (its read
+                                    # and reply; one at a time with the updates, on a core)
     think_s: float = 0.0            # a step's client time outside its read..update window
     one_client: bool = False        # one client process drives every worker (one GIL)
     client_slice_s: float = 0.005   # ... which it hands round in slices (sys.getswitchinterval)
@@ -166,6 +169,9 @@ def simulate(model: Any, sess: Any, config: SimConfig,
                 think -= cfg.client_slice_s
         if cfg.outside_cpu_s > 0:  # the PS's and the worker's handling outside the window
             await compute(cfg.outside_cpu_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma)))
+        if cfg.ps_read_s > 0:
+            async with ps:  # the PS serves the step's read (and, cyclically, its reply)
+                await compute(cfg.ps_read_s)
         held = model.read(sess, w, step)
         counts["worker_steps"] += 1
         c, net = delay(w)
