@@ -44,7 +44,7 @@ times. The real staleness mean's 95% confidence interval is from its histogram (
 counters; updates taken as independent).
 
     python benchmarks/bench_sim_predict.py [--steps 300] [--workers 1 2 4] [--trace-every 4]
-        [--rounds 2] [--sim-steps 300]
+        [--rounds 2] [--sim-steps 200]
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="trace every k-th step of each replica to measure its window")
     ap.add_argument("--rounds", type=int, default=2,
                     help="run the worker counts in turn this many times (load drift)")
-    ap.add_argument("--sim-steps", type=int, default=300, help="steps per simulated worker")
+    ap.add_argument("--sim-steps", type=int, default=200, help="steps per simulated worker")
     args = ap.parse_args(argv)
     if 1 not in args.workers:
         ap.error("--workers must include 1: the simulator is calibrated from that run")
