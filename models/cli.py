@@ -150,7 +150,8 @@ def _run_rules(args: argparse.Namespace) -> int:
     runs = rules.compare(names, args.simulate if simulate else args.workers,
                          args.steps or (100 if simulate else 200), simulate=simulate,
                          stragglers=args.stragglers, learning_rate=args.learning_rate or 0.5,
-                         logdir=args.logdir, plot_path=plot)
+                         logdir=args.logdir, plot_path=plot,
+                         **({"batch_size": args.batch_size} if args.batch_size else {}))
     return 0 if all(r.updates for r in runs.values()) else 1
 
 

@@ -120,9 +120,9 @@ class StalenessSummaries:
 
 def simulate_rule(rule: str, workers: int, steps: int, *, stragglers: int = 0,
                   learning_rate: float = 0.5, seed: int = 0, logdir: str | None = None,
-                  eval_every_s: float = 0.0, **config: Any) -> RuleRun:
+                  eval_every_s: float = 0.0, batch_size: int = 32, **config: Any) -> RuleRun:
     """`rule` on the digits MLP in `af.sim`: `workers` virtual workers, `steps` steps each
-    (global steps for sync and backup)."""
+    (global steps for sync and backup) of `batch_size` examples."""
     check_rules([rule])
     d = digits.load()
     cfg = af.sim.SimConfig(workers=workers, steps=steps, stragglers=stragglers, seed=seed,
@@ -136,10 +136,10 @@ def simulate_rule(rule: str, workers: int, steps: int, *, stragglers: int = 0,
             m: Any = af.sim.ElasticSplitModel(
                 lambda: af.train.GradientDescentOptimizer(learning_rate), workers, d.train_x,
                 d.train_y, d.test_x, d.test_y, SIZES, alpha=EASGD_ALPHA, tau=EASGD_TAU,
-                seed=seed)
+                seed=seed, batch_size=batch_size)
         else:
             m = af.sim.SplitModel(make_rule(rule, learning_rate), d.train_x, d.train_y,
-                                  d.test_x, d.test_y, SIZES, seed=seed)
+                                  d.test_x, d.test_y, SIZES, seed=seed, batch_size=batch_size)
         writer = af.summary.FileWriter(str(Path(logdir) / rule)) if logdir else None
         summaries = StalenessSummaries(m.vars, writer) if writer else None
         with af.Session() as s:

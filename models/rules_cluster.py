@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,8 @@ class _Replica:
         self.sess = af.Session(cluster.target("worker", task), graph=g)
         self.done = 0
         self.step_times: list[float] = []  # wall seconds of each step (the driver's view)
+        self.traced: list[tuple[float, float | None]] = []  # (step, window) of traced steps
+        self._trace = af.RunOptions(trace_level=af.RunOptions.SOFTWARE_TRACE)
         self.error: BaseException | None = None
 
     def start(self) -> None:
@@ -112,11 +115,25 @@ class _Replica:
         if self.hook is not None:
             self.hook.after_create_session(self.sess)
 
-    def loop(self, steps: int, seed: int) -> None:
+    def window_of(self, md: Any) -> float | None:
+        """The read-to-update window of the first shared variable in a traced step (seconds,
+        on the PS: from its read to its staleness count, i.e. next to its apply), or None."""
+        v = self.shared[0].op.name
+        read = stale = None
+        for n in md.step_stats.nodes:
+            if n.op == "ReadVariableOp" and n.node_name.startswith(v + "/"):
+                read = n.start_s if read is None else min(read, n.start_s)
+            elif n.op == "VariableStaleness" and \
+                    "update_" + v.replace("/", "_") + "/" in n.node_name:
+                stale = n.start_s
+        return None if read is None or stale is None else stale - read
+
+    def loop(self, steps: int, seed: int, trace_every: int = 0, batch_size: int = 32) -> None:
         d = digits.load()
         try:
-            batches = digits.batches(d.train_x, d.train_y, 32, seed=seed * 1000 + self.task,
-                                     epochs=1 + steps * 32 // len(d.train_x))
+            batches = digits.batches(d.train_x, d.train_y, batch_size,
+                                     seed=seed * 1000 + self.task,
+                                     epochs=1 + steps * batch_size // len(d.train_x))
             for k, (xb, yb) in enumerate(batches):
                 if k == steps:
                     break
@@ -126,6 +143,12 @@ class _Replica:
                     self.sess.run(self.wait_op)
                 if self.hook is not None:
                     self.hook.run(self.sess, self.train, feed)
+                elif trace_every and k % trace_every == trace_every - 1:
+                    md = af.RunMetadata()
+                    self.sess.run(self.train, feed, options=self._trace, run_metadata=md)
+                    self.traced.append((time.perf_counter() - t0, self.window_of(md)))
+                    self.done += 1
+                    continue  # a traced step is slower: not one of step_times
                 else:
                     self.sess.run(self.train, feed)
                 if self.elastic is not None and (k + 1) % EASGD_TAU == 0:
@@ -146,9 +169,16 @@ class _Replica:
 
 def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_rate: float,
                seed: int = 0, logdir: str | None = None, eval_every: float = 0.5,
-               scope: str | None = None) -> RuleRun:
-    """`rule` with `workers` replicas of `steps` steps each on `cluster` (its variables in
-    name scope `scope`, default the rule's name: another scope, fresh variables)."""
+               scope: str | None = None, trace_every: int = 0,
+               meter: Callable[[], Any] | None = None, batch_size: int = 32) -> RuleRun:
+    """`rule` with `workers` replicas of `steps` steps each (`batch_size` examples) on
+    `cluster` (its variables in name scope `scope`, default the rule's name: another scope,
+    fresh variables). With
+    `trace_every` k > 0 (asynchronous rules), every k-th step of each replica is traced and
+    its read-to-update window measured on the PS (`extra["traced"]`: (step seconds, window
+    seconds) pairs; the traced steps are left out of `extra["step_times"]`). `meter()` (e.g.
+    CPU clocks) is read when the replicas start stepping and when the last one ends:
+    `extra["meter"]` = (start, end), building and initialising left out."""
     replicas = [_Replica(cluster, rule, t, workers, learning_rate, seed, scope)
                 for t in range(workers)]
     chief = replicas[0]
@@ -162,8 +192,10 @@ def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_ra
     try:
         for r in replicas:
             r.start()
-        threads = [threading.Thread(target=r.loop, args=(steps, seed), daemon=True)
+        threads = [threading.Thread(target=r.loop, args=(steps, seed, trace_every, batch_size),
+                                    daemon=True)
                    for r in replicas]
+        m0 = meter() if meter is not None else None
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -181,6 +213,7 @@ def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_ra
                 if t.is_alive():
                     sample()
         seconds = time.perf_counter() - t0
+        m1 = meter() if meter is not None else None
         sample()
         errors = [r.error for r in replicas if r.error is not None]
         if errors:
@@ -195,7 +228,9 @@ def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_ra
         acc[-1] = (seconds, acc[-1][1])
         return RuleRun(rule, "cluster", acc, seconds, updates, stats, dropped,
                        extra={"worker_steps": worker_steps,
-                              "step_times": [t for r in replicas for t in r.step_times]})
+                              "step_times": [t for r in replicas for t in r.step_times],
+                              "traced": [t for r in replicas for t in r.traced],
+                              "meter": (m0, m1)})
     finally:
         if writer is not None:
             writer.close()
@@ -205,7 +240,8 @@ def train_rule(cluster: Any, rule: str, workers: int, steps: int, *, learning_ra
 
 def train_rules_on_cluster(rules: list[str], workers: int, steps: int, *,
                            learning_rate: float = 0.5, seed: int = 0,
-                           logdir: str | None = None, **_: Any) -> dict[str, RuleRun]:
+                           logdir: str | None = None, batch_size: int = 32,
+                           **_: Any) -> dict[str, RuleRun]:
     """Every rule in turn on one local cluster (1 PS, `workers` worker daemons)."""
     from actorflow.cluster import LocalCluster  # noqa: PLC0415
 
@@ -214,5 +250,6 @@ def train_rules_on_cluster(rules: list[str], workers: int, steps: int, *,
     with LocalCluster(ps=1, workers=workers) as cluster:
         for rule in rules:
             runs[rule] = train_rule(cluster, rule, workers, steps,
-                                    learning_rate=learning_rate, seed=seed, logdir=logdir)
+                                    learning_rate=learning_rate, seed=seed, logdir=logdir,
+                                    batch_size=batch_size)
     return runs

@@ -88,6 +88,42 @@ def test_seeded_runs_repeat_and_replay_bit_for_bit():
     assert any(a.tobytes() != b.tobytes() for a, b in zip(p1, p4, strict=True))
 
 
+def test_cores_shared_with_background_load_stretch_virtual_time():
+    """Processor sharing: 2 workers, each step 10 ms of CPU on 1 core shared with 1 other
+    runnable process: alone a step takes 20 ms, two at once 30 ms each (1/3 of the core)."""
+    import trio
+    import trio.testing
+
+    from actorflow.sim.simulator import _SharedCores
+
+    ends: list[float] = []
+
+    async def main() -> None:
+        cores = _SharedCores(1, 1.0)
+
+        async def phase(start: float) -> None:
+            await trio.sleep(start)
+            await cores.run(0.010)
+            ends.append(trio.current_time())
+
+        async with trio.open_nursery() as n:
+            n.start_soon(phase, 0.0)
+            n.start_soon(phase, 0.0)
+            n.start_soon(phase, 1.0)  # alone
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert ends == pytest.approx([0.030, 0.030, 1.020])
+    r, _ = _run(af.train.GradientDescentOptimizer(0.1), sim.SimConfig(
+        workers=2, steps=4, compute_s=0.01, compute_sigma=0.0, network_s=0.0, cores=1,
+        background_load=1.0, outside_cpu_s=0.01, ps_apply_s=0.0), sizes=(64, 10))
+    # each step: 10 ms outside the window, 10 ms in it, the two workers always together
+    assert r.virtual_s == pytest.approx(4 * 2 * 0.030, rel=1e-6)
+    # the PS's service outside the window: one step's at a time
+    r, _ = _run(af.train.GradientDescentOptimizer(0.1), sim.SimConfig(
+        workers=2, steps=3, compute_s=0.0, compute_sigma=0.0, network_s=0.0, ps_apply_s=0.0,
+        ps_read_s=0.01), sizes=(64, 10))
+    assert r.virtual_s == pytest.approx(2 * 3 * 0.01, rel=1e-6)
+
+
 def test_staleness_grows_with_workers():
     means = []
     for w in (2, 16):

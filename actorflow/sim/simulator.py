@@ -10,11 +10,17 @@ workers' updates land, so staleness arises from the delays as it does on a clust
 serves one update at a time for `ps_apply_s` virtual seconds each (first come first served),
 so many workers saturate it as they would a real one; with `cores` > 0 the workers' compute
 and the PS's service share that many CPUs (each waits for a free one), as processes on one
-machine do. `think_s` is a step's client time outside the window between its read and its
-update (the driver's turnaround: feeds, the run call, results), on a core and, with
-`one_client` (one Python process drives every worker), one worker's at a time, in slices of
-`client_slice_s` (the interpreter's switch interval), as threads share a GIL; `client_wait_s`
-is waiting outside the window on no core (e.g. for a CPU other work holds).
+machine do, or, with `background_load` E >= 0, share them fairly with each other and with E
+other runnable processes (processor sharing, as the OS does: each of the k phases running
+gets min(1, cores / (k + E)) of a CPU), for a machine other work loads. `outside_cpu_s` is
+a step's CPU before its read that is not the client's (e.g. the worker's handling of the
+step's other messages); `ps_read_s` the PS's, served one at a time with the updates (its
+read and its reply, the PS being one process). `think_s` is a step's client time outside the
+window between its read and its update (the driver's turnaround: feeds, the run call,
+results), on a core and, with `one_client` (one Python process drives every worker), one
+worker's at a time, in slices of `client_slice_s` (the interpreter's switch interval), as
+threads share a GIL; `client_wait_s` is waiting outside the window on no core (e.g. for a
+message in flight).
 
 Rules that coordinate the workers are modelled in virtual time with their production
 semantics (blocking, never polling): `ssp_bound` s makes a worker wait before its read of
@@ -66,6 +72,11 @@ class SimConfig:
     restart_s: float = 0.5          # virtual time for a failed worker to come back
     ps_apply_s: float = 0.0002      # virtual PS service time of one update (FIFO: saturation)
     cores: int = 0                  # CPUs compute and PS service share (0: unlimited)
+    background_load: float = -1.0   # >= 0: the cores are shared fairly with this many other
+                                    # runnable processes (-1: first come first served)
+    outside_cpu_s: float = 0.0      # a step's CPU outside its window, not the client's
+    ps_read_s: float = 0.0          # the PS's service of a step outside its window (its read
+                                    # and reply; one at a time with the updates, on a core)
     think_s: float = 0.0            # a step's client time outside its read..update window
     one_client: bool = False        # one client process drives every worker (one GIL)
     client_slice_s: float = 0.005   # ... which it hands round in slices (sys.getswitchinterval)
@@ -117,10 +128,14 @@ def simulate(model: Any, sess: Any, config: SimConfig,
         return c, float(rng.exponential(cfg.network_s)) if cfg.network_s > 0 else 0.0
 
     cpus = trio.CapacityLimiter(cfg.cores) if cfg.cores > 0 else None
+    shared = _SharedCores(cfg.cores, cfg.background_load) \
+        if cfg.cores > 0 and cfg.background_load >= 0 else None
     client = trio.Lock() if cfg.one_client else None
 
     async def compute(seconds: float) -> None:
-        if cpus is None:
+        if shared is not None:
+            await shared.run(seconds)
+        elif cpus is None:
             await trio.sleep(seconds)
         else:
             async with cpus:  # FIFO: a worker's compute waits for a free core
@@ -152,6 +167,11 @@ def simulate(model: Any, sess: Any, config: SimConfig,
                 async with client:                    # served
                     await compute(min(think, cfg.client_slice_s))
                 think -= cfg.client_slice_s
+        if cfg.outside_cpu_s > 0:  # the PS's and the worker's handling outside the window
+            await compute(cfg.outside_cpu_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma)))
+        if cfg.ps_read_s > 0:
+            async with ps:  # the PS serves the step's read (and, cyclically, its reply)
+                await compute(cfg.ps_read_s)
         held = model.read(sess, w, step)
         counts["worker_steps"] += 1
         c, net = delay(w)
@@ -239,3 +259,49 @@ def simulate(model: Any, sess: Any, config: SimConfig,
     return SimReport(virtual, real, n, n / virtual if virtual else 0.0,
                      counts["worker_steps"] / real if real else 0.0, stats, acc,
                      counts["failures"], log, counts["dropped"], counts["worker_steps"])
+
+
+class _SharedCores:
+    """`cores` CPUs shared fairly (processor sharing, as the OS scheduler shares them) by the
+    simulated phases running now and `background` other runnable processes: each phase
+    runs at min(1, cores / (phases + background)) CPU seconds per virtual second."""
+
+    def __init__(self, cores: int, background: float):
+        self.cores, self.background = cores, background
+        self.left: dict[object, float] = {}   # running phase -> CPU seconds it still needs
+        self.t = 0.0
+        self.changed = trio.Event()
+
+    def _rate(self) -> float:
+        return min(1.0, self.cores / (len(self.left) + self.background)) if self.left else 0.0
+
+    def _advance(self) -> None:
+        now = trio.current_time()
+        done = (now - self.t) * self._rate()
+        for k in self.left:
+            self.left[k] -= done
+        self.t = now
+
+    def _moved(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def run(self, seconds: float) -> None:
+        """Take `seconds` of CPU, at the shared rate (which changes as phases come and go)."""
+        self._advance()
+        me = object()
+        self.left[me] = seconds
+        self._moved()
+        try:
+            while True:
+                self._advance()
+                left = self.left[me]
+                if left <= 1e-12:
+                    return
+                ev = self.changed
+                with trio.move_on_after(left / self._rate()):
+                    await ev.wait()
+        finally:
+            self._advance()
+            del self.left[me]
+            self._moved()

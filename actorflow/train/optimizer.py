@@ -216,7 +216,8 @@ class Optimizer:
             rv = variable_version(v, name="read_version")
         self._versions[v] = rv
         self._read_values.setdefault(v, v.value())
-        s = staleness(v, rv, step=read_step, task=self.task, incarnation=self.incarnation)
+        s = staleness(v, rv, step=read_step, task=self.task, incarnation=self.incarnation,
+                      after=g)  # counted when the gradient is there, next to the apply
         with control_dependencies([s.op]):
             if isinstance(g, IndexedSlices):
                 return self._apply_sparse(g, v, staleness=s)

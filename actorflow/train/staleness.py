@@ -15,7 +15,7 @@ buffer: `ResourceVariable.version_of`); `minimize` uses it.
     w_read, ver = af.train.read_with_version(w)      # one kernel: value and version together
     loss = model(w_read)
     g, = af.gradients(loss, [w_read])
-    s = af.train.staleness(w, ver)                   # int64 scalar, computed on w's device
+    s = af.train.staleness(w, ver, after=g)          # int64 scalar, on w's device, once g is
     apply = w.assign_sub(lr / (1.0 + af.cast(s, af.float32)) * g)   # control on s: see below
 
 `staleness` also counts the update in the variable's counters (`staleness_stats(w)`:
@@ -23,9 +23,12 @@ int64 [count, sum, max, version, histogram...], fetchable from any task, or
 `staleness_statistics(session)` for a session's in-process devices), and logs
 (task, step, read version, applied version, incarnation) when the variable records
 (`actorflow.train.replay`). The apply must run after the staleness op (make the update
-depend on `s`, as the optimizers do). The two are adjacent kernels of one step on the
-variable's device; should another step's update run between them, it is counted in the next
-update's staleness and the log shows two updates at one applied version.
+depend on `s`, as the optimizers do), and the op must wait for the update's gradient
+(`after=g`, as the optimizers pass): otherwise it runs as soon as the read version arrives,
+before the worker has computed, and misses the updates that land meanwhile. The two are
+then adjacent kernels of one step on the variable's device; should another step's update run
+between them, it is counted in the next update's staleness and the log shows two updates at
+one applied version.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from actorflow.graph import Operation, Tensor, colocate_with
+from actorflow.graph import Operation, Tensor, colocate_with, control_dependencies
 from actorflow.op_def import (
     apply_op,
     convert_to_tensor,
@@ -42,7 +45,7 @@ from actorflow.op_def import (
     no_gradient,
     register_gradient,
 )
-from actorflow.ops import state_ops
+from actorflow.ops import core_ops, state_ops
 from actorflow.variables import Variable
 from devices import dtypes
 from devices.errors import InvalidArgumentError
@@ -122,13 +125,27 @@ def task_incarnation(name: str | None = None) -> Tensor:
 
 
 def staleness(var: Any, read_version: Any, step: Any = -1, task: Any = -1,
-              incarnation: Any = None, name: str | None = None) -> Tensor:
+              incarnation: Any = None, name: str | None = None, after: Any = None) -> Tensor:
     """int64 staleness of an update to `var` read at `read_version`, computed on `var`'s
     device now (before the update lands). `task`, `step` and `incarnation` (int64 scalars or
     numbers; incarnation default: `task_incarnation()` of the sender, i.e. the device the
     caller's device scope places ops on) name the update in the variable's log when it
-    records."""
+    records. `after` (the update's gradient: a tensor or `IndexedSlices`) makes the count
+    wait for it, so it is taken when the update is ready to land: without it the op runs as
+    soon as the read version and sender are there (on a PS, when the step's first message
+    from the worker arrives, long before its gradient) and misses the updates that land
+    while the worker computes. The optimizers pass it (no extra message: the gradient's own
+    Recv on `var`'s device feeds an identity there that gates the count)."""
     h = _handle(var, "staleness")
+    if after is not None:
+        parts = [after.values, after.indices] if hasattr(after, "indices") else [after]
+        # through an identity on var's device: a data edge (a fed placeholder's op must not
+        # become a control input: it would be run, unfed)
+        with colocate_with(h.op):
+            deps = [core_ops.identity(t).op for t in parts if isinstance(t, Tensor)]
+        if deps:
+            with control_dependencies(deps):
+                return staleness(var, read_version, step, task, incarnation, name)
     rv = convert_to_tensor(read_version, dtype=dtypes.int64)
     st = convert_to_tensor(step, dtype=dtypes.int64)
     tk = convert_to_tensor(task, dtype=dtypes.int64)
