@@ -414,7 +414,7 @@ class BundleReader:
         return as_dtype(bp.ENUM_TO_DTYPE[enum]).np
 
     # -- data ----------------------------------------------------------------------------------
-    def _read_stored(self, key: bytes, name: str):
+    def _read_stored(self, key: bytes, name: str, out: np.ndarray | None = None):
         entry = self.entries[key]
         shape = tuple(d.size for d in entry.shape.dim)
         path = data_path(self.prefix, entry.shard_id, self.num_shards)
@@ -423,8 +423,8 @@ class BundleReader:
             self._read_bytes(path, entry, memoryview(raw), name)
             return _parse_strings(raw.tobytes(), int(np.prod(shape)), shape, entry.crc32c,
                                   f"tensor '{name}' in data file '{path}'")
-        dtype = as_dtype(bp.ENUM_TO_DTYPE[entry.dtype]).np
-        out = np.empty(shape, dtype)
+        if out is None:
+            out = np.empty(shape, as_dtype(bp.ENUM_TO_DTYPE[entry.dtype]).np)
         view = memoryview(out.reshape(-1).view(np.uint8)) if out.size else memoryview(b"")
         if len(view) != entry.size:
             raise DataLossError(f"tensor '{name}' in '{path}': the index says {entry.size} "
@@ -480,6 +480,34 @@ class BundleReader:
             return crc
         finally:
             os.close(fd)
+
+    def read_into(self, name: str, out: np.ndarray, extents: Extents | None = None) -> bool:
+        """Read the tensor `name` (or its slice `extents`) straight into `out`, a C-contiguous
+        array of its dtype and shape, when it is stored as one piece (whole, or a slice with
+        exactly these extents); return False, reading nothing, when it is not (then `read`
+        assembles it). Checksum verified: on a DataLossError `out` holds partial bytes."""
+        entry = self._entry(name)
+        full_shape = [d.size for d in entry.shape.dim]
+        if entry.dtype == bp.DT_STRING or not out.flags.c_contiguous or \
+                out.dtype != self.dtype(name):
+            return False
+        if extents is None or [(s, full_shape[d] if n == -1 else n) for d, (s, n) in
+                               enumerate(extents)] == [(0, n) for n in full_shape]:
+            if entry.slices or list(out.shape) != full_shape:
+                return False
+            key = name.encode()
+        else:
+            key = slice_key(name, [(s, full_shape[d] if n == -1 else n)
+                                   for d, (s, n) in enumerate(extents)])
+            stored = self.entries.get(key)
+            if stored is None:  # TF writes a whole dimension's extent as (0, -1)
+                key = slice_key(name, [(s, -1) if (s, n) == (0, full_shape[d]) else (s, n)
+                                       for d, (s, n) in enumerate(extents)])
+                stored = self.entries.get(key)
+            if stored is None or [d.size for d in stored.shape.dim] != list(out.shape):
+                return False
+        self._read_stored(key, name, out)
+        return True
 
     def read(self, name: str, extents: Extents | None = None) -> np.ndarray:
         """The tensor `name`, or the slice `extents` of it; assembles partitioned tensors."""

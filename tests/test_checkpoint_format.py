@@ -302,3 +302,29 @@ def test_tensorflow_string_checkpoints_both_ways(tmp_path: Path) -> None:
     res = subprocess.run([py, "-c", TF_STRINGS, "read", af_prefix], capture_output=True,
                          text=True, timeout=240)
     assert "TF-STRINGS-OK" in res.stdout, res.stderr[-3000:]
+
+
+def test_read_into_fills_the_callers_buffer_or_declines(tmp_path: Path) -> None:
+    """`read_into` reads a tensor stored as one piece straight into an existing buffer (the
+    restore of an initialized variable), checksum verified; a slice stored with exactly the
+    requested extents too (TensorFlow's "-" extents included); anything it would have to
+    assemble, or a buffer of another dtype or shape, is declined with nothing written."""
+    r = BundleReader(FIXTURE)
+    buf = np.zeros_like(EXPECTED["w"])
+    assert r.read_into("w", buf) and np.array_equal(buf, EXPECTED["w"])
+    emb = EXPECTED["emb/table"]  # TF stored rows 0-3, 3-5, 5-7 with a "-" second extent
+    part = np.zeros((2, 4), emb.dtype)
+    assert r.read_into("emb/table", part, [(3, 2), (0, 4)])
+    assert np.array_equal(part, emb[3:5])
+    other = np.full((4, 4), 7, emb.dtype)
+    assert not r.read_into("emb/table", other, [(0, 4), (0, 4)])  # spans two stored slices
+    assert not r.read_into("emb/table", np.zeros(emb.shape, emb.dtype))  # whole: assembled
+    wrong = np.full(EXPECTED["w"].shape, 7, np.float64)
+    assert not r.read_into("w", wrong) and np.all(wrong == 7) and np.all(other == 7)
+    prefix = str(tmp_path / "ck")
+    _write_small(prefix)
+    raw = bytearray(Path(data_path(prefix, 0, 1)).read_bytes())
+    raw[40 + 8 * 500 + 3] ^= 0x10  # one bit of b[500]
+    Path(data_path(prefix, 0, 1)).write_bytes(bytes(raw))
+    with pytest.raises(DataLossError, match="checksum mismatch for tensor 'b'"):
+        BundleReader(prefix).read_into("b", np.zeros(1000, np.int64))

@@ -17,7 +17,7 @@ import pytest
 
 import actorflow as af
 from actorflow.cluster import child_env
-from devices.errors import DataLossError, NotFoundError
+from devices.errors import DataLossError, FailedPreconditionError, NotFoundError
 from tests.test_checkpoint_format import EXPECTED, FIXTURE
 
 
@@ -122,6 +122,18 @@ def test_restore_of_corrupt_checkpoint_raises_data_loss(tmp_path: Path) -> None:
             data.write_bytes(bytes(raw))
             with pytest.raises(DataLossError, match="checksum mismatch for tensor"):
                 saver.restore(s, p)
+            # restored in place (the variables were initialized): the tensor whose bytes
+            # were bad ('global_step', first in the file and in the restore) is left
+            # uninitialized, never half-written; the ones not yet reached keep their values
+            with pytest.raises(FailedPreconditionError, match="uninitialized.*global_step"):
+                s.run(vs["step"])
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
+            vs["step"].load(3, s)
+            good = saver.save(s, str(tmp_path / "good"))
+            s.run(af.global_variables_initializer())
+            saver.restore(s, good)
+            assert s.run(vs["step"]) == 3
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
 
 
 KILLED_SAVER = textwrap.dedent(r"""

@@ -171,27 +171,67 @@ def _restore_variables(k: KernelContext) -> Any:
     names: list[str] = list(k.attrs["tensor_names"])
     specs = [parse_slice_spec(s, n)
              for s, n in zip(k.attrs["shape_and_slices"], names, strict=True)]
+    extents = [None if spec is None else spec[1] for spec in specs]
     device = k.device
 
-    def read_all(prefix: Any, dtypes: list[np.dtype], var_names: list[str]) -> list[Any]:
+    def open_and_check(prefix: Any, dtypes: list[np.dtype], var_names: list[str]
+                       ) -> tb.BundleReader:
         reader = tb.BundleReader(_path(prefix))
-        values = []
-        for name, spec, dt, vname in zip(names, specs, dtypes, var_names, strict=True):
+        for name, dt, vname in zip(names, dtypes, var_names, strict=True):
             have = reader.dtype(name)
             if have != dt:
                 raise InvalidArgumentError(
                     f"tensor '{name}' in checkpoint '{reader.prefix}' is {have}, but variable "
                     f"'{vname}' is {dt}", node=k.name)
-            values.append(reader.read(name, None if spec is None else spec[1]))
-        return values
+        return reader
+
+    def read_fresh(reader: tb.BundleReader, which: list[int]) -> list[np.ndarray]:
+        return [reader.read(names[i], extents[i]) for i in which]
 
     async def compute(ctx: Any, prefix: Any, *handles: Any) -> tuple[()]:
-        # the reading on a worker thread; the assignments back on the device's own loop
-        values = await device.run_in_thread(read_all, prefix, [h.dtype for h in handles],
+        reader = await device.run_in_thread(open_and_check, prefix,
+                                            [h.dtype for h in handles],
                                             [h.name for h in handles])
-        for h, value in zip(handles, values, strict=True):
-            h.assign(value)  # a fresh, owned buffer: adopted, not copied
+        in_place = [i for i, h in enumerate(handles) if _fits(h, reader, names[i], extents[i])]
+        fresh = [i for i in range(len(handles)) if i not in set(in_place)]
+        # variables without a buffer to reuse: read on a worker thread, adopted afterwards
+        values = await device.run_in_thread(read_fresh, reader, fresh) if fresh else []
+        for i in in_place:
+            _read_in_place(reader, handles[i], names[i], extents[i])
+        for i, value in zip(fresh, values, strict=True):
+            handles[i].assign(value)  # a fresh, owned buffer: adopted, not copied
         return ()
 
     compute.poll = lambda ctx, *args: None  # type: ignore[attr-defined]
     return compute
+
+
+def _fits(h: Any, reader: tb.BundleReader, name: str, extents: Any) -> bool:
+    """Whether variable `h` has a host buffer the stored tensor can be read straight into."""
+    value = h.value
+    return (type(value) is np.ndarray and value.flags.c_contiguous and value.size > 0
+            and value.dtype == h.dtype and list(value.shape) == _stored_shape(reader, name,
+                                                                              extents))
+
+
+def _stored_shape(reader: tb.BundleReader, name: str, extents: Any) -> list[int]:
+    if extents is None:
+        return reader.shape(name)
+    return [n for _, n in extents]
+
+
+def _read_in_place(reader: tb.BundleReader, h: Any, name: str, extents: Any) -> None:
+    """Read tensor `name` into variable `h`'s own buffer, on the device's loop: no kernel
+    sees the variable half-written (as TF's Assign under the variable's lock), and the
+    buffer is already faulted in (a new one is not: the kernel zeroes every page of it on
+    first touch, which costs as much as the copy itself). `writable()` counts the write and
+    hands back a private buffer when someone holds the current one (a snapshot in flight).
+    A checksum error leaves the variable uninitialized, never half restored."""
+    buf = h.writable()
+    try:
+        done = reader.read_into(name, buf, extents)
+    except Exception:
+        h.value = None  # its bytes are partly the checkpoint's: no one may read them
+        raise
+    if not done:  # stored in pieces (another partitioning): assembled, then adopted
+        h.assign(reader.read(name, extents))
