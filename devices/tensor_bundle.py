@@ -25,8 +25,10 @@ Speed: tensors are written from their own buffers (no copy) in CHUNK-sized piece
 CRC'd just before it is written (while it is in cache); a helper thread fdatasyncs the file
 every FLUSH_EVERY bytes, so the disk writes back while later tensors are still being copied,
 and the final fsync waits only for the tail. Reads go straight into the result array
-(`preadv`), and for tensors of PIPELINE_BYTES or more a helper thread reads chunk i+1 while
-the caller CRCs chunk i (the `crc32c` package releases the GIL on large buffers).
+(`preadv`), or into the caller's existing buffer (`read_into`: a restore over initialized
+variables, whose pages need no faulting in), and for tensors of PIPELINE_BYTES or more a
+helper thread reads chunk i+1 while the caller CRCs chunk i (the `crc32c` package releases
+the GIL on large buffers).
 
 Reading verifies each tensor's CRC32C: a truncated or bit-flipped file raises `DataLossError`
 naming the file and the tensor, never returns wrong values. `BundleReader.read(name, extents)`
