@@ -139,14 +139,14 @@ def test_restore_of_corrupt_checkpoint_raises_data_loss(tmp_path: Path) -> None:
 KILLED_SAVER = textwrap.dedent(r"""
     import sys, numpy as np, actorflow as af
     d = sys.argv[1]
-    big = af.Variable(np.zeros(16 << 20, np.float32), name="big")
+    big = af.Variable(np.zeros(1 << 20, np.float32), name="big")
     step = af.train.get_or_create_global_step()
     saver = af.train.Saver()
     with af.Session() as s:
         s.run(af.global_variables_initializer())
-        big.load(np.full(16 << 20, 1, np.float32), s); step.load(1, s)
+        big.load(np.full(1 << 20, 1, np.float32), s); step.load(1, s)
         saver.save(s, d + "/model.ckpt", global_step=step)
-        big.load(np.full(16 << 20, 2, np.float32), s); step.load(2, s)
+        big.load(np.full(1 << 20, 2, np.float32), s); step.load(2, s)
         print("SAVING", flush=True)
         for _ in range(1000):   # killed during one of these saves
             saver.save(s, d + "/model.ckpt", global_step=step, write_state=False)
