@@ -14,17 +14,16 @@ bytes go from that task's memory to its disk and back, never through the client:
         opens <prefix>.index and reads only the byte ranges of the tensors it restores,
         checksums verified (DataLossError on a mismatch).
     RestoreVariablesV2(prefix, *handles)  attrs tensor_names, shape_and_slices
-        RestoreV2 fused with the assignments (what the Saver uses), never a second copy. An
-        initialized variable (of at most IN_PLACE_MAX_BYTES) whose stored tensor (or slice)
-        has its shape is read straight
-        into its own buffer, checksummed as it arrives, one variable at a time on the
-        device's loop (no kernel sees it half-written; its pages are already faulted in,
-        a new buffer's are not, and first touches cost about as much as the copy). The
-        others (uninitialized: a new task; larger; or stored in other pieces) are read into new
-        buffers on a worker thread, verified, then adopted. A checksum error raises
-        DataLossError: the variable it was reading in place is left uninitialized (never
-        half-restored), variables already read in place keep their restored values, and
-        the rest keep theirs.
+        RestoreV2 fused with the assignments (what the Saver uses), never a second copy.
+        An initialized variable (of at most IN_PLACE_MAX_BYTES) whose stored tensor (or
+        slice) has its shape is read straight into its own buffer, checksummed as it
+        arrives, one variable at a time on the device's loop (no kernel sees it
+        half-written; its pages are already faulted in, a new buffer's are not, and first
+        touches cost about as much as the copy). The others (uninitialized: a new task;
+        larger; or stored in other pieces) are read into new buffers on a worker thread,
+        verified, then adopted. A checksum error raises DataLossError: the variable being
+        read in place is left uninitialized (never half-restored), the variables already
+        read in place keep their restored values, and the rest keep theirs.
 
 The prefix is a uint8 tensor holding the path's UTF-8 bytes (actorflow has no string tensors
 yet; the path is fed per save, so one graph serves every step's file). `shape_and_slices` uses
