@@ -226,3 +226,33 @@ def test_sharded_save_on_two_ps_restores_onto_one_and_three(tmp_path: Path) -> N
                 got = s.run(vs)
             for n, v in SHARDED_VALUES.items():
                 assert np.array_equal(got[n], v), (nps, n)
+
+
+def test_restore_into_new_buffers_is_all_or_nothing(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variables over IN_PLACE_MAX_BYTES (here: all) are read into new buffers, verified,
+    then adopted: values restored, and a checksum error leaves every variable as it was."""
+    import devices.kernels.io as io_kernels
+
+    monkeypatch.setattr(io_kernels, "IN_PLACE_MAX_BYTES", 0)
+    g = af.Graph()
+    vs = _model(g)
+    with g.as_default():
+        saver = af.train.Saver()
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            vs["w"].load(np.full((3, 2), 5, np.float32), s)
+            vs["step"].load(7, s)
+            p = saver.save(s, str(tmp_path / "m"))
+            vs["w"].load(np.zeros((3, 2), np.float32), s)
+            saver.restore(s, p)
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
+            data = Path(p + ".data-00000-of-00001")
+            raw = bytearray(data.read_bytes())
+            raw[-3] ^= 0xFF  # the last tensor in the file: 'w'
+            data.write_bytes(bytes(raw))
+            vs["step"].load(1, s)
+            with pytest.raises(DataLossError, match="checksum mismatch for tensor 'w'"):
+                saver.restore(s, p)
+            assert s.run(vs["step"]) == 1  # read fine, but not adopted: nothing changed
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
