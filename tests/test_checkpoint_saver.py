@@ -197,6 +197,7 @@ def _ps_graph(nps: int) -> tuple[af.Graph, dict, dict, af.Operation, af.Operatio
 
 
 @pytest.mark.multiprocess
+@pytest.mark.slow
 def test_sharded_save_on_two_ps_restores_onto_one_and_three(tmp_path: Path) -> None:
     """One LocalCluster of 3 PS tasks serves all three programs: the save places its variables
     on tasks 0-1 (2 shards), the restores on task 0 only and on tasks 0-2. Each restoring
