@@ -483,31 +483,35 @@ class BundleReader:
         finally:
             os.close(fd)
 
+    def piece(self, name: str, extents: Extents | None = None) -> bytes | None:
+        """The key of the one stored piece that is exactly tensor `name` (or its slice
+        `extents`): the whole tensor, or a slice saved with these extents (TensorFlow's "-"
+        spelling of a whole dimension included); None when it would have to be assembled."""
+        entry = self._entry(name)
+        if entry.dtype == bp.DT_STRING:
+            return None
+        full_shape = [d.size for d in entry.shape.dim]
+        want = [(0, n) for n in full_shape] if extents is None else [
+            (s, full_shape[d] if n == -1 else n) for d, (s, n) in enumerate(extents)]
+        if want == [(0, n) for n in full_shape] and not entry.slices:
+            return name.encode()
+        for key in (slice_key(name, want),
+                    slice_key(name, [(0, -1) if (s, n) == (0, full_shape[d]) else (s, n)
+                                     for d, (s, n) in enumerate(want)])):
+            stored = self.entries.get(key)
+            if stored is not None and [d.size for d in stored.shape.dim] == [n for _, n in want]:
+                return key
+        return None
+
     def read_into(self, name: str, out: np.ndarray, extents: Extents | None = None) -> bool:
         """Read the tensor `name` (or its slice `extents`) straight into `out`, a C-contiguous
-        array of its dtype and shape, when it is stored as one piece (whole, or a slice with
-        exactly these extents); return False, reading nothing, when it is not (then `read`
-        assembles it). Checksum verified: on a DataLossError `out` holds partial bytes."""
-        entry = self._entry(name)
-        full_shape = [d.size for d in entry.shape.dim]
-        if entry.dtype == bp.DT_STRING or not out.flags.c_contiguous or \
-                out.dtype != self.dtype(name):
+        array of its dtype and shape, when it is stored as one piece (`piece`); return False,
+        reading nothing, when it is not (then `read` assembles it). Checksum verified: on a
+        DataLossError `out` holds partial bytes."""
+        key = self.piece(name, extents)
+        if key is None or not out.flags.c_contiguous or out.dtype != self.dtype(name) or \
+                list(out.shape) != [d.size for d in self.entries[key].shape.dim]:
             return False
-        if extents is None or [(s, full_shape[d] if n == -1 else n) for d, (s, n) in
-                               enumerate(extents)] == [(0, n) for n in full_shape]:
-            if entry.slices or list(out.shape) != full_shape:
-                return False
-            key = name.encode()
-        else:
-            key = slice_key(name, [(s, full_shape[d] if n == -1 else n)
-                                   for d, (s, n) in enumerate(extents)])
-            stored = self.entries.get(key)
-            if stored is None:  # TF writes a whole dimension's extent as (0, -1)
-                key = slice_key(name, [(s, -1) if (s, n) == (0, full_shape[d]) else (s, n)
-                                       for d, (s, n) in enumerate(extents)])
-                stored = self.entries.get(key)
-            if stored is None or [d.size for d in stored.shape.dim] != list(out.shape):
-                return False
         self._read_stored(key, name, out)
         return True
 

@@ -199,8 +199,9 @@ def _restore_variables(k: KernelContext) -> Any:
         reader = await device.run_in_thread(open_and_check, prefix,
                                             [h.dtype for h in handles],
                                             [h.name for h in handles])
-        in_place = [i for i, h in enumerate(handles) if _fits(h, reader, names[i], extents[i])]
-        fresh = [i for i in range(len(handles)) if i not in set(in_place)]
+        fits = [_fits(h, reader, names[i], extents[i]) for i, h in enumerate(handles)]
+        in_place = [i for i, f in enumerate(fits) if f]
+        fresh = [i for i, f in enumerate(fits) if not f]
         # variables without a buffer to reuse: read on a worker thread, adopted afterwards
         values = await device.run_in_thread(read_fresh, reader, fresh) if fresh else []
         for i in in_place:
@@ -219,18 +220,15 @@ IN_PLACE_MAX_BYTES = 256 << 20
 
 
 def _fits(h: Any, reader: tb.BundleReader, name: str, extents: Any) -> bool:
-    """Whether variable `h` has a host buffer the stored tensor can be read straight into."""
+    """Whether variable `h` has a host buffer that the one stored piece of its tensor can be
+    read straight into."""
     value = h.value
-    return (type(value) is np.ndarray and value.flags.c_contiguous
-            and 0 < value.nbytes <= IN_PLACE_MAX_BYTES
-            and value.dtype == h.dtype and list(value.shape) == _stored_shape(reader, name,
-                                                                              extents))
-
-
-def _stored_shape(reader: tb.BundleReader, name: str, extents: Any) -> list[int]:
-    if extents is None:
-        return reader.shape(name)
-    return [n for _, n in extents]
+    if not (type(value) is np.ndarray and value.flags.c_contiguous
+            and 0 < value.nbytes <= IN_PLACE_MAX_BYTES and value.dtype == h.dtype):
+        return False
+    key = reader.piece(name, extents)
+    return key is not None and list(value.shape) == [
+        d.size for d in reader.entries[key].shape.dim]
 
 
 def _read_in_place(reader: tb.BundleReader, h: Any, name: str, extents: Any) -> None:
@@ -246,5 +244,5 @@ def _read_in_place(reader: tb.BundleReader, h: Any, name: str, extents: Any) -> 
     except Exception:
         h.value = None  # its bytes are partly the checkpoint's: no one may read them
         raise
-    if not done:  # stored in pieces (another partitioning): assembled, then adopted
+    if not done:  # its shape changed while the other variables were read: a new buffer
         h.assign(reader.read(name, extents))
