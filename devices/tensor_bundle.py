@@ -25,8 +25,10 @@ Speed: tensors are written from their own buffers (no copy) in CHUNK-sized piece
 CRC'd just before it is written (while it is in cache); a helper thread fdatasyncs the file
 every FLUSH_EVERY bytes, so the disk writes back while later tensors are still being copied,
 and the final fsync waits only for the tail. Reads go straight into the result array
-(`preadv`), and for tensors of PIPELINE_BYTES or more a helper thread reads chunk i+1 while
-the caller CRCs chunk i (the `crc32c` package releases the GIL on large buffers).
+(`preadv`), or into the caller's existing buffer (`read_into`: a restore over initialized
+variables, whose pages need no faulting in), and for tensors of PIPELINE_BYTES or more a
+helper thread reads chunk i+1 while the caller CRCs chunk i (the `crc32c` package releases
+the GIL on large buffers).
 
 Reading verifies each tensor's CRC32C: a truncated or bit-flipped file raises `DataLossError`
 naming the file and the tensor, never returns wrong values. `BundleReader.read(name, extents)`
@@ -414,7 +416,7 @@ class BundleReader:
         return as_dtype(bp.ENUM_TO_DTYPE[enum]).np
 
     # -- data ----------------------------------------------------------------------------------
-    def _read_stored(self, key: bytes, name: str):
+    def _read_stored(self, key: bytes, name: str, out: np.ndarray | None = None):
         entry = self.entries[key]
         shape = tuple(d.size for d in entry.shape.dim)
         path = data_path(self.prefix, entry.shard_id, self.num_shards)
@@ -423,8 +425,8 @@ class BundleReader:
             self._read_bytes(path, entry, memoryview(raw), name)
             return _parse_strings(raw.tobytes(), int(np.prod(shape)), shape, entry.crc32c,
                                   f"tensor '{name}' in data file '{path}'")
-        dtype = as_dtype(bp.ENUM_TO_DTYPE[entry.dtype]).np
-        out = np.empty(shape, dtype)
+        if out is None:
+            out = np.empty(shape, as_dtype(bp.ENUM_TO_DTYPE[entry.dtype]).np)
         view = memoryview(out.reshape(-1).view(np.uint8)) if out.size else memoryview(b"")
         if len(view) != entry.size:
             raise DataLossError(f"tensor '{name}' in '{path}': the index says {entry.size} "
@@ -480,6 +482,38 @@ class BundleReader:
             return crc
         finally:
             os.close(fd)
+
+    def piece(self, name: str, extents: Extents | None = None) -> bytes | None:
+        """The key of the one stored piece that is exactly tensor `name` (or its slice
+        `extents`): the whole tensor, or a slice saved with these extents (TensorFlow's "-"
+        spelling of a whole dimension included); None when it would have to be assembled."""
+        entry = self._entry(name)
+        if entry.dtype == bp.DT_STRING:
+            return None
+        full_shape = [d.size for d in entry.shape.dim]
+        want = [(0, n) for n in full_shape] if extents is None else [
+            (s, full_shape[d] if n == -1 else n) for d, (s, n) in enumerate(extents)]
+        if want == [(0, n) for n in full_shape] and not entry.slices:
+            return name.encode()
+        for key in (slice_key(name, want),
+                    slice_key(name, [(0, -1) if (s, n) == (0, full_shape[d]) else (s, n)
+                                     for d, (s, n) in enumerate(want)])):
+            stored = self.entries.get(key)
+            if stored is not None and [d.size for d in stored.shape.dim] == [n for _, n in want]:
+                return key
+        return None
+
+    def read_into(self, name: str, out: np.ndarray, extents: Extents | None = None) -> bool:
+        """Read the tensor `name` (or its slice `extents`) straight into `out`, a C-contiguous
+        array of its dtype and shape, when it is stored as one piece (`piece`); return False,
+        reading nothing, when it is not (then `read` assembles it). Checksum verified: on a
+        DataLossError `out` holds partial bytes."""
+        key = self.piece(name, extents)
+        if key is None or not out.flags.c_contiguous or out.dtype != self.dtype(name) or \
+                list(out.shape) != [d.size for d in self.entries[key].shape.dim]:
+            return False
+        self._read_stored(key, name, out)
+        return True
 
     def read(self, name: str, extents: Extents | None = None) -> np.ndarray:
         """The tensor `name`, or the slice `extents` of it; assembles partitioned tensors."""

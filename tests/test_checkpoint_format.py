@@ -20,6 +20,7 @@ from devices.tensor_bundle import BundleReader, BundleWriter, data_path, index_p
 
 DATA = Path(__file__).parent / "data" / "tf_ckpt"
 FIXTURE = str(DATA / "model.ckpt-2")
+STRINGS = str(DATA / "strings")  # string tensors, written by TensorFlow
 EXPECTED = {k.replace("__", "/"): v for k, v in np.load(DATA / "expected.npz").items()}
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,6 +204,17 @@ TF_READS_OURS = textwrap.dedent(r"""
         for v in vs:
             assert np.array_equal(s.run(v), expected[v.op.name]), v.op.name
         assert np.array_equal(s.run(part.as_tensor()), expected["emb/table"])
+    tf.reset_default_graph()  # string tensors, from actorflow's rewrite of TF's fixture
+    vals = {"s": np.array([b"hello", b"", b"\x00\xffx" * 3], dtype=object),
+            "t": np.array(b"scalar", dtype=object), "f": np.arange(3, dtype=np.float32)}
+    vs = {k: tf.Variable(np.full_like(v, b"?" if v.dtype == object else 0), name=k,
+                         dtype=tf.string if v.dtype == object else None)
+          for k, v in vals.items()}
+    with tf.Session() as s:  # not initialized: only the restore gives them values
+        tf.train.Saver().restore(s, sys.argv[4])
+        for k, v in vals.items():
+            got = np.asarray(s.run(vs[k]), dtype=v.dtype)
+            assert got.shape == v.shape and (got == v).all(), (k, got)
     print("TF-READ-OK")
 """)
 
@@ -231,8 +243,9 @@ def test_tensorflow_reads_what_actorflow_writes(tmp_path: Path) -> None:
     assert len(BundleReader(prefix).entries[b"emb/table"].slices) == 3  # one entry, 3 slices
     np.savez(tmp_path / "expected.npz", **{k.replace("/", "__"): v for k, v in EXPECTED.items()})
     shutil.copy(DATA / "expected.npz", tmp_path / "fixture.npz")
+    strings = _rewrite_tf_strings(str(tmp_path / "strings" / "af"))
     res = subprocess.run([py, "-c", TF_READS_OURS, prefix, str(tmp_path / "expected.npz"),
-                          str(tmp_path)], capture_output=True, text=True, timeout=240)
+                          str(tmp_path), strings], capture_output=True, text=True, timeout=240)
     assert "TF-READ-OK" in res.stdout, res.stderr[-3000:]
 
 
@@ -259,46 +272,51 @@ def test_string_tensors_round_trip_and_detect_corruption(tmp_path: Path) -> None
     assert list(r.read("s").ravel()) == items
 
 
-TF_STRINGS = textwrap.dedent(r"""
-    import sys, numpy as np, tensorflow.compat.v1 as tf
-    tf.disable_eager_execution()
-    mode, prefix = sys.argv[1], sys.argv[2]
-    vals = {"s": np.array([b"hello", b"", b"\x00\xffx" * 3], dtype=object),
-            "t": np.array(b"scalar", dtype=object), "f": np.arange(3, dtype=np.float32)}
-    vs = {k: tf.Variable(v, name=k, dtype=tf.string if v.dtype == object else None)
-          for k, v in vals.items()}
-    saver = tf.train.Saver()
-    with tf.Session() as s:
-        if mode == "write":
-            s.run(tf.global_variables_initializer())
-            saver.save(s, prefix)
-        else:
-            saver.restore(s, prefix)
-            for k, v in vals.items():
-                got = np.asarray(s.run(vs[k]), dtype=v.dtype)
-                assert got.shape == v.shape and (got == v).all(), (k, got)
-        print("TF-STRINGS-OK")
-""")
-
-
-@pytest.mark.slow
-def test_tensorflow_string_checkpoints_both_ways(tmp_path: Path) -> None:
-    py = tf_python()
-    if py is None:
-        pytest.skip("no TensorFlow side environment (.tfenv) here")
-    tf_prefix, af_prefix = str(tmp_path / "tf"), str(tmp_path / "af")
-    res = subprocess.run([py, "-c", TF_STRINGS, "write", tf_prefix], capture_output=True,
-                         text=True, timeout=240)
-    assert "TF-STRINGS-OK" in res.stdout, res.stderr[-3000:]
-    r = BundleReader(tf_prefix)
-    assert list(r.read("s")) == [b"hello", b"", b"\x00\xffx" * 3]
-    assert r.read("t")[()] == b"scalar"
-    w = BundleWriter(af_prefix)
+def _rewrite_tf_strings(prefix: str) -> str:
+    """actorflow's copy of TensorFlow's string checkpoint (tests/data/tf_ckpt/strings.*)."""
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    r = BundleReader(STRINGS)
+    w = BundleWriter(prefix)
     for n in sorted(r.names()):
         w.add(n, r.read(n))
-    w.finish()
+    return w.finish()
+
+
+def test_tensorflow_string_checkpoint_reads_and_rewrites_byte_for_byte(tmp_path: Path) -> None:
+    """TensorFlow's string layout both ways: its fixture (made by
+    tests/data/make_tf_string_checkpoint.py) reads exactly, and our writer reproduces its
+    files byte for byte; test_tensorflow_reads_what_actorflow_writes has TensorFlow restore
+    the copy."""
+    r = BundleReader(STRINGS)
+    assert list(r.read("s")) == [b"hello", b"", b"\x00\xffx" * 3]
+    assert r.read("t")[()] == b"scalar" and r.read("t").shape == ()
+    np.testing.assert_array_equal(r.read("f"), np.arange(3, dtype=np.float32))
+    ours = _rewrite_tf_strings(str(tmp_path / "af"))
     for suffix in (".index", ".data-00000-of-00001"):  # byte for byte TensorFlow's layout
-        assert Path(af_prefix + suffix).read_bytes() == Path(tf_prefix + suffix).read_bytes()
-    res = subprocess.run([py, "-c", TF_STRINGS, "read", af_prefix], capture_output=True,
-                         text=True, timeout=240)
-    assert "TF-STRINGS-OK" in res.stdout, res.stderr[-3000:]
+        assert Path(ours + suffix).read_bytes() == Path(STRINGS + suffix).read_bytes()
+
+
+def test_read_into_fills_the_callers_buffer_or_declines(tmp_path: Path) -> None:
+    """`read_into` reads a tensor stored as one piece straight into an existing buffer (the
+    restore of an initialized variable), checksum verified; a slice stored with exactly the
+    requested extents too (TensorFlow's "-" extents included); anything it would have to
+    assemble, or a buffer of another dtype or shape, is declined with nothing written."""
+    r = BundleReader(FIXTURE)
+    buf = np.zeros_like(EXPECTED["w"])
+    assert r.read_into("w", buf) and np.array_equal(buf, EXPECTED["w"])
+    emb = EXPECTED["emb/table"]  # TF stored rows 0-3, 3-5, 5-7 with a "-" second extent
+    part = np.zeros((2, 4), emb.dtype)
+    assert r.read_into("emb/table", part, [(3, 2), (0, 4)])
+    assert np.array_equal(part, emb[3:5])
+    other = np.full((4, 4), 7, emb.dtype)
+    assert not r.read_into("emb/table", other, [(0, 4), (0, 4)])  # spans two stored slices
+    assert not r.read_into("emb/table", np.zeros(emb.shape, emb.dtype))  # whole: assembled
+    wrong = np.full(EXPECTED["w"].shape, 7, np.float64)
+    assert not r.read_into("w", wrong) and np.all(wrong == 7) and np.all(other == 7)
+    prefix = str(tmp_path / "ck")
+    _write_small(prefix)
+    raw = bytearray(Path(data_path(prefix, 0, 1)).read_bytes())
+    raw[40 + 8 * 500 + 3] ^= 0x10  # one bit of b[500]
+    Path(data_path(prefix, 0, 1)).write_bytes(bytes(raw))
+    with pytest.raises(DataLossError, match="checksum mismatch for tensor 'b'"):
+        BundleReader(prefix).read_into("b", np.zeros(1000, np.int64))

@@ -17,7 +17,7 @@ import pytest
 
 import actorflow as af
 from actorflow.cluster import child_env
-from devices.errors import DataLossError, NotFoundError
+from devices.errors import DataLossError, FailedPreconditionError, NotFoundError
 from tests.test_checkpoint_format import EXPECTED, FIXTURE
 
 
@@ -122,19 +122,31 @@ def test_restore_of_corrupt_checkpoint_raises_data_loss(tmp_path: Path) -> None:
             data.write_bytes(bytes(raw))
             with pytest.raises(DataLossError, match="checksum mismatch for tensor"):
                 saver.restore(s, p)
+            # restored in place (the variables were initialized): the tensor whose bytes
+            # were bad ('global_step', first in the file and in the restore) is left
+            # uninitialized, never half-written; the ones not yet reached keep their values
+            with pytest.raises(FailedPreconditionError, match="uninitialized.*global_step"):
+                s.run(vs["step"])
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
+            vs["step"].load(3, s)
+            good = saver.save(s, str(tmp_path / "good"))
+            s.run(af.global_variables_initializer())
+            saver.restore(s, good)
+            assert s.run(vs["step"]) == 3
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
 
 
 KILLED_SAVER = textwrap.dedent(r"""
     import sys, numpy as np, actorflow as af
     d = sys.argv[1]
-    big = af.Variable(np.zeros(16 << 20, np.float32), name="big")
+    big = af.Variable(np.zeros(1 << 20, np.float32), name="big")
     step = af.train.get_or_create_global_step()
     saver = af.train.Saver()
     with af.Session() as s:
         s.run(af.global_variables_initializer())
-        big.load(np.full(16 << 20, 1, np.float32), s); step.load(1, s)
+        big.load(np.full(1 << 20, 1, np.float32), s); step.load(1, s)
         saver.save(s, d + "/model.ckpt", global_step=step)
-        big.load(np.full(16 << 20, 2, np.float32), s); step.load(2, s)
+        big.load(np.full(1 << 20, 2, np.float32), s); step.load(2, s)
         print("SAVING", flush=True)
         for _ in range(1000):   # killed during one of these saves
             saver.save(s, d + "/model.ckpt", global_step=step, write_state=False)
@@ -187,7 +199,11 @@ def _ps_graph(nps: int) -> tuple[af.Graph, dict, dict, af.Operation, af.Operatio
 @pytest.mark.multiprocess
 @pytest.mark.slow
 def test_sharded_save_on_two_ps_restores_onto_one_and_three(tmp_path: Path) -> None:
-    with af.LocalCluster(ps=2, workers=1) as c:
+    """One LocalCluster of 3 PS tasks serves all three programs: the save places its variables
+    on tasks 0-1 (2 shards), the restores on task 0 only and on tasks 0-2. Each restoring
+    program initializes its variables to zeros first, so only the restore can bring back the
+    saved values (a variable on a task the save used is overwritten, one on another is new)."""
+    with af.LocalCluster(ps=3, workers=1) as c:
         g, vs, feeds, assign, init, saver = _ps_graph(2)
         assert sorted({op.device for op in g.get_operations() if op.type == "SaveV2"}) == [
             "/job:ps/task:0", "/job:ps/task:1"]
@@ -195,16 +211,50 @@ def test_sharded_save_on_two_ps_restores_onto_one_and_three(tmp_path: Path) -> N
             s.run(init)
             s.run(assign, {feeds[n]: v for n, v in SHARDED_VALUES.items()})
             path = saver.save(s, str(tmp_path / "model.ckpt"), global_step=vs["global_step"])
-    assert path.endswith("model.ckpt-42")
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "model.ckpt-42.data-00000-of-00002",
-                                            "model.ckpt-42.data-00001-of-00002",
-                                            "model.ckpt-42.index", "model.ckpt-42.meta"]
-    for nps in (1, 3):
-        with af.LocalCluster(ps=nps, workers=1) as c:
+        assert path.endswith("model.ckpt-42")
+        assert sorted(os.listdir(tmp_path)) == [
+            "checkpoint", "model.ckpt-42.data-00000-of-00002",
+            "model.ckpt-42.data-00001-of-00002", "model.ckpt-42.index",
+            "model.ckpt-42.meta"]
+        for nps in (1, 3):
             g, vs, feeds, assign, init, saver = _ps_graph(nps)
+            assert sorted({op.device for op in g.get_operations()
+                           if op.type == "RestoreVariablesV2"}) == [
+                f"/job:ps/task:{k}" for k in range(nps)]
             with af.Session(c.target("worker", 0), graph=g) as s:
                 s.run(init)
+                assert not np.any(s.run(vs["layer0/w"]))
                 saver.restore(s, af.train.latest_checkpoint(str(tmp_path)))
                 got = s.run(vs)
-        for n, v in SHARDED_VALUES.items():
-            assert np.array_equal(got[n], v), (nps, n)
+            for n, v in SHARDED_VALUES.items():
+                assert np.array_equal(got[n], v), (nps, n)
+
+
+def test_restore_into_new_buffers_is_all_or_nothing(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variables over IN_PLACE_MAX_BYTES (here: all) are read into new buffers, verified,
+    then adopted: values restored, and a checksum error leaves every variable as it was."""
+    import devices.kernels.io as io_kernels
+
+    monkeypatch.setattr(io_kernels, "IN_PLACE_MAX_BYTES", 0)
+    g = af.Graph()
+    vs = _model(g)
+    with g.as_default():
+        saver = af.train.Saver()
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            vs["w"].load(np.full((3, 2), 5, np.float32), s)
+            vs["step"].load(7, s)
+            p = saver.save(s, str(tmp_path / "m"))
+            vs["w"].load(np.zeros((3, 2), np.float32), s)
+            saver.restore(s, p)
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
+            data = Path(p + ".data-00000-of-00001")
+            raw = bytearray(data.read_bytes())
+            raw[-3] ^= 0xFF  # the last tensor in the file: 'w'
+            data.write_bytes(bytes(raw))
+            vs["step"].load(1, s)
+            with pytest.raises(DataLossError, match="checksum mismatch for tensor 'w'"):
+                saver.restore(s, p)
+            assert s.run(vs["step"]) == 1  # read fine, but not adopted: nothing changed
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
