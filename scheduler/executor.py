@@ -99,6 +99,7 @@ from scheduler.executable import (  # noqa: F401  (Executable, compile_partition
     ASYNC,
     IDENT,
     INLINE,
+    KERNEL2,
     MERGE,
     NEXTITER,
     RETVAL,
@@ -239,13 +240,13 @@ class StepRun:
         """Run ready nodes for one slice. True if the step has more to run now (the slice is
         spent, or a parked kernel waits for the actor), False when it finished or waits."""
         exe = self.exe
-        fns, kinds, in_slots, out_slots, succ, late = exe.loop_arrays
+        ctx = self.ctx
+        trace = ctx.trace
+        nodes = exe.nodes if trace is None else exe.traced_nodes
         cf = exe.cf
         if cf is not None:
             switch_ports, n_data_in, merge_index = cf.switch_ports, cf.n_data_in, cf.merge_index
-        ctx = self.ctx
         release = device.pool.release
-        trace = ctx.trace
         clock = time.perf_counter
         ndarray = np.ndarray
         deadline = clock() + SLICE_S
@@ -278,15 +279,23 @@ class StepRun:
             pause = False
             while ready:
                 i = ready.pop()
-                kind = kinds[i]
-                slots = in_slots[i]
-                if kind > THREAD or dead[i]:  # a control-flow primitive, or a dead node
+                kind, fn, slots, outs_to, nexts, rel, lt = nodes[i]
+                if kind < 0 and not dead[i]:  # the fast path: a kernel of 2 or 1 inputs
+                    try:  # (outs_to: the one slot its output goes to)
+                        if kind == KERNEL2:
+                            values[outs_to] = fn(values[slots[0]], values[slots[1]])[0]
+                        else:
+                            values[outs_to] = fn(values[slots[0]])[0]
+                    except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
+                        ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name,
+                                             [values[s] for s in slots]))
+                        break
+                elif kind > THREAD or dead[i]:  # a control-flow primitive, or a dead node
                     try:
                         if kind == IDENT and not dead[i]:  # LoopCond, Identity
                             v = values[slots[0]]
-                            for _, s in out_slots[i]:
+                            for _, s in outs_to:
                                 values[s] = v
-                            nexts = succ[i]
                         elif kind == MERGE:  # its first live input, or dead if none
                             k = 0
                             v = values[slots[0]]
@@ -299,9 +308,8 @@ class StepRun:
                                     frames.special(i, st, kind, device)
                                     count += 1
                                     continue
-                            for port, s in out_slots[i]:
+                            for port, s in outs_to:
                                 values[s] = v if port == 0 else merge_index[k]
-                            nexts = succ[i]
                         elif kind == SWITCH and not dead[i]:  # one port live, the other dead
                             v = values[slots[0]]
                             live0, live1, dead0, dead1, s0, s1, exits0, exits1 = \
@@ -330,7 +338,7 @@ class StepRun:
                                 frames.deliver(nxt, i, (values[slots[0]],))
                             nexts = ()
                         else:
-                            frames.special(i, st, kind, device)
+                            frames.special(i, st, exe.kinds[i], device)
                             count += 1
                             continue
                     except Exception as e:  # noqa: BLE001
@@ -341,7 +349,7 @@ class StepRun:
                         trace.append(tracing.node_record(
                             exe.names[i], device, t0, t0, exe.ops[i],
                             (values[slots[k] if kind == MERGE else slots[0]],)))
-                else:  # a kernel
+                else:  # a kernel (every kernel when tracing)
                     args = None
                     try:
                         if trace is not None:
@@ -349,26 +357,25 @@ class StepRun:
                         if kind == INLINE:  # by arity: a list of the arguments would cost
                             n_in = len(slots)  # more than a scalar kernel itself
                             if n_in == 2:
-                                outs = fns[i](values[slots[0]], values[slots[1]])
+                                outs = fn(values[slots[0]], values[slots[1]])
                             elif n_in == 1:
-                                outs = fns[i](values[slots[0]])
+                                outs = fn(values[slots[0]])
                             elif n_in == 0:
-                                outs = fns[i]()
+                                outs = fn()
                             else:
-                                outs = fns[i](*[values[s] for s in slots])
+                                outs = fn(*[values[s] for s in slots])
                         elif kind == ARG:
-                            outs = (ctx.args[fns[i]],)
+                            outs = (ctx.args[fn],)
                         elif kind == RETVAL:
-                            ctx.rets[fns[i]] = values[slots[0]]
+                            ctx.rets[fn] = values[slots[0]]
                             outs = ()
                         else:  # the kinds that take a list of their arguments
                             args = [values[s] for s in slots]
                             if kind == STEP:
-                                outs = fns[i](ctx, *args)
-                            elif kind == ASYNC and (
-                                    outs := fns[i].poll(ctx, *args)) is not None:
+                                outs = fn(ctx, *args)
+                            elif kind == ASYNC and (outs := fn.poll(ctx, *args)) is not None:
                                 pass  # an asynchronous kernel whose input is already there
-                            elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
+                            elif kind == ASYNC and (sub := getattr(fn, "subscribe", None)):
                                 self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
                                 st.waiting += 1
                                 sub(ctx, self._on_value(device, i, st, clock()))
@@ -390,10 +397,9 @@ class StepRun:
                             args = [values[s] for s in slots]
                         ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, args))
                         break
-                    for port, s in out_slots[i]:
+                    for port, s in outs_to:
                         values[s] = outs[port]
-                    nexts = succ[i]
-                for s in slots:  # inputs after their last reader: cleared, buffers released
+                for s in rel:  # inputs after their last reader: cleared, buffers released
                     r = refs[s] - 1
                     refs[s] = r
                     if r == 0:
@@ -406,7 +412,6 @@ class StepRun:
                     pending[j] = p
                     if p == 0:
                         ready.append(j)
-                lt = late[i]
                 if lt:  # state updates: under the stack, after the readers ready now
                     for j in lt:
                         p = pending[j] - 1
@@ -446,7 +451,7 @@ class StepRun:
     def _propagate(self, i: int, st: IterState, outs: Any) -> None:
         """Hand on the outputs of node i (finished asynchronously), as the loop does."""
         frames = self._frame_ops()
-        frames.consume(st, self.exe.in_slots[i])
+        frames.consume(st, self.exe.release_slots[i])
         frames.deliver(st, i, outs)
         late = self.exe.succ_late[i]
         if late:
