@@ -113,6 +113,8 @@ from scheduler.executable import (  # noqa: F401  (Executable, compile_partition
 from scheduler.frame_ops import Frame, FrameOps, IterState
 from scheduler.node_errors import node_error
 
+_NDARRAY = np.ndarray
+
 
 class StepContext:
     """What a step shares among its partitions: feeds, fetch results, rendezvous, trace.
@@ -246,9 +248,7 @@ class StepRun:
         cf = exe.cf
         if cf is not None:
             switch_ports, n_data_in, merge_index = cf.switch_ports, cf.n_data_in, cf.merge_index
-        release = device.pool.release
         clock = time.perf_counter
-        ndarray = np.ndarray
         deadline = clock() + SLICE_S
         count = 0
         more = False
@@ -405,8 +405,8 @@ class StepRun:
                     if r == 0:
                         v = values[s]
                         values[s] = None
-                        if type(v) is ndarray:
-                            release(v)
+                        if type(v) is _NDARRAY:
+                            device.pool.release(v)
                 for j in nexts:  # successors: one edge satisfied; ready when none is left
                     p = pending[j] - 1
                     pending[j] = p
