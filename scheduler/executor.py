@@ -26,8 +26,9 @@ State (one `StepRun` per step per device; owned by whoever holds the device):
     dead      per-node count of dead inputs (all zeros, shared, without control flow)
     values    per-slot values, copied from the Executable's `values0` (the bound Consts); a
               slot is cleared after its last consumer (refs hits 0) and its buffer released
-              to the pool
-    refs      per-slot count of consumers that have not run yet
+              to the pool, except the 0-d numbers and bound Consts, kept till the iteration
+              or step ends (`Executable.release_slots`)
+    refs      per-slot count of consumers that have not run yet (of the slots released)
     ready     LIFO stack of runnable nodes (finishes chains first, bounding memory)
   waiting   number of asynchronous kernels in flight (Recv, worker-thread kernels)
   queued    True while the StepRun sits in its device's mailbox (so it is posted once)
@@ -63,7 +64,12 @@ decrement successors' pending counts) is written once in the loop and once as a 
 (`_propagate` / `FrameOps.wake`, `consume`) for work that arrives from outside the loop:
 calling a function per node would cost the loop ~0.1 us a node.
 
-An inline kernel is called with its arguments read straight from their slots, by arity
+The loop reads all it needs of node i in one unpack of `Executable.nodes[i]` (its code,
+function, input slots, outputs, successors, slots to release, late successors); an inline
+kernel of one or two inputs whose one read output is port 0 has its own code (KERNEL1/2): the
+first branch of the loop, ``values[out] = fn(a, b)[0]``. A traced step reads
+`traced_nodes`, without those codes (every kernel through the general branch, which records
+it). Any other inline kernel is called with its arguments read straight from their slots, by arity
 (a list of them per call would cost more than a scalar kernel does).
 
 Asynchronous kernels run as tasks in the device's nursery and re-enter the step through the
