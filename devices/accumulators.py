@@ -15,13 +15,13 @@ divided by the number of gradients in the step (TF's SparseConditionalAccumulato
 the gradient count too).
 
 State (guarded by `_lock`; applied from the device's baton holder, takes completed from any
-thread): `global_step`, `count`, `_sum` (dense) or `_parts` (sparse), `_takes` (blocked takes,
-oldest first), counters `applied`, `dropped`, `taken`.
+thread): `global_step`, `count`, `_sum` (dense) or `_parts` (sparse), `_waiters` (blocked
+takes, oldest first), counters `applied`, `dropped`, `taken`. The lock, the waiters,
+`register`, `cancel` and `waits` are `devices.waits.WaitList`'s (the SyncGate's too).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from typing import Any
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from devices.errors import AbortedError, InvalidArgumentError, OpError, OutOfRangeError
-from devices.waits import Wait, Waiter
+from devices.waits import WaitList
 
 
-class Accumulator:
+class Accumulator(WaitList):
     kind = "ConditionalAccumulator"
 
     def __init__(self, name: str, dtype: np.dtype, shape: tuple | None, reduction: str,
@@ -49,8 +49,7 @@ class Accumulator:
         self.count = 0
         self.closed = False
         self._sum: Any = None
-        self._lock = threading.Lock()
-        self._takes: deque[Waiter] = deque()
+        super().__init__()
         self.applied = 0
         self.dropped = 0
         self.taken = 0
@@ -97,22 +96,9 @@ class Accumulator:
 
     def try_take(self, n: int) -> Any:
         with self._lock:
-            if self._takes:
+            if self._waiters:
                 return None
             return self._serve(n)
-
-    def register(self, w: Waiter) -> None:
-        with self._lock:
-            self._takes.append(w)
-            self._pump()
-
-    def cancel(self, w: Waiter, error: OpError) -> None:
-        with self._lock:
-            try:
-                self._takes.remove(w)
-            except ValueError:
-                pass
-            w.fail(error)
 
     def set_global_step(self, step: int) -> None:
         """Move the accumulator to `step`; gradients already in for older steps are dropped."""
@@ -127,10 +113,6 @@ class Accumulator:
         with self._lock:
             self.closed = True
             self._pump()
-
-    def waits(self) -> list[Wait]:
-        with self._lock:
-            return [w.record for w in self._takes]
 
     # ---- state machine (under _lock) ---------------------------------------------------------
     def _serve(self, n: int) -> Any:
@@ -156,17 +138,17 @@ class Accumulator:
         self.count = 0
 
     def _pump(self) -> None:
-        while self._takes:
-            w = self._takes[0]
+        while self._waiters:
+            w = self._waiters[0]
             try:
                 out = self._serve(w.payload)
             except OpError as e:
-                self._takes.popleft()
+                self._waiters.popleft()
                 w.fail(e)
                 continue
             if out is None:
                 return
-            self._takes.popleft()
+            self._waiters.popleft()
             w.finish(out)
 
 
@@ -202,7 +184,7 @@ class SparseAccumulator(Accumulator):
 STALE, CONTRIBUTOR, LEADER = 0, 1, 2
 
 
-class SyncGate:
+class SyncGate(WaitList):
     """The step barrier of synchronous replication (no tokens, no chief thread).
 
     `step` is the step the replicas are computing. A replica that finishes a gradient for
@@ -242,8 +224,7 @@ class SyncGate:
         self.steps_released = 0
         self.leader_timeout = float(leader_timeout)
         self._elected_at = 0.0  # when the current step got its leader (monotonic clock)
-        self._lock = threading.Lock()
-        self._waiters: list[Waiter] = []
+        super().__init__()
 
     def describe(self) -> str:
         return (f"SyncGate '{self.name}' (step {self.step}, {self.arrived} of {self.k} "
@@ -303,17 +284,6 @@ class SyncGate:
                 raise self._end("the job was stopped or too few replicas remain")
             return None
 
-    def register(self, w: Waiter) -> None:
-        with self._lock:
-            self._waiters.append(w)
-            self._pump()
-
-    def cancel(self, w: Waiter, error: OpError) -> None:
-        with self._lock:
-            if w in self._waiters:
-                self._waiters.remove(w)
-            w.fail(error)
-
     def leave(self) -> None:
         with self._lock:
             self.live -= 1
@@ -326,12 +296,10 @@ class SyncGate:
             self.closed = True
             self._pump()
 
-    def waits(self) -> list[Wait]:
-        with self._lock:
-            return [w.record for w in self._waiters]
-
     def _pump(self) -> None:
-        keep = []
+        if not self._waiters:
+            return
+        keep: deque = deque()
         for w in self._waiters:
             if self.step >= w.payload:
                 w.finish(self.step)

@@ -8,10 +8,11 @@ held device or a poll, woken by the insert that completes enough elements, by `c
 its step's abort (deadline, cancellation) or by its own `timeout`.
 
 State (guarded by `_lock`; the nowait paths run on the device's thread, waits are completed
-by whichever thread changes the state):
+by whichever thread changes the state; the lock, the waiter list, `register`, `cancel` and
+`waits` are `devices.waits.WaitList`'s):
   _incomplete  key -> [index, seq, [component or None, ...]]  (elements still missing parts)
   _ready       heap of (index, seq, key, components): complete elements, oldest first
-  _takes       blocked take_many waiters, oldest first; payload = (n, allow_small_batch)
+  _waiters     blocked take_many waiters, oldest first; payload = (n, allow_small_batch)
   closed       no new keys; `cancelled` (close(cancel_pending_enqueues=True)) also refuses
                the parts of incomplete elements and drops those elements
 An element's *index* is the number of the insert_many call that created its key (TF's
@@ -28,17 +29,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import threading
-from collections import deque
 from typing import Any
 
 import numpy as np
 
-from devices.errors import CancelledError, InvalidArgumentError, OpError, OutOfRangeError
-from devices.waits import Wait, Waiter
+from devices.errors import CancelledError, InvalidArgumentError, OutOfRangeError
+from devices.waits import WaitList
 
 
-class Barrier:
+class Barrier(WaitList):
     kind = "Barrier"
 
     def __init__(self, name: str, dtypes: list[np.dtype], shapes: list[tuple | None] | None,
@@ -49,10 +48,9 @@ class Barrier:
         self.device = device
         self.closed = False
         self.cancelled = False
-        self._lock = threading.Lock()
+        super().__init__()
         self._incomplete: dict[bytes, list] = {}
         self._ready: list[tuple] = []
-        self._takes: deque[Waiter] = deque()
         self._calls = itertools.count()   # insert_many calls: an element's index
         self._seq = itertools.count()     # key creation order (ties within one call)
 
@@ -124,23 +122,9 @@ class Barrier:
         """The take's result now (or its OutOfRange error raised) if nothing waits ahead;
         else None (it must wait)."""
         with self._lock:
-            if self._takes:
+            if self._waiters:
                 return None
             return self._serve(n, allow_small_batch)
-
-    def register(self, w: Waiter) -> None:
-        with self._lock:
-            self._takes.append(w)
-            self._pump()
-
-    def cancel(self, w: Waiter, error: OpError) -> None:
-        with self._lock:
-            try:
-                self._takes.remove(w)
-            except ValueError:
-                pass
-            w.fail(error)
-            self._pump()
 
     def close(self, cancel_pending_enqueues: bool) -> None:
         with self._lock:
@@ -157,10 +141,6 @@ class Barrier:
     def incomplete_size(self) -> int:
         with self._lock:
             return len(self._incomplete)
-
-    def waits(self) -> list[Wait]:
-        with self._lock:
-            return [w.record for w in self._takes]
 
     # ---- the state machine (under _lock) --------------------------------------------------
     def _serve(self, n: int, allow_small_batch: bool) -> tuple | None:
@@ -190,15 +170,15 @@ class Barrier:
         return (indices, keys, *comps)
 
     def _pump(self) -> None:
-        while self._takes:
-            w = self._takes[0]
+        while self._waiters:
+            w = self._waiters[0]
             try:
                 out = self._serve(*w.payload)
             except OutOfRangeError as e:
-                self._takes.popleft()
+                self._waiters.popleft()
                 w.fail(e)
                 continue
             if out is None:
                 break
-            self._takes.popleft()
+            self._waiters.popleft()
             w.finish(out)

@@ -32,6 +32,7 @@ State (one `StepRun` per step per device; owned by whoever holds the device):
     ready     LIFO stack of runnable nodes (finishes chains first, bounding memory)
   waiting   number of asynchronous kernels in flight (Recv, worker-thread kernels)
   queued    True while the StepRun sits in its device's mailbox (so it is posted once)
+  caller    the thread that started the step (which threads may finish it: `_on_value`)
 
 One ready loop (`_drain`) runs every graph: a graph without control flow is a root frame with
 one iteration. Frames (WP §4.4, OSDI §3.4): every (frame, iteration) of a loop gets its own
@@ -76,9 +77,15 @@ Asynchronous kernels run as tasks in the device's nursery and re-enter the step 
 door (`_Resume`). Each runs under a cancel scope of its step: an aborted step (a deadline, an
 error elsewhere, a cancelled caller) cancels them on the device's loop, so no wait of a dead
 step lingers (`async_kernels_waiting` goes back to 0, a dequeue takes nothing).
-A Recv whose value is not there yet needs no task: it subscribes to the
-rendezvous (`_on_value`), and the step goes on from the callback, inline when the value came
-off the wire (the worker service's reader) and the device is idle, else through the mailbox.
+A kernel with a ``subscribe(ctx, done, *inputs)`` needs no task: a Recv whose value is not
+there yet subscribes to the rendezvous, a wait at a sync gate or an accumulator's take
+watches its waiter (`devices.waits`); the step goes on from the callback (`_on_value`),
+inline when the value came off the wire (the worker service's reader) and the device is
+idle, else through the mailbox -- unless the thread completing it holds the device (a gate's
+release in another step's slice): the continuation then runs on that thread right after its
+slice, the device still held (`_holders`, `run_slice`), and wakes no thread but the waiting
+step's caller. Such a thread takes it only for a step whose done-callback takes any thread
+(one started off the device's trio thread, or when it is the trio thread).
 The first error wins: it names the node and device, aborts the step (and its rendezvous,
 waking every pending Recv), and is reported through ctx.done(error).
 
@@ -92,6 +99,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from threading import get_ident
 from typing import Any
 
 import numpy as np
@@ -167,7 +175,7 @@ class StepRun:
     """One step of one Executable on its device: a work item for the device actor."""
 
     __slots__ = ("exe", "ctx", "root", "active", "frames", "waiting", "finished", "queued",
-                 "parked", "tasks")
+                 "parked", "tasks", "caller")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
@@ -189,6 +197,7 @@ class StepRun:
         # the cancel scopes of this step's asynchronous kernels in flight (on the device's
         # trio thread): an aborted step cancels them, so no wait of it outlives it
         self.tasks: set[trio.CancelScope] | None = None
+        self.caller = get_ident()  # the thread that started the step (`_on_value`)
 
     @property
     def peak_iterations(self) -> int:
@@ -212,24 +221,41 @@ class StepRun:
     def run_slice(self, device: Any, on_loop: bool) -> StepRun | None:
         """One slice of the step (see `devices.device.WorkItem`): itself if there is more
         to run now, None when it finished or waits. On a sync caller's thread, slices follow
-        each other there until someone else wants the device (or the step's deadline)."""
-        self.queued = False
-        if self.finished:
+        each other there until someone else wants the device (or the step's deadline).
+        Continuations handed to this thread during the slice (`_on_value`) run after it, the
+        device still held: what they leave over is posted."""
+        _holders[device] = get_ident()
+        try:
+            self.queued = False
+            if self.finished:
+                return None
+            while self._drain(device, on_loop):
+                if on_loop or self.parked or device.is_wanted() or (
+                        time.perf_counter() > self.ctx.deadline):
+                    self.queued = True
+                    return self
+                # Off the device's trio thread, with nobody waiting for the device, the
+                # caller's thread goes on (the loop it would yield to is not this thread's).
             return None
-        while self._drain(device, on_loop):
-            if on_loop or self.parked or device.is_wanted() or (
-                    time.perf_counter() > self.ctx.deadline):
-                self.queued = True
-                return self
-            # Off the device's trio thread, with nobody waiting for the device, the caller's
-            # thread goes on (the loop it would yield to is not this thread's).
-        return None
+        finally:
+            del _holders[device]  # (no entry kept: the dict must not keep a device alive)
+            if _later and (later := _later.pop(device, None)):
+                for item in later:  # (each resumed step runs its own slice, and so on)
+                    rest = item.run_slice(device, on_loop)
+                    if rest is not None:
+                        device.run_or_post(rest, False)
 
-    def _on_value(self, device: Any, i: int, st: IterState, t0: float
+    def _on_value(self, device: Any, i: int, st: IterState, t0: float, on_loop: bool
                   ) -> Callable[[Any, Exception | None, bool], None]:
-        """The callback a waiting Recv (node i) calls with its outputs: the step goes on
-        through the device's door, right there if the rendezvous allows it (``resume``: a
-        tensor from the wire, read in the worker service's reader) and the device is idle."""
+        """The callback a subscribed asynchronous kernel (node i: a Recv, a watched wait)
+        calls with its outputs, from the thread that completed it: the step goes on through
+        the device's door, right there if the kernel allows it (``resume``: a tensor from the
+        wire, read in the worker service's reader) and the device is idle. When the thread
+        completing it is the one holding this device (a release run by another step), the
+        continuation runs on it after its slice (`run_slice`), no thread woken: on the
+        device's trio thread always, on another thread only for a step whose done-callback
+        takes any thread (one started off the trio thread: a sync caller's)."""
+        anywhere = not on_loop or self.caller != get_ident()
 
         def done(outs: Any, error: Exception | None, resume: bool) -> None:
             ctx = self.ctx
@@ -240,7 +266,11 @@ class StepRun:
             elif ctx.trace is not None:  # (#16: the trace hook, 1 of 3)
                 ctx.trace.append(tracing.node_record(self.exe.names[i], device, t0,
                                                      time.perf_counter(), self.exe.ops[i], outs))
-            device.run_or_post(_Resume(self, i, st, outs), resume)
+            me = get_ident()
+            if error is None and _holders.get(device) == me and (anywhere or me == self.caller):
+                _later.setdefault(device, []).append(_Resume(self, i, st, outs))
+            else:  # (a step started on the trio thread is finished only there: its caller)
+                device.run_or_post(_Resume(self, i, st, outs), resume)
 
         return done
 
@@ -384,7 +414,8 @@ class StepRun:
                             elif kind == ASYNC and (sub := getattr(fn, "subscribe", None)):
                                 self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
                                 st.waiting += 1
-                                sub(ctx, self._on_value(device, i, st, clock()))
+                                sub(ctx, self._on_value(device, i, st, clock(), on_loop),
+                                    *args)
                                 continue
                             elif not on_loop:  # starting a task needs the device's trio
                                 parked.append((i, st))  # thread: park it, run what else is
@@ -513,6 +544,13 @@ class StepRun:
                 f"the step ended with while loop frame(s) {names} unfinished: a node in them "
                 f"waits for an input that never comes (please report)"))
         self.ctx.part_done()
+
+
+# The thread running a slice of each device now (no entry: none), and the continuations
+# handed to it meanwhile (`StepRun._on_value`), run after its slice (`StepRun.run_slice`).
+# Entry d of each is written only by the thread holding device d, and removed after its slice.
+_holders: dict[Any, int] = {}
+_later: dict[Any, list[_Resume]] = {}
 
 
 def _cancel_tasks(device: Any, tasks: set[trio.CancelScope], error: OpError) -> None:

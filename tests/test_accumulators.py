@@ -106,3 +106,43 @@ def test_sparse_accumulator_averages_rows() -> None:
         np.testing.assert_allclose(v, [[0.5, 0.5], [3, 3], [3, 3]])
         np.testing.assert_array_equal(shape, [5, 2])
         assert s.run(acc.counters())[1] == 1
+
+
+def test_watched_waiters_are_called_once_the_resource_lock_is_let_go() -> None:
+    """A watched waiter's on_done runs on the completing thread after the resource's lock is
+    released (it may cancel other waits of its step on the same resource), exactly once, in
+    the order the waiters completed; a cancelled one gets its error the same way."""
+    from devices.accumulators import Accumulator, SyncGate
+    from devices.errors import CancelledError
+    from devices.waits import Wait, Waiter
+
+    gate = SyncGate("g", 1, 1, "/cpu:0")
+    seen: list[tuple[Any, Any, bool]] = []
+
+    def on_done(w: Waiter) -> None:
+        seen.append((w.result, type(w.error).__name__ if w.error else None,
+                     gate._lock._lock.locked()))
+
+    ws = [Waiter(Wait("wait_for_step", gate.describe(), f"n{t}", "/cpu:0", 1), t, on_done)
+          for t in (1, 2, 2)]
+    for w in ws:
+        gate.register(w)
+    assert seen == [] and len(gate.waits()) == 3
+    assert gate.release() == 1
+    assert seen == [(1, None, False)]
+    gate.cancel(ws[2], CancelledError("aborted"))
+    assert seen[1:] == [(None, "CancelledError", False)]
+    assert gate.release() == 2
+    assert seen[2:] == [(2, None, False)] and gate.waits() == []
+    gate.cancel(ws[1], CancelledError("late"))  # completed already: nothing more
+    assert len(seen) == 3
+
+    acc = Accumulator("a", np.float32, (), "SUM", "/cpu:0")
+    got: list[Any] = []
+    w = Waiter(Wait("take_grad", acc.describe(), "t", "/cpu:0", 1), 2,
+               lambda w: got.append((float(w.result), acc._lock._lock.locked())))
+    acc.register(w)
+    acc.apply(np.float32(1.5), 0)
+    assert got == []
+    acc.apply(np.float32(2.0), 0)  # completes the take inside apply's lock
+    assert got == [(3.5, False)] and acc.global_step == 1

@@ -394,3 +394,76 @@ def test_replicas_as_trio_tasks_of_an_async_session() -> None:
     step, late, released, live = out["gate"]
     assert (step, late, released, live) == (10, 0, 10, 0)
     assert sum(h.leaders for h in st.hooks) == 10
+
+
+def test_a_release_continues_the_waiting_step_on_the_releasing_holder() -> None:
+    """A wait at the gate is watched, not a task (nothing counts in async_kernels_waiting);
+    the release wakes it by running its continuation on the thread that holds the device,
+    right after the release's slice: the waiting step's later node has run by the time the
+    release's own run returns, with no checkpoint of the loop in between."""
+    import trio
+
+    gate = af.SyncGate(1, 1, shared_name="holder")
+    target = af.placeholder(af.int64, ())
+    hits = af.Variable(np.int64(0), name="hits")
+    wait = gate.wait_for(target)
+    with af.control_dependencies([wait]):
+        bump = hits.assign_add(np.int64(1))
+    release = gate.release()
+    out: list[Any] = []
+
+    async def main() -> None:
+        async with af.Session() as s:
+            await s.run(hits.initializer)
+
+            async def waiter() -> None:
+                out.append(await s.run([wait, bump], {target: 1}))
+
+            with trio.fail_after(20):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(waiter)
+                    await trio.testing.wait_all_tasks_blocked()
+                    dev = s.statistics()[0]
+                    assert len(s._s._runtime.devices[0].resources.lookup(
+                        "", "holder").waits()) == 1
+                    assert dev.async_kernels_waiting == 0  # no task waits for it
+                    assert await s.run(release) == 1
+                    assert await s.run(hits) == 1  # (no checkpoint since the release)
+            assert out == [[1, 1]]
+
+    trio.run(main)
+
+
+def test_a_closed_gate_fails_a_step_waiting_on_it_twice() -> None:
+    """A step with two waits on one gate, on a sync caller's thread: closing the gate fails
+    the first, whose abort cancels the second on the same gate (its callbacks run after the
+    gate's lock is let go: no deadlock), and the step ends with OutOfRange."""
+    gate = af.SyncGate(1, 1, shared_name="twice")
+    waits = [gate.wait_for(np.int64(5), name="w5"), gate.wait_for(np.int64(6), name="w6")]
+    close = gate.close()
+    other = af.SyncGate(1, 1, shared_name="other")
+    errors: list[BaseException] = []
+
+    def blocked(s: af.Session) -> None:
+        try:
+            s.run(waits)
+        except af.errors.OpError as e:
+            errors.append(e)
+
+    with af.Session() as s:
+        t = threading.Thread(target=blocked, args=(s,), daemon=True)
+        t.start()
+        res = s._runtime.devices[0].resources
+        end = time.monotonic() + 10
+        while len(res.lookup("", "twice").waits()) < 2:
+            assert time.monotonic() < end, "the step never waited"
+            time.sleep(0.002)
+        s.run(close)
+        t.join(10)
+        assert not t.is_alive(), "the step hung"
+        assert len(errors) == 1 and isinstance(errors[0], af.errors.OutOfRangeError)
+        assert res.lookup("", "twice").waits() == []
+        with pytest.raises(af.errors.DeadlineExceededError):  # a deadline ends a wait too
+            s.run(other.wait_for(np.int64(9)), options=af.RunOptions(timeout_in_ms=100))
+        assert res.lookup("", "other").waits() == []
+        assert s.run(other.release()) == 1  # and the session goes on

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,17 @@ HEARTBEAT = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0}
 DAEMON_HEARTBEAT = ["--heartbeat-interval", "0.2", "--heartbeat-timeout", "1.0"]
 
 
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    """Two PS tasks and three workers, shared by the tests that kill nothing (each names its
+    optimizer, so their gates and accumulators on the PS are their own)."""
+    with LocalCluster(ps=2, workers=3) as c:
+        yield c
+
+
 class Replica:
-    def __init__(self, cluster: LocalCluster, task: int, k: int, n: int, timeout_ms: int = 0):
+    def __init__(self, cluster: LocalCluster, task: int, k: int, n: int, timeout_ms: int = 0,
+                 name: str = "sync_replicas"):
         spec = cluster.as_dict()
         self.graph = g = af.Graph()
         setter = af.train.replica_device_setter(cluster=spec,
@@ -38,7 +48,7 @@ class Replica:
             loss = af.reduce_mean(af.nn.sparse_softmax_cross_entropy_with_logits(
                 labels=self.y, logits=af.matmul(self.x, self.w) + self.b))
             self.opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.5),
-                                                      k, n)
+                                                      k, n, name=name)
             self.train = self.opt.minimize(loss, global_step=self.step)
             self.hook = self.opt.make_session_run_hook(is_chief=task == 0)
             self.pred = af.argmax(af.matmul(self.x, self.w) + self.b, 1)
@@ -86,29 +96,29 @@ def _run(replicas: list[Replica], until: int, data: Any,
     return threads
 
 
-def test_three_workers_two_aggregated_reach_95_percent_and_shards_agree() -> None:
+def test_three_workers_two_aggregated_reach_95_percent_and_shards_agree(
+        cluster: LocalCluster) -> None:
     d = digits.load()
-    with LocalCluster(ps=2, workers=3) as cluster:
-        reps = [Replica(cluster, i, k=2, n=3) for i in range(3)]
-        try:
-            reps[0].start()
-            for r in reps[1:]:
-                r.start()
-            threads = _run(reps, 300, d)  # (200 steps land at 94.7-96%: too close to 95)
-            for t in threads:
-                t.join(180)
-            assert not any(t.is_alive() for t in threads)
-            assert [r.error for r in reps] == [None, None, None]
-            s = reps[0].sess
-            acc = float(np.mean(s.run(reps[0].pred, {reps[0].x: d.test_x}) == d.test_y))
-            gstep = int(s.run(reps[0].step))
-            gate, accs = s.run([reps[0].counters["gate"], reps[0].counters["accumulators"]])
-            # the variables are on two PS tasks; both shards' accumulators applied every step
-            devices = {v.device for v in (reps[0].w, reps[0].b)}
-            assert len(devices) == 2, devices
-        finally:
-            for r in reps:
-                r.sess.close()
+    reps = [Replica(cluster, i, k=2, n=3, name="sync_k2n3") for i in range(3)]
+    try:
+        reps[0].start()
+        for r in reps[1:]:
+            r.start()
+        threads = _run(reps, 300, d)  # (200 steps land at 94.7-96%: too close to 95)
+        for t in threads:
+            t.join(180)
+        assert not any(t.is_alive() for t in threads)
+        assert [r.error for r in reps] == [None, None, None]
+        s = reps[0].sess
+        acc = float(np.mean(s.run(reps[0].pred, {reps[0].x: d.test_x}) == d.test_y))
+        gstep = int(s.run(reps[0].step))
+        gate, accs = s.run([reps[0].counters["gate"], reps[0].counters["accumulators"]])
+        # the variables are on two PS tasks; both shards' accumulators applied every step
+        devices = {v.device for v in (reps[0].w, reps[0].b)}
+        assert len(devices) == 2, devices
+    finally:
+        for r in reps:
+            r.sess.close()
     assert acc >= 0.95, acc
     assert gstep >= 200 and gate[0] == gate[2] == gstep
     for applied, dropped, taken, astep in accs:
@@ -138,19 +148,19 @@ def test_killing_a_worker_mid_run_lets_the_others_finish() -> None:
                 r.sess.close()
 
 
-def test_with_k_equal_n_a_dead_replica_fails_the_others_within_the_deadline() -> None:
+def test_with_k_equal_n_a_dead_replica_fails_the_others_within_the_deadline(
+        cluster: LocalCluster) -> None:
     d = digits.load()
-    with LocalCluster(ps=1, workers=2) as cluster:
-        reps = [Replica(cluster, i, k=2, n=2, timeout_ms=1500) for i in range(2)]
-        try:
-            for r in reps:
-                r.start()
-            # replica 1 never steps (as if it died holding its place): replica 0 must not hang
-            t0 = time.monotonic()
-            reps[0].loop(10, d, 0)
-            assert isinstance(reps[0].error, af.errors.DeadlineExceededError), reps[0].error
-            assert time.monotonic() - t0 < 15
-            assert reps[0].done == 0
-        finally:
-            for r in reps:
-                r.sess.close()
+    reps = [Replica(cluster, i, k=2, n=2, timeout_ms=1500, name="sync_k2n2") for i in range(2)]
+    try:
+        for r in reps:
+            r.start()
+        # replica 1 never steps (as if it died holding its place): replica 0 must not hang
+        t0 = time.monotonic()
+        reps[0].loop(10, d, 0)
+        assert isinstance(reps[0].error, af.errors.DeadlineExceededError), reps[0].error
+        assert time.monotonic() - t0 < 15
+        assert reps[0].done == 0
+    finally:
+        for r in reps:
+            r.sess.close()

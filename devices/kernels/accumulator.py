@@ -1,10 +1,16 @@
 """Kernels of the accumulator ops (`devices.accumulators`). The handle ops find or create an
 accumulator by `shared_name` in the device's container; `take` is asynchronous (a poll that
 succeeds when enough gradients are in, else a `Waiter` woken by the apply that completes the
-count, by `close`, or by the step's abort)."""
+count, by `close`, or by the step's abort).
+
+The waits here (take, and the sync gate's) are *watched* (`devices.waits`): besides the
+awaitable kernel, each has a ``subscribe(ctx, done, *inputs)`` that the executor calls
+instead of starting a task; ``done(outputs, error, resume)`` is called by the thread that
+completes the wait (`_watch`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +21,24 @@ from devices.kernels.registry import KernelContext, register_kernel
 from devices.waits import Wait, Waiter
 
 _CPU = ("CPU",)
+
+Done = Callable[[Any, Exception | None, bool], None]
+
+
+def _watch(ctx: Any, done: Done, res: Any, wait: Wait, payload: Any,
+           outs: Callable[[Any], tuple]) -> None:
+    """Register a watched waiter with `res` (a WaitList) whose completion calls
+    ``done(outs(result), None, False)`` or ``done(None, error, False)`` (never run inline in
+    the completer: the executor posts it, or hands it to the device's holder)."""
+    def on_done(w: Waiter) -> None:
+        if w.error is not None:
+            done(None, w.error, False)
+        else:
+            done(outs(w.result), None, False)
+
+    w = Waiter(wait, payload, on_done)
+    res.register(w)
+    w.watch(ctx, res.cancel)
 
 
 def _handle_factory(cls: type[Accumulator]) -> Any:
@@ -74,13 +98,20 @@ def _take_factory(sparse: bool) -> Any:
             r = acc.try_take(int(n))
             return None if r is None else outs(r)
 
+        def wait(ctx: Any, acc: Accumulator) -> Wait:
+            return Wait("take_grad", acc.describe(), k.name, k.device.name,
+                        ctx.step_id if ctx else -1)
+
         async def compute(ctx: Any, acc: Accumulator, n: Any) -> tuple:
-            w = Waiter(Wait("take_grad", acc.describe(), k.name, k.device.name,
-                            ctx.step_id if ctx else -1), int(n))
+            w = Waiter(wait(ctx, acc), int(n))
             acc.register(w)
             return outs(await w.wait(ctx, acc.cancel))
 
+        def subscribe(ctx: Any, done: Done, acc: Accumulator, n: Any) -> None:
+            _watch(ctx, done, acc, wait(ctx, acc), int(n), outs)
+
         compute.poll = poll  # type: ignore[attr-defined]
+        compute.subscribe = subscribe  # type: ignore[attr-defined]
         return compute
     return factory
 
@@ -209,12 +240,15 @@ def _gate_wait(k: KernelContext) -> Any:
         return None if got is None else (np.int64(got),)
 
     async def compute(ctx: Any, gate: Any, local: Any, role: Any) -> tuple:
-        w = Waiter(Wait("wait_for_step", gate.describe(), k.name, k.device.name,
-                        ctx.step_id if ctx else -1), target(local, role)[0])
+        w = Waiter(_step_wait(k, ctx, gate), target(local, role)[0])
         gate.register(w)
         return (np.int64(await w.wait(ctx, gate.cancel)),)
 
+    def subscribe(ctx: Any, done: Done, gate: Any, local: Any, role: Any) -> None:
+        _watch(ctx, done, gate, _step_wait(k, ctx, gate), target(local, role)[0], _step)
+
     compute.poll = poll  # type: ignore[attr-defined]
+    compute.subscribe = subscribe  # type: ignore[attr-defined]
     return compute
 
 
@@ -227,10 +261,22 @@ def _gate_wait_for(k: KernelContext) -> Any:
         return None if got is None else (np.int64(got),)
 
     async def compute(ctx: Any, gate: Any, want: Any) -> tuple:
-        w = Waiter(Wait("wait_for_step", gate.describe(), k.name, k.device.name,
-                        ctx.step_id if ctx else -1), int(want))
+        w = Waiter(_step_wait(k, ctx, gate), int(want))
         gate.register(w)
         return (np.int64(await w.wait(ctx, gate.cancel)),)
 
+    def subscribe(ctx: Any, done: Done, gate: Any, want: Any) -> None:
+        _watch(ctx, done, gate, _step_wait(k, ctx, gate), int(want), _step)
+
     compute.poll = poll  # type: ignore[attr-defined]
+    compute.subscribe = subscribe  # type: ignore[attr-defined]
     return compute
+
+
+def _step_wait(k: KernelContext, ctx: Any, gate: Any) -> Wait:
+    return Wait("wait_for_step", gate.describe(), k.name, k.device.name,
+                ctx.step_id if ctx else -1)
+
+
+def _step(result: Any) -> tuple:
+    return (np.int64(result),)
