@@ -72,8 +72,12 @@ class _Plan:
                  build: Callable[[list[Any]], Any]):
         self.step = step
         self.feed_checks = feed_checks
-        # the checks as columns (tensors, dtypes, shapes), for one map over the fed values
+        # the checks as columns (tensors, dtypes, shapes, and the scalar type a Python number
+        # fed to a 0-d float tensor becomes, else None), for one map over the fed values
         self.feed_columns = tuple(zip(*feed_checks, strict=True)) if feed_checks else ((),) * 3
+        self.feed_columns += (tuple(
+            dt.type if dt.kind == "f" and (shape is None or shape == ()) else None
+            for _, dt, shape in feed_checks),)
         self.build = build
         self.sparse = False  # a SparseTensor among the fed keys (expanded per call)
 
@@ -475,13 +479,15 @@ def _feed_tensor(key: Any, g: Graph) -> Tensor:
     return el
 
 
-def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> Any:
+def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape,
+                  scalar: Any = None) -> Any:
     """A fed value as the step gets it: an array of the tensor's dtype, checked against its
     shape; a 0-d value becomes a NumPy scalar (as scalar kernels return them, so they stay on
-    NumPy's fast scalar math; TF also fetches scalars as NumPy scalars)."""
+    NumPy's fast scalar math; TF also fetches scalars as NumPy scalars). `scalar`: the NumPy
+    scalar type of a 0-d float tensor (or one of unknown shape), else None."""
     tv = type(value)
-    if (tv is float or tv is int) and dt.kind == "f" and (shape is None or shape == ()):
-        return dt.type(value)  # the common scalar feed, without a 0-d array in between
+    if scalar is not None and (tv is float or tv is int):
+        return scalar(value)  # the common scalar feed, without a 0-d array in between
     if dt.hasobject:  # a string tensor: bytes/str (nested lists, S/U/object arrays) only
         try:
             value = dtypes.to_string_array(value)

@@ -132,6 +132,11 @@ class LocalRuntime:
                timeout: float | None, trace: StepTrace | None) -> StepContext:
         """Start a step from any thread: each partition through its device's door."""
         parts = step.parts
+        if len(parts) == 1:  # (the common step: its fixed cost)
+            dev, exe = parts[0]
+            ctx = StepContext(next(_step_ids), args, step.n_rets, 1, done, None, trace, timeout)
+            dev.run_or_post(StepRun(exe, ctx))
+            return ctx
         step_id = next(_step_ids)
         rdv = Rendezvous(step_id) if len(parts) > 1 else None
         ctx = StepContext(step_id, args, step.n_rets, len(parts), done, rdv, trace, timeout)
