@@ -48,6 +48,8 @@ IDENT = 12   # LoopCond and Identity in a graph with frames: forwarded by the lo
 # ``values[out] = fn(values[a], values[b])[0]``.
 KERNEL2 = -2
 KERNEL1 = -1
+FEED1 = -3   # an _Arg whose one read output is port 0: ``values[out] = ctx.args[fn]``
+FETCH = -4   # a _Retval: ``ctx.rets[fn] = values[slot]``
 _CF_KINDS = {"Switch": SWITCH, "Merge": MERGE, "Enter": ENTER, "Exit": EXIT,
              "NextIteration": NEXTITER, "ControlTrigger": CTRIG}
 _IDENT_OPS = frozenset({"LoopCond", "Identity", "StopGradient", "Snapshot"})
@@ -91,9 +93,9 @@ class Executable:
             self.release_slots = self.in_slots
         # What the executor's loop reads of node i, in one tuple (one index, one unpack):
         # (code, fn, in slots, outputs, successors, slots to release, late successors).
-        # code is the kind, or KERNEL2/KERNEL1 with outputs the one slot written; else
-        # outputs are the (port, slot) pairs. `traced_nodes` has no fast codes (every kernel
-        # through the general path, which records it).
+        # code is the kind, or a fast code (KERNEL2/KERNEL1/FEED1 with outputs the one slot
+        # written, FETCH); else outputs are the (port, slot) pairs. `traced_nodes` has no
+        # fast codes (every kernel through the general path, which records it).
         self.nodes: list[tuple] = []
         self.traced_nodes: list[tuple] = []
         for i, kind in enumerate(self.kinds):
@@ -102,9 +104,14 @@ class Executable:
                     self.succ_late[i] if self.succ_late else ())
             general = (kind, self.fns[i], slots, outs, *rest)
             self.traced_nodes.append(general)
-            if kind == INLINE and len(slots) in (1, 2) and len(outs) == 1 and outs[0][0] == 0:
+            one_out = len(outs) == 1 and outs[0][0] == 0
+            if kind == INLINE and len(slots) in (1, 2) and one_out:
                 code = KERNEL2 if len(slots) == 2 else KERNEL1
                 self.nodes.append((code, self.fns[i], slots, outs[0][1], *rest))
+            elif kind == ARG and one_out:
+                self.nodes.append((FEED1, self.fns[i], slots, outs[0][1], *rest))
+            elif kind == RETVAL:
+                self.nodes.append((FETCH, self.fns[i], slots, outs, *rest))
             else:
                 self.nodes.append(general)
 

@@ -67,8 +67,9 @@ calling a function per node would cost the loop ~0.1 us a node.
 
 The loop reads all it needs of node i in one unpack of `Executable.nodes[i]` (its code,
 function, input slots, outputs, successors, slots to release, late successors); an inline
-kernel of one or two inputs whose one read output is port 0 has its own code (KERNEL1/2): the
-first branch of the loop, ``values[out] = fn(a, b)[0]``. A traced step reads
+kernel of one or two inputs whose one read output is port 0 has its own code (KERNEL1/2), and
+so do feeds and fetches (FEED1, FETCH): the first branch of the loop, ``values[out] =
+fn(a, b)[0]``. A traced step reads
 `traced_nodes`, without those codes (every kernel through the general branch, which records
 it). Any other inline kernel is called with its arguments read straight from their slots, by arity
 (a list of them per call would cost more than a scalar kernel does).
@@ -111,8 +112,10 @@ from scheduler import tracing
 from scheduler.executable import (  # noqa: F401  (Executable, compile_partition: re-exported)
     ARG,
     ASYNC,
+    FEED1,
     IDENT,
     INLINE,
+    KERNEL1,
     KERNEL2,
     MERGE,
     NEXTITER,
@@ -316,12 +319,16 @@ class StepRun:
             while ready:
                 i = ready.pop()
                 kind, fn, slots, outs_to, nexts, rel, lt = nodes[i]
-                if kind < 0 and not dead[i]:  # the fast path: a kernel of 2 or 1 inputs
-                    try:  # (outs_to: the one slot its output goes to)
+                if kind < 0 and not dead[i]:  # the fast path: a kernel of 2 or 1 inputs,
+                    try:  # a feed, a fetch (outs_to: the one slot its output goes to)
                         if kind == KERNEL2:
                             values[outs_to] = fn(values[slots[0]], values[slots[1]])[0]
-                        else:
+                        elif kind == KERNEL1:
                             values[outs_to] = fn(values[slots[0]])[0]
+                        elif kind == FEED1:
+                            values[outs_to] = ctx.args[fn]
+                        else:  # FETCH
+                            ctx.rets[fn] = values[slots[0]]
                     except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
                         ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name,
                                              [values[s] for s in slots]))
