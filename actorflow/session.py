@@ -5,7 +5,8 @@ Design
 `Session.run(fetches, feed_dict)` looks up a `_Plan` for the *signature* of the call — the
 fetch structure and the fed tensors — and compiles one on a miss (export the graph, then
 the runtime's `compile`: prune, rewrite, place, partition, compile). A plan knows how
-to convert feeds (dtype and shape checked against each fed tensor), and how to rebuild the
+to convert feeds (dtype and shape checked against each fed tensor; whether a SparseTensor key
+stands for its three component tensors, decided once per plan), and how to rebuild the
 nested fetch structure from the step's flat results. Plans are cached per session; the graph
 may grow meanwhile (existing plans stay valid, as TF's Extend).
 
@@ -64,16 +65,21 @@ def get_default_session() -> Session:
 class _Plan:
     """How to run one call signature: the compiled step, feed checks and result layout."""
 
-    __slots__ = ("step", "feed_checks", "feed_columns", "build", "placement")
+    __slots__ = ("step", "feed_checks", "feed_columns", "build", "placement", "sparse")
 
     def __init__(self, step: Any,
                  feed_checks: list[tuple[Tensor, np.dtype, shapes.Shape]],
                  build: Callable[[list[Any]], Any]):
         self.step = step
         self.feed_checks = feed_checks
-        # the checks as columns (tensors, dtypes, shapes), for one map over the fed values
+        # the checks as columns (tensors, dtypes, shapes, and the scalar type a Python number
+        # fed to a 0-d float tensor becomes, else None), for one map over the fed values
         self.feed_columns = tuple(zip(*feed_checks, strict=True)) if feed_checks else ((),) * 3
+        self.feed_columns += (tuple(
+            dt.type if dt.kind == "f" and (shape is None or shape == ()) else None
+            for _, dt, shape in feed_checks),)
         self.build = build
+        self.sparse = False  # a SparseTensor among the fed keys (expanded per call)
 
 
 class Session:
@@ -232,25 +238,26 @@ class Session:
         return plan.build(rets)
 
     def _prepare(self, fetches: Any, feed_dict: dict | None) -> tuple[_Plan, list[Any]]:
-        if feed_dict:  # a sparse_placeholder's key stands for its three component tensors
-            feed_dict = expand_sparse_feeds(feed_dict)
         keys = tuple(feed_dict) if feed_dict else ()
         last = self._last_plan
         if last is not None and last[0] is fetches and last[1] == keys:
             plan = last[2]  # (== on the keys: identical tensors compare without __eq__)
         else:
-            feed_dict = feed_dict or {}
             key = (_structure_key(fetches), keys)
             plan = self._plans.get(key)
             if plan is None:
                 with self._compile_lock:
-                    plan = self._plans.get(key) or self._compile(fetches, feed_dict, key)
+                    plan = self._plans.get(key) or self._compile(fetches, feed_dict or {}, key)
             if type(fetches) in _IMMUTABLE_FETCHES:
                 self._last_plan = (fetches, keys, plan)
         if not keys:
             return plan, []
-        # (the keys matched the plan's: the values line up with its feed checks)
-        return plan, list(map(_convert_feed, feed_dict.values(), *plan.feed_columns))
+        # (the keys matched the plan's: the values line up with its feed checks); a
+        # sparse_placeholder's key stands for its three component tensors (the plan knows
+        # whether its keys hold one, so a call without them does not scan for them)
+        values = feed_dict.values() if not plan.sparse else (  # type: ignore[union-attr]
+            expand_sparse_feeds(feed_dict).values())  # type: ignore[arg-type]
+        return plan, list(map(_convert_feed, values, *plan.feed_columns))
 
     def _compile(self, fetches: Any, feed_dict: dict, key: Any) -> _Plan:
         g = self.graph
@@ -258,7 +265,8 @@ class Session:
         targets: list[Operation] = []
         build = _make_builder(fetches, g, flat, targets)
         checks: list[tuple[Tensor, np.dtype, shapes.Shape]] = []
-        for k in feed_dict:
+        sparse = any(isinstance(k, SparseTensor) for k in feed_dict)
+        for k in expand_sparse_feeds(feed_dict) if sparse else feed_dict:
             t = _feed_tensor(k, g)
             if t.dtype.is_resource:
                 raise InvalidArgumentError(f"cannot feed resource tensor '{t.name}'")
@@ -271,6 +279,7 @@ class Session:
             targets=[op.name for op in targets], by_name=by_name, log=log,
             cost_model=self._cost_model)
         plan = _Plan(step, checks, build)
+        plan.sparse = sparse
         self._plans[key] = plan
         return plan
 
@@ -476,13 +485,15 @@ def _feed_tensor(key: Any, g: Graph) -> Tensor:
     return el
 
 
-def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape) -> Any:
+def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape,
+                  scalar: Any = None) -> Any:
     """A fed value as the step gets it: an array of the tensor's dtype, checked against its
     shape; a 0-d value becomes a NumPy scalar (as scalar kernels return them, so they stay on
-    NumPy's fast scalar math; TF also fetches scalars as NumPy scalars)."""
+    NumPy's fast scalar math; TF also fetches scalars as NumPy scalars). `scalar`: the NumPy
+    scalar type of a 0-d float tensor (or one of unknown shape), else None."""
     tv = type(value)
-    if (tv is float or tv is int) and dt.kind == "f" and (shape is None or shape == ()):
-        return dt.type(value)  # the common scalar feed, without a 0-d array in between
+    if scalar is not None and (tv is float or tv is int):
+        return scalar(value)  # the common scalar feed, without a 0-d array in between
     if dt.hasobject:  # a string tensor: bytes/str (nested lists, S/U/object arrays) only
         try:
             value = dtypes.to_string_array(value)

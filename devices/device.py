@@ -25,7 +25,9 @@ and a sync caller's.
 
 Every run yields: a slice lasts about a millisecond, the actor runs one slice per mailbox turn
 and checkpoints at least every `SLICE_S`, so RPC readers, heartbeats and other steps progress
-during a long step, and the steps sharing a device get a fair (round-robin) share of it.
+during a long step, and the steps sharing a device get a fair (round-robin) share of it. A
+busy actor also hands the GIL to the process's other threads once per switch interval (a
+`HANDOFF_S` sleep): its checkpoints alone would starve them (see HANDOFF_S).
 
 The mailbox is a deque. Continuations always go in (refusing one would strand a step half
 run); new steps are admitted while it holds fewer than `mailbox_size` items: an async caller
@@ -54,6 +56,7 @@ State (owned by whoever holds the baton, unless said otherwise):
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -70,6 +73,12 @@ from devices.pool import HostPool, PoolStatistics
 from devices.resources import ResourceMgr
 
 SLICE_S = 0.001  # seconds of work a slice runs before it gives the device (and the loop) back
+# A busy actor sleeps this long once per GIL switch interval, so that the process's other
+# threads get the GIL: its checkpoint every slice releases and retakes the GIL (trio's
+# epoll), which wakes a waiting thread before its switch interval has run out, so that thread
+# never asks for the GIL and could wait out the whole step (a sync caller whose short step
+# the actor finished long ago: the test_one_door fairness flake).
+HANDOFF_S = 0.0002
 
 
 class WorkItem(Protocol):
@@ -213,11 +222,13 @@ class Device:
         mailbox, baton = self._mailbox, self._baton
         clock = time.perf_counter
         yield_at = clock() + SLICE_S
+        handoff_at = clock() + sys.getswitchinterval()
         # ---- the actor's loop: the oldest item, one slice of it, a checkpoint every slice ----
         while not (self._closed and not mailbox):
             if not mailbox or not baton.acquire(False):
                 await self._wait_for_work()
                 yield_at = clock() + SLICE_S
+                handoff_at = clock() + sys.getswitchinterval()
                 continue
             try:
                 item = mailbox.popleft()
@@ -235,6 +246,9 @@ class Device:
             if clock() >= yield_at:
                 await trio.lowlevel.checkpoint()
                 yield_at = clock() + SLICE_S
+                if yield_at >= handoff_at:  # busy for a switch interval: other threads' turn
+                    time.sleep(HANDOFF_S)
+                    handoff_at = clock() + sys.getswitchinterval()
 
     async def _wait_for_work(self) -> None:
         """Sleep until an item is posted or an inline holder lets the device go."""

@@ -43,6 +43,13 @@ EXIT = 9
 NEXTITER = 10
 CTRIG = 11
 IDENT = 12   # LoopCond and Identity in a graph with frames: forwarded by the loop itself
+# The codes of the loop's fast path (`Executable.nodes`, never in `kinds`): an INLINE kernel
+# of two (KERNEL2) or one (KERNEL1) inputs whose one output read by others is its port 0:
+# ``values[out] = fn(values[a], values[b])[0]``.
+KERNEL2 = -2
+KERNEL1 = -1
+FEED1 = -3   # an _Arg whose one read output is port 0: ``values[out] = ctx.args[fn]``
+FETCH = -4   # a _Retval: ``ctx.rets[fn] = values[slot]``
 _CF_KINDS = {"Switch": SWITCH, "Merge": MERGE, "Enter": ENTER, "Exit": EXIT,
              "NextIteration": NEXTITER, "ControlTrigger": CTRIG}
 _IDENT_OPS = frozenset({"LoopCond", "Identity", "StopGradient", "Snapshot"})
@@ -76,11 +83,37 @@ class Executable:
     # compile time (`_bind_consts`), None elsewhere.
     values0: list[Any] = field(default_factory=list)
     bound: tuple[int, ...] = ()  # those Consts (traced as having run when the step starts)
+    # Per node, the input slots its run counts down (`refs`) and clears after their last
+    # reader: `in_slots` less the slots that are never cleared (`_kept_slots`). Default:
+    # `in_slots`.
+    release_slots: list[tuple[int, ...]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # what the executor's loop reads, in one attribute
-        self.loop_arrays = (self.fns, self.kinds, self.in_slots, self.out_slots, self.succ,
-                            self.succ_late)
+        if not self.release_slots:
+            self.release_slots = self.in_slots
+        # What the executor's loop reads of node i, in one tuple (one index, one unpack):
+        # (code, fn, in slots, outputs, successors, slots to release, late successors).
+        # code is the kind, or a fast code (KERNEL2/KERNEL1/FEED1 with outputs the one slot
+        # written, FETCH); else outputs are the (port, slot) pairs. `traced_nodes` has no
+        # fast codes (every kernel through the general path, which records it).
+        self.nodes: list[tuple] = []
+        self.traced_nodes: list[tuple] = []
+        for i, kind in enumerate(self.kinds):
+            slots, outs = self.in_slots[i], self.out_slots[i]
+            rest = (self.succ[i], self.release_slots[i],
+                    self.succ_late[i] if self.succ_late else ())
+            general = (kind, self.fns[i], slots, outs, *rest)
+            self.traced_nodes.append(general)
+            one_out = len(outs) == 1 and outs[0][0] == 0
+            if kind == INLINE and len(slots) in (1, 2) and one_out:
+                code = KERNEL2 if len(slots) == 2 else KERNEL1
+                self.nodes.append((code, self.fns[i], slots, outs[0][1], *rest))
+            elif kind == ARG and one_out:
+                self.nodes.append((FEED1, self.fns[i], slots, outs[0][1], *rest))
+            elif kind == RETVAL:
+                self.nodes.append((FETCH, self.fns[i], slots, outs, *rest))
+            else:
+                self.nodes.append(general)
 
 
 # ------------------------------------------------------------------------------------------
@@ -200,14 +233,17 @@ def compile_partition(graph: GraphDef, device: Any, *,
                 f.fused.body_prog = [_fused_step(i, kinds[i], fns[i], in_slots_t[i],
                                                  out_slots_t[i], pooled[i])
                                      for i in f.fused.body_nodes]
+    in_slots = [tuple(slot_of[p] for p in pairs) for pairs in in_pairs]
+    kept = _kept_slots(nodes, slot_of, out_slots, bound)
     return Executable(
         device=device,
         names=[nd.name for nd in nodes],
         ops=[nd.op for nd in nodes],
         fns=fns,
         kinds=kinds,
-        in_slots=[tuple(slot_of[p] for p in pairs) for pairs in in_pairs],
+        in_slots=in_slots,
         out_slots=[tuple(sorted(o)) for o in out_slots],
+        release_slots=[tuple(s for s in slots if s not in kept) for slots in in_slots],
         succ=cf.succ if cf is not None else [
             tuple(j for j in s if j not in updates) for s in succ_lists],
         succ_late=[()] * n if cf is not None else [
@@ -254,6 +290,26 @@ def _bind_consts(nodes: list[NodeDef], fns: list[Any], kinds: list[int],
         pending0[j] = 1  # never ready: not a root, and nobody wakes it
         bound.append(j)
     return tuple(bound)
+
+
+def _kept_slots(nodes: list[NodeDef], slot_of: dict[tuple[int, int], int],
+                out_slots: list[list[tuple[int, int]]], bound: tuple[int, ...]) -> set[int]:
+    """The slots a step never clears: the bound Consts' (never cleared anyway, so their readers
+    skip the count) and the 0-d numeric outputs (a scalar, kept till its iteration or step
+    ends: counting its readers down and clearing it would cost the loop more than it frees;
+    it never holds a pool buffer, which only tensors of `HostPool.min_bytes` and up get)."""
+    kept = {s for j in bound for _, s in out_slots[j]}
+    for (src, port), s in slot_of.items():
+        nd = nodes[src]
+        if port < len(nd.out_shapes) and nd.out_shapes[port] == () and port < len(
+                nd.out_dtypes):
+            try:
+                kind = dtypes.as_dtype(nd.out_dtypes[port]).np.kind
+            except Exception:  # noqa: BLE001 - resources, variants: not plain numbers
+                continue
+            if kind in "biufc":
+                kept.add(s)
+    return kept
 
 
 _READS = frozenset({"ReadVariableOp", "VarIsInitializedOp", "VarHandleOp", "ResourceGather"})

@@ -26,8 +26,9 @@ State (one `StepRun` per step per device; owned by whoever holds the device):
     dead      per-node count of dead inputs (all zeros, shared, without control flow)
     values    per-slot values, copied from the Executable's `values0` (the bound Consts); a
               slot is cleared after its last consumer (refs hits 0) and its buffer released
-              to the pool
-    refs      per-slot count of consumers that have not run yet
+              to the pool, except the 0-d numbers and bound Consts, kept till the iteration
+              or step ends (`Executable.release_slots`)
+    refs      per-slot count of consumers that have not run yet (of the slots released)
     ready     LIFO stack of runnable nodes (finishes chains first, bounding memory)
   waiting   number of asynchronous kernels in flight (Recv, worker-thread kernels)
   queued    True while the StepRun sits in its device's mailbox (so it is posted once)
@@ -64,7 +65,13 @@ decrement successors' pending counts) is written once in the loop and once as a 
 (`_propagate` / `FrameOps.wake`, `consume`) for work that arrives from outside the loop:
 calling a function per node would cost the loop ~0.1 us a node.
 
-An inline kernel is called with its arguments read straight from their slots, by arity
+The loop reads all it needs of node i in one unpack of `Executable.nodes[i]` (its code,
+function, input slots, outputs, successors, slots to release, late successors); an inline
+kernel of one or two inputs whose one read output is port 0 has its own code (KERNEL1/2), and
+so do feeds and fetches (FEED1, FETCH): the first branch of the loop, ``values[out] =
+fn(a, b)[0]``. A traced step reads
+`traced_nodes`, without those codes (every kernel through the general branch, which records
+it). Any other inline kernel is called with its arguments read straight from their slots, by arity
 (a list of them per call would cost more than a scalar kernel does).
 
 Asynchronous kernels run as tasks in the device's nursery and re-enter the step through the
@@ -105,8 +112,11 @@ from scheduler import tracing
 from scheduler.executable import (  # noqa: F401  (Executable, compile_partition: re-exported)
     ARG,
     ASYNC,
+    FEED1,
     IDENT,
     INLINE,
+    KERNEL1,
+    KERNEL2,
     MERGE,
     NEXTITER,
     RETVAL,
@@ -119,6 +129,8 @@ from scheduler.executable import (  # noqa: F401  (Executable, compile_partition
 )
 from scheduler.frame_ops import Frame, FrameOps, IterState
 from scheduler.node_errors import node_error
+
+_NDARRAY = np.ndarray
 
 
 class StepContext:
@@ -269,15 +281,13 @@ class StepRun:
         """Run ready nodes for one slice. True if the step has more to run now (the slice is
         spent, or a parked kernel waits for the actor), False when it finished or waits."""
         exe = self.exe
-        fns, kinds, in_slots, out_slots, succ, late = exe.loop_arrays
+        ctx = self.ctx
+        trace = ctx.trace
+        nodes = exe.nodes if trace is None else exe.traced_nodes
         cf = exe.cf
         if cf is not None:
             switch_ports, n_data_in, merge_index = cf.switch_ports, cf.n_data_in, cf.merge_index
-        ctx = self.ctx
-        release = device.pool.release
-        trace = ctx.trace
         clock = time.perf_counter
-        ndarray = np.ndarray
         deadline = clock() + SLICE_S
         count = 0
         more = False
@@ -308,15 +318,27 @@ class StepRun:
             pause = False
             while ready:
                 i = ready.pop()
-                kind = kinds[i]
-                slots = in_slots[i]
-                if kind > THREAD or dead[i]:  # a control-flow primitive, or a dead node
+                kind, fn, slots, outs_to, nexts, rel, lt = nodes[i]
+                if kind < 0 and not dead[i]:  # the fast path: a kernel of 2 or 1 inputs,
+                    try:  # a feed, a fetch (outs_to: the one slot its output goes to)
+                        if kind == KERNEL2:
+                            values[outs_to] = fn(values[slots[0]], values[slots[1]])[0]
+                        elif kind == KERNEL1:
+                            values[outs_to] = fn(values[slots[0]])[0]
+                        elif kind == FEED1:
+                            values[outs_to] = ctx.args[fn]
+                        else:  # FETCH
+                            ctx.rets[fn] = values[slots[0]]
+                    except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
+                        ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name,
+                                             [values[s] for s in slots]))
+                        break
+                elif kind > THREAD or dead[i]:  # a control-flow primitive, or a dead node
                     try:
                         if kind == IDENT and not dead[i]:  # LoopCond, Identity
                             v = values[slots[0]]
-                            for _, s in out_slots[i]:
+                            for _, s in outs_to:
                                 values[s] = v
-                            nexts = succ[i]
                         elif kind == MERGE:  # its first live input, or dead if none
                             k = 0
                             v = values[slots[0]]
@@ -329,9 +351,8 @@ class StepRun:
                                     frames.special(i, st, kind, device)
                                     count += 1
                                     continue
-                            for port, s in out_slots[i]:
+                            for port, s in outs_to:
                                 values[s] = v if port == 0 else merge_index[k]
-                            nexts = succ[i]
                         elif kind == SWITCH and not dead[i]:  # one port live, the other dead
                             v = values[slots[0]]
                             live0, live1, dead0, dead1, s0, s1, exits0, exits1 = \
@@ -360,7 +381,7 @@ class StepRun:
                                 frames.deliver(nxt, i, (values[slots[0]],))
                             nexts = ()
                         else:
-                            frames.special(i, st, kind, device)
+                            frames.special(i, st, exe.kinds[i], device)
                             count += 1
                             continue
                     except Exception as e:  # noqa: BLE001
@@ -371,7 +392,7 @@ class StepRun:
                         trace.append(tracing.node_record(
                             exe.names[i], device, t0, t0, exe.ops[i],
                             (values[slots[k] if kind == MERGE else slots[0]],)))
-                else:  # a kernel
+                else:  # a kernel (every kernel when tracing)
                     args = None
                     try:
                         if trace is not None:
@@ -379,26 +400,25 @@ class StepRun:
                         if kind == INLINE:  # by arity: a list of the arguments would cost
                             n_in = len(slots)  # more than a scalar kernel itself
                             if n_in == 2:
-                                outs = fns[i](values[slots[0]], values[slots[1]])
+                                outs = fn(values[slots[0]], values[slots[1]])
                             elif n_in == 1:
-                                outs = fns[i](values[slots[0]])
+                                outs = fn(values[slots[0]])
                             elif n_in == 0:
-                                outs = fns[i]()
+                                outs = fn()
                             else:
-                                outs = fns[i](*[values[s] for s in slots])
+                                outs = fn(*[values[s] for s in slots])
                         elif kind == ARG:
-                            outs = (ctx.args[fns[i]],)
+                            outs = (ctx.args[fn],)
                         elif kind == RETVAL:
-                            ctx.rets[fns[i]] = values[slots[0]]
+                            ctx.rets[fn] = values[slots[0]]
                             outs = ()
                         else:  # the kinds that take a list of their arguments
                             args = [values[s] for s in slots]
                             if kind == STEP:
-                                outs = fns[i](ctx, *args)
-                            elif kind == ASYNC and (
-                                    outs := fns[i].poll(ctx, *args)) is not None:
+                                outs = fn(ctx, *args)
+                            elif kind == ASYNC and (outs := fn.poll(ctx, *args)) is not None:
                                 pass  # an asynchronous kernel whose input is already there
-                            elif kind == ASYNC and (sub := getattr(fns[i], "subscribe", None)):
+                            elif kind == ASYNC and (sub := getattr(fn, "subscribe", None)):
                                 self.waiting += 1  # a Recv: its callback goes on (`_on_value`)
                                 st.waiting += 1
                                 sub(ctx, self._on_value(device, i, st, clock(), on_loop),
@@ -421,23 +441,21 @@ class StepRun:
                             args = [values[s] for s in slots]
                         ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name, args))
                         break
-                    for port, s in out_slots[i]:
+                    for port, s in outs_to:
                         values[s] = outs[port]
-                    nexts = succ[i]
-                for s in slots:  # inputs after their last reader: cleared, buffers released
+                for s in rel:  # inputs after their last reader: cleared, buffers released
                     r = refs[s] - 1
                     refs[s] = r
                     if r == 0:
                         v = values[s]
                         values[s] = None
-                        if type(v) is ndarray:
-                            release(v)
+                        if type(v) is _NDARRAY:
+                            device.pool.release(v)
                 for j in nexts:  # successors: one edge satisfied; ready when none is left
                     p = pending[j] - 1
                     pending[j] = p
                     if p == 0:
                         ready.append(j)
-                lt = late[i]
                 if lt:  # state updates: under the stack, after the readers ready now
                     for j in lt:
                         p = pending[j] - 1
@@ -477,7 +495,7 @@ class StepRun:
     def _propagate(self, i: int, st: IterState, outs: Any) -> None:
         """Hand on the outputs of node i (finished asynchronously), as the loop does."""
         frames = self._frame_ops()
-        frames.consume(st, self.exe.in_slots[i])
+        frames.consume(st, self.exe.release_slots[i])
         frames.deliver(st, i, outs)
         late = self.exe.succ_late[i]
         if late:

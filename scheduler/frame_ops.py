@@ -159,7 +159,7 @@ class FrameOps:
             t = time.perf_counter()
             self.ctx.trace.append(tracing.node_record(exe.names[i], device, t, t, exe.ops[i],
                                                       outs))
-        self.consume(st, slots)
+        self.consume(st, exe.release_slots[i])
         if is_dead:
             if kind == EXIT:
                 f = st.frame

@@ -11,8 +11,9 @@ is idle runs its first slice inline on the caller, whatever thread that is (a st
 partitions does so only on the devices' own thread, since its partitions share a
 rendezvous), and what is left goes to the device's mailbox. The async `arun` then awaits the
 step's done-callback; the sync `run` is a thin wrapper that blocks on a lock the
-done-callback releases. Both get back-pressure from a full mailbox before the step starts
-(`Device.wait_for_room` / `wait_for_room_blocking`, the latter bounded by the deadline).
+done-callback releases (made only when the step did not finish inline). Both get
+back-pressure from a full mailbox before the step starts (`Device.wait_for_room` /
+`wait_for_room_blocking`, the latter bounded by the deadline).
 A step whose deadline (``timeout``, RunOptions.timeout_in_ms) passes
 is aborted on every device (each partition stops at its next slice) and fails with
 DeadlineExceededError; the devices and the session stay usable.
@@ -131,6 +132,11 @@ class LocalRuntime:
                timeout: float | None, trace: StepTrace | None) -> StepContext:
         """Start a step from any thread: each partition through its device's door."""
         parts = step.parts
+        if len(parts) == 1:  # (the common step: its fixed cost)
+            dev, exe = parts[0]
+            ctx = StepContext(next(_step_ids), args, step.n_rets, 1, done, None, trace, timeout)
+            dev.run_or_post(StepRun(exe, ctx))
+            return ctx
         step_id = next(_step_ids)
         rdv = Rendezvous(step_id) if len(parts) > 1 else None
         ctx = StepContext(step_id, args, step.n_rets, len(parts), done, rdv, trace, timeout)
@@ -142,7 +148,8 @@ class LocalRuntime:
     def run(self, step: CompiledStep, args: list[Any], trace: StepTrace | None = None,
             stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a thread other than the runtime's; blocks until it is done."""
-        self._check_open()
+        if self.closed or self._thread_error is not None:
+            self._check_open()
         if self._thread is None:
             raise FailedPreconditionError(
                 "this session runs in a trio program: use 'await session.run(...)' inside "
@@ -155,20 +162,17 @@ class LocalRuntime:
                     f"the step could not start within its deadline ({timeout * 1e3:.0f} ms): "
                     f"device {dev.name}'s mailbox stayed full; raise "
                     f"RunOptions.timeout_in_ms or run fewer steps at once")
-        lock = _thread.allocate_lock()
-        lock.acquire()
-        ctx = self._start(step, args, lambda _error: lock.release(), timeout, trace)
-        if timeout is None:
-            lock.acquire()
-        elif not lock.acquire(timeout=max(0.0, ctx.deadline - time.perf_counter())):
-            error = _deadline_error(ctx, timeout)
+        blocker = _Blocker()
+        ctx = self._start(step, args, blocker, timeout, trace)
+        if not blocker.done and not blocker.block(None if timeout is None else ctx.deadline):
+            error = _deadline_error(ctx, timeout)  # type: ignore[arg-type]
             try:  # every device stops the step at its next slice
                 assert self._token is not None
                 self._token.run_sync_soon(ctx.abort, error)
             except trio.RunFinishedError:
                 raise UnavailableError("the session's devices have shut down") from None
-            lock.acquire(timeout=timeout / 2)  # its partitions wind down (or keep waiting)
-            raise error
+            blocker.block(time.perf_counter() + timeout / 2)  # type: ignore[operator]
+            raise error  # (its partitions wound down, or keep waiting)
         if stats is not None:
             stats["bytes_moved"] = ctx.bytes_moved
         if ctx.error is not None:
@@ -263,6 +267,38 @@ def discover_devices(config: RuntimeConfig) -> list[Device]:
                                  worker_threads=config.worker_threads,
                                  thread_threshold_us=config.thread_threshold_us))
     return out
+
+
+class _Blocker:
+    """The done-callback of a sync step. Most steps finish inline, in `_start`, on the caller's
+    thread: only a step that goes on elsewhere makes a lock to block on (`block`)."""
+
+    __slots__ = ("done", "lock")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.lock: Any = None
+
+    def __call__(self, error: OpError | None) -> None:  # from any thread
+        self.done = True
+        lock = self.lock
+        if lock is not None:
+            lock.release()
+
+    def block(self, deadline: float | None) -> bool:
+        """Block until the step is done (True) or `deadline` (time.perf_counter) passed."""
+        lock = self.lock
+        if lock is None:
+            lock = _thread.allocate_lock()
+            lock.acquire()
+            self.lock = lock
+            # Published, then re-checked: a done-callback either saw the lock (and releases
+            # it) or set `done` before this check (the GIL orders the two).
+        if self.done:
+            return True
+        if deadline is None:
+            return lock.acquire()
+        return lock.acquire(timeout=max(0.0, deadline - time.perf_counter())) or self.done
 
 
 class _Waiter:

@@ -4,8 +4,11 @@ cancels a step everywhere and leaves the session usable."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -88,43 +91,73 @@ def test_two_steps_on_one_device_share_it() -> None:
         assert shorts >= 10, "the short steps waited for the long one"
 
 
-def test_the_device_runs_posted_items_in_turn_with_no_task_per_item() -> None:
-    """Items posted to a busy device wait in its mailbox, in order; the actor serves them."""
-    order: list[int] = []
-    blocker_started = threading.Event()
-    blocker_release = threading.Event()
+class _Items:
+    """Work items that record the order they ran in; one may block the device (on the thread
+    running it) until `release` is set: the device is then busy, and items posted meanwhile
+    wait in its mailbox."""
 
-    class Item:
-        def __init__(self, k: int, block: bool = False) -> None:
-            self.k, self.block = k, block
+    def __init__(self) -> None:
+        self.order: list[int] = []
+        self.blocking = threading.Event()  # set while the blocking item holds the device
+        self.release = threading.Event()
 
-        def run_slice(self, device: CpuDevice, on_loop: bool) -> None:
-            if self.block:
-                blocker_started.set()
-                blocker_release.wait(5)
-            order.append(self.k)
+    def item(self, k: int, block: bool = False) -> Any:
+        items = self
 
-    async def main() -> None:
-        dev = CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0", mailbox_size=4)
+        class Item:
+            def run_slice(self, device: CpuDevice, on_loop: bool) -> None:
+                if block:
+                    items.blocking.set()
+                    items.release.wait(5)
+                items.order.append(k)
+        return Item()
+
+    @contextlib.asynccontextmanager
+    async def busy_device(self, mailbox_size: int) -> AsyncIterator[CpuDevice]:
+        """A serving device whose one door item 0 holds (inline, on a thread of its own) until
+        `release`; on exit, the holder has let go and the device is stopped."""
+        dev = CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0", mailbox_size=mailbox_size)
         async with trio.open_nursery() as nursery:
             await nursery.start(dev.serve)
-            holder = threading.Thread(target=dev.run_or_post, args=(Item(0, True),))
+            holder = threading.Thread(target=dev.run_or_post, args=(self.item(0, True),))
             holder.start()
-            await trio.to_thread.run_sync(blocker_started.wait)
+            await trio.to_thread.run_sync(self.blocking.wait)
+            try:
+                yield dev
+            finally:
+                self.release.set()
+                await trio.to_thread.run_sync(holder.join)
+                nursery.cancel_scope.cancel()
+
+    async def wait_for(self, n: int) -> None:
+        """Until n items have run (the actor serves the mailbox in the same trio loop)."""
+        while len(self.order) < n:
+            await trio.testing.wait_all_tasks_blocked()
+
+
+@pytest.fixture
+def items() -> Iterator[_Items]:
+    it = _Items()
+    yield it
+    it.release.set()  # (a failed test never leaves a thread blocked)
+
+
+def test_the_device_runs_posted_items_in_turn_with_no_task_per_item(items: _Items) -> None:
+    """Items posted to a busy device wait in its mailbox, in order; the actor serves them."""
+
+    async def main() -> None:
+        async with items.busy_device(mailbox_size=4) as dev:
             before = len(trio.lowlevel.current_root_task().child_nurseries[0].child_tasks)
             for k in range(1, 5):
-                dev.run_or_post(Item(k))  # busy: posted, not run
-            assert order == [] and dev.statistics().mailbox_depth == 4
+                dev.run_or_post(items.item(k))  # busy: posted, not run
+            assert items.order == [] and dev.statistics().mailbox_depth == 4
             assert not dev.has_room()
             after = len(trio.lowlevel.current_root_task().child_nurseries[0].child_tasks)
             assert after == before  # no task per item
-            blocker_release.set()
-            await trio.to_thread.run_sync(holder.join)
+            items.release.set()
             await dev.wait_for_room()
-            while len(order) < 5:
-                await trio.testing.wait_all_tasks_blocked()
-            assert order == [0, 1, 2, 3, 4]
-            nursery.cancel_scope.cancel()
+            await items.wait_for(5)
+            assert items.order == [0, 1, 2, 3, 4]
 
     trio.run(main)
 
@@ -279,39 +312,22 @@ def test_a_failing_node_aborts_the_waits_of_its_step() -> None:
         assert s.run(deq) == 4.0
 
 
-def test_a_full_mailbox_blocks_a_posting_thread_until_the_actor_makes_room() -> None:
+def test_a_full_mailbox_blocks_a_posting_thread_until_the_actor_makes_room(
+        items: _Items) -> None:
     """Back-pressure for sync callers: a thread that finds the mailbox full blocks (bounded
     by its timeout) instead of growing the mailbox, and goes on once the actor made room."""
-    order: list[int] = []
-    blocker_started = threading.Event()
-    blocker_release = threading.Event()
-
-    class Item:
-        def __init__(self, k: int, block: bool = False) -> None:
-            self.k, self.block = k, block
-
-        def run_slice(self, device: CpuDevice, on_loop: bool) -> None:
-            if self.block:
-                blocker_started.set()
-                blocker_release.wait(5)
-            order.append(self.k)
 
     async def main() -> None:
-        dev = CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0", mailbox_size=2)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(dev.serve)
-            holder = threading.Thread(target=dev.run_or_post, args=(Item(0, True),))
-            holder.start()
-            await trio.to_thread.run_sync(blocker_started.wait)
-            dev.run_or_post(Item(1))
-            dev.run_or_post(Item(2))
+        async with items.busy_device(mailbox_size=2) as dev:
+            dev.run_or_post(items.item(1))
+            dev.run_or_post(items.item(2))
             assert not dev.has_room()
             assert dev.wait_for_room_blocking(0.01) is False  # the timeout bounds the wait
             admitted: list[bool] = []
 
             def poster() -> None:
                 admitted.append(dev.wait_for_room_blocking(10))
-                dev.run_or_post(Item(3))
+                dev.run_or_post(items.item(3))
 
             t = threading.Thread(target=poster)
             t.start()
@@ -319,13 +335,10 @@ def test_a_full_mailbox_blocks_a_posting_thread_until_the_actor_makes_room() -> 
             while dev.room_waiters == 0 and time.perf_counter() < deadline:
                 await trio.sleep(0.001)  # polls the thread's state (not synchronisation)
             assert dev.room_waiters == 1 and dev.statistics().mailbox_depth == 2
-            blocker_release.set()
-            await trio.to_thread.run_sync(holder.join)
+            items.release.set()
             await trio.to_thread.run_sync(t.join, 10)
             assert admitted == [True]
-            while len(order) < 4:
-                await trio.testing.wait_all_tasks_blocked()
-            assert order == [0, 1, 2, 3]
-            nursery.cancel_scope.cancel()
+            await items.wait_for(4)
+            assert items.order == [0, 1, 2, 3]
 
     trio.run(main)
