@@ -138,6 +138,18 @@ class Uniform(Distribution):
         return math_ops.log(self._range)
 
 
+def _logits_and_probs(logits: Any, probs: Any, to_probs: Any, to_logits: Any
+                      ) -> tuple[Tensor, Tensor]:
+    """(logits, probs) from exactly one of them, as float32 tensors."""
+    if (logits is None) == (probs is None):
+        raise ValueError("Must pass probs or logits, but not both.")
+    if logits is not None:
+        lg = convert_to_tensor(logits, dtype=dtypes.float32)
+        return lg, to_probs(lg)
+    p = convert_to_tensor(probs, dtype=dtypes.float32)
+    return to_logits(p), p
+
+
 class Bernoulli(Distribution):
     """1 with probability p (given as `probs`, or as `logits`), else 0."""
 
@@ -145,16 +157,10 @@ class Bernoulli(Distribution):
                  validate_args: bool = False, allow_nan_stats: bool = True,
                  name: str = "Bernoulli"):
         super().__init__(name)
-        if (logits is None) == (probs is None):
-            raise ValueError("Must pass probs or logits, but not both.")
         self.dtype = dtypes.as_dtype(dtype)
-        if logits is not None:
-            self.logits = convert_to_tensor(logits, dtype=dtypes.float32)
-            self.probs = math_ops.sigmoid(self.logits)
-        else:
-            self.probs = convert_to_tensor(probs, dtype=dtypes.float32)
-            self.logits = math_ops.subtract(math_ops.log(self.probs),
-                                            math_ops.log1p(math_ops.negative(self.probs)))
+        self.logits, self.probs = _logits_and_probs(
+            logits, probs, math_ops.sigmoid,
+            lambda p: math_ops.subtract(math_ops.log(p), math_ops.log1p(math_ops.negative(p))))
 
     def _sample(self, sample_shape: Any, seed: int | None) -> Tensor:
         from actorflow.ops.random_ops import random_uniform
@@ -186,16 +192,9 @@ class Categorical(Distribution):
                  validate_args: bool = False, allow_nan_stats: bool = True,
                  name: str = "Categorical"):
         super().__init__(name)
-        if (logits is None) == (probs is None):
-            raise ValueError("Must pass probs or logits, but not both.")
         from actorflow.ops.nn_ops import log_softmax, softmax
         self.dtype = dtypes.as_dtype(dtype)
-        if logits is not None:
-            self.logits = convert_to_tensor(logits, dtype=dtypes.float32)
-            self.probs = softmax(self.logits)
-        else:
-            self.probs = convert_to_tensor(probs, dtype=dtypes.float32)
-            self.logits = math_ops.log(self.probs)
+        self.logits, self.probs = _logits_and_probs(logits, probs, softmax, math_ops.log)
         self._log_probs = log_softmax(self.logits)
 
     def _sample(self, sample_shape: Any, seed: int | None) -> Tensor:
