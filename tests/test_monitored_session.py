@@ -222,7 +222,10 @@ def test_kill_9_during_training_recovers_from_the_latest_checkpoint(tmp_path: Pa
           f"accuracy {r['test_accuracy']:.4f}")
     assert killed and r["global_step"] == 500
     assert r["test_accuracy"] >= 0.95
-    assert len(r["recoveries"]) >= 1
+    # The PS held the variables: its restart must be noticed and restored from a checkpoint. A
+    # worker task holds no state; when its standby is serving again before the next step, the
+    # master registers the graph on the new life transparently and nothing is lost or redone.
+    assert len(r["recoveries"]) >= (1 if victim == "ps" else 0)
     for rec in r["recoveries"]:
         assert 0 <= rec["steps_lost"] <= interval, rec
         assert rec["restored"] % interval == 0
