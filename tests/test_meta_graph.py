@@ -211,3 +211,15 @@ def test_a_graph_holding_python_objects_still_saves_its_checkpoint(tmp_path, cap
             path = saver.save(s, str(tmp_path / "gen"))
     assert os.path.exists(path + ".index") and not os.path.exists(path + ".meta")
     assert "not writing" in caplog.text and "IteratorV2" in caplog.text
+
+
+def test_large_zeros_are_a_fill_so_graphs_and_meta_files_stay_small(tmp_path):
+    with tf.Graph().as_default():
+        v = tf.Variable(tf.zeros([1000, 1000]), name="big")  # 4 MB of zeros: a Fill, as in TF
+        assert v.initial_value.op.type == "Fill" and v.shape.as_list() == [1000, 1000]
+        assert tf.ones([3]).op.type == "Const"  # small ones stay constants
+        saver = tf.train.Saver()
+        with tf.Session() as s:
+            s.run(v.initializer)
+            path = saver.save(s, str(tmp_path / "big"))
+    assert os.path.getsize(path + ".meta") < 20_000

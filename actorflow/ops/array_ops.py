@@ -179,16 +179,24 @@ def ones_like(tensor: Any, dtype: Any = None, name: str | None = None) -> Tensor
     return apply_op("OnesLike", [x], name=name or "OnesLike")[0]
 
 
+_SMALL_CONSTANT = 1000  # zeros/ones of this many elements or more are a Fill, as in TF
+
+
+def _large(shape: Any) -> bool:
+    dims = shapes.as_shape(shape)
+    return dims is not None and None not in dims and int(np.prod(dims)) >= _SMALL_CONSTANT
+
+
 def zeros(shape: Any, dtype: Any = dtypes.float32, name: str | None = None) -> Tensor:
     dt = dtypes.as_dtype(dtype)
-    if has_tensor(shape):
+    if has_tensor(shape) or _large(shape):  # a big constant would live in the graph
         return fill(shape, constant(0, dt), name=name or "zeros")
     return constant(np.zeros(shapes.as_shape(shape), dt.np), name=name or "zeros")
 
 
 def ones(shape: Any, dtype: Any = dtypes.float32, name: str | None = None) -> Tensor:
     dt = dtypes.as_dtype(dtype)
-    if has_tensor(shape):
+    if has_tensor(shape) or _large(shape):
         return fill(shape, constant(1, dt), name=name or "ones")
     return constant(np.ones(shapes.as_shape(shape), dt.np), name=name or "ones")
 

@@ -285,16 +285,21 @@ class Saver:
     def _write_meta_graph(self, filename: str) -> None:
         """``<prefix>.meta`` beside the checkpoint (TF1 writes one per save), encoded again
         only when the graph changed since the last one; a graph holding Python objects (a
-        py_func) is not serializable, which costs a warning, never the checkpoint."""
+        from_generator dataset) or over protobuf's 2 GB is not written, which costs a warning,
+        never the checkpoint."""
         from actorflow import meta_graph, tf_logging
         g = self.save_op.graph
         cached = self._meta_cache
         if cached is None or cached[0] != g.version:
+            from google.protobuf.message import EncodeError
             try:
                 data = meta_graph.export_meta_graph(graph=g, saver=self).SerializeToString()
-            except InvalidArgumentError as e:
+            except (InvalidArgumentError, EncodeError, ValueError) as e:
+                # Python objects in the graph, or a message over protobuf's 2 GB limit (large
+                # constants in the graph: TensorFlow refuses those too)
                 if cached is None or cached[1] is not None:
-                    tf_logging.warning("not writing %s: %s", filename, e.message)
+                    tf_logging.warning("not writing %s: %s", filename,
+                                       getattr(e, "message", None) or str(e))
                 self._meta_cache = (g.version, None)
                 return
             self._meta_cache = (g.version, data)
