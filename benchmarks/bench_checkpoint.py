@@ -1,7 +1,7 @@
 """Checkpoint speed: save and restore a ~1 GB model over 2 PS tasks, against the disk's own
 speed (the same bytes written and read with NumPy in this run) and TensorFlow's Saver.
 
-    /work/venv/bin/python benchmarks/bench_checkpoint.py [--mb 1024] [--vars 16] [--repeat 3]
+    python benchmarks/bench_checkpoint.py [--mb 1024] [--vars 16] [--repeat 3]
         [--tf-python .tfenv/bin/python]
 
 actorflow: a LocalCluster with 2 PS tasks and 1 worker; `--vars` float32 variables (half on

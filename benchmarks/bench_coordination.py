@@ -2,8 +2,8 @@
 TensorFlow's SyncReplicasOptimizer, queue throughput against TensorFlow's, and a Dataset-fed
 step against the same step fed from memory.
 
-    /work/venv/bin/python -m benchmarks.bench_coordination [--quick] [--no-tf] [--trials 5]
-    /work/venv/bin/python benchmarks/bench_coordination.py [--only sync_step queue2 ...]
+    python -m benchmarks.bench_coordination [--quick] [--no-tf] [--trials 5]
+    python benchmarks/bench_coordination.py [--only sync_step queue2 ...]
 
 Every comparison with TensorFlow alternates trials, ours and TensorFlow's (from a persistent
 ``peer_tf_coord.py serve`` process in ``.tfenv``), and reports the medians, their range and
@@ -278,7 +278,7 @@ def dataset_vs_memory(repeat: int) -> dict[str, float]:
 
 
 def _tf_python() -> Path | None:
-    for p in (TFENV_PYTHON, Path("/work/main/.tfenv/bin/python")):
+    for p in (TFENV_PYTHON,):
         if p.exists():
             return p
     return None

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.common import peer_tf  # noqa: E402
 
-TFENV = Path("/work/main/.tfenv/bin/python")
+TFENV = REPO / ".tfenv" / "bin" / "python"  # benchmarks/setup_tf_env.sh makes it
 
 NULL_MODEL = r'''
 import json, os, sys, time

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def tf_python() -> str | None:
-    for p in (ROOT / ".tfenv/bin/python", Path("/work/main/.tfenv/bin/python")):
+    for p in (ROOT / ".tfenv/bin/python",):
         if p.exists():
             return str(p)
     return None

@@ -382,7 +382,7 @@ def test_image_ops() -> None:
 def test_resize_images_match_tensorflow() -> None:
     """tests/fixtures/tf_resize_v1.npz holds TensorFlow 2.21's tf.compat.v1.image
     resize_bilinear / resize_nearest_neighbor of a random [2, 5, 7, 3] batch to [8, 4] (keys
-    'b<align_corners>' and 'n<align_corners>'), made once with /work/main/.tfenv."""
+    'b<align_corners>' and 'n<align_corners>'), made once with the repository's .tfenv."""
     import os
     ref = np.load(os.path.join(os.path.dirname(__file__), "fixtures", "tf_resize_v1.npz"))
     x = ref["x"]
