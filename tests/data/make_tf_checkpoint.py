@@ -1,6 +1,6 @@
 """Writes tests/data/tf_ckpt/ with TensorFlow 2.21 (run ONLY with the side env, once):
 
-    /work/main/.tfenv/bin/python tests/data/make_tf_checkpoint.py
+    .tfenv/bin/python tests/data/make_tf_checkpoint.py
 
 A TF1-style program (tf.compat.v1): variables w, b trained two Adam steps (slots w/Adam,
 w/Adam_1, beta1_power, beta2_power), global_step, a variable partitioned in 3 along axis 0,

@@ -1,6 +1,6 @@
 """Writes tests/data/tf_part_ckpt/ with TensorFlow 2.21 (run ONLY with the side env, once):
 
-    /work/main/.tfenv/bin/python tests/data/make_tf_partitioned_checkpoint.py
+    .tfenv/bin/python tests/data/make_tf_partitioned_checkpoint.py
 
 A TF1-style program (tf.compat.v1) with partitioned variables: emb/table [7, 3] in 3 parts
 along axis 0 (fixed_size_partitioner(3)) and dense/w [3, 5] in 2 parts along axis 1, trained

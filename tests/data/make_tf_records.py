@@ -1,6 +1,6 @@
 """Writes tests/data/tf_records/ with TensorFlow 2.21 (run ONLY with the side env, once):
 
-    /work/main/.tfenv/bin/python tests/data/make_tf_records.py
+    .tfenv/bin/python tests/data/make_tf_records.py
 
 Six tf.train.Examples, record i holding (the test rebuilds the same values from `example`):
     image  float  [0.5 i + 0.25 j for j < 4]      label  int64 [i % 3]

@@ -1,6 +1,6 @@
 """Writes tests/data/tf_ckpt/strings.* with TensorFlow 2.21 (run ONLY with the side env, once):
 
-    /work/main/.tfenv/bin/python tests/data/make_tf_string_checkpoint.py
+    .tfenv/bin/python tests/data/make_tf_string_checkpoint.py
 
 String tensors in TensorFlow's own layout (varint lengths, their masked CRC, the bytes): a
 vector holding an empty string and 0x00/0xff bytes, a 0-d string, and a float32 beside them,
