@@ -97,9 +97,12 @@ async def test_concurrent_calls_are_matched_by_id(ctx, bind) -> None:
         return {"i": header["i"]}, [tensors[0] * 2]
 
     results = {}
+    # Matching by id is what this tests, not heartbeats: a slack timeout, so a pause of the
+    # test process (a 2-core CI box) is not taken for a dead server.
+    calm = RpcConfig(heartbeat_interval=0.05, heartbeat_timeout=3.0, default_timeout=5.0)
     with trio.fail_after(10):
-        async with RpcServer({"gather": gather}, config=HB, ctx=ctx) as server:
-            async with RpcClient(bind(server), config=HB, ctx=ctx) as client:
+        async with RpcServer({"gather": gather}, config=calm, ctx=ctx) as server:
+            async with RpcClient(bind(server), config=calm, ctx=ctx) as client:
 
                 async def one(i):
                     h, (t,) = await client.call("gather", {"i": i}, [np.full(3, i)])
