@@ -14,6 +14,7 @@ flow to the parameters, as VAEs need), `log_prob`, `prob`, `mean`, `stddev`, `va
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 from actorflow.graph import Tensor, name_scope
@@ -30,8 +31,8 @@ def _shape_with(sample_shape: Any, params: Tensor) -> Tensor:
     return join_ops.concat([array_ops.reshape(ss, [-1]), array_ops.shape(params)], 0)
 
 
-class Distribution:
-    """The base class: subclasses define `_sample(n_shape)` and `log_prob`."""
+class Distribution(ABC):
+    """The base class: subclasses define `_sample(sample_shape, seed)` and `log_prob`."""
 
     def __init__(self, name: str):
         self.name = name
@@ -48,14 +49,17 @@ class Distribution:
     def stddev(self, name: str = "stddev") -> Tensor:
         return math_ops.sqrt(self.variance())
 
+    @abstractmethod
     def _sample(self, sample_shape: Any, seed: int | None) -> Tensor:
-        raise NotImplementedError  # abstract: each distribution samples its own way
+        """Draws of shape sample_shape + the parameters' shape."""
 
+    @abstractmethod
     def log_prob(self, value: Any, name: str = "log_prob") -> Tensor:
-        raise NotImplementedError  # abstract: each distribution has its own density
+        """The log density (or mass) of `value`."""
 
     def variance(self, name: str = "variance") -> Tensor:
-        raise NotImplementedError  # abstract
+        raise NotImplementedError(f"variance is not implemented for {type(self).__name__} "
+                                  f"(as in TensorFlow)")
 
 
 class Normal(Distribution):

@@ -104,32 +104,42 @@ def to_ir(proto: Any) -> IRGraphDef:
     return IRGraphDef(nodes)
 
 
-def parse_graph_def(data: bytes) -> Any:
-    """A GraphDef proto from its binary or text form."""
+def parse_message(data: bytes, cls: type, what: str) -> Any:
+    """A protobuf message of class `cls` from its binary or text form (`what` names it in the
+    error)."""
     from google.protobuf import text_format
     from google.protobuf.message import DecodeError
-    cls = graph_def_class()
     try:
         return cls.FromString(data)
     except DecodeError:
         try:
             return text_format.Parse(data.decode(), cls())
         except (UnicodeDecodeError, text_format.ParseError) as e:
-            raise InvalidArgumentError(f"not a GraphDef (binary or text): {e}") from None
+            raise InvalidArgumentError(f"{what} is not a {cls.__name__} (binary or text): "
+                                       f"{e}") from None
+
+
+def write_message(path: str, message: Any, as_text: bool) -> None:
+    """Write a protobuf message as text or binary, atomically (a temporary name, replaced)."""
+    from google.protobuf import text_format
+    data = text_format.MessageToString(message).encode() if as_text \
+        else message.SerializeToString()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(path + ".tmp", path)
+
+
+def parse_graph_def(data: bytes) -> Any:
+    """A GraphDef proto from its binary or text form."""
+    return parse_message(data, graph_def_class(), "the data")
 
 
 def write_graph(graph_or_graph_def: Any, logdir: str, name: str, as_text: bool = True) -> str:
     """Write a graph to ``logdir/name`` (text protobuf by default), as TF1's tf.train.write_graph;
     return the path."""
-    from google.protobuf import text_format
-    proto = to_proto(graph_or_graph_def)
-    os.makedirs(logdir, exist_ok=True)
     path = os.path.join(logdir, name)
-    data = text_format.MessageToString(proto).encode() if as_text else proto.SerializeToString()
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    write_message(path, to_proto(graph_or_graph_def), as_text)
     return path
 
 

@@ -53,7 +53,6 @@ from typing import Any
 from actorflow import graph_io
 from actorflow.graph import Graph, Operation, Tensor, get_default_graph
 from actorflow.variables import Variable
-from devices.errors import InvalidArgumentError
 
 _VERSION = "actorflow-1"
 _FIELDS: dict[str, list[tuple[str, int, int, int, str]]] = {
@@ -190,37 +189,17 @@ def export_meta_graph(filename: str | None = None, meta_info_def: Any = None,
         if cd is not None:
             meta.collection_def[key].CopyFrom(cd)
     if filename:
-        _write(filename, meta, as_text)
+        graph_io.write_message(filename, meta, as_text)
     return meta
-
-
-def _write(filename: str, meta: Any, as_text: bool) -> None:
-    from google.protobuf import text_format
-    data = text_format.MessageToString(meta).encode() if as_text else meta.SerializeToString()
-    os.makedirs(os.path.dirname(os.path.abspath(filename)), exist_ok=True)
-    tmp = filename + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, filename)
 
 
 def read_meta_graph_file(filename: str) -> Any:
     """The MetaGraphDef in `filename` (binary or text)."""
-    from google.protobuf import text_format
-    from google.protobuf.message import DecodeError
-    cls = protos()["MetaGraphDef"]
     if not os.path.exists(filename):
         raise OSError(f"File {filename} does not exist (a .meta file is written by "
                       f"Saver.save or af.train.export_meta_graph)")
     with open(filename, "rb") as f:
-        data = f.read()
-    try:
-        return cls.FromString(data)
-    except DecodeError:
-        try:
-            return text_format.Parse(data.decode(), cls())
-        except (UnicodeDecodeError, text_format.ParseError) as e:
-            raise InvalidArgumentError(f"{filename} is not a MetaGraphDef: {e}") from None
+        return graph_io.parse_message(f.read(), protos()["MetaGraphDef"], filename)
 
 
 # -- import -------------------------------------------------------------------------------------

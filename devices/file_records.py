@@ -18,6 +18,7 @@ Compression ("", "ZLIB", "GZIP") is `devices.tfrecord_io`'s.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,11 +28,12 @@ from devices.tfrecord_io import normalize_compression, open_for_reading
 __all__ = ["TextLines", "FixedLengthRecords"]
 
 
-class _Records:
+class _Records(ABC):
     path: str
 
+    @abstractmethod
     def read(self) -> tuple[int, bytes] | None:
-        raise NotImplementedError
+        """The next (offset, record), or None at the end of the file."""
 
     def close(self) -> None:
         self._f.close()

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,7 +170,7 @@ class WaitLock:
             self._lock.release()
 
 
-class WaitList:
+class WaitList(ABC):
     """Base of a resource with one list of blocked waiters, oldest first (see the module
     doc). Subclasses call ``super().__init__()`` and define `_pump`."""
 
@@ -198,6 +199,6 @@ class WaitList:
         with self._lock:
             return [w.record for w in self._waiters]
 
-    def _pump(self) -> None:  # pragma: no cover - every subclass defines it
+    @abstractmethod
+    def _pump(self) -> None:
         """(Under the lock) complete the waiters the resource's state now allows."""
-        raise NotImplementedError

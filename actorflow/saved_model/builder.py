@@ -93,14 +93,10 @@ class SavedModelBuilder:
 
     def save(self, as_text: bool = False) -> bytes:
         """Write saved_model.pb (or .pbtxt); return its path."""
-        from google.protobuf import text_format
+        from actorflow.graph_io import write_message
         name = SAVED_MODEL_FILENAME_PBTXT if as_text else SAVED_MODEL_FILENAME_PB
         path = os.path.join(self._export_dir, name)
-        data = (text_format.MessageToString(self._saved_model).encode() if as_text
-                else self._saved_model.SerializeToString())
-        with open(path + ".tmp", "wb") as f:
-            f.write(data)
-        os.replace(path + ".tmp", path)
+        write_message(path, self._saved_model, as_text)
         return path.encode()
 
 

@@ -12,16 +12,12 @@ from actorflow.saved_model import builder as b
 
 
 def _read(export_dir: str) -> Any:
-    from google.protobuf import text_format
-    cls = protos()["SavedModel"]
-    pb = os.path.join(export_dir, b.SAVED_MODEL_FILENAME_PB)
-    txt = os.path.join(export_dir, b.SAVED_MODEL_FILENAME_PBTXT)
-    if os.path.exists(pb):
-        with open(pb, "rb") as f:
-            return cls.FromString(f.read())
-    if os.path.exists(txt):
-        with open(txt) as f:
-            return text_format.Parse(f.read(), cls())
+    from actorflow.graph_io import parse_message
+    for name in (b.SAVED_MODEL_FILENAME_PB, b.SAVED_MODEL_FILENAME_PBTXT):
+        path = os.path.join(export_dir, name)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                return parse_message(f.read(), protos()["SavedModel"], path)
     raise OSError(f"SavedModel file does not exist at: {export_dir}/{{"
                   f"{b.SAVED_MODEL_FILENAME_PBTXT}|{b.SAVED_MODEL_FILENAME_PB}}}")
 
