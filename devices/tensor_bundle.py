@@ -31,10 +31,13 @@ helper thread reads chunk i+1 while the caller CRCs chunk i (the `crc32c` packag
 the GIL on large buffers).
 
 Reading verifies each tensor's CRC32C: a truncated or bit-flipped file raises `DataLossError`
-naming the file and the tensor, never returns wrong values. `BundleReader.read(name, extents)`
-reads only the stored pieces a requested slice overlaps (byte ranges with `os.pread`), so a
-task restoring a few variables of a large checkpoint reads only those bytes (a piece stored
-whole is read whole: its CRC covers all of it).
+naming the file and the tensor, never returns wrong values. `verify(name)` checks a piece
+without keeping its bytes (a two-chunk ring buffer), so a restore can check everything before
+it writes anything; inside `with reader.pinned():` the data files stay open, and a later
+`read_into(..., verified=True)` copies the bytes that were checked without a second CRC.
+`BundleReader.read(name, extents)` reads only the stored pieces a requested slice overlaps
+(byte ranges with `os.pread`), so a task restoring a few variables of a large checkpoint reads
+only those bytes (a piece stored whole is read whole: its CRC covers all of it).
 
     BundleWriter("/tmp/m.ckpt").add("w", np.ones((2, 3), np.float32)).finish()
     BundleReader("/tmp/m.ckpt").read("w")  # array([[1., 1., 1.], [1., 1., 1.]], float32)
@@ -42,9 +45,10 @@ whole is read whole: its CRC covers all of it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -389,6 +393,20 @@ class BundleReader:
         if header.endianness != bp.LITTLE_ENDIAN:
             raise UnimplementedError(f"checkpoint '{prefix}' is big-endian")
         self.num_shards = header.num_shards
+        self._fds: dict[str, int] | None = None  # open data files while `pinned`
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[BundleReader]:
+        """Keep each data file open from its first read to the end of the block, so that
+        every read in it sees the same file (one that is renamed over or unlinked meanwhile
+        stays readable): `verify` then `read_into(..., verified=True)` read the same bytes."""
+        self._fds = {}
+        try:
+            yield self
+        finally:
+            fds, self._fds = self._fds, None
+            for fd in fds.values():
+                os.close(fd)
 
     # -- metadata ------------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -416,7 +434,8 @@ class BundleReader:
         return as_dtype(bp.ENUM_TO_DTYPE[enum]).np
 
     # -- data ----------------------------------------------------------------------------------
-    def _read_stored(self, key: bytes, name: str, out: np.ndarray | None = None):
+    def _read_stored(self, key: bytes, name: str, out: np.ndarray | None = None, *,
+                     checksum: bool = True):
         entry = self.entries[key]
         shape = tuple(d.size for d in entry.shape.dim)
         path = data_path(self.prefix, entry.shard_id, self.num_shards)
@@ -431,29 +450,47 @@ class BundleReader:
         if len(view) != entry.size:
             raise DataLossError(f"tensor '{name}' in '{path}': the index says {entry.size} "
                                 f"bytes, but its dtype and shape need {len(view)}")
-        if sstable.mask_crc(self._read_bytes(path, entry, view, name)) != entry.crc32c:
+        crc = self._read_bytes(path, entry, view, name, checksum=checksum)
+        if checksum:
+            self._check_crc(crc, entry, name, path)
+        return out
+
+    def _check_crc(self, crc: int, entry: Any, name: str, path: str) -> None:
+        if sstable.mask_crc(crc) != entry.crc32c:
             raise DataLossError(f"checksum mismatch for tensor '{name}' in data file '{path}' "
                                 f"(offset {entry.offset}, {entry.size} bytes); the checkpoint "
                                 f"is corrupt")
-        return out
 
-    def _read_bytes(self, path: str, entry: Any, view: memoryview, name: str) -> int:
-        """Read the entry's bytes into `view`; return their (unmasked) CRC32C.
+    def _open(self, path: str, name: str) -> int:
+        fd = None if self._fds is None else self._fds.get(path)
+        if fd is None:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                raise DataLossError(f"data file '{path}' of checkpoint '{self.prefix}' is "
+                                    f"missing (needed for tensor '{name}')") from None
+            if self._fds is not None:
+                self._fds[path] = fd
+        return fd
+
+    def _read_bytes(self, path: str, entry: Any, view: memoryview, name: str, *,
+                    checksum: bool = True) -> int:
+        """Read the entry's bytes into `view`; return their (unmasked) CRC32C (0 without
+        `checksum`). A `view` shorter than the entry is a ring of two CHUNKs that each chunk
+        overwrites in turn (`verify`: the checksum without keeping the bytes).
 
         Chunk by chunk, each CRC'd right after it arrived (while it is in cache); for a large
         tensor a helper thread reads chunk i+1 while this one checksums chunk i (both release
         the GIL), so where a core is free the checksum costs no time."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise DataLossError(f"data file '{path}' of checkpoint '{self.prefix}' is missing "
-                                f"(needed for tensor '{name}')") from None
+        fd = self._open(path, name)
+        ring = len(view)
 
         def fill(start: int) -> int:  # chunk [start, start + CHUNK) of the tensor, in full
             end = min(start + CHUNK, entry.size)
             got = start
             while got < end:
-                n = os.preadv(fd, [view[got:end]], entry.offset + got)
+                n = os.preadv(fd, [view[got % ring:(got % ring) + end - got]],
+                              entry.offset + got)
                 if n == 0:
                     raise DataLossError(
                         f"data file '{path}' is truncated: tensor '{name}' needs bytes "
@@ -461,13 +498,17 @@ class BundleReader:
                 got += n
             return end
 
+        def crc_of(start: int, end: int, crc: int) -> int:
+            return sstable.crc32c(view[start % ring:(start % ring) + end - start], crc)
+
         crc = 0
         try:
-            if entry.size < PIPELINE_BYTES:
+            if not checksum or entry.size < PIPELINE_BYTES:
                 start = 0
                 while start < entry.size:
                     end = fill(start)
-                    crc = sstable.crc32c(view[start:end], crc)
+                    if checksum:
+                        crc = crc_of(start, end, crc)
                     start = end
                 return crc
             with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-read") as reader:
@@ -477,11 +518,30 @@ class BundleReader:
                     end = pending.result()
                     if end < entry.size:
                         pending = reader.submit(fill, end)
-                    crc = sstable.crc32c(view[start:end], crc)
+                    crc = crc_of(start, end, crc)
                     start = end
             return crc
         finally:
-            os.close(fd)
+            if self._fds is None:
+                os.close(fd)
+
+    def verify(self, name: str, extents: Extents | None = None) -> None:
+        """Check the CRC32C of the one stored piece of tensor `name` (or its slice `extents`,
+        see `piece`) without keeping its bytes: DataLossError on a mismatch or a short file.
+        Read through a reused two-chunk buffer, so it allocates and faults in almost nothing;
+        a restore verifies every piece first and writes only when all are sound."""
+        key = self.piece(name, extents)
+        if key is None:
+            raise InvalidArgumentError(f"tensor '{name}' is not stored as one piece in "
+                                       f"checkpoint '{self.prefix}'; read it with read()")
+        entry = self.entries[key]
+        path = data_path(self.prefix, entry.shard_id, self.num_shards)
+        if entry.size == 0:
+            crc = 0
+        else:
+            ring = np.empty(min(entry.size, 2 * CHUNK), np.uint8)
+            crc = self._read_bytes(path, entry, memoryview(ring), name)
+        self._check_crc(crc, entry, name, path)
 
     def piece(self, name: str, extents: Extents | None = None) -> bytes | None:
         """The key of the one stored piece that is exactly tensor `name` (or its slice
@@ -503,16 +563,18 @@ class BundleReader:
                 return key
         return None
 
-    def read_into(self, name: str, out: np.ndarray, extents: Extents | None = None) -> bool:
+    def read_into(self, name: str, out: np.ndarray, extents: Extents | None = None, *,
+                  verified: bool = False) -> bool:
         """Read the tensor `name` (or its slice `extents`) straight into `out`, a C-contiguous
         array of its dtype and shape, when it is stored as one piece (`piece`); return False,
-        reading nothing, when it is not (then `read` assembles it). Checksum verified: on a
-        DataLossError `out` holds partial bytes."""
+        reading nothing, when it is not (then `read` assembles it). Checksum verified, unless
+        `verified` says `verify` already checked these bytes (in the same `pinned` block): on
+        a DataLossError `out` holds partial bytes."""
         key = self.piece(name, extents)
         if key is None or not out.flags.c_contiguous or out.dtype != self.dtype(name) or \
                 list(out.shape) != [d.size for d in self.entries[key].shape.dim]:
             return False
-        self._read_stored(key, name, out)
+        self._read_stored(key, name, out, checksum=not verified)
         return True
 
     def read(self, name: str, extents: Extents | None = None) -> np.ndarray:

@@ -320,3 +320,34 @@ def test_read_into_fills_the_callers_buffer_or_declines(tmp_path: Path) -> None:
     Path(data_path(prefix, 0, 1)).write_bytes(bytes(raw))
     with pytest.raises(DataLossError, match="checksum mismatch for tensor 'b'"):
         BundleReader(prefix).read_into("b", np.zeros(1000, np.int64))
+
+
+@pytest.mark.parametrize("n", [0, 1, 3 * (1 << 20) // 4 + 7, (9 << 20) // 4 + 3])
+def test_verify_checks_without_keeping_and_pinned_reads_see_the_checked_file(
+        tmp_path: Path, n: int) -> None:
+    """`verify` checksums a piece through its two-chunk ring (sizes: empty, one element,
+    under a chunk, over PIPELINE_BYTES), a flipped bit anywhere fails it, and inside
+    `pinned` a verified read sees the file that was verified even when another file is
+    renamed over it."""
+    prefix = str(tmp_path / "ck")
+    want = np.arange(n, dtype=np.float32)
+    BundleWriter(prefix).add("w", want).finish()
+    path = data_path(prefix, 0, 1)
+    r = BundleReader(prefix)
+    with r.pinned():
+        r.verify("w")
+        other = str(tmp_path / "other")
+        Path(other).write_bytes(b"\0" * want.nbytes)
+        os.replace(other, path)  # what a rewrite by rename does meanwhile
+        out = np.full(n, -1, np.float32)
+        assert r.read_into("w", out, verified=True)
+        np.testing.assert_array_equal(out, want)
+    if n == 0:
+        return
+    for at in {0, want.nbytes // 2, want.nbytes - 1}:
+        BundleWriter(prefix).add("w", want).finish()
+        raw = bytearray(Path(path).read_bytes())
+        raw[at] ^= 0x04
+        Path(path).write_bytes(bytes(raw))
+        with pytest.raises(DataLossError, match="checksum mismatch for tensor 'w'"):
+            BundleReader(prefix).verify("w")

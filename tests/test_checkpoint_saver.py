@@ -17,7 +17,7 @@ import pytest
 
 import actorflow as af
 from actorflow.cluster import child_env
-from devices.errors import DataLossError, FailedPreconditionError, NotFoundError
+from devices.errors import DataLossError, NotFoundError
 from tests.test_checkpoint_format import EXPECTED, FIXTURE
 
 
@@ -120,19 +120,46 @@ def test_restore_of_corrupt_checkpoint_raises_data_loss(tmp_path: Path) -> None:
             raw = bytearray(data.read_bytes())
             raw[2] ^= 0xFF
             data.write_bytes(bytes(raw))
+            vs["w"].load(np.full((3, 2), 6, np.float32), s)
             with pytest.raises(DataLossError, match="checksum mismatch for tensor"):
                 saver.restore(s, p)
-            # restored in place (the variables were initialized): the tensor whose bytes
-            # were bad ('global_step', first in the file and in the restore) is left
-            # uninitialized, never half-written; the ones not yet reached keep their values
-            with pytest.raises(FailedPreconditionError, match="uninitialized.*global_step"):
-                s.run(vs["step"])
-            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
+            # restored in place (the variables were initialized), but every piece is
+            # checked before any is written: nothing changed
+            assert s.run(vs["step"]) == 0
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 6, np.float32))
             vs["step"].load(3, s)
             good = saver.save(s, str(tmp_path / "good"))
             s.run(af.global_variables_initializer())
             saver.restore(s, good)
             assert s.run(vs["step"]) == 3
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 6, np.float32))
+
+
+def test_restore_in_place_is_all_or_nothing(tmp_path: Path) -> None:
+    """A bad last tensor: the ones before it, which an in-place restore would have written
+    first, keep their values; a sound checkpoint then restores every variable in place."""
+    g = af.Graph()
+    vs = _model(g)
+    with g.as_default():
+        saver = af.train.Saver()
+        with af.Session(graph=g) as s:
+            s.run(af.global_variables_initializer())
+            vs["w"].load(np.full((3, 2), 5, np.float32), s)
+            vs["step"].load(7, s)
+            good = saver.save(s, str(tmp_path / "good"))
+            bad = saver.save(s, str(tmp_path / "bad"))
+            data = Path(bad + ".data-00000-of-00001")
+            raw = bytearray(data.read_bytes())
+            raw[-3] ^= 0xFF  # the last tensor in the file: 'w'
+            data.write_bytes(bytes(raw))
+            vs["step"].load(1, s)
+            vs["w"].load(np.zeros((3, 2), np.float32), s)
+            with pytest.raises(DataLossError, match="checksum mismatch for tensor 'w'"):
+                saver.restore(s, bad)
+            assert s.run(vs["step"]) == 1
+            np.testing.assert_array_equal(s.run(vs["w"]), np.zeros((3, 2), np.float32))
+            saver.restore(s, good)
+            assert s.run(vs["step"]) == 7
             np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
 
 
