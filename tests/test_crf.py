@@ -42,3 +42,37 @@ def test_log_likelihood_and_decode_against_brute_force():
         assert abs(best_[b] - scores.max()) < 1e-4 and not dec_[b, lens[b]:].any()
     path, s = tf.contrib.crf.viterbi_decode(x[1, :3], trans)
     assert path == list(dec_[1, :3]) and abs(s - best_[1]) < 1e-5
+
+
+def test_decode_on_edge_shapes_matches_viterbi_and_exports(tmp_path):
+    """One time step, one tag, empty sequences and full ones, against NumPy's Viterbi;
+    the decoder is ordinary ops, so its graph round-trips through a .meta file."""
+    rng = np.random.RandomState(1)
+    for batch, t, n in [(4, 1, 3), (3, 6, 1), (5, 7, 4)]:
+        x = rng.randn(batch, t, n).astype(np.float32)
+        trans = rng.randn(n, n).astype(np.float32)
+        lens = rng.randint(0, t + 1, batch).astype(np.int32)
+        lens[0], lens[-1] = 0, t
+        with tf.Graph().as_default() as g:
+            xs = tf.placeholder(tf.float32, [None, None, n], name="x")
+            tags, best = tf.contrib.crf.crf_decode(xs, tf.constant(trans), tf.constant(lens))
+            tf.add_to_collection("out", tags)
+            tf.add_to_collection("out", best)
+            with tf.Session() as s:
+                tags_, best_ = s.run([tags, best], {xs: x})
+            meta = str(tmp_path / f"crf{batch}{t}{n}.meta")
+            tf.train.export_meta_graph(meta, graph=g)
+        for b in range(batch):
+            if lens[b] == 0:
+                assert not tags_[b].any() and best_[b] == 0
+                continue
+            path, score = tf.contrib.crf.viterbi_decode(x[b, :lens[b]], trans)
+            assert list(tags_[b, :lens[b]]) == path and not tags_[b, lens[b]:].any()
+            assert abs(best_[b] - score) < 1e-4
+        with tf.Graph().as_default():
+            tf.train.import_meta_graph(meta)
+            again = tf.get_collection("out")
+            with tf.Session() as s:
+                t2, b2 = s.run(again, {"x:0": x})
+        np.testing.assert_array_equal(t2, tags_)
+        np.testing.assert_array_equal(b2, best_)

@@ -19,6 +19,7 @@ from actorflow.ops import (
     index_ops,
     join_ops,
     math_ops,
+    partition_ops,
     reduction_ops,
 )
 from actorflow.ops.functional_ops import scan
@@ -120,20 +121,55 @@ def viterbi_decode(score: Any, transition_params: Any) -> tuple[list[int], float
 
 def crf_decode(potentials: Any, transition_params: Any, sequence_length: Any
                ) -> tuple[Tensor, Tensor]:
-    """Viterbi in the graph: (best tags [batch, time] int32, zero past each length; best
-    scores [batch])."""
-    from actorflow.ops.script_ops import py_func
+    """Viterbi in the graph, as ordinary ops (so the graph exports to a .meta and a
+    SavedModel): (best tags [batch, time] int32, zero past each length; best scores
+    [batch], zero for an empty sequence).
 
-    def decode(pot: np.ndarray, trans: np.ndarray, lens: np.ndarray) -> tuple:
-        tags = np.zeros(pot.shape[:2], np.int32)
-        best = np.zeros(pot.shape[0], pot.dtype)
-        for i, n in enumerate(lens):
-            if n > 0:
-                path, s = viterbi_decode(pot[i, :n], trans)
-                tags[i, :n], best[i] = path, s
+    Forward, an `af.scan` over time: the trellis ``alpha`` (best score ending in each tag)
+    and each step's back-pointers (the best previous tag for each tag); a step past a
+    sequence's length leaves its ``alpha`` as it was. Backward, a reversed scan from the
+    best last tag follows the back-pointers wherever the step is inside the sequence."""
+    from actorflow.ops.composite_ops import sequence_mask
+    from actorflow.ops.index_ops import one_hot
+    x = convert_to_tensor(potentials)
+    trans = convert_to_tensor(transition_params)
+    lens = compare_ops.cast(convert_to_tensor(sequence_length), dtypes.int32)
+    n = x.shape[2]
+    if n is None:
+        raise ValueError("crf_decode needs the number of tags (potentials' last dimension) "
+                         "to be known when the graph is built")
+    n = int(n)
+    with name_scope(None, "crf_decode"):
+        t = array_ops.shape(x)[1]
+        on = sequence_mask(lens, t)                          # [batch, time] bool
+        # every step scanned (never an empty scan), step 0 as if past the end: a no-op
+        steps = array_ops.transpose(x, [1, 0, 2])          # [time, batch, tags]
+        live = array_ops.transpose(compare_ops.logical_and(
+            on, compare_ops.greater(partition_ops.range(t), 0)))  # [time, batch]
+
+        def forward(carry: Any, elem: Any) -> tuple[Tensor, Tensor]:
+            alpha, _ = carry
+            scores, inside = elem
+            v = math_ops.add(array_ops.expand_dims(alpha, 2), trans)  # [batch, from, to]
+            nxt = math_ops.add(reduction_ops.reduce_max(v, 1), scores)
+            back = compare_ops.cast(reduction_ops.argmax(v, 1), dtypes.int32)
+            return compare_ops.where(array_ops.expand_dims(inside, 1), nxt, alpha), back
+        alpha0 = x[:, 0]
+        alphas, backs = scan(forward, (steps, live),
+                             initializer=(alpha0, array_ops.zeros_like(
+                                 compare_ops.cast(alpha0, dtypes.int32))))
+        final = alphas[-1]
+        last = compare_ops.cast(reduction_ops.argmax(final, 1), dtypes.int32)
+
+        def backward(cur: Tensor, elem: Any) -> Tensor:
+            back, inside = elem  # step t's back-pointers: the tag at t - 1, if t is inside
+            prev = reduction_ops.reduce_sum(
+                math_ops.multiply(one_hot(cur, n, dtype=dtypes.int32), back), 1)
+            return compare_ops.where(inside, prev, cur)
+        earlier = scan(backward, (backs, live), initializer=last, reverse=True)[1:]
+        path = join_ops.concat([earlier, array_ops.expand_dims(last, 0)], 0)  # [time, batch]
+        tags = math_ops.multiply(array_ops.transpose(path),
+                                 compare_ops.cast(on, dtypes.int32))
+        any_ = compare_ops.cast(compare_ops.greater(lens, 0), x.dtype)
+        best = math_ops.multiply(reduction_ops.reduce_max(final, 1), any_)
         return tags, best
-    p = convert_to_tensor(potentials)
-    tags, best = py_func(decode, [p, convert_to_tensor(transition_params),
-                                  convert_to_tensor(sequence_length)],
-                         [dtypes.int32, p.dtype], stateful=False, name="crf_decode")
-    return tags, best
