@@ -299,7 +299,17 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'actorflow' has no attribute '{name}'")
 
 
+# matrix solves and determinants, counting and set ops (session 8 audit against TF 2.21)
 from actorflow import math_namespace as _math_namespace  # noqa: E402
+from actorflow.ops.counting_ops import bincount, setdiff1d  # noqa: E402
+from actorflow.ops.matrix_ops import (  # noqa: E402
+    cross,
+    log_matrix_determinant,
+    matrix_band_part,
+    matrix_determinant,
+    matrix_solve,
+    matrix_triangular_solve,
+)
 
 math, linalg = _math_namespace.build(__import__("sys").modules[__name__])  # noqa: A001
 # research (issue 17): af.sim, virtual workers on virtual time

@@ -17,6 +17,10 @@ def build(top: Any) -> tuple[types.ModuleType, types.ModuleType]:
         if obj is not None:
             setattr(math_ns, name, obj)
     math_ns.divide = top.div if hasattr(top, "div") else top.truediv
+    from actorflow.ops import reduction_ops, trig_ops
+    math_ns.xdivy, math_ns.xlogy = trig_ops.xdivy, trig_ops.xlogy
+    math_ns.reduce_variance = reduction_ops.reduce_variance
+    math_ns.reduce_std = reduction_ops.reduce_std
     math_ns.floormod = top.floormod
     math_ns.__getattr__ = lambda n: _fallback(top, n, "af.math")  # type: ignore[attr-defined]
 
@@ -34,6 +38,18 @@ def build(top: Any) -> tuple[types.ModuleType, types.ModuleType]:
     linalg.eye = top.eye
     linalg.tensordot = top.tensordot
     linalg.l2_normalize = top.nn.l2_normalize
+    linalg.det = top.matrix_determinant
+    linalg.slogdet = top.log_matrix_determinant
+    linalg.solve = top.matrix_solve
+    linalg.triangular_solve = top.matrix_triangular_solve
+    linalg.band_part = top.matrix_band_part
+    linalg.cross = top.cross
+
+    def logdet(matrix: Any, name: str | None = None) -> Any:
+        """log det of Hermitian positive definite matrices: 2 sum(log(diag(cholesky)))."""
+        chol = top.cholesky(matrix)
+        return 2.0 * top.reduce_sum(top.log(top.matrix_diag_part(chol)), -1, name=name)
+    linalg.logdet = logdet
     linalg.__getattr__ = lambda n: _fallback(top, n, "af.linalg")  # type: ignore[attr-defined]
     return math_ns, linalg
 

@@ -497,8 +497,10 @@ def test_pad_errors():
         af.pad(x, [[1, 1]])
     with pytest.raises(af.InvalidArgumentError, match="must not be negative"):
         af.pad(x, [[1, 1], [-1, 0]])
-    with pytest.raises(af.InvalidArgumentError, match="use 'CONSTANT'"):
-        af.pad(x, [[1, 1], [0, 0]], mode="REFLECT")
+    with pytest.raises(af.InvalidArgumentError, match="not one of 'CONSTANT', 'REFLECT'"):
+        af.pad(x, [[1, 1], [0, 0]], mode="EDGE")
+    with pytest.raises(af.InvalidArgumentError, match="dimension 0 by \\[2, 0\\].*less than 2"):
+        af.pad(x, [[2, 0], [0, 0]], mode="REFLECT")  # checked when the graph is built
 
 
 # ---- size / rank / shape / one_hot ----------------------------------------------------------

@@ -514,10 +514,12 @@ define_op("Pad", infer=_pad_infer)
 def pad(tensor: Any, paddings: Any, mode: str = "CONSTANT", constant_values: Any = 0,
         name: str | None = None) -> Tensor:
     """Pad dimension i with ``paddings[i][0]`` values before and ``paddings[i][1]`` after,
-    all equal to `constant_values` (mode "CONSTANT", the only mode supported)."""
-    if str(mode).upper() != "CONSTANT":
-        raise InvalidArgumentError(f"pad: mode {mode!r} is not supported; use 'CONSTANT'")
+    all equal to `constant_values` (mode "CONSTANT"), or mirrored from the tensor ("REFLECT":
+    without the edge, "SYMMETRIC": with it; `counting_ops.mirror_pad`)."""
     x = convert_to_tensor(tensor)
+    if str(mode).upper() != "CONSTANT":
+        from actorflow.ops.counting_ops import mirror_pad
+        return mirror_pad(x, paddings, mode, name=name)
     cv = static_value(constant_values)
     if cv is None or cv.size != 1:
         raise InvalidArgumentError(f"pad: constant_values must be a scalar known when the graph "

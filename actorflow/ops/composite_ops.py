@@ -329,7 +329,7 @@ def segment_sum(data: Any, segment_ids: Any, name: str | None = None) -> Tensor:
     """out[i] = sum of data[j] with segment_ids[j] == i (ids sorted, as TF requires)."""
     with name_scope(name, "SegmentSum"):
         ids = _t(segment_ids)
-        n = math_ops.add(reduction_ops.reduce_max(ids), 1)
+        n = math_ops.maximum(math_ops.add(reduction_ops.reduce_max(ids), 1), 0)
         return reduction_ops.unsorted_segment_sum(data, ids, n)
 
 
@@ -338,7 +338,7 @@ def segment_mean(data: Any, segment_ids: Any, name: str | None = None) -> Tensor
     with name_scope(name, "SegmentMean"):
         data = _t(data)
         ids = _t(segment_ids)
-        n = math_ops.add(reduction_ops.reduce_max(ids), 1)
+        n = math_ops.maximum(math_ops.add(reduction_ops.reduce_max(ids), 1), 0)
         s = reduction_ops.unsorted_segment_sum(data, ids, n)
         ones = array_ops.ones_like(ids, dtype=data.dtype)
         c = reduction_ops.unsorted_segment_sum(ones, ids, n)

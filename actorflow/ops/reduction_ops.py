@@ -35,7 +35,7 @@ from devices.errors import InvalidArgumentError
 
 __all__ = ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod",
            "reduce_any", "reduce_all", "reduce_logsumexp", "argmax", "argmin",
-           "unsorted_segment_sum"]
+           "unsorted_segment_sum", "reduce_variance", "reduce_std"]
 
 
 def _m() -> Any:
@@ -374,3 +374,27 @@ def _gather_rows_grad(op: Operation, grad: Tensor) -> list[Any]:
             f"the gradient of '{op.name}' needs the rank of '{params.name}' (shape "
             f"{shapes.fmt(params._shape)})")
     return [unsorted_segment_sum(grad, ids, rows), None]
+
+
+def reduce_variance(input_tensor: Any, axis: Any = None, keepdims: bool = False,
+                    name: str | None = None) -> Tensor:
+    """The (population) variance over `axis`: mean of squared deviations from the mean."""
+    from actorflow.graph import name_scope
+    from actorflow.ops import math_ops
+    with name_scope(name, "reduce_variance"):
+        x = convert_to_tensor(input_tensor)
+        if not x.dtype.is_floating:
+            raise InvalidArgumentError(f"reduce_variance needs a floating tensor, got "
+                                       f"{x.dtype.name}")
+        mean = reduce_mean(x, axis, keepdims=True)
+        return reduce_mean(math_ops.square(math_ops.subtract(x, mean)), axis,
+                           keepdims=keepdims)
+
+
+def reduce_std(input_tensor: Any, axis: Any = None, keepdims: bool = False,
+               name: str | None = None) -> Tensor:
+    """The (population) standard deviation over `axis`."""
+    from actorflow.graph import name_scope
+    from actorflow.ops import math_ops
+    with name_scope(name, "reduce_std"):
+        return math_ops.sqrt(reduce_variance(input_tensor, axis, keepdims))

@@ -99,17 +99,33 @@ def unsorted_segment_prod(data: Any, segment_ids: Any, num_segments: Any,
 
 def _sorted_n(segment_ids: Any) -> Tensor:
     ids = convert_to_tensor(segment_ids, preferred_dtype=dtypes.int32)
-    return math_ops.add(reduction_ops.reduce_max(ids), 1)
+    return math_ops.maximum(math_ops.add(reduction_ops.reduce_max(ids), 1), 0)
+
+
+def _empty_as_zero(out: Tensor, data: Any, segment_ids: Any, n: Tensor) -> Tensor:
+    """The sorted segment_max/min's convention (TF's): an empty segment holds 0, not the
+    dtype's lowest/highest value (the unsorted ops' convention)."""
+    d = convert_to_tensor(data)
+    ids = convert_to_tensor(segment_ids, preferred_dtype=dtypes.int32)
+    count = unsorted_segment_sum(array_ops.ones_like(ids, dtype=d.dtype), ids, n)
+    r = d.shape.rank
+    if r is not None and ids.shape.rank is not None and r > ids.shape.rank:
+        count = array_ops.reshape(count, [-1] + [1] * (r - ids.shape.rank))
+    return compare_ops.where(compare_ops.greater(count, 0), out, array_ops.zeros_like(out))
 
 
 def segment_max(data: Any, segment_ids: Any, name: str | None = None) -> Tensor:
+    """out[i] = max of data[j] with segment_ids[j] == i (ids sorted; 0 when empty)."""
     with name_scope(name, "SegmentMax"):
-        return unsorted_segment_max(data, segment_ids, _sorted_n(segment_ids))
+        n = _sorted_n(segment_ids)
+        return _empty_as_zero(unsorted_segment_max(data, segment_ids, n), data, segment_ids, n)
 
 
 def segment_min(data: Any, segment_ids: Any, name: str | None = None) -> Tensor:
+    """out[i] = min of data[j] with segment_ids[j] == i (ids sorted; 0 when empty)."""
     with name_scope(name, "SegmentMin"):
-        return unsorted_segment_min(data, segment_ids, _sorted_n(segment_ids))
+        n = _sorted_n(segment_ids)
+        return _empty_as_zero(unsorted_segment_min(data, segment_ids, n), data, segment_ids, n)
 
 
 def segment_prod(data: Any, segment_ids: Any, name: str | None = None) -> Tensor:

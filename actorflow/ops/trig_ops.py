@@ -1,6 +1,7 @@
 """Trigonometric and hyperbolic ops (tan, asin, acos, atan, atan2, sinh, cosh, asinh, acosh,
 atanh) with their gradients, and small composites TF1 has at the top level: div_no_nan,
-accumulate_n, roll, invert_permutation, and the activations swish, gelu and crelu.
+xdivy, xlogy, accumulate_n, roll, invert_permutation, and the activations swish, gelu and
+crelu.
 
     af.atan2(y, x)              # the angle of (x, y), in (-pi, pi]
 """
@@ -25,8 +26,8 @@ from devices import dtypes
 from devices.errors import InvalidArgumentError
 
 __all__ = ["tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh",
-           "div_no_nan", "divide_no_nan", "accumulate_n", "roll", "invert_permutation",
-           "swish", "gelu", "crelu"]
+           "div_no_nan", "divide_no_nan", "xdivy", "xlogy", "accumulate_n", "roll",
+           "invert_permutation", "swish", "gelu", "crelu"]
 
 _UNARY = ("Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh")
 
@@ -108,6 +109,31 @@ def div_no_nan(x: Any, y: Any, name: str | None = None) -> Tensor:
 
 
 divide_no_nan = div_no_nan
+
+
+def _where_x_zero(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """(x == 0, y where x is not 0, else 1): a safe operand, so that no NaN reaches the
+    gradient from the branch that is not taken."""
+    zero = compare_ops.equal(x, compare_ops.cast(0, x.dtype))
+    return zero, compare_ops.where(zero, array_ops.ones_like(y) * array_ops.ones_like(x), y)
+
+
+def xdivy(x: Any, y: Any, name: str | None = None) -> Tensor:
+    """x / y, and 0 where x is 0 (even where y is 0)."""
+    with name_scope(name, "Xdivy"):
+        x, y = convert_operands([x, y], "xdivy")
+        zero, safe = _where_x_zero(x, y)
+        q = math_ops.truediv(x, safe)
+        return compare_ops.where(zero, array_ops.zeros_like(q), q)
+
+
+def xlogy(x: Any, y: Any, name: str | None = None) -> Tensor:
+    """x * log(y), and 0 where x is 0 (even where y is 0)."""
+    with name_scope(name, "Xlogy"):
+        x, y = convert_operands([x, y], "xlogy")
+        zero, safe = _where_x_zero(x, y)
+        p = math_ops.multiply(x, math_ops.log(safe))
+        return compare_ops.where(zero, array_ops.zeros_like(p), p)
 
 
 def accumulate_n(inputs: list[Any], shape: Any = None, tensor_dtype: Any = None,

@@ -1,7 +1,15 @@
 """Kernels: one implementation of an op per device kind, registered in `registry`.
 
 Importing this package registers every built-in kernel.
+
+Floating-point exceptions inside kernels (a division by zero, an overflow) give inf and NaN
+silently, as TensorFlow's kernels do (`af.check_numerics` and `add_check_numerics_ops` are
+how a program asks to be told): NumPy's RuntimeWarnings raised from these modules are
+ignored, through a warnings filter on their module names only (the program's own NumPy
+warnings are left alone, and no per-call `np.errstate` is paid).
 """
+
+import warnings
 
 from devices.kernels import (  # noqa: F401  (imported to register their kernels)
     accumulator,  # accumulators (issue 15)
@@ -18,6 +26,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     linalg,
     lookup,  # lookup tables (issue 13, session 7)
     math,
+    matrix,  # matrix solves, determinants, band part, cross; bincount, setdiff1d, MirrorPad
     nn,
     parsing,  # TFRecord / Example (session 7 io): parse_example, decode_raw
     partition,
@@ -37,3 +46,11 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     summary,
     trig,
 )
+
+
+def quiet_kernel_warnings() -> None:
+    """Ignore NumPy's RuntimeWarnings raised from kernel modules (done at import)."""
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"devices\.kernels\.")
+
+
+quiet_kernel_warnings()

@@ -276,6 +276,8 @@ def _conv2d_backprop_filter(k: KernelContext) -> Any:
             else:
                 part = xp.matmul(cols.T, d, out=part)
                 acc += part
+        if acc is None:  # no images (a batch of 0): no contribution
+            acc = xp.zeros((kh * kw * c, o), dy.dtype)
         return (acc.reshape(kh, kw, c, o),)
     return compute
 

@@ -16,8 +16,9 @@ def _segment_extreme(kind: str) -> Any:
     def factory(k: KernelContext) -> Any:
         dt = k.out_dtypes[0].np
         ufunc = np.maximum if kind == "max" else np.minimum
-        if dt.kind == "f":
-            init = -np.inf if kind == "max" else np.inf
+        if dt.kind == "f":  # TF: numeric_limits<T>::lowest() / max(), not infinities
+            info_f = np.finfo(dt)
+            init = info_f.min if kind == "max" else info_f.max
         else:
             info = np.iinfo(dt)
             init = info.min if kind == "max" else info.max
