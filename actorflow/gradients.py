@@ -34,6 +34,7 @@ from typing import Any
 from actorflow.graph import Operation, Tensor, name_scope
 from actorflow.indexed_slices import IndexedSlices
 from actorflow.op_def import convert_to_tensor, gradient_function
+from actorflow.ops import compare_ops
 from actorflow.ops import control_flow_context as cfc
 from devices.errors import InvalidArgumentError
 
@@ -130,6 +131,12 @@ def backprop(ys: Sequence[Tensor], grad_ys: Sequence[Any], xs: Sequence[Tensor],
              scope: cfc.WhileContext | None, stops: set[int] | None = None) -> list[Any]:
     """The walk of the module doc over the nodes inside `scope` (a forward loop, for the body
     of its gradient loop; None for the whole graph). Returns one gradient (or None) per x."""
+    with compare_ops.wrt(xs):
+        return _backprop(ys, grad_ys, xs, scope, stops)
+
+
+def _backprop(ys: Sequence[Tensor], grad_ys: Sequence[Any], xs: Sequence[Tensor],
+              scope: cfc.WhileContext | None, stops: set[int] | None) -> list[Any]:
     stops = stops or set()
     graph = ys[0].graph if ys else xs[0].graph
     node_of = _nodes(graph, scope)

@@ -9,6 +9,9 @@ module (never the other way round).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -71,9 +74,25 @@ def convert_operands(values: list[Any], what: str, dtype: Any = None) -> list[Te
         raise InvalidArgumentError(f"while building op '{what}': {e.message}{fix}") from None
 
 
+# ids of the tensors af.gradients differentiates with respect to, while it builds (`wrt`)
+_WRT: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("wrt", default=frozenset())
+
+
+@contextlib.contextmanager
+def wrt(xs: Any) -> Iterator[None]:
+    """While gradients with respect to `xs` are built, a constant among them needs one."""
+    token = _WRT.set(frozenset(id(x) for x in xs))
+    try:
+        yield
+    finally:
+        _WRT.reset(token)
+
+
 def is_constant(t: Tensor) -> bool:
-    """True if `t` cannot need a gradient (a constant): its gradient is not built."""
-    return t.op.type == "Const"
+    """True if `t` cannot need a gradient: a constant that is not one of the tensors the
+    gradients being built are taken with respect to (as `af.gradients(y, [c])` for a
+    constant c wants); its gradient is then not built."""
+    return t.op.type == "Const" and id(t) not in _WRT.get()
 
 
 def binary_infer(kind: str, out: DType | None = None) -> Any:

@@ -158,3 +158,10 @@ from devices.example_protos import (  # noqa: E402
     Int64List,
     SequenceExample,
 )
+
+# session 8 (the op audit against TF 2.21): the remaining TF1 optimizers
+__all__ += ["AdagradDAOptimizer", "ProximalAdagradOptimizer"]
+from actorflow.train.proximal_adagrad import (  # noqa: E402
+    AdagradDAOptimizer,
+    ProximalAdagradOptimizer,
+)

@@ -9,6 +9,8 @@ Also ProximalGradientDescent with l1/l2 regularization:
 
     prox = var - lr * grad
     var  = sign(prox) * max(|prox| - lr * l1, 0) / (1 + lr * l2)
+
+(a sparse gradient: only its rows, duplicates summed first, as TF).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from actorflow.graph import Operation, Tensor, control_dependencies
-from actorflow.ops import core_ops, math_ops
-from actorflow.train.optimizer import Optimizer
+from actorflow.indexed_slices import IndexedSlices
+from actorflow.ops import core_ops, index_ops, math_ops, state_ops
+from actorflow.train.optimizer import Optimizer, deduplicate
 from actorflow.variables import Variable
 
 __all__ = ["AdadeltaOptimizer", "ProximalGradientDescentOptimizer"]
@@ -65,10 +68,19 @@ class ProximalGradientDescentOptimizer(Optimizer):
         self._set_hyper("l1", l1_regularization_strength)
         self._set_hyper("l2", l2_regularization_strength)
 
-    def _apply_dense(self, grad: Tensor, var: Variable) -> Operation:
+    def _new_value(self, var: Variable, w: Tensor, grad: Tensor) -> Tensor:
         lr, l1, l2 = (self._hyper(n, var) for n in ("learning_rate", "l1", "l2"))
-        prox = math_ops.subtract(var.read_value(), math_ops.multiply(lr, grad))
+        prox = math_ops.subtract(w, math_ops.multiply(lr, grad))
         shrunk = math_ops.multiply(math_ops.sign(prox), math_ops.maximum(
             math_ops.subtract(math_ops.abs(prox), math_ops.multiply(lr, l1)), 0.0))
-        new = math_ops.truediv(shrunk, math_ops.add(1.0, math_ops.multiply(lr, l2)))
-        return core_ops.group(var.assign(new))
+        return math_ops.truediv(shrunk, math_ops.add(1.0, math_ops.multiply(lr, l2)))
+
+    def _apply_dense(self, grad: Tensor, var: Variable) -> Operation:
+        return core_ops.group(var.assign(self._new_value(var, var.read_value(), grad)))
+
+    def _apply_sparse(self, grad: IndexedSlices, var: Variable) -> Operation:
+        """Only the gradient's rows move (and shrink), each once with its summed gradient."""
+        grad = deduplicate(grad)
+        rows = index_ops.gather(var.read_value(), grad.indices)
+        return core_ops.group(state_ops.scatter_update(
+            var, grad.indices, self._new_value(var, rows, grad.values)).op)

@@ -7,7 +7,8 @@ gradients, from `initial_accumulator_value`) and "linear":
     var       = (l1 * sign(linear) - linear) / (accum_new^-p / lr + 2 * l2)  if |linear| > l1
                 0                                                            otherwise
 
-A sparse gradient (IndexedSlices) updates only its rows (gather, the same formula, scatter).
+A sparse gradient (IndexedSlices) updates only its rows (duplicates summed first; gather, the
+same formula, scatter).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from actorflow.graph import Operation, Tensor, control_dependencies
 from actorflow.indexed_slices import IndexedSlices
 from actorflow.ops import compare_ops, core_ops, index_ops, math_ops, state_ops
-from actorflow.train.optimizer import Optimizer
+from actorflow.train.optimizer import Optimizer, deduplicate
 from actorflow.variables import Variable
 from devices.errors import InvalidArgumentError
 
@@ -77,6 +78,7 @@ class FtrlOptimizer(Optimizer):
 
     def _apply_sparse(self, grad: IndexedSlices, var: Variable) -> Operation:
         accum, linear = self.get_slot(var, "accum"), self.get_slot(var, "linear")
+        grad = deduplicate(grad)  # a row named twice: one update with the sum, as TF
         idx = grad.indices
         rows = [index_ops.gather(v.read_value(), idx) for v in (var, accum, linear)]
         w_new, a_new, l_new = self._update(var, rows[0], grad.values, rows[1], rows[2])

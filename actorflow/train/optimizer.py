@@ -307,6 +307,17 @@ class Optimizer:
         return v
 
 
+def deduplicate(grad: IndexedSlices) -> IndexedSlices:
+    """The same sparse gradient with each row index once, its values summed (what TF's
+    optimizers apply: a row named twice gets one update with the sum, not two updates)."""
+    from actorflow.ops import reduction_ops, scan_sort_ops
+
+    unique, pos = scan_sort_ops.unique(grad.indices)
+    summed = reduction_ops.unsorted_segment_sum(grad.values, pos,
+                                                array_ops.size(unique, out_type=pos.dtype))
+    return IndexedSlices(summed, unique, grad.dense_shape)
+
+
 def _filled(var: Variable, value: float) -> Tensor:
     shape = var.value()._shape
     if shape is not None and None not in shape:
