@@ -8,7 +8,7 @@ atol 2e-5; shapes and dtypes exactly); errors on both sides count as agreement.
 It runs itself once per side (``--side af|tf --out FILE``) and prints every case where the
 two differ: values, shape, dtype, or one side failing. Not a timed benchmark: a check that
 needs TensorFlow, kept beside the benchmarks that use the same side environment. Session 8:
-1,293 cases; the differences it found were fixed (see RESULTS.md, "Session 8: op audit").
+1,387 cases; the differences it found were fixed (see RESULTS.md, "Session 8: op audit").
 """
 
 # The cases are one flat table: each lambda is called at once, inside its loop (B023), and a
@@ -262,6 +262,89 @@ def cases(tf, results):  # noqa: C901, PLR0915 - one flat list of cases
     record("pad_ok_symm", lambda a: tf.pad(a, [[0, 0], [3, 0]], "SYMMETRIC"), [f32(2, 3)])
     record("pad_bad_symm", lambda a: tf.pad(a, [[0, 0], [4, 0]], "SYMMETRIC"), [f32(2, 3)])
     record("solve_singular", lambda a, b: tf.matrix_solve(a * 0, b), [f32(3, 3), f32(3, 1)], grad=False)
+    # training: the TF1 optimizers (5 steps: dense, sparse with a repeated row, a decayed
+    # rate, clipped gradients) and tf.losses with every reduction
+    def rec(key, f):
+        try:
+            out = f()
+            out = [np.asarray(o) for o in out]
+            results["train/" + key] = {"ok": [o.tolist() for o in out], "shape": [list(o.shape) for o in out], "dtype": [str(o.dtype) for o in out]}
+        except Exception as e:
+            results["train/" + key] = {"err": type(e).__name__ + ": " + str(e).splitlines()[0][:200]}
+    R4 = np.random.RandomState(0)
+    W0 = R4.uniform(-1, 1, (5, 3)).astype(np.float32)
+    X = R4.uniform(-1, 1, (8, 5)).astype(np.float32)
+    IDS = np.int32([0, 2, 2, 4])
+    OPTS = {
+      "sgd": lambda: tf.train.GradientDescentOptimizer(0.1),
+      "momentum": lambda: tf.train.MomentumOptimizer(0.1, 0.9),
+      "nesterov": lambda: tf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True),
+      "adagrad": lambda: tf.train.AdagradOptimizer(0.1),
+      "adadelta": lambda: tf.train.AdadeltaOptimizer(1.0),
+      "adam": lambda: tf.train.AdamOptimizer(0.01),
+      "rmsprop": lambda: tf.train.RMSPropOptimizer(0.01),
+      "rmsprop_c": lambda: tf.train.RMSPropOptimizer(0.01, momentum=0.5, centered=True),
+      "ftrl": lambda: tf.train.FtrlOptimizer(0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01),
+      "padagrad": lambda: tf.train.ProximalAdagradOptimizer(0.1, l1_regularization_strength=0.01),
+      "pgd": lambda: tf.train.ProximalGradientDescentOptimizer(0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01),
+      "adagradda": lambda: tf.train.AdagradDAOptimizer(0.1, tf.train.get_or_create_global_step()),
+    }
+    for name, mk in OPTS.items():
+        for mode in ("dense", "sparse", "decay", "clip"):
+            def run(name=name, mk=mk, mode=mode):
+                with tf.Graph().as_default():
+                    w = tf.Variable(W0, name="w")
+                    gs = tf.train.get_or_create_global_step()
+                    if mode == "sparse":
+                        loss = tf.reduce_sum(tf.square(tf.nn.embedding_lookup(w, IDS) - 0.3))
+                    else:
+                        loss = tf.reduce_sum(tf.square(tf.matmul(X, w) - 0.5))
+                    if mode == "decay":
+                        lr = tf.train.exponential_decay(0.1, gs, 2, 0.5, staircase=True)
+                        opt = type(mk())(lr) if name in ("sgd", "adagrad", "adam", "rmsprop") else mk()
+                    else:
+                        opt = mk()
+                    if mode == "clip":
+                        gv = opt.compute_gradients(loss)
+                        g, v = zip(*gv)
+                        g, _ = tf.clip_by_global_norm(g, 1.0)
+                        train = opt.apply_gradients(list(zip(g, v)), global_step=gs)
+                    else:
+                        train = opt.minimize(loss, global_step=gs)
+                    with tf.Session() as s:
+                        s.run(tf.global_variables_initializer())
+                        for _ in range(5):
+                            s.run(train)
+                        return [s.run(w), s.run(gs)]
+            rec(f"opt/{name}/{mode}", run)
+    # losses with weights and reductions
+    L = R4.uniform(-2, 2, (6, 4)).astype(np.float32)
+    Y = (R4.uniform(0, 1, (6, 4)) > 0.5).astype(np.float32)
+    YI = R4.randint(0, 4, 6).astype(np.int32)
+    WT = np.float32([1, 0, 2, 1, 0, 1]).reshape(6, 1)
+    for red in ["SUM", "MEAN", "SUM_OVER_BATCH_SIZE", "SUM_BY_NONZERO_WEIGHTS", "NONE", "SUM_OVER_NONZERO_WEIGHTS"]:
+        for lname in ["mean_squared_error", "absolute_difference", "huber_loss", "log_loss", "hinge_loss", "sigmoid_cross_entropy", "softmax_cross_entropy", "sparse_softmax_cross_entropy", "cosine_distance", "mean_pairwise_squared_error"]:
+            def run(red=red, lname=lname):
+                with tf.Graph().as_default():
+                    r = getattr(tf.losses.Reduction, red)
+                    logits, labels = tf.constant(L), tf.constant(Y)
+                    f = getattr(tf.losses, lname)
+                    if lname == "sparse_softmax_cross_entropy":
+                        out = f(tf.constant(YI), logits, weights=tf.constant(WT[:, 0]), reduction=r)
+                    elif lname in ("sigmoid_cross_entropy", "softmax_cross_entropy"):
+                        out = f(labels, logits, weights=tf.constant(WT) if lname == "sigmoid_cross_entropy" else tf.constant(WT[:, 0]), label_smoothing=0.1, reduction=r)
+                    elif lname == "log_loss":
+                        out = f(labels, tf.sigmoid(logits), weights=tf.constant(WT), reduction=r)
+                    elif lname == "cosine_distance":
+                        out = f(tf.nn.l2_normalize(labels, 1), tf.nn.l2_normalize(logits, 1), axis=1, weights=tf.constant(WT), reduction=r)
+                    elif lname == "mean_pairwise_squared_error":
+                        out = f(labels, logits, weights=tf.constant(WT[:, 0]))
+                    else:
+                        out = f(labels, logits, weights=tf.constant(WT), reduction=r)
+                    g = tf.gradients(tf.reduce_sum(out), [logits])[0]
+                    with tf.Session() as s:
+                        return s.run([out, g])
+            rec(f"loss/{lname}/{red}", run)
 
 
 def compare(ours: dict, theirs: dict) -> list[tuple[str, str]]:
