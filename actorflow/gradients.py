@@ -55,6 +55,7 @@ def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
             raise InvalidArgumentError(f"gradients: {len(ys)} ys but {len(grad_ys)} grad_ys")
     stops = {id(convert_to_tensor(s).op) for s in (stop_gradients or [])}
     graph = ys[0].graph
+    xs_list = [_unfloated(x) for x in xs_list]
     with name_scope(name) as scope, cfc.building_gradients(scope):
         from actorflow.ops import array_ops
         seeds = []
@@ -70,6 +71,28 @@ def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients",
             seeds.append(gy)
         scope_ctx = cfc.while_of(cfc.current(graph))
         return backprop(ys, seeds, xs_list, scope_ctx, stops)
+
+
+def _unfloated(x: Tensor) -> Tensor:
+    """`x`, or, for a constant that floats into a while loop or a cond branch (used there
+    without an Enter or a Switch: see control_flow_context), an Identity of it at the top
+    level that every consumer of `x` now reads, brought into each context the ordinary way:
+    the gradient with respect to it then flows out of loops (as an invariant's running sum)
+    and out of untaken branches (as zeros), and is the gradient with respect to `x`."""
+    if not cfc.floating(x):
+        return x
+    graph = x.graph
+    users = [op for op in graph._ops if any(t is x for t in op.inputs)]
+    if all(cfc.ctx_of_op(op) is None for op in users):
+        return x
+    from actorflow.ops import core_ops
+    with cfc.owned(graph, None), name_scope(None):
+        xi = core_ops.identity(x, name=x.op.name + "_differentiated")
+    for op in users:
+        c = cfc.ctx_of_op(op)
+        v = xi if c is None else cfc.resolve(xi, c)
+        cfc.set_inputs(op, [v if t is x else t for t in op.inputs])
+    return xi
 
 
 class LoopNode:

@@ -219,3 +219,23 @@ def test_two_gradients_of_one_loop_in_one_step() -> None:
     np.testing.assert_allclose(a1, b1)
     np.testing.assert_allclose(a2, b2)
     assert not np.allclose(a1, a2)
+
+
+def test_gradient_with_respect_to_a_constant_used_in_a_loop_and_in_conds():
+    """A constant floats into loops and branches (no Enter, no Switch); differentiating with
+    respect to it must still count its uses in every iteration and give zeros, not a dead
+    value, from a branch that was not taken."""
+    x0 = np.float32([[0.3, -0.2]])
+    with af.Graph().as_default():
+        x = af.constant(x0)
+        _, y = af.while_loop(lambda i, h: i < 2, lambda i, h: (i + 1, h * 1.5 + x),
+                             [af.constant(0), x])
+        c1 = af.cond(af.constant(True), lambda: af.square(x) * 2.0, lambda: x + 1.0)
+        c2 = af.cond(af.reduce_sum(x) > 100.0, lambda: af.sin(x), lambda: af.cos(x) * x)
+        g_loop, g_cond = af.gradients(af.reduce_sum(y), [x])[0], af.gradients(
+            af.reduce_sum(c1) + af.reduce_sum(c2), [x])[0]
+        with af.Session() as s:
+            y_, gl, gc = s.run([y, g_loop, g_cond])
+    np.testing.assert_allclose(y_, x0 * 1.5 ** 2 + x0 * 1.5 + x0, rtol=1e-6)
+    np.testing.assert_allclose(gl, np.full_like(x0, 2.25 + 1.5 + 1.0), rtol=1e-6)
+    np.testing.assert_allclose(gc, 4 * x0 + np.cos(x0) - x0 * np.sin(x0), rtol=1e-5)
