@@ -299,8 +299,9 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'actorflow' has no attribute '{name}'")
 
 
-# matrix solves and determinants, counting and set ops (session 8 audit against TF 2.21)
+# matrix solves and determinants, counting and set ops, tf.nest (session 8 audit against TF)
 from actorflow import math_namespace as _math_namespace  # noqa: E402
+from actorflow.ops import nest  # noqa: E402
 from actorflow.ops.counting_ops import bincount, setdiff1d  # noqa: E402
 from actorflow.ops.matrix_ops import (  # noqa: E402
     cross,

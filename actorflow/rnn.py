@@ -28,7 +28,7 @@ from actorflow.ops import (
     tensor_array_ops,
 )
 from actorflow.ops.partition_ops import range as range_
-from actorflow.variables import variable_scope
+from actorflow.variable_scope import variable_scope
 from devices import dtypes
 from devices.errors import InvalidArgumentError
 
@@ -64,7 +64,7 @@ def static_rnn(cell: Any, inputs: list[Any], initial_state: Any = None, dtype: A
     """Unroll `cell` over the list `inputs` (each [batch, depth]); (outputs list, state)."""
     if not inputs:
         raise InvalidArgumentError("static_rnn needs a non-empty list of inputs")
-    with variable_scope(scope if isinstance(scope, str) else "rnn"):
+    with variable_scope(scope if scope is not None else "rnn"):
         xs = [convert_to_tensor(x) for x in inputs]
         batch = xs[0].shape[0] if xs[0].shape[0] is not None else array_ops.shape(xs[0])[0]
         state = _initial(cell, initial_state, batch, dtype)
@@ -86,15 +86,17 @@ def static_bidirectional_rnn(cell_fw: Any, cell_bw: Any, inputs: list[Any],
                              dtype: Any = None, sequence_length: Any = None,
                              scope: Any = None) -> tuple[list[Tensor], Any, Any]:
     """Forward and backward `static_rnn`s; outputs concatenated on the depth axis."""
-    with variable_scope(scope if isinstance(scope, str) else "bidirectional_rnn"):
-        with variable_scope("fw"):
+    with variable_scope(scope if scope is not None else "bidirectional_rnn"):
+        # the cells' variables directly under fw/ and bw/ (TF's names: the scope objects are
+        # handed down, no "rnn" level in between)
+        with variable_scope("fw") as fw_scope:
             fw, sfw = static_rnn(cell_fw, inputs, initial_state_fw, dtype, sequence_length,
-                                 scope="fw_rnn")
-        with variable_scope("bw"):
+                                 scope=fw_scope)
+        with variable_scope("bw") as bw_scope:
             x = join_ops.stack(inputs)
             rev = _reverse_time(x, sequence_length, time_axis=0, batch_axis=1)
             bw, sbw = static_rnn(cell_bw, join_ops.unstack(rev), initial_state_bw, dtype,
-                                 sequence_length, scope="bw_rnn")
+                                 sequence_length, scope=bw_scope)
             bw = join_ops.unstack(_reverse_time(join_ops.stack(bw), sequence_length, 0, 1))
         return [join_ops.concat([f, b], 1) for f, b in zip(fw, bw, strict=True)], sfw, sbw
 
@@ -105,7 +107,7 @@ def dynamic_rnn(cell: Any, inputs: Any, sequence_length: Any = None, initial_sta
                 scope: Any = None) -> tuple[Tensor, Any]:
     """Run `cell` over the time axis of `inputs` ([batch, time, depth], or [time, batch,
     depth] when time_major) with a while_loop; returns (outputs, final state)."""
-    with variable_scope(scope if isinstance(scope, str) else "rnn"):
+    with variable_scope(scope if scope is not None else "rnn"):
         x = convert_to_tensor(inputs)
         if x.shape.rank is not None and x.shape.rank < 3:
             raise InvalidArgumentError(f"dynamic_rnn needs inputs of rank >= 3 ([batch, time, "
@@ -193,14 +195,16 @@ def bidirectional_dynamic_rnn(cell_fw: Any, cell_bw: Any, inputs: Any,
                               scope: Any = None) -> tuple[tuple[Tensor, Tensor], tuple[Any, Any]]:
     """((output_fw, output_bw), (state_fw, state_bw)): the backward cell reads each row's
     valid steps in reverse, and its outputs are reversed back into time order."""
-    with variable_scope(scope if isinstance(scope, str) else "bidirectional_rnn"):
-        with variable_scope("fw"):
+    with variable_scope(scope if scope is not None else "bidirectional_rnn"):
+        with variable_scope("fw") as fw_scope:
             out_fw, st_fw = dynamic_rnn(cell_fw, inputs, sequence_length, initial_state_fw,
-                                        dtype, parallel_iterations, swap_memory, time_major)
+                                        dtype, parallel_iterations, swap_memory, time_major,
+                                        scope=fw_scope)
         t_ax, b_ax = (0, 1) if time_major else (1, 0)
-        with variable_scope("bw"):
+        with variable_scope("bw") as bw_scope:
             rev = _reverse_time(convert_to_tensor(inputs), sequence_length, t_ax, b_ax)
             out, st_bw = dynamic_rnn(cell_bw, rev, sequence_length, initial_state_bw, dtype,
-                                     parallel_iterations, swap_memory, time_major)
+                                     parallel_iterations, swap_memory, time_major,
+                                     scope=bw_scope)
         out_bw = _reverse_time(out, sequence_length, t_ax, b_ax)
         return (out_fw, out_bw), (st_fw, st_bw)

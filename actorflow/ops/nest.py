@@ -3,6 +3,9 @@ flatten them into a list of leaves and pack a list of leaves back into the same 
 
     nest.flatten({"b": (1, 2), "a": 3})                  # [3, 1, 2]   (dict keys sorted)
     nest.pack_sequence_as(((0, 0), 0), [1, 2, 3])        # ((1, 2), 3)
+    nest.map_structure(lambda a, b: a + b, (1, [2]), (10, [20]))   # (11, [22])
+
+Also TF's public `tf.nest` (`af.nest`).
 """
 
 from __future__ import annotations
@@ -99,3 +102,14 @@ def flatten_up_to(shallow: Any, deep: Any) -> list[Any]:
     for x, y in zip(cs, cd, strict=True):
         out.extend(flatten_up_to(x, y))
     return out
+
+
+def map_structure(func: Any, *structures: Any, check_types: bool = True) -> Any:
+    """`func` applied to the leaves at each position of `structures` (all of one structure),
+    packed in the structure of the first."""
+    if not structures:
+        raise ValueError("map_structure needs at least one structure")
+    for other in structures[1:]:
+        assert_same_structure(structures[0], other)
+    leaves = [flatten(s) for s in structures]
+    return pack_sequence_as(structures[0], [func(*xs) for xs in zip(*leaves, strict=True)])
