@@ -412,3 +412,22 @@ def test_contrib_layers_variable_names_as_tf() -> None:
         assert [v.name for v in af.global_variables()] == [
             "Conv/weights:0", "Conv/biases:0", "fully_connected/weights:0",
             "fully_connected/biases:0", "dense/kernel:0", "dense/bias:0"]
+
+
+def test_batch_norm_moving_variance_is_tensorflows() -> None:
+    """TF1 runs 4-D inputs (channels axis) through its fused kernel, whose moving variance
+    takes the unbiased batch variance; other ranks take the biased one (checked against
+    TensorFlow 2.21 by benchmarks/audit_ops.py)."""
+    x0 = np.random.default_rng(3).random((2, 6, 6, 3)).astype(np.float32)
+    for shape, ddof in (((2, 6, 6, 3), 1), ((24, 3), 0)):
+        g = af.Graph()
+        with g.as_default():
+            x = af.constant(x0.reshape(shape) if shape[0] == 2 else x0.reshape(-1, 3)[:24])
+            af.layers.batch_normalization(x, training=True, momentum=0.0)
+            mv = [v for v in af.global_variables() if "moving_variance" in v.name][0]
+            with af.Session(graph=g) as s:
+                s.run(af.global_variables_initializer())
+                s.run(af.get_collection(af.GraphKeys.UPDATE_OPS))
+                got = s.run(mv)
+        flat = (x0.reshape(shape) if shape[0] == 2 else x0.reshape(-1, 3)[:24]).reshape(-1, 3)
+        np.testing.assert_allclose(got, flat.var(0, ddof=ddof), rtol=1e-5)

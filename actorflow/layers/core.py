@@ -354,8 +354,9 @@ class BatchNormalization(Layer):
                  gamma_initializer: Any = None, moving_mean_initializer: Any = None,
                  moving_variance_initializer: Any = None, beta_regularizer: Any = None,
                  gamma_regularizer: Any = None, trainable: bool = True,
-                 name: str | None = None, **kwargs: Any):
+                 name: str | None = None, fused: bool | None = None, **kwargs: Any):
         super().__init__(trainable=trainable, name=name, **kwargs)
+        self.fused = fused
         self.axis = axis
         self.momentum = momentum
         self.epsilon = epsilon
@@ -389,6 +390,17 @@ class BatchNormalization(Layer):
         self._rank = r
         self.built = True
 
+    def _fused(self) -> bool:
+        """Whether TF1 would run this layer with its fused kernel (`fused=None`: 4-D inputs
+        normalised over the channel axis, 1 or 3); that kernel's moving variance is updated
+        with the unbiased (n - 1) batch variance, the plain one's with the biased one."""
+        can = self._rank == 4 and self._ax in (1, 3)
+        if self.fused and not can:
+            raise InvalidArgumentError(f"batch_normalization: fused=True needs 4-D inputs "
+                                       f"normalised over axis 1 or 3, got rank {self._rank}, "
+                                       f"axis {self.axis}")
+        return can if self.fused is None else bool(self.fused)
+
     def call(self, inputs: Tensor, training: Any = False) -> Tensor:
         axes = [i for i in range(self._rank) if i != self._ax]
         shape = [1] * self._rank
@@ -415,6 +427,11 @@ class BatchNormalization(Layer):
         n = inputs.shape[self._ax]
         bm = array_ops.reshape(mean, [int(n)])
         bv = array_ops.reshape(var, [int(n)])
+        if self._fused():  # TF's fused kernel: the moving variance gets the unbiased one
+            count = compare_ops.cast(math_ops.truediv(array_ops.size(inputs), int(n)),
+                                     inputs.dtype)
+            bv = math_ops.multiply(bv, math_ops.truediv(
+                count, math_ops.maximum(math_ops.subtract(count, 1.0), 1.0)))
         if inputs.dtype is not dtypes.float32:
             rate = compare_ops.cast(rate, inputs.dtype)
         upd_m = self.moving_mean.assign_sub(
@@ -496,11 +513,12 @@ def batch_normalization(inputs: Any, axis: int = -1, momentum: float = 0.99,
                         moving_variance_initializer: Any = None, beta_regularizer: Any = None,
                         gamma_regularizer: Any = None, training: Any = False,
                         trainable: bool = True, name: str | None = None, reuse: Any = None,
-                        **unused: Any) -> Tensor:
+                        fused: bool | None = None, **unused: Any) -> Tensor:
     layer = BatchNormalization(axis, momentum, epsilon, center, scale, beta_initializer,
                                gamma_initializer, moving_mean_initializer,
                                moving_variance_initializer, beta_regularizer,
-                               gamma_regularizer, trainable=trainable, name=name, _reuse=reuse)
+                               gamma_regularizer, trainable=trainable, name=name, _reuse=reuse,
+                               fused=fused)
     return layer(inputs, training=training)
 
 
