@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from actorflow.graph import Tensor, name_scope
-from actorflow.op_def import apply_op, convert_to_tensor, define_op, no_gradient
+from actorflow.op_def import (
+    apply_op,
+    convert_to_tensor,
+    define_op,
+    no_gradient,
+    register_gradient,
+)
 from actorflow.ops import (
     array_ops,
     compare_ops,
@@ -34,9 +40,24 @@ define_op("CropAndResize", infer=lambda ins, a: [(dtypes.float32, (
 define_op("DrawBoundingBoxesV2", infer=lambda ins, a: [(ins[0].dtype, ins[0]._shape)])
 define_op("RGBToHSV", infer=lambda ins, a: [(ins[0].dtype, ins[0]._shape)])
 define_op("HSVToRGB", infer=lambda ins, a: [(ins[0].dtype, ins[0]._shape)])
-for _op in ("NonMaxSuppressionV3", "CropAndResize", "DrawBoundingBoxesV2", "RGBToHSV",
-            "HSVToRGB"):
+define_op("CropAndResizeGradImage", infer=lambda ins, a: [(dtypes.as_dtype(a["T"]), None)])
+define_op("CropAndResizeGradBoxes", infer=lambda ins, a: [(dtypes.float32, (
+    ins[2]._shape[0] if ins[2]._shape else None, 4))])
+for _op in ("NonMaxSuppressionV3", "DrawBoundingBoxesV2", "RGBToHSV", "HSVToRGB",
+            "CropAndResizeGradImage", "CropAndResizeGradBoxes"):
     no_gradient(_op)
+
+
+@register_gradient("CropAndResize")
+def _crop_and_resize_grad(op: Any, grad: Any) -> list[Any]:
+    """The image's gradient (bilinear or nearest) and the boxes' (bilinear sampling's, for
+    both methods, as TF), none for the indices and the crop size."""
+    image, boxes, ind, _ = op.inputs
+    method = op.attrs.get("method", "bilinear")
+    g_image = apply_op("CropAndResizeGradImage", [grad, boxes, ind, array_ops.shape(image)],
+                       {"T": image.dtype.name, "method": method})[0]
+    g_boxes = apply_op("CropAndResizeGradBoxes", [grad, image, boxes, ind])[0]
+    return [g_image, g_boxes, None, None]
 
 
 def non_max_suppression(boxes: Any, scores: Any, max_output_size: Any,

@@ -1,5 +1,6 @@
 """Image kernels of boxes and colour (CPU, NumPy): non-max suppression, crop-and-resize
-(bilinear or nearest), drawing box outlines, RGB <-> HSV. Boxes are [y_min, x_min, y_max,
+(bilinear or nearest) and its gradients for the image and the boxes, drawing box outlines,
+RGB <-> HSV. Boxes are [y_min, x_min, y_max,
 x_max]; crop/draw boxes are normalized to [0, 1] of the image's height and width."""
 
 from __future__ import annotations
@@ -47,6 +48,56 @@ def _nms(k: KernelContext) -> Any:
     return compute
 
 
+def _axis(lo: float, hi: float, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample positions of one box axis (TF's: the box's ends map to pixel centres 0 and
+    size - 1) and d position / d (lo, hi) per sample, [n, 2]. In float32, in TF's order of
+    operations: a position that lands exactly on a pixel centre there lands on it here too
+    (where the bilinear weights, and so the boxes' gradient, change)."""
+    f = np.float32
+    lo, hi = f(lo), f(hi)
+    if n > 1:
+        ratio = f(size - 1) / f(n - 1)
+        i = np.arange(n, dtype=f)
+        pos = lo * f(size - 1) + i * ((hi - lo) * ratio)
+        d = np.stack([f(size - 1) - i * ratio, i * ratio], 1)
+    else:
+        pos = np.array([f(0.5) * (lo + hi) * f(size - 1)], f)
+        d = np.full((1, 2), 0.5 * (size - 1), f)
+    return pos.astype(np.float64), d.astype(np.float64)
+
+
+def _crop_boxes(k: KernelContext, image_shape: tuple, boxes: Any, box_ind: Any, ch: int,
+                cw: int) -> Any:
+    """For each box: (n, image index, ys, xs, d ys, d xs, valid mask [ch, cw]), positions
+    out of the image being invalid (they get the extrapolation value)."""
+    b_, h, w, _ = image_shape
+    bx, idx = np.asarray(boxes, np.float32), np.asarray(box_ind)
+    if bx.ndim != 2 or bx.shape[1] != 4 or idx.shape != (bx.shape[0],):
+        raise InvalidArgumentError(f"'{k.name}': boxes must be [num_boxes, 4] and box_ind "
+                                   f"[num_boxes], got {list(bx.shape)} and {list(idx.shape)}")
+    for n, (y1, x1, y2, x2) in enumerate(bx):
+        b = int(idx[n])
+        if not 0 <= b < b_:
+            raise InvalidArgumentError(f"box_ind {b} is out of range [0, {b_})")
+        ys, dys = _axis(y1, y2, ch, h)
+        xs, dxs = _axis(x1, x2, cw, w)
+        valid = ((ys >= 0) & (ys <= h - 1))[:, None] & ((xs >= 0) & (xs <= w - 1))[None, :]
+        yield n, b, ys, xs, dys, dxs, valid
+
+
+def _lerp_index(pos: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TF's bilinear corners: floor and ceil of the position (equal on a pixel centre), and
+    the fraction past the floor."""
+    lo = np.floor(pos).astype(int).clip(0, size - 1)
+    hi = np.ceil(pos).astype(int).clip(0, size - 1)
+    return lo, hi, pos - np.floor(pos)
+
+
+def _nearest(pos: np.ndarray, size: int) -> np.ndarray:
+    """The nearest pixel, halves rounded away from zero (C's roundf, as TF)."""
+    return np.floor(pos + 0.5).astype(int).clip(0, size - 1)
+
+
 @_cpu("CropAndResize")
 def _crop_and_resize(k: KernelContext) -> Any:
     nearest = k.attrs.get("method", "bilinear") == "nearest"
@@ -54,35 +105,79 @@ def _crop_and_resize(k: KernelContext) -> Any:
 
     def compute(image: Any, boxes: Any, box_ind: Any, crop_size: Any) -> tuple:
         img = np.asarray(image, np.float32)
-        bx, idx = np.asarray(boxes, np.float64), np.asarray(box_ind)
         ch, cw = (int(v) for v in np.asarray(crop_size))
         _, h, w, c = img.shape
-        out = np.full((bx.shape[0], ch, cw, c), extrap, np.float32)
-        for n, (y1, x1, y2, x2) in enumerate(bx):
-            b = int(idx[n])
-            if not 0 <= b < img.shape[0]:
-                raise InvalidArgumentError(f"box_ind {b} is out of range [0, {img.shape[0]})")
-            ys = (y1 * (h - 1) + np.arange(ch) * ((y2 - y1) * (h - 1) / (ch - 1))
-                  if ch > 1 else np.array([0.5 * (y1 + y2) * (h - 1)]))
-            xs = (x1 * (w - 1) + np.arange(cw) * ((x2 - x1) * (w - 1) / (cw - 1))
-                  if cw > 1 else np.array([0.5 * (x1 + x2) * (w - 1)]))
-            vy, vx = (ys >= 0) & (ys <= h - 1), (xs >= 0) & (xs <= w - 1)
+        out = np.full((np.shape(boxes)[0], ch, cw, c), extrap, np.float32)
+        for n, b, ys, xs, _, _, valid in _crop_boxes(k, img.shape, boxes, box_ind, ch, cw):
+            im = img[b]
             if nearest:
-                yi, xi = np.rint(ys).astype(int).clip(0, h - 1), np.rint(xs).astype(
-                    int).clip(0, w - 1)
-                crop = img[b][yi][:, xi]
+                yi, xi = _nearest(ys, h), _nearest(xs, w)
+                crop = im[yi][:, xi]
             else:
-                y0 = np.floor(ys).astype(int).clip(0, h - 1)
-                x0 = np.floor(xs).astype(int).clip(0, w - 1)
-                y1i, x1i = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
-                dy, dx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-                im = img[b]
-                top = im[y0][:, x0] * (1 - dx) + im[y0][:, x1i] * dx
-                bot = im[y1i][:, x0] * (1 - dx) + im[y1i][:, x1i] * dx
+                y0, y1, fy = _lerp_index(ys, h)
+                x0, x1, fx = _lerp_index(xs, w)
+                dy, dx = fy[:, None, None], fx[None, :, None]
+                top = im[y0][:, x0] * (1 - dx) + im[y0][:, x1] * dx
+                bot = im[y1][:, x0] * (1 - dx) + im[y1][:, x1] * dx
                 crop = top * (1 - dy) + bot * dy
-            mask = vy[:, None] & vx[None, :]
-            out[n] = np.where(mask[:, :, None], crop, extrap)
+            out[n] = np.where(valid[:, :, None], crop, extrap)
         return (out,)
+    return compute
+
+
+@_cpu("CropAndResizeGradImage")
+def _crop_and_resize_grad_image(k: KernelContext) -> Any:
+    """d loss / d image: each crop pixel's gradient spread back onto the image pixels it
+    read, with the weights it read them with (bilinear), or onto the nearest one."""
+    nearest = k.attrs.get("method", "bilinear") == "nearest"
+    dt = k.out_dtypes[0].np
+
+    def compute(grads: Any, boxes: Any, box_ind: Any, image_size: Any) -> tuple:
+        g = np.asarray(grads, np.float64)
+        shape = tuple(int(v) for v in np.asarray(image_size))
+        _, h, w, _ = shape
+        out = np.zeros(shape, np.float64)
+        for n, b, ys, xs, _, _, valid in _crop_boxes(k, shape, boxes, box_ind, *g.shape[1:3]):
+            gn = g[n] * valid[:, :, None]
+            if nearest:
+                yi, xi = _nearest(ys, h), _nearest(xs, w)
+                np.add.at(out[b], (yi[:, None], xi[None, :]), gn)
+                continue
+            y0, y1, fy = _lerp_index(ys, h)
+            x0, x1, fx = _lerp_index(xs, w)
+            dy, dx = fy[:, None, None], fx[None, :, None]
+            for yy, wy in ((y0, 1 - dy), (y1, dy)):
+                for xx, wx in ((x0, 1 - dx), (x1, dx)):
+                    np.add.at(out[b], (yy[:, None], xx[None, :]), gn * wy * wx)
+        return (out.astype(dt),)
+    return compute
+
+
+@_cpu("CropAndResizeGradBoxes")
+def _crop_and_resize_grad_boxes(k: KernelContext) -> Any:
+    """d loss / d boxes: how each crop pixel moves with its sample position, times how the
+    position moves with the box's ends; bilinear sampling's, also for "nearest" (whose own
+    is zero almost everywhere: TF's approximation)."""
+    def compute(grads: Any, image: Any, boxes: Any, box_ind: Any) -> tuple:
+        g = np.asarray(grads, np.float64)
+        img = np.asarray(image, np.float64)
+        _, h, w, _ = img.shape
+        out = np.zeros((np.shape(boxes)[0], 4), np.float64)
+        for n, b, ys, xs, dys, dxs, valid in _crop_boxes(k, img.shape, boxes, box_ind,
+                                                          *g.shape[1:3]):
+            im = img[b]
+            y0, y1, fy = _lerp_index(ys, h)
+            x0, x1, fx = _lerp_index(xs, w)
+            dy, dx = fy[:, None, None], fx[None, :, None]
+            tl, tr = im[y0][:, x0], im[y0][:, x1]
+            bl, br = im[y1][:, x0], im[y1][:, x1]
+            d_y = (bl * (1 - dx) + br * dx) - (tl * (1 - dx) + tr * dx)   # d crop / d ys
+            d_x = (tr - tl) * (1 - dy) + (br - bl) * dy                   # d crop / d xs
+            gn = g[n] * valid[:, :, None]
+            gy = (gn * d_y).sum((1, 2))  # per crop row
+            gx = (gn * d_x).sum((0, 2))  # per crop column
+            out[n] = [gy @ dys[:, 0], gx @ dxs[:, 0], gy @ dys[:, 1], gx @ dxs[:, 1]]
+        return (out.astype(np.float32),)
     return compute
 
 
