@@ -37,7 +37,7 @@ __all__ = ["per_image_standardization", "flip_left_right", "flip_up_down",
            "random_contrast", "adjust_brightness", "adjust_contrast",
            "resize_image_with_crop_or_pad", "convert_image_dtype", "random_crop",
            "central_crop", "rgb_to_grayscale", "resize_images", "resize_bilinear",
-           "resize_nearest_neighbor", "ResizeMethod",
+           "resize_nearest_neighbor", "resize_bicubic", "resize_area", "ResizeMethod",
            "decode_image", "decode_png", "decode_jpeg", "decode_bmp", "decode_gif",
            "encode_png", "encode_jpeg"]
 
@@ -201,6 +201,8 @@ def rgb_to_grayscale(images: Any, name: str | None = None) -> Tensor:
 class ResizeMethod:
     BILINEAR = 0
     NEAREST_NEIGHBOR = 1
+    BICUBIC = 2
+    AREA = 3
 
 
 def _axis_plan(n_in: int, n_out: int, align_corners: bool) -> tuple[Any, Any, Any]:
@@ -268,8 +270,14 @@ def resize_images(images: Any, size: Any, method: int = ResizeMethod.BILINEAR,
             out = index_ops.gather(index_ops.gather(x, ys, axis=r - 3), xs, axis=r - 2)
             out.set_shape([*x.shape[:r - 3], oh, ow, x.shape[r - 1]])
             return out
+        if method == ResizeMethod.BICUBIC:
+            return resize_bicubic(x, [oh, ow], align_corners)
+        if method == ResizeMethod.AREA:
+            return resize_area(x, [oh, ow], align_corners)
         if method != ResizeMethod.BILINEAR:
-            raise InvalidArgumentError("resize_images supports BILINEAR and NEAREST_NEIGHBOR")
+            raise InvalidArgumentError(f"resize_images: method {method!r} is not one of "
+                                       f"ResizeMethod's BILINEAR, NEAREST_NEIGHBOR, BICUBIC, "
+                                       f"AREA")
         xf = compare_ops.cast(x, dtypes.float32) if not x.dtype.is_floating else x
         y0, y1, fy = _plan(x, r - 3, oh, align_corners)
         x0, x1, fx = _plan(x, r - 2, ow, align_corners)
@@ -310,5 +318,6 @@ def resize_nearest_neighbor(images: Any, size: Any, align_corners: bool = False,
 
 from actorflow.image_boxes import *  # noqa: E402,F403  (boxes, colour, geometry: session 7)
 from actorflow.image_boxes import __all__ as _boxes_all  # noqa: E402
+from actorflow.image_resize import resize_area, resize_bicubic  # noqa: E402  (session 8)
 
 __all__ += _boxes_all

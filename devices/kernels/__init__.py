@@ -21,6 +21,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     fused,
     image_boxes,  # boxes and colour (issue 13, session 7)
     image_io,  # read_file, decode_png/jpeg (issue 13)
+    image_resize,  # bicubic and area resizes (session 8)
     index,
     io,
     linalg,
