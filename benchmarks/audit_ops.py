@@ -7,18 +7,20 @@ atol 2e-5; shapes and dtypes exactly); errors on both sides count as agreement.
 
 It runs itself once per side (``--side af|tf --out FILE``) and prints every case where the
 two differ: values, shape, dtype, or one side failing. Not a timed benchmark: a check that
-needs TensorFlow, kept beside the benchmarks that use the same side environment. Session 8:
-1,387 cases; the differences it found were fixed (see RESULTS.md, "Session 8: op audit").
+needs TensorFlow (and tf-keras, for tf.layers and rnn_cell; benchmarks/setup_tf_env.sh
+installs both), kept beside the benchmarks that use the same side environment. Session 8:
+about 1,480 cases; the differences it found were fixed (RESULTS.md, "Session 8: op audit").
 """
 
-# The cases are one flat table: each lambda is called at once, inside its loop (B023), and a
-# case per line reads better than wrapped ones (E501).
-# ruff: noqa: B023, E501, E731, B905
+# The cases are one flat table: each lambda (and each `build`, F811) is called at once, inside
+# its loop (B023), and a case per line reads better than wrapped ones (E501, E70x).
+# ruff: noqa: B023, E501, E731, B905, F811, E701, E702
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -268,9 +270,9 @@ def cases(tf, results):  # noqa: C901, PLR0915 - one flat list of cases
         try:
             out = f()
             out = [np.asarray(o) for o in out]
-            results["train/" + key] = {"ok": [o.tolist() for o in out], "shape": [list(o.shape) for o in out], "dtype": [str(o.dtype) for o in out]}
+            results[key] = {"ok": [o.tolist() for o in out], "shape": [list(o.shape) for o in out], "dtype": [str(o.dtype) for o in out]}
         except Exception as e:
-            results["train/" + key] = {"err": type(e).__name__ + ": " + str(e).splitlines()[0][:200]}
+            results[key] = {"err": type(e).__name__ + ": " + str(e).splitlines()[0][:200]}
     R4 = np.random.RandomState(0)
     W0 = R4.uniform(-1, 1, (5, 3)).astype(np.float32)
     X = R4.uniform(-1, 1, (8, 5)).astype(np.float32)
@@ -345,6 +347,175 @@ def cases(tf, results):  # noqa: C901, PLR0915 - one flat list of cases
                     with tf.Session() as s:
                         return s.run([out, g])
             rec(f"loss/{lname}/{red}", run)
+    # models: RNN cells and dynamic/static/bidirectional RNNs, control flow, layers, images
+    # (variables set by sorted name; TF's side needs tf-keras for tf.layers and rnn_cell)
+    R5 = np.random.RandomState(0)
+    def run_model(build, feeds=()):
+        """build() -> (outputs list, input tensors to differentiate). Variables set deterministically by sorted name."""
+        with tf.Graph().as_default():
+            outs, xs = build()
+            vs = sorted(tf.trainable_variables(), key=lambda v: v.name)
+            ys = [o for o in outs if o.dtype == tf.float32]
+            tot = tf.add_n([tf.reduce_sum(tf.square(o)) * (k + 1) for k, o in enumerate(ys)])
+            gs = tf.gradients(tot, xs + vs)
+            gs = [g if g is not None else tf.zeros_like(t) for g, t in zip(gs, xs + vs)]
+            gs = [tf.convert_to_tensor(g) for g in gs]
+            upd = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+            with tf.Session() as s:
+                s.run(tf.global_variables_initializer())
+                for k, v in enumerate(vs):
+                    shape = v.get_shape().as_list()
+                    v.load(np.random.RandomState(k).uniform(-0.5, 0.5, shape).astype(np.float32), s)
+                res = s.run(outs + gs)
+                if upd:
+                    s.run(upd)
+                    res += s.run(sorted(tf.global_variables(), key=lambda v: v.name))
+            names = np.array([v.name for v in vs] or [""]).astype(str)
+            return res + [names]
+    X = R5.uniform(-1, 1, (3, 5, 4)).astype(np.float32)
+    IMG = R5.uniform(-1, 1, (2, 6, 6, 3)).astype(np.float32)
+    LENS = np.int32([5, 0, 3])
+    def cells():
+        return {
+            "basic_rnn": lambda: tf.nn.rnn_cell.BasicRNNCell(6),
+            "basic_lstm": lambda: tf.nn.rnn_cell.BasicLSTMCell(6, forget_bias=1.0),
+            "lstm_peep_proj": lambda: tf.nn.rnn_cell.LSTMCell(6, use_peepholes=True, num_proj=3, cell_clip=2.0),
+            "gru": lambda: tf.nn.rnn_cell.GRUCell(6),
+            "multi": lambda: tf.nn.rnn_cell.MultiRNNCell([tf.nn.rnn_cell.BasicLSTMCell(5), tf.nn.rnn_cell.GRUCell(4)]),
+            "dropout_keep1": lambda: tf.nn.rnn_cell.DropoutWrapper(tf.nn.rnn_cell.GRUCell(4), output_keep_prob=1.0),
+            "residual": lambda: tf.nn.rnn_cell.ResidualWrapper(tf.nn.rnn_cell.GRUCell(4)),
+        }
+    for name, mk in cells().items():
+        for lens in (None, LENS):
+            def build(mk=mk, lens=lens, name=name):
+                x = tf.constant(X[:, :, :4] if name != "residual" else X[:, :, :4])
+                o, st = tf.nn.dynamic_rnn(mk(), x, sequence_length=None if lens is None else tf.constant(lens), dtype=tf.float32)
+                flat = tf.nest.flatten(st) if hasattr(tf, "nest") else [st]
+                return [o] + list(flat), [x]
+            rec(f"rnn/{name}/{'lens' if lens is not None else 'full'}", lambda: run_model(build))
+    def build_bi():
+        x = tf.constant(X)
+        (of, ob), (sf, sb) = tf.nn.bidirectional_dynamic_rnn(tf.nn.rnn_cell.GRUCell(3), tf.nn.rnn_cell.GRUCell(3), x, sequence_length=tf.constant(LENS), dtype=tf.float32)
+        return [of, ob, sf, sb], [x]
+    rec("rnn/bidirectional", lambda: run_model(build_bi))
+    def build_static():
+        x = tf.constant(X)
+        o, st = tf.nn.static_rnn(tf.nn.rnn_cell.BasicLSTMCell(3), tf.unstack(x, axis=1), dtype=tf.float32)
+        return list(o) + [st.c, st.h], [x]
+    rec("rnn/static", lambda: run_model(build_static))
+    def build_static_bi():
+        x = tf.constant(X)
+        o, sf, sb = tf.nn.static_bidirectional_rnn(tf.nn.rnn_cell.BasicLSTMCell(3), tf.nn.rnn_cell.GRUCell(2), tf.unstack(x, axis=1), dtype=tf.float32, sequence_length=tf.constant(LENS))
+        return list(o) + [sf.c, sf.h, sb], [x]
+    rec("rnn/static_bidirectional", lambda: run_model(build_static_bi))
+    def build_time_major():
+        x = tf.constant(X)
+        o, st = tf.nn.dynamic_rnn(tf.nn.rnn_cell.GRUCell(3), tf.transpose(x, [1, 0, 2]), time_major=True, dtype=tf.float32)
+        return [o, st], [x]
+    rec("rnn/time_major", lambda: run_model(build_time_major))
+    # control flow
+    def cf_cond():
+        x = tf.constant(X[0]); p = tf.constant(True)
+        y = tf.cond(p, lambda: tf.square(x) * 2.0, lambda: x + 1.0)
+        z = tf.cond(tf.reduce_sum(x) > 100.0, lambda: tf.sin(x), lambda: tf.cos(x) * x)
+        return [y, z], [x]
+    rec("cf/cond", lambda: run_model(cf_cond))
+    def cf_while():
+        x = tf.constant(X[0])
+        i0 = tf.constant(0)
+        _, y = tf.while_loop(lambda i, h: i < 4, lambda i, h: (i + 1, tf.tanh(h * 1.5 + x)), [i0, x])
+        return [y], [x]
+    rec("cf/while", lambda: run_model(cf_while))
+    def cf_while_zero():
+        x = tf.constant(X[0])
+        _, y = tf.while_loop(lambda i, h: i < 0, lambda i, h: (i + 1, h * 2.0), [tf.constant(0), x])
+        return [y], [x]
+    rec("cf/while_zero_iters", lambda: run_model(cf_while_zero))
+    def cf_nested():
+        x = tf.constant(X[0, 0])
+        def outer(i, h):
+            _, h2 = tf.while_loop(lambda j, g: j < 2, lambda j, g: (j + 1, g * tf.sigmoid(g + tf.cast(i, tf.float32))), [0, h])
+            return i + 1, h2
+        _, y = tf.while_loop(lambda i, h: i < 3, outer, [0, x])
+        return [y], [x]
+    rec("cf/nested_while", lambda: run_model(cf_nested))
+    def cf_ta():
+        x = tf.constant(X)
+        ta = tf.TensorArray(tf.float32, size=5).unstack(tf.transpose(x, [1, 0, 2]))
+        def body(t, acc, out):
+            v = ta.read(t) * acc
+            return t + 1, acc + v, out.write(t, tf.reduce_sum(v, 1))
+        _, acc, out = tf.while_loop(lambda t, *_: t < 5, body, [0, tf.ones([3, 4]), tf.TensorArray(tf.float32, size=5)])
+        return [acc, out.stack()], [x]
+    rec("cf/tensor_array", lambda: run_model(cf_ta))
+    def cf_map():
+        x = tf.constant(X)
+        return [tf.map_fn(lambda r: tf.reduce_sum(tf.square(r), 0), x), tf.foldl(lambda a, r: a + r * 2.0, x), tf.scan(lambda a, r: a * 0.5 + r, x)], [x]
+    rec("cf/map_fold_scan", lambda: run_model(cf_map))
+    def cf_case():
+        x = tf.constant(X[0])
+        y = tf.case([(tf.reduce_sum(x) > 100.0, lambda: x * 2.0), (tf.reduce_sum(x) < 100.0, lambda: x * 3.0)], default=lambda: x)
+        return [y], [x]
+    rec("cf/case", lambda: run_model(cf_case))
+    # layers (with tf_keras on TF's side)
+    for lname in ["dense", "conv2d", "batchnorm_train", "batchnorm_infer", "max_pool", "flatten", "conv2d_transpose", "separable", "conv1d", "avg_pool1d", "conv3d"]:
+        def build(lname=lname):
+            x = tf.constant(IMG)
+            if lname == "dense":
+                y = tf.layers.dense(tf.reshape(x, [2, -1]), 4, activation=tf.nn.relu)
+            elif lname == "conv2d":
+                y = tf.layers.conv2d(x, 4, 3, strides=2, padding="same", activation=tf.nn.elu)
+            elif lname == "batchnorm_train":
+                y = tf.layers.batch_normalization(x, training=True, momentum=0.9)
+            elif lname == "batchnorm_infer":
+                y = tf.layers.batch_normalization(x, training=False)
+            elif lname == "max_pool":
+                y = tf.layers.max_pooling2d(x, 2, 2, padding="same")
+            elif lname == "flatten":
+                y = tf.layers.flatten(x)
+            elif lname == "conv2d_transpose":
+                y = tf.layers.conv2d_transpose(x, 2, 3, strides=2, padding="same")
+            elif lname == "separable":
+                y = tf.layers.separable_conv2d(x, 4, 3, depth_multiplier=2)
+            elif lname == "conv1d":
+                y = tf.layers.conv1d(tf.reshape(x, [2, 12, 9]), 4, 3, dilation_rate=2)
+            elif lname == "avg_pool1d":
+                y = tf.layers.average_pooling1d(tf.reshape(x, [2, 12, 9]), 3, 2)
+            elif lname == "conv3d":
+                y = tf.layers.conv3d(tf.reshape(x, [2, 3, 4, 6, 3]), 2, 2, padding="same")
+            return [y], [x]
+        rec(f"layer/{lname}", lambda: run_model(build))
+    # image
+    for meth in ["resize_bilinear", "resize_nearest_neighbor", "resize_bicubic", "resize_area"]:
+        for ac in (False, True):
+            def build(meth=meth, ac=ac):
+                x = tf.constant(IMG)
+                return [getattr(tf.image, meth)(x, [4, 9], align_corners=ac)], [x]
+            rec(f"image/{meth}/{ac}", lambda: run_model(build))
+    def build_crop():
+        x = tf.constant(IMG)
+        return [tf.image.crop_and_resize(x, tf.constant([[0.1, 0.2, 0.8, 0.9], [0.0, 0.0, 1.0, 1.0]]), tf.constant([1, 0]), [3, 4])], [x]
+    rec("image/crop_and_resize", lambda: run_model(build_crop))
+    for meth in ("bilinear", "nearest"):
+        def build_crop_boxes(meth=meth):
+            x = tf.constant(IMG)
+            bx = tf.constant(np.float32([[0.1, 0.2, 0.8, 0.9], [-0.2, 0.05, 1.1, 0.7], [0.3, 0.3, 0.3, 0.6]]))
+            return [tf.image.crop_and_resize(x, bx, tf.constant([1, 0, 1]), [3, 1], method=meth, extrapolation_value=0.5)], [x, bx]
+        rec(f"image/crop_and_resize_boxes/{meth}", lambda: run_model(build_crop_boxes))
+    # every resize against TF's, values only
+    IMG6 = np.random.RandomState(0).uniform(-1, 1, (2, 7, 5, 3)).astype(np.float32)
+    for size in ([3, 2], [4, 9], [14, 10], [1, 1], [7, 5]):
+        for ac in (False, True):
+            for op, kw in (("resize_area", {}), ("resize_bicubic", {}), ("resize_bicubic", {"half_pixel_centers": True}), ("resize_bilinear", {}), ("resize_nearest_neighbor", {})):
+                if ac and kw: continue
+                key = f"{op}/{size}/{ac}/{kw}"
+                try:
+                    with tf.Graph().as_default():
+                        y = getattr(tf.image, op)(tf.constant(IMG6), size, align_corners=ac, **kw)
+                        with tf.Session() as s: out = [s.run(y)]
+                    results["resize/" + key] = {"ok": [o.tolist() for o in out], "shape": [list(o.shape) for o in out], "dtype": [str(o.dtype) for o in out]}
+                except Exception as e:
+                    results["resize/" + key] = {"err": type(e).__name__ + ": " + str(e).splitlines()[0][:200]}
 
 
 def compare(ours: dict, theirs: dict) -> list[tuple[str, str]]:
@@ -360,6 +531,10 @@ def compare(ours: dict, theirs: dict) -> list[tuple[str, str]]:
             bad.append((k, f"{len(x['ok'])} outputs vs TF's {len(y['ok'])}"))
             continue
         for i, (p, q) in enumerate(zip(x["ok"], y["ok"], strict=True)):
+            if x["dtype"][i].startswith("<U") or y["dtype"][i].startswith("<U"):  # names
+                if p != q:
+                    bad.append((k, f"output {i}: names {p} vs TF's {q}"))
+                continue
             if x["shape"][i] != y["shape"][i] or x["dtype"][i] != y["dtype"][i]:
                 bad.append((k, f"output {i}: {x['dtype'][i]}{x['shape'][i]} vs TF's "
                                f"{y['dtype'][i]}{y['shape'][i]}"))
@@ -382,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, str(ROOT))
             import actorflow as tf
         else:
+            os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tf.layers and rnn_cell need tf-keras
             import tensorflow.compat.v1 as tf
             tf.disable_v2_behavior()
         results: dict = {}

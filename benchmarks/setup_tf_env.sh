@@ -22,5 +22,9 @@ else
     "$ENV/bin/python" -m pip install --upgrade pip
     "$ENV/bin/python" -m pip install "tensorflow-cpu==2.21.*" numpy
 fi
+# tf.compat.v1.layers and nn.rnn_cell need the Keras 2 package (benchmarks/audit_ops.py)
+if ! "$ENV/bin/python" -c 'import tf_keras' 2>/dev/null; then
+    "$ENV/bin/python" -m pip install "tf-keras==2.21.*"
+fi
 
 "$ENV/bin/python" -c 'import tensorflow as tf, numpy as np; print("tensorflow", tf.__version__, "numpy", np.__version__)'
