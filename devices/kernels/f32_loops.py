@@ -109,6 +109,19 @@ def chain(x: Any, out: Any, heads: Any, dab: Any) -> None:  # pragma: no cover -
             out[lo + i] = buf[i]
 
 
+# ``tanh(a + b)`` in one pass (a fused Add -> Tanh: an RNN cell's ``tanh(h @ W + x)``): the
+# sum rounds to float32 first, as NumPy's add does, then the same tanh_one, so the same bits
+# as the two kernels
+@numba.njit([numba.void(_READONLY, _READONLY, _VEC),
+             numba.void(_READONLY_MAT, _READONLY_MAT, _MAT)], **_OPTIONS)
+def add_tanh(a: Any, b: Any, out: Any) -> None:  # pragma: no cover - runs compiled
+    af = a.reshape(-1)
+    bf = b.reshape(-1)
+    of = out.reshape(-1)
+    for i in range(af.shape[0]):
+        of[i] = tanh_one(af[i] + bf[i])
+
+
 # TanhGrad, ``dy * (1 - y * y)`` in one pass: no contraction, so the same bits as NumPy's three
 # passes (each step one IEEE float32 operation)
 @numba.njit([numba.void(_READONLY, _READONLY, _VEC),
