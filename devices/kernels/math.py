@@ -316,6 +316,25 @@ def _fused_matmul(k: KernelContext) -> Any:
     return compute
 
 
+@register_kernel("_AccumulateMatMul")
+def _accumulate_matmul(k: KernelContext) -> Any:
+    """``acc + a @ b`` (a gradient loop's running sum, `actorflow.ops.control_flow_grad`): the
+    product into a new buffer, then the sum in place on it, as MatMul then Add compute it."""
+    xp = k.xp
+    ta, tb = bool(k.attrs.get("transpose_a")), bool(k.attrs.get("transpose_b"))
+    alloc = out_allocator(k)
+    dt = k.out_dtypes[0].np
+
+    def compute(acc: Any, a: Any, b: Any) -> tuple[Any]:
+        out = xp.matmul(a.T if ta else a, b.T if tb else b,
+                        out=alloc() if alloc is not None else None)
+        if out.dtype != dt:  # bfloat16 operands: NumPy's product is float32
+            out = out.astype(dt)
+        xp.add(out, acc, out=out)
+        return (out,)
+    return compute
+
+
 # No `cost=` (so never moved to a worker thread): BLAS already spreads one product over every
 # core, and two products at once on worker threads only oversubscribe them (measured: the
 # 784-1024-1024 MLP step took 1.9x longer with its matmuls on threads).
