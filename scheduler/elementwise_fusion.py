@@ -20,9 +20,9 @@ scalar or a same-shape tensor, cut with the blocks). Chains of fewer than `MIN_C
 stay as they are.
 
 The fused node keeps the *last* node's name (so its readers are unchanged), the first node's
-device, colocation constraint and control inputs, and carries its program in the attribute ``program``: one step per
-fused node, ``[ufunc, a]`` or ``[ufunc, a, b]``, where an operand is ``-1`` for the chain's
-running value and ``k >= 0`` for the fused node's k-th input.
+device, colocation constraint and control inputs, and carries its program in the attribute
+``program``: one step per fused node, ``[ufunc, a]`` or ``[ufunc, a, b]``, where an operand
+is ``-1`` for the chain's running value and ``k >= 0`` for the fused node's k-th input.
 
     g = fuse_elementwise(g)      # after constant folding (scheduler.rewrite.optimize)
 """

@@ -12,9 +12,10 @@ replaying them in reverse".
   (`gradients.backprop`) over the forward body. A running sum whose new term is a fresh
   MatMul nothing else reads (an RNN's ``dW += h^T @ dz``) is one `_AccumulateMatMul` node,
   ``acc + a @ b``: the product's buffer takes the sum in place (one node, one buffer and one
-  pass fewer per iteration; the same bits as MatMul then Add). Forward values that body needs are saved per
-  iteration in the forward loop and read back by index (`WhileContext.real_value`), so nested
-  loops and conds inside loops work the same way, level by level.
+  pass fewer per iteration; the same bits as MatMul then Add). Forward values that body needs
+  are saved per iteration in the forward loop and read back by index
+  (`WhileContext.real_value`), so nested loops and conds inside loops work the same way,
+  level by level.
 * TensorArray: a read's gradient is a write into the gradient array and the other way
   round; stack and unstack are each other's gradient; flows carry the order.
 """
