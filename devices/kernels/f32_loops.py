@@ -1,8 +1,10 @@
 """The numba-compiled float32 loops of the CPU kernels, in one module so numba caches them
 (module-level functions with module-level constants; ``cache=True`` writes them under
 ``__pycache__``, so only the first process of a checkout compiles). Imported on first use by
-`devices.kernels.fast_tanh` and `devices.kernels.compiled_chain`, which document what they
-compute; importing numba costs ~0.3 s, so nothing imports this module eagerly.
+`devices.kernels.fast_tanh`, `devices.kernels.compiled_chain`, the TanhGrad kernel
+(`devices.kernels.math`) and the fused ``tanh(a + b)`` kernel (`devices.kernels.fused`), which
+document what they compute; importing numba costs ~0.3 s, so nothing imports this module
+eagerly.
 
 Every loop is built with ``error_model="numpy"`` (no zero-division check, so LLVM vectorises
 the loop) and releases the GIL (``nogil``) so the intra-op pool's threads run them at once.
