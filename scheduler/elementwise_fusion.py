@@ -12,15 +12,17 @@ order), bit for bit.
 What fuses: nodes of the ops in `FUSIBLE` (one ufunc each) whose output has a fully known
 static shape S and a floating dtype D. A chain grows from a node to its reader when that
 reader is the node's *only* reader (no control edges out of the node, no fetch of it), is
-fusible (and carries no colocation constraint), sits on the same device, has no control
+fusible, carries the same colocation constraint (``_class``, e.g. every node of a while loop's
+body is colocated with its LoopCond) and no other node is colocated with the node (it
+disappears into the fused node), sits on the same device, has no control
 inputs, produces S and D, and each of its other operands has the static shape () or S (a
 scalar or a same-shape tensor, cut with the blocks). Chains of fewer than `MIN_CHAIN` nodes
 stay as they are.
 
 The fused node keeps the *last* node's name (so its readers are unchanged), the first node's
-device and control inputs, and carries its program in the attribute ``program``: one step per
-fused node, ``[ufunc, a]`` or ``[ufunc, a, b]``, where an operand is ``-1`` for the chain's
-running value and ``k >= 0`` for the fused node's k-th input.
+device, colocation constraint and control inputs, and carries its program in the attribute
+``program``: one step per fused node, ``[ufunc, a]`` or ``[ufunc, a, b]``, where an operand
+is ``-1`` for the chain's running value and ``k >= 0`` for the fused node's k-th input.
 
     g = fuse_elementwise(g)      # after constant folding (scheduler.rewrite.optimize)
 """
@@ -50,17 +52,24 @@ def _fusible(nd: NodeDef) -> bool:
     spec = FUSIBLE.get(nd.op)
     if spec is None or len(nd.out_dtypes) != 1 or nd.out_dtypes[0] not in _FLOATS:
         return False
-    if nd.attrs and "_class" in nd.attrs:  # a colocation constraint the fused node would lose
-        return False
     data = [s for s in nd.inputs if not s.startswith("^")]
     return len(data) == spec[1] and bool(nd.out_shapes) and _static(nd.out_shapes[0])
+
+
+def _colocation(nd: NodeDef) -> object:
+    return nd.attrs.get("_class") if nd.attrs else None
 
 
 def fuse_elementwise(graph: GraphDef) -> GraphDef:
     """Replace every chain of at least `MIN_CHAIN` fusible nodes by one `_FusedElementwise`."""
     readers: dict[str, int] = {}                 # edges (data and control) out of a node
     data_readers: dict[str, list[NodeDef]] = {}
+    anchors: set[str] = set()                    # nodes some node is colocated with
     for nd in graph.nodes:
+        cls = _colocation(nd)
+        for entry in [cls] if isinstance(cls, str) else (cls or ()):
+            if isinstance(entry, str) and entry.startswith("loc:@"):
+                anchors.add(entry[5:])
         for s in nd.inputs:
             key = s[1:] if s.startswith("^") else parse_input(s)[0]
             readers[key] = readers.get(key, 0) + 1
@@ -76,10 +85,11 @@ def fuse_elementwise(graph: GraphDef) -> GraphDef:
         return tuple(src.out_shapes[port])
 
     def next_in_chain(nd: NodeDef) -> NodeDef | None:
-        if readers.get(nd.name) != 1:
+        if readers.get(nd.name) != 1 or nd.name in anchors:
             return None
         (nxt,) = data_readers.get(nd.name, [None])
         if (nxt is None or not _fusible(nxt) or nxt.device != nd.device
+                or _colocation(nxt) != _colocation(nd)
                 or any(s.startswith("^") for s in nxt.inputs)
                 or nxt.out_dtypes != nd.out_dtypes
                 or tuple(nxt.out_shapes[0]) != tuple(nd.out_shapes[0])):
@@ -146,6 +156,8 @@ def _fuse(chain: list[NodeDef]) -> NodeDef:
         prev = nd.name
     head, last = chain[0], chain[-1]
     controls = [s for s in head.inputs if s.startswith("^")]
-    return NodeDef(last.name, "_FusedElementwise", [*inputs, *controls], head.device,
-                   {"program": program, "fused": [nd.name for nd in chain]},
+    attrs: dict[str, object] = {"program": program, "fused": [nd.name for nd in chain]}
+    if _colocation(head) is not None:
+        attrs["_class"] = _colocation(head)
+    return NodeDef(last.name, "_FusedElementwise", [*inputs, *controls], head.device, attrs,
                    list(last.out_dtypes), [tuple(last.out_shapes[0])])

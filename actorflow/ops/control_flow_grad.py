@@ -9,9 +9,13 @@ replaying them in reverse".
   loop did (its counter, `WhileContext.counter`), counting the forward iteration index down.
   Its loop variables are the gradients of the float loop variables and the running sums of
   the gradients of the loop invariants that need one; its body is the backward walk
-  (`gradients.backprop`) over the forward body. Forward values that body needs are saved per
-  iteration in the forward loop and read back by index (`WhileContext.real_value`), so nested
-  loops and conds inside loops work the same way, level by level.
+  (`gradients.backprop`) over the forward body. A running sum whose new term is a fresh
+  MatMul nothing else reads (an RNN's ``dW += h^T @ dz``) is one `_AccumulateMatMul` node,
+  ``acc + a @ b``: the product's buffer takes the sum in place (one node, one buffer and one
+  pass fewer per iteration; the same bits as MatMul then Add). Forward values that body needs
+  are saved per iteration in the forward loop and read back by index
+  (`WhileContext.real_value`), so nested loops and conds inside loops work the same way,
+  level by level.
 * TensorArray: a read's gradient is a write into the gradient array and the other way
   round; stack and unstack are each other's gradient; flows carry the order.
 """
@@ -23,7 +27,13 @@ from typing import Any
 from actorflow import shapes
 from actorflow.graph import Operation, Tensor, get_default_graph, name_scope
 from actorflow.indexed_slices import IndexedSlices
-from actorflow.op_def import convert_to_tensor, no_gradient, register_gradient
+from actorflow.op_def import (
+    apply_op,
+    convert_to_tensor,
+    define_op,
+    no_gradient,
+    register_gradient,
+)
 from actorflow.ops import control_flow_context as cfc
 from actorflow.ops import control_flow_ops as cfo
 from actorflow.ops.tensor_array_ops import TensorArray
@@ -98,6 +108,54 @@ for _op in ("Enter", "Exit", "NextIteration"):
 # ------------------------------------------------------------------------------------------
 # while_loop
 # ------------------------------------------------------------------------------------------
+def _accumulate_matmul_infer(ins: list[Tensor], attrs: dict[str, Any]) -> list[Any]:
+    from actorflow.ops import math_ops
+    acc = ins[0]
+    (dtype, shape), = math_ops._matmul_infer(ins[1:], attrs)
+    if acc.dtype != dtype or (shape is not None and acc._shape is not None
+                              and tuple(acc._shape) != tuple(shape)):
+        raise InvalidArgumentError(
+            f"_AccumulateMatMul: the running sum ({acc.dtype.name}, {shapes.fmt(acc._shape)}) "
+            f"must have the product's dtype and shape ({dtype.name}, {shapes.fmt(shape)})")
+    return [(dtype, shape if shape is not None else acc._shape)]
+
+
+define_op("_AccumulateMatMul", infer=_accumulate_matmul_infer)
+
+
+class _MatMulPart:
+    """The MatMul inside an `_AccumulateMatMul`, as `math_ops._matmul_grad` reads an op."""
+
+    def __init__(self, op: Operation):
+        self.inputs = op.inputs[1:]
+        self.attrs = op.attrs
+        self.type = "MatMul"
+
+
+@register_gradient("_AccumulateMatMul")
+def _accumulate_matmul_grad(op: Operation, grad: Any) -> list[Any]:
+    from actorflow.ops import math_ops
+    return [grad, *math_ops._matmul_grad(_MatMulPart(op), grad)]  # type: ignore[arg-type]
+
+
+def _accumulate(acc: Tensor, g: Any) -> Tensor:
+    """``acc + g``; one `_AccumulateMatMul` when `g` is a 2-D MatMul made for this sum alone
+    (the gradient of a loop invariant used once in the body, as W in ``h @ W``)."""
+    from actorflow.ops import math_ops
+    op = g.op if isinstance(g, Tensor) else None
+    if (op is not None and op.type == "MatMul" and acc.dtype == g.dtype
+            and acc._shape is not None and g._shape is not None
+            and tuple(acc._shape) == tuple(g._shape)):
+        ops = op.graph._ops
+        start = len(ops) - 1
+        while start >= 0 and ops[start] is not op:
+            start -= 1
+        if start >= 0 and not any(t is g for later in ops[start + 1:] for t in later.inputs):
+            return apply_op("_AccumulateMatMul", [acc, *op.inputs], dict(op.attrs),
+                            name="accumulate")[0]
+    return math_ops.add(acc, _dense(g))
+
+
 def while_loop_grad(node: Any, out_grads: list[Any], wanted: list[bool]) -> list[Any] | None:
     """Gradients for the inputs of `node` (a gradients.LoopNode) given its Exits' gradients.
 
@@ -154,7 +212,7 @@ def while_loop_grad(node: Any, out_grads: list[Any], wanted: list[bool]) -> list
         new_acc = []
         for j, acc in enumerate(accs):
             gj = grads[nv + j]
-            new_acc.append(acc if gj is None else math_ops.add(acc, _dense(gj)))
+            new_acc.append(acc if gj is None else _accumulate(acc, gj))
         return [idx, *new_gv, *new_acc]
 
     with name_scope("while") as scope:

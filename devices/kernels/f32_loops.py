@@ -1,8 +1,10 @@
 """The numba-compiled float32 loops of the CPU kernels, in one module so numba caches them
 (module-level functions with module-level constants; ``cache=True`` writes them under
 ``__pycache__``, so only the first process of a checkout compiles). Imported on first use by
-`devices.kernels.fast_tanh` and `devices.kernels.compiled_chain`, which document what they
-compute; importing numba costs ~0.3 s, so nothing imports this module eagerly.
+`devices.kernels.fast_tanh`, `devices.kernels.compiled_chain`, the TanhGrad kernel
+(`devices.kernels.math`) and the fused ``tanh(a + b)`` kernel (`devices.kernels.fused`), which
+document what they compute; importing numba costs ~0.3 s, so nothing imports this module
+eagerly.
 
 Every loop is built with ``error_model="numpy"`` (no zero-division check, so LLVM vectorises
 the loop) and releases the GIL (``nogil``) so the intra-op pool's threads run them at once.
@@ -107,6 +109,19 @@ def chain(x: Any, out: Any, heads: Any, dab: Any) -> None:  # pragma: no cover -
                     buf[i] = (d / buf[i]) * a + b
         for i in range(m):
             out[lo + i] = buf[i]
+
+
+# ``tanh(a + b)`` in one pass (a fused Add -> Tanh: an RNN cell's ``tanh(h @ W + x)``): the
+# sum rounds to float32 first, as NumPy's add does, then the same tanh_one, so the same bits
+# as the two kernels
+@numba.njit([numba.void(_READONLY, _READONLY, _VEC),
+             numba.void(_READONLY_MAT, _READONLY_MAT, _MAT)], **_OPTIONS)
+def add_tanh(a: Any, b: Any, out: Any) -> None:  # pragma: no cover - runs compiled
+    af = a.reshape(-1)
+    bf = b.reshape(-1)
+    of = out.reshape(-1)
+    for i in range(af.shape[0]):
+        of[i] = tanh_one(af[i] + bf[i])
 
 
 # TanhGrad, ``dy * (1 - y * y)`` in one pass: no contraction, so the same bits as NumPy's three
