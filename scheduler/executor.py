@@ -129,6 +129,7 @@ from scheduler.executable import (  # noqa: F401  (Executable, compile_partition
 )
 from scheduler.frame_ops import Frame, FrameOps, IterState
 from scheduler.node_errors import node_error
+from scheduler.straight_run import run_straight
 
 _NDARRAY = np.ndarray
 
@@ -178,12 +179,16 @@ class StepRun:
     """One step of one Executable on its device: a work item for the device actor."""
 
     __slots__ = ("exe", "ctx", "root", "active", "frames", "waiting", "finished", "queued",
-                 "parked", "tasks", "caller")
+                 "parked", "tasks", "caller", "pc")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
         self.ctx = ctx
-        if exe.cf is None:  # the root frame, with its one iteration
+        self.pc = -1  # where the next slice of a straight run starts (-1: the ready loop)
+        if exe.straight is not None and ctx.trace is None:  # its values only (straight_run)
+            self.root = IterState([], exe.values0.copy(), [], [])
+            self.pc = 0
+        elif exe.cf is None:  # the root frame, with its one iteration
             self.root = IterState(exe.pending0.copy(), exe.values0.copy(), exe.refs0.copy(),
                                   exe.roots.copy(), exe.zeros)
             if ctx.trace is not None and exe.bound:
@@ -282,6 +287,17 @@ class StepRun:
         spent, or a parked kernel waits for the actor), False when it finished or waits."""
         exe = self.exe
         ctx = self.ctx
+        if self.pc >= 0:  # the loop's order, precomputed (scheduler.straight_run)
+            if device.has_stream:
+                device.activate()
+            if run_straight(self, device, time.perf_counter() + SLICE_S):
+                return True
+            if ctx.error is not None:
+                self._maybe_finish()
+            elif not self.finished:
+                self.finished = True
+                ctx.part_done()
+            return False
         trace = ctx.trace
         nodes = exe.nodes if trace is None else exe.traced_nodes
         cf = exe.cf
