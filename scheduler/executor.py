@@ -179,25 +179,11 @@ class StepRun:
     """One step of one Executable on its device: a work item for the device actor."""
 
     __slots__ = ("exe", "ctx", "root", "active", "frames", "waiting", "finished", "queued",
-                 "parked", "tasks", "caller", "pc")
+                 "parked", "tasks", "caller", "pc", "values")
 
     def __init__(self, exe: Executable, ctx: StepContext):
         self.exe = exe
         self.ctx = ctx
-        self.pc = -1  # where the next slice of a straight run starts (-1: the ready loop)
-        if exe.straight is not None and ctx.trace is None:  # its values only (straight_run)
-            self.root = IterState([], exe.values0.copy(), [], [])
-            self.pc = 0
-        elif exe.cf is None:  # the root frame, with its one iteration
-            self.root = IterState(exe.pending0.copy(), exe.values0.copy(), exe.refs0.copy(),
-                                  exe.roots.copy(), exe.zeros)
-            if ctx.trace is not None and exe.bound:
-                self._trace_bound(exe, ctx.trace)
-        else:
-            self.root = Frame(exe.cf.frames[0], None, exe.cf).new_iteration()
-        self.active: list[IterState] = [self.root]
-        # the frames' operations (its component); made when first needed without frames
-        self.frames = FrameOps(exe, ctx, self.active) if exe.cf is not None else None
         self.waiting = 0
         self.finished = False
         self.queued = False  # in its device's mailbox (so it is not posted twice)
@@ -205,6 +191,26 @@ class StepRun:
         # the cancel scopes of this step's asynchronous kernels in flight (on the device's
         # trio thread): an aborted step cancels them, so no wait of it outlives it
         self.tasks: set[trio.CancelScope] | None = None
+        self.frames: FrameOps | None = None
+        if exe.straight is not None and ctx.trace is None:
+            # a straight run (scheduler.straight_run): its values and where the next slice
+            # starts; no IterState, no asynchronous kernel (so no caller to know)
+            self.values: list[Any] = exe.values0.copy()
+            self.pc = 0
+            self.active: list[IterState] = []
+            self.caller = 0
+            return
+        self.pc = -1  # the ready loop's
+        if exe.cf is None:  # the root frame, with its one iteration
+            self.root = IterState(exe.pending0.copy(), exe.values0.copy(), exe.refs0.copy(),
+                                  exe.roots.copy(), exe.zeros)
+            if ctx.trace is not None and exe.bound:
+                self._trace_bound(exe, ctx.trace)
+        else:
+            self.root = Frame(exe.cf.frames[0], None, exe.cf).new_iteration()
+        self.active = [self.root]
+        if exe.cf is not None:  # the frames' operations (its component); made when first
+            self.frames = FrameOps(exe, ctx, self.active)  # needed without frames
         self.caller = get_ident()  # the thread that started the step (`_on_value`)
 
     @property

@@ -43,7 +43,7 @@ def run_straight(run: Any, device: Any, deadline: float) -> bool:
     or `deadline` (time.perf_counter) passes (True: more to run, `run.pc` says where)."""
     exe, ctx = run.exe, run.ctx
     prog = exe.straight
-    values = run.root.values
+    values = run.values
     args, rets = ctx.args, ctx.rets
     release = device.pool.release
     ndarray = np.ndarray
