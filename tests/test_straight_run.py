@@ -136,3 +136,14 @@ async def test_a_long_straight_step_ends_its_slices_and_lets_other_tasks_run() -
             done = True
             # the step ran in several slices (about 1 ms each) and the other task ran between
             assert turns - before >= 2
+
+
+@pytest.mark.parametrize("dtype", [af.float32, af.int32])
+def test_add_n_of_many_0d_terms_keeps_their_dtype(dtype: af.DType) -> None:
+    g = af.Graph()
+    with g.as_default():
+        x = af.placeholder(dtype, ())
+        y = af.add_n([x + af.cast(i, dtype) for i in range(1000)])  # one array, one sum
+    with af.Session(graph=g) as s:
+        got = s.run(y, {x: 3})
+    assert type(got) is dtype.np.type and got == 3 * 1000 + 999 * 1000 // 2
