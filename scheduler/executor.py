@@ -264,7 +264,7 @@ class StepRun:
         if self.pc >= 0:  # the loop's order, precomputed (scheduler.straight_run)
             if device.has_stream:
                 device.activate()
-            if run_straight(self, device, time.perf_counter() + SLICE_S):
+            if run_straight(self, device):
                 return True
             if ctx.error is not None:
                 self._maybe_finish()

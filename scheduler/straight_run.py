@@ -34,24 +34,26 @@ from typing import Any
 
 import numpy as np
 
+from devices.device import SLICE_S
 from scheduler.executable import ARG, FEED1, FETCH, INLINE, KERNEL1, KERNEL2, RETVAL
 from scheduler.node_errors import node_error
 
+_ndarray = np.ndarray
+_clock = time.perf_counter
 
-def run_straight(run: Any, device: Any, deadline: float) -> bool:
-    """Run the straight program of `run` (a `StepRun`) from `run.pc` until it ends (False)
-    or `deadline` (time.perf_counter) passes (True: more to run, `run.pc` says where)."""
+
+def run_straight(run: Any, device: Any) -> bool:
+    """Run the straight program of `run` (a `StepRun`) from `run.pc` for one slice
+    (`SLICE_S`): False when it ended, True if there is more to run (`run.pc` says where)."""
     exe, ctx = run.exe, run.ctx
-    prog = exe.straight
     values = run.values
     args, rets = ctx.args, ctx.rets
-    release = device.pool.release
-    ndarray = np.ndarray
-    clock = time.perf_counter
+    deadline = _clock() + SLICE_S
     k2, k1, feed, fetch, inline, arg, retval = KERNEL2, KERNEL1, FEED1, FETCH, INLINE, ARG, RETVAL
     k = run.pc
+    prog = exe.straight if k == 0 else islice(exe.straight, k, None)
     # ---- the program: one node after another, as the ready loop would run them ----
-    for code, fn, slots, out, rel, i in (prog if k == 0 else islice(prog, k, None)):
+    for code, fn, slots, out, rel, i in prog:
         try:
             if code == k2:
                 values[out] = fn(values[slots[0]], values[slots[1]])[0]
@@ -89,10 +91,10 @@ def run_straight(run: Any, device: Any, deadline: float) -> bool:
             for s in rel:
                 v = values[s]
                 values[s] = None
-                if type(v) is ndarray:
-                    release(v)
+                if type(v) is _ndarray:
+                    device.pool.release(v)
         k += 1
-        if not (k & 15) and (clock() > deadline or ctx.error is not None):
+        if not (k & 15) and (_clock() > deadline or ctx.error is not None):
             if ctx.error is not None:  # aborted from elsewhere (a deadline, a caller)
                 return False
             run.pc = k
