@@ -345,6 +345,9 @@ class AsyncSession:
         s = self._s
         if s.closed:
             raise FailedPreconditionError("attempted to use a closed session")
+        if options is None and run_metadata is None:  # the common call: its fixed cost
+            plan, args = s._prepare(fetches, feed_dict)
+            return plan.build(await s._runtime.arun(plan.step, args))
         plan, args, timeout, trace, stats = s._begin(fetches, feed_dict, options, run_metadata)
         rets = await s._runtime.arun(plan.step, args, trace, stats, timeout=timeout)
         return s._end(plan, rets, trace, stats, run_metadata)

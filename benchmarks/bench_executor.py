@@ -2,7 +2,8 @@
 Session.run (sync and async), and MLP training steps against a hand-written NumPy floor, all
 measured side by side in one run; TensorFlow 2.21's figures beside them when `.tfenv` exists.
 
-    python benchmarks/bench_executor.py [--quick] [--no-tf] [--issue11 | --only-issue11]
+    python benchmarks/bench_executor.py [--quick] [--no-tf] [--issue11 | --only-issue11 |
+                                        --only-mlp]
 """
 
 from __future__ import annotations
@@ -247,11 +248,17 @@ def main() -> None:
     ap.add_argument("--issue11", action="store_true",
                     help="also the issue-11 rows: scalar kernels, tanh layers, split threshold")
     ap.add_argument("--only-issue11", action="store_true", help="only the issue-11 rows")
+    ap.add_argument("--only-mlp", action="store_true",
+                    help="only the MLP rows (ours, the NumPy floor and TF, both ratios)")
     args = ap.parse_args()
     repeat = 7 if args.quick else 21
     tf = (lambda name, **kw: None) if args.no_tf else peer_tf
     if args.only_issue11:
         issue11(repeat, tf)
+        return
+    if args.only_mlp:
+        print_table(mlp_rows(repeat, tf), ["benchmark", "actorflow", "TF 2.21", "target",
+                                           "detail"])
         return
     rows = []
     for r in bench_noop(repeat):
@@ -272,7 +279,17 @@ def main() -> None:
     rows.append({"benchmark": "Session.run fixed cost, async",
                  "actorflow": f"{fc['async_us']:.1f} us",
                  "TF 2.21": "-", "target": "< sync", "detail": f"p90 {fc['async_p90_us']:.1f} us"})
-    for sizes, batch, target in (([64, 128, 10], 64, 3.0), ([784, 1024, 1024, 10], 256, 1.10)):
+    rows += mlp_rows(repeat, tf)
+    print_table(rows, ["benchmark", "actorflow", "TF 2.21", "target", "detail"])
+    if args.issue11:
+        issue11(repeat, tf)
+
+
+def mlp_rows(repeat: int, tf: Any) -> list[dict]:
+    """The MLP training steps against the NumPy floor: ours and TF's per step, both ratios
+    (issue 11's bars: 64-128-10 at most 2.0x the floor, 784-1024-1024-10 at most 1.05x)."""
+    rows = []
+    for sizes, batch, target in (([64, 128, 10], 64, 2.0), ([784, 1024, 1024, 10], 256, 1.05)):
         m = bench_mlp(sizes, batch, repeat)
         peer = tf("mlp_step", sizes=sizes, batch=batch)
         tf_ms = peer["figures"]["ms_per_step"] if peer else None
@@ -283,9 +300,7 @@ def main() -> None:
                      "detail": f"af {m['af_ms']:.3f} ms, numpy {m['numpy_ms']:.3f} ms"
                                + (f", TF {tf_ms:.3f} ms" if tf_ms else "")
                                + f"; first-step loss diff {m['first_loss_diff']:.1e}"})
-    print_table(rows, ["benchmark", "actorflow", "TF 2.21", "target", "detail"])
-    if args.issue11:
-        issue11(repeat, tf)
+    return rows
 
 
 def issue11(repeat: int, tf: Any) -> None:

@@ -72,6 +72,7 @@ from devices.intra_op import shared_pool
 from devices.pool import HostPool, PoolStatistics
 from devices.resources import ResourceMgr
 
+_get_ident = threading.get_ident
 SLICE_S = 0.001  # seconds of work a slice runs before it gives the device (and the loop) back
 # A busy actor sleeps this long once per GIL switch interval, so that the process's other
 # threads get the GIL: its checkpoint every slice releases and retakes the GIL (trio's
@@ -143,7 +144,7 @@ class Device:
             raise UnavailableError(f"device {self.name} is closed", device=self.name)
         if may_inline and not self._mailbox and self._baton.acquire(False):
             try:
-                nxt = item.run_slice(self, threading.get_ident() == self._loop_thread)
+                nxt = item.run_slice(self, _get_ident() == self._loop_thread)
             finally:
                 self._baton.release()
             if nxt is not None:

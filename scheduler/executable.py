@@ -50,6 +50,8 @@ KERNEL2 = -2
 KERNEL1 = -1
 FEED1 = -3   # an _Arg whose one read output is port 0: ``values[out] = ctx.args[fn]``
 FETCH = -4   # a _Retval: ``ctx.rets[fn] = values[slot]``
+# what a straight program may hold (`plan_straight`): kernels run inline, feeds, fetches
+_STRAIGHT_CODES = frozenset({KERNEL2, KERNEL1, FEED1, FETCH, INLINE, ARG, RETVAL, STEP})
 _CF_KINDS = {"Switch": SWITCH, "Merge": MERGE, "Enter": ENTER, "Exit": EXIT,
              "NextIteration": NEXTITER, "ControlTrigger": CTRIG}
 _IDENT_OPS = frozenset({"LoopCond", "Identity", "StopGradient", "Snapshot"})
@@ -114,6 +116,10 @@ class Executable:
                 self.nodes.append((FETCH, self.fns[i], slots, outs, *rest))
             else:
                 self.nodes.append(general)
+        # a frame-less partition of kernels run inline: its untraced steps run the ready
+        # loop's order straight (`scheduler.straight_run`); None otherwise
+        self.straight: list[tuple] | None = None if self.cf is not None else plan_straight(
+            self.nodes, self.roots, self.pending0, self.refs0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -261,6 +267,38 @@ def compile_partition(graph: GraphDef, device: Any, *,
         cf=cf,
         zeros=[0] * n,
     )
+
+
+def plan_straight(nodes: list[tuple], roots: list[int], pending0: list[int],
+                  refs0: list[int]) -> list[tuple] | None:
+    """The straight program of a frame-less partition (`Executable.nodes`, its roots, pending
+    counts and slot refs), or None if some node is not a kernel run inline. Each entry is
+    ``(code, fn, input slots, outputs, slots to clear after it, node)``, in the order the
+    ready loop runs them."""
+    if any(nd[0] not in _STRAIGHT_CODES for nd in nodes):
+        return None
+    pending = pending0.copy()
+    refs = refs0.copy()
+    ready = roots.copy()
+    prog = []
+    while ready:  # the ready loop's scheduling, as in `StepRun._drain`
+        i = ready.pop()
+        code, fn, slots, outs, nexts, rel, late = nodes[i]
+        last = []
+        for s in rel:
+            refs[s] -= 1
+            if refs[s] == 0:
+                last.append(s)
+        for j in nexts:
+            pending[j] -= 1
+            if pending[j] == 0:
+                ready.append(j)
+        for j in late:
+            pending[j] -= 1
+            if pending[j] == 0:
+                ready.insert(0, j)
+        prog.append((code, fn, slots, outs, tuple(last), i))
+    return prog
 
 
 def _bind_consts(nodes: list[NodeDef], fns: list[Any], kinds: list[int],

@@ -182,7 +182,8 @@ class LocalRuntime:
     async def arun(self, step: CompiledStep, args: list[Any], trace: StepTrace | None = None,
                    stats: dict | None = None, *, timeout: float | None = None) -> list[Any]:
         """Run one step from a task of the runtime's own trio loop: the async core."""
-        self._check_open()
+        if self.closed or self._thread_error is not None:
+            self._check_open()
         if not step.parts:
             return [None] * step.n_rets
         for dev, _ in step.parts:

@@ -1,0 +1,103 @@
+"""The straight run: a frame-less partition of synchronous kernels, its order fixed at compile.
+
+Design
+------
+Without frames and without asynchronous kernels, the order in which the ready loop
+(`scheduler.executor`, `StepRun._drain`) runs a partition's nodes depends on the graph alone:
+its LIFO ready stack starts from the same roots, the same pending counts count down, state
+updates go under the stack (late successors), and no kernel's result changes which node is
+ready next. `scheduler.executable.plan_straight` runs that loop once at compile time,
+without kernels, and records the order it took and, per node, the input slots whose last
+reader it is (where the loop's refs count would hit 0). An untraced step of such a partition
+then runs the same nodes in the same order over that list (`run_straight`): the loop's work
+less its scheduling -- no pending counts or refs copied per step and counted down per node,
+no ready stack -- so it is the loop's own fused form, as `FrameOps.run_fused` is a loop
+frame's.
+
+The bookkeeping is the loop's: outputs go to the same slots (the fast codes KERNEL2, KERNEL1,
+FEED1 and FETCH of `Executable.nodes`, any other kernel by arity with its (port, slot)
+pairs), an input is cleared after its last reader and its buffer handed back to the pool, the
+first error aborts the step with the same `node_error`, and the clock is read every 16 nodes
+to end the slice after `SLICE_S` (`StepRun.pc` says where the next slice starts). A traced
+step goes through the loop, which records every node.
+
+A partition qualifies when it has no frames and every node is a kernel run inline (INLINE,
+STEP, a feed or a fetch): one ASYNC or THREAD kernel (a Recv, a big matmul on a worker
+thread) makes the order depend on when it finishes, and such a partition keeps the loop.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import islice
+from typing import Any
+
+import numpy as np
+
+from devices.device import SLICE_S
+from scheduler.executable import ARG, FEED1, FETCH, INLINE, KERNEL1, KERNEL2, RETVAL
+from scheduler.node_errors import node_error
+
+_ndarray = np.ndarray
+_clock = time.perf_counter
+
+
+def run_straight(run: Any, device: Any) -> bool:
+    """Run the straight program of `run` (a `StepRun`) from `run.pc` for one slice
+    (`SLICE_S`): False when it ended, True if there is more to run (`run.pc` says where)."""
+    exe, ctx = run.exe, run.ctx
+    values = run.values
+    args, rets = ctx.args, ctx.rets
+    deadline = _clock() + SLICE_S
+    k2, k1, feed, fetch, inline, arg, retval = KERNEL2, KERNEL1, FEED1, FETCH, INLINE, ARG, RETVAL
+    k = run.pc
+    prog = exe.straight if k == 0 else islice(exe.straight, k, None)
+    # ---- the program: one node after another, as the ready loop would run them ----
+    for code, fn, slots, out, rel, i in prog:
+        try:
+            if code == k2:
+                values[out] = fn(values[slots[0]], values[slots[1]])[0]
+            elif code == k1:
+                values[out] = fn(values[slots[0]])[0]
+            elif code == feed:
+                values[out] = args[fn]
+            elif code == fetch:
+                rets[fn] = values[slots[0]]
+            else:
+                if code == inline:  # by arity, as in the loop
+                    n_in = len(slots)
+                    if n_in == 2:
+                        outs = fn(values[slots[0]], values[slots[1]])
+                    elif n_in == 1:
+                        outs = fn(values[slots[0]])
+                    elif n_in == 0:
+                        outs = fn()
+                    else:
+                        outs = fn(*[values[s] for s in slots])
+                elif code == arg:
+                    outs = (args[fn],)
+                elif code == retval:
+                    rets[fn] = values[slots[0]]
+                    outs = ()
+                else:  # STEP
+                    outs = fn(ctx, *[values[s] for s in slots])
+                for port, s in out:
+                    values[s] = outs[port]
+        except Exception as e:  # noqa: BLE001 - every kernel failure aborts the step
+            ctx.abort(node_error(e, exe.names[i], exe.ops[i], device.name,
+                                 [values[s] for s in slots]))
+            return False
+        if rel:  # inputs after their last reader: cleared, buffers released
+            for s in rel:
+                v = values[s]
+                values[s] = None
+                if type(v) is _ndarray:
+                    device.pool.release(v)
+        k += 1
+        if not (k & 15) and (_clock() > deadline or ctx.error is not None):
+            if ctx.error is not None:  # aborted from elsewhere (a deadline, a caller)
+                return False
+            run.pc = k
+            return True
+    run.pc = k
+    return False
