@@ -124,6 +124,42 @@ def test_cores_shared_with_background_load_stretch_virtual_time():
     assert r.virtual_s == pytest.approx(2 * 3 * 0.01, rel=1e-6)
 
 
+@pytest.mark.parametrize("background", [0.0, -1.0], ids=["shared", "fifo"])
+@pytest.mark.parametrize(("cores", "workers"), [(2, 4), (1, 3), (4, 4), (8, 2), (0, 3)])
+def test_cores_cap_cpu_bound_workers_at_min_n_c_over_c(cores, workers, background):
+    """The core model: N workers whose steps are c seconds of CPU on C cores make
+    min(N, C) / c updates per virtual second (processor sharing or a FIFO of cores alike);
+    with C >= N (or no core limit, C = 0) the cores change nothing."""
+    c, steps = 0.010, 6
+    r, _ = _run(af.train.GradientDescentOptimizer(0.1), sim.SimConfig(
+        workers=workers, steps=steps, compute_s=c, compute_sigma=0.0, network_s=0.0,
+        ps_apply_s=0.0, cores=cores, background_load=background), sizes=(64, 10))
+    n = min(workers, cores) if cores else workers
+    assert r.updates == workers * steps
+    assert r.updates_per_virtual_s == pytest.approx(n / c, rel=1e-6)
+
+
+def test_step_tails_take_cores_and_the_ps_but_not_the_steps_path():
+    """A step's CPU after its update runs beside the next step: free when a core is idle,
+    a cost in throughput when the cores (or, for the PS's part, the PS) are saturated."""
+    def rate(**kw):
+        cfg = dict(workers=1, steps=8, compute_s=0.010, compute_sigma=0.0, network_s=0.0,
+                   ps_apply_s=0.0, background_load=0.0)
+        cfg.update(kw)
+        r, _ = _run(af.train.GradientDescentOptimizer(0.1), sim.SimConfig(**cfg),
+                    sizes=(64, 10))
+        return r.updates / r.virtual_s, r
+    # two cores: 10 ms a step, the tails beside the steps (the last one ends the run)
+    assert rate(cores=2, tail_cpu_s=0.005)[1].virtual_s == pytest.approx(8 * 0.010 + 0.005)
+    # one core: each update costs 15 ms of it
+    assert rate(cores=1, tail_cpu_s=0.005)[1].virtual_s == pytest.approx(8 * 0.015)
+    # the PS's tail: 4 workers, no core limit, the PS busy 2 + 3 ms per update from the
+    # first gradient on (10 ms): 200 updates/s
+    ps, r = rate(workers=4, steps=10, cores=0, ps_apply_s=0.002, ps_tail_s=0.003)
+    assert r.virtual_s == pytest.approx(0.010 + 40 * 0.005, rel=1e-3)
+    assert rate(workers=4, steps=10, cores=0, ps_apply_s=0.002)[0] > 1.4 * ps
+
+
 def test_staleness_grows_with_workers():
     means = []
     for w in (2, 16):
