@@ -108,6 +108,7 @@ class SimReport:
     log: dict[str, list[tuple[int, int, int, int, int]]] | None = None
     dropped: int = 0                        # sync: late gradients of a step already past
     worker_steps: int = 0                   # gradients computed (= updates when asynchronous)
+    update_times: list[float] = field(default_factory=list)   # virtual time of each update
 
 
 def simulate(model: Any, sess: Any, config: SimConfig,
@@ -126,6 +127,7 @@ def simulate(model: Any, sess: Any, config: SimConfig,
     acc: list[tuple[float, float]] = []
     counts = {"updates": 0, "failures": 0, "dropped": 0, "worker_steps": 0}
     pending_failures = dict(cfg.failures)
+    times: list[float] = []
 
     def delay(w: int) -> tuple[float, float]:
         rng = rngs[w]
@@ -221,6 +223,7 @@ def simulate(model: Any, sess: Any, config: SimConfig,
                      for i in range(len(held[0]))]
             model.apply(sess, w, step, (grads, held[1], held[2]), incarnation)
             counts["updates"] += 1
+            times.append(trio.current_time())
             sync["step"], sync["grads"] = step + 1, []
             moved()
         return True
@@ -236,6 +239,7 @@ def simulate(model: Any, sess: Any, config: SimConfig,
                 incarnation += 1
                 continue  # redo the step from a fresh read
             counts["updates"] += 1
+            times.append(trio.current_time())
             step += 1
             done[w] = step
             moved()
@@ -281,7 +285,7 @@ def simulate(model: Any, sess: Any, config: SimConfig,
     n = counts["updates"]
     return SimReport(virtual, real, n, n / virtual if virtual else 0.0,
                      counts["worker_steps"] / real if real else 0.0, stats, acc,
-                     counts["failures"], log, counts["dropped"], counts["worker_steps"])
+                     counts["failures"], log, counts["dropped"], counts["worker_steps"], times)
 
 
 class _SharedCores:
