@@ -14,19 +14,25 @@ Nothing is set by hand: the simulator is calibrated from this machine and the 1-
 alone. The CPUs it shares are the ones this process may run on (`os.sched_getaffinity`); a
 step's CPU time is measured per process while the 1-worker run steps (/proc/PID/stat of the
 PS daemon and the worker daemon, `time.process_time` of this driver, read when the replicas
-start stepping and when they end: building the graphs and sessions is left out),
-overlapping CPU scaled to the step's wall time. The worker counts run in turn, `--rounds`
-times (each time in fresh name scopes), so the load other work puts on the machine, which
-drifts over minutes, weighs on every count alike, the calibrating one included.
+start stepping and when they end: building the graphs and sessions is left out), and all of
+it is simulated: the cores cap the replicas at cores / (CPU per update) however many there
+are. The worker counts run in turn, `--rounds` times (each time in fresh name scopes), so
+the load other work puts on the machine, which drifts over minutes, weighs on every count
+alike, the calibrating one included.
 
 That other work is inferred from the same run: the 1-worker step takes x wall seconds per
-CPU second its processes use; if x > 1, all of that is taken as waiting for a CPU shared
-fairly with E other runnable processes, where a lone phase gets 1 / x = cores / (1 + E) of a
-CPU (`background_load` E = cores x - 1). The simulator shares its cores the same way
-(processor sharing among the phases running and E others), so more replicas slow each other
-as they do on a loaded machine. (A probe of one spinning process per CPU was tried for E: it
-read 17-23 where the step implies 6-8, the CPUs being shared by more than processes.) The
-simulated step (CPU in CPU seconds, stretched by the sharing):
+CPU second its processes use; if x > 1 (a loaded machine), all of that is taken as waiting
+for a CPU shared fairly with E other runnable processes, where a lone phase gets 1 / x =
+cores / (1 + E) of a CPU (`background_load` E = cores x - 1). The simulator shares its cores
+the same way (processor sharing among the phases running and E others), so more replicas
+slow each other as they do on a loaded machine. (A probe of one spinning process per CPU was
+tried for E: it read 17-23 where the step implies 6-8, the CPUs being shared by more than
+processes. The daemons' run-queue waits (/proc/PID/schedstat) and the CPU other work uses
+(/proc/stat) are printed for the record: E taken from them predicted 2 workers' staleness
+-22% where x gave -15%.) If x < 1 (a quiet machine: session 7's quiet run spent 8.7 ms of
+CPU per update, its 1-worker step took 6.0 ms), the processes overlap within the step: E = 0
+and part of their CPU is off the step's path (below). The simulated step (CPU in CPU
+seconds, stretched by the sharing):
 
 - outside the window: the driver's CPU (`think_s`: one worker's at a time in
   `sys.getswitchinterval()` slices, as one Python process's threads share the GIL), the PS's
@@ -38,13 +44,24 @@ simulated step (CPU in CPU seconds, stretched by the sharing):
   CPU stretched by x, both are scaled to fit and the rest goes outside the window: the
   worker's to `outside_cpu_s`, the PS's to `ps_read_s` (served one at a time with the
   updates, before the read: the step's read and, cyclically, the previous step's reply).
+- off the step's path: a fraction of the daemons' CPU outside the window runs beside the
+  next step (`tail_cpu_s`, and `ps_tail_s` one at a time with the PS's other service: the
+  replies and the step's teardown while the driver goes on), on the cores all the same.
+
+Two things are fitted by simulating the 1-worker run (bisection, `fit`) until its step is the
+measured one: that fraction (when the CPU on the path makes the step too long: the overlap)
+or the waiting outside the window (`client_wait_s`, when it makes it too short).
 
 The spread of the 1-worker run's step times (sd of their logs) is the spread of the simulated
 times. The real staleness mean's 95% confidence interval is from its histogram (the PS's
 counters; updates taken as independent).
 
+Past this machine, the same calibration predicts `--beyond` worker counts (16 and 1,000) on
+this machine's cores (with its background) and on `--beyond-cores` (64) idle ones: the steady
+state, the updates after every worker's first (one driver process for all of them, as here).
+
     python benchmarks/bench_sim_predict.py [--steps 300] [--workers 1 2 4] [--trace-every 4]
-        [--rounds 2] [--sim-steps 200]
+        [--rounds 2] [--sim-steps 200] [--beyond 16 1000] [--beyond-cores 64]
 """
 
 from __future__ import annotations
@@ -233,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
           f"machine {others:.2f} cores (/proc/stat)")
     print(f"fitted to the 1-worker step: {tail * 100:.0f}% of the daemons' CPU outside the "
           f"window off the step's path, {wait * 1e3:.2f} ms waiting (simulated step "
-          f"{fitted * 1e3:.2f} ms)")
+          f"{fitted * 1e3:.2f} ms)" + ("; NOT fitted: the step overlaps more than the CPU "
+                                       "outside the window" if fitted > 1.02 * step else ""))
     print("calibration: " + json.dumps({k: round(v, 6) for k, v in cal.items()}))
     print("simulated step: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in params.items()
                                          if k != "background_load"))
