@@ -24,6 +24,10 @@ message in flight). `tail_cpu_s` and `ps_tail_s` are a step's CPU after its upda
 off the step's path (the processes finishing the step while the client starts the next:
 replies, teardown): it takes a core beside the next step, the PS's part one at a time with
 the PS's other service, so it costs throughput only when the cores or the PS are busy.
+`ps_parallel` p: the PS serves p of its read's and its update's service beside the worker's
+CPU that precedes them (the two processes handle a step's messages at once: the PS reads
+while the worker sets its step up, takes in gradients while the worker computes the next),
+the rest after it, as before.
 
 Rules that coordinate the workers are modelled in virtual time with their production
 semantics (blocking, never polling): `ssp_bound` s makes a worker wait before its read of
@@ -88,6 +92,8 @@ class SimConfig:
     tail_cpu_s: float = 0.0         # a step's CPU after its update, off the step's path (the
                                     # worker's side: on a core while the next step goes on)
     ps_tail_s: float = 0.0          # the PS's, off the path, one at a time with its service
+    ps_parallel: float = 0.0        # the part of ps_read_s and ps_apply_s the PS serves beside
+                                    # the worker's CPU before it (outside_cpu_s, compute_s)
     eval_every_s: float = 0.0       # evaluate accuracy every so much virtual time (0: end)
     ssp_bound: int = -1             # SSP: a worker waits at most this many steps ahead (-1: off)
     aggregate: int = 0              # sync replicas: gradients per update, k (0: asynchronous)
@@ -176,15 +182,15 @@ def simulate(model: Any, sess: Any, config: SimConfig,
                 async with client:                    # served
                     await compute(min(think, cfg.client_slice_s))
                 think -= cfg.client_slice_s
-        if cfg.outside_cpu_s > 0:  # the PS's and the worker's handling outside the window
-            await compute(cfg.outside_cpu_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma)))
-        if cfg.ps_read_s > 0:
-            async with ps:  # the PS serves the step's read (and, cyclically, its reply)
-                await compute(cfg.ps_read_s)
+        # the PS's and the worker's handling outside the window; the PS serves the step's
+        # read (and, cyclically, its reply)
+        await beside(cfg.outside_cpu_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma))
+                     if cfg.outside_cpu_s > 0 else 0.0, cfg.ps_read_s)
+        await ps_serve((1.0 - cfg.ps_parallel) * cfg.ps_read_s)
         held = model.read(sess, w, step)
         counts["worker_steps"] += 1
         c, net = delay(w)
-        await compute(c)
+        await beside(c, cfg.ps_apply_s)
         await trio.sleep(net)
         if pending_failures.get(w) == step:
             del pending_failures[w]
@@ -195,8 +201,9 @@ def simulate(model: Any, sess: Any, config: SimConfig,
             model.apply(sess, w, step, held, incarnation)  # worker-local
             return True
         async with ps:  # one update at a time on the PS, first come first served
-            if cfg.ps_apply_s > 0:
-                await compute(cfg.ps_apply_s)  # the PS's CPU is one of the cores too
+            rest = (1.0 - cfg.ps_parallel) * cfg.ps_apply_s
+            if rest > 0:
+                await compute(rest)  # the PS's CPU is one of the cores too
             took = update(w, step, held, incarnation)
         if cfg.tail_cpu_s > 0:  # the step's work after its update, beside the next step
             tails[0].start_soon(compute, cfg.tail_cpu_s)
@@ -205,8 +212,23 @@ def simulate(model: Any, sess: Any, config: SimConfig,
         return took
 
     async def ps_tail() -> None:
-        async with ps:
-            await compute(cfg.ps_tail_s)
+        await ps_serve(cfg.ps_tail_s)
+
+    async def ps_serve(seconds: float) -> None:
+        if seconds > 0:
+            async with ps:  # the PS serves one thing at a time
+                await compute(seconds)
+
+    async def beside(worker_s: float, ps_s: float) -> None:
+        """The worker's `worker_s` of CPU, and `ps_parallel` of the PS's `ps_s` beside it
+        (both done before it returns)."""
+        par = cfg.ps_parallel * ps_s
+        if par <= 0:
+            await compute(worker_s)
+            return
+        async with trio.open_nursery() as both:
+            both.start_soon(ps_serve, par)
+            await compute(worker_s)
 
     def update(w: int, step: int, held: Any, incarnation: int) -> bool:
         """The PS applies `held` (asynchronous), or takes it into the global step's
