@@ -149,7 +149,8 @@ def test_cores_cap_cpu_bound_workers_at_min_n_c_over_c():
 
 def test_step_tails_take_cores_and_the_ps_but_not_the_steps_path():
     """A step's CPU after its update runs beside the next step: free when a core is idle,
-    a cost in throughput when the cores (or, for the PS's part, the PS) are saturated."""
+    a cost in throughput when the cores (or, for the PS's part, the PS) are saturated; the
+    PS's service beside the worker's CPU shortens the step by what overlaps."""
     def rate(**kw):
         cfg = dict(workers=1, steps=8, compute_s=0.010, compute_sigma=0.0, network_s=0.0,
                    ps_apply_s=0.0, background_load=0.0)
@@ -166,6 +167,10 @@ def test_step_tails_take_cores_and_the_ps_but_not_the_steps_path():
     ps, r = rate(workers=4, steps=10, cores=0, ps_apply_s=0.002, ps_tail_s=0.003)
     assert r.virtual_s == pytest.approx(0.010 + 40 * 0.005, rel=1e-3)
     assert rate(workers=4, steps=10, cores=0, ps_apply_s=0.002)[0] > 1.4 * ps
+    # the PS's service beside the worker's compute: hidden behind it, half of it, none
+    for par, step in ((1.0, 0.010), (0.5, 0.012), (0.0, 0.014)):
+        r = rate(cores=0, ps_apply_s=0.004, ps_parallel=par)[1]
+        assert r.virtual_s == pytest.approx(8 * step), par
 
 
 def test_staleness_grows_with_workers():
