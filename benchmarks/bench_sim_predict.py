@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet = dict(params, background_load=0.0)
         for cores_, prm in ((cores, params), (args.beyond_cores, quiet)):
             for w in args.beyond:
-                k = max(4, min(40, 4000 // w))
+                k = max(3, min(40, 3000 // w))
                 t0 = time.perf_counter()
                 rep = simulate(w, k, prm, record=True, cores_=cores_)
                 times = rep.update_times[w:]
