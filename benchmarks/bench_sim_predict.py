@@ -112,18 +112,18 @@ def hist_stats(hist: list[int]) -> tuple[float, float, float]:
     return mean, 1.96 * sd / float(np.sqrt(n)), float(p90)
 
 
-def sim_params(cal: dict[str, float], par: float, tail: float,
-               wait: float) -> dict[str, float]:
-    """`af.sim`'s per-step times from the calibration `cal` (see the module docstring): a
-    fraction `par` of the PS's CPU served beside the worker daemon's, of the daemons' CPU
-    outside the read-to-update window a fraction `tail` off the step's path, and `wait`
-    seconds of the step on no core outside the window."""
+def sim_params(cal: dict[str, float], tail: float, wait: float,
+               keep: float = 1.0) -> dict[str, float]:
+    """`af.sim`'s per-step times from the calibration `cal` (see the module docstring): of
+    the daemons' CPU outside the read-to-update window a fraction `tail` off the step's path,
+    `wait` seconds of the step on no core outside the window, and a fraction `keep` of the
+    CPU that fits the window in it (the rest goes outside it)."""
     ps, worker, x = cal["ps"], cal["worker"], cal["x"]
-    inside = max(worker, par * ps) + (1.0 - par) * ps  # the window's path, all the CPU in it
-    g = min(1.0, cal["window"] / (inside * x)) if inside else 1.0
+    inside = ps + worker
+    g = keep * min(1.0, cal["window"] / (inside * x)) if inside else 1.0
     out_ps, out_worker = (1.0 - g) * ps, (1.0 - g) * worker
-    return {"compute_s": g * worker, "ps_apply_s": g * ps, "ps_parallel": par,
-            "network_s": max(0.0, cal["window"] - g * inside * x),
+    return {"compute_s": g * worker, "ps_apply_s": g * ps,
+            "network_s": max(0.0, keep * cal["window"] - g * inside * x),
             "ps_read_s": (1.0 - tail) * out_ps, "outside_cpu_s": (1.0 - tail) * out_worker,
             "ps_tail_s": tail * out_ps, "tail_cpu_s": tail * out_worker,
             "think_s": cal["driver"], "client_wait_s": wait,
@@ -132,29 +132,35 @@ def sim_params(cal: dict[str, float], par: float, tail: float,
 
 def fit(cal: dict[str, float], step_of: Any,
         iters: int = 10) -> tuple[float, float, float, float]:
-    """(par, tail, wait, simulated step) such that the simulated 1-worker step
+    """(keep, tail, wait, simulated step) such that the simulated 1-worker step
     `step_of(params)` equals the measured one. CPU beyond the step's wall time must overlap:
     first the daemons' CPU outside the window, off the step's path (`tail`, bisected in
-    [0, 1]), then, if that is not enough, the PS's in the window beside the worker's (`par`,
-    bisected in [0, 1]). Wall time beyond the path's CPU (stretched by the sharing) is waiting on no
-    core: one worker's chain is sequential, so it adds as is."""
+    [0, 1]); if even all of it is not enough, the window's CPU overlaps too: the part that
+    does (1 - `keep`, bisected) goes outside the window, off the path. Wall time beyond the
+    path's CPU (stretched by the sharing) is waiting on no core: one worker's chain is
+    sequential, so it adds as is."""
     step = cal["step"]
 
-    def bisect(f: Any) -> float:  # the least v in [0, 1] with f(v) <= step
+    def bisect(f: Any, up: bool) -> float:
+        """The least v in [0, 1] with f(v) <= step (f falls with v), or with `up` (f rises
+        with v) the greatest."""
         lo, hi = 0.0, 1.0
         for _ in range(iters):
             mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if f(mid) > step else (lo, mid)
-        return hi
+            if (f(mid) > step) != up:
+                lo = mid
+            else:
+                hi = mid
+        return lo if up else hi
 
-    t0 = step_of(sim_params(cal, 0.0, 0.0, 0.0))
+    t0 = step_of(sim_params(cal, 0.0, 0.0))
     if t0 <= step:
-        return 0.0, 0.0, step - t0, step_of(sim_params(cal, 0.0, 0.0, step - t0))
-    if step_of(sim_params(cal, 0.0, 1.0, 0.0)) <= step:
-        tail = bisect(lambda v: step_of(sim_params(cal, 0.0, v, 0.0)))
-        return 0.0, tail, 0.0, step_of(sim_params(cal, 0.0, tail, 0.0))
-    par = bisect(lambda v: step_of(sim_params(cal, v, 1.0, 0.0)))
-    return par, 1.0, 0.0, step_of(sim_params(cal, par, 1.0, 0.0))
+        return 1.0, 0.0, step - t0, step_of(sim_params(cal, 0.0, step - t0))
+    if step_of(sim_params(cal, 1.0, 0.0)) <= step:
+        tail = bisect(lambda v: step_of(sim_params(cal, v, 0.0)), up=False)
+        return 1.0, tail, 0.0, step_of(sim_params(cal, tail, 0.0))
+    keep = bisect(lambda v: step_of(sim_params(cal, 1.0, 0.0, v)), up=True)
+    return keep, 1.0, 0.0, step_of(sim_params(cal, 1.0, 0.0, keep))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,11 +254,11 @@ def main(argv: list[str] | None = None) -> int:
                 return af.sim.simulate(m, s, af.sim.SimConfig(
                     workers=w, steps=steps, compute_sigma=cal["sigma"], cores=cores_,
                     one_client=True, client_slice_s=sys.getswitchinterval(), record=record,
-                    **params))
+                    read_at_ps=True, **params))
 
-    par, tail, wait, fitted = fit(cal, lambda prm: 1.0 / simulate(
+    keep, tail, wait, fitted = fit(cal, lambda prm: 1.0 / simulate(
         1, max(50, args.sim_steps // 2), prm).updates_per_virtual_s)
-    params = sim_params(cal, par, tail, wait)
+    params = sim_params(cal, tail, wait, keep)
     print(f"calibration (1 worker, {n} steps): step {cal['step'] * 1e3:.2f} ms, "
           f"read-to-update window {cal['window'] * 1e3:.2f} ms (traced); CPU per step: PS "
           f"{cal['ps'] * 1e3:.2f} ms, worker daemon {cal['worker'] * 1e3:.2f} ms, driver "
@@ -261,14 +267,14 @@ def main(argv: list[str] | None = None) -> int:
           f"(sched_getaffinity); step time spread (log sd) {cal['sigma']:.2f}; for the "
           f"record: daemons runnable {x:.2f} s per CPU s (schedstat), other work on the "
           f"machine {others:.2f} cores (/proc/stat)")
-    print(f"fitted to the 1-worker step: {par * 100:.0f}% of the PS's CPU beside the worker's,"
-          f" {tail * 100:.0f}% of the daemons' CPU outside the window off the step's path, "
+    print(f"fitted to the 1-worker step: {tail * 100:.0f}% of the daemons' CPU outside the "
+          f"window off the step's path, {(1 - keep) * 100:.0f}% of the window's too, "
           f"{wait * 1e3:.2f} ms waiting (simulated step "
-          f"{fitted * 1e3:.2f} ms)" + ("; NOT fitted: the step overlaps more than the CPU "
-                                       "outside the window" if fitted > 1.02 * step else ""))
+          f"{fitted * 1e3:.2f} ms)" + ("; NOT fitted: the step overlaps more than all "
+                                       "the daemons' CPU" if fitted > 1.02 * step else ""))
     print("calibration: " + json.dumps({k: round(v, 6) for k, v in cal.items()}))
     print("simulated step: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in params.items()
-                                         if k not in ("background_load", "ps_parallel")))
+                                         if k != "background_load"))
     print("workers | real upd/s | pred | err | real staleness mean (95% CI) | pred | err | "
           "real p90 | pred p90 | window real/implied/pred ms | CPU/update PS, workers, driver")
     worst = 0.0

@@ -166,7 +166,11 @@ def test_step_tails_take_cores_and_the_ps_but_not_the_steps_path():
     # first gradient on (10 ms): 200 updates/s
     ps, r = rate(workers=4, steps=10, cores=0, ps_apply_s=0.002, ps_tail_s=0.003)
     assert r.virtual_s == pytest.approx(0.010 + 40 * 0.005, rel=1e-3)
-    assert rate(workers=4, steps=10, cores=0, ps_apply_s=0.002)[0] > 1.4 * ps
+    free = rate(workers=4, steps=10, cores=0, ps_apply_s=0.002)[0]
+    assert free > 1.4 * ps
+    # reads that wait their turn at the PS (behind the updates it is serving) cost rate
+    assert rate(workers=4, steps=10, cores=0, ps_apply_s=0.002, read_at_ps=True)[0] < \
+        0.9 * free
     # the PS's service beside the worker's compute: hidden behind it, half of it, none
     for par, step in ((1.0, 0.010), (0.5, 0.012), (0.0, 0.014)):
         r = rate(cores=0, ps_apply_s=0.004, ps_parallel=par)[1]

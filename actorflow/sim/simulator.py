@@ -12,22 +12,23 @@ so many workers saturate it as they would a real one; with `cores` > 0 the worke
 and the PS's service share that many CPUs (each waits for a free one), as processes on one
 machine do, or, with `background_load` E >= 0, share them fairly with each other and with E
 other runnable processes (processor sharing, as the OS does: each of the k phases running
-gets min(1, cores / (k + E)) of a CPU), for a machine other work loads. `outside_cpu_s` is
-a step's CPU before its read that is not the client's (e.g. the worker's handling of the
+gets min(1, cores / (k + E)) of a CPU), for a machine other work loads. `outside_cpu_s` is a
+step's CPU before its read that is not the client's (e.g. the worker's handling of the
 step's other messages); `ps_read_s` the PS's, served one at a time with the updates (its
-read and its reply, the PS being one process). `think_s` is a step's client time outside the
-window between its read and its update (the driver's turnaround: feeds, the run call,
-results), on a core and, with `one_client` (one Python process drives every worker), one
-worker's at a time, in slices of `client_slice_s` (the interpreter's switch interval), as
-threads share a GIL; `client_wait_s` is waiting outside the window on no core (e.g. for a
-message in flight). `tail_cpu_s` and `ps_tail_s` are a step's CPU after its update that is
-off the step's path (the processes finishing the step while the client starts the next:
-replies, teardown): it takes a core beside the next step, the PS's part one at a time with
-the PS's other service, so it costs throughput only when the cores or the PS are busy.
-`ps_parallel` p: the PS serves p of its read's and its update's service beside the worker's
-CPU that precedes them (the two processes handle a step's messages at once: the PS reads
-while the worker sets its step up, takes in gradients while the worker computes the next),
-the rest after it, as before.
+read and its reply, the PS being one process); with `read_at_ps` the read waits for the PS
+even when it costs nothing (the PS serves it after what it is serving). `think_s` is a
+step's client time outside the window between its read and its update (the driver's
+turnaround: feeds, the run call, results), on a core and, with `one_client` (one Python
+process drives every worker), one worker's at a time, in slices of `client_slice_s` (the
+interpreter's switch interval), as threads share a GIL; `client_wait_s` is waiting outside
+the window on no core (e.g. for a message in flight). `tail_cpu_s` and `ps_tail_s` are a
+step's CPU after its update that is off the step's path (the processes finishing the step
+while the client starts the next: replies, teardown): it takes a core beside the next step,
+the PS's part one at a time with the PS's other service, so it costs throughput only when
+the cores or the PS are busy. `ps_parallel` p: the PS serves p of its read's and its
+update's service beside the worker's CPU that precedes them (the two processes handle a
+step's messages at once: the PS reads while the worker sets its step up, takes in gradients
+while the worker computes the next), the rest after it, as before.
 
 Rules that coordinate the workers are modelled in virtual time with their production
 semantics (blocking, never polling): `ssp_bound` s makes a worker wait before its read of
@@ -92,6 +93,7 @@ class SimConfig:
     tail_cpu_s: float = 0.0         # a step's CPU after its update, off the step's path (the
                                     # worker's side: on a core while the next step goes on)
     ps_tail_s: float = 0.0          # the PS's, off the path, one at a time with its service
+    read_at_ps: bool = False        # the read waits its turn at the PS even if ps_read_s is 0
     ps_parallel: float = 0.0        # the part of ps_read_s and ps_apply_s the PS serves beside
                                     # the worker's CPU before it (outside_cpu_s, compute_s)
     eval_every_s: float = 0.0       # evaluate accuracy every so much virtual time (0: end)
@@ -186,7 +188,10 @@ def simulate(model: Any, sess: Any, config: SimConfig,
         # read (and, cyclically, its reply)
         await beside(cfg.outside_cpu_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma))
                      if cfg.outside_cpu_s > 0 else 0.0, cfg.ps_read_s)
-        await ps_serve((1.0 - cfg.ps_parallel) * cfg.ps_read_s)
+        rest = (1.0 - cfg.ps_parallel) * cfg.ps_read_s
+        if rest > 0 or cfg.read_at_ps:
+            async with ps:  # the read is the PS's: it waits while the PS serves others
+                await compute(rest)
         held = model.read(sess, w, step)
         counts["worker_steps"] += 1
         c, net = delay(w)
