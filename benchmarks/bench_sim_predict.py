@@ -48,9 +48,13 @@ seconds, stretched by the sharing):
   next step (`tail_cpu_s`, and `ps_tail_s` one at a time with the PS's other service: the
   replies and the step's teardown while the driver goes on), on the cores all the same.
 
-Two things are fitted by simulating the 1-worker run (bisection, `fit`) until its step is the
-measured one: that fraction (when the CPU on the path makes the step too long: the overlap)
-or the waiting outside the window (`client_wait_s`, when it makes it too short).
+The read waits its turn at the PS (`read_at_ps`: the PS serves it after what it is serving,
+however little of its CPU the read itself takes), so a queue at the PS forms before the read
+as well as before the update. Two things are fitted by simulating the 1-worker run
+(bisection, `fit`) until its step is the measured one: the off-path fraction (when the CPU on
+the path makes the step too long: the overlap; if even all of the CPU outside the window is
+not enough, part of the window's CPU goes off the path too) or the waiting outside the
+window (`client_wait_s`, when it makes it too short).
 
 The spread of the 1-worker run's step times (sd of their logs) is the spread of the simulated
 times. The real staleness mean's 95% confidence interval is from its histogram (the PS's
