@@ -12,15 +12,23 @@ so many workers saturate it as they would a real one; with `cores` > 0 the worke
 and the PS's service share that many CPUs (each waits for a free one), as processes on one
 machine do, or, with `background_load` E >= 0, share them fairly with each other and with E
 other runnable processes (processor sharing, as the OS does: each of the k phases running
-gets min(1, cores / (k + E)) of a CPU), for a machine other work loads. `outside_cpu_s` is
-a step's CPU before its read that is not the client's (e.g. the worker's handling of the
+gets min(1, cores / (k + E)) of a CPU), for a machine other work loads. `outside_cpu_s` is a
+step's CPU before its read that is not the client's (e.g. the worker's handling of the
 step's other messages); `ps_read_s` the PS's, served one at a time with the updates (its
-read and its reply, the PS being one process). `think_s` is a step's client time outside the
-window between its read and its update (the driver's turnaround: feeds, the run call,
-results), on a core and, with `one_client` (one Python process drives every worker), one
-worker's at a time, in slices of `client_slice_s` (the interpreter's switch interval), as
-threads share a GIL; `client_wait_s` is waiting outside the window on no core (e.g. for a
-message in flight).
+read and its reply, the PS being one process); with `read_at_ps` the read waits for the PS
+even when it costs nothing (the PS serves it after what it is serving). `think_s` is a
+step's client time outside the window between its read and its update (the driver's
+turnaround: feeds, the run call, results), on a core and, with `one_client` (one Python
+process drives every worker), one worker's at a time, in slices of `client_slice_s` (the
+interpreter's switch interval), as threads share a GIL; `client_wait_s` is waiting outside
+the window on no core (e.g. for a message in flight). `tail_cpu_s` and `ps_tail_s` are a
+step's CPU after its update that is off the step's path (the processes finishing the step
+while the client starts the next: replies, teardown): it takes a core beside the next step,
+the PS's part one at a time with the PS's other service, so it costs throughput only when
+the cores or the PS are busy. `ps_parallel` p: the PS serves p of its read's and its
+update's service beside the worker's CPU that precedes them (the two processes handle a
+step's messages at once: the PS reads while the worker sets its step up, takes in gradients
+while the worker computes the next), the rest after it, as before.
 
 Rules that coordinate the workers are modelled in virtual time with their production
 semantics (blocking, never polling): `ssp_bound` s makes a worker wait before its read of
@@ -47,6 +55,7 @@ updates per virtual second, the staleness histogram (from the PS's own counters)
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +90,12 @@ class SimConfig:
     one_client: bool = False        # one client process drives every worker (one GIL)
     client_slice_s: float = 0.005   # ... which it hands round in slices (sys.getswitchinterval)
     client_wait_s: float = 0.0      # a step's waiting outside its window, on no core
+    tail_cpu_s: float = 0.0         # a step's CPU after its update, off the step's path (the
+                                    # worker's side: on a core while the next step goes on)
+    ps_tail_s: float = 0.0          # the PS's, off the path, one at a time with its service
+    read_at_ps: bool = False        # the read waits its turn at the PS even if ps_read_s is 0
+    ps_parallel: float = 0.0        # the part of ps_read_s and ps_apply_s the PS serves beside
+                                    # the worker's CPU before it (outside_cpu_s, compute_s)
     eval_every_s: float = 0.0       # evaluate accuracy every so much virtual time (0: end)
     ssp_bound: int = -1             # SSP: a worker waits at most this many steps ahead (-1: off)
     aggregate: int = 0              # sync replicas: gradients per update, k (0: asynchronous)
@@ -101,6 +116,7 @@ class SimReport:
     log: dict[str, list[tuple[int, int, int, int, int]]] | None = None
     dropped: int = 0                        # sync: late gradients of a step already past
     worker_steps: int = 0                   # gradients computed (= updates when asynchronous)
+    update_times: list[float] = field(default_factory=list)   # virtual time of each update
 
 
 def simulate(model: Any, sess: Any, config: SimConfig,
@@ -119,6 +135,7 @@ def simulate(model: Any, sess: Any, config: SimConfig,
     acc: list[tuple[float, float]] = []
     counts = {"updates": 0, "failures": 0, "dropped": 0, "worker_steps": 0}
     pending_failures = dict(cfg.failures)
+    times: list[float] = []
 
     def delay(w: int) -> tuple[float, float]:
         rng = rngs[w]
@@ -167,15 +184,18 @@ def simulate(model: Any, sess: Any, config: SimConfig,
                 async with client:                    # served
                     await compute(min(think, cfg.client_slice_s))
                 think -= cfg.client_slice_s
-        if cfg.outside_cpu_s > 0:  # the PS's and the worker's handling outside the window
-            await compute(cfg.outside_cpu_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma)))
-        if cfg.ps_read_s > 0:
-            async with ps:  # the PS serves the step's read (and, cyclically, its reply)
-                await compute(cfg.ps_read_s)
+        # the PS's and the worker's handling outside the window; the PS serves the step's
+        # read (and, cyclically, its reply)
+        await beside(cfg.outside_cpu_s * float(rngs[w].lognormal(0.0, cfg.compute_sigma))
+                     if cfg.outside_cpu_s > 0 else 0.0, cfg.ps_read_s)
+        rest = (1.0 - cfg.ps_parallel) * cfg.ps_read_s
+        if rest > 0 or cfg.read_at_ps:
+            async with ps:  # the read is the PS's: it waits while the PS serves others
+                await compute(rest)
         held = model.read(sess, w, step)
         counts["worker_steps"] += 1
         c, net = delay(w)
-        await compute(c)
+        await beside(c, cfg.ps_apply_s)
         await trio.sleep(net)
         if pending_failures.get(w) == step:
             del pending_failures[w]
@@ -186,23 +206,54 @@ def simulate(model: Any, sess: Any, config: SimConfig,
             model.apply(sess, w, step, held, incarnation)  # worker-local
             return True
         async with ps:  # one update at a time on the PS, first come first served
-            if cfg.ps_apply_s > 0:
-                await compute(cfg.ps_apply_s)  # the PS's CPU is one of the cores too
-            if cfg.aggregate <= 0:
-                model.apply(sess, w, step, held, incarnation)
-                return True
-            if step != sync["step"] or step >= cfg.steps:
-                counts["dropped"] += 1
-                return False
-            sync["grads"].append(held)
-            if len(sync["grads"]) == cfg.aggregate:
-                grads = [np.mean([h[0][i] for h in sync["grads"]], axis=0)
-                         for i in range(len(held[0]))]
-                model.apply(sess, w, step, (grads, held[1], held[2]), incarnation)
-                counts["updates"] += 1
-                sync["step"], sync["grads"] = step + 1, []
-                moved()
+            rest = (1.0 - cfg.ps_parallel) * cfg.ps_apply_s
+            if rest > 0:
+                await compute(rest)  # the PS's CPU is one of the cores too
+            took = update(w, step, held, incarnation)
+        if cfg.tail_cpu_s > 0:  # the step's work after its update, beside the next step
+            tails[0].start_soon(compute, cfg.tail_cpu_s)
+        if cfg.ps_tail_s > 0:
+            tails[0].start_soon(ps_tail)
+        return took
+
+    async def ps_tail() -> None:
+        await ps_serve(cfg.ps_tail_s)
+
+    async def ps_serve(seconds: float) -> None:
+        if seconds > 0:
+            async with ps:  # the PS serves one thing at a time
+                await compute(seconds)
+
+    async def beside(worker_s: float, ps_s: float) -> None:
+        """The worker's `worker_s` of CPU, and `ps_parallel` of the PS's `ps_s` beside it
+        (both done before it returns)."""
+        par = cfg.ps_parallel * ps_s
+        if par <= 0:
+            await compute(worker_s)
+            return
+        async with trio.open_nursery() as both:
+            both.start_soon(ps_serve, par)
+            await compute(worker_s)
+
+    def update(w: int, step: int, held: Any, incarnation: int) -> bool:
+        """The PS applies `held` (asynchronous), or takes it into the global step's
+        aggregate (sync): False when it is dropped, being of a step already past."""
+        if cfg.aggregate <= 0:
+            model.apply(sess, w, step, held, incarnation)
             return True
+        if step != sync["step"] or step >= cfg.steps:
+            counts["dropped"] += 1
+            return False
+        sync["grads"].append(held)
+        if len(sync["grads"]) == cfg.aggregate:
+            grads = [np.mean([h[0][i] for h in sync["grads"]], axis=0)
+                     for i in range(len(held[0]))]
+            model.apply(sess, w, step, (grads, held[1], held[2]), incarnation)
+            counts["updates"] += 1
+            times.append(trio.current_time())
+            sync["step"], sync["grads"] = step + 1, []
+            moved()
+        return True
 
     async def worker(w: int) -> None:
         step, incarnation = 0, 1
@@ -215,6 +266,7 @@ def simulate(model: Any, sess: Any, config: SimConfig,
                 incarnation += 1
                 continue  # redo the step from a fresh read
             counts["updates"] += 1
+            times.append(trio.current_time())
             step += 1
             done[w] = step
             moved()
@@ -230,6 +282,7 @@ def simulate(model: Any, sess: Any, config: SimConfig,
                 await until(lambda c=step: sync["step"] > c)
 
     ps = trio.Lock()
+    tails: list[Any] = []  # the nursery the steps' tails run in
 
     async def main() -> float:
         async with trio.open_nursery() as outer:
@@ -242,6 +295,7 @@ def simulate(model: Any, sess: Any, config: SimConfig,
                             on_eval(*acc[-1], counts["updates"])
                 outer.start_soon(evaluate)
             async with trio.open_nursery() as n:
+                tails.append(n)
                 for w in range(cfg.workers):
                     n.start_soon(sync_worker if cfg.aggregate > 0 else worker, w)
             outer.cancel_scope.cancel()
@@ -258,50 +312,69 @@ def simulate(model: Any, sess: Any, config: SimConfig,
     n = counts["updates"]
     return SimReport(virtual, real, n, n / virtual if virtual else 0.0,
                      counts["worker_steps"] / real if real else 0.0, stats, acc,
-                     counts["failures"], log, counts["dropped"], counts["worker_steps"])
+                     counts["failures"], log, counts["dropped"], counts["worker_steps"], times)
 
 
 class _SharedCores:
     """`cores` CPUs shared fairly (processor sharing, as the OS scheduler shares them) by the
     simulated phases running now and `background` other runnable processes: each phase
-    runs at min(1, cores / (phases + background)) CPU seconds per virtual second."""
+    runs at min(1, cores / (phases + background)) CPU seconds per virtual second.
+
+    Every running phase progresses at the same rate, so one cumulative clock of CPU served
+    per phase (`served`) orders them: a phase that needs s seconds from when `served` was S
+    ends when `served` reaches S + s. They wait in a heap by that target; only its top
+    keeps a timer (rescheduled when the number running changes), so an event costs
+    O(log phases), not one wakeup per running phase (1,000 workers)."""
 
     def __init__(self, cores: int, background: float):
         self.cores, self.background = cores, background
-        self.left: dict[object, float] = {}   # running phase -> CPU seconds it still needs
+        self.heap: list[tuple[float, int, _Phase]] = []   # (target, arrival, phase)
+        self.served = 0.0                                  # CPU served to each phase so far
         self.t = 0.0
-        self.changed = trio.Event()
+        self.arrivals = 0
 
     def _rate(self) -> float:
-        return min(1.0, self.cores / (len(self.left) + self.background)) if self.left else 0.0
+        n = len(self.heap)
+        return min(1.0, self.cores / (n + self.background)) if n else 0.0
 
     def _advance(self) -> None:
         now = trio.current_time()
-        done = (now - self.t) * self._rate()
-        for k in self.left:
-            self.left[k] -= done
+        self.served += (now - self.t) * self._rate()
         self.t = now
 
-    def _moved(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
+    def _kick(self) -> None:
+        if self.heap:  # the top's timer is stale (the rate or the top changed)
+            self.heap[0][2].wake.set()
 
     async def run(self, seconds: float) -> None:
         """Take `seconds` of CPU, at the shared rate (which changes as phases come and go)."""
         self._advance()
-        me = object()
-        self.left[me] = seconds
-        self._moved()
+        me = _Phase(self.served + seconds)
+        self.arrivals += 1
+        heapq.heappush(self.heap, (me.target, self.arrivals, me))
+        self._kick()
         try:
-            while True:
+            while self.served < me.target - 1e-12:
+                me.wake = trio.Event()
+                if self.heap[0][2] is me:
+                    with trio.move_on_after((me.target - self.served) / self._rate()):
+                        await me.wake.wait()
+                else:
+                    await me.wake.wait()
                 self._advance()
-                left = self.left[me]
-                if left <= 1e-12:
-                    return
-                ev = self.changed
-                with trio.move_on_after(left / self._rate()):
-                    await ev.wait()
         finally:
             self._advance()
-            del self.left[me]
-            self._moved()
+            if self.heap[0][2] is me:
+                heapq.heappop(self.heap)
+            else:  # cancelled while waiting behind others
+                self.heap = [e for e in self.heap if e[2] is not me]
+                heapq.heapify(self.heap)
+            self._kick()
+
+
+class _Phase:
+    __slots__ = ("target", "wake")
+
+    def __init__(self, target: float):
+        self.target = target
+        self.wake = trio.Event()
