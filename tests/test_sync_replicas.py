@@ -243,7 +243,7 @@ def test_a_leader_that_dies_before_its_sync_is_reported_not_a_silent_stall() -> 
     w = af.Variable(np.zeros((64, 10), np.float32))
     step = af.train.get_or_create_global_step()
     opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.1), 2, 3,
-                                         leader_timeout_secs=0.2)
+                                         leader_timeout_secs=0.2, fold_sync=False)
     towers = []
     for _ in range(3):
         x = af.placeholder(af.float32, (None, 64))
