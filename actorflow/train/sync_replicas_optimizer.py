@@ -18,12 +18,19 @@ A replica's `train_op` (one `Session.run`):
   4. waits at the gate (asynchronously, bounded by the step's deadline) until the step has
      moved past `local_step`; the leader does not wait, a stale replica catches up at once;
   5. sets `local_step` to the step it computes next.
-The leader then runs `sync_op` (the hook does it, right after the train step, in the same
-process): take_grad(k) on every accumulator, and only when every shard's average is in, the
-wrapped optimizer's update on every shard and the global step's increment, and only then
-`release`, which advances the gate's step and wakes the waiting replicas. The update of a
-step is thus applied on every PS shard before the step moves on, and a failed update leaves
-the step where it was (every replica then fails within its deadline, none moves on).
+The leader's aggregation: take_grad(k) on every accumulator, and only when every shard's
+average is in, the wrapped optimizer's update on every shard and the global step's increment,
+and only then `release`, which advances the gate's step and wakes the waiting replicas. The
+update of a step is thus applied on every PS shard before the step moves on, and a failed
+update leaves the step where it was (every replica then fails within its deadline, none moves
+on). Where it runs (`fold_sync`):
+- *folded* (the default when every variable and the global step are on one device, and no
+  `variable_averages`): inside the leader's own train step, between its applies and its wait,
+  under an `af.cond` on its role placed whole on the gate's device. A global step then costs
+  no second `Session.run` (for a between-graph replica, a round trip from its client to the
+  PS); the hook only counts the steps it led;
+- otherwise as `sync_op`, which the hook runs right after the leader's train step, in the same
+  process (a cond cannot span PS shards: its resource switches are colocated).
 
 Guarantees (each tested in tests/test_sync_replicas*.py):
 - a replica that dies holds nothing (release is a broadcast, not a consumed token): the others
@@ -36,10 +43,11 @@ Guarantees (each tested in tests/test_sync_replicas*.py):
 - `variable_averages` (an ExponentialMovingAverage) with `variables_to_average` (default:
   the variables this optimizer updates): the leader's `sync_op` applies the averages after
   each aggregated update and before the release, as TF1's chief does after each step.
-Known limit: a leader that dies between its train step and its `sync_op` (a window of one
-`Session.run` call) stalls that step: the waiting replicas fail within their step deadline,
-and once `leader_timeout_secs` have passed every arrival fails with AbortedError naming the
-cause (restart from a checkpoint); the step is never half-applied.
+Known limit: a leader that dies between its train step and its `sync_op` (unfolded: a window
+of one `Session.run` call; folded: a step aborted inside the aggregation) stalls that step:
+the waiting replicas fail within their step deadline, and once `leader_timeout_secs` have
+passed every arrival fails with AbortedError naming the cause (restart from a checkpoint);
+the step is never half-applied.
 
     opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.1),
                                          replicas_to_aggregate=2, total_num_replicas=3)
