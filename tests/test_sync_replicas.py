@@ -508,3 +508,20 @@ def test_fold_sync_true_needs_one_device_and_says_so() -> None:
     auto = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.5), 2, 2)
     auto.minimize(af.reduce_sum(w), global_step=step)
     assert not auto._fold  # two devices: the leader's hook runs sync_op
+
+
+def test_a_fed_gradient_placeholder_is_aggregated() -> None:
+    """Gradients fed by the caller (placeholders) go through the gate like computed ones."""
+    w = af.Variable(np.zeros(2, np.float32))
+    step = af.train.get_or_create_global_step()
+    grad = af.placeholder(af.float32, (2,))
+    opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(1.0), 1, 1)
+    train = opt.apply_gradients([(grad, w)], global_step=step)
+    hook = opt.make_session_run_hook(True)
+    with af.Session() as s:
+        s.run([af.global_variables_initializer(), af.local_variables_initializer()])
+        hook.after_create_session(s)
+        for g in ([1.0, 2.0], [3.0, -1.0]):
+            hook.run(s, train, {grad: np.array(g, np.float32)})
+        np.testing.assert_allclose(s.run(w), [-4.0, -1.0])
+        assert int(s.run(step)) == 2

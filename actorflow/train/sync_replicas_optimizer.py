@@ -174,13 +174,15 @@ class SyncReplicasOptimizer(Optimizer):
             local_init = state_ops.assign(local_step, global_step).op
             self.local_step_init_op = local_init if self.local_step_init_op is None else \
                 core_ops.group(self.local_step_init_op, local_init)
-            # (identities: a control edge straight from a fed placeholder would keep the
-            # placeholder node in the pruned step)
-            grads = [core_ops.identity(t) for gr, _ in pairs
+            # (an identity only for a fed placeholder: a control edge straight from it would
+            # keep the placeholder node in the pruned step; every other node is one more
+            # node of every replica step)
+            grads = [core_ops.identity(t) if t.op.type == "Placeholder" else t
+                     for gr, _ in pairs
                      for t in ((gr.values, gr.indices) if isinstance(gr, IndexedSlices)
                                else (gr,))]
             with control_dependencies(grads):
-                step_now = core_ops.identity(local_step.read_value())
+                step_now = local_step.read_value()  # a fresh read, after the gradients
             role, apply_step = gate.arrive(step_now)
             applies = []
             for (gr, v), acc in zip(pairs, self._accumulators, strict=True):
