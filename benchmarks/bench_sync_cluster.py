@@ -21,8 +21,9 @@ Each worker warms up, then steps for ``--duration`` s reading the global step at
 the end of its window: global steps/s. A trial's figure is the median over its workers; the
 row's, the median over trials, ours and TensorFlow's alternating (``bench_coordination``'s
 ``alternate`` and persistent ``TFPeer``). Also the CPU time of a worker process per global
-step (its client and its worker task; the PS's CPU is not in it). The bar (issue 15): our
-time per global step at most 0.7x TensorFlow's.
+step (its client and its worker task) and of the PS process per global step (read from /proc
+between GO and the last worker's record). The bar (issue 15): our time per global step at
+most 0.7x TensorFlow's.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import numpy as np  # noqa: E402
 from benchmarks.bench_coordination import TFPeer, _fig, alternate  # noqa: E402
 from benchmarks.bench_distributed import _read_line  # noqa: E402
 from benchmarks.common import print_table  # noqa: E402
+from benchmarks.peer_tf_coord import proc_cpu_seconds  # noqa: E402
 
 
 # ---- the worker client process -------------------------------------------------------------
@@ -106,7 +108,7 @@ def _worker(params: dict[str, Any]) -> int:
             s1, t1, c1 = int(sess.run(step)), time.perf_counter(), time.process_time()
             print(json.dumps({"task": task, "global_steps": s1 - s0, "seconds": t1 - t0,
                               "cpu_seconds": c1 - c0, "local_steps": local,
-                              "led": hook.leaders}), flush=True)
+                              "led": hook.leaders, "step_end": s1}), flush=True)
             try:
                 while not stop.is_set():
                     one()
@@ -119,8 +121,10 @@ def _worker(params: dict[str, Any]) -> int:
 
 
 # ---- the driver ----------------------------------------------------------------------------
-def run_ours(n: int, k: int, duration: float, warmup: int) -> list[dict[str, float]]:
-    """One trial: a LocalCluster's PS daemon and n worker processes; each worker's record."""
+def run_ours(n: int, k: int, duration: float, warmup: int
+             ) -> tuple[list[dict[str, float]], float]:
+    """One trial: a LocalCluster's PS daemon and n worker processes; each worker's record,
+    and the PS process's CPU seconds from GO to the last record."""
     from actorflow.cluster import LocalCluster, child_env, spawn, stop_processes
 
     with LocalCluster(ps=1, workers=n, daemon_jobs=("ps",)) as cluster:
@@ -138,11 +142,13 @@ def run_ours(n: int, k: int, duration: float, warmup: int) -> list[dict[str, flo
             for p in procs:  # the chief's READY comes after the shared state's init
                 if _read_line(p, 300).strip() != "READY":
                     raise RuntimeError(f"worker {p.args} did not say READY")
+            ps_cpu0 = proc_cpu_seconds(cluster.pid("ps", 0))
             for p in procs:
                 assert p.stdin is not None
                 p.stdin.write("GO\n")
                 p.stdin.flush()
             per = [json.loads(_read_line(p, 120 + 4 * duration)) for p in procs]
+            ps_cpu = proc_cpu_seconds(cluster.pid("ps", 0)) - ps_cpu0
             for p in procs:
                 assert p.stdin is not None
                 p.stdin.write("STOP\n")
@@ -151,14 +157,17 @@ def run_ours(n: int, k: int, duration: float, warmup: int) -> list[dict[str, flo
                 p.wait(timeout=60)
         finally:
             stop_processes(procs, timeout=2.0)
-    return per
+    return per, ps_cpu
 
 
-def _summary(per: list[dict[str, float]]) -> tuple[float, float]:
-    """(global steps/s, CPU s of a worker process per global step): medians over workers."""
+def _summary(per: list[dict[str, float]], ps_cpu: float) -> tuple[float, float, float]:
+    """(global steps/s, CPU s of a worker process per global step: medians over workers, CPU
+    s of the PS process per global step: from GO (the global step then 0: a fresh cluster)
+    to the last worker's record)."""
     rates = [w["global_steps"] / w["seconds"] for w in per]
     cpu = [w["cpu_seconds"] / max(w["global_steps"], 1) for w in per]
-    return statistics.median(rates), statistics.median(cpu)
+    return (statistics.median(rates), statistics.median(cpu),
+            ps_cpu / max(max(w["step_end"] for w in per), 1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,18 +188,23 @@ def main(argv: list[str] | None = None) -> int:
         for shape in a.shapes:
             k, n = (int(v) for v in shape.split("/"))
             cpu: dict[str, list[float]] = {"ours": [], "tf": []}
+            pcpu: dict[str, list[float]] = {"ours": [], "tf": []}
 
-            def ours(k: int = k, n: int = n, cpu: dict[str, list[float]] = cpu) -> float:
-                rate, c = _summary(run_ours(n, k, a.duration, a.warmup))
+            def ours(k: int = k, n: int = n, cpu: dict[str, list[float]] = cpu,
+                     pcpu: dict[str, list[float]] = pcpu) -> float:
+                rate, c, pc = _summary(*run_ours(n, k, a.duration, a.warmup))
                 cpu["ours"].append(c)
+                pcpu["ours"].append(pc)
                 return 1.0 / rate
 
-            def tf(k: int = k, n: int = n, cpu: dict[str, list[float]] = cpu) -> float:
+            def tf(k: int = k, n: int = n, cpu: dict[str, list[float]] = cpu,
+                   pcpu: dict[str, list[float]] = pcpu) -> float:
                 assert tfp is not None
                 r = tfp("sync_cluster", replicas=n, aggregate=k, duration=a.duration,
                         warmup=a.warmup)
-                rate, c = _summary(r["workers"])
+                rate, c, pc = _summary(r["workers"], float(r["ps_cpu_seconds"]))
                 cpu["tf"].append(c)
+                pcpu["tf"].append(pc)
                 return 1.0 / rate
 
             mine, theirs = alternate(a.trials, ours, None if tfp is None else tf)
@@ -199,13 +213,17 @@ def main(argv: list[str] | None = None) -> int:
                                    "ours": _fig(mine, 1e3, "ms")}
             crow: dict[str, Any] = {"benchmark": "  CPU of one worker process per global step",
                                     "ours": _fig(cpu["ours"], 1e3, "ms")}
+            prow: dict[str, Any] = {"benchmark": "  CPU of the PS process per global step",
+                                    "ours": _fig(pcpu["ours"], 1e3, "ms")}
             if theirs:
                 r = statistics.median(mine) / statistics.median(theirs)
                 row.update(tf=_fig(theirs, 1e3, "ms"), ratio=f"{r:.2f}x", bar="<= 0.7x",
                            ok=r <= 0.7)
                 r = statistics.median(cpu["ours"]) / statistics.median(cpu["tf"])
                 crow.update(tf=_fig(cpu["tf"], 1e3, "ms"), ratio=f"{r:.2f}x")
-            rows += [row, crow]
+                r = statistics.median(pcpu["ours"]) / statistics.median(pcpu["tf"])
+                prow.update(tf=_fig(pcpu["tf"], 1e3, "ms"), ratio=f"{r:.2f}x")
+            rows += [row, crow, prow]
             print(f"done {shape}", file=sys.stderr, flush=True)
     finally:
         if tfp is not None:

@@ -168,6 +168,14 @@ def queue_two_sessions(params: dict) -> dict:
 
 
 # ---- between-graph replication: 1 PS process and n worker processes (issue 15, session 8)
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc; stdlib only, so the
+    main environment's bench_sync_cluster imports it too)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peer_tf() -> Any:
     """``benchmarks/peer_tf.py``: its process machinery (`_Children`, ports, the PS task)."""
     root = str(Path(__file__).resolve().parent.parent)
@@ -248,7 +256,8 @@ def _sync_worker(params: dict) -> None:
         local += 1
     s1, t1, c1 = int(sess.run(step)), time.perf_counter(), time.process_time()
     print(json.dumps({"task": task, "global_steps": s1 - s0, "seconds": t1 - t0,
-                      "cpu_seconds": c1 - c0, "local_steps": local}), flush=True)
+                      "cpu_seconds": c1 - c0, "local_steps": local, "step_end": s1}),
+          flush=True)
     while not stop.is_set():
         one()
     os._exit(0)  # TF's threads (the chief queue runner's) would otherwise hold the process
@@ -277,17 +286,19 @@ def sync_cluster(params: dict) -> dict:
             line = pt._read_line(p, 300).strip()
             if line != "READY":
                 raise RuntimeError(f"TF child {p.args[2:4]} said {line!r}, not READY")
+        ps_cpu0 = proc_cpu_seconds(ps.pid)
         for p in workers:
             p.stdin.write("GO\n")
             p.stdin.flush()
         per = [json.loads(pt._read_line(p, 120 + 4 * duration)) for p in workers]
+        ps_cpu = proc_cpu_seconds(ps.pid) - ps_cpu0
         for p in workers:
             p.stdin.write("STOP\n")
             p.stdin.flush()
     finally:
         children.kill_all()
     return {"name": "sync_cluster", "tf_version": _tf().__version__, "params": params,
-            "workers": per}
+            "workers": per, "ps_cpu_seconds": ps_cpu}
 
 
 BENCHMARKS = {"sync_step": sync_step, "queue_throughput": queue_throughput,
