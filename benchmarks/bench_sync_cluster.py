@@ -12,7 +12,8 @@ wrapped in SyncReplicasOptimizer(k = replicas_to_aggregate, n = total_num_replic
 
 Ours: ``af.LocalCluster(ps=1)`` (the PS a daemon process) and n worker processes, each hosting
 its worker task in-process (``af.Server``, as TF's worker processes do) and stepping its
-replica with the optimizer's hook (``hook.run``: the train step, and ``sync_op`` when it led).
+replica with the optimizer's hook (``hook.run``), the leader's aggregation folded into its
+train step (``fold_sync=True``: one PS holds every variable).
 TensorFlow's: ``peer_tf_coord.py sync_cluster``: a ``tf.distribute.Server`` per task (gRPC on
 127.0.0.1, ``peer_tf.py``'s PS task and process machinery), the chief (task 0) running the
 chief queue runner and the init tokens, as TF requires.
@@ -72,7 +73,8 @@ def _worker(params: dict[str, Any]) -> int:
         y = af.placeholder(af.int64, (None,))
         loss = af.reduce_mean(af.nn.sparse_softmax_cross_entropy_with_logits(
             labels=y, logits=af.matmul(x, w) + b))
-        opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.1), k, n)
+        opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.1), k, n,
+                                             fold_sync=not params.get("no_fold"))
         train = opt.minimize(loss, global_step=step)
         hook = opt.make_session_run_hook(is_chief=task == 0)
         init = af.global_variables_initializer()

@@ -475,7 +475,8 @@ def test_a_folded_leader_aggregates_inside_its_own_train_step() -> None:
     GradientDescent step on the mean of the k gradients."""
     w = af.Variable(np.ones(3, np.float32))
     step = af.train.get_or_create_global_step()
-    opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.5), 2, 2)
+    opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.5), 2, 2,
+                                         fold_sync=True)
     towers = []
     for scale in (1.0, 3.0):  # d(scale * sum(w)) / dw = scale
         op = opt.minimize(af.reduce_sum(w) * scale, global_step=step)
@@ -507,7 +508,7 @@ def test_fold_sync_true_needs_one_device_and_says_so() -> None:
         opt.minimize(af.reduce_sum(w), global_step=step)
     auto = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.5), 2, 2)
     auto.minimize(af.reduce_sum(w), global_step=step)
-    assert not auto._fold  # two devices: the leader's hook runs sync_op
+    assert not auto._fold  # the default: the leader's hook runs sync_op
 
 
 def test_a_fed_gradient_placeholder_is_aggregated() -> None:
