@@ -15,7 +15,9 @@ the ratio of the medians: single figures on a shared, loaded machine swing 2-5x.
 * ``sync_step``: 2 replicas, k=2, no injected delay: seconds per global step, ours vs TF's
   SyncReplicasOptimizer with the same model and shape (``peer_tf_coord.py``; bar <= 0.7x),
   and the process's CPU seconds per global step (steady under load, where wall time is
-  mostly the share of the CPUs a process gets). ``sync_async`` (opt-in, with sync_step):
+  mostly the share of the CPUs a process gets). This is one process, one Session, replica
+  threads (TF's in-graph use); ``bench_sync_cluster.py`` measures the between-graph shape
+  (1 PS and 2-3 worker processes). ``sync_async`` (opt-in, with sync_step):
   ours again with the replicas as trio tasks of an async Session (`SyncReplicasHook.arun`).
 * ``queue``: one producer thread and one consumer thread moving scalar float32 tensors
   through a FIFOQueue of capacity 100 in one Session: elements/s (bar: >= TF's).

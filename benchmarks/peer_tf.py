@@ -635,11 +635,14 @@ class _Children:
         self.procs: list[subprocess.Popen[str]] = []
         atexit.register(self.kill_all)
 
-    def spawn(self, args: list[str], **kw: Any) -> subprocess.Popen[str]:
+    def spawn(
+        self, args: list[str], script: Path | None = None, **kw: Any
+    ) -> subprocess.Popen[str]:
+        """Run ``script`` (default: this file) with ``args`` in this interpreter."""
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), *args],
+            [sys.executable, str(script or Path(__file__).resolve()), *args],
             text=True,
             env=env,
             preexec_fn=_die_with_parent,

@@ -14,6 +14,9 @@ Benchmarks (``NAME``):
   thread dequeuing them through a FIFOQueue of capacity 100 in one Session; elements/s.
 * ``queue_two_sessions``: the same through two Sessions (producer, consumer) of one
   in-process server, the queue shared by name.
+* ``sync_cluster``: the cluster shape SyncReplicasOptimizer is for: 1 PS process and
+  `replicas` worker processes (between-graph, each its own client and `tf.distribute.Server`,
+  gRPC on 127.0.0.1; peer_tf.py's process machinery), global steps per second per worker.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -162,8 +167,142 @@ def queue_two_sessions(params: dict) -> dict:
             "elements_per_s": n / dt, "cpu_seconds_per_element": cpu / n}
 
 
+# ---- between-graph replication: 1 PS process and n worker processes (issue 15, session 8)
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc; stdlib only, so the
+    main environment's bench_sync_cluster imports it too)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peer_tf() -> Any:
+    """``benchmarks/peer_tf.py``: its process machinery (`_Children`, ports, the PS task)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks import peer_tf
+
+    return peer_tf
+
+
+def _sync_worker(params: dict) -> None:
+    """Child: one worker task (its `tf.distribute.Server` in this process) running TF's
+    SyncReplicasOptimizer between-graph (`replica_device_setter`, variables on the PS).
+    The chief (task 0) initialises the variables, runs `chief_init_op`, starts the chief
+    queue runner and puts the init tokens in, all before READY, as TF requires. On GO: the
+    local step's init (non-chief), `warmup` steps, then train steps for `duration` s with
+    the global step read at the start and the end; one JSON line; then it keeps stepping (so
+    the others' windows finish) until STOP."""
+    pt = _peer_tf()
+    pt._import_tf("v1")
+    tf, v1 = pt.tf, pt.v1
+    task, n, k = int(params["task"]), int(params["replicas"]), int(params["aggregate"])
+    chief = task == 0
+    cluster = v1.train.ClusterSpec(params["cluster"])
+    inter, intra = (0, 0) if params.get("threads") == "default" else (2, 1)
+    server = tf.distribute.Server(cluster, job_name="worker", task_index=task, start=True,
+                                  config=pt.session_config(inter_op=inter, intra_op=intra))
+    np = __import__("numpy")
+    rng = np.random.default_rng(task)
+    data_x = rng.random((512, 64)).astype("float32")
+    data_y = rng.integers(0, 10, 512).astype("int64")
+    g = v1.Graph()
+    setter = v1.train.replica_device_setter(cluster=cluster,
+                                            worker_device=f"/job:worker/task:{task}")
+    with g.as_default(), v1.device(setter):
+        w = v1.get_variable("w", initializer=tf.zeros((64, 10)))
+        b = v1.get_variable("b", initializer=tf.zeros((10,)))
+        step = v1.train.get_or_create_global_step()
+        x = v1.placeholder(tf.float32, (None, 64))
+        y = v1.placeholder(tf.int64, (None,))
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=tf.matmul(x, w) + b))
+        opt = v1.train.SyncReplicasOptimizer(v1.train.GradientDescentOptimizer(0.1), k, n)
+        train = opt.minimize(loss, global_step=step)
+        init = v1.global_variables_initializer()
+        if chief:
+            chief_qr = opt.get_chief_queue_runner()
+            tokens = opt.get_init_tokens_op()
+    cfg = pt.session_config(inter_op=inter, intra_op=intra,
+                            device_filters=["/job:ps", f"/job:worker/task:{task}"])
+    sess = v1.Session(server.target, graph=g, config=cfg)
+    if chief:
+        sess.run(init)
+        sess.run(opt.chief_init_op)
+        sess.run(opt.local_step_init_op)
+        coord = v1.train.Coordinator()
+        chief_qr.create_threads(sess, coord=coord, daemon=True, start=True)
+        sess.run(tokens)
+    print("READY", flush=True)
+    if sys.stdin.readline().strip() != "GO":
+        os._exit(0)
+    if not chief:
+        sess.run(opt.local_step_init_op)
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+
+    def one() -> None:
+        idx = rng.integers(0, 512, 32)
+        sess.run(train, {x: data_x[idx], y: data_y[idx]})
+
+    for _ in range(int(params["warmup"])):
+        one()
+    s0, t0, c0 = int(sess.run(step)), time.perf_counter(), time.process_time()
+    deadline = t0 + float(params["duration"])
+    local = 0
+    while time.perf_counter() < deadline:
+        one()
+        local += 1
+    s1, t1, c1 = int(sess.run(step)), time.perf_counter(), time.process_time()
+    print(json.dumps({"task": task, "global_steps": s1 - s0, "seconds": t1 - t0,
+                      "cpu_seconds": c1 - c0, "local_steps": local, "step_end": s1}),
+          flush=True)
+    while not stop.is_set():
+        one()
+    os._exit(0)  # TF's threads (the chief queue runner's) would otherwise hold the process
+
+
+def sync_cluster(params: dict) -> dict:
+    """TF's SyncReplicasOptimizer between-graph: 1 PS process and `replicas` worker processes
+    on 127.0.0.1 (gRPC), `aggregate` gradients per global step; global steps per second seen
+    by each worker over its window (the driver's figure: their median)."""
+    pt = _peer_tf()
+    n, k = int(params.get("replicas", 2)), int(params.get("aggregate", 2))
+    duration, warmup = float(params.get("duration", 3.0)), int(params.get("warmup", 10))
+    threads = params.get("threads", "pinned")
+    children = pt._Children()
+    try:
+        ports = pt._free_ports(1 + n)
+        cluster = pt._null_cluster(ports[:1], ports[1:])
+        ps = children.spawn(["_ps_task", "--params", json.dumps(
+            {"cluster": cluster, "task": 0, "threads": threads})], stdout=subprocess.PIPE)
+        common = {"cluster": cluster, "replicas": n, "aggregate": k, "duration": duration,
+                  "warmup": warmup, "threads": threads}
+        workers = [children.spawn(["_sync_worker", "--params", json.dumps({**common, "task": i})],
+                                  script=Path(__file__).resolve(), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE) for i in range(n)]
+        for p in [ps, *workers]:
+            line = pt._read_line(p, 300).strip()
+            if line != "READY":
+                raise RuntimeError(f"TF child {p.args[2:4]} said {line!r}, not READY")
+        ps_cpu0 = proc_cpu_seconds(ps.pid)
+        for p in workers:
+            p.stdin.write("GO\n")
+            p.stdin.flush()
+        per = [json.loads(pt._read_line(p, 120 + 4 * duration)) for p in workers]
+        ps_cpu = proc_cpu_seconds(ps.pid) - ps_cpu0
+        for p in workers:
+            p.stdin.write("STOP\n")
+            p.stdin.flush()
+    finally:
+        children.kill_all()
+    return {"name": "sync_cluster", "tf_version": _tf().__version__, "params": params,
+            "workers": per, "ps_cpu_seconds": ps_cpu}
+
+
 BENCHMARKS = {"sync_step": sync_step, "queue_throughput": queue_throughput,
-              "queue_two_sessions": queue_two_sessions}
+              "queue_two_sessions": queue_two_sessions, "sync_cluster": sync_cluster}
 
 
 def serve() -> None:
@@ -184,10 +323,12 @@ def serve() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("name", choices=[*BENCHMARKS, "serve"])
+    ap.add_argument("name", choices=[*BENCHMARKS, "serve", "_sync_worker"])
     ap.add_argument("--params", default="{}")
     a = ap.parse_args()
-    if a.name == "serve":
+    if a.name == "_sync_worker":
+        _sync_worker(json.loads(a.params))
+    elif a.name == "serve":
         serve()
     else:
         out = BENCHMARKS[a.name](json.loads(a.params))

@@ -243,7 +243,7 @@ def test_a_leader_that_dies_before_its_sync_is_reported_not_a_silent_stall() -> 
     w = af.Variable(np.zeros((64, 10), np.float32))
     step = af.train.get_or_create_global_step()
     opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.1), 2, 3,
-                                         leader_timeout_secs=0.2)
+                                         leader_timeout_secs=0.2, fold_sync=False)
     towers = []
     for _ in range(3):
         x = af.placeholder(af.float32, (None, 64))
@@ -467,3 +467,62 @@ def test_a_closed_gate_fails_a_step_waiting_on_it_twice() -> None:
             s.run(other.wait_for(np.int64(9)), options=af.RunOptions(timeout_in_ms=100))
         assert res.lookup("", "other").waits() == []
         assert s.run(other.release()) == 1  # and the session goes on
+
+
+def test_a_folded_leader_aggregates_inside_its_own_train_step() -> None:
+    """Every variable and the global step on one device: the k-th replica's train op itself
+    takes the averages, updates and releases (no sync_op run), and the update is exactly one
+    GradientDescent step on the mean of the k gradients."""
+    w = af.Variable(np.ones(3, np.float32))
+    step = af.train.get_or_create_global_step()
+    opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.5), 2, 2,
+                                         fold_sync=True)
+    towers = []
+    for scale in (1.0, 3.0):  # d(scale * sum(w)) / dw = scale
+        op = opt.minimize(af.reduce_sum(w) * scale, global_step=step)
+        towers.append((op, opt.role_of(op)))
+    assert opt._fold
+    with af.Session() as s:
+        s.run([af.global_variables_initializer(), af.local_variables_initializer()])
+        opt.make_session_run_hook(True, train_op=towers[0][0]).after_create_session(s)
+        roles: dict[int, int] = {}
+        ts = [threading.Thread(target=lambda i=i: roles.__setitem__(  # type: ignore[misc]
+            i, int(s.run(list(towers[i]))[1])), daemon=True) for i in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        assert sorted(roles.values()) == [1, 2]  # a contributor and the leader
+        assert int(s.run(step)) == 1
+        np.testing.assert_allclose(s.run(w), 1.0 - 0.5 * (1.0 + 3.0) / 2)
+
+
+def test_fold_sync_true_needs_one_device_and_says_so() -> None:
+    with af.device("/cpu:0"):
+        w = af.Variable(np.zeros(3, np.float32))
+    with af.device("/cpu:1"):
+        step = af.train.get_or_create_global_step()
+    opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.5), 2, 2,
+                                         fold_sync=True)
+    with pytest.raises(af.errors.InvalidArgumentError, match=r"fold_sync=True\) needs every"):
+        opt.minimize(af.reduce_sum(w), global_step=step)
+    auto = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.5), 2, 2)
+    auto.minimize(af.reduce_sum(w), global_step=step)
+    assert not auto._fold  # the default: the leader's hook runs sync_op
+
+
+def test_a_fed_gradient_placeholder_is_aggregated() -> None:
+    """Gradients fed by the caller (placeholders) go through the gate like computed ones."""
+    w = af.Variable(np.zeros(2, np.float32))
+    step = af.train.get_or_create_global_step()
+    grad = af.placeholder(af.float32, (2,))
+    opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(1.0), 1, 1)
+    train = opt.apply_gradients([(grad, w)], global_step=step)
+    hook = opt.make_session_run_hook(True)
+    with af.Session() as s:
+        s.run([af.global_variables_initializer(), af.local_variables_initializer()])
+        hook.after_create_session(s)
+        for g in ([1.0, 2.0], [3.0, -1.0]):
+            hook.run(s, train, {grad: np.array(g, np.float32)})
+        np.testing.assert_allclose(s.run(w), [-4.0, -1.0])
+        assert int(s.run(step)) == 2

@@ -18,12 +18,22 @@ A replica's `train_op` (one `Session.run`):
   4. waits at the gate (asynchronously, bounded by the step's deadline) until the step has
      moved past `local_step`; the leader does not wait, a stale replica catches up at once;
   5. sets `local_step` to the step it computes next.
-The leader then runs `sync_op` (the hook does it, right after the train step, in the same
-process): take_grad(k) on every accumulator, and only when every shard's average is in, the
-wrapped optimizer's update on every shard and the global step's increment, and only then
-`release`, which advances the gate's step and wakes the waiting replicas. The update of a
-step is thus applied on every PS shard before the step moves on, and a failed update leaves
-the step where it was (every replica then fails within its deadline, none moves on).
+The leader's aggregation: take_grad(k) on every accumulator, and only when every shard's
+average is in, the wrapped optimizer's update on every shard and the global step's increment,
+and only then `release`, which advances the gate's step and wakes the waiting replicas. The
+update of a step is thus applied on every PS shard before the step moves on, and a failed
+update leaves the step where it was (every replica then fails within its deadline, none moves
+on). Where it runs (`fold_sync`):
+- *folded* (`fold_sync=True`, opt-in; it needs every variable and the global step on one
+  device, and no `variable_averages`): inside the leader's own train step, between its
+  applies and its wait, under an `af.cond` on its role placed whole on the gate's device.
+  A global step then costs no second `Session.run` (for a between-graph replica, a round
+  trip from its client to the PS); the hook only counts the steps it led;
+- otherwise (the default) as `sync_op`, which the hook runs right after the leader's train
+  step, in the same process (a cond cannot span PS shards: its resource switches are
+  colocated). Not the default yet: folded, models/rules_cluster.py's sync rule fails
+  placement (a member of the cond's colocation group asks for a worker device; cause not
+  yet diagnosed), so folding stays opt-in until that is understood.
 
 Guarantees (each tested in tests/test_sync_replicas*.py):
 - a replica that dies holds nothing (release is a broadcast, not a consumed token): the others
@@ -36,10 +46,11 @@ Guarantees (each tested in tests/test_sync_replicas*.py):
 - `variable_averages` (an ExponentialMovingAverage) with `variables_to_average` (default:
   the variables this optimizer updates): the leader's `sync_op` applies the averages after
   each aggregated update and before the release, as TF1's chief does after each step.
-Known limit: a leader that dies between its train step and its `sync_op` (a window of one
-`Session.run` call) stalls that step: the waiting replicas fail within their step deadline,
-and once `leader_timeout_secs` have passed every arrival fails with AbortedError naming the
-cause (restart from a checkpoint); the step is never half-applied.
+Known limit: a leader that dies between its train step and its `sync_op` (unfolded: a window
+of one `Session.run` call; folded: a step aborted inside the aggregation) stalls that step:
+the waiting replicas fail within their step deadline, and once `leader_timeout_secs` have
+passed every arrival fails with AbortedError naming the cause (restart from a checkpoint);
+the step is never half-applied.
 
     opt = af.train.SyncReplicasOptimizer(af.train.GradientDescentOptimizer(0.1),
                                          replicas_to_aggregate=2, total_num_replicas=3)
@@ -97,7 +108,8 @@ class SyncReplicasOptimizer(Optimizer):
     def __init__(self, opt: Optimizer, replicas_to_aggregate: int,
                  total_num_replicas: int | None = None, variable_averages: Any = None,
                  variables_to_average: Any = None, use_locking: bool = False,
-                 name: str = "sync_replicas", leader_timeout_secs: float = 60.0):
+                 name: str = "sync_replicas", leader_timeout_secs: float = 60.0,
+                 fold_sync: bool | None = None):
         super().__init__(use_locking, name)
         if total_num_replicas is None:
             total_num_replicas = replicas_to_aggregate
@@ -118,6 +130,8 @@ class SyncReplicasOptimizer(Optimizer):
         self._k = int(replicas_to_aggregate)
         self._n = int(total_num_replicas)
         self._leader_timeout = float(leader_timeout_secs)
+        self._fold_request = fold_sync
+        self._fold = False  # decided when the shared part is built (`_can_fold`)
         self._uname: str | None = None
         self._gate: SyncGate | None = None
         self._accumulators: list[Any] = []
@@ -163,13 +177,15 @@ class SyncReplicasOptimizer(Optimizer):
             local_init = state_ops.assign(local_step, global_step).op
             self.local_step_init_op = local_init if self.local_step_init_op is None else \
                 core_ops.group(self.local_step_init_op, local_init)
-            # (identities: a control edge straight from a fed placeholder would keep the
-            # placeholder node in the pruned step)
-            grads = [core_ops.identity(t) for gr, _ in pairs
+            # (an identity only for a fed placeholder: a control edge straight from it would
+            # keep the placeholder node in the pruned step; every other node is one more
+            # node of every replica step)
+            grads = [core_ops.identity(t) if t.op.type == "Placeholder" else t
+                     for gr, _ in pairs
                      for t in ((gr.values, gr.indices) if isinstance(gr, IndexedSlices)
                                else (gr,))]
             with control_dependencies(grads):
-                step_now = core_ops.identity(local_step.read_value())
+                step_now = local_step.read_value()  # a fresh read, after the gradients
             role, apply_step = gate.arrive(step_now)
             applies = []
             for (gr, v), acc in zip(pairs, self._accumulators, strict=True):
@@ -181,6 +197,9 @@ class SyncReplicasOptimizer(Optimizer):
                                                       local_step=apply_step))
                     else:
                         applies.append(acc.apply_grad(gr, local_step=apply_step))
+            if self._fold:  # the leader aggregates inside its own train step
+                with control_dependencies(applies):
+                    applies = [self._folded_sync(role)]
             with control_dependencies(applies):
                 nxt = gate.wait(step_now, role)
             with colocate_with(local_step.op):
@@ -192,9 +211,69 @@ class SyncReplicasOptimizer(Optimizer):
             ops.append(train_op)
         return train_op
 
+    def _can_fold(self, pairs: list, global_step: Any) -> bool:
+        """Fold the leader's aggregation into its train step (`fold_sync=True`, opt-in): it
+        needs every variable and the global step on one device (the cond that gates the
+        aggregation is then placed there whole) and no `variable_averages`."""
+        devices = {v.device for _, v in pairs} | {global_step.device}
+        can = len(devices) == 1 and self._variable_averages is None
+        if self._fold_request and not can:
+            raise InvalidArgumentError(
+                f"SyncReplicasOptimizer(fold_sync=True) needs every variable and the global "
+                f"step on one device and no variable_averages; got devices {sorted(devices)}"
+                f"{' and variable_averages' if self._variable_averages is not None else ''}: "
+                f"pass fold_sync=False")
+        return bool(self._fold_request)  # opt-in: see the module docstring's known limit
+
+    def _aggregate(self) -> Operation:
+        """The leader's aggregation (`sync_op`'s body): take_grad(k) on every accumulator,
+        every update only once every average is in, then the release."""
+        pairs, k = self._vars, self._k
+        takes: list[Any] = []
+        for (gr, v), acc in zip(pairs, self._accumulators, strict=True):
+            with colocate_with(v.op):
+                takes.append(acc.take_indexed_slices_grad(k) if isinstance(gr, IndexedSlices)
+                             else acc.take_grad(k))
+        flat = [t for x in takes for t in ((x.values, x.indices) if isinstance(
+            x, IndexedSlices) else (x,))]
+        with control_dependencies(flat):
+            gated = []
+            for x in takes:
+                if isinstance(x, IndexedSlices):
+                    gated.append(IndexedSlices(core_ops.identity(x.values),
+                                               core_ops.identity(x.indices), x.dense_shape))
+                else:
+                    gated.append(core_ops.identity(x))
+        update = self._opt.apply_gradients(
+            [(t, v) for t, (_, v) in zip(gated, pairs, strict=True)],
+            global_step=self._global_step)
+        if self._variable_averages is not None:
+            # TF1's order: the moving averages follow each aggregated update (here before
+            # the release, so no replica starts the next step before they are in)
+            avg = self._variables_to_average
+            with control_dependencies([update]), name_scope(None):
+                update = self._variable_averages.apply(
+                    avg if avg is not None else [v for _, v in pairs])
+        with control_dependencies([update]):
+            return self._gate.release().op  # type: ignore[union-attr]
+
+    def _folded_sync(self, role: Tensor) -> Operation:
+        """`_aggregate` under a cond on this replica's role: run by the leader's own train
+        step on the PS, so a global step costs no second Session.run (a round trip to the PS
+        from the leader's client) between the k-th gradient and the release."""
+        from actorflow.ops import control_flow_ops, math_ops
+
+        with name_scope(None), control_dependencies(None):
+            self._opt._create_slots([v for _, v in self._vars])  # outside the cond
+        with colocate_with(role.op):  # on the gate's device, as every op of the cond
+            out = control_flow_ops.cond(math_ops.equal(role, LEADER), self._aggregate,
+                                        core_ops.no_op, name="leader_sync")
+        return out if isinstance(out, Operation) else out.op
+
     def _build_shared(self, pairs: list, global_step: Any) -> None:
         self._vars = pairs
         self._global_step = global_step
+        self._fold = self._can_fold(pairs, global_step)
         with name_scope(self._uname):
             for gr, v in pairs:
                 shared = f"{self._uname}/{v.op.name}/grad_accum"
@@ -209,36 +288,8 @@ class SyncReplicasOptimizer(Optimizer):
                 self._gate = SyncGate(self._k, self._n, shared_name=f"{self._uname}/sync_gate",
                                       leader_timeout=self._leader_timeout)
                 gstep = global_step.read_value()
-            # the leader's aggregation: every average first, then every update, then release
-            takes: list[Any] = []
-            for (gr, v), acc in zip(pairs, self._accumulators, strict=True):
-                with colocate_with(v.op):
-                    if isinstance(gr, IndexedSlices):
-                        takes.append(acc.take_indexed_slices_grad(self._k))
-                    else:
-                        takes.append(acc.take_grad(self._k))
-            flat = [t for x in takes for t in ((x.values, x.indices) if isinstance(
-                x, IndexedSlices) else (x,))]
-            with control_dependencies(flat):
-                gated = []
-                for x in takes:
-                    if isinstance(x, IndexedSlices):
-                        gated.append(IndexedSlices(core_ops.identity(x.values),
-                                                   core_ops.identity(x.indices), x.dense_shape))
-                    else:
-                        gated.append(core_ops.identity(x))
-            update = self._opt.apply_gradients(
-                [(t, v) for t, (_, v) in zip(gated, pairs, strict=True)],
-                global_step=global_step)
-            if self._variable_averages is not None:
-                # TF1's order: the moving averages follow each aggregated update (here before
-                # the release, so no replica starts the next step before they are in)
-                avg = self._variables_to_average
-                with control_dependencies([update]), name_scope(None):
-                    update = self._variable_averages.apply(
-                        avg if avg is not None else [v for _, v in pairs])
-            with control_dependencies([update]):
-                self.sync_op = self._gate.release().op
+            # the leader's aggregation as its own op (run by the hook unless folded)
+            self.sync_op = self._aggregate()
             self.chief_init_op = core_ops.group(
                 *[acc.set_global_step(gstep) for acc in self._accumulators],
                 self._gate.set_step(gstep), name="chief_init")
@@ -317,7 +368,8 @@ class SyncReplicasHook:
     def after_run(self, run_context: Any, run_values: Any) -> None:
         if int(run_values.results) == LEADER:
             self.leaders += 1
-            run_context.session.run(self._opt.sync_op)
+            if not self._opt._fold:
+                run_context.session.run(self._opt.sync_op)
 
     def end(self, session: Any) -> None:
         try:
@@ -331,7 +383,8 @@ class SyncReplicasHook:
         out, role = session.run([fetches, self._role], feed_dict)
         if int(role) == LEADER:
             self.leaders += 1
-            session.run(self._opt.sync_op)
+            if not self._opt._fold:
+                session.run(self._opt.sync_op)
         return out
 
     # -- the same on an async session (``async with af.Session() as s``): replicas as trio
@@ -345,7 +398,8 @@ class SyncReplicasHook:
         out, role = await session.run([fetches, self._role], feed_dict)
         if int(role) == LEADER:
             self.leaders += 1
-            await session.run(self._opt.sync_op)
+            if not self._opt._fold:
+                await session.run(self._opt.sync_op)
         return out
 
     async def aend(self, session: Any) -> None:
