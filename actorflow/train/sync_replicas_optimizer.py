@@ -24,16 +24,16 @@ and only then `release`, which advances the gate's step and wakes the waiting re
 update of a step is thus applied on every PS shard before the step moves on, and a failed
 update leaves the step where it was (every replica then fails within its deadline, none moves
 on). Where it runs (`fold_sync`):
-- *folded* (`fold_sync=True`, opt-in; it needs every variable and the global step on one
-  device, and no `variable_averages`): inside the leader's own train step, between its
-  applies and its wait, under an `af.cond` on its role placed whole on the gate's device.
-  A global step then costs no second `Session.run` (for a between-graph replica, a round
-  trip from its client to the PS); the hook only counts the steps it led;
-- otherwise (the default) as `sync_op`, which the hook runs right after the leader's train
-  step, in the same process (a cond cannot span PS shards: its resource switches are
-  colocated). Not the default yet: folded, models/rules_cluster.py's sync rule fails
-  placement (a member of the cond's colocation group asks for a worker device; cause not
-  yet diagnosed), so folding stays opt-in until that is understood.
+- *folded* (the default, `fold_sync=None`, wherever every variable and the global step are
+  on one device and there are no `variable_averages`; `fold_sync=True` insists, False
+  refuses): inside the leader's own train step, between its applies and its wait, under an
+  `af.cond` on its role placed whole on the gate's device (built outside the caller's device
+  scope: a replica_device_setter would otherwise ask for the worker for ops that their
+  resource inputs pin to the PS). A global step then costs no second `Session.run` (for a
+  between-graph replica, a round trip from its client to the PS); the hook only counts the
+  steps it led;
+- otherwise as `sync_op`, which the hook runs right after the leader's train step, in the
+  same process (a cond cannot span PS shards: its resource switches are colocated).
 
 Guarantees (each tested in tests/test_sync_replicas*.py):
 - a replica that dies holds nothing (release is a broadcast, not a consumed token): the others
@@ -77,6 +77,7 @@ from actorflow.graph import (
     Tensor,
     colocate_with,
     control_dependencies,
+    device,
     get_default_graph,
     name_scope,
 )
@@ -212,9 +213,10 @@ class SyncReplicasOptimizer(Optimizer):
         return train_op
 
     def _can_fold(self, pairs: list, global_step: Any) -> bool:
-        """Fold the leader's aggregation into its train step (`fold_sync=True`, opt-in): it
-        needs every variable and the global step on one device (the cond that gates the
-        aggregation is then placed there whole) and no `variable_averages`."""
+        """Fold the leader's aggregation into its train step (by default where it can;
+        `fold_sync=True` insists, False refuses): it needs every variable and the global step
+        on one device (the cond that gates the aggregation is then placed there whole) and
+        no `variable_averages`."""
         devices = {v.device for _, v in pairs} | {global_step.device}
         can = len(devices) == 1 and self._variable_averages is None
         if self._fold_request and not can:
@@ -223,7 +225,7 @@ class SyncReplicasOptimizer(Optimizer):
                 f"step on one device and no variable_averages; got devices {sorted(devices)}"
                 f"{' and variable_averages' if self._variable_averages is not None else ''}: "
                 f"pass fold_sync=False")
-        return bool(self._fold_request)  # opt-in: see the module docstring's known limit
+        return can if self._fold_request is None else bool(self._fold_request)
 
     def _aggregate(self) -> Operation:
         """The leader's aggregation (`sync_op`'s body): take_grad(k) on every accumulator,
@@ -265,7 +267,10 @@ class SyncReplicasOptimizer(Optimizer):
 
         with name_scope(None), control_dependencies(None):
             self._opt._create_slots([v for _, v in self._vars])  # outside the cond
-        with colocate_with(role.op):  # on the gate's device, as every op of the cond
+        # on the gate's device, as every op of the cond: the caller's device scope (a
+        # replica_device_setter's worker) cleared, or the cond's ops would ask for the worker
+        # while their resource inputs pin them to the PS
+        with device(None), colocate_with(role.op):
             out = control_flow_ops.cond(math_ops.equal(role, LEADER), self._aggregate,
                                         core_ops.no_op, name="leader_sync")
         return out if isinstance(out, Operation) else out.op
