@@ -116,10 +116,7 @@ def test_restore_of_corrupt_checkpoint_raises_data_loss(tmp_path: Path) -> None:
             s.run(af.global_variables_initializer())
             vs["w"].load(np.full((3, 2), 5, np.float32), s)
             p = saver.save(s, str(tmp_path / "m"))
-            data = Path(p + ".data-00000-of-00001")
-            raw = bytearray(data.read_bytes())
-            raw[2] ^= 0xFF
-            data.write_bytes(bytes(raw))
+            _flip(p, 2)
             vs["w"].load(np.full((3, 2), 6, np.float32), s)
             with pytest.raises(DataLossError, match="checksum mismatch for tensor"):
                 saver.restore(s, p)
@@ -135,9 +132,24 @@ def test_restore_of_corrupt_checkpoint_raises_data_loss(tmp_path: Path) -> None:
             np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 6, np.float32))
 
 
-def test_restore_in_place_is_all_or_nothing(tmp_path: Path) -> None:
-    """A bad last tensor: the ones before it, which an in-place restore would have written
-    first, keep their values; a sound checkpoint then restores every variable in place."""
+def _flip(prefix: str, at: int) -> None:
+    """Flip the bits of one byte of a checkpoint's (only) data file."""
+    data = Path(prefix + ".data-00000-of-00001")
+    raw = bytearray(data.read_bytes())
+    raw[at] ^= 0xFF
+    data.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_restore_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   in_place: bool) -> None:
+    """A bad last tensor ('w'): the ones before it, which a restore would have written
+    first, keep their values, whether the variables are read in place or (over
+    IN_PLACE_MAX_BYTES, here: all) into new buffers verified then adopted; a sound
+    checkpoint then restores every variable."""
+    if not in_place:
+        import devices.kernels.io as io_kernels
+        monkeypatch.setattr(io_kernels, "IN_PLACE_MAX_BYTES", 0)
     g = af.Graph()
     vs = _model(g)
     with g.as_default():
@@ -148,15 +160,15 @@ def test_restore_in_place_is_all_or_nothing(tmp_path: Path) -> None:
             vs["step"].load(7, s)
             good = saver.save(s, str(tmp_path / "good"))
             bad = saver.save(s, str(tmp_path / "bad"))
-            data = Path(bad + ".data-00000-of-00001")
-            raw = bytearray(data.read_bytes())
-            raw[-3] ^= 0xFF  # the last tensor in the file: 'w'
-            data.write_bytes(bytes(raw))
+            vs["w"].load(np.zeros((3, 2), np.float32), s)
+            saver.restore(s, good)
+            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
+            _flip(bad, -3)  # the last tensor in the file: 'w'
             vs["step"].load(1, s)
             vs["w"].load(np.zeros((3, 2), np.float32), s)
             with pytest.raises(DataLossError, match="checksum mismatch for tensor 'w'"):
                 saver.restore(s, bad)
-            assert s.run(vs["step"]) == 1
+            assert s.run(vs["step"]) == 1  # read fine, but not written: nothing changed
             np.testing.assert_array_equal(s.run(vs["w"]), np.zeros((3, 2), np.float32))
             saver.restore(s, good)
             assert s.run(vs["step"]) == 7
@@ -255,33 +267,3 @@ def test_sharded_save_on_two_ps_restores_onto_one_and_three(tmp_path: Path) -> N
                 got = s.run(vs)
             for n, v in SHARDED_VALUES.items():
                 assert np.array_equal(got[n], v), (nps, n)
-
-
-def test_restore_into_new_buffers_is_all_or_nothing(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Variables over IN_PLACE_MAX_BYTES (here: all) are read into new buffers, verified,
-    then adopted: values restored, and a checksum error leaves every variable as it was."""
-    import devices.kernels.io as io_kernels
-
-    monkeypatch.setattr(io_kernels, "IN_PLACE_MAX_BYTES", 0)
-    g = af.Graph()
-    vs = _model(g)
-    with g.as_default():
-        saver = af.train.Saver()
-        with af.Session(graph=g) as s:
-            s.run(af.global_variables_initializer())
-            vs["w"].load(np.full((3, 2), 5, np.float32), s)
-            vs["step"].load(7, s)
-            p = saver.save(s, str(tmp_path / "m"))
-            vs["w"].load(np.zeros((3, 2), np.float32), s)
-            saver.restore(s, p)
-            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))
-            data = Path(p + ".data-00000-of-00001")
-            raw = bytearray(data.read_bytes())
-            raw[-3] ^= 0xFF  # the last tensor in the file: 'w'
-            data.write_bytes(bytes(raw))
-            vs["step"].load(1, s)
-            with pytest.raises(DataLossError, match="checksum mismatch for tensor 'w'"):
-                saver.restore(s, p)
-            assert s.run(vs["step"]) == 1  # read fine, but not adopted: nothing changed
-            np.testing.assert_array_equal(s.run(vs["w"]), np.full((3, 2), 5, np.float32))

@@ -20,6 +20,7 @@ A sparse gradient moves only its rows, each once with its duplicates summed (as 
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 from actorflow.graph import Operation, Tensor, control_dependencies
@@ -38,15 +39,16 @@ def _shrink(x: Tensor, by: Tensor) -> Tensor:
                              math_ops.maximum(math_ops.subtract(math_ops.abs(x), by), 0.0))
 
 
-class _RowwiseOptimizer(Optimizer):
+class _RowwiseOptimizer(Optimizer, abc.ABC):
     """An update written once as `_rows(var, w, g, slots) -> (w_new, slots_new)`, applied to
     the whole variable (dense) or to a sparse gradient's rows (gather, update, scatter)."""
 
     _slot_names: tuple[str, ...] = ()
 
+    @abc.abstractmethod
     def _rows(self, var: Variable, w: Tensor, g: Tensor, slots: list[Tensor]
               ) -> tuple[Tensor, list[Tensor]]:
-        raise NotImplementedError
+        """The new value of `w` (the variable, or its gathered rows) and of its slots."""
 
     def _apply_dense(self, grad: Tensor, var: Variable) -> Operation:
         slots = [self.get_slot(var, n) for n in self._slot_names]
