@@ -10,6 +10,8 @@ two differ: values, shape, dtype, or one side failing. Not a timed benchmark: a 
 needs TensorFlow (and tf-keras, for tf.layers and rnn_cell; benchmarks/setup_tf_env.sh
 installs both), kept beside the benchmarks that use the same side environment. Session 8:
 about 1,480 cases; the differences it found were fixed (RESULTS.md, "Session 8: op audit").
+Session 9 added `benchmarks/audit_more.py` (strings, sparse tensors, tf.metrics, scatters,
+more array/nn/image ops, casts, initializers, random ops: ~290 cases), run with these.
 """
 
 # The cases are one flat table: each lambda (and each `build`, F811) is called at once, inside
@@ -562,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
             tf.disable_v2_behavior()
         results: dict = {}
         cases(tf, results)
+        import audit_more  # beside this file (the script's directory is on sys.path)
+        audit_more.cases(tf, results)
         Path(args.out).write_text(json.dumps(results))
         return 0
     if not Path(args.tf_python).exists():
