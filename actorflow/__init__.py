@@ -347,3 +347,32 @@ from actorflow.record_readers import (  # noqa: E402
     TextLineReader,
     TFRecordReader,
 )
+
+# --- s9sparse: sparse and array ops ---
+# isort: split
+from actorflow.ops.segment_ops import (  # noqa: E402
+    sparse_segment_mean,
+    sparse_segment_mean_with_num_segments,
+    sparse_segment_sqrt_n,
+    sparse_segment_sqrt_n_with_num_segments,
+    sparse_segment_sum,
+    sparse_segment_sum_with_num_segments,
+)
+from actorflow.ops.sparse_ops import (  # noqa: E402
+    sparse_add,
+    sparse_concat,
+    sparse_fill_empty_rows,
+    sparse_maximum,
+    sparse_minimum,
+    sparse_reduce_max,
+    sparse_reduce_max_sparse,
+    sparse_reduce_sum_sparse,
+    sparse_reorder,
+    sparse_reshape,
+    sparse_retain,
+    sparse_slice,
+    sparse_softmax,
+    sparse_split,
+    sparse_to_indicator,
+    sparse_transpose,
+)

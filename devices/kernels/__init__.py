@@ -41,6 +41,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     scan_sort,
     segment,
     sendrecv,
+    sparse_ops,  # sparse-tensor index bookkeeping (session 9)
     state,
     strings,  # string ops (issue 13, session 7)
     structural,
