@@ -350,6 +350,21 @@ from actorflow.record_readers import (  # noqa: E402
 
 # --- s9sparse: sparse and array ops ---
 # isort: split
+from actorflow.ops.array_extra_ops import (  # noqa: E402
+    batch_scatter_update,
+    edit_distance,
+    histogram_fixed_width,
+    identity_n,
+    searchsorted,
+    tensor_scatter_add,
+    tensor_scatter_nd_add,
+    tensor_scatter_nd_sub,
+    tensor_scatter_nd_update,
+    tensor_scatter_sub,
+    tensor_scatter_update,
+    unique_with_counts,
+    unravel_index,
+)
 from actorflow.ops.segment_ops import (  # noqa: E402
     sparse_segment_mean,
     sparse_segment_mean_with_num_segments,
@@ -357,6 +372,16 @@ from actorflow.ops.segment_ops import (  # noqa: E402
     sparse_segment_sqrt_n_with_num_segments,
     sparse_segment_sum,
     sparse_segment_sum_with_num_segments,
+)
+from actorflow.ops.space_ops import (  # noqa: E402
+    batch_to_space,
+    batch_to_space_nd,
+    depth_to_space,
+    extract_image_patches,
+    matrix_set_diag,
+    space_to_batch,
+    space_to_batch_nd,
+    space_to_depth,
 )
 from actorflow.ops.sparse_ops import (  # noqa: E402
     sparse_add,

@@ -14,6 +14,7 @@ import warnings
 from devices.kernels import (  # noqa: F401  (imported to register their kernels)
     accumulator,  # accumulators (issue 15)
     array,
+    array_extra,  # searchsorted, histogram, unravel_index, ... (session 9)
     control_flow,
     conv,
     dataset,  # af.data iterators (issue 15)
