@@ -20,7 +20,15 @@ from typing import Any
 
 from actorflow.graph import Tensor, name_scope
 from actorflow.op_def import apply_op, constant_value, convert_to_tensor, define_op, no_gradient
-from actorflow.ops import array_ops, compare_ops, index_ops, join_ops, math_ops, partition_ops
+from actorflow.ops import (
+    array_ops,
+    compare_ops,
+    index_ops,
+    join_ops,
+    math_ops,
+    partition_ops,
+    reduction_ops,
+)
 from actorflow.ops.linalg_ops import gather_nd, scatter_nd
 from actorflow.ops.reduction_ops import unsorted_segment_sum
 from actorflow.sparse_tensor import SparseTensor
@@ -47,7 +55,7 @@ define_op("SparseFillEmptyRows", infer=lambda ins, a: [
 define_op("SparseUnion", infer=lambda ins, a: [
     (I64, ins[0]._shape and (None, ins[0]._shape[1])), (I64, (None,)), (I64, (None,))])
 define_op("SparseReduceGroups", infer=lambda ins, a: [(I64, (None, None)), (I64, (None,)),
-                                                      (I64, (None,))])
+                                                      (I64, (None,)), (I64, (None,))])
 for _t in ("SparseOrder", "SparseReshape", "SparseSliceKeep", "SparseFillEmptyRows",
            "SparseUnion", "SparseReduceGroups"):
     no_gradient(_t)
@@ -124,10 +132,11 @@ def sparse_fill_empty_rows(sp_input: Any, default_value: Any, name: str | None =
     sp = _sp(sp_input, "sparse_fill_empty_rows")
     with name_scope(name, "SparseFillEmptyRows"):
         idx, src, empty, _ = apply_op("SparseFillEmptyRows", [sp.indices, sp.dense_shape])
-        got = index_ops.gather(sp.values, math_ops.maximum(src, 0))
-        dflt = math_ops.add(array_ops.zeros_like(got),
-                            convert_to_tensor(default_value, dtype=sp.dtype))
-        vals = compare_ops.where(compare_ops.greater_equal(src, 0), got, dflt)
+        dflt = array_ops.reshape(convert_to_tensor(default_value, dtype=sp.dtype), [1])
+        ext = join_ops.concat([sp.values, dflt], 0)  # the default sits after the values
+        pos = compare_ops.where(compare_ops.greater_equal(src, 0), src, _nrows(sp.values)
+                                + array_ops.zeros_like(src))
+        vals = gather_nd(ext, array_ops.expand_dims(pos, 1))
         return SparseTensor(idx, vals, sp.dense_shape), empty
 
 
@@ -247,13 +256,15 @@ def _reduce(sp_input: Any, axis: Any, keepdims: Any, reduction_axes: Any, keep_d
     ax = axis if axis is not None else reduction_axes
     keep = bool(keepdims if keepdims is not None else keep_dims)
     with name_scope(name, what):
-        gidx, seg, gshape = _groups(sp, ax, keep)
+        gidx, seg, gshape, flat = _groups(sp, ax, keep)
         n = _nrows(gidx)
-        vals = unsorted_segment_max(sp.values, seg, n) if "max" in what \
+        vals = unsorted_segment_max(sp.values, seg, n) if "Max" in what \
             else unsorted_segment_sum(sp.values, seg, n)
         if sparse_out:
             return SparseTensor(gidx, vals, gshape)
-        return scatter_nd(gidx, vals, gshape)
+        size = array_ops.reshape(reduction_ops.reduce_prod(gshape), [1])  # rank 0 included
+        return array_ops.reshape(scatter_nd(array_ops.expand_dims(flat, 1), vals, size),
+                                 gshape)
 
 
 def sparse_reduce_max(sp_input: Any, axis: Any = None, keepdims: Any = None,
@@ -286,12 +297,13 @@ def sparse_softmax(sp_input: Any, name: str | None = None) -> SparseTensor:
     from actorflow.ops.segment_ops import unsorted_segment_max
     sp = _sp(sp_input, "sparse_softmax")
     with name_scope(name, "SparseSoftmax"):
-        gidx, seg, _ = _groups(sp, [-1], False)
+        gidx, seg, _, _ = _groups(sp, [-1], False)
         n = _nrows(gidx)
         top = stop_gradient(unsorted_segment_max(sp.values, seg, n))
-        e = math_ops.exp(math_ops.subtract(sp.values, index_ops.gather(top, seg)))
+        back = array_ops.expand_dims(seg, 1)  # GatherNd: a dense gradient to the sums
+        e = math_ops.exp(math_ops.subtract(sp.values, gather_nd(top, back)))
         tot = unsorted_segment_sum(e, seg, n)
-        return SparseTensor(sp.indices, math_ops.truediv(e, index_ops.gather(tot, seg)),
+        return SparseTensor(sp.indices, math_ops.truediv(e, gather_nd(tot, back)),
                             sp.dense_shape)
 
 

@@ -13,8 +13,9 @@ values with gather / segment sums, so their gradients are those ops' own.
   sorted (stable), each empty row given one entry at column 0 (src = -1 there).
 - SparseUnion(indices) -> (unique_indices, segment, count): the distinct index rows in
   row-major order, each entry's row among them, and each distinct row's multiplicity.
-- SparseReduceGroups(indices, shape, axes) -> (group_indices, segment, group_shape): the
-  entries grouped by their index with `axes` dropped (attr keep_dims sets them to 0).
+- SparseReduceGroups(indices, shape, axes) -> (group_indices, segment, group_shape, flat):
+  the entries grouped by their index with `axes` dropped (attr keep_dims sets them to 0);
+  flat is each group's row-major position in group_shape.
 """
 
 from __future__ import annotations
@@ -153,7 +154,12 @@ def _groups(k: KernelContext) -> Any:
         else:
             key, out_shape = idx[:, ~red], shape[~red]
         if key.shape[0] == 0:
-            return key.reshape(0, out_shape.size), np.zeros(0, I64), out_shape.astype(I64)
+            return (key.reshape(0, out_shape.size), np.zeros(0, I64), out_shape.astype(I64),
+                    np.zeros(0, I64))
+        if key.shape[1] == 0:  # every entry in the one group of a full reduction
+            return (np.zeros((1, 0), I64), np.zeros(key.shape[0], I64), out_shape.astype(I64),
+                    np.zeros(1, I64))
         uniq, seg = np.unique(key, axis=0, return_inverse=True)
-        return uniq.astype(I64), seg.reshape(-1).astype(I64), out_shape.astype(I64)
+        flat = np.ravel_multi_index(tuple(uniq.T), tuple(out_shape)).astype(I64)
+        return uniq.astype(I64), seg.reshape(-1).astype(I64), out_shape.astype(I64), flat
     return compute
