@@ -209,6 +209,9 @@ def test_bad_sparse_input_is_a_clear_error() -> None:
         run(af.sparse_fill_empty_rows(bad, 0.0)[1])
     with pytest.raises(InvalidArgumentError, match="cannot reshape"):
         run(af.sparse_reshape(af.SparseTensor([[0, 1]], [1.0], [2, 3]), [4, -1]).indices)
+    unsorted = af.sparse_segment_sum(af.ones([3, 2]), [0, 1, 2], [1, 0, 1])
+    with af.Session() as s, pytest.raises(InvalidArgumentError, match="not sorted: 1 is"):
+        s.run(unsorted)
     with pytest.raises(InvalidArgumentError, match="integer ids"):
         af.sparse_to_indicator(af.SparseTensor([[0, 0]], [1.0], [1, 1]), 3)
 

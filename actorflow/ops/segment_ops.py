@@ -16,7 +16,13 @@ from __future__ import annotations
 from typing import Any
 
 from actorflow.graph import Operation, Tensor, name_scope
-from actorflow.op_def import apply_op, convert_to_tensor, define_op, register_gradient
+from actorflow.op_def import (
+    apply_op,
+    convert_to_tensor,
+    define_op,
+    no_gradient,
+    register_gradient,
+)
 from actorflow.ops import array_ops, compare_ops, math_ops, reduction_ops
 from actorflow.ops.reduction_ops import _segment_infer, unsorted_segment_sum
 from actorflow.sparse_tensor import SparseTensor
@@ -29,6 +35,8 @@ __all__ = ["unsorted_segment_max", "unsorted_segment_min", "unsorted_segment_mea
            "sparse_segment_sqrt_n"]
 
 define_op("UnsortedSegmentMax", infer=_segment_infer)
+define_op("SortedSegmentIds", infer=lambda ins, attrs: [(ins[0].dtype, ins[0]._shape)])
+no_gradient("SortedSegmentIds")
 define_op("UnsortedSegmentMin", infer=_segment_infer)
 
 
@@ -176,7 +184,8 @@ def _sparse_segment(data: Any, indices: Any, segment_ids: Any, num_segments: Any
     with name_scope(name, "SparseSegment" + kind):
         d = convert_to_tensor(data)
         idx = convert_to_tensor(indices, preferred_dtype=dtypes.int32)
-        ids = convert_to_tensor(segment_ids, preferred_dtype=dtypes.int32)
+        ids = apply_op("SortedSegmentIds", [convert_to_tensor(segment_ids,
+                                                              preferred_dtype=dtypes.int32)])[0]
         n = _sorted_n(ids) if num_segments is None else compare_ops.cast(
             convert_to_tensor(num_segments, preferred_dtype=ids.dtype), ids.dtype)
         rows = gather_nd(d, array_ops.expand_dims(idx, -1))

@@ -16,6 +16,7 @@ values with gather / segment sums, so their gradients are those ops' own.
 - SparseReduceGroups(indices, shape, axes) -> (group_indices, segment, group_shape, flat):
   the entries grouped by their index with `axes` dropped (attr keep_dims sets them to 0);
   flat is each group's row-major position in group_shape.
+- SortedSegmentIds(ids) -> ids: checked non-decreasing and non-negative.
 """
 
 from __future__ import annotations
@@ -162,4 +163,22 @@ def _groups(k: KernelContext) -> Any:
         uniq, seg = np.unique(key, axis=0, return_inverse=True)
         flat = np.ravel_multi_index(tuple(uniq.T), tuple(out_shape)).astype(I64)
         return uniq.astype(I64), seg.reshape(-1).astype(I64), out_shape.astype(I64), flat
+    return compute
+
+
+@register_kernel("SortedSegmentIds", device_types=("CPU",))
+def _sorted_ids(k: KernelContext) -> Any:
+    """The segment ids passed through, once checked non-decreasing and non-negative (TF's
+    sorted segment ops require both)."""
+    def compute(ids: Any) -> tuple[Any]:
+        a = np.asarray(ids).reshape(-1)
+        if a.size and a[0] < 0:
+            raise InvalidArgumentError(f"'{k.name}': segment id {int(a[0])} is negative")
+        if a.size > 1 and np.any(np.diff(a) < 0):
+            at = int(np.argmax(np.diff(a) < 0))
+            raise InvalidArgumentError(
+                f"'{k.name}': segment ids are not sorted: {int(a[at])} is followed by "
+                f"{int(a[at + 1])} at position {at + 1}; sort them or use "
+                f"af.unsorted_segment_sum")
+        return (ids,)
     return compute
