@@ -185,6 +185,8 @@ def test_searchsorted_histogram_unravel_unique_counts() -> None:
     assert [y[i] for i in idx] == data.tolist()
     with af.Session() as s, pytest.raises(InvalidArgumentError, match="out of bounds"):
         s.run(af.unravel_index([8], [2, 4]))
+    with pytest.raises(InvalidArgumentError, match="scalar or a vector"):
+        af.unravel_index([[1]], [2, 4])
 
 
 def test_tensor_scatter_nd_ops_and_gradients() -> None:

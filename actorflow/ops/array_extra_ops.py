@@ -46,6 +46,9 @@ def _hist_infer(ins: list[Tensor], attrs: dict) -> list:
 
 def _unravel_infer(ins: list[Tensor], attrs: dict) -> list:
     i, d = ins
+    if i._shape is not None and len(i._shape) > 1:
+        raise InvalidArgumentError(f"unravel_index: indices must be a scalar or a vector, got "
+                                   f"shape {list(i._shape)}; reshape them to [-1] first")
     nd = None if d._shape is None else d._shape[0]
     return [(i.dtype, None if i._shape is None else (nd, *i._shape))]
 
