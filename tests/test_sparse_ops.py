@@ -197,6 +197,27 @@ def test_softmax_over_each_rows_present_entries_and_its_gradient() -> None:
     np.testing.assert_allclose(gg, num, rtol=1e-6, atol=1e-8)
 
 
+def test_value_gradients_are_dense_through_add_concat_reorder_slice() -> None:
+    idx = np.int64([[2, 0], [0, 1], [1, 3]])
+    v0 = np.float64([1.0, -2.0, 3.0])
+    w = np.random.default_rng(9).standard_normal((3, 4))
+    x = af.placeholder(af.float64, [3])
+    a = af.SparseTensor(idx, x, [3, 4])
+    b = af.SparseTensor([[0, 1], [2, 2]], af.constant([0.5, 4.0], af.float64), [3, 4])
+    added = af.sparse_tensor_to_dense(af.sparse_add(a, b))
+    cat = af.sparse_concat(1, [af.sparse_reorder(a), a])
+    sl, tr = af.sparse_slice(a, [1, 0], [2, 4]), af.sparse_transpose(a)
+    g = af.gradients(af.reduce_sum(added * w) + af.reduce_sum(cat.values * 2.0)
+                     + af.reduce_sum(sl.values * 3.0) + af.reduce_sum(tr.values), x)[0]
+    with af.Session() as s:
+        gg = s.run(g, {x: v0})
+    assert isinstance(gg, np.ndarray)
+    # d/dv: w at each entry's position (sparse_add), 2 twice (both concat copies),
+    # 3 for the entries in rows 1-2 (slice), 1 (transpose)
+    want = np.array([w[2, 0], w[0, 1], w[1, 3]]) + 4.0 + np.array([3.0, 0.0, 3.0]) + 1.0
+    np.testing.assert_allclose(gg, want)
+
+
 def test_eye_and_from_dense() -> None:
     e, fd = run([af.sparse.eye(2, 3), af.sparse.from_dense(af.constant([[0, 1], [2, 0]]))])
     np.testing.assert_array_equal(dense_of(*e), np.eye(2, 3))

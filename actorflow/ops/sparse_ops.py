@@ -80,11 +80,15 @@ def _rank(sp: SparseTensor, what: str) -> int:
     raise InvalidArgumentError(f"{what} needs a SparseTensor of known rank")
 
 
-def _take(sp: SparseTensor, keep: Tensor, indices: Tensor | None = None,
-          shape: Tensor | None = None) -> SparseTensor:
-    return SparseTensor(index_ops.gather(sp.indices if indices is None else indices, keep),
-                        index_ops.gather(sp.values, keep),
-                        sp.dense_shape if shape is None else shape)
+def _pick(values: Tensor, keep: Tensor) -> Tensor:
+    """values[keep] by GatherNd, whose gradient is dense (TF's sparse ops' value gradients
+    are dense; an IndexedSlices would not flow back through a segment sum)."""
+    return gather_nd(values, array_ops.expand_dims(keep, 1))
+
+
+def _take(sp: SparseTensor, keep: Tensor) -> SparseTensor:
+    return SparseTensor(index_ops.gather(sp.indices, keep), _pick(sp.values, keep),
+                        sp.dense_shape)
 
 
 def _nrows(t: Tensor) -> Tensor:
@@ -115,7 +119,7 @@ def sparse_slice(sp_input: Any, start: Any, size: Any, name: str | None = None) 
         st, sz = (convert_to_tensor(v, dtype=I64) if not isinstance(v, Tensor)
                   else compare_ops.cast(v, I64) for v in (start, size))
         keep, idx, shape = apply_op("SparseSliceKeep", [sp.indices, sp.dense_shape, st, sz])
-        return SparseTensor(idx, index_ops.gather(sp.values, keep), shape)
+        return SparseTensor(idx, _pick(sp.values, keep), shape)
 
 
 def sparse_retain(sp_input: Any, to_retain: Any) -> SparseTensor:
@@ -212,8 +216,7 @@ def sparse_add(a: Any, b: Any, thresh: Any = 0, threshold: Any = None,
         keep = compare_ops.logical_or(compare_ops.equal(count, 1),
                                       compare_ops.greater_equal(math_ops.abs(summed), thr))
         keep = array_ops.reshape(compare_ops.where(keep), [-1])
-        return SparseTensor(index_ops.gather(uniq, keep), index_ops.gather(summed, keep),
-                            a.dense_shape)
+        return SparseTensor(index_ops.gather(uniq, keep), _pick(summed, keep), a.dense_shape)
 
 
 def _sparse_binary(a: Any, b: Any, fn: Any, what: str) -> SparseTensor:
