@@ -11,7 +11,9 @@ segment sums, so gradients with respect to the values are those ops' own:
 
 Outputs follow TF: reorder/concat/add/maximum/transpose/reduce_*_sparse come out in row-major
 order; reshape, slice, retain, split and softmax keep the input's order; fill_empty_rows
-sorts rows stably. Out-of-range indices raise InvalidArgumentError naming the index.
+sorts rows stably. Bad input is an InvalidArgumentError naming the problem: an index outside
+dense_shape (fill_empty_rows), a reshape whose element count disagrees, dense shapes that
+disagree when known at build (add, maximum, concat without expand_nonconcat_dim).
 """
 
 from __future__ import annotations
