@@ -139,9 +139,8 @@ def sparse_tensor_dense_matmul(sp_a: SparseTensor, b: Any, adjoint_a: bool = Fal
             b = array_ops.transpose(b)
         rows = index_ops.gather(sp_a.indices, 1 if adjoint_a else 0, axis=1)
         cols = index_ops.gather(sp_a.indices, 0 if adjoint_a else 1, axis=1)
-        # GatherNd, not Gather: d/db is then dense (ScatterNd), as TF's
-        from actorflow.ops.linalg_ops import gather_nd
+        from actorflow.ops.sparse_ops import dense_gradient  # d/db dense, as TF's
         contrib = math_ops.multiply(array_ops.expand_dims(sp_a.values, 1),
-                                    gather_nd(b, array_ops.expand_dims(cols, 1)))
+                                    index_ops.gather(dense_gradient(b), cols))
         n_rows = index_ops.gather(sp_a.dense_shape, 1 if adjoint_a else 0)
         return unsorted_segment_sum(contrib, rows, n_rows)

@@ -6,9 +6,10 @@ segment_max/min/prod, sparse_segment_sum/mean/sqrt_n, and `embedding_lookup_spar
     af.segment_max(data, [0, 0, 1])             # ids sorted; num_segments = max(ids) + 1
 
 Gradients of max/min go to the positions that hold the extreme of their segment, shared
-equally among ties (as TF's). The sparse_segment ops read their rows with GatherNd, whose
-gradient is dense (ScatterNd), as TF's SparseSegment*Grad; embedding_lookup_sparse looks up
-each distinct id once, so its gradient is an IndexedSlices over the unique ids, as TF's.
+equally among ties (as TF's). The sparse_segment ops read their rows through
+`dense_gradient`, so their gradient is dense, as TF's SparseSegment*Grad;
+embedding_lookup_sparse looks up each distinct id once, so its gradient is an IndexedSlices
+over the unique ids, as TF's.
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ def embedding_lookup_sparse(params: Any, sp_ids: SparseTensor, sp_weights: Any,
 
 def _sparse_segment(data: Any, indices: Any, segment_ids: Any, num_segments: Any,
                     kind: str, name: str | None) -> Tensor:
-    from actorflow.ops.linalg_ops import gather_nd
+    from actorflow.ops import index_ops
+    from actorflow.ops.sparse_ops import dense_gradient
     with name_scope(name, "SparseSegment" + kind):
         d = convert_to_tensor(data)
         idx = convert_to_tensor(indices, preferred_dtype=dtypes.int32)
@@ -188,7 +190,7 @@ def _sparse_segment(data: Any, indices: Any, segment_ids: Any, num_segments: Any
                                                               preferred_dtype=dtypes.int32)])[0]
         n = _sorted_n(ids) if num_segments is None else compare_ops.cast(
             convert_to_tensor(num_segments, preferred_dtype=ids.dtype), ids.dtype)
-        rows = gather_nd(d, array_ops.expand_dims(idx, -1))
+        rows = index_ops.gather(dense_gradient(d), idx)
         out = unsorted_segment_sum(rows, ids, n)
         if kind == "Sum":
             return out

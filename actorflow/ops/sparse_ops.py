@@ -21,7 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 from actorflow.graph import Tensor, name_scope
-from actorflow.op_def import apply_op, constant_value, convert_to_tensor, define_op, no_gradient
+from actorflow.op_def import (
+    apply_op,
+    constant_value,
+    convert_to_tensor,
+    define_op,
+    no_gradient,
+    register_gradient,
+)
 from actorflow.ops import (
     array_ops,
     compare_ops,
@@ -33,6 +40,7 @@ from actorflow.ops import (
 )
 from actorflow.ops.linalg_ops import gather_nd, scatter_nd
 from actorflow.ops.reduction_ops import unsorted_segment_sum
+from actorflow.ops.static_args import dense
 from actorflow.sparse_tensor import SparseTensor
 from devices import dtypes
 from devices.errors import InvalidArgumentError
@@ -41,7 +49,8 @@ __all__ = ["sparse_reorder", "sparse_reshape", "sparse_slice", "sparse_retain",
            "sparse_fill_empty_rows", "sparse_concat", "sparse_add", "sparse_maximum",
            "sparse_minimum", "sparse_reduce_max", "sparse_reduce_max_sparse",
            "sparse_reduce_sum_sparse", "sparse_softmax", "sparse_split", "sparse_to_indicator",
-           "sparse_transpose", "sparse_expand_dims", "sparse_eye", "sparse_from_dense"]
+           "sparse_transpose", "sparse_expand_dims", "sparse_eye", "sparse_from_dense",
+           "dense_gradient"]
 
 I64 = dtypes.int64
 
@@ -58,6 +67,20 @@ define_op("SparseUnion", infer=lambda ins, a: [
     (I64, ins[0]._shape and (None, ins[0]._shape[1])), (I64, (None,)), (I64, (None,))])
 define_op("SparseReduceGroups", infer=lambda ins, a: [(I64, (None, None)), (I64, (None,)),
                                                       (I64, (None,)), (I64, (None,))])
+define_op("DenseGradient", infer=lambda ins, a: [(ins[0].dtype, ins[0]._shape)])
+
+
+@register_gradient("DenseGradient")
+def _dense_gradient_grad(op: Any, grad: Any) -> list[Any]:
+    return [dense(grad)]
+
+
+def dense_gradient(x: Tensor) -> Tensor:
+    """x unchanged; the gradient flowing back through it is made dense (an IndexedSlices from
+    a gather is summed into a tensor), as TF's sparse ops give dense gradients."""
+    return apply_op("DenseGradient", [x])[0]
+
+
 for _t in ("SparseOrder", "SparseReshape", "SparseSliceKeep", "SparseFillEmptyRows",
            "SparseUnion", "SparseReduceGroups"):
     no_gradient(_t)

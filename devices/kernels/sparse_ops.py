@@ -17,6 +17,7 @@ values with gather / segment sums, so their gradients are those ops' own.
   the entries grouped by their index with `axes` dropped (attr keep_dims sets them to 0);
   flat is each group's row-major position in group_shape.
 - SortedSegmentIds(ids) -> ids: checked non-decreasing and non-negative.
+- DenseGradient(x) -> x (its gradient is made dense by its op definition).
 """
 
 from __future__ import annotations
@@ -182,3 +183,8 @@ def _sorted_ids(k: KernelContext) -> Any:
                 f"af.unsorted_segment_sum")
         return (ids,)
     return compute
+
+
+@register_kernel("DenseGradient")
+def _dense_gradient(k: KernelContext) -> Any:
+    return lambda x: (x,)
