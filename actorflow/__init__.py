@@ -347,3 +347,57 @@ from actorflow.record_readers import (  # noqa: E402
     TextLineReader,
     TFRecordReader,
 )
+
+# --- s9sparse: sparse and array ops ---
+# isort: split
+from actorflow.ops.array_extra_ops import (  # noqa: E402
+    batch_scatter_update,
+    edit_distance,
+    histogram_fixed_width,
+    identity_n,
+    searchsorted,
+    tensor_scatter_add,
+    tensor_scatter_nd_add,
+    tensor_scatter_nd_sub,
+    tensor_scatter_nd_update,
+    tensor_scatter_sub,
+    tensor_scatter_update,
+    unique_with_counts,
+    unravel_index,
+)
+from actorflow.ops.segment_ops import (  # noqa: E402
+    sparse_segment_mean,
+    sparse_segment_mean_with_num_segments,
+    sparse_segment_sqrt_n,
+    sparse_segment_sqrt_n_with_num_segments,
+    sparse_segment_sum,
+    sparse_segment_sum_with_num_segments,
+)
+from actorflow.ops.space_ops import (  # noqa: E402
+    batch_to_space,
+    batch_to_space_nd,
+    depth_to_space,
+    extract_image_patches,
+    matrix_set_diag,
+    space_to_batch,
+    space_to_batch_nd,
+    space_to_depth,
+)
+from actorflow.ops.sparse_ops import (  # noqa: E402
+    sparse_add,
+    sparse_concat,
+    sparse_fill_empty_rows,
+    sparse_maximum,
+    sparse_minimum,
+    sparse_reduce_max,
+    sparse_reduce_max_sparse,
+    sparse_reduce_sum_sparse,
+    sparse_reorder,
+    sparse_reshape,
+    sparse_retain,
+    sparse_slice,
+    sparse_softmax,
+    sparse_split,
+    sparse_to_indicator,
+    sparse_transpose,
+)

@@ -128,7 +128,8 @@ def expand_sparse_feeds(feed_dict: dict) -> dict:
 def sparse_tensor_dense_matmul(sp_a: SparseTensor, b: Any, adjoint_a: bool = False,
                                adjoint_b: bool = False, name: str | None = None) -> Tensor:
     """The dense product of a rank-2 SparseTensor and a dense matrix: out[r] is the sum of
-    values[k] * b[col_k] over the entries k of row r (differentiable in values and b)."""
+    values[k] * b[col_k] over the entries k of row r (differentiable in values and b; both
+    gradients dense, as TF's)."""
     from actorflow.graph import name_scope
     from actorflow.ops import array_ops, index_ops, math_ops
     from actorflow.ops.segment_ops import unsorted_segment_sum
@@ -138,7 +139,8 @@ def sparse_tensor_dense_matmul(sp_a: SparseTensor, b: Any, adjoint_a: bool = Fal
             b = array_ops.transpose(b)
         rows = index_ops.gather(sp_a.indices, 1 if adjoint_a else 0, axis=1)
         cols = index_ops.gather(sp_a.indices, 0 if adjoint_a else 1, axis=1)
+        from actorflow.ops.sparse_ops import dense_gradient  # d/db dense, as TF's
         contrib = math_ops.multiply(array_ops.expand_dims(sp_a.values, 1),
-                                    index_ops.gather(b, cols))
+                                    index_ops.gather(dense_gradient(b), cols))
         n_rows = index_ops.gather(sp_a.dense_shape, 1 if adjoint_a else 0)
         return unsorted_segment_sum(contrib, rows, n_rows)

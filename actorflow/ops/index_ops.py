@@ -355,8 +355,9 @@ def gather(params: Any, indices: Any, axis: Any = 0, batch_dims: int = 0,
     """Entries of `params` at `indices` along `axis`: the output's shape is
     ``params.shape[:axis] + indices.shape + params.shape[axis+1:]``. Indices must be in
     ``[0, params.shape[axis])``. The gradient along axis 0 is sparse (IndexedSlices)."""
-    if batch_dims != 0:
-        raise InvalidArgumentError("gather: batch_dims other than 0 is not supported")
+    if batch_dims != 0:  # one gather per batch position (TF's batch_dims)
+        from actorflow.ops.batch_gather_ops import batch_gather  # noqa: PLC0415
+        return batch_gather(params, indices, required_axis(axis, "gather"), batch_dims, name)
     p = convert_to_tensor(params)
     i = convert_to_tensor(indices, preferred_dtype=dtypes.int32)
     ax = normalize_axis(required_axis(axis, "gather"), rank_of(p), "gather")

@@ -44,8 +44,9 @@ define_op("GatherNd", infer=_gather_nd_infer)
 
 def gather_nd(params: Any, indices: Any, name: str | None = None, batch_dims: int = 0) -> Tensor:
     """out[i...] = params[indices[i..., :]] (the last axis of indices indexes params)."""
-    if batch_dims:
-        raise InvalidArgumentError("gather_nd: batch_dims other than 0 is not supported")
+    if batch_dims:  # one gather_nd per batch position (TF's batch_dims)
+        from actorflow.ops.batch_gather_ops import batch_gather_nd  # noqa: PLC0415
+        return batch_gather_nd(params, indices, batch_dims, name)
     p = convert_to_tensor(params)
     i = convert_to_tensor(indices, preferred_dtype=dtypes.int32)
     return apply_op("GatherNd", [p, i], name=name or "GatherNd")[0]

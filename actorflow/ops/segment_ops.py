@@ -1,11 +1,15 @@
 """Segment reductions beyond the sum: unsorted_segment_max/min/mean/prod,
-segment_max/min/prod, and `embedding_lookup_sparse` (with `SparseTensor`).
+segment_max/min/prod, sparse_segment_sum/mean/sqrt_n, and `embedding_lookup_sparse` (with
+`SparseTensor`).
 
     af.unsorted_segment_max(data, ids, num_segments=3)
     af.segment_max(data, [0, 0, 1])             # ids sorted; num_segments = max(ids) + 1
 
 Gradients of max/min go to the positions that hold the extreme of their segment, shared
-equally among ties (as TF's).
+equally among ties (as TF's). The sparse_segment ops read their rows through
+`dense_gradient`, so their gradient is dense, as TF's SparseSegment*Grad;
+embedding_lookup_sparse looks up each distinct id once, so its gradient is an IndexedSlices
+over the unique ids, as TF's.
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 from actorflow.graph import Operation, Tensor, name_scope
-from actorflow.op_def import apply_op, convert_to_tensor, define_op, register_gradient
+from actorflow.op_def import (
+    apply_op,
+    convert_to_tensor,
+    define_op,
+    no_gradient,
+    register_gradient,
+)
 from actorflow.ops import array_ops, compare_ops, math_ops, reduction_ops
 from actorflow.ops.reduction_ops import _segment_infer, unsorted_segment_sum
 from actorflow.sparse_tensor import SparseTensor
@@ -22,9 +32,12 @@ from devices.errors import InvalidArgumentError
 
 __all__ = ["unsorted_segment_max", "unsorted_segment_min", "unsorted_segment_mean",
            "unsorted_segment_prod", "segment_max", "segment_min", "segment_prod",
-           "embedding_lookup_sparse"]
+           "embedding_lookup_sparse", "sparse_segment_sum", "sparse_segment_mean",
+           "sparse_segment_sqrt_n"]
 
 define_op("UnsortedSegmentMax", infer=_segment_infer)
+define_op("SortedSegmentIds", infer=lambda ins, attrs: [(ins[0].dtype, ins[0]._shape)])
+no_gradient("SortedSegmentIds")
 define_op("UnsortedSegmentMin", infer=_segment_infer)
 
 
@@ -142,13 +155,15 @@ def embedding_lookup_sparse(params: Any, sp_ids: SparseTensor, sp_weights: Any,
     if combiner not in ("sum", "mean", "sqrtn"):
         raise InvalidArgumentError(f"combiner must be 'sum', 'mean' or 'sqrtn', got "
                                    f"{combiner!r}")
-    from actorflow.ops import index_ops
+    from actorflow.ops import index_ops, scan_sort_ops
     from actorflow.ops.nn_ops import embedding_lookup
     with name_scope(name, "embedding_lookup_sparse"):
         rows = index_ops.gather(array_ops.transpose(sp_ids.indices), 0)
         rows = compare_ops.cast(rows, dtypes.int32)
         n = math_ops.add(reduction_ops.reduce_max(rows), 1)
-        emb = embedding_lookup(params, sp_ids.values, partition_strategy=partition_strategy)
+        uids, pos = scan_sort_ops.unique(sp_ids.values)
+        emb = index_ops.gather(embedding_lookup(params, uids,
+                                                partition_strategy=partition_strategy), pos)
         if sp_weights is None:
             w = array_ops.ones_like(rows, dtype=emb.dtype)
         else:
@@ -162,3 +177,63 @@ def embedding_lookup_sparse(params: Any, sp_ids: SparseTensor, sp_weights: Any,
         else:
             den = math_ops.sqrt(unsorted_segment_sum(math_ops.square(w), rows, n))
         return math_ops.truediv(summed, array_ops.expand_dims(math_ops.maximum(den, 1e-30), 1))
+
+
+def _sparse_segment(data: Any, indices: Any, segment_ids: Any, num_segments: Any,
+                    kind: str, name: str | None) -> Tensor:
+    from actorflow.ops import index_ops
+    from actorflow.ops.sparse_ops import dense_gradient
+    with name_scope(name, "SparseSegment" + kind):
+        d = convert_to_tensor(data)
+        idx = convert_to_tensor(indices, preferred_dtype=dtypes.int32)
+        ids = apply_op("SortedSegmentIds", [convert_to_tensor(segment_ids,
+                                                              preferred_dtype=dtypes.int32)])[0]
+        n = _sorted_n(ids) if num_segments is None else compare_ops.cast(
+            convert_to_tensor(num_segments, preferred_dtype=ids.dtype), ids.dtype)
+        rows = index_ops.gather(dense_gradient(d), idx)
+        out = unsorted_segment_sum(rows, ids, n)
+        if kind == "Sum":
+            return out
+        count = math_ops.maximum(unsorted_segment_sum(
+            array_ops.ones_like(ids, dtype=d.dtype), ids, n), 1.0)
+        if kind == "SqrtN":
+            count = math_ops.sqrt(count)
+        r = d.shape.rank
+        if r is not None and r > 1:
+            count = array_ops.reshape(count, [-1] + [1] * (r - 1))
+        return math_ops.truediv(out, count)
+
+
+def sparse_segment_sum(data: Any, indices: Any, segment_ids: Any, name: str | None = None,
+                       num_segments: Any = None) -> Tensor:
+    """out[s] = sum of data[indices[j]] over j with segment_ids[j] == s (ids sorted;
+    num_segments = max(ids) + 1 unless given)."""
+    return _sparse_segment(data, indices, segment_ids, num_segments, "Sum", name)
+
+
+def sparse_segment_mean(data: Any, indices: Any, segment_ids: Any, name: str | None = None,
+                        num_segments: Any = None) -> Tensor:
+    """The mean of the rows data[indices[j]] of each segment (0 for an empty segment)."""
+    return _sparse_segment(data, indices, segment_ids, num_segments, "Mean", name)
+
+
+def sparse_segment_sqrt_n(data: Any, indices: Any, segment_ids: Any, name: str | None = None,
+                          num_segments: Any = None) -> Tensor:
+    """The sum of each segment's rows divided by the square root of their count."""
+    return _sparse_segment(data, indices, segment_ids, num_segments, "SqrtN", name)
+
+
+def sparse_segment_sum_with_num_segments(data: Any, indices: Any, segment_ids: Any,
+                                         num_segments: Any, name: str | None = None) -> Tensor:
+    return sparse_segment_sum(data, indices, segment_ids, name, num_segments)
+
+
+def sparse_segment_mean_with_num_segments(data: Any, indices: Any, segment_ids: Any,
+                                          num_segments: Any, name: str | None = None) -> Tensor:
+    return sparse_segment_mean(data, indices, segment_ids, name, num_segments)
+
+
+def sparse_segment_sqrt_n_with_num_segments(data: Any, indices: Any, segment_ids: Any,
+                                            num_segments: Any, name: str | None = None
+                                            ) -> Tensor:
+    return sparse_segment_sqrt_n(data, indices, segment_ids, name, num_segments)

@@ -14,6 +14,7 @@ import warnings
 from devices.kernels import (  # noqa: F401  (imported to register their kernels)
     accumulator,  # accumulators (issue 15)
     array,
+    array_extra,  # searchsorted, histogram, unravel_index, ... (session 9)
     control_flow,
     conv,
     dataset,  # af.data iterators (issue 15)
@@ -41,6 +42,7 @@ from devices.kernels import (  # noqa: F401  (imported to register their kernels
     scan_sort,
     segment,
     sendrecv,
+    sparse_ops,  # sparse-tensor index bookkeeping (session 9)
     state,
     strings,  # string ops (issue 13, session 7)
     structural,
