@@ -347,3 +347,7 @@ from actorflow.record_readers import (  # noqa: E402
     TextLineReader,
     TFRecordReader,
 )
+
+# --- s9api: metrics, nn, image, strings, random ---
+bitwise = importlib.import_module("actorflow.bitwise")
+from actorflow.ops.bit_ops import bitcast, rint, saturate_cast  # noqa: E402
