@@ -18,3 +18,17 @@ from actorflow.ops.string_ops import string_to_number as to_number
 
 __all__ = ["length", "lower", "upper", "strip", "reduce_join", "regex_full_match",
            "regex_replace", "split", "substr", "join", "to_number", "to_hash_bucket_fast"]
+
+# --- s9api: hash buckets (TF's exact functions), base64, format ---
+from actorflow.ops.string_hash_ops import (  # noqa: E402
+    decode_base64,
+    encode_base64,
+    string_to_hash_bucket,
+    string_to_hash_bucket_strong,
+)
+from actorflow.ops.string_hash_ops import string_format as format  # noqa: E402,A001
+
+to_hash_bucket = string_to_hash_bucket
+to_hash_bucket_strong = string_to_hash_bucket_strong
+__all__ += ["format", "to_hash_bucket", "to_hash_bucket_strong", "encode_base64",
+            "decode_base64"]
