@@ -114,3 +114,17 @@ def __getattr__(name: str) -> Any:
         if fn is not None:
             return fn
     raise AttributeError(f"module 'af.nn' has no attribute '{name}'")
+
+
+# --- s9api: 3-D conv/pooling, argmax pooling, dilation2d, CTC, moment helpers ---
+from actorflow.ops.nn_3d_ops import (  # noqa: E402
+    avg_pool3d,
+    conv3d,
+    max_pool3d,
+    normalize_moments,
+    sufficient_statistics,
+    weighted_moments,
+)
+
+__all__ += ["conv3d", "max_pool3d", "avg_pool3d", "normalize_moments", "weighted_moments",
+            "sufficient_statistics"]
