@@ -117,6 +117,12 @@ def __getattr__(name: str) -> Any:
 
 
 # --- s9api: 3-D conv/pooling, argmax pooling, dilation2d, CTC, moment helpers ---
+from actorflow.ops.ctc_ops import (  # noqa: E402
+    ctc_greedy_decoder,
+    ctc_loss,
+    dilation2d,
+    max_pool_with_argmax,
+)
 from actorflow.ops.nn_3d_ops import (  # noqa: E402
     avg_pool3d,
     conv3d,
@@ -126,5 +132,6 @@ from actorflow.ops.nn_3d_ops import (  # noqa: E402
     weighted_moments,
 )
 
+__all__ += ["ctc_loss", "ctc_greedy_decoder", "dilation2d", "max_pool_with_argmax"]
 __all__ += ["conv3d", "max_pool3d", "avg_pool3d", "normalize_moments", "weighted_moments",
             "sufficient_statistics"]
