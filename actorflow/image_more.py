@@ -3,7 +3,8 @@ parts: colour spaces YUV and YIQ (TF's 3x3 matrices), `adjust_gamma`, `image_gra
 (forward differences, zero in the last row/column), `sobel_edges` (REFLECT padding, the
 two 3x3 Sobel kernels, a last axis of 2: dy, dx), `psnr`, `ssim` (an 11x11 Gaussian of
 sigma 1.5, k1 0.01, k2 0.03, VALID filtering, as TF) and `resize_image_with_pad` (TF1's
-float32 ratio and floor rules). `sample_distorted_bounding_box` is in `image_sample`.
+float32 ratio and floor rules). `sample_distorted_bounding_box` is in
+`actorflow.ops.random_more_ops` (re-exported here).
 
     ssim = af.image.ssim(a, b, max_val=1.0)        # one value per image
 """
@@ -17,11 +18,13 @@ import numpy as np
 from actorflow.graph import Tensor, name_scope
 from actorflow.op_def import convert_to_tensor
 from actorflow.ops import array_ops, compare_ops, math_ops, reduction_ops
+from actorflow.ops.random_more_ops import sample_distorted_bounding_box
 from devices import dtypes
 from devices.errors import InvalidArgumentError
 
-__all__ = ["rgb_to_yuv", "yuv_to_rgb", "rgb_to_yiq", "yiq_to_rgb", "adjust_gamma",
-           "image_gradients", "sobel_edges", "psnr", "ssim", "resize_image_with_pad"]
+__all__ = ["sample_distorted_bounding_box", "rgb_to_yuv", "yuv_to_rgb", "rgb_to_yiq",
+           "yiq_to_rgb", "adjust_gamma", "image_gradients", "sobel_edges", "psnr", "ssim",
+           "resize_image_with_pad"]
 
 _RGB_TO_YUV = [[0.299, -0.14714119, 0.61497538], [0.587, -0.28886916, -0.51496512],
                [0.114, 0.43601035, -0.10001026]]

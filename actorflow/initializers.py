@@ -166,7 +166,46 @@ def he_uniform(seed: int | None = None) -> Initializer:
     return variance_scaling_initializer(2.0, "fan_in", "uniform", seed)
 
 
-__all__ = ["zeros_initializer", "ones_initializer", "constant_initializer",
+# --- s9api: orthogonal and identity initializers ---
+def orthogonal_initializer(gain: float = 1.0, seed: int | None = None,
+                           dtype: Any = dtypes.float32) -> Initializer:
+    """TF1's Orthogonal: the Q of a QR decomposition of a normal draw (its columns' signs
+    fixed by R's diagonal), flattened to [prod(shape[:-1]), shape[-1]], times `gain`."""
+    def init(shape: Any, dtype: Any = dtype, partition_info: Any = None) -> Tensor:
+        from actorflow.ops import array_ops as ao
+        from actorflow.ops import math_ops
+        from actorflow.ops.grid_ops import diag_part
+        from actorflow.ops.qr_ops import qr
+        shp = _shape(shape)
+        if len(shp) < 2:
+            raise InvalidArgumentError(f"orthogonal_initializer needs a shape of at least 2 "
+                                       f"dimensions, got {list(shp)}")
+        rows, cols = math.prod(shp[:-1]), shp[-1]
+        a = _draw("normal", (max(rows, cols), min(rows, cols)), dtype, seed, 0.0, 1.0)
+        q, r = qr(a)
+        q = math_ops.multiply(q, math_ops.sign(diag_part(r)))
+        if rows < cols:
+            q = ao.transpose(q)
+        return math_ops.multiply(ao.reshape(q, list(shp)), float(gain))
+    return init
+
+
+def identity_initializer(gain: float = 1.0, dtype: Any = dtypes.float32) -> Initializer:
+    """gain times the (rectangular) identity matrix; 2-D shapes only, as TF."""
+    def init(shape: Any, dtype: Any = dtype, partition_info: Any = None) -> Tensor:
+        shp = _shape(shape)
+        if len(shp) != 2:
+            raise InvalidArgumentError(f"identity initializer needs a 2-D shape, got "
+                                       f"{list(shp)}")
+        dt = dtypes.as_dtype(dtype)
+        return constant(np.eye(shp[0], shp[1], dtype=dt.np) * gain, dtype=dt)
+    return init
+
+
+identity = identity_initializer
+orthogonal = orthogonal_initializer
+__all__ = ["orthogonal_initializer", "identity_initializer", "identity", "orthogonal"]
+__all__ += ["zeros_initializer", "ones_initializer", "constant_initializer",
            "random_uniform_initializer", "random_normal_initializer",
            "truncated_normal_initializer", "variance_scaling_initializer",
            "glorot_uniform_initializer", "glorot_normal_initializer", "he_normal", "he_uniform"]
