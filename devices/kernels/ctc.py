@@ -52,7 +52,9 @@ def ctc_one(logp: np.ndarray, label: list[int], blank: int, merge: bool
     ext_a = np.asarray(ext)
     emit = logp[:, ext_a]  # [T, S]
     stay = np.array([merge or c == blank for c in ext])
-    skip = np.array([u > 1 and ext[u] != blank and ext[u] != ext[u - 2] for u in range(s)])
+    # without merging, a repeated label needs no blank between its copies
+    skip = np.array([u > 1 and ext[u] != blank and (not merge or ext[u] != ext[u - 2])
+                     for u in range(s)])
     alpha = np.full((t_len, s), _NEG)
     alpha[0, 0] = emit[0, 0]
     if s > 1:
