@@ -350,7 +350,10 @@ from actorflow.record_readers import (  # noqa: E402
 
 # --- s9api: metrics, nn, image, strings, random ---
 bitwise = importlib.import_module("actorflow.bitwise")
-from actorflow.initializers import orthogonal_initializer  # noqa: E402
+from actorflow.initializers import (  # noqa: E402
+    orthogonal_initializer,
+    uniform_unit_scaling_initializer,
+)
 from actorflow.ops.bit_ops import bitcast, rint, saturate_cast  # noqa: E402
 from actorflow.ops.random_more_ops import random_gamma, random_poisson  # noqa: E402
 from actorflow.ops.string_hash_ops import (  # noqa: E402

@@ -202,10 +202,50 @@ def identity_initializer(gain: float = 1.0, dtype: Any = dtypes.float32) -> Init
     return init
 
 
+def uniform_unit_scaling_initializer(factor: float = 1.0, seed: int | None = None,
+                                     dtype: Any = dtypes.float32) -> Initializer:
+    """TF1's UniformUnitScaling: uniform in +-sqrt(3 / input size) * factor, the input size
+    the product of every dimension but the last."""
+    def init(shape: Any, dtype: Any = dtype, partition_info: Any = None) -> Tensor:
+        shp = _shape(shape)
+        limit = math.sqrt(3.0 / max(float(math.prod(shp[:-1])), 1.0)) * factor
+        return _draw("uniform", shp, dtype, seed, -limit, limit)
+    return init
+
+
+def lecun_normal(seed: int | None = None) -> Initializer:
+    return variance_scaling_initializer(1.0, "fan_in", "truncated_normal", seed)
+
+
+def lecun_uniform(seed: int | None = None) -> Initializer:
+    return variance_scaling_initializer(1.0, "fan_in", "uniform", seed)
+
+
+# tf.compat.v1.initializers' short names
 identity = identity_initializer
 orthogonal = orthogonal_initializer
-__all__ = ["orthogonal_initializer", "identity_initializer", "identity", "orthogonal"]
+zeros, ones = zeros_initializer, ones_initializer
+random_normal, random_uniform = random_normal_initializer, random_uniform_initializer
+truncated_normal, variance_scaling = truncated_normal_initializer, variance_scaling_initializer
+glorot_normal, glorot_uniform = glorot_normal_initializer, glorot_uniform_initializer
+uniform_unit_scaling = uniform_unit_scaling_initializer
+__all__ = ["orthogonal_initializer", "identity_initializer", "identity", "orthogonal",
+           "uniform_unit_scaling_initializer", "lecun_normal", "lecun_uniform", "zeros", "ones",
+           "random_normal", "random_uniform", "truncated_normal", "variance_scaling",
+           "glorot_normal", "glorot_uniform", "uniform_unit_scaling"]
 __all__ += ["zeros_initializer", "ones_initializer", "constant_initializer",
            "random_uniform_initializer", "random_normal_initializer",
            "truncated_normal_initializer", "variance_scaling_initializer",
            "glorot_uniform_initializer", "glorot_normal_initializer", "he_normal", "he_uniform"]
+
+
+def __getattr__(name: str) -> Any:
+    """tf.initializers' op builders (global_variables, ...), found where they are defined."""
+    if name in ("global_variables", "local_variables", "variables"):
+        from actorflow import variables
+        return getattr(variables, {"variables": "variables_initializer"}.get(
+            name, f"{name}_initializer"))
+    if name == "tables_initializer":
+        from actorflow.lookup_ops import tables_initializer
+        return tables_initializer
+    raise AttributeError(f"module 'actorflow.initializers' has no attribute '{name}'")

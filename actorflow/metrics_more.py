@@ -34,7 +34,7 @@ __all__ = ["true_negatives", "true_positives_at_thresholds", "false_positives_at
            "percentage_below", "mean_relative_error", "mean_cosine_distance",
            "precision_at_k", "recall_at_k", "average_precision_at_k", "sparse_precision_at_k",
            "sparse_recall_at_k", "sparse_average_precision_at_k", "precision_at_top_k",
-           "recall_at_top_k", "average_precision_at_top_k"]
+           "recall_at_top_k", "average_precision_at_top_k", "mean_tensor"]
 
 _EPS = 1e-7
 _CELLS = ("tp", "fn", "tn", "fp")
@@ -246,6 +246,26 @@ def mean_per_class_accuracy(labels: Any, predictions: Any, num_classes: int,
             lab, array_ops.expand_dims(math_ops.multiply(w, hit), 1)), 0))
         value = reduction_ops.reduce_mean(div_no_nan(count.value(), total.value()))
         return _done(value, div_no_nan(up_c, up_t), metrics_collections, updates_collections)
+
+
+def mean_tensor(values: Any, weights: Any = None, metrics_collections: Any = None,
+                updates_collections: Any = None, name: str | None = None
+                ) -> tuple[Tensor, Tensor]:
+    """The element-wise (weighted) mean of every `values` tensor added (0 where nothing was
+    counted)."""
+    m = _m()
+    with name_scope(name, "mean") as scope:
+        v = m._f(values)
+        if v._shape is None or any(d is None for d in v._shape):
+            raise ValueError(f"mean_tensor needs values of a fully known shape, got {v._shape}")
+        w = array_ops.ones_like(v) if weights is None else math_ops.multiply(
+            array_ops.ones_like(v), m._f(weights))
+        total = _var(scope, "total_tensor", np.zeros(v._shape, np.float32))
+        count = _var(scope, "count_tensor", np.zeros(v._shape, np.float32))
+        up_t = total.assign_add(math_ops.multiply(v, w))
+        up_c = count.assign_add(w)
+        return _done(m._safe_div(total.value(), count.value()), m._safe_div(up_t, up_c),
+                     metrics_collections, updates_collections)
 
 
 def percentage_below(values: Any, threshold: float, weights: Any = None,

@@ -131,7 +131,10 @@ from actorflow.ops.nn_3d_ops import (  # noqa: E402
     sufficient_statistics,
     weighted_moments,
 )
+from actorflow.ops.nn_aliases_ops import *  # noqa: E402,F403
+from actorflow.ops.nn_aliases_ops import __all__ as _aliases_all  # noqa: E402
 
+__all__ += _aliases_all
 __all__ += ["ctc_loss", "ctc_greedy_decoder", "dilation2d", "max_pool_with_argmax"]
 __all__ += ["conv3d", "max_pool3d", "avg_pool3d", "normalize_moments", "weighted_moments",
             "sufficient_statistics"]
