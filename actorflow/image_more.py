@@ -180,3 +180,24 @@ def resize_image_with_pad(image: Any, target_height: int, target_width: int,
     pw = max(0, int(np.floor((tw - rw) / np.float32(2))))
     resized = resize_images(x, [int(np.floor(rh)), int(np.floor(rw))], method, align_corners)
     return pad_to_bounding_box(resized, ph, pw, int(target_height), int(target_width))
+
+
+def resize(images: Any, size: Any, method: int = 0, align_corners: bool = False,
+           preserve_aspect_ratio: bool = False, name: str | None = None) -> Tensor:
+    """tf.compat.v1.image.resize: TF1's resize_images."""
+    from actorflow.image import resize_images
+    return resize_images(images, size, method, align_corners,
+                         preserve_aspect_ratio=preserve_aspect_ratio, name=name)
+
+
+def resize_with_crop_or_pad(image: Any, target_height: int, target_width: int) -> Tensor:
+    from actorflow.image import resize_image_with_crop_or_pad
+    return resize_image_with_crop_or_pad(image, target_height, target_width)
+
+
+def transpose(image: Any, name: str | None = None) -> Tensor:
+    from actorflow.image_boxes import transpose_image
+    return transpose_image(image)
+
+
+__all__ += ["resize", "resize_with_crop_or_pad", "transpose"]

@@ -27,8 +27,9 @@ from actorflow.ops.string_hash_ops import (  # noqa: E402
     string_to_hash_bucket_strong,
 )
 from actorflow.ops.string_hash_ops import string_format as format  # noqa: E402,A001
+from actorflow.ops.string_ops import as_string  # noqa: E402
 
 to_hash_bucket = string_to_hash_bucket
 to_hash_bucket_strong = string_to_hash_bucket_strong
-__all__ += ["format", "to_hash_bucket", "to_hash_bucket_strong", "encode_base64",
+__all__ += ["as_string", "format", "to_hash_bucket", "to_hash_bucket_strong", "encode_base64",
             "decode_base64"]
