@@ -229,10 +229,10 @@ random_normal, random_uniform = random_normal_initializer, random_uniform_initia
 truncated_normal, variance_scaling = truncated_normal_initializer, variance_scaling_initializer
 glorot_normal, glorot_uniform = glorot_normal_initializer, glorot_uniform_initializer
 uniform_unit_scaling = uniform_unit_scaling_initializer
-__all__ = ["orthogonal_initializer", "identity_initializer", "identity", "orthogonal",
-           "uniform_unit_scaling_initializer", "lecun_normal", "lecun_uniform", "zeros", "ones",
-           "random_normal", "random_uniform", "truncated_normal", "variance_scaling",
-           "glorot_normal", "glorot_uniform", "uniform_unit_scaling"]
+# (the short names stay out of __all__: `actorflow.variables` re-exports __all__ at the top
+# level, where af.zeros, af.identity, ... are the ops)
+__all__ = ["orthogonal_initializer", "identity_initializer", "uniform_unit_scaling_initializer",
+           "lecun_normal", "lecun_uniform"]
 __all__ += ["zeros_initializer", "ones_initializer", "constant_initializer",
            "random_uniform_initializer", "random_normal_initializer",
            "truncated_normal_initializer", "variance_scaling_initializer",
