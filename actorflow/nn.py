@@ -118,6 +118,7 @@ def __getattr__(name: str) -> Any:
 
 # --- s9api: 3-D conv/pooling, argmax pooling, dilation2d, CTC, moment helpers ---
 from actorflow.ops.ctc_ops import (  # noqa: E402
+    ctc_beam_search_decoder,
     ctc_greedy_decoder,
     ctc_loss,
     dilation2d,
@@ -135,6 +136,7 @@ from actorflow.ops.nn_aliases_ops import *  # noqa: E402,F403
 from actorflow.ops.nn_aliases_ops import __all__ as _aliases_all  # noqa: E402
 
 __all__ += _aliases_all
-__all__ += ["ctc_loss", "ctc_greedy_decoder", "dilation2d", "max_pool_with_argmax"]
+__all__ += ["ctc_beam_search_decoder", "ctc_loss", "ctc_greedy_decoder", "dilation2d",
+            "max_pool_with_argmax"]
 __all__ += ["conv3d", "max_pool3d", "avg_pool3d", "normalize_moments", "weighted_moments",
             "sufficient_statistics"]

@@ -232,3 +232,23 @@ def test_fused_batch_norm_gradients_as_tf():
     gx = run_op(infer, [x, sc, off, mean, var])
     np.testing.assert_allclose(gx, np.broadcast_to(sc / np.sqrt(var + 1e-3), x.shape),
                                rtol=1e-9)
+
+
+def test_ctc_beam_search_finds_the_most_probable_labelings():
+    x = R.standard_normal((4, 2, 3)) * 2
+    paths, scores = run_op(lambda a: af.nn.ctc_beam_search_decoder(a, [4, 3], beam_width=50,
+                                                                   top_paths=3), [x])
+    for b, t_len in enumerate([4, 3]):
+        logits = x[:t_len, b]
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        probs: dict = {}
+        for path in itertools.product(range(3), repeat=t_len):  # exact: every path's labeling
+            lab = tuple(c for i, c in enumerate(path) if c != 2 and not (i and path[i - 1] == c))
+            probs[lab] = probs.get(lab, 0.0) + np.prod(p[np.arange(t_len), path])
+        best = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
+        for k, (lab, prob) in enumerate(best):
+            sp = paths[k]
+            got = tuple(sp.values[sp.indices[:, 0] == b].tolist())
+            assert got == lab
+            np.testing.assert_allclose(scores[b, k], np.log(prob), rtol=1e-9)

@@ -1,7 +1,7 @@
 """CTC and the NHWC pooling/morphology ops TF1 programs use beyond max/avg pooling:
 `ctc_loss` (TF1 semantics: time-major logits, the last class is the blank, labels a
 SparseTensor; its gradient is the kernel's second output times the incoming gradient, as
-TF's), `ctc_greedy_decoder`, `max_pool_with_argmax` (TF's flattened index
+TF's), `ctc_greedy_decoder`, `ctc_beam_search_decoder`, `max_pool_with_argmax` (TF's flattened index
 (y * width + x) * channels + c, plus batch * height * width * channels when
 `include_batch_in_index`; its gradient scatters back to each argmax) and `dilation2d`
 (greyscale morphological dilation, composed: a maximum over the filter taps of shifted,
@@ -23,7 +23,8 @@ from actorflow.ops import array_ops, math_ops, reduction_ops
 from devices import dtypes
 from devices.errors import InvalidArgumentError
 
-__all__ = ["ctc_loss", "ctc_greedy_decoder", "max_pool_with_argmax", "dilation2d"]
+__all__ = ["ctc_beam_search_decoder", "ctc_loss", "ctc_greedy_decoder", "max_pool_with_argmax",
+           "dilation2d"]
 
 
 def _ctc_infer(ins: list[Tensor], a: dict) -> list:
@@ -87,6 +88,41 @@ def ctc_greedy_decoder(inputs: Any, sequence_length: Any, merge_repeated: bool =
                                                  dtypes.int32)],
                     {"merge_repeated": bool(merge_repeated)}, name="CTCGreedyDecoder")
     return [SparseTensor(outs[0], outs[1], outs[2])], outs[3]
+
+
+def _beam_infer(ins: list[Tensor], a: dict) -> list:
+    top = int(a["top_paths"])
+    b = None if ins[0]._shape is None else ins[0]._shape[1]
+    return ([(dtypes.int64, (None, 2))] * top + [(dtypes.int64, (None,))] * top +
+            [(dtypes.int64, (2,))] * top + [(ins[0].dtype, (b, top))])
+
+
+define_op("CTCBeamSearchDecoder", infer=_beam_infer)
+no_gradient("CTCBeamSearchDecoder")
+
+
+def ctc_beam_search_decoder(inputs: Any, sequence_length: Any, beam_width: int = 100,
+                            top_paths: int = 1, merge_repeated: bool = True
+                            ) -> tuple[list[Any], Tensor]:
+    """([top_paths SparseTensors, best first], their log-probabilities [batch, top_paths]):
+    CTC prefix beam search keeping `beam_width` prefixes per frame; with `merge_repeated`,
+    repeated labels in a decoded path are merged (TF's rule)."""
+    from actorflow.ops.compare_ops import cast
+    from actorflow.sparse_tensor import SparseTensor
+    if not 1 <= top_paths <= beam_width:
+        raise InvalidArgumentError(f"ctc_beam_search_decoder: top_paths must be in [1, "
+                                   f"beam_width={beam_width}], got {top_paths}")
+    x = convert_to_tensor(inputs)
+    if x._shape is not None and len(x._shape) != 3:
+        raise InvalidArgumentError(f"ctc_beam_search_decoder: inputs must be [max_time, "
+                                   f"batch, classes], got {list(x._shape)}")
+    outs = apply_op("CTCBeamSearchDecoder", [x, cast(convert_to_tensor(sequence_length),
+                                                     dtypes.int32)],
+                    {"beam_width": int(beam_width), "top_paths": int(top_paths),
+                     "merge_repeated": bool(merge_repeated)}, name="CTCBeamSearchDecoder")
+    k = int(top_paths)
+    return ([SparseTensor(outs[i], outs[k + i], outs[2 * k + i]) for i in range(k)],
+            outs[3 * k])
 
 
 # ---- pooling with argmax -------------------------------------------------------------------

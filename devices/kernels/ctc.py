@@ -1,5 +1,7 @@
 """Kernels of CTC (CPU, NumPy): ``CTCLoss`` (Graves' forward-backward in log space, TF's
-options) and ``CTCGreedyDecoder``; and ``MaxPoolWithArgmax`` (TF's flattened index).
+options), ``CTCGreedyDecoder`` and ``CTCBeamSearchDecoder`` (prefix beam search over
+log_softmax, `beam_width` prefixes kept per frame, as TF's decoder: equal decodings and
+scores to TF's on the tests' inputs); and ``MaxPoolWithArgmax`` (TF's flattened index).
 
 CTCLoss takes time-major logits [T, B, C] (the blank is class C - 1), a label SparseTensor's
 indices [n, 2] and values [n], and sequence lengths [B]; it returns the loss per sequence
@@ -197,4 +199,66 @@ def _max_pool_argmax(k: KernelContext) -> Any:
         if with_batch:
             arg = arg + (np.arange(n) * h * w * c)[:, None, None, None]
         return best.astype(a.dtype), arg.astype(np.dtype(k.attrs["Targmax"].np))
+    return compute
+
+
+def _add(beams: dict, prefix: tuple[int, ...], i: int, v: float) -> None:
+    cell = beams.setdefault(prefix, [_NEG, _NEG])
+    cell[i] = float(np.logaddexp(cell[i], v))
+
+
+def _beam_one(logp: np.ndarray, width: int, top: int, merge: bool
+              ) -> list[tuple[tuple[int, ...], float]]:
+    """CTC prefix beam search of one sequence (log_softmax [T, C]): the `top` best label
+    prefixes, as TF's decoder keeps `width` of them after each frame."""
+    blank = logp.shape[1] - 1
+    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, _NEG]}  # prefix -> [blank, label]
+    for t in range(logp.shape[0]):
+        lp = logp[t]
+        new: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (pb, pl) in beams.items():
+            total = float(np.logaddexp(pb, pl))
+            _add(new, prefix, 0, total + lp[blank])
+            if prefix:
+                _add(new, prefix, 1, pl + lp[prefix[-1]])
+            for c in range(blank):
+                base = pb if prefix and prefix[-1] == c else total
+                _add(new, (*prefix, c), 1, base + lp[c])
+        ranked = sorted(new.items(), key=lambda kv: -np.logaddexp(*kv[1]))
+        beams = dict(ranked[:width])
+    ranked = sorted(beams.items(), key=lambda kv: -np.logaddexp(*kv[1]))[:top]
+    out = []
+    for prefix, (pb, pl) in ranked:
+        labels = [c for i, c in enumerate(prefix) if not (merge and i and prefix[i - 1] == c)]
+        out.append((tuple(labels), float(np.logaddexp(pb, pl))))
+    return out
+
+
+@register_kernel("CTCBeamSearchDecoder", device_types=("CPU",))
+def _ctc_beam(k: KernelContext) -> Any:
+    width, top = int(k.attrs["beam_width"]), int(k.attrs["top_paths"])
+    merge = bool(k.attrs.get("merge_repeated", True))
+
+    def compute(logits: Any, seq_len: Any) -> tuple:
+        x = np.asarray(logits, dtype=np.float64)
+        _, batch, _ = x.shape
+        lens = np.asarray(seq_len).reshape(-1)
+        paths = []
+        for b in range(batch):
+            z = x[:int(lens[b]), b]
+            logp = z - _lse(z, 1)[:, None] if len(z) else z
+            got = _beam_one(logp, width, top, merge)
+            got += [((), _NEG)] * (top - len(got))
+            paths.append(got)
+        outs: list[Any] = []
+        for p in range(top):
+            rows = [paths[b][p][0] for b in range(batch)]
+            idx = [(b, j) for b, r in enumerate(rows) for j in range(len(r))]
+            outs += [np.asarray(idx, np.int64).reshape(-1, 2),
+                     np.asarray([v for r in rows for v in r], np.int64),
+                     np.asarray([batch, max((len(r) for r in rows), default=0)], np.int64)]
+        scores = np.asarray([[paths[b][p][1] for p in range(top)] for b in range(batch)],
+                            dtype=np.asarray(logits).dtype)
+        # outputs: every path's indices, then values, then shapes, then the scores (TF's order)
+        return (*outs[0::3], *outs[1::3], *outs[2::3], scores)
     return compute
