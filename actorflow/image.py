@@ -173,9 +173,9 @@ def central_crop(image: Any, central_fraction: float) -> Tensor:
     if central_fraction == 1.0:
         return x
     h, w = int(x.shape[r - 3]), int(x.shape[r - 2])
-    # TF's rule: a margin of size // int(1 / ((1 - fraction) / 2)) on each side
-    offset = int(1 / ((1 - central_fraction) / 2.0))
-    top, left = h // offset, w // offset
+    # TF's rule: a margin of int((size - size * fraction) / 2) on each side
+    top = int((h - h * float(central_fraction)) / 2)
+    left = int((w - w * float(central_fraction)) / 2)
     from actorflow.image_boxes import crop_to_bounding_box
     return crop_to_bounding_box(x, top, left, h - 2 * top, w - 2 * left)
 

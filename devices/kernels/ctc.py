@@ -8,9 +8,10 @@ indices [n, 2] and values [n], and sequence lengths [B]; it returns the loss per
 (-log p(labels | x)) and its gradient with respect to the logits (softmax(x) minus each
 class's posterior occupancy), zero past each sequence's length. Options as TF's:
 `preprocess_collapse_repeated` merges repeated labels first; with `ctc_merge_repeated` False a
-non-blank label cannot span two frames (no self-loop); a label sequence that needs more frames
-than the input has is an error, or a loss and gradient of 0 with
-`ignore_longer_outputs_than_inputs`.
+non-blank label cannot span two frames (no self-loop); a label sequence longer than the input
+is an error, or a loss and gradient of 0 with `ignore_longer_outputs_than_inputs`; one that
+fits but has no path (repeats need a blank between them) has an infinite loss and the
+gradient softmax(x), as TF's.
 """
 
 from __future__ import annotations
@@ -81,15 +82,14 @@ def ctc_one(logp: np.ndarray, label: list[int], blank: int, merge: bool
     ends = [alpha[-1, -1]] + ([alpha[-1, -2]] if s > 1 else [])
     logz = float(_lse(np.asarray(ends), 0))
     post = np.zeros((t_len, n_cls))
+    if not np.isfinite(logz):  # no path fits (repeats need blanks): TF's inf loss
+        return np.inf, post
     ab = alpha + beta - logz
     for u, c in enumerate(ext):
         post[:, c] += np.exp(ab[:, u])
     return -logz, post
 
 
-def _required_frames(label: list[int], merge: bool) -> int:
-    repeats = sum(1 for a, b in zip(label, label[1:], strict=False) if a == b) if merge else 0
-    return len(label) + repeats
 
 
 @register_kernel("CTCLoss", device_types=("CPU",))
@@ -120,7 +120,7 @@ def _ctc_loss(k: KernelContext) -> Any:
             if any(not 0 <= c < blank for c in lab):
                 raise InvalidArgumentError(f"ctc_loss: label values must be in [0, {blank}) "
                                            f"(class {blank} is the blank), got {lab}")
-            need = _required_frames(lab, merge)
+            need = len(lab)  # TF checks the label's length only (a repeat may still not fit)
             if need > t_len:
                 if ignore_long:
                     continue

@@ -143,14 +143,11 @@ def _num(v: Any) -> str:
     if isinstance(v, (bool, np.bool_)):
         return "1" if v else "0"
     if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    if isinstance(v, np.floating):
-        digits = 6 if v.dtype == np.float32 else 15
-        for p in range(digits, 18):  # the shortest %g that reads back (TF's SimpleFtoa)
-            t = f"{float(v):.{p}g}"
-            if v.dtype.type(t) == v:
-                return t
-        return f"{float(v):.17g}"
+        return '"' + v.decode("utf-8", "replace") + '"'
+    if isinstance(v, np.floating):  # TF's SimpleFtoa: %g at 6 (15) digits, else 9 (17)
+        short, full = (6, 9) if v.dtype == np.float32 else (15, 17)
+        t = f"{float(v):.{short}g}"
+        return t if v.dtype.type(t) == v else f"{float(v):.{full}g}"
     return str(v)
 
 
