@@ -256,3 +256,19 @@ def test_ctc_beam_search_finds_the_most_probable_labelings():
             # merge_repeated: a decoded (0, 0) (a blank between) is reported as (0,), as TF
             assert got == tuple(c for i, c in enumerate(lab) if not (i and lab[i - 1] == c))
             np.testing.assert_allclose(scores[b, k], np.log(prob), rtol=1e-9)
+
+
+def test_ctc_beam_search_prunes_as_tensorflow():
+    """Narrow beams keep the prefixes TF's decoder keeps (values TF 2.21 computed,
+    tests/data/tf_ctc_beam.json)."""
+    import json
+    from pathlib import Path
+    data = json.loads((Path(__file__).parent / "data" / "tf_ctc_beam.json").read_text())
+    x = np.float32(data["x"])
+    for r in data["runs"]:
+        paths, lp = run_op(lambda a: af.nn.ctc_beam_search_decoder(
+            a, [7, 6, 3], beam_width=r["width"], top_paths=r["top"],
+            merge_repeated=r["merge"]), [x])
+        assert [[p.indices.tolist(), p.values.tolist(), p.dense_shape.tolist()]
+                for p in paths] == r["paths"]
+        np.testing.assert_allclose(lp, r["log_probs"], rtol=1e-5)

@@ -202,36 +202,84 @@ def _max_pool_argmax(k: KernelContext) -> Any:
     return compute
 
 
-def _add(beams: dict, prefix: tuple[int, ...], i: int, v: float) -> None:
-    cell = beams.setdefault(prefix, [_NEG, _NEG])
-    cell[i] = float(np.logaddexp(cell[i], v))
+class _Entry:
+    """One prefix of the beam search: its parent, last label, children, and its (blank,
+    label, total) log-probabilities at the previous frame (old) and this one (new)."""
+
+    __slots__ = ("parent", "label", "children", "old", "new")
+
+    def __init__(self, parent: _Entry | None, label: int):
+        self.parent, self.label = parent, label
+        self.children: dict[int, _Entry] = {}
+        self.old = [_NEG, _NEG, _NEG]
+        self.new = [_NEG, _NEG, _NEG]
+
+    def active(self) -> bool:
+        return self.new[2] != _NEG
+
+    def labels(self, merge: bool) -> tuple[int, ...]:
+        out: list[int] = []
+        e: _Entry | None = self
+        while e is not None and e.parent is not None:
+            out.append(e.label)
+            e = e.parent
+        out.reverse()
+        return tuple(c for i, c in enumerate(out) if not (merge and i and out[i - 1] == c))
+
+
+def _lae(a: float, b: float) -> float:
+    return float(np.logaddexp(a, b))
 
 
 def _beam_one(logp: np.ndarray, width: int, top: int, merge: bool
               ) -> list[tuple[tuple[int, ...], float]]:
-    """CTC prefix beam search of one sequence (log_softmax [T, C]): the `top` best label
-    prefixes, as TF's decoder keeps `width` of them after each frame."""
+    """CTC prefix beam search of one sequence (log_softmax [T, C]), with TF's bookkeeping:
+    each frame first advances the prefixes in the beam (a prefix's parent adds to it only
+    while the parent is still in the beam), then grows children of the beam's prefixes in
+    decreasing order, a child entering only when it beats the beam's current lowest entry
+    (which then leaves the beam). Returns the `top` best (labels, log-probability)."""
     blank = logp.shape[1] - 1
-    beams: dict[tuple[int, ...], list[float]] = {(): [0.0, _NEG]}  # prefix -> [blank, label]
-    for t in range(logp.shape[0]):
-        lp = logp[t]
-        new: dict[tuple[int, ...], list[float]] = {}
-        for prefix, (pb, pl) in beams.items():
-            total = float(np.logaddexp(pb, pl))
-            _add(new, prefix, 0, total + lp[blank])
-            if prefix:
-                _add(new, prefix, 1, pl + lp[prefix[-1]])
-            for c in range(blank):
-                base = pb if prefix and prefix[-1] == c else total
-                _add(new, (*prefix, c), 1, base + lp[c])
-        ranked = sorted(new.items(), key=lambda kv: -np.logaddexp(*kv[1]))
-        beams = dict(ranked[:width])
-    ranked = sorted(beams.items(), key=lambda kv: -np.logaddexp(*kv[1]))[:top]
-    out = []
-    for prefix, (pb, pl) in ranked:
-        labels = [c for i, c in enumerate(prefix) if not (merge and i and prefix[i - 1] == c)]
-        out.append((tuple(labels), float(np.logaddexp(pb, pl))))
-    return out
+    root = _Entry(None, -1)
+    root.new = [0.0, _NEG, 0.0]
+    leaves: list[_Entry] = [root]
+
+    def candidate(p: list[float]) -> bool:
+        return p[2] > _NEG and (len(leaves) < width or p[2] > min(e.new[2] for e in leaves))
+    for lp in logp:
+        branches = sorted(leaves, key=lambda e: -e.new[2])
+        leaves = []
+        for b in branches:
+            b.old = list(b.new)
+        for b in branches:
+            if b.parent is not None:
+                if b.parent.active():
+                    par = b.parent.old
+                    prev = par[0] if b.label == b.parent.label else par[2]
+                    b.new[1] = _lae(b.new[1], prev)
+                b.new[1] += lp[b.label]
+            b.new[0] = b.old[2] + lp[blank]
+            b.new[2] = _lae(b.new[0], b.new[1])
+            leaves.append(b)
+        for b in branches:
+            if not candidate(b.old):
+                continue
+            for label in range(blank):
+                c = b.children.setdefault(label, _Entry(b, label))
+                if c.active():
+                    continue
+                prev = b.old[0] if label == b.label else b.old[2]
+                c.new = [_NEG, lp[label] + prev, lp[label] + prev]
+                if candidate(c.new):
+                    if len(leaves) == width:
+                        bottom = min(leaves, key=lambda e: e.new[2])
+                        bottom.new = [_NEG, _NEG, _NEG]
+                        leaves.remove(bottom)
+                    leaves.append(c)
+                else:
+                    c.old = [_NEG, _NEG, _NEG]
+                    c.new = [_NEG, _NEG, _NEG]
+    best = sorted(leaves, key=lambda e: -e.new[2])[:top]
+    return [(e.labels(merge), e.new[2]) for e in best]
 
 
 @register_kernel("CTCBeamSearchDecoder", device_types=("CPU",))
