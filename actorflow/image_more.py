@@ -2,7 +2,8 @@
 parts: colour spaces YUV and YIQ (TF's 3x3 matrices), `adjust_gamma`, `image_gradients`
 (forward differences, zero in the last row/column), `sobel_edges` (REFLECT padding, the
 two 3x3 Sobel kernels, a last axis of 2: dy, dx), `psnr`, `ssim` (an 11x11 Gaussian of
-sigma 1.5, k1 0.01, k2 0.03, VALID filtering, as TF) and `resize_image_with_pad` (TF1's
+sigma 1.5, k1 0.01, k2 0.03, VALID filtering, as TF; `ssim_multiscale` over five 2x
+scales) and `resize_image_with_pad` (TF1's
 float32 ratio and floor rules). `sample_distorted_bounding_box` is in
 `actorflow.ops.random_more_ops` (re-exported here).
 
@@ -24,7 +25,7 @@ from devices.errors import InvalidArgumentError
 
 __all__ = ["sample_distorted_bounding_box", "rgb_to_yuv", "yuv_to_rgb", "rgb_to_yiq",
            "yiq_to_rgb", "adjust_gamma", "image_gradients", "sobel_edges", "psnr", "ssim",
-           "resize_image_with_pad"]
+           "ssim_multiscale", "resize_image_with_pad"]
 
 _RGB_TO_YUV = [[0.299, -0.14714119, 0.61497538], [0.587, -0.28886916, -0.51496512],
                [0.114, 0.43601035, -0.10001026]]
@@ -112,10 +113,7 @@ def sobel_edges(image: Any) -> Tensor:
 def psnr(a: Any, b: Any, max_val: Any, name: str | None = None) -> Tensor:
     """Peak signal-to-noise ratio over the last three axes, in dB."""
     with name_scope(name, "PSNR"):
-        x, y = convert_to_tensor(a), convert_to_tensor(b)
-        x = compare_ops.cast(x, dtypes.float32)
-        y = compare_ops.cast(y, dtypes.float32)
-        mv = compare_ops.cast(max_val, dtypes.float32)
+        x, y, mv = _floats(a), _floats(b), _max_val(max_val, a)
         mse = reduction_ops.reduce_mean(math_ops.squared_difference(x, y), [-3, -2, -1])
         return math_ops.subtract(
             math_ops.truediv(math_ops.multiply(math_ops.log(mv), 20.0), np.float32(np.log(10.0))),
@@ -130,35 +128,89 @@ def _gauss(size: int, sigma: float) -> np.ndarray:
     return (g / g.sum()).astype(np.float32).reshape(size, size, 1, 1)
 
 
+def _ssim_per_channel(x: Tensor, y: Tensor, max_val: Any, filter_size: int,
+                      filter_sigma: float, k1: float, k2: float) -> tuple[Tensor, Tensor]:
+    """(SSIM, contrast-structure) per image and channel [..., channels]."""
+    from actorflow.ops.grid_ops import depthwise_conv2d
+    _rank4(x, "ssim")
+    h, w, ch = x._shape[1], x._shape[2], x._shape[3]
+    if h < filter_size or w < filter_size:
+        raise InvalidArgumentError(f"ssim: images of {h}x{w} are smaller than the filter "
+                                   f"({filter_size}); pass a smaller filter_size")
+    k = convert_to_tensor(np.tile(_gauss(filter_size, filter_sigma), (1, 1, ch, 1)))
+    mv = compare_ops.cast(max_val, dtypes.float32)
+    c1 = math_ops.square(math_ops.multiply(mv, k1))
+    c2 = math_ops.square(math_ops.multiply(mv, k2))
+
+    def reduce(t: Tensor) -> Tensor:
+        return depthwise_conv2d(t, k, [1, 1, 1, 1], "VALID")
+    m0, m1 = reduce(x), reduce(y)
+    num0 = math_ops.multiply(math_ops.multiply(m0, m1), 2.0)
+    den0 = math_ops.add(math_ops.square(m0), math_ops.square(m1))
+    lum = math_ops.truediv(math_ops.add(num0, c1), math_ops.add(den0, c1))
+    num1 = math_ops.multiply(reduce(math_ops.multiply(x, y)), 2.0)
+    den1 = reduce(math_ops.add(math_ops.square(x), math_ops.square(y)))
+    cs = math_ops.truediv(math_ops.add(math_ops.subtract(num1, num0), c2),
+                          math_ops.add(math_ops.subtract(den1, den0), c2))
+    return (reduction_ops.reduce_mean(math_ops.multiply(lum, cs), [-3, -2]),
+            reduction_ops.reduce_mean(cs, [-3, -2]))
+
+
+def _floats(img: Any) -> Tensor:
+    from actorflow.image import convert_image_dtype
+    return convert_image_dtype(convert_to_tensor(img), dtypes.float32)
+
+
+def _max_val(max_val: Any, like: Any) -> Tensor:
+    """max_val in the images' dtype, then scaled as they are (255 for uint8 images -> 1.0)."""
+    from actorflow.image import convert_image_dtype
+    dt = convert_to_tensor(like).dtype
+    return convert_image_dtype(compare_ops.cast(max_val, dt), dtypes.float32)
+
+
 def ssim(img1: Any, img2: Any, max_val: Any, filter_size: int = 11,
          filter_sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> Tensor:
     """Structural similarity per image (TF's Gaussian-filtered SSIM, averaged over channels)."""
-    from actorflow.ops.grid_ops import depthwise_conv2d
     with name_scope(None, "SSIM"):
-        x = compare_ops.cast(convert_to_tensor(img1), dtypes.float32)
-        y = compare_ops.cast(convert_to_tensor(img2), dtypes.float32)
-        _rank4(x, "ssim")
-        h, w, ch = x._shape[1], x._shape[2], x._shape[3]
-        if h < filter_size or w < filter_size:
-            raise InvalidArgumentError(f"ssim: images of {h}x{w} are smaller than the filter "
-                                       f"({filter_size}); pass a smaller filter_size")
-        k = convert_to_tensor(np.tile(_gauss(filter_size, filter_sigma), (1, 1, ch, 1)))
-        mv = compare_ops.cast(max_val, dtypes.float32)
-        c1 = math_ops.square(math_ops.multiply(mv, k1))
-        c2 = math_ops.square(math_ops.multiply(mv, k2))
-
-        def reduce(t: Tensor) -> Tensor:
-            return depthwise_conv2d(t, k, [1, 1, 1, 1], "VALID")
-        m0, m1 = reduce(x), reduce(y)
-        num0 = math_ops.multiply(math_ops.multiply(m0, m1), 2.0)
-        den0 = math_ops.add(math_ops.square(m0), math_ops.square(m1))
-        lum = math_ops.truediv(math_ops.add(num0, c1), math_ops.add(den0, c1))
-        num1 = math_ops.multiply(reduce(math_ops.multiply(x, y)), 2.0)
-        den1 = reduce(math_ops.add(math_ops.square(x), math_ops.square(y)))
-        cs = math_ops.truediv(math_ops.add(math_ops.subtract(num1, num0), c2),
-                              math_ops.add(math_ops.subtract(den1, den0), c2))
-        per_channel = reduction_ops.reduce_mean(math_ops.multiply(lum, cs), [-3, -2])
+        per_channel, _ = _ssim_per_channel(_floats(img1), _floats(img2),
+                                           _max_val(max_val, img1), filter_size, filter_sigma,
+                                           k1, k2)
         return reduction_ops.reduce_mean(per_channel, [-1])
+
+
+_MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def ssim_multiscale(img1: Any, img2: Any, max_val: Any, power_factors: Any = _MS_WEIGHTS,
+                    filter_size: int = 11, filter_sigma: float = 1.5, k1: float = 0.01,
+                    k2: float = 0.03) -> Tensor:
+    """MS-SSIM: the contrast-structure terms of each 2x-downsampled scale and the last
+    scale's SSIM, raised to `power_factors` and multiplied (TF's; odd sizes are padded
+    SYMMETRIC by one before each 2x2 average)."""
+    from actorflow.ops.nn_conv_ops import avg_pool
+    from actorflow.ops.nn_ops import relu
+    with name_scope(None, "MS-SSIM"):
+        x, y = _floats(img1), _floats(img2)
+        max_val = _max_val(max_val, img1)
+        _rank4(x, "ssim_multiscale")
+        mcs = []
+        per_channel = None
+        for scale in range(len(power_factors)):
+            if scale:
+                rh, rw = x._shape[1] % 2, x._shape[2] % 2
+                if rh or rw:
+                    pads = [[0, 0], [0, rh], [0, rw], [0, 0]]
+                    x = array_ops.pad(x, pads, mode="SYMMETRIC")
+                    y = array_ops.pad(y, pads, mode="SYMMETRIC")
+                x = avg_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], "VALID")
+                y = avg_pool(y, [1, 2, 2, 1], [1, 2, 2, 1], "VALID")
+            per_channel, cs = _ssim_per_channel(x, y, max_val, filter_size, filter_sigma, k1, k2)
+            mcs.append(relu(cs))
+        from actorflow.ops.join_ops import stack
+        terms = stack([*mcs[:-1], relu(per_channel)], -1)
+        weights = convert_to_tensor(np.asarray(power_factors, dtype=np.float32))
+        ms = reduction_ops.reduce_prod(math_ops.pow(terms, weights), [-1])
+        return reduction_ops.reduce_mean(ms, [-1])
 
 
 def resize_image_with_pad(image: Any, target_height: int, target_width: int,

@@ -435,6 +435,7 @@ def cases(tf: Any, results: dict) -> None:  # noqa: C901, PLR0915 - one flat tab
     m("nn9/auc_pr_careful", lambda: tf.metrics.auc(tf.constant(LAB), tf.constant(PRED), curve="PR", summation_method="careful_interpolation"))
     m("nn9/auc_minoring", lambda: tf.metrics.auc(tf.constant(LAB), tf.constant(PRED), num_thresholds=7, summation_method="minoring"))
     m("nn9/mean_iou_w", lambda: tf.metrics.mean_iou(tf.constant([0, 1, 2, 2, 1, 3]), tf.constant([0, 2, 2, 1, 1, 3]), 5, weights=tf.constant([1.0, 2.0, 0.5, 1.0, 1.0, 0.0])))
+    case("img9/ms_ssim", lambda: [tf.image.ssim_multiscale(tf.constant(np.abs(f32(2, 33, 30, 2)) / 2), tf.constant(np.abs(f32(2, 33, 30, 2)) / 2), 1.0, filter_size=3, power_factors=(0.4, 0.3, 0.3)), tf.image.ssim(tf.constant(np.uint8(np.abs(f32(1, 12, 12, 1)) * 100)), tf.constant(np.uint8(np.abs(f32(1, 12, 12, 1)) * 100)), 255), tf.image.psnr(tf.constant(np.uint8(np.abs(f32(1, 4, 4, 1)) * 100)), tf.constant(np.uint8(np.abs(f32(1, 4, 4, 1)) * 100)), 255)])
     case("img9/ssim_rgb", lambda: [tf.image.ssim(tf.constant(np.abs(f32(2, 12, 14, 3)) / 2), tf.constant(np.abs(f32(2, 12, 14, 3)) / 2), 1.0, filter_size=7)])
     case("img9/yiq", lambda: [tf.image.rgb_to_yiq(c(IM)), tf.image.yiq_to_rgb(c(IM))], grad=True)
     case("img9/resize_pad_tall", lambda: [tf.image.resize_image_with_pad(c(IM), 9, 4), tf.image.resize(c(IM), [3, 3]), tf.image.resize_with_crop_or_pad(c(IM), 2, 7), tf.image.transpose(c(IM))])

@@ -125,3 +125,24 @@ def test_sample_distorted_bounding_box_respects_constraints():
     with pytest.raises(InvalidArgumentError, match="use_image_if_no_bounding_boxes"):
         run_op(lambda s: af.image.sample_distorted_bounding_box(
             s, af.zeros([1, 0, 4]))[0], [np.int32([10, 10, 3])])
+
+
+def test_ssim_multiscale_and_integer_images():
+    x = R.uniform(0, 1, (1, 40, 44, 2)).astype(np.float32)
+    y = np.clip(x + R.normal(0, 0.1, x.shape), 0, 1).astype(np.float32)
+    same, ms, one = run_op(lambda a, b: [
+        af.image.ssim_multiscale(a, a, 1.0, filter_size=3, power_factors=(0.5, 0.3, 0.2)),
+        af.image.ssim_multiscale(a, b, 1.0, filter_size=3, power_factors=(0.5, 0.3, 0.2)),
+        af.image.ssim_multiscale(a, b, 1.0, filter_size=3, power_factors=(1.0,))], [x, y])
+    np.testing.assert_allclose(same, 1.0, rtol=1e-5)
+    plain = run_op(lambda a, b: af.image.ssim(a, b, 1.0, filter_size=3), [x, y])
+    np.testing.assert_allclose(one, plain, rtol=1e-5)  # one scale: plain SSIM
+    assert 0 < ms[0] < 1
+    # integer images scale to [0, 1] and so does max_val (255 for uint8 -> 1.0), as TF
+    u, v = (x * 255).astype(np.uint8), (y * 255).astype(np.uint8)
+    s8, p8 = run_op(lambda a, b: [af.image.ssim(a, b, 255, filter_size=3),
+                                  af.image.psnr(a, b, 255)], [u, v])
+    sf, pf = run_op(lambda a, b: [af.image.ssim(a, b, 1.0, filter_size=3),
+                                  af.image.psnr(a, b, 1.0)], [u / np.float32(255),
+                                                              v / np.float32(255)])
+    np.testing.assert_allclose([s8, p8], [sf, pf], rtol=1e-5)
