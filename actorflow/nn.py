@@ -6,7 +6,10 @@ rest of TF1's tf.nn comes from `composite_ops` (softplus, elu, selu, relu6, leak
 in_top_k, xw_plus_b, batch_normalization, weighted and Poisson losses), `candidate_sampling_ops`
 (nce_loss, sampled_softmax_loss), `scan_sort_ops` (top_k), `segment_ops`
 (embedding_lookup_sparse), `grid_ops` (conv1d, lrn), `trig_ops` (swish, gelu, crelu), and
-the RNNs from `actorflow.rnn_cell` (``af.nn.rnn_cell``) and `actorflow.rnn`;
+the RNNs from `actorflow.rnn_cell` (``af.nn.rnn_cell``) and `actorflow.rnn`; 3-D
+convolution/pooling and the moment helpers from `nn_3d_ops`, CTC, argmax pooling and
+dilation2d from `ctc_ops`, and TF1's other spellings (pool1d, convolution, erosion2d, ...)
+from `nn_aliases_ops`;
 ``af.nn.sigmoid`` and ``af.nn.tanh`` are the math ops ``af.sigmoid`` and ``af.tanh`` (other
 element-wise activations the math ops define, e.g. softplus, are looked up there too).
 

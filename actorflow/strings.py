@@ -1,5 +1,6 @@
-"""``af.strings``: TF's string namespace over `actorflow.ops.string_ops` and the hash bucket of
-`actorflow.lookup_ops`."""
+"""``af.strings``: TF's string namespace over `actorflow.ops.string_ops`, the hash bucket of
+`actorflow.lookup_ops`, and `actorflow.ops.string_hash_ops` (the other hash buckets, base64,
+format)."""
 
 from actorflow.lookup_ops import string_to_hash_bucket_fast as to_hash_bucket_fast
 from actorflow.ops.string_ops import (
