@@ -1,9 +1,9 @@
 """More of TF1's random ops: `random_gamma` (shape + the broadcast shape of alpha and beta;
 samples of Gamma(alpha) / beta), `random_poisson` (shape + lam's shape), and
 `image.sample_distorted_bounding_box` (TF's crop sampler). Seeds follow TF1's rules
-(`actorflow.graph.get_seed`), as `actorflow.ops.random_ops`; the ops are stateful. Gradients
-flow to beta through the division; none to alpha or lam (TF's reparameterized alpha gradient
-is not implemented). Kernels in `devices.kernels.random_more`.
+(`actorflow.graph.get_seed`), as `actorflow.ops.random_ops`; the ops are stateful. Gradients:
+to beta through the division, to alpha as TF's (implicit reparameterization, the
+``RandomGammaGrad`` kernel), none to lam. Kernels in `devices.kernels.random_more`.
 
     g = af.random_gamma([100], alpha=[1.0, 2.0], seed=1)     # [100, 2]
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from actorflow.graph import Tensor, get_seed, name_scope
-from actorflow.op_def import apply_op, convert_to_tensor, define_op, no_gradient
-from actorflow.ops import math_ops
+from actorflow.graph import Operation, Tensor, get_seed, name_scope
+from actorflow.op_def import apply_op, convert_to_tensor, define_op, no_gradient, register_gradient
+from actorflow.ops import array_ops, math_ops, reduction_ops
 from devices import dtypes
 from devices.errors import InvalidArgumentError
 
@@ -34,7 +34,20 @@ def _with_param_shape(ins: list[Tensor], a: dict) -> list:
 
 for _op in ("RandomGamma", "RandomPoissonV2"):
     define_op(_op, infer=_with_param_shape, stateful=True)
-    no_gradient(_op)
+no_gradient("RandomPoissonV2")
+define_op("RandomGammaGrad", infer=lambda ins, a: [(ins[1].dtype, ins[1]._shape)])
+no_gradient("RandomGammaGrad")
+
+
+@register_gradient("RandomGamma")
+def _random_gamma_grad(op: Operation, grad: Tensor) -> list[Any]:
+    """TF's: the samples' implicit-reparameterization derivative w.r.t. alpha, summed over the
+    sample dimensions."""
+    alpha, sample = op.inputs[1], op.outputs[0]
+    lead = len(sample._shape) - len(alpha._shape)
+    a = array_ops.reshape(alpha, [1] * lead + list(alpha._shape))
+    partial = apply_op("RandomGammaGrad", [a, sample], name="RandomGammaGrad")[0]
+    return [None, reduction_ops.reduce_sum(math_ops.multiply(grad, partial), list(range(lead)))]
 define_op("SampleDistortedBoundingBoxV2", stateful=True, infer=lambda ins, a: [
     (ins[0].dtype, (3,)), (ins[0].dtype, (3,)), (dtypes.float32, (1, 1, 4))])
 no_gradient("SampleDistortedBoundingBoxV2")

@@ -116,3 +116,22 @@ def _sample_box(k: KernelContext) -> Any:
         box = np.array([[[y / h, x / w, (y + ch) / h, (x + cw) / w]]], dtype=np.float32)
         return begin, sz, box
     return compute
+
+
+@register_kernel("RandomGammaGrad", device_types=("CPU",))
+def _gamma_grad(k: KernelContext) -> Any:
+    """d sample / d alpha of standard Gamma(alpha) samples, by implicit reparameterization:
+    -(dF/dalpha)(x; alpha) / f(x; alpha), F the regularized incomplete gamma function
+    (SciPy's; dF/dalpha by a central difference) and f the density."""
+    from scipy import special
+
+    def compute(alpha: Any, sample: Any) -> tuple:
+        a = np.asarray(alpha, dtype=np.float64)
+        x = np.asarray(sample, dtype=np.float64)
+        a, x = np.broadcast_arrays(a, x)
+        h = 1e-5 * np.maximum(a, 1.0)
+        dfa = (special.gammainc(a + h, x) - special.gammainc(a - h, x)) / (2 * h)
+        logpdf = (a - 1) * np.log(np.maximum(x, 1e-300)) - x - special.gammaln(a)
+        out = -dfa / np.exp(logpdf)
+        return (np.where(x > 0, out, 0.0).astype(np.asarray(sample).dtype),)
+    return compute
