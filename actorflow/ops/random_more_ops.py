@@ -43,9 +43,15 @@ no_gradient("RandomGammaGrad")
 def _random_gamma_grad(op: Operation, grad: Tensor) -> list[Any]:
     """TF's: the samples' implicit-reparameterization derivative w.r.t. alpha, summed over the
     sample dimensions."""
+    from actorflow.ops.join_ops import concat
     alpha, sample = op.inputs[1], op.outputs[0]
-    lead = len(sample._shape) - len(alpha._shape)
-    a = array_ops.reshape(alpha, [1] * lead + list(alpha._shape))
+    shp = op.inputs[0]._shape
+    if shp is None or shp[0] is None:
+        raise InvalidArgumentError("random_gamma's gradient needs the number of sample "
+                                   "dimensions (the shape's length) known in the graph")
+    lead = int(shp[0])
+    a = array_ops.reshape(alpha, concat([[1] * lead, array_ops.shape(alpha)], 0)) \
+        if lead else alpha
     partial = apply_op("RandomGammaGrad", [a, sample], name="RandomGammaGrad")[0]
     return [None, reduction_ops.reduce_sum(math_ops.multiply(grad, partial), list(range(lead)))]
 define_op("SampleDistortedBoundingBoxV2", stateful=True, infer=lambda ins, a: [
