@@ -24,6 +24,7 @@ __all__ = ["length", "lower", "upper", "strip", "reduce_join", "regex_full_match
 from actorflow.ops.string_hash_ops import (  # noqa: E402
     decode_base64,
     encode_base64,
+    ngrams,
     string_to_hash_bucket,
     string_to_hash_bucket_strong,
 )
@@ -32,5 +33,5 @@ from actorflow.ops.string_ops import as_string  # noqa: E402
 
 to_hash_bucket = string_to_hash_bucket
 to_hash_bucket_strong = string_to_hash_bucket_strong
-__all__ += ["as_string", "format", "to_hash_bucket", "to_hash_bucket_strong", "encode_base64",
-            "decode_base64"]
+__all__ += ["ngrams", "as_string", "format", "to_hash_bucket", "to_hash_bucket_strong",
+            "encode_base64", "decode_base64"]

@@ -67,3 +67,17 @@ def test_bad_hash_arguments():
         af.string_to_hash_bucket(af.constant([b"a"]), 0)
     with pytest.raises(InvalidArgumentError, match="2 integers"):
         af.string_to_hash_bucket_strong(af.constant([b"a"]), 10, key=[1])
+
+
+def test_ngrams_on_dense_rows():
+    d = af.constant([[b"a", b"b", b"c", b"d"], [b"e", b"f", b"g", b"h"]])
+    two, mixed, padded, short = run(af.strings.ngrams(d, 2),
+                                    af.strings.ngrams(d, [1, 3], separator="-"),
+                                    af.strings.ngrams(d, 2, pad_values="#", padding_width=1),
+                                    af.strings.ngrams(d, 5))
+    assert two.tolist() == [[b"a b", b"b c", b"c d"], [b"e f", b"f g", b"g h"]]
+    assert mixed[0].tolist() == [b"a", b"b", b"c", b"d", b"a-b-c", b"b-c-d"]
+    assert padded[1].tolist() == [b"# e", b"e f", b"f g", b"g h", b"h #"]
+    assert short.shape == (2, 0)
+    (lr,) = run(af.strings.ngrams(d[:1], 3, pad_values=("<", ">")))
+    assert lr[0].tolist() == [b"< < a", b"< a b", b"a b c", b"b c d", b"c d >", b"d > >"]

@@ -2,7 +2,8 @@
 (`string_to_hash_bucket`: TF's legacy Hash64; `string_to_hash_bucket_strong`: SipHash-2-4
 with a 2-int key; `string_to_hash_bucket_fast` is in `actorflow.lookup_ops`), web-safe
 base64 (`encode_base64`, `decode_base64`) and `strings.format` (TF's StringFormat: each
-"{}" of the template replaced by a summary of the next tensor). Kernels in
+"{}" of the template replaced by a summary of the next tensor), and `strings.ngrams` on
+dense tensors (composed: slices joined). Kernels in
 `devices.kernels.strings_hash`; none is differentiable.
 
     af.strings.format("loss={} w={}", (loss, w))       # b"loss=0.25 w=[1 2 3 ... 8 9 10]"
@@ -18,7 +19,7 @@ from devices import dtypes
 from devices.errors import InvalidArgumentError
 
 __all__ = ["string_to_hash_bucket", "string_to_hash_bucket_strong", "encode_base64",
-           "decode_base64", "string_format"]
+           "decode_base64", "string_format", "ngrams"]
 
 for _op, _dt in (("StringToHashBucket", dtypes.int64), ("StringToHashBucketStrong", dtypes.int64),
                  ("EncodeBase64", dtypes.string), ("DecodeBase64", dtypes.string)):
@@ -87,3 +88,53 @@ def string_format(template: str, inputs: Any, placeholder: str = "{}", summarize
     return apply_op("StringFormat", ts, {"template": template, "placeholder": placeholder,
                                          "summarize": int(summarize)},
                     name=name or "StringFormat")[0]
+
+
+def ngrams(data: Any, ngram_width: Any, separator: str = " ", pad_values: Any = None,
+           padding_width: int | None = None, preserve_short_sequences: bool = False,
+           name: str | None = None) -> Tensor:
+    """The n-grams along the last axis of a dense string tensor, joined by `separator`
+    (several widths: concatenated in order), optionally padded with pad_values (one string,
+    or a (left, right) pair) `padding_width` (default width - 1) times on each side."""
+    from actorflow.graph import name_scope
+    from actorflow.ops.join_ops import concat
+    from actorflow.ops.string_ops import string_join
+    widths = [int(w) for w in (ngram_width if isinstance(ngram_width, (list, tuple))
+                               else [ngram_width])]
+    if any(w < 1 for w in widths):
+        raise InvalidArgumentError(f"ngrams: widths must be >= 1, got {widths}")
+    if preserve_short_sequences:
+        raise InvalidArgumentError("ngrams: preserve_short_sequences needs ragged rows; it is "
+                                   "not supported on dense tensors here")
+    with name_scope(name, "StringNGrams"):
+        x = _text(data, "ngrams")
+        if x._shape is None or not x._shape or x._shape[-1] is None:
+            raise InvalidArgumentError(f"ngrams needs a dense tensor with a known last axis, "
+                                       f"got shape {x._shape}")
+        outs = []
+        for w in widths:
+            t = x
+            if pad_values is not None:
+                left, right = (pad_values, pad_values) if isinstance(pad_values, (str, bytes)) \
+                    else tuple(pad_values)
+                p = w - 1 if padding_width is None else int(padding_width)
+                lead = list(x._shape[:-1])
+                parts = []
+                for v, n in ((left, p), (None, 0), (right, p)):
+                    if v is None:
+                        parts.append(x)
+                    elif n:
+                        import numpy as np
+                        arr = np.empty([*lead, n], dtype=object)
+                        arr[...] = v.encode() if isinstance(v, str) else v
+                        parts.append(convert_to_tensor(arr, dtype=dtypes.string))
+                t = concat(parts, -1) if len(parts) > 1 else x
+            m = t._shape[-1] - w + 1
+            if m <= 0:
+                import numpy as np
+                outs.append(convert_to_tensor(np.empty([*x._shape[:-1], 0], dtype=object),
+                                              dtype=dtypes.string))
+                continue
+            cols = [t[..., i:i + m] for i in range(w)]
+            outs.append(string_join(cols, separator=separator) if w > 1 else cols[0])
+        return outs[0] if len(outs) == 1 else concat(outs, -1)
