@@ -401,3 +401,19 @@ from actorflow.ops.sparse_ops import (  # noqa: E402
     sparse_to_indicator,
     sparse_transpose,
 )
+
+# isort: split
+# --- s9api: metrics, nn, image, strings, random ---
+bitwise = importlib.import_module("actorflow.bitwise")
+from actorflow.initializers import (  # noqa: E402
+    orthogonal_initializer,
+    uniform_unit_scaling_initializer,
+)
+from actorflow.ops.bit_ops import bitcast, rint, saturate_cast  # noqa: E402
+from actorflow.ops.random_more_ops import random_gamma, random_poisson  # noqa: E402
+from actorflow.ops.string_hash_ops import (  # noqa: E402
+    decode_base64,
+    encode_base64,
+    string_to_hash_bucket,
+    string_to_hash_bucket_strong,
+)

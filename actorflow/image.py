@@ -168,9 +168,16 @@ def resize_image_with_crop_or_pad(image: Any, target_height: int, target_width: 
 def central_crop(image: Any, central_fraction: float) -> Tensor:
     x = convert_to_tensor(image)
     r = _rank(x, "central_crop")
+    if not 0.0 < central_fraction <= 1.0:
+        raise ValueError(f"central_fraction must be within (0, 1], got {central_fraction}")
+    if central_fraction == 1.0:
+        return x
     h, w = int(x.shape[r - 3]), int(x.shape[r - 2])
-    return resize_image_with_crop_or_pad(x, max(1, int(h * central_fraction)),
-                                         max(1, int(w * central_fraction)))
+    # TF's rule: a margin of int((size - size * fraction) / 2) on each side
+    top = int((h - h * float(central_fraction)) / 2)
+    left = int((w - w * float(central_fraction)) / 2)
+    from actorflow.image_boxes import crop_to_bounding_box
+    return crop_to_bounding_box(x, top, left, h - 2 * top, w - 2 * left)
 
 
 def convert_image_dtype(image: Any, dtype: Any, saturate: bool = False,
@@ -185,6 +192,9 @@ def convert_image_dtype(image: Any, dtype: Any, saturate: bool = False,
         return math_ops.truediv(compare_ops.cast(x, dt), float(np.iinfo(x.dtype.np).max))
     if x.dtype.is_floating and dt.is_integer:
         scaled = math_ops.multiply(x, float(np.iinfo(dt.np).max) + 0.5)
+        if saturate:
+            from actorflow.ops.bit_ops import saturate_cast
+            return saturate_cast(scaled, dt)
         return compare_ops.cast(scaled, dt)
     return compare_ops.cast(x, dt)
 
@@ -321,3 +331,5 @@ from actorflow.image_boxes import __all__ as _boxes_all  # noqa: E402
 from actorflow.image_resize import resize_area, resize_bicubic  # noqa: E402  (session 8)
 
 __all__ += _boxes_all
+# --- s9api: more of tf.image (colour spaces, gamma, gradients, Sobel, PSNR, SSIM, pad) ---
+from actorflow.image_more import *  # noqa: E402,F403

@@ -166,7 +166,86 @@ def he_uniform(seed: int | None = None) -> Initializer:
     return variance_scaling_initializer(2.0, "fan_in", "uniform", seed)
 
 
-__all__ = ["zeros_initializer", "ones_initializer", "constant_initializer",
+# --- s9api: orthogonal and identity initializers ---
+def orthogonal_initializer(gain: float = 1.0, seed: int | None = None,
+                           dtype: Any = dtypes.float32) -> Initializer:
+    """TF1's Orthogonal: the Q of a QR decomposition of a normal draw (its columns' signs
+    fixed by R's diagonal), flattened to [prod(shape[:-1]), shape[-1]], times `gain`."""
+    def init(shape: Any, dtype: Any = dtype, partition_info: Any = None) -> Tensor:
+        from actorflow.ops import array_ops as ao
+        from actorflow.ops import math_ops
+        from actorflow.ops.grid_ops import diag_part
+        from actorflow.ops.qr_ops import qr
+        shp = _shape(shape)
+        if len(shp) < 2:
+            raise InvalidArgumentError(f"orthogonal_initializer needs a shape of at least 2 "
+                                       f"dimensions, got {list(shp)}")
+        rows, cols = math.prod(shp[:-1]), shp[-1]
+        a = _draw("normal", (max(rows, cols), min(rows, cols)), dtype, seed, 0.0, 1.0)
+        q, r = qr(a)
+        q = math_ops.multiply(q, math_ops.sign(diag_part(r)))
+        if rows < cols:
+            q = ao.transpose(q)
+        return math_ops.multiply(ao.reshape(q, list(shp)), float(gain))
+    return init
+
+
+def identity_initializer(gain: float = 1.0, dtype: Any = dtypes.float32) -> Initializer:
+    """gain times the (rectangular) identity matrix; 2-D shapes only, as TF."""
+    def init(shape: Any, dtype: Any = dtype, partition_info: Any = None) -> Tensor:
+        shp = _shape(shape)
+        if len(shp) != 2:
+            raise InvalidArgumentError(f"identity initializer needs a 2-D shape, got "
+                                       f"{list(shp)}")
+        dt = dtypes.as_dtype(dtype)
+        return constant(np.eye(shp[0], shp[1], dtype=dt.np) * gain, dtype=dt)
+    return init
+
+
+def uniform_unit_scaling_initializer(factor: float = 1.0, seed: int | None = None,
+                                     dtype: Any = dtypes.float32) -> Initializer:
+    """TF1's UniformUnitScaling: uniform in +-sqrt(3 / input size) * factor, the input size
+    the product of every dimension but the last."""
+    def init(shape: Any, dtype: Any = dtype, partition_info: Any = None) -> Tensor:
+        shp = _shape(shape)
+        limit = math.sqrt(3.0 / max(float(math.prod(shp[:-1])), 1.0)) * factor
+        return _draw("uniform", shp, dtype, seed, -limit, limit)
+    return init
+
+
+def lecun_normal(seed: int | None = None) -> Initializer:
+    return variance_scaling_initializer(1.0, "fan_in", "truncated_normal", seed)
+
+
+def lecun_uniform(seed: int | None = None) -> Initializer:
+    return variance_scaling_initializer(1.0, "fan_in", "uniform", seed)
+
+
+# tf.compat.v1.initializers' short names
+identity = identity_initializer
+orthogonal = orthogonal_initializer
+zeros, ones = zeros_initializer, ones_initializer
+random_normal, random_uniform = random_normal_initializer, random_uniform_initializer
+truncated_normal, variance_scaling = truncated_normal_initializer, variance_scaling_initializer
+glorot_normal, glorot_uniform = glorot_normal_initializer, glorot_uniform_initializer
+uniform_unit_scaling = uniform_unit_scaling_initializer
+# (the short names stay out of __all__: `actorflow.variables` re-exports __all__ at the top
+# level, where af.zeros, af.identity, ... are the ops)
+__all__ = ["orthogonal_initializer", "identity_initializer", "uniform_unit_scaling_initializer",
+           "lecun_normal", "lecun_uniform"]
+__all__ += ["zeros_initializer", "ones_initializer", "constant_initializer",
            "random_uniform_initializer", "random_normal_initializer",
            "truncated_normal_initializer", "variance_scaling_initializer",
            "glorot_uniform_initializer", "glorot_normal_initializer", "he_normal", "he_uniform"]
+
+
+def __getattr__(name: str) -> Any:
+    """tf.initializers' op builders (global_variables, ...), found where they are defined."""
+    if name in ("global_variables", "local_variables", "variables"):
+        from actorflow import variables
+        return getattr(variables, {"variables": "variables_initializer"}.get(
+            name, f"{name}_initializer"))
+    if name == "tables_initializer":
+        from actorflow.lookup_ops import tables_initializer
+        return tables_initializer
+    raise AttributeError(f"module 'actorflow.initializers' has no attribute '{name}'")

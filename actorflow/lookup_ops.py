@@ -13,8 +13,8 @@ once and shared by every step and session of its device.
     ids = table.lookup(af.constant(["emerson", "lake", "and", "palmer"]))   # [0, 1, 3, 2]
     sess.run(af.tables_initializer())
 
-Out-of-vocabulary buckets hash with `StringToHashBucketFast`, which is stable but not
-TensorFlow's Fingerprint64: an OOV word lands in a different bucket than under TensorFlow.
+Out-of-vocabulary buckets hash with `StringToHashBucketFast`: FarmHash's Fingerprint64, as
+TensorFlow's, so an OOV word lands in the same bucket as under TensorFlow.
 """
 
 from __future__ import annotations

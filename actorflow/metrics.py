@@ -173,11 +173,13 @@ def auc(labels: Any, predictions: Any, weights: Any = None, num_thresholds: int 
         thresholds: Any = None) -> tuple[Tensor, Tensor]:
     """The area under the ROC (or PR) curve of `predictions` in [0, 1] against boolean
     `labels`, from true/false positive/negative counts at `num_thresholds` thresholds (TF1's
-    trapezoidal Riemann sum)."""
+    trapezoidal Riemann sum; 'careful_interpolation' interpolates precision between
+    thresholds for PR, as TF's interpolate_pr_auc, and is the trapezoidal sum for ROC)."""
     import numpy as np
     if curve not in ("ROC", "PR"):
         raise ValueError(f"curve must be 'ROC' or 'PR', got {curve!r}")
-    if summation_method not in ("trapezoidal", "minoring", "majoring"):
+    if summation_method not in ("trapezoidal", "minoring", "majoring",
+                                "careful_interpolation"):
         raise ValueError(f"summation_method {summation_method!r} is not supported")
     eps = 1e-7
     if thresholds is None:
@@ -222,11 +224,37 @@ def _area(c: dict[str, Tensor], curve: str, method: str) -> Tensor:
         x, y = math_ops.truediv(fp, math_ops.add(math_ops.add(fp, tn), e)), rec
     else:
         x, y = rec, math_ops.truediv(math_ops.add(tp, e), math_ops.add(math_ops.add(tp, fp), e))
+    if curve == "PR" and method == "careful_interpolation":
+        return _interpolate_pr_auc(tp, fp, fn)
     dx = math_ops.subtract(x[:-1], x[1:])
-    if method == "trapezoidal":
+    if method in ("trapezoidal", "careful_interpolation"):
         h = math_ops.multiply(math_ops.add(y[:-1], y[1:]), 0.5)
     elif method == "minoring":
         h = math_ops.minimum(y[:-1], y[1:])
     else:
         h = math_ops.maximum(y[:-1], y[1:])
     return reduction_ops.reduce_sum(math_ops.multiply(dx, h))
+
+
+def _interpolate_pr_auc(tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
+    """TF's careful interpolation of the PR curve (Davis & Goadrich, 2006)."""
+    from actorflow.ops.trig_ops import div_no_nan
+    dtp = math_ops.subtract(tp[:-1], tp[1:])
+    p = math_ops.add(tp, fp)
+    slope = div_no_nan(dtp, math_ops.maximum(math_ops.subtract(p[:-1], p[1:]), 0.0))
+    intercept = math_ops.subtract(tp[1:], math_ops.multiply(slope, p[1:]))
+    both = compare_ops.logical_and(compare_ops.greater(p[:-1], 0.0),
+                                   compare_ops.greater(p[1:], 0.0))
+    ratio = compare_ops.where(both, div_no_nan(p[:-1], math_ops.maximum(p[1:], 0.0)),
+                              array_ops.ones_like(p[1:]))
+    return reduction_ops.reduce_sum(div_no_nan(
+        math_ops.multiply(slope, math_ops.add(dtp, math_ops.multiply(intercept,
+                                                                     math_ops.log(ratio)))),
+        math_ops.maximum(math_ops.add(tp[1:], fn[1:]), 0.0)))
+
+
+# --- s9api: the rest of TF1's tf.metrics (thresholds, top-k, IoU, per-class accuracy) ---
+from actorflow.metrics_more import *  # noqa: E402,F403
+from actorflow.metrics_more import __all__ as _more_all  # noqa: E402
+
+__all__ += _more_all

@@ -6,7 +6,10 @@ rest of TF1's tf.nn comes from `composite_ops` (softplus, elu, selu, relu6, leak
 in_top_k, xw_plus_b, batch_normalization, weighted and Poisson losses), `candidate_sampling_ops`
 (nce_loss, sampled_softmax_loss), `scan_sort_ops` (top_k), `segment_ops`
 (embedding_lookup_sparse), `grid_ops` (conv1d, lrn), `trig_ops` (swish, gelu, crelu), and
-the RNNs from `actorflow.rnn_cell` (``af.nn.rnn_cell``) and `actorflow.rnn`;
+the RNNs from `actorflow.rnn_cell` (``af.nn.rnn_cell``) and `actorflow.rnn`; 3-D
+convolution/pooling and the moment helpers from `nn_3d_ops`, CTC, argmax pooling and
+dilation2d from `ctc_ops`, and TF1's other spellings (pool1d, convolution, erosion2d, ...)
+from `nn_aliases_ops`;
 ``af.nn.sigmoid`` and ``af.nn.tanh`` are the math ops ``af.sigmoid`` and ``af.tanh`` (other
 element-wise activations the math ops define, e.g. softplus, are looked up there too).
 
@@ -114,3 +117,29 @@ def __getattr__(name: str) -> Any:
         if fn is not None:
             return fn
     raise AttributeError(f"module 'af.nn' has no attribute '{name}'")
+
+
+# --- s9api: 3-D conv/pooling, argmax pooling, dilation2d, CTC, moment helpers ---
+from actorflow.ops.ctc_ops import (  # noqa: E402
+    ctc_beam_search_decoder,
+    ctc_greedy_decoder,
+    ctc_loss,
+    dilation2d,
+    max_pool_with_argmax,
+)
+from actorflow.ops.nn_3d_ops import (  # noqa: E402
+    avg_pool3d,
+    conv3d,
+    max_pool3d,
+    normalize_moments,
+    sufficient_statistics,
+    weighted_moments,
+)
+from actorflow.ops.nn_aliases_ops import *  # noqa: E402,F403
+from actorflow.ops.nn_aliases_ops import __all__ as _aliases_all  # noqa: E402
+
+__all__ += _aliases_all
+__all__ += ["ctc_beam_search_decoder", "ctc_loss", "ctc_greedy_decoder", "dilation2d",
+            "max_pool_with_argmax"]
+__all__ += ["conv3d", "max_pool3d", "avg_pool3d", "normalize_moments", "weighted_moments",
+            "sufficient_statistics"]

@@ -368,7 +368,9 @@ def cases(tf: Any, results: dict) -> None:  # noqa: C901, PLR0915 - one flat tab
             v = tf.get_variable("v", shape, initializer=init())
             return [v]
         case(f"init/{key}", build, post=lambda o: post(np.asarray(o[0])))
-    stats = lambda a: [a.shape, str(a.dtype), round(float(a.mean()), 1), round(float(a.std()), 2)]
+    # as text (one output of mixed items would not make an array: both sides failed alike);
+    # -0.0 as 0.0, the spread to 2 significant digits
+    stats = lambda a: [str(a.shape), str(a.dtype), str(round(float(a.mean()), 1) + 0.0), f"{float(a.std()):.2g}"]
     init_case("zeros", lambda: tf.zeros_initializer(), [2, 3], lambda a: [a])
     init_case("constant_list", lambda: tf.constant_initializer([1, 2, 3, 4, 5, 6]), [2, 3], lambda a: [a])
     init_case("constant_scalar", lambda: tf.constant_initializer(0.5), [2, 2], lambda a: [a])
@@ -407,3 +409,44 @@ def cases(tf: Any, results: dict) -> None:  # noqa: C901, PLR0915 - one flat tab
     rnd("bernoulli_op_seed", lambda: tf.random_uniform([4], seed=7) - tf.random_uniform([4], seed=7), lambda a: [a.shape])
     rnd("sample_box", lambda: tf.image.sample_distorted_bounding_box([10, 12, 3], tf.constant(np.float32([[[0.1, 0.1, 0.9, 0.9]]])), min_object_covered=0.5, seed=1)[0], lambda a: [a.shape, str(a.dtype)])
 
+
+    # ---- session 9 (s9api): more of the TF1 API added this session ------------------------
+    LOG = f32(6, 3, 4) * 2
+    case("nn9/ctc_beam", lambda: (lambda d: [d[1]] + [t for p in d[0] for t in (p.indices, p.values, p.dense_shape)])(tf.nn.ctc_beam_search_decoder(tf.constant(LOG), [6, 5, 3], beam_width=4, top_paths=2)))
+    case("nn9/ctc_beam_nomerge", lambda: (lambda d: [d[1]] + [d[0][0].values])(tf.nn.ctc_beam_search_decoder(tf.constant(LOG), [6, 5, 3], merge_repeated=False)))
+    case("nn9/ctc_loss_options", lambda: [tf.nn.ctc_loss(tf.SparseTensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1]], tf.constant([1, 1, 2, 0, 0]), [2, 3]), c(LOG[:, :2]), [6, 4], preprocess_collapse_repeated=pc, ctc_merge_repeated=mr) for pc, mr in ((True, True), (False, False))], grad=True)
+    case("nn9/ctc_loss_ignore", lambda: [tf.nn.ctc_loss(tf.SparseTensor([[0, 0], [0, 1], [0, 2], [1, 0]], tf.constant([1, 1, 1, 0]), [2, 3]), c(LOG[:4, :2]), [4, 2], ignore_longer_outputs_than_inputs=True)], grad=True)
+    case("nn9/ctc_greedy_nomerge", lambda: list(tf.nn.ctc_greedy_decoder(tf.constant(LOG), [6, 4, 2], merge_repeated=False)[0]))
+    case("nn9/argmax_batch", lambda: list(tf.nn.max_pool_with_argmax(c(X4), [1, 3, 2, 1], [1, 2, 1, 1], "VALID", include_batch_in_index=True)))
+    case("nn9/dilation_strided", lambda: [tf.nn.dilation2d(c(X4), c(f32(2, 3, 3)), [1, 2, 2, 1], [1, 2, 1, 1], "VALID")], grad=True)
+    case("nn9/erosion", lambda: [tf.nn.erosion2d(c(X4), c(f32(2, 2, 3)), [1, 1, 1, 1], [1, 1, 1, 1], "SAME")], grad=True)
+    case("nn9/conv3d_same", lambda: [tf.nn.conv3d(c(f32(2, 5, 4, 3, 2)), c(f32(3, 2, 2, 2, 3)), [1, 2, 1, 2, 1], "SAME")], grad=True)
+    case("nn9/pool3d_mix", lambda: [tf.nn.max_pool3d(c(f32(1, 5, 4, 5, 2)), [1, 3, 2, 2, 1], [1, 2, 2, 1, 1], "SAME"), tf.nn.avg_pool3d(c(f32(1, 5, 4, 5, 2)), [1, 2, 3, 2, 1], [1, 1, 1, 2, 1], "VALID")], grad=True)
+    case("nn9/pool1d", lambda: [tf.nn.max_pool1d(c(f32(2, 7, 3)), 3, 2, "SAME"), tf.nn.avg_pool1d(c(f32(2, 7, 3)), 2, 1, "VALID")], grad=True)
+    case("nn9/convolution", lambda: [tf.nn.convolution(c(f32(1, 5, 5, 2)), c(f32(2, 2, 2, 3)), "VALID", strides=[2, 1]), tf.nn.pool(c(f32(1, 5, 5, 2)), [2, 2], "AVG", "SAME", strides=[2, 2])], grad=True)
+    case("nn9/silu_relu_layer", lambda: [tf.nn.silu(c(f32(3, 4))), tf.nn.relu_layer(c(f32(2, 3)), c(f32(3, 4)), c(f32(4)))], grad=True)
+    case("nn9/bn_global", lambda: [tf.nn.batch_norm_with_global_normalization(c(f32(2, 3)), c(f32(3)), tf.abs(c(f32(3))) + 0.5, c(f32(3)), c(f32(3)), 1e-3, True)], grad=True)
+    case("nn9/moments_keep", lambda: list(tf.nn.weighted_moments(c(f32(2, 3, 4)), [0, 2], c(np.abs(f32(2, 3, 1))), keep_dims=True)) + list(tf.nn.sufficient_statistics(c(f32(3, 4)), [1], shift=c(f32(3, 1)))[:3]), grad=True)
+    m("nn9/mean_tensor", lambda: tf.metrics.mean_tensor(tf.constant(PRED[:4].reshape(2, 2)), weights=tf.constant(np.float32([[1, 0], [2, 1]]))))
+    m("nn9/tn_at_thr", lambda: tf.metrics.true_negatives_at_thresholds(tf.constant(LAB), tf.constant(PRED), [0.15, 0.5, 0.65]))
+    m("nn9/fp_at_thr_w", lambda: tf.metrics.false_positives_at_thresholds(tf.constant(LAB), tf.constant(PRED), [0.15, 0.5], weights=tf.constant(np.float32([[1], [0], [2], [1], [1], [3]]))))
+    m("nn9/precision_at_top_k", lambda: tf.metrics.precision_at_top_k(tf.constant(np.int64([[1, 0], [2, 1]])), tf.constant(np.int64([[1, 2], [0, 2]]))))
+    m("nn9/sparse_avg_prec_w", lambda: tf.metrics.sparse_average_precision_at_k(tf.constant(np.int64([[1, 2], [2, 0], [0, 3]])), tf.constant(np.float32([[0.1, 0.9, 0.3, 0.2], [0.8, 0.1, 0.5, 0.4], [0.2, 0.3, 0.4, 0.1]])), 3, weights=tf.constant(np.float32([1, 2, 0.5]))))
+    m("nn9/auc_pr_careful", lambda: tf.metrics.auc(tf.constant(LAB), tf.constant(PRED), curve="PR", summation_method="careful_interpolation"))
+    m("nn9/auc_minoring", lambda: tf.metrics.auc(tf.constant(LAB), tf.constant(PRED), num_thresholds=7, summation_method="minoring"))
+    m("nn9/mean_iou_w", lambda: tf.metrics.mean_iou(tf.constant([0, 1, 2, 2, 1, 3]), tf.constant([0, 2, 2, 1, 1, 3]), 5, weights=tf.constant([1.0, 2.0, 0.5, 1.0, 1.0, 0.0])))
+    case("img9/ms_ssim", lambda: [tf.image.ssim_multiscale(tf.constant(np.abs(f32(2, 33, 30, 2)) / 2), tf.constant(np.abs(f32(2, 33, 30, 2)) / 2), 1.0, filter_size=3, power_factors=(0.4, 0.3, 0.3)), tf.image.ssim(tf.constant(np.uint8(np.abs(f32(1, 12, 12, 1)) * 100)), tf.constant(np.uint8(np.abs(f32(1, 12, 12, 1)) * 100)), 255), tf.image.psnr(tf.constant(np.uint8(np.abs(f32(1, 4, 4, 1)) * 100)), tf.constant(np.uint8(np.abs(f32(1, 4, 4, 1)) * 100)), 255)])
+    case("img9/ssim_rgb", lambda: [tf.image.ssim(tf.constant(np.abs(f32(2, 12, 14, 3)) / 2), tf.constant(np.abs(f32(2, 12, 14, 3)) / 2), 1.0, filter_size=7)])
+    case("img9/yiq", lambda: [tf.image.rgb_to_yiq(c(IM)), tf.image.yiq_to_rgb(c(IM))], grad=True)
+    case("img9/resize_pad_tall", lambda: [tf.image.resize_image_with_pad(c(IM), 9, 4), tf.image.resize(c(IM), [3, 3]), tf.image.resize_with_crop_or_pad(c(IM), 2, 7), tf.image.transpose(c(IM))])
+    case("img9/central_crops", lambda: [tf.image.central_crop(c(f32(7, 9, 2)), fr) for fr in (0.3, 0.75, 1.0)], grad=True)
+    case("img9/gamma_u8", lambda: [tf.image.adjust_gamma(tf.constant(np.uint8([[[0, 64, 128, 255]]])), 0.5, 1.2)])
+    case("img9/convert_sat", lambda: [tf.image.convert_image_dtype(tf.constant(np.float32([[0, 0.5, 1.2, -0.1, 0.999]])), tf.int16, saturate=True), tf.image.convert_image_dtype(tf.constant(np.float64([0.25, 1.5])), tf.uint8, saturate=True)])
+    case("str9/format_variants", lambda: [tf.strings.format("{}|{}|{}", (tf.constant(np.arange(12).reshape(3, 4)), tf.constant([b"a", b"b"]), tf.constant(2.5, tf.float64)), summarize=1), tf.strings.format("[{}]", tf.constant(np.float32([1e-5, 123456.7, -0.1])))])
+    case("str9/hashes_more", lambda: [tf.string_to_hash_bucket_fast(tf.constant([b"x" * n for n in range(20)]), 97), tf.string_to_hash_bucket(tf.constant([b"y" * n for n in range(20)]), 97), tf.string_to_hash_bucket_strong(tf.constant([b"z" * n for n in range(20)]), 97, key=[2 ** 40 + 3, 11])])
+    case("str9/base64_bad", lambda: [tf.decode_base64(tf.constant([b"ab+/"]))])
+    case("cast9/bits", lambda: [tf.bitwise.left_shift(tf.constant(np.int8([1, -3, 64])), tf.constant(np.int8([2, 9, 1]))), tf.bitwise.right_shift(tf.constant(np.int64([-17, 1 << 40])), tf.constant(np.int64([2, 70]))), tf.bitcast(tf.constant(np.uint8([[0, 0, 128, 63]])), tf.float32), tf.saturate_cast(tf.constant([1e10, -1e10], tf.float64), tf.int32)])
+    init_case("lecun_uniform", lambda: tf.initializers.lecun_uniform(seed=1), [300, 200], lambda a: [stats(a)])
+    init_case("orthogonal_conv", lambda: tf.orthogonal_initializer(seed=3), [2, 3, 4, 5], lambda a: [a.shape, np.round(a.reshape(-1, 5).T @ a.reshape(-1, 5), 4)])
+    rnd("gamma_beta", lambda: tf.random_gamma([40000], [2.0, 5.0], beta=[[1.0], [2.0]], seed=1), lambda a: [a.shape, np.round(a.mean(0), 1)])
+    rnd("poisson_vec", lambda: tf.random_poisson([1.0, 10.0], [40000], dtype=tf.int32, seed=1), lambda a: [a.shape, str(a.dtype), np.round(a.mean(0), 1)])

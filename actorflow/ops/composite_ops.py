@@ -85,9 +85,13 @@ def selu(features: Any, name: str | None = None) -> Tensor:
 
 
 def relu6(features: Any, name: str | None = None) -> Tensor:
-    """min(max(x, 0), 6)."""
+    """min(max(x, 0), 6); as TF's Relu6Grad, the gradient passes only where 0 < x < 6."""
+    from actorflow.ops.core_ops import stop_gradient
     with name_scope(name, "Relu6"):
-        return math_ops.minimum(nn_ops.relu(_t(features)), 6.0)
+        x = _t(features)
+        inside = compare_ops.logical_and(compare_ops.greater(x, 0.0), compare_ops.less(x, 6.0))
+        return compare_ops.where(inside, x, stop_gradient(
+            math_ops.minimum(nn_ops.relu(x), 6.0)))
 
 
 def leaky_relu(features: Any, alpha: float = 0.2, name: str | None = None) -> Tensor:

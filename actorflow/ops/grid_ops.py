@@ -202,8 +202,11 @@ def fused_batch_norm(x: Any, scale: Any, offset: Any, mean: Any = None, variance
                      ) -> tuple[Tensor, Tensor, Tensor]:
     """Batch normalization of a 4-D NHWC tensor over its batch and spatial axes: (y, the
     batch mean, the batch variance with Bessel's correction) when training; with the given
-    `mean` and `variance` (returned as they are) otherwise."""
+    `mean` and `variance` (returned as they are) otherwise. As TF's FusedBatchNormGrad, the
+    gradient comes from y alone (what flows into the returned statistics is ignored), and in
+    inference mode `mean` and `variance` get none."""
     from actorflow.ops.composite_ops import batch_normalization
+    from actorflow.ops.core_ops import stop_gradient
     from actorflow.ops.nn_ops import moments
     if data_format != "NHWC":
         raise InvalidArgumentError("fused_batch_norm supports data_format='NHWC'")
@@ -215,9 +218,11 @@ def fused_batch_norm(x: Any, scale: Any, offset: Any, mean: Any = None, variance
                                                  array_ops.shape(x)[3]), x.dtype)
             unbiased = math_ops.multiply(v, math_ops.divide(n, math_ops.maximum(
                 math_ops.subtract(n, 1.0), 1.0)))
-            return batch_normalization(x, m, v, offset, scale, epsilon), m, unbiased
+            return (batch_normalization(x, m, v, offset, scale, epsilon), stop_gradient(m),
+                    stop_gradient(unbiased))
         if mean is None or variance is None:
             raise InvalidArgumentError("fused_batch_norm with is_training=False needs mean and "
                                        "variance")
-        mean, variance = convert_to_tensor(mean), convert_to_tensor(variance)
+        mean = stop_gradient(convert_to_tensor(mean))
+        variance = stop_gradient(convert_to_tensor(variance))
         return batch_normalization(x, mean, variance, offset, scale, epsilon), mean, variance

@@ -57,3 +57,6 @@ def quiet_kernel_warnings() -> None:
 
 
 quiet_kernel_warnings()
+
+# --- s9api: kernels of the bit, CTC and argmax-pooling, string-hash and sampling ops ---
+from devices.kernels import bitwise, ctc, random_more, strings_hash  # noqa: E402,F401

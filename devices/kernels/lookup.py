@@ -160,14 +160,13 @@ def _size(k: KernelContext) -> Any:
 
 @_table_kernel("StringToHashBucketFast")
 def _hash_bucket(k: KernelContext) -> Any:
-    """Each string's bucket in [0, num_buckets): the first 8 bytes of its BLAKE2b digest, as a
-    little-endian integer, modulo the bucket count (stable across processes and runs; not
-    TensorFlow's Fingerprint64, so buckets differ from TensorFlow's)."""
-    import hashlib
+    """Each string's bucket in [0, num_buckets): FarmHash's Fingerprint64 of it modulo the
+    bucket count, as TensorFlow's kernel (`devices.kernels.strings_hash`)."""
+    from devices.kernels.strings_hash import fingerprint64
     n = int(k.attrs["num_buckets"])
 
     def bucket(s: bytes) -> int:
-        return int.from_bytes(hashlib.blake2b(s, digest_size=8).digest(), "little") % n
+        return fingerprint64(s) % n
 
     def compute(x: Any) -> tuple[np.ndarray]:
         arr = np.asarray(x)

@@ -102,6 +102,8 @@ def _assign_variable(k: KernelContext) -> Any:
     def compute(h: ResourceVariable, value: Any) -> tuple[Any]:
         if not validate and h.value is not None and h.value.shape != value.shape:
             h.value = None  # the variable changes shape: drop the old buffer
+        if not validate and h.shape is not None and tuple(h.shape) != tuple(value.shape):
+            h.shape = None  # and its declared shape (TF's validate_shape=False)
         h.assign_copy(value, xp)
         return (h.snapshot(),)
     return compute
