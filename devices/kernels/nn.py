@@ -141,21 +141,57 @@ def _softmax_xent(k: KernelContext) -> Any:
     return compute
 
 
+_XENT_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_XENT_LABELS = (np.dtype(np.int32), np.dtype(np.int64))
+
+
+def _label_error(labels: Any, i: int, logits_shape: tuple[int, ...]) -> InvalidArgumentError:
+    c = logits_shape[-1]
+    pos = tuple(int(p) for p in np.unravel_index(i, labels.shape))
+    return InvalidArgumentError(
+        f"label {int(labels.reshape(-1)[i])} at position {pos} is outside the valid range "
+        f"[0, {c}) of the {c} classes of the logits (shape {tuple(logits_shape)})")
+
+
 @register_kernel("SparseSoftmaxCrossEntropyWithLogits")
 def _sparse_softmax_xent(k: KernelContext) -> Any:
+    """(loss, backprop) from logits [..., c] and integer labels [...]: on a CPU one compiled
+    pass per row (`devices.kernels.xent_loops`) for float32/float64 C-contiguous logits,
+    else NumPy's calls. A label outside [0, c) is TF's InvalidArgumentError either way."""
     xp = k.xp
     alloc = out_allocator(k, 1)
+    if xp is np and k.out_dtypes[0].np in _XENT_FLOATS:
+        rows_loop: list[Any] = []
 
-    def compute(logits: Any, labels: Any) -> tuple[Any, Any]:
+        def fast(logits: Any, labels: Any) -> tuple[Any, Any]:
+            if not (type(logits) is np.ndarray and logits.dtype in _XENT_FLOATS
+                    and labels.dtype in _XENT_LABELS and logits.size
+                    and logits.flags.c_contiguous):
+                return general(logits, labels)
+            if not rows_loop:
+                from devices.kernels import xent_loops  # noqa: PLC0415 - numba on first use
+                rows_loop.append(xent_loops.sparse_xent_rows)
+            shape = logits.shape
+            c = shape[-1]
+            flat = labels.reshape(-1)
+            n = flat.shape[0]
+            if n * c != logits.size:
+                return general(logits, labels)  # mismatched shapes: NumPy's error
+            loss = np.empty(n, logits.dtype)
+            bp = alloc() if alloc is not None else np.empty(shape, logits.dtype)
+            bad = rows_loop[0](logits.reshape(n, c), flat, loss, bp.reshape(n, c))
+            if bad >= 0:
+                raise _label_error(labels, bad, shape)
+            return loss.reshape(labels.shape), bp
+    else:
+        fast = None
+
+    def general(logits: Any, labels: Any) -> tuple[Any, Any]:
         c = logits.shape[-1]
         flat = labels.reshape(-1)
         bad = (flat < 0) | (flat >= c)
         if bool(bad.any()):
-            i = int(xp.argmax(bad))
-            pos = tuple(int(p) for p in np.unravel_index(i, labels.shape))
-            raise InvalidArgumentError(
-                f"label {int(flat[i])} at position {pos} is outside the valid range "
-                f"[0, {c}) of the {c} classes of the logits (shape {tuple(logits.shape)})")
+            raise _label_error(labels, int(xp.argmax(bad)), logits.shape)
         sh = logits - logits.max(axis=-1, keepdims=True)
         bp = alloc() if alloc is not None else xp.empty_like(sh)
         xp.exp(sh, out=bp)
@@ -166,7 +202,7 @@ def _sparse_softmax_xent(k: KernelContext) -> Any:
         loss = xp.log(s).reshape(-1) - sh2[rows, flat]
         bp.reshape(-1, c)[rows, flat] -= 1
         return loss.reshape(labels.shape).astype(logits.dtype, copy=False), bp
-    return compute
+    return fast if fast is not None else general
 
 
 @register_kernel("ExpandDimsMul")
