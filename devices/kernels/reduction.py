@@ -160,6 +160,34 @@ for _op in ("Sum", "Mean", "Max", "Min", "Prod", "Any", "All"):
     register_kernel(_op, cost=_input_cost)(_reduction)
 
 
+@register_kernel("MeanGrad", cost=_input_cost)
+def _mean_grad(k: KernelContext) -> Any:
+    """MeanGrad(g, x) (the gradient of Mean over the static axes `axis`): g / count
+    broadcast to x's shape in one division into a new array, where count is x's elements per
+    element of the mean, cast to g's dtype as TF's gradient casts it (an empty x gives an
+    empty result)."""
+    xp = k.xp
+    axes = k.attrs.get("axis")
+    keep = bool(k.attrs.get("keepdims", False))
+    dt = k.out_dtypes[0].np
+    divide = xp.true_divide
+
+    def compute(g: Any, x: Any) -> tuple[Any]:
+        shape = x.shape
+        nd = len(shape)
+        red = range(nd) if axes is None else [a % nd for a in axes] if nd else ()
+        count = 1
+        kept = list(shape)
+        for a in red:
+            count *= shape[a]
+            kept[a] = 1
+        out = xp.empty(shape, dt)
+        if out.size:
+            divide(g if keep else g.reshape(kept), dt.type(count), out=out)
+        return (out,)
+    return compute
+
+
 @register_kernel("ProdGrad", cost=_input_cost)
 def _prod_grad(k: KernelContext) -> Any:
     """(x, g[, axes]) -> g * (the product of the other elements of each element's group)."""
