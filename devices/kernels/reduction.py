@@ -97,8 +97,9 @@ def _dynamic_mean(dt: Any, keep: bool) -> Any:
     def mean(x: Any, ax: tuple[int, ...] | None) -> Any:
         shape = x.shape
         n = math.prod(shape) if ax is None else math.prod(shape[a] for a in ax)
-        if n == 0:
-            return np.mean(x, axis=ax, keepdims=keep)
+        if n == 0:  # TF's NaN, without NumPy's warnings
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return add(x, axis=ax, dtype=dt, keepdims=keep) / dt.type(0)
         return add(x, axis=ax, dtype=dt, keepdims=keep) / n
     return mean
 
