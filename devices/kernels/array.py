@@ -13,7 +13,6 @@ from devices.errors import InvalidArgumentError
 from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
 
-
 _SHAPE_CACHE_SIZE = 64  # distinct input shapes a Shape node keeps its answer for
 
 

@@ -24,7 +24,8 @@ import numpy as np
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def sparse_xent_rows(logits: Any, labels: Any, loss: Any, backprop: Any) -> int:  # pragma: no cover - runs compiled
+def sparse_xent_rows(logits: Any, labels: Any, loss: Any,
+                     backprop: Any) -> int:  # pragma: no cover - runs compiled
     """Fill `loss` [n] and `backprop` [n, c] from `logits` [n, c] and `labels` [n]; the
     first row whose label is out of range, or -1."""
     n, c = logits.shape
