@@ -186,22 +186,35 @@ def _scatter_update(k: KernelContext) -> Any:
     return compute
 
 
+_COMPILED_UPDATE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 # ---- fused optimizer updates (dense) --------------------------------------------------------
 # Each follows TF's kernel of the same name, updating the variable and its slots in place.
 @_state_kernel("ResourceApplyGradientDescent")
 def _apply_gd(k: KernelContext) -> Any:
+    """w -= alpha * delta. On a CPU a large float32/float64 update is one compiled pass
+    (`devices.kernels.update_loops`: 12 bytes an element, as a hand-written ``w -= dw``);
+    other updates are two ufuncs, in blocks that fit in cache when large and not both
+    C-contiguous. (NumPy only: SciPy's saxpy would be one pass, but its own OpenBLAS threads
+    then spin against NumPy's during the matmuls, tripling a step's CPU time.)"""
     xp = k.xp
-
-    # w -= alpha * delta in blocks that fit in cache: the scaled block never reaches memory,
-    # so the update streams 12 bytes an element, as a hand-written `w -= dw` does, instead of
-    # 20. (NumPy only: SciPy's saxpy would be one pass, but its own OpenBLAS threads then
-    # spin against NumPy's during the matmuls, tripling a step's CPU time.)
     block = 32768
+    loop: list[Any] = []
 
     def compute(var: ResourceVariable, alpha: Any, delta: Any) -> tuple[()]:
         w = var.writable()
-        if xp is not np or w.size <= block or not (w.flags.c_contiguous and
-                                                   delta.flags.c_contiguous):
+        if xp is not np or w.size <= block:
+            xp.subtract(w, xp.multiply(delta, alpha), out=w)
+            return ()
+        if (w.dtype in _COMPILED_UPDATE and delta.dtype == w.dtype
+                and w.flags.c_contiguous and delta.flags.c_contiguous and w.shape == delta.shape):
+            if not loop:
+                from devices.kernels import update_loops  # noqa: PLC0415 - numba on first use
+                loop.append(update_loops.subtract_scaled)
+            loop[0](w.reshape(-1), delta.reshape(-1), w.dtype.type(alpha))
+            return ()
+        if not (w.flags.c_contiguous and delta.flags.c_contiguous):
             xp.subtract(w, xp.multiply(delta, alpha), out=w)
             return ()
         wf, df = w.reshape(-1), delta.reshape(-1)
