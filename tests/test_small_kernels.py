@@ -215,3 +215,25 @@ def test_mean_gradient_second_order() -> None:
         got_dx, got_ddx = s.run([dx, ddx], {x: X})
     np.testing.assert_allclose(got_dx, 2 * X / 3)
     np.testing.assert_allclose(got_ddx, 8 * X / 9)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_large_gradient_descent_update_is_numpys_bits(dt: Any) -> None:
+    """A large dense update (the compiled pass) equals NumPy's ``w - lr * g`` exactly; a
+    strided gradient takes the ufuncs' path with the same values."""
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((300, 200)).astype(dt)
+    g0 = rng.standard_normal((300, 200)).astype(dt)
+    g = af.Graph()
+    with g.as_default():
+        w = af.Variable(w0)
+        grad = af.placeholder(dt, (300, 200))
+        step = af.train.GradientDescentOptimizer(0.37).apply_gradients([(grad, w)])
+        init = af.global_variables_initializer()
+    with af.Session(graph=g) as s:
+        s.run(init)
+        s.run(step, {grad: g0})
+        want = w0 - dt(0.37) * g0
+        np.testing.assert_array_equal(s.run(w), want)
+        s.run(step, {grad: np.asfortranarray(g0)})
+        np.testing.assert_array_equal(s.run(w), want - dt(0.37) * g0)
