@@ -117,7 +117,7 @@ def main() -> None:
     floor = numpy_floor(args.steps, args.trials)
     peer = tf_peer(args.steps, args.trials)
     print(f"softmax regression GD step, x[{BATCH},{FEATURES}] w[{FEATURES},{CLASSES}] "
-          f"({ours['nodes']} nodes in our graph); CPU us per step, best of {args.trials} x "
+          f"({ours['nodes']} operations in our graph); CPU us per step, best of {args.trials} x "
           f"{args.steps}")
     print(f"{'':14}{'CPU us':>10}{'wall us':>10}{'vs floor':>10}")
     rows = [("actorflow", ours), ("TF 2.21", peer), ("NumPy floor", floor)]
