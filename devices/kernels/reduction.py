@@ -1,4 +1,5 @@
-"""Kernels of the reductions, argmax/argmin, segment sums and their gradient helpers.
+"""Kernels of the reductions, argmax/argmin, segment sums and their gradient helpers
+(MeanGrad: the gradient of a mean over static axes in one division; ProdGrad).
 
 Static axes (the ``axis`` attribute) are parsed once in the factory; a second input holds
 the axes when they are only known at run time. Results are always arrays, never NumPy
