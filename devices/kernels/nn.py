@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.kernels.loop_loader import LoopLoader
 from devices.kernels.outputs import out_allocator
 from devices.kernels.random import node_draws
 from devices.kernels.registry import KernelContext, register_kernel
@@ -142,6 +143,7 @@ def _softmax_xent(k: KernelContext) -> Any:
 
 
 _XENT_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+XENT_LOOP = LoopLoader("devices.kernels.xent_loops", "sparse_xent_rows")
 _XENT_LABELS = (np.dtype(np.int32), np.dtype(np.int64))
 
 
@@ -156,30 +158,29 @@ def _label_error(labels: Any, i: int, logits_shape: tuple[int, ...]) -> InvalidA
 @register_kernel("SparseSoftmaxCrossEntropyWithLogits")
 def _sparse_softmax_xent(k: KernelContext) -> Any:
     """(loss, backprop) from logits [..., c] and integer labels [...]: on a CPU one compiled
-    pass per row (`devices.kernels.xent_loops`) for float32/float64 C-contiguous logits,
-    else NumPy's calls. A label outside [0, c) is TF's InvalidArgumentError either way."""
+    pass per row (`devices.kernels.xent_loops`, loaded in the background) for float32 and
+    float64 C-contiguous logits, else NumPy's calls. A label outside [0, c) is TF's
+    InvalidArgumentError either way."""
     xp = k.xp
     alloc = out_allocator(k, 1)
     if xp is np and k.out_dtypes[0].np in _XENT_FLOATS:
-        rows_loop: list[Any] = []
+        XENT_LOOP.start()
 
         def fast(logits: Any, labels: Any) -> tuple[Any, Any]:
-            if not (type(logits) is np.ndarray and logits.dtype in _XENT_FLOATS
-                    and labels.dtype in _XENT_LABELS and logits.size
-                    and logits.flags.c_contiguous):
+            loop = XENT_LOOP.fn
+            if not (loop is not None and type(logits) is np.ndarray
+                    and logits.dtype in _XENT_FLOATS and labels.dtype in _XENT_LABELS
+                    and logits.size and logits.flags.c_contiguous):
                 return general(logits, labels)
-            if not rows_loop:
-                from devices.kernels import xent_loops  # noqa: PLC0415 - numba on first use
-                rows_loop.append(xent_loops.sparse_xent_rows)
             shape = logits.shape
             c = shape[-1]
             flat = labels.reshape(-1)
             n = flat.shape[0]
-            if n * c != logits.size:
+            if n * c != logits.size or not flat.flags.c_contiguous:
                 return general(logits, labels)  # mismatched shapes: NumPy's error
             loss = np.empty(n, logits.dtype)
             bp = alloc() if alloc is not None else np.empty(shape, logits.dtype)
-            bad = rows_loop[0](logits.reshape(n, c), flat, loss, bp.reshape(n, c))
+            bad = loop(logits.reshape(n, c), flat, loss, bp.reshape(n, c))
             if bad >= 0:
                 raise _label_error(labels, bad, shape)
             return loss.reshape(labels.shape), bp

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.kernels.loop_loader import LoopLoader
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.resources import ResourceVariable
 
@@ -187,6 +188,7 @@ def _scatter_update(k: KernelContext) -> Any:
 
 
 _COMPILED_UPDATE = (np.dtype(np.float32), np.dtype(np.float64))
+UPDATE_LOOP = LoopLoader("devices.kernels.update_loops", "subtract_scaled")
 
 
 # ---- fused optimizer updates (dense) --------------------------------------------------------
@@ -194,25 +196,25 @@ _COMPILED_UPDATE = (np.dtype(np.float32), np.dtype(np.float64))
 @_state_kernel("ResourceApplyGradientDescent")
 def _apply_gd(k: KernelContext) -> Any:
     """w -= alpha * delta. On a CPU a large float32/float64 update is one compiled pass
-    (`devices.kernels.update_loops`: 12 bytes an element, as a hand-written ``w -= dw``);
-    other updates are two ufuncs, in blocks that fit in cache when large and not both
-    C-contiguous. (NumPy only: SciPy's saxpy would be one pass, but its own OpenBLAS threads
-    then spin against NumPy's during the matmuls, tripling a step's CPU time.)"""
+    (`devices.kernels.update_loops`, loaded in the background: 12 bytes an element, as a
+    hand-written ``w -= dw``); other updates are two ufuncs, in blocks that fit in cache
+    when large and both C-contiguous. (NumPy only: SciPy's saxpy would be one pass, but its
+    own OpenBLAS threads then spin against NumPy's during the matmuls, tripling a step's CPU
+    time.)"""
     xp = k.xp
     block = 32768
-    loop: list[Any] = []
 
     def compute(var: ResourceVariable, alpha: Any, delta: Any) -> tuple[()]:
         w = var.writable()
         if xp is not np or w.size <= block:
             xp.subtract(w, xp.multiply(delta, alpha), out=w)
             return ()
-        if (w.dtype in _COMPILED_UPDATE and delta.dtype == w.dtype
-                and w.flags.c_contiguous and delta.flags.c_contiguous and w.shape == delta.shape):
-            if not loop:
-                from devices.kernels import update_loops  # noqa: PLC0415 - numba on first use
-                loop.append(update_loops.subtract_scaled)
-            loop[0](w.reshape(-1), delta.reshape(-1), w.dtype.type(alpha))
+        loop = UPDATE_LOOP.fn
+        if loop is None:
+            UPDATE_LOOP.start()  # NumPy's blocks below until it is loaded
+        elif (w.dtype in _COMPILED_UPDATE and delta.dtype == w.dtype
+              and w.flags.c_contiguous and delta.flags.c_contiguous and w.shape == delta.shape):
+            loop(w.reshape(-1), delta.reshape(-1), w.dtype.type(alpha))
             return ()
         if not (w.flags.c_contiguous and delta.flags.c_contiguous):
             xp.subtract(w, xp.multiply(delta, alpha), out=w)

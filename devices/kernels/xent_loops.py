@@ -10,9 +10,9 @@ turns into TF's error; otherwise it returns -1.
 
 The sum is accumulated in float64 for both float32 and float64 logits (as exact as NumPy's
 pairwise float32 sum or better; the results are rounded to the logits' dtype once).
-Compiled lazily per argument types with ``cache=True`` (numba caches under ``__pycache__``,
-keyed by this file): importing numba costs ~0.3 s, so the kernel imports this module on its
-first use only.
+Compiled for its four signatures when imported, with ``cache=True`` (numba caches under
+``__pycache__``, keyed by this file); the kernel imports it on a background thread
+(`devices.kernels.loop_loader`), as importing numba takes 0.3-3 s.
 """
 
 from __future__ import annotations
@@ -23,7 +23,19 @@ import numba
 import numpy as np
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _signatures() -> list[Any]:
+    """float32/float64 logits x int32/int64 labels; inputs typed read-only (a writable array
+    matches too), all C-contiguous."""
+    sigs = []
+    for ft in (numba.float32, numba.float64):
+        for it in (numba.int32, numba.int64):
+            sigs.append(numba.int64(numba.types.Array(ft, 2, "C", readonly=True),
+                                    numba.types.Array(it, 1, "C", readonly=True),
+                                    ft[::1], ft[:, ::1]))
+    return sigs
+
+
+@numba.njit(_signatures(), nogil=True, cache=True, error_model="numpy")
 def sparse_xent_rows(logits: Any, labels: Any, loss: Any,
                      backprop: Any) -> int:  # pragma: no cover - runs compiled
     """Fill `loss` [n] and `backprop` [n, c] from `logits` [n, c] and `labels` [n]; the
