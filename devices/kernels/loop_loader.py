@@ -6,7 +6,8 @@ loop, that stalls the task: its RPC reader and heartbeats stop, and a worker or 
 declared dead on its first step. So a kernel with a compiled fast path holds a `LoopLoader`:
 its first use starts a background thread that imports the module (which compiles or loads
 every signature it declares), and until the loop is there the kernel takes its NumPy path,
-which gives the same results. `ready(timeout)` waits for it (tests, benchmarks' warm-up).
+which gives the same values (up to the last bit of rounding where the compiled loop orders
+its sums differently). `ready(timeout)` waits for it (tests, benchmarks' warm-up).
 """
 
 from __future__ import annotations
