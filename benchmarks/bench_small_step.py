@@ -112,9 +112,6 @@ def main() -> None:
         return
     sys.path.insert(0, str(ROOT))
     import actorflow as af  # noqa: PLC0415 - after the repository is on the path
-    from devices.kernels.nn import XENT_LOOP  # noqa: PLC0415
-
-    XENT_LOOP.ready(120)  # the compiled loss loads in the background: time it loaded
 
     ours = run_session(af, args.steps, args.trials)
     floor = numpy_floor(args.steps, args.trials)

@@ -1,5 +1,5 @@
 """The small-kernel fast paths (#11 "small kernels cheap") against NumPy on generated shapes:
-the compiled sparse softmax cross-entropy, the run-time-count Mean, MeanGrad, Prod, Shape,
+the lean sparse softmax cross-entropy, the run-time-count Mean, MeanGrad, Prod, Shape,
 Reshape, OnesLike, BroadcastTo, BroadcastGradientArgs and FloorDiv's zero check; and the
 training step's gradient graph, which has fewer nodes and TF's values."""
 

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
-from devices.kernels.loop_loader import LoopLoader
 from devices.kernels.outputs import out_allocator
 from devices.kernels.random import node_draws
 from devices.kernels.registry import KernelContext, register_kernel
@@ -142,11 +141,6 @@ def _softmax_xent(k: KernelContext) -> Any:
     return compute
 
 
-_XENT_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-XENT_LOOP = LoopLoader("devices.kernels.xent_loops", "sparse_xent_rows")
-_XENT_LABELS = (np.dtype(np.int32), np.dtype(np.int64))
-
-
 def _label_error(labels: Any, i: int, logits_shape: tuple[int, ...]) -> InvalidArgumentError:
     c = logits_shape[-1]
     pos = tuple(int(p) for p in np.unravel_index(i, labels.shape))
@@ -157,53 +151,47 @@ def _label_error(labels: Any, i: int, logits_shape: tuple[int, ...]) -> InvalidA
 
 @register_kernel("SparseSoftmaxCrossEntropyWithLogits")
 def _sparse_softmax_xent(k: KernelContext) -> Any:
-    """(loss, backprop) from logits [..., c] and integer labels [...]: on a CPU one compiled
-    pass per row (`devices.kernels.xent_loops`, loaded in the background) for float32 and
-    float64 C-contiguous logits, else NumPy's calls. A label outside [0, c) is TF's
-    InvalidArgumentError either way."""
+    """(loss, backprop) from logits [..., c] and integer labels [...]. Lean on small shapes:
+    the ufuncs' reduce (no method wrappers), the label check as one reduction (the labels
+    seen as unsigned, so a negative label is a huge one), and the label's entries picked by
+    flat index (``row * c + label``, the row offsets kept per batch size) instead of fancy
+    indexing with a fresh arange. A label outside [0, c) is TF's InvalidArgumentError."""
     xp = k.xp
     alloc = out_allocator(k, 1)
-    if xp is np and k.out_dtypes[0].np in _XENT_FLOATS:
-        XENT_LOOP.start()
+    vmax, vsum = xp.maximum.reduce, xp.add.reduce
+    offsets: dict[tuple[int, int], Any] = {}
 
-        def fast(logits: Any, labels: Any) -> tuple[Any, Any]:
-            loop = XENT_LOOP.fn
-            if not (loop is not None and type(logits) is np.ndarray
-                    and logits.dtype in _XENT_FLOATS and labels.dtype in _XENT_LABELS
-                    and logits.size and logits.flags.c_contiguous):
-                return general(logits, labels)
-            shape = logits.shape
-            c = shape[-1]
-            flat = labels.reshape(-1)
-            n = flat.shape[0]
-            if n * c != logits.size or not flat.flags.c_contiguous:
-                return general(logits, labels)  # mismatched shapes: NumPy's error
-            loss = np.empty(n, logits.dtype)
-            bp = alloc() if alloc is not None else np.empty(shape, logits.dtype)
-            bad = loop(logits.reshape(n, c), flat, loss, bp.reshape(n, c))
-            if bad >= 0:
-                raise _label_error(labels, bad, shape)
-            return loss.reshape(labels.shape), bp
-    else:
-        fast = None
-
-    def general(logits: Any, labels: Any) -> tuple[Any, Any]:
+    def compute(logits: Any, labels: Any) -> tuple[Any, Any]:
         c = logits.shape[-1]
         flat = labels.reshape(-1)
-        bad = (flat < 0) | (flat >= c)
-        if bool(bad.any()):
-            raise _label_error(labels, int(xp.argmax(bad)), logits.shape)
-        sh = logits - logits.max(axis=-1, keepdims=True)
+        n = flat.shape[0]
+        if n:
+            bad = flat.view(np.uint64 if flat.dtype.itemsize == 8 else np.uint32) \
+                if flat.dtype.kind == "i" and xp is np else None
+            if bad is not None:
+                if int(vmax(bad)) >= c:
+                    raise _label_error(labels, int(xp.argmax(bad >= c)), logits.shape)
+            else:
+                out = (flat < 0) | (flat >= c)
+                if bool(out.any()):
+                    raise _label_error(labels, int(xp.argmax(out)), logits.shape)
+        sh = logits - vmax(logits, axis=-1, keepdims=True)
         bp = alloc() if alloc is not None else xp.empty_like(sh)
         xp.exp(sh, out=bp)
-        s = bp.sum(axis=-1, keepdims=True)
+        s = vsum(bp, axis=-1, keepdims=True)
         bp /= s
-        rows = xp.arange(flat.shape[0])
-        sh2 = sh.reshape(-1, c)
-        loss = xp.log(s).reshape(-1) - sh2[rows, flat]
-        bp.reshape(-1, c)[rows, flat] -= 1
+        key = (n, c)
+        off = offsets.get(key)
+        if off is None:
+            off = xp.arange(n) * c
+            if len(offsets) < 64:
+                offsets[key] = off
+        idx = flat + off
+        loss = xp.log(s).reshape(-1) - sh.reshape(-1).take(idx)
+        bflat = bp.reshape(-1)
+        bflat[idx] -= 1
         return loss.reshape(labels.shape).astype(logits.dtype, copy=False), bp
-    return fast if fast is not None else general
+    return compute
 
 
 @register_kernel("ExpandDimsMul")
