@@ -16,6 +16,7 @@ Contents
 * ``tanh_chain`` and ``two_branch_tanh_threads``: the two-branch tanh work, one branch
   per thread (NumPy ufuncs release the GIL), versus sequentially.
 * ``tanh_layers``: ``h = tanh(h) * 1.5 + c`` repeated, in place on one core (issue 11).
+* ``softmax_regression_step``: one SGD step of softmax regression (issue 11's small step).
 
 Only NumPy and the standard library are used.
 """
@@ -40,6 +41,7 @@ __all__ = [
     "tanh_chain",
     "two_branch_tanh_threads",
     "tanh_layers",
+    "softmax_regression_step",
 ]
 
 # --------------------------------------------------------------------------- MLP
@@ -436,3 +438,26 @@ def _main() -> None:
 
 if __name__ == "__main__":
     _main()
+
+
+# --------------------------------------------------------------------------- softmax step
+def softmax_regression_step(x: np.ndarray, labels: np.ndarray, w: np.ndarray, b: np.ndarray,
+                            lr: float) -> float:
+    """One SGD step of softmax regression (logits = x @ w + b, mean sparse softmax
+    cross-entropy), ``w`` and ``b`` updated in place; returns the loss before the update.
+    The floor of `benchmarks/bench_small_step.py` (issue 11): the NumPy calls the math needs,
+    written by hand, with no label check."""
+    n = x.shape[0]
+    logits = x @ w
+    logits += b
+    logits -= np.maximum.reduce(logits, axis=1, keepdims=True)
+    e = np.exp(logits)
+    s = np.add.reduce(e, axis=1, keepdims=True)
+    rows = np.arange(n)
+    loss = float(np.add.reduce(np.log(s[:, 0]) - logits[rows, labels])) / n
+    e /= s
+    e[rows, labels] -= 1.0
+    e *= np.float32(lr / n)
+    w -= x.T @ e
+    b -= np.add.reduce(e, axis=0)
+    return loss

@@ -235,11 +235,41 @@ define_op("BroadcastGradientArgs", infer=lambda ins, a: [(dtypes.int32, (None,))
 no_gradient("BroadcastGradientArgs")
 
 
-def unbroadcast(grad: Tensor, x: Tensor) -> Tensor:
-    """Sum `grad` (of the broadcast shape) down to the shape of `x`."""
+def _static_unbroadcast_axes(n: int, xs: tuple, other: tuple) -> tuple[list, list] | None:
+    """The axes to sum a gradient of rank `n` over to get back x's shape `xs`, when x was
+    broadcast against an operand of shape `other`: (x's missing leading axes, x's size-1
+    axes), or None when a dimension unknown at build time leaves it open. An axis where
+    x's size is unknown needs no sum when the other operand's size there is 1 (the result's
+    size is then x's own)."""
+    lead = n - len(xs)
+    pad = n - len(other)
+    if lead < 0 or pad < 0:
+        return None
+    ones = []
+    for i, d in enumerate(xs):
+        o = 1 if i + lead < pad else other[i + lead - pad]
+        if d == 1:
+            if o != 1:
+                ones.append(i + lead)
+        elif d is None and o != 1:
+            return None
+    return list(range(lead)), ones
+
+
+def unbroadcast(grad: Tensor, x: Tensor, other: Tensor | None = None) -> Tensor:
+    """Sum `grad` (of the broadcast shape) down to the shape of `x`; `other` is the operand
+    x was broadcast against, when there is one (it lets the axes be found at build time
+    when x's batch size is unknown: no run-time shape arithmetic then)."""
     from actorflow.ops import math_ops
 
     gs, xs = grad._shape, x._shape
+    if (other is not None and gs is not None and xs is not None and other._shape is not None
+            and not shapes.is_fully_defined(xs)):
+        axes = _static_unbroadcast_axes(len(gs), tuple(xs), tuple(other._shape))
+        if axes is not None:
+            lead, ones = axes
+            out = math_ops.reduce_sum(grad, ones, keepdims=True) if ones else grad
+            return math_ops.reduce_sum(out, lead) if lead else out
     if gs is not None and shapes.is_fully_defined(xs) and len(gs) >= len(xs):  # type: ignore
         if gs == xs:
             return grad

@@ -171,15 +171,15 @@ def squared_difference(x: Any, y: Any, name: str | None = None) -> Tensor:
 @register_gradient("Add")
 def _add_grad(op: Operation, grad: Tensor) -> list[Any]:
     x, y = op.inputs
-    return [None if is_constant(x) else array_ops.unbroadcast(grad, x),
-            None if is_constant(y) else array_ops.unbroadcast(grad, y)]
+    return [None if is_constant(x) else array_ops.unbroadcast(grad, x, y),
+            None if is_constant(y) else array_ops.unbroadcast(grad, y, x)]
 
 
 @register_gradient("Sub")
 def _sub_grad(op: Operation, grad: Tensor) -> list[Any]:
     x, y = op.inputs
-    return [None if is_constant(x) else array_ops.unbroadcast(grad, x),
-            None if is_constant(y) else array_ops.unbroadcast(negative(grad), y)]
+    return [None if is_constant(x) else array_ops.unbroadcast(grad, x, y),
+            None if is_constant(y) else array_ops.unbroadcast(negative(grad), y, x)]
 
 
 @register_gradient("Mul")

@@ -209,10 +209,23 @@ def _sum_grad(op: Operation, grad: Tensor) -> list[Any]:
     return [_broadcast_to_input(g, x)] + [None] * (len(op.inputs) - 1)
 
 
+def _mean_grad_infer(ins: list[Tensor], attrs: dict) -> list:
+    return [(ins[0].dtype, ins[1]._shape)]
+
+
+# MeanGrad(grad, x) = grad / count broadcast to x's shape, count = x's elements per result
+# element: one node for the Shape/Prod/FloorDiv/Cast/RealDiv/Reshape/BroadcastTo of TF's
+# gradient, with the same values (its kernel divides by the count cast to grad's dtype)
+define_op("MeanGrad", infer=_mean_grad_infer)
+
+
 @register_gradient("Mean")
 def _mean_grad(op: Operation, grad: Tensor) -> list[Any]:
     m = _m()
     x, y = op.inputs[0], op.outputs[0]
+    if len(op.inputs) == 1:  # static axes: one MeanGrad node
+        attrs = {"axis": op.attrs.get("axis"), "keepdims": op.attrs.get("keepdims", False)}
+        return [apply_op("MeanGrad", [grad, x], attrs)[0]]
     nx, ny = shapes.num_elements(x._shape), shapes.num_elements(y._shape)
     if nx is not None and ny is not None:
         factor = constant(nx // max(ny, 1), grad.dtype)
@@ -222,6 +235,13 @@ def _mean_grad(op: Operation, grad: Tensor) -> list[Any]:
         factor = m.cast(m.floordiv(sx, sy), grad.dtype)
     g = _restore(m.realdiv(grad, factor), op)
     return [_broadcast_to_input(g, x)] + [None] * (len(op.inputs) - 1)
+
+
+@register_gradient("MeanGrad")
+def _mean_grad_grad(op: Operation, grad: Tensor) -> list[Any]:
+    # MeanGrad is linear in its first input; its adjoint is the mean over the same axes
+    attrs = {"axis": op.attrs.get("axis"), "keepdims": op.attrs.get("keepdims", False)}
+    return [apply_op("Mean", [grad], attrs)[0], None]
 
 
 def _minmax_grad(op: Operation, grad: Tensor) -> list[Any]:

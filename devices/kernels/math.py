@@ -56,10 +56,11 @@ def _integer_division(name: str) -> Any:
         if not k.out_dtypes[0].is_integer:
             return plain(k)
         f = getattr(k.xp, name)
+        count_nonzero = k.xp.count_nonzero
         alloc = out_allocator(k)
 
         def compute(x: Any, y: Any) -> tuple[Any]:
-            if not y.all():
+            if count_nonzero(y) != y.size:  # y.all() costs ~1 us more on a small y
                 raise InvalidArgumentError(
                     f"integer division by zero in '{k.name}' ({k.op}): the divisor has a zero")
             return (f(x, y) if alloc is None else f(x, y, out=alloc()),)

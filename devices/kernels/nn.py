@@ -141,30 +141,55 @@ def _softmax_xent(k: KernelContext) -> Any:
     return compute
 
 
+def _label_error(labels: Any, i: int, logits_shape: tuple[int, ...]) -> InvalidArgumentError:
+    c = logits_shape[-1]
+    pos = tuple(int(p) for p in np.unravel_index(i, labels.shape))
+    return InvalidArgumentError(
+        f"label {int(labels.reshape(-1)[i])} at position {pos} is outside the valid range "
+        f"[0, {c}) of the {c} classes of the logits (shape {tuple(logits_shape)})")
+
+
 @register_kernel("SparseSoftmaxCrossEntropyWithLogits")
 def _sparse_softmax_xent(k: KernelContext) -> Any:
+    """(loss, backprop) from logits [..., c] and integer labels [...]. Lean on small shapes:
+    the ufuncs' reduce (no method wrappers), the label check as one reduction (the labels
+    seen as unsigned, so a negative label is a huge one), and the label's entries picked by
+    flat index (``row * c + label``, the row offsets kept per batch size) instead of fancy
+    indexing with a fresh arange. A label outside [0, c) is TF's InvalidArgumentError."""
     xp = k.xp
     alloc = out_allocator(k, 1)
+    vmax, vsum = xp.maximum.reduce, xp.add.reduce
+    offsets: dict[tuple[int, int], Any] = {}
 
     def compute(logits: Any, labels: Any) -> tuple[Any, Any]:
         c = logits.shape[-1]
         flat = labels.reshape(-1)
-        bad = (flat < 0) | (flat >= c)
-        if bool(bad.any()):
-            i = int(xp.argmax(bad))
-            pos = tuple(int(p) for p in np.unravel_index(i, labels.shape))
-            raise InvalidArgumentError(
-                f"label {int(flat[i])} at position {pos} is outside the valid range "
-                f"[0, {c}) of the {c} classes of the logits (shape {tuple(logits.shape)})")
-        sh = logits - logits.max(axis=-1, keepdims=True)
+        n = flat.shape[0]
+        if n:
+            bad = flat.view(np.uint64 if flat.dtype.itemsize == 8 else np.uint32) \
+                if flat.dtype.kind == "i" and xp is np else None
+            if bad is not None:
+                if int(vmax(bad)) >= c:
+                    raise _label_error(labels, int(xp.argmax(bad >= c)), logits.shape)
+            else:
+                out = (flat < 0) | (flat >= c)
+                if bool(out.any()):
+                    raise _label_error(labels, int(xp.argmax(out)), logits.shape)
+        sh = logits - vmax(logits, axis=-1, keepdims=True)
         bp = alloc() if alloc is not None else xp.empty_like(sh)
         xp.exp(sh, out=bp)
-        s = bp.sum(axis=-1, keepdims=True)
+        s = vsum(bp, axis=-1, keepdims=True)
         bp /= s
-        rows = xp.arange(flat.shape[0])
-        sh2 = sh.reshape(-1, c)
-        loss = xp.log(s).reshape(-1) - sh2[rows, flat]
-        bp.reshape(-1, c)[rows, flat] -= 1
+        key = (n, c)
+        off = offsets.get(key)
+        if off is None:
+            off = xp.arange(n) * c
+            if len(offsets) < 64:
+                offsets[key] = off
+        idx = flat + off
+        loss = xp.log(s).reshape(-1) - sh.reshape(-1).take(idx)
+        bflat = bp.reshape(-1)
+        bflat[idx] -= 1
         return loss.reshape(labels.shape).astype(logits.dtype, copy=False), bp
     return compute
 

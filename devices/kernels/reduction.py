@@ -1,4 +1,5 @@
-"""Kernels of the reductions, argmax/argmin, segment sums and their gradient helpers.
+"""Kernels of the reductions, argmax/argmin, segment sums and their gradient helpers
+(MeanGrad: the gradient of a mean over static axes in one division; ProdGrad).
 
 Static axes (the ``axis`` attribute) are parsed once in the factory; a second input holds
 the axes when they are only known at run time. Results are always arrays, never NumPy
@@ -47,6 +48,9 @@ def _reducer(k: KernelContext) -> Any:
             return lambda x, ax: add(x, axis=ax, dtype=dt, keepdims=keep)
         return lambda x, ax: xp.sum(x, axis=ax, dtype=dt, keepdims=keep)
     if op == "Prod":
+        if xp is np:  # the ufunc's reduce: np.prod's wrapper costs ~3 us on a shape vector
+            mul = np.multiply.reduce
+            return lambda x, ax: mul(x, axis=ax, dtype=dt, keepdims=keep)
         return lambda x, ax: xp.prod(x, axis=ax, dtype=dt, keepdims=keep)
     if op in ("Max", "Min") and xp is np:
         # TF's identity for an empty reduction: -inf / +inf (the lowest / highest integer)
@@ -71,6 +75,8 @@ def _reducer(k: KernelContext) -> Any:
             if count > 0:  # the sum times 1/n, with n known at compile time
                 add, inv = np.add.reduce, dt.type(1.0 / count)
                 return lambda x, ax: add(x, axis=ax, dtype=dt, keepdims=keep) * inv
+        if xp is np and dt.itemsize >= 4:
+            return _dynamic_mean(dt, keep)
         return lambda x, ax: xp.mean(x, axis=ax, keepdims=keep)
 
     def int_mean(x: Any, ax: tuple[int, ...] | None) -> Any:
@@ -81,6 +87,22 @@ def _reducer(k: KernelContext) -> Any:
             return xp.zeros_like(s)
         return xp.sign(s) * (xp.abs(s) // n)
     return int_mean
+
+
+def _dynamic_mean(dt: Any, keep: bool) -> Any:
+    """A float32/float64 mean when the count is only known at run time: the sum divided by
+    the count, as np.mean computes it (its Python wrapper costs ~8 us of a small mean). An
+    empty reduction is np.mean's NaN."""
+    add = np.add.reduce
+
+    def mean(x: Any, ax: tuple[int, ...] | None) -> Any:
+        shape = x.shape
+        n = math.prod(shape) if ax is None else math.prod(shape[a] for a in ax)
+        if n == 0:  # TF's NaN, without NumPy's warnings
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return add(x, axis=ax, dtype=dt, keepdims=keep) / dt.type(0)
+        return add(x, axis=ax, dtype=dt, keepdims=keep) / n
+    return mean
 
 
 _ROW_UFUNCS = {"Sum": np.add, "Mean": np.add, "Max": np.maximum, "Min": np.minimum}
@@ -138,6 +160,34 @@ def _reduction(k: KernelContext) -> Any:
 
 for _op in ("Sum", "Mean", "Max", "Min", "Prod", "Any", "All"):
     register_kernel(_op, cost=_input_cost)(_reduction)
+
+
+@register_kernel("MeanGrad", cost=_input_cost)
+def _mean_grad(k: KernelContext) -> Any:
+    """MeanGrad(g, x) (the gradient of Mean over the static axes `axis`): g / count
+    broadcast to x's shape in one division into a new array, where count is x's elements per
+    element of the mean, cast to g's dtype as TF's gradient casts it (an empty x gives an
+    empty result)."""
+    xp = k.xp
+    axes = k.attrs.get("axis")
+    keep = bool(k.attrs.get("keepdims", False))
+    dt = k.out_dtypes[0].np
+    divide = xp.true_divide
+
+    def compute(g: Any, x: Any) -> tuple[Any]:
+        shape = x.shape
+        nd = len(shape)
+        red = range(nd) if axes is None else [a % nd for a in axes] if nd else ()
+        count = 1
+        kept = list(shape)
+        for a in red:
+            count *= shape[a]
+            kept[a] = 1
+        out = xp.empty(shape, dt)
+        if out.size:
+            divide(g if keep else g.reshape(kept), dt.type(count), out=out)
+        return (out,)
+    return compute
 
 
 @register_kernel("ProdGrad", cost=_input_cost)

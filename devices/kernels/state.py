@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.kernels.loop_loader import LoopLoader
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.resources import ResourceVariable
 
@@ -188,22 +189,36 @@ def _scatter_update(k: KernelContext) -> Any:
     return compute
 
 
+_COMPILED_UPDATE = (np.dtype(np.float32), np.dtype(np.float64))
+UPDATE_LOOP = LoopLoader("devices.kernels.update_loops", "subtract_scaled")
+
+
 # ---- fused optimizer updates (dense) --------------------------------------------------------
 # Each follows TF's kernel of the same name, updating the variable and its slots in place.
 @_state_kernel("ResourceApplyGradientDescent")
 def _apply_gd(k: KernelContext) -> Any:
+    """w -= alpha * delta. On a CPU a large float32/float64 update is one compiled pass
+    (`devices.kernels.update_loops`, loaded in the background: 12 bytes an element, as a
+    hand-written ``w -= dw``); other updates are two ufuncs, in blocks that fit in cache
+    when large and both C-contiguous. (NumPy only: SciPy's saxpy would be one pass, but its
+    own OpenBLAS threads then spin against NumPy's during the matmuls, tripling a step's CPU
+    time.)"""
     xp = k.xp
-
-    # w -= alpha * delta in blocks that fit in cache: the scaled block never reaches memory,
-    # so the update streams 12 bytes an element, as a hand-written `w -= dw` does, instead of
-    # 20. (NumPy only: SciPy's saxpy would be one pass, but its own OpenBLAS threads then
-    # spin against NumPy's during the matmuls, tripling a step's CPU time.)
     block = 32768
 
     def compute(var: ResourceVariable, alpha: Any, delta: Any) -> tuple[()]:
         w = var.writable()
-        if xp is not np or w.size <= block or not (w.flags.c_contiguous and
-                                                   delta.flags.c_contiguous):
+        if xp is not np or w.size <= block:
+            xp.subtract(w, xp.multiply(delta, alpha), out=w)
+            return ()
+        loop = UPDATE_LOOP.fn
+        if loop is None:
+            UPDATE_LOOP.start()  # NumPy's blocks below until it is loaded
+        elif (w.dtype in _COMPILED_UPDATE and delta.dtype == w.dtype
+              and w.flags.c_contiguous and delta.flags.c_contiguous and w.shape == delta.shape):
+            loop(w.reshape(-1), delta.reshape(-1), w.dtype.type(alpha))
+            return ()
+        if not (w.flags.c_contiguous and delta.flags.c_contiguous):
             xp.subtract(w, xp.multiply(delta, alpha), out=w)
             return ()
         wf, df = w.reshape(-1), delta.reshape(-1)
