@@ -118,10 +118,10 @@ def test_threads_resolve_like_configproto():
 
 
 def _cases(rng):
-    x = rng.standard_normal(BIG).astype(np.float32)
-    y = rng.standard_normal(BIG).astype(np.float32)
-    m = rng.standard_normal((BIG // 3 + 1, 3)).astype(np.float32)
-    wide = rng.standard_normal((3, BIG)).astype(np.float32)
+    x = rng.standard_normal(BIG, dtype=np.float32)
+    y = rng.standard_normal(BIG, dtype=np.float32)
+    m = rng.standard_normal((BIG // 3 + 1, 3), dtype=np.float32)
+    wide = rng.standard_normal((3, BIG), dtype=np.float32)
     yield "1-d", np.add, (x, y)
     yield "scalar operand", np.multiply, (x, np.float32(1.5))
     yield "0-d array operand", np.subtract, (np.array(2.0, np.float32), x)
