@@ -3,7 +3,7 @@ Session.run (sync and async), and MLP training steps against a hand-written NumP
 measured side by side in one run; TensorFlow 2.21's figures beside them when `.tfenv` exists.
 
     python benchmarks/bench_executor.py [--quick] [--no-tf] [--issue11 | --only-issue11 |
-                                        --only-mlp]
+                                        --only-mlp | --only-tanh-layers ROUNDS]
 """
 
 from __future__ import annotations
@@ -214,6 +214,74 @@ def bench_tanh_layers(n: int, layers: int, repeat: int) -> dict[str, float]:
     return {k: v.median * 1e3 for k, v in st.items()}
 
 
+def tanh_layers_interleaved(rounds: int, with_tf: bool, n: int = 2_000_000, layers: int = 24,
+                            per_round: int = 3) -> None:
+    """Issue 11's tanh-layer bar, ours and TensorFlow's interleaved: each round times
+    `per_round` runs of ours (fused, split over the intra-op pool: the default) and then
+    `per_round` of TensorFlow's (a long-lived `tf_tanh_layers.py` process in ``.tfenv``,
+    same graph), in the same seconds; prints every round (the medians), then the median and
+    worst of each side and of the per-round ratio against the bar (<= 0.8x TF)."""
+    import json
+    import os
+    import subprocess
+
+    from benchmarks.common import REPO_ROOT, TFENV_PYTHON, tfenv_available
+    from devices.intra_op import shared_pool
+
+    x_np = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+    g, out, init = tanh_layers_graph(x_np, layers)
+    ref = np.float64(x_np[0])
+    for _ in range(layers):
+        ref = np.tanh(ref) * 1.5 + 0.25
+    peer = None
+    if with_tf and tfenv_available():
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        env.pop("PYTHONPATH", None)
+        peer = subprocess.Popen(
+            [str(TFENV_PYTHON), str(REPO_ROOT / "benchmarks" / "tf_tanh_layers.py"), str(n),
+             str(layers)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=REPO_ROOT, env=env)
+        ready = json.loads(peer.stdout.readline())
+        assert abs(ready["ready"] - ref) < 1e-5, ready
+    rows = []
+    try:
+        with af.Session(graph=g) as s:
+            s.run(init)
+            assert abs(float(s.run(out)[0]) - ref) < 1e-5
+            for r in range(rounds):
+                times = []
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    s.run(out)
+                    times.append(time.perf_counter() - t0)
+                ours = float(np.median(times)) * 1e3
+                theirs = float("nan")
+                if peer is not None:
+                    peer.stdin.write(f"{per_round}\n")
+                    peer.stdin.flush()
+                    theirs = float(np.median(json.loads(peer.stdout.readline()))) * 1e3
+                rows.append({"round": r + 1, "actorflow ms": f"{ours:.1f}",
+                             "TF 2.21 ms": f"{theirs:.1f}", "ours/TF": f"{ours / theirs:.2f}x"})
+    finally:
+        if peer is not None:
+            peer.stdin.close()
+            peer.wait(timeout=60)
+    stats = shared_pool(0).statistics()  # the pool the session's kernels split over
+    print_table(rows)
+    ours_ms = [float(r["actorflow ms"]) for r in rows]
+    tf_ms = [float(r["TF 2.21 ms"]) for r in rows]
+    ratio = [a / b for a, b in zip(ours_ms, tf_ms, strict=True)]
+    print_table([{"benchmark": f"{layers} x tanh(h)*1.5+c over {n / 1e6:g}M float32, "
+                               f"{rounds} interleaved rounds of {per_round} runs",
+                  "actorflow": f"median {np.median(ours_ms):.1f} ms, worst {max(ours_ms):.1f}",
+                  "TF 2.21": f"median {np.median(tf_ms):.1f} ms, worst {max(tf_ms):.1f}",
+                  "ours/TF": f"median {np.median(ratio):.2f}x, worst {max(ratio):.2f}x",
+                  "target": "<= 0.8x TF (issue 11: <= TF)",
+                  "detail": f"intra-op jobs split {stats.jobs_split}, declined "
+                            f"{stats.jobs_declined}"}],
+                ["benchmark", "actorflow", "TF 2.21", "ours/TF", "target", "detail"])
+
+
 def bench_split_threshold(repeat: int) -> list[dict[str, float]]:
     """np.add / np.tanh into a preallocated output, whole vs split over a 2-thread pool, by
     size: where the split starts to pay (devices.intra_op.MIN_CHUNK_ELEMENTS)."""
@@ -248,6 +316,8 @@ def main() -> None:
     ap.add_argument("--issue11", action="store_true",
                     help="also the issue-11 rows: scalar kernels, tanh layers, split threshold")
     ap.add_argument("--only-issue11", action="store_true", help="only the issue-11 rows")
+    ap.add_argument("--only-tanh-layers", type=int, metavar="ROUNDS", default=0,
+                    help="only the tanh layers, ours and TF interleaved for ROUNDS rounds")
     ap.add_argument("--only-mlp", action="store_true",
                     help="only the MLP rows (ours, the NumPy floor and TF, both ratios)")
     args = ap.parse_args()
@@ -255,6 +325,9 @@ def main() -> None:
     tf = (lambda name, **kw: None) if args.no_tf else peer_tf
     if args.only_issue11:
         issue11(repeat, tf)
+        return
+    if args.only_tanh_layers:
+        tanh_layers_interleaved(args.only_tanh_layers, not args.no_tf)
         return
     if args.only_mlp:
         print_table(mlp_rows(repeat, tf), ["benchmark", "actorflow", "TF 2.21", "target",

@@ -15,7 +15,9 @@ chunks itself, in order, until none are left; it then waits only for the chunks 
 already taken. Nothing ever waits for a worker to *start*, so a nested call (a kernel running
 on a worker that splits again) or a worker descheduled by a loaded machine never deadlocks and
 costs at most one chunk of delay. Chunks are a few times smaller than an even split, so a slow
-thread is evened out by the others (dynamic scheduling).
+thread is evened out by the others (dynamic scheduling); a long job (many times the minimum
+chunk's work) is cut into up to 8 chunks per thread (`chunk_count`), so that delay stays a
+few milliseconds however long the job.
 
 A split must pay, and on a loaded machine it may not: a worker preempted by another process
 (a CPU hog, the other tasks of a cluster on the same cores) holds its chunk for a whole time
@@ -70,6 +72,12 @@ import numpy as np
 MIN_CHUNK_ELEMENTS = 1 << 18
 # Chunks per thread of a job: more than one evens out a thread the OS preempted.
 CHUNKS_PER_THREAD = 2
+# A job with much more work than that (a fused chain of 24 tanh layers over 2M elements: 70 ms)
+# is cut finer, up to MAX_CHUNKS_PER_THREAD chunks per thread of at least FINE_CHUNK_FACTOR
+# times the minimum each: a late or preempted thread then holds up the job by one short
+# chunk at most (a few ms instead of a quarter of the job), and the split is judged on it.
+MAX_CHUNKS_PER_THREAD = 8
+FINE_CHUNK_FACTOR = 8
 # A split job slower than this times its inline estimate was a loss (see the docstring).
 LOSS_RATIO = 1.0
 BACKOFF_JOBS = 8
@@ -152,7 +160,7 @@ class IntraOpPool:
         `threads` threads at once; returns when every range is done, raising the first
         exception a range raised. Ranges hold at least `min_chunk` items (one range when
         `n` is smaller), so small work runs inline on the caller."""
-        n_chunks = min(self.threads * CHUNKS_PER_THREAD, n // max(min_chunk, 1))
+        n_chunks = chunk_count(self.threads, n, min_chunk)
         if self.threads == 1 or n_chunks < 2 or self._declining > 0:
             self._inline += 1
             if self.threads > 1 and n_chunks >= 2:
@@ -214,6 +222,15 @@ class IntraOpPool:
 
     def statistics(self) -> IntraOpStatistics:
         return IntraOpStatistics(self.threads, self._split, self._inline, self._declined)
+
+
+def chunk_count(threads: int, n: int, min_chunk: int) -> int:
+    """How many chunks `parallel_for` cuts ``0..n`` into on `threads` threads: each holds at
+    least `min_chunk` items; `CHUNKS_PER_THREAD` per thread, or up to `MAX_CHUNKS_PER_THREAD`
+    when each still holds `FINE_CHUNK_FACTOR` times the minimum (module constants)."""
+    n_min = n // max(min_chunk, 1)
+    fine = min(threads * MAX_CHUNKS_PER_THREAD, n_min // FINE_CHUNK_FACTOR)
+    return max(min(threads * CHUNKS_PER_THREAD, n_min), fine)
 
 
 def resolve_threads(requested: int) -> int:

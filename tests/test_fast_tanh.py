@@ -113,3 +113,40 @@ def test_tanh_grad_one_pass_equals_numpys_three_passes():
         y_v, gx_v = s.run([y, gx], {x: x_np, dy: dy_np})
     want = np.multiply(np.subtract(np.float32(1), np.multiply(y_v, y_v)), dy_np)
     np.testing.assert_array_equal(gx_v, want)
+
+
+def test_the_scaled_evaluation_has_the_plain_fractions_bits():
+    """f32_loops.tanh_one evaluates the fraction from x*x with power-of-two scaled
+    coefficients; it must give the bits of the plain evaluation in h = x/2 (fast_tanh's
+    docstring), here recompiled as written there, on random bit patterns and the edges."""
+    import numba
+
+    from devices.kernels.fast_tanh import CLAMP, P, Q
+
+    f = np.float32
+    p0, p1, p2, p3 = (f(v) for v in P)
+    q0, q1, q2, q3 = (f(v) for v in Q)
+    clamp, one, half = f(CLAMP), f(1.0), f(0.5)
+
+    @numba.njit(numba.void(numba.float32[::1], numba.float32[::1]), fastmath={"contract"},
+                error_model="numpy")
+    def plain_into(x, out):  # pragma: no cover - runs compiled
+        for i in range(x.shape[0]):
+            c = min(max(x[i], -clamp), clamp)
+            h = c * half
+            z = h * h
+            p = ((z * p3 + p2) * z + p1) * z + p0
+            q = ((z * q3 + q2) * z + q1) * z + q0
+            hp = h * p
+            r = (c * p * q) / (q * q + hp * hp)
+            out[i] = min(max(r, -one), one)
+
+    bits = np.random.default_rng(3).integers(0, 2 ** 32, 1 << 18, dtype=np.uint64)
+    x = np.concatenate([bits.astype(np.uint32).view(np.float32), _edges(),
+                        np.linspace(-11, 11, 100_001, dtype=np.float32)])
+    want = np.empty_like(x)
+    plain_into(x, want)
+    got = fast_tanh.tanh(x)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))

@@ -43,6 +43,32 @@ def test_parallel_for_covers_every_index_once(pool):
     assert len(threads) >= 1
 
 
+def test_long_jobs_are_cut_into_more_and_shorter_chunks():
+    from devices.intra_op import (
+        CHUNKS_PER_THREAD,
+        FINE_CHUNK_FACTOR,
+        MAX_CHUNKS_PER_THREAD,
+        chunk_count,
+    )
+
+    assert chunk_count(2, 3 * 100, 100) == 3  # each chunk holds the minimum
+    assert chunk_count(2, 30 * 100, 100) == 2 * CHUNKS_PER_THREAD  # a short job: as before
+    # a long job: up to MAX per thread, each still FINE_CHUNK_FACTOR times the minimum
+    long_n = (2 * MAX_CHUNKS_PER_THREAD - 3) * FINE_CHUNK_FACTOR * 100
+    assert chunk_count(2, long_n, 100) == 2 * MAX_CHUNKS_PER_THREAD - 3
+    assert chunk_count(2, 1000 * long_n, 100) == 2 * MAX_CHUNKS_PER_THREAD
+    p = IntraOpPool(2)
+    try:
+        ranges = []
+        p.parallel_for(1000 * long_n, lambda lo, hi: ranges.append((lo, hi)), 100)
+        ranges.sort()
+        assert len(ranges) == 2 * MAX_CHUNKS_PER_THREAD
+        assert ranges[0][0] == 0 and ranges[-1][1] == 1000 * long_n
+        assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
+    finally:
+        p.close()
+
+
 def test_small_work_and_one_thread_run_inline_on_the_caller():
     one = IntraOpPool(1)
     seen = []
@@ -92,10 +118,10 @@ def test_threads_resolve_like_configproto():
 
 
 def _cases(rng):
-    x = rng.standard_normal(BIG).astype(np.float32)
-    y = rng.standard_normal(BIG).astype(np.float32)
-    m = rng.standard_normal((BIG // 3 + 1, 3)).astype(np.float32)
-    wide = rng.standard_normal((3, BIG)).astype(np.float32)
+    x = rng.standard_normal(BIG, dtype=np.float32)
+    y = rng.standard_normal(BIG, dtype=np.float32)
+    m = rng.standard_normal((BIG // 3 + 1, 3), dtype=np.float32)
+    wide = rng.standard_normal((3, BIG), dtype=np.float32)
     yield "1-d", np.add, (x, y)
     yield "scalar operand", np.multiply, (x, np.float32(1.5))
     yield "0-d array operand", np.subtract, (np.array(2.0, np.float32), x)
