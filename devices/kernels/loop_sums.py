@@ -53,11 +53,12 @@ def _work(term: tuple[Any, ...]) -> int:
 
 
 class _Job:
-    __slots__ = ("terms", "ticket", "done", "result", "error", "ta", "tb")
+    __slots__ = ("terms", "ticket", "done", "result", "error", "ta", "tb", "xp")
 
-    def __init__(self, terms: list[tuple[Any, ...]], ta: bool, tb: bool):
+    def __init__(self, terms: list[tuple[Any, ...]], ta: bool, tb: bool, xp: Any):
         self.terms = terms
         self.ta, self.tb = ta, tb
+        self.xp = xp
         self.ticket = itertools.count()
         self.done = threading.Event()
         self.result: Any = None
@@ -68,14 +69,14 @@ class _Job:
 
     def run(self) -> None:
         try:
-            self.result = _sum_terms(self.terms, self.ta, self.tb)
+            self.result = _sum_terms(self.terms, self.ta, self.tb, self.xp)
         except BaseException as e:  # noqa: BLE001 - re-raised by the caller of total()
             self.error = e
         self.terms = []
         self.done.set()
 
 
-def _sum_terms(terms: list[tuple[Any, ...]], ta: bool, tb: bool) -> Any:
+def _sum_terms(terms: list[tuple[Any, ...]], ta: bool, tb: bool, xp: Any) -> Any:
     acc = None
     tmp = None
     for term in terms:
@@ -90,11 +91,11 @@ def _sum_terms(terms: list[tuple[Any, ...]], ta: bool, tb: bool) -> Any:
         a = a.T if ta else a
         b = b.T if tb else b
         if acc is None:
-            acc = np.matmul(a, b)
+            acc = xp.matmul(a, b)
             continue
         if tmp is None:
-            tmp = np.empty_like(acc)
-        np.matmul(a, b, out=tmp)
+            tmp = xp.empty_like(acc)
+        xp.matmul(a, b, out=tmp)
         acc += tmp
     return acc
 
@@ -137,10 +138,11 @@ def _background() -> _Worker | None:
 class ProductSum:
     """The terms of one run's sum (see the module doc)."""
 
-    __slots__ = ("name", "ta", "tb", "pending", "jobs", "worker")
+    __slots__ = ("name", "ta", "tb", "pending", "jobs", "worker", "xp")
 
-    def __init__(self, name: str, worker: _Worker | None):
+    def __init__(self, name: str, worker: _Worker | None, xp: Any = np):
         self.name = name
+        self.xp = xp
         self.ta = self.tb = False
         self.pending: list[tuple[Any, ...]] = []
         self.jobs: list[_Job] = []
@@ -153,7 +155,7 @@ class ProductSum:
         self.ta, self.tb = ta, tb
         self.pending.append(term)
         if len(self.pending) >= CHUNK:  # the same chunks with or without the worker
-            job = _Job(self.pending, ta, tb)
+            job = _Job(self.pending, ta, tb, self.xp)
             self.pending = []
             self.jobs.append(job)
             if self.worker is not None and _work(term) * CHUNK >= MIN_JOB_WORK:
@@ -170,18 +172,18 @@ class ProductSum:
                 raise job.error
             out += job.result
         if self.pending:
-            out += _sum_terms(self.pending, self.ta, self.tb)
+            out += _sum_terms(self.pending, self.ta, self.tb, self.xp)
         self.jobs, self.pending = [], []
         return out
 
 
 @register_kernel("_ProductTerms", stateful=True)
 def _product_terms(k: KernelContext) -> Any:
-    name = k.name
-    inline = k.xp is not np  # another array library: no background thread
+    name, xp = k.name, k.xp
+    inline = xp is not np  # another array library (a GPU's): no background thread
 
     def compute(*_: Any) -> tuple:
-        return (ProductSum(name, None if inline else _background()),)
+        return (ProductSum(name, None if inline else _background(), xp),)
     return compute
 
 
