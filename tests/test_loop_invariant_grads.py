@@ -211,3 +211,16 @@ def test_an_rnn_of_unknown_batch_size_takes_the_path_too() -> None:
         with af.Session(graph=g) as s:
             dw_v = s.run(dw, {xs: x, hp: h0})
     np.testing.assert_allclose(dw_v, _numpy_bptt(x, w, h0)[1], rtol=1e-10, atol=1e-12)
+
+
+def test_a_run_that_waited_for_the_worker_keeps_the_next_runs_inline(monkeypatch) -> None:
+    monkeypatch.setattr(loop_sums, "_declining", 0)
+    monkeypatch.setattr(loop_sums, "_backoff", loop_sums.BACKOFF_RUNS)
+    loop_sums._judge(0.0)  # a run that paid: the worker stays in use
+    assert loop_sums._worker_for_this_run() is not None
+    loop_sums._judge(10 * loop_sums.LOSS_WAIT_S)  # a loss: the next 8 runs inline
+    assert [loop_sums._worker_for_this_run() for _ in range(loop_sums.BACKOFF_RUNS)] == [
+        None] * loop_sums.BACKOFF_RUNS
+    assert loop_sums._worker_for_this_run() is not None
+    loop_sums._judge(10 * loop_sums.LOSS_WAIT_S)  # a second loss in a row: twice as long
+    assert loop_sums._declining == 2 * loop_sums.BACKOFF_RUNS

@@ -17,12 +17,18 @@ Nothing waits for the worker to *start* a job: a job is claimed by whoever takes
 atomic ``next`` on its ticket), so `_ProductSum` runs every job the worker has not begun
 itself and waits only for the one it is running. A worker preempted by a loaded machine costs
 at most one chunk of delay, and a process with one usable core runs everything inline (no
-thread). One large BLAS call over the stacked operands was measured and rejected: OpenBLAS
-splits a 64x3200x64 product over its threads with a synchronisation per block, and on a loaded
+thread). A run whose sum still waited for the worker more than `LOSS_WAIT_S` (no free core:
+the worker only competes with the loop) makes the next runs keep their jobs inline for a
+while (`_judge`, the same back-off as `devices.intra_op`'s splits).
+
+One large BLAS call over the stacked operands was measured and rejected: OpenBLAS splits a
+64x3200x64 product over its threads with a synchronisation per block, and on a loaded
 2-core machine that took 100-150 ms instead of 0.6 ms (RESULTS.md, "Session 9: rnn").
 
 State: a ProductSum belongs to one run (its loop's pushes come from the device actor's thread,
-in order); a `_Job` is shared with the worker until its ``done`` Event is set.
+in order); a `_Job` is shared with the worker until its ``done`` Event is set; `_declining`
+and `_backoff` (the back-off) are per process, read and written without a lock (a race only
+shifts when the worker is tried again).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from queue import SimpleQueue
 from typing import Any
 
@@ -163,18 +170,51 @@ class ProductSum:
 
     def total(self, init: Any) -> Any:
         out = init.copy()
+        waited = 0.0
         for job in self.jobs:
             if job.claim():
                 job.run()
-            else:
+            elif not job.done.is_set():
+                t0 = time.perf_counter()
                 job.done.wait()
+                waited += time.perf_counter() - t0
             if job.error is not None:
                 raise job.error
             out += job.result
         if self.pending:
             out += _sum_terms(self.pending, self.ta, self.tb, self.xp)
+        if self.worker is not None:
+            _judge(waited)
         self.jobs, self.pending = [], []
         return out
+
+
+# A run whose sum waited this long for the worker lost more than the worker saved it (the
+# machine has no free core): the next runs keep their jobs inline, `_backoff` of them,
+# doubling after each loss in a row (as `devices.intra_op` judges its splits).
+LOSS_WAIT_S = 0.5e-3
+BACKOFF_RUNS = 8
+MAX_BACKOFF_RUNS = 256
+_declining = 0
+_backoff = BACKOFF_RUNS
+
+
+def _judge(waited: float) -> None:
+    global _declining, _backoff
+    if waited > LOSS_WAIT_S:
+        _declining = _backoff
+        _backoff = min(2 * _backoff, MAX_BACKOFF_RUNS)
+    else:
+        _backoff = BACKOFF_RUNS
+
+
+def _worker_for_this_run() -> _Worker | None:
+    """The worker, unless runs are declining it after a loss (a race only shifts when)."""
+    global _declining
+    if _declining > 0:
+        _declining -= 1
+        return None
+    return _background()
 
 
 @register_kernel("_ProductTerms", stateful=True)
@@ -183,7 +223,7 @@ def _product_terms(k: KernelContext) -> Any:
     inline = xp is not np  # another array library (a GPU's): no background thread
 
     def compute(*_: Any) -> tuple:
-        return (ProductSum(name, None if inline else _background(), xp),)
+        return (ProductSum(name, None if inline else _worker_for_this_run(), xp),)
     return compute
 
 
