@@ -224,3 +224,5 @@ def test_a_run_that_waited_for_the_worker_keeps_the_next_runs_inline(monkeypatch
     assert loop_sums._worker_for_this_run() is not None
     loop_sums._judge(10 * loop_sums.LOSS_WAIT_S)  # a second loss in a row: twice as long
     assert loop_sums._declining == 2 * loop_sums.BACKOFF_RUNS
+    loop_sums._judge(0.0, late=2)  # two posted jobs the worker never started: a loss too
+    assert loop_sums._declining == 4 * loop_sums.BACKOFF_RUNS

@@ -17,9 +17,10 @@ Nothing waits for the worker to *start* a job: a job is claimed by whoever takes
 atomic ``next`` on its ticket), so `_ProductSum` runs every job the worker has not begun
 itself and waits only for the one it is running. A worker preempted by a loaded machine costs
 at most one chunk of delay, and a process with one usable core runs everything inline (no
-thread). A run whose sum still waited for the worker more than `LOSS_WAIT_S` (no free core:
-the worker only competes with the loop) makes the next runs keep their jobs inline for a
-while (`_judge`, the same back-off as `devices.intra_op`'s splits).
+thread). A run whose sum still waited for the worker more than `LOSS_WAIT_S`, or found more
+than one posted job not started (no free core: the worker only competes with the loop),
+makes the next runs keep their jobs inline for a while (`_judge`, the same back-off as
+`devices.intra_op`'s splits).
 
 One large BLAS call over the stacked operands was measured and rejected: OpenBLAS splits a
 64x3200x64 product over its threads with a synchronisation per block, and on a loaded
@@ -60,12 +61,13 @@ def _work(term: tuple[Any, ...]) -> int:
 
 
 class _Job:
-    __slots__ = ("terms", "ticket", "done", "result", "error", "ta", "tb", "xp")
+    __slots__ = ("terms", "ticket", "done", "result", "error", "ta", "tb", "xp", "posted")
 
     def __init__(self, terms: list[tuple[Any, ...]], ta: bool, tb: bool, xp: Any):
         self.terms = terms
         self.ta, self.tb = ta, tb
         self.xp = xp
+        self.posted = False
         self.ticket = itertools.count()
         self.done = threading.Event()
         self.result: Any = None
@@ -166,13 +168,16 @@ class ProductSum:
             self.pending = []
             self.jobs.append(job)
             if self.worker is not None and _work(term) * CHUNK >= MIN_JOB_WORK:
+                job.posted = True
                 self.worker.jobs.put(job)
 
     def total(self, init: Any) -> Any:
         out = init.copy()
         waited = 0.0
+        late = 0  # posted jobs the worker had not started when the loop was over
         for job in self.jobs:
             if job.claim():
+                late += job.posted
                 job.run()
             elif not job.done.is_set():
                 t0 = time.perf_counter()
@@ -184,7 +189,7 @@ class ProductSum:
         if self.pending:
             out += _sum_terms(self.pending, self.ta, self.tb, self.xp)
         if self.worker is not None:
-            _judge(waited)
+            _judge(waited, late)
         self.jobs, self.pending = [], []
         return out
 
@@ -199,9 +204,9 @@ _declining = 0
 _backoff = BACKOFF_RUNS
 
 
-def _judge(waited: float) -> None:
+def _judge(waited: float, late: int = 0) -> None:
     global _declining, _backoff
-    if waited > LOSS_WAIT_S:
+    if waited > LOSS_WAIT_S or late > 1:
         _declining = _backoff
         _backoff = min(2 * _backoff, MAX_BACKOFF_RUNS)
     else:
