@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from devices.accumulators import Accumulator, SparseAccumulator
-from devices.errors import InvalidArgumentError
+from devices.errors import InternalError, InvalidArgumentError
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.waits import Wait, Waiter
 
@@ -280,3 +280,43 @@ def _step_wait(k: KernelContext, ctx: Any, gate: Any) -> Wait:
 
 def _step(result: Any) -> tuple:
     return (np.int64(result),)
+
+
+# ---- the fused ops of a folded synchronous replica step (actorflow.train.sync_replicas_ops) --
+@register_kernel("SyncReplicaArriveApply", stateful=True, device_types=_CPU)
+def _arrive_apply(k: KernelContext) -> Any:
+    """(gate, local_step, n accumulators, n gradients) -> (role, is_leader): every gradient
+    checked against its accumulator, then the arrival and every apply in one call (a step's
+    k arrivals have applied their gradients before its leader aggregates)."""
+    from devices.accumulators import LEADER
+
+    n = int(k.attrs["n"])
+    leader, other = np.bool_(True), np.bool_(False)
+
+    def compute(gate: Any, local_step: Any, *rest: Any) -> tuple:
+        accs, grads = rest[:n], [acc.convert(g) for acc, g in zip(rest[:n], rest[n:],
+                                                                     strict=True)]
+        step = int(local_step)
+        role = gate.arrive(step)
+        if not role:
+            step = -1  # STALE: each accumulator drops it (and counts it)
+        for acc, g in zip(accs, grads, strict=True):
+            acc.apply(g, step, True)
+        return (np.int32(role), leader if role == LEADER else other)
+    return compute
+
+
+@register_kernel("AccumulatorTakeGradients", stateful=True, device_types=_CPU)
+def _take_all(k: KernelContext) -> Any:
+    """(n accumulators, num_required) -> their n averages, taken together; never blocks (see
+    `actorflow.train.sync_replicas_ops`): fails naming an accumulator that is short."""
+    def compute(*args: Any) -> tuple:
+        accs, need = args[:-1], int(args[-1])
+        for acc in accs:
+            if acc.count < need and not acc.closed:
+                raise InternalError(
+                    f"{acc.describe()} holds fewer than the {need} gradients its step's "
+                    f"leader takes: a gradient was applied to it outside the fused "
+                    f"arrival (SyncReplicaArriveApply) of its SyncReplicasOptimizer")
+        return tuple(acc.take_now(need) for acc in accs)
+    return compute
