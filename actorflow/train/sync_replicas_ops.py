@@ -18,6 +18,9 @@ update back until every average was in. Two kernels do the same work here:
   runs. It does not block: inside the folded aggregation every accumulator already holds
   the step's k gradients (above); if one does not, it fails naming the accumulator rather
   than waiting.
+- ``SyncReplicaWait(gate, local_step, role)``: the gate's wait (``SyncGateWait``), where the
+  LEADER, whose aggregation is a control input, releases the step itself: no release node
+  inside the aggregation's cond (and no switch for the gate's handle into it).
 
 Dense gradients only (`SparseConditionalAccumulator`s keep the per-accumulator ops).
 """
@@ -35,7 +38,9 @@ define_op("SyncReplicaArriveApply", stateful=True,
           infer=lambda i, a: [(dtypes.int32, ()), (dtypes.bool_, ())])
 define_op("AccumulatorTakeGradients", stateful=True,
           infer=lambda i, a: list(zip(a["dtypes"], a["shapes"], strict=True)))
+define_op("SyncReplicaWait", stateful=True, infer=lambda i, a: [(dtypes.int64, ())])
 no_gradient("SyncReplicaArriveApply")
+no_gradient("SyncReplicaWait")
 no_gradient("AccumulatorTakeGradients")
 
 
@@ -65,4 +70,12 @@ def take_gradients(accumulators: Sequence[Any], num_required: int,
              "shapes": [acc._attrs()["shape"] for acc in accumulators]}, name=name))
 
 
-__all__ = ["arrive_apply", "take_gradients"]
+def wait(gate: Tensor, local_step: Tensor, role: Tensor, name: str = "wait") -> Tensor:
+    """`SyncGate.wait`, except that the LEADER releases the step here (after its folded
+    aggregation, a control input of this op) instead of in a node of its own."""
+    with colocate_with(gate.op):
+        return apply_op("SyncReplicaWait", [
+            gate, convert_to_tensor(local_step, dtype=dtypes.int64), role], {}, name=name)[0]
+
+
+__all__ = ["arrive_apply", "take_gradients", "wait"]

@@ -202,7 +202,8 @@ class SyncReplicasOptimizer(Optimizer):
                     with control_dependencies(applies):
                         applies = [self._folded_sync(math_ops.equal(role, LEADER))]
             with control_dependencies(applies):
-                nxt = gate.wait(step_now, role)
+                nxt = sync_replicas_ops.wait(gate.handle, step_now, role) if self._fused \
+                    else gate.wait(step_now, role)
             with colocate_with(local_step.op):
                 train_op = state_ops.assign(local_step, nxt, name=name or "train_op").op
         self._roles[train_op] = role
@@ -249,7 +250,7 @@ class SyncReplicasOptimizer(Optimizer):
         pairs, k = self._vars, self._k
         if fused:
             return self._update_and_release(sync_replicas_ops.take_gradients(
-                self._accumulators, k))
+                self._accumulators, k), release=False)
         takes: list[Any] = []
         for (gr, v), acc in zip(pairs, self._accumulators, strict=True):
             with colocate_with(v.op):
@@ -267,9 +268,10 @@ class SyncReplicasOptimizer(Optimizer):
                     gated.append(core_ops.identity(x))
         return self._update_and_release(gated)
 
-    def _update_and_release(self, gated: list[Any]) -> Operation:
+    def _update_and_release(self, gated: list[Any], release: bool = True) -> Operation:
         """The wrapped optimizer's update with the averages `gated`, the averages of
-        `variable_averages` if any, then the gate's release."""
+        `variable_averages` if any, then the gate's release (unless `release` is False: the
+        fused wait releases, `sync_replicas_ops.wait`)."""
         pairs = self._vars
         update = self._opt.apply_gradients(
             [(t, v) for t, (_, v) in zip(gated, pairs, strict=True)],
@@ -281,6 +283,8 @@ class SyncReplicasOptimizer(Optimizer):
             with control_dependencies([update]), name_scope(None):
                 update = self._variable_averages.apply(
                     avg if avg is not None else [v for _, v in pairs])
+        if not release:
+            return update
         with control_dependencies([update]):
             return self._gate.release().op  # type: ignore[union-attr]
 

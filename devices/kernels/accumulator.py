@@ -221,6 +221,16 @@ def _gate_counters(k: KernelContext) -> Any:
 
 @register_kernel("SyncGateWait", is_async=True, stateful=True, device_types=_CPU)
 def _gate_wait(k: KernelContext) -> Any:
+    return _gate_wait_factory(k, False)
+
+
+@register_kernel("SyncReplicaWait", is_async=True, stateful=True, device_types=_CPU)
+def _replica_wait(k: KernelContext) -> Any:
+    """SyncGateWait whose LEADER releases the step (actorflow.train.sync_replicas_ops)."""
+    return _gate_wait_factory(k, True)
+
+
+def _gate_wait_factory(k: KernelContext, leader_releases: bool) -> Any:
     """After an arrival at `local_step` with `role`: a CONTRIBUTOR waits until the gate's step
     passes `local_step`; the LEADER (which releases the step itself) goes on at once with
     local_step + 1; a STALE replica catches up at once with the gate's step. Returns the step
@@ -233,6 +243,8 @@ def _gate_wait(k: KernelContext) -> Any:
     def poll(ctx: Any, gate: Any, local: Any, role: Any) -> tuple | None:
         want, r = target(local, role)
         if r == LEADER:
+            if leader_releases:
+                gate.release()
             return (np.int64(want),)
         if r != STALE and gate.several:  # another gradient for the same step
             return (np.int64(int(local)),)
