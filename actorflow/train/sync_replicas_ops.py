@@ -18,6 +18,12 @@ update back until every average was in. Two kernels do the same work here:
   runs. It does not block: inside the folded aggregation every accumulator already holds
   the step's k gradients (above); if one does not, it fails naming the accumulator rather
   than waiting.
+- ``SyncReplicaStepGD(gate, local_step, accs, grads, variables, global_step)``: where the
+  wrapped optimizer is a GradientDescentOptimizer with a constant learning rate, the
+  arrival and applies above and, for the LEADER, the whole aggregation in the same kernel:
+  every average taken, ``var -= learning_rate * average`` (ResourceApplyGradientDescent's
+  own kernel), ``global_step += 1``. The replica step then has no cond at all (no Switch,
+  Merge or dead branch; a frame-less partition); other optimizers keep the cond.
 - ``SyncReplicaWait(gate, local_step, role)``: the gate's wait (``SyncGateWait``), where the
   LEADER, whose aggregation is a control input, releases the step itself: no release node
   inside the aggregation's cond (and no switch for the gate's handle into it).
@@ -38,6 +44,9 @@ define_op("SyncReplicaArriveApply", stateful=True,
           infer=lambda i, a: [(dtypes.int32, ()), (dtypes.bool_, ())])
 define_op("AccumulatorTakeGradients", stateful=True,
           infer=lambda i, a: list(zip(a["dtypes"], a["shapes"], strict=True)))
+define_op("SyncReplicaStepGD", stateful=True,
+          infer=lambda i, a: [(dtypes.int32, ()), (dtypes.bool_, ())])
+no_gradient("SyncReplicaStepGD")
 define_op("SyncReplicaWait", stateful=True, infer=lambda i, a: [(dtypes.int64, ())])
 no_gradient("SyncReplicaArriveApply")
 no_gradient("SyncReplicaWait")
@@ -55,6 +64,24 @@ def arrive_apply(gate: Tensor, local_step: Tensor, accumulators: Sequence[Any],
             gate, convert_to_tensor(local_step, dtype=dtypes.int64),
             *[acc.accumulator_ref for acc in accumulators], *grads],
             {"n": len(grads)}, name=name)
+    return role, leader
+
+
+def replica_step_gd(gate: Tensor, local_step: Tensor, accumulators: Sequence[Any],
+                    grads: Sequence[Tensor], variables: Sequence[Any], global_step: Any,
+                    learning_rate: float, num_required: int,
+                    name: str = "replica_step") -> tuple[Tensor, Tensor]:
+    """`arrive_apply`, and for the LEADER a GradientDescent(`learning_rate`) aggregation of
+    the step in the same kernel (see the module doc): (role, is_leader)."""
+    grads = [convert_to_tensor(g, dtype=acc.dtype) for g, acc in zip(
+        grads, accumulators, strict=True)]
+    with colocate_with(gate.op):
+        role, leader = apply_op("SyncReplicaStepGD", [
+            gate, convert_to_tensor(local_step, dtype=dtypes.int64),
+            *[acc.accumulator_ref for acc in accumulators], *grads,
+            *[v.handle for v in variables], global_step.handle],
+            {"n": len(grads), "num_required": int(num_required),
+             "learning_rate": float(learning_rate)}, name=name)
     return role, leader
 
 
@@ -78,4 +105,4 @@ def wait(gate: Tensor, local_step: Tensor, role: Tensor, name: str = "wait") -> 
             gate, convert_to_tensor(local_step, dtype=dtypes.int64), role], {}, name=name)[0]
 
 
-__all__ = ["arrive_apply", "take_gradients", "wait"]
+__all__ = ["arrive_apply", "replica_step_gd", "take_gradients", "wait"]

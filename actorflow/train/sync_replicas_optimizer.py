@@ -91,6 +91,7 @@ from actorflow.ops.accumulator_ops import (
     SyncGate,
 )
 from actorflow.train import sync_replicas_ops
+from actorflow.train.gradient_descent import GradientDescentOptimizer
 from actorflow.train.optimizer import Optimizer
 from actorflow.variables import Variable
 from devices import dtypes
@@ -135,6 +136,7 @@ class SyncReplicasOptimizer(Optimizer):
         self._fold_request = fold_sync
         self._fold = False  # decided when the shared part is built (`_can_fold`)
         self._fused = False
+        self._gd_rate: float | None = None
         self._uname: str | None = None
         self._gate: SyncGate | None = None
         self._accumulators: list[Any] = []
@@ -189,7 +191,12 @@ class SyncReplicasOptimizer(Optimizer):
                                else (gr,))]
             with control_dependencies(grads):
                 step_now = local_step.read_value()  # a fresh read, after the gradients
-            if self._fused:  # the arrival and every apply: one kernel (sync_replicas_ops)
+            if self._fused and self._gd_rate is not None:  # the whole step: one kernel
+                role, _ = sync_replicas_ops.replica_step_gd(
+                    gate.handle, step_now, self._accumulators, [gr for gr, _ in pairs],
+                    [v for _, v in pairs], self._global_step, self._gd_rate, self._k)
+                applies = [role.op]
+            elif self._fused:  # the arrival and every apply: one kernel (sync_replicas_ops)
                 role, is_leader = sync_replicas_ops.arrive_apply(
                     gate.handle, step_now, self._accumulators, [gr for gr, _ in pairs])
                 applies = [self._folded_sync(is_leader)]
@@ -310,6 +317,12 @@ class SyncReplicasOptimizer(Optimizer):
         self._fold = self._can_fold(pairs, global_step)
         # folded with dense gradients only: the fused arrival and take (sync_replicas_ops)
         self._fused = self._fold and not any(isinstance(gr, IndexedSlices) for gr, _ in pairs)
+        # ... and the leader's GradientDescent update in that kernel too: a plain
+        # GradientDescentOptimizer with a constant rate, a global step variable
+        lr = getattr(self._opt, "_hypers", {}).get("learning_rate")
+        self._gd_rate = float(lr) if (
+            self._fused and type(self._opt) is GradientDescentOptimizer
+            and isinstance(lr, int | float) and isinstance(global_step, Variable)) else None
         with name_scope(self._uname):
             for gr, v in pairs:
                 shared = f"{self._uname}/{v.op.name}/grad_accum"

@@ -318,17 +318,49 @@ def _arrive_apply(k: KernelContext) -> Any:
     return compute
 
 
+def _take_all(accs: Any, need: int) -> tuple:
+    """Every accumulator's average of `need` gradients, or (checked first, so none is taken)
+    an error naming one that is short."""
+    for acc in accs:
+        if acc.count < need and not acc.closed:
+            raise InternalError(
+                f"{acc.describe()} holds fewer than the {need} gradients its step's "
+                f"leader takes: a gradient was applied to it outside the fused "
+                f"arrival (SyncReplicaArriveApply) of its SyncReplicasOptimizer")
+    return tuple(acc.take_now(need) for acc in accs)
+
+
 @register_kernel("AccumulatorTakeGradients", stateful=True, device_types=_CPU)
-def _take_all(k: KernelContext) -> Any:
+def _take_gradients(k: KernelContext) -> Any:
     """(n accumulators, num_required) -> their n averages, taken together; never blocks (see
     `actorflow.train.sync_replicas_ops`): fails naming an accumulator that is short."""
-    def compute(*args: Any) -> tuple:
-        accs, need = args[:-1], int(args[-1])
-        for acc in accs:
-            if acc.count < need and not acc.closed:
-                raise InternalError(
-                    f"{acc.describe()} holds fewer than the {need} gradients its step's "
-                    f"leader takes: a gradient was applied to it outside the fused "
-                    f"arrival (SyncReplicaArriveApply) of its SyncReplicasOptimizer")
-        return tuple(acc.take_now(need) for acc in accs)
+    return lambda *args: _take_all(args[:-1], int(args[-1]))
+
+
+@register_kernel("SyncReplicaStepGD", stateful=True, device_types=_CPU)
+def _replica_step_gd(k: KernelContext) -> Any:
+    """(gate, local_step, n accumulators, n gradients, n variables, global_step) -> (role,
+    is_leader): `SyncReplicaArriveApply`, then for the LEADER the whole aggregation of a
+    GradientDescent step: every average taken, ``var -= learning_rate * average`` by
+    ResourceApplyGradientDescent's own kernel, and ``global_step += 1`` (the release is the
+    wait's, after it)."""
+    from devices.kernels.state import _apply_gd
+
+    n, need, lr = int(k.attrs["n"]), int(k.attrs["num_required"]), k.attrs["learning_rate"]
+    arrive = _arrive_apply(k)
+    gd = _apply_gd(k)
+    one = np.int64(1)
+    alphas: dict[Any, Any] = {}
+
+    def compute(gate: Any, local_step: Any, *rest: Any) -> tuple:
+        accs, variables, gstep = rest[:n], rest[2 * n:3 * n], rest[3 * n]
+        out = arrive(gate, local_step, *rest[:2 * n])
+        if out[1]:
+            for v, avg in zip(variables, _take_all(accs, need), strict=True):
+                alpha = alphas.get(v.dtype)
+                if alpha is None:
+                    alpha = alphas[v.dtype] = np.asarray(lr, dtype=v.dtype)
+                gd(v, alpha, avg)
+            gstep.update(np.add, one)
+        return out
     return compute
