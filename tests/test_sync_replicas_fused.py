@@ -74,3 +74,37 @@ def test_take_of_a_short_accumulator_fails_naming_it() -> None:
         s.run(role, {step: 0, ga: np.zeros(3, np.float32), gb: np.zeros((2, 2), np.float32)})
         with pytest.raises(af.errors.InternalError, match="'a'.*fewer than the 2"):
             s.run(takes)
+
+
+@pytest.mark.parametrize("momentum", [None, 0.5])
+def test_folded_updates_average_every_step(momentum: float | None) -> None:
+    """One replica contributing both gradients of each step (k=2 > n=1): GradientDescent
+    runs in the fused step kernel, Momentum through the cond; both give the textbook
+    update with the mean of the step's gradients."""
+    lr = 0.5
+    g = af.Graph()
+    with g.as_default():
+        w = af.Variable(np.zeros(3, np.float32), name="w")
+        x = af.placeholder(af.float32, (3,))
+        step = af.train.get_or_create_global_step()
+        inner = af.train.GradientDescentOptimizer(lr) if momentum is None else \
+            af.train.MomentumOptimizer(lr, momentum)
+        opt = af.train.SyncReplicasOptimizer(inner, 2, 1)
+        train = opt.minimize(af.reduce_sum(w * x), global_step=step)
+        hook = opt.make_session_run_hook(True)
+        init = [af.global_variables_initializer(), af.local_variables_initializer()]
+    assert (opt._gd_rate is not None) == (momentum is None)  # which path is under test
+    xs = np.array([[1, 2, 3], [3, 2, 1], [2, 0, 0], [0, 4, 2]], np.float32)
+    want, acc = np.zeros(3), np.zeros(3)
+    with af.Session(graph=g) as s:
+        s.run(init)
+        hook.after_create_session(s)
+        for i in range(0, 4, 2):  # two global steps, two gradients each
+            hook.run(s, train, {x: xs[i]})
+            hook.run(s, train, {x: xs[i + 1]})
+            mean = xs[i:i + 2].mean(axis=0)  # d(sum(w * x))/dw = x
+            acc = mean if momentum is None else momentum * acc + mean
+            want = want - lr * acc
+            np.testing.assert_allclose(s.run(w), want, rtol=1e-6)
+            assert int(s.run(step)) == i // 2 + 1
+        assert hook.leaders == 2

@@ -34,6 +34,11 @@ on). Where it runs (`fold_sync`):
   steps it led;
 - otherwise as `sync_op`, which the hook runs right after the leader's train step, in the
   same process (a cond cannot span PS shards: its resource switches are colocated).
+Folded with dense gradients, steps 2-3 are one kernel (`sync_replicas_ops.arrive_apply`),
+the leader's takes one (`take_gradients`) and the leader releases in its wait
+(`sync_replicas_ops.wait`); with a plain GradientDescentOptimizer of constant rate the
+leader's whole aggregation is in the arrival's kernel too (`replica_step_gd`: no cond at
+all). A folded replica step of softmax regression has 36 nodes instead of 64.
 
 Guarantees (each tested in tests/test_sync_replicas*.py):
 - a replica that dies holds nothing (release is a broadcast, not a consumed token): the others
