@@ -6,7 +6,13 @@ count, by `close`, or by the step's abort).
 The waits here (take, and the sync gate's) are *watched* (`devices.waits`): besides the
 awaitable kernel, each has a ``subscribe(ctx, done, *inputs)`` that the executor calls
 instead of starting a task; ``done(outputs, error, resume)`` is called by the thread that
-completes the wait (`_watch`)."""
+completes the wait (`_watch`).
+
+At the end, the fused kernels of a folded synchronous replica step
+(`actorflow.train.sync_replicas_ops`): the arrival with every apply
+(`SyncReplicaArriveApply`), the leader's takes (`AccumulatorTakeGradients`), both plus the
+leader's GradientDescent update and global step (`SyncReplicaStepGD`), and the wait in which
+the leader releases its step (`SyncReplicaWait`)."""
 
 from __future__ import annotations
 
