@@ -66,25 +66,32 @@ class Accumulator(WaitList):
                 device=self.device)
 
     # ---- operations ------------------------------------------------------------------------
-    def apply(self, grad: Any, local_step: int) -> bool:
-        """Add a gradient computed at `local_step`; False (and counted) if it is stale."""
+    def apply(self, grad: Any, local_step: int, converted: bool = False) -> bool:
+        """Add a gradient computed at `local_step`; False (and counted) if it is stale.
+        `converted`: `grad` is already `convert`'s result (no second check)."""
         with self._lock:
             if int(local_step) < self.global_step:
                 self.dropped += 1
                 return False
-            self._add(grad)
+            self._add(grad, converted)
             self.count += 1
             self.applied += 1
             self._pump()
             return True
 
-    def _add(self, grad: Any) -> None:
+    def convert(self, grad: Any) -> np.ndarray:
+        """`grad` as an array of this accumulator's dtype, checked against its shape (a
+        dense accumulator's; no lock needed)."""
         g = np.asarray(grad, dtype=self.dtype)
         if self.shape is not None and (len(self.shape) != g.ndim or any(
                 w is not None and w != d for w, d in zip(self.shape, g.shape, strict=True))):
             raise InvalidArgumentError(
                 f"gradient of shape {g.shape} does not match {self.describe()} of shape "
                 f"{self.shape}", device=self.device)
+        return g
+
+    def _add(self, grad: Any, converted: bool = False) -> None:
+        g = grad if converted else self.convert(grad)
         if self._sum is None:
             self._sum = g.copy()
         elif self._sum.shape != g.shape:
@@ -99,6 +106,16 @@ class Accumulator(WaitList):
             if self._waiters:
                 return None
             return self._serve(n)
+
+    def take_now(self, n: int) -> Any:
+        """Take `n` gradients that are in (`try_take` that fails instead of returning None:
+        for a caller that knows they are in, `AccumulatorTakeGradients`)."""
+        out = self.try_take(n)
+        if out is None:
+            raise InvalidArgumentError(
+                f"{self.describe()} cannot give {n} gradients now (fewer are in, or a "
+                f"take_grad waits before this one)", device=self.device)
+        return out
 
     def set_global_step(self, step: int) -> None:
         """Move the accumulator to `step`; gradients already in for older steps are dropped."""
@@ -131,7 +148,12 @@ class Accumulator(WaitList):
 
     def _result(self) -> Any:
         s = self._sum
-        return s / self.count if self.reduction == "MEAN" else s
+        if self.reduction != "MEAN":
+            return s
+        if s.dtype.kind in "fc":  # the sum is this accumulator's own copy: in place
+            s /= self.count
+            return s
+        return s / self.count
 
     def _reset(self) -> None:
         self._sum = None
@@ -155,7 +177,7 @@ class Accumulator(WaitList):
 class SparseAccumulator(Accumulator):
     kind = "SparseConditionalAccumulator"
 
-    def _add(self, grad: Any) -> None:
+    def _add(self, grad: Any, converted: bool = False) -> None:
         indices, values, dense_shape = grad
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         values = np.asarray(values, dtype=self.dtype)

@@ -34,6 +34,11 @@ on). Where it runs (`fold_sync`):
   steps it led;
 - otherwise as `sync_op`, which the hook runs right after the leader's train step, in the
   same process (a cond cannot span PS shards: its resource switches are colocated).
+Folded with dense gradients, steps 2-3 are one kernel (`sync_replicas_ops.arrive_apply`),
+the leader's takes one (`take_gradients`) and the leader releases in its wait
+(`sync_replicas_ops.wait`); with a plain GradientDescentOptimizer of constant rate the
+leader's whole aggregation is in the arrival's kernel too (`replica_step_gd`: no cond at
+all). A folded replica step of softmax regression has 36 nodes instead of 64.
 
 Guarantees (each tested in tests/test_sync_replicas*.py):
 - a replica that dies holds nothing (release is a broadcast, not a consumed token): the others
@@ -90,6 +95,8 @@ from actorflow.ops.accumulator_ops import (
     SparseConditionalAccumulator,
     SyncGate,
 )
+from actorflow.train import sync_replicas_ops
+from actorflow.train.gradient_descent import GradientDescentOptimizer
 from actorflow.train.optimizer import Optimizer
 from actorflow.variables import Variable
 from devices import dtypes
@@ -133,6 +140,8 @@ class SyncReplicasOptimizer(Optimizer):
         self._leader_timeout = float(leader_timeout_secs)
         self._fold_request = fold_sync
         self._fold = False  # decided when the shared part is built (`_can_fold`)
+        self._fused = False
+        self._gd_rate: float | None = None
         self._uname: str | None = None
         self._gate: SyncGate | None = None
         self._accumulators: list[Any] = []
@@ -187,22 +196,26 @@ class SyncReplicasOptimizer(Optimizer):
                                else (gr,))]
             with control_dependencies(grads):
                 step_now = local_step.read_value()  # a fresh read, after the gradients
-            role, apply_step = gate.arrive(step_now)
-            applies = []
-            for (gr, v), acc in zip(pairs, self._accumulators, strict=True):
-                with colocate_with(v.op):
-                    if isinstance(gr, IndexedSlices):
-                        shape = gr.dense_shape if gr.dense_shape is not None else \
-                            convert_to_tensor(list(v.shape.as_list()), dtype=dtypes.int64)
-                        applies.append(acc.apply_grad(gr.indices, gr.values, shape,
-                                                      local_step=apply_step))
-                    else:
-                        applies.append(acc.apply_grad(gr, local_step=apply_step))
-            if self._fold:  # the leader aggregates inside its own train step
-                with control_dependencies(applies):
-                    applies = [self._folded_sync(role)]
+            if self._fused and self._gd_rate is not None:  # the whole step: one kernel
+                role, _ = sync_replicas_ops.replica_step_gd(
+                    gate.handle, step_now, self._accumulators, [gr for gr, _ in pairs],
+                    [v for _, v in pairs], self._global_step, self._gd_rate, self._k)
+                applies = [role.op]
+            elif self._fused:  # the arrival and every apply: one kernel (sync_replicas_ops)
+                role, is_leader = sync_replicas_ops.arrive_apply(
+                    gate.handle, step_now, self._accumulators, [gr for gr, _ in pairs])
+                applies = [self._folded_sync(is_leader)]
+            else:
+                role, apply_step = gate.arrive(step_now)
+                applies = self._applies(pairs, apply_step)
+                if self._fold:  # the leader aggregates inside its own train step
+                    from actorflow.ops import math_ops
+
+                    with control_dependencies(applies):
+                        applies = [self._folded_sync(math_ops.equal(role, LEADER))]
             with control_dependencies(applies):
-                nxt = gate.wait(step_now, role)
+                nxt = sync_replicas_ops.wait(gate.handle, step_now, role) if self._fused \
+                    else gate.wait(step_now, role)
             with colocate_with(local_step.op):
                 train_op = state_ops.assign(local_step, nxt, name=name or "train_op").op
         self._roles[train_op] = role
@@ -211,6 +224,20 @@ class SyncReplicasOptimizer(Optimizer):
         if train_op not in ops:
             ops.append(train_op)
         return train_op
+
+    def _applies(self, pairs: list, apply_step: Tensor) -> list[Operation]:
+        """One apply_grad per accumulator, with the step the arrival gave (-1: dropped)."""
+        applies = []
+        for (gr, v), acc in zip(pairs, self._accumulators, strict=True):
+            with colocate_with(v.op):
+                if isinstance(gr, IndexedSlices):
+                    shape = gr.dense_shape if gr.dense_shape is not None else \
+                        convert_to_tensor(list(v.shape.as_list()), dtype=dtypes.int64)
+                    applies.append(acc.apply_grad(gr.indices, gr.values, shape,
+                                                  local_step=apply_step))
+                else:
+                    applies.append(acc.apply_grad(gr, local_step=apply_step))
+        return applies
 
     def _can_fold(self, pairs: list, global_step: Any) -> bool:
         """Fold the leader's aggregation into its train step (by default where it can;
@@ -227,10 +254,15 @@ class SyncReplicasOptimizer(Optimizer):
                 f"pass fold_sync=False")
         return can if self._fold_request is None else bool(self._fold_request)
 
-    def _aggregate(self) -> Operation:
+    def _aggregate(self, fused: bool = False) -> Operation:
         """The leader's aggregation (`sync_op`'s body): take_grad(k) on every accumulator,
-        every update only once every average is in, then the release."""
+        every update only once every average is in, then the release. `fused`: inside the
+        folded step after a fused arrival, one `AccumulatorTakeGradients` for every
+        accumulator (its outputs are all in at once: no identities to hold the updates)."""
         pairs, k = self._vars, self._k
+        if fused:
+            return self._update_and_release(sync_replicas_ops.take_gradients(
+                self._accumulators, k), release=False)
         takes: list[Any] = []
         for (gr, v), acc in zip(pairs, self._accumulators, strict=True):
             with colocate_with(v.op):
@@ -246,6 +278,13 @@ class SyncReplicasOptimizer(Optimizer):
                                                core_ops.identity(x.indices), x.dense_shape))
                 else:
                     gated.append(core_ops.identity(x))
+        return self._update_and_release(gated)
+
+    def _update_and_release(self, gated: list[Any], release: bool = True) -> Operation:
+        """The wrapped optimizer's update with the averages `gated`, the averages of
+        `variable_averages` if any, then the gate's release (unless `release` is False: the
+        fused wait releases, `sync_replicas_ops.wait`)."""
+        pairs = self._vars
         update = self._opt.apply_gradients(
             [(t, v) for t, (_, v) in zip(gated, pairs, strict=True)],
             global_step=self._global_step)
@@ -256,22 +295,24 @@ class SyncReplicasOptimizer(Optimizer):
             with control_dependencies([update]), name_scope(None):
                 update = self._variable_averages.apply(
                     avg if avg is not None else [v for _, v in pairs])
+        if not release:
+            return update
         with control_dependencies([update]):
             return self._gate.release().op  # type: ignore[union-attr]
 
-    def _folded_sync(self, role: Tensor) -> Operation:
+    def _folded_sync(self, is_leader: Tensor) -> Operation:
         """`_aggregate` under a cond on this replica's role: run by the leader's own train
         step on the PS, so a global step costs no second Session.run (a round trip to the PS
         from the leader's client) between the k-th gradient and the release."""
-        from actorflow.ops import control_flow_ops, math_ops
+        from actorflow.ops import control_flow_ops
 
         with name_scope(None), control_dependencies(None):
             self._opt._create_slots([v for _, v in self._vars])  # outside the cond
         # on the gate's device, as every op of the cond: the caller's device scope (a
         # replica_device_setter's worker) cleared, or the cond's ops would ask for the worker
         # while their resource inputs pin them to the PS
-        with device(None), colocate_with(role.op):
-            out = control_flow_ops.cond(math_ops.equal(role, LEADER), self._aggregate,
+        with device(None), colocate_with(is_leader.op):
+            out = control_flow_ops.cond(is_leader, lambda: self._aggregate(self._fused),
                                         core_ops.no_op, name="leader_sync")
         return out if isinstance(out, Operation) else out.op
 
@@ -279,6 +320,14 @@ class SyncReplicasOptimizer(Optimizer):
         self._vars = pairs
         self._global_step = global_step
         self._fold = self._can_fold(pairs, global_step)
+        # folded with dense gradients only: the fused arrival and take (sync_replicas_ops)
+        self._fused = self._fold and not any(isinstance(gr, IndexedSlices) for gr, _ in pairs)
+        # ... and the leader's GradientDescent update in that kernel too: a plain
+        # GradientDescentOptimizer with a constant rate, a global step variable
+        lr = getattr(self._opt, "_hypers", {}).get("learning_rate")
+        self._gd_rate = float(lr) if (
+            self._fused and type(self._opt) is GradientDescentOptimizer
+            and isinstance(lr, int | float) and isinstance(global_step, Variable)) else None
         with name_scope(self._uname):
             for gr, v in pairs:
                 shared = f"{self._uname}/{v.op.name}/grad_accum"

@@ -6,7 +6,13 @@ count, by `close`, or by the step's abort).
 The waits here (take, and the sync gate's) are *watched* (`devices.waits`): besides the
 awaitable kernel, each has a ``subscribe(ctx, done, *inputs)`` that the executor calls
 instead of starting a task; ``done(outputs, error, resume)`` is called by the thread that
-completes the wait (`_watch`)."""
+completes the wait (`_watch`).
+
+At the end, the fused kernels of a folded synchronous replica step
+(`actorflow.train.sync_replicas_ops`): the arrival with every apply
+(`SyncReplicaArriveApply`), the leader's takes (`AccumulatorTakeGradients`), both plus the
+leader's GradientDescent update and global step (`SyncReplicaStepGD`), and the wait in which
+the leader releases its step (`SyncReplicaWait`)."""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from devices.accumulators import Accumulator, SparseAccumulator
-from devices.errors import InvalidArgumentError
+from devices.errors import InternalError, InvalidArgumentError
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.waits import Wait, Waiter
 
@@ -221,6 +227,16 @@ def _gate_counters(k: KernelContext) -> Any:
 
 @register_kernel("SyncGateWait", is_async=True, stateful=True, device_types=_CPU)
 def _gate_wait(k: KernelContext) -> Any:
+    return _gate_wait_factory(k, False)
+
+
+@register_kernel("SyncReplicaWait", is_async=True, stateful=True, device_types=_CPU)
+def _replica_wait(k: KernelContext) -> Any:
+    """SyncGateWait whose LEADER releases the step (actorflow.train.sync_replicas_ops)."""
+    return _gate_wait_factory(k, True)
+
+
+def _gate_wait_factory(k: KernelContext, leader_releases: bool) -> Any:
     """After an arrival at `local_step` with `role`: a CONTRIBUTOR waits until the gate's step
     passes `local_step`; the LEADER (which releases the step itself) goes on at once with
     local_step + 1; a STALE replica catches up at once with the gate's step. Returns the step
@@ -233,6 +249,8 @@ def _gate_wait(k: KernelContext) -> Any:
     def poll(ctx: Any, gate: Any, local: Any, role: Any) -> tuple | None:
         want, r = target(local, role)
         if r == LEADER:
+            if leader_releases:
+                gate.release()
             return (np.int64(want),)
         if r != STALE and gate.several:  # another gradient for the same step
             return (np.int64(int(local)),)
@@ -280,3 +298,75 @@ def _step_wait(k: KernelContext, ctx: Any, gate: Any) -> Wait:
 
 def _step(result: Any) -> tuple:
     return (np.int64(result),)
+
+
+# ---- the fused ops of a folded synchronous replica step (actorflow.train.sync_replicas_ops) --
+@register_kernel("SyncReplicaArriveApply", stateful=True, device_types=_CPU)
+def _arrive_apply(k: KernelContext) -> Any:
+    """(gate, local_step, n accumulators, n gradients) -> (role, is_leader): every gradient
+    checked against its accumulator, then the arrival and every apply in one call (a step's
+    k arrivals have applied their gradients before its leader aggregates)."""
+    from devices.accumulators import LEADER
+
+    n = int(k.attrs["n"])
+    leader, other = np.bool_(True), np.bool_(False)
+
+    def compute(gate: Any, local_step: Any, *rest: Any) -> tuple:
+        accs, grads = rest[:n], [acc.convert(g) for acc, g in zip(rest[:n], rest[n:],
+                                                                     strict=True)]
+        step = int(local_step)
+        role = gate.arrive(step)
+        if not role:
+            step = -1  # STALE: each accumulator drops it (and counts it)
+        for acc, g in zip(accs, grads, strict=True):
+            acc.apply(g, step, True)
+        return (np.int32(role), leader if role == LEADER else other)
+    return compute
+
+
+def _take_all(accs: Any, need: int) -> tuple:
+    """Every accumulator's average of `need` gradients, or (checked first, so none is taken)
+    an error naming one that is short."""
+    for acc in accs:
+        if acc.count < need and not acc.closed:
+            raise InternalError(
+                f"{acc.describe()} holds fewer than the {need} gradients its step's "
+                f"leader takes: a gradient was applied to it outside the fused "
+                f"arrival (SyncReplicaArriveApply) of its SyncReplicasOptimizer")
+    return tuple(acc.take_now(need) for acc in accs)
+
+
+@register_kernel("AccumulatorTakeGradients", stateful=True, device_types=_CPU)
+def _take_gradients(k: KernelContext) -> Any:
+    """(n accumulators, num_required) -> their n averages, taken together; never blocks (see
+    `actorflow.train.sync_replicas_ops`): fails naming an accumulator that is short."""
+    return lambda *args: _take_all(args[:-1], int(args[-1]))
+
+
+@register_kernel("SyncReplicaStepGD", stateful=True, device_types=_CPU)
+def _replica_step_gd(k: KernelContext) -> Any:
+    """(gate, local_step, n accumulators, n gradients, n variables, global_step) -> (role,
+    is_leader): `SyncReplicaArriveApply`, then for the LEADER the whole aggregation of a
+    GradientDescent step: every average taken, ``var -= learning_rate * average`` by
+    ResourceApplyGradientDescent's own kernel, and ``global_step += 1`` (the release is the
+    wait's, after it)."""
+    from devices.kernels.state import _apply_gd
+
+    n, need, lr = int(k.attrs["n"]), int(k.attrs["num_required"]), k.attrs["learning_rate"]
+    arrive = _arrive_apply(k)
+    gd = _apply_gd(k)
+    one = np.int64(1)
+    alphas: dict[Any, Any] = {}
+
+    def compute(gate: Any, local_step: Any, *rest: Any) -> tuple:
+        accs, variables, gstep = rest[:n], rest[2 * n:3 * n], rest[3 * n]
+        out = arrive(gate, local_step, *rest[:2 * n])
+        if out[1]:
+            for v, avg in zip(variables, _take_all(accs, need), strict=True):
+                alpha = alphas.get(v.dtype)
+                if alpha is None:
+                    alpha = alphas[v.dtype] = np.asarray(lr, dtype=v.dtype)
+                gd(v, alpha, avg)
+            gstep.update(np.add, one)
+        return out
+    return compute
