@@ -21,14 +21,15 @@ nodes the outputs need, in order, with each node's kernel (synchronous kernels o
 `Iterator` (the resource) owns one running chain. With a prefetch stage anywhere in the
 chain (the usual last step), a producer thread fills a bounded buffer while the training step
 runs (NumPy releases the GIL), so input work hides behind compute; `get_next` takes from the
-buffer, and waits (asynchronously: a `devices.waits.Waiter`) only when it is empty.
+buffer; when it is empty and the producer idle (it had no turn at the GIL), `get_next` makes
+the element itself, and it waits (asynchronously: a `devices.waits.Waiter`) only while the
+producer is making one.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterator as PyIterator
@@ -173,8 +174,22 @@ def build(desc: dict, device: Any, epoch: int = 0, rows: bool = False) -> PyIter
     if op == "cache":
         return _cache(desc, device, epoch)
     if op == "prefetch":
-        return _Prefetch(build(src, device, epoch), desc["buffer"])
+        return _Prefetch(build(src, device, epoch), desc["buffer"], thread=not _in_memory(src))
     raise InvalidArgumentError(f"unknown dataset transformation {op!r}")
+
+
+# transformations of in-memory elements that run no graph function and never block
+_IN_MEMORY = ("tensor_slices", "tensors", "range", "zip", "shuffle", "batch", "padded_batch",
+              "repeat", "take", "skip", "cache", "prefetch")
+
+
+def _in_memory(desc: dict) -> bool:
+    """Whether the chain `desc` only rearranges arrays already in memory (no files, no
+    generator, no map/filter/interleave): making an element is short, Python-bound work."""
+    if desc["op"] not in _IN_MEMORY:
+        return False
+    inputs = desc.get("inputs") or ([desc["input"]] if "input" in desc else [])
+    return all(_in_memory(d) for d in inputs)
 
 
 def _parallel_map(fn: Function, src: PyIterator[tuple], n: int) -> PyIterator[tuple]:
@@ -247,28 +262,36 @@ def _bind(desc: Any, values: list) -> Any:
 
 def _shuffle(desc: dict, device: Any, epoch: int, rows: bool) -> PyIterator[Any]:
     """A `buffer`-sized random window: each output is a uniformly drawn member of it (the
-    draws come from a seeded generator, 1,024 at a time)."""
+    draws come from a seeded generator, 1,024 at a time). Once the window is full, drawing
+    member j and refilling its place with the next input is ``out = buf[j]; buf[j] = new``
+    (the new input itself when j is the last place): the same sequence as appending the new
+    input and swapping the drawn member to the end, without the list's churn."""
     seed = desc.get("seed")
     if seed is not None and desc.get("reshuffle", True):
         seed = seed + 7919 * epoch
     rng = np.random.default_rng(seed)
-    draws: list[float] = []
-    buf: list[Any] = []
     size = max(1, desc["buffer"])
-
-    def pick() -> Any:
+    src = build(desc["input"], device, epoch, rows)
+    buf = list(itertools.islice(src, size - 1))
+    draws: list[float] = []
+    last = size - 1
+    if len(buf) == last:
+        for e in src:  # the window is full: one draw per input
+            if not draws:
+                draws = rng.random(1024).tolist()  # taken from the end, as ever
+            j = int(draws.pop() * size)
+            if j == last:
+                yield e
+            else:
+                out = buf[j]
+                buf[j] = e
+                yield out
+    while buf:  # the input is exhausted: draw the rest out of the shrinking window
         if not draws:
-            draws.extend(rng.random(1024).tolist())
+            draws = rng.random(1024).tolist()
         i = int(draws.pop() * len(buf))
         buf[i], buf[-1] = buf[-1], buf[i]
-        return buf.pop()
-
-    for e in build(desc["input"], device, epoch, rows):
-        buf.append(e)
-        if len(buf) >= size:
-            yield pick()
-    while buf:
-        yield pick()
+        yield buf.pop()
 
 
 def _batch(desc: dict, device: Any, epoch: int) -> PyIterator[tuple]:
@@ -342,56 +365,98 @@ def _cache(desc: dict, device: Any, epoch: int) -> PyIterator[tuple]:
 
 
 class _Prefetch:
-    """Runs its input on a producer thread, `buffer` elements ahead of the consumer."""
+    """Runs its input on a producer thread, `buffer` elements ahead of the consumer; a
+    consumer that finds the buffer empty while the producer is idle produces the next element
+    itself (inline, under the same source lock, so the order is the source's). Without
+    `thread` (a chain of in-memory rearrangements, `_in_memory`) there is no producer: the
+    consumer makes every element."""
 
-    def __init__(self, source: PyIterator[tuple], buffer: int):
+    def __init__(self, source: PyIterator[tuple], buffer: int, thread: bool = True):
         self._src = source
+        self._src_lock = threading.Lock()  # one next() at a time; held through its append
         self._cap = max(1, buffer)
         self._buf: deque[Any] = deque()
         self._cv = threading.Condition()
         self._stop = False
+        self._done = False  # _END or an error is in the buffer: nothing more to produce
         self.on_ready: Callable[[], None] | None = None  # the iterator's wake-up
-        self._thread = threading.Thread(target=self._run, daemon=True, name="af.data prefetch")
-        self._thread.start()
+        if thread:
+            threading.Thread(target=self._run, daemon=True, name="af.data prefetch").start()
+
+    def _next(self) -> Any:
+        """The source's next element, _END, or its exception (called under `_src_lock`)."""
+        try:
+            return next(self._src, _END)
+        except Exception as e:  # noqa: BLE001 - delivered to the consumer in order
+            return e
 
     def _run(self) -> None:
         while True:
             with self._cv:
-                while len(self._buf) >= self._cap and not self._stop:
+                while len(self._buf) >= self._cap and not self._stop and not self._done:
                     self._cv.wait()
-                if self._stop:
+                if self._stop or self._done:
                     return
-            try:
-                item: Any = next(self._src, _END)
-            except Exception as e:  # noqa: BLE001 - delivered to the consumer in order
-                item = e
-            with self._cv:
-                self._buf.append(item)
-                cb = self.on_ready
+            with self._src_lock:
+                with self._cv:
+                    if self._done or len(self._buf) >= self._cap:
+                        continue
+                item = self._next()
+                with self._cv:
+                    self._buf.append(item)
+                    self._done = item is _END or isinstance(item, Exception)
+                    cb = self.on_ready
             if cb is not None:
                 cb()
-            if item is _END or isinstance(item, Exception):
-                return
+
+    def _take(self) -> Any:  # under self._cv, the buffer not empty
+        item = self._buf[0]
+        if item is not _END:
+            self._buf.popleft()
+            self._cv.notify()
+        return item
 
     def poll(self) -> Any:
-        """The next element, _END, an exception to raise, or None when nothing is ready."""
+        """The next element, _END, an exception to raise, or None when nothing is ready (the
+        buffer is empty and the producer is busy making the next one).
+
+        Why the consumer may produce: under the GIL a producer thread runs its Python only
+        when the consumer lets go of the interpreter (a NumPy call on a large array, a wait).
+        For a cheap pipeline feeding a step that runs Python throughout, handing the
+        interpreter to the producer and back costs more (a thread hop, 50-150 us here) than
+        making the element inline; for an expensive one (file reads, decoding) the producer
+        still works ahead while the step computes. Measured on the small MLP's pipeline
+        (tensor_slices, shuffle, batch of 32; 50 us an element): a get_next costs 90 us made
+        inline, 150-170 us through a producer thread (RESULTS.md, session 9)."""
         with self._cv:
-            if not self._buf:
-                return None
-            item = self._buf[0]
-            if item is not _END:
-                self._buf.popleft()
-                self._cv.notify()
+            if self._buf:
+                return self._take()
+        if not self._src_lock.acquire(blocking=False):
+            return None  # the producer is making it: wait for its append
+        try:
+            with self._cv:
+                if self._buf:  # appended between the two checks
+                    return self._take()
+            item = self._next()
+            if item is _END or isinstance(item, Exception):
+                with self._cv:  # kept at the head: every later poll sees it too
+                    self._buf.append(item)
+                    self._done = True
+                    self._cv.notify_all()
             return item
+        finally:
+            self._src_lock.release()
 
     def __iter__(self) -> _Prefetch:
         return self
 
     def __next__(self) -> tuple:  # a prefetch inside the chain: block on the producer
-        with self._cv:
-            while not self._buf:
-                self._cv.wait()
         item = self.poll()
+        while item is None:
+            with self._cv:
+                while not self._buf:
+                    self._cv.wait()
+            item = self.poll()
         if item is _END:
             raise StopIteration
         if isinstance(item, Exception):
@@ -436,11 +501,6 @@ class Iterator:
                     return None
             else:
                 item = next(it, _END)
-        if isinstance(it, _Prefetch):
-            # Let the producer refill the slot now: a consumer running Python steps inline
-            # would otherwise hold the GIL until the interpreter's switch interval, and the
-            # next get_next would find the buffer empty and take the slower waiting path.
-            time.sleep(0)
         if item is _END:
             raise OutOfRangeError(f"end of sequence (iterator '{self.name}')",
                                   device=self.device.name)
