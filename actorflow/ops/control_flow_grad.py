@@ -9,10 +9,8 @@ replaying them in reverse".
   loop did (its counter, `WhileContext.counter`), counting the forward iteration index down.
   Its loop variables are the gradients of the float loop variables and the running sums of
   the gradients of the loop invariants that need one; its body is the backward walk
-  (`gradients.backprop`) over the forward body. The gradient of an invariant the body
-  multiplies once (an RNN's W in ``h @ W``) is no loop variable: each iteration hands its
-  term's operands to a sum computed beside the loop (`loop_invariant_grads`). A running sum
-  whose new term is a fresh MatMul nothing else reads is one `_AccumulateMatMul` node,
+  (`gradients.backprop`) over the forward body. A running sum whose new term is a fresh
+  MatMul nothing else reads (an RNN's ``dW += h^T @ dz``) is one `_AccumulateMatMul` node,
   ``acc + a @ b``: the product's buffer takes the sum in place (one node, one buffer and one
   pass fewer per iteration; the same bits as MatMul then Add). Forward values that body needs
   are saved per iteration in the forward loop and read back by index
@@ -27,13 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from actorflow import shapes
-from actorflow.graph import (
-    Operation,
-    Tensor,
-    control_dependencies,
-    get_default_graph,
-    name_scope,
-)
+from actorflow.graph import Operation, Tensor, get_default_graph, name_scope
 from actorflow.indexed_slices import IndexedSlices
 from actorflow.op_def import (
     apply_op,
@@ -44,7 +36,6 @@ from actorflow.op_def import (
 )
 from actorflow.ops import control_flow_context as cfc
 from actorflow.ops import control_flow_ops as cfo
-from actorflow.ops.loop_invariant_grads import InvariantSum, hoistable
 from actorflow.ops.tensor_array_ops import TensorArray
 from devices.errors import InvalidArgumentError
 
@@ -170,7 +161,7 @@ def while_loop_grad(node: Any, out_grads: list[Any], wanted: list[bool]) -> list
 
     Builds the gradient loop in the current context (see the module doc)."""
     from actorflow.gradients import backprop
-    from actorflow.ops import array_ops, core_ops, math_ops
+    from actorflow.ops import array_ops, math_ops
     w: cfc.WhileContext = node.ctx
     if not w.back_prop:
         return None
@@ -195,19 +186,14 @@ def while_loop_grad(node: Any, out_grads: list[Any], wanted: list[bool]) -> list
             gr = _zeros_for(t, cfc.resolve(t, outer))
         inits.append(_dense(gr))
         invariants.append(w.merges[k].outputs[0]._shape)
-    # invariants multiplied once in the body: summed after the loop (loop_invariant_grads)
-    sums = {id(e): InvariantSum(_zeros_for(e.inputs[0])) for e in invs if hoistable(e, w)}
-    run_sums = [e for e in invs if id(e) not in sums]
-    for e in run_sums:
+    for e in invs:
         x = e.inputs[0]
         inits.append(_zeros_for(x, cfc.resolve(x, outer) if not shapes.is_fully_defined(
             x._shape) else None))
         invariants.append(x._shape)
     ys_b = [w.body_outputs[k] for k in var_ks]
-    xs_b = [w.body_inputs[k] for k in var_ks] + [e.outputs[0] for e in run_sums]
-    xs_b += [e.outputs[0] for e in invs if id(e) in sums]
+    xs_b = [w.body_inputs[k] for k in var_ks] + [e.outputs[0] for e in invs]
     nv = len(var_ks)
-    nr = len(run_sums)
 
     def cond_fn(c: Tensor, *rest: Tensor) -> Tensor:
         return math_ops.greater(c, 0)
@@ -227,22 +213,13 @@ def while_loop_grad(node: Any, out_grads: list[Any], wanted: list[bool]) -> list
         for j, acc in enumerate(accs):
             gj = grads[nv + j]
             new_acc.append(acc if gj is None else _accumulate(acc, gj))
-        pushes = []
-        for j, e in enumerate(e for e in invs if id(e) in sums):
-            gj = grads[nv + nr + j]
-            if gj is not None:
-                pushes += sums[id(e)].add_term(gj)
-        if pushes:  # the next iteration (and so the Exit) waits for this one's pushes
-            with control_dependencies(pushes):
-                idx = core_ops.identity(idx, name="terms_kept")
         return [idx, *new_gv, *new_acc]
 
     with name_scope("while") as scope:
         _, outs = cfo.build_loop(cond_fn, body_fn, inits, invariants, w.parallel, scope,
                                  forward=w)
     var_out = {k: outs[1 + j] for j, k in enumerate(var_ks)}
-    inv_out = {id(e): outs[1 + nv + j] for j, e in enumerate(run_sums)}
-    inv_out.update({k: acc.result(outs[1]) for k, acc in sums.items()})
+    inv_out = {id(e): outs[1 + nv + j] for j, e in enumerate(invs)}
     result: list[Any] = []
     for t, ok in zip(node.inputs, wanted, strict=True):
         if not ok:

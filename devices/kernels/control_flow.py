@@ -9,8 +9,7 @@ values from a forward loop to its gradient loop, and TensorArrays.
   forward loop's value of iteration `index`; `_AccPop(store, index)` hands it to the gradient
   loop. Keyed by iteration, so overlapping iterations may push in any order; a value is read,
   not removed, so two gradient loops built from one forward loop may both read it (the store
-  goes with the last of them). The sums a gradient loop hands off to be computed beside it
-  (an invariant's gradient) are in `devices.kernels.loop_sums`, registered with these.
+  goes with the last of them).
 * TensorArrayV3 makes a fresh `TensorArrayStore` per run; writes, reads, stack and unstack go
   through its handle, ordered by the float `flow` scalar they pass along (TF's design). A
   gradient TensorArray (`TensorArrayGradV3`) belongs to its forward array: reading a slot
@@ -24,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InternalError, InvalidArgumentError
-from devices.kernels import loop_sums  # noqa: F401  (registers the loop sums' kernels)
 from devices.kernels.registry import KernelContext, register_kernel
 
 
