@@ -21,6 +21,17 @@ def run_op(build: Callable[..., Any], inputs: Sequence[np.ndarray]) -> Any:
             return s.run(out, dict(zip(phs, inputs, strict=True)))
 
 
+def numeric_grad(f: Callable[[np.ndarray], float], x: np.ndarray,
+                 eps: float = 1e-6) -> np.ndarray:
+    """Central differences of the scalar function `f` (a NumPy reference) at `x`."""
+    out = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        d = np.zeros_like(x)
+        d[i] = eps
+        out[i] = (f(x + d) - f(x - d)) / (2 * eps)
+    return out
+
+
 def check_forward(build: Callable[..., Any], reference: Callable[..., Any],
                   inputs: Sequence[np.ndarray], rtol: float = 1e-6, atol: float = 1e-6) -> None:
     got = run_op(build, inputs)

@@ -14,20 +14,13 @@ import pytest
 
 import actorflow as af
 from devices.errors import InvalidArgumentError
+from tests.opcheck import numeric_grad
 
 
 @pytest.fixture(autouse=True)
 def _fresh_default_graph() -> None:
     af.reset_default_graph()
 
-
-def _num_grad(f: Any, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    out = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        d = np.zeros_like(x)
-        d[i] = eps
-        out[i] = (f(x + d) - f(x - d)) / (2 * eps)
-    return out
 
 
 def _value_and_grad(build: Any, x: np.ndarray, ref: Any, seed: int = 0) -> None:
@@ -41,7 +34,7 @@ def _value_and_grad(build: Any, x: np.ndarray, ref: Any, seed: int = 0) -> None:
         got, gg = s.run([y, g], {p: x})
     assert y.shape.as_list() == list(want.shape)
     np.testing.assert_allclose(got, want)
-    np.testing.assert_allclose(gg, _num_grad(lambda z: (ref(z) * w).sum(), x), atol=1e-7)
+    np.testing.assert_allclose(gg, numeric_grad(lambda z: (ref(z) * w).sum(), x), atol=1e-7)
 
 
 def s2d_ref(x: np.ndarray, b: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import actorflow as af
 from actorflow.indexed_slices import IndexedSlices
 from devices.errors import InvalidArgumentError
+from tests.opcheck import numeric_grad
 
 BUDGET = settings(max_examples=8, derandomize=True, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow])
@@ -237,14 +238,6 @@ def test_bad_sparse_input_is_a_clear_error() -> None:
         af.sparse_to_indicator(af.SparseTensor([[0, 0]], [1.0], [1, 1]), 3)
 
 
-def _num_grad(f: Any, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    out = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        d = np.zeros_like(x)
-        d[i] = eps
-        out[i] = (f(x + d) - f(x - d)) / (2 * eps)
-    return out
-
 
 @pytest.mark.parametrize("kind", ["sum", "mean", "sqrt_n"])
 def test_sparse_segment_values_and_dense_gradient(kind: str) -> None:
@@ -273,7 +266,7 @@ def test_sparse_segment_values_and_dense_gradient(kind: str) -> None:
     np.testing.assert_allclose(got6, ref(data, 6), rtol=1e-12)
     assert e.shape == (0, 3)
     assert isinstance(gg, np.ndarray)  # dense, as TF's SparseSegment*Grad
-    np.testing.assert_allclose(gg, _num_grad(lambda d: (ref(d) * w).sum(), data), rtol=1e-6)
+    np.testing.assert_allclose(gg, numeric_grad(lambda d: (ref(d) * w).sum(), data), rtol=1e-6)
 
 
 @pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
@@ -303,7 +296,7 @@ def test_embedding_lookup_sparse_gradient_is_over_unique_ids(combiner: str) -> N
     assert gi.tolist() == [4, 1]  # each distinct id once, in order of first occurrence
     dense = np.zeros_like(table)
     np.add.at(dense, gi, gv)
-    np.testing.assert_allclose(dense, _num_grad(lambda t: ref(t).sum(), table), rtol=1e-6)
+    np.testing.assert_allclose(dense, numeric_grad(lambda t: ref(t).sum(), table), rtol=1e-6)
 
 
 @pytest.mark.parametrize("adjoint_a", [False, True])
@@ -322,8 +315,8 @@ def test_sparse_dense_matmul_gradients_are_dense(adjoint_a: bool) -> None:
         got, g1, g2 = s.run([y, gv, gb], {v: vals, bt: b})
     assert isinstance(g1, np.ndarray) and isinstance(g2, np.ndarray)
     np.testing.assert_allclose(got, ref(vals, b), rtol=1e-12)
-    np.testing.assert_allclose(g1, _num_grad(lambda x: (ref(x, b) ** 2).sum(), vals), rtol=1e-6)
-    np.testing.assert_allclose(g2, _num_grad(lambda x: (ref(vals, x) ** 2).sum(), b), rtol=1e-6)
+    np.testing.assert_allclose(g1, numeric_grad(lambda x: (ref(x, b) ** 2).sum(), vals), rtol=1e-6)
+    np.testing.assert_allclose(g2, numeric_grad(lambda x: (ref(vals, x) ** 2).sum(), b), rtol=1e-6)
 
 
 @pytest.mark.parametrize("axis", [1, 2, -1])
@@ -343,7 +336,7 @@ def test_gather_batch_dims_against_per_batch_take(axis: int) -> None:
         got, gg = s.run([y, g], {x: p})
     assert y.shape.as_list() == list(ref(p).shape)
     np.testing.assert_allclose(got, ref(p))
-    np.testing.assert_allclose(gg, _num_grad(lambda q: (ref(q) * w).sum(), p), rtol=1e-6)
+    np.testing.assert_allclose(gg, numeric_grad(lambda q: (ref(q) * w).sum(), p), rtol=1e-6)
 
 
 def test_gather_nd_batch_dims() -> None:

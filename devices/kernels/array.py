@@ -79,10 +79,9 @@ def _broadcast_to(k: KernelContext) -> Any:
             out = np.empty(shape, x.dtype)
             try:
                 out[...] = x
-            except ValueError:
-                pass  # incompatible shapes: broadcast_to's own error below
-            else:
-                return (out,)
+            except ValueError:  # incompatible shapes: broadcast_to raises its own error
+                return (xp.broadcast_to(x, shape),)
+            return (out,)
         return (xp.broadcast_to(x, shape),)
     return compute
 

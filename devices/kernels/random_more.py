@@ -18,29 +18,27 @@ from devices.kernels.random import node_draws
 from devices.kernels.registry import KernelContext, register_kernel
 
 
-@register_kernel("RandomGamma", device_types=("CPU",), stateful=True)
-def _gamma(k: KernelContext) -> Any:
+def _per_parameter(k: KernelContext, draw: Any) -> Any:
+    """A kernel of (shape, param) drawing `draw(generator, params)` with the params broadcast
+    to ``shape + param.shape`` (TF's output shape), cast to the output dtype."""
     get = node_draws(k)
     dt = np.dtype(k.out_dtypes[0].np)
 
-    def compute(shape: Any, alpha: Any) -> tuple:
-        a = np.asarray(alpha, dtype=np.float64)
+    def compute(shape: Any, param: Any) -> tuple:
+        a = np.asarray(param, dtype=np.float64)
         s = tuple(int(d) for d in np.asarray(shape).reshape(-1))
-        out = get()._g.standard_gamma(np.broadcast_to(a, s + a.shape))
-        return (np.asarray(out, dtype=dt),)
+        return (np.asarray(draw(get()._g, np.broadcast_to(a, s + a.shape)), dtype=dt),)
     return compute
+
+
+@register_kernel("RandomGamma", device_types=("CPU",), stateful=True)
+def _gamma(k: KernelContext) -> Any:
+    return _per_parameter(k, lambda g, alpha: g.standard_gamma(alpha))
 
 
 @register_kernel("RandomPoissonV2", device_types=("CPU",), stateful=True)
 def _poisson(k: KernelContext) -> Any:
-    get = node_draws(k)
-    dt = np.dtype(k.out_dtypes[0].np)
-
-    def compute(shape: Any, rate: Any) -> tuple:
-        r = np.asarray(rate, dtype=np.float64)
-        s = tuple(int(d) for d in np.asarray(shape).reshape(-1))
-        return (np.asarray(get()._g.poisson(np.broadcast_to(r, s + r.shape)), dtype=dt),)
-    return compute
+    return _per_parameter(k, lambda g, rate: g.poisson(rate))
 
 
 @register_kernel("Qr", device_types=("CPU",))
