@@ -20,6 +20,8 @@ import numpy as np
 from actorflow.graph import Operation, Tensor, name_scope
 from actorflow.op_def import apply_op, convert_to_tensor, define_op, no_gradient, register_gradient
 from actorflow.ops import array_ops, math_ops, reduction_ops
+from actorflow.ops.compare_ops import cast
+from actorflow.sparse_tensor import SparseTensor
 from devices import dtypes
 from devices.errors import InvalidArgumentError
 
@@ -55,7 +57,6 @@ def ctc_loss(labels: Any, inputs: Any = None, sequence_length: Any = None,
              ignore_longer_outputs_than_inputs: bool = False, time_major: bool = True,
              logits: Any = None) -> Tensor:
     """-log p(labels | inputs) per sequence; `inputs` are unnormalized logits."""
-    from actorflow.sparse_tensor import SparseTensor
     if not isinstance(labels, SparseTensor):
         raise TypeError("ctc_loss: labels must be a SparseTensor (e.g. from "
                         "af.sparse.from_dense or af.SparseTensor)")
@@ -64,7 +65,6 @@ def ctc_loss(labels: Any, inputs: Any = None, sequence_length: Any = None,
         x = array_ops.transpose(x, [1, 0, 2])
     if sequence_length is None:
         raise InvalidArgumentError("ctc_loss needs sequence_length ([batch] ints)")
-    from actorflow.ops.compare_ops import cast
     ins = [x, cast(labels.indices, dtypes.int64), cast(labels.values, dtypes.int32),
            cast(convert_to_tensor(sequence_length), dtypes.int32)]
     return apply_op("CTCLoss", ins, {
@@ -74,18 +74,21 @@ def ctc_loss(labels: Any, inputs: Any = None, sequence_length: Any = None,
         name="CTCLoss")[0]
 
 
+def _decoder_inputs(inputs: Any, sequence_length: Any, what: str) -> list[Tensor]:
+    """A decoder's (time-major logits [max_time, batch, classes], int32 lengths)."""
+    x = convert_to_tensor(inputs)
+    if x._shape is not None and len(x._shape) != 3:
+        raise InvalidArgumentError(f"{what}: inputs must be [max_time, batch, classes], "
+                                   f"got {list(x._shape)}")
+    return [x, cast(convert_to_tensor(sequence_length), dtypes.int32)]
+
+
 def ctc_greedy_decoder(inputs: Any, sequence_length: Any, merge_repeated: bool = True
                        ) -> tuple[list[Any], Tensor]:
     """([the best path as a SparseTensor], -sum of the best logits [batch, 1]): the most
     likely class per frame, repeats merged (when asked), blanks removed."""
-    from actorflow.ops.compare_ops import cast
-    from actorflow.sparse_tensor import SparseTensor
-    x = convert_to_tensor(inputs)
-    if x._shape is not None and len(x._shape) != 3:
-        raise InvalidArgumentError(f"ctc_greedy_decoder: inputs must be [max_time, batch, "
-                                   f"classes], got {list(x._shape)}")
-    outs = apply_op("CTCGreedyDecoder", [x, cast(convert_to_tensor(sequence_length),
-                                                 dtypes.int32)],
+    outs = apply_op("CTCGreedyDecoder", _decoder_inputs(inputs, sequence_length,
+                                                        "ctc_greedy_decoder"),
                     {"merge_repeated": bool(merge_repeated)}, name="CTCGreedyDecoder")
     return [SparseTensor(outs[0], outs[1], outs[2])], outs[3]
 
@@ -107,17 +110,11 @@ def ctc_beam_search_decoder(inputs: Any, sequence_length: Any, beam_width: int =
     """([top_paths SparseTensors, best first], their log-probabilities [batch, top_paths]):
     CTC prefix beam search keeping `beam_width` prefixes per frame; with `merge_repeated`,
     repeated labels in a decoded path are merged (TF's rule)."""
-    from actorflow.ops.compare_ops import cast
-    from actorflow.sparse_tensor import SparseTensor
     if not 1 <= top_paths <= beam_width:
         raise InvalidArgumentError(f"ctc_beam_search_decoder: top_paths must be in [1, "
                                    f"beam_width={beam_width}], got {top_paths}")
-    x = convert_to_tensor(inputs)
-    if x._shape is not None and len(x._shape) != 3:
-        raise InvalidArgumentError(f"ctc_beam_search_decoder: inputs must be [max_time, "
-                                   f"batch, classes], got {list(x._shape)}")
-    outs = apply_op("CTCBeamSearchDecoder", [x, cast(convert_to_tensor(sequence_length),
-                                                     dtypes.int32)],
+    outs = apply_op("CTCBeamSearchDecoder", _decoder_inputs(inputs, sequence_length,
+                                                            "ctc_beam_search_decoder"),
                     {"beam_width": int(beam_width), "top_paths": int(top_paths),
                      "merge_repeated": bool(merge_repeated)}, name="CTCBeamSearchDecoder")
     k = int(top_paths)
@@ -137,7 +134,6 @@ define_op("MaxPoolWithArgmax", infer=_argmax_infer)
 
 @register_gradient("MaxPoolWithArgmax")
 def _max_pool_argmax_grad(op: Operation, grad: Tensor, _unused: Any = None) -> list[Any]:
-    from actorflow.ops.compare_ops import cast
     x = op.inputs[0]
     n, h, w, c = x._shape
     idx = cast(op.outputs[1], dtypes.int64)
