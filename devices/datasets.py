@@ -21,15 +21,16 @@ nodes the outputs need, in order, with each node's kernel (synchronous kernels o
 `Iterator` (the resource) owns one running chain. With a prefetch stage anywhere in the
 chain (the usual last step), a producer thread fills a bounded buffer while the training step
 runs (NumPy releases the GIL), so input work hides behind compute; `get_next` takes from the
-buffer; when it is empty and the producer idle (it had no turn at the GIL), `get_next` makes
-the element itself, and it waits (asynchronously: a `devices.waits.Waiter`) only while the
-producer is making one.
+buffer, and waits (asynchronously: a `devices.waits.Waiter`) only when it is empty. A chain
+that only rearranges arrays in memory has no producer thread: `get_next` makes its element
+inline (cheaper than the GIL handoffs a thread costs; see `_Prefetch`).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterator as PyIterator
@@ -365,26 +366,34 @@ def _cache(desc: dict, device: Any, epoch: int) -> PyIterator[tuple]:
 
 
 class _Prefetch:
-    """Runs its input on a producer thread, `buffer` elements ahead of the consumer; a
-    consumer that finds the buffer empty while the producer is idle produces the next element
-    itself (inline, under the same source lock, so the order is the source's). Without
+    """Runs its input on a producer thread, `buffer` elements ahead of the consumer. Without
     `thread` (a chain of in-memory rearrangements, `_in_memory`) there is no producer: the
-    consumer makes every element."""
+    consumer makes each element when it asks for it.
+
+    Why not always a thread: under the GIL a producer thread runs its Python only when the
+    consumer lets go of the interpreter (a NumPy call on a large array, a wait). For a cheap
+    pipeline feeding a step that runs Python throughout, handing the interpreter to the
+    producer and back costs more (a thread hop, 50-150 us here) than making the element
+    inline. Measured on the small MLP's pipeline (tensor_slices, shuffle, batch of 32; 50 us
+    an element): a get_next costs 74-90 us made inline, 150-170 us through a producer thread
+    (RESULTS.md, session 9). A chain that reads files, calls a generator or runs a graph
+    function keeps the thread: its element may take long or block, which must never happen
+    on the device's loop."""
 
     def __init__(self, source: PyIterator[tuple], buffer: int, thread: bool = True):
         self._src = source
-        self._src_lock = threading.Lock()  # one next() at a time; held through its append
         self._cap = max(1, buffer)
         self._buf: deque[Any] = deque()
         self._cv = threading.Condition()
         self._stop = False
-        self._done = False  # _END or an error is in the buffer: nothing more to produce
+        self.threaded = thread
         self.on_ready: Callable[[], None] | None = None  # the iterator's wake-up
         if thread:
             threading.Thread(target=self._run, daemon=True, name="af.data prefetch").start()
 
     def _next(self) -> Any:
-        """The source's next element, _END, or its exception (called under `_src_lock`)."""
+        """The source's next element, _END, or its exception (only one caller: the producer
+        thread, or without it the consumer)."""
         try:
             return next(self._src, _END)
         except Exception as e:  # noqa: BLE001 - delivered to the consumer in order
@@ -393,70 +402,46 @@ class _Prefetch:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while len(self._buf) >= self._cap and not self._stop and not self._done:
+                while len(self._buf) >= self._cap and not self._stop:
                     self._cv.wait()
-                if self._stop or self._done:
+                if self._stop:
                     return
-            with self._src_lock:
-                with self._cv:
-                    if self._done or len(self._buf) >= self._cap:
-                        continue
-                item = self._next()
-                with self._cv:
-                    self._buf.append(item)
-                    self._done = item is _END or isinstance(item, Exception)
-                    cb = self.on_ready
+            item = self._next()
+            with self._cv:
+                self._buf.append(item)
+                self._cv.notify_all()  # a consumer blocked in __next__ (a nested prefetch)
+                cb = self.on_ready
             if cb is not None:
                 cb()
-
-    def _take(self) -> Any:  # under self._cv, the buffer not empty
-        item = self._buf[0]
-        if item is not _END:
-            self._buf.popleft()
-            self._cv.notify()
-        return item
+            if item is _END or isinstance(item, Exception):
+                return
 
     def poll(self) -> Any:
-        """The next element, _END, an exception to raise, or None when nothing is ready (the
-        buffer is empty and the producer is busy making the next one).
-
-        Why the consumer may produce: under the GIL a producer thread runs its Python only
-        when the consumer lets go of the interpreter (a NumPy call on a large array, a wait).
-        For a cheap pipeline feeding a step that runs Python throughout, handing the
-        interpreter to the producer and back costs more (a thread hop, 50-150 us here) than
-        making the element inline; for an expensive one (file reads, decoding) the producer
-        still works ahead while the step computes. Measured on the small MLP's pipeline
-        (tensor_slices, shuffle, batch of 32; 50 us an element): a get_next costs 90 us made
-        inline, 150-170 us through a producer thread (RESULTS.md, session 9)."""
+        """The next element, _END, an exception to raise, or None when nothing is ready (only
+        with a producer thread: its buffer is empty)."""
         with self._cv:
             if self._buf:
-                return self._take()
-        if not self._src_lock.acquire(blocking=False):
-            return None  # the producer is making it: wait for its append
-        try:
-            with self._cv:
-                if self._buf:  # appended between the two checks
-                    return self._take()
-            item = self._next()
-            if item is _END or isinstance(item, Exception):
-                with self._cv:  # kept at the head: every later poll sees it too
-                    self._buf.append(item)
-                    self._done = True
-                    self._cv.notify_all()
-            return item
-        finally:
-            self._src_lock.release()
+                item = self._buf[0]
+                if item is not _END:
+                    self._buf.popleft()
+                    self._cv.notify()
+                return item
+            if self.threaded:
+                return None
+        item = self._next()
+        if item is _END or isinstance(item, Exception):
+            with self._cv:  # kept at the head: every later poll sees it too
+                self._buf.append(item)
+        return item
 
     def __iter__(self) -> _Prefetch:
         return self
 
     def __next__(self) -> tuple:  # a prefetch inside the chain: block on the producer
+        with self._cv:
+            while self.threaded and not self._buf:
+                self._cv.wait()
         item = self.poll()
-        while item is None:
-            with self._cv:
-                while not self._buf:
-                    self._cv.wait()
-            item = self.poll()
         if item is _END:
             raise StopIteration
         if isinstance(item, Exception):
@@ -501,6 +486,11 @@ class Iterator:
                     return None
             else:
                 item = next(it, _END)
+        if isinstance(it, _Prefetch) and it.threaded:
+            # Let the producer refill the slot now: a consumer running Python steps inline
+            # would otherwise hold the GIL until the interpreter's switch interval, and the
+            # next get_next would find the buffer empty and take the slower waiting path.
+            time.sleep(0)
         if item is _END:
             raise OutOfRangeError(f"end of sequence (iterator '{self.name}')",
                                   device=self.device.name)

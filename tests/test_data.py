@@ -156,3 +156,27 @@ def test_bad_inputs() -> None:
     outer = af.constant(3, dtype=af.int64)
     with pytest.raises(af.errors.InvalidArgumentError, match="another graph"):
         af.data.Dataset.range(3).map(lambda x: x + outer)
+
+
+def test_an_in_memory_prefetch_makes_elements_inline_and_a_generator_one_keeps_its_thread(
+        ) -> None:
+    from devices import datasets as D
+
+    arrays = [np.arange(10), np.arange(10) * 2.0]
+    chain = {"op": "batch", "size": 4, "drop": False, "input": {
+        "op": "shuffle", "buffer": 3, "seed": 1, "input": {"op": "tensor_slices",
+                                                             "arrays": arrays}}}
+    plain = [tuple(a.tolist() for a in e) for e in D.build(chain, None)]
+    inline = D.build({"op": "prefetch", "buffer": 2, "input": chain}, None)
+    assert isinstance(inline, D._Prefetch) and not inline.threaded
+    assert [tuple(a.tolist() for a in e) for e in inline] == plain
+    assert sorted(x for e in plain for x in e[0]) == list(range(10))
+    D.GENERATORS["t"] = lambda: iter([(np.int64(i),) for i in range(5)])
+    try:
+        threaded = D.build({"op": "prefetch", "buffer": 2,
+                            "input": {"op": "generator", "key": "t",
+                                                  "types": ["int64"]}}, None)
+        assert threaded.threaded
+        assert [int(e[0]) for e in threaded] == [0, 1, 2, 3, 4]
+    finally:
+        del D.GENERATORS["t"]
