@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from devices import dtypes as dt
+from devices.dataset_index import _INDEXABLE, index_batches, index_blocks, index_source
 from devices.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -109,29 +110,16 @@ def _parse(spec: str) -> tuple[str, int]:
 
 
 # ---- the chain of generators ------------------------------------------------------------------
-_INDEXABLE = ("shuffle", "repeat", "take", "skip")
-
-
-def _slice_source(desc: dict) -> list | None:
-    """The arrays of a chain of tensor_slices -> shuffle/repeat/take/skip: such a chain can
-    run on row *indices* (ints), and a batch then gathers its rows in one fancy index per
-    component instead of building and stacking one tuple per element."""
-    while desc["op"] in _INDEXABLE:
-        desc = desc["input"]
-    if desc["op"] == "tensor_slices" and not any(isinstance(a, dict) for a in desc["arrays"]):
-        return [np.asarray(a) for a in desc["arrays"]]
-    return None
-
-
-def build(desc: dict, device: Any, epoch: int = 0, rows: bool = False) -> PyIterator[Any]:
+def build(desc: dict, device: Any, epoch: int = 0, vector: bool = True) -> PyIterator[Any]:
     """A fresh generator of the elements of `desc` (on `device`, for graph functions);
-    `epoch` varies reshuffling across the passes of a repeat. With `rows` (a chain that
-    `_slice_source` accepts) it yields the source row of each element instead."""
+    `epoch` varies reshuffling across the passes of a repeat. A chain that only reorders the
+    rows of arrays in memory runs on row indices (`devices.dataset_index`) unless `vector`
+    is False (the element path everywhere: the reference its tests compare with)."""
     op = desc["op"]
+    if vector and op in _INDEXABLE and (arrays := index_source(desc)) is not None:
+        return _index_elements(desc, arrays, epoch)
     if op == "tensor_slices":
         arrays = [np.asarray(a) for a in desc["arrays"]]
-        if rows:
-            return iter(range(len(arrays[0])))
         return (tuple(a[i] for a in arrays) for i in range(len(arrays[0])))
     if op == "tensors":
         return iter([tuple(np.asarray(a) for a in desc["arrays"])])
@@ -143,39 +131,40 @@ def build(desc: dict, device: Any, epoch: int = 0, rows: bool = False) -> PyIter
         from devices.file_sources import records
         return records(desc, device, epoch)
     if op == "zip":
-        parts = [build(d, device, epoch) for d in desc["inputs"]]
+        parts = [build(d, device, epoch, vector) for d in desc["inputs"]]
         return (sum(els, ()) for els in zip(*parts, strict=False))
     src = desc.get("input")
     if op == "map":
         fn = Function(desc["fn"], device)
         if desc.get("parallel", 1) > 1:
-            return _parallel_map(fn, build(src, device, epoch), desc["parallel"])
-        return (fn(*e) for e in build(src, device, epoch))
+            return _parallel_map(fn, build(src, device, epoch, vector), desc["parallel"])
+        return (fn(*e) for e in build(src, device, epoch, vector))
     if op == "filter":
         fn = Function(desc["fn"], device)
-        return (e for e in build(src, device, epoch) if bool(fn(*e)[0]))
+        return (e for e in build(src, device, epoch, vector) if bool(fn(*e)[0]))
     if op in ("flat_map", "interleave"):
         return _interleave(desc, device, epoch)
     if op == "shuffle":
-        return _shuffle(desc, device, epoch, rows)
+        return _shuffle(desc, device, epoch, vector)
     if op in ("batch", "padded_batch"):
-        return _batch(desc, device, epoch)
+        return _batch(desc, device, epoch, vector)
     if op == "repeat":
-        return _repeat(desc, device, rows)
+        return _repeat(desc, device, vector)
     if op == "take":
         n = desc["count"]
-        it = build(src, device, epoch, rows)
+        it = build(src, device, epoch, vector)
         return it if n < 0 else (e for _, e in zip(range(n), it, strict=False))
     if op == "skip":
-        it = build(src, device, epoch, rows)
+        it = build(src, device, epoch, vector)
         for _ in range(desc["count"]):
             if next(it, _END) is _END:
                 break
         return it
     if op == "cache":
-        return _cache(desc, device, epoch)
+        return _cache(desc, device, epoch, vector)
     if op == "prefetch":
-        return _Prefetch(build(src, device, epoch), desc["buffer"], thread=not _in_memory(src))
+        return _Prefetch(build(src, device, epoch, vector), desc["buffer"],
+                         thread=not _in_memory(src))
     raise InvalidArgumentError(f"unknown dataset transformation {op!r}")
 
 
@@ -261,7 +250,14 @@ def _bind(desc: Any, values: list) -> Any:
     return desc
 
 
-def _shuffle(desc: dict, device: Any, epoch: int, rows: bool) -> PyIterator[Any]:
+def _index_elements(desc: dict, arrays: list[np.ndarray], epoch: int) -> PyIterator[tuple]:
+    """The elements of an index chain: one row of each array per index."""
+    for b in index_blocks(desc, epoch):
+        for i in b.tolist():
+            yield tuple(a[i] for a in arrays)
+
+
+def _shuffle(desc: dict, device: Any, epoch: int, vector: bool) -> PyIterator[Any]:
     """A `buffer`-sized random window: each output is a uniformly drawn member of it (the
     draws come from a seeded generator, 1,024 at a time). Once the window is full, drawing
     member j and refilling its place with the next input is ``out = buf[j]; buf[j] = new``
@@ -272,7 +268,7 @@ def _shuffle(desc: dict, device: Any, epoch: int, rows: bool) -> PyIterator[Any]
         seed = seed + 7919 * epoch
     rng = np.random.default_rng(seed)
     size = max(1, desc["buffer"])
-    src = build(desc["input"], device, epoch, rows)
+    src = build(desc["input"], device, epoch, vector)
     buf = list(itertools.islice(src, size - 1))
     draws: list[float] = []
     last = size - 1
@@ -295,19 +291,16 @@ def _shuffle(desc: dict, device: Any, epoch: int, rows: bool) -> PyIterator[Any]
         yield buf.pop()
 
 
-def _batch(desc: dict, device: Any, epoch: int) -> PyIterator[tuple]:
+def _batch(desc: dict, device: Any, epoch: int, vector: bool) -> PyIterator[tuple]:
     size, drop = desc["size"], desc["drop"]
     padded = desc["op"] == "padded_batch"
-    arrays = None if padded else _slice_source(desc["input"])
+    arrays = index_source(desc["input"]) if vector and not padded else None
     if arrays is not None:  # gather each batch's rows at once
-        it = build(desc["input"], device, epoch, rows=True)
-        while True:
-            idx = np.fromiter(itertools.islice(it, size), dtype=np.int64)
-            if len(idx) == 0 or (drop and len(idx) < size):
-                return
+        for idx in index_batches(index_blocks(desc["input"], epoch), size, drop):
             yield tuple(a[idx] for a in arrays)
+        return
     chunk: list[tuple] = []
-    for e in build(desc["input"], device, epoch):
+    for e in build(desc["input"], device, epoch, vector):
         chunk.append(e)
         if len(chunk) == size:
             yield _stack(chunk, padded, desc)
@@ -340,12 +333,12 @@ def _stack(chunk: list[tuple], padded: bool, desc: dict) -> tuple:
     return tuple(out)
 
 
-def _repeat(desc: dict, device: Any, rows: bool = False) -> PyIterator[Any]:
+def _repeat(desc: dict, device: Any, vector: bool) -> PyIterator[Any]:
     count = desc["count"]
     epoch = 0
     while count < 0 or epoch < count:
         empty = True
-        for e in build(desc["input"], device, epoch, rows):
+        for e in build(desc["input"], device, epoch, vector):
             empty = False
             yield e
         epoch += 1
@@ -353,13 +346,13 @@ def _repeat(desc: dict, device: Any, rows: bool = False) -> PyIterator[Any]:
             return
 
 
-def _cache(desc: dict, device: Any, epoch: int) -> PyIterator[tuple]:
+def _cache(desc: dict, device: Any, epoch: int, vector: bool) -> PyIterator[tuple]:
     memo = desc.setdefault("_memo", [])
     if desc.get("_complete"):
         yield from memo
         return
     memo.clear()
-    for e in build(desc["input"], device, epoch):
+    for e in build(desc["input"], device, epoch, vector):
         memo.append(e)
         yield e
     desc["_complete"] = True
