@@ -39,7 +39,13 @@ from typing import Any
 import numpy as np
 
 from devices import dtypes as dt
-from devices.dataset_index import _INDEXABLE, index_batches, index_blocks, index_source
+from devices.dataset_index import (
+    _INDEXABLE,
+    gatherer,
+    index_batches,
+    index_blocks,
+    index_source,
+)
 from devices.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -296,8 +302,9 @@ def _batch(desc: dict, device: Any, epoch: int, vector: bool) -> PyIterator[tupl
     padded = desc["op"] == "padded_batch"
     arrays = index_source(desc["input"]) if vector and not padded else None
     if arrays is not None:  # gather each batch's rows at once
+        gather = gatherer(arrays)
         for idx in index_batches(index_blocks(desc["input"], epoch), size, drop):
-            yield tuple(a[idx] for a in arrays)
+            yield gather(idx)
         return
     chunk: list[tuple] = []
     for e in build(desc["input"], device, epoch, vector):

@@ -89,6 +89,11 @@ class Executable:
     # reader: `in_slots` less the slots that are never cleared (`_kept_slots`). Default:
     # `in_slots`.
     release_slots: list[tuple[int, ...]] = field(default_factory=list)
+    # The ready loop's state where a straight program's poll-first kernel may hand the step
+    # back to the loop (`plan_straight`): entry k is (pending, refs, ready stack) as the loop
+    # would have them when it pops entry k of `straight` (that node on top).
+    straight_resume: dict[int, tuple[list[int], list[int], list[int]]] = field(
+        default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.release_slots:
@@ -119,7 +124,7 @@ class Executable:
         # a frame-less partition of kernels run inline: its untraced steps run the ready
         # loop's order straight (`scheduler.straight_run`); None otherwise
         self.straight: list[tuple] | None = None if self.cf is not None else plan_straight(
-            self.nodes, self.roots, self.pending0, self.refs0)
+            self.nodes, self.roots, self.pending0, self.refs0, self.straight_resume)
 
 
 # ------------------------------------------------------------------------------------------
@@ -270,18 +275,25 @@ def compile_partition(graph: GraphDef, device: Any, *,
 
 
 def plan_straight(nodes: list[tuple], roots: list[int], pending0: list[int],
-                  refs0: list[int]) -> list[tuple] | None:
+                  refs0: list[int], resume: dict[int, tuple] | None = None
+                  ) -> list[tuple] | None:
     """The straight program of a frame-less partition (`Executable.nodes`, its roots, pending
     counts and slot refs), or None if some node is not a kernel run inline. Each entry is
     ``(code, fn, input slots, outputs, slots to clear after it, node)``, in the order the
-    ready loop runs them."""
-    if any(nd[0] not in _STRAIGHT_CODES for nd in nodes):
+    ready loop runs them. An ASYNC kernel whose function is marked ``poll_first`` (its `poll`
+    answers at once in the usual case: a get_next of a pipeline in memory) may be part of it:
+    `resume` gets, at its index in the program, the loop's state as it pops it (where the
+    step goes on in the loop when the poll finds nothing ready: `straight_run`)."""
+    if any(nd[0] not in _STRAIGHT_CODES and not (
+            nd[0] == ASYNC and getattr(nd[1], "poll_first", False)) for nd in nodes):
         return None
     pending = pending0.copy()
     refs = refs0.copy()
     ready = roots.copy()
     prog = []
     while ready:  # the ready loop's scheduling, as in `StepRun._drain`
+        if resume is not None and nodes[ready[-1]][0] == ASYNC:
+            resume[len(prog)] = (pending.copy(), refs.copy(), ready.copy())
         i = ready.pop()
         code, fn, slots, outs, nexts, rel, late = nodes[i]
         last = []

@@ -22,20 +22,30 @@ to end the slice after `SLICE_S` (`StepRun.pc` says where the next slice starts)
 step goes through the loop, which records every node.
 
 A partition qualifies when it has no frames and every node is a kernel run inline (INLINE,
-STEP, a feed or a fetch): one ASYNC or THREAD kernel (a Recv, a big matmul on a worker
-thread) makes the order depend on when it finishes, and such a partition keeps the loop.
+STEP, a feed or a fetch) or a *poll-first* asynchronous kernel: one ASYNC or THREAD kernel (a
+Recv, a big matmul on a worker thread) makes the order depend on when it finishes, and such a
+partition keeps the loop. A poll-first kernel (``fn.poll_first``: the get_next of an
+`af.data` iterator, whose element is usually ready) is polled in its place; when its poll
+answers nothing (the producer has no element yet) the step leaves the straight run there and
+goes on in the ready loop (`_to_loop`): the loop's state at that point (pending counts, refs,
+the ready stack with the kernel on top) was recorded at compile time
+(`Executable.straight_resume`), the values are the straight run's own, so the loop continues
+exactly where the program stopped and waits for the kernel asynchronously, off the device's
+trio loop's critical path, as it would have from the start.
 """
 
 from __future__ import annotations
 
 import time
 from itertools import islice
+from threading import get_ident
 from typing import Any
 
 import numpy as np
 
 from devices.device import SLICE_S
-from scheduler.executable import ARG, FEED1, FETCH, INLINE, KERNEL1, KERNEL2, RETVAL
+from scheduler.executable import ARG, ASYNC, FEED1, FETCH, INLINE, KERNEL1, KERNEL2, RETVAL
+from scheduler.frame_ops import IterState
 from scheduler.node_errors import node_error
 
 _ndarray = np.ndarray
@@ -79,6 +89,11 @@ def run_straight(run: Any, device: Any) -> bool:
                 elif code == retval:
                     rets[fn] = values[slots[0]]
                     outs = ()
+                elif code == ASYNC:  # poll-first: its value now, or the loop waits for it
+                    outs = fn.poll(ctx, *[values[s] for s in slots])
+                    if outs is None:
+                        _to_loop(run, k)
+                        return True
                 else:  # STEP
                     outs = fn(ctx, *[values[s] for s in slots])
                 for port, s in out:
@@ -101,3 +116,13 @@ def run_straight(run: Any, device: Any) -> bool:
             return True
     run.pc = k
     return False
+
+
+def _to_loop(run: Any, k: int) -> None:
+    """Hand `run` over to the ready loop before entry k of its straight program (a poll-first
+    kernel found nothing ready): the loop's state there, the values run so far."""
+    pending, refs, ready = run.exe.straight_resume[k]
+    run.root = IterState(pending.copy(), run.values, refs.copy(), ready.copy(), run.exe.zeros)
+    run.active.append(run.root)
+    run.caller = get_ident()
+    run.pc = -1

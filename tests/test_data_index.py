@@ -11,8 +11,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from devices.dataset_index import Draws, index_source
+from devices.dataset_index import Draws, compiled_loops, index_source
 from devices.datasets import build
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def _loops(request: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs with the compiled shuffle loops and with their NumPy form."""
+    loops = compiled_loops()
+    assert all(loop.ready(120) for loop in loops)
+    if request.param == "numpy":
+        for loop in loops:
+            monkeypatch.setattr(loop, "fn", None)
 
 
 def _slices(n: int) -> dict:

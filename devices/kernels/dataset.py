@@ -2,10 +2,12 @@
 on first use by name in the device's container; a one-shot iterator initializes itself with
 its dataset), `MakeIterator` (start or restart it on a dataset), and `IteratorGetNext`, an
 asynchronous kernel: the next element when one is ready (the usual case with prefetch), else
-a `Waiter` woken by the producer; OutOfRangeError at the end. `MakeIterator` takes the values
-of the dataset's fed sources as extra inputs (``{"feed": i}`` in its description);
-`IteratorToStringHandle` gives the resource's name, `IteratorFromStringHandleV2` looks a name
-up in the device's resources (the feedable iterator)."""
+a `Waiter` woken by the producer; OutOfRangeError at the end. It is *poll-first*: a step
+without other asynchronous kernels runs it on the straight run (`scheduler.straight_run`).
+`MakeIterator` takes the values of the dataset's fed sources as extra inputs (``{"feed": i}``
+in its description); `IteratorToStringHandle` gives the resource's name,
+`IteratorFromStringHandleV2` looks a name up in the device's resources (the feedable
+iterator)."""
 
 from __future__ import annotations
 
@@ -110,4 +112,8 @@ def _get_next(k: KernelContext) -> Any:
         return await w.wait(ctx, it.cancel)
 
     compute.poll = poll  # type: ignore[attr-defined]
+    # its poll answers at once in the usual case (an element in memory or prefetched): a step
+    # may run it on the straight run, which falls back to the ready loop's wait when the poll
+    # finds nothing (`scheduler.straight_run`)
+    compute.poll_first = True  # type: ignore[attr-defined]
     return compute
