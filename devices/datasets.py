@@ -1,7 +1,11 @@
 """The runtime of `af.data` pipelines: a dataset description (plain data, an attribute of the
 iterator ops) becomes a chain of Python generators over NumPy elements, run on the device that
 holds the iterator, with graph functions (map, filter, flat_map) evaluated by a small
-interpreter over the registered kernels.
+interpreter over the registered kernels. A stretch of the chain that only reorders the rows
+of arrays in memory (tensor_slices -> shuffle / repeat / take / skip, and a batch of it) runs
+on blocks of row indices instead (`devices.dataset_index`: the same elements in the same
+order, a batch gathered at once); ``build(..., vector=False)`` keeps the element path
+everywhere (the reference its tests compare with).
 
 A description is a dict ``{"op": kind, ...}``; an element is a tuple of arrays (the flattened
 components). The chain, source first:
@@ -23,7 +27,8 @@ chain (the usual last step), a producer thread fills a bounded buffer while the 
 runs (NumPy releases the GIL), so input work hides behind compute; `get_next` takes from the
 buffer, and waits (asynchronously: a `devices.waits.Waiter`) only when it is empty. A chain
 that only rearranges arrays in memory has no producer thread: `get_next` makes its element
-inline (cheaper than the GIL handoffs a thread costs; see `_Prefetch`).
+inline (cheaper than the GIL handoffs a thread costs; see `_Prefetch`), and as its kernel is
+poll-first (`devices.kernels.dataset`) the training step stays on the straight run.
 """
 
 from __future__ import annotations
