@@ -49,7 +49,7 @@ def _same(desc: dict, limit: int = 5000) -> int:
 
 
 @pytest.mark.parametrize("n,buffer", [(100, 10), (100, 1), (100, 99), (100, 100),
-                                      (100, 101), (100, 1000), (1500, 256), (0, 4)])
+                                      (100, 101), (100, 1000), (600, 256), (0, 4)])
 @pytest.mark.parametrize("reshuffle", [True, False])
 def test_shuffle_repeat_same_sequence(n: int, buffer: int, reshuffle: bool) -> None:
     desc = _op("repeat", _op("shuffle", _slices(n), buffer=buffer, seed=3, reshuffle=reshuffle),

@@ -143,7 +143,7 @@ def test_add_n_of_many_0d_terms_keeps_their_dtype(dtype: af.DType) -> None:
     g = af.Graph()
     with g.as_default():
         x = af.placeholder(dtype, ())
-        y = af.add_n([x + af.cast(i, dtype) for i in range(1000)])  # one array, one sum
+        y = af.add_n([x + af.cast(i, dtype) for i in range(200)])  # one array, one sum
     with af.Session(graph=g) as s:
         got = s.run(y, {x: 3})
-    assert type(got) is dtype.np.type and got == 3 * 1000 + 999 * 1000 // 2
+    assert type(got) is dtype.np.type and got == 3 * 200 + 199 * 200 // 2
