@@ -123,3 +123,17 @@ def test_a_sync_step_whose_get_next_waits_finishes_in_the_loop() -> None:
             helper.join()
         with pytest.raises(af.errors.OutOfRangeError):
             s.run(y, {p: 0.0})
+
+
+def test_another_asynchronous_kernel_keeps_the_step_on_the_loop() -> None:
+    g = af.Graph()
+    with g.as_default():
+        q = af.FIFOQueue(2, af.float32, shapes=[()])
+        fill = q.enqueue_many([[1.0, 2.0]])
+        nxt = af.data.Dataset.from_tensor_slices(np.array([3.0, 4.0], np.float32)) \
+            .make_one_shot_iterator().get_next()
+        y = q.dequeue() + nxt  # a dequeue is not poll-first: its wait decides the order
+    with af.Session(graph=g) as s:
+        s.run(fill)
+        assert _exe(s, y).straight is None
+        assert [s.run(y), s.run(y)] == [4.0, 6.0]
