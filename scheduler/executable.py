@@ -50,7 +50,8 @@ KERNEL2 = -2
 KERNEL1 = -1
 FEED1 = -3   # an _Arg whose one read output is port 0: ``values[out] = ctx.args[fn]``
 FETCH = -4   # a _Retval: ``ctx.rets[fn] = values[slot]``
-# what a straight program may hold (`plan_straight`): kernels run inline, feeds, fetches
+# what a straight program may hold (`plan_straight`): kernels run inline, feeds, fetches (and
+# an ASYNC kernel marked poll_first)
 _STRAIGHT_CODES = frozenset({KERNEL2, KERNEL1, FEED1, FETCH, INLINE, ARG, RETVAL, STEP})
 _CF_KINDS = {"Switch": SWITCH, "Merge": MERGE, "Enter": ENTER, "Exit": EXIT,
              "NextIteration": NEXTITER, "ControlTrigger": CTRIG}
@@ -121,8 +122,9 @@ class Executable:
                 self.nodes.append((FETCH, self.fns[i], slots, outs, *rest))
             else:
                 self.nodes.append(general)
-        # a frame-less partition of kernels run inline: its untraced steps run the ready
-        # loop's order straight (`scheduler.straight_run`); None otherwise
+        # a frame-less partition of kernels run inline (and poll-first asynchronous ones):
+        # its untraced steps run the ready loop's order straight (`scheduler.straight_run`);
+        # None otherwise
         self.straight: list[tuple] | None = None if self.cf is not None else plan_straight(
             self.nodes, self.roots, self.pending0, self.refs0, self.straight_resume)
 
