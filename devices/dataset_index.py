@@ -1,10 +1,11 @@
 """The vectorized form of an in-memory `af.data` chain: row indices, a block at a time.
 
-A chain of tensor_slices -> shuffle / repeat / take / skip (no graph function, no file, no
-generator: `index_source`) only *reorders the rows* of its source arrays. Instead of one
+A chain of tensor_slices (or range) -> shuffle / repeat / take / skip (no graph function, no
+file, no generator: `index_source`) only *reorders the rows* of its source. Instead of one
 Python tuple per element through a generator per stage (~1.1 us an element), it runs here on
 NumPy arrays of row indices (`index_blocks`), and a batch gathers its rows with one `take`
-per component (`index_batches`, `gatherer`); an unbatched element is one row of each array.
+per component (`index_batches`, `RowSource`; a range's values are computed from the
+indices); an unbatched element is one row of each array.
 Measured on the small MLP's pipeline (1,437 rows, shuffle(256), batch(32)): a get_next's
 element 50 -> 11 us (RESULTS.md, session 10).
 
@@ -62,13 +63,49 @@ def compiled_loops() -> tuple[Any, Any]:
     return _LOOPS[0], _LOOPS[1]
 
 
-def index_source(desc: dict) -> list[np.ndarray] | None:
-    """The source arrays of a chain of tensor_slices -> shuffle/repeat/take/skip (which can
+class RowSource:
+    """The rows of an index chain's source: the arrays of a tensor_slices, or the values of a
+    range (``start + i * step``, computed, never stored)."""
+
+    def __init__(self, desc: dict):
+        if desc["op"] == "range":
+            self.arrays: list[np.ndarray] = []
+            self.start, self.step = desc["start"], desc["step"]
+            self.n = len(range(desc["start"], desc["stop"], desc["step"]))
+        else:
+            self.arrays = [np.asarray(a) for a in desc["arrays"]]
+            self.n = len(self.arrays[0])
+        self.rows = self._gatherer()
+
+    def row(self, i: int) -> tuple:
+        """Element i (as the element path makes it)."""
+        if not self.arrays:
+            return (np.int64(self.start + i * self.step),)
+        return tuple(a[i] for a in self.arrays)
+
+    def _gatherer(self) -> Any:
+        """A function of an index array giving the tuple of those rows of every component:
+        one `take` per array of more than one dimension (2-3x faster than a fancy index on a
+        small batch), a fancy index for a vector, ``start + idx * step`` for a range."""
+        if not self.arrays:
+            start, step = np.int64(self.start), np.int64(self.step)
+            return lambda idx: (start + idx * step,)
+        arrays = self.arrays
+        if len(arrays) == 2:
+            a, b = arrays
+            if a.ndim > 1 and b.ndim == 1:  # (features, labels): the usual pair
+                return lambda idx: (a.take(idx, axis=0), b[idx])
+        return lambda idx: tuple(a.take(idx, axis=0) if a.ndim > 1 else a[idx] for a in arrays)
+
+
+def index_source(desc: dict) -> RowSource | None:
+    """The source of a chain of tensor_slices or range -> shuffle/repeat/take/skip (which can
     run on row indices), else None."""
     while desc["op"] in _INDEXABLE:
         desc = desc["input"]
-    if desc["op"] == "tensor_slices" and not any(isinstance(a, dict) for a in desc["arrays"]):
-        return [np.asarray(a) for a in desc["arrays"]]
+    if desc["op"] == "range" or (desc["op"] == "tensor_slices" and not any(
+            isinstance(a, dict) for a in desc["arrays"])):
+        return RowSource(desc)
     return None
 
 
@@ -98,8 +135,8 @@ def index_blocks(desc: dict, epoch: int = 0) -> Iterator[np.ndarray]:
     """The row indices of `desc`'s elements (a chain `index_source` accepts), as a sequence
     of non-empty int64 arrays; `epoch` as in `devices.datasets.build`."""
     op = desc["op"]
-    if op == "tensor_slices":
-        n = len(np.asarray(desc["arrays"][0]))
+    if op in ("tensor_slices", "range"):
+        n = RowSource(desc).n
         for s in range(0, n, _BLOCK):
             yield np.arange(s, min(n, s + _BLOCK), dtype=np.int64)
         return
@@ -228,13 +265,3 @@ def index_batches(blocks: Iterator[np.ndarray], size: int, drop: bool
     if carry is not None and not drop:
         yield carry
 
-
-def gatherer(arrays: list[np.ndarray]) -> Any:
-    """A function of an index array giving the tuple of those rows of every array: one
-    `take` per component of more than one dimension (2-3x faster than a fancy index on a
-    small batch), a fancy index for a vector."""
-    if len(arrays) == 2:
-        a, b = arrays
-        if a.ndim > 1 and b.ndim == 1:  # (features, labels): the usual pair
-            return lambda idx: (a.take(idx, axis=0), b[idx])
-    return lambda idx: tuple(a.take(idx, axis=0) if a.ndim > 1 else a[idx] for a in arrays)

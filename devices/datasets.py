@@ -2,10 +2,10 @@
 iterator ops) becomes a chain of Python generators over NumPy elements, run on the device that
 holds the iterator, with graph functions (map, filter, flat_map) evaluated by a small
 interpreter over the registered kernels. A stretch of the chain that only reorders the rows
-of arrays in memory (tensor_slices -> shuffle / repeat / take / skip, and a batch of it) runs
-on blocks of row indices instead (`devices.dataset_index`: the same elements in the same
-order, a batch gathered at once); ``build(..., vector=False)`` keeps the element path
-everywhere (the reference its tests compare with).
+of arrays in memory (tensor_slices or range -> shuffle / repeat / take / skip, and a batch
+of it) runs on blocks of row indices instead (`devices.dataset_index`: the same elements in
+the same order, a batch gathered at once); ``build(..., vector=False)`` keeps the element
+path everywhere (the reference its tests compare with).
 
 A description is a dict ``{"op": kind, ...}``; an element is a tuple of arrays (the flattened
 components). The chain, source first:
@@ -46,7 +46,7 @@ import numpy as np
 from devices import dtypes as dt
 from devices.dataset_index import (
     _INDEXABLE,
-    gatherer,
+    RowSource,
     index_batches,
     index_blocks,
     index_source,
@@ -127,8 +127,8 @@ def build(desc: dict, device: Any, epoch: int = 0, vector: bool = True) -> PyIte
     rows of arrays in memory runs on row indices (`devices.dataset_index`) unless `vector`
     is False (the element path everywhere: the reference its tests compare with)."""
     op = desc["op"]
-    if vector and op in _INDEXABLE and (arrays := index_source(desc)) is not None:
-        return _index_elements(desc, arrays, epoch)
+    if vector and op in _INDEXABLE and (rows := index_source(desc)) is not None:
+        return _index_elements(desc, rows, epoch)
     if op == "tensor_slices":
         arrays = [np.asarray(a) for a in desc["arrays"]]
         return (tuple(a[i] for a in arrays) for i in range(len(arrays[0])))
@@ -261,11 +261,12 @@ def _bind(desc: Any, values: list) -> Any:
     return desc
 
 
-def _index_elements(desc: dict, arrays: list[np.ndarray], epoch: int) -> PyIterator[tuple]:
-    """The elements of an index chain: one row of each array per index."""
+def _index_elements(desc: dict, rows: RowSource, epoch: int) -> PyIterator[tuple]:
+    """The elements of an index chain: one row of its source per index."""
+    row = rows.row
     for b in index_blocks(desc, epoch):
         for i in b.tolist():
-            yield tuple(a[i] for a in arrays)
+            yield row(i)
 
 
 def _shuffle(desc: dict, device: Any, epoch: int, vector: bool) -> PyIterator[Any]:
@@ -305,9 +306,9 @@ def _shuffle(desc: dict, device: Any, epoch: int, vector: bool) -> PyIterator[An
 def _batch(desc: dict, device: Any, epoch: int, vector: bool) -> PyIterator[tuple]:
     size, drop = desc["size"], desc["drop"]
     padded = desc["op"] == "padded_batch"
-    arrays = index_source(desc["input"]) if vector and not padded else None
-    if arrays is not None:  # gather each batch's rows at once
-        gather = gatherer(arrays)
+    rows = index_source(desc["input"]) if vector and not padded else None
+    if rows is not None:  # gather each batch's rows at once
+        gather = rows.rows
         for idx in index_batches(index_blocks(desc["input"], epoch), size, drop):
             yield gather(idx)
         return

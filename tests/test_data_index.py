@@ -96,7 +96,22 @@ def test_draws_follow_the_element_paths_order() -> None:
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("start,stop,step", [(0, 50, 1), (7, -30, -3), (5, 5, 1),
+                                             (2**40, 2**40 + 90, 9)])
+def test_a_range_source_same_values_and_dtypes(start: int, stop: int, step: int) -> None:
+    rng_ = {"op": "range", "start": start, "stop": stop, "step": step}
+    shuffled = _op("shuffle", rng_, buffer=8, seed=2)
+    assert index_source(shuffled) is not None
+    n = len(range(start, stop, step))
+    assert _same(_op("repeat", shuffled, count=2)) == 2 * n
+    _same(_op("repeat", _op("batch", shuffled, size=4, drop=False), count=2))
+    _same(_op("batch", _op("skip", rng_, count=3), size=5, drop=True))
+    got = list(build(_op("take", shuffled, count=3), None))
+    assert all(type(e[0]) is np.int64 for e in got)
+    endless = {"op": "range", "start": 0, "stop": 2**62, "step": 1}  # never materialized
+    assert _same(_op("take", _op("shuffle", endless, buffer=5, seed=1), count=20)) == 20
+
+
 def test_other_chains_keep_the_element_path() -> None:
     zipped = {"op": "zip", "inputs": [_slices(10)]}
     assert index_source(_op("shuffle", zipped, buffer=3, seed=0)) is None
-    assert index_source({"op": "range", "start": 0, "stop": 5, "step": 1}) is None
