@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-_INDEXABLE = ("shuffle", "repeat", "take", "skip")
+INDEXABLE = ("shuffle", "repeat", "take", "skip")
 _DRAWS = 1024      # draws the element path takes from its generator at a time
 _BLOCK = 4096      # rows of a source handed on at once
 
@@ -101,7 +101,7 @@ class RowSource:
 def index_source(desc: dict) -> RowSource | None:
     """The source of a chain of tensor_slices or range -> shuffle/repeat/take/skip (which can
     run on row indices), else None."""
-    while desc["op"] in _INDEXABLE:
+    while desc["op"] in INDEXABLE:
         desc = desc["input"]
     if desc["op"] == "range" or (desc["op"] == "tensor_slices" and not any(
             isinstance(a, dict) for a in desc["arrays"])):

@@ -45,7 +45,7 @@ import numpy as np
 
 from devices import dtypes as dt
 from devices.dataset_index import (
-    _INDEXABLE,
+    INDEXABLE,
     RowSource,
     index_batches,
     index_blocks,
@@ -127,7 +127,7 @@ def build(desc: dict, device: Any, epoch: int = 0, vector: bool = True) -> PyIte
     rows of arrays in memory runs on row indices (`devices.dataset_index`) unless `vector`
     is False (the element path everywhere: the reference its tests compare with)."""
     op = desc["op"]
-    if vector and op in _INDEXABLE and (rows := index_source(desc)) is not None:
+    if vector and op in INDEXABLE and (rows := index_source(desc)) is not None:
         return _index_elements(desc, rows, epoch)
     if op == "tensor_slices":
         arrays = [np.asarray(a) for a in desc["arrays"]]
