@@ -425,20 +425,25 @@ class _Prefetch:
     def poll(self) -> Any:
         """The next element, _END, an exception to raise, or None when nothing is ready (only
         with a producer thread: its buffer is empty)."""
-        with self._cv:
-            if self._buf:
-                item = self._buf[0]
+        buf = self._buf
+        if not self.threaded:  # one consumer, no producer: nothing to lock against
+            if buf:  # the end (kept), or an exception (once)
+                item = buf[0]
                 if item is not _END:
-                    self._buf.popleft()
+                    buf.popleft()
+                return item
+            item = self._next()
+            if item is _END or isinstance(item, Exception):
+                buf.append(item)  # kept at the head: every later poll sees it too
+            return item
+        with self._cv:
+            if buf:
+                item = buf[0]
+                if item is not _END:
+                    buf.popleft()
                     self._cv.notify()
                 return item
-            if self.threaded:
-                return None
-        item = self._next()
-        if item is _END or isinstance(item, Exception):
-            with self._cv:  # kept at the head: every later poll sees it too
-                self._buf.append(item)
-        return item
+            return None
 
     def __iter__(self) -> _Prefetch:
         return self
@@ -486,17 +491,21 @@ class Iterator:
                 raise FailedPreconditionError(
                     f"iterator '{self.name}' is not initialized: run its initializer first "
                     f"(sess.run(iterator.initializer))", device=self.device.name)
-            if isinstance(it, _Prefetch):
+            if type(it) is _Prefetch:
                 item = it.poll()
                 if item is None:
                     return None
+                threaded = it.threaded
             else:
                 item = next(it, _END)
-        if isinstance(it, _Prefetch) and it.threaded:
+                threaded = False
+        if threaded:
             # Let the producer refill the slot now: a consumer running Python steps inline
             # would otherwise hold the GIL until the interpreter's switch interval, and the
             # next get_next would find the buffer empty and take the slower waiting path.
             time.sleep(0)
+        if type(item) is tuple:  # an element (the usual case)
+            return item
         if item is _END:
             raise OutOfRangeError(f"end of sequence (iterator '{self.name}')",
                                   device=self.device.name)
