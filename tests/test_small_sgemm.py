@@ -11,9 +11,9 @@ import actorflow as af
 from actorflow.op_def import apply_op
 from benchmarks import floors
 from benchmarks.bench_control_flow import rnn_graph
-from devices.kernels.math import _SGEMM
+from devices.kernels.math import SGEMM_LOOP
 
-pytestmark = pytest.mark.skipif(not _SGEMM.ready(120), reason="numba unavailable")
+pytestmark = pytest.mark.skipif(not SGEMM_LOOP.ready(120), reason="numba unavailable")
 
 
 def _fptr() -> int:
@@ -43,18 +43,18 @@ def test_the_direct_call_gives_numpys_bits(m, k, n, ta, tb):
     a, b = _operands(m, k, n, ta, tb, m * 1000 + k * 10 + n)
     want = np.matmul(a.T if ta else a, b.T if tb else b)
     out = np.full((m, n), np.nan, np.float32)
-    assert _SGEMM.fn(fp, a, b, out, int(ta), int(tb), 0.0) is (k > 1)
+    assert SGEMM_LOOP.fn(fp, a, b, out, int(ta), int(tb), 0.0) is (k > 1)
     if k > 1:
         np.testing.assert_array_equal(out, want)
         acc = np.random.default_rng(1).standard_normal((m, n)).astype(np.float32)
         summed = acc.copy()
-        assert _SGEMM.fn(fp, a, b, summed, int(ta), int(tb), 1.0)
+        assert SGEMM_LOOP.fn(fp, a, b, summed, int(ta), int(tb), 1.0)
         np.testing.assert_array_equal(summed, np.add(want, acc))  # matmul then add, bit for bit
 
 
 def test_the_direct_call_declines_what_numpy_does_otherwise():
     fp = _fptr()
-    gemm = _SGEMM.fn
+    gemm = SGEMM_LOOP.fn
     a = np.ones((4, 3), np.float32)
     out = np.zeros((4, 5), np.float32)
     assert not gemm(fp, a, np.ones((4, 5), np.float32), out, 0, 0, 0.0)  # 3 != 4: no chain
@@ -74,13 +74,13 @@ def test_the_direct_call_declines_what_numpy_does_otherwise():
 @pytest.mark.parametrize("m,k,n", [(3, 5, 7), (32, 64, 64), (1, 4, 6), (4, 4, 1), (0, 3, 2)])
 def test_matmul_and_accumulate_kernels_give_numpys_bits(m, k, n, ta, tb, monkeypatch):
     calls = []
-    real = _SGEMM.fn
+    real = SGEMM_LOOP.fn
 
     def counted(*args):  # the real call, counted: the kernels do take it
         ok = real(*args)
         calls.append(ok)
         return ok
-    monkeypatch.setattr(_SGEMM, "fn", counted)
+    monkeypatch.setattr(SGEMM_LOOP, "fn", counted)
     a_np, b_np = _operands(m, k, n, ta, tb, m * 100 + k * 10 + n)
     acc_np = np.random.default_rng(7).standard_normal((m, n)).astype(np.float32)
     with af.Graph().as_default() as g:

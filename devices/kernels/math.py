@@ -3,7 +3,10 @@ against the device's array module (NumPy on a CPU, CuPy on a GPU).
 
 Large outputs with a static shape go into pooled buffers (`out_allocator`); each
 registration carries a `cost` estimate so the executor moves big kernels (over ~2 ms) to a
-worker thread, where NumPy releases the GIL and independent branches overlap.
+worker thread, where NumPy releases the GIL and independent branches overlap. Small float32
+products of a static shape (an RNN's, a loop's) call OpenBLAS's sgemm directly once its
+compiled call is loaded (`_small_sgemm`, `devices.kernels.sgemm_loop`): NumPy's bits without
+NumPy's per-call machinery.
 """
 
 from __future__ import annotations
@@ -281,7 +284,7 @@ def _matmul_cost(k: KernelContext) -> float:
     return matmul_cost_us(out[-2], inner, out[-1]) * math.prod(out[:-2])  # type: ignore
 
 
-_SGEMM = LoopLoader("devices.kernels.sgemm_loop", "gemm")
+SGEMM_LOOP = LoopLoader("devices.kernels.sgemm_loop", "gemm")
 _sgemm_fptr: list[int | None] = []  # [address of NumPy's OpenBLAS cblas_sgemm, or None]
 
 
@@ -299,7 +302,7 @@ def _small_sgemm(k: KernelContext, ta: bool, tb: bool, accumulate: bool = False)
     shape = (int(shape[0]), int(shape[1]))  # type: ignore[arg-type]
     f32, ndarray, empty, prod, add = np.float32, np.ndarray, np.empty, np.matmul, np.add
     ta_i, tb_i = int(ta), int(tb)
-    loader = _SGEMM
+    loader = SGEMM_LOOP
 
     def plain(a: Any, b: Any) -> Any:
         r = prod(a.T if ta else a, b.T if tb else b)
