@@ -11,7 +11,7 @@ import actorflow as af
 from actorflow.op_def import apply_op
 from benchmarks import floors
 from benchmarks.bench_control_flow import rnn_graph
-from devices.kernels.math import SGEMM_LOOP
+from devices.kernels.math import SGEMM_LOOP, SGEMM_MAX_WORK
 
 pytestmark = pytest.mark.skipif(not SGEMM_LOOP.ready(120), reason="numba unavailable")
 
@@ -53,6 +53,9 @@ def test_the_direct_call_gives_numpys_bits(m, k, n, ta, tb):
 
 
 def test_the_direct_call_declines_what_numpy_does_otherwise():
+    from devices.kernels.sgemm_loop import MAX_WORK
+
+    assert SGEMM_MAX_WORK == MAX_WORK  # the kernels' static decision is the call's
     fp = _fptr()
     gemm = SGEMM_LOOP.fn
     a = np.ones((4, 3), np.float32)
@@ -71,7 +74,8 @@ def test_the_direct_call_declines_what_numpy_does_otherwise():
 
 
 @pytest.mark.parametrize("ta,tb", FLAGS)
-@pytest.mark.parametrize("m,k,n", [(3, 5, 7), (32, 64, 64), (1, 4, 6), (4, 4, 1), (0, 3, 2)])
+@pytest.mark.parametrize("m,k,n", [(3, 5, 7), (32, 64, 64), (1, 4, 6), (4, 4, 1), (0, 3, 2),
+                                   (64, 128, 64)])
 def test_matmul_and_accumulate_kernels_give_numpys_bits(m, k, n, ta, tb, monkeypatch):
     calls = []
     real = SGEMM_LOOP.fn
@@ -98,8 +102,10 @@ def test_matmul_and_accumulate_kernels_give_numpys_bits(m, k, n, ta, tb, monkeyp
             np.testing.assert_array_equal(got, want)
             np.testing.assert_array_equal(got_var, want)
             np.testing.assert_array_equal(got_acc, np.add(want, acc_np))
-    direct = min(m, n) > 1 and k > 1
-    assert (True in calls) is direct  # vectors and empty products keep NumPy's path
+    direct = min(m, n) > 1 and k > 1 and m * n * k <= SGEMM_MAX_WORK
+    assert (True in calls) is direct  # vectors, empty and big products keep NumPy's path
+    if not direct:
+        assert calls == []  # decided once from the static shapes, not at every call
 
 
 def test_a_product_of_a_matrix_with_its_own_transpose_and_of_a_strided_operand():

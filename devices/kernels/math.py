@@ -285,6 +285,7 @@ def _matmul_cost(k: KernelContext) -> float:
 
 
 SGEMM_LOOP = LoopLoader("devices.kernels.sgemm_loop", "gemm")
+SGEMM_MAX_WORK = 1 << 18  # = sgemm_loop.MAX_WORK (that module imports numba: not here)
 _sgemm_fptr: list[int | None] = []  # [address of NumPy's OpenBLAS cblas_sgemm, or None]
 
 
@@ -297,9 +298,14 @@ def _small_sgemm(k: KernelContext, ta: bool, tb: bool, accumulate: bool = False)
     float64 operand, shapes that do not chain, vectors, a product OpenBLAS would thread, see
     its module), NumPy's path. None when the static shape is unknown."""
     shape = k.out_shapes[0] if k.out_shapes else None
-    if shape is None or len(shape) != 2 or None in shape:
+    if shape is None or len(shape) != 2 or None in shape or min(shape) < 2:
         return None
     shape = (int(shape[0]), int(shape[1]))  # type: ignore[arg-type]
+    a_shape = k.in_shapes[1 if accumulate else 0] if k.in_shapes else None
+    if a_shape is not None and len(a_shape) == 2 and a_shape[0 if ta else 1] is not None:
+        inner = int(a_shape[0 if ta else 1])  # type: ignore[arg-type]
+        if inner < 2 or shape[0] * shape[1] * inner > SGEMM_MAX_WORK:
+            return None  # declined at every call anyway (see sgemm_loop.gemm)
     f32, ndarray, empty, prod, add = np.float32, np.ndarray, np.empty, np.matmul, np.add
     ta_i, tb_i = int(ta), int(tb)
     loader = SGEMM_LOOP
