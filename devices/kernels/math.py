@@ -162,33 +162,33 @@ def _reciprocal_grad(xp: Any, o: Any, y: Any, dy: Any) -> None:  # -dy * y^2
 _F32 = np.dtype(np.float32)
 
 
-_tanh_grad_entries: dict[int, Any] = {}  # rank -> the unchecked entry of f32_loops.tanh_grad
+_tanh_grad_entries: dict[int, Any] = {}  # {0: f32_loops.tanh_grad} once loaded
 
 
 def _tanh_grad_factory(k: KernelContext) -> Any:
     """TanhGrad: on a CPU, float32 operands of one shape, C-contiguous vectors or matrices,
     take one compiled pass (`devices.kernels.f32_loops.tanh_grad`, the same bits as the three
-    NumPy passes) through its direct entry (`f32_loops.entry_points`: the checks are here)."""
+    NumPy passes) through numba's dispatcher, whose signatures check the dtype, layout and rank
+    (~0.4 us, against ~0.9 us for the same checks in Python here); anything else, NumPy."""
     general = _fused(_tanh_grad)(k)
     if k.xp is not np or k.out_dtypes[0].np != np.float32:
         return general
     alloc = out_allocator(k)
     entries = _tanh_grad_entries
+    ndarray, empty = np.ndarray, np.empty
 
     def compute(y: Any, dy: Any) -> tuple[Any]:
-        if (type(y) is not np.ndarray or type(dy) is not np.ndarray or y.dtype is not _F32
-                or dy.dtype is not _F32 or y.shape != dy.shape
-                or not (y.flags.c_contiguous and dy.flags.c_contiguous)):
+        if type(y) is not ndarray or type(dy) is not ndarray or y.shape != dy.shape:
             return general(y, dy)
         if not entries:
             from devices.kernels import f32_loops  # noqa: PLC0415 - numba on first use
 
-            entries.update(f32_loops.entry_points(f32_loops.tanh_grad))
-        entry = entries.get(y.ndim)
-        if entry is None:
+            entries[0] = f32_loops.tanh_grad
+        o = alloc() if alloc is not None else empty(y.shape, _F32)
+        try:  # numba's dispatcher checks the rest: float32, C-contiguous, rank 1 or 2
+            entries[0](y, dy, o)
+        except TypeError:
             return general(y, dy)
-        o = alloc() if alloc is not None else np.empty(y.shape, _F32)
-        entry(y, dy, o)
         return (o,)
     return compute
 
