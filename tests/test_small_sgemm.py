@@ -10,7 +10,6 @@ import pytest
 import actorflow as af
 from actorflow.op_def import apply_op
 from benchmarks import floors
-from benchmarks.bench_control_flow import rnn_graph
 from devices.kernels.math import SGEMM_LOOP, SGEMM_MAX_WORK
 
 
@@ -127,9 +126,17 @@ def test_a_product_of_a_matrix_with_its_own_transpose_and_of_a_strided_operand()
 
 def test_the_rnn_through_the_direct_call_matches_numpy():
     x_np, w_np, h0_np = floors.make_rnn_data(12, 4, 8, 3)
-    g, h_t, loss, dw, init = rnn_graph(x_np, w_np, h0_np)
+    with af.Graph().as_default() as g:
+        x = af.constant(x_np)
+        w = af.Variable(w_np, name="W")
+        _, h_t = af.while_loop(
+            lambda t, h: t < x_np.shape[0],
+            lambda t, h: (t + 1, af.tanh(af.matmul(h, w) + af.gather(x, t))),
+            (af.constant(0, af.int32), af.constant(h0_np)))
+        loss = af.reduce_sum(h_t)
+        (dw,) = af.gradients(loss, [w])
     with af.Session(graph=g) as s:
-        s.run(init)
+        s.run(w.initializer)
         for _ in range(2):
             h_v, (loss_v, dw_v) = s.run(h_t), s.run([loss, dw])
             np.testing.assert_allclose(h_v, floors.rnn_forward(x_np, w_np, h0_np), atol=5e-7)
