@@ -11,7 +11,11 @@ measured side by side in one run with TensorFlow 2.21 (graph mode, TF1 control f
   (c) parallel iterations: a loop whose body waits 2 ms on an asynchronous kernel, with
       parallel_iterations 1 and 10 (the speedup from overlapping iterations).
 
-    python benchmarks/bench_control_flow.py [--quick] [--no-tf] [--only-rnn]
+`--profile` prints instead where (b)'s forward+gradient run spends its time: per node of the
+two loops (op, calls per run, time per run, 10th percentile per call) from FULL_TRACE run
+metadata, beside the untraced run's time (tracing adds ~1 us a node).
+
+    python benchmarks/bench_control_flow.py [--quick] [--no-tf] [--only-rnn] [--profile]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import actorflow as af  # noqa: E402
 from actorflow.op_def import apply_op, define_op  # noqa: E402
 from benchmarks import floors  # noqa: E402
 from benchmarks.common import measure, measure_interleaved, peer_tf, print_table  # noqa: E402
+from devices.kernels.math import SGEMM_LOOP  # noqa: E402
 from devices.kernels.registry import register_kernel  # noqa: E402
 
 
@@ -84,6 +89,7 @@ def bench_rnn(T: int, H: int, batch: int, repeat: int, inputs: str = "gather") -
         s.run(init)
         h_v = s.run(h_t)
         loss_v, dw_v = s.run([loss, dw])
+        SGEMM_LOOP.ready(60)  # the steady state: the compiled products loaded (off-thread)
         check = {
             "h_T_max_abs_diff": float(np.abs(h_v - floors.rnn_forward(x_np, w_np, h0_np)).max()),
             "dW_max_abs_diff": float(np.abs(
@@ -100,6 +106,42 @@ def bench_rnn(T: int, H: int, batch: int, repeat: int, inputs: str = "gather") -
             "numpy_forward_ms": st["numpy_forward"].median * 1e3,
             "numpy_forward_backward_ms": st["numpy_forward_backward"].median * 1e3,
             "check": check}
+
+
+def profile_rnn(T: int, H: int, batch: int, runs: int) -> None:
+    """Per-node kernel time of the RNN's forward+gradient run, from FULL_TRACE metadata."""
+    x_np, w_np, h0_np = floors.make_rnn_data(T, batch, H, 0)
+    g, _, loss, dw, init = rnn_graph(x_np, w_np, h0_np)
+    opts = af.RunOptions(trace_level=af.RunOptions.FULL_TRACE)
+    per: dict[tuple[str, str], list[float]] = {}
+    with af.Session(graph=g) as s:
+        s.run(init)
+        for _ in range(5):
+            s.run([loss, dw])
+        SGEMM_LOOP.ready(60)
+        plain = measure(lambda: s.run([loss, dw]), warmup=1, repeat=runs, number=0).median
+        traced = []
+        for _ in range(runs):
+            md = af.RunMetadata()
+            t0 = time.perf_counter()
+            s.run([loss, dw], options=opts, run_metadata=md)
+            traced.append(time.perf_counter() - t0)
+            for n in md.step_stats.nodes:
+                per.setdefault((n.node_name, n.op), []).append(n.end_s - n.start_s)
+    rows = []  # per run: calls x the median call (a mean would carry the GC's pauses)
+    cost = {k: float(np.median(ts)) * len(ts) / runs for k, ts in per.items()}
+    for (name, op), ts in sorted(per.items(), key=lambda kv: -cost[kv[0]]):
+        if cost[(name, op)] < 5e-6:
+            continue
+        rows.append({"node": name[-48:], "op": op, "calls_per_run": len(ts) // runs,
+                     "ms_per_run": cost[(name, op)] * 1e3,
+                     "median_us_per_call": float(np.median(ts)) * 1e6,
+                     "p10_us_per_call": float(np.percentile(ts, 10)) * 1e6})
+    total = sum(cost.values())
+    print(f"\nRNN T={T} H={H} batch={batch} forward+gradient: untraced {plain * 1e3:.3f} ms, "
+          f"traced {float(np.median(traced)) * 1e3:.3f} ms, traced nodes' own time "
+          f"{total * 1e3:.3f} ms per run (calls x median; nodes under 5 us a run left out)")
+    print_table(rows)
 
 
 # ---- (c) overlapping iterations -------------------------------------------------------------
@@ -140,7 +182,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--no-tf", action="store_true", help="skip the TensorFlow peer")
     ap.add_argument("--only-rnn", action="store_true", help="only (b), the RNN rows")
+    ap.add_argument("--profile", action="store_true",
+                    help="only the per-node profile of (b)'s forward+gradient run")
     args = ap.parse_args()
+    if args.profile:
+        profile_rnn(100, 64, 32, 5 if args.quick else 20)
+        return
     repeat = 5 if args.quick else 15
     n = 100_000
 

@@ -150,3 +150,26 @@ def test_the_scaled_evaluation_has_the_plain_fractions_bits():
     nan = np.isnan(want)
     assert np.array_equal(np.isnan(got), nan)
     assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
+
+
+@pytest.mark.parametrize("shape", [(7,), (4, 6), (2, 3, 4)])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_tanh_grad_kernel_on_every_rank_and_layout(shape, transposed):
+    """Rank 1-2 C-contiguous float32 take the compiled pass, anything else (rank 3, a
+    transposed view, float64) NumPy's: the same bits either way."""
+    from actorflow.op_def import apply_op
+
+    rng = np.random.default_rng(len(shape))
+    for dtype in (np.float32, np.float64):
+        y_np = np.tanh(rng.standard_normal(shape)).astype(dtype)
+        dy_np = rng.standard_normal(shape[::-1] if transposed else shape).astype(dtype)
+        with af.Graph().as_default():
+            y = af.placeholder(dtype, y_np.shape)
+            dy = af.placeholder(dtype, dy_np.shape)
+            yy = af.transpose(y) if transposed else y
+            (g,) = apply_op("TanhGrad", [yy, dy])
+            with af.Session() as s:
+                got = s.run(g, {y: y_np, dy: dy_np})
+        y_used = y_np.T if transposed else y_np
+        want = np.multiply(np.subtract(dtype(1), np.multiply(y_used, y_used)), dy_np)
+        np.testing.assert_array_equal(got, want)
