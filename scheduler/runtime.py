@@ -9,7 +9,9 @@ result slots, the step's rendezvous, its deadline and trace) and hand one `StepR
 partition to its device's one door, `Device.run_or_post`: a one-partition step whose device
 is idle runs its first slice inline on the caller, whatever thread that is (a step of several
 partitions does so only on the devices' own thread, since its partitions share a
-rendezvous), and what is left goes to the device's mailbox. The async `arun` then awaits the
+rendezvous), and what is left goes to the device's mailbox. The sync `run`'s one-partition
+step, finding the device held by another thread, waits for it (`BATON_WAIT_S` at most) rather
+than posting: see `devices.device`'s door. The async `arun` then awaits the
 step's done-callback; the sync `run` is a thin wrapper that blocks on a lock the
 done-callback releases (made only when the step did not finish inline). Both get
 back-pressure from a full mailbox before the step starts (`Device.wait_for_room` /
