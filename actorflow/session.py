@@ -527,7 +527,7 @@ def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape,
     if shape is not None and (vs := value.shape) != shape:  # (equal: a fully known shape)
         bad = len(vs) != len(shape)
         if not bad:
-            for d, v in zip(shape, vs):  # (a loop: a generator in any() costs ~1 us more)
+            for d, v in zip(shape, vs, strict=True):  # (a loop, not any() of a generator)
                 if d is not None and d != v:
                     bad = True
                     break
