@@ -19,7 +19,9 @@ The door:
   - when the device is busy the item is posted to the mailbox, and the actor runs it in turn;
     except for a *sync caller* (`wait_s` > 0: a thread that would only block on its step's end
     anyway, `LocalRuntime.run`) that finds the mailbox empty and the device held by another
-    thread: it waits for the baton, at most `BATON_WAIT_S`, and then runs inline as above.
+    sync caller's thread: it waits for the baton, at most `BATON_WAIT_S`, and then runs inline
+    as above. (When the actor holds it, `_actor_holds`, the actor is awake: the post wakes
+    nobody and the item runs next.)
     Posting would wake the actor's trio thread (~100 us), and once the actor runs one such
     step the next caller finds it busy too: two replica threads of one Session then kept
     handing every step to the actor (0.35 ms of its CPU a global step, `benchmarks/RESULTS.md`
@@ -49,6 +51,7 @@ State (owned by whoever holds the baton, unless said otherwise):
   resources   containers of variables and other long-lived state
   _mailbox    deque of work items; appended by any thread, popped only by the actor
   _baton_waiters  the sync callers waiting for the baton now (any thread appends/removes)
+  _actor_holds    True while the actor runs a slice (written by the actor only)
   _waker      the event the actor sleeps on (set by posts and by an inline holder letting go);
               written by the actor only
   _room_cv    the condition threads waiting for room in the mailbox block on (its own lock)
@@ -143,6 +146,7 @@ class Device:
         self._waiting = 0
         self._closed = False
         self._baton = threading.Lock()
+        self._actor_holds = False  # the actor (awake) holds the baton: a post wakes nobody
         # the sync callers blocked in `_wait_baton` (is_wanted); a list: append and remove are
         # atomic under the GIL, where a counter's += is not
         self._baton_waiters: list[int] = []
@@ -162,8 +166,8 @@ class Device:
         inline; only then posts (see the module doc)."""
         if self._closed:
             raise UnavailableError(f"device {self.name} is closed", device=self.name)
-        if may_inline and not self._mailbox and (
-                self._baton.acquire(False) or (wait_s > 0.0 and self._wait_baton(wait_s))):
+        if may_inline and not self._mailbox and (self._baton.acquire(False) or (
+                wait_s > 0.0 and not self._actor_holds and self._wait_baton(wait_s))):
             try:
                 nxt = item.run_slice(self, _get_ident() == self._loop_thread)
             finally:
@@ -265,11 +269,13 @@ class Device:
                 yield_at = clock() + SLICE_S
                 handoff_at = clock() + sys.getswitchinterval()
                 continue
+            self._actor_holds = True
             try:
                 item = mailbox.popleft()
                 self._items_run += 1
                 nxt = item.run_slice(self, True)
             finally:
+                self._actor_holds = False
                 baton.release()
             if nxt is not None:
                 mailbox.append(nxt)  # to the back: the other items get their turn first

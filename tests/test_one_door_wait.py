@@ -124,3 +124,36 @@ def test_the_devices_trio_thread_never_waits_for_the_baton() -> None:
         assert [n for n, _ in log] == ["holder", "async"]
 
     _serve_and(body)
+
+
+def test_a_sync_caller_posts_when_the_awake_actor_holds_the_device() -> None:
+    """The actor running an item is awake: a sync caller posts (no wait, no wake-up cost) and
+    the actor runs its item next."""
+    log: list[tuple[str, int]] = []
+    holding, release, up = threading.Event(), threading.Event(), threading.Event()
+    dev = CpuDevice("/job:localhost/replica:0/task:0/device:CPU:0")
+    loop_ident: list[int] = []
+
+    async def main() -> None:
+        loop_ident.append(threading.get_ident())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(dev.serve)
+            up.set()
+
+    loop = threading.Thread(target=trio.run, args=(main,))
+    loop.start()
+    try:
+        assert up.wait(10)
+        dev.run_or_post(_Item(log, "actor's", holding, release), False)  # the actor runs it
+        assert holding.wait(10)
+        t0 = time.perf_counter()
+        dev.run_or_post(_Item(log, "sync"), True, 10.0)
+        assert time.perf_counter() - t0 < 1.0  # posted, not waited for 10 s
+        assert dev.statistics().mailbox_depth == 1
+    finally:
+        release.set()
+        _until(lambda: len(log) == 2, "the posted item")
+        dev.close()
+        loop.join(10)
+    assert [n for n, _ in log] == ["actor's", "sync"]
+    assert {t for _, t in log} == {loop_ident[0]}
