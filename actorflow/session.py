@@ -524,10 +524,14 @@ def _convert_feed(value: Any, t: Tensor, dt: np.dtype, shape: shapes.Shape,
                 f"cannot feed {value!r} ({arr.dtype}) to tensor '{t.name}' of dtype "
                 f"{t.dtype.name}", node=t.op.name)
         value = arr.astype(dt, copy=False)
-    if shape is not None:
-        vs = value.shape
-        if len(vs) != len(shape) or any(d is not None and d != v for d, v in
-                                        zip(shape, vs, strict=True)):
+    if shape is not None and (vs := value.shape) != shape:  # (equal: a fully known shape)
+        bad = len(vs) != len(shape)
+        if not bad:
+            for d, v in zip(shape, vs, strict=True):  # (a loop, not any() of a generator)
+                if d is not None and d != v:
+                    bad = True
+                    break
+        if bad:
             raise InvalidArgumentError(
                 f"cannot feed value of shape {tuple(vs)} for tensor '{t.name}', which has "
                 f"shape {shapes.fmt(shape)}", node=t.op.name)

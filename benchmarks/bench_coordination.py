@@ -83,6 +83,7 @@ def sync_rate(n: int, k: int, delays: list[float], steps: int, warm: int = 10
     """Global steps per second of n replicas aggregating k, replica i sleeping delays[i] s
     before each of its steps (its emulated compute)."""
     d = digits.load()
+    labels = d.train_y.astype(np.int64)  # the placeholder's dtype, as TF's peer feeds them
     g, towers, hooks, init, step, counters = _replicas(n, k)
     s = af.Session(graph=g)
     s.run(init)
@@ -97,8 +98,8 @@ def sync_rate(n: int, k: int, delays: list[float], steps: int, warm: int = 10
             while not stop.is_set():
                 if delays[i]:
                     time.sleep(delays[i])
-                idx = rng.integers(0, len(d.train_y), 32)
-                hooks[i].run(s, op, {x: d.train_x[idx], y: d.train_y[idx]})
+                idx = rng.integers(0, len(labels), 32)
+                hooks[i].run(s, op, {x: d.train_x[idx], y: labels[idx]})
         except af.errors.OutOfRangeError:
             pass
         hooks[i].end(s)

@@ -82,6 +82,9 @@ class Accumulator(WaitList):
     def convert(self, grad: Any) -> np.ndarray:
         """`grad` as an array of this accumulator's dtype, checked against its shape (a
         dense accumulator's; no lock needed)."""
+        if type(grad) is np.ndarray and grad.dtype == self.dtype and (
+                grad.shape == self.shape):  # (the common case: a gradient of the full shape)
+            return grad
         g = np.asarray(grad, dtype=self.dtype)
         if self.shape is not None and (len(self.shape) != g.ndim or any(
                 w is not None and w != d for w, d in zip(self.shape, g.shape, strict=True))):
@@ -150,9 +153,9 @@ class Accumulator(WaitList):
         s = self._sum
         if self.reduction != "MEAN":
             return s
-        if s.dtype.kind in "fc":  # the sum is this accumulator's own copy: in place
-            s /= self.count
-            return s
+        if s.dtype.kind in "fc":  # the sum is this accumulator's own copy: in place (by a
+            return np.divide(s, s.dtype.type(self.count), out=s)  # scalar of its dtype: the
+            # same quotient as by the int, without NumPy's weak-scalar resolution per call)
         return s / self.count
 
     def _reset(self) -> None:

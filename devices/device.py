@@ -16,12 +16,23 @@ The door:
     that waking the actor's thread costs here. What the slice leaves over is posted. (A sync
     caller, off the device's trio thread, may run further slices while nobody else wants the
     device, `is_wanted`: it holds up no trio loop.)
-  - when the device is busy the item is posted to the mailbox, and the actor runs it in turn.
-Whoever runs a slice holds the device's *baton* (a `threading.Lock` taken without blocking:
-the actor's identity for that moment). Nobody ever waits on the baton: a caller that finds it
-taken posts instead, and the actor waits on an event that the holder sets when it lets go.
-So the lock is only ever try-acquired, the sole mutual exclusion between the actor's thread
-and a sync caller's.
+  - when the device is busy the item is posted to the mailbox, and the actor runs it in turn;
+    except for a *sync caller* (`wait_s` > 0: a thread that would only block on its step's end
+    anyway, `LocalRuntime.run`) that finds the mailbox empty and the device held by another
+    sync caller's thread: it waits for the baton, at most `BATON_WAIT_S`, and then runs inline
+    as above. (When the actor holds it, `_actor_holds`, the actor is awake: the post wakes
+    nobody and the item runs next.)
+    Posting would wake the actor's trio thread (~100 us), and once the actor runs one such
+    step the next caller finds it busy too: two replica threads of one Session then kept
+    handing every step to the actor (0.35 ms of its CPU a global step, `benchmarks/RESULTS.md`
+    "Session 10: sync"). A waiting caller counts in `is_wanted`, so the holder lets go after
+    its slice (every run still yields); a wait past its bound posts (a long step never starves
+    the waiter: it gets its round-robin turn); the device's trio thread never waits (an async
+    caller never blocks the loop), nor does anything but a step's first entry.
+Whoever runs a slice holds the device's *baton* (a `threading.Lock`: the actor's identity for
+that moment). Only a sync caller waits on it, bounded; everybody else try-acquires it and posts
+when it is taken, and the actor waits on an event that the holder sets when it lets go. The
+baton is the sole mutual exclusion between the actor's thread and a sync caller's.
 
 Every run yields: a slice lasts about a millisecond, the actor runs one slice per mailbox turn
 and checkpoints at least every `SLICE_S`, so RPC readers, heartbeats and other steps progress
@@ -39,6 +50,8 @@ State (owned by whoever holds the baton, unless said otherwise):
   pool        the memory pool (`statistics()`, limit -> ResourceExhausted)
   resources   containers of variables and other long-lived state
   _mailbox    deque of work items; appended by any thread, popped only by the actor
+  _baton_waiters  the sync callers waiting for the baton now (any thread appends/removes)
+  _actor_holds    True while the actor runs a slice (written by the actor only)
   _waker      the event the actor sleeps on (set by posts and by an inline holder letting go);
               written by the actor only
   _room_cv    the condition threads waiting for room in the mailbox block on (its own lock)
@@ -80,6 +93,9 @@ SLICE_S = 0.001  # seconds of work a slice runs before it gives the device (and 
 # never asks for the GIL and could wait out the whole step (a sync caller whose short step
 # the actor finished long ago: the test_one_door fairness flake).
 HANDOFF_S = 0.0002
+# The longest a sync caller that finds the device held (and the mailbox empty) waits for the
+# baton before it posts: a holder's slice plus its hand-over (see the module doc).
+BATON_WAIT_S = 2 * SLICE_S
 
 
 class WorkItem(Protocol):
@@ -130,6 +146,10 @@ class Device:
         self._waiting = 0
         self._closed = False
         self._baton = threading.Lock()
+        self._actor_holds = False  # the actor (awake) holds the baton: a post wakes nobody
+        # the sync callers blocked in `_wait_baton` (is_wanted); a list: append and remove are
+        # atomic under the GIL, where a counter's += is not
+        self._baton_waiters: list[int] = []
         # threads blocked in `wait_for_room_blocking` (the actor notifies them as it pops)
         self._room_cv = threading.Condition(threading.Lock())
         self._room_waiters = 0
@@ -137,12 +157,17 @@ class Device:
         self.has_stream = type(self).activate is not Device.activate
 
     # -- the door ---------------------------------------------------------------------------
-    def run_or_post(self, item: WorkItem, may_inline: bool = True) -> None:
+    def run_or_post(self, item: WorkItem, may_inline: bool = True, wait_s: float = 0.0
+                    ) -> None:
         """The one way into the device, from any thread: run a slice of `item` right here when
-        the device is idle (and `may_inline`), posting what is left; else post it."""
+        the device is idle (and `may_inline`), posting what is left; else post it. A sync
+        caller (`wait_s` > 0: a thread that would only block on its step's end) that finds
+        the device held and the mailbox empty waits up to `wait_s` for the baton, then runs
+        inline; only then posts (see the module doc)."""
         if self._closed:
             raise UnavailableError(f"device {self.name} is closed", device=self.name)
-        if may_inline and not self._mailbox and self._baton.acquire(False):
+        if may_inline and not self._mailbox and (self._baton.acquire(False) or (
+                wait_s > 0.0 and not self._actor_holds and self._wait_baton(wait_s))):
             try:
                 nxt = item.run_slice(self, _get_ident() == self._loop_thread)
             finally:
@@ -155,9 +180,22 @@ class Device:
             self._mailbox.append(item)
             self._wake()
 
+    def _wait_baton(self, wait_s: float) -> bool:
+        """Block this thread (never the device's trio thread) up to `wait_s` for the baton,
+        counted in `_baton_waiters` so that the holder lets go after its slice. True: held."""
+        if _get_ident() == self._loop_thread:
+            return False
+        me = _get_ident()
+        self._baton_waiters.append(me)
+        try:
+            return self._baton.acquire(True, wait_s)
+        finally:
+            self._baton_waiters.remove(me)
+
     def is_wanted(self) -> bool:
-        """True if items wait in the mailbox (an inline holder should let the device go)."""
-        return bool(self._mailbox)
+        """True if items wait in the mailbox or a sync caller waits for the baton (an inline
+        holder should let the device go)."""
+        return bool(self._mailbox) or bool(self._baton_waiters)
 
     def has_room(self) -> bool:
         """True while the mailbox admits new steps (see the module doc)."""
@@ -231,11 +269,13 @@ class Device:
                 yield_at = clock() + SLICE_S
                 handoff_at = clock() + sys.getswitchinterval()
                 continue
+            self._actor_holds = True
             try:
                 item = mailbox.popleft()
                 self._items_run += 1
                 nxt = item.run_slice(self, True)
             finally:
+                self._actor_holds = False
                 baton.release()
             if nxt is not None:
                 mailbox.append(nxt)  # to the back: the other items get their turn first

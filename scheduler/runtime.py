@@ -9,7 +9,9 @@ result slots, the step's rendezvous, its deadline and trace) and hand one `StepR
 partition to its device's one door, `Device.run_or_post`: a one-partition step whose device
 is idle runs its first slice inline on the caller, whatever thread that is (a step of several
 partitions does so only on the devices' own thread, since its partitions share a
-rendezvous), and what is left goes to the device's mailbox. The async `arun` then awaits the
+rendezvous), and what is left goes to the device's mailbox. The sync `run`'s one-partition
+step, finding the device held by another thread, waits for it (`BATON_WAIT_S` at most) rather
+than posting: see `devices.device`'s door. The async `arun` then awaits the
 step's done-callback; the sync `run` is a thin wrapper that blocks on a lock the
 done-callback releases (made only when the step did not finish inline). Both get
 back-pressure from a full mailbox before the step starts (`Device.wait_for_room` /
@@ -36,7 +38,7 @@ from typing import Any
 
 import trio
 
-from devices.device import CpuDevice, Device, DeviceStatistics
+from devices.device import BATON_WAIT_S, CpuDevice, Device, DeviceStatistics
 from devices.errors import (
     CancelledError,
     DeadlineExceededError,
@@ -129,13 +131,15 @@ class LocalRuntime:
                                           cost_model=cost_model)
 
     def _start(self, step: CompiledStep, args: list[Any], done: Callable[[OpError | None], None],
-               timeout: float | None, trace: StepTrace | None) -> StepContext:
-        """Start a step from any thread: each partition through its device's door."""
+               timeout: float | None, trace: StepTrace | None, wait_s: float = 0.0
+               ) -> StepContext:
+        """Start a step from any thread: each partition through its device's door (`wait_s`:
+        a sync caller's one-partition step may wait that long for a busy device's baton)."""
         parts = step.parts
         if len(parts) == 1:  # (the common step: its fixed cost)
             dev, exe = parts[0]
             ctx = StepContext(next(_step_ids), args, step.n_rets, 1, done, None, trace, timeout)
-            dev.run_or_post(StepRun(exe, ctx))
+            dev.run_or_post(StepRun(exe, ctx), True, wait_s)
             return ctx
         step_id = next(_step_ids)
         rdv = Rendezvous(step_id) if len(parts) > 1 else None
@@ -163,7 +167,7 @@ class LocalRuntime:
                     f"device {dev.name}'s mailbox stayed full; raise "
                     f"RunOptions.timeout_in_ms or run fewer steps at once")
         blocker = _Blocker()
-        ctx = self._start(step, args, blocker, timeout, trace)
+        ctx = self._start(step, args, blocker, timeout, trace, BATON_WAIT_S)
         if not blocker.done and not blocker.block(None if timeout is None else ctx.deadline):
             error = _deadline_error(ctx, timeout)  # type: ignore[arg-type]
             try:  # every device stops the step at its next slice
