@@ -55,6 +55,7 @@ from benchmarks.common import (  # noqa: E402
     print_table,
 )
 from devices.dataset_index import compiled_loops  # noqa: E402
+from devices.kernels.math import SGEMM_LOOP  # noqa: E402
 from models import digits  # noqa: E402
 
 
@@ -261,8 +262,8 @@ def dataset_vs_memory(repeat: int) -> dict[str, float]:
     sm.run(init_m)
     sd.run(init_d)
     sd.run(train_d)  # the first element starts loading the shuffle's compiled loops: wait
-    for loop in compiled_loops():  # for them, as a warm-up does (not to time the import)
-        loop.ready(120)
+    for loop in (*compiled_loops(), SGEMM_LOOP):  # for them, and for the small products'
+        loop.ready(120)                           # (both steps), as a warm-up does
     rng = np.random.default_rng(0)
     batches = [(d.train_x[i], y[i]) for i in (rng.integers(0, len(y), 32) for _ in range(64))]
     counter = [0]

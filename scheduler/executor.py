@@ -62,7 +62,9 @@ nodes and the rest go to `FrameOps.special`.
     181-193k iterations per CPU second fused, 45-46k through the ready loop), within the
     same slices, and delivers its Exits through the same `deliver` as everything else.
   - Straight runs: a partition without frames whose every node is a kernel run inline (no
-    ASYNC or THREAD kernel) is run by this loop in an order that depends on the graph alone.
+    ASYNC or THREAD kernel, but for a poll-first one: an `af.data` get_next, polled in its
+    place, the step handed to this loop when it finds nothing) is run by this loop in an
+    order that depends on the graph alone.
     `Executable.straight` is that order, worked out at compile time by this loop's
     scheduling without kernels; an untraced step runs it as a list (`scheduler.straight_run`):
     the same kernels in the same order, the same stores, releases and errors, without
