@@ -321,38 +321,40 @@ def _small_sgemm(k: KernelContext, ta: bool, tb: bool, accumulate: bool = False)
             _sgemm_fptr.append(sgemm_address())
         return _sgemm_fptr[0]
 
+    def address(a: Any, b: Any) -> int | None:
+        """The call's address when it is loaded and may take (a, b); None: NumPy's path (the
+        call's loading started). a @ a.T is NumPy's syrk, other bits: never taken here."""
+        if loader.fn is None:
+            loader.start()
+            return None
+        if a is b:
+            return None
+        return _sgemm_fptr[0] if _sgemm_fptr else ready()
+
+    def direct(fp: int, a: Any, b: Any, out: Any, beta: float) -> bool:
+        """True when the compiled call computed `out`; False when it declined the shapes or a
+        strided or float64 operand failed its signature (TypeError): NumPy's path."""
+        try:
+            return bool(loader.fn(fp, a, b, out, ta_i, tb_i, beta))
+        except TypeError:
+            return False
+
     if accumulate:
         def compute_acc(acc: Any, a: Any, b: Any) -> tuple[Any]:
-            gemm = loader.fn
-            if gemm is not None and type(acc) is ndarray and acc.shape == shape and a is not b:
-                fp = _sgemm_fptr[0] if _sgemm_fptr else ready()
-                if fp is not None:
-                    out = acc.astype(f32, order="C")  # a new array: acc is someone's value
-                    try:
-                        if gemm(fp, a, b, out, ta_i, tb_i, 1.0):
-                            return (out,)
-                    except TypeError:  # not C-contiguous float32 matrices
-                        pass
-            elif gemm is None:
-                loader.start()
+            if type(acc) is ndarray and acc.shape == shape and (fp := address(a, b)):
+                out = acc.astype(f32, order="C")  # a new array: acc is someone's value
+                if direct(fp, a, b, out, 1.0):
+                    return (out,)
             out = plain(a, b)
             add(out, acc, out=out)
             return (out,)
         return compute_acc
 
     def compute(a: Any, b: Any) -> tuple[Any]:
-        gemm = loader.fn
-        if gemm is not None and a is not b:  # (a @ a.T: NumPy takes syrk, other bits)
-            fp = _sgemm_fptr[0] if _sgemm_fptr else ready()
-            if fp is not None:
-                out = empty(shape, f32)
-                try:
-                    if gemm(fp, a, b, out, ta_i, tb_i, 0.0):
-                        return (out,)
-                except TypeError:  # not C-contiguous float32 matrices
-                    pass
-        elif gemm is None:
-            loader.start()
+        if fp := address(a, b):
+            out = empty(shape, f32)
+            if direct(fp, a, b, out, 0.0):
+                return (out,)
         return (plain(a, b),)
     return compute
 
