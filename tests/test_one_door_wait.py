@@ -49,15 +49,23 @@ def _serve_and(body: Any) -> None:
     trio.run(main)
 
 
+async def _hold(dev: CpuDevice, log: list[tuple[str, int]]
+                ) -> tuple[threading.Thread, threading.Event]:
+    """A thread whose item holds `dev` (inline, as a sync caller) until the event is set;
+    returns once it holds it."""
+    holding, release = threading.Event(), threading.Event()
+    holder = threading.Thread(
+        target=dev.run_or_post, args=(_Item(log, "holder", holding, release),))
+    holder.start()
+    await trio.to_thread.run_sync(holding.wait)
+    return holder, release
+
+
 def test_a_sync_caller_that_finds_the_device_held_waits_and_runs_inline() -> None:
     log: list[tuple[str, int]] = []
-    holding, release = threading.Event(), threading.Event()
 
     async def body(dev: CpuDevice) -> None:
-        holder = threading.Thread(
-            target=dev.run_or_post, args=(_Item(log, "holder", holding, release),))
-        holder.start()
-        await trio.to_thread.run_sync(holding.wait)
+        holder, release = await _hold(dev, log)
         waiter_ident: list[int] = []
 
         def waiter() -> None:
@@ -82,13 +90,9 @@ def test_a_sync_caller_that_finds_the_device_held_waits_and_runs_inline() -> Non
 
 def test_a_wait_past_its_bound_posts_and_the_actor_runs_the_item() -> None:
     log: list[tuple[str, int]] = []
-    holding, release = threading.Event(), threading.Event()
 
     async def body(dev: CpuDevice) -> None:
-        holder = threading.Thread(
-            target=dev.run_or_post, args=(_Item(log, "holder", holding, release),))
-        holder.start()
-        await trio.to_thread.run_sync(holding.wait)
+        holder, release = await _hold(dev, log)
         t0 = time.perf_counter()
         await trio.to_thread.run_sync(dev.run_or_post, _Item(log, "late"), True, 0.02)
         assert time.perf_counter() - t0 >= 0.02  # it waited its bound, then posted
@@ -106,13 +110,9 @@ def test_a_wait_past_its_bound_posts_and_the_actor_runs_the_item() -> None:
 
 def test_the_devices_trio_thread_never_waits_for_the_baton() -> None:
     log: list[tuple[str, int]] = []
-    holding, release = threading.Event(), threading.Event()
 
     async def body(dev: CpuDevice) -> None:
-        holder = threading.Thread(
-            target=dev.run_or_post, args=(_Item(log, "holder", holding, release),))
-        holder.start()
-        await trio.to_thread.run_sync(holding.wait)
+        holder, release = await _hold(dev, log)
         t0 = time.perf_counter()
         dev.run_or_post(_Item(log, "async"), True, 10.0)  # on the loop: posted at once
         assert time.perf_counter() - t0 < 1.0
