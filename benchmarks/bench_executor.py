@@ -21,7 +21,12 @@ import trio  # noqa: E402
 
 import actorflow as af  # noqa: E402
 from benchmarks import floors  # noqa: E402
-from benchmarks.common import measure_interleaved, peer_tf, print_table  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    measure_interleaved,
+    peer_tf,
+    print_table,
+    wait_for_compiled_loops,
+)
 
 NO_REWRITES = af.ConfigProto(graph_options=af.GraphOptions(
     optimizer_options=af.OptimizerOptions(False, False)))
@@ -321,6 +326,7 @@ def main() -> None:
     ap.add_argument("--only-mlp", action="store_true",
                     help="only the MLP rows (ours, the NumPy floor and TF, both ratios)")
     args = ap.parse_args()
+    wait_for_compiled_loops()
     repeat = 7 if args.quick else 21
     tf = (lambda name, **kw: None) if args.no_tf else peer_tf
     if args.only_issue11:

@@ -111,6 +111,9 @@ def main() -> None:
         print(json.dumps(run_session(tf.compat.v1, args.steps, args.trials)))
         return
     sys.path.insert(0, str(ROOT))
+    from benchmarks.common import wait_for_compiled_loops  # noqa: PLC0415 - not in the peer
+
+    wait_for_compiled_loops()
     import actorflow as af  # noqa: PLC0415 - after the repository is on the path
 
     ours = run_session(af, args.steps, args.trials)

@@ -65,6 +65,17 @@ class Stats:
         )
 
 
+def wait_for_compiled_loops(timeout: float = 120.0) -> None:
+    """Load the kernels' compiled calls before timing: each loads on a background thread on
+    its first use (`devices.kernels.loop_loader`), and a benchmark's timed steps must not
+    share the CPU with that import (~0.7 s here; the first process of a checkout compiles:
+    seconds). The small float32 products' call (`devices.kernels.math.SGEMM_LOOP`) is the one
+    a plain step meets; the Dataset rows wait for the shuffle's loops themselves."""
+    from devices.kernels.math import SGEMM_LOOP  # noqa: PLC0415 - imports the kernels
+
+    SGEMM_LOOP.ready(timeout)
+
+
 def fmt_time(seconds: float) -> str:
     """Human-readable duration: ns/us/ms/s with three significant figures."""
     if not math.isfinite(seconds):
