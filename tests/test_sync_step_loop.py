@@ -29,7 +29,7 @@ def test_loop_has_the_bits_of_mean_then_update(loop: Any, dt: Any, count: int) -
     want = w.copy()
     mean = np.divide(total, dt(count))
     np.subtract(want, np.multiply(mean, np.asarray(lr, dt)), out=want)
-    loop(w, total, dt(count), dt(lr))
+    loop(w.copy(), total, dt(count), dt(lr), w)
     assert np.array_equal(w, want)
 
 

@@ -349,7 +349,7 @@ def _take_gradients(k: KernelContext) -> Any:
     return lambda *args: _take_all(args[:-1], int(args[-1]))
 
 
-MEAN_UPDATE_LOOP = LoopLoader("devices.kernels.mean_update_loop", "subtract_scaled_mean")
+MEAN_UPDATE_LOOP = LoopLoader("devices.kernels.mean_update_loop", "scaled_mean_difference")
 _COMPILED = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -379,6 +379,7 @@ def _replica_step_gd(k: KernelContext) -> Any:
         alpha = alphas.get(dtype)
         if alpha is None:
             alpha = alphas[dtype] = np.asarray(lr, dtype=dtype)
+            alphas[(dtype, float)] = float(alpha)  # its value exactly (the loop's argument)
         return alpha
 
     def update(loop: Any, v: Any, acc: Any, total: Any, count: int) -> None:
@@ -386,13 +387,19 @@ def _replica_step_gd(k: KernelContext) -> Any:
         value = v.value
         if (loop is not None and type(value) is ndarray and value.dtype in _COMPILED
                 and total.dtype == value.dtype and total.shape == value.shape
-                and total.flags.c_contiguous):
-            w = v.writable()
-            if w.flags.c_contiguous:
-                dt = w.dtype.type
-                loop(w.reshape(-1), total.reshape(-1), dt(count if mean else 1),
-                     dt(alpha_of(w.dtype)))
-                return
+                and value.flags.c_contiguous and total.flags.c_contiguous):
+            flat = total.reshape(-1)
+            by = float(count) if mean else 1.0
+            alpha_of(value.dtype)
+            alpha = alphas[(value.dtype, float)]
+
+            def step(old: Any, _: Any, out: Any) -> Any:
+                # in place (out is old), or into the variable's other buffer (empty_like of
+                # a C-contiguous value: C-contiguous too)
+                loop(old.reshape(-1), flat, by, alpha, out.reshape(-1))
+                return out
+            v.update(step, None)
+            return
         gd(v, alpha_of(v.dtype), acc.mean(total, count) if mean else total)
 
     def compute(gate: Any, local_step: Any, *rest: Any) -> tuple:
