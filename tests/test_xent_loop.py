@@ -39,13 +39,15 @@ def both(dt: Any, ldt: Any, logits: np.ndarray, labels: np.ndarray) -> tuple:
 
 
 def close(dt: Any, a: np.ndarray, b: np.ndarray) -> None:
-    tol = 2e-6 if dt == np.float32 else 1e-14
+    """The same bits (a replay in another process, where the loop loaded at another step,
+    must end at the same values)."""
     assert a.dtype == b.dtype == dt and a.shape == b.shape
-    np.testing.assert_allclose(a, b, rtol=tol, atol=tol, equal_nan=True)
+    assert np.array_equal(a, b, equal_nan=True)
 
 
 @settings(max_examples=30, deadline=None)
-@given(FLOATS, LABELS, st.sampled_from([0, 1, 2, 7, 32, 65]), st.sampled_from([1, 2, 10, 37]),
+@given(FLOATS, LABELS, st.sampled_from([0, 1, 2, 7, 32, 65]),
+       st.sampled_from([1, 2, 8, 10, 37, 128, 300]),
        st.sampled_from([1.0, 30.0, 1e30]), st.integers(0, 2**31 - 1))
 def test_compiled_matches_numpy_path(dt: Any, ldt: Any, n: int, c: int, scale: float,
                                      seed: int) -> None:
@@ -66,8 +68,11 @@ def test_compiled_matches_numpy_path(dt: Any, ldt: Any, n: int, c: int, scale: f
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_infinite_and_extreme_logits(dt: Any) -> None:
     inf = np.inf
-    logits = np.array([[1e30, -1e30, 0.0], [-inf, 0.0, 1.0], [-inf, -inf, -inf],
-                       [inf, 0.0, 1.0], [np.nan, 0.0, 1.0], [-1e30, -1e30, -1e30]], dt)
+    logits = np.zeros((6, 9), dt)  # (9 classes: the compiled loops')
+    logits[:, :3] = [[1e30, -1e30, 0.0], [-inf, 0.0, 1.0], [-inf, -inf, -inf],
+                     [inf, 0.0, 1.0], [np.nan, 0.0, 1.0], [-1e30, -1e30, -1e30]]
+    logits[1:, 3:] = -inf
+    logits[5, 3:] = -1e30
     labels = np.array([0, 0, 1, 0, 2, 2])
     with np.errstate(invalid="ignore"):
         (loss, bp), (want_loss, want_bp) = both(dt, np.int64, logits, labels)
@@ -75,7 +80,7 @@ def test_infinite_and_extreme_logits(dt: Any) -> None:
     close(dt, bp, want_bp)
     assert loss[0] == 0 and bp[0, 0] == 0 and bp[0, 1] == 0  # exp(-2e30) is 0
     assert loss[1] == inf and np.isnan(loss[2]) and np.isnan(loss[4])
-    np.testing.assert_allclose(loss[5], np.log(3), rtol=1e-6)
+    np.testing.assert_allclose(loss[5], np.log(9), rtol=1e-6)  # 9 equal logits
 
 
 @pytest.mark.parametrize("ldt", [np.int32, np.int64])
@@ -83,10 +88,11 @@ def test_infinite_and_extreme_logits(dt: Any) -> None:
 def test_label_checks_keep_tfs_message(ldt: Any, bad: int) -> None:
     f = kernel("SparseSoftmaxCrossEntropyWithLogits", [np.float32] * 2,
                in_dtypes=[np.float32, ldt])
-    logits = np.zeros((4, 3), np.float32)
+    bad = {3: 10}.get(bad, bad)
+    logits = np.zeros((4, 10), np.float32)
     labels = np.array([0, 2, bad, bad], ldt)
     with pytest.raises(InvalidArgumentError,
                        match=re.escape(f"label {bad} at position (2,) is outside the valid "
-                                       "range [0, 3) of the 3 classes of the logits "
-                                       "(shape (4, 3))")):
+                                       "range [0, 10) of the 10 classes of the logits "
+                                       "(shape (4, 10))")):
         f(logits, labels)
