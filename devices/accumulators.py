@@ -120,6 +120,18 @@ class Accumulator(WaitList):
                 f"take_grad waits before this one)", device=self.device)
         return out
 
+    def take_sum_now(self, n: int) -> tuple[Any, int]:
+        """`take_now` before the mean: (the sum of the gradients taken, their count), for a
+        caller that folds the division into its own update (`SyncReplicaStepGD`; with MEAN,
+        `mean` gives `take_now`'s value from them). Dense only."""
+        with self._lock:
+            out = None if self._waiters else self._serve(n, True)
+        if out is None:
+            raise InvalidArgumentError(
+                f"{self.describe()} cannot give {n} gradients now (fewer are in, or a "
+                f"take_grad waits before this one)", device=self.device)
+        return out
+
     def set_global_step(self, step: int) -> None:
         """Move the accumulator to `step`; gradients already in for older steps are dropped."""
         with self._lock:
@@ -135,7 +147,7 @@ class Accumulator(WaitList):
             self._pump()
 
     # ---- state machine (under _lock) ---------------------------------------------------------
-    def _serve(self, n: int) -> Any:
+    def _serve(self, n: int, raw: bool = False) -> Any:
         if self.closed:
             raise OutOfRangeError(f"{self.describe()} is closed", device=self.device)
         if n < 1:
@@ -143,20 +155,23 @@ class Accumulator(WaitList):
                 f"take_grad needs num_required >= 1, got {n}", device=self.device)
         if self.count < n:
             return None
-        out = self._result()
+        out = (self._sum, self.count) if raw else self._result()
         self.taken += self.count
         self._reset()
         self.global_step += 1
         return out
 
     def _result(self) -> Any:
-        s = self._sum
-        if self.reduction != "MEAN":
-            return s
-        if s.dtype.kind in "fc":  # the sum is this accumulator's own copy: in place (by a
-            return np.divide(s, s.dtype.type(self.count), out=s)  # scalar of its dtype: the
-            # same quotient as by the int, without NumPy's weak-scalar resolution per call)
-        return s / self.count
+        return self._sum if self.reduction != "MEAN" else self.mean(self._sum, self.count)
+
+    @staticmethod
+    def mean(total: Any, count: int) -> Any:
+        """The mean of `count` gradients summing to `total` (an accumulator's own sum: a
+        float one is divided in place)."""
+        if total.dtype.kind in "fc":  # in place, by a scalar of its dtype: the same quotient
+            return np.divide(total, total.dtype.type(count), out=total)  # as by the int,
+            # without NumPy's weak-scalar resolution per call
+        return total / count
 
     def _reset(self) -> None:
         self._sum = None

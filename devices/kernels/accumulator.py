@@ -23,6 +23,7 @@ import numpy as np
 
 from devices.accumulators import Accumulator, SparseAccumulator
 from devices.errors import InternalError, InvalidArgumentError
+from devices.kernels.loop_loader import LoopLoader
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.waits import Wait, Waiter
 
@@ -327,13 +328,18 @@ def _arrive_apply(k: KernelContext) -> Any:
 def _take_all(accs: Any, need: int) -> tuple:
     """Every accumulator's average of `need` gradients, or (checked first, so none is taken)
     an error naming one that is short."""
+    _check_all(accs, need)
+    return tuple(acc.take_now(need) for acc in accs)
+
+
+def _check_all(accs: Any, need: int) -> None:
+    """An error naming an accumulator that holds fewer than `need` gradients, if one does."""
     for acc in accs:
         if acc.count < need and not acc.closed:
             raise InternalError(
                 f"{acc.describe()} holds fewer than the {need} gradients its step's "
                 f"leader takes: a gradient was applied to it outside the fused "
                 f"arrival (SyncReplicaArriveApply) of its SyncReplicasOptimizer")
-    return tuple(acc.take_now(need) for acc in accs)
 
 
 @register_kernel("AccumulatorTakeGradients", stateful=True, device_types=_CPU)
@@ -343,13 +349,21 @@ def _take_gradients(k: KernelContext) -> Any:
     return lambda *args: _take_all(args[:-1], int(args[-1]))
 
 
+MEAN_UPDATE_LOOP = LoopLoader("devices.kernels.mean_update_loop", "scaled_mean_difference")
+_COMPILED = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 @register_kernel("SyncReplicaStepGD", stateful=True, device_types=_CPU)
 def _replica_step_gd(k: KernelContext) -> Any:
     """(gate, local_step, n accumulators, n gradients, n variables, global_step) -> (role,
     is_leader): `SyncReplicaArriveApply`, then for the LEADER the whole aggregation of a
-    GradientDescent step: every average taken, ``var -= learning_rate * average`` by
-    ResourceApplyGradientDescent's own kernel, and ``global_step += 1`` (the release is the
-    wait's, after it)."""
+    GradientDescent step: every average taken (all of them, or, when one is short, none),
+    ``var -= learning_rate * average``, and ``global_step += 1`` (the release is the wait's,
+    after it). The update of a dense float32/float64 accumulator's variable of its shape is
+    one compiled pass over its sum (`devices.kernels.mean_update_loop`: the mean, the
+    product and the difference rounded as the three ops round them, so the same bits), once
+    that is loaded off this thread (`LoopLoader`); until then, and for any other, the mean
+    and ResourceApplyGradientDescent's own kernel."""
     from devices.kernels.state import _apply_gd
 
     n, need, lr = int(k.attrs["n"]), int(k.attrs["num_required"]), k.attrs["learning_rate"]
@@ -357,16 +371,51 @@ def _replica_step_gd(k: KernelContext) -> Any:
     gd = _apply_gd(k)
     one = np.int64(1)
     alphas: dict[Any, Any] = {}
+    loader = MEAN_UPDATE_LOOP
+    loader.start()
+    ndarray = np.ndarray
+
+    def alpha_of(dtype: Any) -> Any:
+        alpha = alphas.get(dtype)
+        if alpha is None:
+            alpha = alphas[dtype] = np.asarray(lr, dtype=dtype)
+            alphas[(dtype, float)] = float(alpha)  # its value exactly (the loop's argument)
+        return alpha
+
+    def update(loop: Any, v: Any, acc: Any, total: Any, count: int) -> None:
+        mean = acc.reduction == "MEAN"
+        value = v.value
+        if (loop is not None and type(value) is ndarray and value.dtype in _COMPILED
+                and total.dtype == value.dtype and total.shape == value.shape
+                and value.flags.c_contiguous and total.flags.c_contiguous):
+            flat = total.reshape(-1)
+            by = float(count) if mean else 1.0
+            alpha_of(value.dtype)
+            alpha = alphas[(value.dtype, float)]
+
+            def step(old: Any, _: Any, out: Any) -> Any:
+                # in place (out is old), or into the variable's other buffer (empty_like of
+                # a C-contiguous value: C-contiguous too)
+                loop(old.reshape(-1), flat, by, alpha, out.reshape(-1))
+                return out
+            v.update(step, None)
+            return
+        gd(v, alpha_of(v.dtype), acc.mean(total, count) if mean else total)
 
     def compute(gate: Any, local_step: Any, *rest: Any) -> tuple:
         accs, variables, gstep = rest[:n], rest[2 * n:3 * n], rest[3 * n]
         out = arrive(gate, local_step, *rest[:2 * n])
         if out[1]:
-            for v, avg in zip(variables, _take_all(accs, need), strict=True):
-                alpha = alphas.get(v.dtype)
-                if alpha is None:
-                    alpha = alphas[v.dtype] = np.asarray(lr, dtype=v.dtype)
-                gd(v, alpha, avg)
+            if all(type(acc) is Accumulator for acc in accs):
+                _check_all(accs, need)  # all taken, or (one short) none
+                loop = loader.fn
+                for v, acc, (total, count) in zip(
+                        variables, accs, [acc.take_sum_now(need) for acc in accs],
+                        strict=True):
+                    update(loop, v, acc, total, count)
+            else:
+                for v, avg in zip(variables, _take_all(accs, need), strict=True):
+                    gd(v, alpha_of(v.dtype), avg)
             gstep.update(np.add, one)
         return out
     return compute

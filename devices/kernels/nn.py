@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from devices.errors import InvalidArgumentError
+from devices.kernels.loop_loader import LoopLoader
 from devices.kernels.outputs import out_allocator
 from devices.kernels.random import node_draws
 from devices.kernels.registry import KernelContext, register_kernel
@@ -149,19 +150,51 @@ def _label_error(labels: Any, i: int, logits_shape: tuple[int, ...]) -> InvalidA
         f"[0, {c}) of the {c} classes of the logits (shape {tuple(logits_shape)})")
 
 
+XENT_LOOP = LoopLoader("devices.kernels.xent_loop", "LOOPS")
+_XENT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_XENT_LABELS = (np.dtype(np.int32), np.dtype(np.int64))
+
+
 @register_kernel("SparseSoftmaxCrossEntropyWithLogits")
 def _sparse_softmax_xent(k: KernelContext) -> Any:
     """(loss, backprop) from logits [..., c] and integer labels [...]. Lean on small shapes:
     the ufuncs' reduce (no method wrappers), the label check as one reduction (the labels
     seen as unsigned, so a negative label is a huge one), and the label's entries picked by
     flat index (``row * c + label``, the row offsets kept per batch size) instead of fancy
-    indexing with a fresh arange. A label outside [0, c) is TF's InvalidArgumentError."""
+    indexing with a fresh arange. A label outside [0, c) is TF's InvalidArgumentError.
+
+    On a CPU, C-contiguous 2-D float32/float64 logits of 8-128 classes with int32/int64
+    labels take two compiled passes around NumPy's exp and log (`devices.kernels.xent_loop`:
+    the NumPy path's bits, the same error), once they are loaded off this thread
+    (`LoopLoader`); until then, and for anything else, the NumPy path below."""
     xp = k.xp
     alloc = out_allocator(k, 1)
     vmax, vsum = xp.maximum.reduce, xp.add.reduce
     offsets: dict[tuple[int, int], Any] = {}
+    loader = XENT_LOOP if xp is np else None
+    if loader is not None:
+        loader.start()
+    empty, exp, log, subtract = np.empty, np.exp, np.log, np.subtract
 
     def compute(logits: Any, labels: Any) -> tuple[Any, Any]:
+        if loader is not None:
+            loops = loader.fn
+            if (loops is not None and logits.ndim == 2 and logits.dtype in _XENT_DTYPES
+                    and labels.dtype in _XENT_LABELS and logits.flags.c_contiguous
+                    and labels.ndim == 1 and labels.flags.c_contiguous
+                    and 8 <= logits.shape[1] <= 128 and logits.shape[0]
+                    and logits.shape[0] == labels.shape[0]):
+                shift, finish = loops
+                bp = alloc() if alloc is not None else empty(logits.shape, logits.dtype)
+                loss = empty(labels.shape, logits.dtype)
+                bad = shift(logits, labels, bp, loss)  # bp = sh; loss = sh at the label
+                if bad >= 0:
+                    raise _label_error(labels, bad, logits.shape)
+                exp(bp, out=bp)
+                sums = empty(labels.shape, logits.dtype)
+                finish(labels, bp, sums)
+                log(sums, out=sums)
+                return subtract(sums, loss, out=loss), bp
         c = logits.shape[-1]
         flat = labels.reshape(-1)
         n = flat.shape[0]

@@ -167,15 +167,16 @@ def _mean_grad(k: KernelContext) -> Any:
     """MeanGrad(g, x) (the gradient of Mean over the static axes `axis`): g / count
     broadcast to x's shape in one division into a new array, where count is x's elements per
     element of the mean, cast to g's dtype as TF's gradient casts it (an empty x gives an
-    empty result)."""
+    empty result). The kept shape and the count are worked out once per shape of x (a step
+    sees one or a few)."""
     xp = k.xp
     axes = k.attrs.get("axis")
     keep = bool(k.attrs.get("keepdims", False))
     dt = k.out_dtypes[0].np
-    divide = xp.true_divide
+    divide, empty = xp.true_divide, xp.empty
+    per_shape: dict[tuple[int, ...], tuple[tuple[int, ...], Any, bool]] = {}
 
-    def compute(g: Any, x: Any) -> tuple[Any]:
-        shape = x.shape
+    def plan(shape: tuple[int, ...]) -> tuple[tuple[int, ...], Any, bool]:
         nd = len(shape)
         red = range(nd) if axes is None else [a % nd for a in axes] if nd else ()
         count = 1
@@ -183,9 +184,21 @@ def _mean_grad(k: KernelContext) -> Any:
         for a in red:
             count *= shape[a]
             kept[a] = 1
-        out = xp.empty(shape, dt)
-        if out.size:
-            divide(g if keep else g.reshape(kept), dt.type(count), out=out)
+        size = 1
+        for d in shape:
+            size *= d
+        got = (tuple(kept), dt.type(count), size > 0)
+        if len(per_shape) < 64:
+            per_shape[shape] = got
+        return got
+
+    def compute(g: Any, x: Any) -> tuple[Any]:
+        shape = x.shape
+        got = per_shape.get(shape)
+        kept, count, nonempty = plan(shape) if got is None else got
+        out = empty(shape, dt)
+        if nonempty:
+            divide(g if keep else g.reshape(kept), count, out=out)
         return (out,)
     return compute
 
