@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="trace every k-th step of each replica to measure its window")
     ap.add_argument("--rounds", type=int, default=2,
                     help="run the worker counts in turn this many times (load drift)")
+    ap.add_argument("--warmup-steps", type=int, default=200,
+                    help="untimed steps per worker, every daemon, before the real runs")
     ap.add_argument("--sim-steps", type=int, default=200, help="steps per simulated worker")
     ap.add_argument("--beyond", type=int, nargs="*", default=[16, 1000],
                     help="worker counts to predict past this machine")
@@ -201,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
                             for w in workers}
     with LocalCluster(ps=1, workers=max(workers)) as cluster:
         ps_pid = cluster.pid("ps", 0)
+        # warm-up on every daemon: their kernels load compiled loops in the background on
+        # first use (~0.7-1.7 s of CPU a process, once), which must not land in the
+        # calibration (it doubled the worker's CPU per step there) or the measured rounds
+        if args.warmup_steps:
+            train_rule(cluster, "async", max(workers), args.warmup_steps,
+                       learning_rate=args.learning_rate, eval_every=3600.0,
+                       scope="predict_warmup")
         # in rounds, each worker count in turn: the load other work puts on the machine
         # drifts over minutes, and every count (the calibration's 1 included) sees it alike
         per_round = -(-args.steps // args.rounds)

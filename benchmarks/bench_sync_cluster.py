@@ -18,12 +18,15 @@ TensorFlow's: ``peer_tf_coord.py sync_cluster``: a ``tf.distribute.Server`` per 
 127.0.0.1, ``peer_tf.py``'s PS task and process machinery), the chief (task 0) running the
 chief queue runner and the init tokens, as TF requires.
 
-Each worker warms up, then steps for ``--duration`` s reading the global step at the start and
-the end of its window: global steps/s. A trial's figure is the median over its workers; the
-row's, the median over trials, ours and TensorFlow's alternating (``bench_coordination``'s
-``alternate`` and persistent ``TFPeer``). Also the CPU time of a worker process per global
-step (its client and its worker task) and of the PS process per global step (read from /proc
-between GO and the last worker's record). The bar (issue 15): our time per global step at
+Each worker warms up (ours: also at least ``--warmup-s`` seconds, until the compiled loops
+that the kernels load in the background on first use are there, in the PS daemon as well:
+their one-time import must not land in the timed window), then steps for ``--duration`` s
+reading the global step at the start and the end of its window: global steps/s. A trial's
+figure is the median over its workers; the row's, the median over trials, ours and
+TensorFlow's alternating (``bench_coordination``'s ``alternate`` and persistent ``TFPeer``).
+Also the CPU time of a worker process per global step (its client and its worker task) and of
+the PS process per global step (read from /proc between the windows' start, ours, or GO,
+TensorFlow's, and the last worker's record). The bar (issue 15): our time per global step at
 most 0.7x TensorFlow's.
 """
 
@@ -45,7 +48,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.bench_coordination import TFPeer, _fig, alternate  # noqa: E402
 from benchmarks.bench_distributed import _read_line  # noqa: E402
-from benchmarks.common import print_table  # noqa: E402
+from benchmarks.common import print_table, wait_for_compiled_loops  # noqa: E402
 from benchmarks.peer_tf_coord import proc_cpu_seconds  # noqa: E402
 
 
@@ -99,8 +102,17 @@ def _worker(params: dict[str, Any]) -> int:
                 idx = rng.integers(0, 512, 32)
                 hook.run(sess, train, {x: data_x[idx], y: data_y[idx]})
 
+            # warm-up: `warmup` steps and at least `warmup_s` seconds, and this process's
+            # compiled loops loaded: the kernels load them on a background thread on first
+            # use (the PS's too, in its daemon: hence the seconds), and the timed window must
+            # not share the CPU with that one-time import (~0.7-1.7 s of CPU a process)
+            w_end = time.perf_counter() + float(params["warmup_s"])
             for _ in range(int(params["warmup"])):
                 one()
+            wait_for_compiled_loops()
+            while time.perf_counter() < w_end:
+                one()
+            print("WINDOW", flush=True)
             s0, t0, c0 = int(sess.run(step)), time.perf_counter(), time.process_time()
             deadline = t0 + float(params["duration"])
             local = 0
@@ -123,7 +135,7 @@ def _worker(params: dict[str, Any]) -> int:
 
 
 # ---- the driver ----------------------------------------------------------------------------
-def run_ours(n: int, k: int, duration: float, warmup: int
+def run_ours(n: int, k: int, duration: float, warmup: int, warmup_s: float
              ) -> tuple[list[dict[str, float]], float]:
     """One trial: a LocalCluster's PS daemon and n worker processes; each worker's record,
     and the PS process's CPU seconds from GO to the last record."""
@@ -135,7 +147,7 @@ def run_ours(n: int, k: int, duration: float, warmup: int
         try:
             env = child_env()
             common = {"cluster": spec, "replicas": n, "aggregate": k, "duration": duration,
-                      "warmup": warmup}
+                      "warmup": warmup, "warmup_s": warmup_s}
             for i in range(n):
                 procs.append(spawn([sys.executable, __file__, "_worker",
                                     json.dumps({**common, "task": i})],
@@ -144,11 +156,14 @@ def run_ours(n: int, k: int, duration: float, warmup: int
             for p in procs:  # the chief's READY comes after the shared state's init
                 if _read_line(p, 300).strip() != "READY":
                     raise RuntimeError(f"worker {p.args} did not say READY")
-            ps_cpu0 = proc_cpu_seconds(cluster.pid("ps", 0))
             for p in procs:
                 assert p.stdin is not None
                 p.stdin.write("GO\n")
                 p.stdin.flush()
+            for p in procs:  # the PS's CPU counts from the timed windows' start
+                if _read_line(p, 120 + 4 * warmup_s).strip() != "WINDOW":
+                    raise RuntimeError(f"worker {p.args} did not start its window")
+            ps_cpu0 = proc_cpu_seconds(cluster.pid("ps", 0))
             per = [json.loads(_read_line(p, 120 + 4 * duration)) for p in procs]
             ps_cpu = proc_cpu_seconds(cluster.pid("ps", 0)) - ps_cpu0
             for p in procs:
@@ -181,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="k/n: replicas_to_aggregate / worker processes")
     ap.add_argument("--trials", type=int, default=3, help="alternating trials per shape")
     ap.add_argument("--duration", type=float, default=3.0, help="timed window, s")
-    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=10, help="warm-up steps (both systems)")
+    ap.add_argument("--warmup-s", type=float, default=2.5,
+                    help="ours: warm-up seconds at least (the daemons' compiled loops load)")
     ap.add_argument("--no-tf", action="store_true", help="skip TensorFlow's figures")
     a = ap.parse_args(argv)
     tfp = None if a.no_tf else TFPeer()
@@ -194,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
             def ours(k: int = k, n: int = n, cpu: dict[str, list[float]] = cpu,
                      pcpu: dict[str, list[float]] = pcpu) -> float:
-                rate, c, pc = _summary(*run_ours(n, k, a.duration, a.warmup))
+                rate, c, pc = _summary(*run_ours(n, k, a.duration, a.warmup, a.warmup_s))
                 cpu["ours"].append(c)
                 pcpu["ours"].append(pc)
                 return 1.0 / rate
