@@ -18,7 +18,10 @@ Methods (an RPC header is a small msgpack dict; tensors ride as raw frames, neve
                     The partition is compiled once (`executor.compile_partition`); the same
                     bytes for the same device give the same handle (idempotent). Handles are
                     random and belong to this incarnation (`scheduler.graph_registry`). At
-                    most ``max_graphs`` are kept, least recently used dropped first.
+                    most ``max_graphs`` are kept, least recently used dropped first. Compiled
+                    loops its kernels import on their first call are imported on a worker
+                    thread before the reply (`devices.kernels.loop_loader.import_first_use`),
+                    never on the event loop inside a step.
 ``run_graph``       {incarnation, step, graphs: [handle...], args: [i...], n_args, rets: [i...],
                     n_rets, trace, peers: [[job, task, incarnation]...], pushed: [key...]
                     (optional)} + one tensor per entry of ``args``, then
@@ -97,6 +100,7 @@ from devices.errors import (
     UnavailableError,
     error_from_code,
 )
+from devices.kernels.loop_loader import first_use_pending, import_first_use
 from devices.pool import HostPool
 from scheduler import executor, observability, tracing
 from scheduler.config import RuntimeConfig
@@ -353,7 +357,7 @@ class WorkerService:
             **observability.task_report(self),  # status/doctor fields (#16)
         }, []
 
-    def _register_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:
+    async def _register_graph(self, header: Any, tensors: Any) -> tuple[dict, list]:
         h = header_map(header, "register_graph")
         self._graphs.check_incarnation(h, "register_graph")
         device_name = str_field(h, "device")
@@ -373,6 +377,9 @@ class WorkerService:
             return executor.compile_partition(graph, dev)
 
         handle = self._graphs.register(device_name, tensors[0].tobytes(), compile_graph)
+        if first_use_pending():  # compiled loops its kernels import on their first call:
+            # imported here, off the event loop, before the first step needs them
+            await trio.to_thread.run_sync(import_first_use)
         return {"handle": handle, "incarnation": self.incarnation}, []
 
     def _run_graph(self, header: Any, tensors: Any) -> tuple[dict, list] | Pending:

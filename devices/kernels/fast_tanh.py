@@ -69,6 +69,7 @@ def _coefficients(depth: int = 6) -> tuple[tuple[float, ...], tuple[float, ...]]
 P, Q = _coefficients(6)
 CLAMP = 10.0
 TINY = 2.0 ** -12
+LOOPS = "devices.kernels.f32_loops"  # the compiled module this one and its kin import on first use
 _kernels: Any = None
 _into: dict[int, Any] = {}     # rank -> the unchecked entry of f32_loops.tanh_into
 _inplace: dict[int, Any] = {}  # rank -> the unchecked entry of f32_loops.tanh_inplace

@@ -30,7 +30,8 @@ import numpy as np
 from devices.device import elementwise_cost_us, shape_bytes
 from devices.errors import InvalidArgumentError
 from devices.intra_op import MIN_CHUNK_ELEMENTS, split_operands
-from devices.kernels import compiled_chain
+from devices.kernels import compiled_chain, fast_tanh
+from devices.kernels.loop_loader import imports_on_first_call
 from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.kernels.ufunc import _PASSES, _SCALAR_OPERATORS, array_ufunc
@@ -135,6 +136,7 @@ def _add_tanh_kernel(k: KernelContext, ij: tuple[int, int], general: Any) -> Any
     split = pool is not None and pool.worth_splitting(size, 7.0)
     entries = _add_tanh_entries
     ndarray = np.ndarray
+    imports_on_first_call(fast_tanh.LOOPS)
 
     def compute(*ins: Any) -> tuple[Any]:
         a, b = ins[i], ins[j]
@@ -191,6 +193,8 @@ def _fused_elementwise(k: KernelContext) -> Any:
 
     fast = (compiled_chain.plan(k.attrs["program"], k.in_shapes, k.in_dtypes, dt)
             if xp is np else None)
+    if fast is not None:
+        imports_on_first_call(fast_tanh.LOOPS)
 
     def compute(*ins: Any) -> tuple[Any]:
         out = alloc() if alloc is not None else xp.empty(shape, dt)

@@ -18,7 +18,8 @@ import numpy as np
 
 from devices.device import elementwise_cost_us, matmul_cost_us, shape_bytes
 from devices.errors import InvalidArgumentError
-from devices.kernels.loop_loader import LoopLoader
+from devices.kernels import fast_tanh
+from devices.kernels.loop_loader import LoopLoader, imports_on_first_call
 from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext, register_kernel
 from devices.kernels.ufunc import ufunc_kernel
@@ -175,6 +176,7 @@ def _tanh_grad_factory(k: KernelContext) -> Any:
         return general
     alloc = out_allocator(k)
     entries = _tanh_grad_entries
+    imports_on_first_call(fast_tanh.LOOPS)
     ndarray, empty = np.ndarray, np.empty
 
     def compute(y: Any, dy: Any) -> tuple[Any]:

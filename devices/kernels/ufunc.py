@@ -13,6 +13,7 @@ import numpy as np
 
 from devices.intra_op import apply_split
 from devices.kernels import fast_tanh
+from devices.kernels.loop_loader import imports_on_first_call
 from devices.kernels.outputs import out_allocator
 from devices.kernels.registry import KernelContext
 
@@ -93,6 +94,7 @@ def array_ufunc(xp: Any, name: str, dtype: Any) -> Callable[..., Any]:
     """``xp.<name>``, or on a CPU the faster function of the same call form where there is
     one for `dtype` (float32 ``tanh``: our rational approximation, `devices.kernels.fast_tanh`)."""
     if xp is np and name == "tanh" and dtype == np.float32:
+        imports_on_first_call(fast_tanh.LOOPS)
         return fast_tanh.tanh
     return getattr(xp, name)
 
