@@ -18,7 +18,10 @@ One implementation of `run`: `_begin` (plan, feeds, `RunOptions` as the step's t
 in the caller's trio nursery, which hosts the devices; the sync API is the thin wrapper
 around it that hosts them on a thread of their own and blocks on each step (`run`).
 `RunOptions.timeout_in_ms` fails a step with DeadlineExceededError and cancels it on every
-device and task; the session stays usable.
+device and task; the session stays usable. An async step whose plan was just compiled first
+imports, on a worker thread, the compiled loops its kernels load on their first call
+(`devices.kernels.loop_loader.import_first_use`): they would stall the caller's loop inside
+the step (~0.9 s; a daemon does the same when a graph is registered).
 
     with af.Session() as s:                       # sync
         s.run(train_op, {x: batch})
@@ -43,6 +46,7 @@ from actorflow.indexed_slices import IndexedSlices, IndexedSlicesValue
 from actorflow.sparse_tensor import SparseTensor, SparseTensorValue, expand_sparse_feeds
 from devices import dtypes
 from devices.errors import FailedPreconditionError, InvalidArgumentError
+from devices.kernels.loop_loader import first_use_pending, import_first_use
 from scheduler import tracing
 from scheduler.cost_model import CostModel
 from scheduler.graphdef import GraphDef, NodeDef
@@ -347,8 +351,12 @@ class AsyncSession:
             raise FailedPreconditionError("attempted to use a closed session")
         if options is None and run_metadata is None:  # the common call: its fixed cost
             plan, args = s._prepare(fetches, feed_dict)
+            if first_use_pending():  # a new plan's kernels load compiled loops: off the loop
+                await trio.to_thread.run_sync(import_first_use)
             return plan.build(await s._runtime.arun(plan.step, args))
         plan, args, timeout, trace, stats = s._begin(fetches, feed_dict, options, run_metadata)
+        if first_use_pending():
+            await trio.to_thread.run_sync(import_first_use)
         rets = await s._runtime.arun(plan.step, args, trace, stats, timeout=timeout)
         return s._end(plan, rets, trace, stats, run_metadata)
 
