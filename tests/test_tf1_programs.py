@@ -202,12 +202,14 @@ def test_cnn_estimator_logging_hook_dataset_input(capsys: pytest.CaptureFixture,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the Estimator's model_dir
-    r = run_program("cnn_estimator_logging_hook", ["--steps=40"], capsys)
-    assert float(r["accuracy"]) > 0.5
-    assert r["global_step"] == "40"
+    # the input is shuffled unseeded (as the tutorial's): at 40 steps accuracy ranged over
+    # 0.46-0.76 across runs, at 80 over 0.74-0.86 (same wall time: the process dominates)
+    r = run_program("cnn_estimator_logging_hook", ["--steps=80"], capsys)
+    assert float(r["accuracy"]) > 0.6
+    assert r["global_step"] == "80"
     assert r["keys"] == "['classes', 'probabilities']"
     assert r["prob_sums"] == "[1.0, 1.0, 1.0, 1.0, 1.0]"
-    assert any(p.name.startswith("model.ckpt-40") for d in tmp_path.iterdir() if d.is_dir()
+    assert any(p.name.startswith("model.ckpt-80") for d in tmp_path.iterdir() if d.is_dir()
                for p in d.iterdir())
 
 
