@@ -16,10 +16,15 @@ from actorflow.processes import child_env
 LOOPS = "devices.kernels.f32_loops"
 
 
+# a child that has not finished by then prints every thread's stack and exits (a hang reads as
+# a failure with its stacks, not a bare timeout)
+_WATCHDOG = "import faulthandler; faulthandler.dump_traceback_later(90, exit=True)\n"
+
+
 def _run(script: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=child_env(),
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = subprocess.run([sys.executable, "-c", _WATCHDOG + textwrap.dedent(script)],
+                         env=child_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-8000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
