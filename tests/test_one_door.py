@@ -221,13 +221,19 @@ def test_a_long_loop_on_a_ps_task_is_slow_not_dead_and_shares_the_task() -> None
         target = cluster.target("worker", 0)
         with af.Session(target, graph=g, config=config) as s:
             s.run(init)
+            # the loop's length from this machine's speed: about 2 s alone (twice the heartbeat
+            # timeout; longer while it shares the task), whatever the machine
+            t0 = time.perf_counter()
+            s.run([i, acc], {n: 50_000})
+            per_iteration = (time.perf_counter() - t0) / 50_000
+        iterations = int(min(5_000_000, max(300_000, 2.0 / per_iteration)))
         result: dict[str, object] = {}
 
         def long_client() -> None:
             try:
                 with af.Session(target, graph=g, config=config) as s:
                     t0 = time.perf_counter()
-                    result["value"] = s.run([i, acc], {n: 600_000})
+                    result["value"] = s.run([i, acc], {n: iterations})
                     result["seconds"] = time.perf_counter() - t0
             except Exception as e:  # noqa: BLE001 - reported by the assertion below
                 result["error"] = e
@@ -241,7 +247,7 @@ def test_a_long_loop_on_a_ps_task_is_slow_not_dead_and_shares_the_task() -> None
                 bumps += 1
             t.join()
             assert "error" not in result, result
-            assert result["value"] == [600_000, 1_200_000]
+            assert result["value"] == [iterations, 2 * iterations]
             assert result["seconds"] > 1.0  # longer than the heartbeat timeout
             assert bumps >= 10, f"only {bumps} small steps ran during the long one"
             assert s.run(v) == bumps
