@@ -29,6 +29,20 @@ and then tries a split again; each loss in a row doubles `backoff` (from `BACKOF
 `MAX_BACKOFF_JOBS`), a split that pays resets it. On a quiet machine splits pay and nothing
 changes; under a hog the pool stops paying thread hops that only add waiting.
 
+A kernel does better than estimate: it names its *kind* of work (`parallel_for(..., kind=)`,
+one object per compiled kernel) and the pool *measures* both ways for that kind at that size
+(a power of two of items): the first such job splits, the next runs inline, and from then on
+each runs the way whose recent time per item (a moving average) is lower, trying the other
+way once every `EXPLORE_EVERY` jobs (`EXPLORE_RARELY` when it lost by more than `CLEAR_LOSS`)
+so that a change of load is followed. Why: whether a split pays depends on the machine more
+than any threshold says. On the AVX-512 Xeon of session 12 a one-pass add over 1M elements
+ran no faster on two threads (memory bandwidth), NumPy's vectorised tanh lost up to 262k
+elements, and a fused sqrt(abs(x)) over 1M elements was 1.38x slower split (the GIL taken
+back per block); on the EPYC of sessions 5-11 the same splits paid. Those timings include
+the contention the caller's own chunks cannot see, which is why an estimate from them (the
+back-off above) stays the rule only for unkeyed calls. A kind's figures live in the pool
+(`MAX_KINDS` of them at most: past that the table is cleared and measured again).
+
 Small kernels never come here: `worth_splitting(n_elements)` says whether a split pays, from
 `MIN_CHUNK_ELEMENTS` (a chunk must carry more work than a thread hop costs; an expensive
 ufunc such as tanh gets there with fewer elements), and ``threads == 1`` runs the body
@@ -82,6 +96,14 @@ FINE_CHUNK_FACTOR = 8
 LOSS_RATIO = 1.0
 BACKOFF_JOBS = 8
 MAX_BACKOFF_JOBS = 256
+# Measured choice for keyed work (see the docstring): how often the losing way is tried again,
+# the loss past which it is tried rarely, the moving average's weight of a new time, and the
+# most kinds (kernel x size) the pool keeps figures for.
+EXPLORE_EVERY = 16
+EXPLORE_RARELY = 128
+CLEAR_LOSS = 1.25
+AVERAGE_WEIGHT = 0.3
+MAX_KINDS = 4096
 
 
 @dataclass(frozen=True)
@@ -90,6 +112,7 @@ class IntraOpStatistics:
     jobs_split: int      # parallel_for calls that used more than one thread
     jobs_inline: int     # parallel_for calls run by the caller alone
     jobs_declined: int = 0  # of those, the ones a split would have run but for a recent loss
+    #                         or a measured one (keyed work that runs faster inline)
 
 
 def _done(lo: int, hi: int) -> None:
@@ -132,6 +155,47 @@ class _Job:
                     self.finished.set()
 
 
+class _Timings:
+    """One kind of work at one size: seconds per item inline and split (moving averages; None
+    until measured), and how many jobs asked. Written by callers without a lock: a race only
+    blurs an average."""
+
+    __slots__ = ("inline", "split", "jobs", "samples")
+
+    def __init__(self) -> None:
+        self.inline: float | None = None
+        self.split: float | None = None
+        self.jobs = 0
+        self.samples = [0, 0]  # inline, split
+
+    def choose_split(self) -> bool:
+        """Split this job? Each way once first, then the faster, the other now and then."""
+        self.jobs += 1
+        if self.split is None:
+            return True
+        if self.inline is None:
+            return False
+        split_faster = self.split <= self.inline
+        loss = max(self.split, self.inline) / max(min(self.split, self.inline), 1e-12)
+        every = EXPLORE_RARELY if loss > CLEAR_LOSS else EXPLORE_EVERY
+        return split_faster != (self.jobs % every == 0)
+
+    def record(self, split: bool, per_item: float) -> None:
+        """A job's seconds per item. The first two of a way keep the lower (a first split also
+        starts the workers); then a moving average, which follows the machine's load."""
+        old = self.split if split else self.inline
+        n = self.samples[split]
+        self.samples[split] = n + 1
+        if old is None or n < 2:
+            new = per_item if old is None else min(old, per_item)
+        else:
+            new = old + AVERAGE_WEIGHT * (per_item - old)
+        if split:
+            self.split = new
+        else:
+            self.inline = new
+
+
 class IntraOpPool:
     """A fixed set of threads that large kernels split their work over."""
 
@@ -148,6 +212,7 @@ class IntraOpPool:
         self._declined = 0
         self._declining = 0
         self._backoff = BACKOFF_JOBS
+        self._kinds: dict[tuple[object, int], _Timings] = {}
 
     def worth_splitting(self, n_elements: int, passes: float = 1.0) -> bool:
         """True if `passes` passes (an add is 1, a tanh about 6) over `n_elements` are big
@@ -155,12 +220,17 @@ class IntraOpPool:
         return self.threads > 1 and n_elements * passes >= 2 * MIN_CHUNK_ELEMENTS
 
     def parallel_for(self, n: int, body: Callable[[int, int], Any],
-                     min_chunk: int = MIN_CHUNK_ELEMENTS) -> None:
+                     min_chunk: int = MIN_CHUNK_ELEMENTS, kind: object = None) -> None:
         """Call ``body(lo, hi)`` over consecutive ranges covering ``0..n``, on up to
         `threads` threads at once; returns when every range is done, raising the first
         exception a range raised. Ranges hold at least `min_chunk` items (one range when
-        `n` is smaller), so small work runs inline on the caller."""
+        `n` is smaller), so small work runs inline on the caller. With a `kind` (any
+        hashable naming the work: one per kernel), whether to split is measured, not
+        estimated (module docstring)."""
         n_chunks = chunk_count(self.threads, n, min_chunk)
+        if kind is not None and self.threads > 1 and n_chunks >= 2:
+            self._measured(n, body, n_chunks, kind)
+            return
         if self.threads == 1 or n_chunks < 2 or self._declining > 0:
             self._inline += 1
             if self.threads > 1 and n_chunks >= 2:
@@ -169,6 +239,33 @@ class IntraOpPool:
             if n > 0:
                 body(0, n)
             return
+        t_job, t_own, ran = self._split_job(n, body, n_chunks)
+        if ran:  # else the workers took every chunk: nothing to judge by
+            self._judge(t_job, t_own / ran * n_chunks)
+
+    def _measured(self, n: int, body: Callable[[int, int], Any], n_chunks: int,
+                  kind: object) -> None:
+        """A keyed job: split or inline as measured for its kind at its size."""
+        key = (kind, n.bit_length())
+        timings = self._kinds.get(key)
+        if timings is None:
+            if len(self._kinds) >= MAX_KINDS:
+                self._kinds.clear()
+            timings = self._kinds.setdefault(key, _Timings())
+        if timings.choose_split():
+            t_job = self._split_job(n, body, n_chunks)[0]
+            timings.record(True, t_job / n)
+            return
+        self._inline += 1
+        self._declined += 1
+        t0 = time.perf_counter()
+        body(0, n)
+        timings.record(False, (time.perf_counter() - t0) / n)
+
+    def _split_job(self, n: int, body: Callable[[int, int], Any],
+                   n_chunks: int) -> tuple[float, float, int]:
+        """Run a job over the threads: (its seconds, the caller's seconds on its own chunks,
+        how many chunks the caller ran); raises what a chunk raised."""
         self._split += 1
         bounds = [n * i // n_chunks for i in range(n_chunks + 1)]
         job = _Job(body, bounds)
@@ -184,8 +281,7 @@ class IntraOpPool:
         job.body = _done  # drop the kernel's buffers now: a worker may still hold the job
         if job.error is not None:
             raise job.error
-        if ran:  # else the workers took every chunk: nothing to judge by
-            self._judge(t_job, t_own / ran * n_chunks)
+        return t_job, t_own, ran
 
     def _judge(self, t_job: float, inline_estimate: float) -> None:
         """After a split job: decline the next `_backoff` splits if it did not pay."""
@@ -308,10 +404,11 @@ def split_operands(args: tuple[Any, ...] | list[Any], out: np.ndarray
 
 
 def apply_split(pool: IntraOpPool, f: Callable[..., Any], args: tuple[Any, ...] | list[Any],
-                out: np.ndarray, passes: float = 1.0) -> np.ndarray:
+                out: np.ndarray, passes: float = 1.0, kind: object = None) -> np.ndarray:
     """``f(*args, out=out)`` (a ufunc, or any function of that form that works element by
     element along axis 0) cut into row ranges over `pool`; the same values as one call.
-    `passes` is f's cost per element against an add (`worth_splitting`)."""
+    `passes` is f's cost per element against an add (`worth_splitting`); `kind` as in
+    `IntraOpPool.parallel_for`."""
     plan = split_operands(args, out) if pool.worth_splitting(out.size, passes) else None
     if plan is None:
         f(*args, out=out)
@@ -323,5 +420,5 @@ def apply_split(pool: IntraOpPool, f: Callable[..., Any], args: tuple[Any, ...] 
         f(*[a[lo:hi] if c else a for a, c in zip(ops, cut, strict=True)], out=o[lo:hi])
 
     min_rows = max(1, int(MIN_CHUNK_ELEMENTS / passes) // max(row, 1))
-    pool.parallel_for(o.shape[0], body, min_rows)
+    pool.parallel_for(o.shape[0], body, min_rows, kind)
     return out

@@ -225,3 +225,77 @@ def test_a_split_that_did_not_pay_makes_the_next_ones_run_inline():
         assert p._backoff == BACKOFF_JOBS
     finally:
         p.close()
+
+
+# -- keyed work: split or inline as measured -------------------------------------------------
+def _measured_pool_run(p, kind, n, slow_way, delay=0.02):
+    """One keyed job of 4 chunks, each 1 ms of work (so the worker surely takes one), whose
+    `slow_way` is clearly the slower: "split", a worker's chunk takes `delay` more; "inline",
+    the whole range does. Returns how it ran."""
+    caller = threading.get_ident()
+    ways = []
+
+    def body(lo, hi):
+        whole = lo == 0 and hi == n
+        ways.append("inline" if whole else "split")
+        time.sleep(0.001)
+        if (slow_way == "split" and threading.get_ident() != caller) or (
+                slow_way == "inline" and whole):
+            time.sleep(delay)
+    p.parallel_for(n, body, n // 4, kind)
+    return "inline" if ways == ["inline"] else "split"
+
+
+def test_keyed_work_runs_the_way_measured_faster_and_tries_the_other_now_and_then():
+    from devices.intra_op import EXPLORE_RARELY
+
+    p = IntraOpPool(2)
+    try:
+        slow_split, slow_inline = object(), object()
+        # each kind: split once, inline once, then the faster way
+        assert [_measured_pool_run(p, slow_split, BIG, "split") for _ in range(2)] == [
+            "split", "inline"]
+        assert [_measured_pool_run(p, slow_inline, BIG, "inline") for _ in range(2)] == [
+            "split", "inline"]
+        ways = [_measured_pool_run(p, slow_split, BIG, "split")
+                for _ in range(EXPLORE_RARELY)]
+        # inline but for one try of the split (the loss is clear: tried rarely)
+        assert ways.count("split") == 1 and ways.count("inline") == EXPLORE_RARELY - 1
+        ways = [_measured_pool_run(p, slow_inline, BIG, "inline") for _ in range(10)]
+        assert ways == ["split"] * 10
+        # another size of the same kind is measured on its own
+        assert _measured_pool_run(p, slow_split, BIG * 8, "split") == "split"
+        stats = p.statistics()
+        assert stats.jobs_declined == stats.jobs_inline  # every inline run was a choice
+    finally:
+        p.close()
+
+
+def test_keyed_work_follows_a_change_of_the_machine():
+    """A split that paid and then stops paying (a hog arrives: its chunks take three times
+    what the whole job took inline) goes inline within a few tries of it."""
+    from devices.intra_op import EXPLORE_EVERY
+
+    p = IntraOpPool(2)
+    kind = object()
+    try:
+        _measured_pool_run(p, kind, BIG, "inline")
+        _measured_pool_run(p, kind, BIG, "inline")
+        assert _measured_pool_run(p, kind, BIG, "inline") == "split"
+        ways = [_measured_pool_run(p, kind, BIG, "split", 0.06) for _ in range(2 * EXPLORE_EVERY)]
+        assert ways[-EXPLORE_EVERY:].count("inline") >= EXPLORE_EVERY - 1, ways
+    finally:
+        p.close()
+
+
+def test_the_table_of_kinds_is_bounded(monkeypatch):
+    import devices.intra_op as intra_op
+
+    monkeypatch.setattr(intra_op, "MAX_KINDS", 4)
+    p = IntraOpPool(2)
+    try:
+        for _ in range(9):
+            p.parallel_for(BIG, lambda lo, hi: None, 1, object())
+        assert 1 <= len(p._kinds) <= 4
+    finally:
+        p.close()

@@ -134,6 +134,7 @@ def _add_tanh_kernel(k: KernelContext, ij: tuple[int, int], general: Any) -> Any
     pool = k.device.intra_op
     size = int(np.prod(shape))
     split = pool is not None and pool.worth_splitting(size, 7.0)
+    kind = object()  # this kernel's work, measured split and inline by the pool
     entries = _add_tanh_entries
     ndarray = np.ndarray
     imports_on_first_call(fast_tanh.LOOPS)
@@ -155,7 +156,7 @@ def _add_tanh_kernel(k: KernelContext, ij: tuple[int, int], general: Any) -> Any
             af, bf, of = a.reshape(-1), b.reshape(-1), out.reshape(-1)
             pool.parallel_for(size, lambda lo, hi: f32_loops.add_tanh(af[lo:hi], bf[lo:hi],
                                                                       of[lo:hi]),
-                              max(1, MIN_CHUNK_ELEMENTS // 7))
+                              max(1, MIN_CHUNK_ELEMENTS // 7), kind)
         else:
             entries[a.ndim](a, b, out)
         return (out,)
@@ -173,6 +174,7 @@ def _fused_elementwise(k: KernelContext) -> Any:
     shape = tuple(k.out_shapes[0])
     pool = k.device.intra_op if xp is np else None
     passes = sum(_PASSES.get(step[0], 1.0) for step in k.attrs["program"])
+    kind = object()  # this kernel's work, measured split and inline by the pool
 
     def run_chain(p: compiled_chain.ChainPlan, ins: tuple[Any, ...], x: np.ndarray,
                   out: np.ndarray) -> None:
@@ -182,7 +184,7 @@ def _fused_elementwise(k: KernelContext) -> Any:
         cs = compiled_chain.constants(p, ins)
         if pool is not None and pool.worth_splitting(of.size, passes):
             pool.parallel_for(of.size, lambda lo, hi: loop(xf[lo:hi], of[lo:hi], p.heads, cs),
-                              max(1, int(MIN_CHUNK_ELEMENTS / passes)))
+                              max(1, int(MIN_CHUNK_ELEMENTS / passes)), kind)
         else:
             loop(xf, of, p.heads, cs)
 
@@ -218,7 +220,7 @@ def _fused_elementwise(k: KernelContext) -> Any:
 
         if pool.worth_splitting(o.size, passes):
             pool.parallel_for(o.shape[0], body,
-                              max(1, int(MIN_CHUNK_ELEMENTS / passes) // row))
+                              max(1, int(MIN_CHUNK_ELEMENTS / passes) // row), kind)
         else:
             body(0, o.shape[0])
         return (out,)

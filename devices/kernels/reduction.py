@@ -131,6 +131,7 @@ def _row_split(k: KernelContext, ax: tuple[int, ...] | None) -> Any:
     inv = dt.type(1.0 / math.prod(shape[a] for a in axes)) if k.op == "Mean" else None
     out_shape = tuple(out_shape)
     kw = {"dtype": dt} if ufunc is np.add else {}
+    kind = object()  # this kernel's work, measured split and inline by the pool
 
     def compute(x: Any) -> tuple[Any]:
         out = np.empty(out_shape, dt)
@@ -141,7 +142,7 @@ def _row_split(k: KernelContext, ax: tuple[int, ...] | None) -> Any:
             if inv is not None:
                 np.multiply(o, inv, out=o)
 
-        pool.parallel_for(x.shape[0], body, max(1, MIN_CHUNK_ELEMENTS // max(row, 1)))
+        pool.parallel_for(x.shape[0], body, max(1, MIN_CHUNK_ELEMENTS // max(row, 1)), kind)
         return (out,)
     return compute
 

@@ -118,7 +118,8 @@ def ufunc_kernel(name: str) -> Callable[[KernelContext], Any]:
             return lambda *args: (f(*args),)
         pool = k.device.intra_op if k.xp is np else None
         if pool is not None and pool.worth_splitting(_static_elements(k), passes):
-            return lambda *args: (apply_split(pool, f, args, alloc(), passes),)
+            kind = object()  # this kernel's work, measured split and inline by the pool
+            return lambda *args: (apply_split(pool, f, args, alloc(), passes, kind),)
         return lambda *args: (f(*args, out=alloc()),)
 
     passes = _PASSES.get(name, 1.0)
