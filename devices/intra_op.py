@@ -40,7 +40,8 @@ ran no faster on two threads (memory bandwidth), NumPy's vectorised tanh lost up
 elements, and a fused sqrt(abs(x)) over 1M elements was 1.38x slower split (the GIL taken
 back per block); on the EPYC of sessions 5-11 the same splits paid. Those timings include
 the contention the caller's own chunks cannot see, which is why an estimate from them (the
-back-off above) stays the rule only for unkeyed calls. A kind's figures live in the pool
+back-off above) stays the rule only for unkeyed calls (no kernel makes one now: the tests
+and `benchmarks/bench_split_load.py` do). A kind's figures live in the pool
 (`MAX_KINDS` of them at most: past that the table is cleared and measured again).
 
 Small kernels never come here: `worth_splitting(n_elements)` says whether a split pays, from
@@ -63,7 +64,8 @@ caller).
 
     pool = shared_pool(0)                     # 0: one thread per core, as in TensorFlow
     out = np.empty_like(x)
-    pool.parallel_for(len(x), lambda lo, hi: np.tanh(x[lo:hi], out=out[lo:hi]))
+    kind = object()                           # made once per kernel, at compile time
+    pool.parallel_for(len(x), lambda lo, hi: np.tanh(x[lo:hi], out=out[lo:hi]), kind=kind)
 """
 
 from __future__ import annotations
@@ -186,8 +188,10 @@ class _Timings:
         old = self.split if split else self.inline
         n = self.samples[split]
         self.samples[split] = n + 1
-        if old is None or n < 2:
-            new = per_item if old is None else min(old, per_item)
+        if old is None:
+            new = per_item
+        elif n < 2:
+            new = min(old, per_item)
         else:
             new = old + AVERAGE_WEIGHT * (per_item - old)
         if split:
