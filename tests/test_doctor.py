@@ -179,7 +179,8 @@ def test_a_dequeue_on_an_empty_queue_nobody_fills() -> None:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 d = diagnose(c.target("worker", 0), timeout=2.0)
-                if d.steps and any(e.kind == "dequeue" for e in d.steps[0].edges):
+                # both waits: the PS's dequeue can show before the worker's Recv has begun
+                if d.steps and {e.kind for e in d.steps[0].edges} >= {"dequeue", "recv"}:
                     break
             step = d.steps[0]
             assert step.culprit_task == PS and step.culprit_node == "take", d.report()
